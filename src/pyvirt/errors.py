@@ -1,0 +1,122 @@
+"""The one error hierarchy of pyvirt.
+
+::
+
+    PyvirtError                 exit 1, HTTP 500
+     ├── NotFoundError          no such domain/pool/volume/network        (404)
+     ├── AlreadyExistsError     name or UUID already taken                (409)
+     ├── InvalidStateError      operation not valid in the object's state (409)
+     ├── InvalidConfigError     XML or argument invalid; .problems        (400)
+     ├── UnsupportedError       host, kernel or QEMU lacks a feature      (400)
+     ├── HostCommandError       an external command failed; argv + stderr (500)
+     ├── MonitorError           QMP failed; wraps qemu.qmp errors         (500)
+     └── OperationFailedError   an operation started but did not finish   (500)
+
+Every error carries a lowercase message without a final period, and optionally a ``hint``:
+the next step for the user. The CLI prints ``error: MESSAGE`` and, when present, ``hint: HINT``,
+and always exits with status 1 (virsh's convention); :attr:`PyvirtError.exit_code` is kept for
+front ends that want finer codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+
+class PyvirtError(Exception):
+    """Base for every error pyvirt raises on purpose."""
+
+    status: ClassVar[int] = 500
+    exit_code: ClassVar[int] = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class NotFoundError(PyvirtError):
+    """The named object does not exist."""
+
+    status = 404
+
+
+class AlreadyExistsError(PyvirtError):
+    """An object with that name or UUID already exists."""
+
+    status = 409
+
+
+class InvalidStateError(PyvirtError):
+    """The object is in a state where the operation is not possible."""
+
+    status = 409
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation problem: where (an element path like ``<devices>/<disk>[1]``) and what."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+class InvalidConfigError(PyvirtError):
+    """Input (XML or arguments) is malformed or semantically invalid."""
+
+    status = 400
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        problems: Sequence[Problem] = (),
+        hint: str | None = None,
+    ) -> None:
+        self.problems = list(problems)
+        if message is None:
+            message = "; ".join(str(p) for p in self.problems) or "invalid configuration"
+        super().__init__(message, hint=hint)
+
+
+class UnsupportedError(PyvirtError):
+    """The host, its kernel or the installed QEMU lacks a needed feature."""
+
+    status = 400
+
+
+class HostCommandError(PyvirtError):
+    """An external command failed; keeps its argv, return code and the tail of stderr."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        argv: Sequence[str] = (),
+        returncode: int | None = None,
+        stderr: str = "",
+        hint: str | None = None,
+    ) -> None:
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.stderr = stderr
+        tail = stderr.strip().splitlines()[-3:]
+        if tail:
+            message = f"{message}: {' | '.join(tail)}"
+        super().__init__(message, hint=hint)
+
+
+class MonitorError(PyvirtError):
+    """Talking to a QEMU monitor (QMP) failed."""
+
+
+class OperationFailedError(PyvirtError):
+    """An operation was started but could not be completed."""
