@@ -1,0 +1,97 @@
+"""Where pyvirt keeps its state on disk.
+
+Layout (``ROOT`` is ``PYVIRT_STATE_DIR`` when set; otherwise system paths as root and XDG
+paths for other users)::
+
+    CONFIG/qemu/NAME.xml            persistent domain definitions (atomic writes)
+    CONFIG/qemu/autostart/NAME      autostart markers (empty files)
+    RUN/qemu/NAME/                  runtime of a running domain: runtime.json, qmp.sock,
+                                    events.sock, serial sockets, qemu.pid, exit.json
+    RUN/qemu/NAME.last.json         why the domain last stopped (shutdown, destroyed, crashed)
+    RUN/locks/                      fcntl lock files: one per domain name, one for the namespace
+    LOG/qemu/NAME/qemu.log          QEMU and watcher log, one per domain
+    LOG/qemu/NAME/console.log       serial console output
+
+Unix socket paths are limited to 107 bytes, so keep ``PYVIRT_STATE_DIR`` short.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class StatePaths:
+    """The three roots of pyvirt's on-disk state and the paths derived from them."""
+
+    config: Path
+    run: Path
+    log: Path
+    cache: Path
+
+    @classmethod
+    def from_root(cls, root: Path) -> StatePaths:
+        """Everything under one directory (tests, ``PYVIRT_STATE_DIR``, ``?root=``)."""
+        root = root.absolute()
+        return cls(root / "lib", root / "run", root / "log", root / "cache")
+
+    @classmethod
+    def default(cls) -> StatePaths:
+        """Paths from the environment: ``PYVIRT_STATE_DIR``, else system or XDG dirs."""
+        env = os.environ.get("PYVIRT_STATE_DIR")
+        if env:
+            return cls.from_root(Path(env))
+        if os.geteuid() == 0:
+            return cls(
+                Path("/var/lib/pyvirt"),
+                Path("/run/pyvirt"),
+                Path("/var/log/pyvirt"),
+                Path("/var/cache/pyvirt"),
+            )
+        home = Path.home()
+        data = Path(os.environ.get("XDG_DATA_HOME") or home / ".local/share") / "pyvirt"
+        runtime = os.environ.get("XDG_RUNTIME_DIR")
+        run = Path(runtime) / "pyvirt" if runtime else data / "run"
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache") / "pyvirt"
+        return cls(data / "lib", run, data / "log", cache)
+
+    # domains -----------------------------------------------------------------
+    @property
+    def domain_config_dir(self) -> Path:
+        return self.config / "qemu"
+
+    @property
+    def autostart_dir(self) -> Path:
+        return self.config / "qemu" / "autostart"
+
+    @property
+    def domain_run_root(self) -> Path:
+        return self.run / "qemu"
+
+    @property
+    def lock_dir(self) -> Path:
+        return self.run / "locks"
+
+    def domain_xml(self, name: str) -> Path:
+        return self.domain_config_dir / f"{name}.xml"
+
+    def domain_run_dir(self, name: str) -> Path:
+        return self.domain_run_root / name
+
+    def domain_last_state(self, name: str) -> Path:
+        return self.domain_run_root / f"{name}.last.json"
+
+    def domain_log_dir(self, name: str) -> Path:
+        return self.log / "qemu" / name
+
+    def domain_log(self, name: str) -> Path:
+        return self.domain_log_dir(name) / "qemu.log"
+
+    def domain_console_log(self, name: str) -> Path:
+        return self.domain_log_dir(name) / "console.log"
+
+    @property
+    def uuid_index_dir(self) -> Path:
+        return self.config / "qemu" / ".uuids"
