@@ -1,0 +1,42 @@
+"""``<interface>``: a network interface card and how it reaches the host network."""
+
+from __future__ import annotations
+
+import re
+
+from pyvirt.model.devices.base import Device, register_device
+from pyvirt.model.xmlmap import attr, bool_attr, int_attr
+
+INTERFACE_TYPES = (
+    "network", "bridge", "user", "ethernet", "direct", "hostdev", "vhostuser", "server",
+    "client", "mcast", "udp", "vdpa", "null",
+)  # fmt: skip
+MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+
+
+@register_device("interface")
+class Interface(Device):
+    """``<interface>``: ``source_network``/``source_bridge``/``source_dev`` by ``type``."""
+
+    ORDER = (
+        "source", "vlan", "virtualport", "ip", "route", "script", "target", "guest", "mac",
+        "model", "driver", "backend", "mtu", "boot", "rom", "link", "alias", "address",
+    )  # fmt: skip
+
+    type = attr("type", choices=INTERFACE_TYPES)
+    mac = attr("address", "mac")
+    model = attr("type", "model")
+    source_network = attr("network", "source")
+    source_bridge = attr("bridge", "source")
+    source_dev = attr("dev", "source")
+    source_mode = attr("mode", "source")
+    source_portgroup = attr("portgroup", "source")
+    target_dev = attr("dev", "target")
+    boot_order = int_attr("order", "boot")
+    driver_name = attr("name", "driver")
+    queues = int_attr("queues", "driver")
+    mtu = int_attr("size", "mtu")
+    rom_bar = attr("bar", "rom", choices=("on", "off"))
+    rom_enabled = bool_attr("enabled", "rom")
+    rom_file = attr("file", "rom")
+    link_state = attr("state", "link", choices=("up", "down"))

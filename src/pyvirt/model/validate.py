@@ -1,0 +1,179 @@
+"""Semantic checks of a :class:`~pyvirt.model.domain.Domain` -> list of :class:`Problem`."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid as uuidlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pyvirt.errors import InvalidConfigError, Problem
+
+if TYPE_CHECKING:
+    from pyvirt.model.domain import Domain
+
+MAX_MEMORY_KIB = 16 * 1024**3  # 16 TiB
+MAX_VCPUS = 4096
+MAX_NAME = 200
+
+
+def parse_cpuset(spec: str) -> set[int]:
+    """Parse a CPU list like ``0-3,^2,8``.
+
+    :raises ValueError: bad syntax
+    """
+    cpus: set[int] = set()
+    excluded: set[int] = set()
+    for item in spec.split(","):
+        item = item.strip()
+        target = cpus
+        if item.startswith("^"):
+            target, item = excluded, item[1:]
+        lo, sep, hi = item.partition("-")
+        if not lo.isdigit() or (sep and not hi.isdigit()):
+            raise ValueError(f"'{spec}' is not a CPU list like 0-3,^2,8")
+        first, last = int(lo), int(hi) if sep else int(lo)
+        if last < first:
+            raise ValueError(f"'{spec}' has a range that ends before it starts")
+        target.update(range(first, last + 1))
+    return cpus - excluded
+
+
+def _safe(problems: list[Problem], check: Callable[[], None]) -> None:
+    """Run one check; a field that cannot be read was already reported, so skip it."""
+    with contextlib.suppress(InvalidConfigError):
+        check()
+
+
+def validate_domain(d: Domain) -> list[Problem]:
+    """Run every check on ``d``; see the module docstring of :mod:`pyvirt.model`."""
+    problems: list[Problem] = []
+    dtype = d.type
+    if dtype is None:
+        problems.append(Problem("<domain>", "type is missing; use kvm or qemu"))
+    elif dtype not in ("kvm", "qemu"):
+        problems.append(Problem("<domain>", f"type '{dtype}' is not supported; use kvm or qemu"))
+    problems += d.field_problems()
+    for check in (_check_name, _check_uuid, _check_memory, _check_vcpu, _check_cpu):
+        _safe(problems, lambda check=check: check(d, problems))  # type: ignore[misc]
+    from pyvirt.model.devices.checks import check_devices
+
+    _safe(problems, lambda: check_devices(d.devices, problems))
+    return problems
+
+
+def _check_name(d: Domain, problems: list[Problem]) -> None:
+    el = d.element.find("name")
+    name = d.name
+    if el is None:
+        problems.append(Problem("<name>", "a name is required"))
+    elif not name.strip():
+        problems.append(Problem("<name>", "name is empty"))
+    elif "/" in name:
+        problems.append(Problem("<name>", f"name '{name}' contains '/'"))
+    elif name in (".", ".."):
+        problems.append(Problem("<name>", f"name '{name}' is not allowed"))
+    elif any(ord(c) < 32 or ord(c) == 127 for c in name):
+        problems.append(Problem("<name>", "name contains control characters"))
+    elif len(name) > MAX_NAME:
+        problems.append(Problem("<name>", f"name is longer than {MAX_NAME} characters"))
+
+
+def _check_uuid(d: Domain, problems: list[Problem]) -> None:
+    value = d.uuid.strip()
+    hexdigits = value.replace("-", "")
+    ok = len(hexdigits) == 32 and all(c in "0123456789abcdefABCDEF" for c in hexdigits)
+    if ok and "-" in value:
+        ok = [len(p) for p in value.split("-")] == [8, 4, 4, 4, 12]
+    if ok:
+        uuidlib.UUID(hexdigits)
+    else:
+        problems.append(Problem("<uuid>", f"'{value}' is not a valid UUID"))
+
+
+def _check_memory(d: Domain, problems: list[Problem]) -> None:
+    from pyvirt.model.units import format_kib
+
+    if d.element.find("memory") is None:
+        problems.append(Problem("<memory>", "a memory size is required"))
+        return
+    memory = d.memory_kib
+    if memory <= 0:
+        problems.append(Problem("<memory>", "memory size must be greater than 0"))
+    elif memory > MAX_MEMORY_KIB:
+        problems.append(
+            Problem("<memory>", f"memory size {format_kib(memory)} is larger than the 16 TiB limit")
+        )
+    elif d.current_memory_kib > memory:
+        problems.append(
+            Problem(
+                "<currentMemory>",
+                f"{d.current_memory_kib} KiB is larger than <memory> ({memory} KiB)",
+            )
+        )
+    max_kib = d.max_memory_kib
+    if max_kib is not None and 0 < memory <= MAX_MEMORY_KIB and max_kib < memory:
+        problems.append(
+            Problem("<maxMemory>", f"{max_kib} KiB is smaller than <memory> ({memory} KiB)")
+        )
+
+
+def _check_vcpu(d: Domain, problems: list[Problem]) -> None:
+    vcpu = d.vcpu
+    try:
+        count = vcpu.count
+    except ValueError as err:
+        problems.append(Problem("<vcpu>", f"'{vcpu.element.text}' {err}"))
+        return
+    if count < 1:
+        problems.append(Problem("<vcpu>", "count must be at least 1"))
+    elif count > MAX_VCPUS:
+        problems.append(Problem("<vcpu>", f"count {count} is larger than the limit of {MAX_VCPUS}"))
+    current = vcpu.current
+    if current is not None and current < 1:
+        problems.append(Problem("<vcpu>", "current must be at least 1"))
+    elif current is not None and current > count:
+        problems.append(Problem("<vcpu>", f"current {current} is larger than count {count}"))
+
+
+def _check_cpu(d: Domain, problems: list[Problem]) -> None:
+    cpu = d.cpu
+    if cpu is None:
+        return
+    try:
+        count = d.vcpu.count
+    except ValueError:
+        return
+    topo = cpu.topology
+    if topo is not None and topo.total != count:
+        problems.append(
+            Problem(
+                topo.xpath(),
+                f"topology gives {topo.total} vCPUs but <vcpu> is {count}",
+            )
+        )
+    cells = cpu.numa_cells
+    if not cells:
+        return
+    total = 0
+    for cell in cells:
+        total += cell.memory_kib or 0
+        if cell.cpus is None:
+            continue
+        try:
+            cpus = parse_cpuset(cell.cpus)
+        except ValueError as err:
+            problems.append(Problem(cell.xpath(), f"cpus {err}"))
+            continue
+        if cpus and max(cpus) >= count:
+            problems.append(
+                Problem(cell.xpath(), f"cpus '{cell.cpus}' go beyond the {count} vCPUs of <vcpu>")
+            )
+    memory = d.memory_kib
+    if memory and total != memory:
+        problems.append(
+            Problem(
+                "<cpu>/<numa>",
+                f"cells add up to {total} KiB but <memory> is {memory} KiB",
+            )
+        )
