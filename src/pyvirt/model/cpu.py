@@ -33,6 +33,7 @@ class Vcpu(XmlNode):
 
     @count.setter
     def count(self, value: int) -> None:
+        self.attach()
         self.element.text = str(value)
 
 

@@ -11,7 +11,7 @@ class Features(XmlNode):
     """``<features>``: each child element names one feature; its settings are kept as is."""
 
     TAG = "features"
-    EXTRA_KNOWN = ("*",)
+    EXTRA_KNOWN = ("*", "*@state")
 
     def names(self) -> list[str]:
         """The features present, in document order."""
@@ -29,6 +29,7 @@ class Features(XmlNode):
     def add(self, name: str) -> None:
         """Add ``<name/>`` unless present."""
         if not self.has(name):
+            self.attach()
             insert_element(self.element, etree.Element(name))
 
     def remove(self, name: str) -> None:

@@ -22,6 +22,7 @@ class Loader(XmlNode):
 
     @path.setter
     def path(self, value: str | None) -> None:
+        self.attach()
         self.element.text = value
 
 
@@ -33,7 +34,6 @@ class Os(XmlNode):
         "type", "firmware", "loader", "nvram", "kernel", "initrd", "cmdline", "dtb", "boot",
         "bootmenu", "smbios", "bios",
     )  # fmt: skip
-    EXTRA_KNOWN = ("loader",)
 
     type = text("type", default="hvm")
     arch = attr("arch", "type")

@@ -11,6 +11,7 @@ This is the only module of :mod:`pyvirt.model` that imports lxml directly.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Generic, Self, TypeVar, overload
@@ -177,6 +178,7 @@ def _prune(el: Element, stop: Element) -> None:
 
 
 def _ensure(node: XmlNode, path: str) -> Element:
+    node.attach()
     cur = node.element
     for i, part in enumerate(path.split("/") if path else ()):
         nxt = cur.find(part)
@@ -454,11 +456,14 @@ class Child(Field[T]):
 
     def read(self, node: XmlNode) -> T:
         el = _find(node.element, self.path)
-        if el is None:
-            if not self.create:
-                return None  # type: ignore[return-value]
-            el = _ensure(node, self.path)
-        return self.cls(el)  # type: ignore[return-value]
+        if el is not None:
+            return self.cls(el)  # type: ignore[return-value]
+        if not self.create:
+            return None  # type: ignore[return-value]
+        # a detached view: inserted into the tree on the first write, so reading stays pure
+        view = self.cls(etree.Element(self.path.rpartition("/")[2]))
+        view._pending = (node, self)
+        return view  # type: ignore[return-value]
 
     def write(self, node: XmlNode, value: T) -> None:
         old = _find(node.element, self.path)
@@ -575,10 +580,20 @@ class XmlNode:
 
     def __init__(self, element: Element | None = None, /, **values: object) -> None:
         self.element: Element = element if element is not None else etree.Element(self.TAG)
+        self._pending: tuple[XmlNode, Child[Any]] | None = None
         for key, value in values.items():
             if not hasattr(type(self), key):
                 raise TypeError(f"{type(self).__name__} has no field {key!r}")
             setattr(self, key, value)
+
+    def attach(self) -> None:
+        """Insert a detached view (of an absent required child) into its parent's tree."""
+        pending, self._pending = self._pending, None
+        if pending is None or self.element.getparent() is not None:
+            return
+        parent, field = pending
+        if _find(parent.element, field.path) is None:
+            field.write(parent, self)
 
     @classmethod
     def known_paths(cls) -> frozenset[str]:
@@ -656,7 +671,8 @@ def unknown_paths(node: XmlNode) -> list[str]:
     def walk(el: Element, rel: str, display: str) -> None:
         for name in el.attrib:
             key = join_path(rel, "@" + str(name))
-            if key not in known:
+            wild = join_path(join_path(rel.rpartition("/")[0], "*"), "@" + str(name))
+            if key not in known and wild not in known:
                 out[
                     f"{display or '<' + _display(el) + '>'}@{etree.QName(name).localname}{suffix}"
                 ] = None
@@ -676,14 +692,19 @@ def unknown_paths(node: XmlNode) -> list[str]:
 
 
 def to_string(el: Element) -> str:
-    """Serialize an element as text (no XML declaration)."""
-    return etree.tostring(el, encoding="unicode")
+    """Serialize an element as text, without an XML declaration.
+
+    A document root is serialized with its surrounding comments and processing instructions.
+    """
+    if el.getparent() is None:
+        return etree.tostring(el.getroottree(), encoding="unicode")
+    return etree.tostring(el, encoding="unicode", with_tail=False)
 
 
 def copy_element(el: Element) -> Element:
-    """A deep copy of ``el`` (detached, without its tail)."""
-    import copy
-
+    """A deep copy of ``el``; a document root is copied with its whole document."""
+    if el.getparent() is None:
+        return copy.deepcopy(el.getroottree()).getroot()
     new = copy.deepcopy(el)
     new.tail = None
     return new

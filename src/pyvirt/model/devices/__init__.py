@@ -73,6 +73,7 @@ class Devices(XmlNode):
             raise TypeError(f"<{tag}> is not a device pyvirt can add")
         if device.element.getparent() is not None:
             remove_element(device.element)
+        self.attach()
         insert_element(self.element, device.element, DEVICE_ORDER)
         return device
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from pyvirt.model.devices.base import Device, register_device
-from pyvirt.model.xmlmap import attr, bool_attr, int_attr
+from pyvirt.model.devices.base import Address, Device, register_device
+from pyvirt.model.xmlmap import attr, bool_attr, child, int_attr
 
 INTERFACE_TYPES = (
     "network", "bridge", "user", "ethernet", "direct", "hostdev", "vhostuser", "server",
@@ -19,7 +19,7 @@ class Interface(Device):
     """``<interface>``: ``source_network``/``source_bridge``/``source_dev`` by ``type``."""
 
     ORDER = (
-        "source", "vlan", "virtualport", "ip", "route", "script", "target", "guest", "mac",
+        "mac", "source", "vlan", "virtualport", "ip", "route", "script", "target", "guest",
         "model", "driver", "backend", "mtu", "boot", "rom", "link", "alias", "address",
     )  # fmt: skip
 
@@ -31,7 +31,10 @@ class Interface(Device):
     source_dev = attr("dev", "source")
     source_mode = attr("mode", "source")
     source_portgroup = attr("portgroup", "source")
+    source_address = child("source/address", Address)
+    managed = bool_attr("managed")
     target_dev = attr("dev", "target")
+    target_managed = bool_attr("managed", "target")
     boot_order = int_attr("order", "boot")
     driver_name = attr("name", "driver")
     queues = int_attr("queues", "driver")
