@@ -1,0 +1,292 @@
+"""Assembly of a QEMU command line from a domain: section order, aliases, bus allocation.
+
+:func:`build_argv` walks the domain in a fixed order (machine, CPU and memory, monitors,
+clock and boot, then every device kind, then sandboxing). :class:`Build` is the state of one
+build, shared by the lowerings: it hands out aliases (``net0``, ``ide0-0-1``...), PCI slots on
+the root bus (``pci.0`` for ``pc``, ``pcie.0`` for ``q35``), boot indexes, and knows which
+controllers exist, including those pyvirt adds implicitly (a ``virtio-scsi-pci`` for SCSI disks,
+an ``ahci`` for SATA disks on ``pc``, a ``virtio-serial-pci`` for virtio consoles).
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from pyvirt.drivers.qemu.argv import memory, system
+from pyvirt.drivers.qemu.argv.context import DEFAULT_EMULATOR, ArgvContext
+from pyvirt.drivers.qemu.argv.devices import ORDER, chardev, controller, disk, graphics
+from pyvirt.drivers.qemu.argv.opts import JsonValue, qemu_opts
+from pyvirt.drivers.qemu.argv.registry import lowering_for
+from pyvirt.errors import InvalidConfigError
+from pyvirt.model import Address, Disk
+from pyvirt.model.domain import Domain
+
+SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+
+
+def parse_num(text: str | int | None, default: int = 0) -> int:
+    """Parse an XML number that may be hex (``0x1f``) or decimal; ``None`` gives *default*."""
+    if text is None:
+        return default
+    if isinstance(text, int):
+        return text
+    t = text.strip().lower()
+    return int(t, 16) if t.startswith("0x") else int(t)
+
+
+@dataclass(frozen=True)
+class ControllerSpec:
+    """A controller the guest gets, explicit in the XML or added by pyvirt.
+
+    :ivar type: ``scsi``, ``sata``, ``usb``, ``virtio-serial``, ``pci``...
+    :ivar index: the controller index
+    :ivar model: the model, resolved to pyvirt's default when the XML has none
+    :ivar implicit: ``True`` when pyvirt adds it (no ``<controller>`` in the XML)
+    """
+
+    type: str
+    index: int
+    model: str | None
+    implicit: bool = False
+
+
+class Build:
+    """Mutable state of one :func:`build_argv` call, passed to every lowering."""
+
+    def __init__(self, domain: Domain, ctx: ArgvContext) -> None:
+        self.domain = domain
+        self.ctx = ctx
+        self.machine = domain.os.machine or "pc"
+        self.q35 = "q35" in self.machine
+        self.root_bus = "pcie.0" if self.q35 else "pci.0"
+        self._aliases: dict[object, str] = {}
+        self._taken_aliases: set[str] = set()
+        self._counters: collections.Counter[str] = collections.Counter()
+        # slot 0 is the host bridge; 1 is PIIX3 (pc), 0x1f is ICH9 (q35)
+        self._used_slots: set[int] = {0, 0x1F} if self.q35 else {0, 1}
+        self.disks = disk.sorted_disks(domain.devices.disks)
+        self._reserve_explicit_slots()
+        self._video_slot = self._reserve_primary_video_slot()
+        self.boot_index: dict[object, int] = _boot_indexes(domain, self.disks)
+        self.controllers: dict[tuple[str, int], ControllerSpec] = controller.plan(self)
+        self.fdc_bootindex: dict[int, int] = {}
+
+    # -- aliases -----------------------------------------------------------------------------
+    def alias(self, dev: object, prefix: str, *, fixed: str | None = None) -> str:
+        """Return the alias (QEMU ``id``) of *dev*: its XML ``<alias>``, else *fixed*, else
+        *prefix* followed by the next free number for that prefix.
+
+        The same device always gets the same alias within one build.
+        """
+        if dev in self._aliases:
+            return self._aliases[dev]
+        user: str | None = getattr(dev, "alias", None)
+        name = user or fixed
+        if name is None or name in self._taken_aliases:
+            while True:
+                name = f"{prefix}{self._counters[prefix]}"
+                self._counters[prefix] += 1
+                if name not in self._taken_aliases:
+                    break
+        self._aliases[dev] = name
+        self._taken_aliases.add(name)
+        return name
+
+    def counter(self, prefix: str) -> int:
+        """Return the next number for *prefix* (for ids that belong to no device)."""
+        n = self._counters["#" + prefix]
+        self._counters["#" + prefix] += 1
+        return n
+
+    # -- PCI ---------------------------------------------------------------------------------
+    def bus_name(self, bus: int) -> str:
+        """QEMU bus id of PCI bus number *bus* (0 is the root bus, N is controller ``pci.N``)."""
+        return self.root_bus if bus == 0 else f"pci.{bus}"
+
+    def pci(self, address: Address | None, *, video: bool = False) -> dict[str, JsonValue]:
+        """Return the ``bus``/``addr`` properties of a PCI device.
+
+        An explicit ``<address type='pci'>`` is honoured; otherwise the next free slot of the
+        root bus is used (the primary video card gets the slot reserved for it).
+        """
+        if address is not None and address.type == "pci" and address.slot is not None:
+            slot, fn = parse_num(address.slot), parse_num(address.function)
+            props: dict[str, JsonValue] = {
+                "bus": self.bus_name(parse_num(address.bus)),
+                "addr": f"{slot:#x}" if fn == 0 else f"{slot:#x}.{fn:#x}",
+            }
+            if address.multifunction == "on":
+                props["multifunction"] = True
+            return props
+        if video and self._video_slot is not None:
+            slot, self._video_slot = self._video_slot, None
+        else:
+            slot = self._next_slot()
+        return {"bus": self.root_bus, "addr": f"{slot:#x}"}
+
+    def _next_slot(self) -> int:
+        for slot in range(1, 32):
+            if slot not in self._used_slots:
+                self._used_slots.add(slot)
+                return slot
+        raise InvalidConfigError(
+            f"no free PCI slot left on {self.root_bus}",
+            hint="add a PCI bridge or root port and give devices explicit addresses",
+        )
+
+    def _reserve_explicit_slots(self) -> None:
+        for addr in _all_addresses(self.domain):
+            if addr.type == "pci" and addr.slot is not None and parse_num(addr.bus) == 0:
+                self._used_slots.add(parse_num(addr.slot))
+
+    def _reserve_primary_video_slot(self) -> int | None:
+        videos = self.domain.devices.videos
+        if not videos or videos[0].model_type == "none" or videos[0].address is not None:
+            return None
+        slot = 1 if self.q35 else 2
+        if slot in self._used_slots:
+            return None
+        self._used_slots.add(slot)
+        return slot
+
+    # -- boot --------------------------------------------------------------------------------
+    def bootindex(self, dev: object) -> int | None:
+        """Return the ``bootindex`` of *dev*, or ``None`` when it is not a boot device."""
+        return self.boot_index.get(dev)
+
+    def controller(self, type_: str, index: int) -> ControllerSpec | None:
+        """Return controller ``(type_, index)`` if the guest has it (explicit or implicit)."""
+        return self.controllers.get((type_, index))
+
+
+def _all_addresses(domain: Domain) -> Iterable[Address]:
+    devs = domain.devices
+    groups: list[Iterable[object]] = [
+        devs.disks,
+        devs.controllers,
+        devs.interfaces,
+        devs.hostdevs,
+        devs.videos,
+        [devs.memballoon] if devs.memballoon is not None else [],
+    ]
+    for group in groups:
+        for dev in group:
+            addr = getattr(dev, "address", None)
+            if isinstance(addr, Address):
+                yield addr
+
+
+def _boot_indexes(domain: Domain, disks: list[Disk]) -> dict[object, int]:
+    """Map each boot device (model views hash by their element) to its boot index.
+
+    Per-device ``<boot order>`` wins; otherwise ``<os><boot dev=...>`` is turned into indexes on
+    the first device of each kind (first disk, first CD-ROM, first floppy, first NIC), in the
+    order the ``<boot>`` elements list them (``hd`` when there are none).
+    """
+    devs = domain.devices
+    explicit: dict[object, int] = {}
+    for d in disks:
+        if d.boot_order is not None:
+            explicit[d] = d.boot_order
+    for i in devs.interfaces:
+        if i.boot_order is not None:
+            explicit[i] = i.boot_order
+    for h in devs.hostdevs:
+        if h.boot_order is not None:
+            explicit[h] = h.boot_order
+    if explicit:
+        return explicit
+    firsts: dict[str, object | None] = {
+        "hd": next((d for d in disks if d.device in ("disk", "lun")), None),
+        "cdrom": next((d for d in disks if d.device == "cdrom"), None),
+        "fd": next((d for d in disks if d.device == "floppy"), None),
+        "network": devs.interfaces[0] if devs.interfaces else None,
+    }
+    result: dict[object, int] = {}
+    index = 1
+    for dev_name in domain.os.boot_devs or ["hd"]:
+        target = firsts.get(dev_name)
+        if target is not None and target not in result:
+            result[target] = index
+            index += 1
+    return result
+
+
+def _device_sequence(b: Build) -> list[object]:
+    devs = b.domain.devices
+    groups: dict[str, list[object]] = {
+        "controllers": list(devs.controllers),
+        "disks": list(b.disks),
+        "interfaces": list(devs.interfaces),
+        "hostdevs": list(devs.hostdevs),
+        "serials": list(devs.serials),
+        "consoles": list(devs.consoles),
+        "channels": list(devs.channels),
+        "inputs": list(devs.inputs),
+        "graphics": list(devs.graphics),
+        "videos": list(devs.videos),
+        "memballoon": [devs.memballoon] if devs.memballoon is not None else [],
+        "rngs": list(devs.rngs),
+    }
+    return [dev for name in ORDER for dev in groups[name]]
+
+
+def build_argv(domain: Domain, ctx: ArgvContext) -> list[str]:
+    """Return the QEMU command line (binary first) that runs *domain*.
+
+    Pure: reads only *domain* and *ctx*, touches no file and runs nothing.
+
+    :param domain: the domain definition
+    :param ctx: run paths and host facts
+    :returns: the argv, e.g. ``["/usr/bin/qemu-system-x86_64", "-name", "guest=web1,..."]``
+    :raises InvalidConfigError: the definition cannot be expressed (e.g. no free PCI slot)
+    :raises UnsupportedError: it uses something pyvirt cannot lower yet
+    """
+    b = Build(domain, ctx)
+    run = ctx.run_dir
+    argv = [ctx.emulator or domain.devices.emulator or DEFAULT_EMULATOR]
+    argv += ["-name", qemu_opts(guest=domain.name, **{"debug-threads": True})]
+    argv += ["-uuid", domain.uuid]
+    argv += system.machine(b)
+    argv += system.cpu(b)
+    argv += memory.memory(b)
+    argv += system.smp(b)
+    argv += memory.numa(b)
+    argv += system.firmware(b)
+    if not domain.devices.graphics:
+        argv += ["-display", "none"]
+    argv += ["-no-user-config", "-nodefaults"]
+    argv += ["-qmp", qemu_opts(f"unix:{run / 'qmp.sock'}", server=True, wait=False)]
+    argv += ["-qmp", qemu_opts(f"unix:{run / 'events.sock'}", server=True, wait=False)]
+    argv += ["-pidfile", str(run / "qemu.pid")]
+    if ctx.daemonize:
+        argv.append("-daemonize")
+    argv += system.rtc(b)
+    argv += system.lifecycle(b)
+    argv += system.boot(b)
+    argv += controller.implicit(b)
+    device_args: list[str] = []
+    for dev in _device_sequence(b):
+        device_args += lowering_for(dev)(dev, b)
+    argv += disk.fdc_globals(b)
+    argv += device_args
+    argv += ["-sandbox", SANDBOX]
+    argv += ["-msg", "timestamp=on"]
+    return argv
+
+
+def required_files(domain: Domain, ctx: ArgvContext) -> dict[Path, str]:
+    """Files the driver must write (mode 0600) before running :func:`build_argv`'s argv.
+
+    Today: the VNC password, passed to QEMU as a ``secret`` object read from a file so that it
+    never shows in ``ps``. Pure, like :func:`build_argv`.
+
+    :returns: path -> content
+    """
+    return graphics.secret_files(domain, ctx)
+
+
+__all__ = ["Build", "ControllerSpec", "build_argv", "chardev", "parse_num", "required_files"]

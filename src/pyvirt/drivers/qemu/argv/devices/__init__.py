@@ -1,0 +1,29 @@
+"""One lowering module per device kind; importing the package registers them all.
+
+:data:`ORDER` is the order device kinds appear on the command line (controllers first, so that
+the buses devices plug into already exist).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+#: Device lists of ``Domain.devices`` in command-line order.
+ORDER = (
+    "controllers",
+    "disks",
+    "interfaces",
+    "hostdevs",
+    "serials",
+    "consoles",
+    "channels",
+    "inputs",
+    "graphics",
+    "videos",
+    "memballoon",
+    "rngs",
+)
+
+for _mod in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_mod.name}")

@@ -1,0 +1,173 @@
+"""Lowering of ``<controller>``: USB, SCSI, SATA, virtio-serial, PCI root ports and bridges.
+
+Controllers QEMU's machine has built in (PIIX IDE and the floppy controller on ``pc``, the
+ICH9 AHCI on ``q35``, the PCI root bus) produce no argument. :func:`plan` also adds the
+controllers that devices need but the XML does not list.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pyvirt.drivers.qemu.argv.opts import JsonValue, json_opts
+from pyvirt.drivers.qemu.argv.registry import lowers
+from pyvirt.errors import InvalidConfigError, UnsupportedError
+from pyvirt.model import Address, Controller
+
+if TYPE_CHECKING:
+    from pyvirt.drivers.qemu.argv.builder import Build, ControllerSpec
+
+USB_MODELS = {
+    "piix3-uhci": "piix3-usb-uhci",
+    "piix4-uhci": "piix4-usb-uhci",
+    "ehci": "usb-ehci",
+    "ich9-ehci1": "ich9-usb-ehci1",
+    "nec-xhci": "nec-usb-xhci",
+    "qemu-xhci": "qemu-xhci",
+}
+SCSI_MODELS = {
+    "virtio-scsi": "virtio-scsi-pci",
+    "lsilogic": "lsi",
+    "lsisas1068": "mptsas1068",
+    "lsisas1078": "megasas-gen2",
+    "megasas": "megasas",
+    "vmpvscsi": "pvscsi",
+}
+PCI_MODELS = {
+    "pcie-root-port": "pcie-root-port",
+    "pci-bridge": "pci-bridge",
+    "pcie-to-pci-bridge": "pcie-pci-bridge",
+}
+#: SCSI units per controller, for disks placed by their target name (sda, sdb...)
+SCSI_UNITS = {"lsilogic": 7}
+DEFAULT_SCSI_UNITS = 16384
+
+
+def default_model(b: Build, type_: str) -> str | None:
+    """pyvirt's model for a controller of *type_* that names none."""
+    if type_ == "usb":
+        return "qemu-xhci" if b.q35 else "piix3-uhci"
+    if type_ == "scsi":
+        return "virtio-scsi"
+    if type_ == "pci":
+        return "pcie-root" if b.q35 else "pci-root"
+    return None
+
+
+def controller_id(b: Build, type_: str, index: int) -> str:
+    """The QEMU id (bus name prefix) of controller ``(type_, index)``."""
+    if type_ == "usb":
+        return "usb" if index == 0 else f"usb{index}"
+    if type_ == "sata" and b.q35 and index == 0:
+        return "ide"
+    if type_ == "pci":
+        return b.bus_name(index)
+    if type_ == "ide":
+        return "ide"
+    return f"{type_}{index}"
+
+
+def is_builtin(b: Build, spec: ControllerSpec) -> bool:
+    """Whether the machine already has this controller (so nothing is emitted)."""
+    if spec.type == "pci" and spec.model in ("pci-root", "pcie-root"):
+        return True
+    if spec.type == "ide":
+        return not b.q35 and spec.index == 0
+    if spec.type == "sata":
+        return b.q35 and spec.index == 0
+    if spec.type == "fdc":
+        return not b.q35 and spec.index == 0
+    return spec.type == "usb" and spec.model == "none"
+
+
+def plan(b: Build) -> dict[tuple[str, int], ControllerSpec]:
+    """Every controller of the guest: the XML's ones plus those its devices need."""
+    from pyvirt.drivers.qemu.argv.builder import ControllerSpec
+    from pyvirt.drivers.qemu.argv.devices.disk import disk_bus, location
+
+    specs: dict[tuple[str, int], ControllerSpec] = {}
+    for c in b.domain.devices.controllers:
+        ctype = c.type or ""
+        specs[(ctype, c.index)] = ControllerSpec(ctype, c.index, c.model or default_model(b, ctype))
+
+    def need(type_: str, index: int = 0) -> None:
+        if (type_, index) not in specs:
+            specs[(type_, index)] = ControllerSpec(type_, index, default_model(b, type_), True)
+
+    scsi0 = specs.get(("scsi", 0))
+    units = SCSI_UNITS.get(scsi0.model or "", DEFAULT_SCSI_UNITS) if scsi0 else DEFAULT_SCSI_UNITS
+    for disk in b.disks:
+        bus = disk_bus(disk)
+        loc = location(disk, bus, scsi_units=units, q35=b.q35)
+        if bus == "ide" and b.q35:
+            raise InvalidConfigError(
+                f"disk '{disk.target_dev}': machine '{b.machine}' has no IDE controller",
+                hint="use bus='sata' on q35",
+            )
+        if bus in ("scsi", "sata", "ide", "fdc"):
+            need(bus, loc.controller)
+        elif bus == "usb":
+            need("usb")
+    if any(i.bus == "usb" for i in b.domain.devices.inputs):
+        need("usb")
+    chardevs = [*b.domain.devices.consoles, *b.domain.devices.channels]
+    if any(c.target_type == "virtio" for c in chardevs):
+        need("virtio-serial")
+    return specs
+
+
+def lower_spec(b: Build, spec: ControllerSpec, address: Address | None) -> list[str]:
+    """The ``-device`` arguments of one controller (none for built-in ones)."""
+    if is_builtin(b, spec):
+        return []
+    cid = controller_id(b, spec.type, spec.index)
+    props: dict[str, JsonValue]
+    if spec.type == "usb":
+        driver = USB_MODELS.get(spec.model or "")
+        if driver is None:
+            raise UnsupportedError(f"USB controller model '{spec.model}' is not supported")
+        props = {"driver": driver, "id": cid}
+        if driver == "piix3-usb-uhci" and address is None and not b.q35 and spec.index == 0:
+            props.update(bus=b.root_bus, addr="0x1.0x2")  # function 2 of the PIIX3 slot
+            return ["-device", json_opts(props)]
+    elif spec.type == "scsi":
+        driver = SCSI_MODELS.get(spec.model or "")
+        if driver is None:
+            raise UnsupportedError(f"SCSI controller model '{spec.model}' is not supported")
+        props = {"driver": driver, "id": cid}
+    elif spec.type == "sata":
+        props = {"driver": "ahci", "id": cid}
+    elif spec.type == "virtio-serial":
+        props = {"driver": "virtio-serial-pci", "id": cid}
+    elif spec.type == "fdc":
+        return ["-device", json_opts({"driver": "isa-fdc", "id": cid})]
+    elif spec.type == "pci":
+        driver = PCI_MODELS.get(spec.model or "")
+        if driver is None:
+            raise UnsupportedError(f"PCI controller model '{spec.model}' is not supported")
+        props = {"driver": driver, "id": cid}
+        if driver == "pcie-root-port":
+            props.update(port=0x10 + spec.index, chassis=spec.index)
+        elif driver == "pci-bridge":
+            props["chassis_nr"] = spec.index
+    else:
+        raise UnsupportedError(f"controller type '{spec.type}' is not supported")
+    props.update(b.pci(address))
+    return ["-device", json_opts(props)]
+
+
+def implicit(b: Build) -> list[str]:
+    """The ``-device`` arguments of the controllers pyvirt adds on its own."""
+    args: list[str] = []
+    for spec in b.controllers.values():
+        if spec.implicit:
+            args += lower_spec(b, spec, None)
+    return args
+
+
+@lowers(Controller)
+def controller(dev: Controller, b: Build) -> list[str]:
+    """Lower one ``<controller>`` of the XML."""
+    spec = b.controller(dev.type or "", dev.index)
+    assert spec is not None  # every XML controller is in the plan
+    return lower_spec(b, spec, dev.address)

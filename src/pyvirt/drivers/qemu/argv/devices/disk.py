@@ -1,0 +1,301 @@
+"""Lowering of ``<disk>``: a ``-blockdev`` chain (protocol node, format node) and a ``-device``.
+
+The cache mode is split the way QEMU models it: ``cache.direct`` and ``cache.no-flush`` on the
+block nodes, ``write-cache`` on the guest device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from pyvirt.drivers.qemu.argv.opts import JsonValue, json_opts
+from pyvirt.drivers.qemu.argv.registry import lowers
+from pyvirt.errors import InvalidConfigError, UnsupportedError
+from pyvirt.model import Disk
+
+if TYPE_CHECKING:
+    from pyvirt.drivers.qemu.argv.builder import Build
+
+#: cache mode -> (cache.direct, cache.no-flush, write-cache)
+CACHE_MODES: dict[str, tuple[bool, bool, bool]] = {
+    "writethrough": (False, False, False),
+    "writeback": (False, False, True),
+    "none": (True, False, True),
+    "directsync": (True, False, False),
+    "unsafe": (False, True, True),
+}
+#: target name prefix -> bus, when <target bus> is absent
+PREFIX_BUS = (("hd", "ide"), ("sd", "scsi"), ("vd", "virtio"), ("fd", "fdc"), ("ub", "usb"))
+#: disk bus -> (frontend for disks, frontend for CD-ROMs)
+FRONTENDS = {
+    "ide": ("ide-hd", "ide-cd"),
+    "sata": ("ide-hd", "ide-cd"),
+    "scsi": ("scsi-hd", "scsi-cd"),
+    "virtio": ("virtio-blk-pci", None),
+    "usb": ("usb-storage", "usb-storage"),
+    "fdc": ("floppy", None),
+}
+#: error_policy -> QEMU werror/rerror value
+ERROR_POLICY = {"stop": "stop", "report": "report", "ignore": "ignore", "enospace": "enospc"}
+NETWORK_DEFAULT_PORTS = {"nbd": 10809, "iscsi": 3260}
+
+
+def target(disk: Disk) -> str:
+    """The disk's ``<target dev>`` (``""`` when absent, which validation refuses)."""
+    return disk.target_dev or ""
+
+
+def disk_bus(disk: Disk) -> str:
+    """The disk's bus: ``<target bus>``, else derived from the target name (``vda`` → virtio)."""
+    if disk.target_bus:
+        return disk.target_bus
+    for prefix, bus in PREFIX_BUS:
+        if target(disk).startswith(prefix):
+            return bus
+    raise InvalidConfigError(f"disk '{disk.target_dev}': cannot tell its bus; set <target bus>")
+
+
+def dev_index(name: str) -> int:
+    """Index of a target name's letter suffix: ``vda`` → 0, ``sdb`` → 1, ``sdaa`` → 26."""
+    prefix_len = 3 if name.startswith("xvd") else 2
+    index = 0
+    for ch in name[prefix_len:]:
+        if not "a" <= ch <= "z":
+            return 0
+        index = index * 26 + (ord(ch) - ord("a") + 1)
+    return max(index - 1, 0)
+
+
+def sorted_disks(disks: Sequence[Disk]) -> list[Disk]:
+    """Disks grouped by bus (in order of first appearance), by target name within a bus.
+
+    This is the order libvirt keeps disks in, and "the first disk" for ``<boot dev='hd'/>``.
+    """
+    buses: list[str] = []
+    for d in disks:
+        bus = d.target_bus or next((b for p, b in PREFIX_BUS if target(d).startswith(p)), "")
+        if bus not in buses:
+            buses.append(bus)
+
+    def key(d: Disk) -> tuple[int, int, int]:
+        bus = d.target_bus or next((b for p, b in PREFIX_BUS if target(d).startswith(p)), "")
+        return (buses.index(bus), dev_index(target(d)), 0)
+
+    return sorted(disks, key=key)
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a disk sits on its controller."""
+
+    controller: int = 0
+    bus: int = 0
+    target: int = 0
+    unit: int = 0
+
+
+def location(disk: Disk, bus: str, *, scsi_units: int, q35: bool) -> Location:
+    """The disk's controller/bus/target/unit: its ``<address type='drive'>`` or, without one,
+    the position its target name implies (``hdc`` → IDE bus 1 unit 0)."""
+    from pyvirt.drivers.qemu.argv.builder import parse_num
+
+    addr = disk.address
+    if addr is not None and addr.type == "drive":
+        return Location(
+            parse_num(addr.controller),
+            parse_num(addr.bus),
+            parse_num(addr.target),
+            parse_num(addr.unit),
+        )
+    idx = dev_index(target(disk))
+    if bus == "ide":
+        return Location(0, idx // 2, 0, idx % 2)
+    if bus == "sata":
+        return Location(idx // 6, 0, 0, idx % 6)
+    if bus == "scsi":
+        return Location(idx // scsi_units, 0, 0, idx % scsi_units)
+    if bus == "fdc":
+        return Location(0, 0, 0, idx)
+    return Location(0, 0, 0, 0)
+
+
+def _network_node(disk: Disk) -> dict[str, JsonValue]:
+    proto = disk.source_protocol or ""
+    hosts = disk.source_hosts
+    host, port = (hosts[0][0], hosts[0][1]) if hosts else ("localhost", None)
+    port_num = int(port) if port else NETWORK_DEFAULT_PORTS.get(proto)
+    name = disk.source_name or ""
+    if proto == "nbd":
+        server: dict[str, JsonValue] = {"type": "inet", "host": host, "port": str(port_num)}
+        return {"driver": "nbd", "server": server, "export": name or None}
+    if proto == "iscsi":
+        iqn, _, lun = name.rpartition("/")
+        return {
+            "driver": "iscsi",
+            "portal": f"{host}:{port_num}",
+            "target": iqn or name,
+            "lun": int(lun) if iqn and lun.isdigit() else 0,
+            "transport": "tcp",
+        }
+    if proto in ("http", "https", "ftp", "ftps"):
+        netloc = f"{host}:{port}" if port else host
+        return {"driver": proto, "url": f"{proto}://{netloc}/{name.lstrip('/')}"}
+    if proto == "rbd":
+        pool, _, image = name.partition("/")
+        return {"driver": "rbd", "pool": pool, "image": image}
+    raise UnsupportedError(f"disk '{disk.target_dev}': network protocol '{proto}' is not supported")
+
+
+def _storage_node(disk: Disk, node: str) -> dict[str, JsonValue]:
+    if disk.type == "network":
+        props = _network_node(disk)
+    elif disk.source_path is not None:
+        driver = "host_device" if disk.type == "block" else "file"
+        props = {"driver": driver, "filename": disk.source_path}
+        if disk.io:
+            props["aio"] = disk.io
+    else:
+        raise UnsupportedError(
+            f"disk '{disk.target_dev}': its {disk.type} source must be resolved to a path first"
+        )
+    props["node-name"] = node
+    props["auto-read-only"] = True
+    if disk.discard == "unmap":
+        props["discard"] = "unmap"
+    return props
+
+
+def _cache(disk: Disk) -> tuple[dict[str, JsonValue] | None, bool | None]:
+    if disk.cache is None or disk.cache == "default":
+        return None, None
+    mode = CACHE_MODES.get(disk.cache)
+    if mode is None:
+        raise InvalidConfigError(f"disk '{disk.target_dev}': unknown cache mode '{disk.cache}'")
+    direct, no_flush, write_cache = mode
+    return {"direct": direct, "no-flush": no_flush}, write_cache
+
+
+def blockdevs(disk: Disk, alias: str) -> tuple[list[str], str | None]:
+    """The ``-blockdev`` arguments of *disk* and the node its device attaches to.
+
+    An empty CD-ROM/floppy drive has no node (``None``).
+    """
+    if disk.type != "network" and disk.source_path is None and disk.type != "volume":
+        if disk.device in ("cdrom", "floppy"):
+            return [], None
+        raise InvalidConfigError(f"disk '{disk.target_dev}' has no source")
+    cache, _ = _cache(disk)
+    storage = _storage_node(disk, f"{alias}-storage")
+    if cache is not None:
+        storage["cache"] = cache
+    fmt_name = disk.format if disk.format not in (None, "iso") else "raw"
+    fmt: dict[str, JsonValue] = {
+        "node-name": f"{alias}-format",
+        "read-only": disk.readonly,
+        "cache": cache,
+        "driver": fmt_name,
+        "file": f"{alias}-storage",
+        "discard": "unmap" if disk.discard == "unmap" else None,
+        "detect-zeroes": disk.detect_zeroes,
+    }
+    args = ["-blockdev", json_opts(storage), "-blockdev", json_opts(fmt)]
+    top = f"{alias}-format"
+    if disk.copy_on_read == "on":
+        cor = {"driver": "copy-on-read", "node-name": f"{alias}-cor", "file": top}
+        args += ["-blockdev", json_opts(cor)]
+        top = f"{alias}-cor"
+    return args, top
+
+
+def _alias_and_bus(disk: Disk, bus: str, b: Build) -> tuple[str, dict[str, JsonValue]]:
+    """Fixed alias and bus properties of the guest device."""
+    spec = b.controller("scsi", 0)
+    units = 7 if spec is not None and spec.model == "lsilogic" else 16384
+    loc = location(disk, bus, scsi_units=units, q35=b.q35)
+    if bus == "ide":
+        return f"ide{loc.controller}-{loc.bus}-{loc.unit}", {
+            "bus": f"ide.{loc.bus}",
+            "unit": loc.unit,
+        }
+    if bus == "sata":
+        from pyvirt.drivers.qemu.argv.devices.controller import controller_id
+
+        cid = controller_id(b, "sata", loc.controller)
+        return f"sata{loc.controller}-0-{loc.unit}", {"bus": f"{cid}.{loc.unit}"}
+    if bus == "scsi":
+        ctrl = b.controller("scsi", loc.controller)
+        prefix = f"scsi{loc.controller}"
+        if ctrl is not None and ctrl.model == "virtio-scsi":
+            alias = f"{prefix}-{loc.bus}-{loc.target}-{loc.unit}"
+            return alias, {
+                "bus": f"{prefix}.0",
+                "channel": loc.bus,
+                "scsi-id": loc.target,
+                "lun": loc.unit,
+            }
+        return f"{prefix}-{loc.bus}-{loc.unit}", {"bus": f"{prefix}.0", "scsi-id": loc.unit}
+    if bus == "fdc":
+        return f"fdc0-0-{loc.unit}", {"unit": loc.unit}
+    if bus == "virtio":
+        return f"virtio-disk{dev_index(target(disk))}", b.pci(disk.address)
+    if bus == "usb":
+        return f"usb-disk{dev_index(target(disk))}", {}
+    raise UnsupportedError(f"disk '{disk.target_dev}': bus '{bus}' is not supported")
+
+
+@lowers(Disk)
+def lower_disk(disk: Disk, b: Build) -> list[str]:
+    """Lower one ``<disk>``."""
+    bus = disk_bus(disk)
+    frontends = FRONTENDS.get(bus)
+    if frontends is None:
+        raise UnsupportedError(f"disk '{disk.target_dev}': bus '{bus}' is not supported")
+    driver = frontends[1] if disk.device == "cdrom" else frontends[0]
+    if driver is None:
+        raise InvalidConfigError(f"disk '{disk.target_dev}': bus '{bus}' cannot hold a CD-ROM")
+    if disk.device == "lun" and bus == "scsi" and disk.type == "block":
+        driver = "scsi-block"
+    fixed, bus_props = _alias_and_bus(disk, bus, b)
+    alias = b.alias(disk, "disk", fixed=fixed)
+    args, node = blockdevs(disk, alias)
+    _, write_cache = _cache(disk)
+    props: dict[str, JsonValue] = {"driver": driver, **bus_props, "drive": node, "id": alias}
+    boot = b.bootindex(disk)
+    if bus == "fdc":
+        if boot is not None:
+            b.fdc_bootindex[int(str(bus_props["unit"]))] = boot
+    else:
+        props["bootindex"] = boot
+    if driver == "usb-storage" and disk.device == "cdrom":
+        props["removable"] = True
+    if write_cache is not None:
+        props["write-cache"] = "on" if write_cache else "off"
+    if disk.shareable:
+        props["share-rw"] = True
+    if driver != "floppy":
+        props["serial"] = disk.serial
+    if disk.wwn and bus in ("ide", "sata", "scsi"):
+        props["wwn"] = int(disk.wwn, 16)
+    if bus == "scsi":
+        props["vendor"] = disk.vendor
+        props["product"] = disk.product
+    if disk.rotation_rate is not None and driver in ("ide-hd", "scsi-hd"):
+        props["rotation_rate"] = disk.rotation_rate
+    if driver != "floppy":
+        werror = ERROR_POLICY.get(disk.error_policy or "")
+        rerror = ERROR_POLICY.get(disk.rerror_policy or "") or (
+            werror if werror != "enospc" else None
+        )
+        props["werror"] = werror
+        props["rerror"] = rerror
+    return [*args, "-device", json_opts(props)]
+
+
+def fdc_globals(b: Build) -> list[str]:
+    """``-global isa-fdc.bootindexA=N``: floppy boot indexes live on the controller."""
+    args: list[str] = []
+    for unit, index in sorted(b.fdc_bootindex.items()):
+        args += ["-global", f"isa-fdc.bootindex{'AB'[unit]}={index}"]
+    return args
