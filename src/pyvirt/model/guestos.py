@@ -36,8 +36,8 @@ class Os(XmlNode):
     )  # fmt: skip
 
     type = text("type", default="hvm")
-    arch = attr("arch", "type")
-    machine = attr("machine", "type")
+    arch = attr("arch", "type", init_text="hvm")
+    machine = attr("machine", "type", init_text="hvm")
     firmware = attr("firmware")
     boot_devs = attr_list("boot", "dev")
     kernel = text("kernel")

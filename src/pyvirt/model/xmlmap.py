@@ -291,8 +291,10 @@ class Value(Field[T]):
         fmt: Callable[[Any], str],
         default: T,
         choices: Sequence[str] = (),
+        init_text: str = "",
     ) -> None:
         super().__init__(path)
+        self.init_text = init_text
         self.attr_name = attr_name
         self.parse = parse
         self.fmt = fmt
@@ -335,6 +337,8 @@ class Value(Field[T]):
         el = _ensure(node, self.path)
         if self.attr_name:
             el.set(self.attr_name, raw)
+            if self.init_text and not (el.text or "").strip():
+                el.text = self.init_text
         else:
             el.text = raw
 
@@ -345,15 +349,31 @@ class Value(Field[T]):
 
 @overload
 def attr(
-    name: str, path: str = "", *, default: None = None, choices: Sequence[str] = ()
+    name: str,
+    path: str = "",
+    *,
+    default: None = None,
+    choices: Sequence[str] = (),
+    init_text: str = "",
 ) -> Value[str | None]: ...
 @overload
-def attr(name: str, path: str = "", *, default: str, choices: Sequence[str] = ()) -> Value[str]: ...
 def attr(
-    name: str, path: str = "", *, default: str | None = None, choices: Sequence[str] = ()
+    name: str, path: str = "", *, default: str, choices: Sequence[str] = (), init_text: str = ""
+) -> Value[str]: ...
+def attr(
+    name: str,
+    path: str = "",
+    *,
+    default: str | None = None,
+    choices: Sequence[str] = (),
+    init_text: str = "",
 ) -> Value[str | None] | Value[str]:
-    """A string attribute ``name`` of the element at ``path`` (``""``: the node itself)."""
-    return Value(path, name, str, str, default, choices)
+    """A string attribute ``name`` of the element at ``path`` (``""``: the node itself).
+
+    ``init_text`` is written as the element's text when setting the attribute finds it empty
+    (``<type machine=...>hvm</type>``).
+    """
+    return Value(path, name, str, str, default, choices, init_text)
 
 
 @overload
