@@ -7,7 +7,8 @@
 from __future__ import annotations
 
 from pyvirt.errors import InvalidConfigError, Problem
-from pyvirt.model.xmlmap import Field, XmlNode, _ensure, _find, _prune, join_path, parse_int
+from pyvirt.model.xmlmap import Field, XmlNode, ensure_path, join_path, parse_int
+from pyvirt.model.xmltree import find_path, prune, remove_element
 
 _POWERS = ("K", "M", "G", "T", "P", "E")
 
@@ -52,7 +53,7 @@ class Size(Field[int | None]):
         self.unit_attr = unit_attr
 
     def read(self, node: XmlNode) -> int | None:
-        el = _find(node.element, self.path)
+        el = find_path(node.element, self.path)
         if el is None:
             return None
         raw = el.get(self.attr_name) if self.attr_name else el.text
@@ -73,24 +74,22 @@ class Size(Field[int | None]):
 
     def write(self, node: XmlNode, value: int | None) -> None:
         if value is None:
-            el = _find(node.element, self.path)
+            el = find_path(node.element, self.path)
             if el is None:
                 return
             if self.attr_name:
                 el.attrib.pop(self.attr_name, "")
                 el.attrib.pop(self.unit_attr, "")
                 if self.path:
-                    _prune(el, node.element)
+                    prune(el, node.element)
             else:
                 parent = el.getparent()
                 if parent is not None:
-                    from pyvirt.model.xmlmap import remove_element
-
                     remove_element(el)
             return
         if value < 0:
             raise InvalidConfigError(problems=[Problem(node.xpath(self.path), "size is negative")])
-        el = _ensure(node, self.path)
+        el = ensure_path(node, self.path)
         if self.attr_name:
             el.set(self.attr_name, str(value))
         else:

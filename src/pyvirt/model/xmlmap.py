@@ -1,4 +1,4 @@
-"""Hardened XML parsing and the declarative XML <-> object mapping of every model class.
+"""The declarative XML <-> object mapping of every model class.
 
 A model object (:class:`XmlNode`) is a thin typed view over one lxml element. Its fields are
 descriptors (:func:`attr`, :func:`text`, :func:`child`, :func:`children`, ...) that read and
@@ -6,178 +6,59 @@ write the element tree directly, so XML that pyvirt does not understand stays in
 round trips verbatim. Each descriptor also declares the element/attribute paths it understands;
 :func:`unknown_paths` uses that registry to list what was kept without being understood.
 
-This is the only module of :mod:`pyvirt.model` that imports lxml directly.
+Parsing lives in :mod:`pyvirt.model.xmltree` and is re-exported here as :func:`parse_xml`.
 """
 
 from __future__ import annotations
 
-import copy
-import re
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Generic, Self, TypeVar, overload
 
 from lxml import etree
 
 from pyvirt.errors import InvalidConfigError, Problem
+from pyvirt.model.xmltree import (
+    MAX_XML_BYTES,
+    Element,
+    copy_element,
+    find_path,
+    insert_element,
+    line_indent,
+    parse_xml,
+    prune,
+    reindent,
+    remove_element,
+    tag_of,
+    to_string,
+)
 
-Element = etree._Element
+__all__ = [
+    "MAX_XML_BYTES",
+    "Element",
+    "XmlNode",
+    "attr",
+    "attr_list",
+    "bool_attr",
+    "child",
+    "children",
+    "copy_element",
+    "flag",
+    "insert_element",
+    "int_attr",
+    "int_text",
+    "parse_xml",
+    "remove_element",
+    "required_child",
+    "text",
+    "to_string",
+    "unknown_paths",
+]
+
 T = TypeVar("T")
 N = TypeVar("N", bound="XmlNode")
 
-MAX_XML_BYTES = 4 * 1024 * 1024
-_MIB = 1024 * 1024
-_LINE_COL = re.compile(r",? line \d+, column \d+$")
-_EXTERNAL_ID = re.compile(rb"<!DOCTYPE\s+[^\s\[>]+\s+(SYSTEM|PUBLIC)\b", re.IGNORECASE)
 
-
-def _refuse_doctype(what: str) -> InvalidConfigError:
-    return InvalidConfigError(
-        f"{what} with a DOCTYPE declaring entities or an external DTD is refused",
-        hint="remove the <!DOCTYPE ...> declaration",
-    )
-
-
-def parse_xml(data: str | bytes, *, what: str = "XML", max_bytes: int = MAX_XML_BYTES) -> Element:
-    """Parse untrusted XML safely and return its root element.
-
-    Entities are never expanded or fetched, no network or DTD access happens, and any DOCTYPE
-    that declares entities or names an external DTD is refused (billion laughs, XXE).
-
-    :param data: the document, as text or bytes
-    :param what: how to name the document in error messages
-    :param max_bytes: size bound of the encoded document
-    :raises InvalidConfigError: document too large, malformed or with a refused DOCTYPE
-    """
-    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    if isinstance(data, str):
-        # lxml refuses text carrying an encoding declaration; we re-encoded it as UTF-8
-        raw = re.sub(rb"^(\s*<\?xml[^>]*?)\s+encoding=(['\"])[^'\"]*\2", rb"\1", raw)
-    if len(raw) > max_bytes:
-        size = f"{max_bytes // _MIB} MiB" if max_bytes % _MIB == 0 else f"{max_bytes} bytes"
-        raise InvalidConfigError(f"{what} document larger than {size}")
-    upper = raw.upper()
-    if b"<!DOCTYPE" in upper and (b"<!ENTITY" in upper or _EXTERNAL_ID.search(raw)):
-        raise _refuse_doctype(what)
-    parser = etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        dtd_validation=False,
-        huge_tree=False,
-        remove_comments=False,
-        remove_pis=False,
-        strip_cdata=False,
-        collect_ids=False,
-    )
-    try:
-        root = etree.fromstring(raw, parser)
-    except etree.XMLSyntaxError as err:
-        msg = _LINE_COL.sub("", str(err.msg or err)).replace("\n", " ").strip()
-        line = err.lineno if err.lineno is not None else 1
-        raise InvalidConfigError(f"malformed {what}: line {line}: {msg}") from None
-    docinfo: Any = root.getroottree().docinfo
-    dtd: Any = docinfo.internalDTD
-    if docinfo.system_url or docinfo.public_id or (dtd is not None and list(dtd.iterentities())):
-        raise _refuse_doctype(what)
-    return root
-
-
-# --- element tree helpers ---------------------------------------------------------------------
-
-
-def _find(el: Element, path: str) -> Element | None:
-    cur: Element | None = el
-    for part in path.split("/") if path else ():
-        assert cur is not None
-        cur = cur.find(part)
-        if cur is None:
-            return None
-    return cur
-
-
-def _line_indent(el: Element) -> str | None:
-    """The whitespace that starts ``el``'s line, or None when the document is not indented."""
-    prev = el.getprevious()
-    before = prev.tail if prev is not None else None
-    if prev is None:
-        parent = el.getparent()
-        before = parent.text if parent is not None else "\n"
-    if before is None or "\n" not in before or before.strip():
-        return None
-    return before.rsplit("\n", 1)[1]
-
-
-def _reindent(el: Element, indent: str, step: str = "  ") -> None:
-    if len(el) == 0 or (el.text is not None and el.text.strip()):
-        return
-    el.text = "\n" + indent + step
-    for sub in el:
-        sub.tail = "\n" + indent + step
-        _reindent(sub, indent + step, step)
-    el[-1].tail = "\n" + indent
-
-
-def _tag(el: Element) -> str | None:
-    return el.tag if isinstance(el.tag, str) else None
-
-
-def insert_element(parent: Element, child: Element, order: Sequence[str] = ()) -> None:
-    """Insert ``child`` into ``parent`` at its place in ``order``, keeping the indentation."""
-    pos = len(parent)
-    if child.tag in order:
-        rank = order.index(str(child.tag))
-        for i, sib in enumerate(parent):
-            tag = _tag(sib)
-            if tag in order and order.index(str(tag)) > rank:
-                pos = i
-                break
-    if len(parent) == 0:
-        own = _line_indent(parent)
-        if own is not None and not (parent.text and parent.text.strip()):
-            parent.text = "\n" + own + "  "
-            child.tail = "\n" + own
-        else:
-            child.tail = None
-        parent.append(child)
-    elif pos >= len(parent):
-        last = parent[-1]
-        child.tail = last.tail
-        last.tail = parent[-2].tail if len(parent) > 1 else parent.text
-        parent.append(child)
-    else:
-        child.tail = parent[pos - 1].tail if pos > 0 else parent.text
-        parent.insert(pos, child)
-    indent = _line_indent(child)
-    if indent is not None:
-        _reindent(child, indent)
-
-
-def remove_element(el: Element) -> None:
-    """Detach ``el`` from its parent, keeping the surrounding indentation tidy."""
-    parent = el.getparent()
-    if parent is None:
-        return
-    if el.getnext() is None:
-        prev = el.getprevious()
-        if prev is not None:
-            prev.tail = el.tail
-        elif parent.text is None or not parent.text.strip():
-            parent.text = None
-    parent.remove(el)
-
-
-def _prune(el: Element, stop: Element) -> None:
-    """Remove ``el`` and its ancestors below ``stop`` while they are left empty."""
-    cur: Element | None = el
-    while cur is not None and cur is not stop:
-        if len(cur) or cur.attrib or (cur.text and cur.text.strip()):
-            return
-        parent = cur.getparent()
-        remove_element(cur)
-        cur = parent
-
-
-def _ensure(node: XmlNode, path: str) -> Element:
+def ensure_path(node: XmlNode, path: str) -> Element:
     node.attach()
     cur = node.element
     for i, part in enumerate(path.split("/") if path else ()):
@@ -306,7 +187,7 @@ class Value(Field[T]):
         return InvalidConfigError(problems=[Problem(node.xpath(self.path), f"{what} {why}")])
 
     def read(self, node: XmlNode) -> T:
-        el = _find(node.element, self.path)
+        el = find_path(node.element, self.path)
         if el is None:
             return self.default
         raw = el.get(self.attr_name) if self.attr_name else (el.text or "")
@@ -321,20 +202,20 @@ class Value(Field[T]):
 
     def write(self, node: XmlNode, value: T) -> None:
         if value is None:
-            el = _find(node.element, self.path)
+            el = find_path(node.element, self.path)
             if el is None:
                 return
             if self.attr_name:
                 el.attrib.pop(self.attr_name, "")
                 if self.path:
-                    _prune(el, node.element)
+                    prune(el, node.element)
             else:
                 remove_element(el)
             return
         raw = self.fmt(value)
         if self.choices and raw not in self.choices:
             raise self._problem(node, raw, "is not one of " + ", ".join(self.choices))
-        el = _ensure(node, self.path)
+        el = ensure_path(node, self.path)
         if self.attr_name:
             el.set(self.attr_name, raw)
             if self.init_text and not (el.text or "").strip():
@@ -417,12 +298,12 @@ class Flag(Field[bool]):
     """True when the (empty) element at ``path`` is present, like ``<readonly/>``."""
 
     def read(self, node: XmlNode) -> bool:
-        return _find(node.element, self.path) is not None
+        return find_path(node.element, self.path) is not None
 
     def write(self, node: XmlNode, value: bool) -> None:
-        el = _find(node.element, self.path)
+        el = find_path(node.element, self.path)
         if value and el is None:
-            _ensure(node, self.path)
+            ensure_path(node, self.path)
         elif not value and el is not None:
             remove_element(el)
 
@@ -441,20 +322,20 @@ class AttrList(Field[list[str]]):
 
     def read(self, node: XmlNode) -> list[str]:
         parent_path, _, tag = self.path.rpartition("/")
-        parent = _find(node.element, parent_path)
+        parent = find_path(node.element, parent_path)
         if parent is None:
             return []
         return [str(e.get(self.attr_name, "")) for e in parent.findall(tag)]
 
     def write(self, node: XmlNode, value: list[str]) -> None:
         parent_path, _, tag = self.path.rpartition("/")
-        parent = _find(node.element, parent_path)
+        parent = find_path(node.element, parent_path)
         for old in parent.findall(tag) if parent is not None else []:
             remove_element(old)
         for item in value:
             el = etree.Element(tag)
             el.set(self.attr_name, item)
-            owner = _ensure(node, parent_path)
+            owner = ensure_path(node, parent_path)
             insert_element(owner, el, type(node).ORDER if not parent_path else ())
 
     def known(self) -> set[str]:
@@ -475,7 +356,7 @@ class Child(Field[T]):
         self.create = create
 
     def read(self, node: XmlNode) -> T:
-        el = _find(node.element, self.path)
+        el = find_path(node.element, self.path)
         if el is not None:
             return self.cls(el)  # type: ignore[return-value]
         if not self.create:
@@ -486,7 +367,7 @@ class Child(Field[T]):
         return view  # type: ignore[return-value]
 
     def write(self, node: XmlNode, value: T) -> None:
-        old = _find(node.element, self.path)
+        old = find_path(node.element, self.path)
         if value is None:
             if old is not None:
                 remove_element(old)
@@ -502,21 +383,21 @@ class Child(Field[T]):
             old_parent = old.getparent()
             assert old_parent is not None
             old_parent.replace(old, new)
-            indent = _line_indent(new)
+            indent = line_indent(new)
             if indent is not None:
-                _reindent(new, indent)
+                reindent(new, indent)
         else:
             insert_element(
-                _ensure(node, parent_path), new, type(node).ORDER if not parent_path else ()
+                ensure_path(node, parent_path), new, type(node).ORDER if not parent_path else ()
             )
 
     def known(self) -> set[str]:
         return super().known() | {join_path(self.path, p) for p in self.cls.known_paths()}
 
     def sub_nodes(self, node: XmlNode) -> list[XmlNode]:
-        if _find(node.element, self.path) is None:
+        if find_path(node.element, self.path) is None:
             return []
-        return [self.cls(_find(node.element, self.path))]
+        return [self.cls(find_path(node.element, self.path))]
 
 
 def child(path: str, cls: type[N]) -> Child[N | None]:
@@ -538,21 +419,21 @@ class Children(Field[list[T]]):
 
     def read(self, node: XmlNode) -> list[T]:
         parent_path, _, tag = self.path.rpartition("/")
-        parent = _find(node.element, parent_path)
+        parent = find_path(node.element, parent_path)
         if parent is None:
             return []
         return [self.cls(e) for e in parent.findall(tag)]  # type: ignore[misc]
 
     def write(self, node: XmlNode, value: list[T]) -> None:
         parent_path, _, tag = self.path.rpartition("/")
-        parent = _find(node.element, parent_path)
+        parent = find_path(node.element, parent_path)
         for old in parent.findall(tag) if parent is not None else []:
             remove_element(old)
         for item in value:
             assert isinstance(item, XmlNode)
             item.element.tag = tag
             insert_element(
-                _ensure(node, parent_path),
+                ensure_path(node, parent_path),
                 item.element,
                 type(node).ORDER if not parent_path else (),
             )
@@ -612,7 +493,7 @@ class XmlNode:
         if pending is None or self.element.getparent() is not None:
             return
         parent, field = pending
-        if _find(parent.element, field.path) is None:
+        if find_path(parent.element, field.path) is None:
             field.write(parent, self)
 
     @classmethod
@@ -697,7 +578,7 @@ def unknown_paths(node: XmlNode) -> list[str]:
                     f"{display or '<' + _display(el) + '>'}@{etree.QName(name).localname}{suffix}"
                 ] = None
         for sub in el:
-            tag = _tag(sub)
+            tag = tag_of(sub)
             if tag is None:
                 continue
             sub_rel = join_path(rel, tag)
@@ -709,22 +590,3 @@ def unknown_paths(node: XmlNode) -> list[str]:
 
     walk(node.element, "", "")
     return list(out)
-
-
-def to_string(el: Element) -> str:
-    """Serialize an element as text, without an XML declaration.
-
-    A document root is serialized with its surrounding comments and processing instructions.
-    """
-    if el.getparent() is None:
-        return etree.tostring(el.getroottree(), encoding="unicode")
-    return etree.tostring(el, encoding="unicode", with_tail=False)
-
-
-def copy_element(el: Element) -> Element:
-    """A deep copy of ``el``; a document root is copied with its whole document."""
-    if el.getparent() is None:
-        return copy.deepcopy(el.getroottree()).getroot()
-    new = copy.deepcopy(el)
-    new.tail = None
-    return new

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from pyvirt.model import Address, Disk, Domain
-from tests.unit.model.helpers import MINIMAL, read_case
+
+from .helpers import MINIMAL, read_case
 
 
 def test_disk_fields() -> None:

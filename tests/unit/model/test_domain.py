@@ -8,7 +8,8 @@ import pytest
 
 from pyvirt.model import Cpu, Domain, Topology
 from pyvirt.model.units import to_kib
-from tests.unit.model.helpers import MINIMAL, read_case
+
+from .helpers import MINIMAL, read_case
 
 
 def test_platform_fields() -> None:

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from pyvirt.model import Domain
-from tests.unit.model.helpers import DATA, c14n
+
+from .helpers import DATA, c14n
 
 CASES = sorted(p.name.removesuffix("-in.xml") for p in DATA.glob("*-in.xml"))
 CORPUS = Path("/work/shared/libvirt-corpus/public")

@@ -6,7 +6,8 @@ import pytest
 
 from pyvirt.errors import InvalidConfigError
 from pyvirt.model import Domain
-from tests.unit.model.helpers import MINIMAL
+
+from .helpers import MINIMAL
 
 UNITS = "b, bytes, KB, k, K, KiB, MB, M, MiB, GB, G, GiB, TB, T, TiB, PB, P, PiB, EB, E, EiB"
 ACTIONS = "destroy, restart, preserve, rename-restart, coredump-destroy, coredump-restart"

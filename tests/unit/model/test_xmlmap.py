@@ -6,7 +6,8 @@ import pytest
 
 from pyvirt.errors import InvalidConfigError
 from pyvirt.model import Domain, parse_xml
-from tests.unit.model.helpers import MINIMAL, read_case
+
+from .helpers import MINIMAL, read_case
 
 REFUSED = "XML with a DOCTYPE declaring entities or an external DTD is refused"
 
