@@ -1,0 +1,197 @@
+"""A small synchronous QMP client: the only module that imports ``qemu.qmp``.
+
+:class:`Monitor` drives ``qemu.qmp.QMPClient`` on a private asyncio event loop (not the
+thread's default loop, so it coexists with callers that use asyncio themselves, as long as
+they do not call it from inside a running loop). ``qemu.qmp`` (and with it asyncio) is
+imported lazily, on first connect: CLI commands that never talk QMP do not pay ~40-60 ms of
+imports.
+
+Every ``qemu.qmp`` failure is wrapped in :class:`pyvirt.errors.MonitorError` with the command
+in the message; for QMP error replies ``.sent``/``.received``/``.error_class`` are kept.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pyvirt.errors import MonitorError
+
+if TYPE_CHECKING:
+    import asyncio
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+#: Default seconds allowed for connecting and for each command.
+DEFAULT_TIMEOUT = 10.0
+
+
+class QmpCommandError(MonitorError):
+    """QEMU replied to a command with an error; ``error_class`` is QMP's class
+    (``GenericError``, ``DeviceNotFound`` ...)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_class: str,
+        sent: Mapping[str, Any] | None = None,
+        received: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.error_class = error_class
+        self.sent = dict(sent or {})
+        self.received = dict(received or {})
+
+
+class Monitor:
+    """A synchronous QMP session on a unix socket; use as a context manager.
+
+    ::
+
+        with Monitor(run_dir / "qmp.sock") as mon:
+            status, running = mon.query_status()
+            mon.stop()
+
+    :param socket_path: the QMP unix socket
+    :param timeout: seconds for connecting (greeting + ``qmp_capabilities``) and per command
+    :param name: a name for log messages (the domain name)
+    """
+
+    def __init__(
+        self, socket_path: Path | str, timeout: float = DEFAULT_TIMEOUT, *, name: str | None = None
+    ) -> None:
+        self.socket_path = Path(socket_path)
+        self.timeout = timeout
+        self.name = name
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._client: Any = None
+
+    # connection ----------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Connect and negotiate capabilities.
+
+        :raises MonitorError: the socket is missing, refuses, or QEMU does not answer in time
+        """
+        import asyncio
+
+        from qemu.qmp import QMPClient
+
+        if self._client is not None:
+            return
+        self._loop = asyncio.new_event_loop()
+        self._client = QMPClient(self.name)
+        try:
+            self._run(self._client.connect(str(self.socket_path)), what="connect")
+        except MonitorError:
+            self._close_loop()
+            self._client = None
+            raise
+
+    def close(self) -> None:
+        """Disconnect (idempotent); errors while hanging up are logged, not raised."""
+        if self._client is None:
+            return
+        try:
+            self._run(self._client.disconnect(), what="disconnect")
+        except MonitorError as err:
+            log.debug("QMP %s: disconnect: %s", self.socket_path, err)
+        finally:
+            self._client = None
+            self._close_loop()
+
+    def _close_loop(self) -> None:
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+
+    def __enter__(self) -> Monitor:
+        self.connect()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _run(self, coro: Awaitable[_T], *, what: str) -> _T:
+        """Run ``coro`` on the private loop with the timeout; wrap every failure."""
+        import asyncio
+
+        from qemu.qmp import ExecuteError, QMPError
+
+        assert self._loop is not None, "Monitor is not connected"
+        try:
+            return self._loop.run_until_complete(asyncio.wait_for(coro, self.timeout))
+        except ExecuteError as err:
+            raise QmpCommandError(
+                f"QMP command '{what}' failed: {err}",
+                error_class=err.error_class,
+                sent=err.sent,
+                received=err.received,
+            ) from err
+        except TimeoutError as err:
+            raise MonitorError(
+                f"QMP '{what}' on '{self.socket_path}' timed out after {self.timeout:g} s",
+                hint="QEMU may be hung; try destroy",
+            ) from err
+        except (QMPError, OSError, EOFError) as err:
+            detail = str(err) or type(err).__name__
+            raise MonitorError(f"QMP '{what}' on '{self.socket_path}' failed: {detail}") from err
+
+    # commands ------------------------------------------------------------------------------
+
+    def execute(self, cmd: str, args: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Any:
+        """Run QMP command ``cmd`` and return its ``return`` value.
+
+        Arguments may be given as a mapping (names with dashes) or as keywords.
+
+        :raises QmpCommandError: QEMU answered with an error
+        :raises MonitorError: the connection failed or timed out
+        """
+        if self._client is None:
+            self.connect()
+        arguments = {**(args or {}), **kwargs}
+        log.debug("QMP %s -> %s %s", self.socket_path.name, cmd, arguments)
+        return self._run(self._client.execute(cmd, arguments or None), what=cmd)
+
+    def query_status(self) -> tuple[str, bool]:
+        """QEMU's run state (``running``, ``paused``, ``shutdown``, ``prelaunch``...) and
+        whether the vCPUs run."""
+        reply = self.execute("query-status")
+        return str(reply["status"]), bool(reply["running"])
+
+    def system_powerdown(self) -> None:
+        """Press the ACPI power button (graceful shutdown request)."""
+        self.execute("system_powerdown")
+
+    def stop(self) -> None:
+        """Pause the vCPUs."""
+        self.execute("stop")
+
+    def cont(self) -> None:
+        """Resume the vCPUs (also starts a guest launched with ``-S``)."""
+        self.execute("cont")
+
+    def system_reset(self) -> None:
+        """Hard reset, like the reset button."""
+        self.execute("system_reset")
+
+    def quit(self) -> None:
+        """Make QEMU exit now (SHUTDOWN cause ``host-qmp-quit``); the reply may race the
+        hang-up, which is not an error here."""
+        try:
+            self.execute("quit")
+        except QmpCommandError:
+            raise
+        except MonitorError as err:
+            log.debug("QMP quit: connection closed early: %s", err)

@@ -1,0 +1,347 @@
+"""The per-domain watcher: a small detached process that follows one QEMU's QMP events.
+
+Run as ``python -m pyvirt.drivers.qemu.watch RUN_DIR [--log LOG]`` by :func:`spawn_watcher`
+(own session, stdio to the domain log, never waited for). It
+
+- connects to ``RUN_DIR/events.sock`` (the second QMP monitor, reserved for it), retrying
+  while QEMU is alive;
+- appends every QMP event, with QEMU's timestamp, to the domain log (its stderr);
+- copies QEMU's stderr (``RUN_DIR/stderr.fifo``, QEMU's ``-D``; see
+  :mod:`pyvirt.drivers.qemu.process`) into the domain log;
+- applies the lifecycle policies of ``RUN_DIR/policy.json``: ``on_poweroff=restart`` (argv
+  has ``-action shutdown=pause``: on a guest SHUTDOWN it sends ``system_reset`` + ``cont``)
+  and ``on_crash=restart`` (argv has ``-action panic=pause``: same on GUEST_PANICKED);
+  ``on_reboot=destroy`` needs nothing here (``-no-reboot`` makes a reboot a SHUTDOWN);
+- when the connection closes (QEMU is exiting) waits for the process to be gone and writes
+  ``RUN_DIR/exit.json`` (:func:`classify`), then exits.
+
+It holds no locks (spawned with ``close_fds``) and only a client socket to QEMU, so it never
+keeps QEMU alive; if it dies, the service falls back to :func:`pyvirt.drivers.qemu.runtime.
+fallback_exit`. ``RUN_DIR/watch.json`` tells who is watching and whether it is connected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pyvirt.drivers.qemu import process
+from pyvirt.drivers.qemu.runtime import (
+    EVENTS_SOCKET,
+    PID_FILE,
+    WATCHER_FILE,
+    ExitInfo,
+    ExitReason,
+    RuntimeRecord,
+    is_destroying,
+    read_policy,
+    read_watcher,
+    wait_exit,
+    write_exit,
+)
+from pyvirt.errors import PyvirtError
+from pyvirt.state.atomic import atomic_write
+
+__all__ = ["SHUTDOWN_REASONS", "classify", "main", "spawn_watcher", "wait_exit", "wait_watcher"]
+
+log = logging.getLogger(__name__)
+
+#: How long the watcher keeps trying to reach events.sock while QEMU is alive.
+CONNECT_TIMEOUT = 30.0
+
+#: QEMU's SHUTDOWN cause -> shut-off reason, when pyvirt did not ask for a destroy.
+SHUTDOWN_REASONS: dict[str, ExitReason] = {
+    "guest-shutdown": "shutdown",  # ACPI power-off / halt from the guest
+    "guest-reset": "shutdown",  # reboot with on_reboot=destroy (-no-reboot)
+    "host-qmp-quit": "shutdown",  # QMP quit
+    "host-qmp-system-reset": "shutdown",  # system_reset with -no-reboot
+    "host-ui": "shutdown",  # window closed
+    "subsystem-reset": "shutdown",
+    "snapshot-load": "shutdown",
+    "guest-panic": "crashed",  # on_crash=destroy (-action panic=shutdown)
+    "host-error": "crashed",
+    "host-signal": "crashed",  # SIGTERM/SIGINT/SIGHUP from someone other than pyvirt
+    "none": "crashed",
+}
+
+
+def classify(last_shutdown: Mapping[str, Any] | None, destroying: bool) -> ExitInfo:
+    """Why QEMU went away, from its last SHUTDOWN event's data and the destroy intent.
+
+    A destroy intent wins; no SHUTDOWN event at all (SIGKILL, abort) means crashed.
+    """
+    if last_shutdown is None:
+        return ExitInfo("destroyed" if destroying else "crashed", "no-shutdown-event")
+    cause = str(last_shutdown.get("reason", "none"))
+    guest = last_shutdown.get("guest")
+    reason: ExitReason = "destroyed" if destroying else SHUTDOWN_REASONS.get(cause, "crashed")
+    return ExitInfo(reason, cause, guest=bool(guest) if guest is not None else None)
+
+
+# --- watcher bookkeeping (used by the service and tests) -----------------------------------
+
+
+def _write_watcher(run_dir: Path, connected: bool) -> None:
+    stat = process.proc_stat(os.getpid())
+    assert stat is not None
+    data = {"pid": os.getpid(), "starttime": stat[1], "connected": connected}
+    atomic_write(run_dir / WATCHER_FILE, json.dumps(data).encode(), 0o644, sync=False)
+
+
+def spawn_watcher(run_dir: Path, *, log_path: Path | None = None) -> int:
+    """Start the watcher for ``run_dir`` detached (own session), unless one is running.
+
+    Call it right after :func:`pyvirt.drivers.qemu.process.launch` (and after
+    :func:`pyvirt.drivers.qemu.runtime.write_policy`). It does not wait for the watcher.
+
+    :param log_path: the domain log, where events, QEMU's later stderr and the watcher's own
+        errors are appended; default: ``log_path`` of the runtime record if saved already
+    :returns: the watcher's pid
+    """
+    if log_path is None:
+        with contextlib.suppress(PyvirtError):
+            rec = RuntimeRecord.load_or_none(run_dir)
+            log_path = Path(rec.log_path) if rec is not None else None
+    current = read_watcher(run_dir)
+    if current is not None and current.alive:
+        return current.pid
+    argv = [sys.executable, "-m", __name__, str(run_dir)]
+    if log_path is not None:
+        argv += ["--log", str(log_path)]
+    stderr_fd = process.take_stderr_reader(run_dir)
+    if stderr_fd is not None:
+        argv += ["--stderr-fd", str(stderr_fd)]
+    # make sure the child finds this very pyvirt, installed or not
+    src = str(Path(__file__).resolve().parents[3])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (src, env.get("PYTHONPATH")) if p)
+    out: int = subprocess.DEVNULL
+    if log_path is not None:
+        out = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+            close_fds=True,
+            pass_fds=() if stderr_fd is None else (stderr_fd,),
+            cwd="/",
+            env=env,
+        )
+    finally:
+        if out >= 0:
+            os.close(out)
+        if stderr_fd is not None:
+            os.close(stderr_fd)
+    log.debug("watcher for %s started: pid %d", run_dir, proc.pid)
+    return proc.pid
+
+
+def wait_watcher(run_dir: Path, timeout: float = 5.0) -> bool:
+    """Wait until the watcher is connected to QEMU; False if it is not within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = read_watcher(run_dir)
+        if info is not None and info.connected:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+# --- the watcher process -------------------------------------------------------------------
+
+
+def _event_line(event: Mapping[str, Any]) -> str:
+    stamp = event.get("timestamp") or {}
+    seconds = float(stamp.get("seconds", time.time())) + stamp.get("microseconds", 0) / 1e6
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
+    data = json.dumps(event.get("data", {}), sort_keys=True)
+    return f"{when}.{int(seconds % 1 * 1e6):06d}Z: event {event.get('event')} {data}"
+
+
+class _Watcher:
+    """The asyncio side of the watcher process."""
+
+    def __init__(self, run_dir: Path, stderr_fd: int | None = None) -> None:
+        self.run_dir = run_dir
+        self.stderr_fd = stderr_fd
+        self.policy = read_policy(run_dir)
+        self.last_shutdown: dict[str, Any] | None = None
+        self.qemu_pid, self.qemu_start = self._qemu_process()
+
+    def _qemu_process(self) -> tuple[int, int | None]:
+        try:
+            pid = int((self.run_dir / PID_FILE).read_text().strip())
+        except (OSError, ValueError):
+            return 0, None
+        stat = process.proc_stat(pid)
+        return pid, stat[1] if stat else None
+
+    def qemu_alive(self) -> bool:
+        return self.qemu_pid > 0 and process.is_alive(self.qemu_pid, self.qemu_start)
+
+    def open_stderr(self) -> None:
+        """Start copying QEMU's stderr FIFO to ours (the domain log)."""
+        import asyncio
+
+        if self.stderr_fd is None:
+            try:
+                flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+                self.stderr_fd = os.open(self.run_dir / process.STDERR_FIFO, flags)
+            except OSError as err:
+                log.debug("no QEMU stderr FIFO: %s", err)
+                return
+        os.set_blocking(self.stderr_fd, False)
+        asyncio.get_running_loop().add_reader(self.stderr_fd, self.copy_stderr)
+
+    def copy_stderr(self) -> None:
+        """Copy what QEMU wrote; stop watching the FIFO at EOF (QEMU closed it)."""
+        import asyncio
+
+        assert self.stderr_fd is not None
+        try:
+            data = os.read(self.stderr_fd, 65536)
+        except BlockingIOError:
+            return
+        if data:
+            sys.stderr.flush()
+            os.write(2, data)
+        else:
+            asyncio.get_running_loop().remove_reader(self.stderr_fd)
+
+    def close_stderr(self) -> None:
+        """Copy the rest of QEMU's stderr and close the FIFO."""
+        import asyncio
+
+        if self.stderr_fd is None:
+            return
+        asyncio.get_running_loop().remove_reader(self.stderr_fd)
+        sys.stderr.flush()
+        process.drain(self.stderr_fd, 2)
+        os.close(self.stderr_fd)
+        self.stderr_fd = None
+
+    async def connect(self, client: Any) -> bool:
+        """Connect to events.sock, retrying while QEMU lives; False if it never worked."""
+        import asyncio
+
+        from qemu.qmp import ConnectError
+
+        path = str(self.run_dir / EVENTS_SOCKET)
+        deadline = time.monotonic() + CONNECT_TIMEOUT
+        while True:
+            try:
+                await asyncio.wait_for(client.connect(path), 5.0)
+                return True
+            except (ConnectError, TimeoutError) as err:
+                if not self.qemu_alive() or time.monotonic() >= deadline:
+                    log.warning("cannot connect to %s: %s", path, err)
+                    return False
+            await asyncio.sleep(0.02)
+
+    async def handle(self, client: Any, event: Mapping[str, Any]) -> None:
+        """Log one event and apply the policies."""
+        print(_event_line(event), file=sys.stderr, flush=True)
+        name = event.get("event")
+        data = event.get("data") or {}
+        if name == "SHUTDOWN":
+            self.last_shutdown = dict(data)
+            if data.get("reason") == "guest-shutdown" and self.policy.get("on_poweroff") in (
+                "restart",
+                "rename-restart",
+            ):
+                await self.restart(client, "on_poweroff")
+        elif name == "GUEST_PANICKED" and self.policy.get("on_crash") in (
+            "restart",
+            "rename-restart",
+        ):
+            await self.restart(client, "on_crash")
+
+    async def restart(self, client: Any, why: str) -> None:
+        """Reset and resume a guest that QEMU paused instead of exiting."""
+        from qemu.qmp import QMPError
+
+        log.info("%s=restart: resetting the guest", why)
+        try:
+            await client.execute("system_reset")
+            await client.execute("cont")
+        except QMPError as err:
+            log.warning("%s=restart failed: %s", why, err)
+            return
+        self.last_shutdown = None
+
+    async def run(self) -> ExitInfo:
+        """Watch until QEMU is gone; return the exit information."""
+        import asyncio
+
+        from qemu.qmp import QMPClient, Runstate
+
+        client = QMPClient(f"watch:{self.run_dir.name}")
+        self.open_stderr()
+        if await self.connect(client):
+            _write_watcher(self.run_dir, connected=True)
+            log.info("watching QEMU pid %d", self.qemu_pid)
+
+            async def consume() -> None:
+                async for event in client.events:
+                    await self.handle(client, event)
+
+            consumer = asyncio.create_task(consume())
+            while client.runstate == Runstate.RUNNING:
+                await client.runstate_changed()
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await consumer
+            for event in client.events.clear():
+                await self.handle(client, event)
+            with contextlib.suppress(Exception):
+                await client.disconnect()
+        # the monitor closes slightly before the process ends
+        if self.qemu_pid and not process.wait_gone(self.qemu_pid, self.qemu_start, 30.0):
+            log.warning("QEMU pid %d closed its monitor but still runs", self.qemu_pid)
+        self.close_stderr()
+        return classify(self.last_shutdown, is_destroying(self.run_dir))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m pyvirt.drivers.qemu.watch``."""
+    import asyncio
+
+    parser = argparse.ArgumentParser(prog="pyvirt-watch", description=__doc__)
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--log", type=Path, help="domain log (informational)")
+    parser.add_argument("--stderr-fd", type=int, help="read end of QEMU's stderr FIFO")
+    args = parser.parse_args(argv)
+    run_dir: Path = args.run_dir
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(
+            "%(asctime)s.%(msecs)03dZ: pyvirt-watch: %(message)s", datefmt="%Y-%m-%d %H:%M:%S"
+        )
+    )
+    logging.Formatter.converter = time.gmtime
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    # qemu.qmp reports the expected EOF at QEMU exit as an error; keep the log readable
+    logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
+
+    _write_watcher(run_dir, connected=False)
+    info = asyncio.run(_Watcher(run_dir, args.stderr_fd).run())
+    write_exit(run_dir, info)
+    log.info("QEMU gone: %s (%s)", info.reason, info.detail)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
