@@ -25,6 +25,9 @@ from pyvirt.model import Address, Disk
 from pyvirt.model.domain import Domain
 
 SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+#: QEMU 7.2 installs its seccomp filter before -daemonize forks and calls setsid(), so with
+#: -daemonize the spawn and elevateprivileges filters would kill QEMU itself (SIGSYS)
+SANDBOX_DAEMONIZED = "on,obsolete=deny,resourcecontrol=deny"
 
 
 def parse_num(text: str | int | None, default: int = 0) -> int:
@@ -273,7 +276,7 @@ def build_argv(domain: Domain, ctx: ArgvContext) -> list[str]:
         device_args += lowering_for(dev)(dev, b)
     argv += disk.fdc_globals(b)
     argv += device_args
-    argv += ["-sandbox", SANDBOX]
+    argv += ["-sandbox", SANDBOX_DAEMONIZED if ctx.daemonize else SANDBOX]
     argv += ["-msg", "timestamp=on"]
     return argv
 

@@ -33,20 +33,16 @@ TAP_TYPES = ("network", "bridge", "ethernet")
 
 
 def hostdev_source(iface: Interface) -> str | None:
-    """The host PCI address (``0000:03:07.1``) of an ``<interface type='hostdev'>``.
+    """The host PCI address (``0000:03:07.1``) of an ``<interface type='hostdev'>``."""
+    from pyvirt.drivers.qemu.argv.builder import parse_num
 
-    The model has no field for ``<source><address>`` of an interface yet, so it is read from
-    the element here.
-    """
-    el = iface.element.find("source/address")
-    if el is None or el.get("slot") is None:
+    addr = iface.source_address
+    if addr is None or addr.slot is None:
         return None
-
-    def num(key: str) -> int:
-        raw = el.get(key) or "0"
-        return int(raw, 16) if raw.lower().startswith("0x") else int(raw)
-
-    return f"{num('domain'):04x}:{num('bus'):02x}:{num('slot'):02x}.{num('function')}"
+    return (
+        f"{parse_num(addr.domain):04x}:{parse_num(addr.bus):02x}:{parse_num(addr.slot):02x}."
+        f"{parse_num(addr.function)}"
+    )
 
 
 def _netdev(iface: Interface, netid: str) -> list[str]:
