@@ -1,0 +1,34 @@
+"""Image commands: build and list the guest images pyvirt can make itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def image() -> None:
+    """Build guest images (the tiny test guest for now)."""
+
+
+@image.command()
+@click.argument("kind", type=click.Choice(["tiny"]))
+@click.option("--output", "output", type=click.Path(path_type=Path), help="output directory")
+@click.option("--force", is_flag=True, help="rebuild even if a cached image exists")
+def build(kind: str, output: Path | None, force: bool) -> None:
+    """Build an image: 'tiny' is a kernel + busybox initramfs from Debian packages."""
+    from pyvirt.images import tiny
+
+    img = tiny.build(output, force=force) if output else tiny.default_image(force=force)
+    click.echo(f"kernel: {img.kernel}")
+    click.echo(f"initrd: {img.initrd}")
+
+
+@image.command(name="list")
+def list_() -> None:
+    """List the images built so far."""
+    from pyvirt.images import tiny
+
+    for img in tiny.list_images():
+        click.echo(f"tiny   {img.kernel.parent}")

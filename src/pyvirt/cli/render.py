@@ -1,0 +1,36 @@
+"""Output helpers shared by CLI commands: virsh-style tables and JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Print a virsh-style table: a header, a dashed rule, one space of indent."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    def line(cells: Sequence[str]) -> str:
+        return " " + "   ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+    click.echo(line(headers))
+    click.echo("-" * (sum(widths) + 3 * (len(widths) - 1) + 2))
+    for row in rows:
+        click.echo(line(row))
+    click.echo()
+
+
+def fields(pairs: Sequence[tuple[str, str]]) -> None:
+    """Print ``Key:   value`` lines aligned like virsh's dominfo."""
+    width = max(len(k) for k, _ in pairs) + 2
+    for key, value in pairs:
+        click.echo(f"{key + ':':<{width}}{value}".rstrip())
+    click.echo()
+
+
+def as_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=False))

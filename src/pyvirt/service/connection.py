@@ -1,0 +1,68 @@
+"""Connections: the entry point of the public API.
+
+``open_connection(uri)`` returns a :class:`Connection`. Only the embedded driver exists for
+now: state lives on this host (see :mod:`pyvirt.state.paths`) and no daemon is needed.
+
+Accepted URIs: ``None`` (default), ``qemu:///system``, ``qemu:///session``, ``pyvirt:///embed``
+and ``pyvirt:///embed?root=DIR`` (all state under DIR, like ``PYVIRT_STATE_DIR``).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, urlsplit
+
+from pyvirt.errors import InvalidConfigError
+from pyvirt.state.paths import StatePaths
+
+if TYPE_CHECKING:
+    from pyvirt.service.domains import DomainManager
+    from pyvirt.service.host import HostManager
+
+KNOWN_URIS = ("qemu:///system", "qemu:///session", "pyvirt:///embed", "pyvirt:///system")
+
+
+class Connection:
+    """A connection to one host's pyvirt state. Cheap to create; opens nothing eagerly."""
+
+    def __init__(self, paths: StatePaths, uri: str) -> None:
+        self.paths = paths
+        self.uri = uri
+
+    @cached_property
+    def domains(self) -> DomainManager:
+        """Domain operations (define, start, list, ...)."""
+        from pyvirt.service.domains import DomainManager
+
+        return DomainManager(self.paths)
+
+    @cached_property
+    def host(self) -> HostManager:
+        """Host facts: versions, capabilities, host-validate."""
+        from pyvirt.service.host import HostManager
+
+        return HostManager(self.paths)
+
+
+def open_connection(uri: str | None = None) -> Connection:
+    """Open a connection.
+
+    :raises InvalidConfigError: for a URI pyvirt does not know
+    """
+    uri = uri or os.environ.get("PYVIRT_DEFAULT_URI") or os.environ.get("LIBVIRT_DEFAULT_URI")
+    if not uri:
+        return Connection(StatePaths.default(), "pyvirt:///embed")
+    parts = urlsplit(uri)
+    base = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    if base not in KNOWN_URIS:
+        raise InvalidConfigError(
+            f"connection URI '{uri}' is not supported",
+            hint="use qemu:///system or pyvirt:///embed?root=DIR",
+        )
+    root = parse_qs(parts.query).get("root")
+    if root:
+        return Connection(StatePaths.from_root(Path(root[0])), uri)
+    return Connection(StatePaths.default(), uri)

@@ -1,0 +1,265 @@
+"""Starting and stopping domains: the QEMU side of the domain use cases.
+
+Start is on the hot path (target: the CLI returns in well under 120 ms), so it does only:
+parse the definition, build the argv (pure), launch QEMU with ``-daemonize`` (QEMU's parent
+returns once the machine is set up, so failures are reported synchronously), write the
+runtime record and spawn the watcher without waiting for it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pyvirt.errors import InvalidStateError, UnsupportedError
+from pyvirt.service.types import DomainStatus, Reason, State
+from pyvirt.state.atomic import atomic_write
+from pyvirt.state.domains import check_name
+from pyvirt.state.locks import file_lock
+
+if TYPE_CHECKING:
+    from pyvirt.model.domain import Domain
+    from pyvirt.service.domains import DomainManager
+
+VNC_BASE_PORT = 5900
+
+
+def _next_id(mgr: DomainManager) -> int:
+    """Allocate the next numeric domain id (monotonic per host boot, like libvirt's)."""
+    counter = mgr.paths.domain_run_root / ".next-id"
+    with file_lock(mgr.paths.lock_dir / "ids.lock", what="the domain id counter"):
+        try:
+            value = int(counter.read_text())
+        except (FileNotFoundError, ValueError):
+            value = 1
+        mgr.paths.domain_run_root.mkdir(parents=True, exist_ok=True)
+        atomic_write(counter, str(value + 1).encode(), sync=False)
+    return value
+
+
+def _free_vnc_display(mgr: DomainManager) -> int:
+    """The lowest VNC display whose TCP port is free and not claimed by another domain."""
+    claimed: set[int] = set()
+    for name in mgr._running_names():
+        rec = mgr._record(name)
+        if rec is not None and rec.vnc_display is not None:
+            claimed.add(rec.vnc_display)
+    for display in range(0, 100):
+        if display in claimed:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", VNC_BASE_PORT + display))
+            except OSError:
+                continue
+        return display
+    raise InvalidStateError("no free VNC port between 5900 and 5999")
+
+
+def _check_accel(dom: Domain) -> None:
+    if dom.type != "kvm":
+        return
+    if not os.path.exists("/dev/kvm"):
+        raise UnsupportedError(
+            f"domain '{dom.name}' needs KVM but /dev/kvm does not exist",
+            hint="load kvm_intel or kvm_amd, or set <domain type='qemu'> to use TCG",
+        )
+
+
+def _launch(mgr: DomainManager, dom: Domain, *, paused: bool, transient: bool) -> DomainStatus:
+    """Start QEMU for ``dom`` (caller holds the domain lock and checked it is not running)."""
+    from pyvirt.drivers.qemu import process, runtime, watch
+    from pyvirt.drivers.qemu.argv import ArgvContext, build_argv
+
+    _check_accel(dom)
+    name = dom.name
+    run_dir = mgr.paths.domain_run_dir(name)
+    log_dir = mgr.paths.domain_log_dir(name)
+    if run_dir.exists():
+        import shutil
+
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, mode=0o700)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    vnc_display = None
+    for g in dom.devices.graphics:
+        if g.type == "vnc" and not g.socket and (g.autoport or g.port in (None, -1)):
+            vnc_display = _free_vnc_display(mgr)
+            g.port = VNC_BASE_PORT + vnc_display
+            g.autoport = True
+        elif g.type == "vnc" and g.port is not None and g.port >= VNC_BASE_PORT:
+            vnc_display = g.port - VNC_BASE_PORT
+    ctx = ArgvContext(run_dir=run_dir, log_dir=log_dir, daemonize=True, vnc_display=vnc_display)
+    argv = build_argv(dom, ctx)
+    if paused:
+        argv.append("-S")
+    (run_dir / "domain.xml").write_text(dom.to_xml())
+    runtime.write_policy(
+        run_dir,
+        on_poweroff=dom.on_poweroff,
+        on_reboot=dom.on_reboot,
+        on_crash=dom.on_crash,
+    )
+    domain_id = _next_id(mgr)
+    try:
+        pid = process.launch(argv, run_dir=run_dir, log_path=log_dir / "qemu.log")
+    except BaseException:
+        import shutil
+
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    rec = runtime.RuntimeRecord(
+        name=name,
+        uuid=dom.uuid,
+        pid=pid,
+        starttime=process.starttime(pid),
+        domain_id=domain_id,
+        qmp_socket=str(run_dir / "qmp.sock"),
+        events_socket=str(run_dir / "events.sock"),
+        serial_sockets=sorted(str(p) for p in run_dir.glob("serial*.sock")),
+        console_log=str(log_dir / "console.log"),
+        log_path=str(log_dir / "qemu.log"),
+        vnc_display=vnc_display,
+        argv=argv,
+        started_at=time.time(),
+        paused=paused,
+        transient=transient,
+    )
+    rec.save(run_dir)
+    watch.spawn_watcher(run_dir)
+    mgr.paths.domain_last_state(name).unlink(missing_ok=True)
+    state = State.PAUSED if paused else State.RUNNING
+    reason = Reason.USER if paused else Reason.BOOTED
+    return DomainStatus(name, dom.uuid, domain_id, state, reason, not transient, False, pid)
+
+
+def start(mgr: DomainManager, name: str, *, paused: bool = False) -> DomainStatus:
+    """Start a defined, shut-off domain."""
+    with mgr._locked(name):
+        if mgr._live(name, cleanup=True) is not None:
+            raise InvalidStateError(f"domain '{name}' is already running")
+        xml = mgr.store.read(name)
+        if xml is None:
+            raise InvalidStateError(f"domain '{name}' is not defined")
+        from pyvirt.model.domain import Domain
+
+        dom = Domain.from_xml(xml)
+        return _launch(mgr, dom, paused=paused, transient=False)
+
+
+def create(mgr: DomainManager, xml: str | bytes, *, paused: bool = False) -> DomainStatus:
+    """Create and start a transient domain from XML (virsh ``create``)."""
+    from pyvirt.model.domain import Domain
+
+    dom = Domain.from_xml(xml)
+    check_name(dom.name)
+    with mgr._namespace():
+        mgr._check_unique(dom, allow_same_name=True)
+        with mgr._locked(dom.name):
+            if mgr._live(dom.name, cleanup=True) is not None:
+                raise InvalidStateError(f"domain '{dom.name}' is already running")
+            return _launch(mgr, dom, paused=paused, transient=not mgr.store.exists(dom.name))
+
+
+def _monitor(rec_socket: str) -> object:
+    from pyvirt.drivers.qemu.qmp import Monitor
+
+    return Monitor(rec_socket)
+
+
+def shutdown(mgr: DomainManager, ident: str) -> None:
+    """Ask the guest to power off (ACPI power button); returns at once like virsh."""
+    from pyvirt.drivers.qemu.qmp import Monitor
+
+    name, rec = mgr.running(ident)
+    with Monitor(rec.qmp_socket) as mon:
+        mon.system_powerdown()
+
+
+def destroy(mgr: DomainManager, ident: str, *, graceful: bool = False) -> None:
+    """Stop QEMU immediately (SIGTERM, then SIGKILL); the reason becomes ``destroyed``."""
+    from pyvirt.drivers.qemu import process, runtime
+
+    name = mgr.resolve(ident)
+    with mgr._locked(name):
+        rec = mgr._live(name, cleanup=True)
+        if rec is None:
+            raise InvalidStateError(f"domain '{name}' is not running")
+        run_dir = mgr.paths.domain_run_dir(name)
+        runtime.mark_destroying(run_dir)
+        process.terminate(rec.pid, rec.starttime, timeout=10.0 if graceful else 3.0)
+        mgr._reap(name, rec)
+
+
+def reboot(mgr: DomainManager, ident: str) -> None:
+    """Reboot the guest (a machine reset; a graceful reboot needs the guest agent)."""
+    reset(mgr, ident)
+
+
+def reset(mgr: DomainManager, ident: str) -> None:
+    """Hard-reset the virtual machine, like pressing its reset button."""
+    from pyvirt.drivers.qemu.qmp import Monitor
+
+    _, rec = mgr.running(ident)
+    with Monitor(rec.qmp_socket) as mon:
+        mon.system_reset()
+
+
+def _set_paused(mgr: DomainManager, ident: str, paused: bool) -> None:
+    from pyvirt.drivers.qemu.qmp import Monitor
+
+    name = mgr.resolve(ident)
+    with mgr._locked(name):
+        rec = mgr._live(name, cleanup=True)
+        if rec is None:
+            raise InvalidStateError(f"domain '{name}' is not running")
+        with Monitor(rec.qmp_socket) as mon:
+            if paused:
+                mon.stop()
+            else:
+                mon.cont()
+        rec.paused = paused
+        rec.save(mgr.paths.domain_run_dir(name))
+
+
+def suspend(mgr: DomainManager, ident: str) -> None:
+    _set_paused(mgr, ident, True)
+
+
+def resume(mgr: DomainManager, ident: str) -> None:
+    _set_paused(mgr, ident, False)
+
+
+def qemu_status(mgr: DomainManager, ident: str) -> tuple[str, bool]:
+    """QEMU's own view (``query-status``): status string and whether vCPUs run."""
+    from pyvirt.drivers.qemu.qmp import Monitor
+
+    _, rec = mgr.running(ident)
+    with Monitor(rec.qmp_socket) as mon:
+        return mon.query_status()
+
+
+def console_socket(mgr: DomainManager, ident: str) -> tuple[str, Path]:
+    """Name and serial console socket of a running domain."""
+    name, rec = mgr.running(ident)
+    if not rec.serial_sockets:
+        raise InvalidStateError(
+            f"domain '{name}' has no serial console",
+            hint="add <serial type='pty'/> (or <console type='pty'/>) to its definition",
+        )
+    return name, Path(rec.serial_sockets[0])
+
+
+def cpu_time(pid: int) -> float:
+    """CPU seconds used by a process (utime + stime)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks

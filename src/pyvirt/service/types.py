@@ -1,0 +1,49 @@
+"""Plain value types returned by the service API (no behaviour, safe to serialize)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class State(StrEnum):
+    """Domain states, spelled as virsh prints them."""
+
+    RUNNING = "running"
+    PAUSED = "paused"
+    SHUTOFF = "shut off"
+
+
+class Reason(StrEnum):
+    """Why a domain is in its state (virsh ``domstate --reason``)."""
+
+    BOOTED = "booted"
+    UNPAUSED = "unpaused"
+    USER = "user"
+    STARTING_UP = "starting up"
+    SHUTDOWN = "shutdown"
+    DESTROYED = "destroyed"
+    CRASHED = "crashed"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class DomainStatus:
+    """What ``list`` and ``dominfo`` show about one domain."""
+
+    name: str
+    uuid: str
+    id: int | None
+    state: State
+    reason: Reason
+    persistent: bool
+    autostart: bool
+    pid: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict with enum values as strings."""
+        out = asdict(self)
+        out["state"] = str(self.state)
+        out["reason"] = str(self.reason)
+        return out
