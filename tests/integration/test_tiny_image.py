@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import shutil
 import socket
 import subprocess
 import threading
@@ -12,9 +14,9 @@ from pathlib import Path
 import pytest
 from qemu.qmp.legacy import QEMUMonitorProtocol
 
+from pyvirt.images.cpio import write_initramfs
+from pyvirt.images.modules import module_name, strip_signature
 from pyvirt.images.tiny import DISKS, MARKER, RUN_BEGIN, RUN_END, TinyImage, run_argument
-
-pytestmark = [pytest.mark.qemu, pytest.mark.timeout(90)]
 
 DISK_BYTES = 48 * 1024 * 1024
 
@@ -108,6 +110,8 @@ def boot(
         serial.close()
 
 
+@pytest.mark.qemu
+@pytest.mark.timeout(90)
 def test_tiny_guest_protocol(
     qemu_binary: str, tiny_image: TinyImage, tmp_path: Path, disk: Path
 ) -> None:
@@ -132,3 +136,45 @@ def test_tiny_guest_protocol(
         assert isinstance(status, dict) and status["status"] == "running"
         qmp.cmd("system_powerdown")
         assert proc.wait(timeout=10) == 0, proc.stderr.read() if proc.stderr else ""
+
+
+def test_initramfs_is_a_newc_archive_cpio_can_read(tmp_path: Path) -> None:
+    cpio = shutil.which("cpio")
+    if cpio is None:
+        pytest.skip("cpio is not installed (Debian package cpio)")
+    root = tmp_path / "root"
+    (root / "bin").mkdir(parents=True)
+    (root / "bin" / "busybox").write_bytes(b"\x7fELF" + bytes(range(256)) * 3)
+    (root / "bin" / "sh").symlink_to("busybox")
+    (root / "init").write_text("#!/bin/sh\n")
+    (root / "init").chmod(0o755)
+    archive = tmp_path / "initrd.img"
+    write_initramfs(root, archive)
+    listing = subprocess.run(
+        [cpio, "-itv", "--quiet"],
+        input=gzip.decompress(archive.read_bytes()),
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    lines = {line.split()[-1] if "->" not in line else line.split()[-3]: line
+             for line in listing.splitlines()}  # fmt: skip
+    assert set(lines) == {"dev", "dev/console", "bin", "bin/busybox", "bin/sh", "init"}
+    assert lines["dev/console"].startswith("crw-------")
+    assert lines["init"].startswith("-rwxr-xr-x   1 root     root")
+    assert lines["bin/sh"].endswith("bin/sh -> busybox")
+
+
+def test_strip_signature_and_module_names() -> None:
+    body = b"\x7fELF module body"
+    signature = b"S" * 20
+    info = bytes([0, 0, 2, 0, 0, 0, 0, 0]) + len(signature).to_bytes(4, "big")
+    signed = body + signature + info + b"~Module signature appended~\n"
+    assert strip_signature(signed) == body
+    assert strip_signature(body) == body
+    assert module_name("kernel/drivers/char/hw_random/virtio-rng.ko.xz") == "virtio_rng"
+    assert module_name("kernel/drivers/net/ethernet/realtek/8139cp.ko") == "8139cp"
+
+
+def test_run_argument_is_base64_without_spaces() -> None:
+    arg = run_argument("echo a b; exit 3")
+    assert arg == "pyvirt.run=ZWNobyBhIGI7IGV4aXQgMw=="

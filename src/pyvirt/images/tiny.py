@@ -206,6 +206,13 @@ def _build_into(
     }
 
 
+def _remove_leftovers(output: Path) -> None:
+    """Delete scratch directories of builds of *output* that were killed (caller holds the lock)."""
+    for kind in ("new", "work", "old"):
+        for path in output.parent.glob(f".{output.name}.{kind}-*"):
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def _install(staging: Path, output: Path) -> None:
     """Move the finished *staging* directory to *output*, replacing an older build atomically."""
     if output.exists():
@@ -218,7 +225,7 @@ def _install(staging: Path, output: Path) -> None:
 
 
 def build(output: Path, *, cache_dir: Path | None = None, force: bool = False) -> TinyImage:
-    """Build the tiny image into directory *output* (``vmlinuz``, ``initrd.img``, manifest).
+    """Build the tiny image into directory *output*: ``vmlinux``, ``vmlinuz``, ``initrd.img``.
 
     An existing complete build in *output* is returned as is unless *force* is set. The build
     happens in a temporary sibling directory that is renamed into place, under an exclusive
@@ -237,12 +244,15 @@ def build(output: Path, *, cache_dir: Path | None = None, force: bool = False) -
     with _locked(output.parent / f".{output.name}.lock"):
         if _complete(output) and not force:
             return _image_in(output)
+        _remove_leftovers(output)
         kernel = debian.resolve(KERNEL_PACKAGE, follow_prefix="linux-image-")
         busybox = debian.resolve(BUSYBOX_PACKAGE)
         log.info("building tiny image from %s and %s into %s", kernel.spec, busybox.spec, output)
         staging = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}.new-"))
         try:
-            with tempfile.TemporaryDirectory(dir=output.parent, prefix=".work-") as work:
+            with tempfile.TemporaryDirectory(
+                dir=output.parent, prefix=f".{output.name}.work-"
+            ) as work:
                 debs = cache_dir / "debs" if cache_dir is not None else Path(work) / "debs"
                 manifest = _build_into(staging, Path(work), kernel, busybox, debs)
             (staging / _MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
