@@ -9,12 +9,13 @@ destroy < 50 ms, `list --all` at 1000 domains no slower than libvirt's at 500 (7
 from __future__ import annotations
 
 import argparse
+import functools
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
+from _common import (
     PYVIRT,
     domain_xml,
     median,
@@ -38,7 +39,9 @@ def main() -> None:
     args = ap.parse_args()
     kernel, initrd = tiny_image()
     sizes = [int(s) for s in args.sizes.split(",")]
-    baseline = median([timed(lambda: subprocess.run([sys.executable, "-c", "pass"])) for _ in range(args.runs)])
+    baseline = median(
+        [timed(lambda: subprocess.run([sys.executable, "-c", "pass"])) for _ in range(args.runs)]
+    )
     print(f"cli_latency (medians of {args.runs}); python -c pass = {ms(baseline).strip()}")
     print(f"  {'domains':>8}{'define':>12}{'destroy':>12}{'list --all':>12}{'dominfo':>12}")
     for size in sizes:
@@ -51,8 +54,9 @@ def main() -> None:
             xml = root / "x.xml"
             xml.write_text(domain_xml("probe", kernel, initrd))
             define_t = []
+            define_probe = functools.partial(run, "define", str(xml))
             for _ in range(args.runs):
-                define_t.append(timed(lambda: run("define", str(xml))))
+                define_t.append(timed(define_probe))
                 run("undefine", "probe")
             run("define", str(xml))
             list_t = [timed(lambda: run("list", "--all")) for _ in range(args.runs)]
@@ -64,8 +68,10 @@ def main() -> None:
                 pv("start", "probe")
                 wait_marker(console, 0)
                 destroy_t.append(timed(lambda: run("destroy", "probe")))
-        print(f"  {size:>8}{ms(median(define_t)):>12}{ms(median(destroy_t)):>12}"
-              f"{ms(median(list_t)):>12}{ms(median(info_t)):>12}")
+        print(
+            f"  {size:>8}{ms(median(define_t)):>12}{ms(median(destroy_t)):>12}"
+            f"{ms(median(list_t)):>12}{ms(median(info_t)):>12}"
+        )
 
 
 if __name__ == "__main__":

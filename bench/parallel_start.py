@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PYVIRT, domain_xml, median, pv, state_root, tiny_image, wait_marker  # noqa: E402
+from _common import PYVIRT, domain_xml, median, pv, state_root, tiny_image, wait_marker
 
 
 def main() -> None:
@@ -38,7 +38,9 @@ def main() -> None:
             for log in logs.values():
                 log.unlink(missing_ok=True)
             t0 = time.perf_counter()
-            procs = [subprocess.Popen([PYVIRT, "start", n], stdout=subprocess.DEVNULL) for n in names]
+            procs = [
+                subprocess.Popen([PYVIRT, "start", n], stdout=subprocess.DEVNULL) for n in names
+            ]
             for p in procs:
                 p.wait()
             p_times.append(max(wait_marker(logs[n], t0, 180) for n in names))
@@ -50,8 +52,10 @@ def main() -> None:
                 logs[n].unlink(missing_ok=True)
                 (root / f"run/qemu/{n}").mkdir(parents=True, exist_ok=True)
             t0 = time.perf_counter()
-            procs = [subprocess.Popen(argvs[n], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-                     for n in names]
+            procs = [
+                subprocess.Popen(argvs[n], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+                for n in names
+            ]
             for p in procs:
                 p.wait()
             d_times.append(max(wait_marker(logs[n], t0, 180) for n in names))
@@ -62,8 +66,10 @@ def main() -> None:
             time.sleep(0.3)
     p, d = median(p_times), median(d_times)
     print(f"parallel_start: {args.guests} guests, median of {args.runs}")
-    print(f"  pyvirt all up: {p:6.2f} s   direct all up: {d:6.2f} s   ratio {p / d:5.2f}"
-          f"   target <= 1.05: {'OK' if p / d <= 1.05 else 'MISSED'}")
+    print(
+        f"  pyvirt all up: {p:6.2f} s   direct all up: {d:6.2f} s   ratio {p / d:5.2f}"
+        f"   target <= 1.05: {'OK' if p / d <= 1.05 else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import domain_xml, median, ms, pv, state_root, tiny_image, wait_marker  # noqa: E402
+from _common import domain_xml, median, ms, pv, state_root, tiny_image, wait_marker
 
 
 def direct_run(argv: list[str], run_dir: Path, console: Path) -> tuple[float, float]:
@@ -39,7 +39,9 @@ def pyvirt_run(name: str, console: Path) -> tuple[float, float, list[str]]:
     pv("start", name)
     returned = time.perf_counter() - t0
     marker = wait_marker(console, t0)
-    rec = json.loads((Path(os.environ["PYVIRT_STATE_DIR"]) / "run/qemu" / name / "runtime.json").read_text())
+    rec = json.loads(
+        (Path(os.environ["PYVIRT_STATE_DIR"]) / "run/qemu" / name / "runtime.json").read_text()
+    )
     pv("destroy", name)
     return returned, marker, rec["argv"]
 
@@ -70,12 +72,18 @@ def main() -> None:
             shutil.rmtree(run_dir, ignore_errors=True)
     print(f"start_latency ({args.runs} interleaved runs, medians)")
     print(f"  {'':24}{'pyvirt':>11}{'direct':>11}{'ratio':>8}")
-    print(f"  {'command returns':24}{ms(median(p_ret))}{ms(median(d_ret))}"
-          f"{median(p_ret) / median(d_ret):8.2f}")
-    print(f"  {'start -> marker':24}{ms(median(p_mark))}{ms(median(d_mark))}"
-          f"{median(p_mark) / median(d_mark):8.2f}")
-    print(f"  target: pyvirt start returns < 120 ms: {'OK' if median(p_ret) < 0.12 else 'MISSED'};"
-          f" marker ratio <= 1.05: {'OK' if median(p_mark) / median(d_mark) <= 1.05 else 'MISSED'}")
+    print(
+        f"  {'command returns':24}{ms(median(p_ret))}{ms(median(d_ret))}"
+        f"{median(p_ret) / median(d_ret):8.2f}"
+    )
+    print(
+        f"  {'start -> marker':24}{ms(median(p_mark))}{ms(median(d_mark))}"
+        f"{median(p_mark) / median(d_mark):8.2f}"
+    )
+    print(
+        f"  target: pyvirt start returns < 120 ms: {'OK' if median(p_ret) < 0.12 else 'MISSED'};"
+        f" marker ratio <= 1.05: {'OK' if median(p_mark) / median(d_mark) <= 1.05 else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":

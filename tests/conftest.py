@@ -43,7 +43,9 @@ class Pyvirt:
         )
         res = Result(proc.returncode, proc.stdout, proc.stderr)
         if check and proc.returncode != 0:
-            raise AssertionError(f"pyvirt {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+            raise AssertionError(
+                f"pyvirt {' '.join(args)} failed ({proc.returncode}): {proc.stderr}"
+            )
         return res
 
     def snapshot(self) -> dict[str, bytes]:

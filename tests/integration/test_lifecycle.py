@@ -41,6 +41,13 @@ def domain_xml(image: Any, name: str = "t1", extra_devices: str = "", **kw: str)
 """
 
 
+def disk_xml(path: Path) -> str:
+    return (
+        f"<disk type='file' device='disk'><source file='{path}'/>"
+        "<target dev='vda' bus='virtio'/></disk>"
+    )
+
+
 def define(pv: Pyvirt, image: Any, name: str = "t1", **kw: str) -> Path:
     path = pv.root / f"{name}.xml"
     path.write_text(domain_xml(image, name, **kw))
@@ -181,7 +188,8 @@ def test_racing_starts_one_wins(pyvirt: Pyvirt, tiny_image: Any) -> None:
 def test_on_reboot_destroy_stops_on_guest_reboot(pyvirt: Pyvirt, tiny_image: Any) -> None:
     path = pyvirt.root / "t1.xml"
     xml = domain_xml(tiny_image, on_reboot="destroy").replace(
-        "quiet panic=-1", "quiet pyvirt.run=cmVib290IC1m"  # base64("reboot -f")
+        "quiet panic=-1",
+        "quiet pyvirt.run=cmVib290IC1m",  # base64("reboot -f")
     )
     path.write_text(xml)
     pyvirt("define", str(path))
@@ -234,7 +242,7 @@ def test_seed_delete_workflow(pyvirt: Pyvirt, tiny_image: Any, tmp_path: Path) -
     disk = tmp_path / "10.47.181.1.raw"
     disk.write_bytes(b"\0" * 1024 * 1024)
     path = pyvirt.root / "d.xml"
-    dev = f"<disk type='file' device='disk'><source file='{disk}'/><target dev='vda' bus='virtio'/></disk>"
+    dev = disk_xml(disk)
     path.write_text(domain_xml(tiny_image, "10.47.181.1", extra_devices=dev))
     pyvirt("define", str(path))
     pyvirt("start", "10.47.181.1")
@@ -249,7 +257,7 @@ def test_seed_delete_workflow(pyvirt: Pyvirt, tiny_image: Any, tmp_path: Path) -
 def test_remove_all_storage(pyvirt: Pyvirt, tiny_image: Any, tmp_path: Path) -> None:
     disk = tmp_path / "a.raw"
     disk.write_bytes(b"\0" * 4096)
-    dev = f"<disk type='file' device='disk'><source file='{disk}'/><target dev='vda' bus='virtio'/></disk>"
+    dev = disk_xml(disk)
     path = pyvirt.root / "s.xml"
     path.write_text(domain_xml(tiny_image, "s", extra_devices=dev))
     pyvirt("define", str(path))

@@ -15,8 +15,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     for row in rows:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], len(cell))
+
     def line(cells: Sequence[str]) -> str:
         return " " + "   ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
     click.echo(line(headers))
     click.echo("-" * (sum(widths) + 3 * (len(widths) - 1) + 2))
     for row in rows:

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 
 from pyvirt.errors import (
     AlreadyExistsError,
-    InvalidConfigError,
     InvalidStateError,
     NotFoundError,
     OperationFailedError,
@@ -79,9 +78,9 @@ class DomainManager:
 
         :raises NotFoundError: if no domain matches
         """
-        if ident and "/" not in ident and ident not in (".", ".."):
-            if self.store.exists(ident) or self.paths.domain_run_dir(ident).is_dir():
-                return ident
+        plain = ident and "/" not in ident and ident not in (".", "..")
+        if plain and (self.store.exists(ident) or self.paths.domain_run_dir(ident).is_dir()):
+            return ident
         if _looks_like_uuid(ident):
             name = self.store.name_for_uuid(ident)
             if name:
@@ -153,7 +152,9 @@ class DomainManager:
         name = self.resolve(ident)
         return self._status(name, uuids=None)
 
-    def _status(self, name: str, uuids: dict[str, str] | None, *, lock: bool = False) -> DomainStatus:
+    def _status(
+        self, name: str, uuids: dict[str, str] | None, *, lock: bool = False
+    ) -> DomainStatus:
         rec = self._live(name, cleanup=lock)
         persistent = self.store.exists(name)
         if rec is None and not persistent:
@@ -161,7 +162,9 @@ class DomainManager:
         autostart = persistent and self.store.autostart(name)
         if rec is not None:
             state = State.PAUSED if rec.paused else State.RUNNING
-            reason = Reason.USER if rec.paused else (Reason(rec.reason) if rec.reason else Reason.BOOTED)
+            reason = (
+                Reason.USER if rec.paused else (Reason(rec.reason) if rec.reason else Reason.BOOTED)
+            )
             return DomainStatus(
                 name, rec.uuid, rec.domain_id, state, reason, persistent, autostart, rec.pid
             )
@@ -176,7 +179,7 @@ class DomainManager:
                 return uuid
         return self.definition(name).uuid
 
-    def list(self) -> list[DomainStatus]:
+    def list_all(self) -> list[DomainStatus]:
         """Every domain, running and defined, sorted by (running first by id, then name)."""
         names = set(self.store.names()) | set(self._running_names())
         uuids = self.store.uuids()

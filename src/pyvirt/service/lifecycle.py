@@ -73,7 +73,7 @@ def _check_accel(dom: Domain) -> None:
 def _launch(mgr: DomainManager, dom: Domain, *, paused: bool, transient: bool) -> DomainStatus:
     """Start QEMU for ``dom`` (caller holds the domain lock and checked it is not running)."""
     from pyvirt.drivers.qemu import process, runtime, watch
-    from pyvirt.drivers.qemu.argv import ArgvContext, build_argv
+    from pyvirt.drivers.qemu.argv import ArgvContext, build_argv, required_files
 
     _check_accel(dom)
     name = dom.name
@@ -95,6 +95,8 @@ def _launch(mgr: DomainManager, dom: Domain, *, paused: bool, transient: bool) -
             vnc_display = g.port - VNC_BASE_PORT
     ctx = ArgvContext(run_dir=run_dir, log_dir=log_dir, daemonize=True, vnc_display=vnc_display)
     argv = build_argv(dom, ctx)
+    for path, content in required_files(dom, ctx).items():
+        atomic_write(path, content.encode(), mode=0o600, sync=False)
     if paused:
         argv.append("-S")
     (run_dir / "domain.xml").write_text(dom.to_xml())
@@ -106,17 +108,18 @@ def _launch(mgr: DomainManager, dom: Domain, *, paused: bool, transient: bool) -
     )
     domain_id = _next_id(mgr)
     try:
-        pid = process.launch(argv, run_dir=run_dir, log_path=log_dir / "qemu.log")
+        launched = process.launch_detailed(argv, run_dir=run_dir, log_path=log_dir / "qemu.log")
     except BaseException:
         import shutil
 
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
+    pid = launched.pid
     rec = runtime.RuntimeRecord(
         name=name,
         uuid=dom.uuid,
         pid=pid,
-        starttime=process.starttime(pid),
+        starttime=launched.starttime,
         domain_id=domain_id,
         qmp_socket=str(run_dir / "qmp.sock"),
         events_socket=str(run_dir / "events.sock"),
@@ -165,17 +168,11 @@ def create(mgr: DomainManager, xml: str | bytes, *, paused: bool = False) -> Dom
             return _launch(mgr, dom, paused=paused, transient=not mgr.store.exists(dom.name))
 
 
-def _monitor(rec_socket: str) -> object:
-    from pyvirt.drivers.qemu.qmp import Monitor
-
-    return Monitor(rec_socket)
-
-
 def shutdown(mgr: DomainManager, ident: str) -> None:
     """Ask the guest to power off (ACPI power button); returns at once like virsh."""
     from pyvirt.drivers.qemu.qmp import Monitor
 
-    name, rec = mgr.running(ident)
+    _, rec = mgr.running(ident)
     with Monitor(rec.qmp_socket) as mon:
         mon.system_powerdown()
 

@@ -5,6 +5,7 @@ A reader sees either the old content or the new, never a torn file, even across 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -27,10 +28,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644, *, sync: bool = Tru
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     if sync:
         dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)

@@ -102,7 +102,9 @@ def _simple(verb: str, message: str, doc: str) -> click.Command:
     return command
 
 
-shutdown = _simple("shutdown", "Domain '{name}' is being shutdown", "Gracefully shut down a domain.")
+shutdown = _simple(
+    "shutdown", "Domain '{name}' is being shutdown", "Gracefully shut down a domain."
+)
 reboot = _simple("reboot", "Domain '{name}' is being rebooted", "Reboot a domain.")
 reset = _simple("reset", "Domain '{name}' was reset", "Reset a domain (like the reset button).")
 suspend = _simple("suspend", "Domain '{name}' suspended", "Suspend (pause) a running domain.")
@@ -157,7 +159,7 @@ def list_(
     """List domains (running ones unless --all or --inactive)."""
     from pyvirt.service.types import State
 
-    statuses = connection(ctx).domains.list()
+    statuses = connection(ctx).domains.list_all()
     wanted: set[State] = set()
     if state_running:
         wanted.add(State.RUNNING)
@@ -445,7 +447,7 @@ def domxml_to_native(
     ctx: click.Context, format_: str, file: str | None, xml_file: str | None, domain: str | None
 ) -> None:
     """Convert domain XML to a QEMU command line."""
-    from pyvirt.drivers.qemu.argv import native_argv
+    from pyvirt.drivers.qemu.argv import ArgvContext, build_argv
     from pyvirt.model.domain import Domain
 
     if domain:
@@ -456,7 +458,10 @@ def domxml_to_native(
             raise InvalidConfigError("give a domain XML FILE, --xml FILE or --domain DOMAIN")
         dom = Domain.from_xml(_read_file(source))
     paths = connection(ctx).paths
-    argv = native_argv(dom, run_dir=paths.domain_run_dir(dom.name), log_dir=paths.domain_log_dir(dom.name))
+    argv_ctx = ArgvContext(
+        run_dir=paths.domain_run_dir(dom.name), log_dir=paths.domain_log_dir(dom.name)
+    )
+    argv = build_argv(dom, argv_ctx)
     import shlex
 
     click.echo(" ".join(shlex.quote(a) for a in argv))

@@ -15,12 +15,12 @@ def image() -> None:
 @image.command()
 @click.argument("kind", type=click.Choice(["tiny"]))
 @click.option("--output", "output", type=click.Path(path_type=Path), help="output directory")
-@click.option("--force", is_flag=True, help="rebuild even if a cached image exists")
+@click.option("--force", is_flag=True, help="rebuild even if --output already holds an image")
 def build(kind: str, output: Path | None, force: bool) -> None:
     """Build an image: 'tiny' is a kernel + busybox initramfs from Debian packages."""
     from pyvirt.images import tiny
 
-    img = tiny.build(output, force=force) if output else tiny.default_image(force=force)
+    img = tiny.build(output, force=force) if output else tiny.default_image()
     click.echo(f"kernel: {img.kernel}")
     click.echo(f"initrd: {img.initrd}")
 
@@ -30,5 +30,7 @@ def list_() -> None:
     """List the images built so far."""
     from pyvirt.images import tiny
 
-    for img in tiny.list_images():
-        click.echo(f"tiny   {img.kernel.parent}")
+    cache = tiny.default_cache_dir()
+    found = sorted(p.parent for p in cache.glob("*/manifest.json")) if cache.is_dir() else []
+    for directory in found:
+        click.echo(f"tiny   {directory}")
