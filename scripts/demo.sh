@@ -16,7 +16,7 @@ cat > /tmp/pyvirt-demo.xml <<XML
   <vcpu>1</vcpu>
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>/tmp/pyvirt-demo-image/vmlinuz</kernel>
+    <kernel>/tmp/pyvirt-demo-image/vmlinux</kernel>
     <initrd>/tmp/pyvirt-demo-image/initrd.img</initrd>
     <cmdline>console=ttyS0 quiet</cmdline>
   </os>

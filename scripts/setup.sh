@@ -22,4 +22,5 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+.venv/bin/python -m compileall -q src >/dev/null  # bytecode even under PYTHONDONTWRITEBYTECODE
 echo "setup: ready (.venv/bin/pyvirt)"

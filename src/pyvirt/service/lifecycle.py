@@ -21,6 +21,7 @@ from pyvirt.state.domains import check_name
 from pyvirt.state.locks import file_lock
 
 if TYPE_CHECKING:
+    from pyvirt.drivers.qemu.plan import StartPlan
     from pyvirt.model.domain import Domain
     from pyvirt.service.domains import DomainManager
 
@@ -70,13 +71,57 @@ def _check_accel(dom: Domain) -> None:
         )
 
 
-def _launch(mgr: DomainManager, dom: Domain, *, paused: bool, transient: bool) -> DomainStatus:
-    """Start QEMU for ``dom`` (caller holds the domain lock and checked it is not running)."""
-    from pyvirt.drivers.qemu import process, runtime, watch
+def _compile(mgr: DomainManager, dom: Domain, key: str) -> tuple[StartPlan, str | None]:
+    """Build the start plan of ``dom``: its argv, files and policy.
+
+    :returns: the plan and, when the argv depends on a start-time choice (an allocated VNC
+        port), the live XML to record; such a plan must not be cached
+    """
+    from pyvirt.drivers.qemu import plan
     from pyvirt.drivers.qemu.argv import ArgvContext, build_argv, required_files
 
     _check_accel(dom)
-    name = dom.name
+    run_dir = mgr.paths.domain_run_dir(dom.name)
+    vnc_display = None
+    dynamic = False
+    for g in dom.devices.graphics:
+        if g.type == "vnc" and not g.socket and (g.autoport or g.port in (None, -1)):
+            vnc_display = _free_vnc_display(mgr)
+            g.port = VNC_BASE_PORT + vnc_display
+            g.autoport = True
+            dynamic = True
+        elif g.type == "vnc" and g.port is not None and g.port >= VNC_BASE_PORT:
+            vnc_display = g.port - VNC_BASE_PORT
+    ctx = ArgvContext(
+        run_dir=run_dir,
+        log_dir=mgr.paths.domain_log_dir(dom.name),
+        daemonize=True,
+        vnc_display=vnc_display,
+    )
+    argv = build_argv(dom, ctx)
+    files = {str(path): content for path, content in required_files(dom, ctx).items()}
+    policy = {"on_poweroff": dom.on_poweroff, "on_reboot": dom.on_reboot, "on_crash": dom.on_crash}
+    if vnc_display is not None:
+        policy["vnc_display"] = str(vnc_display)
+    compiled = plan.StartPlan(
+        key=key,
+        name=dom.name,
+        uuid=dom.uuid,
+        argv=argv,
+        policy=policy,
+        files=files,
+        emulator_stamp=plan.emulator_stamp(argv[0]),
+    )
+    return compiled, (dom.to_xml() if dynamic else None)
+
+
+def _run(
+    mgr: DomainManager, p: StartPlan, live_xml: bytes, *, paused: bool, transient: bool
+) -> DomainStatus:
+    """Launch QEMU from a plan (caller holds the domain lock and checked it is not running)."""
+    from pyvirt.drivers.qemu import process, runtime, watch
+
+    name = p.name
     run_dir = mgr.paths.domain_run_dir(name)
     log_dir = mgr.paths.domain_log_dir(name)
     if run_dir.exists():
@@ -85,27 +130,12 @@ def _launch(mgr: DomainManager, dom: Domain, *, paused: bool, transient: bool) -
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, mode=0o700)
     log_dir.mkdir(parents=True, exist_ok=True)
-    vnc_display = None
-    for g in dom.devices.graphics:
-        if g.type == "vnc" and not g.socket and (g.autoport or g.port in (None, -1)):
-            vnc_display = _free_vnc_display(mgr)
-            g.port = VNC_BASE_PORT + vnc_display
-            g.autoport = True
-        elif g.type == "vnc" and g.port is not None and g.port >= VNC_BASE_PORT:
-            vnc_display = g.port - VNC_BASE_PORT
-    ctx = ArgvContext(run_dir=run_dir, log_dir=log_dir, daemonize=True, vnc_display=vnc_display)
-    argv = build_argv(dom, ctx)
-    for path, content in required_files(dom, ctx).items():
-        atomic_write(path, content.encode(), mode=0o600, sync=False)
-    if paused:
-        argv.append("-S")
-    (run_dir / "domain.xml").write_text(dom.to_xml())
-    runtime.write_policy(
-        run_dir,
-        on_poweroff=dom.on_poweroff,
-        on_reboot=dom.on_reboot,
-        on_crash=dom.on_crash,
-    )
+    for path, content in p.files.items():
+        atomic_write(Path(path), content.encode(), mode=0o600, sync=False)
+    argv = [*p.argv, "-S"] if paused else p.argv
+    (run_dir / "domain.xml").write_bytes(live_xml)
+    policy = {k: v for k, v in p.policy.items() if k.startswith("on_")}
+    runtime.write_policy(run_dir, **policy)
     domain_id = _next_id(mgr)
     try:
         launched = process.launch_detailed(argv, run_dir=run_dir, log_path=log_dir / "qemu.log")
@@ -114,20 +144,20 @@ def _launch(mgr: DomainManager, dom: Domain, *, paused: bool, transient: bool) -
 
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    pid = launched.pid
+    vnc = p.policy.get("vnc_display")
     rec = runtime.RuntimeRecord(
         name=name,
-        uuid=dom.uuid,
-        pid=pid,
+        uuid=p.uuid,
+        pid=launched.pid,
         starttime=launched.starttime,
         domain_id=domain_id,
         qmp_socket=str(run_dir / "qmp.sock"),
         events_socket=str(run_dir / "events.sock"),
-        serial_sockets=sorted(str(p) for p in run_dir.glob("serial*.sock")),
+        serial_sockets=sorted(str(s) for s in run_dir.glob("serial*.sock")),
         console_log=str(log_dir / "console.log"),
         log_path=str(log_dir / "qemu.log"),
-        vnc_display=vnc_display,
-        argv=argv,
+        vnc_display=int(vnc) if vnc is not None else None,
+        argv=launched.argv,
         started_at=time.time(),
         paused=paused,
         transient=transient,
@@ -137,21 +167,34 @@ def _launch(mgr: DomainManager, dom: Domain, *, paused: bool, transient: bool) -
     mgr.paths.domain_last_state(name).unlink(missing_ok=True)
     state = State.PAUSED if paused else State.RUNNING
     reason = Reason.USER if paused else Reason.BOOTED
-    return DomainStatus(name, dom.uuid, domain_id, state, reason, not transient, False, pid)
+    return DomainStatus(name, p.uuid, domain_id, state, reason, not transient, False, launched.pid)
+
+
+def plan_path(mgr: DomainManager, name: str) -> Path:
+    return mgr.paths.cache / "plans" / f"{name}.json"
 
 
 def start(mgr: DomainManager, name: str, *, paused: bool = False) -> DomainStatus:
-    """Start a defined, shut-off domain."""
+    """Start a defined, shut-off domain (from its cached start plan when it has one)."""
+    from pyvirt.drivers.qemu import plan
+
     with mgr._locked(name):
         if mgr._live(name, cleanup=True) is not None:
             raise InvalidStateError(f"domain '{name}' is already running")
-        xml = mgr.store.read(name)
+        xml = mgr.store.read_bytes(name)
         if xml is None:
             raise InvalidStateError(f"domain '{name}' is not defined")
+        key = plan.plan_key(xml)
+        cached = plan.load(plan_path(mgr, name), key)
+        if cached is not None:
+            return _run(mgr, cached, xml, paused=paused, transient=False)
         from pyvirt.model.domain import Domain
 
-        dom = Domain.from_xml(xml)
-        return _launch(mgr, dom, paused=paused, transient=False)
+        compiled, live_xml = _compile(mgr, Domain.from_xml(xml), key)
+        if live_xml is None:
+            plan.save(plan_path(mgr, name), compiled)
+        live = live_xml.encode() if live_xml is not None else xml
+        return _run(mgr, compiled, live, paused=paused, transient=False)
 
 
 def create(mgr: DomainManager, xml: str | bytes, *, paused: bool = False) -> DomainStatus:
@@ -165,7 +208,10 @@ def create(mgr: DomainManager, xml: str | bytes, *, paused: bool = False) -> Dom
         with mgr._locked(dom.name):
             if mgr._live(dom.name, cleanup=True) is not None:
                 raise InvalidStateError(f"domain '{dom.name}' is already running")
-            return _launch(mgr, dom, paused=paused, transient=not mgr.store.exists(dom.name))
+            compiled, live_xml = _compile(mgr, dom, key="")
+            live = (live_xml or dom.to_xml()).encode()
+            transient = not mgr.store.exists(dom.name)
+            return _run(mgr, compiled, live, paused=paused, transient=transient)
 
 
 def shutdown(mgr: DomainManager, ident: str) -> None:

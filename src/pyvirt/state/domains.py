@@ -56,6 +56,13 @@ class DomainStore:
         except FileNotFoundError:
             return None
 
+    def read_bytes(self, name: str) -> bytes | None:
+        """The stored XML of ``name`` as bytes, or None if it is not defined."""
+        try:
+            return self.paths.domain_xml(check_name(name)).read_bytes()
+        except FileNotFoundError:
+            return None
+
     def write(self, name: str, xml: str) -> None:
         """Atomically store the definition of ``name``."""
         path = self.paths.domain_xml(check_name(name))
@@ -66,6 +73,7 @@ class DomainStore:
         """Remove the definition and the autostart marker of ``name`` (if present)."""
         self.paths.domain_xml(check_name(name)).unlink(missing_ok=True)
         self.set_autostart(name, False)
+        (self.paths.cache / "plans" / f"{name}.json").unlink(missing_ok=True)
 
     # UUID index: CONFIG/qemu/.uuids/UUID holds the name, so that define and lookups by UUID
     # do not parse every definition.

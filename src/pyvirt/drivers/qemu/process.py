@@ -106,6 +106,28 @@ def starttime(pid: int) -> int | None:
     return stat[1] if stat is not None else None
 
 
+def _wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait for ``proc`` to exit, waking the moment it does (Popen.wait polls with sleeps).
+
+    :raises subprocess.TimeoutExpired: after ``timeout`` seconds (the child is killed)
+    """
+    try:
+        pidfd = os.pidfd_open(proc.pid)
+    except OSError:
+        proc.wait(timeout)
+        return
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        if not poller.poll(timeout * 1000):
+            proc.kill()
+            proc.wait()
+            raise subprocess.TimeoutExpired(proc.args, timeout)
+    finally:
+        os.close(pidfd)
+    proc.wait()
+
+
 def launch_detailed(
     argv: Sequence[str],
     *,
@@ -163,16 +185,15 @@ def launch_detailed(
         os.write(log_fd, f"{_timestamp()}: starting: {subprocess.list2cmdline(argv)}\n".encode())
         offset = os.lseek(log_fd, 0, os.SEEK_END)
         try:
-            proc = subprocess.run(
+            proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log_fd,
                 stderr=log_fd,
                 start_new_session=True,
                 env=env,
-                timeout=timeout,
-                check=False,
             )
+            _wait_exit(proc, timeout)
         except FileNotFoundError as err:
             raise HostCommandError(
                 f"cannot run QEMU: '{argv[0]}' not found",
