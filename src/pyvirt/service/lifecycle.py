@@ -266,6 +266,7 @@ def _set_paused(mgr: DomainManager, ident: str, paused: bool) -> None:
             else:
                 mon.cont()
         rec.paused = paused
+        rec.reason = None if paused else "unpaused"
         rec.save(mgr.paths.domain_run_dir(name))
 
 
