@@ -139,6 +139,14 @@ class DomainManager:
 
         run_dir = self.paths.domain_run_dir(name)
         reason = runtime.exit_reason(run_dir, wait=0.5)
+        try:
+            hook_data = json.loads((run_dir / "hooks.json").read_bytes())
+        except (FileNotFoundError, ValueError):
+            hook_data = None
+        if hook_data:
+            from pyvirt.service import hooks
+
+            hooks.run_after_stop(self, name, hook_data)
         self.paths.domain_run_root.mkdir(parents=True, exist_ok=True)
         atomic_write(
             self.paths.domain_last_state(name),

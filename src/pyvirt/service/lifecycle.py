@@ -8,13 +8,14 @@ runtime record and spawn the watcher without waiting for it.
 
 from __future__ import annotations
 
+import json
 import os
-import socket
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyvirt.errors import InvalidStateError, UnsupportedError
+from pyvirt.service import hooks
 from pyvirt.service.types import DomainStatus, Reason, State
 from pyvirt.state.atomic import atomic_write
 from pyvirt.state.domains import check_name
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from pyvirt.service.domains import DomainManager
 
 VNC_BASE_PORT = 5900
+HOOKS_FILE = "hooks.json"
 
 
 def _next_id(mgr: DomainManager) -> int:
@@ -48,6 +50,8 @@ def _free_vnc_display(mgr: DomainManager) -> int:
         rec = mgr._record(name)
         if rec is not None and rec.vnc_display is not None:
             claimed.add(rec.vnc_display)
+    import socket
+
     for display in range(0, 100):
         if display in claimed:
             continue
@@ -71,11 +75,11 @@ def _check_accel(dom: Domain) -> None:
         )
 
 
-def _compile(mgr: DomainManager, dom: Domain, key: str) -> tuple[StartPlan, str | None]:
-    """Build the start plan of ``dom``: its argv, files and policy.
+def _compile(mgr: DomainManager, dom: Domain, key: str) -> tuple[StartPlan, bool]:
+    """Build the start plan of ``dom``: its argv, files, policy and live XML.
 
-    :returns: the plan and, when the argv depends on a start-time choice (an allocated VNC
-        port), the live XML to record; such a plan must not be cached
+    :returns: the plan and whether it may be cached (not when the argv depends on a start-time
+        choice such as an allocated VNC port)
     """
     from pyvirt.drivers.qemu import plan
     from pyvirt.drivers.qemu.argv import ArgvContext, build_argv, required_files
@@ -92,6 +96,12 @@ def _compile(mgr: DomainManager, dom: Domain, key: str) -> tuple[StartPlan, str 
             dynamic = True
         elif g.type == "vnc" and g.port is not None and g.port >= VNC_BASE_PORT:
             vnc_display = g.port - VNC_BASE_PORT
+    hook_data: dict[str, dict[str, Any]] = {}
+    for hook in hooks.hooks():
+        result = hook.compile(mgr, dom)
+        if result is not None:
+            hook_data[hook.name] = result.data
+            dynamic = dynamic or not result.cacheable
     ctx = ArgvContext(
         run_dir=run_dir,
         log_dir=mgr.paths.domain_log_dir(dom.name),
@@ -111,13 +121,13 @@ def _compile(mgr: DomainManager, dom: Domain, key: str) -> tuple[StartPlan, str 
         policy=policy,
         files=files,
         emulator_stamp=plan.emulator_stamp(argv[0]),
+        hooks=hook_data,
+        live_xml=dom.to_xml(),
     )
-    return compiled, (dom.to_xml() if dynamic else None)
+    return compiled, not dynamic
 
 
-def _run(
-    mgr: DomainManager, p: StartPlan, live_xml: bytes, *, paused: bool, transient: bool
-) -> DomainStatus:
+def _run(mgr: DomainManager, p: StartPlan, *, paused: bool, transient: bool) -> DomainStatus:
     """Launch QEMU from a plan (caller holds the domain lock and checked it is not running)."""
     from pyvirt.drivers.qemu import process, runtime, watch
 
@@ -133,15 +143,17 @@ def _run(
     for path, content in p.files.items():
         atomic_write(Path(path), content.encode(), mode=0o600, sync=False)
     argv = [*p.argv, "-S"] if paused else p.argv
-    (run_dir / "domain.xml").write_bytes(live_xml)
+    (run_dir / "domain.xml").write_text(p.live_xml)
     policy = {k: v for k, v in p.policy.items() if k.startswith("on_")}
     runtime.write_policy(run_dir, **policy)
     domain_id = _next_id(mgr)
+    active = _before_launch(mgr, p)
     try:
         launched = process.launch_detailed(argv, run_dir=run_dir, log_path=log_dir / "qemu.log")
     except BaseException:
         import shutil
 
+        hooks.run_after_stop(mgr, name, active)
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
     vnc = p.policy.get("vnc_display")
@@ -164,10 +176,54 @@ def _run(
     )
     rec.save(run_dir)
     watch.spawn_watcher(run_dir)
+    _after_launch(mgr, p, launched.pid, launched.starttime)
     mgr.paths.domain_last_state(name).unlink(missing_ok=True)
     state = State.PAUSED if paused else State.RUNNING
     reason = Reason.USER if paused else Reason.BOOTED
     return DomainStatus(name, p.uuid, domain_id, state, reason, not transient, False, launched.pid)
+
+
+def _before_launch(mgr: DomainManager, p: StartPlan) -> dict[str, dict[str, Any]]:
+    """Run the hooks' before_launch; record their data in the run dir for after_stop."""
+    if not p.hooks:
+        return {}
+    run_dir = mgr.paths.domain_run_dir(p.name)
+    atomic_write(run_dir / HOOKS_FILE, json.dumps(p.hooks).encode(), sync=False)
+    done: dict[str, dict[str, Any]] = {}
+    for hook in hooks.hooks():
+        if hook.name not in p.hooks:
+            continue
+        try:
+            hook.before_launch(mgr, p.name, p.hooks[hook.name])
+        except BaseException:
+            hooks.run_after_stop(mgr, p.name, done)
+            import shutil
+
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        done[hook.name] = p.hooks[hook.name]
+    return done
+
+
+def _after_launch(mgr: DomainManager, p: StartPlan, pid: int, starttime: int | None) -> None:
+    """Run the hooks' after_launch; a failure destroys the new domain and re-raises."""
+    if not p.hooks:
+        return
+    from pyvirt.drivers.qemu import process, runtime
+
+    for hook in hooks.hooks():
+        if hook.name not in p.hooks:
+            continue
+        try:
+            hook.after_launch(mgr, p.name, pid, p.hooks[hook.name])
+        except BaseException:
+            run_dir = mgr.paths.domain_run_dir(p.name)
+            runtime.mark_destroying(run_dir)
+            process.terminate(pid, starttime, timeout=3.0)
+            rec = mgr._record(p.name)
+            if rec is not None:
+                mgr._reap(p.name, rec)
+            raise
 
 
 def plan_path(mgr: DomainManager, name: str) -> Path:
@@ -186,15 +242,13 @@ def start(mgr: DomainManager, name: str, *, paused: bool = False) -> DomainStatu
             raise InvalidStateError(f"domain '{name}' is not defined")
         key = plan.plan_key(xml)
         cached = plan.load(plan_path(mgr, name), key)
-        if cached is not None:
-            return _run(mgr, cached, xml, paused=paused, transient=False)
-        from pyvirt.model.domain import Domain
+        if cached is None:
+            from pyvirt.model.domain import Domain
 
-        compiled, live_xml = _compile(mgr, Domain.from_xml(xml), key)
-        if live_xml is None:
-            plan.save(plan_path(mgr, name), compiled)
-        live = live_xml.encode() if live_xml is not None else xml
-        return _run(mgr, compiled, live, paused=paused, transient=False)
+            cached, cacheable = _compile(mgr, Domain.from_xml(xml), key)
+            if cacheable:
+                plan.save(plan_path(mgr, name), cached)
+        return _run(mgr, cached, paused=paused, transient=False)
 
 
 def create(mgr: DomainManager, xml: str | bytes, *, paused: bool = False) -> DomainStatus:
@@ -208,10 +262,9 @@ def create(mgr: DomainManager, xml: str | bytes, *, paused: bool = False) -> Dom
         with mgr._locked(dom.name):
             if mgr._live(dom.name, cleanup=True) is not None:
                 raise InvalidStateError(f"domain '{dom.name}' is already running")
-            compiled, live_xml = _compile(mgr, dom, key="")
-            live = (live_xml or dom.to_xml()).encode()
+            compiled, _ = _compile(mgr, dom, key="")
             transient = not mgr.store.exists(dom.name)
-            return _run(mgr, compiled, live, paused=paused, transient=transient)
+            return _run(mgr, compiled, paused=paused, transient=transient)
 
 
 def shutdown(mgr: DomainManager, ident: str) -> None:

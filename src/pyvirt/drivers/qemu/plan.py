@@ -20,6 +20,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pyvirt.state.atomic import atomic_write
 
@@ -38,6 +39,10 @@ class StartPlan:
     policy: dict[str, str]
     files: dict[str, str] = field(default_factory=dict)
     emulator_stamp: str = ""
+    #: per lifecycle hook (see pyvirt.service.hooks): the data its compile phase returned
+    hooks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: the definition as started (hooks may have resolved parts of it); "" = the stored XML
+    live_xml: str = ""
     version: int = PLAN_VERSION
 
 
