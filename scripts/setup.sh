@@ -5,7 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(qemu-system-x86 qemu-utils busybox-static cpio kmod xz-utils zstd python3-venv
-      python3-dev gcc ca-certificates iproute2 procps)
+      python3-dev gcc ca-certificates iproute2 procps
+      # storage: filesystems, partitions, LVM, iSCSI target + initiator tools, NFS (userspace)
+      e2fsprogs xfsprogs parted fdisk lvm2 tgt libiscsi-bin nfs-ganesha nfs-ganesha-vfs rpcbind
+      libnfs-utils fio
+      # networking: DHCP/DNS, firewall, traffic generator
+      dnsmasq-base nftables iperf3
+      # host tools
+      numactl xorriso)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -13,6 +20,9 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # packages such as tgt and rpcbind would start system daemons; pyvirt starts what it needs
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

@@ -21,6 +21,8 @@ from pyvirt.state.paths import StatePaths
 if TYPE_CHECKING:
     from pyvirt.service.domains import DomainManager
     from pyvirt.service.host import HostManager
+    from pyvirt.service.network import NetworkManager
+    from pyvirt.service.storage import PoolManager
 
 KNOWN_URIS = ("qemu:///system", "qemu:///session", "pyvirt:///embed", "pyvirt:///system")
 
@@ -38,6 +40,20 @@ class Connection:
         from pyvirt.service.domains import DomainManager
 
         return DomainManager(self.paths)
+
+    @cached_property
+    def pools(self) -> PoolManager:
+        """Storage pools and their volumes (pool-*, vol-*)."""
+        from pyvirt.service.storage import PoolManager
+
+        return PoolManager(self.paths)
+
+    @cached_property
+    def networks(self) -> NetworkManager:
+        """Virtual networks (net-*)."""
+        from pyvirt.service.network import NetworkManager
+
+        return NetworkManager(self.paths)
 
     @cached_property
     def host(self) -> HostManager:
