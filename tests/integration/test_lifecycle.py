@@ -284,3 +284,29 @@ def test_vnc_autoport_display(pyvirt: Pyvirt, tiny_image: Any) -> None:
     assert " port=" not in pyvirt("dumpxml", "v", "--inactive").out.split("<graphics")[1]
     with socket.create_connection(("127.0.0.1", 5900 + int(display)), timeout=5) as s:
         assert s.recv(12).startswith(b"RFB 003.")
+
+
+def test_on_poweroff_restart_reboots_instead(pyvirt: Pyvirt, tiny_image: Any) -> None:
+    path = pyvirt.root / "r.xml"
+    xml = domain_xml(tiny_image, "r").replace(
+        "<on_reboot>restart</on_reboot>", "<on_poweroff>restart</on_poweroff>"
+    )
+    path.write_text(xml)
+    pyvirt("define", str(path))
+    pyvirt("start", "r")
+    wait_marker(pyvirt, "r")
+    pyvirt("shutdown", "r")  # the guest powers off; the policy restarts it
+    wait_marker(pyvirt, "r", count=2)
+    assert state(pyvirt, "r").startswith("running")
+
+
+def test_start_paused_then_resume(pyvirt: Pyvirt, tiny_image: Any) -> None:
+    define(pyvirt, tiny_image)
+    pyvirt("start", "t1", "--paused")
+    assert state(pyvirt, "t1") == "paused (user)"
+    time.sleep(1)
+    assert not console_log(pyvirt, "t1").exists() or MARKER not in console_log(
+        pyvirt, "t1"
+    ).read_text(errors="replace")
+    pyvirt("resume", "t1")
+    wait_marker(pyvirt, "t1")

@@ -226,6 +226,27 @@ def _after_launch(mgr: DomainManager, p: StartPlan, pid: int, starttime: int | N
             raise
 
 
+def native_argv(mgr: DomainManager, dom: Domain) -> list[str]:
+    """The QEMU command line ``dom`` would run with (virsh ``domxml-to-native``).
+
+    Start-time choices are shown as a first start would make them on an idle host: an
+    automatic VNC port becomes display 0 (port 5900), as virsh shows it.
+    """
+    from pyvirt.drivers.qemu.argv import ArgvContext, build_argv
+
+    vnc_display = None
+    for g in dom.devices.graphics:
+        if g.type == "vnc" and not g.socket:
+            auto = g.autoport or g.port in (None, -1)
+            vnc_display = 0 if auto else (g.port or VNC_BASE_PORT) - VNC_BASE_PORT
+    ctx = ArgvContext(
+        run_dir=mgr.paths.domain_run_dir(dom.name),
+        log_dir=mgr.paths.domain_log_dir(dom.name),
+        vnc_display=vnc_display,
+    )
+    return build_argv(dom, ctx)
+
+
 def plan_path(mgr: DomainManager, name: str) -> Path:
     return mgr.paths.cache / "plans" / f"{name}.json"
 

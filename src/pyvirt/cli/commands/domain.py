@@ -447,21 +447,18 @@ def domxml_to_native(
     ctx: click.Context, format_: str, file: str | None, xml_file: str | None, domain: str | None
 ) -> None:
     """Convert domain XML to a QEMU command line."""
-    from pyvirt.drivers.qemu.argv import ArgvContext, build_argv
     from pyvirt.model.domain import Domain
+    from pyvirt.service import lifecycle
 
+    mgr = connection(ctx).domains
     if domain:
-        dom = connection(ctx).domains.definition(domain, inactive=True)
+        dom = mgr.definition(domain, inactive=True)
     else:
         source = file or xml_file
         if not source:
             raise InvalidConfigError("give a domain XML FILE, --xml FILE or --domain DOMAIN")
         dom = Domain.from_xml(_read_file(source))
-    paths = connection(ctx).paths
-    argv_ctx = ArgvContext(
-        run_dir=paths.domain_run_dir(dom.name), log_dir=paths.domain_log_dir(dom.name)
-    )
-    argv = build_argv(dom, argv_ctx)
+    argv = lifecycle.native_argv(mgr, dom)
     import shlex
 
     click.echo(" ".join(shlex.quote(a) for a in argv))
