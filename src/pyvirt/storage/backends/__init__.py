@@ -1,0 +1,1 @@
+"""Pool backends, one module per pool type; each registers itself with a decorator."""
