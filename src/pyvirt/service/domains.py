@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyvirt.errors import (
     AlreadyExistsError,
+    InvalidConfigError,
     InvalidStateError,
     NotFoundError,
     OperationFailedError,
@@ -217,6 +218,36 @@ class DomainManager:
 
     def dumpxml(self, ident: str, *, inactive: bool = False) -> str:
         return self.definition(ident, inactive=inactive).to_xml()
+
+    @staticmethod
+    def parse(xml: str | bytes) -> Domain:
+        """Parse and validate domain XML without defining it.
+
+        :raises InvalidConfigError: malformed or invalid XML
+        """
+        from pyvirt.model.domain import Domain
+
+        return Domain.from_xml(xml)
+
+    def xpath(self, ident: str, expr: str, *, inactive: bool = False) -> list[str]:
+        """The nodes of the domain's XML matching ``expr``, serialized (virsh ``--xpath``)."""
+        from lxml import etree
+
+        from pyvirt.model.xmlmap import parse_xml
+
+        root = parse_xml(self.dumpxml(ident, inactive=inactive))
+        try:
+            found = root.xpath(expr)
+        except etree.XPathError as err:
+            raise InvalidConfigError(f"invalid xpath '{expr}': {err}") from None
+        items = found if isinstance(found, list) else [found]
+        out = []
+        for node in items:
+            if isinstance(node, etree._Element):
+                out.append(etree.tostring(node, encoding="unicode").rstrip())
+            else:
+                out.append(str(node))
+        return out
 
     def _check_unique(self, dom: Domain, *, allow_same_name: bool) -> None:
         """Refuse a name or UUID that another domain holds (caller holds the namespace lock)."""

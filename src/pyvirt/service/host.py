@@ -61,6 +61,13 @@ class HostManager:
         self._kvm_cache.parent.mkdir(parents=True, exist_ok=True)
         return host_validate(kvm_cache_path=self._kvm_cache)
 
+    @staticmethod
+    def format_checks(checks: list[Check]) -> str:
+        """The checks laid out like virt-host-validate's output."""
+        from pyvirt.host.validate import format_checks
+
+        return format_checks(checks)
+
     def default_domain_type(self) -> str:
         """'kvm' only when /dev/kvm works and the probe measured it hardware-fast."""
         from pyvirt.host.kvm import default_domain_type

@@ -372,6 +372,17 @@ def console_socket(mgr: DomainManager, ident: str) -> tuple[str, Path]:
     return name, Path(rec.serial_sockets[0])
 
 
+def attach_console(mgr: DomainManager, ident: str) -> str:
+    """Attach this terminal to the domain's serial console until ^] or the guest closes it.
+
+    :returns: why it ended: "escape", "closed" or "eof"
+    """
+    from pyvirt.drivers.qemu import console
+
+    _, sock = console_socket(mgr, ident)
+    return console.attach(str(sock))
+
+
 def cpu_time(pid: int) -> float:
     """CPU seconds used by a process (utime + stime)."""
     try:

@@ -7,12 +7,16 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from pyvirt.cli.main import connection
 from pyvirt.cli.render import as_json, fields, table
 from pyvirt.errors import InvalidConfigError, PyvirtError
+
+if TYPE_CHECKING:
+    from pyvirt.service.domains import DomainManager
 
 DOMAIN = click.argument("domain", metavar="DOMAIN")
 
@@ -296,23 +300,12 @@ def dumpxml(
     ctx: click.Context, domain: str, inactive: bool, security_info: bool, xpath: str | None
 ) -> None:
     """Print the domain's XML definition."""
-    xml = connection(ctx).domains.dumpxml(domain, inactive=inactive)
+    mgr = connection(ctx).domains
     if xpath:
-        from pyvirt.model.xmlmap import parse_xml
-
-        root = parse_xml(xml)
-        from lxml import etree
-
-        try:
-            found = root.xpath(xpath)
-        except etree.XPathError as err:
-            raise InvalidConfigError(f"invalid xpath '{xpath}': {err}") from None
-        for node in found if isinstance(found, list) else [found]:
-            if isinstance(node, etree._Element):
-                click.echo(etree.tostring(node, encoding="unicode").rstrip())
-            else:
-                click.echo(str(node))
+        for item in mgr.xpath(domain, xpath, inactive=inactive):
+            click.echo(item)
         return
+    xml = mgr.dumpxml(domain, inactive=inactive)
     click.echo(xml.rstrip("\n"))
 
 
@@ -321,8 +314,6 @@ def dumpxml(
 @click.pass_context
 def edit(ctx: click.Context, domain: str) -> None:
     """Edit the domain's XML in $EDITOR; invalid XML re-prompts or aborts."""
-    from pyvirt.model.domain import Domain
-
     mgr = connection(ctx).domains
     name = mgr.resolve(domain)
     original = mgr.dumpxml(name, inactive=True)
@@ -340,7 +331,7 @@ def edit(ctx: click.Context, domain: str) -> None:
                 click.echo(f"Domain '{name}' XML configuration not changed.\n")
                 return
             try:
-                new = Domain.from_xml(text)
+                new = mgr.parse(text)
                 if new.name != name:
                     raise InvalidConfigError(
                         f"edit must not change the name ('{name}' -> '{new.name}')",
@@ -385,14 +376,13 @@ def autostart(ctx: click.Context, domain: str, disable: bool) -> None:
     click.echo(f"Domain '{name}' {verb}\n")
 
 
-def _console(mgr: object, name: str) -> None:
-    from pyvirt.drivers.qemu import console as console_mod
+def _console(mgr: DomainManager, name: str) -> None:
     from pyvirt.service import lifecycle
 
-    name, sock = lifecycle.console_socket(mgr, name)  # type: ignore[arg-type]
+    name, _ = lifecycle.console_socket(mgr, name)
     click.echo(f"Connected to domain '{name}'")
     click.echo("Escape character is ^] (Ctrl + ])")
-    console_mod.attach(str(sock))
+    lifecycle.attach_console(mgr, name)
     click.echo()
 
 
@@ -447,7 +437,6 @@ def domxml_to_native(
     ctx: click.Context, format_: str, file: str | None, xml_file: str | None, domain: str | None
 ) -> None:
     """Convert domain XML to a QEMU command line."""
-    from pyvirt.model.domain import Domain
     from pyvirt.service import lifecycle
 
     mgr = connection(ctx).domains
@@ -457,7 +446,7 @@ def domxml_to_native(
         source = file or xml_file
         if not source:
             raise InvalidConfigError("give a domain XML FILE, --xml FILE or --domain DOMAIN")
-        dom = Domain.from_xml(_read_file(source))
+        dom = mgr.parse(_read_file(source))
     argv = lifecycle.native_argv(mgr, dom)
     import shlex
 

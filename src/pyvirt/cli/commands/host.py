@@ -35,9 +35,8 @@ def capabilities(ctx: click.Context) -> None:
 @click.pass_context
 def host_validate(ctx: click.Context, json_: bool, hvtype: str) -> None:
     """Check that this host can run virtual machines (like virt-host-validate)."""
-    from pyvirt.host.validate import format_checks
-
-    checks = connection(ctx).host.validate()
+    host = connection(ctx).host
+    checks = host.validate()
     if json_:
         as_json(
             [
@@ -46,6 +45,6 @@ def host_validate(ctx: click.Context, json_: bool, hvtype: str) -> None:
             ]
         )
     else:
-        click.echo(format_checks(checks))
+        click.echo(host.format_checks(checks))
     if any(str(c.status) == "FAIL" for c in checks):
         raise SystemExit(1)
