@@ -11,14 +11,17 @@ from pyvirt.model.devices import Devices
 from pyvirt.model.features import Features
 from pyvirt.model.guestos import Os
 from pyvirt.model.memory import MemoryBacking, Numatune
+from pyvirt.model.tune import Cputune, IothreadId, Memtune
 from pyvirt.model.units import size
 from pyvirt.model.xmlmap import (
     Element,
     XmlNode,
     attr,
     child,
+    children,
     copy_element,
     int_attr,
+    int_text,
     parse_xml,
     required_child,
     text,
@@ -75,6 +78,10 @@ class Domain(XmlNode):
     on_crash = text("on_crash", default="destroy", choices=LIFECYCLE_ACTIONS)
     memory_backing = child("memoryBacking", MemoryBacking)
     numatune = child("numatune", Numatune)
+    cputune = child("cputune", Cputune)
+    memtune = child("memtune", Memtune)
+    iothreads = int_text("iothreads")
+    iothreadids = children("iothreadids/iothread", IothreadId)
     devices = required_child("devices", Devices)
 
     def __init__(self, element: Element | None = None, /, **values: object) -> None:

@@ -91,7 +91,6 @@ def test_warnings_one_per_path() -> None:
     assert domain.warnings == [
         "<metadata>: not understood by pyvirt; kept as is",
         "<memory>@dumpCore: not understood by pyvirt; kept as is",
-        "<cputune>: not understood by pyvirt; kept as is",
         "<pm>: not understood by pyvirt; kept as is",
         "<devices>/<watchdog>: not understood by pyvirt; kept as is",
         "<devices>/<disk>@snapshot: not understood by pyvirt; kept as is",

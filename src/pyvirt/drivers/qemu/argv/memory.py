@@ -65,7 +65,9 @@ def needs_ram_backend(b: Build) -> bool:
 
 
 def memory(b: Build) -> list[str]:
-    """``-m size=Nk[,slots=S,maxmem=Mk]`` plus the machine RAM backend when needed."""
+    """``-m size=Nk[,slots=S,maxmem=Mk]`` plus the machine RAM backend when needed (with the
+    ``<numatune>`` policy when the guest has no NUMA cells) and ``-overcommit mem-lock=on``
+    for ``<locked/>``."""
     d = b.domain
     cells = _cells(b)
     size = sum(round_mib(c.memory_kib or 0) for c in cells) if cells else round_mib(d.memory_kib)
@@ -79,6 +81,10 @@ def memory(b: Build) -> list[str]:
     ]
     if needs_ram_backend(b):
         args += ["-object", json_opts(_backend(b, MAIN_RAM, size, None))]
+    mb = d.memory_backing
+    if mb is not None and mb.locked:
+        # mlock all guest RAM: it is never swapped out (needs RLIMIT_MEMLOCK / root)
+        args += ["-overcommit", "mem-lock=on"]
     return args
 
 
@@ -145,10 +151,12 @@ def _backend(b: Build, oid: str, size_kib: int, cell: NumaCell | None) -> dict[s
     props["size"] = size_kib * 1024
     if cell is not None and nodeid is not None:
         props.update(_numa_policy(b, nodeid))
+    elif cell is None:
+        props.update(_numa_policy(b, None))
     return props
 
 
-def _numa_policy(b: Build, nodeid: int) -> dict[str, JsonValue]:
+def _numa_policy(b: Build, nodeid: int | None) -> dict[str, JsonValue]:
     tune = b.domain.numatune
     if tune is None:
         return {}

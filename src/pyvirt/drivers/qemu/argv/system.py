@@ -47,6 +47,10 @@ def machine(b: Build) -> list[str]:
         if d.os.nvram:
             props[PFLASH_VARS] = f"{PFLASH_VARS}-format"
     props["acpi"] = d.features.has("acpi")
+    mb = d.memory_backing
+    if mb is not None and mb.nosharepages:
+        # keeps KSM away from guest RAM (memory backends inherit the machine's mem-merge)
+        props["mem-merge"] = False
     return ["-machine", qemu_opts_from(props, b.machine), "-accel", accel]
 
 
@@ -86,7 +90,9 @@ def cpu(b: Build) -> list[str]:
 
 
 def smp(b: Build) -> list[str]:
-    """``-smp CURRENT[,maxcpus=COUNT],sockets=,dies=,cores=,threads=``.
+    """``-smp CURRENT[,maxcpus=COUNT],sockets=,dies=,cores=,threads=``, then the I/O threads.
+
+    ``current`` below ``count`` leaves room for hot-plugged vCPUs (``setvcpus --live``).
 
     Without a ``<topology>`` every vCPU is its own socket (libvirt's default).
     """
@@ -99,7 +105,17 @@ def smp(b: Build) -> list[str]:
         props.update(sockets=topo.sockets, dies=topo.dies, cores=topo.cores, threads=topo.threads)
     else:
         props.update(sockets=count, cores=1, threads=1)
-    return ["-smp", qemu_opts_from(props, str(current if current is not None else count))]
+    args = ["-smp", qemu_opts_from(props, str(current if current is not None else count))]
+    return args + iothreads(b)
+
+
+def iothreads(b: Build) -> list[str]:
+    """``-object iothread,id=iothreadN`` for ``<iothreads>`` (ids from ``<iothreadids>``)."""
+    d = b.domain
+    ids = [t.id for t in d.iothreadids if t.id is not None]
+    if not ids and d.iothreads:
+        ids = list(range(1, d.iothreads + 1))
+    return [arg for i in ids for arg in ("-object", qemu_opts("iothread", id=f"iothread{i}"))]
 
 
 def firmware(b: Build) -> list[str]:
