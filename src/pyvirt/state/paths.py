@@ -95,3 +95,25 @@ class StatePaths:
     @property
     def uuid_index_dir(self) -> Path:
         return self.config / "qemu" / ".uuids"
+
+    # networks ----------------------------------------------------------------
+    @property
+    def network_config_dir(self) -> Path:
+        """``CONFIG/network``: persistent network definitions (``NAME.xml``)."""
+        return self.config / "network"
+
+    @property
+    def network_autostart_dir(self) -> Path:
+        """``CONFIG/network/autostart``: autostart markers."""
+        return self.config / "network" / "autostart"
+
+    @property
+    def network_run_root(self) -> Path:
+        """``RUN/network``: ``NAME.xml`` live definition, ``NAME.json`` record, ``NAME/``."""
+        return self.run / "network"
+
+    def network_xml(self, name: str) -> Path:
+        return self.network_config_dir / f"{name}.xml"
+
+    def network_run_dir(self, name: str) -> Path:
+        return self.network_run_root / name
