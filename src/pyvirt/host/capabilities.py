@@ -1,8 +1,10 @@
 """A libvirt-style ``<capabilities>`` document for this host (``pyvirt capabilities``).
 
-Minimal on purpose: the ``<host>`` part carries the host UUID, the CPU (arch, a guessed model,
-vendor, microcode, topology, features), the page sizes and IOMMU support; power management,
-NUMA cells, security models and migration transports are omitted for now. There is one
+The ``<host>`` part carries the host UUID, the CPU (arch, a guessed model, vendor, microcode,
+topology, features; ``ept``/``npt`` from ``/proc/cpuinfo``'s ``vmx flags`` line too), the page
+sizes, IOMMU support and the NUMA ``<topology><cells>`` (memory, free memory as the pyvirt
+extension ``<freememory>``, pages per size, distances and CPUs per cell, from sysfs); power
+management, security models and migration transports are omitted for now. There is one
 ``<guest>`` per installed ``qemu-system-ARCH`` with its emulator path and machine list
 (aliases carry ``canonical='...'``), ``<domain type='qemu'/>`` always and
 ``<domain type='kvm'/>`` when KVM runs guests and the guest arch is the host's own.
@@ -28,6 +30,7 @@ from lxml import etree
 
 from pyvirt.host.cpu import HostCpu, guess_model, read_host_cpu
 from pyvirt.host.kvm import KvmStatus, kvm_status
+from pyvirt.host.numa import NumaCell, read_cells
 from pyvirt.host.qemu_binaries import (
     QemuBinary,
     find_qemu_binaries,
@@ -129,11 +132,42 @@ def _host_element(
         cores=str(topo.cores),
         threads=str(topo.threads),
     )
-    for name in cpu.feature_names():
+    for name in sorted({*cpu.feature_names(), *([cpu.mmu_virt] if cpu.mmu_virt else [])}):
         _sub(cpu_el, "feature", name=name)
     for size in page_sizes_kib:
         _sub(cpu_el, "pages", unit="KiB", size=str(size))
     _sub(host, "iommu", support="yes" if iommu else "no")
+
+
+def _cells_element(host: etree._Element, cells: Sequence[NumaCell]) -> None:
+    """``<topology><cells>``: one ``<cell>`` per host NUMA node, as libvirt lays it out."""
+    topo = _sub(host, "topology")
+    cells_el = _sub(topo, "cells", num=str(len(cells)))
+    for cell in cells:
+        cell_el = _sub(cells_el, "cell", id=str(cell.id))
+        _sub(cell_el, "memory", str(cell.memory_kib), unit="KiB")
+        _sub(cell_el, "freememory", str(cell.free_kib), unit="KiB")
+        huge_kib = sum(p.size_kib * p.total for p in cell.pages)
+        _sub(cell_el, "pages", str(max(0, cell.memory_kib - huge_kib) // 4), unit="KiB", size="4")
+        for pool in cell.pages:
+            _sub(cell_el, "pages", str(pool.total), unit="KiB", size=str(pool.size_kib))
+        if cell.distances:
+            dist = _sub(cell_el, "distances")
+            for other, value in sorted(cell.distances.items()):
+                _sub(dist, "sibling", id=str(other), value=str(value))
+        cpus_el = _sub(cell_el, "cpus", num=str(len(cell.cpus)))
+        for c in cell.cpus:
+            attrs = {"id": str(c.id)}
+            ids: tuple[tuple[str, int | None], ...] = (
+                ("socket_id", c.socket_id),
+                ("die_id", c.die_id),
+                ("core_id", c.core_id),
+            )
+            for key, ident in ids:
+                if ident is not None:
+                    attrs[key] = str(ident)
+            attrs["siblings"] = ",".join(str(s) for s in c.siblings) or str(c.id)
+            _sub(cpus_el, "cpu", **attrs)
 
 
 def _guest_element(
@@ -175,6 +209,7 @@ def build_capabilities(
     kvm_usable: bool,
     page_sizes_kib: Sequence[int] = (4,),
     iommu: bool = False,
+    cells: Sequence[NumaCell] = (),
 ) -> str:
     """Serialize host facts as a ``<capabilities>`` XML document (pure).
 
@@ -184,10 +219,15 @@ def build_capabilities(
     :param kvm_usable: KVM can run guests on this host
     :param page_sizes_kib: memory page sizes in KiB
     :param iommu: the host has IOMMU groups
+    :param cells: host NUMA cells (``<topology><cells>``; omitted when empty)
     :returns: the document, pretty-printed, without an XML declaration
     """
     root_el = etree.Element("capabilities")
     _host_element(root_el, host_uuid, cpu, page_sizes_kib, iommu)
+    if cells:
+        host_el = root_el.find("host")
+        assert host_el is not None
+        _cells_element(host_el, cells)
     for binary in binaries:
         _guest_element(root_el, binary, cpu.arch, kvm_usable)
     text: str = etree.tostring(root_el, pretty_print=True, encoding="unicode")
@@ -225,4 +265,5 @@ def capabilities(
         kvm_usable=kvm.usable,
         page_sizes_kib=read_page_sizes_kib(root),
         iommu=has_iommu(root),
+        cells=read_cells(root),
     )

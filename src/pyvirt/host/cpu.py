@@ -87,6 +87,8 @@ class HostCpu:
     flags: frozenset[str]
     topology: Topology
     online: tuple[int, ...] = field(default=())
+    #: the ``vmx flags`` line of ``/proc/cpuinfo`` (Linux >= 5.8 lists ``ept`` there)
+    vmx_flags: frozenset[str] = field(default=frozenset())
 
     @property
     def count(self) -> int:
@@ -99,6 +101,15 @@ class HostCpu:
         for flag in ("vmx", "svm"):
             if flag in self.flags:
                 return flag
+        return None
+
+    @property
+    def mmu_virt(self) -> str | None:
+        """Second-level address translation: ``ept`` (Intel), ``npt`` (AMD) or ``None``."""
+        if "ept" in self.flags or "ept" in self.vmx_flags:
+            return "ept"
+        if "npt" in self.flags:
+            return "npt"
         return None
 
     def feature_names(self) -> list[str]:
@@ -216,6 +227,7 @@ def read_host_cpu(root: Path = Path("/"), *, arch: str | None = None) -> HostCpu
         flags=frozenset(flags.split()),
         topology=_topology(root, online, blocks),
         online=online,
+        vmx_flags=frozenset((first.get("vmx flags") or "").split()),
     )
 
 

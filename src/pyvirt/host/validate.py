@@ -3,7 +3,8 @@
 :func:`host_validate` returns one :class:`Check` per question, each a real look at the host:
 hardware virtualization flags, ``/dev/kvm`` (exists, opens, and is hardware-fast according to
 the probe in :mod:`pyvirt.host.kvm`), the QEMU binaries, cgroup controllers (v1 or v2),
-``/dev/net/tun``, ``/dev/vhost-net`` and IOMMU groups for device assignment.
+``/dev/net/tun``, ``/dev/vhost-net``, IOMMU groups for device assignment, NUMA nodes in sysfs,
+hugepages (sizes offered, hugetlbfs mounted at ``/dev/hugepages``) and KSM.
 
 Status policy: ``FAIL`` means something pyvirt needs is missing or misconfigured (no
 ``qemu-system-x86_64``, an inaccessible ``/dev/kvm``, KVM modules not loaded although the CPU
@@ -306,6 +307,73 @@ def host_validate(
         )
     )
     checks.append(_check_iommu(root))
+    checks.extend(_memory_checks(root))
+    return checks
+
+
+def _memory_checks(root: Path) -> list[Check]:
+    """NUMA, hugepage and KSM checks (issue 5); all WARN at worst: guests still run."""
+    from pyvirt.host import hugepages, ksm, numa
+
+    checks = []
+    name = "QEMU: Checking for NUMA support"
+    nodes = numa.node_ids(root)
+    if nodes:
+        checks.append(Check(name, CheckStatus.PASS, f"{len(nodes)} NUMA node(s) in sysfs"))
+    else:
+        checks.append(
+            Check(
+                name,
+                CheckStatus.WARN,
+                "no /sys/devices/system/node (kernel feature NUMA, CONFIG_NUMA): the host is "
+                "treated as one cell and numatune cannot bind memory",
+                "use a kernel built with CONFIG_NUMA on multi-socket hosts",
+            )
+        )
+    name = "QEMU: Checking for hugepage support (hugetlbfs at /dev/hugepages)"
+    sizes = hugepages.page_sizes(root)
+    mounts = hugepages.hugetlbfs_mounts(root)
+    if not sizes:
+        checks.append(
+            Check(
+                name,
+                CheckStatus.WARN,
+                "no /sys/kernel/mm/hugepages (kernel feature HugeTLB, CONFIG_HUGETLBFS): guests "
+                "with <memoryBacking><hugepages/> cannot start",
+                "use a kernel built with CONFIG_HUGETLBFS",
+            )
+        )
+    elif "/dev/hugepages" not in mounts:
+        checks.append(
+            Check(
+                name,
+                CheckStatus.WARN,
+                "hugetlbfs is not mounted at /dev/hugepages: guests with "
+                "<memoryBacking><hugepages/> cannot start",
+                "mount -t hugetlbfs hugetlbfs /dev/hugepages, then reserve pages with allocpages",
+            )
+        )
+    else:
+        pools = ", ".join(
+            f"{hugepages.format_page_size(p.size_kib)}: {p.total} pages ({p.free} free)"
+            for p in hugepages.global_pools(root)
+        )
+        checks.append(Check(name, CheckStatus.PASS, f"hugetlbfs at /dev/hugepages; {pools}"))
+    name = "QEMU: Checking for KSM (same-page merging) support"
+    if ksm.available(root):
+        state = ksm.read_state(root)
+        what = "running" if state.running else "stopped; start it with 'node-memory-tune --run 1'"
+        checks.append(Check(name, CheckStatus.PASS, f"/sys/kernel/mm/ksm, {what}"))
+    else:
+        checks.append(
+            Check(
+                name,
+                CheckStatus.WARN,
+                "/sys/kernel/mm/ksm is missing (kernel feature same-page merging, CONFIG_KSM): "
+                "identical guest pages are not merged",
+                "use a kernel built with CONFIG_KSM",
+            )
+        )
     return checks
 
 
