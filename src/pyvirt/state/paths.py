@@ -117,3 +117,32 @@ class StatePaths:
 
     def network_run_dir(self, name: str) -> Path:
         return self.network_run_root / name
+
+    # storage pools (issue 3) ---------------------------------------------------------
+    @property
+    def pool_config_dir(self) -> Path:
+        """``CONFIG/storage``: persistent pool definitions ``NAME.xml``."""
+        return self.config / "storage"
+
+    @property
+    def pool_autostart_dir(self) -> Path:
+        return self.config / "storage" / "autostart"
+
+    def pool_xml(self, name: str) -> Path:
+        return self.pool_config_dir / f"{name}.xml"
+
+    @property
+    def pool_run_root(self) -> Path:
+        """``RUN/storage``: ``NAME.xml`` (live definition of an active pool), ``NAME/``."""
+        return self.run / "storage"
+
+    def pool_live_xml(self, name: str) -> Path:
+        return self.pool_run_root / f"{name}.xml"
+
+    def pool_run_dir(self, name: str) -> Path:
+        return self.pool_run_root / name
+
+    @property
+    def default_images_dir(self) -> Path:
+        """Target of the ``default`` pool (``/var/lib/pyvirt/images`` as root)."""
+        return self.config / "images"
