@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from pyvirt.service.domains import DomainManager
     from pyvirt.service.host import HostManager
     from pyvirt.service.network import NetworkManager
+    from pyvirt.service.nodedev import NodeDeviceManager
     from pyvirt.service.storage import PoolManager
 
 KNOWN_URIS = ("qemu:///system", "qemu:///session", "pyvirt:///embed", "pyvirt:///system")
@@ -54,6 +55,13 @@ class Connection:
         from pyvirt.service.network import NetworkManager
 
         return NetworkManager(self.paths)
+
+    @cached_property
+    def nodedevs(self) -> NodeDeviceManager:
+        """Host devices from sysfs (nodedev-*)."""
+        from pyvirt.service.nodedev import NodeDeviceManager
+
+        return NodeDeviceManager()
 
     @cached_property
     def host(self) -> HostManager:
