@@ -57,11 +57,11 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
     # CPU, NUMA, memory (issue 5)
     "node": (
         "nodeinfo", "freecell", "nodememstats", "nodecpustats", "node-memory-tune",
-        "allocpages",
+        "allocpages", "numa-advise",
     ),
     "tune": (
         "setvcpus", "vcpucount", "vcpuinfo", "vcpupin", "emulatorpin", "iothreadinfo",
-        "schedinfo", "numatune", "numa-advise", "setmem", "setmaxmem", "dommemstat", "memtune",
+        "schedinfo", "numatune", "setmem", "setmaxmem", "dommemstat", "memtune",
     ),
     "plan": ("plan",),
 }
