@@ -64,3 +64,24 @@ def test_start_refused_without_vfio(pyvirt: Pyvirt) -> None:
         (pyvirt.root / "run" / "sriov").iterdir()
     )
     assert VFS[1] == "0000:03:10.2"
+
+
+def test_hostdev_network_start_checks_pool(state_root: Path, tmp_path: Path) -> None:
+    from pyvirt.errors import InvalidConfigError
+    from pyvirt.model.network import Network
+    from pyvirt.network.backends.hostdev import pool_of
+    from pyvirt.service.connection import open_connection
+
+    nets = open_connection(f"pyvirt:///embed?root={state_root}").networks
+    nets.define_xml(
+        "<network><name>vfs</name><forward mode='hostdev' managed='yes'>"
+        "<pf dev='lo'/></forward></network>"
+    )
+    with pytest.raises(InvalidConfigError, match="<pf dev='lo'> is not a PCI network interface"):
+        nets.start("vfs")
+    assert not nets.is_active("vfs")
+    fake = make_sysfs(tmp_path / "host")
+    net = Network.from_xml(
+        "<network><name>v</name><forward mode='hostdev'><pf dev='eth0'/></forward></network>"
+    )
+    assert [str(a) for a in pool_of(net, fake)] == list(VFS)
