@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Modules that register hooks when imported (added by the storage/network/tuning layers).
-HOOK_MODULES: list[str] = ["pyvirt.service.hostdev"]
+HOOK_MODULES: list[str] = ["pyvirt.service.hostdev", "pyvirt.service.nic_hooks"]
 
 
 @dataclass

@@ -1,0 +1,185 @@
+"""The ``network`` lifecycle hook: taps for a domain's NICs around its QEMU.
+
+``compile`` gives every tap-backed ``<interface>`` (types network, bridge, ethernet) a MAC
+(generated once and saved in the persistent definition, like libvirt does at define time), an
+alias ``netN`` and a deterministic tap name :func:`tap_name` (``pv`` + 8 hex digits of the
+domain UUID + ``n`` + index: 12 characters, under the kernel's 15). ``before_launch`` starts
+networks marked autostart, refuses a MAC another running domain uses on the same network, and
+creates each tap enslaved to its bridge; ``after_stop`` deletes the taps it made.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from pyvirt.errors import InvalidConfigError, InvalidStateError, UnsupportedError
+from pyvirt.service.hooks import HookResult, register_hook
+
+if TYPE_CHECKING:
+    from pyvirt.model.devices.interface import Interface
+    from pyvirt.model.domain import Domain
+    from pyvirt.service.domains import DomainManager
+    from pyvirt.state.paths import StatePaths
+
+log = logging.getLogger(__name__)
+
+TAP_TYPES = ("network", "bridge", "ethernet")
+
+
+def tap_name(uuid: str, index: int) -> str:
+    """The tap of NIC ``index`` of the domain with ``uuid``."""
+    return f"pv{uuid.replace('-', '')[:8].lower()}n{index}"
+
+
+def nic_entry(iface: Interface) -> dict[str, Any]:
+    """The JSON data ``before_launch``/``after_stop`` need for one NIC."""
+    return {
+        "tap": iface.target_dev,
+        "type": iface.type,
+        "mac": iface.mac,
+        "network": iface.source_network if iface.type == "network" else None,
+        "bridge": iface.source_bridge if iface.type == "bridge" else None,
+        "create": iface.type != "ethernet",
+        "mtu": iface.mtu,
+    }
+
+
+def bridge_for(paths: StatePaths, nic: dict[str, Any]) -> str | None:
+    """The bridge a NIC joins (starting an autostart network); None for ethernet."""
+    from pyvirt.network import netlink
+    from pyvirt.service.network import NetworkManager
+
+    if nic["type"] == "network":
+        net = NetworkManager(paths).ensure_active(str(nic["network"]))
+        if net.mode == "hostdev":
+            raise UnsupportedError(
+                f"network '{net.name}' is a hostdev (SR-IOV) network; its NICs are not taps"
+            )
+        return net.bridge_name
+    if nic["type"] == "bridge":
+        bridge = str(nic["bridge"])
+        found = netlink.link(bridge)
+        if found is None or found.kind != "bridge":
+            raise InvalidStateError(
+                f"host bridge '{bridge}' does not exist",
+                hint="create it on the host, or use an interface of type network",
+            )
+        return bridge
+    return None
+
+
+def plug(paths: StatePaths, nic: dict[str, Any], *, owner: str) -> None:
+    """Create the NIC's tap and enslave it to its bridge (ethernet: check the tap exists)."""
+    from pyvirt.network import netlink
+    from pyvirt.service import nics
+
+    tap = str(nic["tap"])
+    if nic["type"] == "network" and nic.get("mac"):
+        nics.check_mac_free(paths, str(nic["mac"]), str(nic["network"]), owner=owner)
+    bridge = bridge_for(paths, nic)
+    if not nic["create"]:
+        if not netlink.exists(tap):
+            raise InvalidStateError(
+                f"tap '{tap}' of an ethernet interface of domain '{owner}' does not exist",
+                hint="create it first (ip tuntap add dev TAP mode tap) or use type network",
+            )
+        return
+    if netlink.exists(tap):
+        netlink.delete(tap)  # ours, left by a crash: the name is derived from the UUID
+    netlink.create_tap(tap, mtu=nic.get("mtu"))
+    try:
+        if bridge is not None:
+            netlink.set_master(tap, bridge)
+        else:
+            netlink.set_up(tap)
+        if nic["type"] == "network":
+            from pyvirt.service.network import NetworkManager
+
+            NetworkManager(paths).add_tap(str(nic["network"]), tap)
+    except BaseException:
+        netlink.delete(tap)
+        raise
+
+
+def unplug(paths: StatePaths, nic: dict[str, Any]) -> None:
+    """Delete a tap pyvirt made (never a pre-made ethernet tap); idempotent."""
+    from pyvirt.network import netlink
+
+    if not nic.get("create") or not nic.get("tap"):
+        return
+    netlink.delete(str(nic["tap"]))
+    if nic["type"] == "network":
+        from pyvirt.service.network import NetworkManager
+
+        NetworkManager(paths).add_tap(str(nic["network"]), str(nic["tap"]), remove=True)
+
+
+class NicHook:
+    """Taps for tap-backed NICs; see the module docstring."""
+
+    name = "network"
+
+    def compile(self, mgr: DomainManager, dom: Domain) -> HookResult | None:
+        from pyvirt.network import mac as macs
+        from pyvirt.service import nics
+
+        entries = []
+        generated: dict[int, str] = {}
+        taken: set[str] | None = None
+        for i, iface in enumerate(dom.devices.interfaces):
+            if iface.type == "direct":
+                raise UnsupportedError(
+                    "interface type 'direct' (macvtap) is not supported by pyvirt yet: QEMU "
+                    "must be handed the macvtap file descriptor at launch",
+                    hint="use an interface of type network or bridge",
+                )
+            if iface.type not in TAP_TYPES:
+                continue
+            if iface.mac is None:
+                if taken is None:
+                    taken = nics.all_macs(mgr.paths)
+                iface.mac = macs.generate(taken)
+                taken.add(iface.mac)
+                generated[i] = iface.mac
+            else:
+                iface.mac = macs.normalize(iface.mac)
+            if iface.alias is None:
+                iface.alias = f"net{i}"
+            if iface.target_dev is None:
+                if iface.type == "ethernet":
+                    raise InvalidConfigError(
+                        f"interface {i} of type ethernet of domain '{dom.name}' needs "
+                        "<target dev='TAP'/> naming a pre-made tap"
+                    )
+                iface.target_dev = tap_name(dom.uuid, i)
+            entries.append(nic_entry(iface))
+        if generated:
+            nics.save_generated_macs(mgr, dom.name, generated)
+        if not entries:
+            return None
+        return HookResult(data={"nics": entries})
+
+    def before_launch(self, mgr: DomainManager, name: str, data: dict[str, Any]) -> None:
+        done: list[dict[str, Any]] = []
+        try:
+            for nic in data.get("nics", []):
+                plug(mgr.paths, nic, owner=name)
+                done.append(nic)
+        except BaseException:
+            for nic in done:
+                unplug(mgr.paths, nic)
+            raise
+
+    def after_launch(self, mgr: DomainManager, name: str, pid: int, data: dict[str, Any]) -> None:
+        return None
+
+    def after_stop(self, mgr: DomainManager, name: str, data: dict[str, Any]) -> None:
+        for nic in data.get("nics", []):
+            try:
+                unplug(mgr.paths, nic)
+            except Exception:
+                log.exception("removing tap %s of domain %s failed", nic.get("tap"), name)
+
+
+register_hook(NicHook())
