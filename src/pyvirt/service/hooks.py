@@ -34,7 +34,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 #: Modules that register hooks when imported (added by the storage/network/tuning layers).
-HOOK_MODULES: list[str] = ["pyvirt.service.hostdev", "pyvirt.service.nic_hooks"]
+HOOK_MODULES: list[str] = [
+    "pyvirt.service.hostdev",
+    "pyvirt.service.tuning_hooks",
+    "pyvirt.service.disk_hooks",
+    "pyvirt.service.nic_hooks",
+]
 
 
 @dataclass

@@ -1,0 +1,312 @@
+"""vCPU, NUMA and memory tuning commands (virsh names, options and output)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from pyvirt.cli.main import connection
+from pyvirt.cli.render import as_json, table
+from pyvirt.errors import InvalidConfigError
+
+DOMAIN = click.argument("domain", metavar="DOMAIN")
+F = TypeVar("F", bound=Callable[..., Any])
+_SIZE = re.compile(r"(-?\d+)\s*([A-Za-z]*)")
+
+
+def scope_options(f: F) -> F:
+    """``--live``, ``--config`` and ``--current`` (virsh: current is neither of the others)."""
+    f = click.option("--current", is_flag=True, help="affect the current state (default)")(f)
+    f = click.option("--config", is_flag=True, help="affect the persistent definition")(f)
+    return click.option("--live", is_flag=True, help="affect the running domain")(f)
+
+
+def _flags(live: bool, config: bool, current: bool) -> dict[str, bool]:
+    if current and (live or config):
+        raise InvalidConfigError("--current cannot be combined with --live or --config")
+    return {"live": live, "config": config}
+
+
+def parse_kib(text: str, what: str = "size") -> int:
+    """A virsh scaled integer (``512M``, ``1G``, ``262144``; plain numbers are KiB); -1 kept."""
+    from pyvirt.model.units import to_kib
+
+    m = _SIZE.fullmatch(text.strip())
+    if not m:
+        raise InvalidConfigError(f"{what} '{text}' is not a size", hint="use e.g. 512M or 262144")
+    value, unit = int(m.group(1)), m.group(2) or "KiB"
+    if value < 0:
+        return -1
+    try:
+        return to_kib(value, unit)
+    except ValueError as err:
+        raise InvalidConfigError(f"{what} '{text}': {err}") from None
+
+
+def _affinity(cpus: set[int]) -> str:
+    from pyvirt.host.threads import format_set
+
+    return format_set(cpus)
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> None:
+    for key, value in pairs:
+        click.echo(f"{key:<15}: {value}")
+    click.echo()
+
+
+@click.command()
+@DOMAIN
+@click.argument("count", type=int)
+@click.option("--maximum", is_flag=True, help="set the maximum vCPU count (config only)")
+@scope_options
+@click.pass_context
+def setvcpus(
+    ctx: click.Context, domain: str, count: int, maximum: bool, live: bool, config: bool,
+    current: bool,
+) -> None:  # fmt: skip
+    """Change the number of virtual CPUs (live: CPU hotplug)."""
+    from pyvirt.service import tuning
+
+    tuning.set_vcpus(
+        connection(ctx).domains, domain, count, maximum=maximum, **_flags(live, config, current)
+    )
+
+
+@click.command()
+@DOMAIN
+@click.option("--json", "as_json_", is_flag=True, help="JSON output")
+@click.pass_context
+def vcpucount(ctx: click.Context, domain: str, as_json_: bool) -> None:
+    """Show the maximum and current vCPU counts, config and live."""
+    from pyvirt.service import tuning
+
+    counts = tuning.vcpu_count(connection(ctx).domains, domain)
+    if as_json_:
+        as_json(counts)
+        return
+    for kind in ("maximum", "current"):
+        for where in ("config", "live"):
+            if where in counts[kind]:
+                click.echo(f"{kind:<12} {where:<14} {counts[kind][where]}")
+    click.echo()
+
+
+@click.command()
+@DOMAIN
+@click.option("--json", "as_json_", is_flag=True, help="JSON output")
+@click.pass_context
+def vcpuinfo(ctx: click.Context, domain: str, as_json_: bool) -> None:
+    """Per vCPU: host CPU, state, CPU time and affinity."""
+    from pyvirt.host.threads import host_cpus
+    from pyvirt.service import tuning
+
+    infos = tuning.vcpu_info(connection(ctx).domains, domain)
+    if as_json_:
+        as_json([{**i, "affinity": _affinity(i["affinity"])} for i in infos])
+        return
+    ncpu = max(host_cpus()) + 1
+    for i in infos:
+        amap = "".join("y" if c in i["affinity"] else "-" for c in range(ncpu))
+        click.echo(f"{'VCPU:':<16}{i['vcpu']}")
+        click.echo(f"{'CPU:':<16}{i['cpu']}")
+        click.echo(f"{'State:':<16}{i['state']}")
+        click.echo(f"{'CPU time:':<16}{i['cpu_time']:.1f}s")
+        click.echo(f"{'CPU Affinity:':<16}{amap}")
+        click.echo()
+
+
+@click.command()
+@DOMAIN
+@click.argument("vcpu", type=int, required=False)
+@click.argument("cpulist", required=False)
+@scope_options
+@click.pass_context
+def vcpupin(
+    ctx: click.Context, domain: str, vcpu: int | None, cpulist: str | None, live: bool,
+    config: bool, current: bool,
+) -> None:  # fmt: skip
+    """Show or change the host CPUs each vCPU may run on."""
+    from pyvirt.service import tuning
+
+    pins = tuning.vcpu_pin(
+        connection(ctx).domains, domain, vcpu, cpulist, **_flags(live, config, current)
+    )
+    if cpulist is None:
+        table(["VCPU", "CPU Affinity"], [[str(v), _affinity(c)] for v, c in pins.items()])
+
+
+@click.command()
+@DOMAIN
+@click.argument("cpulist", required=False)
+@scope_options
+@click.pass_context
+def emulatorpin(
+    ctx: click.Context, domain: str, cpulist: str | None, live: bool, config: bool, current: bool
+) -> None:
+    """Show or change the host CPUs of the emulator threads (all non-vCPU threads)."""
+    from pyvirt.service import tuning
+
+    cpus = tuning.emulator_pin(
+        connection(ctx).domains, domain, cpulist, **_flags(live, config, current)
+    )
+    if cpulist is None:
+        click.echo("emulator: CPU Affinity")
+        click.echo("-" * 34)
+        click.echo(f"       *: {_affinity(cpus)}\n")
+
+
+@click.command()
+@DOMAIN
+@click.pass_context
+def iothreadinfo(ctx: click.Context, domain: str) -> None:
+    """List the domain's I/O threads and their CPU affinity."""
+    from pyvirt.service import tuning
+
+    infos = tuning.iothread_info(connection(ctx).domains, domain)
+    if not infos:
+        click.echo("No IOThreads found for the domain\n")
+        return
+    table(
+        ["IOThread ID", "CPU Affinity"], [[str(i["id"]), _affinity(i["affinity"])] for i in infos]
+    )
+
+
+@click.command()
+@DOMAIN
+@click.option("--set", "sets", multiple=True, metavar="NAME=VALUE", help="e.g. cpu_shares=512")
+@click.argument("params", nargs=-1, metavar="[NAME=VALUE]...")
+@scope_options
+@click.pass_context
+def schedinfo(
+    ctx: click.Context, domain: str, sets: tuple[str, ...], params: tuple[str, ...], live: bool,
+    config: bool, current: bool,
+) -> None:  # fmt: skip
+    """Show or set scheduler parameters (cpu_shares, vcpu_period, vcpu_quota) via cgroups."""
+    from pyvirt.service import tuning
+
+    settings: dict[str, int] = {}
+    for item in [p for s in (*sets, *params) for p in s.split(",") if p]:
+        key, _, value = item.partition("=")
+        try:
+            settings[key.strip()] = int(value)
+        except ValueError:
+            raise InvalidConfigError(
+                f"scheduler parameter '{item}' is not NAME=INTEGER",
+                hint="e.g. --set cpu_shares=512",
+            ) from None
+    values = tuning.sched_info(
+        connection(ctx).domains, domain, settings, **_flags(live, config, current)
+    )
+    _pairs([("Scheduler", "posix"), *values.items()])
+
+
+@click.command()
+@DOMAIN
+@click.option("--mode", type=click.Choice(["strict", "preferred", "interleave", "restrictive"]))
+@click.option("--nodeset", metavar="SET", help="host NUMA nodes, e.g. 0-1")
+@scope_options
+@click.pass_context
+def numatune(
+    ctx: click.Context, domain: str, mode: str | None, nodeset: str | None, live: bool,
+    config: bool, current: bool,
+) -> None:  # fmt: skip
+    """Show or set the NUMA memory policy (mode and host nodes)."""
+    from pyvirt.service import tuning
+
+    values = tuning.numa_tune(
+        connection(ctx).domains, domain, mode, nodeset, **_flags(live, config, current)
+    )
+    if mode is None and nodeset is None:
+        _pairs(list(values.items()))
+
+
+@click.command()
+@DOMAIN
+@click.argument("size")
+@scope_options
+@click.pass_context
+def setmem(
+    ctx: click.Context, domain: str, size: str, live: bool, config: bool, current: bool
+) -> None:
+    """Change the current memory (live: through the balloon). SIZE in KiB or e.g. 512M."""
+    from pyvirt.service import tuning_memory
+
+    tuning_memory.set_mem(
+        connection(ctx).domains, domain, parse_kib(size), **_flags(live, config, current)
+    )
+
+
+@click.command()
+@DOMAIN
+@click.argument("size")
+@scope_options
+@click.pass_context
+def setmaxmem(
+    ctx: click.Context, domain: str, size: str, live: bool, config: bool, current: bool
+) -> None:
+    """Change the maximum memory (persistent definition only)."""
+    from pyvirt.service import tuning_memory
+
+    tuning_memory.set_max_mem(
+        connection(ctx).domains, domain, parse_kib(size), **_flags(live, config, current)
+    )
+
+
+@click.command()
+@DOMAIN
+@click.option("--period", type=int, help="guest statistics polling period in seconds")
+@click.option("--json", "as_json_", is_flag=True, help="JSON output")
+@scope_options
+@click.pass_context
+def dommemstat(
+    ctx: click.Context, domain: str, period: int | None, as_json_: bool, live: bool,
+    config: bool, current: bool,
+) -> None:  # fmt: skip
+    """Balloon memory statistics (KiB): actual, guest-reported values, rss."""
+    from pyvirt.service import tuning_memory
+
+    mgr = connection(ctx).domains
+    if period is not None:
+        tuning_memory.set_stats_period(mgr, domain, period, **_flags(live, config, current))
+        if config and not live:
+            return
+    stats = tuning_memory.mem_stats(mgr, domain)
+    if as_json_:
+        as_json(stats)
+        return
+    for key, value in stats.items():
+        click.echo(f"{key} {value}")
+    click.echo()
+
+
+@click.command()
+@DOMAIN
+@click.option("--hard-limit", metavar="SIZE", help="KiB or e.g. 512M; -1 = unlimited")
+@click.option("--soft-limit", metavar="SIZE")
+@click.option("--swap-hard-limit", metavar="SIZE", help="memory plus swap")
+@scope_options
+@click.pass_context
+def memtune(
+    ctx: click.Context, domain: str, hard_limit: str | None, soft_limit: str | None,
+    swap_hard_limit: str | None, live: bool, config: bool, current: bool,
+) -> None:  # fmt: skip
+    """Show or set the memory limits of the domain's cgroup."""
+    from pyvirt.service import tuning_memory
+
+    def size(text: str | None, what: str) -> int | None:
+        return None if text is None else parse_kib(text, what)
+
+    values = tuning_memory.mem_tune(
+        connection(ctx).domains,
+        domain,
+        hard_kib=size(hard_limit, "hard limit"),
+        soft_kib=size(soft_limit, "soft limit"),
+        swap_kib=size(swap_hard_limit, "swap hard limit"),
+        **_flags(live, config, current),
+    )
+    if hard_limit is soft_limit is swap_hard_limit is None:
+        _pairs([(k, "unlimited" if v is None else v) for k, v in values.items()])
