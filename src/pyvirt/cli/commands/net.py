@@ -1,0 +1,267 @@
+"""Network commands (``net-*``): virsh's names, options and messages."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from pyvirt.cli.main import connection
+from pyvirt.cli.render import as_json, fields, table
+from pyvirt.errors import InvalidConfigError, PyvirtError
+
+NETWORK = click.argument("network", metavar="NETWORK")
+
+
+def _read_file(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        with open(path, "rb") as f:
+            return f.read(8 * 1024 * 1024)
+    except OSError as err:
+        raise InvalidConfigError(f"cannot read '{path}': {err.strerror}") from None
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+@click.command("net-define")
+@click.argument("file", metavar="FILE")
+@click.pass_context
+def net_define(ctx: click.Context, file: str) -> None:
+    """Define (but don't start) a network from an XML file."""
+    net, warnings = connection(ctx).networks.define_xml(_read_file(file))
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)
+    click.echo(f"Network {net.name} defined from {file}\n")
+
+
+@click.command("net-create")
+@click.argument("file", metavar="FILE")
+@click.pass_context
+def net_create(ctx: click.Context, file: str) -> None:
+    """Create and start a transient network from an XML file."""
+    net = connection(ctx).networks.create(_read_file(file))
+    click.echo(f"Network {net.name} created from {file}\n")
+
+
+@click.command("net-start")
+@NETWORK
+@click.pass_context
+def net_start(ctx: click.Context, network: str) -> None:
+    """Start a defined network."""
+    info = connection(ctx).networks.start(network)
+    click.echo(f"Network {info.name} started\n")
+
+
+@click.command("net-destroy")
+@NETWORK
+@click.pass_context
+def net_destroy(ctx: click.Context, network: str) -> None:
+    """Stop a network and remove its bridge, dnsmasq and firewall rules."""
+    mgr = connection(ctx).networks
+    name = mgr.resolve(network)
+    mgr.destroy(name)
+    click.echo(f"Network {name} destroyed\n")
+
+
+@click.command("net-undefine")
+@NETWORK
+@click.pass_context
+def net_undefine(ctx: click.Context, network: str) -> None:
+    """Remove a network's persistent definition."""
+    mgr = connection(ctx).networks
+    name = mgr.resolve(network)
+    mgr.undefine(name)
+    click.echo(f"Network {name} has been undefined\n")
+
+
+@click.command("net-list")
+@click.option("--all", "all_", is_flag=True, help="active and inactive networks")
+@click.option("--inactive", is_flag=True, help="inactive networks only")
+@click.option("--name", "names", is_flag=True, help="names only")
+@click.option("--uuid", "uuids", is_flag=True, help="UUIDs only")
+@click.option("--json", "as_json_", is_flag=True, help="JSON output")
+@click.pass_context
+def net_list(
+    ctx: click.Context, all_: bool, inactive: bool, names: bool, uuids: bool, as_json_: bool
+) -> None:
+    """List networks (active ones by default)."""
+    active: bool | None = None if all_ else not inactive
+    infos = connection(ctx).networks.list(active=active)
+    if as_json_:
+        as_json([i.to_json() for i in infos])
+        return
+    if names or uuids:
+        for i in infos:
+            click.echo(i.name if names else i.uuid)
+        click.echo()
+        return
+    rows = [
+        [
+            i.name,
+            "active" if i.active else "inactive",
+            _yes(i.autostart),
+            _yes(i.persistent),
+        ]
+        for i in infos
+    ]
+    table(["Name", "State", "Autostart", "Persistent"], rows)
+
+
+@click.command("net-info")
+@NETWORK
+@click.pass_context
+def net_info(ctx: click.Context, network: str) -> None:
+    """Basic information about a network."""
+    i = connection(ctx).networks.info(network)
+    fields(
+        [
+            ("Name", i.name),
+            ("UUID", i.uuid),
+            ("Active", _yes(i.active)),
+            ("Persistent", _yes(i.persistent)),
+            ("Autostart", _yes(i.autostart)),
+            ("Bridge", i.bridge or ""),
+            ("Forward", i.forward_mode),
+        ]
+    )
+
+
+@click.command("net-dumpxml")
+@NETWORK
+@click.option("--inactive", is_flag=True, help="the persistent definition, not the live one")
+@click.pass_context
+def net_dumpxml(ctx: click.Context, network: str, inactive: bool) -> None:
+    """Print a network's XML."""
+    click.echo(connection(ctx).networks.dumpxml(network, inactive=inactive), nl=False)
+
+
+@click.command("net-edit")
+@NETWORK
+@click.pass_context
+def net_edit(ctx: click.Context, network: str) -> None:
+    """Edit a network's persistent XML in $EDITOR."""
+    mgr = connection(ctx).networks
+    name = mgr.resolve(network)
+    original = mgr.dumpxml(name, inactive=True)
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    fd, tmp = tempfile.mkstemp(prefix=f"pyvirt-net-{name}-", suffix=".xml")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(original)
+        while True:
+            rc = subprocess.call([*editor.split(), tmp])
+            if rc != 0:
+                raise PyvirtError(f"editor '{editor}' exited with status {rc}; nothing changed")
+            text = Path(tmp).read_text()
+            if text == original:
+                click.echo(f"Network {name} XML configuration not changed.\n")
+                return
+            try:
+                net, _ = mgr.define_xml(text)
+                click.echo(f"Network {net.name} XML configuration edited.\n")
+                return
+            except PyvirtError as err:
+                click.echo(f"error: {err.message}", err=True)
+                if not sys.stdin.isatty() or not click.confirm(
+                    "Failed. Try again?", default=True, err=True
+                ):
+                    raise PyvirtError(
+                        f"edit of network '{name}' aborted; the definition was not changed"
+                    ) from None
+    finally:
+        os.unlink(tmp)
+
+
+@click.command("net-autostart")
+@NETWORK
+@click.option("--disable", is_flag=True, help="turn autostart off")
+@click.pass_context
+def net_autostart(ctx: click.Context, network: str, disable: bool) -> None:
+    """Start the network on first use by a domain."""
+    mgr = connection(ctx).networks
+    name = mgr.resolve(network)
+    mgr.autostart(name, not disable)
+    word = "unmarked" if disable else "marked"
+    click.echo(f"Network {name} {word} as autostarted\n")
+
+
+@click.command("net-uuid")
+@NETWORK
+@click.pass_context
+def net_uuid(ctx: click.Context, network: str) -> None:
+    """The UUID of a network."""
+    click.echo(connection(ctx).networks.info(network).uuid + "\n")
+
+
+@click.command("net-name")
+@click.argument("uuid", metavar="UUID")
+@click.pass_context
+def net_name(ctx: click.Context, uuid: str) -> None:
+    """The name of a network given its UUID."""
+    click.echo(connection(ctx).networks.info(uuid).name + "\n")
+
+
+@click.command("net-dhcp-leases")
+@NETWORK
+@click.option("--mac", default=None, help="only the lease of this MAC")
+@click.option("--json", "as_json_", is_flag=True, help="JSON output")
+@click.pass_context
+def net_dhcp_leases(ctx: click.Context, network: str, mac: str | None, as_json_: bool) -> None:
+    """DHCP leases of a network."""
+    leases = connection(ctx).networks.dhcp_leases(network, mac=mac)
+    if as_json_:
+        as_json([lease.to_json() for lease in leases])
+        return
+    rows = []
+    for lease in leases:
+        when = datetime.datetime.fromtimestamp(lease.expiry).strftime("%Y-%m-%d %H:%M:%S")
+        rows.append(
+            [
+                when,
+                lease.mac,
+                "ipv4",
+                f"{lease.ip}/{lease.prefix}",
+                lease.hostname,
+                lease.client_id,
+            ]
+        )
+    table(["Expiry Time", "MAC address", "Protocol", "IP address", "Hostname", "Client ID"], rows)
+
+
+@click.command("net-update")
+@NETWORK
+@click.argument("command", metavar="COMMAND")
+@click.argument("section", metavar="SECTION")
+@click.argument("xml", metavar="XML")
+@click.option("--live", is_flag=True, help="change the running network")
+@click.option("--config", is_flag=True, help="change the persistent definition")
+@click.option("--current", is_flag=True, help="the live network if active, else the definition")
+@click.option("--parent-index", type=int, default=None, hidden=True)
+@click.pass_context
+def net_update(
+    ctx: click.Context,
+    network: str,
+    command: str,
+    section: str,
+    xml: str,
+    live: bool,
+    config: bool,
+    current: bool,
+    parent_index: int | None,
+) -> None:
+    """Update a part of a network (``add|delete|modify ip-dhcp-host XML``)."""
+    if not xml.lstrip().startswith("<") and os.path.exists(xml):
+        xml = _read_file(xml).decode()
+    mgr = connection(ctx).networks
+    name = mgr.resolve(network)
+    mgr.update(name, command, section, xml, live=live, config=config)
+    click.echo("Updated network {} {}\n".format(name, "live state" if live else "configuration"))
