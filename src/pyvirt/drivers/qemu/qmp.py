@@ -123,7 +123,7 @@ class Monitor:
     ) -> None:
         self.close()
 
-    def _run(self, coro: Awaitable[_T], *, what: str) -> _T:
+    def _run(self, coro: Awaitable[_T], *, what: str, timeout: float | None = None) -> _T:
         """Run ``coro`` on the private loop with the timeout; wrap every failure."""
         import asyncio
 
@@ -131,7 +131,9 @@ class Monitor:
 
         assert self._loop is not None, "Monitor is not connected"
         try:
-            return self._loop.run_until_complete(asyncio.wait_for(coro, self.timeout))
+            return self._loop.run_until_complete(
+                asyncio.wait_for(coro, timeout if timeout is not None else self.timeout)
+            )
         except ExecuteError as err:
             raise QmpCommandError(
                 f"QMP command '{what}' failed: {err}",
@@ -163,6 +165,48 @@ class Monitor:
         arguments = {**(args or {}), **kwargs}
         log.debug("QMP %s -> %s %s", self.socket_path.name, cmd, arguments)
         return self._run(self._client.execute(cmd, arguments or None), what=cmd)
+
+    def execute_wait_event(
+        self,
+        cmd: str,
+        args: Mapping[str, Any],
+        *,
+        event: str,
+        match: Mapping[str, Any],
+        timeout: float,
+    ) -> dict[str, Any] | None:
+        """Run ``cmd``, then wait up to ``timeout`` seconds for ``event`` whose ``data``
+        contains every item of ``match`` (e.g. ``device_del`` and ``DEVICE_DELETED`` with
+        ``{"device": "virtio-disk1"}``). The listener is registered before the command is
+        sent, so a fast event is not missed.
+
+        :returns: the event, or ``None`` if it did not come in time
+        :raises QmpCommandError: QEMU refused the command
+        """
+        import asyncio
+
+        if self._client is None:
+            self.connect()
+        client = self._client
+
+        async def run() -> dict[str, Any] | None:
+            with client.listener(event) as listener:
+                await client.execute(cmd, dict(args) or None)
+
+                async def matching() -> dict[str, Any]:
+                    while True:
+                        msg = await listener.get()
+                        data = msg.get("data", {})
+                        if all(data.get(k) == v for k, v in match.items()):
+                            return dict(msg)
+
+                try:
+                    return await asyncio.wait_for(matching(), timeout)
+                except TimeoutError:
+                    return None
+
+        log.debug("QMP %s -> %s %s (until %s)", self.socket_path.name, cmd, args, event)
+        return self._run(run(), what=cmd, timeout=timeout + self.timeout)
 
     def query_status(self) -> tuple[str, bool]:
         """QEMU's run state (``running``, ``paused``, ``shutdown``, ``prelaunch``...) and

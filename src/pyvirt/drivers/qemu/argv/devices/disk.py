@@ -2,6 +2,16 @@
 
 The cache mode is split the way QEMU models it: ``cache.direct`` and ``cache.no-flush`` on the
 block nodes, ``write-cache`` on the guest device.
+
+The same node and device properties serve disk hotplug: :func:`blockdev_nodes` gives the
+``blockdev-add`` arguments of a disk's chain (storage, optional raw range, format, optional
+copy-on-read) and :func:`device_spec` the alias, nodes and ``device_add`` properties, so
+``attach-disk`` and a cold start lower a disk identically.
+
+Sources: ``file``/``block`` paths, ``network`` (nbd, iscsi, nfs, http(s), ftp(s), rbd), and a
+byte range of a raw source (``<source><slices><slice type='storage' offset= size=/>``), used
+for partitions and logical volumes without device nodes. A ``<disk type='volume'>`` is
+resolved into one of these by :mod:`pyvirt.service.disk_hooks` before lowering.
 """
 
 from __future__ import annotations
@@ -121,6 +131,26 @@ def location(disk: Disk, bus: str, *, scsi_units: int, q35: bool) -> Location:
     return Location(0, 0, 0, 0)
 
 
+def _initiator(disk: Disk) -> str | None:
+    """``<source><initiator><iqn name=.../>``: the iSCSI initiator name to log in with."""
+    iqn = disk.element.find("source/initiator/iqn")
+    return iqn.get("name") if iqn is not None else None
+
+
+def source_slice(disk: Disk) -> tuple[int, int | None] | None:
+    """``(offset, size)`` of ``<source><slices><slice type='storage'>``, if the disk has one."""
+    for sl in disk.element.iterfind("source/slices/slice"):
+        if sl.get("type", "storage") != "storage":
+            continue
+        offset, size = sl.get("offset") or "0", sl.get("size")
+        if not offset.isdigit() or (size is not None and not size.isdigit()):
+            raise InvalidConfigError(
+                f"disk '{disk.target_dev}': <slice> offset and size must be byte counts"
+            )
+        return int(offset), int(size) if size is not None else None
+    return None
+
+
 def _network_node(disk: Disk) -> dict[str, JsonValue]:
     proto = disk.source_protocol or ""
     hosts = disk.source_hosts
@@ -138,6 +168,7 @@ def _network_node(disk: Disk) -> dict[str, JsonValue]:
             "target": iqn or name,
             "lun": int(lun) if iqn and lun.isdigit() else 0,
             "transport": "tcp",
+            "initiator-name": _initiator(disk),
         }
     if proto in ("http", "https", "ftp", "ftps"):
         netloc = f"{host}:{port}" if port else host
@@ -145,6 +176,18 @@ def _network_node(disk: Disk) -> dict[str, JsonValue]:
     if proto == "rbd":
         pool, _, image = name.partition("/")
         return {"driver": "rbd", "pool": pool, "image": image}
+    if proto == "nfs":
+        nfs: dict[str, JsonValue] = {
+            "driver": "nfs",
+            "server": {"type": "inet", "host": host},
+            "path": "/" + name.lstrip("/"),
+        }
+        identity = disk.element.find("source/identity")
+        if identity is not None:
+            for key, xml_attr in (("user", "user"), ("group", "group")):
+                value = (identity.get(xml_attr) or "").lstrip("+")
+                nfs[key] = int(value) if value.isdigit() else None
+        return nfs
     raise UnsupportedError(f"disk '{disk.target_dev}': network protocol '{proto}' is not supported")
 
 
@@ -156,6 +199,12 @@ def _storage_node(disk: Disk, node: str) -> dict[str, JsonValue]:
         props = {"driver": driver, "filename": disk.source_path}
         if disk.io:
             props["aio"] = disk.io
+    elif disk.type == "volume":
+        raise UnsupportedError(
+            f"disk '{disk.target_dev}': volume '{disk.source_volume}' of pool "
+            f"'{disk.source_pool}' is only resolved when the domain starts",
+            hint="the storage pool is read at start time; start the domain to use it",
+        )
     else:
         raise UnsupportedError(
             f"disk '{disk.target_dev}': its {disk.type} source must be resolved to a path first"
@@ -177,10 +226,12 @@ def _cache(disk: Disk) -> tuple[dict[str, JsonValue] | None, bool | None]:
     return {"direct": direct, "no-flush": no_flush}, write_cache
 
 
-def blockdevs(disk: Disk, alias: str) -> tuple[list[str], str | None]:
-    """The ``-blockdev`` arguments of *disk* and the node its device attaches to.
+def blockdev_nodes(disk: Disk, alias: str) -> tuple[list[dict[str, JsonValue]], str | None]:
+    """The block nodes of *disk* (bottom first, as ``blockdev-add`` takes them) and the node
+    its device attaches to.
 
-    An empty CD-ROM/floppy drive has no node (``None``).
+    Node names are ``ALIAS-storage``, ``ALIAS-slice`` (a byte range under a non-raw format),
+    ``ALIAS-format`` and ``ALIAS-cor``. An empty CD-ROM/floppy drive has no node (``None``).
     """
     if disk.type != "network" and disk.source_path is None and disk.type != "volume":
         if disk.device in ("cdrom", "floppy"):
@@ -190,22 +241,52 @@ def blockdevs(disk: Disk, alias: str) -> tuple[list[str], str | None]:
     storage = _storage_node(disk, f"{alias}-storage")
     if cache is not None:
         storage["cache"] = cache
+    nodes = [storage]
     fmt_name = disk.format if disk.format not in (None, "iso") else "raw"
+    below = f"{alias}-storage"
+    rng = source_slice(disk)
+    if rng is not None and fmt_name != "raw":
+        nodes.append(
+            {
+                "driver": "raw",
+                "node-name": f"{alias}-slice",
+                "file": below,
+                "offset": rng[0],
+                "size": rng[1],
+                "read-only": disk.readonly,
+                "cache": cache,
+            }
+        )
+        below = f"{alias}-slice"
     fmt: dict[str, JsonValue] = {
         "node-name": f"{alias}-format",
         "read-only": disk.readonly,
         "cache": cache,
         "driver": fmt_name,
-        "file": f"{alias}-storage",
+        "file": below,
         "discard": "unmap" if disk.discard == "unmap" else None,
         "detect-zeroes": disk.detect_zeroes,
     }
-    args = ["-blockdev", json_opts(storage), "-blockdev", json_opts(fmt)]
+    if rng is not None and fmt_name == "raw":
+        fmt["offset"] = rng[0]
+        fmt["size"] = rng[1]
+    nodes.append(fmt)
     top = f"{alias}-format"
     if disk.copy_on_read == "on":
-        cor = {"driver": "copy-on-read", "node-name": f"{alias}-cor", "file": top}
-        args += ["-blockdev", json_opts(cor)]
+        nodes.append({"driver": "copy-on-read", "node-name": f"{alias}-cor", "file": top})
         top = f"{alias}-cor"
+    return nodes, top
+
+
+def blockdevs(disk: Disk, alias: str) -> tuple[list[str], str | None]:
+    """The ``-blockdev`` arguments of *disk* and the node its device attaches to.
+
+    An empty CD-ROM/floppy drive has no node (``None``).
+    """
+    nodes, top = blockdev_nodes(disk, alias)
+    args: list[str] = []
+    for node in nodes:
+        args += ["-blockdev", json_opts(node)]
     return args, top
 
 
@@ -245,9 +326,27 @@ def _alias_and_bus(disk: Disk, bus: str, b: Build) -> tuple[str, dict[str, JsonV
     raise UnsupportedError(f"disk '{disk.target_dev}': bus '{bus}' is not supported")
 
 
-@lowers(Disk)
-def lower_disk(disk: Disk, b: Build) -> list[str]:
-    """Lower one ``<disk>``."""
+def fixed_alias(disk: Disk, b: Build) -> str:
+    """The alias (QEMU id) *disk* gets in build *b* (``virtio-disk1``, ``scsi0-0-0-1``...)."""
+    fixed, _ = _alias_and_bus(disk, disk_bus(disk), b)
+    return b.alias(disk, "disk", fixed=fixed)
+
+
+@dataclass(frozen=True)
+class DeviceSpec:
+    """A disk lowered to data: its alias, block nodes (bottom first) and device properties.
+
+    The ``bus`` key of :attr:`device` is absent for a floppy (``unit`` only).
+    """
+
+    alias: str
+    nodes: list[dict[str, JsonValue]]
+    top: str | None
+    device: dict[str, JsonValue]
+
+
+def frontend(disk: Disk) -> str:
+    """The QEMU device driver of *disk* (``virtio-blk-pci``, ``scsi-hd``, ``ide-cd``...)."""
     bus = disk_bus(disk)
     frontends = FRONTENDS.get(bus)
     if frontends is None:
@@ -257,9 +356,16 @@ def lower_disk(disk: Disk, b: Build) -> list[str]:
         raise InvalidConfigError(f"disk '{disk.target_dev}': bus '{bus}' cannot hold a CD-ROM")
     if disk.device == "lun" and bus == "scsi" and disk.type == "block":
         driver = "scsi-block"
+    return driver
+
+
+def device_spec(disk: Disk, b: Build) -> DeviceSpec:
+    """Lower *disk* to data (used by the argv and by live ``attach-disk``)."""
+    bus = disk_bus(disk)
+    driver = frontend(disk)
     fixed, bus_props = _alias_and_bus(disk, bus, b)
     alias = b.alias(disk, "disk", fixed=fixed)
-    args, node = blockdevs(disk, alias)
+    nodes, node = blockdev_nodes(disk, alias)
     _, write_cache = _cache(disk)
     props: dict[str, JsonValue] = {"driver": driver, **bus_props, "drive": node, "id": alias}
     boot = b.bootindex(disk)
@@ -290,7 +396,17 @@ def lower_disk(disk: Disk, b: Build) -> list[str]:
         )
         props["werror"] = werror
         props["rerror"] = rerror
-    return [*args, "-device", json_opts(props)]
+    return DeviceSpec(alias, nodes, node, props)
+
+
+@lowers(Disk)
+def lower_disk(disk: Disk, b: Build) -> list[str]:
+    """Lower one ``<disk>``."""
+    spec = device_spec(disk, b)
+    args: list[str] = []
+    for node in spec.nodes:
+        args += ["-blockdev", json_opts(node)]
+    return [*args, "-device", json_opts(spec.device)]
 
 
 def fdc_globals(b: Build) -> list[str]:

@@ -1,0 +1,247 @@
+"""Disk commands of domains: attach-disk, detach-disk, domblklist, domblkinfo, domblkstat,
+blockresize (virsh's names, options and messages)."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import click
+
+from pyvirt.cli.main import connection
+from pyvirt.cli.render import as_json, table
+from pyvirt.errors import InvalidConfigError
+
+if TYPE_CHECKING:
+    from pyvirt.service.disks import DiskManager
+
+DOMAIN = click.argument("domain", metavar="DOMAIN")
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([A-Za-z]*)\s*$")
+_UNITS = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": 1024**2, "mib": 1024**2,
+          "mb": 1000**2, "g": 1024**3, "gib": 1024**3, "gb": 1000**3, "t": 1024**4,
+          "tib": 1024**4, "tb": 1000**4}  # fmt: skip
+
+
+def _flags(fn: click.decorators.FC) -> click.decorators.FC:
+    for opt in (
+        click.option("--current", is_flag=True, help="affect the current domain state"),
+        click.option("--persistent", is_flag=True, help="affect the definition (and live)"),
+        click.option("--config", is_flag=True, help="affect the next boot (the definition)"),
+        click.option("--live", is_flag=True, help="affect the running domain"),
+    ):
+        fn = opt(fn)
+    return fn
+
+
+def scaled_size(text: str, *, default_unit: str = "k") -> int:
+    """virsh's scaled integer: a bare number is in *default_unit* (KiB for blockresize)."""
+    m = _SIZE_RE.match(text)
+    unit = (m.group(2) if m else "").lower() or default_unit
+    if not m or unit not in _UNITS:
+        raise InvalidConfigError(
+            f"size '{text}' is not a size", hint="use a number with an optional unit: 10G, 512M"
+        )
+    return int(m.group(1)) * _UNITS[unit]
+
+
+def _disks(ctx: click.Context) -> DiskManager:
+    from pyvirt.service.disks import DiskManager
+
+    return DiskManager(connection(ctx).domains)
+
+
+@click.command("attach-disk")
+@DOMAIN
+@click.argument("source", metavar="SOURCE")
+@click.argument("target", metavar="TARGET")
+@click.option("--driver", help="driver of the disk (qemu)")
+@click.option("--subdriver", help="format of the image: raw, qcow2...")
+@click.option("--cache", help="cache mode: none, writethrough, writeback, directsync, unsafe")
+@click.option("--io", "io_mode", help="io mode: threads, native, io_uring")
+@click.option("--type", "device", default="disk", show_default=True, help="disk, cdrom or floppy")
+@click.option("--targetbus", help="bus: virtio, scsi, sata, ide, usb")
+@click.option("--mode", help="readonly or shareable")
+@click.option("--sourcetype", help="file, block, volume (SOURCE is POOL/VOLUME) or network")
+@click.option("--source-protocol", help="network protocol: iscsi, nfs, nbd...")
+@click.option("--source-host-name", help="network server as HOST[:PORT]")
+@click.option("--serial", help="disk serial number")
+@click.option("--print-xml", is_flag=True, help="print the <disk> XML instead of attaching")
+@_flags
+@click.pass_context
+def attach_disk(
+    ctx: click.Context,
+    domain: str,
+    source: str,
+    target: str,
+    driver: str | None,
+    subdriver: str | None,
+    cache: str | None,
+    io_mode: str | None,
+    device: str,
+    targetbus: str | None,
+    mode: str | None,
+    sourcetype: str | None,
+    source_protocol: str | None,
+    source_host_name: str | None,
+    serial: str | None,
+    print_xml: bool,
+    live: bool,
+    config: bool,
+    persistent: bool,
+    current: bool,
+) -> None:
+    """Attach a disk to a domain (live via hotplug and/or in its definition)."""
+    from pyvirt.service.disk_options import DiskOptions, build_disk, disk_xml
+
+    opts = DiskOptions(
+        source=source,
+        target=target,
+        driver=driver,
+        subdriver=subdriver,
+        cache=cache,
+        io=io_mode,
+        device=device,
+        bus=targetbus,
+        mode=mode,
+        source_type=sourcetype,
+        source_protocol=source_protocol,
+        source_host=source_host_name,
+        serial=serial,
+    )
+    if print_xml:
+        click.echo(disk_xml(build_disk(opts)))
+        return
+    mgr = _disks(ctx)
+    mgr.attach(domain, opts, live=live, config=config, current=current, persistent=persistent)
+    click.echo("Disk attached successfully\n")
+
+
+@click.command("detach-disk")
+@DOMAIN
+@click.argument("target", metavar="TARGET")
+@_flags
+@click.option("--timeout", type=float, default=30.0, show_default=True,
+              help="seconds the guest gets to release the disk")  # fmt: skip
+@click.pass_context
+def detach_disk(
+    ctx: click.Context,
+    domain: str,
+    target: str,
+    live: bool,
+    config: bool,
+    persistent: bool,
+    current: bool,
+    timeout: float,
+) -> None:
+    """Detach a disk (by target name or source) from a domain."""
+    mgr = _disks(ctx)
+    mgr.detach(
+        domain,
+        target,
+        live=live,
+        config=config,
+        current=current,
+        persistent=persistent,
+        timeout=timeout,
+    )
+    click.echo("Disk detached successfully\n")
+
+
+@click.command()
+@DOMAIN
+@click.option("--inactive", is_flag=True, help="the definition, not the running domain")
+@click.option("--details", is_flag=True, help="also the type and device of each disk")
+@click.option("--json", "as_json_", is_flag=True, help="JSON output")
+@click.pass_context
+def domblklist(
+    ctx: click.Context, domain: str, inactive: bool, details: bool, as_json_: bool
+) -> None:
+    """List the disks of a domain."""
+    from dataclasses import asdict
+
+    from pyvirt.service.disk_info import blklist
+
+    entries = blklist(connection(ctx).domains, domain, inactive=inactive)
+    if as_json_:
+        as_json([asdict(e) for e in entries])
+    elif details:
+        rows = [[e.type, e.device, e.target, e.source] for e in entries]
+        table(["Type", "Device", "Target", "Source"], rows)
+    else:
+        table(["Target", "Source"], [[e.target, e.source] for e in entries])
+
+
+def _human(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.3f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+@click.command()
+@DOMAIN
+@click.argument("target", metavar="TARGET", required=False)
+@click.option("--all", "all_", is_flag=True, help="every disk of the domain")
+@click.option("--human", is_flag=True, help="sizes with units")
+@click.option("--json", "as_json_", is_flag=True, help="JSON output")
+@click.pass_context
+def domblkinfo(
+    ctx: click.Context, domain: str, target: str | None, all_: bool, human: bool, as_json_: bool
+) -> None:
+    """Capacity, allocation and physical size of a domain's disk."""
+    from dataclasses import asdict
+
+    from pyvirt.service.disk_info import blkinfo
+
+    if not target and not all_:
+        raise InvalidConfigError("name a disk target or pass --all")
+    infos = blkinfo(connection(ctx).domains, domain, None if all_ else target)
+    fmt = _human if human else str
+    if as_json_:
+        as_json([asdict(i) for i in infos])
+    elif all_:
+        rows = [[i.target, fmt(i.capacity), fmt(i.allocation), fmt(i.physical)] for i in infos]
+        table(["Target", "Capacity", "Allocation", "Physical"], rows)
+    else:
+        i = infos[0]
+        click.echo(f"Capacity:       {fmt(i.capacity)}")
+        click.echo(f"Allocation:     {fmt(i.allocation)}")
+        click.echo(f"Physical:       {fmt(i.physical)}\n")
+
+
+@click.command()
+@DOMAIN
+@click.argument("target", metavar="TARGET", required=False)
+@click.option("--human", is_flag=True, help="descriptive field names")
+@click.option("--json", "as_json_", is_flag=True, help="JSON output")
+@click.pass_context
+def domblkstat(
+    ctx: click.Context, domain: str, target: str | None, human: bool, as_json_: bool
+) -> None:
+    """I/O statistics of a running domain's disks."""
+    from pyvirt.service.disk_info import blkstat
+
+    stats = blkstat(connection(ctx).domains, domain, target)
+    if as_json_:
+        as_json(stats)
+        return
+    for dev, values in stats.items():
+        for key, value in values.items():
+            label = key.replace("_", " ") if human else key
+            click.echo(f"{dev} {label} {value}")
+    click.echo()
+
+
+@click.command()
+@DOMAIN
+@click.argument("path", metavar="PATH")
+@click.argument("size", metavar="SIZE")
+@click.pass_context
+def blockresize(ctx: click.Context, domain: str, path: str, size: str) -> None:
+    """Grow a running domain's disk (SIZE in KiB unless it has a unit)."""
+    from pyvirt.service.disk_info import blockresize as resize
+
+    resize(connection(ctx).domains, domain, path, scaled_size(size))
+    click.echo(f"Block device '{path}' is resized\n")
