@@ -87,3 +87,24 @@ def sample_percent(
     before = read_cpu_times(root, cpu)
     time.sleep(interval)
     return percentages(before, read_cpu_times(root, cpu))
+
+
+def read_cpu_mhz(root: Path = Path("/")) -> int:
+    """The CPU frequency in MHz: cpufreq's maximum of cpu0, else ``cpu MHz`` of cpuinfo (0)."""
+    try:
+        khz = int((root / "sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read_text())
+        return khz // 1000
+    except (OSError, ValueError):
+        pass
+    try:
+        text = (root / "proc/cpuinfo").read_text()
+    except OSError:
+        return 0
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "cpu MHz":
+            try:
+                return int(float(value))
+            except ValueError:
+                return 0
+    return 0

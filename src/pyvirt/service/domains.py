@@ -278,17 +278,22 @@ class DomainManager:
                     hint="keep the existing <uuid> or choose another name",
                 )
 
-    def define(self, xml: str | bytes) -> tuple[Domain, list[str]]:
-        """Define (or redefine) a persistent domain from XML; returns it and warnings."""
+    def define(self, xml: str | bytes, *, force: bool = False) -> tuple[Domain, list[str]]:
+        """Define (or redefine) a persistent domain from XML; returns it and warnings.
+
+        :param force: accept what the NUMA advisor refuses (more than 64 vCPUs)
+        """
         from pyvirt.model.domain import Domain
+        from pyvirt.service import advisor
 
         dom = Domain.from_xml(xml)
         check_name(dom.name)
+        advice = advisor.check_define(dom, force=force)  # raises for a refusal unless forced
         with self._namespace():
             self._check_unique(dom, allow_same_name=True)
             self.store.write(dom.name, dom.to_xml())
             self.store.index_uuid(dom.name, dom.uuid)
-        return dom, list(dom.warnings)
+        return dom, [*dom.warnings, *advice]
 
     def undefine(self, ident: str, *, remove_all_storage: bool = False) -> list[str]:
         """Remove a persistent definition. A running domain becomes transient (like virsh).

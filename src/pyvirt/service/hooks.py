@@ -39,6 +39,7 @@ HOOK_MODULES: list[str] = [
     "pyvirt.service.tuning_hooks",
     "pyvirt.service.disk_hooks",
     "pyvirt.service.nic_hooks",
+    "pyvirt.service.advisor",
 ]
 
 

@@ -38,10 +38,11 @@ def _warn(warnings: list[str]) -> None:
 
 @click.command()
 @click.argument("file", metavar="FILE")
+@click.option("--force", is_flag=True, help="define even what the NUMA advisor refuses")
 @click.pass_context
-def define(ctx: click.Context, file: str) -> None:
+def define(ctx: click.Context, file: str, force: bool) -> None:
     """Define (but don't start) a domain from an XML file."""
-    dom, warnings = connection(ctx).domains.define(_read_file(file))
+    dom, warnings = connection(ctx).domains.define(_read_file(file), force=force)
     _warn(warnings)
     click.echo(f"Domain '{dom.name}' defined from {file}\n")
 

@@ -1,0 +1,232 @@
+"""Node commands: nodeinfo, freecell, nodememstats, nodecpustats, node-memory-tune, allocpages,
+and numa-advise (the NUMA placement advisor on one domain)."""
+
+from __future__ import annotations
+
+import click
+
+from pyvirt.cli.main import connection
+from pyvirt.cli.render import as_json
+from pyvirt.errors import InvalidConfigError
+
+JSON = click.option("--json", "json_", is_flag=True, help="machine-readable output")
+
+
+def _pairs(pairs: list[tuple[str, str]]) -> None:
+    width = max(len(k) for k, _ in pairs) + 2
+    for key, value in pairs:
+        click.echo(f"{key + ':':<{width}}{value}")
+    click.echo()
+
+
+@click.command()
+@JSON
+@click.pass_context
+def nodeinfo(ctx: click.Context, json_: bool) -> None:
+    """Show the host's CPUs, sockets, NUMA cells and memory."""
+    info = connection(ctx).host.nodeinfo()
+    if json_:
+        from dataclasses import asdict
+
+        as_json(asdict(info))
+        return
+    _pairs(
+        [
+            ("CPU model", info.cpu_model),
+            ("CPU(s)", str(info.cpus)),
+            ("CPU frequency", f"{info.mhz} MHz"),
+            ("CPU socket(s)", str(info.sockets)),
+            ("Core(s) per socket", str(info.cores_per_socket)),
+            ("Thread(s) per core", str(info.threads_per_core)),
+            ("NUMA cell(s)", str(info.numa_cells)),
+            ("Memory size", f"{info.memory_kib} KiB"),
+        ]
+    )
+
+
+@click.command()
+@click.argument("cellno_arg", metavar="[CELLNO]", required=False, type=int)
+@click.option("--cellno", type=int, help="NUMA cell number")
+@click.option("--all", "all_", is_flag=True, help="show free memory of every cell and the total")
+@JSON
+@click.pass_context
+def freecell(
+    ctx: click.Context, cellno_arg: int | None, cellno: int | None, all_: bool, json_: bool
+) -> None:
+    """Show free memory of the host, of one NUMA cell, or of every cell."""
+    cell = cellno if cellno is not None else cellno_arg
+    if cell is not None and all_:
+        raise InvalidConfigError("--cellno and --all are mutually exclusive")
+    cells = connection(ctx).host.freecell(cell)
+    total = sum(free for _, free in cells)
+    if json_:
+        as_json({"cells": [{"cell": c, "free_kib": f} for c, f in cells], "total_kib": total})
+    elif cell is not None:
+        click.echo(f"{cells[0][0]}: {cells[0][1]} KiB\n")
+    elif all_:
+        for c, free in cells:
+            click.echo(f"{c:5d}: {free:10d} KiB")
+        click.echo("--------------------")
+        click.echo(f"Total: {total:10d} KiB\n")
+    else:
+        click.echo(f"Total: {total} KiB\n")
+
+
+@click.command()
+@click.option("--cell", type=int, help="one NUMA cell instead of the whole host")
+@JSON
+@click.pass_context
+def nodememstats(ctx: click.Context, cell: int | None, json_: bool) -> None:
+    """Show the host's memory statistics in KiB (total, free, buffers, cached)."""
+    stats = connection(ctx).host.memstats(cell)
+    if json_:
+        as_json({name: value for name, value in stats.items()})
+        return
+    for name, value in stats.items():
+        click.echo(f"{name:<7}: {value:20d} KiB")
+    click.echo()
+
+
+@click.command()
+@click.option("--cpu", type=int, help="one host CPU instead of all")
+@click.option("--percent", is_flag=True, help="percentages over one second")
+@JSON
+@click.pass_context
+def nodecpustats(ctx: click.Context, cpu: int | None, percent: bool, json_: bool) -> None:
+    """Show CPU time of the host (ns), or its use in percent over one second."""
+    stats = connection(ctx).host.cpustats(cpu, percent=percent)
+    if json_:
+        as_json(stats)
+        return
+    for name, value in stats.items():
+        if percent:
+            click.echo(f"{name + ':':<8}{value:12.1f}%")
+        else:
+            click.echo(f"{name + ':':<8}{int(value):20d}")
+    click.echo()
+
+
+@click.command(name="node-memory-tune")
+@click.option("--shm-pages-to-scan", type=int, help="pages KSM scans per wake-up")
+@click.option("--shm-sleep-millisecs", type=int, help="milliseconds KSM sleeps between scans")
+@click.option(
+    "--shm-merge-across-nodes",
+    type=click.IntRange(0, 1),
+    help="1: merge pages of different NUMA nodes; 0: only within a node",
+)
+@click.option(
+    "--run",
+    "run_",
+    type=click.IntRange(0, 2),
+    help="(pyvirt) KSM run state: 0 stop, 1 run, 2 stop and unmerge all pages",
+)
+@JSON
+@click.pass_context
+def node_memory_tune(
+    ctx: click.Context,
+    shm_pages_to_scan: int | None,
+    shm_sleep_millisecs: int | None,
+    shm_merge_across_nodes: int | None,
+    run_: int | None,
+    json_: bool,
+) -> None:
+    """Show or set the host's shared-memory (KSM) parameters."""
+    from pyvirt.host.ksm import VIRSH_NAMES
+
+    wanted = {
+        "pages_to_scan": shm_pages_to_scan,
+        "sleep_millisecs": shm_sleep_millisecs,
+        "merge_across_nodes": shm_merge_across_nodes,
+        "run": run_,
+    }
+    params = {k: v for k, v in wanted.items() if v is not None}
+    state = connection(ctx).host.memory_tune(params)
+    order = [
+        "pages_to_scan",
+        "sleep_millisecs",
+        "pages_shared",
+        "pages_sharing",
+        "pages_unshared",
+        "pages_volatile",
+        "full_scans",
+        "merge_across_nodes",
+    ]
+    rows = [(VIRSH_NAMES[n], state.get(n)) for n in order] + [("shm_run", state.get("run"))]
+    if json_:
+        as_json({**dict(rows), "saved_kib": state.saved_kib})
+        return
+    click.echo("Shared memory:")
+    for name, value in rows:
+        click.echo(f"\t{name:<22} {'-' if value is None else value}")
+    click.echo()
+
+
+@click.command()
+@click.argument("args", nargs=-1, metavar="[PAGESIZE] COUNT")
+@click.option("--pagesize", help="page size, e.g. 2M or 1G (default: the kernel's default)")
+@click.option("--pagecount", type=int, help="number of pages")
+@click.option("--cellno", type=int, help="NUMA cell to reserve on")
+@click.option("--all", "all_", is_flag=True, help="reserve COUNT pages on every NUMA cell")
+@click.option("--add", is_flag=True, help="add COUNT pages to the pool instead of setting it")
+@click.pass_context
+def allocpages(
+    ctx: click.Context,
+    args: tuple[str, ...],
+    pagesize: str | None,
+    pagecount: int | None,
+    cellno: int | None,
+    all_: bool,
+    add: bool,
+) -> None:
+    """Reserve hugepages of one size on a NUMA cell, every cell, or the whole host."""
+    words = list(args)
+    if len(words) == 2 and pagesize is None:
+        pagesize = words.pop(0)
+    if len(words) == 1 and pagecount is None:
+        if not words[0].isdigit():
+            raise InvalidConfigError(f"page count '{words[0]}' is not a number")
+        pagecount = int(words.pop())
+    if words or pagecount is None:
+        raise InvalidConfigError(
+            "allocpages needs a page count", hint="e.g. 'allocpages --pagesize 2M 64'"
+        )
+    if cellno is not None and all_:
+        raise InvalidConfigError("--cellno and --all are mutually exclusive")
+    host = connection(ctx).host
+    if pagesize is None:
+        from pyvirt.host.hugepages import default_page_size
+
+        pagesize = f"{default_page_size(host.host_root) or 2048}K"
+    pools = host.allocpages(pagesize, pagecount, cell=cellno, all_cells=all_, add=add)
+    from pyvirt.host.hugepages import format_page_size
+
+    for pool in pools:
+        where = f"on cell {pool.node}" if pool.node is not None else "on the host"
+        click.echo(
+            f"{pool.total} pages of size {format_page_size(pool.size_kib)} reserved {where} "
+            f"({pool.free} free)"
+        )
+    click.echo()
+
+
+@click.command(name="numa-advise")
+@click.argument("domain", metavar="DOMAIN")
+@JSON
+@click.pass_context
+def numa_advise(ctx: click.Context, domain: str, json_: bool) -> None:
+    """Check a domain's vCPUs, memory and topology against the host's NUMA layout."""
+    from pyvirt.service.advisor import advise_domain
+
+    conn = connection(ctx)
+    name, found = advise_domain(conn.domains, domain, conn.host.shape())
+    if json_:
+        as_json({"domain": name, "advice": [a.to_json() for a in found]})
+        return
+    if not found:
+        click.echo(f"Domain '{name}': no NUMA placement issues\n")
+        return
+    for advice in found:
+        label = "refused" if advice.level == "error" else "warning"
+        click.echo(f"{label}: {advice.message}")
+        click.echo(f"  instead: {advice.hint}")
+    click.echo()
