@@ -53,32 +53,31 @@ def _ls(host: str, port: int | None, initiator: str | None, luns: bool) -> str:
 
 def targets(host: str, port: int | None = None, initiator: str | None = None) -> list[str]:
     """The IQNs the portal offers (SendTargets discovery)."""
-    found: list[str] = []
-    for line in _ls(host, port, initiator, luns=False).splitlines():
-        m = _TARGET.match(line.strip())
-        if m and m.group(1) not in found:
-            found.append(m.group(1))
-    return found
+    return list(parse_listing(_ls(host, port, initiator, luns=False)))
 
 
 def luns(host: str, port: int | None, iqn: str, initiator: str | None = None) -> list[Lun] | None:
     """The LUNs of target ``iqn`` (None when the portal does not offer that target)."""
-    current: str | None = None
-    result: list[Lun] | None = None
-    for line in _ls(host, port, initiator, luns=True).splitlines():
+    return parse_listing(_ls(host, port, initiator, luns=True)).get(iqn)
+
+
+def parse_listing(text: str) -> dict[str, list[Lun]]:
+    """Parse ``iscsi-ls -s`` output into target IQN -> LUNs (pure; a target reached over
+    several portals is listed once)."""
+    found: dict[str, list[Lun]] = {}
+    current: list[Lun] | None = None
+    for line in text.splitlines():
         line = line.strip()
         m = _TARGET.match(line)
         if m:
-            current = m.group(1)
-            if current == iqn and result is None:
-                result = []
+            current = found.setdefault(m.group(1), [])
             continue
         m = _LUN.match(line)
-        if m and current == iqn and result is not None:
+        if m and current is not None:
             lun = Lun(int(m.group(1)), m.group(2))
-            if lun not in result:
-                result.append(lun)
-    return result
+            if lun not in current:
+                current.append(lun)
+    return found
 
 
 def capacity(host: str, port: int | None, iqn: str, lun: int, initiator: str | None = None) -> int:

@@ -126,6 +126,11 @@ def logical_volumes(vg: str) -> list[LogicalVolume]:
         key="lv",
         what=f"cannot list the logical volumes of '{vg}'",
     )
+    return parse_lvs(rows)
+
+
+def parse_lvs(rows: list[dict[str, Any]]) -> list[LogicalVolume]:
+    """LVs from ``lvs`` JSON rows (one row per segment), sorted by name (pure)."""
     by_name: dict[str, tuple[dict[str, Any], list[tuple[str, int, int]]]] = {}
     for row in rows:
         entry = by_name.setdefault(row["lv_name"], (row, []))
@@ -203,8 +208,8 @@ def lvcreate_snapshot(vg: str, name: str, origin: str, size: int) -> None:
     """Create a snapshot LV of ``origin`` with ``size`` bytes of copy-on-write space."""
     if not device_mapper_available():
         raise UnsupportedError(
-            f"cannot create snapshot '{name}' of '{vg}/{origin}': snapshots need device-mapper",
-            hint=f"{NO_DM}; use a qcow2 volume in a dir pool for linked clones",
+            f"cannot create snapshot '{name}' of '{vg}/{origin}': {NO_DM}",
+            hint="LVM snapshots need device-mapper; use qcow2 volumes in a dir pool for clones",
         )
     _lvm(
         "lvcreate",

@@ -75,12 +75,20 @@ def read_table(device: str) -> Table:
     """The partition table of ``device`` (label ``unknown`` when there is none)."""
     argv = [tool("parted", "parted"), "-s", "-m", device, "unit", "B", "print", "free"]
     proc = run(argv, what=f"cannot read the partition table of '{device}'", ok_codes=(0, 1))
-    lines = [ln.rstrip(";") for ln in proc.stdout.splitlines() if ln.strip()]
+    return parse_table(device, proc.stdout, proc.stderr)
+
+
+def parse_table(device: str, text: str, stderr: str = "") -> Table:
+    """Parse ``parted -m unit B print free`` output (pure).
+
+    :raises InvalidConfigError: when the output has no line for ``device``
+    """
+    lines = [ln.rstrip(";") for ln in text.splitlines() if ln.strip()]
     info = next((ln.split(":") for ln in lines if ln.startswith(device + ":")), None)
-    if info is None:
+    if info is None or len(info) < 6:
         raise InvalidConfigError(
             f"'{device}' is not a block device parted can read",
-            hint=(proc.stderr.strip().splitlines() or ["check the <device path>"])[-1],
+            hint=(stderr.strip().splitlines() or ["check the <device path>"])[-1],
         )
     parts: list[Partition] = []
     free: list[Partition] = []

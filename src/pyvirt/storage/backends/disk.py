@@ -93,10 +93,14 @@ class DiskPool(PoolBackend):
         parted.make_label(self.device, self.label)
 
     def delete(self) -> None:
-        """Remove every partition node and wipe the label (``mklabel`` then zero the head)."""
+        """Remove every partition node and zero the label: the first and the last MiB (GPT keeps
+        a backup table at the end)."""
         self._require_device()
         parted.remove_nodes(self.device)
-        rawrange.zero(self.device, 0, min(parted.device_size(self.device), 1024 * 1024))
+        size = parted.device_size(self.device)
+        span = min(size, parted.ALIGN)
+        rawrange.zero(self.device, 0, span)
+        rawrange.zero(self.device, size - span, span)
 
     def start(self) -> None:
         """Check the device and its label; ask the kernel for missing partition nodes."""
