@@ -173,10 +173,12 @@ class PoolBackend(ABC):
 
         :raises InvalidConfigError: naming the missing or wrong element
         """
+        return None
 
     def build(self, *, overwrite: bool | None = None) -> None:
         """Make the pool's storage (``None``: default, ``True``: --overwrite, ``False``:
         --no-overwrite). The default implementation does nothing."""
+        return None
 
     @abstractmethod
     def start(self) -> None:
@@ -184,6 +186,7 @@ class PoolBackend(ABC):
 
     def stop(self) -> None:
         """Undo :meth:`start` (unmount, detach loop devices, log out). Idempotent."""
+        return None
 
     def delete(self) -> None:
         """Undo :meth:`build` (remove the target directory, wipe the label)."""

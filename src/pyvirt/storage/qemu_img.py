@@ -1,0 +1,142 @@
+"""The only module that runs ``qemu-img``: info, create, convert, resize, map.
+
+Machine-readable output is asked for with ``--output=json`` wherever qemu-img has it. Every
+call has a timeout; a failure raises :class:`~pyvirt.errors.HostCommandError` with the exact
+argv and the tail of stderr. Image locking stays on, except for read-only inspection (``-U``)
+of images a running guest may hold.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Sequence
+from typing import Any
+
+from pyvirt.errors import HostCommandError, UnsupportedError
+
+#: seconds for metadata operations; data copies get :data:`COPY_TIMEOUT`
+TIMEOUT = 60.0
+COPY_TIMEOUT = 6 * 3600.0
+
+
+def binary() -> str:
+    """Path of qemu-img.
+
+    :raises UnsupportedError: when it is not installed
+    """
+    path = shutil.which("qemu-img")
+    if path is None:
+        raise UnsupportedError(
+            "qemu-img is not installed", hint="install the Debian package qemu-utils"
+        )
+    return path
+
+
+def _run(args: Sequence[str], *, what: str, timeout: float = TIMEOUT) -> str:
+    argv = [binary(), *args]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as err:
+        raise HostCommandError(
+            f"{what}: qemu-img did not finish within {timeout:.0f} s", argv=argv
+        ) from err
+    if proc.returncode != 0:
+        raise HostCommandError(
+            f"{what}: qemu-img failed", argv=argv, returncode=proc.returncode, stderr=proc.stderr
+        )
+    return proc.stdout
+
+
+def _opts(options: dict[str, str | None]) -> list[str]:
+    text = ",".join(f"{k}={v.replace(',', ',,')}" for k, v in options.items() if v is not None)
+    return ["-o", text] if text else []
+
+
+def info(path: str, fmt: str | None = None, *, backing_chain: bool = False) -> dict[str, Any]:
+    """``qemu-img info --output=json`` of ``path`` (read-only, without taking the lock)."""
+    args = ["info", "--output=json", "-U"]
+    if fmt:
+        args += ["-f", fmt]
+    if backing_chain:
+        args.append("--backing-chain")
+    out = json.loads(_run([*args, path], what=f"cannot inspect '{path}'"))
+    assert isinstance(out, dict | list)
+    return out if isinstance(out, dict) else {"chain": out}
+
+
+def create(
+    path: str,
+    fmt: str,
+    size: int | None,
+    *,
+    backing: str | None = None,
+    backing_fmt: str | None = None,
+    preallocation: str | None = None,
+    options: dict[str, str | None] | None = None,
+) -> None:
+    """``qemu-img create`` (``size`` None: take the backing file's size)."""
+    opts: dict[str, str | None] = {"preallocation": preallocation, **(options or {})}
+    args = ["create", "-q", "-f", fmt, *_opts(opts)]
+    if backing:
+        args += ["-b", backing, "-F", backing_fmt or "raw"]
+    args.append(path)
+    if size is not None:
+        args.append(str(size))
+    timeout = COPY_TIMEOUT if preallocation in ("falloc", "full") else TIMEOUT
+    _run(args, what=f"cannot create '{path}'", timeout=timeout)
+
+
+def convert(
+    src: str,
+    src_fmt: str,
+    dst: str,
+    dst_fmt: str,
+    *,
+    preallocation: str | None = None,
+    target_exists: bool = False,
+    src_options: str | None = None,
+) -> None:
+    """``qemu-img convert`` (holes stay holes: ``-S 4k``, qemu-img's default).
+
+    :param target_exists: write into an existing ``dst`` (``-n``) instead of creating it
+    :param src_options: an ``--image-opts`` string for the source instead of a path
+    """
+    args = ["convert", "-q", "-W", "-O", dst_fmt, *_opts({"preallocation": preallocation})]
+    if target_exists:
+        args.append("-n")
+    if src_options:
+        args += ["--image-opts", src_options]
+    else:
+        args += ["-f", src_fmt, src]
+    args.append(dst)
+    _run(args, what=f"cannot copy '{src}' to '{dst}'", timeout=COPY_TIMEOUT)
+
+
+def resize(
+    path: str, fmt: str, size: int, *, shrink: bool = False, preallocation: str | None = None
+) -> None:
+    """``qemu-img resize`` to ``size`` bytes."""
+    args = ["resize", "-q", "-f", fmt]
+    if shrink:
+        args.append("--shrink")
+    if preallocation:
+        args.append(f"--preallocation={preallocation}")
+    _run([*args, path, str(size)], what=f"cannot resize '{path}'", timeout=COPY_TIMEOUT)
+
+
+def map_(path: str, fmt: str) -> list[dict[str, Any]]:
+    """``qemu-img map --output=json``: the image's extents (data/zero flags)."""
+    out = json.loads(_run(["map", "--output=json", "-U", "-f", fmt, path], what="cannot map"))
+    assert isinstance(out, list)
+    return out
+
+
+def data_end(path: str, fmt: str) -> int:
+    """The guest offset just after the last extent holding data (0 for an empty image)."""
+    end = 0
+    for ext in map_(path, fmt):
+        if ext.get("data") and not ext.get("zero"):
+            end = int(ext["start"]) + int(ext["length"])
+    return end
