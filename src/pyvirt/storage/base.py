@@ -34,8 +34,8 @@ class PoolCapabilities:
 
     :param formats: volume formats ``vol-create-as --format`` accepts (first is the default)
     :param source_formats: ``<source><format type=...>`` values (fs types, partition tables)
-    :param source_fields: which ``<source>`` parts a definition needs, from ``host``, ``dir``,
-        ``device``, ``name``, ``adapter``
+    :param source_fields: which ``<source>`` parts this type uses, from ``host``, ``dir``,
+        ``device``, ``name``, ``adapter`` (``check()`` says which are required)
     :param build: ``pool-build`` does something (mkdir, mkfs, pvcreate, label)
     :param build_overwrite: ``pool-build --overwrite/--no-overwrite`` are meaningful
     :param delete: ``pool-delete`` can remove what build made
