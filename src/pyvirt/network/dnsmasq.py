@@ -92,6 +92,8 @@ def config(net: Network, files: Files, bridge: str) -> str:
         lines += [
             f"server=/{f.domain}/{f.addr}" if f.domain else f"server={f.addr}" for f in forwarders
         ]
+    if net.mode == "isolated":
+        lines.append("dhcp-option=3")  # no default route: the network leads nowhere
     if net.dns_enable == "no":
         lines.append("port=0")
     lease_max = 0
