@@ -407,9 +407,16 @@ def _unit(nodes: list[_Node], count: int) -> tuple[int, int, int]:
     :returns: vCPUs (a recommended per-socket count), memory (whole GiB), VMs per node
     """
     slots = {n.id: 0 for n in nodes}
-    by_room = sorted(nodes, key=lambda n: (-n.free_mem, n.id))
-    for i in range(count):
-        slots[by_room[i % len(by_room)].id] += 1
+    for _ in range(count):  # each VM goes where its share of the room stays largest
+        best = max(
+            nodes,
+            key=lambda n: (
+                n.free_mem // (slots[n.id] + 1),
+                (len(n.cpus) - n.next_cpu) // (slots[n.id] + 1),
+                -n.id,
+            ),
+        )
+        slots[best.id] += 1
     used = [n for n in nodes if slots[n.id]]
     free_cpus = min((len(n.cpus) - n.next_cpu) // slots[n.id] for n in used)
     free_mem = min(n.free_mem // slots[n.id] for n in used)
