@@ -27,6 +27,10 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
     ),
     "host": ("version", "capabilities", "host-validate"),
     "image": ("image",),
+    # install, clone, consoles (issue 6)
+    "install": ("install",),
+    "clone": ("clone",),
+    "display": ("screenshot", "update-device"),
     "bench": ("bench",),
     # storage (issue 3)
     "pool": (
