@@ -58,13 +58,24 @@ def _as_options(f: Any) -> Any:
         click.option("--secret-usage", help="auth secret usage"),
         click.option("--source-initiator", help="initiator IQN"),
         click.option("--print-xml", is_flag=True, help="print the XML instead of acting"),
-        click.argument("extra", nargs=-1, metavar="[SOURCE-HOST SOURCE-PATH ... TARGET]"),
-        click.argument("type", metavar="TYPE"),
-        click.argument("name", metavar="NAME"),
+        click.argument("extra", nargs=-1, metavar="NAME TYPE [SOURCE-HOST ... TARGET]"),
+        click.option("--type", "type_", help="pool type (or the second argument)"),
+        click.option("--name", "name_", help="pool name (or the first argument)"),
     ]
     for opt in opts:
         f = opt(f)
     return f
+
+
+def _name_type(kw: dict[str, Any]) -> tuple[str, str]:
+    """Take NAME and TYPE from --name/--type or from the front of the positional arguments."""
+    extra = list(kw["extra"])
+    name = kw.pop("name_") or (extra.pop(0) if extra else None)
+    ptype = kw.pop("type_") or (extra.pop(0) if extra else None)
+    if not name or not ptype:
+        raise InvalidConfigError("a pool name and type are needed", hint="NAME TYPE [...]")
+    kw["extra"] = tuple(extra)
+    return name, ptype
 
 
 def _source_args(kw: dict[str, Any]) -> dict[str, str | None]:
@@ -86,8 +97,9 @@ def _source_args(kw: dict[str, Any]) -> dict[str, str | None]:
 @click.command("pool-define-as")
 @_as_options
 @click.pass_context
-def pool_define_as(ctx: click.Context, /, name: str, type: str, **kw: Any) -> None:
+def pool_define_as(ctx: click.Context, /, **kw: Any) -> None:
     """Define a pool from a set of arguments."""
+    name, type = _name_type(kw)
     print_xml = kw.pop("print_xml")
     source = _source_args(kw)
     pools = _pools(ctx)
@@ -104,8 +116,9 @@ def pool_define_as(ctx: click.Context, /, name: str, type: str, **kw: Any) -> No
 @click.option("--overwrite", is_flag=True, help="with --build: format even if data exists")
 @click.option("--no-overwrite", is_flag=True, help="with --build: refuse to overwrite data")
 @click.pass_context
-def pool_create_as(ctx: click.Context, /, name: str, type: str, **kw: Any) -> None:
+def pool_create_as(ctx: click.Context, /, **kw: Any) -> None:
     """Create (define transiently and start) a pool from a set of arguments."""
+    name, type = _name_type(kw)
     print_xml = kw.pop("print_xml")
     build = kw.pop("build")
     ow = _overwrite(kw.pop("overwrite"), kw.pop("no_overwrite"))
