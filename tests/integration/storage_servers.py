@@ -14,8 +14,10 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -25,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -238,3 +241,93 @@ class NsPyvirt(Pyvirt):
         if check and proc.returncode != 0:
             raise AssertionError(f"pyvirt {' '.join(args)} failed ({proc.returncode}): {res.err}")
         return res
+
+
+# -- the tiny guest writing to a pool volume ---------------------------------------------------
+GUEST_SCRIPT = (
+    "S=$(cat /sys/block/vda/size); "
+    "printf '{pattern}' | dd of=/dev/vda bs=512 seek=1 conv=fsync 2>/dev/null && "
+    "printf '{pattern}' | dd of=/dev/vda bs=512 seek=$((S-1)) conv=fsync 2>/dev/null && "
+    "echo GUEST-WROTE"
+)
+
+
+def guest_domain_xml(image: Any, name: str, disk: str, script: str) -> str:
+    """A tiny-guest domain running ``script`` once booted, with one extra ``<disk>``."""
+    run = base64.b64encode(script.encode()).decode()
+    return f"""<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>160</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>{image.kernel}</kernel>
+    <initrd>{image.initrd}</initrd>
+    <cmdline>console=ttyS0 quiet panic=-1 pyvirt.run={run}</cmdline>
+  </os>
+  <devices>
+    <serial type='pty'><target port='0'/></serial>
+    {disk}
+  </devices>
+</domain>
+"""
+
+
+def volume_disk(pool: str, vol: str) -> str:
+    """``<disk type='volume'>`` on vda."""
+    return (
+        f"<disk type='volume' device='disk'><driver name='qemu' type='raw'/>"
+        f"<source pool='{pool}' volume='{vol}'/><target dev='vda' bus='virtio'/></disk>"
+    )
+
+
+@dataclass
+class GuestRun:
+    """What the guest reported: its vda size and the script's output."""
+
+    vda_bytes: int
+    output: str
+
+
+def run_guest(pv: Pyvirt, image: Any, disk: str, pattern: str, name: str = "g1") -> GuestRun:
+    """Boot the tiny guest with ``disk`` as vda, let it write ``pattern`` at byte 512 and into
+    the last sector, then destroy it (the writes were fsync'ed)."""
+    xml = pv.root / f"{name}.xml"
+    script = GUEST_SCRIPT.format(pattern=pattern)
+    xml.write_text(guest_domain_xml(image, name, disk, script))
+    pv("define", str(xml))
+    pv("start", name)
+    log = pv.root / "log" / "qemu" / name / "console.log"
+    deadline = time.monotonic() + 120
+    text = ""
+    try:
+        while time.monotonic() < deadline:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            if "PYVIRT-RUN-END" in text:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"guest did not finish its script; console:\n{text[-2000:]}")
+    finally:
+        pv("destroy", name, check=False)
+        pv("undefine", name, check=False)
+    m = re.search(r"PYVIRT-DISKS vda (\d+)", text)
+    assert m, f"guest saw no vda; console:\n{text[-2000:]}"
+    body = text.split("PYVIRT-RUN-BEGIN", 1)[-1].split("PYVIRT-RUN-END", 1)[0]
+    return GuestRun(int(m.group(1)), body)
+
+
+def assert_pattern(path: str | Path, offset: int, size: int, pattern: str) -> None:
+    """The guest's two writes are at ``offset+512`` and in the last sector of the range."""
+    data = pattern.encode()
+    with open(path, "rb") as f:
+        f.seek(offset + 512)
+        assert f.read(len(data)) == data, f"pattern not at byte 512 of the volume in {path}"
+        f.seek(offset + size - 512)
+        assert f.read(len(data)) == data, f"pattern not in the last sector of the volume in {path}"
+
+
+def ns_pids(ns: str) -> list[str]:
+    """Processes still running in namespace ``ns``."""
+    out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
+    return out.split()
