@@ -9,8 +9,11 @@ told to format: ``--no-overwrite`` formats when no filesystem is found, ``--over
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import stat
+import time
+from pathlib import Path
 
 from pyvirt.errors import InvalidConfigError, InvalidStateError, NotFoundError
 from pyvirt.storage import cmd
@@ -26,6 +29,7 @@ MKFS: dict[str, tuple[str, str, str]] = {
     "xfs": ("mkfs.xfs", "-f", "xfsprogs"),
 }
 LOOP_FILE = "loop"
+log = logging.getLogger(__name__)
 
 
 def mountpoints() -> dict[str, str]:
@@ -37,6 +41,17 @@ def mountpoints() -> dict[str, str]:
             sep = fields.index("-")
             out[fields[4].replace("\\040", " ")] = fields[sep + 2]
     return out
+
+
+def _wait_detached(loop: str, timeout: float = 10.0) -> None:
+    """Wait until the kernel has released ``loop`` (detach is deferred while it is busy,
+    e.g. for a moment after unmounting xfs)."""
+    backing = Path("/sys/block") / Path(loop).name / "loop" / "backing_file"
+    deadline = time.monotonic() + timeout
+    while backing.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    if backing.exists():
+        log.warning("loop device %s is still busy after detach; the kernel frees it later", loop)
 
 
 @register_pool_backend("fs")
@@ -169,6 +184,7 @@ class FsPool(DirPool):
         if loop:
             with contextlib.suppress(Exception):
                 cmd.run([cmd.need("losetup", "mount"), "-d", loop], what="cannot detach")
+                _wait_detached(loop)
         (self.run_dir / LOOP_FILE).unlink(missing_ok=True)
 
     def stop(self) -> None:
@@ -182,6 +198,7 @@ class FsPool(DirPool):
         loop = loop_file.read_text().strip() if loop_file.exists() else None
         if loop:
             cmd.run([cmd.need("losetup", "mount"), "-d", loop], what=f"cannot detach '{loop}'")
+            _wait_detached(loop)
         loop_file.unlink(missing_ok=True)
 
     def is_started(self) -> bool:
