@@ -85,3 +85,30 @@ def test_hostdev_network_start_checks_pool(state_root: Path, tmp_path: Path) -> 
         "<network><name>v</name><forward mode='hostdev'><pf dev='eth0'/></forward></network>"
     )
     assert [str(a) for a in pool_of(net, fake)] == list(VFS)
+
+
+@pytest.mark.skipif(os.path.exists("/dev/vfio/vfio"), reason="this host has VFIO")
+def test_nic_on_hostdev_network_refused_without_vfio(pyvirt: Pyvirt) -> None:
+    net = pyvirt.root / "vfs.xml"
+    net.write_text(
+        "<network><name>vfs</name><forward mode='hostdev' managed='yes'>"
+        "<address type='pci' domain='0x0000' bus='0x03' slot='0x10' function='0x2'/>"
+        "</forward></network>"
+    )
+    pyvirt("net-define", str(net))
+    dom = pyvirt.root / "d.xml"
+    dom.write_text(
+        VF_DOMAIN.format(name="vf2")
+        .replace("<interface type='hostdev' managed='yes'>", "<interface type='network'>")
+        .replace(
+            "<source>\n        <address type='pci' domain='0x0000' bus='0x03' slot='0x10' "
+            "function='0x2'/>\n      </source>",
+            "<source network='vfs'/>",
+        )
+    )
+    assert "<source network='vfs'/>" in dom.read_text()
+    pyvirt("define", str(dom))
+    res = pyvirt("start", "vf2", check=False)
+    assert res.rc == 1 and "error: domain 'vf2' needs PCI passthrough" in res.err
+    assert "CONFIG_VFIO_PCI" in res.err
+    assert not list((pyvirt.root / "run").glob("sriov/*.json"))

@@ -73,6 +73,19 @@ def _hostdev_network(mgr: DomainManager, name: str | None) -> Network | None:
     return net if net.forward_mode == "hostdev" else None
 
 
+def _active_hostdev_network(mgr: DomainManager, name: str | None) -> Network | None:
+    """Like :func:`_hostdev_network`, but the network must be active (or autostart).
+
+    :raises InvalidStateError: the hostdev network is not active
+    """
+    net = _hostdev_network(mgr, name)
+    if net is None:
+        return None
+    from pyvirt.service.network import NetworkManager
+
+    return NetworkManager(mgr.paths).ensure_active(net.name)
+
+
 def _pci(addr: Any) -> PciAddress | None:
     from pyvirt.drivers.qemu.argv.builder import parse_num
 
@@ -114,7 +127,7 @@ def allocate_vfs(
     entries: list[dict[str, Any]] = []
     for index, iface in enumerate(dom.devices.interfaces):
         if iface.type == "network":
-            lookup = networks or (lambda name: _hostdev_network(mgr, name))
+            lookup = networks or (lambda name: _active_hostdev_network(mgr, name))
             net = lookup(iface.source_network)
             if net is None:
                 continue
