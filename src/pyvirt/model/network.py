@@ -264,15 +264,15 @@ def _ip_problems(net: Network, ip: NetworkIp, problems: list[Problem]) -> None:
 
 def _check_name_uuid(net: Network, problems: list[Problem]) -> None:
     if not net.name:
-        problems.append(Problem("<network>/<name>", "name is missing"))
+        problems.append(Problem("<name>", "name is missing"))
     elif not NAME_RE.match(net.name):
         problems.append(
-            Problem("<network>/<name>", f"name '{net.name}' must be 1-64 of A-Z a-z 0-9 _ . + -")
+            Problem("<name>", f"name '{net.name}' must be 1-64 of A-Z a-z 0-9 _ . + -")
         )
     try:
         uuidlib.UUID(net.uuid)
     except ValueError:
-        problems.append(Problem("<network>/<uuid>", f"uuid '{net.uuid}' is not a valid UUID"))
+        problems.append(Problem("<uuid>", f"uuid '{net.uuid}' is not a valid UUID"))
 
 
 def check_network(net: Network) -> list[Problem]:
@@ -285,24 +285,24 @@ def check_network(net: Network) -> list[Problem]:
     if bridge is not None and not IFNAME_RE.match(bridge):
         problems.append(
             Problem(
-                "<network>/<bridge>",
+                "<bridge>",
                 f"bridge name '{bridge}' must be 1-15 characters of A-Z a-z 0-9 _ . -",
             )
         )
     if net.mac is not None and not MAC_RE.match(net.mac):
-        problems.append(Problem("<network>/<mac>", f"MAC address '{net.mac}' is not valid"))
+        problems.append(Problem("<mac>", f"MAC address '{net.mac}' is not valid"))
     if net.mtu is not None and not 68 <= net.mtu <= 65535:
-        problems.append(Problem("<network>/<mtu>", f"mtu {net.mtu} must be within 68-65535"))
+        problems.append(Problem("<mtu>", f"mtu {net.mtu} must be within 68-65535"))
     mode = net.mode
     if mode == "bridge" and not bridge and not net.forward_dev and not net.forward_interfaces:
         problems.append(
-            Problem("<network>/<forward>", "forward mode 'bridge' needs <bridge name='BR'/>")
+            Problem("<forward>", "forward mode 'bridge' needs <bridge name='BR'/>")
         )
     if mode in ("bridge", "hostdev", "private", "vepa", "passthrough") and net.ips:
-        problems.append(Problem("<network>/<ip>", f"forward mode '{mode}' takes no <ip>"))
+        problems.append(Problem("<ip>", f"forward mode '{mode}' takes no <ip>"))
     if mode == "hostdev" and not net.forward_pfs and not net.forward_addresses:
         problems.append(
-            Problem("<network>/<forward>", "forward mode 'hostdev' needs <pf dev='...'/>")
+            Problem("<forward>", "forward mode 'hostdev' needs <pf dev='...'/>")
         )
     subnets: list[tuple[NetworkIp, ipaddress.IPv4Network | ipaddress.IPv6Network]] = []
     for ip in net.ips:
@@ -316,5 +316,5 @@ def check_network(net: Network) -> list[Problem]:
                     )
             subnets.append((ip, ip.subnet))
     if sum(1 for ip in net.ips if ip.dhcp_ranges or ip.dhcp_hosts) > 2:
-        problems.append(Problem("<network>/<ip>", "at most one <dhcp> per address family"))
+        problems.append(Problem("<ip>", "at most one <dhcp> per address family"))
     return problems
