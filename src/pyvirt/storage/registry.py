@@ -1,12 +1,14 @@
 """The pool backend registry: ``@register_pool_backend("dir")`` and lookup by pool type.
 
 Backends live one per module in :mod:`pyvirt.storage.backends`; that package imports all of
-its modules with :mod:`pkgutil` the first time a lookup happens, so adding a backend is one
-file with the decorator.
+its modules with :mod:`pkgutil` when the full list is needed, so adding a backend is one
+file with the decorator. A lookup by type first imports only ``backends/<type>.py`` (listing
+a ``dir`` pool must not pay for importing the iSCSI and LVM helpers).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import pkgutil
 from collections.abc import Callable
@@ -47,7 +49,12 @@ def backend_class(pool_type: str) -> B:
 
     :raises InvalidConfigError: for a type no backend registered
     """
-    _load()
+    if pool_type not in _BACKENDS and pool_type.isidentifier():
+        # by convention a backend lives in the module named like its type: import just that
+        with contextlib.suppress(ModuleNotFoundError):
+            importlib.import_module(f"pyvirt.storage.backends.{pool_type}")
+    if pool_type not in _BACKENDS:
+        _load()
     try:
         return _BACKENDS[pool_type]
     except KeyError:

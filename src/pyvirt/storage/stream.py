@@ -9,7 +9,6 @@ between regular files go through ``copy_file_range`` (in-kernel, no copies throu
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import stat
@@ -19,16 +18,19 @@ CHUNK = 4 * 1024 * 1024
 _ZEROS = bytes(CHUNK)
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-_libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+_libc: ctypes.CDLL | None = None
 
 Progress = Callable[[int, int], None]
 
 
 def punch_hole(fd: int, offset: int, length: int) -> None:
     """Deallocate ``length`` bytes at ``offset`` (they read as zeros; the size is kept)."""
+    global _libc
     if length <= 0:
         return
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)  # the running libc, no ldconfig lookup
+        _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
     if _libc.fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE, offset, length) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
