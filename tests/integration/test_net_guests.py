@@ -123,7 +123,10 @@ def test_routed_and_isolated(state_root: Path, tiny_image: Any) -> None:
         ping_b = PING.format(ip="10.77.2.10")
         define(pv, guest_xml(tiny_image, "ga", nic("ra", "52:54:00:bb:00:01"), ping_b), "ga")
         # even with a route through the host, the isolated network's firewall stops it
-        no_ping = "ip route add 10.77.2.0/24 via 10.77.3.1; ping -c 3 -W 1 10.77.2.10 >/dev/null 2>&1 && exit 0; exit 1"
+        no_ping = (
+            "ip route add 10.77.2.0/24 via 10.77.3.1;"
+            " ping -c 3 -W 1 10.77.2.10 >/dev/null 2>&1 && exit 0; exit 1"
+        )
         define(pv, guest_xml(tiny_image, "gi", nic("iso", "52:54:00:bb:00:03"), no_ping), "gi")
         for g in ("gb", "ga", "gi"):
             pv("start", g)

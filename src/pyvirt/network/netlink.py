@@ -209,12 +209,8 @@ def neighbours() -> list[Neighbour]:
 def stats(name: str) -> dict[str, int]:
     """``/sys/class/net/NAME/statistics`` counters."""
     base = SYS_NET / name / "statistics"
-    keys = ("rx_bytes", "rx_packets", "rx_errors", "rx_dropped") + (
-        "tx_bytes",
-        "tx_packets",
-        "tx_errors",
-        "tx_dropped",
-    )
+    rx = ("rx_bytes", "rx_packets", "rx_errors", "rx_dropped")
+    keys = (*rx, "tx_bytes", "tx_packets", "tx_errors", "tx_dropped")
     try:
         return {k: int((base / k).read_text()) for k in keys}
     except FileNotFoundError:
