@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -293,12 +293,17 @@ class DomainManager:
             self._check_unique(dom, allow_same_name=True)
             self.store.write(dom.name, dom.to_xml())
             self.store.index_uuid(dom.name, dom.uuid)
-        return dom, [*dom.warnings, *advice]
+        from pyvirt.service.display import vnc_warnings
 
-    def undefine(self, ident: str, *, remove_all_storage: bool = False) -> list[str]:
+        return dom, [*dom.warnings, *advice, *vnc_warnings(dom)]
+
+    def undefine(
+        self, ident: str, *, remove_all_storage: bool = False, storage: Sequence[str] = ()
+    ) -> list[str]:
         """Remove a persistent definition. A running domain becomes transient (like virsh).
 
-        :returns: paths of storage removed with ``remove_all_storage``
+        :param storage: remove only these disks (target names like ``vda`` or source paths)
+        :returns: paths of storage removed with ``remove_all_storage`` or ``storage``
         """
         name = self.resolve(ident)
         removed: list[str] = []
@@ -310,27 +315,44 @@ class DomainManager:
                 )
             dom = self.definition(name, inactive=True)
             live = self._live(name, cleanup=True) is not None
-            if remove_all_storage:
+            if remove_all_storage or storage:
                 if live:
                     raise InvalidStateError(
                         f"domain '{name}' is running; its storage cannot be removed",
                         hint="destroy it first",
                     )
-                removed = self._remove_storage(dom)
+                removed = self._remove_storage(dom, storage)
             self.store.delete(name)
             self.store.unindex_uuid(dom.uuid)
             if not live:
                 self.paths.domain_last_state(name).unlink(missing_ok=True)
         return removed
 
-    @staticmethod
-    def _remove_storage(dom: Domain) -> list[str]:
+    def _remove_storage(self, dom: Domain, only: Sequence[str] = ()) -> list[str]:
+        """Delete the domain's writable disk files and volumes (``only``: just these disks)."""
+        wanted = set(only)
+        disks = [d for d in dom.devices.disks if d.device == "disk"]
+        if wanted:
+            known = {d.target_dev for d in disks} | {d.source_path for d in disks}
+            unknown = sorted(wanted - known)
+            if unknown:
+                raise InvalidConfigError(
+                    f"domain '{dom.name}' has no disk '{unknown[0]}'",
+                    hint="name disks by target (vda) or path, as 'domblklist' shows them",
+                )
+            disks = [d for d in disks if d.target_dev in wanted or d.source_path in wanted]
+        else:
+            disks = [d for d in disks if not d.readonly and not d.shareable]
         removed = []
-        for disk in dom.devices.disks:
-            path = disk.source_path
-            if disk.device != "disk" or disk.readonly or disk.shareable or not path:
+        for disk in disks:
+            if disk.type == "volume" and disk.source_pool and disk.source_volume:
+                from pyvirt.service.storage import PoolManager
+
+                PoolManager(self.paths).volumes.delete(disk.source_volume, disk.source_pool)
+                removed.append(f"{disk.source_pool}/{disk.source_volume}")
                 continue
-            if disk.type == "file" and os.path.isfile(path):
+            path = disk.source_path
+            if path and disk.type == "file" and os.path.isfile(path):
                 os.unlink(path)
                 removed.append(path)
         return removed

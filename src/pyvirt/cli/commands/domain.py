@@ -50,16 +50,23 @@ def define(ctx: click.Context, file: str, force: bool) -> None:
 @click.command()
 @DOMAIN
 @click.option("--remove-all-storage", is_flag=True, help="also delete the domain's disk files")
+@click.option("--storage", metavar="vda,...", help="delete these disks (targets or paths)")
 @click.option("--nvram", is_flag=True, hidden=True)
 @click.option("--managed-save", is_flag=True, hidden=True)
 @click.pass_context
 def undefine(
-    ctx: click.Context, domain: str, remove_all_storage: bool, nvram: bool, managed_save: bool
+    ctx: click.Context,
+    domain: str,
+    remove_all_storage: bool,
+    storage: str | None,
+    nvram: bool,
+    managed_save: bool,
 ) -> None:
     """Undefine a domain (a running one becomes transient)."""
     mgr = connection(ctx).domains
     name = mgr.resolve(domain)
-    for path in mgr.undefine(name, remove_all_storage=remove_all_storage):
+    only = [s.strip() for s in storage.split(",") if s.strip()] if storage else []
+    for path in mgr.undefine(name, remove_all_storage=remove_all_storage, storage=only):
         click.echo(f"Volume '{path}' removed.")
     click.echo(f"Domain '{name}' has been undefined\n")
 

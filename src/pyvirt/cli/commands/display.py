@@ -1,0 +1,58 @@
+"""Console commands beyond the serial line: ``screenshot`` and ``update-device``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from pyvirt.cli.main import connection
+
+
+@click.command()
+@click.argument("domain", metavar="DOMAIN")
+@click.argument("file", metavar="FILE", required=False)
+@click.option("--screen", type=int, default=0, help="the display head to capture")
+@click.pass_context
+def screenshot(ctx: click.Context, domain: str, file: str | None, screen: int) -> None:
+    """Save the guest's screen as a PNG file."""
+    from pyvirt.service.display import screenshot as take
+
+    mgr = connection(ctx).domains
+    name = mgr.resolve(domain)
+    path = Path(file or f"{name}-{time.strftime('%Y-%m-%d-%H:%M:%S')}.png")
+    width, height = take(mgr, name, path.absolute(), screen=screen)
+    click.echo(f"Screenshot saved to {path}, with type of image/png ({width}x{height})\n")
+
+
+@click.command(name="update-device")
+@click.argument("domain", metavar="DOMAIN")
+@click.argument("file", metavar="FILE")
+@click.option("--live", is_flag=True, help="change the running domain")
+@click.option("--config", is_flag=True, help="change the persistent definition")
+@click.option("--current", is_flag=True, help="live if running, else config (the default)")
+@click.option("--persistent", is_flag=True, help="config, and live when running")
+@click.option("--force", is_flag=True, hidden=True)
+@click.pass_context
+def update_device(
+    ctx: click.Context,
+    domain: str,
+    file: str,
+    live: bool,
+    config: bool,
+    current: bool,
+    persistent: bool,
+    force: bool,
+) -> None:
+    """Update a device (graphics keymap/password, CD-ROM media) from an XML file."""
+    from pyvirt.cli.commands.domain import _read_file
+    from pyvirt.service.display import update_device as update
+
+    mgr = connection(ctx).domains
+    name = mgr.resolve(domain)
+    if persistent:
+        config = True
+        live = mgr.status(name).pid is not None
+    update(mgr, name, _read_file(file), live=live, config=config)
+    click.echo("Device updated successfully\n")
