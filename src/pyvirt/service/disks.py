@@ -141,6 +141,8 @@ class DiskManager:
                 persistent_flag=persistent,
             )
             disk = build_disk(opts)
+            if disk.type != "volume":
+                check_source(disk)
             if do_config:
                 cfg = mgr.definition(name, inactive=True)
                 self._check_target(name, cfg, disk, "definition")
@@ -162,7 +164,7 @@ class DiskManager:
 
     def _attach_live(self, name: str, disk: Disk) -> None:
         from pyvirt.drivers.qemu.argv.devices.disk import device_spec, disk_bus
-        from pyvirt.drivers.qemu.qmp import Monitor
+        from pyvirt.drivers.qemu.qmp import Monitor, QmpCommandError
 
         mgr = self.domains
         dom = self._live_domain(name)
@@ -177,7 +179,7 @@ class DiskManager:
         resolved = _copy(disk)
         if disk.type == "volume":
             disk_hooks.apply_source(resolved, disk_hooks.resolve_volume(mgr, disk))
-        check_source(resolved)
+            check_source(resolved)
         entry = disk_hooks.inventory_entry(resolved)
         inventory = disk_hooks.load_inventory(mgr, name)
         if entry is not None:
@@ -197,9 +199,9 @@ class DiskManager:
             _add_nodes(mon, spec.nodes, resolved)
             try:
                 mon.execute("device_add", _device_args(spec.device))
-            except Exception:
+            except QmpCommandError as err:
                 _del_nodes(mon, [str(n["node-name"]) for n in reversed(spec.nodes)])
-                raise
+                raise _explain(err, resolved) from err
         disk.alias = spec.alias
         dom.devices.add(_copy(disk))
         self._save_live(name, dom)
@@ -399,7 +401,7 @@ def _add_nodes(mon: Monitor, nodes: list[dict[str, Any]], disk: Disk) -> None:
 
 def _explain(err: Exception, disk: Disk) -> Exception:
     """Turn QEMU's refusal to open an image into a readable error."""
-    text = str(err).removeprefix("QMP command 'blockdev-add' failed: ")
+    text = str(err).split(" failed: ", 1)[-1]
     src = disk.source_path or disk.source_name or disk.target_dev
     if "lock" in text:
         return InvalidStateError(
