@@ -69,7 +69,9 @@ def main() -> None:
                     PYVIRT, "vol-create-as", "default", f"c{size}-{i}", str(size), "--format",
                     "qcow2", "--backing-vol", base, "--backing-vol-format", "qcow2",
                 ]  # fmt: skip
-                cli.append(timed(lambda argv=argv: subprocess.run(argv, check=True)))
+                cli.append(
+                    timed(lambda argv=argv: subprocess.run(argv, check=True, capture_output=True))
+                )
             print(
                 f"  {size // GIB:>2} GiB: API {ms(median(api))}, CLI {ms(median(cli))} "
                 "(target < 100 ms)"
@@ -95,7 +97,9 @@ def main() -> None:
             rm(out),
         )
         t_clone = best(
-            lambda: subprocess.run([PYVIRT, "vol-clone", str(src), "copy.img"], check=True),
+            lambda: subprocess.run(
+                [PYVIRT, "vol-clone", str(src), "copy.img"], check=True, capture_output=True
+            ),
             args.runs,
             lambda: vols.delete("copy.img", "default"),
         )
@@ -106,6 +110,17 @@ def main() -> None:
             args.runs,
             rm(out),
         )
+        t_clone_api = best(
+            lambda: vols.clone(str(src), "copy.img"),
+            args.runs,
+            lambda: vols.delete("copy.img", "default"),
+        )
+
+        def download() -> None:
+            with open(out, "wb") as f:
+                vols.download(str(src), f, sparse=True)
+
+        t_dl_api = best(download, args.runs, rm(out))
         base_t = min(t_cp, t_qi)
         print("full copy of 1 GiB of data, best of", args.runs)
         for label, t in (
@@ -113,6 +128,8 @@ def main() -> None:
             ("qemu-img convert -O raw", t_qi),
             ("pyvirt vol-clone", t_clone),
             ("pyvirt vol-download --sparse", t_dl),
+            ("API volumes.clone", t_clone_api),
+            ("API volumes.download(sparse)", t_dl_api),
         ):
             print(
                 f"  {label:<30} {ms(t):>10}  {GIB / t / (1 << 20):7.0f} MiB/s  "

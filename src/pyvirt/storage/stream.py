@@ -14,7 +14,7 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 
-CHUNK = 4 * 1024 * 1024
+CHUNK = 64 * 1024 * 1024
 _ZEROS = bytes(CHUNK)
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
