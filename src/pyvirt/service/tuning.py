@@ -242,6 +242,7 @@ def vcpu_pin(
     """
     sc = scope(mgr, ident, live=live, config=config)
     all_cpus = threads.host_cpus()
+    tids: dict[int, int] | None = None
     if cpulist is not None:
         if vcpu is None:
             raise InvalidConfigError("vcpupin needs a vCPU number with a CPU list")
@@ -260,8 +261,9 @@ def vcpu_pin(
                     raise InvalidStateError(f"vCPU {vcpu} of domain '{sc.name}' is not plugged")
                 threads.set_affinity(sc.rec.pid, tids[vcpu], cpus)
     if sc.live and sc.rec is not None:
+        tids = tids if tids is not None else vcpu_threads(sc.rec)
         return {v: set(threads.thread_info(sc.rec.pid, t).affinity)
-                for v, t in sorted(vcpu_threads(sc.rec).items())}  # fmt: skip
+                for v, t in sorted(tids.items())}  # fmt: skip
     dom = mgr.definition(sc.name, inactive=True)
     default = threads.parse_set(dom.vcpu.cpuset) if dom.vcpu.cpuset else all_cpus
     tune = dom.cputune
