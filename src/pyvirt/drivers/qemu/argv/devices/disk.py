@@ -10,8 +10,11 @@ copy-on-read) and :func:`device_spec` the alias, nodes and ``device_add`` proper
 
 Sources: ``file``/``block`` paths, ``network`` (nbd, iscsi, nfs, http(s), ftp(s), rbd), and a
 byte range of a raw source (``<source><slices><slice type='storage' offset= size=/>``), used
-for partitions and logical volumes without device nodes. A ``<disk type='volume'>`` is
-resolved into one of these by :mod:`pyvirt.service.disk_hooks` before lowering.
+for partitions and logical volumes without device nodes. QEMU's image locks cover whole files,
+so a ranged source is opened with ``locking=off`` (ranges of one device would otherwise lock
+each other out); :mod:`pyvirt.service.disk_hooks` refuses overlapping ranges instead.
+A ``<disk type='volume'>`` is resolved into one of these by :mod:`pyvirt.service.disk_hooks`
+before lowering.
 """
 
 from __future__ import annotations
@@ -245,6 +248,10 @@ def blockdev_nodes(disk: Disk, alias: str) -> tuple[list[dict[str, JsonValue]], 
     fmt_name = disk.format if disk.format not in (None, "iso") else "raw"
     below = f"{alias}-storage"
     rng = source_slice(disk)
+    if rng is not None:
+        # QEMU locks whole files: two ranges of one file or device (two partitions, two LVs
+        # of a PV) would lock each other out, so pyvirt checks overlapping ranges itself
+        storage["locking"] = "off"
     if rng is not None and fmt_name != "raw":
         nodes.append(
             {
