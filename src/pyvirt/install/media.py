@@ -44,6 +44,8 @@ class KernelPair:
     kernel: Path
     initrd: Path
     layout: str
+    #: the directory the layout starts in (for a tree; None for an ISO)
+    root: Path | None = None
 
 
 def is_iso(path: Path) -> bool:
@@ -151,7 +153,12 @@ def find_kernel(location: Path, extract_dir: Path) -> KernelPair:
         pair = _pick(_tree_files(location))
         if pair is None:
             raise _no_layout(location)
-        return KernelPair(location / pair[0], location / pair[1], pair[0])
+        root = location
+        for kernel, _ in KERNEL_LAYOUTS:
+            if pair[0].endswith(kernel):
+                root = location / pair[0][: -len(kernel)]
+                break
+        return KernelPair(location / pair[0], location / pair[1], pair[0], root)
     if not is_iso(location):
         raise InvalidConfigError(f"install location '{location}' is neither a directory nor an ISO")
     pair = _pick(iso_files(location))

@@ -198,12 +198,11 @@ class InstallManager:
                 f"domain '{name}' already exists",
                 hint="choose another --name, or undefine the existing domain",
             )
-        sources = [x for x in (spec.cdrom, spec.location, spec.import_, spec.pxe,
-                               spec.boot.kernel) if x]  # fmt: skip
-        if len(sources) > 1:
+        sources = [x for x in (spec.cdrom, spec.location, spec.import_, spec.pxe) if x]
+        if len(sources) > 1 or (spec.location and spec.boot.kernel):
             raise InvalidConfigError(
-                "give only one install method: --cdrom, --location, --import, --pxe or "
-                "--boot kernel="
+                "give only one install method: --cdrom, --location, --import or --pxe",
+                hint="--boot kernel= goes with --import (or alone), not with --location",
             )
         if spec.memory_mib is not None and spec.memory_mib < 16:
             raise InvalidConfigError(f"--memory {spec.memory_mib}: give at least 16 MiB")
@@ -222,8 +221,7 @@ class InstallManager:
         if spec.location:
             pair = media.find_kernel(Path(spec.location), self.paths.cache / "install" / name)
             kernel, initrd = str(pair.kernel), str(pair.initrd)
-            if kernel.endswith(pair.layout) and Path(spec.location).is_dir():
-                tree = kernel[: -len(pair.layout)]
+            tree = str(pair.root) if pair.root else None
         elif spec.extra_args and not spec.boot.kernel:
             raise InvalidConfigError("--extra-args needs --location (or --boot kernel=)")
         variant = self._variant(spec, warnings, tree)
