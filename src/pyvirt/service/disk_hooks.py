@@ -230,6 +230,8 @@ class DiskHook:
                 original = etree.tostring(disk.element, encoding="unicode", with_tail=False)
                 apply_source(disk, resolve_volume(mgr, disk))
                 volumes[disk.target_dev or ""] = original
+        for disk in dom.devices.disks:
+            _check_modes(disk)
         entries = [e for d in dom.devices.disks for e in [inventory_entry(d)] if e]
         return HookResult(data={"disks": entries, "volumes": volumes}, cacheable=not volumes)
 
@@ -245,6 +247,19 @@ class DiskHook:
 
     def after_stop(self, mgr: DomainManager, name: str, data: dict[str, Any]) -> None:
         """Nothing to undo: QEMU releases its images (and their locks) when it exits."""
+
+
+def _check_modes(disk: Disk) -> None:
+    """Refuse io_uring on a kernel without it and direct cache modes where the file system
+    has no O_DIRECT, with a message naming the feature (instead of QEMU's)."""
+    from pyvirt.service.disk_options import DIRECT_CACHES, check_direct_io, check_io_uring
+
+    if disk.io == "io_uring":
+        check_io_uring()
+    path = disk.source_path
+    direct = disk.cache in DIRECT_CACHES or disk.io == "native"
+    if direct and disk.type in ("file", "block") and path and os.path.exists(path):
+        check_direct_io(path, disk.cache or "none")
 
 
 def restore_volumes(live_xml: os.PathLike[str], volumes: dict[str, str]) -> None:
