@@ -40,6 +40,7 @@ HOOK_MODULES: list[str] = [
     "pyvirt.service.disk_hooks",
     "pyvirt.service.nic_hooks",
     "pyvirt.service.advisor",
+    "pyvirt.service.agent",
 ]
 
 
