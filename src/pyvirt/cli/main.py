@@ -68,6 +68,11 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
         "schedinfo", "numatune", "setmem", "setmaxmem", "dommemstat", "memtune",
     ),
     "plan": ("plan",),
+    # guest agent (issue 6)
+    "guest": (
+        "guestinfo", "domfsinfo", "set-user-password", "domfsfreeze", "domfsthaw", "domtime",
+        "qemu-agent-command",
+    ),
 }
 # fmt: on
 COMMANDS: dict[str, str] = {}

@@ -114,9 +114,23 @@ def _simple(verb: str, message: str, doc: str) -> click.Command:
     return command
 
 
-shutdown = _simple(
-    "shutdown", "Domain '{name}' is being shutdown", "Gracefully shut down a domain."
-)
+@click.command()
+@DOMAIN
+@click.option("--mode", default=None, help="acpi (power button, default) or agent; 'agent,acpi'")
+@click.pass_context
+def shutdown(ctx: click.Context, domain: str, mode: str | None) -> None:
+    """Gracefully shut down a domain."""
+    from pyvirt.service import agent, lifecycle
+
+    mgr = connection(ctx).domains
+    name = mgr.resolve(domain)
+    if mode:
+        agent.shutdown_with_modes(mgr, name, [m.strip() for m in mode.split(",") if m.strip()])
+    else:
+        lifecycle.shutdown(mgr, name)
+    click.echo(f"Domain '{name}' is being shutdown\n")
+
+
 reboot = _simple("reboot", "Domain '{name}' is being rebooted", "Reboot a domain.")
 reset = _simple("reset", "Domain '{name}' was reset", "Reset a domain (like the reset button).")
 suspend = _simple("suspend", "Domain '{name}' suspended", "Suspend (pause) a running domain.")

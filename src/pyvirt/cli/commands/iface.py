@@ -106,14 +106,15 @@ def domifaddr(
     full: bool,
 ) -> None:
     """Addresses of a domain's interfaces (from DHCP leases or the ARP table)."""
-    from pyvirt.errors import UnsupportedError
+    if source == "agent":  # the guest agent's view (pyvirt.service.agent)
+        from pyvirt.service import agent
 
-    if source == "agent":
-        raise UnsupportedError(
-            "address source 'agent' needs the QEMU guest agent, which pyvirt does not drive",
-            hint="use --source lease or --source arp",
+        mgr = connection(ctx).domains
+        rows = agent.interface_addresses(mgr, domain, iface_opt or interface)
+    else:
+        rows = connection(ctx).networks.ifaddr(
+            domain, source=source, interface=iface_opt or interface
         )
-    rows = connection(ctx).networks.ifaddr(domain, source=source, interface=iface_opt or interface)
     table(
         ["Name", "MAC address", "Protocol", "Address"],
         [[r.target, r.mac, r.protocol, r.address] for r in rows],
