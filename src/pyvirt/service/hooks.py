@@ -16,14 +16,15 @@ A hook is an object registered with :func:`register_hook`. For each start the li
     when the domain's QEMU is gone, whatever the reason (remove the tap). Must not raise for
     things already gone: it also runs after a crash, possibly twice.
 
-Hook modules are listed in :data:`HOOK_MODULES` and imported on the first start, so a CLI
-command that starts nothing pays nothing for them.
+Hook modules are listed by hook name in :data:`HOOK_MODULES`; building a plan imports them all, a
+cached start only those its plan names, and a command that starts nothing none.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,15 +34,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Modules that register hooks when imported (added by the storage/network/tuning layers).
-HOOK_MODULES: list[str] = [
-    "pyvirt.service.hostdev",
-    "pyvirt.service.tuning_hooks",
-    "pyvirt.service.disk_hooks",
-    "pyvirt.service.nic_hooks",
-    "pyvirt.service.advisor",
-    "pyvirt.service.agent",
-]
+#: Hook name -> module that registers it when imported. Order is the order hooks run in: the
+#: hostdev hook rewrites NICs on hostdev networks before the tap hook sees them, and the disk
+#: hook resolves volumes before anything inspects disks.
+HOOK_MODULES: dict[str, str] = {
+    "hostdev": "pyvirt.service.hostdev",
+    "tuning": "pyvirt.service.tuning_hooks",
+    "disks": "pyvirt.service.disk_hooks",
+    "network": "pyvirt.service.nic_hooks",
+    "numa-advisor": "pyvirt.service.advisor",
+    "agent-channel": "pyvirt.service.agent",
+}
 
 
 @dataclass
@@ -69,7 +72,6 @@ class DomainHook(Protocol):
 
 
 _HOOKS: dict[str, DomainHook] = {}
-_loaded = False
 
 
 def register_hook(hook: DomainHook) -> DomainHook:
@@ -78,19 +80,23 @@ def register_hook(hook: DomainHook) -> DomainHook:
     return hook
 
 
-def hooks() -> list[DomainHook]:
-    """All registered hooks, in registration order (imports :data:`HOOK_MODULES` once)."""
-    global _loaded
-    if not _loaded:
-        for module in HOOK_MODULES:
+def hooks(names: Iterable[str] | None = None) -> list[DomainHook]:
+    """Registered hooks in :data:`HOOK_MODULES` order, then any others (tests) in order.
+
+    :param names: only these hooks (a cached start imports just the modules its plan uses);
+        None loads every hook module (building a plan)
+    """
+    wanted = set(HOOK_MODULES) if names is None else set(names)
+    for name, module in HOOK_MODULES.items():
+        if name in wanted and name not in _HOOKS:
             importlib.import_module(module)
-        _loaded = True
-    return list(_HOOKS.values())
+    order = [n for n in HOOK_MODULES if n in _HOOKS] + [n for n in _HOOKS if n not in HOOK_MODULES]
+    return [_HOOKS[n] for n in order if names is None or n in wanted]
 
 
 def run_after_stop(mgr: DomainManager, name: str, data: dict[str, dict[str, Any]]) -> None:
     """Call every hook's ``after_stop`` that has data; log (not raise) failures."""
-    for hook in hooks():
+    for hook in hooks(data):
         if hook.name in data:
             try:
                 hook.after_stop(mgr, name, data[hook.name])

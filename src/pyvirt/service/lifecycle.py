@@ -190,7 +190,7 @@ def _before_launch(mgr: DomainManager, p: StartPlan) -> dict[str, dict[str, Any]
     run_dir = mgr.paths.domain_run_dir(p.name)
     atomic_write(run_dir / HOOKS_FILE, json.dumps(p.hooks).encode(), sync=False)
     done: dict[str, dict[str, Any]] = {}
-    for hook in hooks.hooks():
+    for hook in hooks.hooks(p.hooks):
         if hook.name not in p.hooks:
             continue
         try:
@@ -211,7 +211,7 @@ def _after_launch(mgr: DomainManager, p: StartPlan, pid: int, starttime: int | N
         return
     from pyvirt.drivers.qemu import process, runtime
 
-    for hook in hooks.hooks():
+    for hook in hooks.hooks(p.hooks):
         if hook.name not in p.hooks:
             continue
         try:
