@@ -154,17 +154,23 @@ def _live(mgr: DomainManager, name: str, dom: Domain, new: etree._Element) -> No
     _, rec = mgr.running(name)
     old = _match(dom, new)
     if new.tag == "graphics":
+        if new.get("port") in (None, "-1") and old.get("autoport") == "yes":
+            for attr in ("port", "autoport"):  # automatic port: keep the one allocated
+                if old.get(attr) is not None:
+                    new.set(attr, old.get(attr, ""))
         for attr in ("keymap", "listen", "port", "autoport"):
-            if attr in new.attrib and new.get(attr) != old.get(attr):
+            if new.get(attr) != old.get(attr):
                 raise InvalidStateError(
                     f"the VNC {attr} of running domain '{name}' cannot change live",
                     hint="use --config and restart the domain",
                 )
         password = new.get("passwd")
         if password != old.get("passwd"):
-            if not password:
+            if not password or not old.get("passwd"):
+                verb = "removed" if not password else "added"
                 raise InvalidStateError(
-                    f"the VNC password of running domain '{name}' cannot be removed live",
+                    f"the VNC password of running domain '{name}' cannot be {verb} live "
+                    "(QEMU fixes VNC authentication at start); only changed",
                     hint="use --config and restart the domain",
                 )
             with Monitor(rec.qmp_socket) as mon:
