@@ -12,7 +12,9 @@ PKGS=(qemu-system-x86 qemu-utils busybox-static cpio kmod xz-utils zstd python3-
       # networking: DHCP/DNS, firewall, traffic generator
       dnsmasq-base nftables iperf3
       # host tools
-      numactl xorriso)
+      numactl xorriso
+      # the Debian guest image (pyvirt image build debian)
+      debootstrap)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
