@@ -164,9 +164,9 @@ def find_kernel(location: Path, extract_dir: Path) -> KernelPair:
     pair = _pick(iso_files(location))
     if pair is None:
         raise _no_layout(location)
-    kernel = iso_extract(location, pair[0], extract_dir / "vmlinuz")
-    initrd = iso_extract(location, pair[1], extract_dir / Path(pair[1]).name)
-    return KernelPair(kernel, initrd, pair[0])
+    kernel_path = iso_extract(location, pair[0], extract_dir / "vmlinuz")
+    initrd_path = iso_extract(location, pair[1], extract_dir / Path(pair[1]).name)
+    return KernelPair(kernel_path, initrd_path, pair[0])
 
 
 def _no_layout(location: Path) -> InvalidConfigError:
