@@ -207,6 +207,19 @@ def test_set_user_password_then_console_login(guest: tuple[Pyvirt, float]) -> No
         console.sock.close()
 
 
+def test_stale_replies_and_partial_input_are_dropped(guest: tuple[Pyvirt, float]) -> None:
+    """A client that left unread replies and half a command does not confuse the next one."""
+    pv, _ = guest
+    agent_ready(pv)
+    raw = socket.socket(socket.AF_UNIX)
+    raw.connect(str(pv.root / "run" / "qemu" / NAME / "org.qemu.guest_agent.0"))
+    raw.sendall(b'{"execute":"guest-info"}\n{"execute":"guest-get-osinfo"}\n{"execute":"guest-')
+    time.sleep(1)
+    raw.close()
+    assert pairs(pv("guestinfo", NAME, "--hostname").out) == {"hostname": "pyvirt-debian"}
+    assert pv("domfsinfo", NAME).out.splitlines()[2].split()[0] == "/"
+
+
 def test_shutdown_mode_agent(guest: tuple[Pyvirt, float]) -> None:
     """Last in the module: the agent powers the shared guest off."""
     pv, _ = guest
