@@ -85,6 +85,11 @@ def agent_socket(mgr: DomainManager, ident: str) -> tuple[str, Path]:
         if ch.target_type == "virtio" and ch.target_name == CHANNEL_NAME:
             if ch.type == "unix" and ch.source_path:
                 return name, Path(ch.source_path)
+            if ch.type == "unix":
+                raise UnsupportedError(
+                    f"domain '{name}': the guest agent channel has no socket path",
+                    hint="restart the domain: pyvirt gives the channel a socket when it starts",
+                )
             raise UnsupportedError(
                 f"domain '{name}': the guest agent channel is of type '{ch.type}'; "
                 "pyvirt talks to the agent over a unix channel",
