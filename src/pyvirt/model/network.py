@@ -266,9 +266,7 @@ def _check_name_uuid(net: Network, problems: list[Problem]) -> None:
     if not net.name:
         problems.append(Problem("<name>", "name is missing"))
     elif not NAME_RE.match(net.name):
-        problems.append(
-            Problem("<name>", f"name '{net.name}' must be 1-64 of A-Z a-z 0-9 _ . + -")
-        )
+        problems.append(Problem("<name>", f"name '{net.name}' must be 1-64 of A-Z a-z 0-9 _ . + -"))
     try:
         uuidlib.UUID(net.uuid)
     except ValueError:
@@ -295,15 +293,11 @@ def check_network(net: Network) -> list[Problem]:
         problems.append(Problem("<mtu>", f"mtu {net.mtu} must be within 68-65535"))
     mode = net.mode
     if mode == "bridge" and not bridge and not net.forward_dev and not net.forward_interfaces:
-        problems.append(
-            Problem("<forward>", "forward mode 'bridge' needs <bridge name='BR'/>")
-        )
+        problems.append(Problem("<forward>", "forward mode 'bridge' needs <bridge name='BR'/>"))
     if mode in ("bridge", "hostdev", "private", "vepa", "passthrough") and net.ips:
         problems.append(Problem("<ip>", f"forward mode '{mode}' takes no <ip>"))
     if mode == "hostdev" and not net.forward_pfs and not net.forward_addresses:
-        problems.append(
-            Problem("<forward>", "forward mode 'hostdev' needs <pf dev='...'/>")
-        )
+        problems.append(Problem("<forward>", "forward mode 'hostdev' needs <pf dev='...'/>"))
     subnets: list[tuple[NetworkIp, ipaddress.IPv4Network | ipaddress.IPv6Network]] = []
     for ip in net.ips:
         before = len(problems)
