@@ -182,3 +182,16 @@ def test_memtune_hard_limit_oom(pyvirt: Pyvirt, tiny_image: Any) -> None:
     assert pyvirt("domstate", "oom", "--reason").out.strip() == "shut off (crashed)"
     time.sleep(0.2)
     assert not mem.exists()  # removed once pyvirt noticed the death
+
+
+def test_plain_domain_gets_cgroup_on_demand(pyvirt: Pyvirt, tiny_image: Any) -> None:
+    """No limits in the XML: no cgroup at start (fast path); the first live memtune makes one."""
+    needs_v1()
+    pid = start(pyvirt, tune_xml(tiny_image, "plain"), "plain")
+    assert "pyvirt" not in str(cgroup_dirs(pid).get("memory", ""))
+    pyvirt("memtune", "plain", "--hard-limit", "262144", "--live")
+    mem = cgroup_dirs(pid)["memory"]
+    assert "plain" in str(mem)
+    assert int((mem / "memory.limit_in_bytes").read_text()) == 262144 * 1024
+    pyvirt("destroy", "plain")
+    assert not mem.exists()

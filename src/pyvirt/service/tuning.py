@@ -17,7 +17,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pyvirt.errors import InvalidConfigError, InvalidStateError, UnsupportedError
+from pyvirt.errors import InvalidConfigError, InvalidStateError, PyvirtError, UnsupportedError
 from pyvirt.host import threads
 from pyvirt.state.atomic import atomic_write
 
@@ -101,20 +101,33 @@ def emulator_threads(rec: RuntimeRecord, vcpus: dict[int, int]) -> list[int]:
     return [t for t in threads.thread_ids(rec.pid) if t not in taken]
 
 
-def domain_cgroup(name: str, rec: RuntimeRecord, what: str) -> DomainCgroup:
-    """The cgroup the domain's QEMU runs in.
+def domain_cgroup(
+    name: str, rec: RuntimeRecord, what: str, mgr: DomainManager | None = None
+) -> DomainCgroup:
+    """The cgroup the domain's QEMU runs in, made on demand for domains started without one.
 
-    :raises UnsupportedError: QEMU is not in a pyvirt-made cgroup
+    :raises UnsupportedError: QEMU is not in a pyvirt-made cgroup and none can be made
     """
     from pyvirt.host.cgroups import CgroupLayout, DomainCgroup
 
     cg = DomainCgroup.of_pid(CgroupLayout.detect(), rec.pid)
-    if not cg.owned():
-        raise UnsupportedError(
-            f"domain '{name}' has no cgroup of its own, so {what} cannot be applied live",
-            hint="restart the domain as root so that pyvirt places it in a cgroup",
-        )
-    return cg
+    if cg.owned():
+        return cg
+    if mgr is not None:
+        from pyvirt.service.tuning_hooks import place_in_cgroup
+
+        try:
+            return place_in_cgroup(mgr, name, rec.pid)
+        except PyvirtError as err:
+            raise UnsupportedError(
+                f"domain '{name}' has no cgroup of its own, so {what} cannot be applied live: "
+                f"{err.message}",
+                hint="run pyvirt as root on a host with the cpu, memory and cpuset controllers",
+            ) from err
+    raise UnsupportedError(
+        f"domain '{name}' has no cgroup of its own, so {what} cannot be applied live",
+        hint="restart the domain as root so that pyvirt places it in a cgroup",
+    )
 
 
 def max_vcpus(dom: Domain) -> int:
@@ -366,13 +379,13 @@ def sched_info(
                 if "vcpu_quota" in settings:
                     q = settings["vcpu_quota"]
                     quota = q if q < 0 else q * nvcpu
-                domain_cgroup(sc.name, sc.rec, "schedinfo").set_cpu(
+                domain_cgroup(sc.name, sc.rec, "schedinfo", mgr).set_cpu(
                     shares=settings.get("cpu_shares"),
                     period=settings.get("vcpu_period", settings.get("global_period")),
                     quota=quota,
                 )
     if sc.live and sc.rec is not None:
-        values = domain_cgroup(sc.name, sc.rec, "schedinfo").cpu()
+        values = domain_cgroup(sc.name, sc.rec, "schedinfo", mgr).cpu()
         nvcpu = len(vcpu_threads(sc.rec))
         gq = values["quota"]
         return {
@@ -434,7 +447,7 @@ def numa_tune(
                 if nodeset is not None:
                     dom.numatune.nodeset = nodeset
             if sc.live and sc.rec is not None and nodeset is not None:
-                domain_cgroup(sc.name, sc.rec, "numatune").set_mems(nodeset)
+                domain_cgroup(sc.name, sc.rec, "numatune", mgr).set_mems(nodeset)
     tune = mgr.definition(sc.name, inactive=not sc.live).numatune
     result = {
         "numa_mode": (tune.mode if tune else None) or "strict",
@@ -442,5 +455,5 @@ def numa_tune(
     }
     if sc.live and sc.rec is not None:
         with suppress(UnsupportedError):
-            result["numa_nodeset"] = domain_cgroup(sc.name, sc.rec, "numatune").mems()
+            result["numa_nodeset"] = domain_cgroup(sc.name, sc.rec, "numatune", mgr).mems()
     return result

@@ -19,11 +19,12 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pyvirt.errors import HostCommandError, InvalidStateError, PyvirtError, UnsupportedError
+from pyvirt.errors import HostCommandError, InvalidStateError, UnsupportedError
 from pyvirt.host import threads
 from pyvirt.service.hooks import HookResult, register_hook
 
 if TYPE_CHECKING:
+    from pyvirt.host.cgroups import DomainCgroup
     from pyvirt.model.domain import Domain
     from pyvirt.service.domains import DomainManager
 
@@ -177,28 +178,27 @@ class TuningHook:
                 ensure_hugetlbfs(size)
 
     def after_launch(self, mgr: DomainManager, name: str, pid: int, data: dict[str, Any]) -> None:
-        """Cgroup placement and limits, then thread pinning."""
-        from pyvirt.host.cgroups import CgroupLayout, DomainCgroup
+        """Cgroup placement and limits, then thread pinning.
 
-        needs_cgroup = bool(data.get("memtune") or data.get("cpu") or data.get("mems"))
-        try:
-            cg = DomainCgroup.create(CgroupLayout.detect(), name)
-            (mgr.paths.domain_run_dir(name) / CGROUP_FILE).write_text(cg.to_json())
-            cg.attach(pid)
-        except PyvirtError as err:
-            if needs_cgroup:
-                raise
-            log.warning("domain %s runs without a cgroup of its own: %s", name, err)
-            return
-        mt = data.get("memtune") or {}
-        if mt:
-            cg.set_memory(hard_kib=mt.get("hard"), soft_kib=mt.get("soft"), swap_kib=mt.get("swap"))
-        cpu = data.get("cpu") or {}
-        if cpu:
-            cg.set_cpu(shares=cpu.get("shares"), period=cpu.get("period"), quota=cpu.get("quota"))
-        if data.get("mems"):
-            cg.set_mems(data["mems"])
-        if data.get("vcpupin") or data.get("emulatorpin") or data.get("cpuset"):
+        A domain whose definition asks for no limits is not moved into a cgroup here: that
+        costs ~20 ms of cgroup writes on every start. Its cgroup is made on demand by the
+        first live tuning command (:func:`pyvirt.service.tuning.domain_cgroup`).
+        """
+        if data.get("memtune") or data.get("cpu") or data.get("mems"):
+            cg = place_in_cgroup(mgr, name, pid)
+            mt = data.get("memtune") or {}
+            if mt:
+                cg.set_memory(
+                    hard_kib=mt.get("hard"), soft_kib=mt.get("soft"), swap_kib=mt.get("swap")
+                )
+            cpu = data.get("cpu") or {}
+            if cpu:
+                cg.set_cpu(
+                    shares=cpu.get("shares"), period=cpu.get("period"), quota=cpu.get("quota")
+                )
+            if data.get("mems"):
+                cg.set_mems(data["mems"])
+        if any(data.get(k) for k in ("vcpupin", "emulatorpin", "cpuset", "iothreadpin")):
             _pin(mgr, name, pid, data)
 
     def after_stop(self, mgr: DomainManager, name: str, data: dict[str, Any]) -> None:
@@ -211,6 +211,16 @@ class TuningHook:
         except OSError:
             return
         DomainCgroup.from_json(CgroupLayout.detect(), text).remove()
+
+
+def place_in_cgroup(mgr: DomainManager, name: str, pid: int) -> DomainCgroup:
+    """Create the domain's cgroup, move QEMU (all its threads) in, and record it for cleanup."""
+    from pyvirt.host.cgroups import CgroupLayout, DomainCgroup
+
+    cg = DomainCgroup.create(CgroupLayout.detect(), name)
+    (mgr.paths.domain_run_dir(name) / CGROUP_FILE).write_text(cg.to_json())
+    cg.attach(pid)
+    return cg
 
 
 def _pin(mgr: DomainManager, name: str, pid: int, data: dict[str, Any]) -> None:

@@ -196,11 +196,11 @@ def mem_tune(
                         hint="swap_hard_limit counts memory plus swap",
                     )
             if sc.live and sc.rec is not None:
-                domain_cgroup(sc.name, sc.rec, "memtune").set_memory(
+                domain_cgroup(sc.name, sc.rec, "memtune", mgr).set_memory(
                     hard_kib=hard_kib, soft_kib=soft_kib, swap_kib=swap_kib
                 )
     if sc.live and sc.rec is not None:
-        values = domain_cgroup(sc.name, sc.rec, "memtune").memory()
+        values = domain_cgroup(sc.name, sc.rec, "memtune", mgr).memory()
         return {
             "hard_limit": values["hard"],
             "soft_limit": values["soft"],
