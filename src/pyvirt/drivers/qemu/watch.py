@@ -22,7 +22,6 @@ fallback_exit`. ``RUN_DIR/watch.json`` tells who is watching and whether it is c
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
@@ -319,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     # supervision must never steal CPU from the guest it watches (TCG boots are CPU-bound)
     with contextlib.suppress(OSError):
         os.nice(10)
+    import argparse  # only the watcher process parses arguments; launchers just import us
     import asyncio
 
     parser = argparse.ArgumentParser(prog="pyvirt-watch", description=__doc__)
