@@ -185,7 +185,7 @@ def list_(
     """List domains (running ones unless --all or --inactive)."""
     from pyvirt.service.types import State
 
-    statuses = connection(ctx).domains.list_all()
+    statuses = connection(ctx).domains.list_all(uuids=json_ or uuids_only)
     wanted: set[State] = set()
     if state_running:
         wanted.add(State.RUNNING)
