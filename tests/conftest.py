@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -59,11 +62,25 @@ class Pyvirt:
         return out
 
 
+def kill_leftovers(root: Path) -> None:
+    """SIGKILL every QEMU whose runtime record lives under ``root`` (a failed test's guests)."""
+    for record in (root / "run" / "qemu").glob("*/runtime.json"):
+        try:
+            pid = int(json.loads(record.read_text())["pid"])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, KeyError):
+            continue
+        if str(root).encode() in cmdline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
 @pytest.fixture
 def state_root() -> Iterator[Path]:
     """A short temporary state root (unix socket paths are limited to 107 bytes)."""
     root = Path(tempfile.mkdtemp(prefix="pv", dir="/tmp"))
     yield root
+    kill_leftovers(root)
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -77,3 +94,4 @@ def pyvirt(state_root: Path) -> Iterator[Pyvirt]:
         for entry in run.iterdir():
             if entry.is_dir() and not entry.name.startswith("."):
                 runner("destroy", entry.name, check=False)
+    kill_leftovers(state_root)
