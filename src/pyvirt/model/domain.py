@@ -11,6 +11,7 @@ from pyvirt.model.devices import Devices
 from pyvirt.model.features import Features
 from pyvirt.model.guestos import Os
 from pyvirt.model.memory import MemoryBacking, Numatune
+from pyvirt.model.sysinfo import Sysinfo
 from pyvirt.model.tune import Cputune, IothreadId, Memtune
 from pyvirt.model.units import size
 from pyvirt.model.xmlmap import (
@@ -80,6 +81,7 @@ class Domain(XmlNode):
     numatune = child("numatune", Numatune)
     cputune = child("cputune", Cputune)
     memtune = child("memtune", Memtune)
+    sysinfo = child("sysinfo", Sysinfo)
     iothreads = int_text("iothreads")
     iothreadids = children("iothreadids/iothread", IothreadId)
     devices = required_child("devices", Devices)

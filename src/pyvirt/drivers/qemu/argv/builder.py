@@ -259,6 +259,7 @@ def build_argv(domain: Domain, ctx: ArgvContext) -> list[str]:
     argv += system.smp(b)
     argv += memory.numa(b)
     argv += system.firmware(b)
+    argv += system.smbios(b)
     if not domain.devices.graphics:
         argv += ["-display", "none"]
     argv += ["-no-user-config", "-nodefaults"]

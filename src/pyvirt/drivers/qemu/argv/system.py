@@ -201,3 +201,47 @@ def boot(b: Build) -> list[str]:
     """``-boot strict=on[,menu=on]``; the order itself is carried by ``bootindex`` properties."""
     menu = True if b.domain.os.bootmenu else None
     return ["-boot", qemu_opts(menu=menu, strict=True)]
+
+
+#: libvirt's <sysinfo> entry names -> QEMU -smbios option names, per SMBIOS table type.
+_SMBIOS_TABLES: dict[str, tuple[int, dict[str, str]]] = {
+    "bios": (0, {"vendor": "vendor", "version": "version", "date": "date", "release": "release"}),
+    "system": (1, {
+        "manufacturer": "manufacturer", "product": "product", "version": "version",
+        "serial": "serial", "uuid": "uuid", "sku": "sku", "family": "family",
+    }),
+    "baseBoard": (2, {
+        "manufacturer": "manufacturer", "product": "product", "version": "version",
+        "serial": "serial", "asset": "asset", "location": "location",
+    }),
+    "chassis": (3, {
+        "manufacturer": "manufacturer", "version": "version", "serial": "serial",
+        "asset": "asset", "sku": "sku",
+    }),
+}  # fmt: skip
+
+
+def smbios(b: Build) -> list[str]:
+    """``-smbios type=N,...`` from ``<sysinfo type='smbios'>``.
+
+    Only with ``<os><smbios mode='sysinfo'/>``, as in libvirt. Unknown entry names are refused
+    rather than silently dropped; each ``<oemStrings>`` entry becomes a ``type=11`` string.
+    """
+    info = b.domain.sysinfo
+    if info is None or info.type != "smbios" or b.domain.os.smbios_mode != "sysinfo":
+        return []
+    args: list[str] = []
+    for section, (table, names) in _SMBIOS_TABLES.items():
+        props: dict[str, str | int] = {"type": table}
+        for name, value in info.entries(section):
+            if name not in names:
+                raise UnsupportedError(
+                    f"<sysinfo>/<{section}>: entry '{name}' has no SMBIOS type {table} field",
+                    hint=f"use one of {', '.join(names)}",
+                )
+            props[names[name]] = value
+        if len(props) > 1:
+            args += ["-smbios", qemu_opts_from(props)]
+    for _, value in info.entries("oemStrings"):
+        args += ["-smbios", qemu_opts_from({"type": 11, "value": value})]
+    return args
