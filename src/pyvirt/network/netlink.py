@@ -8,6 +8,9 @@ run pyvirt inside ``ip netns exec``), so nothing here keeps state. Errors from t
 from __future__ import annotations
 
 import ipaddress
+import os
+import stat
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -129,6 +132,64 @@ def create_macvtap(name: str, parent: str, *, mode: str, mac: str) -> int:
         assert idx is not None
         ipr.link("set", index=idx, state="up")
         return idx
+
+
+def macvtap_available() -> bool:
+    """True when the kernel has macvtap (``CONFIG_MACVTAP``), loading the module if needed.
+
+    The ``macvtap`` character device region in ``/proc/devices`` is the test: it is there when
+    macvtap is built in (no ``/sys/module/macvtap`` then) or its module is loaded.
+    """
+
+    def registered() -> bool:
+        with open("/proc/devices") as f:
+            return any(line.split()[1:] == ["macvtap"] for line in f)
+
+    if registered():
+        return True
+    try:
+        subprocess.run(["modprobe", "-q", "macvtap"], capture_output=True, check=False)
+    except FileNotFoundError:
+        return False
+    return registered()
+
+
+def open_macvtap(name: str, scratch: Path) -> int:
+    """Open the character device of macvtap ``name`` read-write (``O_CLOEXEC``); returns the fd.
+
+    The device is ``/dev/tapIFINDEX``; its numbers are read from sysfs and checked against the
+    node, since devtmpfs names collide for equal ifindexes in different network namespaces.
+    When the node is missing or another device, a private node is made in ``scratch``, opened
+    and unlinked.
+    """
+    base = SYS_NET / name
+    try:
+        index = int((base / "ifindex").read_text())
+        major, minor = (
+            int(x) for x in (base / "macvtap" / f"tap{index}" / "dev").read_text().split(":")
+        )
+    except (OSError, ValueError) as err:
+        raise HostCommandError(f"macvtap '{name}' has no character device: {err}") from err
+    rdev = os.makedev(major, minor)
+    flags = os.O_RDWR | os.O_CLOEXEC
+    node = Path(f"/dev/tap{index}")
+    try:
+        if node.stat().st_rdev == rdev:
+            return os.open(node, flags)
+    except OSError:
+        pass
+    private = scratch / f"tap{index}"
+    try:
+        private.unlink(missing_ok=True)
+        os.mknod(private, 0o600 | stat.S_IFCHR, rdev)
+        try:
+            return os.open(private, flags)
+        finally:
+            private.unlink(missing_ok=True)
+    except OSError as err:
+        raise HostCommandError(
+            f"cannot open the character device of macvtap '{name}': {err}"
+        ) from err
 
 
 def set_master(name: str, bridge: str, *, up: bool = True) -> None:
