@@ -45,7 +45,7 @@ import select
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,6 +128,28 @@ def _wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> None:
     proc.wait()
 
 
+@contextlib.contextmanager
+def _fds_at(fds: Mapping[int, int]) -> Iterator[tuple[int, ...]]:
+    """Duplicate each open fd onto its fixed number for a child to inherit (no ``preexec_fn``:
+    the dup2 happens here, around ``Popen``); closes them afterwards and restores whatever this
+    process had open on those numbers."""
+    saved: dict[int, int] = {}
+    moved = [target for target, fd in fds.items() if fd != target]
+    try:
+        for target in moved:
+            with contextlib.suppress(OSError):
+                saved[target] = os.dup(target)
+            os.dup2(fds[target], target, inheritable=False)
+        yield tuple(fds)
+    finally:
+        for target in moved:
+            with contextlib.suppress(OSError):
+                os.close(target)
+            if target in saved:
+                os.dup2(saved[target], target, inheritable=False)
+                os.close(saved[target])
+
+
 def launch_detailed(
     argv: Sequence[str],
     *,
@@ -135,6 +157,7 @@ def launch_detailed(
     log_path: Path,
     timeout: float = LAUNCH_TIMEOUT,
     env: dict[str, str] | None = None,
+    pass_fds: Mapping[int, int] | None = None,
 ) -> Launched:
     """Start QEMU daemonized and return once it is up (its parent has exited).
 
@@ -147,6 +170,8 @@ def launch_detailed(
     :param run_dir: the domain's run directory (created if needed)
     :param log_path: the domain's QEMU log (created if needed, appended to)
     :param env: environment for QEMU (default: inherited)
+    :param pass_fds: fds QEMU inherits: fd number in QEMU -> open fd here (a macvtap named by
+        ``-netdev tap,fd=N``); the caller keeps ownership of the open fds
     :returns: pid, start time and the argv actually run
     :raises HostCommandError: QEMU is missing, exits non-zero (message and ``.stderr`` hold
         its error output), times out, or wrote no usable pidfile
@@ -185,14 +210,16 @@ def launch_detailed(
         os.write(log_fd, f"{_timestamp()}: starting: {subprocess.list2cmdline(argv)}\n".encode())
         offset = os.lseek(log_fd, 0, os.SEEK_END)
         try:
-            proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=log_fd,
-                stderr=log_fd,
-                start_new_session=True,
-                env=env,
-            )
+            with _fds_at(pass_fds or {}) as targets:
+                proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_fd,
+                    stderr=log_fd,
+                    start_new_session=True,
+                    env=env,
+                    pass_fds=targets,
+                )
             _wait_exit(proc, timeout)
         except FileNotFoundError as err:
             raise HostCommandError(

@@ -2,6 +2,8 @@
 
 ``network`` and ``bridge`` interfaces become a tap device the network layer sets up
 (``ifname`` = ``<target dev>``, no QEMU scripts); ``hostdev`` interfaces are a VFIO function.
+``direct`` interfaces (macvtap) are a tap QEMU inherits as fd :func:`direct_fd` (the network
+hook opens ``/dev/tapN`` before launch); the number is fixed per NIC so a cached argv stays valid.
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ NIC_MODELS = {
 }
 DEFAULT_MODEL = "rtl8139"
 TAP_TYPES = ("network", "bridge", "ethernet")
+#: fd number of the macvtap of NIC 0 in QEMU; NIC i gets DIRECT_FD_BASE + i
+DIRECT_FD_BASE = 100
+
+
+def direct_fd(index: int) -> int:
+    """The fd number QEMU inherits the macvtap of ``<interface>`` number ``index`` on."""
+    return DIRECT_FD_BASE + index
 
 
 def hostdev_source(iface: Interface) -> str | None:
@@ -45,10 +54,15 @@ def hostdev_source(iface: Interface) -> str | None:
     )
 
 
-def _netdev(iface: Interface, netid: str) -> list[str]:
+def _netdev(iface: Interface, netid: str, b: Build) -> list[str]:
     queues = iface.queues if iface.queues and iface.queues > 1 else None
     if iface.type == "user":
         return ["-netdev", qemu_opts("user", id=netid)]
+    if iface.type == "direct":
+        if queues:
+            raise UnsupportedError("multiqueue is not supported on a direct (macvtap) interface")
+        fd = direct_fd(b.domain.devices.interfaces.index(iface))
+        return ["-netdev", qemu_opts("tap", id=netid, fd=str(fd))]
     if iface.type in TAP_TYPES:
         return [
             "-netdev",
@@ -95,4 +109,4 @@ def lower_interface(iface: Interface, b: Build) -> list[str]:
     if iface.rom_bar is not None:
         props["rombar"] = 1 if iface.rom_bar == "on" else 0
     props.update(b.pci(iface.address))
-    return [*_netdev(iface, netid), "-device", json_opts(props)]
+    return [*_netdev(iface, netid, b), "-device", json_opts(props)]
