@@ -16,14 +16,23 @@ A hook is an object registered with :func:`register_hook`. For each start the li
     when the domain's QEMU is gone, whatever the reason (remove the tap). Must not raise for
     things already gone: it also runs after a crash, possibly twice.
 
+**File descriptors for QEMU.** A ``before_launch`` that opens something QEMU must inherit (the
+character device of a macvtap) calls :func:`pass_fd` with the domain name, the fixed fd number
+the argv names (``-netdev tap,fd=N``: fixed, so the cached plan's argv stays valid) and the open
+fd; the lifecycle takes them with :func:`take_fds` right before launching QEMU, hands them to
+:func:`pyvirt.drivers.qemu.process.launch_detailed` as ``pass_fds`` and closes them afterwards
+with :func:`close_fds` (also when a later hook or the launch fails).
+
 Hook modules are listed by hook name in :data:`HOOK_MODULES`; building a plan imports them all, a
 cached start only those its plan names, and a command that starts nothing none.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -102,3 +111,28 @@ def run_after_stop(mgr: DomainManager, name: str, data: dict[str, dict[str, Any]
                 hook.after_stop(mgr, name, data[hook.name])
             except Exception:
                 log.exception("after_stop of hook %s for domain %s failed", hook.name, name)
+
+
+# domain name -> {fd number QEMU gets: open fd in this process}; see the module docstring
+_PASS_FDS: dict[str, dict[int, int]] = {}
+
+
+def pass_fd(name: str, target: int, fd: int) -> None:
+    """Hand open ``fd`` to domain ``name``'s QEMU as fd number ``target`` (this process owns
+    ``fd`` until :func:`take_fds`; an fd already registered for ``target`` is closed)."""
+    old = _PASS_FDS.setdefault(name, {}).pop(target, None)
+    if old is not None:
+        os.close(old)
+    _PASS_FDS[name][target] = fd
+
+
+def take_fds(name: str) -> dict[int, int]:
+    """The fds registered for domain ``name`` (target -> open fd); the caller closes them."""
+    return _PASS_FDS.pop(name, {})
+
+
+def close_fds(fds: dict[int, int]) -> None:
+    """Close the open fds of a :func:`take_fds` mapping."""
+    for fd in fds.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)

@@ -148,14 +148,19 @@ def _run(mgr: DomainManager, p: StartPlan, *, paused: bool, transient: bool) -> 
     runtime.write_policy(run_dir, **policy)
     domain_id = _next_id(mgr)
     active = _before_launch(mgr, p)
+    fds = hooks.take_fds(name)
     try:
-        launched = process.launch_detailed(argv, run_dir=run_dir, log_path=log_dir / "qemu.log")
+        launched = process.launch_detailed(
+            argv, run_dir=run_dir, log_path=log_dir / "qemu.log", pass_fds=fds
+        )
     except BaseException:
         import shutil
 
         hooks.run_after_stop(mgr, name, active)
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
+    finally:
+        hooks.close_fds(fds)
     vnc = p.policy.get("vnc_display")
     rec = runtime.RuntimeRecord(
         name=name,
@@ -196,6 +201,7 @@ def _before_launch(mgr: DomainManager, p: StartPlan) -> dict[str, dict[str, Any]
         try:
             hook.before_launch(mgr, p.name, p.hooks[hook.name])
         except BaseException:
+            hooks.close_fds(hooks.take_fds(p.name))
             hooks.run_after_stop(mgr, p.name, done)
             import shutil
 

@@ -6,6 +6,13 @@ alias ``netN`` and a deterministic tap name :func:`tap_name` (``pv`` + 8 hex dig
 domain UUID + ``n`` + index: 12 characters, under the kernel's 15). ``before_launch`` starts
 networks marked autostart, refuses a MAC another running domain uses on the same network, and
 creates each tap enslaved to its bridge; ``after_stop`` deletes the taps it made.
+
+``direct`` interfaces (macvtap) get a MAC and alias the same way and a link name
+:func:`macvtap_name` (``pm`` instead of ``pv``), saved as ``<target dev>``. ``before_launch``
+creates the macvtap on ``<source dev>`` in the ``<source mode>`` (default vepa, as libvirt),
+opens its character device and hands the fd to QEMU through :func:`pyvirt.service.hooks.pass_fd`
+as fd number :func:`~pyvirt.drivers.qemu.argv.devices.interface.direct_fd` (what the argv says);
+``after_stop`` deletes the link.
 """
 
 from __future__ import annotations
@@ -30,6 +37,75 @@ TAP_TYPES = ("network", "bridge", "ethernet")
 def tap_name(uuid: str, index: int) -> str:
     """The tap of NIC ``index`` of the domain with ``uuid``."""
     return f"pv{uuid.replace('-', '')[:8].lower()}n{index}"
+
+
+def macvtap_name(uuid: str, index: int) -> str:
+    """The macvtap link of NIC ``index`` of the domain with ``uuid``."""
+    return f"pm{uuid.replace('-', '')[:8].lower()}n{index}"
+
+
+#: libvirt's ``<source mode>`` -> the kernel's macvtap mode name
+MACVTAP_MODES = {
+    "vepa": "vepa",
+    "bridge": "bridge",
+    "private": "private",
+    "passthrough": "passthru",
+}
+
+
+def direct_entry(dom: Domain, iface: Interface, index: int) -> dict[str, Any]:
+    """The JSON data ``before_launch``/``after_stop`` need for one direct NIC."""
+    from pyvirt.drivers.qemu.argv.devices.interface import direct_fd
+
+    if not iface.source_dev:
+        raise InvalidConfigError(
+            f"interface {index} of type direct of domain '{dom.name}' needs "
+            "<source dev='HOST-INTERFACE'/>"
+        )
+    mode = iface.source_mode or "vepa"
+    if mode not in MACVTAP_MODES:
+        raise InvalidConfigError(
+            f"interface {index} of domain '{dom.name}' has an unknown direct mode '{mode}'",
+            hint="use one of " + ", ".join(MACVTAP_MODES),
+        )
+    if iface.target_dev is None:
+        iface.target_dev = macvtap_name(dom.uuid, index)
+    return {
+        "tap": iface.target_dev,
+        "type": "direct",
+        "mac": iface.mac,
+        "parent": iface.source_dev,
+        "mode": MACVTAP_MODES[mode],
+        "fd": direct_fd(index),
+        "create": True,
+    }
+
+
+def plug_direct(paths: StatePaths, nic: dict[str, Any], *, owner: str) -> None:
+    """Create a direct NIC's macvtap and register its open character device for QEMU."""
+    from pyvirt.network import netlink
+    from pyvirt.service import hooks
+
+    if not netlink.macvtap_available():
+        raise UnsupportedError(
+            "interface type 'direct' needs macvtap, which this kernel lacks (CONFIG_MACVTAP)",
+            hint="use an interface of type network or bridge",
+        )
+    tap, parent = str(nic["tap"]), str(nic["parent"])
+    if not netlink.exists(parent):
+        raise InvalidStateError(
+            f"host interface '{parent}' of a direct interface of domain '{owner}' does not exist",
+            hint="fix <source dev> in the domain XML (see 'ip link' for the host's interfaces)",
+        )
+    if netlink.exists(tap):
+        netlink.delete(tap)  # ours, left by a crash: the name is derived from the UUID
+    netlink.create_macvtap(tap, parent, mode=str(nic["mode"]), mac=str(nic["mac"]))
+    try:
+        fd = netlink.open_macvtap(tap, paths.domain_run_dir(owner))
+    except BaseException:
+        netlink.delete(tap)
+        raise
+    hooks.pass_fd(owner, int(nic["fd"]), fd)
 
 
 def nic_entry(iface: Interface) -> dict[str, Any]:
@@ -74,6 +150,9 @@ def plug(paths: StatePaths, nic: dict[str, Any], *, owner: str) -> None:
     from pyvirt.network import netlink
     from pyvirt.service import nics
 
+    if nic["type"] == "direct":
+        plug_direct(paths, nic, owner=owner)
+        return
     tap = str(nic["tap"])
     if nic["type"] == "network" and nic.get("mac"):
         nics.check_mac_free(paths, str(nic["mac"]), str(nic["network"]), owner=owner)
@@ -128,13 +207,7 @@ class NicHook:
         generated: dict[int, str] = {}
         taken: set[str] | None = None
         for i, iface in enumerate(dom.devices.interfaces):
-            if iface.type == "direct":
-                raise UnsupportedError(
-                    "interface type 'direct' (macvtap) is not supported by pyvirt yet: QEMU "
-                    "must be handed the macvtap file descriptor at launch",
-                    hint="use an interface of type network or bridge",
-                )
-            if iface.type not in TAP_TYPES:
+            if iface.type not in (*TAP_TYPES, "direct"):
                 continue
             if iface.mac is None:
                 if taken is None:
@@ -146,6 +219,9 @@ class NicHook:
                 iface.mac = macs.normalize(iface.mac)
             if iface.alias is None:
                 iface.alias = f"net{i}"
+            if iface.type == "direct":
+                entries.append(direct_entry(dom, iface, i))
+                continue
             if iface.target_dev is None:
                 if iface.type == "ethernet":
                     raise InvalidConfigError(
