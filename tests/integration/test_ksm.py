@@ -82,7 +82,9 @@ def test_ksm_sharing(pyvirt: Pyvirt, tiny_image: Any, fast_ksm: None) -> None:
         f"({sum(per_guest) * 4 // 1024} MiB), pages_shared +{shared}, pages_sharing +{sharing} "
         f"(saved ~{sharing * 4 // 1024} MiB), after {time.monotonic() - t0:.1f} s"
     )
-    assert sharing > 0 and any(mergeable_ram(pids[0]))
+    # host-wide deltas also move with other processes' pages (other guests unmerging), so the
+    # assertion uses the per-process counters waited for above plus the absolute host figure
+    assert ksm("pages_sharing") > 0 and any(mergeable_ram(pids[0]))
     for i in range(GUESTS):
         pyvirt("destroy", f"k{i}")
 
