@@ -114,3 +114,37 @@ def test_edit_invalid_aborts_and_keeps_definition(pyvirt: Pyvirt) -> None:
     editor.write_text("#!/bin/sh\nsed -i 's/>64</>128</' \"$1\"\n")
     assert "edited" in pyvirt("edit", "good").out
     assert "131072" in pyvirt("dominfo", "good").out
+
+
+@pytest.mark.parametrize(
+    "kind, define, edit, xml",
+    [
+        (
+            "net",
+            "net-define",
+            "net-edit",
+            "<network><name>n1</name><bridge name='pvtest9'/>"
+            "<ip address='10.251.3.1' prefix='24'/></network>",
+        ),
+        (
+            "pool",
+            "pool-define",
+            "pool-edit",
+            "<pool type='dir'><name>n1</name>"
+            "<target><path>/tmp/pv-edit-pool</path></target></pool>",
+        ),
+    ],
+)
+def test_net_and_pool_edit(pyvirt: Pyvirt, kind: str, define: str, edit: str, xml: str) -> None:
+    (pyvirt.root / "o.xml").write_text(xml)
+    pyvirt(define, str(pyvirt.root / "o.xml"))
+    before = pyvirt.snapshot()
+    editor = pyvirt.root / "ed.sh"
+    editor.write_text("#!/bin/sh\nsed -i 's/<name>/<nameX>/' \"$1\"\n")
+    editor.chmod(0o755)
+    pyvirt.env["EDITOR"] = str(editor)
+    res = pyvirt(edit, "n1", check=False)
+    assert res.rc == 1 and "aborted" in res.err, res
+    assert pyvirt.snapshot() == before
+    editor.write_text("#!/bin/sh\ntrue\n")
+    assert "not changed" in pyvirt(edit, "n1").out

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -336,43 +332,22 @@ def dumpxml(
 @click.pass_context
 def edit(ctx: click.Context, domain: str) -> None:
     """Edit the domain's XML in $EDITOR; invalid XML re-prompts or aborts."""
+    from pyvirt.cli.editing import edit_loop
+
     mgr = connection(ctx).domains
     name = mgr.resolve(domain)
-    original = mgr.dumpxml(name, inactive=True)
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    fd, tmp = tempfile.mkstemp(prefix=f"pyvirt-{name}-", suffix=".xml")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(original)
-        while True:
-            rc = subprocess.call([*editor.split(), tmp])
-            if rc != 0:
-                raise PyvirtError(f"editor '{editor}' exited with status {rc}; nothing changed")
-            text = Path(tmp).read_text()
-            if text == original:
-                click.echo(f"Domain '{name}' XML configuration not changed.\n")
-                return
-            try:
-                new = mgr.parse(text)
-                if new.name != name:
-                    raise InvalidConfigError(
-                        f"edit must not change the name ('{name}' -> '{new.name}')",
-                        hint="use 'domrename' to rename a domain",
-                    )
-                dom, warnings = mgr.define(text)
-                _warn(warnings)
-                click.echo(f"Domain '{dom.name}' XML configuration edited.\n")
-                return
-            except PyvirtError as err:
-                click.echo(f"error: {err.message}", err=True)
-                if not sys.stdin.isatty() or not click.confirm(
-                    "Failed. Try again?", default=True, err=True
-                ):
-                    raise PyvirtError(
-                        f"edit of domain '{name}' aborted; the definition was not changed"
-                    ) from None
-    finally:
-        os.unlink(tmp)
+
+    def apply(text: str) -> tuple[str, list[str]]:
+        new = mgr.parse(text)
+        if new.name != name:
+            raise InvalidConfigError(
+                f"edit must not change the name ('{name}' -> '{new.name}')",
+                hint="use 'domrename' to rename a domain",
+            )
+        dom, warnings = mgr.define(text)
+        return dom.name, list(warnings)
+
+    edit_loop("Domain", name, mgr.dumpxml(name, inactive=True), apply)
 
 
 @click.command()

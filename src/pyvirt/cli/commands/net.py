@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import datetime
 import os
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 import click
 
 from pyvirt.cli.main import connection
 from pyvirt.cli.render import as_json, fields, table
-from pyvirt.errors import InvalidConfigError, PyvirtError
+from pyvirt.errors import InvalidConfigError
 
 NETWORK = click.argument("network", metavar="NETWORK")
 
@@ -149,36 +146,16 @@ def net_dumpxml(ctx: click.Context, network: str, inactive: bool) -> None:
 @click.pass_context
 def net_edit(ctx: click.Context, network: str) -> None:
     """Edit a network's persistent XML in $EDITOR."""
+    from pyvirt.cli.editing import edit_loop
+
     mgr = connection(ctx).networks
     name = mgr.resolve(network)
-    original = mgr.dumpxml(name, inactive=True)
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    fd, tmp = tempfile.mkstemp(prefix=f"pyvirt-net-{name}-", suffix=".xml")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(original)
-        while True:
-            rc = subprocess.call([*editor.split(), tmp])
-            if rc != 0:
-                raise PyvirtError(f"editor '{editor}' exited with status {rc}; nothing changed")
-            text = Path(tmp).read_text()
-            if text == original:
-                click.echo(f"Network {name} XML configuration not changed.\n")
-                return
-            try:
-                net, _ = mgr.define_xml(text)
-                click.echo(f"Network {net.name} XML configuration edited.\n")
-                return
-            except PyvirtError as err:
-                click.echo(f"error: {err.message}", err=True)
-                if not sys.stdin.isatty() or not click.confirm(
-                    "Failed. Try again?", default=True, err=True
-                ):
-                    raise PyvirtError(
-                        f"edit of network '{name}' aborted; the definition was not changed"
-                    ) from None
-    finally:
-        os.unlink(tmp)
+
+    def apply(text: str) -> tuple[str, list[str]]:
+        net, warnings = mgr.define_xml(text)
+        return net.name, list(warnings)
+
+    edit_loop("Network", name, mgr.dumpxml(name, inactive=True), apply)
 
 
 @click.command("net-autostart")

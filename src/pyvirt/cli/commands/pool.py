@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +10,7 @@ import click
 
 from pyvirt.cli.main import connection
 from pyvirt.cli.render import as_json, fields, table
-from pyvirt.errors import InvalidConfigError, PyvirtError
+from pyvirt.errors import InvalidConfigError
 from pyvirt.model.volume import format_bytes
 
 POOL = click.argument("pool", metavar="POOL")
@@ -322,26 +319,16 @@ def pool_dumpxml(ctx: click.Context, pool: str, inactive: bool) -> None:
 @click.pass_context
 def pool_edit(ctx: click.Context, pool: str) -> None:
     """Edit the pool's XML in $EDITOR."""
+    from pyvirt.cli.editing import edit_loop
+
     pools = _pools(ctx)
     name = pools.resolve(pool)
-    original = pools.dumpxml(name, inactive=True)
-    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    fd, tmp = tempfile.mkstemp(prefix=f"pyvirt-pool-{name}-", suffix=".xml")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(original)
-        rc = subprocess.call([*editor.split(), tmp])
-        if rc != 0:
-            raise PyvirtError(f"editor '{editor}' exited with status {rc}; nothing changed")
-        text = Path(tmp).read_text()
-        if text == original:
-            click.echo(f"Pool {name} XML configuration not changed.\n")
-            return
+
+    def apply(text: str) -> tuple[str, list[str]]:
         new, warnings = pools.define_xml(text)
-        _warn(warnings)
-        click.echo(f"Pool {new.name} XML configuration edited.\n")
-    finally:
-        os.unlink(tmp)
+        return new.name, list(warnings)
+
+    edit_loop("Pool", name, pools.dumpxml(name, inactive=True), apply)
 
 
 @click.command("pool-name")
