@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import uuid as uuidlib
-
-from pyvirt.errors import InvalidConfigError, Problem
+from pyvirt.errors import Problem
 from pyvirt.model.clock import Clock
 from pyvirt.model.cpu import Cpu, Vcpu
 from pyvirt.model.devices import Devices
@@ -15,19 +13,14 @@ from pyvirt.model.sysinfo import Sysinfo
 from pyvirt.model.tune import Cputune, IothreadId, Memtune
 from pyvirt.model.units import size
 from pyvirt.model.xmlmap import (
-    Element,
-    XmlNode,
+    XmlDocument,
     attr,
     child,
     children,
-    copy_element,
     int_attr,
     int_text,
-    parse_xml,
     required_child,
     text,
-    to_string,
-    unknown_paths,
 )
 
 DOMAIN_TYPES = ("kvm", "qemu")
@@ -41,7 +34,7 @@ LIFECYCLE_ACTIONS = (
 )
 
 
-class Domain(XmlNode):
+class Domain(XmlDocument):
     """A guest definition: a typed, lossless view over a ``<domain>`` element tree.
 
     Build one with :meth:`from_xml` (parse and validate) or ``Domain(type="kvm", name=...)``.
@@ -51,6 +44,8 @@ class Domain(XmlNode):
     """
 
     TAG = "domain"
+    WHAT = "XML"
+    GENERATE_UUID = True
     ORDER = (
         "name", "uuid", "genid", "title", "description", "metadata", "maxMemory", "memory",
         "currentMemory", "blkiotune", "memtune", "memoryBacking", "vcpu", "vcpus", "iothreads",
@@ -86,50 +81,11 @@ class Domain(XmlNode):
     iothreadids = children("iothreadids/iothread", IothreadId)
     devices = required_child("devices", Devices)
 
-    def __init__(self, element: Element | None = None, /, **values: object) -> None:
-        super().__init__(element)
-        if self.element.find("uuid") is None:
-            self.uuid = str(uuidlib.uuid4())
-        for key, value in values.items():
-            if not hasattr(type(self), key):
-                raise TypeError(f"Domain has no field {key!r}")
-            setattr(self, key, value)
-
-    @classmethod
-    def from_xml(cls, data: str | bytes) -> Domain:
-        """Parse and validate domain XML.
-
-        :raises InvalidConfigError: malformed or refused XML, or ``.problems`` found by
-            :meth:`validate`
-        """
-        root = parse_xml(data)
-        if root.tag != "domain":
-            where = f"<{root.tag}>" if isinstance(root.tag, str) else "<?>"
-            raise InvalidConfigError(problems=[Problem(where, "root element must be <domain>")])
-        domain = cls(root)
-        problems = domain.validate()
-        if problems:
-            raise InvalidConfigError(problems=problems)
-        return domain
-
-    def to_xml(self) -> str:
-        """The XML text of this domain, ending with a newline."""
-        return to_string(self.element) + "\n"
-
     def validate(self) -> list[Problem]:
         """Every problem found in this definition (empty when valid)."""
         from pyvirt.model.validate import validate_domain
 
         return validate_domain(self)
-
-    def copy(self) -> Domain:
-        """An independent deep copy."""
-        return Domain(copy_element(self.element))
-
-    @property
-    def warnings(self) -> list[str]:
-        """Elements/attributes kept without being understood, one entry per path."""
-        return unknown_paths(self)
 
     @property
     def memory_kib(self) -> int:

@@ -12,19 +12,15 @@ import ipaddress
 import re
 import uuid as uuidlib
 
-from pyvirt.errors import InvalidConfigError, Problem
+from pyvirt.errors import Problem
 from pyvirt.model.devices.base import Address
 from pyvirt.model.xmlmap import (
-    Element,
+    XmlDocument,
     XmlNode,
     attr,
     children,
-    copy_element,
     int_attr,
-    parse_xml,
     text,
-    to_string,
-    unknown_paths,
 )
 
 FORWARD_MODES = ("nat", "route", "open", "bridge", "hostdev", "private", "vepa", "passthrough")
@@ -121,10 +117,12 @@ class NetworkIp(XmlNode):
         self.dhcp_hosts = [*self.dhcp_hosts, host]
 
 
-class Network(XmlNode):
+class Network(XmlDocument):
     """A network definition: a typed, lossless view over a ``<network>`` element tree."""
 
     TAG = "network"
+    WHAT = "network XML"
+    GENERATE_UUID = True
     ORDER = (
         "name", "uuid", "metadata", "title", "description", "forward", "bridge", "mac", "mtu",
         "domain", "dns", "ip", "route", "portgroup",
@@ -154,44 +152,6 @@ class Network(XmlNode):
     dns_forwarders = children("dns/forwarder", DnsForwarder)
     dns_hosts = children("dns/host", DnsHost)
     ips = children("ip", NetworkIp)
-
-    def __init__(self, element: Element | None = None, /, **values: object) -> None:
-        super().__init__(element)
-        if self.element.find("uuid") is None:
-            self.uuid = str(uuidlib.uuid4())
-        for key, value in values.items():
-            if not hasattr(type(self), key):
-                raise TypeError(f"Network has no field {key!r}")
-            setattr(self, key, value)
-
-    @classmethod
-    def from_xml(cls, data: str | bytes) -> Network:
-        """Parse and validate network XML.
-
-        :raises InvalidConfigError: malformed XML or ``.problems`` found by :meth:`validate`
-        """
-        root = parse_xml(data, what="network XML")
-        if root.tag != "network":
-            where = f"<{root.tag}>" if isinstance(root.tag, str) else "<?>"
-            raise InvalidConfigError(problems=[Problem(where, "root element must be <network>")])
-        net = cls(root)
-        problems = net.validate()
-        if problems:
-            raise InvalidConfigError(problems=problems)
-        return net
-
-    def to_xml(self) -> str:
-        """The XML text, ending with a newline."""
-        return to_string(self.element) + "\n"
-
-    def copy(self) -> Network:
-        """An independent deep copy."""
-        return Network(copy_element(self.element))
-
-    @property
-    def warnings(self) -> list[str]:
-        """Elements/attributes kept without being understood."""
-        return unknown_paths(self)
 
     @property
     def mode(self) -> str:

@@ -7,22 +7,18 @@ pyvirt does not understand stay in place and are listed in :attr:`Pool.warnings`
 from __future__ import annotations
 
 import re
-import uuid as uuidlib
 
-from pyvirt.errors import InvalidConfigError, Problem
+from pyvirt.errors import Problem
 from pyvirt.model.volume import Permissions, byte_size
 from pyvirt.model.xmlmap import (
-    Element,
+    XmlDocument,
     XmlNode,
     attr,
     child,
     children,
-    copy_element,
     int_attr,
     parse_xml,
     text,
-    to_string,
-    unknown_paths,
 )
 
 #: every pool type libvirt's XML knows; which ones pyvirt runs is the backend registry's call
@@ -96,10 +92,12 @@ class PoolTarget(XmlNode):
     permissions = child("permissions", Permissions)
 
 
-class Pool(XmlNode):
+class Pool(XmlDocument):
     """A storage pool definition: a typed, lossless view over a ``<pool>`` element tree."""
 
     TAG = "pool"
+    WHAT = "pool XML"
+    GENERATE_UUID = True
     ORDER = ("name", "uuid", "capacity", "allocation", "available", "source", "target")
     type = attr("type", default="")
     name = text("name", default="")
@@ -109,40 +107,6 @@ class Pool(XmlNode):
     available = byte_size("available")
     source = child("source", PoolSource)
     target = child("target", PoolTarget)
-
-    def __init__(self, element: Element | None = None, /, **values: object) -> None:
-        super().__init__(element, **values)
-        if self.element.find("uuid") is None:
-            self.uuid = str(uuidlib.uuid4())
-
-    @classmethod
-    def from_xml(cls, data: str | bytes) -> Pool:
-        """Parse and validate pool XML (a missing uuid is generated).
-
-        :raises InvalidConfigError: malformed XML or ``.problems`` from :meth:`validate`
-        """
-        root = parse_xml(data, what="pool XML")
-        if root.tag != "pool":
-            where = f"<{root.tag}>" if isinstance(root.tag, str) else "<?>"
-            raise InvalidConfigError(problems=[Problem(where, "root element must be <pool>")])
-        pool = cls(root)
-        problems = pool.validate()
-        if problems:
-            raise InvalidConfigError(problems=problems)
-        return pool
-
-    def to_xml(self) -> str:
-        """The XML text, ending with a newline."""
-        return to_string(self.element) + "\n"
-
-    def copy(self) -> Pool:
-        """An independent deep copy."""
-        return Pool(copy_element(self.element))
-
-    @property
-    def warnings(self) -> list[str]:
-        """Elements/attributes kept without being understood."""
-        return unknown_paths(self)
 
     @property
     def target_path(self) -> str | None:

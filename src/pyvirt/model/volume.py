@@ -14,18 +14,16 @@ from pyvirt.model.units import UNIT_NAMES, UNITS
 from pyvirt.model.xmlmap import (
     Element,
     Field,
+    XmlDocument,
     XmlNode,
     attr,
     child,
-    copy_element,
     ensure_path,
     flag,
     join_path,
     parse_int,
     parse_xml,
     text,
-    to_string,
-    unknown_paths,
 )
 from pyvirt.model.xmltree import find_path, remove_element
 
@@ -145,10 +143,11 @@ class VolumeTarget(XmlNode):
     lazy_refcounts = flag("features/lazy_refcounts")
 
 
-class Volume(XmlNode):
+class Volume(XmlDocument):
     """A storage volume: a typed, lossless view over a ``<volume>`` element tree."""
 
     TAG = "volume"
+    WHAT = "volume XML"
     ORDER = (
         "name", "key", "source", "capacity", "allocation", "physical", "target", "backingStore",
     )  # fmt: skip
@@ -161,35 +160,6 @@ class Volume(XmlNode):
     physical = byte_size("physical")
     target = child("target", VolumeTarget)
     backing = child("backingStore", VolumeTarget)
-
-    @classmethod
-    def from_xml(cls, data: str | bytes) -> Volume:
-        """Parse and validate volume XML.
-
-        :raises InvalidConfigError: malformed XML or ``.problems`` from :meth:`validate`
-        """
-        root = parse_xml(data, what="volume XML")
-        if root.tag != "volume":
-            where = f"<{root.tag}>" if isinstance(root.tag, str) else "<?>"
-            raise InvalidConfigError(problems=[Problem(where, "root element must be <volume>")])
-        vol = cls(root)
-        problems = vol.validate()
-        if problems:
-            raise InvalidConfigError(problems=problems)
-        return vol
-
-    def to_xml(self) -> str:
-        """The XML text, ending with a newline."""
-        return to_string(self.element) + "\n"
-
-    def copy(self) -> Volume:
-        """An independent deep copy."""
-        return Volume(copy_element(self.element))
-
-    @property
-    def warnings(self) -> list[str]:
-        """Elements/attributes kept without being understood."""
-        return unknown_paths(self)
 
     @property
     def format(self) -> str | None:

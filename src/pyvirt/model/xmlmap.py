@@ -590,3 +590,56 @@ def unknown_paths(node: XmlNode) -> list[str]:
 
     walk(node.element, "", "")
     return list(out)
+
+
+class XmlDocument(XmlNode):
+    """The root of a whole definition (domain, network, pool, volume): parse, check, serialize.
+
+    Subclasses set :attr:`TAG`, :attr:`WHAT` (how parse errors name the document) and
+    :attr:`GENERATE_UUID`, and override :meth:`validate`.
+    """
+
+    WHAT: ClassVar[str] = "XML"
+    #: write a random ``<uuid>`` into new or parsed documents that lack one
+    GENERATE_UUID: ClassVar[bool] = False
+
+    def __init__(self, element: Element | None = None, /, **values: object) -> None:
+        super().__init__(element, **values)
+        if self.GENERATE_UUID and self.element.find("uuid") is None:
+            import uuid as uuidlib
+
+            self.uuid = str(uuidlib.uuid4())
+
+    @classmethod
+    def from_xml(cls, data: str | bytes) -> Self:
+        """Parse and validate a document.
+
+        :raises InvalidConfigError: malformed or refused XML, a wrong root element, or the
+            ``.problems`` found by :meth:`validate`
+        """
+        root = parse_xml(data, what=cls.WHAT)
+        if root.tag != cls.TAG:
+            where = f"<{root.tag}>" if isinstance(root.tag, str) else "<?>"
+            raise InvalidConfigError(problems=[Problem(where, f"root element must be <{cls.TAG}>")])
+        doc = cls(root)
+        problems = doc.validate()
+        if problems:
+            raise InvalidConfigError(problems=problems)
+        return doc
+
+    def validate(self) -> list[Problem]:
+        """Every problem found in this definition (empty when valid)."""
+        return []
+
+    def to_xml(self) -> str:
+        """The XML text, ending with a newline."""
+        return to_string(self.element) + "\n"
+
+    def copy(self) -> Self:
+        """An independent deep copy."""
+        return type(self)(copy_element(self.element))
+
+    @property
+    def warnings(self) -> list[str]:
+        """Elements/attributes kept without being understood, one entry per path."""
+        return unknown_paths(self)
