@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from pyvirt.cli.render import warn
 from pyvirt.errors import PyvirtError
 
 
@@ -48,8 +49,7 @@ def edit_loop(
                 raise PyvirtError(
                     f"edit of {kind.lower()} '{name}' aborted; the definition was not changed"
                 ) from None
-            for w in warnings:
-                click.echo(f"warning: {w}", err=True)
+            warn(warnings)
             click.echo(f"{kind} '{new_name}' XML configuration edited.\n")
             return
     finally:

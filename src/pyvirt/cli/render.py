@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -36,3 +37,29 @@ def fields(pairs: Sequence[tuple[str, str]]) -> None:
 
 def as_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False))
+
+
+#: an XML definition larger than this is refused by the parser anyway
+MAX_INPUT = 8 * 1024 * 1024
+
+
+def read_input(path: str) -> bytes:
+    """The bytes of an input file (``-`` = standard input), bounded by :data:`MAX_INPUT`.
+
+    :raises InvalidConfigError: the file cannot be read
+    """
+    from pyvirt.errors import InvalidConfigError
+
+    if path == "-":
+        return sys.stdin.buffer.read(MAX_INPUT + 1)
+    try:
+        with open(path, "rb") as f:
+            return f.read(MAX_INPUT + 1)
+    except OSError as err:
+        raise InvalidConfigError(f"cannot read '{path}': {err.strerror}") from None
+
+
+def warn(warnings: Sequence[str]) -> None:
+    """Print each warning as ``warning: ...`` on stderr."""
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)

@@ -47,7 +47,7 @@ def clone(
     quiet: bool,
 ) -> None:
     """Clone a domain: new name, UUID, MACs and disk copies (virt-clone)."""
-    from pyvirt.cli.commands.domain import _read_file
+    from pyvirt.cli.render import read_input
     from pyvirt.install.options import parse_check
     from pyvirt.service.clone import CloneManager, CloneRequest
 
@@ -55,7 +55,7 @@ def clone(
         ctx.find_root().obj = {"uri": uri}
     req = CloneRequest(
         original=original,
-        original_xml=_read_file(original_xml).decode() if original_xml else None,
+        original_xml=read_input(original_xml).decode() if original_xml else None,
         name=name,
         auto_clone=auto_clone,
         files=list(files),

@@ -46,7 +46,7 @@ def update_device(
     force: bool,
 ) -> None:
     """Update a device (graphics keymap/password, CD-ROM media) from an XML file."""
-    from pyvirt.cli.commands.domain import _read_file
+    from pyvirt.cli.render import read_input
     from pyvirt.service.display import update_device as update
 
     mgr = connection(ctx).domains
@@ -54,5 +54,5 @@ def update_device(
     if persistent:
         config = True
         live = mgr.status(name).pid is not None
-    update(mgr, name, _read_file(file), live=live, config=config)
+    update(mgr, name, read_input(file), live=live, config=config)
     click.echo("Device updated successfully\n")

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING
 
 import click
 
 from pyvirt.cli.main import connection
-from pyvirt.cli.render import as_json, fields, table
+from pyvirt.cli.render import as_json, fields, read_input, table, warn
 from pyvirt.errors import InvalidConfigError, PyvirtError
 
 if TYPE_CHECKING:
@@ -17,29 +16,14 @@ if TYPE_CHECKING:
 DOMAIN = click.argument("domain", metavar="DOMAIN")
 
 
-def _read_file(path: str) -> bytes:
-    if path == "-":
-        return sys.stdin.buffer.read()
-    try:
-        with open(path, "rb") as f:
-            return f.read(8 * 1024 * 1024)
-    except OSError as err:
-        raise InvalidConfigError(f"cannot read '{path}': {err.strerror}") from None
-
-
-def _warn(warnings: list[str]) -> None:
-    for w in warnings:
-        click.echo(f"warning: {w}", err=True)
-
-
 @click.command()
 @click.argument("file", metavar="FILE")
 @click.option("--force", is_flag=True, help="define even what the NUMA advisor refuses")
 @click.pass_context
 def define(ctx: click.Context, file: str, force: bool) -> None:
     """Define (but don't start) a domain from an XML file."""
-    dom, warnings = connection(ctx).domains.define(_read_file(file), force=force)
-    _warn(warnings)
+    dom, warnings = connection(ctx).domains.define(read_input(file), force=force)
+    warn(warnings)
     click.echo(f"Domain '{dom.name}' defined from {file}\n")
 
 
@@ -75,7 +59,7 @@ def undefine(
 def create(ctx: click.Context, file: str, paused: bool, attach: bool) -> None:
     """Create and start a transient domain from an XML file."""
     mgr = connection(ctx).domains
-    st = mgr.create(_read_file(file), paused=paused)
+    st = mgr.create(read_input(file), paused=paused)
     click.echo(f"Domain '{st.name}' created from {file}\n")
     if attach:
         _console(mgr, st.name)
@@ -443,7 +427,7 @@ def domxml_to_native(
         source = file or xml_file
         if not source:
             raise InvalidConfigError("give a domain XML FILE, --xml FILE or --domain DOMAIN")
-        dom = mgr.parse(_read_file(source))
+        dom = mgr.parse(read_input(source))
     argv = lifecycle.native_argv(mgr, dom)
     import shlex
 

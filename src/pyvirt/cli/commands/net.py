@@ -4,25 +4,13 @@ from __future__ import annotations
 
 import datetime
 import os
-import sys
 
 import click
 
 from pyvirt.cli.main import connection
-from pyvirt.cli.render import as_json, fields, table
-from pyvirt.errors import InvalidConfigError
+from pyvirt.cli.render import as_json, fields, read_input, table, warn
 
 NETWORK = click.argument("network", metavar="NETWORK")
-
-
-def _read_file(path: str) -> bytes:
-    if path == "-":
-        return sys.stdin.buffer.read()
-    try:
-        with open(path, "rb") as f:
-            return f.read(8 * 1024 * 1024)
-    except OSError as err:
-        raise InvalidConfigError(f"cannot read '{path}': {err.strerror}") from None
 
 
 def _yes(flag: bool) -> str:
@@ -34,9 +22,8 @@ def _yes(flag: bool) -> str:
 @click.pass_context
 def net_define(ctx: click.Context, file: str) -> None:
     """Define (but don't start) a network from an XML file."""
-    net, warnings = connection(ctx).networks.define_xml(_read_file(file))
-    for w in warnings:
-        click.echo(f"warning: {w}", err=True)
+    net, warnings = connection(ctx).networks.define_xml(read_input(file))
+    warn(warnings)
     click.echo(f"Network {net.name} defined from {file}\n")
 
 
@@ -45,7 +32,7 @@ def net_define(ctx: click.Context, file: str) -> None:
 @click.pass_context
 def net_create(ctx: click.Context, file: str) -> None:
     """Create and start a transient network from an XML file."""
-    net = connection(ctx).networks.create(_read_file(file))
+    net = connection(ctx).networks.create(read_input(file))
     click.echo(f"Network {net.name} created from {file}\n")
 
 
@@ -237,7 +224,7 @@ def net_update(
 ) -> None:
     """Update a part of a network (``add|delete|modify ip-dhcp-host XML``)."""
     if not xml.lstrip().startswith("<") and os.path.exists(xml):
-        xml = _read_file(xml).decode()
+        xml = read_input(xml).decode()
     mgr = connection(ctx).networks
     name = mgr.resolve(network)
     mgr.update(name, command, section, xml, live=live, config=config)

@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
 from pyvirt.cli.main import connection
-from pyvirt.cli.render import as_json, fields, table
+from pyvirt.cli.render import as_json, fields, read_input, table, warn
 from pyvirt.errors import InvalidConfigError
 from pyvirt.model.volume import format_bytes
 
 POOL = click.argument("pool", metavar="POOL")
 SOURCE_KEYS = ("source_host", "source_path", "source_dev", "source_name", "target")
-
-
-def _read_file(path: str) -> bytes:
-    if path == "-":
-        return sys.stdin.buffer.read()
-    try:
-        return Path(path).read_bytes()
-    except OSError as err:
-        raise InvalidConfigError(f"cannot read '{path}': {err.strerror}") from None
-
-
-def _warn(warnings: list[str]) -> None:
-    for w in warnings:
-        click.echo(f"warning: {w}", err=True)
 
 
 def _overwrite(overwrite: bool, no_overwrite: bool) -> bool | None:
@@ -134,8 +118,8 @@ def pool_create_as(ctx: click.Context, /, **kw: Any) -> None:
 @click.pass_context
 def pool_define(ctx: click.Context, file: str) -> None:
     """Define (but don't start) a pool from an XML file."""
-    pool, warnings = _pools(ctx).define_xml(_read_file(file))
-    _warn(warnings)
+    pool, warnings = _pools(ctx).define_xml(read_input(file))
+    warn(warnings)
     click.echo(f"Pool {pool.name} defined from {file}\n")
 
 
@@ -150,7 +134,7 @@ def pool_create(
 ) -> None:
     """Create (start) a transient pool from an XML file."""
     ow = _overwrite(overwrite, no_overwrite)
-    pool = _pools(ctx).create_xml(_read_file(file), build=build or ow is not None, overwrite=ow)
+    pool = _pools(ctx).create_xml(read_input(file), build=build or ow is not None, overwrite=ow)
     click.echo(f"Pool {pool.name} created from {file}\n")
 
 
@@ -363,5 +347,5 @@ def find_storage_pool_sources(
     ctx: click.Context, type: str, srcspec: str | None, host: str | None
 ) -> None:
     """Discover potential sources of pools of TYPE."""
-    spec = _read_file(srcspec).decode() if srcspec else None
+    spec = read_input(srcspec).decode() if srcspec else None
     click.echo(_pools(ctx).find_sources(type, host=host, spec=spec), nl=False)

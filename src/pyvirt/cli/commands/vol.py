@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from pyvirt.cli.main import connection
-from pyvirt.cli.render import as_json, fields, table
+from pyvirt.cli.render import as_json, fields, read_input, table
 from pyvirt.errors import InvalidConfigError
 from pyvirt.model.volume import format_bytes, parse_size
 
@@ -20,16 +20,6 @@ POOL_OPT = click.option("--pool", help="pool name or UUID (VOL is then a volume 
 
 def _vols(ctx: click.Context) -> Any:
     return connection(ctx).pools.volumes
-
-
-def _read_file(path: str) -> bytes:
-    if path == "-":
-        return sys.stdin.buffer.read()
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as err:
-        raise InvalidConfigError(f"cannot read '{path}': {err.strerror}") from None
 
 
 def _size(raw: str | None, what: str) -> int | None:
@@ -76,7 +66,7 @@ def vol_create_as(ctx: click.Context, /, pool: str, name: str, capacity: str, **
 @click.pass_context
 def vol_create(ctx: click.Context, pool: str, file: str, prealloc_metadata: bool) -> None:
     """Create a volume from an XML file."""
-    info = _vols(ctx).create_xml(pool, _read_file(file), prealloc_metadata=prealloc_metadata)
+    info = _vols(ctx).create_xml(pool, read_input(file), prealloc_metadata=prealloc_metadata)
     click.echo(f"Vol {info.name} created from {file}\n")
 
 
@@ -97,7 +87,7 @@ def vol_create_from(
 ) -> None:
     """Create a volume (format from FILE's XML) holding the data of input volume VOL."""
     info = _vols(ctx).create_from(
-        pool, _read_file(file), vol, src_pool=inputpool, prealloc_metadata=prealloc_metadata
+        pool, read_input(file), vol, src_pool=inputpool, prealloc_metadata=prealloc_metadata
     )
     click.echo(f"Vol {info.name} created from input vol {vol}\n")
 
