@@ -140,7 +140,7 @@ def _guest_lease(nets: object, root: Path) -> None:
     while time.monotonic() < deadline and not (leases.exists() and leases.read_text().strip()):
         time.sleep(0.02)
     t_lease = time.perf_counter() - t0
-    from pyvirt.service import lifecycle
+    from pyvirt.service.domain import lifecycle
 
     lifecycle.destroy(conn.domains, "b1")
     conn.domains.status("b1")

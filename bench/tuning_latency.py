@@ -5,7 +5,7 @@ Figures (medians):
 * ``vcpupin DOMAIN 0 CPU --live`` and ``emulatorpin DOMAIN CPU --live`` through the real CLI
   (a new Python process each), against the baseline of ``taskset -p -c CPU TID`` (the direct
   command on the same thread) measured in the same run; the in-process API call
-  (:func:`pyvirt.service.tuning.vcpu_pin`) and ``pyvirt domstate`` (the floor of any CLI
+  (:func:`pyvirt.service.tuning.cpu.vcpu_pin`) and ``pyvirt domstate`` (the floor of any CLI
   call: interpreter and imports) are shown too.
 * balloon: time from ``setmem`` (API call) until QEMU's ``query-balloon`` actual reaches the
   new size, shrinking and growing by 32 MiB.
@@ -33,8 +33,9 @@ def main() -> None:
     args = ap.parse_args()
     kernel, initrd = tiny_image()
     with state_root() as root:
-        from pyvirt.service import tuning, tuning_memory
         from pyvirt.service.connection import open_connection
+        from pyvirt.service.tuning import cpu as tuning
+        from pyvirt.service.tuning import memory as tuning_memory
 
         xml = f"""<domain type='qemu'><name>bt</name><memory unit='MiB'>160</memory>
   <vcpu>1</vcpu><os><type arch='x86_64' machine='pc'>hvm</type>

@@ -16,7 +16,9 @@ PKGS=(qemu-system-x86 qemu-utils busybox-static cpio kmod xz-utils zstd python3-
       # install: El Torito test ISOs (isolinux), UEFI firmware for --boot uefi
       isolinux syslinux-common ovmf
       # the Debian guest image (pyvirt image build debian)
-      debootstrap)
+      debootstrap
+      # QEMU block drivers for iscsi:// and nfs:// disks (libiscsi, libnfs)
+      qemu-block-extra)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -11,7 +11,7 @@ import pytest
 from pyvirt.model.domain import Domain
 from pyvirt.service import hooks
 from pyvirt.service.connection import open_connection
-from pyvirt.service.domains import DomainManager
+from pyvirt.service.domain.manager import DomainManager
 from tests.integration.test_lifecycle import domain_xml
 
 pytestmark = pytest.mark.qemu
@@ -43,7 +43,7 @@ class Recorder:
 
 
 def test_hook_phases(state_root: Path, tiny_image: Any) -> None:
-    from pyvirt.service import lifecycle
+    from pyvirt.service.domain import lifecycle
 
     rec = Recorder()
     hooks.register_hook(rec)

@@ -134,7 +134,7 @@ def test_destroy_suspend_resume_reset(pyvirt: Pyvirt, tiny_image: Any) -> None:
     pyvirt("suspend", "t1")
     assert state(pyvirt, "t1") == "paused (user)"
     from pyvirt.service.connection import open_connection
-    from pyvirt.service.lifecycle import qemu_status
+    from pyvirt.service.domain.lifecycle import qemu_status
 
     mgr = open_connection(f"pyvirt:///embed?root={pyvirt.root}").domains
     assert qemu_status(mgr, "t1") == ("paused", False)

@@ -19,11 +19,11 @@ from pyvirt.errors import InvalidConfigError
 from pyvirt.state.paths import StatePaths
 
 if TYPE_CHECKING:
-    from pyvirt.service.domains import DomainManager
-    from pyvirt.service.host import HostManager
-    from pyvirt.service.network import NetworkManager
-    from pyvirt.service.nodedev import NodeDeviceManager
-    from pyvirt.service.storage import PoolManager
+    from pyvirt.service.domain.manager import DomainManager
+    from pyvirt.service.host.facts import HostManager
+    from pyvirt.service.host.nodedev import NodeDeviceManager
+    from pyvirt.service.network.networks import NetworkManager
+    from pyvirt.service.storage.pools import PoolManager
 
 KNOWN_URIS = ("qemu:///system", "qemu:///session", "pyvirt:///embed", "pyvirt:///system")
 
@@ -38,35 +38,35 @@ class Connection:
     @cached_property
     def domains(self) -> DomainManager:
         """Domain operations (define, start, list, ...)."""
-        from pyvirt.service.domains import DomainManager
+        from pyvirt.service.domain.manager import DomainManager
 
         return DomainManager(self.paths)
 
     @cached_property
     def pools(self) -> PoolManager:
         """Storage pools and their volumes (pool-*, vol-*)."""
-        from pyvirt.service.storage import PoolManager
+        from pyvirt.service.storage.pools import PoolManager
 
         return PoolManager(self.paths)
 
     @cached_property
     def networks(self) -> NetworkManager:
         """Virtual networks (net-*)."""
-        from pyvirt.service.network import NetworkManager
+        from pyvirt.service.network.networks import NetworkManager
 
         return NetworkManager(self.paths)
 
     @cached_property
     def nodedevs(self) -> NodeDeviceManager:
         """Host devices from sysfs (nodedev-*)."""
-        from pyvirt.service.nodedev import NodeDeviceManager
+        from pyvirt.service.host.nodedev import NodeDeviceManager
 
         return NodeDeviceManager()
 
     @cached_property
     def host(self) -> HostManager:
         """Host facts: versions, capabilities, host-validate."""
-        from pyvirt.service.host import HostManager
+        from pyvirt.service.host.facts import HostManager
 
         return HostManager(self.paths)
 

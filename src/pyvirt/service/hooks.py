@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from pyvirt.model.domain import Domain
-    from pyvirt.service.domains import DomainManager
+    from pyvirt.service.domain.manager import DomainManager
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +47,12 @@ log = logging.getLogger(__name__)
 #: hostdev hook rewrites NICs on hostdev networks before the tap hook sees them, and the disk
 #: hook resolves volumes before anything inspects disks.
 HOOK_MODULES: dict[str, str] = {
-    "hostdev": "pyvirt.service.hostdev",
-    "tuning": "pyvirt.service.tuning_hooks",
-    "disks": "pyvirt.service.disk_hooks",
-    "network": "pyvirt.service.nic_hooks",
-    "numa-advisor": "pyvirt.service.advisor",
-    "agent-channel": "pyvirt.service.agent",
+    "hostdev": "pyvirt.service.domain.hostdev",
+    "tuning": "pyvirt.service.tuning.hooks",
+    "disks": "pyvirt.service.disk.hooks",
+    "network": "pyvirt.service.nic.hooks",
+    "numa-advisor": "pyvirt.service.tuning.advisor",
+    "agent-channel": "pyvirt.service.domain.agent",
 }
 
 

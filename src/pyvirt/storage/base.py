@@ -4,7 +4,7 @@ A backend is one class per pool type (``dir``, ``fs``, ``netfs``, ``logical``, `
 ``iscsi``), registered with :func:`pyvirt.storage.registry.register_pool_backend`. It works on
 one pool definition (:class:`pyvirt.model.pool.Pool`) and a private run directory, and knows
 nothing of locks, other pools or user-facing preconditions: those live in
-:mod:`pyvirt.service.storage`. What a backend can do is declared as data in
+:mod:`pyvirt.service.storage.pools`. What a backend can do is declared as data in
 :class:`PoolCapabilities`, never asked with ``if type == ...`` elsewhere.
 
 Sizes are bytes everywhere in this package.

@@ -8,7 +8,7 @@ import pytest
 
 from pyvirt.errors import InvalidStateError, UnsupportedError
 from pyvirt.model.domain import Domain
-from pyvirt.service.tuning_hooks import check_hugepages, hugepage_needs
+from pyvirt.service.tuning.hooks import check_hugepages, hugepage_needs
 
 BASE = """<domain type='qemu'><name>h</name><memory unit='MiB'>{mem}</memory>
 <memoryBacking>{backing}</memoryBacking><vcpu>2</vcpu><os><type>hvm</type></os>{cpu}</domain>"""

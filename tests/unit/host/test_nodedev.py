@@ -11,7 +11,7 @@ from lxml import etree
 from pyvirt.errors import InvalidConfigError, NotFoundError
 from pyvirt.host import nodedev
 from pyvirt.host.nodedev import PciAddress
-from pyvirt.service.nodedev import NodeDeviceManager
+from pyvirt.service.host.nodedev import NodeDeviceManager
 
 BRIDGE = "0000:00:02.0"
 PF = "0000:03:00.0"

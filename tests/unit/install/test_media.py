@@ -14,7 +14,7 @@ import pytest
 from pyvirt.errors import InvalidConfigError
 from pyvirt.install import cloudinit, media, osinfo
 from pyvirt.install.spec import CloudInitSpec
-from pyvirt.service.display import ppm_to_png
+from pyvirt.service.domain.display import ppm_to_png
 
 needs_xorriso = pytest.mark.skipif(shutil.which("xorriso") is None, reason="xorriso missing")
 

@@ -14,7 +14,7 @@ from pyvirt.model.network import Network
 from pyvirt.network import dnsmasq, firewall, mac
 from pyvirt.network.registry import backend_for, modes
 from pyvirt.network.runtime import NetRecord
-from pyvirt.service.nic_hooks import tap_name
+from pyvirt.service.nic.hooks import tap_name
 
 NAT = """<network><name>n</name><forward mode='nat'/><bridge name='virbr3'/>
 <domain name='t.test'/><ip address='10.3.0.1' prefix='24'><dhcp>

@@ -1,4 +1,4 @@
-"""pyvirt.service.advisor: the seed's NUMA rules on fake host topologies."""
+"""pyvirt.service.tuning.advisor: the seed's NUMA rules on fake host topologies."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 
 from pyvirt.errors import InvalidConfigError
 from pyvirt.model.domain import Domain
-from pyvirt.service import advisor
-from pyvirt.service.advisor import HostShape
+from pyvirt.service.tuning import advisor
+from pyvirt.service.tuning.advisor import HostShape
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "host"
 GIB = 1024 * 1024

@@ -10,9 +10,9 @@ import pytest
 from pyvirt.drivers.qemu.argv.devices.disk import blockdev_nodes, source_slice
 from pyvirt.errors import InvalidConfigError, InvalidStateError, NotFoundError
 from pyvirt.model import Disk
-from pyvirt.service.disk_hooks import apply_source, conflicts, inventory_entry, source_key
-from pyvirt.service.disk_options import DiskOptions, build_disk, check_source, disk_xml
-from pyvirt.service.disks import affect
+from pyvirt.service.disk.attach import affect
+from pyvirt.service.disk.hooks import apply_source, conflicts, inventory_entry, source_key
+from pyvirt.service.disk.options import DiskOptions, build_disk, check_source, disk_xml
 from pyvirt.storage.base import DiskSource
 
 

@@ -1,4 +1,4 @@
-"""pyvirt.service.planner: the seed's case analysis and beyond, on described hosts."""
+"""pyvirt.service.tuning.planner: the seed's case analysis and beyond, on described hosts."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import pytest
 
 from pyvirt.errors import InvalidConfigError
-from pyvirt.service import planner
-from pyvirt.service.advisor import HostShape
+from pyvirt.service.tuning import planner
+from pyvirt.service.tuning.advisor import HostShape
 
 GIB = 1024 * 1024
 SEED_TEXT = "sockets=2\ncores=8\nmemory=128G\n"

@@ -34,7 +34,7 @@ def disk(
     as_json_: bool,
 ) -> None:
     """Measure each disk cache mode on raw, qcow2 and preallocated qcow2 images."""
-    from pyvirt.service import disk_bench
+    from pyvirt.service.disk import bench as disk_bench
 
     directory = disk_bench.bench_dir(connection(ctx).domains, target)
     cells, took = disk_bench.elapsed(

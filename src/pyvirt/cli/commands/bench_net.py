@@ -20,7 +20,7 @@ def net(
 ) -> None:
     """Guest-to-guest throughput in the seed's four scenarios (in network namespaces)."""
     from pyvirt.cli.render import as_json
-    from pyvirt.service import netbench
+    from pyvirt.service.network import bench as netbench
 
     results, baseline = netbench.run(
         seconds=seconds, numbers=numbers or (1, 2, 3, 4), baseline=not no_baseline,

@@ -13,7 +13,7 @@ from pyvirt.cli.render import as_json, table
 from pyvirt.errors import InvalidConfigError
 
 if TYPE_CHECKING:
-    from pyvirt.service.disks import DiskManager
+    from pyvirt.service.disk.attach import DiskManager
 
 DOMAIN = click.argument("domain", metavar="DOMAIN")
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([A-Za-z]*)\s*$")
@@ -45,7 +45,7 @@ def scaled_size(text: str, *, default_unit: str = "k") -> int:
 
 
 def _disks(ctx: click.Context) -> DiskManager:
-    from pyvirt.service.disks import DiskManager
+    from pyvirt.service.disk.attach import DiskManager
 
     return DiskManager(connection(ctx).domains)
 
@@ -91,7 +91,7 @@ def attach_disk(
     current: bool,
 ) -> None:
     """Attach a disk to a domain (live via hotplug and/or in its definition)."""
-    from pyvirt.service.disk_options import DiskOptions, build_disk, disk_xml
+    from pyvirt.service.disk.options import DiskOptions, build_disk, disk_xml
 
     opts = DiskOptions(
         source=source,
@@ -159,7 +159,7 @@ def domblklist(
     """List the disks of a domain."""
     from dataclasses import asdict
 
-    from pyvirt.service.disk_info import blklist
+    from pyvirt.service.disk.info import blklist
 
     entries = blklist(connection(ctx).domains, domain, inactive=inactive)
     if as_json_:
@@ -193,7 +193,7 @@ def domblkinfo(
     """Capacity, allocation and physical size of a domain's disk."""
     from dataclasses import asdict
 
-    from pyvirt.service.disk_info import blkinfo
+    from pyvirt.service.disk.info import blkinfo
 
     if not target and not all_:
         raise InvalidConfigError("name a disk target or pass --all")
@@ -221,7 +221,7 @@ def domblkstat(
     ctx: click.Context, domain: str, target: str | None, human: bool, as_json_: bool
 ) -> None:
     """I/O statistics of a running domain's disks."""
-    from pyvirt.service.disk_info import blkstat
+    from pyvirt.service.disk.info import blkstat
 
     stats = blkstat(connection(ctx).domains, domain, target)
     if as_json_:
@@ -241,7 +241,7 @@ def domblkstat(
 @click.pass_context
 def blockresize(ctx: click.Context, domain: str, path: str, size: str) -> None:
     """Grow a running domain's disk (SIZE in KiB unless it has a unit)."""
-    from pyvirt.service.disk_info import blockresize as resize
+    from pyvirt.service.disk.info import blockresize as resize
 
     resize(connection(ctx).domains, domain, path, scaled_size(size))
     click.echo(f"Block device '{path}' is resized\n")

@@ -49,7 +49,7 @@ def clone(
     """Clone a domain: new name, UUID, MACs and disk copies (virt-clone)."""
     from pyvirt.cli.render import read_input
     from pyvirt.install.options import parse_check
-    from pyvirt.service.clone import CloneManager, CloneRequest
+    from pyvirt.service.install.clone import CloneManager, CloneRequest
 
     if uri:
         ctx.find_root().obj = {"uri": uri}

@@ -17,7 +17,7 @@ from pyvirt.cli.main import connection
 @click.pass_context
 def screenshot(ctx: click.Context, domain: str, file: str | None, screen: int) -> None:
     """Save the guest's screen as a PNG file."""
-    from pyvirt.service.display import screenshot as take
+    from pyvirt.service.domain.display import screenshot as take
 
     mgr = connection(ctx).domains
     name = mgr.resolve(domain)
@@ -47,7 +47,7 @@ def update_device(
 ) -> None:
     """Update a device (graphics keymap/password, CD-ROM media) from an XML file."""
     from pyvirt.cli.render import read_input
-    from pyvirt.service.display import update_device as update
+    from pyvirt.service.domain.display import update_device as update
 
     mgr = connection(ctx).domains
     name = mgr.resolve(domain)

@@ -11,7 +11,7 @@ from pyvirt.cli.render import as_json, fields, read_input, table, warn
 from pyvirt.errors import InvalidConfigError, PyvirtError
 
 if TYPE_CHECKING:
-    from pyvirt.service.domains import DomainManager
+    from pyvirt.service.domain.manager import DomainManager
 
 DOMAIN = click.argument("domain", metavar="DOMAIN")
 
@@ -84,7 +84,7 @@ def _simple(verb: str, message: str, doc: str) -> click.Command:
     @DOMAIN
     @click.pass_context
     def command(ctx: click.Context, domain: str) -> None:
-        from pyvirt.service import lifecycle
+        from pyvirt.service.domain import lifecycle
 
         mgr = connection(ctx).domains
         name = mgr.resolve(domain)
@@ -100,7 +100,7 @@ def _simple(verb: str, message: str, doc: str) -> click.Command:
 @click.pass_context
 def shutdown(ctx: click.Context, domain: str, mode: str | None) -> None:
     """Gracefully shut down a domain."""
-    from pyvirt.service import agent, lifecycle
+    from pyvirt.service.domain import agent, lifecycle
 
     mgr = connection(ctx).domains
     name = mgr.resolve(domain)
@@ -123,7 +123,7 @@ resume = _simple("resume", "Domain '{name}' resumed", "Resume a previously suspe
 @click.pass_context
 def destroy(ctx: click.Context, domain: str, graceful: bool) -> None:
     """Destroy (stop) a domain immediately."""
-    from pyvirt.service import lifecycle
+    from pyvirt.service.domain import lifecycle
 
     mgr = connection(ctx).domains
     name = mgr.resolve(domain)
@@ -163,7 +163,7 @@ def list_(
     json_: bool,
 ) -> None:
     """List domains (running ones unless --all or --inactive)."""
-    from pyvirt.service.types import State
+    from pyvirt.service.domain.types import State
 
     statuses = connection(ctx).domains.list_all(uuids=json_ or uuids_only)
     wanted: set[State] = set()
@@ -212,7 +212,7 @@ def list_(
 @click.pass_context
 def dominfo(ctx: click.Context, domain: str, json_: bool) -> None:
     """Show basic information about a domain."""
-    from pyvirt.service import lifecycle
+    from pyvirt.service.domain import lifecycle
 
     mgr = connection(ctx).domains
     st = mgr.status(domain)
@@ -358,7 +358,7 @@ def autostart(ctx: click.Context, domain: str, disable: bool) -> None:
 
 
 def _console(mgr: DomainManager, name: str) -> None:
-    from pyvirt.service import lifecycle
+    from pyvirt.service.domain import lifecycle
 
     name, _ = lifecycle.console_socket(mgr, name)
     click.echo(f"Connected to domain '{name}'")
@@ -418,7 +418,7 @@ def domxml_to_native(
     ctx: click.Context, format_: str, file: str | None, xml_file: str | None, domain: str | None
 ) -> None:
     """Convert domain XML to a QEMU command line."""
-    from pyvirt.service import lifecycle
+    from pyvirt.service.domain import lifecycle
 
     mgr = connection(ctx).domains
     if domain:

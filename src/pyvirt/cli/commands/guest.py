@@ -43,7 +43,7 @@ def guestinfo(
     timeout: float,
 ) -> None:
     """Information from the guest agent (all groups unless some are named)."""
-    from pyvirt.service import agent
+    from pyvirt.service.domain import agent
 
     picked = {"user": user, "os": os_, "timezone": timezone, "hostname": hostname}
     picked["filesystem"] = filesystem
@@ -60,7 +60,7 @@ def guestinfo(
 @click.pass_context
 def domfsinfo(ctx: click.Context, domain: str, timeout: float) -> None:
     """The guest's mounted filesystems and the domain disks they are on."""
-    from pyvirt.service import agent
+    from pyvirt.service.domain import agent
 
     rows = agent.fs_info(connection(ctx).domains, domain, timeout=timeout)
     table(
@@ -80,7 +80,7 @@ def set_user_password(
     ctx: click.Context, domain: str, user: str, password: str, encrypted: bool, timeout: float
 ) -> None:
     """Set a user's password in the guest."""
-    from pyvirt.service import agent
+    from pyvirt.service.domain import agent
 
     mgr = connection(ctx).domains
     name = mgr.resolve(domain)
@@ -97,7 +97,7 @@ def domfsfreeze(
     ctx: click.Context, domain: str, mountpoints: tuple[str, ...], timeout: float
 ) -> None:
     """Freeze the guest's filesystems (writes block until domfsthaw)."""
-    from pyvirt.service import agent
+    from pyvirt.service.domain import agent
 
     count = agent.fs_freeze(connection(ctx).domains, domain, list(mountpoints), timeout=timeout)
     click.echo(f"Froze {count} filesystem(s)\n")
@@ -109,7 +109,7 @@ def domfsfreeze(
 @click.pass_context
 def domfsthaw(ctx: click.Context, domain: str, timeout: float) -> None:
     """Thaw the guest's frozen filesystems."""
-    from pyvirt.service import agent
+    from pyvirt.service.domain import agent
 
     count = agent.fs_thaw(connection(ctx).domains, domain, timeout=timeout)
     click.echo(f"Thawed {count} filesystem(s)\n")
@@ -134,7 +134,7 @@ def domtime(
 ) -> None:
     """Show or set the guest's clock."""
     from pyvirt.errors import InvalidConfigError
-    from pyvirt.service import agent
+    from pyvirt.service.domain import agent
 
     mgr = connection(ctx).domains
     if sum((now, sync, seconds is not None)) > 1:
@@ -162,7 +162,7 @@ def qemu_agent_command(
 ) -> None:
     """Send a raw JSON command to the guest agent and print its reply."""
     from pyvirt.errors import InvalidConfigError
-    from pyvirt.service import agent
+    from pyvirt.service.domain import agent
 
     text = " ".join(cmd)
     try:

@@ -106,8 +106,8 @@ def domifaddr(
     full: bool,
 ) -> None:
     """Addresses of a domain's interfaces (from DHCP leases or the ARP table)."""
-    if source == "agent":  # the guest agent's view (pyvirt.service.agent)
-        from pyvirt.service import agent
+    if source == "agent":  # the guest agent's view (pyvirt.service.domain.agent)
+        from pyvirt.service.domain import agent
 
         mgr = connection(ctx).domains
         rows = agent.interface_addresses(mgr, domain, iface_opt or interface)

@@ -64,7 +64,7 @@ def install(ctx: click.Context, /, **opts: object) -> None:
         ctx.find_root().obj = {"uri": uri}
     spec = build_spec(opts)
     conn = connection(ctx)
-    from pyvirt.service.install import InstallManager
+    from pyvirt.service.install.manager import InstallManager
 
     mgr = InstallManager(conn)
     plan = mgr.prepare(spec)

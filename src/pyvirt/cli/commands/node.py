@@ -215,7 +215,7 @@ def allocpages(
 @click.pass_context
 def numa_advise(ctx: click.Context, domain: str, json_: bool) -> None:
     """Check a domain's vCPUs, memory and topology against the host's NUMA layout."""
-    from pyvirt.service.advisor import advise_domain
+    from pyvirt.service.tuning.advisor import advise_domain
 
     conn = connection(ctx)
     name, found = advise_domain(conn.domains, domain, conn.host.shape())

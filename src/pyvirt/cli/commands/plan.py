@@ -46,7 +46,7 @@ def plan(
     json_: bool,
 ) -> None:
     """Propose VM sizes, NUMA placement and disk provisioning for a set of workloads."""
-    from pyvirt.service import planner
+    from pyvirt.service.tuning import planner
 
     host = planner.parse_host(_read(host_file)) if host_file else connection(ctx).host.shape()
     wanted = [planner.parse_workload(w) for w in workloads]

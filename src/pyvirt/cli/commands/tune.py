@@ -69,7 +69,7 @@ def setvcpus(
     current: bool,
 ) -> None:  # fmt: skip
     """Change the number of virtual CPUs (live: CPU hotplug)."""
-    from pyvirt.service import tuning
+    from pyvirt.service.tuning import cpu as tuning
 
     tuning.set_vcpus(
         connection(ctx).domains, domain, count, maximum=maximum, **_flags(live, config, current)
@@ -82,7 +82,7 @@ def setvcpus(
 @click.pass_context
 def vcpucount(ctx: click.Context, domain: str, as_json_: bool) -> None:
     """Show the maximum and current vCPU counts, config and live."""
-    from pyvirt.service import tuning
+    from pyvirt.service.tuning import cpu as tuning
 
     counts = tuning.vcpu_count(connection(ctx).domains, domain)
     if as_json_:
@@ -102,7 +102,7 @@ def vcpucount(ctx: click.Context, domain: str, as_json_: bool) -> None:
 def vcpuinfo(ctx: click.Context, domain: str, as_json_: bool) -> None:
     """Per vCPU: host CPU, state, CPU time and affinity."""
     from pyvirt.host.threads import host_cpus
-    from pyvirt.service import tuning
+    from pyvirt.service.tuning import cpu as tuning
 
     infos = tuning.vcpu_info(connection(ctx).domains, domain)
     if as_json_:
@@ -130,7 +130,7 @@ def vcpupin(
     config: bool, current: bool,
 ) -> None:  # fmt: skip
     """Show or change the host CPUs each vCPU may run on."""
-    from pyvirt.service import tuning
+    from pyvirt.service.tuning import cpu as tuning
 
     pins = tuning.vcpu_pin(
         connection(ctx).domains, domain, vcpu, cpulist, **_flags(live, config, current)
@@ -148,7 +148,7 @@ def emulatorpin(
     ctx: click.Context, domain: str, cpulist: str | None, live: bool, config: bool, current: bool
 ) -> None:
     """Show or change the host CPUs of the emulator threads (all non-vCPU threads)."""
-    from pyvirt.service import tuning
+    from pyvirt.service.tuning import cpu as tuning
 
     cpus = tuning.emulator_pin(
         connection(ctx).domains, domain, cpulist, **_flags(live, config, current)
@@ -164,7 +164,7 @@ def emulatorpin(
 @click.pass_context
 def iothreadinfo(ctx: click.Context, domain: str) -> None:
     """List the domain's I/O threads and their CPU affinity."""
-    from pyvirt.service import tuning
+    from pyvirt.service.tuning import cpu as tuning
 
     infos = tuning.iothread_info(connection(ctx).domains, domain)
     if not infos:
@@ -186,7 +186,7 @@ def schedinfo(
     config: bool, current: bool,
 ) -> None:  # fmt: skip
     """Show or set scheduler parameters (cpu_shares, vcpu_period, vcpu_quota) via cgroups."""
-    from pyvirt.service import tuning
+    from pyvirt.service.tuning import cpu as tuning
 
     settings: dict[str, int] = {}
     for item in [p for s in (*sets, *params) for p in s.split(",") if p]:
@@ -215,7 +215,7 @@ def numatune(
     config: bool, current: bool,
 ) -> None:  # fmt: skip
     """Show or set the NUMA memory policy (mode and host nodes)."""
-    from pyvirt.service import tuning
+    from pyvirt.service.tuning import cpu as tuning
 
     values = tuning.numa_tune(
         connection(ctx).domains, domain, mode, nodeset, **_flags(live, config, current)
@@ -233,7 +233,7 @@ def setmem(
     ctx: click.Context, domain: str, size: str, live: bool, config: bool, current: bool
 ) -> None:
     """Change the current memory (live: through the balloon). SIZE in KiB or e.g. 512M."""
-    from pyvirt.service import tuning_memory
+    from pyvirt.service.tuning import memory as tuning_memory
 
     tuning_memory.set_mem(
         connection(ctx).domains, domain, parse_kib(size), **_flags(live, config, current)
@@ -249,7 +249,7 @@ def setmaxmem(
     ctx: click.Context, domain: str, size: str, live: bool, config: bool, current: bool
 ) -> None:
     """Change the maximum memory (persistent definition only)."""
-    from pyvirt.service import tuning_memory
+    from pyvirt.service.tuning import memory as tuning_memory
 
     tuning_memory.set_max_mem(
         connection(ctx).domains, domain, parse_kib(size), **_flags(live, config, current)
@@ -267,7 +267,7 @@ def dommemstat(
     config: bool, current: bool,
 ) -> None:  # fmt: skip
     """Balloon memory statistics (KiB): actual, guest-reported values, rss."""
-    from pyvirt.service import tuning_memory
+    from pyvirt.service.tuning import memory as tuning_memory
 
     mgr = connection(ctx).domains
     if period is not None:
@@ -295,7 +295,7 @@ def memtune(
     swap_hard_limit: str | None, live: bool, config: bool, current: bool,
 ) -> None:  # fmt: skip
     """Show or set the memory limits of the domain's cgroup."""
-    from pyvirt.service import tuning_memory
+    from pyvirt.service.tuning import memory as tuning_memory
 
     def size(text: str | None, what: str) -> int | None:
         return None if text is None else parse_kib(text, what)

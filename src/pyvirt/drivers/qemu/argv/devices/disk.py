@@ -12,8 +12,8 @@ Sources: ``file``/``block`` paths, ``network`` (nbd, iscsi, nfs, http(s), ftp(s)
 byte range of a raw source (``<source><slices><slice type='storage' offset= size=/>``), used
 for partitions and logical volumes without device nodes. QEMU's image locks cover whole files,
 so a ranged source is opened with ``locking=off`` (ranges of one device would otherwise lock
-each other out); :mod:`pyvirt.service.disk_hooks` refuses overlapping ranges instead.
-A ``<disk type='volume'>`` is resolved into one of these by :mod:`pyvirt.service.disk_hooks`
+each other out); :mod:`pyvirt.service.disk.hooks` refuses overlapping ranges instead.
+A ``<disk type='volume'>`` is resolved into one of these by :mod:`pyvirt.service.disk.hooks`
 before lowering.
 """
 

@@ -1,0 +1,1 @@
+"""Domain disks: attach/detach, start-time checks, inspection, benchmarks."""

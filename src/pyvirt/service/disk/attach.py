@@ -1,0 +1,464 @@
+"""Disks of domains: ``attach-disk`` and ``detach-disk``, live (QMP) and in the definition.
+
+Live attach runs under the domain lock:
+
+1. the new disk is checked (target free, source present, options coherent) and its source
+   compared with every disk of every running domain (:mod:`pyvirt.service.disk.hooks`):
+   a source another domain writes to is refused unless both declare ``<shareable/>``;
+2. a ``<disk type='volume'>`` is resolved through its pool, like at start;
+3. the disk is lowered by the argv builder's own code
+   (:func:`pyvirt.drivers.qemu.argv.devices.disk.device_spec`), so node names, cache mapping
+   and device properties are those of a cold start; each node goes to ``blockdev-add``
+   (bottom first), then the device to ``device_add``: ``virtio-blk-pci`` on a free PCI slot
+   (queried with ``query-pci``), ``scsi-hd`` on ``scsi0`` (a ``virtio-scsi-pci`` controller
+   is hot-added first when the guest has none), ``usb-storage`` on the USB bus;
+4. the live XML (``RUN_DIR/domain.xml``, with the disk's ``<alias>`` and ``<address>``) and
+   the disk inventory are replaced atomically.
+
+Live detach sends ``device_del``, waits for ``DEVICE_DELETED`` (the guest must release a PCI
+device through ACPI; SCSI devices go at once), then deletes the block nodes top first.
+IDE, SATA and floppy disks cannot be hot-plugged in QEMU: use ``--config``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from pyvirt.errors import (
+    AlreadyExistsError,
+    InvalidConfigError,
+    InvalidStateError,
+    NotFoundError,
+    OperationFailedError,
+    UnsupportedError,
+)
+from pyvirt.service.disk import hooks as disk_hooks
+from pyvirt.service.disk.options import DiskOptions, build_disk, check_source
+from pyvirt.state.atomic import atomic_write
+
+if TYPE_CHECKING:
+    from pyvirt.drivers.qemu.argv.builder import Build
+    from pyvirt.drivers.qemu.qmp import Monitor
+    from pyvirt.model import Disk
+    from pyvirt.model.domain import Domain
+    from pyvirt.service.domain.manager import DomainManager
+
+__all__ = ["DiskManager", "DiskOptions", "affect"]
+
+#: buses QEMU can hot-plug a disk on
+HOTPLUG_BUSES = ("virtio", "scsi", "usb")
+#: seconds the guest gets to release a PCI disk (ACPI eject) on detach
+UNPLUG_TIMEOUT = 30.0
+
+
+def affect(
+    name: str,
+    *,
+    running: bool,
+    persistent: bool,
+    live: bool = False,
+    config: bool = False,
+    current: bool = False,
+    persistent_flag: bool = False,
+) -> tuple[bool, bool]:
+    """virsh's ``--live/--config/--current/--persistent`` rules: what to change.
+
+    :returns: ``(change the running domain, change the definition)``
+    :raises InvalidConfigError: contradicting flags
+    :raises InvalidStateError: ``--live`` on a shut-off domain, ``--config`` on a transient one
+    """
+    if current and (live or config):
+        raise InvalidConfigError("--current cannot be combined with --live or --config")
+    if persistent_flag:
+        config = True
+        live = live or running
+    if not (live or config):
+        live, config = running, not running
+    if live and not running:
+        raise InvalidStateError(
+            f"domain '{name}' is not running", hint="use --config to change its definition"
+        )
+    if config and not persistent:
+        raise InvalidStateError(
+            f"domain '{name}' is transient; it has no definition to change",
+            hint="use --live only",
+        )
+    return live, config
+
+
+def find_disk(dom: Domain, ident: str) -> Disk | None:
+    """The disk of *dom* whose target (``vdb``), source path or ``POOL/VOLUME`` is *ident*."""
+    for d in dom.devices.disks:
+        if d.target_dev == ident:
+            return d
+    real = os.path.realpath(ident) if ident.startswith("/") else None
+    for d in dom.devices.disks:
+        path = d.source_path
+        if path and (path == ident or (real and os.path.realpath(path) == real)):
+            return d
+        if d.type == "volume" and f"{d.source_pool}/{d.source_volume}" == ident:
+            return d
+    return None
+
+
+class DiskManager:
+    """Disk operations on domains; created over a connection's :class:`DomainManager`."""
+
+    def __init__(self, domains: DomainManager) -> None:
+        self.domains = domains
+
+    # -- attach ------------------------------------------------------------------------
+    def attach(
+        self,
+        ident: str,
+        opts: DiskOptions,
+        *,
+        live: bool = False,
+        config: bool = False,
+        current: bool = False,
+        persistent: bool = False,
+    ) -> Disk:
+        """Attach a disk (virsh ``attach-disk``); returns the disk as added.
+
+        :raises AlreadyExistsError: the target is taken
+        :raises InvalidStateError: the source is in use by a running domain, or flags do not
+            fit the domain's state
+        :raises UnsupportedError: live attach on a bus without hotplug
+        """
+        mgr = self.domains
+        name = mgr.resolve(ident)
+        with mgr._locked(name):
+            running = mgr._live(name, cleanup=True) is not None
+            do_live, do_config = affect(
+                name,
+                running=running,
+                persistent=mgr.store.exists(name),
+                live=live,
+                config=config,
+                current=current,
+                persistent_flag=persistent,
+            )
+            disk = build_disk(opts)
+            if disk.type != "volume":
+                check_source(disk)
+            if do_config:
+                cfg = mgr.definition(name, inactive=True)
+                self._check_target(name, cfg, disk, "definition")
+            if do_live:
+                self._attach_live(name, disk)
+            if do_config:
+                cfg.devices.add(_copy(disk, drop_live=True))
+                mgr.store.write(name, cfg.to_xml())
+            return disk
+
+    @staticmethod
+    def _check_target(name: str, dom: Domain, disk: Disk, where: str) -> None:
+        if any(d.target_dev == disk.target_dev for d in dom.devices.disks):
+            raise AlreadyExistsError(
+                f"domain '{name}' already has a disk with target '{disk.target_dev}' in its "
+                f"{where}",
+                hint="choose another target name (vdb, vdc, sdb...)",
+            )
+
+    def _attach_live(self, name: str, disk: Disk) -> None:
+        from pyvirt.drivers.qemu.argv.devices.disk import device_spec, disk_bus
+        from pyvirt.drivers.qemu.qmp import Monitor, QmpCommandError
+
+        mgr = self.domains
+        dom = self._live_domain(name)
+        self._check_target(name, dom, disk, "live configuration")
+        bus = disk_bus(disk)
+        if bus not in HOTPLUG_BUSES:
+            raise UnsupportedError(
+                f"disk '{disk.target_dev}': bus '{bus}' does not support hotplug in QEMU",
+                hint="attach it with --config and restart the domain, or use "
+                "--targetbus virtio or scsi",
+            )
+        resolved = _copy(disk)
+        if disk.type == "volume":
+            disk_hooks.apply_source(resolved, disk_hooks.resolve_volume(mgr, disk))
+            check_source(resolved)
+        entry = disk_hooks.inventory_entry(resolved)
+        inventory = disk_hooks.load_inventory(mgr, name)
+        if entry is not None:
+            disk_hooks.check_conflicts(mgr, name, [entry], check_self=True)
+        rec = mgr._record(name)
+        assert rec is not None
+        with Monitor(rec.qmp_socket, name=name) as mon:
+            if bus == "virtio":
+                disk.address = self._free_pci_slot(dom, mon)
+                resolved.address = _copy_address(disk)
+            if bus == "scsi":
+                self._ensure_scsi_controller(dom, resolved, mon)
+            work = dom.copy()
+            work.devices.add(resolved)
+            b = _build(mgr, work)
+            spec = device_spec(resolved, b)
+            _add_nodes(mon, spec.nodes, resolved)
+            try:
+                mon.execute("device_add", _device_args(spec.device))
+            except QmpCommandError as err:
+                _del_nodes(mon, [str(n["node-name"]) for n in reversed(spec.nodes)])
+                raise _explain(err, resolved) from err
+        disk.alias = spec.alias
+        dom.devices.add(_copy(disk))
+        self._save_live(name, dom)
+        if entry is not None:
+            disk_hooks.save_inventory(mgr, name, [*inventory, entry])
+
+    def _free_pci_slot(self, dom: Domain, mon: Monitor) -> Any:
+        """An ``<address type='pci'>`` of a free hotplug slot (root bus of ``pc``, or an empty
+        ``pcie-root-port`` of ``q35``)."""
+        from pyvirt.model import Address
+
+        buses = mon.execute("query-pci")
+        root = buses[0]["devices"] if buses else []
+        if "q35" not in (dom.os.machine or ""):
+            used = {int(d["slot"]) for d in root}
+            for slot in range(1, 32):
+                if slot not in used:
+                    return Address(
+                        type="pci", domain="0x0000", bus="0x00", slot=f"{slot:#04x}", function="0x0"
+                    )
+            raise UnsupportedError(f"domain '{dom.name}' has no free PCI slot for a hotplug disk")
+        for dev in root:
+            bridge = dev.get("pci_bridge")
+            qid = str(dev.get("qdev_id") or "")
+            if bridge and not bridge.get("devices") and qid.startswith("pci."):
+                index = int(qid.removeprefix("pci."))
+                return Address(
+                    type="pci", domain="0x0000", bus=f"{index:#04x}", slot="0x00", function="0x0"
+                )
+        raise UnsupportedError(
+            f"domain '{dom.name}' has no empty PCIe root port for a hotplug disk",
+            hint="add <controller type='pci' model='pcie-root-port'/> elements to its "
+            "definition (one per disk to hot-plug) and restart it",
+        )
+
+    def _ensure_scsi_controller(self, dom: Domain, disk: Disk, mon: Monitor) -> None:
+        """Hot-add ``scsi0`` (virtio-scsi) when the guest has no SCSI controller yet."""
+        from pyvirt.model import Controller
+
+        peripherals = {p["name"] for p in mon.execute("qom-list", path="/machine/peripheral")}
+        if "scsi0" in peripherals:
+            return
+        addr = self._free_pci_slot(dom, mon)
+        ctrl = Controller(type="scsi", index=0, model="virtio-scsi")
+        ctrl.address = addr
+        b = _build(self.domains, dom)
+        props = {"driver": "virtio-scsi-pci", "id": "scsi0", **b.pci(addr)}
+        mon.execute("device_add", props)
+        dom.devices.add(ctrl)
+
+    # -- detach ------------------------------------------------------------------------
+    def detach(
+        self,
+        ident: str,
+        target: str,
+        *,
+        live: bool = False,
+        config: bool = False,
+        current: bool = False,
+        persistent: bool = False,
+        timeout: float = UNPLUG_TIMEOUT,
+    ) -> None:
+        """Detach a disk by target name or source (virsh ``detach-disk``).
+
+        :raises NotFoundError: no such disk
+        :raises OperationFailedError: the guest did not release the disk in time
+        """
+        mgr = self.domains
+        name = mgr.resolve(ident)
+        with mgr._locked(name):
+            running = mgr._live(name, cleanup=True) is not None
+            do_live, do_config = affect(
+                name,
+                running=running,
+                persistent=mgr.store.exists(name),
+                live=live,
+                config=config,
+                current=current,
+                persistent_flag=persistent,
+            )
+            cfg = mgr.definition(name, inactive=True) if do_config else None
+            cfg_disk = find_disk(cfg, target) if cfg is not None else None
+            if cfg is not None and cfg_disk is None:
+                raise NotFoundError(
+                    f"domain '{name}' has no disk '{target}' in its definition",
+                    hint="list its disks with 'domblklist --inactive'",
+                )
+            if do_live:
+                self._detach_live(name, target, timeout)
+            if cfg is not None and cfg_disk is not None:
+                cfg.devices.remove(cfg_disk)
+                mgr.store.write(name, cfg.to_xml())
+
+    def _detach_live(self, name: str, target: str, timeout: float) -> None:
+        from pyvirt.drivers.qemu.argv.devices.disk import disk_bus
+        from pyvirt.drivers.qemu.qmp import Monitor
+
+        mgr = self.domains
+        dom = self._live_domain(name)
+        disk = find_disk(dom, target)
+        if disk is None:
+            raise NotFoundError(
+                f"domain '{name}' has no disk '{target}'", hint="list its disks with 'domblklist'"
+            )
+        bus = disk_bus(disk)
+        if bus not in HOTPLUG_BUSES:
+            raise UnsupportedError(
+                f"disk '{disk.target_dev}': bus '{bus}' does not support hot-unplug in QEMU",
+                hint="detach it with --config and restart the domain",
+            )
+        alias = disk_alias(mgr, dom, disk)
+        rec = mgr._record(name)
+        assert rec is not None
+        with Monitor(rec.qmp_socket, name=name) as mon:
+            _unplug(mon, name, disk.target_dev or target, alias, timeout)
+            _del_nodes(mon, [f"{alias}-{n}" for n in ("cor", "format", "slice", "storage")])
+        tdev = disk.target_dev
+        dom.devices.remove(disk)
+        self._save_live(name, dom)
+        inventory = disk_hooks.load_inventory(mgr, name)
+        disk_hooks.save_inventory(mgr, name, [e for e in inventory if e.get("target") != tdev])
+
+    # -- live XML ----------------------------------------------------------------------
+    def _live_domain(self, name: str) -> Domain:
+        from pyvirt.model.domain import Domain
+
+        return Domain.from_xml(
+            (self.domains.paths.domain_run_dir(name) / "domain.xml").read_bytes()
+        )
+
+    def _save_live(self, name: str, dom: Domain) -> None:
+        path = self.domains.paths.domain_run_dir(name) / "domain.xml"
+        atomic_write(path, dom.to_xml().encode(), sync=False)
+
+
+# -- helpers -------------------------------------------------------------------------------
+def _copy(disk: Disk, *, drop_live: bool = False) -> Disk:
+    from pyvirt.model import Disk
+    from pyvirt.model.xmltree import copy_element
+
+    new = Disk(copy_element(disk.element))
+    if drop_live:
+        new.alias = None
+        new.address = None
+    return new
+
+
+def _copy_address(disk: Disk) -> Any:
+    from pyvirt.model import Address
+    from pyvirt.model.xmltree import copy_element
+
+    assert disk.address is not None
+    return Address(copy_element(disk.address.element))
+
+
+def _build(mgr: DomainManager, dom: Domain) -> Build:
+    from pyvirt.drivers.qemu.argv import ArgvContext
+    from pyvirt.drivers.qemu.argv.builder import Build
+
+    ctx = ArgvContext(
+        run_dir=mgr.paths.domain_run_dir(dom.name), log_dir=mgr.paths.domain_log_dir(dom.name)
+    )
+    return Build(dom, ctx)
+
+
+def disk_alias(mgr: DomainManager, dom: Domain, disk: Disk) -> str:
+    """The QEMU id of a disk of a running domain: its ``<alias>``, else the one the argv
+    builder gave it at start."""
+    from pyvirt.drivers.qemu.argv.devices.disk import fixed_alias
+
+    if disk.alias:
+        return disk.alias
+    return fixed_alias(disk, _build(mgr, dom))
+
+
+def _device_args(props: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in props.items() if v is not None}
+
+
+def _add_nodes(mon: Monitor, nodes: list[dict[str, Any]], disk: Disk) -> None:
+    """``blockdev-add`` each node; on failure remove the ones added and explain."""
+    from pyvirt.drivers.qemu.argv.opts import json_opts
+    from pyvirt.drivers.qemu.qmp import QmpCommandError
+
+    added: list[str] = []
+    for node in nodes:
+        import json
+
+        args = json.loads(json_opts(node))  # None pruned, as on the command line
+        try:
+            mon.execute("blockdev-add", args)
+        except QmpCommandError as err:
+            _del_nodes(mon, list(reversed(added)))
+            raise _explain(err, disk) from err
+        added.append(str(node["node-name"]))
+
+
+def _explain(err: Exception, disk: Disk) -> Exception:
+    """Turn QEMU's refusal to open an image into a readable error."""
+    text = str(err).split(" failed: ", 1)[-1]
+    src = disk.source_path or disk.source_name or disk.target_dev
+    if "lock" in text:
+        return InvalidStateError(
+            f"disk source '{src}' is locked by another process: {text}",
+            hint="another QEMU (or tool) has the image open; stop it, or declare both disks "
+            "shareable",
+        )
+    return OperationFailedError(f"QEMU cannot open disk source '{src}': {text}")
+
+
+def _del_nodes(mon: Monitor, names: list[str]) -> None:
+    """``blockdev-del`` each node that exists, retrying briefly while QEMU still holds it."""
+    from pyvirt.drivers.qemu.qmp import QmpCommandError
+
+    existing = {n.get("node-name") for n in mon.execute("query-named-block-nodes", flat=True)}
+    for node in names:
+        if node not in existing:
+            continue
+        for attempt in range(40):
+            try:
+                mon.execute("blockdev-del", {"node-name": node})
+                break
+            except QmpCommandError as err:
+                if "in use" not in str(err) or attempt == 39:
+                    raise
+                time.sleep(0.05)
+
+
+def _unplug(mon: Monitor, name: str, target: str, alias: str, timeout: float) -> None:
+    """``device_del`` *alias* and wait until QEMU reports it gone."""
+    from pyvirt.drivers.qemu.qmp import QmpCommandError
+
+    present = {p["name"] for p in mon.execute("qom-list", path="/machine/peripheral")}
+    if alias not in present:
+        return  # an earlier detach that timed out has completed since
+    try:
+        event = mon.execute_wait_event(
+            "device_del",
+            {"id": alias},
+            event="DEVICE_DELETED",
+            match={"device": alias},
+            timeout=timeout,
+        )
+    except QmpCommandError as err:
+        if "in the process of unplug" not in str(err):
+            raise
+        event = None
+    if event is not None:
+        return
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        present = {p["name"] for p in mon.execute("qom-list", path="/machine/peripheral")}
+        if alias not in present:
+            return
+        time.sleep(0.1)
+    raise OperationFailedError(
+        f"the guest of domain '{name}' did not release disk '{target}' within {timeout:g} s",
+        hint="the guest may still be booting or lack PCI hot-unplug support; the request "
+        "stays pending: run detach-disk again later",
+    )

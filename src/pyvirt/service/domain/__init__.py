@@ -1,0 +1,1 @@
+"""Domain use cases: define, lifecycle, displays, guest agent, host devices."""

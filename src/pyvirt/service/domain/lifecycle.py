@@ -1,0 +1,400 @@
+"""Starting and stopping domains: the QEMU side of the domain use cases.
+
+Start is on the hot path (target: the CLI returns in well under 120 ms), so it does only:
+parse the definition, build the argv (pure), launch QEMU with ``-daemonize`` (QEMU's parent
+returns once the machine is set up, so failures are reported synchronously), write the
+runtime record and spawn the watcher without waiting for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pyvirt.errors import InvalidStateError, UnsupportedError
+from pyvirt.service import hooks
+from pyvirt.service.domain.types import DomainStatus, Reason, State
+from pyvirt.state.atomic import atomic_write
+from pyvirt.state.domains import check_name
+from pyvirt.state.locks import file_lock
+
+if TYPE_CHECKING:
+    from pyvirt.drivers.qemu.plan import StartPlan
+    from pyvirt.model.domain import Domain
+    from pyvirt.service.domain.manager import DomainManager
+
+VNC_BASE_PORT = 5900
+HOOKS_FILE = "hooks.json"
+
+
+def _next_id(mgr: DomainManager) -> int:
+    """Allocate the next numeric domain id (monotonic per host boot, like libvirt's)."""
+    counter = mgr.paths.domain_run_root / ".next-id"
+    with file_lock(mgr.paths.lock_dir / "ids.lock", what="the domain id counter"):
+        try:
+            value = int(counter.read_text())
+        except (FileNotFoundError, ValueError):
+            value = 1
+        mgr.paths.domain_run_root.mkdir(parents=True, exist_ok=True)
+        atomic_write(counter, str(value + 1).encode(), sync=False)
+    return value
+
+
+def _free_vnc_display(mgr: DomainManager) -> int:
+    """The lowest VNC display whose TCP port is free and not claimed by another domain."""
+    claimed: set[int] = set()
+    for name in mgr._running_names():
+        rec = mgr._record(name)
+        if rec is not None and rec.vnc_display is not None:
+            claimed.add(rec.vnc_display)
+    import socket
+
+    for display in range(0, 100):
+        if display in claimed:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", VNC_BASE_PORT + display))
+            except OSError:
+                continue
+        return display
+    raise InvalidStateError("no free VNC port between 5900 and 5999")
+
+
+def _check_accel(dom: Domain) -> None:
+    if dom.type != "kvm":
+        return
+    if not os.path.exists("/dev/kvm"):
+        raise UnsupportedError(
+            f"domain '{dom.name}' needs KVM but /dev/kvm does not exist",
+            hint="load kvm_intel or kvm_amd, or set <domain type='qemu'> to use TCG",
+        )
+
+
+def _compile(mgr: DomainManager, dom: Domain, key: str) -> tuple[StartPlan, bool]:
+    """Build the start plan of ``dom``: its argv, files, policy and live XML.
+
+    :returns: the plan and whether it may be cached (not when the argv depends on a start-time
+        choice such as an allocated VNC port)
+    """
+    from pyvirt.drivers.qemu import plan
+    from pyvirt.drivers.qemu.argv import ArgvContext, build_argv, required_files
+
+    _check_accel(dom)
+    run_dir = mgr.paths.domain_run_dir(dom.name)
+    vnc_display = None
+    dynamic = False
+    for g in dom.devices.graphics:
+        if g.type == "vnc" and not g.socket and (g.autoport or g.port in (None, -1)):
+            vnc_display = _free_vnc_display(mgr)
+            g.port = VNC_BASE_PORT + vnc_display
+            g.autoport = True
+            dynamic = True
+        elif g.type == "vnc" and g.port is not None and g.port >= VNC_BASE_PORT:
+            vnc_display = g.port - VNC_BASE_PORT
+    hook_data: dict[str, dict[str, Any]] = {}
+    for hook in hooks.hooks():
+        result = hook.compile(mgr, dom)
+        if result is not None:
+            hook_data[hook.name] = result.data
+            dynamic = dynamic or not result.cacheable
+    ctx = ArgvContext(
+        run_dir=run_dir,
+        log_dir=mgr.paths.domain_log_dir(dom.name),
+        daemonize=True,
+        vnc_display=vnc_display,
+    )
+    argv = build_argv(dom, ctx)
+    files = {str(path): content for path, content in required_files(dom, ctx).items()}
+    policy = {"on_poweroff": dom.on_poweroff, "on_reboot": dom.on_reboot, "on_crash": dom.on_crash}
+    if vnc_display is not None:
+        policy["vnc_display"] = str(vnc_display)
+    compiled = plan.StartPlan(
+        key=key,
+        name=dom.name,
+        uuid=dom.uuid,
+        argv=argv,
+        policy=policy,
+        files=files,
+        emulator_stamp=plan.emulator_stamp(argv[0]),
+        hooks=hook_data,
+        live_xml=dom.to_xml(),
+    )
+    return compiled, not dynamic
+
+
+def _run(mgr: DomainManager, p: StartPlan, *, paused: bool, transient: bool) -> DomainStatus:
+    """Launch QEMU from a plan (caller holds the domain lock and checked it is not running)."""
+    from pyvirt.drivers.qemu import process, runtime, watch
+
+    name = p.name
+    run_dir = mgr.paths.domain_run_dir(name)
+    log_dir = mgr.paths.domain_log_dir(name)
+    if run_dir.exists():
+        import shutil
+
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, mode=0o700)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    for path, content in p.files.items():
+        atomic_write(Path(path), content.encode(), mode=0o600, sync=False)
+    argv = [*p.argv, "-S"] if paused else p.argv
+    (run_dir / "domain.xml").write_text(p.live_xml)
+    policy = {k: v for k, v in p.policy.items() if k.startswith("on_")}
+    runtime.write_policy(run_dir, **policy)
+    domain_id = _next_id(mgr)
+    active = _before_launch(mgr, p)
+    fds = hooks.take_fds(name)
+    try:
+        launched = process.launch_detailed(
+            argv, run_dir=run_dir, log_path=log_dir / "qemu.log", pass_fds=fds
+        )
+    except BaseException:
+        import shutil
+
+        hooks.run_after_stop(mgr, name, active)
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    finally:
+        hooks.close_fds(fds)
+    vnc = p.policy.get("vnc_display")
+    rec = runtime.RuntimeRecord(
+        name=name,
+        uuid=p.uuid,
+        pid=launched.pid,
+        starttime=launched.starttime,
+        domain_id=domain_id,
+        qmp_socket=str(run_dir / "qmp.sock"),
+        events_socket=str(run_dir / "events.sock"),
+        serial_sockets=sorted(str(s) for s in run_dir.glob("serial*.sock")),
+        console_log=str(log_dir / "console.log"),
+        log_path=str(log_dir / "qemu.log"),
+        vnc_display=int(vnc) if vnc is not None else None,
+        argv=launched.argv,
+        started_at=time.time(),
+        paused=paused,
+        transient=transient,
+    )
+    rec.save(run_dir)
+    watch.spawn_watcher(run_dir)
+    _after_launch(mgr, p, launched.pid, launched.starttime)
+    mgr.paths.domain_last_state(name).unlink(missing_ok=True)
+    state = State.PAUSED if paused else State.RUNNING
+    reason = Reason.USER if paused else Reason.BOOTED
+    return DomainStatus(name, p.uuid, domain_id, state, reason, not transient, False, launched.pid)
+
+
+def _before_launch(mgr: DomainManager, p: StartPlan) -> dict[str, dict[str, Any]]:
+    """Run the hooks' before_launch; record their data in the run dir for after_stop."""
+    if not p.hooks:
+        return {}
+    run_dir = mgr.paths.domain_run_dir(p.name)
+    atomic_write(run_dir / HOOKS_FILE, json.dumps(p.hooks).encode(), sync=False)
+    done: dict[str, dict[str, Any]] = {}
+    for hook in hooks.hooks(p.hooks):
+        if hook.name not in p.hooks:
+            continue
+        try:
+            hook.before_launch(mgr, p.name, p.hooks[hook.name])
+        except BaseException:
+            hooks.close_fds(hooks.take_fds(p.name))
+            hooks.run_after_stop(mgr, p.name, done)
+            import shutil
+
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
+        done[hook.name] = p.hooks[hook.name]
+    return done
+
+
+def _after_launch(mgr: DomainManager, p: StartPlan, pid: int, starttime: int | None) -> None:
+    """Run the hooks' after_launch; a failure destroys the new domain and re-raises."""
+    if not p.hooks:
+        return
+    from pyvirt.drivers.qemu import process, runtime
+
+    for hook in hooks.hooks(p.hooks):
+        if hook.name not in p.hooks:
+            continue
+        try:
+            hook.after_launch(mgr, p.name, pid, p.hooks[hook.name])
+        except BaseException:
+            run_dir = mgr.paths.domain_run_dir(p.name)
+            runtime.mark_destroying(run_dir)
+            process.terminate(pid, starttime, timeout=3.0)
+            rec = mgr._record(p.name)
+            if rec is not None:
+                mgr._reap(p.name, rec)
+            raise
+
+
+def native_argv(mgr: DomainManager, dom: Domain) -> list[str]:
+    """The QEMU command line ``dom`` would run with (virsh ``domxml-to-native``).
+
+    Start-time choices are shown as a first start would make them on an idle host: an
+    automatic VNC port becomes display 0 (port 5900), as virsh shows it.
+    """
+    from pyvirt.drivers.qemu.argv import ArgvContext, build_argv
+
+    vnc_display = None
+    for g in dom.devices.graphics:
+        if g.type == "vnc" and not g.socket:
+            auto = g.autoport or g.port in (None, -1)
+            vnc_display = 0 if auto else (g.port or VNC_BASE_PORT) - VNC_BASE_PORT
+    ctx = ArgvContext(
+        run_dir=mgr.paths.domain_run_dir(dom.name),
+        log_dir=mgr.paths.domain_log_dir(dom.name),
+        vnc_display=vnc_display,
+    )
+    return build_argv(dom, ctx)
+
+
+def plan_path(mgr: DomainManager, name: str) -> Path:
+    return mgr.paths.cache / "plans" / f"{name}.json"
+
+
+def start(mgr: DomainManager, name: str, *, paused: bool = False) -> DomainStatus:
+    """Start a defined, shut-off domain (from its cached start plan when it has one)."""
+    from pyvirt.drivers.qemu import plan
+
+    with mgr._locked(name):
+        if mgr._live(name, cleanup=True) is not None:
+            raise InvalidStateError(f"domain '{name}' is already running")
+        xml = mgr.store.read_bytes(name)
+        if xml is None:
+            raise InvalidStateError(f"domain '{name}' is not defined")
+        key = plan.plan_key(xml)
+        cached = plan.load(plan_path(mgr, name), key)
+        if cached is None:
+            from pyvirt.model.domain import Domain
+
+            cached, cacheable = _compile(mgr, Domain.from_xml(xml), key)
+            if cacheable:
+                plan.save(plan_path(mgr, name), cached)
+        return _run(mgr, cached, paused=paused, transient=False)
+
+
+def create(mgr: DomainManager, xml: str | bytes, *, paused: bool = False) -> DomainStatus:
+    """Create and start a transient domain from XML (virsh ``create``)."""
+    from pyvirt.model.domain import Domain
+
+    dom = Domain.from_xml(xml)
+    check_name(dom.name)
+    with mgr._namespace():
+        mgr._check_unique(dom, allow_same_name=True)
+        with mgr._locked(dom.name):
+            if mgr._live(dom.name, cleanup=True) is not None:
+                raise InvalidStateError(f"domain '{dom.name}' is already running")
+            compiled, _ = _compile(mgr, dom, key="")
+            transient = not mgr.store.exists(dom.name)
+            return _run(mgr, compiled, paused=paused, transient=transient)
+
+
+def shutdown(mgr: DomainManager, ident: str) -> None:
+    """Ask the guest to power off (ACPI power button); returns at once like virsh."""
+    from pyvirt.drivers.qemu.qmp import Monitor
+
+    _, rec = mgr.running(ident)
+    with Monitor(rec.qmp_socket) as mon:
+        mon.system_powerdown()
+
+
+def destroy(mgr: DomainManager, ident: str, *, graceful: bool = False) -> None:
+    """Stop QEMU immediately (SIGTERM, then SIGKILL); the reason becomes ``destroyed``."""
+    from pyvirt.drivers.qemu import process, runtime
+
+    name = mgr.resolve(ident)
+    with mgr._locked(name):
+        rec = mgr._live(name, cleanup=True)
+        if rec is None:
+            raise InvalidStateError(f"domain '{name}' is not running")
+        run_dir = mgr.paths.domain_run_dir(name)
+        runtime.mark_destroying(run_dir)
+        process.terminate(rec.pid, rec.starttime, timeout=10.0 if graceful else 3.0)
+        mgr._reap(name, rec)
+
+
+def reboot(mgr: DomainManager, ident: str) -> None:
+    """Reboot the guest (a machine reset; a graceful reboot needs the guest agent)."""
+    reset(mgr, ident)
+
+
+def reset(mgr: DomainManager, ident: str) -> None:
+    """Hard-reset the virtual machine, like pressing its reset button."""
+    from pyvirt.drivers.qemu.qmp import Monitor
+
+    _, rec = mgr.running(ident)
+    with Monitor(rec.qmp_socket) as mon:
+        mon.system_reset()
+
+
+def _set_paused(mgr: DomainManager, ident: str, paused: bool) -> None:
+    from pyvirt.drivers.qemu.qmp import Monitor
+
+    name = mgr.resolve(ident)
+    with mgr._locked(name):
+        rec = mgr._live(name, cleanup=True)
+        if rec is None:
+            raise InvalidStateError(f"domain '{name}' is not running")
+        with Monitor(rec.qmp_socket) as mon:
+            if paused:
+                mon.stop()
+            else:
+                mon.cont()
+        rec.paused = paused
+        rec.reason = None if paused else "unpaused"
+        rec.save(mgr.paths.domain_run_dir(name))
+
+
+def suspend(mgr: DomainManager, ident: str) -> None:
+    _set_paused(mgr, ident, True)
+
+
+def resume(mgr: DomainManager, ident: str) -> None:
+    _set_paused(mgr, ident, False)
+
+
+def qemu_status(mgr: DomainManager, ident: str) -> tuple[str, bool]:
+    """QEMU's own view (``query-status``): status string and whether vCPUs run."""
+    from pyvirt.drivers.qemu.qmp import Monitor
+
+    _, rec = mgr.running(ident)
+    with Monitor(rec.qmp_socket) as mon:
+        return mon.query_status()
+
+
+def console_socket(mgr: DomainManager, ident: str) -> tuple[str, Path]:
+    """Name and serial console socket of a running domain."""
+    name, rec = mgr.running(ident)
+    if not rec.serial_sockets:
+        raise InvalidStateError(
+            f"domain '{name}' has no serial console",
+            hint="add <serial type='pty'/> (or <console type='pty'/>) to its definition",
+        )
+    return name, Path(rec.serial_sockets[0])
+
+
+def attach_console(mgr: DomainManager, ident: str) -> str:
+    """Attach this terminal to the domain's serial console until ^] or the guest closes it.
+
+    :returns: why it ended: "escape", "closed" or "eof"
+    """
+    from pyvirt.drivers.qemu import console
+
+    _, sock = console_socket(mgr, ident)
+    return console.attach(str(sock))
+
+
+def cpu_time(pid: int) -> float:
+    """CPU seconds used by a process (utime + stime)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks

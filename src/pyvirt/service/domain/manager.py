@@ -1,0 +1,448 @@
+"""Domain use cases: define, start, stop, list, inspect. Preconditions and messages live here.
+
+Every look at a domain reconciles the runtime record with reality: a QEMU that is gone
+(or a zombie) makes the domain ``shut off`` with the reason the watcher recorded
+(``shutdown``, ``destroyed``) or ``crashed`` when nobody recorded one. A transient domain
+whose QEMU is gone disappears.
+
+Locking: the namespace lock guards names and UUIDs (define, undefine, rename, create); the
+per-name lock serializes operations on one domain. Order: namespace, then name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pyvirt.errors import (
+    AlreadyExistsError,
+    InvalidConfigError,
+    InvalidStateError,
+    NotFoundError,
+    OperationFailedError,
+)
+from pyvirt.service.domain.types import DomainStatus, Reason, State
+from pyvirt.state.atomic import atomic_write
+from pyvirt.state.domains import DomainStore, check_name
+from pyvirt.state.locks import file_lock
+from pyvirt.state.paths import StatePaths
+
+if TYPE_CHECKING:
+    from pyvirt.drivers.qemu.runtime import RuntimeRecord
+    from pyvirt.model.domain import Domain
+
+
+_UUID_RE = re.compile(rb"<uuid>\s*([0-9a-fA-F-]{32,36})\s*</uuid>")
+
+
+def _looks_like_uuid(text: str) -> bool:
+    hexdigits = text.replace("-", "")
+    return len(hexdigits) == 32 and all(c in "0123456789abcdefABCDEF" for c in hexdigits)
+
+
+class DomainManager:
+    """All domain operations of one connection."""
+
+    def __init__(self, paths: StatePaths) -> None:
+        self.paths = paths
+        self.store = DomainStore(paths)
+
+    # -- locks -------------------------------------------------------------------------
+    @contextmanager
+    def _namespace(self) -> Iterator[None]:
+        with file_lock(self.paths.lock_dir / "domains.lock", what="the domain namespace"):
+            yield
+
+    @contextmanager
+    def _locked(self, name: str) -> Iterator[None]:
+        with file_lock(self.paths.lock_dir / f"domain-{name}.lock", what=f"domain '{name}'"):
+            yield
+
+    # -- lookups ----------------------------------------------------------------------
+    def _running_names(self) -> list[str]:
+        try:
+            entries = os.listdir(self.paths.domain_run_root)
+        except FileNotFoundError:
+            return []
+        return [e for e in entries if not e.startswith(".") and not e.endswith(".json")]
+
+    def _record(self, name: str) -> RuntimeRecord | None:
+        from pyvirt.drivers.qemu.runtime import RuntimeRecord
+
+        return RuntimeRecord.load_or_none(self.paths.domain_run_dir(name))
+
+    def resolve(self, ident: str) -> str:
+        """The name of the domain known by name, UUID or numeric id.
+
+        :raises NotFoundError: if no domain matches
+        """
+        plain = ident and "/" not in ident and ident not in (".", "..")
+        if plain and (self.store.exists(ident) or self.paths.domain_run_dir(ident).is_dir()):
+            return ident
+        if _looks_like_uuid(ident):
+            name = self.store.name_for_uuid(ident)
+            if name:
+                return name
+            for running in self._running_names():
+                rec = self._record(running)
+                if rec is not None and rec.uuid.lower() == ident.lower():
+                    return running
+        if ident.isdigit():
+            for running in self._running_names():
+                rec = self._record(running)
+                if rec is not None and rec.domain_id == int(ident):
+                    return running
+        raise NotFoundError(
+            f"domain '{ident}' not found", hint="list the defined domains with 'list --all'"
+        )
+
+    # -- state and reconciliation -------------------------------------------------------
+    def _last_reason(self, name: str) -> Reason:
+        try:
+            data = json.loads(self.paths.domain_last_state(name).read_text())
+            return Reason(data.get("reason", "unknown"))
+        except (FileNotFoundError, ValueError):
+            return Reason.UNKNOWN
+
+    def _live(self, name: str, *, cleanup: bool) -> RuntimeRecord | None:
+        """The runtime record of ``name`` if its QEMU is alive; otherwise clean up.
+
+        With ``cleanup`` the caller holds the domain lock; otherwise we clean up only if the
+        lock is free right now (a busy lock means another command is on it).
+        """
+        from pyvirt.drivers.qemu import process
+
+        rec = self._record(name)
+        if rec is None:
+            return None
+        if process.is_alive(rec.pid, rec.starttime):
+            return rec
+        if cleanup:
+            self._reap(name, rec)
+        else:
+            try:
+                with file_lock(
+                    self.paths.lock_dir / f"domain-{name}.lock", timeout=0, what=f"domain '{name}'"
+                ):
+                    rec = self._record(name)
+                    if rec is not None and not process.is_alive(rec.pid, rec.starttime):
+                        self._reap(name, rec)
+            except OperationFailedError:
+                pass
+        return None
+
+    def _reap(self, name: str, rec: RuntimeRecord) -> None:
+        """Record why a dead QEMU stopped and remove its runtime directory."""
+        from pyvirt.drivers.qemu import runtime
+
+        run_dir = self.paths.domain_run_dir(name)
+        reason = runtime.exit_reason(run_dir, wait=0.5)
+        try:
+            hook_data = json.loads((run_dir / "hooks.json").read_bytes())
+        except (FileNotFoundError, ValueError):
+            hook_data = None
+        if hook_data:
+            from pyvirt.service import hooks
+
+            hooks.run_after_stop(self, name, hook_data)
+        self.paths.domain_run_root.mkdir(parents=True, exist_ok=True)
+        atomic_write(
+            self.paths.domain_last_state(name),
+            json.dumps({"state": "shut off", "reason": reason, "at": time.time()}).encode(),
+            sync=False,
+        )
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+    def status(self, ident: str) -> DomainStatus:
+        """State of one domain, reconciled with reality."""
+        name = self.resolve(ident)
+        return self._status(name, uuids=None)
+
+    def _status(
+        self, name: str, uuids: dict[str, str] | None, *, lock: bool = False
+    ) -> DomainStatus:
+        rec = self._live(name, cleanup=lock)
+        persistent = self.store.exists(name)
+        if rec is None and not persistent:
+            raise NotFoundError(f"domain '{name}' not found")
+        autostart = persistent and self.store.autostart(name)
+        if rec is not None:
+            state = State.PAUSED if rec.paused else State.RUNNING
+            reason = (
+                Reason.USER if rec.paused else (Reason(rec.reason) if rec.reason else Reason.BOOTED)
+            )
+            return DomainStatus(
+                name, rec.uuid, rec.domain_id, state, reason, persistent, autostart, rec.pid
+            )
+        uuid = (uuids or {}).get(name) or self._uuid_of(name)
+        return DomainStatus(
+            name, uuid, None, State.SHUTOFF, self._last_reason(name), persistent, autostart
+        )
+
+    def _uuid_of(self, name: str) -> str:
+        """UUID of a persistent domain: its own definition, not a scan of the index."""
+        xml = self.store.read_bytes(name)
+        if xml is not None:
+            match = _UUID_RE.search(xml)
+            if match:
+                return match.group(1).decode()
+        return self.definition(name).uuid
+
+    def list_all(self, *, uuids: bool = True) -> list[DomainStatus]:
+        """Every domain, running and defined: running ones first by id, then by name.
+
+        Shut-off domains are described from directory listings alone (no per-domain file
+        opens), so this stays fast with thousands of definitions.
+
+        :param uuids: also read each shut-off domain's UUID (one small file each)
+        """
+        try:
+            run_entries = set(os.listdir(self.paths.domain_run_root))
+        except FileNotFoundError:
+            run_entries = set()
+        running = {e for e in run_entries if not e.startswith(".") and not e.endswith(".json")}
+        try:
+            autostart = set(os.listdir(self.paths.autostart_dir))
+        except FileNotFoundError:
+            autostart = set()
+        uuid_map = self.store.uuids() if uuids else {}
+        out: list[DomainStatus] = []
+        for name in running:
+            try:
+                out.append(self._status(name, uuid_map))
+            except NotFoundError:
+                continue  # a transient domain that just went away
+        for name in self.store.names():
+            if name in running:
+                continue
+            reason = Reason.UNKNOWN
+            if f"{name}.last.json" in run_entries:
+                reason = self._last_reason(name)
+            uuid = uuid_map.get(name, "")
+            if uuids and not uuid:
+                uuid = self._uuid_of(name)
+            out.append(
+                DomainStatus(name, uuid, None, State.SHUTOFF, reason, True, name in autostart)
+            )
+        out.sort(key=lambda s: (s.id is None, s.id or 0, s.name))
+        return out
+
+    # -- definitions ------------------------------------------------------------------
+    def definition(self, ident: str, *, inactive: bool = False) -> Domain:
+        """The domain's definition: the live one while running unless ``inactive``."""
+        from pyvirt.model.domain import Domain
+
+        name = self.resolve(ident)
+        if not inactive or not self.store.exists(name):
+            live = self.paths.domain_run_dir(name) / "domain.xml"
+            if self._live(name, cleanup=False) is not None and live.exists():
+                return Domain.from_xml(live.read_bytes())
+        xml = self.store.read(name)
+        if xml is None:
+            raise NotFoundError(f"domain '{name}' not found")
+        return Domain.from_xml(xml)
+
+    def dumpxml(self, ident: str, *, inactive: bool = False) -> str:
+        return self.definition(ident, inactive=inactive).to_xml()
+
+    @staticmethod
+    def parse(xml: str | bytes) -> Domain:
+        """Parse and validate domain XML without defining it.
+
+        :raises InvalidConfigError: malformed or invalid XML
+        """
+        from pyvirt.model.domain import Domain
+
+        return Domain.from_xml(xml)
+
+    def xpath(self, ident: str, expr: str, *, inactive: bool = False) -> list[str]:
+        """The nodes of the domain's XML matching ``expr``, serialized (virsh ``--xpath``)."""
+        from lxml import etree
+
+        from pyvirt.model.xmlmap import parse_xml
+
+        root = parse_xml(self.dumpxml(ident, inactive=inactive))
+        try:
+            found = root.xpath(expr)
+        except etree.XPathError as err:
+            raise InvalidConfigError(f"invalid xpath '{expr}': {err}") from None
+        items = found if isinstance(found, list) else [found]
+        out = []
+        for node in items:
+            if isinstance(node, etree._Element):
+                out.append(etree.tostring(node, encoding="unicode").rstrip())
+            else:
+                out.append(str(node))
+        return out
+
+    def _check_unique(self, dom: Domain, *, allow_same_name: bool) -> None:
+        """Refuse a name or UUID that another domain holds (caller holds the namespace lock)."""
+        owner = self.store.name_for_uuid(dom.uuid)
+        if owner is not None and owner != dom.name:
+            raise AlreadyExistsError(
+                f"domain '{owner}' already exists with uuid {dom.uuid}",
+                hint="remove the <uuid> element to get a new one, or undefine the other domain",
+            )
+        for running in self._running_names():
+            if running == dom.name:
+                continue
+            rec = self._live(running, cleanup=False)
+            if rec is not None and rec.uuid.lower() == dom.uuid.lower():
+                raise AlreadyExistsError(
+                    f"domain '{running}' is running with uuid {dom.uuid}",
+                )
+        if self.store.exists(dom.name) or self.paths.domain_run_dir(dom.name).is_dir():
+            if not allow_same_name:
+                raise AlreadyExistsError(f"domain '{dom.name}' already exists")
+            existing_uuid = self._uuid_of(dom.name) if self.store.exists(dom.name) else None
+            rec = self._live(dom.name, cleanup=False)
+            if rec is not None:
+                existing_uuid = rec.uuid
+            if existing_uuid and existing_uuid.lower() != dom.uuid.lower():
+                raise AlreadyExistsError(
+                    f"domain '{dom.name}' already exists with uuid {existing_uuid}",
+                    hint="keep the existing <uuid> or choose another name",
+                )
+
+    def define(self, xml: str | bytes, *, force: bool = False) -> tuple[Domain, list[str]]:
+        """Define (or redefine) a persistent domain from XML; returns it and warnings.
+
+        :param force: accept what the NUMA advisor refuses (more than 64 vCPUs)
+        """
+        from pyvirt.model.domain import Domain
+        from pyvirt.service.tuning import advisor
+
+        dom = Domain.from_xml(xml)
+        check_name(dom.name)
+        advice = advisor.check_define(dom, force=force)  # raises for a refusal unless forced
+        with self._namespace():
+            self._check_unique(dom, allow_same_name=True)
+            self.store.write(dom.name, dom.to_xml())
+            self.store.index_uuid(dom.name, dom.uuid)
+        from pyvirt.service.domain.display import vnc_warnings
+
+        return dom, [*dom.warnings, *advice, *vnc_warnings(dom)]
+
+    def undefine(
+        self, ident: str, *, remove_all_storage: bool = False, storage: Sequence[str] = ()
+    ) -> list[str]:
+        """Remove a persistent definition. A running domain becomes transient (like virsh).
+
+        :param storage: remove only these disks (target names like ``vda`` or source paths)
+        :returns: paths of storage removed with ``remove_all_storage`` or ``storage``
+        """
+        name = self.resolve(ident)
+        removed: list[str] = []
+        with self._namespace(), self._locked(name):
+            if not self.store.exists(name):
+                raise InvalidStateError(
+                    f"domain '{name}' is transient; it cannot be undefined",
+                    hint="use 'destroy' to stop it; it disappears then",
+                )
+            dom = self.definition(name, inactive=True)
+            live = self._live(name, cleanup=True) is not None
+            if remove_all_storage or storage:
+                if live:
+                    raise InvalidStateError(
+                        f"domain '{name}' is running; its storage cannot be removed",
+                        hint="destroy it first",
+                    )
+                removed = self._remove_storage(dom, storage)
+            self.store.delete(name)
+            self.store.unindex_uuid(dom.uuid)
+            if not live:
+                self.paths.domain_last_state(name).unlink(missing_ok=True)
+        return removed
+
+    def _remove_storage(self, dom: Domain, only: Sequence[str] = ()) -> list[str]:
+        """Delete the domain's writable disk files and volumes (``only``: just these disks)."""
+        wanted = set(only)
+        disks = [d for d in dom.devices.disks if d.device == "disk"]
+        if wanted:
+            known = {d.target_dev for d in disks} | {d.source_path for d in disks}
+            unknown = sorted(wanted - known)
+            if unknown:
+                raise InvalidConfigError(
+                    f"domain '{dom.name}' has no disk '{unknown[0]}'",
+                    hint="name disks by target (vda) or path, as 'domblklist' shows them",
+                )
+            disks = [d for d in disks if d.target_dev in wanted or d.source_path in wanted]
+        else:
+            disks = [d for d in disks if not d.readonly and not d.shareable]
+        removed = []
+        for disk in disks:
+            if disk.type == "volume" and disk.source_pool and disk.source_volume:
+                from pyvirt.service.storage.pools import PoolManager
+
+                PoolManager(self.paths).volumes.delete(disk.source_volume, disk.source_pool)
+                removed.append(f"{disk.source_pool}/{disk.source_volume}")
+                continue
+            path = disk.source_path
+            if path and disk.type == "file" and os.path.isfile(path):
+                os.unlink(path)
+                removed.append(path)
+        return removed
+
+    def rename(self, ident: str, new_name: str) -> None:
+        """Rename a shut-off persistent domain (virsh ``domrename``)."""
+        name = self.resolve(ident)
+        check_name(new_name)
+        with self._namespace(), self._locked(name):
+            if self._live(name, cleanup=True) is not None:
+                raise InvalidStateError(
+                    f"domain '{name}' is running; only a shut-off domain can be renamed",
+                    hint="shut it down first",
+                )
+            if not self.store.exists(name):
+                raise InvalidStateError(f"domain '{name}' is transient; it cannot be renamed")
+            if self.store.exists(new_name) or self.paths.domain_run_dir(new_name).is_dir():
+                raise AlreadyExistsError(f"domain '{new_name}' already exists")
+            dom = self.definition(name, inactive=True)
+            dom.name = new_name
+            autostart = self.store.autostart(name)
+            self.store.write(new_name, dom.to_xml())
+            self.store.index_uuid(new_name, dom.uuid)
+            self.store.delete(name)
+            self.store.set_autostart(new_name, autostart)
+            self.paths.domain_last_state(name).unlink(missing_ok=True)
+
+    def set_autostart(self, ident: str, enabled: bool) -> None:
+        name = self.resolve(ident)
+        if not self.store.exists(name):
+            raise InvalidStateError(f"domain '{name}' is transient; autostart needs a definition")
+        self.store.set_autostart(name, enabled)
+
+    # -- lifecycle (implemented in pyvirt.service.domain.lifecycle) ----------------------------
+    def start(self, ident: str, *, paused: bool = False) -> DomainStatus:
+        from pyvirt.service.domain import lifecycle
+
+        return lifecycle.start(self, self.resolve(ident), paused=paused)
+
+    def create(self, xml: str | bytes, *, paused: bool = False) -> DomainStatus:
+        from pyvirt.service.domain import lifecycle
+
+        return lifecycle.create(self, xml, paused=paused)
+
+    def running(self, ident: str) -> tuple[str, RuntimeRecord]:
+        """Name and runtime record of a running domain.
+
+        :raises InvalidStateError: if it is not running
+        """
+        name = self.resolve(ident)
+        rec = self._live(name, cleanup=False)
+        if rec is None:
+            raise InvalidStateError(f"domain '{name}' is not running", hint="start it first")
+        return name, rec
+
+    def run_dir(self, name: str) -> Path:
+        return self.paths.domain_run_dir(name)
+
+    def write_json(self, path: Path, data: dict[str, Any]) -> None:
+        atomic_write(path, json.dumps(data).encode(), sync=False)

@@ -1,0 +1,1 @@
+"""virt-install and virt-clone use cases."""

@@ -1,0 +1,1 @@
+"""Domain NICs: taps at start, hotplug, domif* verbs."""

@@ -1,0 +1,341 @@
+"""Domain NIC operations: attach/detach (QMP hotplug and ``--config``), domiflist,
+domifaddr, domifstat, domif-setlink. Called through
+:class:`~pyvirt.service.network.networks.NetworkManager`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from pyvirt.errors import (
+    AlreadyExistsError,
+    InvalidConfigError,
+    InvalidStateError,
+    NotFoundError,
+    OperationFailedError,
+)
+from pyvirt.service.network.types import DomainNic, NicAddress, NicStats
+from pyvirt.state.atomic import atomic_write
+
+if TYPE_CHECKING:
+    from pyvirt.model.devices.interface import Interface
+    from pyvirt.model.domain import Domain
+    from pyvirt.service.domain.manager import DomainManager
+    from pyvirt.service.network.networks import NetworkManager
+    from pyvirt.state.paths import StatePaths
+
+ATTACH_TYPES = ("network", "bridge", "ethernet", "user")
+HOTPLUG_TIMEOUT = 30.0
+
+
+def _domains(paths: StatePaths) -> DomainManager:
+    from pyvirt.service.domain.manager import DomainManager
+
+    return DomainManager(paths)
+
+
+def _running_defs(paths: StatePaths) -> list[tuple[str, Domain]]:
+    dm = _domains(paths)
+    out = []
+    for st in dm.list_all():
+        if st.id is None:
+            continue
+        try:
+            out.append((st.name, dm.definition(st.name)))
+        except NotFoundError:
+            continue
+    return out
+
+
+def network_users(paths: StatePaths, network: str) -> list[str]:
+    """Running domains with an interface on ``network``."""
+    return [
+        name
+        for name, dom in _running_defs(paths)
+        if any(i.type == "network" and i.source_network == network for i in dom.devices.interfaces)
+    ]
+
+
+def all_macs(paths: StatePaths) -> set[str]:
+    """Every NIC MAC in any definition or running domain of this host."""
+    dm = _domains(paths)
+    macs: set[str] = set()
+    doms = [d for _, d in _running_defs(paths)]
+    for name in dm.store.names():
+        try:
+            doms.append(dm.definition(name, inactive=True))
+        except (NotFoundError, InvalidConfigError):
+            continue
+    for dom in doms:
+        macs |= {i.mac.lower() for i in dom.devices.interfaces if i.mac}
+    return macs
+
+
+def check_mac_free(paths: StatePaths, mac: str, network: str, *, owner: str) -> None:
+    """Refuse ``mac`` when another running domain uses it on ``network``."""
+    for name, dom in _running_defs(paths):
+        if name == owner:
+            continue
+        for i in dom.devices.interfaces:
+            if i.type == "network" and i.source_network == network and (i.mac or "") == mac:
+                raise AlreadyExistsError(
+                    f"MAC address {mac} is already used by domain '{name}' on network '{network}'",
+                    hint="give the interface another <mac address>, or leave it out",
+                )
+
+
+def save_generated_macs(mgr: DomainManager, name: str, macs: dict[int, str]) -> None:
+    """Write MACs generated at start into the persistent definition (libvirt does it at define)."""
+    xml = mgr.store.read(name)
+    if xml is None:
+        return
+    from pyvirt.model.domain import Domain
+
+    dom = Domain.from_xml(xml)
+    ifaces = dom.devices.interfaces
+    for idx, mac in macs.items():
+        if idx < len(ifaces) and ifaces[idx].mac is None:
+            ifaces[idx].mac = mac
+    mgr.store.write(name, dom.to_xml())
+
+
+def _source(iface: Interface) -> str:
+    return iface.source_network or iface.source_bridge or iface.source_dev or "-"
+
+
+def iflist(nets: NetworkManager, domain: str, *, inactive: bool = False) -> list[DomainNic]:
+    """``domiflist`` rows."""
+    dom = _domains(nets.paths).definition(domain, inactive=inactive)
+    return [
+        DomainNic(
+            target=(i.target_dev if not inactive else None) or "-",
+            type=i.type or "-",
+            source=_source(i),
+            model=i.model or "-",
+            mac=i.mac or "-",
+        )
+        for i in dom.devices.interfaces
+    ]
+
+
+def _find(dom: Domain, ident: str) -> Interface:
+    for i in dom.devices.interfaces:
+        if ident in (i.target_dev, i.alias) or (i.mac or "").lower() == ident.lower():
+            return i
+    raise NotFoundError(
+        f"domain '{dom.name}' has no interface '{ident}'",
+        hint="use a name or MAC shown by 'domiflist'",
+    )
+
+
+def ifaddr(
+    nets: NetworkManager, domain: str, *, source: str = "lease", interface: str | None = None
+) -> list[NicAddress]:
+    """Addresses of the domain's NICs from dnsmasq leases or the neighbour table."""
+    from pyvirt.network import netlink
+
+    dm = _domains(nets.paths)
+    name, _ = dm.running(domain)
+    dom = dm.definition(name)
+    ifaces = [_find(dom, interface)] if interface else dom.devices.interfaces
+    out = []
+    if source == "lease":
+        for i in ifaces:
+            if i.type != "network" or not i.source_network or not i.mac:
+                continue
+            for lease in nets.dhcp_leases(i.source_network, mac=i.mac):
+                addr = f"{lease.ip}/{lease.prefix}"
+                out.append(NicAddress(i.target_dev or "-", i.mac, "ipv4", addr))
+    elif source == "arp":
+        neigh = netlink.neighbours()
+        for i in ifaces:
+            for n in neigh:
+                if i.mac and n.mac.lower() == i.mac.lower():
+                    out.append(NicAddress(i.target_dev or "-", i.mac, "ipv4", f"{n.ip}/0"))
+    else:
+        raise InvalidConfigError(
+            f"address source '{source}' is not supported", hint="use lease or arp"
+        )
+    return out
+
+
+def ifstat(nets: NetworkManager, domain: str, interface: str) -> NicStats:
+    """Counters of the NIC's tap, seen from the guest (rx and tx swapped)."""
+    from pyvirt.network import netlink
+
+    dm = _domains(nets.paths)
+    name, _ = dm.running(domain)
+    iface = _find(dm.definition(name), interface)
+    if not iface.target_dev:
+        raise InvalidStateError(f"interface '{interface}' of domain '{name}' has no host device")
+    s = netlink.stats(iface.target_dev)
+    return NicStats(
+        iface.target_dev, s["tx_bytes"], s["tx_packets"], s["tx_errors"], s["tx_dropped"],
+        s["rx_bytes"], s["rx_packets"], s["rx_errors"], s["rx_dropped"],
+    )  # fmt: skip
+
+
+def _write_live(dm: DomainManager, name: str, dom: Domain) -> None:
+    atomic_write(dm.run_dir(name) / "domain.xml", dom.to_xml().encode(), sync=False)
+
+
+def _hook_nics(dm: DomainManager, name: str, change: Any) -> None:
+    path = dm.run_dir(name) / "hooks.json"
+    try:
+        data = json.loads(path.read_bytes())
+    except (FileNotFoundError, ValueError):
+        data = {}
+    section = data.setdefault("network", {})
+    section["nics"] = change(section.get("nics", []))
+    atomic_write(path, json.dumps(data).encode(), sync=False)
+
+
+def set_link(
+    nets: NetworkManager, domain: str, interface: str, state: str, *, config: bool = False
+) -> None:
+    """Set a NIC's link up or down (QMP ``set_link``); ``config`` also persists it."""
+    from pyvirt.drivers.qemu.qmp import Monitor
+
+    if state not in ("up", "down"):
+        raise InvalidConfigError(f"link state '{state}' is not up or down")
+    dm = _domains(nets.paths)
+    name, rec = dm.running(domain)
+    with dm._locked(name):
+        dom = dm.definition(name)
+        iface = _find(dom, interface)
+        if not iface.alias:
+            raise InvalidStateError(f"interface '{interface}' of domain '{name}' has no alias")
+        with Monitor(rec.qmp_socket) as mon:
+            mon.execute("set_link", {"name": iface.alias, "up": state == "up"})
+        iface.link_state = state
+        _write_live(dm, name, dom)
+    if config and dm.store.exists(name):
+        pdom = dm.definition(name, inactive=True)
+        if iface.mac:
+            _find(pdom, iface.mac).link_state = state
+            dm.define(pdom.to_xml())
+
+
+def _new_iface(
+    type: str, source: str, model: str | None, mac: str, target: str | None
+) -> Interface:
+    from pyvirt.model.devices.interface import Interface
+
+    iface = Interface(type=type, mac=mac)
+    if type == "network":
+        iface.source_network = source
+    elif type == "bridge":
+        iface.source_bridge = source
+    if model:
+        iface.model = model
+    if target:
+        iface.target_dev = target
+    return iface
+
+
+def attach(
+    nets: NetworkManager, domain: str, type: str, source: str, *, model: str | None,
+    mac: str | None, target: str | None, live: bool, config: bool,
+) -> str:  # fmt: skip
+    """Add a NIC live (hotplug), to the persistent definition, or both; returns its MAC."""
+    from pyvirt.drivers.qemu.argv.devices.interface import NIC_MODELS
+    from pyvirt.network import mac as macs
+
+    if type not in ATTACH_TYPES:
+        raise InvalidConfigError(
+            f"interface type '{type}' cannot be attached", hint="use network, bridge or ethernet"
+        )
+    if model and model not in NIC_MODELS:
+        raise InvalidConfigError(
+            f"NIC model '{model}' is not supported", hint="use virtio, e1000, e1000e or rtl8139"
+        )
+    dm = _domains(nets.paths)
+    name = dm.resolve(domain)
+    running = dm.status(name).id is not None
+    if not live and not config:
+        live, config = running, not running
+    if live and not running:
+        raise InvalidStateError(f"domain '{name}' is not running", hint="use --config")
+    if type == "network":
+        nets.resolve(source)
+    if mac is not None:
+        mac = macs.normalize(mac)
+        if mac in all_macs(nets.paths):
+            raise AlreadyExistsError(
+                f"MAC address {mac} is already used by a NIC on this host",
+                hint="leave --mac out to get a generated one",
+            )
+    else:
+        mac = macs.generate(all_macs(nets.paths))
+    if config and dm.store.exists(name):
+        pdom = dm.definition(name, inactive=True)
+        pdom.devices.add(_new_iface(type, source, model, mac, target))
+        if not live:
+            dm.define(pdom.to_xml())
+    if live:
+        from pyvirt.service.nic.hotplug import hotplug
+
+        hotplug(dm, name, _new_iface(type, source, model, mac, target))
+        if config and dm.store.exists(name):
+            dm.define(pdom.to_xml())
+    return mac
+
+
+def detach(
+    nets: NetworkManager, domain: str, type: str, *, mac: str | None, live: bool, config: bool
+) -> None:
+    """Remove the NIC of ``type`` (and ``mac``) live, from the definition, or both."""
+    dm = _domains(nets.paths)
+    name = dm.resolve(domain)
+    running = dm.status(name).id is not None
+    if not live and not config:
+        live, config = running, not running
+    if live and not running:
+        raise InvalidStateError(f"domain '{name}' is not running", hint="use --config")
+
+    def pick(dom: Domain) -> Interface:
+        found = [
+            i
+            for i in dom.devices.interfaces
+            if i.type == type and (mac is None or (i.mac or "").lower() == mac.lower())
+        ]
+        if not found:
+            raise NotFoundError(
+                f"domain '{name}' has no interface of type {type}"
+                + (f" with MAC {mac}" if mac else "")
+            )
+        if len(found) > 1:
+            raise InvalidConfigError(
+                f"domain '{name}' has {len(found)} interfaces of type {type}",
+                hint="pick one with --mac",
+            )
+        return found[0]
+
+    pdom = None
+    if config:
+        if not dm.store.exists(name):
+            raise InvalidStateError(f"domain '{name}' is transient; use --live")
+        pdom = dm.definition(name, inactive=True)
+        pdom.devices.remove(pick(pdom))
+    if live:
+        from pyvirt.service.nic.hotplug import unplug_live
+
+        dom = dm.definition(name)
+        unplug_live(dm, name, pick(dom))
+    if pdom is not None:
+        dm.define(pdom.to_xml())
+
+
+def wait_gone(check: Any, what: str, timeout: float = HOTPLUG_TIMEOUT) -> None:
+    """Poll ``check()`` until True."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise OperationFailedError(
+        f"{what} did not finish within {timeout:.0f} s",
+        hint="the guest must accept the unplug request (ACPI PCI hotplug)",
+    )

@@ -1,0 +1,1 @@
+"""CPU, NUMA and memory tuning, the NUMA advisor and the capacity planner."""
