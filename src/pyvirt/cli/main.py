@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    import pyvirt.api
 
 # command name -> module under pyvirt.cli.commands ("module" or "module:attr"; the attribute
 # defaults to the command name with '-' as '_'). One module per noun; nothing is imported
@@ -143,7 +146,14 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def connection(ctx: click.Context) -> Any:
-    """The connection named by ``-c`` (imported lazily)."""
+    """The service connection named by ``-c`` (transitional: commands move to :func:`api`)."""
     from pyvirt.service.connection import open_connection
 
     return open_connection(ctx.find_root().obj.get("uri") if ctx.find_root().obj else None)
+
+
+def api(ctx: click.Context) -> pyvirt.api.Connection:
+    """The public-API connection named by ``-c``."""
+    import pyvirt.api
+
+    return pyvirt.api.open(ctx.find_root().obj.get("uri") if ctx.find_root().obj else None)

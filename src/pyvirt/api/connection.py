@@ -1,0 +1,79 @@
+"""``open(uri)`` and :class:`Connection`, the root of the public API.
+
+Only the embedded driver exists: state lives on this host (:mod:`pyvirt.state.paths`) and no
+daemon is needed. The daemon issue adds remote URIs behind the same class.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyvirt.api.domains import DomainCollection
+    from pyvirt.api.host import Host
+    from pyvirt.api.networks import NetworkCollection
+    from pyvirt.api.nodedevs import NodeDeviceCollection
+    from pyvirt.api.pools import PoolCollection
+    from pyvirt.service.connection import Connection as ServiceConnection
+
+
+class Connection:
+    """A connection to one host. Cheap to create; opens nothing eagerly.
+
+    The collections are loaded on first use (function-local imports keep ``pyvirt list``
+    from importing storage and network code).
+    """
+
+    def __init__(self, service: ServiceConnection) -> None:
+        self._service = service
+
+    @property
+    def uri(self) -> str:
+        """The URI this connection was opened with (``pyvirt:///embed`` by default)."""
+        return self._service.uri
+
+    @cached_property
+    def domains(self) -> DomainCollection:
+        """Domains (virsh's domain commands)."""
+        from pyvirt.api.domains import DomainCollection
+
+        return DomainCollection(self._service)
+
+    @cached_property
+    def networks(self) -> NetworkCollection:
+        """Virtual networks (``net-*``)."""
+        from pyvirt.api.networks import NetworkCollection
+
+        return NetworkCollection(self._service)
+
+    @cached_property
+    def pools(self) -> PoolCollection:
+        """Storage pools and their volumes (``pool-*``, ``vol-*``)."""
+        from pyvirt.api.pools import PoolCollection
+
+        return PoolCollection(self._service)
+
+    @cached_property
+    def nodedevs(self) -> NodeDeviceCollection:
+        """Host devices (``nodedev-*``)."""
+        from pyvirt.api.nodedevs import NodeDeviceCollection
+
+        return NodeDeviceCollection(self._service)
+
+    @cached_property
+    def host(self) -> Host:
+        """The host: versions, capabilities, node statistics, KSM, hugepages, images."""
+        from pyvirt.api.host import Host
+
+        return Host(self._service)
+
+
+def open(uri: str | None = None) -> Connection:
+    """Open a connection (``None``: ``$PYVIRT_DEFAULT_URI``, then the embedded default).
+
+    :raises InvalidConfigError: for a URI pyvirt does not know
+    """
+    from pyvirt.service.connection import open_connection
+
+    return Connection(open_connection(uri))
