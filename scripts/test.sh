@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 echo "== ruff"; .venv/bin/ruff check src tests bench; .venv/bin/ruff format --check src tests bench
 echo "== mypy"; .venv/bin/mypy
+echo "== import contracts"; .venv/bin/lint-imports --no-cache | sed -n '/^Contracts/,$p'  # pipefail: a broken contract fails
 echo "== pytest"; .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
