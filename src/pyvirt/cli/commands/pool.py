@@ -29,7 +29,7 @@ def _pools(ctx: click.Context) -> PoolCollection:
     return api(ctx).pools
 
 
-def _as_options(f: Any) -> Any:
+def _as_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The ``pool-define-as``/``pool-create-as`` arguments (positional or as options)."""
     opts = [
         click.option("--source-host", help="source host name[:port] (netfs, iscsi)"),
@@ -85,7 +85,7 @@ def _source_args(kw: dict[str, Any]) -> dict[str, str | None]:
 def pool_define_as(ctx: click.Context, /, **kw: Any) -> None:
     """Define a pool from a set of arguments."""
     name, type = _name_type(kw)
-    print_xml = kw.pop("print_xml")
+    print_xml: bool = kw.pop("print_xml")
     source = _source_args(kw)
     pools = _pools(ctx)
     if print_xml:
@@ -104,8 +104,8 @@ def pool_define_as(ctx: click.Context, /, **kw: Any) -> None:
 def pool_create_as(ctx: click.Context, /, **kw: Any) -> None:
     """Create (define transiently and start) a pool from a set of arguments."""
     name, type = _name_type(kw)
-    print_xml = kw.pop("print_xml")
-    build = kw.pop("build")
+    print_xml: bool = kw.pop("print_xml")
+    build: bool = kw.pop("build")
     ow = _overwrite(kw.pop("overwrite"), kw.pop("no_overwrite"))
     source = _source_args(kw)
     pools = _pools(ctx)
