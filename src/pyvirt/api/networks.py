@@ -99,13 +99,13 @@ class Network:
         persistent definition."""
         return self._mgr.dumpxml(self._name, inactive=inactive)
 
-    def start(self) -> NetworkInfo:
+    def start(self) -> None:
         """``net-start``: make the bridge, addresses, firewall rules and dnsmasq (root).
 
         :raises InvalidStateError: already active
         :raises InvalidConfigError: its subnet or bridge conflicts with another network
         """
-        return self._mgr.start(self._name)
+        self._mgr.start(self._name)
 
     def destroy(self) -> None:
         """``net-destroy``: stop the network and remove what it made on the host.

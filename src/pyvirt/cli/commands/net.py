@@ -53,8 +53,9 @@ def net_create(ctx: click.Context, file: str) -> None:
 @click.pass_context
 def net_start(ctx: click.Context, network: str) -> None:
     """Start a defined network."""
-    info = _net(ctx, network).start()
-    click.echo(f"Network {info.name} started\n")
+    net = _net(ctx, network)
+    net.start()
+    click.echo(f"Network {net.name} started\n")
 
 
 @click.command("net-destroy")
