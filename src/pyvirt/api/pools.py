@@ -204,7 +204,7 @@ class PoolCollection:
         self, name: str, capacity: int, *, format: str = "raw", allocation: int | None = None
     ) -> str:
         """The ``<volume>`` XML of a new volume (``vol-create-as --print-xml``)."""
-        from pyvirt.model.volume import new_volume
+        from pyvirt.model.volume import new_volume  # local imports: keep CLI start-up fast
 
         return new_volume(name, capacity, format, allocation).to_xml()
 
