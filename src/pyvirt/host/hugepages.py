@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import errno
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pyvirt.errors import InvalidConfigError, OperationFailedError, UnsupportedError
@@ -43,6 +43,10 @@ class HugePagePool:
     total: int
     free: int
     surplus: int = 0
+
+    def to_json(self) -> dict[str, int | None]:
+        """JSON-ready dict."""
+        return asdict(self)
 
 
 def parse_page_size(text: str) -> int:

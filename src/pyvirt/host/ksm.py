@@ -52,6 +52,15 @@ class KsmState:
         """Memory saved by merging: ``pages_sharing`` base pages."""
         return (self.values.get("pages_sharing") or 0) * self.page_size_kib
 
+    def virsh_items(self) -> list[tuple[str, int | None]]:
+        """``(virsh name, value)`` in ``node-memory-tune``'s order, ``shm_run`` last."""
+        order = ("pages_to_scan", "sleep_millisecs", *COUNTERS, "merge_across_nodes")
+        return [(VIRSH_NAMES[n], self.get(n)) for n in order] + [("shm_run", self.get("run"))]
+
+    def to_json(self) -> dict[str, int | None]:
+        """JSON-ready dict: the virsh-named values plus ``saved_kib``."""
+        return {**dict(self.virsh_items()), "saved_kib": self.saved_kib}
+
 
 def available(root: Path = Path("/")) -> bool:
     """Whether the kernel has KSM (``CONFIG_KSM``): ``/sys/kernel/mm/ksm/run`` exists."""

@@ -31,6 +31,10 @@ class MemStats:
             pairs.append(("cached", self.cached))
         return pairs
 
+    def to_json(self) -> dict[str, int]:
+        """JSON-ready dict of the known figures (``nodememstats --json``)."""
+        return dict(self.items())
+
 
 def read_meminfo(root: Path = Path("/")) -> dict[str, int]:
     """``/proc/meminfo`` as ``{key: value}``; values in KiB (counts for ``HugePages_*``)."""

@@ -53,6 +53,11 @@ class Check:
     detail: str = ""
     hint: str | None = None
 
+    def to_json(self) -> dict[str, str | None]:
+        """JSON-ready dict (``host-validate --json``; the status as its string)."""
+        return {"name": self.name, "status": str(self.status), "detail": self.detail,
+                "hint": self.hint}  # fmt: skip
+
 
 def _under(root: Path, absolute: str) -> Path:
     return root / absolute.lstrip("/")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -89,6 +89,10 @@ class VolumeInfo:
     physical: int | None = None
     backing_path: str | None = None
     backing_format: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready dict (every field, sizes in bytes)."""
+        return asdict(self)
 
 
 @dataclass

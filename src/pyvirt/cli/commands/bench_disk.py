@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import click
 
-from pyvirt.cli.main import connection
+from pyvirt.cli.main import api
 from pyvirt.cli.render import as_json, table
 
 
@@ -34,29 +32,17 @@ def disk(
     as_json_: bool,
 ) -> None:
     """Measure each disk cache mode on raw, qcow2 and preallocated qcow2 images."""
-    from pyvirt.service.disk import bench as disk_bench
-
-    directory = disk_bench.bench_dir(connection(ctx).domains, target)
-    cells, took = disk_bench.elapsed(
-        lambda: disk_bench.run(
-            directory,
-            caches=caches or disk_bench.CACHE_MODES,
-            formats=formats or tuple(disk_bench.FORMATS),
-            aio=aio,
-            block=block,
-            depth=depth,
-            target=seconds,
-        )
+    report = api(ctx).host.bench_disk(
+        target, caches=caches, formats=formats, aio=aio, block=block, depth=depth, seconds=seconds
     )
     if as_json_:
-        as_json({"method": disk_bench.METHOD, "directory": str(directory),
-                 "filesystem": disk_bench.filesystem(directory), "seconds": round(took, 1),
-                 "cells": [asdict(c) for c in cells]})  # fmt: skip
+        as_json(report.to_json())
         return
+    cells, took = report.cells, report.seconds
     base = next((c for c in cells if c.cache == "none" and c.format == "raw"), cells[0])
-    click.echo(f"Method: {disk_bench.METHOD}")
+    click.echo(f"Method: {report.method}")
     click.echo(
-        f"Storage: {directory} ({disk_bench.filesystem(directory)}); {block}-byte requests, "
+        f"Storage: {report.directory} ({report.filesystem}); {block}-byte requests, "
         f"{depth} in flight, 64 KiB apart; aio {aio} for none/directsync\n"
     )
     rows = [

@@ -15,19 +15,24 @@ import click
 @click.option("--no-baseline", is_flag=True, help="skip the host-to-host iperf3 baseline")
 @click.option("--cache-dir", type=click.Path(path_type=Path), help="image cache directory")
 @click.option("--json", "json_", is_flag=True, help="machine-readable output")
+@click.pass_context
 def net(
-    seconds: int, numbers: tuple[int, ...], no_baseline: bool, cache_dir: Path | None, json_: bool
+    ctx: click.Context,
+    seconds: int,
+    numbers: tuple[int, ...],
+    no_baseline: bool,
+    cache_dir: Path | None,
+    json_: bool,
 ) -> None:
     """Guest-to-guest throughput in the seed's four scenarios (in network namespaces)."""
+    from pyvirt.cli.main import api
     from pyvirt.cli.render import as_json
-    from pyvirt.service.network import bench as netbench
 
-    results, baseline = netbench.run(
-        seconds=seconds, numbers=numbers or (1, 2, 3, 4), baseline=not no_baseline,
+    report = api(ctx).host.bench_net(
+        seconds=seconds, scenarios=numbers or (1, 2, 3, 4), baseline=not no_baseline,
         cache_dir=cache_dir,
     )  # fmt: skip
     if json_:
-        as_json({"seconds": seconds, "baseline_mbits": baseline,
-                 "scenarios": netbench.rows(results, baseline)})  # fmt: skip
+        as_json(report.to_json())
     else:
-        click.echo(netbench.table(results, baseline, seconds))
+        click.echo(report.table())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pyvirt.cli.main import connection
+from pyvirt.cli.main import api
 from pyvirt.cli.render import as_json
 
 
@@ -13,7 +13,7 @@ from pyvirt.cli.render import as_json
 @click.pass_context
 def version(ctx: click.Context, daemon: bool) -> None:
     """Show the versions of pyvirt and the hypervisor."""
-    v = connection(ctx).host.versions()
+    v = api(ctx).host.versions()
     click.echo(f"Compiled against library: pyvirt {v.pyvirt}")
     click.echo(f"Using library: pyvirt {v.pyvirt}")
     click.echo(f"Using API: QEMU {v.pyvirt}")
@@ -26,7 +26,7 @@ def version(ctx: click.Context, daemon: bool) -> None:
 @click.pass_context
 def capabilities(ctx: click.Context) -> None:
     """Print the host's capabilities as XML."""
-    click.echo(connection(ctx).host.capabilities().rstrip("\n"))
+    click.echo(api(ctx).host.capabilities().rstrip("\n"))
 
 
 @click.command(name="host-validate")
@@ -35,15 +35,10 @@ def capabilities(ctx: click.Context) -> None:
 @click.pass_context
 def host_validate(ctx: click.Context, json_: bool, hvtype: str) -> None:
     """Check that this host can run virtual machines (like virt-host-validate)."""
-    host = connection(ctx).host
+    host = api(ctx).host
     checks = host.validate()
     if json_:
-        as_json(
-            [
-                {"name": c.name, "status": str(c.status), "detail": c.detail, "hint": c.hint}
-                for c in checks
-            ]
-        )
+        as_json([c.to_json() for c in checks])
     else:
         click.echo(host.format_checks(checks))
     if any(str(c.status) == "FAIL" for c in checks):

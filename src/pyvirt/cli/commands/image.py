@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from pyvirt.cli.main import api
+
 
 @click.group()
 def image() -> None:
@@ -27,7 +29,9 @@ def image() -> None:
     help="debian: install openssh-server with this public key for root",
 )
 @click.option("--include", "extra", multiple=True, help="debian: one more package (repeatable)")
+@click.pass_context
 def build(
+    ctx: click.Context,
     kind: str,
     output: Path | None,
     force: bool,
@@ -41,69 +45,49 @@ def build(
 ) -> None:
     """Build an image: 'tiny' is a kernel + busybox initramfs from Debian packages, 'debian' a
     debootstrapped Debian with systemd and qemu-guest-agent in a qcow2."""
-    from pyvirt.images import tiny
+    host = api(ctx).host
+    if kind == "debian":
+        from pyvirt.api.values import parse_size
 
-    if kind == "debian":  # pyvirt.images.debian_image
-        _build_debian(output, force, size, suite, mirror, hostname, root_password, ssh_key, extra)
+        img = host.build_debian_image(
+            output,
+            force=force,
+            size=parse_size(size, what="--size"),
+            suite=suite,
+            mirror=mirror,
+            hostname=hostname,
+            root_password=root_password,
+            ssh_key=ssh_key.read_text() if ssh_key else None,
+            extra_packages=extra,
+        )
+        click.echo(f"disk:   {img.disk}")
+        click.echo(f"kernel: {img.kernel}")
+        click.echo(f"initrd: {img.initrd}")
+        click.echo(f"domain: {img.domain_xml}  (pyvirt define {img.domain_xml})")
         return
-    if kind == "tiny-net":  # the tiny image plus iperf3 (pyvirt.images.net)
-        from pyvirt.images import net
-
-        base = tiny.default_image()
-        img = net.build(base, output) if output else net.default_image(base=base)
+    if kind == "tiny-net":  # the tiny image plus iperf3
+        img = host.build_net_image(output)
     else:
-        img = tiny.build(output, force=force) if output else tiny.default_image()
+        img = host.build_tiny_image(output, force=force)
     click.echo(f"kernel: {img.kernel}")
     click.echo(f"initrd: {img.initrd}")
-
-
-def _build_debian(
-    output: Path | None,
-    force: bool,
-    size: str,
-    suite: str,
-    mirror: str | None,
-    hostname: str | None,
-    root_password: str | None,
-    ssh_key: Path | None,
-    extra: tuple[str, ...],
-) -> None:
-    from pyvirt.images import debian_image as deb
-    from pyvirt.model.volume import parse_size
-
-    recipe = deb.Recipe(
-        suite=suite,
-        mirror=mirror or deb.DEFAULT_MIRROR,
-        size=parse_size(size, what="--size"),
-        hostname=hostname or deb.DEFAULT_HOSTNAME,
-        root_password=root_password,
-        ssh_key=ssh_key.read_text() if ssh_key else None,
-        extra_packages=extra,
-    )
-    img = deb.build(recipe, output, force=force)
-    click.echo(f"disk:   {img.disk}")
-    click.echo(f"kernel: {img.kernel}")
-    click.echo(f"initrd: {img.initrd}")
-    click.echo(f"domain: {img.domain_xml}  (pyvirt define {img.domain_xml})")
 
 
 @image.command(name="list")
-def list_() -> None:
+@click.pass_context
+def list_(ctx: click.Context) -> None:
     """List the images built so far (tiny and debian), with their paths and sizes."""
-    from pyvirt.images import debian_image, tiny
-
-    rows: list[list[str]] = []
-    cache = tiny.default_cache_dir()
-    found = sorted(p.parent for p in cache.glob("*/manifest.json")) if cache.is_dir() else []
-    for directory in found:
-        used = sum(f.stat().st_size for f in directory.iterdir() if f.is_file())
-        rows.append(["tiny", str(directory), "-", _human(used)])
-    for img in debian_image.built_images():
-        size = int(str(img.manifest.get("size", 0)))
-        used = sum(f.stat().st_blocks * 512 for f in img.directory.iterdir() if f.is_file())
-        rows.append(["debian", str(img.directory), _human(size), _human(used)])
     from pyvirt.cli.render import table
 
+    rows = [
+        [
+            i.kind,
+            i.directory,
+            "-" if i.disk_size is None else _human(i.disk_size),
+            _human(i.used),
+        ]
+        for i in api(ctx).host.images()
+    ]
     table(["Kind", "Path", "Disk size", "Used"], rows)
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime
 import os
+from typing import TYPE_CHECKING
 
 import click
 
-from pyvirt.cli.main import connection
+from pyvirt.cli.main import api
 from pyvirt.cli.render import as_json, fields, read_input, table, warn
+
+if TYPE_CHECKING:
+    from pyvirt.api.networks import Network, NetworkCollection
 
 NETWORK = click.argument("network", metavar="NETWORK")
 
@@ -17,12 +21,20 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
+def _networks(ctx: click.Context) -> NetworkCollection:
+    return api(ctx).networks
+
+
+def _net(ctx: click.Context, network: str) -> Network:
+    return api(ctx).networks.get(network)
+
+
 @click.command("net-define")
 @click.argument("file", metavar="FILE")
 @click.pass_context
 def net_define(ctx: click.Context, file: str) -> None:
     """Define (but don't start) a network from an XML file."""
-    net, warnings = connection(ctx).networks.define_xml(read_input(file))
+    net, warnings = _networks(ctx).define(read_input(file))
     warn(warnings)
     click.echo(f"Network {net.name} defined from {file}\n")
 
@@ -32,7 +44,7 @@ def net_define(ctx: click.Context, file: str) -> None:
 @click.pass_context
 def net_create(ctx: click.Context, file: str) -> None:
     """Create and start a transient network from an XML file."""
-    net = connection(ctx).networks.create(read_input(file))
+    net = _networks(ctx).create(read_input(file))
     click.echo(f"Network {net.name} created from {file}\n")
 
 
@@ -41,8 +53,9 @@ def net_create(ctx: click.Context, file: str) -> None:
 @click.pass_context
 def net_start(ctx: click.Context, network: str) -> None:
     """Start a defined network."""
-    info = connection(ctx).networks.start(network)
-    click.echo(f"Network {info.name} started\n")
+    net = _net(ctx, network)
+    net.start()
+    click.echo(f"Network {net.name} started\n")
 
 
 @click.command("net-destroy")
@@ -50,10 +63,9 @@ def net_start(ctx: click.Context, network: str) -> None:
 @click.pass_context
 def net_destroy(ctx: click.Context, network: str) -> None:
     """Stop a network and remove its bridge, dnsmasq and firewall rules."""
-    mgr = connection(ctx).networks
-    name = mgr.resolve(network)
-    mgr.destroy(name)
-    click.echo(f"Network {name} destroyed\n")
+    net = _net(ctx, network)
+    net.destroy()
+    click.echo(f"Network {net.name} destroyed\n")
 
 
 @click.command("net-undefine")
@@ -61,10 +73,9 @@ def net_destroy(ctx: click.Context, network: str) -> None:
 @click.pass_context
 def net_undefine(ctx: click.Context, network: str) -> None:
     """Remove a network's persistent definition."""
-    mgr = connection(ctx).networks
-    name = mgr.resolve(network)
-    mgr.undefine(name)
-    click.echo(f"Network {name} has been undefined\n")
+    net = _net(ctx, network)
+    net.undefine()
+    click.echo(f"Network {net.name} has been undefined\n")
 
 
 @click.command("net-list")
@@ -79,7 +90,7 @@ def net_list(
 ) -> None:
     """List networks (active ones by default)."""
     active: bool | None = None if all_ else not inactive
-    infos = connection(ctx).networks.list(active=active)
+    infos = _networks(ctx).list(active=active)
     if as_json_:
         as_json([i.to_json() for i in infos])
         return
@@ -105,7 +116,7 @@ def net_list(
 @click.pass_context
 def net_info(ctx: click.Context, network: str) -> None:
     """Basic information about a network."""
-    i = connection(ctx).networks.info(network)
+    i = _net(ctx, network).info()
     fields(
         [
             ("Name", i.name),
@@ -125,7 +136,7 @@ def net_info(ctx: click.Context, network: str) -> None:
 @click.pass_context
 def net_dumpxml(ctx: click.Context, network: str, inactive: bool) -> None:
     """Print a network's XML."""
-    click.echo(connection(ctx).networks.dumpxml(network, inactive=inactive), nl=False)
+    click.echo(_net(ctx, network).xml_desc(inactive=inactive), nl=False)
 
 
 @click.command("net-edit")
@@ -135,14 +146,14 @@ def net_edit(ctx: click.Context, network: str) -> None:
     """Edit a network's persistent XML in $EDITOR."""
     from pyvirt.cli.editing import edit_loop
 
-    mgr = connection(ctx).networks
-    name = mgr.resolve(network)
+    networks = _networks(ctx)
+    net = networks.get(network)
 
     def apply(text: str) -> tuple[str, list[str]]:
-        net, warnings = mgr.define_xml(text)
-        return net.name, list(warnings)
+        new, warnings = networks.define(text)
+        return new.name, warnings
 
-    edit_loop("Network", name, mgr.dumpxml(name, inactive=True), apply)
+    edit_loop("Network", net.name, net.xml_desc(inactive=True), apply)
 
 
 @click.command("net-autostart")
@@ -151,11 +162,10 @@ def net_edit(ctx: click.Context, network: str) -> None:
 @click.pass_context
 def net_autostart(ctx: click.Context, network: str, disable: bool) -> None:
     """Start the network on first use by a domain."""
-    mgr = connection(ctx).networks
-    name = mgr.resolve(network)
-    mgr.autostart(name, not disable)
+    net = _net(ctx, network)
+    net.set_autostart(not disable)
     word = "unmarked" if disable else "marked"
-    click.echo(f"Network {name} {word} as autostarted\n")
+    click.echo(f"Network {net.name} {word} as autostarted\n")
 
 
 @click.command("net-uuid")
@@ -163,7 +173,7 @@ def net_autostart(ctx: click.Context, network: str, disable: bool) -> None:
 @click.pass_context
 def net_uuid(ctx: click.Context, network: str) -> None:
     """The UUID of a network."""
-    click.echo(connection(ctx).networks.info(network).uuid + "\n")
+    click.echo(_net(ctx, network).uuid + "\n")
 
 
 @click.command("net-name")
@@ -171,7 +181,7 @@ def net_uuid(ctx: click.Context, network: str) -> None:
 @click.pass_context
 def net_name(ctx: click.Context, uuid: str) -> None:
     """The name of a network given its UUID."""
-    click.echo(connection(ctx).networks.info(uuid).name + "\n")
+    click.echo(_net(ctx, uuid).name + "\n")
 
 
 @click.command("net-dhcp-leases")
@@ -181,7 +191,7 @@ def net_name(ctx: click.Context, uuid: str) -> None:
 @click.pass_context
 def net_dhcp_leases(ctx: click.Context, network: str, mac: str | None, as_json_: bool) -> None:
     """DHCP leases of a network."""
-    leases = connection(ctx).networks.dhcp_leases(network, mac=mac)
+    leases = _net(ctx, network).dhcp_leases(mac=mac)
     if as_json_:
         as_json([lease.to_json() for lease in leases])
         return
@@ -225,7 +235,7 @@ def net_update(
     """Update a part of a network (``add|delete|modify ip-dhcp-host XML``)."""
     if not xml.lstrip().startswith("<") and os.path.exists(xml):
         xml = read_input(xml).decode()
-    mgr = connection(ctx).networks
-    name = mgr.resolve(network)
-    mgr.update(name, command, section, xml, live=live, config=config)
-    click.echo("Updated network {} {}\n".format(name, "live state" if live else "configuration"))
+    net = _net(ctx, network)
+    net.update(command, section, xml, live=live, config=config)
+    word = "live state" if live else "configuration"
+    click.echo(f"Updated network {net.name} {word}\n")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from pyvirt.cli.main import connection
+from pyvirt.cli.main import api
 from pyvirt.cli.render import as_json
 from pyvirt.errors import InvalidConfigError
 
@@ -24,11 +24,9 @@ def _pairs(pairs: list[tuple[str, str]]) -> None:
 @click.pass_context
 def nodeinfo(ctx: click.Context, json_: bool) -> None:
     """Show the host's CPUs, sockets, NUMA cells and memory."""
-    info = connection(ctx).host.nodeinfo()
+    info = api(ctx).host.nodeinfo()
     if json_:
-        from dataclasses import asdict
-
-        as_json(asdict(info))
+        as_json(info.to_json())
         return
     _pairs(
         [
@@ -57,15 +55,15 @@ def freecell(
     cell = cellno if cellno is not None else cellno_arg
     if cell is not None and all_:
         raise InvalidConfigError("--cellno and --all are mutually exclusive")
-    cells = connection(ctx).host.freecell(cell)
-    total = sum(free for _, free in cells)
+    cells = api(ctx).host.freecell(cell)
+    total = sum(c.free_kib for c in cells)
     if json_:
-        as_json({"cells": [{"cell": c, "free_kib": f} for c, f in cells], "total_kib": total})
+        as_json({"cells": [c.to_json() for c in cells], "total_kib": total})
     elif cell is not None:
-        click.echo(f"{cells[0][0]}: {cells[0][1]} KiB\n")
+        click.echo(f"{cells[0].cell}: {cells[0].free_kib} KiB\n")
     elif all_:
-        for c, free in cells:
-            click.echo(f"{c:5d}: {free:10d} KiB")
+        for c in cells:
+            click.echo(f"{c.cell:5d}: {c.free_kib:10d} KiB")
         click.echo("--------------------")
         click.echo(f"Total: {total:10d} KiB\n")
     else:
@@ -78,9 +76,9 @@ def freecell(
 @click.pass_context
 def nodememstats(ctx: click.Context, cell: int | None, json_: bool) -> None:
     """Show the host's memory statistics in KiB (total, free, buffers, cached)."""
-    stats = connection(ctx).host.memstats(cell)
+    stats = api(ctx).host.memstats(cell)
     if json_:
-        as_json({name: value for name, value in stats.items()})
+        as_json(stats.to_json())
         return
     for name, value in stats.items():
         click.echo(f"{name:<7}: {value:20d} KiB")
@@ -94,7 +92,7 @@ def nodememstats(ctx: click.Context, cell: int | None, json_: bool) -> None:
 @click.pass_context
 def nodecpustats(ctx: click.Context, cpu: int | None, percent: bool, json_: bool) -> None:
     """Show CPU time of the host (ns), or its use in percent over one second."""
-    stats = connection(ctx).host.cpustats(cpu, percent=percent)
+    stats = api(ctx).host.cpustats(cpu, percent=percent)
     if json_:
         as_json(stats)
         return
@@ -131,32 +129,17 @@ def node_memory_tune(
     json_: bool,
 ) -> None:
     """Show or set the host's shared-memory (KSM) parameters."""
-    from pyvirt.host.ksm import VIRSH_NAMES
-
-    wanted = {
-        "pages_to_scan": shm_pages_to_scan,
-        "sleep_millisecs": shm_sleep_millisecs,
-        "merge_across_nodes": shm_merge_across_nodes,
-        "run": run_,
-    }
-    params = {k: v for k, v in wanted.items() if v is not None}
-    state = connection(ctx).host.memory_tune(params)
-    order = [
-        "pages_to_scan",
-        "sleep_millisecs",
-        "pages_shared",
-        "pages_sharing",
-        "pages_unshared",
-        "pages_volatile",
-        "full_scans",
-        "merge_across_nodes",
-    ]
-    rows = [(VIRSH_NAMES[n], state.get(n)) for n in order] + [("shm_run", state.get("run"))]
+    state = api(ctx).host.memory_tune(
+        pages_to_scan=shm_pages_to_scan,
+        sleep_millisecs=shm_sleep_millisecs,
+        merge_across_nodes=shm_merge_across_nodes,
+        run=run_,
+    )
     if json_:
-        as_json({**dict(rows), "saved_kib": state.saved_kib})
+        as_json(state.to_json())
         return
     click.echo("Shared memory:")
-    for name, value in rows:
+    for name, value in state.virsh_items():
         click.echo(f"\t{name:<22} {'-' if value is None else value}")
     click.echo()
 
@@ -192,14 +175,9 @@ def allocpages(
         )
     if cellno is not None and all_:
         raise InvalidConfigError("--cellno and --all are mutually exclusive")
-    host = connection(ctx).host
-    if pagesize is None:
-        from pyvirt.host.hugepages import default_page_size
+    from pyvirt.api.host import format_page_size
 
-        pagesize = f"{default_page_size(host.host_root) or 2048}K"
-    pools = host.allocpages(pagesize, pagecount, cell=cellno, all_cells=all_, add=add)
-    from pyvirt.host.hugepages import format_page_size
-
+    pools = api(ctx).host.allocpages(pagecount, pagesize, cell=cellno, all_cells=all_, add=add)
     for pool in pools:
         where = f"on cell {pool.node}" if pool.node is not None else "on the host"
         click.echo(
@@ -215,12 +193,10 @@ def allocpages(
 @click.pass_context
 def numa_advise(ctx: click.Context, domain: str, json_: bool) -> None:
     """Check a domain's vCPUs, memory and topology against the host's NUMA layout."""
-    from pyvirt.service.tuning.advisor import advise_domain
-
-    conn = connection(ctx)
-    name, found = advise_domain(conn.domains, domain, conn.host.shape())
+    result = api(ctx).host.numa_advice(domain)
+    name, found = result.domain, result.advice
     if json_:
-        as_json({"domain": name, "advice": [a.to_json() for a in found]})
+        as_json(result.to_json())
         return
     if not found:
         click.echo(f"Domain '{name}': no NUMA placement issues\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pyvirt.cli.main import connection
+from pyvirt.cli.main import api
 from pyvirt.cli.render import as_json
 
 
@@ -22,27 +22,13 @@ from pyvirt.cli.render import as_json
 @click.pass_context
 def nodedev_list(ctx: click.Context, caps: tuple[str, ...], tree: bool, json_: bool) -> None:
     """List host devices found in sysfs."""
-    mgr = connection(ctx).nodedevs
+    nodedevs = api(ctx).nodedevs
     if tree:
-        click.echo(mgr.tree())
+        click.echo(nodedevs.tree())
         return
-    devices = mgr.list(caps)
+    devices = nodedevs.list(caps)
     if json_:
-        as_json(
-            [
-                {
-                    "name": d.name,
-                    "parent": d.parent,
-                    "caps": list(d.caps),
-                    "driver": d.pci.driver if d.pci else None,
-                    "iommu_group": d.pci.iommu_group if d.pci else None,
-                    "vfs": [str(v) for v in d.pci.virtfns] if d.pci else [],
-                    "physfn": str(d.pci.physfn) if d.pci and d.pci.physfn else None,
-                    "interface": d.net.ifname if d.net else None,
-                }
-                for d in devices
-            ]
-        )
+        as_json([d.to_json() for d in devices])
         return
     for d in devices:
         click.echo(d.name)
@@ -54,4 +40,4 @@ def nodedev_list(ctx: click.Context, caps: tuple[str, ...], tree: bool, json_: b
 @click.pass_context
 def nodedev_dumpxml(ctx: click.Context, device: str) -> None:
     """Print a host device's XML (libvirt's node device format)."""
-    click.echo(connection(ctx).nodedevs.dumpxml(device).rstrip("\n"))
+    click.echo(api(ctx).nodedevs.get(device).xml_desc().rstrip("\n"))

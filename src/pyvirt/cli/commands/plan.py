@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pyvirt.cli.main import connection
+from pyvirt.cli.main import api
 from pyvirt.cli.render import as_json, table
 from pyvirt.errors import InvalidConfigError
 
@@ -46,14 +46,13 @@ def plan(
     json_: bool,
 ) -> None:
     """Propose VM sizes, NUMA placement and disk provisioning for a set of workloads."""
-    from pyvirt.service.tuning import planner
-
-    host = planner.parse_host(_read(host_file)) if host_file else connection(ctx).host.shape()
-    wanted = [planner.parse_workload(w) for w in workloads]
-    if workloads_file:
-        wanted += planner.parse_workloads_file(_read(workloads_file))
-    reserve_kib = planner.parse_size_kib(reserve, "reserve") if reserve else 0
-    result = planner.make_plan(host, wanted, reserve_kib=reserve_kib)
+    result = api(ctx).host.plan(
+        workloads,
+        host_description=_read(host_file) if host_file else None,
+        workloads_text=_read(workloads_file) if workloads_file else None,
+        reserve=reserve,
+    )
+    host = result.host
     if json_:
         as_json(result.to_json())
         return

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from pyvirt.cli.main import connection
+from pyvirt.api.values import format_bytes
+from pyvirt.cli.main import api
 from pyvirt.cli.render import as_json, fields, read_input, table, warn
 from pyvirt.errors import InvalidConfigError
-from pyvirt.model.volume import format_bytes
+
+if TYPE_CHECKING:
+    from pyvirt.api.pools import Pool, PoolCollection
 
 POOL = click.argument("pool", metavar="POOL")
 SOURCE_KEYS = ("source_host", "source_path", "source_dev", "source_name", "target")
@@ -21,11 +25,11 @@ def _overwrite(overwrite: bool, no_overwrite: bool) -> bool | None:
     return True if overwrite else (False if no_overwrite else None)
 
 
-def _pools(ctx: click.Context) -> Any:
-    return connection(ctx).pools
+def _pools(ctx: click.Context) -> PoolCollection:
+    return api(ctx).pools
 
 
-def _as_options(f: Any) -> Any:
+def _as_options(f: Callable[..., Any]) -> Callable[..., Any]:
     """The ``pool-define-as``/``pool-create-as`` arguments (positional or as options)."""
     opts = [
         click.option("--source-host", help="source host name[:port] (netfs, iscsi)"),
@@ -81,11 +85,11 @@ def _source_args(kw: dict[str, Any]) -> dict[str, str | None]:
 def pool_define_as(ctx: click.Context, /, **kw: Any) -> None:
     """Define a pool from a set of arguments."""
     name, type = _name_type(kw)
-    print_xml = kw.pop("print_xml")
+    print_xml: bool = kw.pop("print_xml")
     source = _source_args(kw)
     pools = _pools(ctx)
     if print_xml:
-        click.echo(pools.build_definition(name, type, **source).to_xml(), nl=False)
+        click.echo(pools.definition_xml(name, type, **source), nl=False)
         return
     pools.define_as(name, type, **source)
     click.echo(f"Pool {name} defined\n")
@@ -100,16 +104,16 @@ def pool_define_as(ctx: click.Context, /, **kw: Any) -> None:
 def pool_create_as(ctx: click.Context, /, **kw: Any) -> None:
     """Create (define transiently and start) a pool from a set of arguments."""
     name, type = _name_type(kw)
-    print_xml = kw.pop("print_xml")
-    build = kw.pop("build")
+    print_xml: bool = kw.pop("print_xml")
+    build: bool = kw.pop("build")
     ow = _overwrite(kw.pop("overwrite"), kw.pop("no_overwrite"))
     source = _source_args(kw)
     pools = _pools(ctx)
-    pool = pools.build_definition(name, type, **source)
+    xml = pools.definition_xml(name, type, **source)
     if print_xml:
-        click.echo(pool.to_xml(), nl=False)
+        click.echo(xml, nl=False)
         return
-    pools.create_xml(pool.to_xml(), build=build or ow is not None, overwrite=ow)
+    pools.create(xml, build=build or ow is not None, overwrite=ow)
     click.echo(f"Pool {name} created\n")
 
 
@@ -118,7 +122,7 @@ def pool_create_as(ctx: click.Context, /, **kw: Any) -> None:
 @click.pass_context
 def pool_define(ctx: click.Context, file: str) -> None:
     """Define (but don't start) a pool from an XML file."""
-    pool, warnings = _pools(ctx).define_xml(read_input(file))
+    pool, warnings = _pools(ctx).define(read_input(file))
     warn(warnings)
     click.echo(f"Pool {pool.name} defined from {file}\n")
 
@@ -134,7 +138,7 @@ def pool_create(
 ) -> None:
     """Create (start) a transient pool from an XML file."""
     ow = _overwrite(overwrite, no_overwrite)
-    pool = _pools(ctx).create_xml(read_input(file), build=build or ow is not None, overwrite=ow)
+    pool = _pools(ctx).create(read_input(file), build=build or ow is not None, overwrite=ow)
     click.echo(f"Pool {pool.name} created from {file}\n")
 
 
@@ -145,10 +149,9 @@ def pool_create(
 @click.pass_context
 def pool_build(ctx: click.Context, pool: str, overwrite: bool, no_overwrite: bool) -> None:
     """Build a pool (make its directory, format its device)."""
-    pools = _pools(ctx)
-    name = pools.resolve(pool)
-    pools.build(name, overwrite=_overwrite(overwrite, no_overwrite))
-    click.echo(f"Pool {name} built\n")
+    handle = _pools(ctx).get(pool)
+    handle.build(overwrite=_overwrite(overwrite, no_overwrite))
+    click.echo(f"Pool {handle.name} built\n")
 
 
 @click.command("pool-start")
@@ -161,37 +164,41 @@ def pool_start(
     ctx: click.Context, pool: str, build: bool, overwrite: bool, no_overwrite: bool
 ) -> None:
     """Start a (previously defined) inactive pool."""
-    pools = _pools(ctx)
-    name = pools.resolve(pool)
+    handle = _pools(ctx).get(pool)
     ow = _overwrite(overwrite, no_overwrite)
-    pools.start(name, build=build or ow is not None, overwrite=ow)
-    click.echo(f"Pool {name} started\n")
+    handle.start(build=build or ow is not None, overwrite=ow)
+    click.echo(f"Pool {handle.name} started\n")
 
 
-def _simple(command: str, method: str, message: str, doc: str) -> click.Command:
+def _simple(command: str, verb: Callable[[Pool], None], message: str, doc: str) -> click.Command:
     @click.command(command, help=doc)
     @POOL
     @click.pass_context
     def run(ctx: click.Context, pool: str) -> None:
-        pools = _pools(ctx)
-        name = pools.resolve(pool)
-        getattr(pools, method)(name)
-        click.echo(message.format(name=name) + "\n")
+        handle = _pools(ctx).get(pool)
+        verb(handle)
+        click.echo(message.format(name=handle.name) + "\n")
 
     return run
 
 
 pool_destroy = _simple(
-    "pool-destroy", "destroy", "Pool {name} destroyed", "Destroy (stop) a pool; data is kept."
+    "pool-destroy",
+    lambda p: p.destroy(),
+    "Pool {name} destroyed",
+    "Destroy (stop) a pool; data is kept.",
 )
 pool_delete = _simple(
-    "pool-delete", "delete", "Pool {name} deleted", "Delete what pool-build made."
+    "pool-delete", lambda p: p.delete(), "Pool {name} deleted", "Delete what pool-build made."
 )
 pool_undefine = _simple(
-    "pool-undefine", "undefine", "Pool {name} has been undefined", "Undefine an inactive pool."
+    "pool-undefine",
+    lambda p: p.undefine(),
+    "Pool {name} has been undefined",
+    "Undefine an inactive pool.",
 )
 pool_refresh = _simple(
-    "pool-refresh", "refresh", "Pool {name} refreshed", "Refresh the list of volumes."
+    "pool-refresh", lambda p: p.refresh(), "Pool {name} refreshed", "Refresh the list of volumes."
 )
 
 
@@ -201,10 +208,9 @@ pool_refresh = _simple(
 @click.pass_context
 def pool_autostart(ctx: click.Context, pool: str, disable: bool) -> None:
     """Autostart a pool."""
-    pools = _pools(ctx)
-    name = pools.resolve(pool)
-    pools.set_autostart(name, not disable)
-    click.echo(f"Pool {name} {'unmarked' if disable else 'marked'} as autostarted\n")
+    handle = _pools(ctx).get(pool)
+    handle.set_autostart(not disable)
+    click.echo(f"Pool {handle.name} {'unmarked' if disable else 'marked'} as autostarted\n")
 
 
 @click.command("pool-info")
@@ -213,7 +219,7 @@ def pool_autostart(ctx: click.Context, pool: str, disable: bool) -> None:
 @click.pass_context
 def pool_info(ctx: click.Context, pool: str, raw: bool) -> None:
     """Storage pool information."""
-    st = _pools(ctx).info(pool)
+    st = _pools(ctx).get(pool).info()
     size = str if raw else format_bytes
     pairs = [
         ("Name", st.name),
@@ -295,7 +301,7 @@ def pool_list(ctx: click.Context, /, all_: bool, inactive: bool, **kw: Any) -> N
 @click.pass_context
 def pool_dumpxml(ctx: click.Context, pool: str, inactive: bool) -> None:
     """Pool information in XML."""
-    click.echo(_pools(ctx).dumpxml(pool, inactive=inactive), nl=False)
+    click.echo(_pools(ctx).get(pool).xml_desc(inactive=inactive), nl=False)
 
 
 @click.command("pool-edit")
@@ -306,13 +312,13 @@ def pool_edit(ctx: click.Context, pool: str) -> None:
     from pyvirt.cli.editing import edit_loop
 
     pools = _pools(ctx)
-    name = pools.resolve(pool)
+    handle = pools.get(pool)
 
     def apply(text: str) -> tuple[str, list[str]]:
-        new, warnings = pools.define_xml(text)
-        return new.name, list(warnings)
+        new, warnings = pools.define(text)
+        return new.name, warnings
 
-    edit_loop("Pool", name, pools.dumpxml(name, inactive=True), apply)
+    edit_loop("Pool", handle.name, handle.xml_desc(inactive=True), apply)
 
 
 @click.command("pool-name")
@@ -320,7 +326,7 @@ def pool_edit(ctx: click.Context, pool: str) -> None:
 @click.pass_context
 def pool_name(ctx: click.Context, uuid: str) -> None:
     """Convert a pool UUID to its name."""
-    click.echo(_pools(ctx).resolve(uuid) + "\n")
+    click.echo(_pools(ctx).get(uuid).name + "\n")
 
 
 @click.command("pool-uuid")
@@ -328,7 +334,7 @@ def pool_name(ctx: click.Context, uuid: str) -> None:
 @click.pass_context
 def pool_uuid(ctx: click.Context, pool: str) -> None:
     """Convert a pool name to its UUID."""
-    click.echo(_pools(ctx).info(pool).uuid + "\n")
+    click.echo(_pools(ctx).get(pool).uuid + "\n")
 
 
 @click.command("pool-capabilities")

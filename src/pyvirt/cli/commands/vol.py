@@ -5,21 +5,30 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from pyvirt.cli.main import connection
+from pyvirt.api.values import format_bytes, parse_size
+from pyvirt.cli.main import api
 from pyvirt.cli.render import as_json, fields, read_input, table
 from pyvirt.errors import InvalidConfigError
-from pyvirt.model.volume import format_bytes, parse_size
+
+if TYPE_CHECKING:
+    from pyvirt.api.pools import Pool, Volume
 
 VOL = click.argument("vol", metavar="VOL")
 POOL_OPT = click.option("--pool", help="pool name or UUID (VOL is then a volume name)")
 
 
-def _vols(ctx: click.Context) -> Any:
-    return connection(ctx).pools.volumes
+def _pool(ctx: click.Context, pool: str) -> Pool:
+    return api(ctx).pools.get(pool)
+
+
+def _vol(ctx: click.Context, vol: str, pool: str | None) -> Volume:
+    """VOL as a name in ``pool``, or a path or key (in ``pool`` when given, else anywhere)."""
+    pools = api(ctx).pools
+    return pools.get(pool).volume(vol) if pool is not None else pools.volume(vol)
 
 
 def _size(raw: str | None, what: str) -> int | None:
@@ -37,24 +46,34 @@ def _size(raw: str | None, what: str) -> int | None:
 @click.option("--prealloc-metadata", is_flag=True, help="preallocate qcow2 metadata")
 @click.option("--print-xml", is_flag=True, help="print the XML instead of creating")
 @click.pass_context
-def vol_create_as(ctx: click.Context, /, pool: str, name: str, capacity: str, **kw: Any) -> None:
+def vol_create_as(
+    ctx: click.Context,
+    /,
+    pool: str,
+    name: str,
+    capacity: str,
+    allocation: str | None,
+    fmt: str | None,
+    backing_vol: str | None,
+    backing_vol_format: str | None,
+    prealloc_metadata: bool,
+    print_xml: bool,
+) -> None:
     """Create a volume from a set of arguments (sizes: 10G, 512M, ...)."""
     cap = parse_size(capacity, what="capacity")
-    alloc = _size(kw["allocation"], "allocation")
-    if kw["print_xml"]:
-        from pyvirt.model.volume import new_volume
-
-        click.echo(new_volume(name, cap, kw["fmt"] or "raw", alloc).to_xml(), nl=False)
+    alloc = _size(allocation, "allocation")
+    if print_xml:
+        xml = api(ctx).pools.volume_xml(name, cap, format=fmt or "raw", allocation=alloc)
+        click.echo(xml, nl=False)
         return
-    _vols(ctx).create_as(
-        pool,
+    _pool(ctx, pool).create_volume(
         name,
         cap,
-        format=kw["fmt"],
+        format=fmt,
         allocation=alloc,
-        prealloc_metadata=kw["prealloc_metadata"],
-        backing_vol=kw["backing_vol"],
-        backing_vol_format=kw["backing_vol_format"],
+        prealloc_metadata=prealloc_metadata,
+        backing_vol=backing_vol,
+        backing_vol_format=backing_vol_format,
     )
     click.echo(f"Vol {name} created\n")
 
@@ -66,7 +85,8 @@ def vol_create_as(ctx: click.Context, /, pool: str, name: str, capacity: str, **
 @click.pass_context
 def vol_create(ctx: click.Context, pool: str, file: str, prealloc_metadata: bool) -> None:
     """Create a volume from an XML file."""
-    info = _vols(ctx).create_xml(pool, read_input(file), prealloc_metadata=prealloc_metadata)
+    data = read_input(file)
+    info = _pool(ctx, pool).create_volume_xml(data, prealloc_metadata=prealloc_metadata)
     click.echo(f"Vol {info.name} created from {file}\n")
 
 
@@ -86,8 +106,9 @@ def vol_create_from(
     prealloc_metadata: bool,
 ) -> None:
     """Create a volume (format from FILE's XML) holding the data of input volume VOL."""
-    info = _vols(ctx).create_from(
-        pool, read_input(file), vol, src_pool=inputpool, prealloc_metadata=prealloc_metadata
+    data = read_input(file)
+    info = _pool(ctx, pool).create_volume_from(
+        data, vol, source_pool=inputpool, prealloc_metadata=prealloc_metadata
     )
     click.echo(f"Vol {info.name} created from input vol {vol}\n")
 
@@ -102,7 +123,7 @@ def vol_clone(
     ctx: click.Context, vol: str, newname: str, pool: str | None, prealloc_metadata: bool
 ) -> None:
     """Clone a volume (full copy, same pool and format)."""
-    _vols(ctx).clone(vol, newname, pool=pool, prealloc_metadata=prealloc_metadata)
+    _vol(ctx, vol, pool).clone(newname, prealloc_metadata=prealloc_metadata)
     click.echo(f"Vol {newname} cloned from {vol}\n")
 
 
@@ -112,7 +133,7 @@ def vol_clone(
 @click.pass_context
 def vol_delete(ctx: click.Context, vol: str, pool: str | None) -> None:
     """Delete a volume."""
-    _vols(ctx).delete(vol, pool)
+    _vol(ctx, vol, pool).delete()
     click.echo(f"Vol {vol} deleted\n")
 
 
@@ -137,7 +158,7 @@ def _bar(label: str) -> Callable[[int, int], None] | None:
     return show
 
 
-def _stream_options(f: Any) -> Any:
+def _stream_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for opt in (
         click.option("--sparse", is_flag=True, help="keep holes as holes"),
         click.option("--length", help="bytes to transfer"),
@@ -153,20 +174,27 @@ def _stream_options(f: Any) -> Any:
 @click.command("vol-upload")
 @_stream_options
 @click.pass_context
-def vol_upload(ctx: click.Context, /, vol: str, file: str, pool: str | None, **kw: Any) -> None:
+def vol_upload(
+    ctx: click.Context,
+    /,
+    vol: str,
+    file: str,
+    pool: str | None,
+    offset: str | None,
+    length: str | None,
+    sparse: bool,
+) -> None:
     """Upload FILE's contents into a volume."""
     try:
         src = sys.stdin.buffer if file == "-" else open(file, "rb")  # noqa: SIM115
     except OSError as err:
         raise InvalidConfigError(f"cannot read '{file}': {err.strerror}") from None
     with src:
-        _vols(ctx).upload(
-            vol,
+        _vol(ctx, vol, pool).upload(
             src,
-            pool=pool,
-            offset=_size(kw["offset"], "offset") or 0,
-            length=_size(kw["length"], "length"),
-            sparse=kw["sparse"],
+            offset=_size(offset, "offset") or 0,
+            length=_size(length, "length"),
+            sparse=sparse,
             progress=_bar("upload"),
         )
 
@@ -174,20 +202,27 @@ def vol_upload(ctx: click.Context, /, vol: str, file: str, pool: str | None, **k
 @click.command("vol-download")
 @_stream_options
 @click.pass_context
-def vol_download(ctx: click.Context, /, vol: str, file: str, pool: str | None, **kw: Any) -> None:
+def vol_download(
+    ctx: click.Context,
+    /,
+    vol: str,
+    file: str,
+    pool: str | None,
+    offset: str | None,
+    length: str | None,
+    sparse: bool,
+) -> None:
     """Download a volume's contents into FILE."""
     try:
         dst = sys.stdout.buffer if file == "-" else open(file, "wb")  # noqa: SIM115
     except OSError as err:
         raise InvalidConfigError(f"cannot write '{file}': {err.strerror}") from None
     with dst:
-        _vols(ctx).download(
-            vol,
+        _vol(ctx, vol, pool).download(
             dst,
-            pool=pool,
-            offset=_size(kw["offset"], "offset") or 0,
-            length=_size(kw["length"], "length"),
-            sparse=kw["sparse"],
+            offset=_size(offset, "offset") or 0,
+            length=_size(length, "length"),
+            sparse=sparse,
             progress=_bar("download"),
         )
 
@@ -198,7 +233,7 @@ def vol_download(ctx: click.Context, /, vol: str, file: str, pool: str | None, *
 @click.pass_context
 def vol_dumpxml(ctx: click.Context, vol: str, pool: str | None) -> None:
     """Volume information in XML."""
-    click.echo(_vols(ctx).dumpxml(vol, pool), nl=False)
+    click.echo(_vol(ctx, vol, pool).xml_desc(), nl=False)
 
 
 @click.command("vol-info")
@@ -208,7 +243,7 @@ def vol_dumpxml(ctx: click.Context, vol: str, pool: str | None) -> None:
 @click.pass_context
 def vol_info(ctx: click.Context, vol: str, pool: str | None, raw: bool) -> None:
     """Storage volume information."""
-    info = _vols(ctx).info(vol, pool)
+    info = _vol(ctx, vol, pool).info()
     size = str if raw else format_bytes
     fields(
         [
@@ -220,20 +255,26 @@ def vol_info(ctx: click.Context, vol: str, pool: str | None, raw: bool) -> None:
     )
 
 
-def _one(command: str, attr: str, doc: str) -> click.Command:
+def _one(command: str, attr: Callable[[Volume], str], doc: str) -> click.Command:
     @click.command(command, help=doc)
     @VOL
     @POOL_OPT
     @click.pass_context
     def run(ctx: click.Context, vol: str, pool: str | None) -> None:
-        click.echo(getattr(_vols(ctx).info(vol, pool), attr))
+        click.echo(attr(_vol(ctx, vol, pool)))
 
     return run
 
 
-vol_key = _one("vol-key", "key", "Returns the volume key for a given volume name or path.")
-vol_path = _one("vol-path", "path", "Returns the volume path for a given volume name or key.")
-vol_name = _one("vol-name", "name", "Returns the volume name for a given volume key or path.")
+vol_key = _one(
+    "vol-key", lambda v: v.key, "Returns the volume key for a given volume name or path."
+)
+vol_path = _one(
+    "vol-path", lambda v: v.path, "Returns the volume path for a given volume name or key."
+)
+vol_name = _one(
+    "vol-name", lambda v: v.name, "Returns the volume name for a given volume key or path."
+)
 
 
 @click.command("vol-pool")
@@ -242,9 +283,8 @@ vol_name = _one("vol-name", "name", "Returns the volume name for a given volume 
 @click.pass_context
 def vol_pool(ctx: click.Context, vol: str, show_uuid: bool) -> None:
     """Returns the pool of a volume given its key or path."""
-    conn = connection(ctx)
-    pool, _ = conn.pools.volumes.lookup(vol)
-    click.echo(conn.pools.info(pool).uuid if show_uuid else pool)
+    found = api(ctx).pools.volume(vol)
+    click.echo(found.pool.uuid if show_uuid else found.pool_name)
 
 
 @click.command("vol-list")
@@ -254,11 +294,9 @@ def vol_pool(ctx: click.Context, vol: str, show_uuid: bool) -> None:
 @click.pass_context
 def vol_list(ctx: click.Context, pool: str, details: bool, json_: bool) -> None:
     """List the volumes of a pool."""
-    vols = _vols(ctx).list(pool)
+    vols = _pool(ctx, pool).volumes()
     if json_:
-        from dataclasses import asdict
-
-        as_json([asdict(v) for v in vols])
+        as_json([v.to_json() for v in vols])
         return
     if details:
         rows = [
@@ -292,8 +330,8 @@ def vol_resize(
     size = parse_size(capacity.lstrip("-"), what="capacity")
     if negative and not (delta and shrink):
         raise InvalidConfigError("a negative size needs --delta and --shrink")
-    info = _vols(ctx).resize(
-        vol, -size if negative else size, pool=pool, delta=delta, allocate=allocate, shrink=shrink
+    info = _vol(ctx, vol, pool).resize(
+        -size if negative else size, delta=delta, allocate=allocate, shrink=shrink
     )
     click.echo(f"Size of volume '{info.name}' successfully changed to {capacity}\n")
 
@@ -305,5 +343,5 @@ def vol_resize(
 @click.pass_context
 def vol_wipe(ctx: click.Context, vol: str, pool: str | None, algorithm: str) -> None:
     """Wipe a volume (and verify it)."""
-    _vols(ctx).wipe(vol, pool=pool, algorithm=algorithm)
+    _vol(ctx, vol, pool).wipe(algorithm=algorithm)
     click.echo(f"Vol {vol} wiped\n")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,6 +21,7 @@ from pyvirt.state.paths import StatePaths
 if TYPE_CHECKING:
     from pyvirt.host.hugepages import HugePagePool
     from pyvirt.host.ksm import KsmState
+    from pyvirt.host.kvm import KvmStatus
     from pyvirt.host.memory import MemStats
     from pyvirt.host.validate import Check
     from pyvirt.service.tuning.advisor import HostShape
@@ -33,6 +34,10 @@ class Versions:
     pyvirt: str
     qemu: str | None
     qemu_binary: str | None
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready dict."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,10 @@ class NodeInfo:
     threads_per_core: int
     numa_cells: int
     memory_kib: int
+
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready dict (what ``nodeinfo --json`` prints)."""
+        return asdict(self)
 
 
 class HostManager:
@@ -91,6 +100,13 @@ class HostManager:
         from pyvirt.host.validate import format_checks
 
         return format_checks(checks)
+
+    def kvm_status(self) -> KvmStatus:
+        """What pyvirt knows about KVM here (the speed probe runs once per boot)."""
+        from pyvirt.host.kvm import kvm_status
+
+        self._kvm_cache.parent.mkdir(parents=True, exist_ok=True)
+        return kvm_status(cache_path=self._kvm_cache)
 
     def default_domain_type(self) -> str:
         """'kvm' only when /dev/kvm works and the probe measured it hardware-fast."""

@@ -46,6 +46,19 @@ class NodeDevice:
     net: NetDevice | None = None
     children: list[str] = field(default_factory=list)
 
+    def to_json(self) -> dict[str, object]:
+        """JSON-ready dict (what ``nodedev-list --json`` prints for one device)."""
+        return {
+            "name": self.name,
+            "parent": self.parent,
+            "caps": list(self.caps),
+            "driver": self.pci.driver if self.pci else None,
+            "iommu_group": self.pci.iommu_group if self.pci else None,
+            "vfs": [str(v) for v in self.pci.virtfns] if self.pci else [],
+            "physfn": str(self.pci.physfn) if self.pci and self.pci.physfn else None,
+            "interface": self.net.ifname if self.net else None,
+        }
+
 
 def default_root() -> Path:
     """Where sysfs is read from: ``/``, or ``$PYVIRT_HOST_ROOT`` (a copied or fake tree)."""
