@@ -34,6 +34,8 @@ from typing import Any
 Handler = Callable[[dict[str, Any]], Any]
 #: Returned by a handler of a command that answers nothing (``guest-shutdown``).
 NO_REPLY = object()
+#: Returned by a handler to close the connection instead of answering (QEMU exiting).
+HANG_UP = object()
 _DECODER = json.JSONDecoder()
 
 GREETING = {
@@ -131,7 +133,8 @@ class FakeQmp:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
         for thread in self._threads:
-            thread.join(timeout=2)
+            if thread is not threading.current_thread():
+                thread.join(timeout=2)
         if self._sock is not None:
             self._sock.close()
         self.path.unlink(missing_ok=True)
@@ -199,6 +202,10 @@ class FakeQmp:
                 reply = {"error": {"class": err.klass, "desc": err.desc}}
             else:
                 if value is NO_REPLY:
+                    return
+                if value is HANG_UP:
+                    with contextlib.suppress(OSError):
+                        conn.shutdown(socket.SHUT_RDWR)
                     return
                 reply = {"return": {} if value is None else value}
         if ident is not None:

@@ -323,10 +323,10 @@ class GuestAgent:
         """Set the guest's clock to *nanoseconds* since the epoch, or from its RTC (``None``)."""
         self.execute("guest-set-time", {"time": nanoseconds} if nanoseconds is not None else None)
 
-    def shutdown(self, mode: str = "powerdown") -> None:
+    def shutdown(self, mode: str = "powerdown", *, grace: float = 3.0) -> None:
         """Shut the guest down (``powerdown``, ``halt`` or ``reboot``); the agent answers
-        only on failure, so this returns once no error came within the grace period."""
-        self.execute("guest-shutdown", {"mode": mode}, reply=False)
+        only on failure, so this returns once no error came within *grace* seconds."""
+        self.execute("guest-shutdown", {"mode": mode}, reply=False, grace=grace)
 
     def set_user_password(self, user: str, password: str, *, crypted: bool = False) -> None:
         """Set *user*'s password; *crypted* means *password* is already a crypt(3) hash."""
