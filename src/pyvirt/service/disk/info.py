@@ -1,9 +1,9 @@
 """Looking at a domain's disks: ``domblklist``, ``domblkinfo``, ``domblkstat``, ``blockresize``.
 
-A running domain is asked through QMP: ``query-named-block-nodes`` for sizes (the format node
-``ALIAS-format`` the argv builder names), ``query-blockstats`` for I/O counters, and
-``block_resize`` to grow a disk (the guest is told: virtio-blk raises a config interrupt,
-SCSI a capacity-change unit attention). A shut-off domain's images are read with
+A running domain is asked through its monitor: the block nodes for sizes (the format node
+``ALIAS-format`` the argv builder names), the block statistics for I/O counters, and a block
+resize to grow a disk (the guest is told: virtio-blk raises a config interrupt, SCSI a
+capacity-change unit attention). A shut-off domain's images are read with
 ``qemu-img info`` (without taking their lock).
 """
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
 
-#: query-blockstats field -> virsh domblkstat name
+#: QEMU's block statistics field -> virsh domblkstat name
 STAT_FIELDS = (
     ("rd_operations", "rd_req"),
     ("rd_bytes", "rd_bytes"),

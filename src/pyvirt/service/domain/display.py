@@ -3,8 +3,8 @@
 ``screenshot`` asks QEMU for a ``screendump`` (PPM, which every QEMU writes) into the domain's
 run directory and converts it to PNG here (zlib, no image library). ``update-device`` replaces
 a ``<graphics>`` or a CD-ROM/floppy ``<disk>`` in the persistent definition (``config``) and,
-for a running domain (``live``), applies what QMP can change live: the VNC password
-(``set_password``) and CD-ROM media (``blockdev-change-medium`` / ``eject``).
+for a running domain (``live``), applies what QEMU can change live through the monitor: the
+VNC password and CD-ROM media (change or eject).
 """
 
 from __future__ import annotations

@@ -167,9 +167,8 @@ def set_vcpus(
 ) -> None:
     """Change the number of vCPUs (``--maximum``: the most it may get; config only).
 
-    Live, vCPUs are hot-plugged with ``device_add`` of the CPU type QEMU lists in
-    ``query-hotpluggable-cpus``, or unplugged with ``device_del`` (only vCPUs that were
-    hot-plugged; the guest must release them).
+    Live, vCPUs are hot-plugged into the empty slots QEMU lists (as devices of the CPU type
+    it names), or unplugged (only vCPUs that were hot-plugged; the guest must release them).
     """
     sc = scope(mgr, ident, live=live, config=config)
     if maximum and sc.live:
