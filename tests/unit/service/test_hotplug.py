@@ -195,3 +195,21 @@ def test_setmem_live_goes_through_the_balloon(guest: Guest) -> None:
     assert guest.qmp.calls("balloon") == [{"value": 131072 * 1024}]
     assert guest.live().current_memory_kib == 131072
     assert memory.balloon_kib(guest.mgr, guest.name) == 131072
+
+
+def test_hotplugged_scsi_disk_and_its_controller_are_the_boot_devices(
+    guest: Guest, sock_dir: Path
+) -> None:
+    image = sock_dir / "data.img"
+    image.write_bytes(b"\0" * 4096)
+    DiskManager(guest.mgr).attach(
+        guest.name, DiskOptions(source=str(image), target="sdb", bus="scsi"), live=True
+    )
+    boot = _boot(guest)
+    added = guest.qmp.calls("device_add")
+    assert [d["id"] for d in added] == ["scsi0", "scsi0-0-0-1"]
+    assert added == [boot["-device"]["scsi0"], boot["-device"]["scsi0-0-0-1"]]
+    assert added[0]["driver"] == "virtio-scsi-pci" and added[1]["driver"] == "scsi-hd"
+    nodes = guest.qmp.calls("blockdev-add")
+    assert nodes == [boot["-blockdev"][n["node-name"]] for n in nodes]
+    assert [c.type for c in guest.live().devices.controllers] == ["scsi"]

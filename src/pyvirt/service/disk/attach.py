@@ -212,18 +212,24 @@ class DiskManager:
             disk_hooks.save_inventory(mgr, name, [*inventory, entry])
 
     def _ensure_scsi_controller(self, dom: Domain, disk: Disk, mon: Monitor) -> None:
-        """Hot-add ``scsi0`` (virtio-scsi) when the guest has no SCSI controller yet."""
+        """Hot-add ``scsi0`` (virtio-scsi) when the guest has no SCSI controller yet, lowered
+        by the argv builder's controller code."""
+        import json
+
+        from pyvirt.drivers.qemu.argv.devices.controller import lower_spec
         from pyvirt.model import Controller
         from pyvirt.service.domain.hotplug import free_pci_slot
 
         if "scsi0" in mon.peripheral_ids():
             return
-        addr = free_pci_slot(dom, mon, "disk")
         ctrl = Controller(type="scsi", index=0, model="virtio-scsi")
-        ctrl.address = addr
-        b = _build(self.domains, dom)
-        mon.device_add({"driver": "virtio-scsi-pci", "id": "scsi0", **b.pci(addr)})
+        ctrl.address = free_pci_slot(dom, mon, "disk")
         dom.devices.add(ctrl)
+        b = _build(self.domains, dom)
+        spec = b.controller("scsi", 0)
+        assert spec is not None
+        _, device = lower_spec(b, spec, ctrl.address)
+        mon.device_add(json.loads(device))
 
     # -- detach ------------------------------------------------------------------------
     def detach(

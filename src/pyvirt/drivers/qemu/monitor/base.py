@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-#: A JSON argument value; the same shape as :data:`pyvirt.drivers.qemu.argv.opts.JsonValue`
-#: (defined again so that importing the monitor does not import the argv builder).
-JsonValue = str | int | bool | None | list[int] | list[str] | Mapping[str, "JsonValue"]
+#: A JSON argument value: :data:`pyvirt.drivers.qemu.argv.opts.JsonValue` plus floats (defined
+#: here so that importing the monitor does not import the argv builder).
+JsonValue = str | int | float | bool | None | list[int] | list[str] | Mapping[str, "JsonValue"]
 #: Arguments of a QMP command: JSON values by (dashed) member name.
 Args = Mapping[str, JsonValue]
 

@@ -65,9 +65,9 @@ class DeviceCommands(Commands):
         value: Json = self._call("qom-get", {"path": path, "property": prop})
         return value
 
-    def qom_set(self, path: str, prop: str, value: Json) -> None:
-        """Set property *prop* of the QOM object at *path*."""
-        self._call("qom-set", {"path": path, "property": prop, "value": value})  # type: ignore[dict-item]
+    def qom_set(self, path: str, prop: str, value: str | int | float | bool) -> None:
+        """Set property *prop* of the QOM object at *path* to a scalar *value*."""
+        self._call("qom-set", {"path": path, "property": prop, "value": value})
 
     # PCI -----------------------------------------------------------------------------------
     def query_pci(self) -> list[PciBus]:
