@@ -154,15 +154,13 @@ class Guest:
         return Domain.from_xml((self.run_dir / "domain.xml").read_bytes())
 
 
-@pytest.fixture
-def guest(sock_dir: Path) -> Iterator[Guest]:
-    """Domain ``hp`` defined and "running" on a fake QMP server."""
+def _start(sock_dir: Path, xml: str) -> Guest:
     paths = StatePaths.from_root(sock_dir / "s")
     mgr = DomainManager(paths)
-    mgr.store.write(NAME, GUEST_XML)
+    mgr.store.write(NAME, xml)
     run_dir = paths.domain_run_dir(NAME)
     run_dir.mkdir(parents=True)
-    (run_dir / "domain.xml").write_text(GUEST_XML)
+    (run_dir / "domain.xml").write_text(xml)
     qmp = FakeQmp(run_dir / "qmp.sock").start()
     machine = FakeMachine()
     machine.install(qmp)
@@ -176,7 +174,31 @@ def guest(sock_dir: Path) -> Iterator[Guest]:
         log_path=str(sock_dir / "qemu.log"),
         argv=[],
     ).save(run_dir)
+    return Guest(mgr, NAME, run_dir, qmp, machine)
+
+
+@pytest.fixture
+def guest(sock_dir: Path) -> Iterator[Guest]:
+    """Domain ``hp`` defined and "running" on a fake QMP server."""
+    g = _start(sock_dir, GUEST_XML)
     try:
-        yield Guest(mgr, NAME, run_dir, qmp, machine)
+        yield g
     finally:
-        qmp.stop()
+        g.qmp.stop()
+
+
+@pytest.fixture
+def agent_guest(sock_dir: Path) -> Iterator[tuple[Guest, FakeQmp]]:
+    """Domain ``hp`` "running" with a guest agent channel served by a fake agent."""
+    path = sock_dir / "s" / "run" / "qemu" / NAME / "ga.sock"
+    channel = (
+        f"<channel type='unix'><source mode='bind' path='{path}'/>"
+        "<target type='virtio' name='org.qemu.guest_agent.0'/></channel>"
+    )
+    g = _start(sock_dir, GUEST_XML.replace("<memballoon", channel + "\n    <memballoon"))
+    agent = FakeQmp(path, agent=True).start()
+    try:
+        yield g, agent
+    finally:
+        agent.stop()
+        g.qmp.stop()

@@ -15,13 +15,17 @@ from typing import Any
 import pytest
 
 from pyvirt.drivers.qemu.argv import ArgvContext, build_argv
-from pyvirt.errors import MonitorError, OperationFailedError
+from pyvirt.drivers.qemu.qmp import Monitor
+from pyvirt.errors import MonitorError, OperationFailedError, UnsupportedError
 from pyvirt.model.devices.interface import Interface
+from pyvirt.model.domain import Domain
 from pyvirt.service.disk.attach import DiskManager
 from pyvirt.service.disk.options import DiskOptions
+from pyvirt.service.domain.hotplug import free_pci_slot
 from pyvirt.service.nic import hooks as nic_hooks
 from pyvirt.service.nic.hotplug import hotplug, unplug_live
 from pyvirt.service.tuning import cpu, memory
+from tests.fakeqmp import FakeQmp
 from tests.unit.service.conftest import Guest
 
 
@@ -213,3 +217,27 @@ def test_hotplugged_scsi_disk_and_its_controller_are_the_boot_devices(
     nodes = guest.qmp.calls("blockdev-add")
     assert nodes == [boot["-blockdev"][n["node-name"]] for n in nodes]
     assert [c.type for c in guest.live().devices.controllers] == ["scsi"]
+
+
+Q35 = """<domain type='qemu'><name>q</name><memory>65536</memory>
+<os><type arch='x86_64' machine='q35'>hvm</type></os></domain>"""
+
+
+def test_q35_hotplug_slot_is_an_empty_root_port(fake_qmp: FakeQmp) -> None:
+    port = {"bus": 0, "function": 0, "pci_bridge": {"bus": {"number": 1}}}
+    fake_qmp.on("query-pci", [{"bus": 0, "devices": [
+        {**port, "slot": 1, "qdev_id": "pci.1", "pci_bridge": {"devices": [
+            {"bus": 1, "slot": 0, "function": 0, "qdev_id": "net0"}]}},
+        {**port, "slot": 2, "qdev_id": "pci.2"},
+    ]}])  # fmt: skip
+    with Monitor(fake_qmp.path) as mon:
+        addr = free_pci_slot(Domain.from_xml(Q35), mon, "disk")
+    assert (addr.bus, addr.slot, addr.function) == ("0x02", "0x00", "0x0")
+
+
+def test_q35_without_a_free_root_port(fake_qmp: FakeQmp) -> None:
+    fake_qmp.on("query-pci", [{"bus": 0, "devices": [{"bus": 0, "slot": 0, "function": 0}]}])
+    with Monitor(fake_qmp.path) as mon, pytest.raises(UnsupportedError) as exc:
+        free_pci_slot(Domain.from_xml(Q35), mon, "interface")
+    assert str(exc.value) == "domain 'q' has no empty PCIe root port for a hotplug interface"
+    assert exc.value.hint is not None and "pcie-root-port" in exc.value.hint
