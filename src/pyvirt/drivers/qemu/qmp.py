@@ -43,6 +43,11 @@ _T = TypeVar("_T")
 DEFAULT_TIMEOUT = 10.0
 
 
+def _loggable(args: Mapping[str, Any]) -> dict[str, Any]:
+    """*args* with secrets (``set_password``'s password) masked, for debug logs."""
+    return {k: "***" if "password" in k else v for k, v in args.items()}
+
+
 class QmpCommandError(MonitorError):
     """QEMU replied to a command with an error.
 
@@ -188,7 +193,7 @@ class Monitor(MachineCommands, DeviceCommands, BlockCommands):
         if self._client is None:
             self.connect()
         arguments = {**(args or {}), **kwargs}
-        log.debug("QMP %s -> %s %s", self.socket_path.name, cmd, arguments)
+        log.debug("QMP %s -> %s %s", self.socket_path.name, cmd, _loggable(arguments))
         return self._run(self._client.execute(cmd, arguments or None), what=cmd)
 
     def _call(self, cmd: str, args: Args | None = None) -> Any:
