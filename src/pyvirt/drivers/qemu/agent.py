@@ -17,6 +17,10 @@ The agent only answers while ``qemu-ga`` runs in the guest; QEMU accepts the soc
 either way and silently drops what it cannot deliver. A missing answer is therefore only ever
 detected by a timeout, which raises :class:`AgentTimeoutError` with a hint.
 
+Typed commands (:meth:`GuestAgent.ping`, :meth:`GuestAgent.get_fsinfo`,
+:meth:`GuestAgent.fsfreeze_freeze`...) return the values of :mod:`pyvirt.drivers.qemu.agent_types`;
+:meth:`GuestAgent.execute` is the raw passthrough kept for ``qemu-agent-command``.
+
 Errors: :class:`AgentError` (a :class:`~pyvirt.errors.MonitorError`) for an error reply,
 keeping the agent's ``class`` and ``desc``; :class:`AgentTimeoutError` (an
 :class:`~pyvirt.errors.OperationFailedError`) when nothing answers in time;
@@ -25,6 +29,7 @@ keeping the agent's ``class`` and ``desc``; :class:`AgentTimeoutError` (an
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import random
@@ -35,6 +40,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from pyvirt.drivers.qemu.agent_types import (
+    AgentInfo,
+    GuestFilesystem,
+    GuestNetworkInterface,
+    GuestOsInfo,
+    GuestTimezone,
+    GuestUser,
+)
 from pyvirt.errors import MonitorError, OperationFailedError
 
 log = logging.getLogger(__name__)
@@ -57,10 +70,11 @@ class AgentError(MonitorError):
     :ivar desc: the agent's description of the error
     """
 
-    def __init__(self, message: str, *, error_class: str, desc: str) -> None:
+    def __init__(self, message: str, *, error_class: str, desc: str, command: str = "") -> None:
         super().__init__(message)
         self.error_class = error_class
         self.desc = desc
+        self.command = command
 
 
 class AgentTimeoutError(OperationFailedError):
@@ -73,7 +87,7 @@ class GuestAgent:
     ::
 
         with GuestAgent(run_dir / "org.qemu.guest_agent.0", name="web1") as ga:
-            print(ga.execute("guest-get-host-name")["host-name"])
+            print(ga.get_host_name())
 
     :param socket_path: the host side of the agent channel (a listening UNIX socket)
     :param timeout: seconds for connecting, the sync handshake and each command
@@ -210,6 +224,7 @@ class GuestAgent:
             f"the {self._what} failed '{command}': {desc}",
             error_class=str(error.get("class", "GenericError")),
             desc=desc,
+            command=command,
         )
 
     def sync(self) -> None:
@@ -241,7 +256,8 @@ class GuestAgent:
         timeout: float | None = None,
         grace: float = 3.0,
     ) -> Any:
-        """Run one agent command and return its ``return`` value.
+        """Run one agent command and return its ``return`` value (raw passthrough, for
+        ``qemu-agent-command``; pyvirt's own code uses the typed methods below).
 
         :param reply: ``False`` for commands that answer nothing on success
             (``guest-shutdown``): ``None`` is returned unless an error arrives within *grace*
@@ -270,3 +286,74 @@ class GuestAgent:
                 self._raise(command, message["error"] or {})
             if "return" in message:
                 return message["return"]
+
+    # typed commands ---------------------------------------------------------------------
+
+    def ping(self) -> None:
+        """Check that the agent answers (``guest-ping``)."""
+        self.execute("guest-ping")
+
+    def info(self) -> AgentInfo:
+        """The agent's version and the commands it supports."""
+        return AgentInfo.from_wire(self.execute("guest-info"))
+
+    def get_fsinfo(self) -> list[GuestFilesystem]:
+        """The guest's mounted filesystems and the disks they live on."""
+        return [GuestFilesystem.from_wire(fs) for fs in self.execute("guest-get-fsinfo")]
+
+    def fsfreeze_freeze(self, mountpoints: list[str] | None = None) -> int:
+        """Freeze every filesystem (or those at *mountpoints*); returns how many froze."""
+        if mountpoints:
+            return int(self.execute("guest-fsfreeze-freeze-list", {"mountpoints": mountpoints}))
+        return int(self.execute("guest-fsfreeze-freeze"))
+
+    def fsfreeze_thaw(self) -> int:
+        """Thaw the frozen filesystems; returns how many were thawed."""
+        return int(self.execute("guest-fsfreeze-thaw"))
+
+    def fsfreeze_status(self) -> str:
+        """``frozen`` or ``thawed``."""
+        return str(self.execute("guest-fsfreeze-status"))
+
+    def get_time(self) -> int:
+        """The guest's clock in nanoseconds since the epoch."""
+        return int(self.execute("guest-get-time"))
+
+    def set_time(self, nanoseconds: int | None = None) -> None:
+        """Set the guest's clock to *nanoseconds* since the epoch, or from its RTC (``None``)."""
+        self.execute("guest-set-time", {"time": nanoseconds} if nanoseconds is not None else None)
+
+    def shutdown(self, mode: str = "powerdown", *, grace: float = 3.0) -> None:
+        """Shut the guest down (``powerdown``, ``halt`` or ``reboot``); the agent answers
+        only on failure, so this returns once no error came within *grace* seconds."""
+        self.execute("guest-shutdown", {"mode": mode}, reply=False, grace=grace)
+
+    def set_user_password(self, user: str, password: str, *, crypted: bool = False) -> None:
+        """Set *user*'s password; *crypted* means *password* is already a crypt(3) hash."""
+        args = {
+            "username": user,
+            "password": base64.b64encode(password.encode()).decode(),
+            "crypted": crypted,
+        }
+        self.execute("guest-set-user-password", args)
+
+    def network_get_interfaces(self) -> list[GuestNetworkInterface]:
+        """The guest's network interfaces and their addresses."""
+        reply = self.execute("guest-network-get-interfaces")
+        return [GuestNetworkInterface.from_wire(n) for n in reply]
+
+    def get_users(self) -> list[GuestUser]:
+        """The users logged in to the guest."""
+        return [GuestUser.from_wire(u) for u in self.execute("guest-get-users")]
+
+    def get_osinfo(self) -> GuestOsInfo:
+        """The guest's operating system."""
+        return GuestOsInfo.from_wire(self.execute("guest-get-osinfo"))
+
+    def get_timezone(self) -> GuestTimezone:
+        """The guest's time zone."""
+        return GuestTimezone.from_wire(self.execute("guest-get-timezone"))
+
+    def get_host_name(self) -> str:
+        """The guest's host name."""
+        return str(self.execute("guest-get-host-name")["host-name"])

@@ -1,5 +1,12 @@
 """A small synchronous QMP client: the only module that imports ``qemu.qmp``.
 
+:class:`Monitor` is the session; its typed commands (``device_add``, ``query_cpus_fast``,
+``blockdev_add``, ``set_balloon``...) come from the mixins in
+:mod:`pyvirt.drivers.qemu.monitor` and return the dataclasses of
+:mod:`pyvirt.drivers.qemu.monitor.types`. :meth:`Monitor.execute` is the raw passthrough,
+kept for the user-facing ``qemu-monitor-command`` and tests; ``service/`` code uses the typed
+methods only.
+
 :class:`Monitor` drives ``qemu.qmp.QMPClient`` on a private asyncio event loop (not the
 thread's default loop, so it coexists with callers that use asyncio themselves, as long as
 they do not call it from inside a running loop). ``qemu.qmp`` (and with it asyncio) is
@@ -7,7 +14,8 @@ imported lazily, on first connect: CLI commands that never talk QMP do not pay ~
 imports.
 
 Every ``qemu.qmp`` failure is wrapped in :class:`pyvirt.errors.MonitorError` with the command
-in the message; for QMP error replies ``.sent``/``.received``/``.error_class`` are kept.
+in the message; a QMP error reply becomes :class:`QmpCommandError`, which keeps the command,
+QEMU's error class and description, and the messages sent and received.
 """
 
 from __future__ import annotations
@@ -18,6 +26,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pyvirt.drivers.qemu.monitor.base import Args, prune
+from pyvirt.drivers.qemu.monitor.block import BlockCommands
+from pyvirt.drivers.qemu.monitor.devices import DeviceCommands
+from pyvirt.drivers.qemu.monitor.machine import MachineCommands
 from pyvirt.errors import MonitorError
 
 if TYPE_CHECKING:
@@ -31,25 +43,40 @@ _T = TypeVar("_T")
 DEFAULT_TIMEOUT = 10.0
 
 
+def _loggable(args: Mapping[str, Any]) -> dict[str, Any]:
+    """*args* with secrets (``set_password``'s password) masked, for debug logs."""
+    return {k: "***" if "password" in k else v for k, v in args.items()}
+
+
 class QmpCommandError(MonitorError):
-    """QEMU replied to a command with an error; ``error_class`` is QMP's class
-    (``GenericError``, ``DeviceNotFound`` ...)."""
+    """QEMU replied to a command with an error.
+
+    :ivar command: the QMP command that failed (``device_add``)
+    :ivar error_class: QMP's error class (``GenericError``, ``DeviceNotFound`` ...)
+    :ivar desc: QEMU's description of the error
+    :ivar sent: the message sent (with its ``arguments``)
+    :ivar received: the error reply
+    """
 
     def __init__(
         self,
         message: str,
         *,
         error_class: str,
+        command: str = "",
+        desc: str = "",
         sent: Mapping[str, Any] | None = None,
         received: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.error_class = error_class
+        self.command = command
+        self.desc = desc or message
         self.sent = dict(sent or {})
         self.received = dict(received or {})
 
 
-class Monitor:
+class Monitor(MachineCommands, DeviceCommands, BlockCommands):
     """A synchronous QMP session on a unix socket; use as a context manager.
 
     ::
@@ -138,6 +165,8 @@ class Monitor:
             raise QmpCommandError(
                 f"QMP command '{what}' failed: {err}",
                 error_class=err.error_class,
+                command=what,
+                desc=str(err),
                 sent=err.sent,
                 received=err.received,
             ) from err
@@ -153,9 +182,10 @@ class Monitor:
     # commands ------------------------------------------------------------------------------
 
     def execute(self, cmd: str, args: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Any:
-        """Run QMP command ``cmd`` and return its ``return`` value.
+        """Run QMP command ``cmd`` and return its ``return`` value (raw passthrough).
 
-        Arguments may be given as a mapping (names with dashes) or as keywords.
+        For the user-facing ``qemu-monitor-command`` and tests; pyvirt's own code uses the
+        typed methods. Arguments may be given as a mapping (names with dashes) or as keywords.
 
         :raises QmpCommandError: QEMU answered with an error
         :raises MonitorError: the connection failed or timed out
@@ -163,17 +193,15 @@ class Monitor:
         if self._client is None:
             self.connect()
         arguments = {**(args or {}), **kwargs}
-        log.debug("QMP %s -> %s %s", self.socket_path.name, cmd, arguments)
+        log.debug("QMP %s -> %s %s", self.socket_path.name, cmd, _loggable(arguments))
         return self._run(self._client.execute(cmd, arguments or None), what=cmd)
 
-    def execute_wait_event(
-        self,
-        cmd: str,
-        args: Mapping[str, Any],
-        *,
-        event: str,
-        match: Mapping[str, Any],
-        timeout: float,
+    def _call(self, cmd: str, args: Args | None = None) -> Any:
+        """Send a typed method's command; ``None`` arguments are left out."""
+        return self.execute(cmd, prune(args or {}))
+
+    def _call_until(
+        self, cmd: str, args: Args, *, event: str, match: Mapping[str, str], timeout: float
     ) -> dict[str, Any] | None:
         """Run ``cmd``, then wait up to ``timeout`` seconds for ``event`` whose ``data``
         contains every item of ``match`` (e.g. ``device_del`` and ``DEVICE_DELETED`` with
@@ -188,10 +216,11 @@ class Monitor:
         if self._client is None:
             self.connect()
         client = self._client
+        arguments = prune(args)
 
         async def run() -> dict[str, Any] | None:
             with client.listener(event) as listener:
-                await client.execute(cmd, dict(args) or None)
+                await client.execute(cmd, arguments or None)
 
                 async def matching() -> dict[str, Any]:
                     while True:
@@ -205,36 +234,14 @@ class Monitor:
                 except TimeoutError:
                     return None
 
-        log.debug("QMP %s -> %s %s (until %s)", self.socket_path.name, cmd, args, event)
+        log.debug("QMP %s -> %s %s (until %s)", self.socket_path.name, cmd, arguments, event)
         return self._run(run(), what=cmd, timeout=timeout + self.timeout)
-
-    def query_status(self) -> tuple[str, bool]:
-        """QEMU's run state (``running``, ``paused``, ``shutdown``, ``prelaunch``...) and
-        whether the vCPUs run."""
-        reply = self.execute("query-status")
-        return str(reply["status"]), bool(reply["running"])
-
-    def system_powerdown(self) -> None:
-        """Press the ACPI power button (graceful shutdown request)."""
-        self.execute("system_powerdown")
-
-    def stop(self) -> None:
-        """Pause the vCPUs."""
-        self.execute("stop")
-
-    def cont(self) -> None:
-        """Resume the vCPUs (also starts a guest launched with ``-S``)."""
-        self.execute("cont")
-
-    def system_reset(self) -> None:
-        """Hard reset, like the reset button."""
-        self.execute("system_reset")
 
     def quit(self) -> None:
         """Make QEMU exit now (SHUTDOWN cause ``host-qmp-quit``); the reply may race the
         hang-up, which is not an error here."""
         try:
-            self.execute("quit")
+            self._call("quit")
         except QmpCommandError:
             raise
         except MonitorError as err:

@@ -8,15 +8,16 @@ Live attach runs under the domain lock:
 2. a ``<disk type='volume'>`` is resolved through its pool, like at start;
 3. the disk is lowered by the argv builder's own code
    (:func:`pyvirt.drivers.qemu.argv.devices.disk.device_spec`), so node names, cache mapping
-   and device properties are those of a cold start; each node goes to ``blockdev-add``
-   (bottom first), then the device to ``device_add``: ``virtio-blk-pci`` on a free PCI slot
-   (queried with ``query-pci``), ``scsi-hd`` on ``scsi0`` (a ``virtio-scsi-pci`` controller
-   is hot-added first when the guest has none), ``usb-storage`` on the USB bus;
+   and device properties are those of a cold start; each node is added to QEMU (bottom
+   first), then the device: ``virtio-blk-pci`` on a free PCI slot
+   (:func:`pyvirt.service.domain.hotplug.free_pci_slot`), ``scsi-hd`` on ``scsi0`` (a
+   ``virtio-scsi-pci`` controller is hot-added first when the guest has none),
+   ``usb-storage`` on the USB bus;
 4. the live XML (``RUN_DIR/domain.xml``, with the disk's ``<alias>`` and ``<address>``) and
    the disk inventory are replaced atomically.
 
-Live detach sends ``device_del``, waits for ``DEVICE_DELETED`` (the guest must release a PCI
-device through ACPI; SCSI devices go at once), then deletes the block nodes top first.
+Live detach asks QEMU to unplug the device, waits until it is deleted (the guest must release
+a PCI device through ACPI; SCSI devices go at once), then deletes the block nodes top first.
 IDE, SATA and floppy disks cannot be hot-plugged in QEMU: use ``--config``.
 """
 
@@ -40,6 +41,7 @@ from pyvirt.state.atomic import atomic_write
 
 if TYPE_CHECKING:
     from pyvirt.drivers.qemu.argv.builder import Build
+    from pyvirt.drivers.qemu.argv.opts import JsonValue
     from pyvirt.drivers.qemu.qmp import Monitor
     from pyvirt.model import Disk
     from pyvirt.model.domain import Domain
@@ -165,6 +167,7 @@ class DiskManager:
     def _attach_live(self, name: str, disk: Disk) -> None:
         from pyvirt.drivers.qemu.argv.devices.disk import device_spec, disk_bus
         from pyvirt.drivers.qemu.qmp import Monitor, QmpCommandError
+        from pyvirt.service.domain.hotplug import free_pci_slot
 
         mgr = self.domains
         dom = self._live_domain(name)
@@ -188,7 +191,7 @@ class DiskManager:
         assert rec is not None
         with Monitor(rec.qmp_socket, name=name) as mon:
             if bus == "virtio":
-                disk.address = self._free_pci_slot(dom, mon)
+                disk.address = free_pci_slot(dom, mon, "disk")
                 resolved.address = _copy_address(disk)
             if bus == "scsi":
                 self._ensure_scsi_controller(dom, resolved, mon)
@@ -198,7 +201,7 @@ class DiskManager:
             spec = device_spec(resolved, b)
             _add_nodes(mon, spec.nodes, resolved)
             try:
-                mon.execute("device_add", _device_args(spec.device))
+                mon.device_add(spec.device)
             except QmpCommandError as err:
                 _del_nodes(mon, [str(n["node-name"]) for n in reversed(spec.nodes)])
                 raise _explain(err, resolved) from err
@@ -208,49 +211,25 @@ class DiskManager:
         if entry is not None:
             disk_hooks.save_inventory(mgr, name, [*inventory, entry])
 
-    def _free_pci_slot(self, dom: Domain, mon: Monitor) -> Any:
-        """An ``<address type='pci'>`` of a free hotplug slot (root bus of ``pc``, or an empty
-        ``pcie-root-port`` of ``q35``)."""
-        from pyvirt.model import Address
-
-        buses = mon.execute("query-pci")
-        root = buses[0]["devices"] if buses else []
-        if "q35" not in (dom.os.machine or ""):
-            used = {int(d["slot"]) for d in root}
-            for slot in range(1, 32):
-                if slot not in used:
-                    return Address(
-                        type="pci", domain="0x0000", bus="0x00", slot=f"{slot:#04x}", function="0x0"
-                    )
-            raise UnsupportedError(f"domain '{dom.name}' has no free PCI slot for a hotplug disk")
-        for dev in root:
-            bridge = dev.get("pci_bridge")
-            qid = str(dev.get("qdev_id") or "")
-            if bridge and not bridge.get("devices") and qid.startswith("pci."):
-                index = int(qid.removeprefix("pci."))
-                return Address(
-                    type="pci", domain="0x0000", bus=f"{index:#04x}", slot="0x00", function="0x0"
-                )
-        raise UnsupportedError(
-            f"domain '{dom.name}' has no empty PCIe root port for a hotplug disk",
-            hint="add <controller type='pci' model='pcie-root-port'/> elements to its "
-            "definition (one per disk to hot-plug) and restart it",
-        )
-
     def _ensure_scsi_controller(self, dom: Domain, disk: Disk, mon: Monitor) -> None:
-        """Hot-add ``scsi0`` (virtio-scsi) when the guest has no SCSI controller yet."""
-        from pyvirt.model import Controller
+        """Hot-add ``scsi0`` (virtio-scsi) when the guest has no SCSI controller yet, lowered
+        by the argv builder's controller code."""
+        import json
 
-        peripherals = {p["name"] for p in mon.execute("qom-list", path="/machine/peripheral")}
-        if "scsi0" in peripherals:
+        from pyvirt.drivers.qemu.argv.devices.controller import lower_spec
+        from pyvirt.model import Controller
+        from pyvirt.service.domain.hotplug import free_pci_slot
+
+        if "scsi0" in mon.peripheral_ids():
             return
-        addr = self._free_pci_slot(dom, mon)
         ctrl = Controller(type="scsi", index=0, model="virtio-scsi")
-        ctrl.address = addr
-        b = _build(self.domains, dom)
-        props = {"driver": "virtio-scsi-pci", "id": "scsi0", **b.pci(addr)}
-        mon.execute("device_add", props)
+        ctrl.address = free_pci_slot(dom, mon, "disk")
         dom.devices.add(ctrl)
+        b = _build(self.domains, dom)
+        spec = b.controller("scsi", 0)
+        assert spec is not None
+        _, device = lower_spec(b, spec, ctrl.address)
+        mon.device_add(json.loads(device))
 
     # -- detach ------------------------------------------------------------------------
     def detach(
@@ -358,13 +337,9 @@ def _copy_address(disk: Disk) -> Any:
 
 
 def _build(mgr: DomainManager, dom: Domain) -> Build:
-    from pyvirt.drivers.qemu.argv import ArgvContext
-    from pyvirt.drivers.qemu.argv.builder import Build
+    from pyvirt.service.domain.hotplug import build_for
 
-    ctx = ArgvContext(
-        run_dir=mgr.paths.domain_run_dir(dom.name), log_dir=mgr.paths.domain_log_dir(dom.name)
-    )
-    return Build(dom, ctx)
+    return build_for(mgr, dom)
 
 
 def disk_alias(mgr: DomainManager, dom: Domain, disk: Disk) -> str:
@@ -377,22 +352,14 @@ def disk_alias(mgr: DomainManager, dom: Domain, disk: Disk) -> str:
     return fixed_alias(disk, _build(mgr, dom))
 
 
-def _device_args(props: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in props.items() if v is not None}
-
-
-def _add_nodes(mon: Monitor, nodes: list[dict[str, Any]], disk: Disk) -> None:
-    """``blockdev-add`` each node; on failure remove the ones added and explain."""
-    from pyvirt.drivers.qemu.argv.opts import json_opts
+def _add_nodes(mon: Monitor, nodes: list[dict[str, JsonValue]], disk: Disk) -> None:
+    """Add each block node to QEMU; on failure remove the ones added and explain."""
     from pyvirt.drivers.qemu.qmp import QmpCommandError
 
     added: list[str] = []
     for node in nodes:
-        import json
-
-        args = json.loads(json_opts(node))  # None pruned, as on the command line
         try:
-            mon.execute("blockdev-add", args)
+            mon.blockdev_add(node)  # None values pruned, as on the command line
         except QmpCommandError as err:
             _del_nodes(mon, list(reversed(added)))
             raise _explain(err, disk) from err
@@ -413,16 +380,16 @@ def _explain(err: Exception, disk: Disk) -> Exception:
 
 
 def _del_nodes(mon: Monitor, names: list[str]) -> None:
-    """``blockdev-del`` each node that exists, retrying briefly while QEMU still holds it."""
+    """Delete each block node that exists, retrying briefly while QEMU still holds it."""
     from pyvirt.drivers.qemu.qmp import QmpCommandError
 
-    existing = {n.get("node-name") for n in mon.execute("query-named-block-nodes", flat=True)}
+    existing = {n.node_name for n in mon.query_named_block_nodes()}
     for node in names:
         if node not in existing:
             continue
         for attempt in range(40):
             try:
-                mon.execute("blockdev-del", {"node-name": node})
+                mon.blockdev_del(node)
                 break
             except QmpCommandError as err:
                 if "in use" not in str(err) or attempt == 39:
@@ -431,30 +398,22 @@ def _del_nodes(mon: Monitor, names: list[str]) -> None:
 
 
 def _unplug(mon: Monitor, name: str, target: str, alias: str, timeout: float) -> None:
-    """``device_del`` *alias* and wait until QEMU reports it gone."""
+    """Unplug device *alias* and wait until QEMU reports it gone."""
     from pyvirt.drivers.qemu.qmp import QmpCommandError
 
-    present = {p["name"] for p in mon.execute("qom-list", path="/machine/peripheral")}
-    if alias not in present:
+    if alias not in mon.peripheral_ids():
         return  # an earlier detach that timed out has completed since
     try:
-        event = mon.execute_wait_event(
-            "device_del",
-            {"id": alias},
-            event="DEVICE_DELETED",
-            match={"device": alias},
-            timeout=timeout,
-        )
+        deleted = mon.device_del_wait(alias, timeout)
     except QmpCommandError as err:
         if "in the process of unplug" not in str(err):
             raise
-        event = None
-    if event is not None:
+        deleted = False
+    if deleted:
         return
     deadline = time.monotonic() + 0.5
     while time.monotonic() < deadline:
-        present = {p["name"] for p in mon.execute("qom-list", path="/machine/peripheral")}
-        if alias not in present:
+        if alias not in mon.peripheral_ids():
             return
         time.sleep(0.1)
     raise OperationFailedError(

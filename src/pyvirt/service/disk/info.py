@@ -1,9 +1,9 @@
 """Looking at a domain's disks: ``domblklist``, ``domblkinfo``, ``domblkstat``, ``blockresize``.
 
-A running domain is asked through QMP: ``query-named-block-nodes`` for sizes (the format node
-``ALIAS-format`` the argv builder names), ``query-blockstats`` for I/O counters, and
-``block_resize`` to grow a disk (the guest is told: virtio-blk raises a config interrupt,
-SCSI a capacity-change unit attention). A shut-off domain's images are read with
+A running domain is asked through its monitor: the block nodes for sizes (the format node
+``ALIAS-format`` the argv builder names), the block statistics for I/O counters, and a block
+resize to grow a disk (the guest is told: virtio-blk raises a config interrupt, SCSI a
+capacity-change unit attention). A shut-off domain's images are read with
 ``qemu-img info`` (without taking their lock).
 """
 
@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pyvirt.errors import InvalidConfigError, InvalidStateError, NotFoundError
 
 if TYPE_CHECKING:
+    from pyvirt.drivers.qemu.monitor import BlockNode
     from pyvirt.model import Disk
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
 
-#: query-blockstats field -> virsh domblkstat name
+#: QEMU's block statistics field -> virsh domblkstat name
 STAT_FIELDS = (
     ("rd_operations", "rd_req"),
     ("rd_bytes", "rd_bytes"),
@@ -99,13 +100,13 @@ def _disk(dom: Domain, ident: str) -> Disk:
     return disk
 
 
-def _nodes(mgr: DomainManager, name: str) -> dict[str, dict[str, Any]]:
+def _nodes(mgr: DomainManager, name: str) -> dict[str, BlockNode]:
     from pyvirt.drivers.qemu.qmp import Monitor
 
     _, rec = mgr.running(name)
     with Monitor(rec.qmp_socket, name=name) as mon:
-        nodes = mon.execute("query-named-block-nodes", flat=True)
-    return {str(n.get("node-name")): n for n in nodes}
+        nodes = mon.query_named_block_nodes()
+    return {n.node_name: n for n in nodes}
 
 
 def _physical(path: str | None, fallback: int) -> int:
@@ -139,10 +140,11 @@ def blkinfo(mgr: DomainManager, ident: str, target: str | None = None) -> list[B
             if node is None:
                 out.append(BlkInfo(d.target_dev or "", 0, 0, 0))
                 continue
-            image = node.get("image", {})
-            cap = int(image.get("virtual-size", 0))
-            storage = nodes.get(str(node.get("file") or ""), {}).get("image", {})
-            alloc = int(storage.get("actual-size", image.get("actual-size", 0)))
+            cap = node.virtual_size
+            below = nodes.get(node.file)
+            alloc = below.actual_size if below is not None else None
+            if alloc is None:
+                alloc = node.actual_size or 0
             path = d.source_path if d.type in ("file", "block") else None
             out.append(BlkInfo(d.target_dev or "", cap, alloc, _physical(path, cap)))
         else:
@@ -186,18 +188,16 @@ def blkstat(mgr: DomainManager, ident: str, target: str | None = None) -> dict[s
     dom = mgr.definition(name)
     disks = [_disk(dom, target)] if target else list(dom.devices.disks)
     with Monitor(rec.qmp_socket, name=name) as mon:
-        stats = mon.execute("query-blockstats", {"query-nodes": False})
-    by_qdev: dict[str, dict[str, Any]] = {}
+        stats = mon.query_blockstats()
+    by_qdev: dict[str, dict[str, int]] = {}
     for entry in stats:
-        qdev = str(entry.get("qdev") or "")
-        dev = qdev.removeprefix("/machine/peripheral/").split("/")[0]
-        by_qdev[dev] = entry.get("stats", {})
+        by_qdev[entry.device_id] = entry.stats
     out: dict[str, dict[str, int]] = {}
     for d in disks:
         raw = by_qdev.get(disk_alias(mgr, dom, d))
         if raw is None:
             continue
-        out[d.target_dev or ""] = {virsh: int(raw.get(qmp, 0)) for qmp, virsh in STAT_FIELDS}
+        out[d.target_dev or ""] = {virsh: raw.get(qmp, 0) for qmp, virsh in STAT_FIELDS}
     return out
 
 
@@ -217,8 +217,8 @@ def blockresize(mgr: DomainManager, ident: str, path: str, size: int) -> int:
         node = f"{disk_alias(mgr, dom, disk)}-format"
         size = (size + 511) // 512 * 512
         with Monitor(rec.qmp_socket, name=name) as mon:
-            nodes = {n.get("node-name"): n for n in mon.execute("query-named-block-nodes")}
-            current = int(nodes.get(node, {}).get("image", {}).get("virtual-size", 0))
+            nodes = {n.node_name: n for n in mon.query_named_block_nodes()}
+            current = nodes[node].virtual_size if node in nodes else 0
             if size < current:
                 raise InvalidConfigError(
                     f"disk '{disk.target_dev}': {size} bytes is smaller than its current size "
@@ -227,5 +227,5 @@ def blockresize(mgr: DomainManager, ident: str, path: str, size: int) -> int:
                 )
             if disk.readonly:
                 raise InvalidStateError(f"disk '{disk.target_dev}' is read-only")
-            mon.execute("block_resize", {"node-name": node, "size": size})
+            mon.block_resize(node, size)
     return size

@@ -14,7 +14,6 @@ Precondition messages live here; the wire protocol is :mod:`pyvirt.drivers.qemu.
 
 from __future__ import annotations
 
-import base64
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +27,8 @@ from pyvirt.state.locks import file_lock
 
 if TYPE_CHECKING:
     from pyvirt.drivers.qemu.agent import GuestAgent
+    from pyvirt.drivers.qemu.agent_types import GuestDiskAddress, GuestFilesystem
+    from pyvirt.drivers.qemu.monitor import PciDevice
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
     from pyvirt.service.network.types import NicAddress
@@ -135,7 +136,7 @@ def command(mgr: DomainManager, ident: str, cmd: Any, *, timeout: float = DEFAUL
 def ping(mgr: DomainManager, ident: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
     """Check that the agent answers (``guest-ping``)."""
     with session(mgr, ident, timeout=timeout) as ga:
-        ga.execute("guest-ping")
+        ga.ping()
 
 
 # -- passwords, freeze, time, shutdown ----------------------------------------------------------
@@ -151,13 +152,8 @@ def set_user_password(
     """Set *user*'s password in the guest; *encrypted* means *password* is already a crypt hash."""
     if not user:
         raise InvalidConfigError("the user name is empty")
-    args = {
-        "username": user,
-        "password": base64.b64encode(password.encode()).decode(),
-        "crypted": encrypted,
-    }
     with session(mgr, ident, timeout=timeout) as ga:
-        ga.execute("guest-set-user-password", args)
+        ga.set_user_password(user, password, crypted=encrypted)
 
 
 def fs_freeze(
@@ -169,29 +165,25 @@ def fs_freeze(
 ) -> int:
     """Freeze the guest's filesystems (all, or *mountpoints*); returns how many were frozen."""
     with session(mgr, ident, timeout=timeout) as ga:
-        if mountpoints:
-            result = ga.execute("guest-fsfreeze-freeze-list", {"mountpoints": mountpoints})
-        else:
-            result = ga.execute("guest-fsfreeze-freeze")
-    return int(result)
+        return ga.fsfreeze_freeze(mountpoints)
 
 
 def fs_thaw(mgr: DomainManager, ident: str, *, timeout: float = DEFAULT_TIMEOUT) -> int:
     """Thaw the guest's frozen filesystems; returns how many were thawed."""
     with session(mgr, ident, timeout=timeout) as ga:
-        return int(ga.execute("guest-fsfreeze-thaw"))
+        return ga.fsfreeze_thaw()
 
 
 def fs_freeze_status(mgr: DomainManager, ident: str, *, timeout: float = DEFAULT_TIMEOUT) -> str:
     """``frozen`` or ``thawed``."""
     with session(mgr, ident, timeout=timeout) as ga:
-        return str(ga.execute("guest-fsfreeze-status"))
+        return ga.fsfreeze_status()
 
 
 def get_time(mgr: DomainManager, ident: str, *, timeout: float = DEFAULT_TIMEOUT) -> int:
     """The guest's clock in nanoseconds since the epoch."""
     with session(mgr, ident, timeout=timeout) as ga:
-        return int(ga.execute("guest-get-time"))
+        return ga.get_time()
 
 
 def set_time(
@@ -205,13 +197,13 @@ def set_time(
     if nanoseconds is not None and nanoseconds < 0:
         raise InvalidConfigError("the time must not be negative")
     with session(mgr, ident, timeout=timeout) as ga:
-        ga.execute("guest-set-time", {"time": nanoseconds} if nanoseconds is not None else None)
+        ga.set_time(nanoseconds)
 
 
 def shutdown(mgr: DomainManager, ident: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
-    """Ask the guest agent to power the guest off (``guest-shutdown``); returns at once."""
+    """Ask the guest agent to power the guest off; returns at once."""
     with session(mgr, ident, timeout=timeout) as ga:
-        ga.execute("guest-shutdown", {"mode": "powerdown"}, reply=False)
+        ga.shutdown("powerdown")
 
 
 SHUTDOWN_MODES = ("acpi", "agent")
@@ -262,26 +254,24 @@ def fs_info(mgr: DomainManager, ident: str, *, timeout: float = DEFAULT_TIMEOUT)
     """The guest's mounted filesystems, with the domain disks (targets) they live on."""
     with session(mgr, ident, timeout=timeout) as ga:
         name = ga.name
-        result = ga.execute("guest-get-fsinfo")
+        result = ga.get_fsinfo()
     by_pci = _disks_by_pci(mgr, name)
     out = []
     for fs in result:
         targets = []
-        for disk in fs.get("disk", []):
-            target = by_pci.get(_pci_key(disk.get("pci-controller")))
-            if target is None and str(disk.get("dev", "")).startswith("/dev/"):
-                target = str(disk["dev"])[5:]
+        for disk in fs.disks:
+            target = by_pci.get(_pci_key(disk))
+            if target is None and disk.dev and disk.dev.startswith("/dev/"):
+                target = disk.dev[5:]
             if target and target not in targets:
                 targets.append(target)
-        out.append(
-            FsInfo(fs.get("mountpoint", ""), fs.get("name", ""), fs.get("type", ""), targets)
-        )
+        out.append(FsInfo(fs.mountpoint, fs.name, fs.type, targets))
     out.sort(key=lambda f: f.mountpoint)
     return out
 
 
 def _disks_by_pci(mgr: DomainManager, name: str) -> dict[tuple[int, int, int, int] | None, str]:
-    """PCI address (as the guest sees it) -> target of the domain's virtio disks (query-pci)."""
+    """PCI address (as the guest sees it) -> target of the domain's virtio disks."""
     from pyvirt.drivers.qemu.argv.devices.disk import dev_index
     from pyvirt.drivers.qemu.qmp import Monitor
     from pyvirt.errors import PyvirtError
@@ -294,31 +284,26 @@ def _disks_by_pci(mgr: DomainManager, name: str) -> dict[tuple[int, int, int, in
     _, rec = mgr.running(name)
     try:
         with Monitor(rec.qmp_socket, name=name) as mon:
-            buses = mon.execute("query-pci")
+            buses = mon.query_pci()
     except PyvirtError:
         return {}
     found: dict[tuple[int, int, int, int] | None, str] = {}
 
-    def walk(devices: list[dict[str, Any]]) -> None:
+    def walk(devices: list[PciDevice]) -> None:
         for dev in devices:
-            target = aliases.get(str(dev.get("qdev_id", "")))
+            target = aliases.get(dev.qdev_id)
             if target is not None:
-                key = (0, int(dev["bus"]), int(dev["slot"]), int(dev["function"]))
-                found[key] = target
-            walk(dev.get("pci_bridge", {}).get("devices", []))
+                found[(0, dev.bus, dev.slot, dev.function)] = target
+            walk(dev.bridge_devices or [])
 
-    for bus in buses or []:
-        walk(bus.get("devices", []))
+    for bus in buses:
+        walk(bus.devices)
     return found
 
 
-def _pci_key(pci: Any) -> tuple[int, int, int, int] | None:
-    if not isinstance(pci, dict):
-        return None
-    try:
-        return (int(pci["domain"]), int(pci["bus"]), int(pci["slot"]), int(pci["function"]))
-    except (KeyError, TypeError, ValueError):
-        return None
+def _pci_key(disk: GuestDiskAddress) -> tuple[int, int, int, int] | None:
+    pci = disk.pci_controller
+    return pci.key() if pci is not None else None
 
 
 def interface_addresses(
@@ -333,17 +318,14 @@ def interface_addresses(
     from pyvirt.service.network.types import NicAddress
 
     with session(mgr, ident, timeout=timeout) as ga:
-        result = ga.execute("guest-network-get-interfaces")
+        result = ga.network_get_interfaces()
     rows = []
     for nic in result:
-        nic_name = str(nic.get("name", ""))
-        if interface and nic_name != interface:
+        if interface and nic.name != interface:
             continue
-        mac = str(nic.get("hardware-address", "00:00:00:00:00:00"))
-        for ip in nic.get("ip-addresses", []):
-            family = "ipv6" if ip.get("ip-address-type") == "ipv6" else "ipv4"
-            address = f"{ip.get('ip-address')}/{ip.get('prefix')}"
-            rows.append(NicAddress(nic_name, mac, family, address))
+        mac = nic.hardware_address or "00:00:00:00:00:00"
+        for ip in nic.ip_addresses:
+            rows.append(NicAddress(nic.name, mac, ip.type, f"{ip.address}/{ip.prefix}"))
     return rows
 
 
@@ -367,53 +349,47 @@ def guest_info(
     with session(mgr, ident, timeout=timeout) as ga:
         name = ga.name
         if "user" in wanted:
-            users = ga.execute("guest-get-users")
+            users = ga.get_users()
             out.append(("user.count", str(len(users))))
             for i, u in enumerate(users):
-                out.append((f"user.{i}.name", str(u.get("user", ""))))
-                if u.get("domain"):
-                    out.append((f"user.{i}.domain", str(u["domain"])))
-                out.append((f"user.{i}.login-time", str(int(float(u.get("login-time", 0)) * 1000))))
+                out.append((f"user.{i}.name", u.user))
+                if u.domain:
+                    out.append((f"user.{i}.domain", u.domain))
+                out.append((f"user.{i}.login-time", str(int(u.login_time * 1000))))
         if "os" in wanted:
-            osinfo = ga.execute("guest-get-osinfo")
-            for key in ("id", "name", "pretty-name", "version", "version-id", "machine",
-                        "variant", "variant-id", "kernel-release", "kernel-version"):  # fmt: skip
-                if key in osinfo:
-                    out.append((f"os.{key}", str(osinfo[key])))
+            out.extend((f"os.{key}", value) for key, value in ga.get_osinfo().items())
         if "timezone" in wanted:
-            tz = ga.execute("guest-get-timezone")
-            if tz.get("zone"):
-                out.append(("timezone.name", str(tz["zone"])))
-            out.append(("timezone.offset", str(tz.get("offset", 0))))
+            tz = ga.get_timezone()
+            if tz.zone:
+                out.append(("timezone.name", tz.zone))
+            out.append(("timezone.offset", str(tz.offset)))
         if "hostname" in wanted:
-            out.append(("hostname", str(ga.execute("guest-get-host-name")["host-name"])))
-        fsinfo = ga.execute("guest-get-fsinfo") if "filesystem" in wanted else None
+            out.append(("hostname", ga.get_host_name()))
+        fsinfo = ga.get_fsinfo() if "filesystem" in wanted else None
     if fsinfo is not None:
         out.extend(_fs_pairs(mgr, name, fsinfo))
     return out
 
 
-def _fs_pairs(mgr: DomainManager, name: str, fsinfo: list[dict[str, Any]]) -> list[tuple[str, str]]:
+def _fs_pairs(
+    mgr: DomainManager, name: str, fsinfo: list[GuestFilesystem]
+) -> list[tuple[str, str]]:
     by_pci = _disks_by_pci(mgr, name)
     out = [("fs.count", str(len(fsinfo)))]
     for i, fs in enumerate(fsinfo):
         p = f"fs.{i}"
-        out += [
-            (f"{p}.name", str(fs.get("name", ""))),
-            (f"{p}.mountpoint", str(fs.get("mountpoint"))),
-        ]
-        out.append((f"{p}.fstype", str(fs.get("type", ""))))
-        for key in ("total-bytes", "used-bytes"):
-            if key in fs:
-                out.append((f"{p}.{key}", str(fs[key])))
-        disks = fs.get("disk", [])
-        out.append((f"{p}.disk.count", str(len(disks))))
-        for j, disk in enumerate(disks):
-            alias = by_pci.get(_pci_key(disk.get("pci-controller")))
+        out += [(f"{p}.name", fs.name), (f"{p}.mountpoint", fs.mountpoint)]
+        out.append((f"{p}.fstype", fs.type))
+        for key, size in (("total-bytes", fs.total_bytes), ("used-bytes", fs.used_bytes)):
+            if size is not None:
+                out.append((f"{p}.{key}", str(size)))
+        out.append((f"{p}.disk.count", str(len(fs.disks))))
+        for j, disk in enumerate(fs.disks):
+            alias = by_pci.get(_pci_key(disk))
             if alias:
                 out.append((f"{p}.disk.{j}.alias", alias))
-            if disk.get("serial"):
-                out.append((f"{p}.disk.{j}.serial", str(disk["serial"])))
-            if disk.get("dev"):
-                out.append((f"{p}.disk.{j}.device", str(disk["dev"])))
+            if disk.serial:
+                out.append((f"{p}.disk.{j}.serial", disk.serial))
+            if disk.dev:
+                out.append((f"{p}.disk.{j}.device", disk.dev))
     return out

@@ -3,8 +3,8 @@
 ``screenshot`` asks QEMU for a ``screendump`` (PPM, which every QEMU writes) into the domain's
 run directory and converts it to PNG here (zlib, no image library). ``update-device`` replaces
 a ``<graphics>`` or a CD-ROM/floppy ``<disk>`` in the persistent definition (``config``) and,
-for a running domain (``live``), applies what QMP can change live: the VNC password
-(``set_password``) and CD-ROM media (``blockdev-change-medium`` / ``eject``).
+for a running domain (``live``), applies what QEMU can change live through the monitor: the
+VNC password and CD-ROM media (change or eject).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pyvirt.state.atomic import atomic_write
 if TYPE_CHECKING:
     from lxml import etree
 
+    from pyvirt.drivers.qemu.monitor import BlockDevice
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
 
@@ -96,10 +97,7 @@ def screenshot(mgr: DomainManager, ident: str, output: Path, *, screen: int = 0)
     tmp = mgr.run_dir(name) / "screendump.ppm"
     try:
         with Monitor(rec.qmp_socket) as mon:
-            args: dict[str, object] = {"filename": str(tmp)}
-            if screen:
-                args["head"] = screen
-            mon.execute("screendump", args)
+            mon.screendump(str(tmp), head=screen or None)
         png, width, height = ppm_to_png(tmp.read_bytes())
     finally:
         tmp.unlink(missing_ok=True)
@@ -174,31 +172,30 @@ def _live(mgr: DomainManager, name: str, dom: Domain, new: etree._Element) -> No
                     hint="use --config and restart the domain",
                 )
             with Monitor(rec.qmp_socket) as mon:
-                mon.execute("set_password", {"protocol": "vnc", "password": password})
+                mon.set_password("vnc", password)
     else:
         source = new.find("source")
         path = source.get("file") if source is not None else None
         with Monitor(rec.qmp_socket) as mon:
-            qdev = _qdev_of(mon.execute("query-block"), old)
+            qdev = _qdev_of(mon.query_block(), old)
             if path:
-                mon.execute("blockdev-change-medium",
-                            {"id": qdev, "filename": path, "format": "raw"})  # fmt: skip
+                mon.blockdev_change_medium(qdev, path, format="raw")
             else:
-                mon.execute("eject", {"id": qdev, "force": True})
+                mon.eject(qdev, force=True)
     _replace(dom, new)
     atomic_write(mgr.run_dir(name) / "domain.xml", dom.to_xml().encode(), sync=False)
 
 
-def _qdev_of(blocks: object, old: etree._Element) -> str:
+def _qdev_of(blocks: list[BlockDevice], old: etree._Element) -> str:
     """The QEMU device id of the removable drive ``old`` (the n-th removable one)."""
-    removable = [b for b in blocks if b.get("removable")] if isinstance(blocks, list) else []
+    removable = [b for b in blocks if b.removable]
     parent = old.getparent()
     assert parent is not None
     drives = [d for d in parent.findall("disk") if d.get("device") in ("cdrom", "floppy")]
     index = drives.index(old)
     if index >= len(removable):
         raise InvalidStateError("cannot find the drive among QEMU's removable block devices")
-    return str(removable[index].get("qdev"))
+    return removable[index].qdev
 
 
 def update_device(

@@ -1,13 +1,19 @@
-"""Live NIC hotplug over QMP: tap + ``netdev_add`` + ``device_add``, and the reverse.
+"""Live NIC hot-plug: tap, then the backend and the device, and the reverse.
 
-The hotplugged NIC joins the live definition (``RUN/qemu/NAME/domain.xml``) and the network
+The NIC is lowered by the argv builder's own code
+(:func:`pyvirt.drivers.qemu.argv.devices.interface.nic_spec`) on the live definition with the
+NIC added and a free PCI slot given to it, so ``netdev_add`` and ``device_add`` get exactly
+the ``-netdev`` and ``-device`` properties the same XML gets at boot. A refused device takes
+its backend back out.
+
+The hot-plugged NIC joins the live definition (``RUN/qemu/NAME/domain.xml``) and the network
 hook's data (``hooks.json``), so its tap is removed when the domain stops like any other.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pyvirt.errors import MonitorError
 
@@ -25,10 +31,18 @@ def _free_index(dom_aliases: set[str], taps: set[str], uuid: str) -> int:
     return k
 
 
+def _copy(iface: Interface) -> Interface:
+    from pyvirt.model.devices.interface import Interface
+    from pyvirt.model.xmltree import copy_element
+
+    return Interface(copy_element(iface.element))
+
+
 def hotplug(dm: DomainManager, name: str, iface: Interface) -> None:
     """Plug ``iface`` into the running domain ``name``."""
-    from pyvirt.drivers.qemu.argv.devices.interface import DEFAULT_MODEL, NIC_MODELS
+    from pyvirt.drivers.qemu.argv.devices.interface import nic_spec
     from pyvirt.drivers.qemu.qmp import Monitor
+    from pyvirt.service.domain.hotplug import build_for, free_pci_slot
     from pyvirt.service.nic import hooks as nic_hooks
     from pyvirt.service.nic import ops as nics
 
@@ -42,29 +56,22 @@ def hotplug(dm: DomainManager, name: str, iface: Interface) -> None:
         if iface.type != "user" and iface.target_dev is None:
             iface.target_dev = nic_hooks.tap_name(dom.uuid, k)
         entry = nic_hooks.nic_entry(iface)
-        netdev: dict[str, Any] = {"type": "user", "id": f"host{iface.alias}"}
         if iface.type != "user":
             nic_hooks.plug(dm.paths, entry, owner=name)
-            netdev = {
-                "type": "tap",
-                "id": f"host{iface.alias}",
-                "ifname": iface.target_dev,
-                "script": "no",
-                "downscript": "no",
-            }
-        device = {
-            "driver": NIC_MODELS[iface.model or DEFAULT_MODEL],
-            "netdev": f"host{iface.alias}",
-            "id": iface.alias,
-            "mac": iface.mac,
-        }
         try:
-            with Monitor(rec.qmp_socket) as mon:
-                mon.execute("netdev_add", netdev)
+            with Monitor(rec.qmp_socket, name=name) as mon:
+                if iface.address is None:
+                    iface.address = free_pci_slot(dom, mon, "interface")
+                work, lowered = dom.copy(), _copy(iface)
+                work.devices.add(lowered)
+                spec = nic_spec(lowered, build_for(dm, work))
+                assert spec.netdev is not None, "hot-plug of a VFIO NIC"
+                mon.netdev_add(spec.netdev)
                 try:
-                    mon.execute("device_add", device)
+                    mon.device_add(spec.device)
                 except MonitorError:
-                    mon.execute("netdev_del", {"id": f"host{iface.alias}"})
+                    with contextlib.suppress(MonitorError):
+                        mon.netdev_del(str(spec.netdev["id"]))
                     raise
         except BaseException:
             if iface.type != "user":
@@ -87,17 +94,16 @@ def unplug_live(dm: DomainManager, name: str, iface: Interface) -> None:
     if not alias:
         raise MonitorError(f"interface {iface.mac} of domain '{name}' has no alias")
     with dm._locked(name):
-        with Monitor(rec.qmp_socket) as mon:
-            mon.execute("device_del", {"id": alias})
+        with Monitor(rec.qmp_socket, name=name) as mon:
+            mon.device_del(alias)
 
             def gone() -> bool:
-                items = mon.execute("qom-list", {"path": "/machine/peripheral"})
-                return all(item.get("name") != alias for item in items)
+                return alias not in mon.peripheral_ids()
 
             nics.wait_gone(gone, f"unplugging interface '{alias}' of domain '{name}'")
             # QEMU may already have dropped the backend with the device
             with contextlib.suppress(MonitorError):
-                mon.execute("netdev_del", {"id": f"host{alias}"})
+                mon.netdev_del(f"host{alias}")
         entry = nic_hooks.nic_entry(iface)
         if iface.type != "user":
             nic_hooks.unplug(dm.paths, entry)

@@ -195,7 +195,7 @@ def _hook_nics(dm: DomainManager, name: str, change: Any) -> None:
 def set_link(
     nets: NetworkManager, domain: str, interface: str, state: str, *, config: bool = False
 ) -> None:
-    """Set a NIC's link up or down (QMP ``set_link``); ``config`` also persists it."""
+    """Set a NIC's link up or down (live); ``config`` also persists it."""
     from pyvirt.drivers.qemu.qmp import Monitor
 
     if state not in ("up", "down"):
@@ -208,7 +208,7 @@ def set_link(
         if not iface.alias:
             raise InvalidStateError(f"interface '{interface}' of domain '{name}' has no alias")
         with Monitor(rec.qmp_socket) as mon:
-            mon.execute("set_link", {"name": iface.alias, "up": state == "up"})
+            mon.set_link(iface.alias, state == "up")
         iface.link_state = state
         _write_live(dm, name, dom)
     if config and dm.store.exists(name):

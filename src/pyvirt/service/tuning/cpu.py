@@ -5,7 +5,7 @@ virsh's ``--live``/``--config``/``--current`` flags map to :class:`Scope`: the r
 persistent definition. Memory use cases are in :mod:`pyvirt.service.tuning.memory`; what is
 applied at start lives in :mod:`pyvirt.service.tuning.hooks`.
 
-Pinning works on threads: ``query-cpus-fast`` names each vCPU's thread; every other thread
+Pinning works on threads: the monitor names each vCPU's thread; every other thread
 of the QEMU process is an emulator thread. Affinity is set with ``sched_setaffinity`` and
 read back from ``/proc/PID/task/TID/status``.
 """
@@ -90,9 +90,9 @@ def monitor(rec: RuntimeRecord) -> Monitor:
 
 
 def vcpu_threads(rec: RuntimeRecord) -> dict[int, int]:
-    """vCPU index -> host thread id, from QMP ``query-cpus-fast``."""
+    """vCPU index -> host thread id, as QEMU reports them."""
     with monitor(rec) as mon:
-        return {int(c["cpu-index"]): int(c["thread-id"]) for c in mon.execute("query-cpus-fast")}
+        return mon.vcpu_threads()
 
 
 def emulator_threads(rec: RuntimeRecord, vcpus: dict[int, int]) -> list[int]:
@@ -167,9 +167,8 @@ def set_vcpus(
 ) -> None:
     """Change the number of vCPUs (``--maximum``: the most it may get; config only).
 
-    Live, vCPUs are hot-plugged with ``device_add`` of the CPU type QEMU lists in
-    ``query-hotpluggable-cpus``, or unplugged with ``device_del`` (only vCPUs that were
-    hot-plugged; the guest must release them).
+    Live, vCPUs are hot-plugged into the empty slots QEMU lists (as devices of the CPU type
+    it names), or unplugged (only vCPUs that were hot-plugged; the guest must release them).
     """
     sc = scope(mgr, ident, live=live, config=config)
     if maximum and sc.live:
@@ -202,17 +201,14 @@ def set_vcpus(
 
 def _hotplug(name: str, rec: RuntimeRecord, count: int) -> None:
     with monitor(rec) as mon:
-        slots = mon.execute("query-hotpluggable-cpus")
-        key = lambda s: tuple(sorted(s["props"].items()))  # noqa: E731
-        slots.sort(key=key)
-        present = [s for s in slots if s.get("qom-path")]
+        slots = sorted(mon.query_hotpluggable_cpus(), key=lambda s: sorted(s.props.items()))
+        present = [s for s in slots if s.qom_path]
         if count > len(present):
-            for slot in [s for s in slots if not s.get("qom-path")][: count - len(present)]:
-                props = {k: v for k, v in slot["props"].items()}
-                ident = "vcpu" + "-".join(str(v) for _, v in sorted(props.items()))
-                mon.execute("device_add", driver=slot["type"], id=ident, **props)
+            for slot in [s for s in slots if not s.qom_path][: count - len(present)]:
+                ident = "vcpu" + "-".join(str(v) for _, v in sorted(slot.props.items()))
+                mon.device_add({"driver": slot.type, "id": ident, **slot.props})
         elif count < len(present):
-            removable = [s for s in present if "/peripheral/" in s["qom-path"]]
+            removable = [s for s in present if "/peripheral/" in (s.qom_path or "")]
             drop = len(present) - count
             if drop > len(removable):
                 raise UnsupportedError(
@@ -221,7 +217,7 @@ def _hotplug(name: str, rec: RuntimeRecord, count: int) -> None:
                     hint="lower the count with --config and restart the domain",
                 )
             for slot in reversed(removable[-drop:]):
-                mon.execute("device_del", id=slot["qom-path"].rsplit("/", 1)[1])
+                mon.device_del((slot.qom_path or "").rsplit("/", 1)[1])
 
 
 # -- pinning -----------------------------------------------------------------------------------
@@ -314,14 +310,14 @@ def emulator_pin(
 
 
 def iothread_info(mgr: DomainManager, ident: str) -> list[dict[str, Any]]:
-    """Per I/O thread: ``id``, ``thread`` and ``affinity`` (from ``query-iothreads``)."""
+    """Per I/O thread: ``id``, ``thread`` and ``affinity`` (as QEMU reports them)."""
     _name, rec = mgr.running(ident)
     with monitor(rec) as mon:
-        found = mon.execute("query-iothreads")
+        found = mon.query_iothreads()
     out = []
     for item in found:
-        tid = int(item["thread-id"])
-        ident_ = str(item["id"]).removeprefix("iothread")
+        tid = item.thread_id
+        ident_ = item.id.removeprefix("iothread")
         out.append(
             {"id": int(ident_) if ident_.isdigit() else ident_, "thread": tid,
              "affinity": set(threads.thread_info(rec.pid, tid).affinity)}

@@ -244,10 +244,10 @@ def _pin(mgr: DomainManager, name: str, pid: int, data: dict[str, Any]) -> None:
         from pyvirt.service.tuning.cpu import monitor
 
         with monitor(rec) as mon:
-            for item in mon.execute("query-iothreads"):
-                pin = data["iothreadpin"].get(str(item["id"]).removeprefix("iothread"))
+            for item in mon.query_iothreads():
+                pin = data["iothreadpin"].get(item.id.removeprefix("iothread"))
                 if pin:
-                    threads.set_affinity(pid, int(item["thread-id"]), threads.parse_set(pin))
+                    threads.set_affinity(pid, item.thread_id, threads.parse_set(pin))
 
 
 HOOK = register_hook(TuningHook())

@@ -1,9 +1,9 @@
 """Live and persistent memory tuning: balloon (setmem, dommemstat), setmaxmem, memtune.
 
-The balloon is QEMU's ``virtio-balloon`` device: QMP ``balloon`` asks the guest driver to
-give memory back (or take it again); ``query-balloon`` reports the size the guest has now.
-Guest statistics are QOM property ``guest-stats`` of the device, refreshed every
-``guest-stats-polling-interval`` seconds (``<stats period>`` or ``dommemstat --period``).
+The balloon is QEMU's ``virtio-balloon`` device: the monitor asks the guest driver to give
+memory back (or take it again) and reports the size the guest has now. Guest statistics are
+a QOM property of the device, refreshed every period seconds (``<stats period>`` or
+``dommemstat --period``).
 memtune limits are the domain cgroup's memory limits (v1 ``memory.limit_in_bytes`` ...,
 v2 ``memory.max`` ...).
 """
@@ -52,11 +52,9 @@ def _balloon(mon: Monitor, name: str) -> int:
     from pyvirt.drivers.qemu.qmp import QmpCommandError
 
     try:
-        return int(mon.execute("query-balloon")["actual"]) // 1024
+        return mon.query_balloon() // 1024
     except QmpCommandError as err:
-        raise UnsupportedError(
-            f"domain '{name}' has no active memory balloon: {err.received.get('desc', err)}"
-        ) from err
+        raise UnsupportedError(f"domain '{name}' has no active memory balloon: {err.desc}") from err
 
 
 def set_mem(
@@ -80,11 +78,11 @@ def set_mem(
             _balloon_alias(doms[0], sc.name)
             with monitor(sc.rec) as mon:
                 _balloon(mon, sc.name)
-                mon.execute("balloon", value=kib * 1024)
+                mon.set_balloon(kib * 1024)
 
 
 def balloon_kib(mgr: DomainManager, ident: str) -> int:
-    """The memory the guest has now, as the balloon reports it (``query-balloon`` actual)."""
+    """The memory the guest has now, as the balloon reports it."""
     name, rec = mgr.running(ident)
     with monitor(rec) as mon:
         return _balloon(mon, name)
@@ -126,16 +124,16 @@ def mem_stats(mgr: DomainManager, ident: str, *, period: int | None = None) -> d
         if period is not None:
             if period < 0:
                 raise InvalidConfigError(f"stats period {period} is negative")
-            mon.execute("qom-set", path=path, property="guest-stats-polling-interval", value=period)
-        stats = mon.execute("qom-get", path=path, property="guest-stats")
-    for key, value in stats.get("stats", {}).items():
+            mon.set_balloon_stats_period(path, period)
+        stats = mon.balloon_stats(path)
+    for key, value in stats.stats.items():
         label = GUEST_STATS.get(key)
         # QEMU reports a statistic the guest has not sent (yet) as -1 or as 2^64-1
         if label is None or not 0 <= int(value) < 1 << 62:
             continue
         out[label] = int(value) if label in COUNTS else int(value) // 1024
-    if int(stats.get("last-update", 0)):
-        out["last_update"] = int(stats["last-update"])
+    if stats.last_update:
+        out["last_update"] = stats.last_update
     rss = threads.rss_kib(rec.pid)
     if rss is not None:
         out["rss"] = rss

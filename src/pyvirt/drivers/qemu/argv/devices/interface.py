@@ -4,13 +4,19 @@
 (``ifname`` = ``<target dev>``, no QEMU scripts); ``hostdev`` interfaces are a VFIO function.
 ``direct`` interfaces (macvtap) are a tap QEMU inherits as fd :func:`direct_fd` (the network
 hook opens ``/dev/tapN`` before launch); the number is fixed per NIC so a cached argv stays valid.
+
+:func:`nic_spec` lowers a NIC to data (backend and device properties); the command line and
+live hot-plug (``netdev_add`` + ``device_add``) both consume it, so a hot-plugged NIC is the
+device the same XML gets at boot.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pyvirt.drivers.qemu.argv.opts import JsonValue, json_opts, qemu_opts
+from pyvirt.drivers.qemu.argv.opts import JsonValue, OptValue, json_opts, qemu_opts_from
 from pyvirt.drivers.qemu.argv.registry import lowers
 from pyvirt.errors import UnsupportedError
 from pyvirt.model import Interface
@@ -54,34 +60,63 @@ def hostdev_source(iface: Interface) -> str | None:
     )
 
 
-def _netdev(iface: Interface, netid: str, b: Build) -> list[str]:
+def netdev_props(iface: Interface, netid: str, b: Build) -> dict[str, JsonValue]:
+    """The ``-netdev`` backend of *iface* as data: ``type`` first, then the properties in
+    command-line order (``None`` values are left out). ``netdev_add`` takes it as is.
+    """
     queues = iface.queues if iface.queues and iface.queues > 1 else None
     if iface.type == "user":
-        return ["-netdev", qemu_opts("user", id=netid)]
+        return {"type": "user", "id": netid}
     if iface.type == "direct":
         if queues:
             raise UnsupportedError("multiqueue is not supported on a direct (macvtap) interface")
         fd = direct_fd(b.domain.devices.interfaces.index(iface))
-        return ["-netdev", qemu_opts("tap", id=netid, fd=str(fd))]
+        return {"type": "tap", "id": netid, "fd": str(fd)}
     if iface.type in TAP_TYPES:
-        return [
-            "-netdev",
-            qemu_opts(
-                "tap",
-                id=netid,
-                ifname=iface.target_dev,
-                script="no",
-                downscript="no",
-                queues=queues,
-                vhost=True if iface.driver_name == "vhost" else None,
-            ),
-        ]
+        return {
+            "type": "tap",
+            "id": netid,
+            "ifname": iface.target_dev,
+            "script": "no",
+            "downscript": "no",
+            "queues": queues,
+            "vhost": True if iface.driver_name == "vhost" else None,
+        }
     raise UnsupportedError(f"interface type '{iface.type}' is not supported yet")
 
 
-@lowers(Interface)
-def lower_interface(iface: Interface, b: Build) -> list[str]:
-    """Lower one ``<interface>``."""
+def netdev_arg(props: Mapping[str, JsonValue]) -> str:
+    """The ``-netdev`` argument text of :func:`netdev_props`' result (keyval: ``tap,id=...``)."""
+    kind = props["type"]
+    assert isinstance(kind, str)
+    items: dict[str, OptValue] = {}
+    for key, value in props.items():
+        if key != "type":
+            assert value is None or isinstance(value, str | int | bool), key
+            items[key] = value
+    return qemu_opts_from(items, kind)
+
+
+@dataclass(frozen=True)
+class NicSpec:
+    """An ``<interface>`` lowered to data, for the argv and for live hot-plug.
+
+    :ivar alias: the NIC's QEMU id (``net0``)
+    :ivar netdev: the ``-netdev`` / ``netdev_add`` properties (``None`` for a VFIO NIC)
+    :ivar device: the ``-device`` / ``device_add`` properties (``None`` values left out by
+        both consumers)
+    """
+
+    alias: str
+    netdev: dict[str, JsonValue] | None
+    device: dict[str, JsonValue]
+
+
+def nic_spec(iface: Interface, b: Build) -> NicSpec:
+    """Lower *iface* to data (used by :func:`lower_interface` and by NIC hot-plug).
+
+    :raises UnsupportedError: an interface type or NIC model pyvirt cannot lower
+    """
     if iface.type == "hostdev":
         host = hostdev_source(iface)
         if host is None:
@@ -90,7 +125,7 @@ def lower_interface(iface: Interface, b: Build) -> list[str]:
         props: dict[str, JsonValue] = {"driver": "vfio-pci", "host": host, "id": alias}
         props["bootindex"] = b.bootindex(iface)
         props.update(b.pci(iface.address))
-        return ["-device", json_opts(props)]
+        return NicSpec(alias, None, props)
     alias = b.alias(iface, "net")
     netid = f"host{alias}"
     driver = NIC_MODELS.get(iface.model or DEFAULT_MODEL)
@@ -109,4 +144,12 @@ def lower_interface(iface: Interface, b: Build) -> list[str]:
     if iface.rom_bar is not None:
         props["rombar"] = 1 if iface.rom_bar == "on" else 0
     props.update(b.pci(iface.address))
-    return [*_netdev(iface, netid, b), "-device", json_opts(props)]
+    return NicSpec(alias, netdev_props(iface, netid, b), props)
+
+
+@lowers(Interface)
+def lower_interface(iface: Interface, b: Build) -> list[str]:
+    """Lower one ``<interface>``."""
+    spec = nic_spec(iface, b)
+    netdev = ["-netdev", netdev_arg(spec.netdev)] if spec.netdev is not None else []
+    return [*netdev, "-device", json_opts(spec.device)]
