@@ -71,7 +71,9 @@ def test_hook_data_from_newer_pyvirt_is_refused() -> None:
 # -- stop work ---------------------------------------------------------------------------------
 class _RecordingHook:
     name = "test-recorder"
-    calls: list[tuple[str, dict[str, Any]]] = []
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
 
     def compile(self, mgr: Any, dom: Any) -> None:
         return None
