@@ -342,11 +342,14 @@ class _Watcher:
 def _still_ours(run_dir: Path, pid: int, starttime: int | None) -> bool:
     """Whether ``run_dir`` still describes the QEMU this watcher followed (not cleaned up by
     someone else, nor reused by a new start of the domain)."""
+    me = read_watcher(run_dir)
+    if me is None or me.pid != os.getpid():  # removed, or made anew for another start
+        return False
     try:
         rec = RuntimeRecord.load_or_none(run_dir)
     except PyvirtError:
         return False
-    return rec is not None and rec.pid == pid and rec.starttime == starttime
+    return rec is None or (rec.pid == pid and rec.starttime == starttime)
 
 
 def main(argv: list[str] | None = None, *, on_exit: ExitCallback | None = None) -> int:
