@@ -4,6 +4,7 @@ service's stop work on it (idempotent, only for the QEMU that exited)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -115,3 +116,38 @@ def test_stop_work_once_and_only_for_the_exited_qemu(tmp_path: Path) -> None:
     assert not mgr.stop_work("d", pid, start)  # idempotent
     assert len(hook.calls) == 1
     assert read_exit(run.path) is None
+
+
+def test_a_look_never_tears_down_what_the_reaper_owns(tmp_path: Path) -> None:
+    """``list``/``dominfo`` on a domain whose QEMU just exited leave the stop work to its
+    live reaper (no race on taps and cgroups); they report the recorded reason."""
+    from pyvirt.drivers.qemu.runtime import ExitInfo, write_exit
+    from pyvirt.service import hooks
+    from pyvirt.service.domain.manager import DomainManager
+    from pyvirt.service.domain.types import Reason, State
+    from pyvirt.state.paths import StatePaths
+
+    hook = _RecordingHook()
+    hooks.register_hook(hook)
+    mgr = DomainManager(StatePaths.from_root(tmp_path))
+    mgr.define(
+        "<domain type='qemu'><name>d</name><memory>65536</memory><os><type>hvm</type></os></domain>"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    pid, start = proc.pid, starttime(proc.pid)
+    proc.wait()
+    run = mgr.rundir("d")
+    run.create()
+    run.save_record(RuntimeRecord(name="d", uuid="u", pid=pid, starttime=start, qmp_socket="q",
+                                  events_socket="e", log_path="l", argv=[]))  # fmt: skip
+    run.save_hooks(HookData(sections={"test-recorder": {}}))
+    me = os.getpid()  # this process plays the live reaper
+    (run.path / "watch.json").write_text(
+        json.dumps({"pid": me, "starttime": starttime(me), "connected": True})
+    )
+    write_exit(run.path, ExitInfo("shutdown", "guest-shutdown", guest=True))
+    [status] = mgr.list_all()
+    assert (status.state, status.reason) == (State.SHUTOFF, Reason.SHUTDOWN)
+    assert run.exists() and hook.calls == []  # the reaper's job, not the look's
+    assert mgr.stop_work("d", pid, start)
+    assert hook.calls == [("d", {})]
