@@ -28,7 +28,9 @@ fd; the lifecycle takes them with :func:`take_fds` right before launching QEMU, 
 with :func:`close_fds` (also when a later hook or the launch fails).
 
 Hook modules are listed by hook name in :data:`HOOK_MODULES`; building a plan imports them all, a
-cached start only those its plan names, and a command that starts nothing none.
+cached start only those its plan names, and a command that starts nothing none. The reaper
+imports those its domain's hook data names, so a hook registered elsewhere (a test's) gets its
+``after_stop`` only from a stop done in its own process (``destroy``).
 """
 
 from __future__ import annotations

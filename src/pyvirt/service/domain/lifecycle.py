@@ -153,7 +153,7 @@ def _run(mgr: DomainManager, p: StartPlan, *, paused: bool, transient: bool) -> 
             argv, run_dir=run_dir, log_path=log_dir / "qemu.log", pass_fds=fds
         )
     except BaseException:
-        hooks.run_after_stop(mgr, name, active)
+        hooks.run_after_stop(mgr, name, _recorded(mgr, name, active))
         run.remove()
         raise
     finally:
@@ -201,11 +201,20 @@ def _before_launch(mgr: DomainManager, p: StartPlan) -> dict[str, dict[str, Any]
             hook.before_launch(mgr, p.name, p.hooks[hook.name])
         except BaseException:
             hooks.close_fds(hooks.take_fds(p.name))
-            hooks.run_after_stop(mgr, p.name, done)
+            hooks.run_after_stop(mgr, p.name, _recorded(mgr, p.name, done))
             run.remove()
             raise
         done[hook.name] = p.hooks[hook.name]
     return done
+
+
+def _recorded(
+    mgr: DomainManager, name: str, ran: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The hook data now in the run dir (hooks add to it while they run) of the hooks that
+    ran, for their after_stop on a failed start."""
+    sections = mgr.rundir(name).hooks().sections
+    return {hook: sections.get(hook, data) for hook, data in ran.items()}
 
 
 def _after_launch(mgr: DomainManager, p: StartPlan, pid: int, starttime: int | None) -> None:
