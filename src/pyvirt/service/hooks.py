@@ -13,8 +13,12 @@ A hook is an object registered with :func:`register_hook`. For each start the li
 ``after_launch(mgr, name, pid, data)``
     on every start, once QEMU runs (cgroup placement, pinning). Raising destroys the domain.
 ``after_stop(mgr, name, data)``
-    when the domain's QEMU is gone, whatever the reason (remove the tap). Must not raise for
-    things already gone: it also runs after a crash, possibly twice.
+    when the domain's QEMU is gone, whatever the reason (remove the tap): at once, in the
+    domain's reaper process (:mod:`pyvirt.service.domain.reaper`), or in the command that
+    destroys it; always under the domain lock and once per run. ``data`` is the hook's
+    section of the run directory's hook data as it is then (a hook may add to it while the
+    domain runs, through :meth:`pyvirt.drivers.qemu.rundir.RunDir.update_hooks`). Must not
+    raise for things already gone (a crash may have taken them).
 
 **File descriptors for QEMU.** A ``before_launch`` that opens something QEMU must inherit (the
 character device of a macvtap) calls :func:`pass_fd` with the domain name, the fixed fd number
@@ -24,7 +28,9 @@ fd; the lifecycle takes them with :func:`take_fds` right before launching QEMU, 
 with :func:`close_fds` (also when a later hook or the launch fails).
 
 Hook modules are listed by hook name in :data:`HOOK_MODULES`; building a plan imports them all, a
-cached start only those its plan names, and a command that starts nothing none.
+cached start only those its plan names, and a command that starts nothing none. The reaper
+imports those its domain's hook data names, so a hook registered elsewhere (a test's) gets its
+``after_stop`` only from a stop done in its own process (``destroy``).
 """
 
 from __future__ import annotations

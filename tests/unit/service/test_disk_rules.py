@@ -8,37 +8,11 @@ from pathlib import Path
 import pytest
 
 from pyvirt.drivers.qemu.argv.devices.disk import blockdev_nodes, source_slice
-from pyvirt.errors import InvalidConfigError, InvalidStateError, NotFoundError
+from pyvirt.errors import InvalidConfigError, NotFoundError
 from pyvirt.model import Disk
-from pyvirt.service.disk.attach import affect
 from pyvirt.service.disk.hooks import apply_source, conflicts, inventory_entry, source_key
 from pyvirt.service.disk.options import DiskOptions, build_disk, check_source, disk_xml
 from pyvirt.storage.base import DiskSource
-
-
-@pytest.mark.parametrize(
-    ("running", "flags", "expected"),
-    [
-        (True, {}, (True, False)),
-        (False, {}, (False, True)),
-        (True, {"config": True}, (False, True)),
-        (True, {"live": True, "config": True}, (True, True)),
-        (True, {"persistent_flag": True}, (True, True)),
-        (False, {"persistent_flag": True}, (False, True)),
-        (True, {"current": True}, (True, False)),
-    ],
-)
-def test_affect(running: bool, flags: dict[str, bool], expected: tuple[bool, bool]) -> None:
-    assert affect("d", running=running, persistent=True, **flags) == expected
-
-
-def test_affect_refusals() -> None:
-    with pytest.raises(InvalidStateError, match="domain 'd' is not running"):
-        affect("d", running=False, persistent=True, live=True)
-    with pytest.raises(InvalidStateError, match="transient"):
-        affect("d", running=True, persistent=False, config=True)
-    with pytest.raises(InvalidConfigError, match="--current"):
-        affect("d", running=True, persistent=True, current=True, live=True)
 
 
 def _entry(key: str, ro: bool = False, share: bool = False, rng: list[int] | None = None) -> dict:

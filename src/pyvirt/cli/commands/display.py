@@ -50,9 +50,8 @@ def update_device(
     from pyvirt.service.domain.display import update_device as update
 
     mgr = connection(ctx).domains
-    name = mgr.resolve(domain)
-    if persistent:
-        config = True
-        live = mgr.status(name).pid is not None
-    update(mgr, name, read_input(file), live=live, config=config)
+    update(
+        mgr, domain, read_input(file), live=live, config=config, current=current,
+        persistent=persistent,
+    )  # fmt: skip
     click.echo("Device updated successfully\n")

@@ -11,14 +11,6 @@ from pyvirt.cli.render import table
 DOMAIN = click.argument("domain", metavar="DOMAIN")
 
 
-def _scope(live: bool, config: bool, persistent: bool, current: bool) -> tuple[bool, bool]:
-    if persistent:
-        return True, True
-    if current:
-        return False, False
-    return live, config
-
-
 @click.command("attach-interface")
 @DOMAIN
 @click.argument("type_", metavar="TYPE")
@@ -45,10 +37,10 @@ def attach_interface(
     current: bool,
 ) -> None:
     """Attach a network interface to a domain."""
-    live, config = _scope(live, config, persistent, current)
     connection(ctx).networks.attach_interface(
-        domain, type_, source, model=model, mac=mac, target=target, live=live, config=config
-    )
+        domain, type_, source, model=model, mac=mac, target=target, live=live, config=config,
+        current=current, persistent=persistent,
+    )  # fmt: skip
     click.echo("Interface attached successfully\n")
 
 
@@ -72,8 +64,9 @@ def detach_interface(
     current: bool,
 ) -> None:
     """Detach a network interface from a domain."""
-    live, config = _scope(live, config, persistent, current)
-    connection(ctx).networks.detach_interface(domain, type_, mac=mac, live=live, config=config)
+    connection(ctx).networks.detach_interface(
+        domain, type_, mac=mac, live=live, config=config, current=current, persistent=persistent
+    )
     click.echo("Interface detached successfully\n")
 
 
@@ -139,7 +132,7 @@ def domifstat(ctx: click.Context, domain: str, interface: str) -> None:
 @DOMAIN
 @click.argument("interface", metavar="INTERFACE")
 @click.argument("state", metavar="STATE", type=click.Choice(["up", "down"]))
-@click.option("--config", is_flag=True, help="also change the persistent definition")
+@click.option("--config", is_flag=True, help="change the persistent definition (only)")
 @click.pass_context
 def domif_setlink(
     ctx: click.Context, domain: str, interface: str, state: str, config: bool

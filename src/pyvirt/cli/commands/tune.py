@@ -25,8 +25,9 @@ def scope_options(f: F) -> F:
 
 
 def _flags(live: bool, config: bool, current: bool) -> dict[str, bool]:
-    if current and (live or config):
-        raise InvalidConfigError("--current cannot be combined with --live or --config")
+    if current and (live or config):  # the service's affect rule words it the same way
+        other = "live" if live else "config"
+        raise InvalidConfigError(f"options --current and --{other} are mutually exclusive")
     return {"live": live, "config": config}
 
 

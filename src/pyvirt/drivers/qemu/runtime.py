@@ -15,7 +15,9 @@ This module owns the files of a domain's run directory that are plain data:
 ``policy.json``
     lifecycle policies the watcher acts on (``on_poweroff`` etc.), see :func:`write_policy`.
 
-All writes are atomic (:func:`pyvirt.state.atomic.atomic_write`).
+All writes are atomic (:func:`pyvirt.state.atomic.atomic_write`). The run directory as a
+whole (these files, the live XML and the hook data) is owned by
+:class:`pyvirt.drivers.qemu.rundir.RunDir`; the service goes through it.
 """
 
 from __future__ import annotations

@@ -12,8 +12,15 @@ Run as ``python -m pyvirt.drivers.qemu.watch RUN_DIR [--log LOG]`` by :func:`spa
   has ``-action shutdown=pause``: on a guest SHUTDOWN it sends ``system_reset`` + ``cont``)
   and ``on_crash=restart`` (argv has ``-action panic=pause``: same on GUEST_PANICKED);
   ``on_reboot=destroy`` needs nothing here (``-no-reboot`` makes a reboot a SHUTDOWN);
-- when the connection closes (QEMU is exiting) waits for the process to be gone and writes
-  ``RUN_DIR/exit.json`` (:func:`classify`), then exits.
+- when the connection closes (QEMU is exiting) waits for the process to be gone, writes
+  ``RUN_DIR/exit.json`` (:func:`classify`), calls the ``on_exit`` callback it was given, then
+  exits.
+
+**Stop work.** The driver knows nothing of hooks, taps or cgroups, and never imports the
+service layer. A caller that needs work done the moment QEMU exits (the service's after-stop
+work) runs its own entry module, which calls :func:`main` with an ``on_exit`` callback, and
+names that module to :func:`spawn_watcher` (``module=``); see
+:mod:`pyvirt.service.domain.reaper`.
 
 It holds no locks (spawned with ``close_fds``) and only a client socket to QEMU, so it never
 keeps QEMU alive; if it dies, the service falls back to :func:`pyvirt.drivers.qemu.runtime.
@@ -29,7 +36,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +103,17 @@ def _write_watcher(run_dir: Path, connected: bool) -> None:
     atomic_write(run_dir / WATCHER_FILE, json.dumps(data).encode(), 0o644, sync=False)
 
 
-def spawn_watcher(run_dir: Path, *, log_path: Path | None = None) -> int:
+#: ``on_exit(run_dir, info, qemu_pid, qemu_starttime)``: called by the watcher once QEMU is gone.
+ExitCallback = Callable[[Path, ExitInfo, int, int | None], None]
+
+
+def spawn_watcher(
+    run_dir: Path,
+    *,
+    log_path: Path | None = None,
+    module: str | None = None,
+    extra_args: Sequence[str] = (),
+) -> int:
     """Start the watcher for ``run_dir`` detached (own session), unless one is running.
 
     Call it right after :func:`pyvirt.drivers.qemu.process.launch` (and after
@@ -104,6 +121,9 @@ def spawn_watcher(run_dir: Path, *, log_path: Path | None = None) -> int:
 
     :param log_path: the domain log, where events, QEMU's later stderr and the watcher's own
         errors are appended; default: ``log_path`` of the runtime record if saved already
+    :param module: the entry module to run (``python -m MODULE``) instead of this one; it
+        must end up in :func:`main` (with its ``on_exit``) and accept ``extra_args``
+    :param extra_args: arguments for ``module`` (placed before the watcher's own)
     :returns: the watcher's pid
     """
     if log_path is None:
@@ -113,7 +133,7 @@ def spawn_watcher(run_dir: Path, *, log_path: Path | None = None) -> int:
     current = read_watcher(run_dir)
     if current is not None and current.alive:
         return current.pid
-    argv = [sys.executable, "-m", __name__, str(run_dir)]
+    argv = [sys.executable, "-m", module or __name__, *extra_args, str(run_dir)]
     if log_path is not None:
         argv += ["--log", str(log_path)]
     stderr_fd = process.take_stderr_reader(run_dir)
@@ -180,6 +200,12 @@ class _Watcher:
         self.qemu_pid, self.qemu_start = self._qemu_process()
 
     def _qemu_process(self) -> tuple[int, int | None]:
+        """The QEMU watched: from the runtime record (saved before the watcher is spawned),
+        else the pidfile."""
+        with contextlib.suppress(PyvirtError):
+            rec = RuntimeRecord.load_or_none(self.run_dir)
+            if rec is not None:
+                return rec.pid, rec.starttime
         try:
             pid = int((self.run_dir / PID_FILE).read_text().strip())
         except (OSError, ValueError):
@@ -313,8 +339,25 @@ class _Watcher:
         return classify(self.last_shutdown, is_destroying(self.run_dir))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m pyvirt.drivers.qemu.watch``."""
+def _still_ours(run_dir: Path, pid: int, starttime: int | None) -> bool:
+    """Whether ``run_dir`` still describes the QEMU this watcher followed (not cleaned up by
+    someone else, nor reused by a new start of the domain)."""
+    me = read_watcher(run_dir)
+    if me is None or me.pid != os.getpid():  # removed, or made anew for another start
+        return False
+    try:
+        rec = RuntimeRecord.load_or_none(run_dir)
+    except PyvirtError:
+        return False
+    return rec is None or (rec.pid == pid and rec.starttime == starttime)
+
+
+def main(argv: list[str] | None = None, *, on_exit: ExitCallback | None = None) -> int:
+    """Entry point of ``python -m pyvirt.drivers.qemu.watch``.
+
+    :param on_exit: called once QEMU is gone and ``exit.json`` is written (exceptions are
+        logged); an entry module that wraps this one passes it
+    """
     # supervision must never steal CPU from the guest it watches (TCG boots are CPU-bound)
     with contextlib.suppress(OSError):
         os.nice(10)
@@ -340,9 +383,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
 
     _write_watcher(run_dir, connected=False)
-    info = asyncio.run(_Watcher(run_dir, args.stderr_fd).run())
-    write_exit(run_dir, info)
+    watcher = _Watcher(run_dir, args.stderr_fd)
+    info = asyncio.run(watcher.run())
     log.info("QEMU gone: %s (%s)", info.reason, info.detail)
+    if not _still_ours(run_dir, watcher.qemu_pid, watcher.qemu_start):
+        return 0  # someone else cleaned up already (a destroy), or the domain restarted
+    with contextlib.suppress(FileNotFoundError):  # removed just now
+        write_exit(run_dir, info)
+    if on_exit is not None:
+        try:
+            on_exit(run_dir, info, watcher.qemu_pid, watcher.qemu_start)
+        except Exception:
+            log.exception("stop work after QEMU exit failed")
+            return 1
     return 0
 
 

@@ -14,7 +14,10 @@ Live attach runs under the domain lock:
    ``virtio-scsi-pci`` controller is hot-added first when the guest has none),
    ``usb-storage`` on the USB bus;
 4. the live XML (``RUN_DIR/domain.xml``, with the disk's ``<alias>`` and ``<address>``) and
-   the disk inventory are replaced atomically.
+   the disk inventory are replaced atomically, through the run directory's owner.
+
+``--live/--config/--current/--persistent`` follow the one rule of
+:mod:`pyvirt.service.domain.affect`.
 
 Live detach asks QEMU to unplug the device, waits until it is deleted (the guest must release
 a PCI device through ACPI; SCSI devices go at once), then deletes the block nodes top first.
@@ -29,7 +32,6 @@ from typing import TYPE_CHECKING, Any
 
 from pyvirt.errors import (
     AlreadyExistsError,
-    InvalidConfigError,
     InvalidStateError,
     NotFoundError,
     OperationFailedError,
@@ -37,7 +39,6 @@ from pyvirt.errors import (
 )
 from pyvirt.service.disk import hooks as disk_hooks
 from pyvirt.service.disk.options import DiskOptions, build_disk, check_source
-from pyvirt.state.atomic import atomic_write
 
 if TYPE_CHECKING:
     from pyvirt.drivers.qemu.argv.builder import Build
@@ -47,47 +48,12 @@ if TYPE_CHECKING:
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
 
-__all__ = ["DiskManager", "DiskOptions", "affect"]
+__all__ = ["DiskManager", "DiskOptions"]
 
 #: buses QEMU can hot-plug a disk on
 HOTPLUG_BUSES = ("virtio", "scsi", "usb")
 #: seconds the guest gets to release a PCI disk (ACPI eject) on detach
 UNPLUG_TIMEOUT = 30.0
-
-
-def affect(
-    name: str,
-    *,
-    running: bool,
-    persistent: bool,
-    live: bool = False,
-    config: bool = False,
-    current: bool = False,
-    persistent_flag: bool = False,
-) -> tuple[bool, bool]:
-    """virsh's ``--live/--config/--current/--persistent`` rules: what to change.
-
-    :returns: ``(change the running domain, change the definition)``
-    :raises InvalidConfigError: contradicting flags
-    :raises InvalidStateError: ``--live`` on a shut-off domain, ``--config`` on a transient one
-    """
-    if current and (live or config):
-        raise InvalidConfigError("--current cannot be combined with --live or --config")
-    if persistent_flag:
-        config = True
-        live = live or running
-    if not (live or config):
-        live, config = running, not running
-    if live and not running:
-        raise InvalidStateError(
-            f"domain '{name}' is not running", hint="use --config to change its definition"
-        )
-    if config and not persistent:
-        raise InvalidStateError(
-            f"domain '{name}' is transient; it has no definition to change",
-            hint="use --live only",
-        )
-    return live, config
 
 
 def find_disk(dom: Domain, ident: str) -> Disk | None:
@@ -132,16 +98,10 @@ class DiskManager:
         mgr = self.domains
         name = mgr.resolve(ident)
         with mgr._locked(name):
-            running = mgr._live(name, cleanup=True) is not None
-            do_live, do_config = affect(
-                name,
-                running=running,
-                persistent=mgr.store.exists(name),
-                live=live,
-                config=config,
-                current=current,
-                persistent_flag=persistent,
+            scope = mgr.affect(
+                name, live=live, config=config, current=current, persistent=persistent
             )
+            do_live, do_config = scope.live, scope.config
             disk = build_disk(opts)
             if disk.type != "volume":
                 check_source(disk)
@@ -251,16 +211,10 @@ class DiskManager:
         mgr = self.domains
         name = mgr.resolve(ident)
         with mgr._locked(name):
-            running = mgr._live(name, cleanup=True) is not None
-            do_live, do_config = affect(
-                name,
-                running=running,
-                persistent=mgr.store.exists(name),
-                live=live,
-                config=config,
-                current=current,
-                persistent_flag=persistent,
+            scope = mgr.affect(
+                name, live=live, config=config, current=current, persistent=persistent
             )
+            do_live, do_config = scope.live, scope.config
             cfg = mgr.definition(name, inactive=True) if do_config else None
             cfg_disk = find_disk(cfg, target) if cfg is not None else None
             if cfg is not None and cfg_disk is None:
@@ -305,15 +259,10 @@ class DiskManager:
 
     # -- live XML ----------------------------------------------------------------------
     def _live_domain(self, name: str) -> Domain:
-        from pyvirt.model.domain import Domain
-
-        return Domain.from_xml(
-            (self.domains.paths.domain_run_dir(name) / "domain.xml").read_bytes()
-        )
+        return self.domains.live_definition(name)
 
     def _save_live(self, name: str, dom: Domain) -> None:
-        path = self.domains.paths.domain_run_dir(name) / "domain.xml"
-        atomic_write(path, dom.to_xml().encode(), sync=False)
+        self.domains.save_live(name, dom)
 
 
 # -- helpers -------------------------------------------------------------------------------

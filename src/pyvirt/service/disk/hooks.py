@@ -22,14 +22,11 @@ needs no XML parsing. QEMU's own image locking stays on and remains the backstop
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.errors import InvalidStateError, NotFoundError, PyvirtError
 from pyvirt.service.hooks import HookResult, register_hook
-from pyvirt.state.atomic import atomic_write
 
 if TYPE_CHECKING:
     from pyvirt.model import Disk
@@ -38,7 +35,6 @@ if TYPE_CHECKING:
     from pyvirt.storage.base import DiskSource
 
 HOOK_NAME = "disks"
-HOOKS_FILE = "hooks.json"
 
 
 # -- sources -------------------------------------------------------------------------------
@@ -153,18 +149,14 @@ def conflicts(new: dict[str, Any], old: dict[str, Any]) -> bool:
 # -- inventories of running domains ----------------------------------------------------------
 def load_inventory(mgr: DomainManager, name: str) -> list[dict[str, Any]]:
     """The disk inventory of running domain *name* (from its hook data, else its live XML)."""
-    run_dir = mgr.paths.domain_run_dir(name)
-    try:
-        data = json.loads((run_dir / HOOKS_FILE).read_bytes())
-        disks = data[HOOK_NAME]["disks"]
-        if isinstance(disks, list):
-            return disks
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
-        pass
+    run = mgr.rundir(name)
+    disks = run.hooks().sections.get(HOOK_NAME, {}).get("disks")
+    if isinstance(disks, list):
+        return disks
     try:
         from pyvirt.model.domain import Domain
 
-        dom = Domain.from_xml((run_dir / "domain.xml").read_bytes())
+        dom = Domain.from_xml(run.live_xml())
     except (OSError, PyvirtError):  # a domain that is just going away
         return []
     return [e for d in dom.devices.disks if d.type != "volume" for e in [inventory_entry(d)] if e]
@@ -172,14 +164,11 @@ def load_inventory(mgr: DomainManager, name: str) -> list[dict[str, Any]]:
 
 def save_inventory(mgr: DomainManager, name: str, disks: list[dict[str, Any]]) -> None:
     """Replace the disk inventory in running domain *name*'s hook data."""
-    path = mgr.paths.domain_run_dir(name) / HOOKS_FILE
-    try:
-        data = json.loads(path.read_bytes())
-    except (FileNotFoundError, ValueError):
-        data = {}
-    entry = data.setdefault(HOOK_NAME, {})
-    entry["disks"] = disks
-    atomic_write(path, json.dumps(data).encode(), sync=False)
+
+    def change(section: dict[str, Any]) -> dict[str, Any]:
+        return {**section, "disks": disks}
+
+    mgr.rundir(name).update_hooks(HOOK_NAME, change)
 
 
 def check_conflicts(
@@ -240,7 +229,8 @@ class DiskHook:
         check_conflicts(mgr, name, list(data.get("disks", [])))
         volumes: dict[str, str] = data.get("volumes") or {}
         if volumes:
-            restore_volumes(mgr.paths.domain_run_dir(name) / "domain.xml", volumes)
+            run = mgr.rundir(name)
+            run.write_live_xml(restore_volumes(run.live_xml(), volumes))
 
     def after_launch(self, mgr: DomainManager, name: str, pid: int, data: dict[str, Any]) -> None:
         """Nothing to do once QEMU runs."""
@@ -262,15 +252,13 @@ def _check_modes(disk: Disk) -> None:
         check_direct_io(path, disk.cache or "none")
 
 
-def restore_volumes(live_xml: os.PathLike[str], volumes: dict[str, str]) -> None:
-    """Replace the resolved disks of *live_xml* by their original ``type='volume'`` form."""
+def restore_volumes(live_xml: bytes, volumes: dict[str, str]) -> str:
+    """*live_xml* with its resolved disks put back in their original ``type='volume'`` form."""
     from lxml import etree
 
     from pyvirt.model.xmlmap import parse_xml
 
-    path = os.fspath(live_xml)
-    with open(path, "rb") as f:
-        root = parse_xml(f.read(), what="live domain XML")
+    root = parse_xml(live_xml, what="live domain XML")
     for disk in root.iterfind("devices/disk"):
         original = volumes.get(_target(disk))
         if original is None:
@@ -280,8 +268,7 @@ def restore_volumes(live_xml: os.PathLike[str], volumes: dict[str, str]) -> None
         parent = disk.getparent()
         assert parent is not None
         parent.replace(disk, new)
-    data = etree.tostring(root, encoding="unicode")
-    atomic_write(Path(path), (data + "\n").encode(), sync=False)
+    return etree.tostring(root, encoding="unicode") + "\n"
 
 
 def _target(el: Any) -> str:

@@ -183,7 +183,7 @@ def _live(mgr: DomainManager, name: str, dom: Domain, new: etree._Element) -> No
             else:
                 mon.eject(qdev, force=True)
     _replace(dom, new)
-    atomic_write(mgr.run_dir(name) / "domain.xml", dom.to_xml().encode(), sync=False)
+    mgr.save_live(name, dom)
 
 
 def _qdev_of(blocks: list[BlockDevice], old: etree._Element) -> str:
@@ -199,27 +199,31 @@ def _qdev_of(blocks: list[BlockDevice], old: etree._Element) -> str:
 
 
 def update_device(
-    mgr: DomainManager, ident: str, xml: str | bytes, *, live: bool, config: bool
+    mgr: DomainManager,
+    ident: str,
+    xml: str | bytes,
+    *,
+    live: bool = False,
+    config: bool = False,
+    current: bool = False,
+    persistent: bool = False,
 ) -> None:
-    """Update one device of a domain (virsh ``update-device``).
+    """Update one device of a domain (virsh ``update-device``); the flags follow
+    :mod:`pyvirt.service.domain.affect`.
 
     :param live: change the running domain (refused when it is not running)
     :param config: change the persistent definition
+    :param persistent: the definition, and the running domain when it runs
     """
     from pyvirt.model.xmlmap import parse_xml
 
     name = mgr.resolve(ident)
     new = parse_xml(xml, what="device XML")
-    running = mgr._live(name, cleanup=False) is not None
-    if not live and not config:
-        live, config = running, not running
-    if live and not running:
-        raise InvalidStateError(f"domain '{name}' is not running", hint="use --config")
-    if config and not mgr.store.exists(name):
-        raise InvalidStateError(f"domain '{name}' is transient; it has no persistent definition")
-    if live:
-        _live(mgr, name, mgr.definition(name), new)
-    if config:
+    with mgr._locked(name):
+        scope = mgr.affect(name, live=live, config=config, current=current, persistent=persistent)
+        if scope.live:
+            _live(mgr, name, mgr.live_definition(name), new)
+    if scope.config:
         dom = mgr.definition(name, inactive=True)
         _replace(dom, new)
         _, warnings = mgr.define(dom.to_xml())

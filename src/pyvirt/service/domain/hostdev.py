@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 
 #: sysfs and /dev are read below this root (tests point it at a fake tree)
 HOST_ROOT = Path("/")
-#: functions bound to vfio-pci by this start, with their previous driver (in the run dir)
+#: where pyvirt before the versioned hook data recorded the functions it bound to vfio-pci
+#: (now ``bound`` in the hook's data); read for domains started by it
 BOUND_FILE = "hostdev.json"
 
 
@@ -244,21 +245,20 @@ class HostdevHook:
 
     def after_stop(self, mgr: DomainManager, name: str, data: dict[str, Any]) -> None:
         """Give managed functions back to their driver and free the domain's VFs."""
-        path = mgr.paths.domain_run_dir(name) / BOUND_FILE
-        try:
-            bound = json.loads(path.read_text())
-        except (OSError, ValueError):
-            bound = []
+        bound = data.get("bound")
+        if not isinstance(bound, list):  # a domain started by an older pyvirt
+            try:
+                bound = json.loads((mgr.paths.domain_run_dir(name) / BOUND_FILE).read_text())
+            except (OSError, ValueError):
+                bound = []
         _unbind(bound)
-        path.unlink(missing_ok=True)
         vf_pool(mgr).release(name)
 
 
 def _save_bound(mgr: DomainManager, name: str, bound: list[dict[str, Any]]) -> None:
-    from pyvirt.state.atomic import atomic_write
-
-    path = mgr.paths.domain_run_dir(name) / BOUND_FILE
-    atomic_write(path, json.dumps(bound).encode(), sync=False)
+    """Record the functions bound to vfio-pci so far in the hook's data (for after_stop)."""
+    saved = [dict(item) for item in bound]
+    mgr.rundir(name).update_hooks("hostdev", lambda old: {**old, "bound": saved})
 
 
 def _unbind(bound: list[dict[str, Any]]) -> None:

@@ -3,12 +3,15 @@
 Start is on the hot path (target: the CLI returns in well under 120 ms), so it does only:
 parse the definition, build the argv (pure), launch QEMU with ``-daemonize`` (QEMU's parent
 returns once the machine is set up, so failures are reported synchronously), write the
-runtime record and spawn the watcher without waiting for it.
+runtime record and spawn the reaper (the per-domain watcher, which also does the stop work
+when QEMU exits: :mod:`pyvirt.service.domain.reaper`) without waiting for it.
+
+Every file of the run directory that is read back is written through its owner,
+:class:`pyvirt.drivers.qemu.rundir.RunDir`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -27,7 +30,6 @@ if TYPE_CHECKING:
     from pyvirt.service.domain.manager import DomainManager
 
 VNC_BASE_PORT = 5900
-HOOKS_FILE = "hooks.json"
 
 
 def _next_id(mgr: DomainManager) -> int:
@@ -129,23 +131,20 @@ def _compile(mgr: DomainManager, dom: Domain, key: str) -> tuple[StartPlan, bool
 
 def _run(mgr: DomainManager, p: StartPlan, *, paused: bool, transient: bool) -> DomainStatus:
     """Launch QEMU from a plan (caller holds the domain lock and checked it is not running)."""
-    from pyvirt.drivers.qemu import process, runtime, watch
+    from pyvirt.drivers.qemu import process, runtime
+    from pyvirt.service.domain import reaper
 
     name = p.name
-    run_dir = mgr.paths.domain_run_dir(name)
+    run = mgr.rundir(name)
+    run_dir = run.path
     log_dir = mgr.paths.domain_log_dir(name)
-    if run_dir.exists():
-        import shutil
-
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, mode=0o700)
+    run.create()
     log_dir.mkdir(parents=True, exist_ok=True)
     for path, content in p.files.items():
         atomic_write(Path(path), content.encode(), mode=0o600, sync=False)
     argv = [*p.argv, "-S"] if paused else p.argv
-    (run_dir / "domain.xml").write_text(p.live_xml)
-    policy = {k: v for k, v in p.policy.items() if k.startswith("on_")}
-    runtime.write_policy(run_dir, **policy)
+    run.write_live_xml(p.live_xml)
+    run.write_policy(**{k: v for k, v in p.policy.items() if k.startswith("on_")})
     domain_id = _next_id(mgr)
     active = _before_launch(mgr, p)
     fds = hooks.take_fds(name)
@@ -154,10 +153,8 @@ def _run(mgr: DomainManager, p: StartPlan, *, paused: bool, transient: bool) -> 
             argv, run_dir=run_dir, log_path=log_dir / "qemu.log", pass_fds=fds
         )
     except BaseException:
-        import shutil
-
-        hooks.run_after_stop(mgr, name, active)
-        shutil.rmtree(run_dir, ignore_errors=True)
+        hooks.run_after_stop(mgr, name, _recorded(mgr, name, active))
+        run.remove()
         raise
     finally:
         hooks.close_fds(fds)
@@ -179,8 +176,8 @@ def _run(mgr: DomainManager, p: StartPlan, *, paused: bool, transient: bool) -> 
         paused=paused,
         transient=transient,
     )
-    rec.save(run_dir)
-    watch.spawn_watcher(run_dir)
+    run.save_record(rec)
+    reaper.spawn(mgr.paths, name)
     _after_launch(mgr, p, launched.pid, launched.starttime)
     mgr.paths.domain_last_state(name).unlink(missing_ok=True)
     state = State.PAUSED if paused else State.RUNNING
@@ -192,8 +189,10 @@ def _before_launch(mgr: DomainManager, p: StartPlan) -> dict[str, dict[str, Any]
     """Run the hooks' before_launch; record their data in the run dir for after_stop."""
     if not p.hooks:
         return {}
-    run_dir = mgr.paths.domain_run_dir(p.name)
-    atomic_write(run_dir / HOOKS_FILE, json.dumps(p.hooks).encode(), sync=False)
+    from pyvirt.drivers.qemu.rundir import HookData
+
+    run = mgr.rundir(p.name)
+    run.save_hooks(HookData(sections=dict(p.hooks)))
     done: dict[str, dict[str, Any]] = {}
     for hook in hooks.hooks(p.hooks):
         if hook.name not in p.hooks:
@@ -202,20 +201,27 @@ def _before_launch(mgr: DomainManager, p: StartPlan) -> dict[str, dict[str, Any]
             hook.before_launch(mgr, p.name, p.hooks[hook.name])
         except BaseException:
             hooks.close_fds(hooks.take_fds(p.name))
-            hooks.run_after_stop(mgr, p.name, done)
-            import shutil
-
-            shutil.rmtree(run_dir, ignore_errors=True)
+            hooks.run_after_stop(mgr, p.name, _recorded(mgr, p.name, done))
+            run.remove()
             raise
         done[hook.name] = p.hooks[hook.name]
     return done
+
+
+def _recorded(
+    mgr: DomainManager, name: str, ran: dict[str, dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The hook data now in the run dir (hooks add to it while they run) of the hooks that
+    ran, for their after_stop on a failed start."""
+    sections = mgr.rundir(name).hooks().sections
+    return {hook: sections.get(hook, data) for hook, data in ran.items()}
 
 
 def _after_launch(mgr: DomainManager, p: StartPlan, pid: int, starttime: int | None) -> None:
     """Run the hooks' after_launch; a failure destroys the new domain and re-raises."""
     if not p.hooks:
         return
-    from pyvirt.drivers.qemu import process, runtime
+    from pyvirt.drivers.qemu import process
 
     for hook in hooks.hooks(p.hooks):
         if hook.name not in p.hooks:
@@ -223,8 +229,7 @@ def _after_launch(mgr: DomainManager, p: StartPlan, pid: int, starttime: int | N
         try:
             hook.after_launch(mgr, p.name, pid, p.hooks[hook.name])
         except BaseException:
-            run_dir = mgr.paths.domain_run_dir(p.name)
-            runtime.mark_destroying(run_dir)
+            mgr.rundir(p.name).mark_destroying()
             process.terminate(pid, starttime, timeout=3.0)
             rec = mgr._record(p.name)
             if rec is not None:
@@ -305,15 +310,14 @@ def shutdown(mgr: DomainManager, ident: str) -> None:
 
 def destroy(mgr: DomainManager, ident: str, *, graceful: bool = False) -> None:
     """Stop QEMU immediately (SIGTERM, then SIGKILL); the reason becomes ``destroyed``."""
-    from pyvirt.drivers.qemu import process, runtime
+    from pyvirt.drivers.qemu import process
 
     name = mgr.resolve(ident)
     with mgr._locked(name):
         rec = mgr._live(name, cleanup=True)
         if rec is None:
             raise InvalidStateError(f"domain '{name}' is not running")
-        run_dir = mgr.paths.domain_run_dir(name)
-        runtime.mark_destroying(run_dir)
+        mgr.rundir(name).mark_destroying()
         process.terminate(rec.pid, rec.starttime, timeout=10.0 if graceful else 3.0)
         mgr._reap(name, rec)
 
@@ -347,7 +351,7 @@ def _set_paused(mgr: DomainManager, ident: str, paused: bool) -> None:
                 mon.cont()
         rec.paused = paused
         rec.reason = None if paused else "unpaused"
-        rec.save(mgr.paths.domain_run_dir(name))
+        mgr.rundir(name).save_record(rec)
 
 
 def suspend(mgr: DomainManager, ident: str) -> None:

@@ -1,9 +1,13 @@
 """Domain use cases: define, start, stop, list, inspect. Preconditions and messages live here.
 
-Every look at a domain reconciles the runtime record with reality: a QEMU that is gone
-(or a zombie) makes the domain ``shut off`` with the reason the watcher recorded
-(``shutdown``, ``destroyed``) or ``crashed`` when nobody recorded one. A transient domain
-whose QEMU is gone disappears.
+Stop work is eager: the per-domain reaper (:mod:`pyvirt.service.domain.reaper`, the watcher
+process) runs :meth:`DomainManager.stop_work` the moment QEMU exits, whatever the reason: the
+hooks' ``after_stop`` (taps, macvtaps, VFs, cgroups, references), the shut-off reason
+(``shutdown``, ``destroyed``, ``crashed``) and the removal of the run directory. A transient
+domain whose QEMU is gone disappears. Stop work holds the domain lock and checks that the
+run directory still belongs to the QEMU that exited, so it is idempotent and a command and
+the reaper never both tear down. A command that looks at a domain whose QEMU is gone does the
+stop work itself only when no reaper is alive to do it (or when it holds the lock anyway).
 
 Locking: the namespace lock guards names and UUIDs (define, undefine, rename, create); the
 per-name lock serializes operations on one domain. Order: namespace, then name.
@@ -11,15 +15,15 @@ per-name lock serializes operations on one domain. Order: namespace, then name.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pyvirt.errors import (
     AlreadyExistsError,
@@ -28,6 +32,7 @@ from pyvirt.errors import (
     NotFoundError,
     OperationFailedError,
 )
+from pyvirt.service.domain.affect import Affect, resolve
 from pyvirt.service.domain.types import DomainStatus, Reason, State
 from pyvirt.state.atomic import atomic_write
 from pyvirt.state.domains import DomainStore, check_name
@@ -35,6 +40,7 @@ from pyvirt.state.locks import file_lock
 from pyvirt.state.paths import StatePaths
 
 if TYPE_CHECKING:
+    from pyvirt.drivers.qemu.rundir import RunDir
     from pyvirt.drivers.qemu.runtime import RuntimeRecord
     from pyvirt.model.domain import Domain
 
@@ -61,9 +67,37 @@ class DomainManager:
             yield
 
     @contextmanager
-    def _locked(self, name: str) -> Iterator[None]:
-        with file_lock(self.paths.lock_dir / f"domain-{name}.lock", what=f"domain '{name}'"):
+    def _locked(self, name: str, *, timeout: float = 30.0) -> Iterator[None]:
+        path = self.paths.lock_dir / f"domain-{name}.lock"
+        with file_lock(path, timeout=timeout, what=f"domain '{name}'"):
             yield
+
+    def affect(
+        self,
+        name: str,
+        *,
+        live: bool = False,
+        config: bool = False,
+        current: bool = False,
+        persistent: bool = False,
+    ) -> Affect:
+        """Resolve the affect flags of a change to ``name`` against its state now
+        (:func:`pyvirt.service.domain.affect.resolve`). Call it holding the domain lock, so
+        the state cannot change before the change is made.
+
+        :param persistent: virsh's ``--persistent`` of attach and detach verbs
+        :raises InvalidConfigError: contradicting flags
+        :raises InvalidStateError: the flags do not fit the domain's state
+        """
+        return resolve(
+            name,
+            running=self._live(name, cleanup=True) is not None,
+            persistent=self.store.exists(name),
+            live=live,
+            config=config,
+            current=current,
+            persistent_flag=persistent,
+        )
 
     # -- lookups ----------------------------------------------------------------------
     def _running_names(self) -> list[str]:
@@ -74,9 +108,13 @@ class DomainManager:
         return [e for e in entries if not e.startswith(".") and not e.endswith(".json")]
 
     def _record(self, name: str) -> RuntimeRecord | None:
-        from pyvirt.drivers.qemu.runtime import RuntimeRecord
+        return self.rundir(name).record()
 
-        return RuntimeRecord.load_or_none(self.paths.domain_run_dir(name))
+    def rundir(self, name: str) -> RunDir:
+        """The owner of domain ``name``'s run directory (whether or not it runs)."""
+        from pyvirt.drivers.qemu.rundir import RunDir
+
+        return RunDir(self.paths.domain_run_dir(name))
 
     def resolve(self, ident: str) -> str:
         """The name of the domain known by name, UUID or numeric id.
@@ -104,6 +142,12 @@ class DomainManager:
         )
 
     # -- state and reconciliation -------------------------------------------------------
+    def _stop_reason(self, name: str) -> Reason:
+        """Why a domain is shut off: its last state, or what the watcher recorded for a QEMU
+        that exited a moment ago (the reaper is still at work)."""
+        info = self.rundir(name).recorded_exit()
+        return Reason(info.reason) if info is not None else self._last_reason(name)
+
     def _last_reason(self, name: str) -> Reason:
         try:
             data = json.loads(self.paths.domain_last_state(name).read_text())
@@ -112,10 +156,13 @@ class DomainManager:
             return Reason.UNKNOWN
 
     def _live(self, name: str, *, cleanup: bool) -> RuntimeRecord | None:
-        """The runtime record of ``name`` if its QEMU is alive; otherwise clean up.
+        """The runtime record of ``name`` if its QEMU is alive; otherwise maybe do stop work.
 
-        With ``cleanup`` the caller holds the domain lock; otherwise we clean up only if the
-        lock is free right now (a busy lock means another command is on it).
+        With ``cleanup`` the caller holds the domain lock and the stop work runs now (it is
+        idempotent: the reaper finds nothing left). Without it, the stop work is the
+        reaper's; only when no reaper is alive (it was killed, or an older pyvirt started the
+        domain) is it done here, and only if the lock is free right now (a busy lock means
+        another command or the reaper is on it).
         """
         from pyvirt.drivers.qemu import process
 
@@ -126,7 +173,7 @@ class DomainManager:
             return rec
         if cleanup:
             self._reap(name, rec)
-        else:
+        elif not self._reaper_alive(name):
             try:
                 with file_lock(
                     self.paths.lock_dir / f"domain-{name}.lock", timeout=0, what=f"domain '{name}'"
@@ -138,27 +185,51 @@ class DomainManager:
                 pass
         return None
 
-    def _reap(self, name: str, rec: RuntimeRecord) -> None:
-        """Record why a dead QEMU stopped and remove its runtime directory."""
-        from pyvirt.drivers.qemu import runtime
+    def _reaper_alive(self, name: str) -> bool:
+        from pyvirt.drivers.qemu.runtime import read_watcher
 
-        run_dir = self.paths.domain_run_dir(name)
-        reason = runtime.exit_reason(run_dir, wait=0.5)
-        try:
-            hook_data = json.loads((run_dir / "hooks.json").read_bytes())
-        except (FileNotFoundError, ValueError):
-            hook_data = None
-        if hook_data:
+        info = read_watcher(self.paths.domain_run_dir(name))
+        return info is not None and info.alive
+
+    def _reap(self, name: str, rec: RuntimeRecord) -> None:
+        """Stop work for a dead QEMU (caller holds the lock): the hooks' after_stop, the
+        shut-off reason, the run directory removed."""
+        run = self.rundir(name)
+        reason = run.exit_info(wait=0.5).reason
+        data = run.hooks()
+        if data.sections:
             from pyvirt.service import hooks
 
-            hooks.run_after_stop(self, name, hook_data)
+            hooks.run_after_stop(self, name, data.sections)
         self.paths.domain_run_root.mkdir(parents=True, exist_ok=True)
         atomic_write(
             self.paths.domain_last_state(name),
             json.dumps({"state": "shut off", "reason": reason, "at": time.time()}).encode(),
             sync=False,
         )
-        shutil.rmtree(run_dir, ignore_errors=True)
+        run.remove()
+
+    def stop_work(
+        self, name: str, pid: int, starttime: int | None, *, timeout: float = 60.0
+    ) -> bool:
+        """The stop work of domain ``name`` after its QEMU ``pid`` exited (the reaper calls it).
+
+        Takes the domain lock and does nothing unless the run directory still describes that
+        very QEMU and it is gone: a command may have done the work already, or started the
+        domain again.
+
+        :returns: whether this call did the work
+        """
+        from pyvirt.drivers.qemu import process
+
+        with self._locked(name, timeout=timeout):
+            rec = self._record(name)
+            if rec is None or rec.pid != pid or rec.starttime != starttime:
+                return False
+            if process.is_alive(rec.pid, rec.starttime):
+                return False
+            self._reap(name, rec)
+            return True
 
     def status(self, ident: str) -> DomainStatus:
         """State of one domain, reconciled with reality."""
@@ -182,9 +253,8 @@ class DomainManager:
                 name, rec.uuid, rec.domain_id, state, reason, persistent, autostart, rec.pid
             )
         uuid = (uuids or {}).get(name) or self._uuid_of(name)
-        return DomainStatus(
-            name, uuid, None, State.SHUTOFF, self._last_reason(name), persistent, autostart
-        )
+        return DomainStatus(name, uuid, None, State.SHUTOFF, self._stop_reason(name), persistent,
+                            autostart)  # fmt: skip
 
     def _uuid_of(self, name: str) -> str:
         """UUID of a persistent domain: its own definition, not a scan of the index."""
@@ -241,9 +311,10 @@ class DomainManager:
 
         name = self.resolve(ident)
         if not inactive or not self.store.exists(name):
-            live = self.paths.domain_run_dir(name) / "domain.xml"
-            if self._live(name, cleanup=False) is not None and live.exists():
-                return Domain.from_xml(live.read_bytes())
+            run = self.rundir(name)
+            if self._live(name, cleanup=False) is not None and run.has_live_xml():
+                with contextlib.suppress(NotFoundError):  # it stopped just now
+                    return Domain.from_xml(run.live_xml())
         xml = self.store.read(name)
         if xml is None:
             raise NotFoundError(f"domain '{name}' not found")
@@ -444,5 +515,18 @@ class DomainManager:
     def run_dir(self, name: str) -> Path:
         return self.paths.domain_run_dir(name)
 
-    def write_json(self, path: Path, data: dict[str, Any]) -> None:
-        atomic_write(path, json.dumps(data).encode(), sync=False)
+    def live_definition(self, name: str) -> Domain:
+        """The live definition of running domain ``name`` (caller holds its lock).
+
+        :raises InvalidStateError: it is not running
+        """
+        from pyvirt.model.domain import Domain
+
+        try:
+            return Domain.from_xml(self.rundir(name).live_xml())
+        except NotFoundError:
+            raise InvalidStateError(f"domain '{name}' is not running") from None
+
+    def save_live(self, name: str, dom: Domain) -> None:
+        """Replace the live definition of running domain ``name`` (caller holds its lock)."""
+        self.rundir(name).write_live_xml(dom.to_xml())

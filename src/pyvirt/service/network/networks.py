@@ -508,22 +508,28 @@ class NetworkManager:
         target: str | None = None,
         live: bool = False,
         config: bool = False,
+        current: bool = False,
+        persistent: bool = False,
     ) -> str:
         """Add a NIC (hotplug via QMP with ``live``); returns its MAC."""
         from pyvirt.service.nic import ops as nics
 
         return nics.attach(
             self, domain, type, source, model=model, mac=mac, target=target, live=live,
-            config=config,
+            config=config, current=current, persistent=persistent,
         )  # fmt: skip
 
     def detach_interface(
-        self, domain: str, type: str, *, mac: str | None = None, live: bool, config: bool
-    ) -> None:
+        self, domain: str, type: str, *, mac: str | None = None, live: bool = False,
+        config: bool = False, current: bool = False, persistent: bool = False,
+    ) -> None:  # fmt: skip
         """Remove a NIC by type (and MAC when several match)."""
         from pyvirt.service.nic import ops as nics
 
-        nics.detach(self, domain, type, mac=mac, live=live, config=config)
+        nics.detach(
+            self, domain, type, mac=mac, live=live, config=config, current=current,
+            persistent=persistent,
+        )  # fmt: skip
 
     def iflist(self, domain: str, *, inactive: bool = False) -> builtins.list[DomainNic]:
         """``domiflist``."""
@@ -545,8 +551,10 @@ class NetworkManager:
 
         return nics.ifstat(self, domain, interface)
 
-    def set_link(self, domain: str, interface: str, state: str, *, config: bool = False) -> None:
-        """``domif-setlink``: QMP ``set_link`` on the NIC."""
+    def set_link(
+        self, domain: str, interface: str, state: str, *, live: bool = False, config: bool = False
+    ) -> None:
+        """``domif-setlink``: QMP ``set_link`` on the NIC (``config``: the definition only)."""
         from pyvirt.service.nic import ops as nics
 
-        nics.set_link(self, domain, interface, state, config=config)
+        nics.set_link(self, domain, interface, state, live=live, config=config)

@@ -1,11 +1,14 @@
 """Domain NIC operations: attach/detach (QMP hotplug and ``--config``), domiflist,
 domifaddr, domifstat, domif-setlink. Called through
 :class:`~pyvirt.service.network.networks.NetworkManager`.
+
+``--live/--config/--current/--persistent`` follow the one rule of
+:mod:`pyvirt.service.domain.affect`; the live definition and the network hook's data are
+written through the run directory's owner (:class:`pyvirt.drivers.qemu.rundir.RunDir`).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -17,11 +20,11 @@ from pyvirt.errors import (
     OperationFailedError,
 )
 from pyvirt.service.network.types import DomainNic, NicAddress, NicStats
-from pyvirt.state.atomic import atomic_write
 
 if TYPE_CHECKING:
     from pyvirt.model.devices.interface import Interface
     from pyvirt.model.domain import Domain
+    from pyvirt.service.domain.affect import Affect
     from pyvirt.service.domain.manager import DomainManager
     from pyvirt.service.network.networks import NetworkManager
     from pyvirt.state.paths import StatePaths
@@ -178,44 +181,66 @@ def ifstat(nets: NetworkManager, domain: str, interface: str) -> NicStats:
 
 
 def _write_live(dm: DomainManager, name: str, dom: Domain) -> None:
-    atomic_write(dm.run_dir(name) / "domain.xml", dom.to_xml().encode(), sync=False)
+    """Replace the live definition (caller holds the domain lock)."""
+    dm.save_live(name, dom)
 
 
 def _hook_nics(dm: DomainManager, name: str, change: Any) -> None:
-    path = dm.run_dir(name) / "hooks.json"
-    try:
-        data = json.loads(path.read_bytes())
-    except (FileNotFoundError, ValueError):
-        data = {}
-    section = data.setdefault("network", {})
-    section["nics"] = change(section.get("nics", []))
-    atomic_write(path, json.dumps(data).encode(), sync=False)
+    """Update the NIC list of the network hook's data (caller holds the domain lock)."""
+
+    def section(old: dict[str, Any]) -> dict[str, Any]:
+        return {**old, "nics": change(old.get("nics", []))}
+
+    dm.rundir(name).update_hooks("network", section)
+
+
+def _affect(
+    dm: DomainManager, name: str, *, live: bool, config: bool, current: bool, persistent: bool
+) -> Affect:
+    with dm._locked(name):
+        return dm.affect(name, live=live, config=config, current=current, persistent=persistent)
 
 
 def set_link(
-    nets: NetworkManager, domain: str, interface: str, state: str, *, config: bool = False
+    nets: NetworkManager,
+    domain: str,
+    interface: str,
+    state: str,
+    *,
+    live: bool = False,
+    config: bool = False,
 ) -> None:
-    """Set a NIC's link up or down (live); ``config`` also persists it."""
+    """Set a NIC's link up or down (virsh ``domif-setlink``): QMP ``set_link`` live, and/or
+    ``<link state>`` in the definition.
+
+    As in virsh, ``config`` changes only the definition; without flags the running domain
+    changes (the definition of a shut-off one).
+    """
     from pyvirt.drivers.qemu.qmp import Monitor
 
     if state not in ("up", "down"):
         raise InvalidConfigError(f"link state '{state}' is not up or down")
     dm = _domains(nets.paths)
-    name, rec = dm.running(domain)
+    name = dm.resolve(domain)
+    ident = interface
     with dm._locked(name):
-        dom = dm.definition(name)
-        iface = _find(dom, interface)
-        if not iface.alias:
-            raise InvalidStateError(f"interface '{interface}' of domain '{name}' has no alias")
-        with Monitor(rec.qmp_socket) as mon:
-            mon.set_link(iface.alias, state == "up")
-        iface.link_state = state
-        _write_live(dm, name, dom)
-    if config and dm.store.exists(name):
+        scope = dm.affect(name, live=live, config=config)
+        if scope.live:
+            rec = dm._record(name)
+            assert rec is not None
+            dom = dm.live_definition(name)
+            iface = _find(dom, interface)
+            if not iface.alias:
+                raise InvalidStateError(f"interface '{interface}' of domain '{name}' has no alias")
+            with Monitor(rec.qmp_socket) as mon:
+                mon.set_link(iface.alias, state == "up")
+            iface.link_state = state
+            _write_live(dm, name, dom)
+            ident = iface.mac or interface  # the definition has no tap name
+    if scope.config:
         pdom = dm.definition(name, inactive=True)
-        if iface.mac:
-            _find(pdom, iface.mac).link_state = state
-            dm.define(pdom.to_xml())
+        _find(pdom, ident).link_state = state
+        dm.define(pdom.to_xml())
 
 
 def _new_iface(
@@ -237,9 +262,13 @@ def _new_iface(
 
 def attach(
     nets: NetworkManager, domain: str, type: str, source: str, *, model: str | None,
-    mac: str | None, target: str | None, live: bool, config: bool,
+    mac: str | None, target: str | None, live: bool = False, config: bool = False,
+    current: bool = False, persistent: bool = False,
 ) -> str:  # fmt: skip
-    """Add a NIC live (hotplug), to the persistent definition, or both; returns its MAC."""
+    """Add a NIC live (hotplug), to the persistent definition, or both; returns its MAC.
+
+    :param persistent: virsh's ``--persistent``: the definition, and live when running
+    """
     from pyvirt.drivers.qemu.argv.devices.interface import NIC_MODELS
     from pyvirt.network import mac as macs
 
@@ -253,11 +282,8 @@ def attach(
         )
     dm = _domains(nets.paths)
     name = dm.resolve(domain)
-    running = dm.status(name).id is not None
-    if not live and not config:
-        live, config = running, not running
-    if live and not running:
-        raise InvalidStateError(f"domain '{name}' is not running", hint="use --config")
+    scope = _affect(dm, name, live=live, config=config, current=current, persistent=persistent)
+    live, config = scope.live, scope.config
     if type == "network":
         nets.resolve(source)
     if mac is not None:
@@ -269,31 +295,31 @@ def attach(
             )
     else:
         mac = macs.generate(all_macs(nets.paths))
-    if config and dm.store.exists(name):
+    pdom = None
+    if config:
         pdom = dm.definition(name, inactive=True)
         pdom.devices.add(_new_iface(type, source, model, mac, target))
-        if not live:
-            dm.define(pdom.to_xml())
     if live:
         from pyvirt.service.nic.hotplug import hotplug
 
         hotplug(dm, name, _new_iface(type, source, model, mac, target))
-        if config and dm.store.exists(name):
-            dm.define(pdom.to_xml())
+    if pdom is not None:
+        dm.define(pdom.to_xml())
     return mac
 
 
 def detach(
-    nets: NetworkManager, domain: str, type: str, *, mac: str | None, live: bool, config: bool
-) -> None:
-    """Remove the NIC of ``type`` (and ``mac``) live, from the definition, or both."""
+    nets: NetworkManager, domain: str, type: str, *, mac: str | None, live: bool = False,
+    config: bool = False, current: bool = False, persistent: bool = False,
+) -> None:  # fmt: skip
+    """Remove the NIC of ``type`` (and ``mac``) live, from the definition, or both.
+
+    :param persistent: virsh's ``--persistent``: the definition, and live when running
+    """
     dm = _domains(nets.paths)
     name = dm.resolve(domain)
-    running = dm.status(name).id is not None
-    if not live and not config:
-        live, config = running, not running
-    if live and not running:
-        raise InvalidStateError(f"domain '{name}' is not running", hint="use --config")
+    scope = _affect(dm, name, live=live, config=config, current=current, persistent=persistent)
+    live, config = scope.live, scope.config
 
     def pick(dom: Domain) -> Interface:
         found = [
@@ -315,8 +341,6 @@ def detach(
 
     pdom = None
     if config:
-        if not dm.store.exists(name):
-            raise InvalidStateError(f"domain '{name}' is transient; use --live")
         pdom = dm.definition(name, inactive=True)
         pdom.devices.remove(pick(pdom))
     if live:

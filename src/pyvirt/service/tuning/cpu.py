@@ -1,9 +1,10 @@
 """Live and persistent CPU tuning of domains: vCPU count, pinning, scheduler, NUMA memory.
 
-virsh's ``--live``/``--config``/``--current`` flags map to :class:`Scope`: the running QEMU
-(QMP, thread affinity, the domain's cgroup; the live XML in the run dir follows) and/or the
-persistent definition. Memory use cases are in :mod:`pyvirt.service.tuning.memory`; what is
-applied at start lives in :mod:`pyvirt.service.tuning.hooks`.
+virsh's ``--live``/``--config``/``--current`` flags map to :class:`Scope` by the one rule of
+:mod:`pyvirt.service.domain.affect`: the running QEMU (QMP, thread affinity, the domain's
+cgroup; the live XML in the run dir follows) and/or the persistent definition. Memory use
+cases are in :mod:`pyvirt.service.tuning.memory`; what is applied at start lives in
+:mod:`pyvirt.service.tuning.hooks`.
 
 Pinning works on threads: the monitor names each vCPU's thread; every other thread
 of the QEMU process is an emulator thread. Affinity is set with ``sched_setaffinity`` and
@@ -19,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 
 from pyvirt.errors import InvalidConfigError, InvalidStateError, PyvirtError, UnsupportedError
 from pyvirt.host import threads
-from pyvirt.state.atomic import atomic_write
 
 if TYPE_CHECKING:
     from pyvirt.drivers.qemu.qmp import Monitor
@@ -45,33 +45,33 @@ class Scope:
 
 
 def scope(mgr: DomainManager, ident: str, *, live: bool = False, config: bool = False) -> Scope:
-    """Resolve virsh's flags: neither flag means ``--current`` (live if running, else config).
+    """Resolve virsh's flags (:mod:`pyvirt.service.domain.affect`): neither flag means
+    ``--current`` (live if running, else config).
 
     :raises InvalidStateError: ``--live`` on a shut-off domain, ``--config`` on a transient one
     """
     name = mgr.resolve(ident)
-    rec = mgr._live(name, cleanup=False)
-    if not live and not config:
-        live, config = rec is not None, rec is None
-    if live and rec is None:
-        raise InvalidStateError(f"domain '{name}' is not running", hint="start it, or use --config")
-    if config and not mgr.store.exists(name):
-        raise InvalidStateError(
-            f"domain '{name}' is transient; it has no persistent definition to change",
-            hint="use --live",
-        )
-    return Scope(name, rec, live, config)
+    with mgr._locked(name):
+        affect = mgr.affect(name, live=live, config=config)
+        rec = mgr._record(name) if affect.live else None
+    return Scope(name, rec, affect.live, affect.config)
 
 
 @contextmanager
 def edit(mgr: DomainManager, sc: Scope) -> Iterator[list[Domain]]:
-    """Yield the definitions in scope (live first) and write them back afterwards."""
+    """Yield the definitions in scope (live first) and write them back afterwards.
+
+    Call it holding the domain lock; a domain that stopped since :func:`scope` is refused.
+
+    :raises InvalidStateError: ``live`` in scope but the domain is no longer running
+    """
     from pyvirt.model.domain import Domain
 
     doms: list[tuple[Domain, Callable[[str], None]]] = []
     if sc.live:
-        path = mgr.paths.domain_run_dir(sc.name) / "domain.xml"
-        doms.append((Domain.from_xml(path.read_bytes()), lambda x: atomic_write(path, x.encode())))
+        if mgr._live(sc.name, cleanup=True) is None:
+            raise InvalidStateError(f"domain '{sc.name}' is not running", hint="start it first")
+        doms.append((mgr.live_definition(sc.name), lambda x: mgr.rundir(sc.name).write_live_xml(x)))
     if sc.config:
         xml = mgr.store.read(sc.name)
         if xml is None:

@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 HUGEPAGES_SYSFS = Path("/sys/kernel/mm/hugepages")
 #: where the argv builder expects hugetlbfs per page size (ArgvContext's default)
 HUGETLBFS_DIRS = {2048: "/dev/hugepages", 1048576: "/dev/hugepages1G"}
+#: the hook's name; its data records the domain's cgroup (``cgroup``, made at start or on
+#: demand by a live tuning command) for ``after_stop``
+HOOK_NAME = "tuning"
+#: where pyvirt before the versioned hook data recorded the cgroup (read for old domains)
 CGROUP_FILE = "cgroup.json"
 
 
@@ -130,7 +134,7 @@ def ensure_hugetlbfs(size_kib: int, mounts: Path = Path("/proc/mounts")) -> None
 class TuningHook:
     """The lifecycle hook (see the module docstring)."""
 
-    name = "tuning"
+    name = HOOK_NAME
 
     def compile(self, mgr: DomainManager, dom: Domain) -> HookResult:
         """Validate against the host and reduce the tuning elements to JSON data."""
@@ -205,11 +209,12 @@ class TuningHook:
         """Remove the domain's cgroup (nothing to do when it is already gone)."""
         from pyvirt.host.cgroups import CgroupLayout, DomainCgroup
 
-        path = mgr.paths.domain_run_dir(name) / CGROUP_FILE
-        try:
-            text = path.read_text()
-        except OSError:
-            return
+        text = data.get("cgroup")
+        if not isinstance(text, str):  # a domain started by an older pyvirt
+            try:
+                text = (mgr.paths.domain_run_dir(name) / CGROUP_FILE).read_text()
+            except OSError:
+                return
         DomainCgroup.from_json(CgroupLayout.detect(), text).remove()
 
 
@@ -218,7 +223,8 @@ def place_in_cgroup(mgr: DomainManager, name: str, pid: int) -> DomainCgroup:
     from pyvirt.host.cgroups import CgroupLayout, DomainCgroup
 
     cg = DomainCgroup.create(CgroupLayout.detect(), name)
-    (mgr.paths.domain_run_dir(name) / CGROUP_FILE).write_text(cg.to_json())
+    recorded = cg.to_json()
+    mgr.rundir(name).update_hooks(HOOK_NAME, lambda old: {**old, "cgroup": recorded})
     cg.attach(pid)
     return cg
 

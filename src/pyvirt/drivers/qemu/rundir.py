@@ -1,0 +1,207 @@
+"""The run directory of a running domain (``RUN/qemu/NAME/``) and its one owner, :class:`RunDir`.
+
+Every file of a run directory that pyvirt reads back is written here, and atomically
+(:func:`pyvirt.state.atomic.atomic_write`: a reader sees the old or the new content, never a
+torn file):
+
+``domain.xml``
+    the live definition (what runs now: allocated aliases, addresses, hot-plugged devices);
+``runtime.json``
+    :class:`~pyvirt.drivers.qemu.runtime.RuntimeRecord`, what was started;
+``hooks.json``
+    :class:`HookData`: the lifecycle hooks' data (taps, cgroups, VFs, disk inventory ...) that
+    their ``after_stop`` needs. Versioned like the runtime record: an older file is upgraded
+    on read by the explicit functions of :data:`HOOK_UPGRADES`;
+``policy.json``, ``destroying``, ``exit.json``, ``watch.json``
+    the watcher's inputs and outputs (formats in :mod:`pyvirt.drivers.qemu.runtime`).
+
+QEMU's own sockets, pidfile and stderr FIFO are created by QEMU and
+:mod:`pyvirt.drivers.qemu.process`. Read-modify-write methods (:meth:`RunDir.update_hooks`)
+expect the caller to hold the domain's lock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyvirt.drivers.qemu import runtime
+from pyvirt.drivers.qemu.runtime import ExitInfo, RuntimeRecord
+from pyvirt.errors import NotFoundError, OperationFailedError
+from pyvirt.state.atomic import atomic_write
+
+log = logging.getLogger(__name__)
+
+LIVE_XML = "domain.xml"
+HOOKS_FILE = "hooks.json"
+
+#: Version of ``hooks.json`` written by this pyvirt.
+HOOKS_VERSION = 1
+
+Json = dict[str, Any]
+
+
+@dataclass
+class HookData:
+    """The lifecycle hooks' data of one running domain (``hooks.json``).
+
+    :ivar sections: hook name -> that hook's JSON-able data (its own format, owned by the hook)
+    :ivar version: format version of the file
+    """
+
+    sections: dict[str, Json] = field(default_factory=dict)
+    version: int = HOOKS_VERSION
+
+    def to_dict(self) -> Json:
+        """The JSON form."""
+        return {"version": self.version, "sections": self.sections}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HookData:
+        """Build from the JSON form, upgrading older versions first.
+
+        :raises OperationFailedError: from a newer pyvirt, or malformed
+        """
+        data = upgrade_hooks(data)
+        sections = data.get("sections")
+        if not isinstance(sections, dict) or not all(
+            isinstance(k, str) and isinstance(v, dict) for k, v in sections.items()
+        ):
+            raise OperationFailedError("hook data is invalid: 'sections' is not a map of maps")
+        return cls(sections={k: dict(v) for k, v in sections.items()})
+
+
+def _upgrade_hooks_v0(data: Json) -> Json:
+    """Version 0 (no version field): the file was the bare map hook name -> data."""
+    return {"version": 1, "sections": {k: v for k, v in data.items() if isinstance(v, dict)}}
+
+
+#: ``HOOK_UPGRADES[n]`` turns a version-``n`` dict into a version-``n+1`` dict.
+HOOK_UPGRADES: dict[int, Callable[[Json], Json]] = {0: _upgrade_hooks_v0}
+
+
+def upgrade_hooks(data: Mapping[str, Any]) -> Json:
+    """Upgrade a ``hooks.json`` dict to :data:`HOOKS_VERSION`, step by step.
+
+    :raises OperationFailedError: the file is newer than this pyvirt understands
+    """
+    out = dict(data)
+    raw = out.get("version", 0)
+    version = raw if isinstance(raw, int) else 0
+    if version > HOOKS_VERSION:
+        raise OperationFailedError(
+            f"hook data version {version} is newer than this pyvirt ({HOOKS_VERSION})",
+            hint="use the pyvirt that started the domain",
+        )
+    while version < HOOKS_VERSION:
+        out = HOOK_UPGRADES[version](out)
+        new = int(out["version"])
+        assert new == version + 1, f"hook data upgrade from v{version} produced v{new}"
+        version = new
+    return out
+
+
+class RunDir:
+    """The run directory of one domain; the only writer of its live XML, runtime record and
+    hook data.
+
+    :param path: ``RUN/qemu/NAME``
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # -- the directory -----------------------------------------------------------------------
+    def exists(self) -> bool:
+        """Whether the directory exists (a domain runs or was not cleaned up yet)."""
+        return self.path.is_dir()
+
+    def create(self) -> None:
+        """Make a fresh, empty directory (mode 0700), removing leftovers of an earlier run."""
+        if self.path.exists():
+            shutil.rmtree(self.path)
+        self.path.mkdir(parents=True, mode=0o700)
+
+    def remove(self) -> None:
+        """Delete the directory and everything in it (idempotent)."""
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    # -- live XML ------------------------------------------------------------------------------
+    def live_xml(self) -> bytes:
+        """The live definition.
+
+        :raises NotFoundError: there is none (the domain is not running)
+        """
+        try:
+            return (self.path / LIVE_XML).read_bytes()
+        except FileNotFoundError as err:
+            raise NotFoundError(f"no live definition in '{self.path}'") from err
+
+    def has_live_xml(self) -> bool:
+        """Whether a live definition exists."""
+        return (self.path / LIVE_XML).exists()
+
+    def write_live_xml(self, xml: str) -> None:
+        """Replace the live definition."""
+        atomic_write(self.path / LIVE_XML, xml.encode(), 0o600, sync=False)
+
+    # -- runtime record ------------------------------------------------------------------------
+    def record(self) -> RuntimeRecord | None:
+        """The runtime record, or None when there is none."""
+        return RuntimeRecord.load_or_none(self.path)
+
+    def save_record(self, rec: RuntimeRecord) -> None:
+        """Write the runtime record (durably)."""
+        rec.save(self.path)
+
+    # -- hook data -----------------------------------------------------------------------------
+    def hooks(self) -> HookData:
+        """The hook data; empty when there is none or it is unreadable (logged)."""
+        try:
+            raw = (self.path / HOOKS_FILE).read_bytes()
+        except FileNotFoundError:
+            return HookData()
+        try:
+            data = json.loads(raw)
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            return HookData.from_dict(data)
+        except (ValueError, OperationFailedError) as err:
+            log.warning("ignoring unreadable %s: %s", self.path / HOOKS_FILE, err)
+            return HookData()
+
+    def save_hooks(self, data: HookData) -> None:
+        """Replace the hook data."""
+        body = json.dumps(data.to_dict(), sort_keys=True).encode() + b"\n"
+        atomic_write(self.path / HOOKS_FILE, body, 0o600, sync=False)
+
+    def update_hooks(self, hook: str, change: Callable[[Json], Json]) -> None:
+        """Replace one hook's section with ``change(old_section)`` (caller holds the lock)."""
+        data = self.hooks()
+        data.sections[hook] = change(dict(data.sections.get(hook, {})))
+        self.save_hooks(data)
+
+    # -- watcher files -------------------------------------------------------------------------
+    def write_policy(self, **policy: str) -> None:
+        """The lifecycle policies the watcher honours (see :func:`runtime.write_policy`)."""
+        runtime.write_policy(self.path, **policy)
+
+    def mark_destroying(self) -> None:
+        """Record the destroy intent before signalling QEMU."""
+        runtime.mark_destroying(self.path)
+
+    def exit_info(self, wait: float = 0.5) -> ExitInfo:
+        """Why QEMU went away (waits up to ``wait`` s for the watcher to record it)."""
+        return runtime.wait_exit(self.path, wait)
+
+    def recorded_exit(self) -> ExitInfo | None:
+        """The exit the watcher recorded, if it did already."""
+        return runtime.read_exit(self.path)

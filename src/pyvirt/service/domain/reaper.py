@@ -1,0 +1,93 @@
+"""The reaper: the per-domain watcher process, plus the service's stop work when QEMU exits.
+
+Run as ``python -m pyvirt.service.domain.reaper --paths JSON RUN_DIR ...`` by :func:`spawn`
+right after a start. It is the driver's watcher (:func:`pyvirt.drivers.qemu.watch.main`: QMP
+events to the log, lifecycle policies, ``exit.json``) with an ``on_exit`` callback that runs
+:meth:`pyvirt.service.domain.manager.DomainManager.stop_work` the moment QEMU is gone,
+whatever the reason (guest power-off, crash, ``kill -9``): the hooks' ``after_stop`` (taps
+and macvtaps removed, VFs released, cgroups removed, network and volume references
+dropped), the shut-off reason recorded and the run directory removed.
+
+It lives in the service layer because the driver must not import the service: the driver
+offers the callback, the service fills it. The hook modules the domain uses are imported in
+a background thread while QEMU runs, so the stop work starts without import delay.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from pathlib import Path
+
+from pyvirt.state.paths import StatePaths
+
+__all__ = ["main", "spawn"]
+
+
+def _paths_arg(paths: StatePaths) -> str:
+    return json.dumps(
+        {"config": str(paths.config), "run": str(paths.run), "log": str(paths.log),
+         "cache": str(paths.cache)}
+    )  # fmt: skip
+
+
+def spawn(paths: StatePaths, name: str) -> int:
+    """Start the reaper of running domain ``name`` (detached; not waited for).
+
+    :returns: its pid
+    """
+    from pyvirt.drivers.qemu import watch
+
+    return watch.spawn_watcher(
+        paths.domain_run_dir(name), module=__name__, extra_args=["--paths", _paths_arg(paths)]
+    )
+
+
+def _preload(run_dir: Path) -> None:
+    """Import what the stop work needs (the manager, the domain's hook modules)."""
+    try:
+        from pyvirt.drivers.qemu.rundir import RunDir
+        from pyvirt.service import hooks
+        from pyvirt.service.domain import manager
+
+        del manager
+        hooks.hooks(RunDir(run_dir).hooks().sections)
+    except Exception:  # the stop work imports again and reports
+        logging.getLogger(__name__).exception("preloading the stop work failed")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``--paths JSON`` then the watcher's own arguments."""
+    from pyvirt.drivers.qemu import watch
+    from pyvirt.drivers.qemu.runtime import ExitInfo
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) < 2 or args[0] != "--paths":
+        print("usage: python -m pyvirt.service.domain.reaper --paths JSON RUN_DIR ...",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    roots = json.loads(args[1])
+    paths = StatePaths(
+        Path(roots["config"]), Path(roots["run"]), Path(roots["log"]), Path(roots["cache"])
+    )
+    rest = args[2:]
+    run_dir = next((Path(a) for a in rest if not a.startswith("-")), None)
+    loader = None
+    if run_dir is not None:
+        loader = threading.Thread(target=_preload, args=(run_dir,), daemon=True)
+        loader.start()
+
+    def on_exit(run_dir: Path, info: ExitInfo, pid: int, starttime: int | None) -> None:
+        from pyvirt.service.domain.manager import DomainManager
+
+        if loader is not None:
+            loader.join()
+        DomainManager(paths).stop_work(run_dir.name, pid, starttime)
+
+    return watch.main(rest, on_exit=on_exit)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
