@@ -220,5 +220,6 @@ def domblkstat(
 @click.pass_context
 def blockresize(ctx: click.Context, domain: str, path: str, size: str) -> None:
     """Grow a running domain's disk (SIZE in KiB unless it has a unit)."""
-    api(ctx).domains.get(domain).block_resize(path, scaled_size(size))
+    size_bytes = scaled_size(size)
+    api(ctx).domains.get(domain).block_resize(path, size_bytes)
     click.echo(f"Block device '{path}' is resized\n")
