@@ -44,7 +44,6 @@ def test_doc_section_runs(
     for var in ("PYVIRT_DEFAULT_URI", "LIBVIRT_DEFAULT_URI"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("PYVIRT_STATE_DIR", str(state_root))
-    monkeypatch.setenv("PYVIRT_DOC_DIR", str(state_root))
     monkeypatch.setenv("KERNEL", str(tiny_image.kernel))
     monkeypatch.setenv("INITRD", str(tiny_image.initrd))
     namespace: dict[str, Any] = {"__name__": f"docs_api_{title}"}
