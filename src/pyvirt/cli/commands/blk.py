@@ -4,16 +4,12 @@ blockresize (virsh's names, options and messages)."""
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 import click
 
-from pyvirt.cli.main import connection
+from pyvirt.cli.main import api
 from pyvirt.cli.render import as_json, table
 from pyvirt.errors import InvalidConfigError
-
-if TYPE_CHECKING:
-    from pyvirt.service.disk.attach import DiskManager
 
 DOMAIN = click.argument("domain", metavar="DOMAIN")
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([A-Za-z]*)\s*$")
@@ -42,12 +38,6 @@ def scaled_size(text: str, *, default_unit: str = "k") -> int:
             f"size '{text}' is not a size", hint="use a number with an optional unit: 10G, 512M"
         )
     return int(m.group(1)) * _UNITS[unit]
-
-
-def _disks(ctx: click.Context) -> DiskManager:
-    from pyvirt.service.disk.attach import DiskManager
-
-    return DiskManager(connection(ctx).domains)
 
 
 @click.command("attach-disk")
@@ -91,7 +81,7 @@ def attach_disk(
     current: bool,
 ) -> None:
     """Attach a disk to a domain (live via hotplug and/or in its definition)."""
-    from pyvirt.service.disk.options import DiskOptions, build_disk, disk_xml
+    from pyvirt.api.domain_devices import DiskOptions, disk_xml
 
     opts = DiskOptions(
         source=source,
@@ -109,10 +99,10 @@ def attach_disk(
         serial=serial,
     )
     if print_xml:
-        click.echo(disk_xml(build_disk(opts)))
+        click.echo(disk_xml(opts))
         return
-    mgr = _disks(ctx)
-    mgr.attach(domain, opts, live=live, config=config, current=current, persistent=persistent)
+    dom = api(ctx).domains.get(domain)
+    dom.attach_disk(opts, live=live, config=config, current=current, persistent=persistent)
     click.echo("Disk attached successfully\n")
 
 
@@ -134,15 +124,9 @@ def detach_disk(
     timeout: float,
 ) -> None:
     """Detach a disk (by target name or source) from a domain."""
-    mgr = _disks(ctx)
-    mgr.detach(
-        domain,
-        target,
-        live=live,
-        config=config,
-        current=current,
-        persistent=persistent,
-        timeout=timeout,
+    dom = api(ctx).domains.get(domain)
+    dom.detach_disk(
+        target, live=live, config=config, current=current, persistent=persistent, timeout=timeout
     )
     click.echo("Disk detached successfully\n")
 
@@ -157,13 +141,9 @@ def domblklist(
     ctx: click.Context, domain: str, inactive: bool, details: bool, as_json_: bool
 ) -> None:
     """List the disks of a domain."""
-    from dataclasses import asdict
-
-    from pyvirt.service.disk.info import blklist
-
-    entries = blklist(connection(ctx).domains, domain, inactive=inactive)
+    entries = api(ctx).domains.get(domain).blklist(inactive=inactive)
     if as_json_:
-        as_json([asdict(e) for e in entries])
+        as_json([e.to_json() for e in entries])
     elif details:
         rows = [[e.type, e.device, e.target, e.source] for e in entries]
         table(["Type", "Device", "Target", "Source"], rows)
@@ -191,16 +171,12 @@ def domblkinfo(
     ctx: click.Context, domain: str, target: str | None, all_: bool, human: bool, as_json_: bool
 ) -> None:
     """Capacity, allocation and physical size of a domain's disk."""
-    from dataclasses import asdict
-
-    from pyvirt.service.disk.info import blkinfo
-
     if not target and not all_:
         raise InvalidConfigError("name a disk target or pass --all")
-    infos = blkinfo(connection(ctx).domains, domain, None if all_ else target)
+    infos = api(ctx).domains.get(domain).blkinfo(None if all_ else target)
     fmt = _human if human else str
     if as_json_:
-        as_json([asdict(i) for i in infos])
+        as_json([i.to_json() for i in infos])
     elif all_:
         rows = [[i.target, fmt(i.capacity), fmt(i.allocation), fmt(i.physical)] for i in infos]
         table(["Target", "Capacity", "Allocation", "Physical"], rows)
@@ -221,9 +197,7 @@ def domblkstat(
     ctx: click.Context, domain: str, target: str | None, human: bool, as_json_: bool
 ) -> None:
     """I/O statistics of a running domain's disks."""
-    from pyvirt.service.disk.info import blkstat
-
-    stats = blkstat(connection(ctx).domains, domain, target)
+    stats = api(ctx).domains.get(domain).blkstat(target)
     if as_json_:
         as_json(stats)
         return
@@ -241,7 +215,6 @@ def domblkstat(
 @click.pass_context
 def blockresize(ctx: click.Context, domain: str, path: str, size: str) -> None:
     """Grow a running domain's disk (SIZE in KiB unless it has a unit)."""
-    from pyvirt.service.disk.info import blockresize as resize
-
-    resize(connection(ctx).domains, domain, path, scaled_size(size))
+    size_bytes = scaled_size(size)
+    api(ctx).domains.get(domain).block_resize(path, size_bytes)
     click.echo(f"Block device '{path}' is resized\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from pyvirt.cli.main import connection
+from pyvirt.cli.main import api
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -47,9 +47,8 @@ def clone(
     quiet: bool,
 ) -> None:
     """Clone a domain: new name, UUID, MACs and disk copies (virt-clone)."""
+    from pyvirt.api.install import CloneRequest, parse_check
     from pyvirt.cli.render import read_input
-    from pyvirt.install.options import parse_check
-    from pyvirt.service.install.clone import CloneManager, CloneRequest
 
     if uri:
         ctx.find_root().obj = {"uri": uri}
@@ -70,17 +69,16 @@ def clone(
     )
     if check:
         req.check = parse_check(check)
-    mgr = CloneManager(connection(ctx))
-    plan = mgr.prepare(req)
-    for w in plan.warnings:
+    job = api(ctx).domains.prepare_clone(req)
+    for w in job.warnings:
         click.echo(f"warning: {w}", err=True)
     if print_xml:
-        click.echo(plan.domain.to_xml(), nl=False)
+        click.echo(job.xml, nl=False)
         return
     if not quiet:
-        for c in plan.copies:
+        for c in job.copies:
             verb = {"linked": "Linking", "reflink": "Reflinking", "preserve": "Keeping"}
             click.echo(f"{verb.get(c.mode, 'Cloning')} '{c.src}' -> '{c.dst}'")
-    dom = mgr.run(plan, nonsparse=nonsparse)
+    dom = job.run()
     if not quiet:
         click.echo(f"\nClone '{dom.name}' created successfully.")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from pyvirt.cli.main import connection
+from pyvirt.cli.main import api
 
 
 @click.command()
@@ -17,13 +17,10 @@ from pyvirt.cli.main import connection
 @click.pass_context
 def screenshot(ctx: click.Context, domain: str, file: str | None, screen: int) -> None:
     """Save the guest's screen as a PNG file."""
-    from pyvirt.service.domain.display import screenshot as take
-
-    mgr = connection(ctx).domains
-    name = mgr.resolve(domain)
-    path = Path(file or f"{name}-{time.strftime('%Y-%m-%d-%H:%M:%S')}.png")
-    width, height = take(mgr, name, path.absolute(), screen=screen)
-    click.echo(f"Screenshot saved to {path}, with type of image/png ({width}x{height})\n")
+    dom = api(ctx).domains.get(domain)
+    path = Path(file or f"{dom.name}-{time.strftime('%Y-%m-%d-%H:%M:%S')}.png")
+    shot = dom.screenshot(path, screen=screen)
+    click.echo(f"Screenshot saved to {path}, with type of image/png ({shot.width}x{shot.height})\n")
 
 
 @click.command(name="update-device")
@@ -47,11 +44,9 @@ def update_device(
 ) -> None:
     """Update a device (graphics keymap/password, CD-ROM media) from an XML file."""
     from pyvirt.cli.render import read_input
-    from pyvirt.service.domain.display import update_device as update
 
-    mgr = connection(ctx).domains
-    update(
-        mgr, domain, read_input(file), live=live, config=config, current=current,
-        persistent=persistent,
-    )  # fmt: skip
+    dom = api(ctx).domains.get(domain)
+    dom.update_device(
+        read_input(file), live=live, config=config, current=current, persistent=persistent
+    )
     click.echo("Device updated successfully\n")

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import click
 
-from pyvirt.cli.main import connection
+from pyvirt.cli.main import api
 from pyvirt.cli.render import as_json, fields, read_input, table, warn
-from pyvirt.errors import InvalidConfigError, PyvirtError
+from pyvirt.errors import InvalidConfigError
 
 if TYPE_CHECKING:
-    from pyvirt.service.domain.manager import DomainManager
+    from pyvirt.api.domains import Domain
 
 DOMAIN = click.argument("domain", metavar="DOMAIN")
 
@@ -22,7 +23,7 @@ DOMAIN = click.argument("domain", metavar="DOMAIN")
 @click.pass_context
 def define(ctx: click.Context, file: str, force: bool) -> None:
     """Define (but don't start) a domain from an XML file."""
-    dom, warnings = connection(ctx).domains.define(read_input(file), force=force)
+    dom, warnings = api(ctx).domains.define(read_input(file), force=force)
     warn(warnings)
     click.echo(f"Domain '{dom.name}' defined from {file}\n")
 
@@ -43,12 +44,11 @@ def undefine(
     managed_save: bool,
 ) -> None:
     """Undefine a domain (a running one becomes transient)."""
-    mgr = connection(ctx).domains
-    name = mgr.resolve(domain)
+    dom = api(ctx).domains.get(domain)
     only = [s.strip() for s in storage.split(",") if s.strip()] if storage else []
-    for path in mgr.undefine(name, remove_all_storage=remove_all_storage, storage=only):
+    for path in dom.undefine(remove_all_storage=remove_all_storage, storage=only):
         click.echo(f"Volume '{path}' removed.")
-    click.echo(f"Domain '{name}' has been undefined\n")
+    click.echo(f"Domain '{dom.name}' has been undefined\n")
 
 
 @click.command()
@@ -58,11 +58,10 @@ def undefine(
 @click.pass_context
 def create(ctx: click.Context, file: str, paused: bool, attach: bool) -> None:
     """Create and start a transient domain from an XML file."""
-    mgr = connection(ctx).domains
-    st = mgr.create(read_input(file), paused=paused)
-    click.echo(f"Domain '{st.name}' created from {file}\n")
+    dom = api(ctx).domains.create(read_input(file), paused=paused)
+    click.echo(f"Domain '{dom.name}' created from {file}\n")
     if attach:
-        _console(mgr, st.name)
+        _console(dom)
 
 
 @click.command()
@@ -72,24 +71,21 @@ def create(ctx: click.Context, file: str, paused: bool, attach: bool) -> None:
 @click.pass_context
 def start(ctx: click.Context, domain: str, paused: bool, attach: bool) -> None:
     """Start a (previously defined) inactive domain."""
-    mgr = connection(ctx).domains
-    st = mgr.start(domain, paused=paused)
+    dom = api(ctx).domains.get(domain)
+    st = dom.start(paused=paused)
     click.echo(f"Domain '{st.name}' started\n")
     if attach:
-        _console(mgr, st.name)
+        _console(dom)
 
 
-def _simple(verb: str, message: str, doc: str) -> click.Command:
-    @click.command(name=verb, help=doc)
+def _simple(name: str, verb: Callable[[Domain], None], message: str, doc: str) -> click.Command:
+    @click.command(name=name, help=doc)
     @DOMAIN
     @click.pass_context
     def command(ctx: click.Context, domain: str) -> None:
-        from pyvirt.service.domain import lifecycle
-
-        mgr = connection(ctx).domains
-        name = mgr.resolve(domain)
-        getattr(lifecycle, verb)(mgr, name)
-        click.echo(message.format(name=name) + "\n")
+        dom = api(ctx).domains.get(domain)
+        verb(dom)
+        click.echo(message.format(name=dom.name) + "\n")
 
     return command
 
@@ -100,21 +96,32 @@ def _simple(verb: str, message: str, doc: str) -> click.Command:
 @click.pass_context
 def shutdown(ctx: click.Context, domain: str, mode: str | None) -> None:
     """Gracefully shut down a domain."""
-    from pyvirt.service.domain import agent, lifecycle
-
-    mgr = connection(ctx).domains
-    name = mgr.resolve(domain)
-    if mode:
-        agent.shutdown_with_modes(mgr, name, [m.strip() for m in mode.split(",") if m.strip()])
-    else:
-        lifecycle.shutdown(mgr, name)
-    click.echo(f"Domain '{name}' is being shutdown\n")
+    dom = api(ctx).domains.get(domain)
+    dom.shutdown([m.strip() for m in mode.split(",") if m.strip()] if mode else None)
+    click.echo(f"Domain '{dom.name}' is being shutdown\n")
 
 
-reboot = _simple("reboot", "Domain '{name}' is being rebooted", "Reboot a domain.")
-reset = _simple("reset", "Domain '{name}' was reset", "Reset a domain (like the reset button).")
-suspend = _simple("suspend", "Domain '{name}' suspended", "Suspend (pause) a running domain.")
-resume = _simple("resume", "Domain '{name}' resumed", "Resume a previously suspended domain.")
+reboot = _simple(
+    "reboot", lambda d: d.reboot(), "Domain '{name}' is being rebooted", "Reboot a domain."
+)
+reset = _simple(
+    "reset",
+    lambda d: d.reset(),
+    "Domain '{name}' was reset",
+    "Reset a domain (like the reset button).",
+)
+suspend = _simple(
+    "suspend",
+    lambda d: d.suspend(),
+    "Domain '{name}' suspended",
+    "Suspend (pause) a running domain.",
+)
+resume = _simple(
+    "resume",
+    lambda d: d.resume(),
+    "Domain '{name}' resumed",
+    "Resume a previously suspended domain.",
+)
 
 
 @click.command()
@@ -123,12 +130,9 @@ resume = _simple("resume", "Domain '{name}' resumed", "Resume a previously suspe
 @click.pass_context
 def destroy(ctx: click.Context, domain: str, graceful: bool) -> None:
     """Destroy (stop) a domain immediately."""
-    from pyvirt.service.domain import lifecycle
-
-    mgr = connection(ctx).domains
-    name = mgr.resolve(domain)
-    lifecycle.destroy(mgr, name, graceful=graceful)
-    click.echo(f"Domain '{name}' destroyed\n")
+    dom = api(ctx).domains.get(domain)
+    dom.destroy(graceful=graceful)
+    click.echo(f"Domain '{dom.name}' destroyed\n")
 
 
 @click.command(name="list")
@@ -163,9 +167,9 @@ def list_(
     json_: bool,
 ) -> None:
     """List domains (running ones unless --all or --inactive)."""
-    from pyvirt.service.domain.types import State
+    from pyvirt.api.domains import State
 
-    statuses = connection(ctx).domains.list_all(uuids=json_ or uuids_only)
+    conn = api(ctx)
     wanted: set[State] = set()
     if state_running:
         wanted.add(State.RUNNING)
@@ -180,7 +184,7 @@ def list_(
             wanted = set(State)
         else:
             wanted = {State.RUNNING, State.PAUSED}
-    rows = [s for s in statuses if s.state in wanted]
+    rows = conn.domains.list(states=wanted, with_uuids=json_ or uuids_only)
     if persistent:
         rows = [s for s in rows if s.persistent]
     if transient:
@@ -199,10 +203,9 @@ def list_(
         headers = ["Id", "Name", "State"]
         cells = [[str(s.id) if s.id is not None else "-", s.name, str(s.state)] for s in rows]
         if title:
-            mgr = connection(ctx).domains
             headers.append("Title")
             for cell, s in zip(cells, rows, strict=True):
-                cell.append(mgr.definition(s.name).title or "")
+                cell.append(conn.domains.get(s.name).info().title or "")
         table(headers, cells)
 
 
@@ -212,41 +215,28 @@ def list_(
 @click.pass_context
 def dominfo(ctx: click.Context, domain: str, json_: bool) -> None:
     """Show basic information about a domain."""
-    from pyvirt.service.domain import lifecycle
-
-    mgr = connection(ctx).domains
-    st = mgr.status(domain)
-    dom = mgr.definition(st.name)
-    cpu = lifecycle.cpu_time(st.pid) if st.pid else None
-    info = {
-        **st.to_json(),
-        "os_type": dom.os.type,
-        "vcpus": dom.vcpu.current or dom.vcpu.count,
-        "cpu_time": cpu,
-        "max_memory_kib": dom.memory_kib,
-        "used_memory_kib": dom.current_memory_kib,
-        "title": dom.title,
-    }
+    info = api(ctx).domains.get(domain).info()
+    st, cpu = info.status, info.cpu_time
     if json_:
-        as_json(info)
+        as_json(info.to_json())
         return
     pairs = [
         ("Id", str(st.id) if st.id is not None else "-"),
         ("Name", st.name),
         ("UUID", st.uuid),
     ]
-    if dom.title:
-        pairs.append(("Title", dom.title))
+    if info.title:
+        pairs.append(("Title", info.title))
     pairs += [
-        ("OS Type", dom.os.type),
+        ("OS Type", info.os_type),
         ("State", str(st.state)),
-        ("CPU(s)", str(info["vcpus"])),
+        ("CPU(s)", str(info.vcpus)),
     ]
     if cpu is not None:
         pairs.append(("CPU time", f"{cpu:.1f}s"))
     pairs += [
-        ("Max memory", f"{dom.memory_kib} KiB"),
-        ("Used memory", f"{dom.current_memory_kib} KiB"),
+        ("Max memory", f"{info.max_memory_kib} KiB"),
+        ("Used memory", f"{info.used_memory_kib} KiB"),
         ("Persistent", "yes" if st.persistent else "no"),
         ("Autostart", "enable" if st.autostart else "disable"),
         ("Managed save", "no"),
@@ -262,7 +252,7 @@ def dominfo(ctx: click.Context, domain: str, json_: bool) -> None:
 @click.pass_context
 def domstate(ctx: click.Context, domain: str, reason: bool) -> None:
     """Show the state of a domain."""
-    st = connection(ctx).domains.status(domain)
+    st = api(ctx).domains.get(domain).status()
     click.echo(f"{st.state} ({st.reason})" if reason else str(st.state))
     click.echo()
 
@@ -272,7 +262,7 @@ def domstate(ctx: click.Context, domain: str, reason: bool) -> None:
 @click.pass_context
 def domid(ctx: click.Context, domain: str) -> None:
     """Convert a domain name or UUID to a domain id."""
-    st = connection(ctx).domains.status(domain)
+    st = api(ctx).domains.get(domain).status()
     click.echo(f"{st.id if st.id is not None else '-'}\n")
 
 
@@ -281,7 +271,7 @@ def domid(ctx: click.Context, domain: str) -> None:
 @click.pass_context
 def domuuid(ctx: click.Context, domain: str) -> None:
     """Convert a domain name or id to a UUID."""
-    click.echo(connection(ctx).domains.status(domain).uuid + "\n")
+    click.echo(api(ctx).domains.get(domain).status().uuid + "\n")
 
 
 @click.command()
@@ -289,7 +279,7 @@ def domuuid(ctx: click.Context, domain: str) -> None:
 @click.pass_context
 def domname(ctx: click.Context, domain: str) -> None:
     """Convert a domain id or UUID to a domain name."""
-    click.echo(connection(ctx).domains.status(domain).name + "\n")
+    click.echo(api(ctx).domains.get(domain).status().name + "\n")
 
 
 @click.command()
@@ -302,12 +292,12 @@ def dumpxml(
     ctx: click.Context, domain: str, inactive: bool, security_info: bool, xpath: str | None
 ) -> None:
     """Print the domain's XML definition."""
-    mgr = connection(ctx).domains
+    dom = api(ctx).domains.get(domain)
     if xpath:
-        for item in mgr.xpath(domain, xpath, inactive=inactive):
+        for item in dom.xpath(xpath, inactive=inactive):
             click.echo(item)
         return
-    xml = mgr.dumpxml(domain, inactive=inactive)
+    xml = dom.xml_desc(inactive=inactive)
     click.echo(xml.rstrip("\n"))
 
 
@@ -318,20 +308,12 @@ def edit(ctx: click.Context, domain: str) -> None:
     """Edit the domain's XML in $EDITOR; invalid XML re-prompts or aborts."""
     from pyvirt.cli.editing import edit_loop
 
-    mgr = connection(ctx).domains
-    name = mgr.resolve(domain)
+    dom = api(ctx).domains.get(domain)
 
     def apply(text: str) -> tuple[str, list[str]]:
-        new = mgr.parse(text)
-        if new.name != name:
-            raise InvalidConfigError(
-                f"edit must not change the name ('{name}' -> '{new.name}')",
-                hint="use 'domrename' to rename a domain",
-            )
-        dom, warnings = mgr.define(text)
-        return dom.name, list(warnings)
+        return dom.name, dom.redefine(text)
 
-    edit_loop("Domain", name, mgr.dumpxml(name, inactive=True), apply)
+    edit_loop("Domain", dom.name, dom.xml_desc(inactive=True), apply)
 
 
 @click.command()
@@ -340,7 +322,7 @@ def edit(ctx: click.Context, domain: str) -> None:
 @click.pass_context
 def domrename(ctx: click.Context, domain: str, new_name: str) -> None:
     """Rename a shut-off domain."""
-    connection(ctx).domains.rename(domain, new_name)
+    api(ctx).domains.get(domain).rename(new_name)
     click.echo("Domain successfully renamed\n")
 
 
@@ -350,20 +332,18 @@ def domrename(ctx: click.Context, domain: str, new_name: str) -> None:
 @click.pass_context
 def autostart(ctx: click.Context, domain: str, disable: bool) -> None:
     """Mark a domain to start when the host (daemon) starts."""
-    mgr = connection(ctx).domains
-    name = mgr.resolve(domain)
-    mgr.set_autostart(name, not disable)
+    dom = api(ctx).domains.get(domain)
+    dom.set_autostart(not disable)
     verb = "unmarked as autostarted" if disable else "marked as autostarted"
-    click.echo(f"Domain '{name}' {verb}\n")
+    click.echo(f"Domain '{dom.name}' {verb}\n")
 
 
-def _console(mgr: DomainManager, name: str) -> None:
-    from pyvirt.service.domain import lifecycle
-
-    name, _ = lifecycle.console_socket(mgr, name)
-    click.echo(f"Connected to domain '{name}'")
+def _console(dom: Domain) -> None:
+    """Attach the terminal to ``dom``'s serial console with virsh's banner."""
+    dom.console_socket()  # refuse before the banner when there is no console
+    click.echo(f"Connected to domain '{dom.name}'")
     click.echo("Escape character is ^] (Ctrl + ])")
-    lifecycle.attach_console(mgr, name)
+    dom.attach_console()
     click.echo()
 
 
@@ -373,7 +353,7 @@ def _console(mgr: DomainManager, name: str) -> None:
 @click.pass_context
 def console(ctx: click.Context, domain: str, force: bool) -> None:
     """Connect to the guest's serial console (escape with ^])."""
-    _console(connection(ctx).domains, domain)
+    _console(api(ctx).domains.get(domain))
 
 
 @click.command()
@@ -381,20 +361,8 @@ def console(ctx: click.Context, domain: str, force: bool) -> None:
 @click.pass_context
 def vncdisplay(ctx: click.Context, domain: str) -> None:
     """Print the VNC display of a running domain."""
-    display = _vnc(ctx, domain)
-    click.echo(f"{display[0]}:{display[1]}\n")
-
-
-def _vnc(ctx: click.Context, domain: str) -> tuple[str, int]:
-    mgr = connection(ctx).domains
-    name, rec = mgr.running(domain)
-    if rec.vnc_display is None:
-        raise PyvirtError(f"domain '{name}' has no VNC display")
-    listen = "127.0.0.1"
-    for g in mgr.definition(name).devices.graphics:
-        if g.type == "vnc" and g.listen:
-            listen = g.listen
-    return listen, rec.vnc_display
+    vnc = api(ctx).domains.get(domain).vnc_display()
+    click.echo(f"{vnc.listen}:{vnc.display}\n")
 
 
 @click.command()
@@ -403,9 +371,7 @@ def _vnc(ctx: click.Context, domain: str) -> tuple[str, int]:
 @click.pass_context
 def domdisplay(ctx: click.Context, domain: str, type_: str | None) -> None:
     """Print the URI to connect to the domain's display."""
-    listen, display = _vnc(ctx, domain)
-    host = "localhost" if listen in ("0.0.0.0", "::", "127.0.0.1") else listen
-    click.echo(f"vnc://{host}:{display}\n")
+    click.echo(api(ctx).domains.get(domain).vnc_display().uri + "\n")
 
 
 @click.command(name="domxml-to-native")
@@ -418,17 +384,14 @@ def domxml_to_native(
     ctx: click.Context, format_: str, file: str | None, xml_file: str | None, domain: str | None
 ) -> None:
     """Convert domain XML to a QEMU command line."""
-    from pyvirt.service.domain import lifecycle
-
-    mgr = connection(ctx).domains
+    domains = api(ctx).domains
     if domain:
-        dom = mgr.definition(domain, inactive=True)
+        argv = domains.get(domain).native_argv()
     else:
         source = file or xml_file
         if not source:
             raise InvalidConfigError("give a domain XML FILE, --xml FILE or --domain DOMAIN")
-        dom = mgr.parse(read_input(source))
-    argv = lifecycle.native_argv(mgr, dom)
+        argv = domains.native_argv(read_input(source))
     import shlex
 
     click.echo(" ".join(shlex.quote(a) for a in argv))

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import click
 
-from pyvirt.cli.main import connection
+from pyvirt.cli.main import api
 from pyvirt.cli.render import table
 
 DOMAIN = click.argument("domain", metavar="DOMAIN")
@@ -43,12 +43,10 @@ def guestinfo(
     timeout: float,
 ) -> None:
     """Information from the guest agent (all groups unless some are named)."""
-    from pyvirt.service.domain import agent
-
     picked = {"user": user, "os": os_, "timezone": timezone, "hostname": hostname}
     picked["filesystem"] = filesystem
     groups = [g for g, on in picked.items() if on]
-    pairs = agent.guest_info(connection(ctx).domains, domain, groups, timeout=timeout)
+    pairs = api(ctx).domains.get(domain).guest_info(groups, timeout=timeout)
     for key, value in pairs:
         click.echo(f"{key:<20}: {value}")
     click.echo()
@@ -60,9 +58,7 @@ def guestinfo(
 @click.pass_context
 def domfsinfo(ctx: click.Context, domain: str, timeout: float) -> None:
     """The guest's mounted filesystems and the domain disks they are on."""
-    from pyvirt.service.domain import agent
-
-    rows = agent.fs_info(connection(ctx).domains, domain, timeout=timeout)
+    rows = api(ctx).domains.get(domain).fs_info(timeout=timeout)
     table(
         ["Mountpoint", "Name", "Type", "Target"],
         [[f.mountpoint, f.name, f.type, ",".join(f.targets)] for f in rows],
@@ -80,12 +76,9 @@ def set_user_password(
     ctx: click.Context, domain: str, user: str, password: str, encrypted: bool, timeout: float
 ) -> None:
     """Set a user's password in the guest."""
-    from pyvirt.service.domain import agent
-
-    mgr = connection(ctx).domains
-    name = mgr.resolve(domain)
-    agent.set_user_password(mgr, name, user, password, encrypted=encrypted, timeout=timeout)
-    click.echo(f"Password set successfully for {user} in {name}\n")
+    dom = api(ctx).domains.get(domain)
+    dom.set_user_password(user, password, encrypted=encrypted, timeout=timeout)
+    click.echo(f"Password set successfully for {user} in {dom.name}\n")
 
 
 @click.command()
@@ -97,9 +90,7 @@ def domfsfreeze(
     ctx: click.Context, domain: str, mountpoints: tuple[str, ...], timeout: float
 ) -> None:
     """Freeze the guest's filesystems (writes block until domfsthaw)."""
-    from pyvirt.service.domain import agent
-
-    count = agent.fs_freeze(connection(ctx).domains, domain, list(mountpoints), timeout=timeout)
+    count = api(ctx).domains.get(domain).fs_freeze(mountpoints, timeout=timeout)
     click.echo(f"Froze {count} filesystem(s)\n")
 
 
@@ -109,9 +100,7 @@ def domfsfreeze(
 @click.pass_context
 def domfsthaw(ctx: click.Context, domain: str, timeout: float) -> None:
     """Thaw the guest's frozen filesystems."""
-    from pyvirt.service.domain import agent
-
-    count = agent.fs_thaw(connection(ctx).domains, domain, timeout=timeout)
+    count = api(ctx).domains.get(domain).fs_thaw(timeout=timeout)
     click.echo(f"Thawed {count} filesystem(s)\n")
 
 
@@ -134,16 +123,15 @@ def domtime(
 ) -> None:
     """Show or set the guest's clock."""
     from pyvirt.errors import InvalidConfigError
-    from pyvirt.service.domain import agent
 
-    mgr = connection(ctx).domains
     if sum((now, sync, seconds is not None)) > 1:
         raise InvalidConfigError("--now, --sync and --time are mutually exclusive")
+    dom = api(ctx).domains.get(domain)
     if now or sync or seconds is not None:
         ns = None if sync else (time.time_ns() if now else (seconds or 0) * 1_000_000_000)
-        agent.set_time(mgr, domain, ns, timeout=timeout)
+        dom.set_guest_time(ns, timeout=timeout)
         return
-    ns = agent.get_time(mgr, domain, timeout=timeout)
+    ns = dom.guest_time(timeout=timeout)
     if pretty:
         stamp = datetime.fromtimestamp(ns // 1_000_000_000, UTC).strftime("%Y-%m-%d %H:%M:%S")
         click.echo(f"Time: {stamp}")
@@ -162,13 +150,12 @@ def qemu_agent_command(
 ) -> None:
     """Send a raw JSON command to the guest agent and print its reply."""
     from pyvirt.errors import InvalidConfigError
-    from pyvirt.service.domain import agent
 
     text = " ".join(cmd)
     try:
         request = json.loads(text)
     except ValueError as err:
         raise InvalidConfigError(f"the agent command is not valid JSON: {err}") from None
-    result = agent.command(connection(ctx).domains, domain, request, timeout=timeout)
+    result = api(ctx).domains.get(domain).agent_command(request, timeout=timeout)
     reply = {"return": result}
     click.echo(json.dumps(reply, indent=2) if pretty else json.dumps(reply, separators=(",", ":")))

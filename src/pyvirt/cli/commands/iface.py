@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from pyvirt.cli.main import connection
+from pyvirt.cli.main import api
 from pyvirt.cli.render import table
 
 DOMAIN = click.argument("domain", metavar="DOMAIN")
@@ -37,8 +37,8 @@ def attach_interface(
     current: bool,
 ) -> None:
     """Attach a network interface to a domain."""
-    connection(ctx).networks.attach_interface(
-        domain, type_, source, model=model, mac=mac, target=target, live=live, config=config,
+    api(ctx).domains.get(domain).attach_interface(
+        type_, source, model=model, mac=mac, target=target, live=live, config=config,
         current=current, persistent=persistent,
     )  # fmt: skip
     click.echo("Interface attached successfully\n")
@@ -64,8 +64,8 @@ def detach_interface(
     current: bool,
 ) -> None:
     """Detach a network interface from a domain."""
-    connection(ctx).networks.detach_interface(
-        domain, type_, mac=mac, live=live, config=config, current=current, persistent=persistent
+    api(ctx).domains.get(domain).detach_interface(
+        type_, mac=mac, live=live, config=config, current=current, persistent=persistent
     )
     click.echo("Interface detached successfully\n")
 
@@ -76,7 +76,7 @@ def detach_interface(
 @click.pass_context
 def domiflist(ctx: click.Context, domain: str, inactive: bool) -> None:
     """List a domain's network interfaces."""
-    nics = connection(ctx).networks.iflist(domain, inactive=inactive)
+    nics = api(ctx).domains.get(domain).iflist(inactive=inactive)
     table(
         ["Interface", "Type", "Source", "Model", "MAC"],
         [[n.target, n.type, n.source, n.model, n.mac] for n in nics],
@@ -99,15 +99,8 @@ def domifaddr(
     full: bool,
 ) -> None:
     """Addresses of a domain's interfaces (from DHCP leases or the ARP table)."""
-    if source == "agent":  # the guest agent's view (pyvirt.service.domain.agent)
-        from pyvirt.service.domain import agent
-
-        mgr = connection(ctx).domains
-        rows = agent.interface_addresses(mgr, domain, iface_opt or interface)
-    else:
-        rows = connection(ctx).networks.ifaddr(
-            domain, source=source, interface=iface_opt or interface
-        )
+    dom = api(ctx).domains.get(domain)
+    rows = dom.ifaddr(source=source, interface=iface_opt or interface)
     table(
         ["Name", "MAC address", "Protocol", "Address"],
         [[r.target, r.mac, r.protocol, r.address] for r in rows],
@@ -120,7 +113,7 @@ def domifaddr(
 @click.pass_context
 def domifstat(ctx: click.Context, domain: str, interface: str) -> None:
     """Traffic counters of a domain's interface."""
-    s = connection(ctx).networks.ifstat(domain, interface)
+    s = api(ctx).domains.get(domain).ifstat(interface)
     for key in ("rx_bytes", "rx_packets", "rx_errs", "rx_drop"):
         click.echo(f"{s.target} {key} {getattr(s, key)}")
     for key in ("tx_bytes", "tx_packets", "tx_errs", "tx_drop"):
@@ -138,5 +131,5 @@ def domif_setlink(
     ctx: click.Context, domain: str, interface: str, state: str, config: bool
 ) -> None:
     """Set the link state of a domain's interface."""
-    connection(ctx).networks.set_link(domain, interface, state, config=config)
+    api(ctx).domains.get(domain).set_link(interface, state, config=config)
     click.echo("Device updated successfully\n")

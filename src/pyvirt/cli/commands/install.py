@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from pyvirt.cli.main import connection
+from pyvirt.cli.main import api
 from pyvirt.errors import InvalidConfigError
 
 
@@ -57,22 +57,19 @@ def _many(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) ->
 @click.pass_context
 def install(ctx: click.Context, /, **opts: object) -> None:
     """Create a new guest and start its installation (virt-install)."""
-    from pyvirt.install.cmdline import build_spec
+    from pyvirt.api.install import build_install_spec
 
     uri = opts.pop("uri")
     if uri:
         ctx.find_root().obj = {"uri": uri}
-    spec = build_spec(opts)
-    conn = connection(ctx)
-    from pyvirt.service.install.manager import InstallManager
-
-    mgr = InstallManager(conn)
-    plan = mgr.prepare(spec)
+    spec = build_install_spec(opts)
+    conn = api(ctx)
+    job = conn.domains.prepare_install(spec)
     quiet = bool(opts["quiet"])
-    for w in plan.warnings:
+    for w in job.warnings:
         click.echo(f"warning: {w}", err=True)
     if opts["print_xml"]:
-        click.echo(plan.final_xml, nl=False)
+        click.echo(job.final_xml, nl=False)
         return
     if opts["dry_run"]:
         if not quiet:
@@ -80,7 +77,7 @@ def install(ctx: click.Context, /, **opts: object) -> None:
         return
     if not quiet:
         click.echo("\nStarting install...")
-    result = mgr.run(plan, transient=spec.transient, autostart=spec.autostart)
+    result = job.run(transient=spec.transient, autostart=spec.autostart)
     if result.generated_password and not quiet:
         click.echo(f"Generated root password for the cloud-init seed: {result.generated_password}")
     autoconsole = opts["autoconsole"] or ("none" if opts["noautoconsole"] else None)
@@ -90,23 +87,21 @@ def install(ctx: click.Context, /, **opts: object) -> None:
     if autoconsole == "text":
         from pyvirt.cli.commands.domain import _console
 
-        _console(conn.domains, plan.name)
+        _console(conn.domains.get(job.name))
     wait = opts["wait"]
     if wait is not None and float(str(wait)) != 0:
         if not quiet:
             click.echo("Waiting for the installation to complete.")
-        if opts["noreboot"]:
-            plan.install = None
-        if not mgr.wait(plan, float(str(wait))):
+        if not job.wait(float(str(wait)), boot_final=not opts["noreboot"]):
             raise InvalidConfigError(
-                f"domain '{plan.name}': installation still running after {wait} minutes",
-                hint=f"check its console with 'console {plan.name}'",
+                f"domain '{job.name}': installation still running after {wait} minutes",
+                hint=f"check its console with 'console {job.name}'",
             )
         if not quiet:
             click.echo("Domain creation completed.\n")
         return
     if not quiet:
-        click.echo(f"Domain '{plan.name}' started.")
-        if plan.install is not None:
+        click.echo(f"Domain '{job.name}' started.")
+        if job.has_install_phase:
             click.echo("Domain installation still in progress. You can reconnect to the console")
             click.echo("to complete the installation process.")

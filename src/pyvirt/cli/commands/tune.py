@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from pyvirt.cli.main import connection
+from pyvirt.cli.main import api
 from pyvirt.cli.render import as_json, table
 from pyvirt.errors import InvalidConfigError
 
@@ -33,7 +33,7 @@ def _flags(live: bool, config: bool, current: bool) -> dict[str, bool]:
 
 def parse_kib(text: str, what: str = "size") -> int:
     """A virsh scaled integer (``512M``, ``1G``, ``262144``; plain numbers are KiB); -1 kept."""
-    from pyvirt.model.units import to_kib
+    from pyvirt.api.values import to_kib
 
     m = _SIZE.fullmatch(text.strip())
     if not m:
@@ -47,10 +47,10 @@ def parse_kib(text: str, what: str = "size") -> int:
         raise InvalidConfigError(f"{what} '{text}': {err}") from None
 
 
-def _affinity(cpus: set[int]) -> str:
-    from pyvirt.host.threads import format_set
+def _affinity(cpus: frozenset[int]) -> str:
+    from pyvirt.api.values import format_cpuset
 
-    return format_set(cpus)
+    return format_cpuset(set(cpus))
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> None:
@@ -70,11 +70,8 @@ def setvcpus(
     current: bool,
 ) -> None:  # fmt: skip
     """Change the number of virtual CPUs (live: CPU hotplug)."""
-    from pyvirt.service.tuning import cpu as tuning
-
-    tuning.set_vcpus(
-        connection(ctx).domains, domain, count, maximum=maximum, **_flags(live, config, current)
-    )
+    flags = _flags(live, config, current)
+    api(ctx).domains.get(domain).set_vcpus(count, maximum=maximum, **flags)
 
 
 @click.command()
@@ -83,9 +80,7 @@ def setvcpus(
 @click.pass_context
 def vcpucount(ctx: click.Context, domain: str, as_json_: bool) -> None:
     """Show the maximum and current vCPU counts, config and live."""
-    from pyvirt.service.tuning import cpu as tuning
-
-    counts = tuning.vcpu_count(connection(ctx).domains, domain)
+    counts = api(ctx).domains.get(domain).vcpu_count().to_json()
     if as_json_:
         as_json(counts)
         return
@@ -102,20 +97,19 @@ def vcpucount(ctx: click.Context, domain: str, as_json_: bool) -> None:
 @click.pass_context
 def vcpuinfo(ctx: click.Context, domain: str, as_json_: bool) -> None:
     """Per vCPU: host CPU, state, CPU time and affinity."""
-    from pyvirt.host.threads import host_cpus
-    from pyvirt.service.tuning import cpu as tuning
+    from pyvirt.api.domain_tuning import host_cpu_count
 
-    infos = tuning.vcpu_info(connection(ctx).domains, domain)
+    infos = api(ctx).domains.get(domain).vcpu_info()
     if as_json_:
-        as_json([{**i, "affinity": _affinity(i["affinity"])} for i in infos])
+        as_json([i.to_json() for i in infos])
         return
-    ncpu = max(host_cpus()) + 1
+    ncpu = host_cpu_count()
     for i in infos:
-        amap = "".join("y" if c in i["affinity"] else "-" for c in range(ncpu))
-        click.echo(f"{'VCPU:':<16}{i['vcpu']}")
-        click.echo(f"{'CPU:':<16}{i['cpu']}")
-        click.echo(f"{'State:':<16}{i['state']}")
-        click.echo(f"{'CPU time:':<16}{i['cpu_time']:.1f}s")
+        amap = "".join("y" if c in i.affinity else "-" for c in range(ncpu))
+        click.echo(f"{'VCPU:':<16}{i.vcpu}")
+        click.echo(f"{'CPU:':<16}{i.cpu}")
+        click.echo(f"{'State:':<16}{i.state}")
+        click.echo(f"{'CPU time:':<16}{i.cpu_time:.1f}s")
         click.echo(f"{'CPU Affinity:':<16}{amap}")
         click.echo()
 
@@ -131,12 +125,14 @@ def vcpupin(
     config: bool, current: bool,
 ) -> None:  # fmt: skip
     """Show or change the host CPUs each vCPU may run on."""
-    from pyvirt.service.tuning import cpu as tuning
-
-    pins = tuning.vcpu_pin(
-        connection(ctx).domains, domain, vcpu, cpulist, **_flags(live, config, current)
-    )
-    if cpulist is None:
+    flags = _flags(live, config, current)
+    dom = api(ctx).domains.get(domain)
+    if cpulist is not None:
+        if vcpu is None:
+            raise InvalidConfigError("vcpupin needs a vCPU number with a CPU list")
+        dom.pin_vcpu(vcpu, cpulist, **flags)
+    else:
+        pins = dom.vcpu_pins(vcpu, **flags)
         table(["VCPU", "CPU Affinity"], [[str(v), _affinity(c)] for v, c in pins.items()])
 
 
@@ -149,12 +145,12 @@ def emulatorpin(
     ctx: click.Context, domain: str, cpulist: str | None, live: bool, config: bool, current: bool
 ) -> None:
     """Show or change the host CPUs of the emulator threads (all non-vCPU threads)."""
-    from pyvirt.service.tuning import cpu as tuning
-
-    cpus = tuning.emulator_pin(
-        connection(ctx).domains, domain, cpulist, **_flags(live, config, current)
-    )
-    if cpulist is None:
+    flags = _flags(live, config, current)
+    dom = api(ctx).domains.get(domain)
+    if cpulist is not None:
+        dom.pin_emulator(cpulist, **flags)
+    else:
+        cpus = dom.emulator_affinity(**flags)
         click.echo("emulator: CPU Affinity")
         click.echo("-" * 34)
         click.echo(f"       *: {_affinity(cpus)}\n")
@@ -165,15 +161,11 @@ def emulatorpin(
 @click.pass_context
 def iothreadinfo(ctx: click.Context, domain: str) -> None:
     """List the domain's I/O threads and their CPU affinity."""
-    from pyvirt.service.tuning import cpu as tuning
-
-    infos = tuning.iothread_info(connection(ctx).domains, domain)
+    infos = api(ctx).domains.get(domain).iothread_info()
     if not infos:
         click.echo("No IOThreads found for the domain\n")
         return
-    table(
-        ["IOThread ID", "CPU Affinity"], [[str(i["id"]), _affinity(i["affinity"])] for i in infos]
-    )
+    table(["IOThread ID", "CPU Affinity"], [[str(i.id), _affinity(i.affinity)] for i in infos])
 
 
 @click.command()
@@ -187,8 +179,6 @@ def schedinfo(
     config: bool, current: bool,
 ) -> None:  # fmt: skip
     """Show or set scheduler parameters (cpu_shares, vcpu_period, vcpu_quota) via cgroups."""
-    from pyvirt.service.tuning import cpu as tuning
-
     settings: dict[str, int] = {}
     for item in [p for s in (*sets, *params) for p in s.split(",") if p]:
         key, _, value = item.partition("=")
@@ -199,9 +189,9 @@ def schedinfo(
                 f"scheduler parameter '{item}' is not NAME=INTEGER",
                 hint="e.g. --set cpu_shares=512",
             ) from None
-    values = tuning.sched_info(
-        connection(ctx).domains, domain, settings, **_flags(live, config, current)
-    )
+    flags = _flags(live, config, current)
+    dom = api(ctx).domains.get(domain)
+    values = dom.set_sched_params(settings, **flags) if settings else dom.sched_info(**flags)
     _pairs([("Scheduler", "posix"), *values.items()])
 
 
@@ -216,13 +206,10 @@ def numatune(
     config: bool, current: bool,
 ) -> None:  # fmt: skip
     """Show or set the NUMA memory policy (mode and host nodes)."""
-    from pyvirt.service.tuning import cpu as tuning
-
-    values = tuning.numa_tune(
-        connection(ctx).domains, domain, mode, nodeset, **_flags(live, config, current)
-    )
+    flags = _flags(live, config, current)
+    tune = api(ctx).domains.get(domain).set_numa_tune(mode, nodeset, **flags)
     if mode is None and nodeset is None:
-        _pairs(list(values.items()))
+        _pairs(list(tune.to_json().items()))
 
 
 @click.command()
@@ -234,11 +221,8 @@ def setmem(
     ctx: click.Context, domain: str, size: str, live: bool, config: bool, current: bool
 ) -> None:
     """Change the current memory (live: through the balloon). SIZE in KiB or e.g. 512M."""
-    from pyvirt.service.tuning import memory as tuning_memory
-
-    tuning_memory.set_mem(
-        connection(ctx).domains, domain, parse_kib(size), **_flags(live, config, current)
-    )
+    kib, flags = parse_kib(size), _flags(live, config, current)
+    api(ctx).domains.get(domain).set_memory(kib, **flags)
 
 
 @click.command()
@@ -250,11 +234,8 @@ def setmaxmem(
     ctx: click.Context, domain: str, size: str, live: bool, config: bool, current: bool
 ) -> None:
     """Change the maximum memory (persistent definition only)."""
-    from pyvirt.service.tuning import memory as tuning_memory
-
-    tuning_memory.set_max_mem(
-        connection(ctx).domains, domain, parse_kib(size), **_flags(live, config, current)
-    )
+    kib, flags = parse_kib(size), _flags(live, config, current)
+    api(ctx).domains.get(domain).set_max_memory(kib, **flags)
 
 
 @click.command()
@@ -268,14 +249,13 @@ def dommemstat(
     config: bool, current: bool,
 ) -> None:  # fmt: skip
     """Balloon memory statistics (KiB): actual, guest-reported values, rss."""
-    from pyvirt.service.tuning import memory as tuning_memory
-
-    mgr = connection(ctx).domains
+    flags = _flags(live, config, current) if period is not None else {}
+    dom = api(ctx).domains.get(domain)
     if period is not None:
-        tuning_memory.set_stats_period(mgr, domain, period, **_flags(live, config, current))
+        dom.set_memory_stats_period(period, **flags)
         if config and not live:
             return
-    stats = tuning_memory.mem_stats(mgr, domain)
+    stats = dom.memory_stats()
     if as_json_:
         as_json(stats)
         return
@@ -296,18 +276,16 @@ def memtune(
     swap_hard_limit: str | None, live: bool, config: bool, current: bool,
 ) -> None:  # fmt: skip
     """Show or set the memory limits of the domain's cgroup."""
-    from pyvirt.service.tuning import memory as tuning_memory
 
     def size(text: str | None, what: str) -> int | None:
         return None if text is None else parse_kib(text, what)
 
-    values = tuning_memory.mem_tune(
-        connection(ctx).domains,
-        domain,
-        hard_kib=size(hard_limit, "hard limit"),
-        soft_kib=size(soft_limit, "soft limit"),
-        swap_kib=size(swap_hard_limit, "swap hard limit"),
-        **_flags(live, config, current),
+    hard, soft = size(hard_limit, "hard limit"), size(soft_limit, "soft limit")
+    swap, flags = size(swap_hard_limit, "swap hard limit"), _flags(live, config, current)
+    values = (
+        api(ctx)
+        .domains.get(domain)
+        .set_memory_tune(hard_limit=hard, soft_limit=soft, swap_hard_limit=swap, **flags)
     )
     if hard_limit is soft_limit is swap_hard_limit is None:
-        _pairs([(k, "unlimited" if v is None else v) for k, v in values.items()])
+        _pairs([(k, "unlimited" if v is None else v) for k, v in values.to_json().items()])

@@ -10,8 +10,8 @@ capacity-change unit attention). A shut-off domain's images are read with
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 from pyvirt.errors import InvalidConfigError, InvalidStateError, NotFoundError
 
@@ -45,6 +45,10 @@ class BlkEntry:
     bus: str
     format: str | None
 
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
 
 @dataclass
 class BlkInfo:
@@ -54,6 +58,10 @@ class BlkInfo:
     capacity: int
     allocation: int
     physical: int
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
 
 
 def source_text(disk: Disk) -> str:

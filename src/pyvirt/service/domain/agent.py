@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -248,6 +248,10 @@ class FsInfo:
     name: str
     type: str
     targets: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
 
 
 def fs_info(mgr: DomainManager, ident: str, *, timeout: float = DEFAULT_TIMEOUT) -> list[FsInfo]:

@@ -50,6 +50,10 @@ class DomainNic:
     model: str
     mac: str
 
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
+
 
 @dataclass(frozen=True)
 class NicAddress:
@@ -59,6 +63,10 @@ class NicAddress:
     mac: str
     protocol: str
     address: str
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -74,3 +82,7 @@ class NicStats:
     tx_packets: int
     tx_errs: int
     tx_drop: int
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return asdict(self)

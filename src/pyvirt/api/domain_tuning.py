@@ -1,0 +1,314 @@
+"""Domain tuning verbs: vCPUs, pinning, scheduler, NUMA and memory (virsh's ``setvcpus``,
+``vcpupin``, ``schedinfo``, ``numatune``, ``setmem``, ``memtune``, ...).
+
+Verbs that change something take keyword-only ``live`` and ``config``; both False is
+libvirt's "current" (the running domain if it runs, else the definition). Sizes are KiB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pyvirt.api.domain_base import DomainHandle
+
+# local imports: keep CLI start-up fast (the tuning code loads host probes and QMP)
+
+
+@dataclass(frozen=True)
+class VcpuCount:
+    """vCPU counts (``vcpucount``); a ``live`` value is None while the domain is shut off,
+    a ``config`` value is None for a transient domain."""
+
+    maximum_config: int | None
+    maximum_live: int | None
+    current_config: int | None
+    current_live: int | None
+
+    def to_json(self) -> dict[str, dict[str, int]]:
+        """``{"maximum": {"config": N, "live": N}, "current": {...}}`` without absent values."""
+        out: dict[str, dict[str, int]] = {"maximum": {}, "current": {}}
+        for kind in ("maximum", "current"):
+            for where in ("config", "live"):
+                value = getattr(self, f"{kind}_{where}")
+                if value is not None:
+                    out[kind][where] = value
+        return out
+
+
+@dataclass(frozen=True)
+class VcpuInfo:
+    """One vCPU of a running domain (``vcpuinfo``)."""
+
+    vcpu: int
+    #: host thread id
+    thread: int
+    #: the host CPU it last ran on
+    cpu: int
+    state: str
+    #: CPU seconds used
+    cpu_time: float
+    #: host CPUs it may run on
+    affinity: frozenset[int]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict; the affinity as a CPU list such as ``0-3``."""
+        from pyvirt.api.values import format_cpuset
+
+        return {
+            "vcpu": self.vcpu,
+            "thread": self.thread,
+            "cpu": self.cpu,
+            "state": self.state,
+            "cpu_time": self.cpu_time,
+            "affinity": format_cpuset(set(self.affinity)),
+        }
+
+
+@dataclass(frozen=True)
+class IOThreadInfo:
+    """One I/O thread of a running domain (``iothreadinfo``)."""
+
+    id: int | str
+    thread: int
+    affinity: frozenset[int]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict; the affinity as a CPU list."""
+        from pyvirt.api.values import format_cpuset
+
+        return {"id": self.id, "thread": self.thread, "affinity": format_cpuset(set(self.affinity))}
+
+
+@dataclass(frozen=True)
+class NumaTune:
+    """The NUMA memory policy (``numatune``)."""
+
+    mode: str
+    #: host NUMA nodes, e.g. ``0-1`` (empty: all)
+    nodeset: str
+
+    def to_json(self) -> dict[str, str]:
+        """``{"numa_mode": ..., "numa_nodeset": ...}`` as virsh names them."""
+        return {"numa_mode": self.mode, "numa_nodeset": self.nodeset}
+
+
+@dataclass(frozen=True)
+class MemTune:
+    """Memory limits in KiB (``memtune``); None means unlimited."""
+
+    hard_limit: int | None
+    soft_limit: int | None
+    swap_hard_limit: int | None
+
+    def to_json(self) -> dict[str, int | None]:
+        """JSON-ready dict, keys as virsh names them."""
+        return {
+            "hard_limit": self.hard_limit,
+            "soft_limit": self.soft_limit,
+            "swap_hard_limit": self.swap_hard_limit,
+        }
+
+
+def host_cpu_count() -> int:
+    """Host CPU slots (the highest online CPU number + 1), the width of an affinity map."""
+    from pyvirt.host.threads import host_cpus
+
+    return max(host_cpus()) + 1
+
+
+class DomainTuning(DomainHandle):
+    """vCPU, scheduler, NUMA and memory verbs of :class:`~pyvirt.api.domains.Domain`."""
+
+    # -- vCPUs --------------------------------------------------------------------------
+    def set_vcpus(
+        self, count: int, *, maximum: bool = False, live: bool = False, config: bool = False
+    ) -> None:
+        """Change the vCPU count (``setvcpus``; live: CPU hotplug).
+
+        :param maximum: change the most vCPUs it may get (definition only)
+        :raises InvalidConfigError: a count out of range
+        :raises UnsupportedError: ``maximum`` live, or unplugging vCPUs present at boot
+        """
+        from pyvirt.service.tuning import cpu
+
+        cpu.set_vcpus(self._domains, self._name, count, maximum=maximum, live=live, config=config)
+
+    def vcpu_count(self) -> VcpuCount:
+        """Maximum and current vCPU counts of the definition and the running domain."""
+        from pyvirt.service.tuning import cpu
+
+        counts = cpu.vcpu_count(self._domains, self._name)
+        mx, cur = counts["maximum"], counts["current"]
+        return VcpuCount(mx.get("config"), mx.get("live"), cur.get("config"), cur.get("live"))
+
+    def vcpu_info(self) -> list[VcpuInfo]:
+        """Per vCPU of the running domain: host CPU, state, CPU time, affinity."""
+        from pyvirt.service.tuning import cpu
+
+        return [
+            VcpuInfo(
+                vcpu=int(i["vcpu"]),
+                thread=int(i["thread"]),
+                cpu=int(i["cpu"]),
+                state=str(i["state"]),
+                cpu_time=float(i["cpu_time"]),
+                affinity=frozenset(i["affinity"]),
+            )
+            for i in cpu.vcpu_info(self._domains, self._name)
+        ]
+
+    def pin_vcpu(
+        self, vcpu: int, cpulist: str, *, live: bool = False, config: bool = False
+    ) -> dict[int, frozenset[int]]:
+        """Let vCPU ``vcpu`` run only on the host CPUs ``cpulist`` (``vcpupin``).
+
+        :returns: every vCPU's affinity after the change
+        """
+        from pyvirt.service.tuning import cpu
+
+        pins = cpu.vcpu_pin(self._domains, self._name, vcpu, cpulist, live=live, config=config)
+        return {v: frozenset(c) for v, c in pins.items()}
+
+    def vcpu_pins(
+        self, vcpu: int | None = None, *, live: bool = False, config: bool = False
+    ) -> dict[int, frozenset[int]]:
+        """The host CPUs each vCPU (or just ``vcpu``) may run on."""
+        from pyvirt.service.tuning import cpu
+
+        pins = cpu.vcpu_pin(self._domains, self._name, vcpu, None, live=live, config=config)
+        return {v: frozenset(c) for v, c in pins.items()}
+
+    def pin_emulator(
+        self, cpulist: str, *, live: bool = False, config: bool = False
+    ) -> frozenset[int]:
+        """Let the emulator threads (all but the vCPUs) run only on ``cpulist`` (``emulatorpin``).
+
+        :returns: their affinity after the change
+        """
+        from pyvirt.service.tuning import cpu
+
+        return frozenset(
+            cpu.emulator_pin(self._domains, self._name, cpulist, live=live, config=config)
+        )
+
+    def emulator_affinity(self, *, live: bool = False, config: bool = False) -> frozenset[int]:
+        """The host CPUs the emulator threads may run on."""
+        from pyvirt.service.tuning import cpu
+
+        return frozenset(
+            cpu.emulator_pin(self._domains, self._name, None, live=live, config=config)
+        )
+
+    def iothread_info(self) -> list[IOThreadInfo]:
+        """The running domain's I/O threads and their affinity (``iothreadinfo``)."""
+        from pyvirt.service.tuning import cpu
+
+        return [
+            IOThreadInfo(id=i["id"], thread=int(i["thread"]), affinity=frozenset(i["affinity"]))
+            for i in cpu.iothread_info(self._domains, self._name)
+        ]
+
+    # -- scheduler and NUMA -------------------------------------------------------------
+    def sched_info(self, *, live: bool = False, config: bool = False) -> dict[str, int]:
+        """``cpu_shares``, ``vcpu_period``/``vcpu_quota`` and ``global_period``/
+        ``global_quota`` (µs; quota -1: no limit) (``schedinfo``)."""
+        from pyvirt.service.tuning import cpu
+
+        return cpu.sched_info(self._domains, self._name, None, live=live, config=config)
+
+    def set_sched_params(
+        self, params: Mapping[str, int], *, live: bool = False, config: bool = False
+    ) -> dict[str, int]:
+        """Set scheduler parameters (names as :meth:`sched_info`); returns the new values.
+
+        :raises InvalidConfigError: an unknown parameter
+        """
+        from pyvirt.service.tuning import cpu
+
+        return cpu.sched_info(self._domains, self._name, dict(params), live=live, config=config)
+
+    def numa_tune(self, *, live: bool = False, config: bool = False) -> NumaTune:
+        """The NUMA memory policy (``numatune``)."""
+        return self.set_numa_tune(live=live, config=config)
+
+    def set_numa_tune(
+        self,
+        mode: str | None = None,
+        nodeset: str | None = None,
+        *,
+        live: bool = False,
+        config: bool = False,
+    ) -> NumaTune:
+        """Set the NUMA mode and/or host nodes; returns the policy after the change.
+
+        :raises UnsupportedError: a new mode while it runs (only the nodeset changes live)
+        """
+        from pyvirt.service.tuning import cpu
+
+        values = cpu.numa_tune(self._domains, self._name, mode, nodeset, live=live, config=config)
+        return NumaTune(values["numa_mode"], values["numa_nodeset"])
+
+    # -- memory -------------------------------------------------------------------------
+    def set_memory(self, kib: int, *, live: bool = False, config: bool = False) -> None:
+        """Set the current memory (``setmem``; live: through the balloon).
+
+        :raises InvalidConfigError: zero or above the maximum memory
+        """
+        from pyvirt.service.tuning import memory
+
+        memory.set_mem(self._domains, self._name, kib, live=live, config=config)
+
+    def set_max_memory(self, kib: int, *, live: bool = False, config: bool = False) -> None:
+        """Set the maximum memory (``setmaxmem``; definition only).
+
+        :raises UnsupportedError: live
+        """
+        from pyvirt.service.tuning import memory
+
+        memory.set_max_mem(self._domains, self._name, kib, live=live, config=config)
+
+    def memory_stats(self) -> dict[str, int]:
+        """Balloon statistics of the running domain in KiB (``dommemstat``)."""
+        from pyvirt.service.tuning import memory
+
+        return memory.mem_stats(self._domains, self._name)
+
+    def set_memory_stats_period(
+        self, seconds: int, *, live: bool = False, config: bool = False
+    ) -> None:
+        """How often the guest reports balloon statistics (0: never)."""
+        from pyvirt.service.tuning import memory
+
+        memory.set_stats_period(self._domains, self._name, seconds, live=live, config=config)
+
+    def memory_tune(self, *, live: bool = False, config: bool = False) -> MemTune:
+        """The memory limits (``memtune``)."""
+        return self.set_memory_tune(live=live, config=config)
+
+    def set_memory_tune(
+        self,
+        *,
+        hard_limit: int | None = None,
+        soft_limit: int | None = None,
+        swap_hard_limit: int | None = None,
+        live: bool = False,
+        config: bool = False,
+    ) -> MemTune:
+        """Set memory limits in KiB (-1 removes one; None leaves it); returns the limits.
+
+        :raises InvalidConfigError: a zero limit, or swap below the hard limit
+        """
+        from pyvirt.service.tuning import memory
+
+        values = memory.mem_tune(
+            self._domains,
+            self._name,
+            hard_kib=hard_limit,
+            soft_kib=soft_limit,
+            swap_kib=swap_hard_limit,
+            live=live,
+            config=config,
+        )
+        return MemTune(values["hard_limit"], values["soft_limit"], values["swap_hard_limit"])
