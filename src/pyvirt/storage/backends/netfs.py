@@ -33,6 +33,7 @@ from typing import ClassVar
 from xml.sax.saxutils import quoteattr
 
 from pyvirt.errors import InvalidConfigError, UnsupportedError
+from pyvirt.hostcmd import run, tool
 from pyvirt.storage import nfsrpc, qemu_img
 from pyvirt.storage.base import (
     CreateRequest,
@@ -42,7 +43,6 @@ from pyvirt.storage.base import (
     PoolInfo,
     VolumeInfo,
 )
-from pyvirt.storage.command import run, tool
 from pyvirt.storage.registry import backend_class, register_pool_backend
 
 #: pyvirt's namespace for its extensions of pool XML
