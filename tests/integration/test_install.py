@@ -115,7 +115,7 @@ def test_seed_virt_install_line(pyvirt: Pyvirt, tiny_image: Any, netns: str) -> 
     st = in_ns(pyvirt, netns, "domstate", "centos-7").out.strip()
     assert st == "running"
     xml = in_ns(pyvirt, netns, "dumpxml", "centos-7", "--inactive").out
-    assert '<source network="default"/>' in xml and 'listen="0.0.0.0"' in xml
+    assert "<source network='default'/>" in xml and "listen='0.0.0.0'" in xml
     assert "<on_reboot>restart</on_reboot>" in xml  # the final definition; the live one:
     assert "<on_reboot>destroy</on_reboot>" in in_ns(pyvirt, netns, "dumpxml", "centos-7").out
     assert in_ns(pyvirt, netns, "vncdisplay", "centos-7").out.startswith("0.0.0.0:")
@@ -156,7 +156,7 @@ def test_debian_installer_first_screen(pyvirt: Pyvirt) -> None:
     log = wait_console(pyvirt, "d-i", "<Tab> moves; <Space> selects; <Enter> activates", 240)
     assert "Select a language" in log or "Choose the language" in log, log[-1500:]
     final = pyvirt("dumpxml", "d-i", "--inactive").out
-    assert "<kernel>" not in final and 'machine="q35"' in final  # debian12 defaults
+    assert "<kernel>" not in final and "machine='q35'" in final  # debian12 defaults
     live = pyvirt("dumpxml", "d-i").out
     assert "debian-installer/amd64/linux</kernel>" in live and "console=ttyS0" in live
     assert disk.exists() and disk.stat().st_size > 0

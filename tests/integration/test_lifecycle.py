@@ -280,7 +280,7 @@ def test_vnc_autoport_display(pyvirt: Pyvirt, tiny_image: Any) -> None:
     assert host == "127.0.0.1"
     assert pyvirt("domdisplay", "v").out.strip() == f"vnc://localhost:{display}"
     live = pyvirt("dumpxml", "v").out
-    assert f'port="{5900 + int(display)}"' in live
+    assert f"port='{5900 + int(display)}'" in live
     assert " port=" not in pyvirt("dumpxml", "v", "--inactive").out.split("<graphics")[1]
     with socket.create_connection(("127.0.0.1", 5900 + int(display)), timeout=5) as s:
         assert s.recv(12).startswith(b"RFB 003.")

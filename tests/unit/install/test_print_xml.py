@@ -167,8 +167,8 @@ def test_kvm_on_slow_host_is_warned(pyvirt: Pyvirt, media: Path) -> None:
     if res.rc == 1:
         assert "/dev/kvm does not exist" in res.err
         return
-    assert '<domain type="kvm">' in res.out
+    assert "<domain type='kvm'>" in res.out
     fast = pyvirt("install", "-n", "k", "--import", "--disk", f"{media}/c7.qcow2", "--network",
                   "type=user", "--print-xml").out  # fmt: skip
-    if '<domain type="qemu">' in fast:  # the probe says KVM is slow here: say so
+    if "<domain type='qemu'>" in fast:  # the probe says KVM is slow here: say so
         assert "KVM on this host is emulated" in res.err and "--virt-type qemu" in res.err
