@@ -281,6 +281,7 @@ def test_kvm_domain_refused_before_qemu_on_emulated_kvm(pyvirt: Pyvirt, tiny_ima
     assert not (pyvirt.root / "log" / "qemu" / "k1" / "qemu.log").exists()
     assert not (pyvirt.root / "run" / "qemu" / "k1" / "runtime.json").exists()
     # the same domain as type='qemu' starts
+    pyvirt("undefine", "k1")
     path.write_text(domain_xml(tiny_image, "k1"))
     pyvirt("define", str(path))
     pyvirt("start", "k1")
