@@ -34,7 +34,7 @@ from xml.sax.saxutils import quoteattr
 
 from pyvirt.errors import InvalidConfigError, UnsupportedError
 from pyvirt.hostcmd import run, tool
-from pyvirt.storage import nfsrpc, qemu_img
+from pyvirt.storage import nfsrpc, qemu_img, qemu_modules
 from pyvirt.storage.base import (
     CreateRequest,
     DiskSource,
@@ -160,6 +160,7 @@ class NetfsPool(PoolBackend):
     def start(self) -> None:
         """Kernel mode: mount; native mode: check the export answers (MOUNT + FSSTAT)."""
         if self.native:
+            qemu_modules.require_block_driver(f"pool '{self.name}'", "nfs")
             with nfsrpc.session(self.host, self.export) as nfs:
                 nfs.fsstat()
             return
