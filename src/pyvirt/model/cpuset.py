@@ -16,7 +16,7 @@ from pyvirt.errors import InvalidConfigError
 MAX_ID = 8191
 
 
-def parse_cpuset(text: str, *, what: str = "CPU set", allow_empty: bool = False) -> set[int]:
+def parse_cpuset(text: str, what: str = "CPU list", *, allow_empty: bool = False) -> set[int]:
     """Parse ``0-3,^2,8`` into ``{0, 1, 3, 8}``.
 
     :param what: the value's name for messages (``"nodeset"``, ``"CPU list"``)
