@@ -14,7 +14,6 @@ module directory is built without modules (drivers compiled in) and passes.
 from __future__ import annotations
 
 import os
-import platform
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -42,7 +41,7 @@ def module_dir(env: Mapping[str, str] | None = None) -> Path | None:
     env = os.environ if env is None else env
     if env.get("QEMU_MODULE_DIR"):
         return Path(env["QEMU_MODULE_DIR"])
-    multiarch = f"{platform.machine()}-linux-gnu"
+    multiarch = f"{os.uname().machine}-linux-gnu"
     for candidate in (f"/usr/lib/{multiarch}/qemu", "/usr/lib64/qemu", "/usr/lib/qemu"):
         if os.path.isdir(candidate):
             return Path(candidate)
