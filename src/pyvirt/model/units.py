@@ -59,7 +59,7 @@ UNIT_NAMES: tuple[str, ...] = (
 )  # fmt: skip
 
 _LOWER: dict[str, int] = {name.lower(): factor for name, factor in UNITS.items() if len(name) > 2}
-_SIZE_RE = re.compile(r"\s*(\d+)\s*([A-Za-z]*)\s*")
+_SIZE_RE = re.compile(r"\s*([0-9]+)\s*([A-Za-z]*)\s*")
 
 
 def unit_factor(unit: str) -> int:

@@ -65,7 +65,7 @@ def test_default_unit_and_kib() -> None:
     assert units.to_kib(2048, "KB") == 2000
 
 
-@pytest.mark.parametrize("text", ["", "G", "1.5G", "-1", "10XB", "ten", "1 0G", "0x10"])
+@pytest.mark.parametrize("text", ["", "G", "1.5G", "-1", "10XB", "ten", "1 0G", "0x10", "١G"])
 def test_parse_size_refuses(text: str) -> None:
     with pytest.raises(InvalidConfigError, match=r"^capacity '"):
         units.parse_size(text, what="capacity")
