@@ -90,13 +90,15 @@ def run(
         )
     except subprocess.TimeoutExpired as err:
         raise HostCommandError(
-            f"{what}: {name} did not finish within {timeout or 0:.0f} s", argv=argv
+            f"{what}: {name} did not finish within {timeout or 0:g} s", argv=argv
         ) from err
     except FileNotFoundError as err:
         pkg = PACKAGES.get(name, name)
         raise UnsupportedError(
             f"{what}: {name} is not installed", hint=f"install the Debian package {pkg}"
         ) from err
+    except OSError as err:
+        raise HostCommandError(f"{what}: cannot run {name}: {err.strerror}", argv=argv) from err
     if proc.returncode not in ok_codes:
         raise HostCommandError(
             f"{what}: {name} exited with status {proc.returncode}",
