@@ -44,7 +44,7 @@ def test_failure_carries_argv_code_and_stderr_tail() -> None:
 
 
 def test_timeout() -> None:
-    with pytest.raises(HostCommandError, match="did not finish within 0.2 s"):
+    with pytest.raises(HostCommandError, match=r"did not finish within 0\.2 s"):
         hostcmd.run([sys.executable, "-c", "import time; time.sleep(5)"], what="w", timeout=0.2)
 
 
