@@ -63,3 +63,21 @@ def test_one_implementation() -> None:
     assert values.format_cpuset is format_cpuset
     assert threads.format_set is format_cpuset
     assert format_cpuset([]) == ""
+
+
+def test_no_other_module_parses_cpu_sets() -> None:
+    """A ``^`` exclusion or a ``lo-hi`` range split is only handled in model/cpuset.py."""
+    from pathlib import Path
+
+    import pyvirt
+
+    src = Path(pyvirt.__file__).parent
+    offenders = []
+    for path in sorted(src.rglob("*.py")):
+        rel = path.relative_to(src).as_posix()
+        if rel == "model/cpuset.py":
+            continue
+        text = path.read_text()
+        if 'startswith("^")' in text or 'lstrip("^")' in text or "def parse_set(" in text:
+            offenders.append(rel)
+    assert not offenders, f"use pyvirt.model.cpuset instead: {offenders}"
