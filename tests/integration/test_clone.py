@@ -50,7 +50,7 @@ def guest_mac(pv: Pyvirt, name: str) -> str:
 
 
 def xml_mac(pv: Pyvirt, name: str) -> str:
-    return re.findall(r'<mac address="([^"]+)"', pv("dumpxml", name, "--inactive").out)[0]
+    return re.findall(r"<mac address='([^']+)'", pv("dumpxml", name, "--inactive").out)[0]
 
 
 def test_clone_boots_beside_original(pyvirt: Pyvirt, tiny_image: Any) -> None:

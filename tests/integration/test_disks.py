@@ -128,7 +128,7 @@ def test_hotplug_virtio_and_scsi_qcow2_and_raw(pyvirt: Pyvirt, tiny_image: Any) 
     assert "Capacity:       20971520" in pyvirt("domblkinfo", "d1", "vdb").out
 
     live = pyvirt("dumpxml", "d1").out
-    assert '<alias name="virtio-disk1"/>' in live and 'model="virtio-scsi"' in live
+    assert "<alias name='virtio-disk1'/>" in live and "model='virtio-scsi'" in live
     for target, _bus, _fmt, _size, _cache in cases:
         pyvirt("detach-disk", "d1", target, "--live")
     assert set(guest_disks(pyvirt, "d1")) == set(before)

@@ -252,7 +252,7 @@ def test_agent_errors_on_the_tiny_guest(pyvirt: Pyvirt, tiny_image: Any) -> None
     wait_marker(pyvirt, "a")
     # the channel got a socket in the run dir, shown in the live definition
     sock = pyvirt.root / "run" / "qemu" / "a" / "org.qemu.guest_agent.0"
-    assert f'path="{sock}"' in pyvirt("dumpxml", "a").out
+    assert f"path='{sock}'" in pyvirt("dumpxml", "a").out
     assert sock.is_socket()
     start = time.monotonic()
     res = pyvirt("domfsinfo", "a", "--timeout", "2", check=False)

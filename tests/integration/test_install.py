@@ -2,9 +2,10 @@
 El Torito ISO built from the tiny guest, and Debian's real installer from its netboot package.
 
 Choice documented in docs/install.md: this host's KVM is emulated and far too slow, so the
-seed's line runs with ``--virt-type qemu`` (TCG); ``--virt-type kvm`` is covered by a unit test
-that checks the clear warning. ``network=default`` runs inside a network namespace the test
-creates, so the default NAT network's bridge, dnsmasq and nft table never touch the host.
+seed's line runs with ``--virt-type qemu`` (TCG); with ``--virt-type kvm`` it is refused before
+QEMU runs, in one line naming ``--virt-type qemu``. ``network=default`` runs inside a network
+namespace the test creates, so the default NAT network's bridge, dnsmasq and nft table never
+touch the host.
 """
 
 from __future__ import annotations
@@ -115,10 +116,51 @@ def test_seed_virt_install_line(pyvirt: Pyvirt, tiny_image: Any, netns: str) -> 
     st = in_ns(pyvirt, netns, "domstate", "centos-7").out.strip()
     assert st == "running"
     xml = in_ns(pyvirt, netns, "dumpxml", "centos-7", "--inactive").out
-    assert '<source network="default"/>' in xml and 'listen="0.0.0.0"' in xml
+    assert "<source network='default'/>" in xml and "listen='0.0.0.0'" in xml
     assert "<on_reboot>restart</on_reboot>" in xml  # the final definition; the live one:
     assert "<on_reboot>destroy</on_reboot>" in in_ns(pyvirt, netns, "dumpxml", "centos-7").out
     assert in_ns(pyvirt, netns, "vncdisplay", "centos-7").out.startswith("0.0.0.0:")
+
+
+def qemu_pids_under(root: Path) -> list[int]:
+    """PIDs of QEMU processes whose command line names ``root`` (this test's state root)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"qemu-system" in cmdline and str(root).encode() in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_seed_line_with_kvm_is_refused_on_emulated_kvm(pyvirt: Pyvirt, tiny_image: Any) -> None:
+    """The seed's line as written (--virt-type kvm) where the KVM probe says KVM is emulated."""
+    from pyvirt.host import kvm
+
+    if kvm.kvm_status(cache_path=kvm.probe_cache(pyvirt.root / "probe")).fast:
+        pytest.skip("KVM runs guests on this host: --virt-type kvm is accepted")
+    work = pyvirt.root / "kvmtest"
+    work.mkdir()
+    iso = tiny_iso(tiny_image, work / "CentOS-7-x86_64-minimal.iso")
+    disk = work / "centos-6.8.qcow2"
+    subprocess.run(["qemu-img", "create", "-f", "qcow2", str(disk), "10G"], check=True,
+                   capture_output=True)  # fmt: skip
+    res = pyvirt("install", "--virt-type", "kvm", "--name", "centos-7",
+                 "--ram", "256", "--vcpus", "1", f"--cdrom={iso}",
+                 "--disk", f"{disk},format=qcow2", "--network", "type=user",
+                 "--graphics", "vnc,listen=0.0.0.0", "--noautoconsole",
+                 "--os-type=linux", "--os-variant=rhel6", check=False)  # fmt: skip
+    assert res.rc == 1 and res.out == ""
+    assert len(res.err.splitlines()) == 1, res.err
+    assert "KVM cannot run guests on this host" in res.err
+    assert res.err.rstrip().endswith("use --virt-type qemu")
+    assert "MSR" not in res.err and "Assertion" not in res.err  # QEMU never ran
+    assert qemu_pids_under(pyvirt.root) == []
+    assert pyvirt("list", "--all", "--name").out.strip() == ""
 
 
 def _debian_installer() -> Path:
@@ -156,7 +198,7 @@ def test_debian_installer_first_screen(pyvirt: Pyvirt) -> None:
     log = wait_console(pyvirt, "d-i", "<Tab> moves; <Space> selects; <Enter> activates", 240)
     assert "Select a language" in log or "Choose the language" in log, log[-1500:]
     final = pyvirt("dumpxml", "d-i", "--inactive").out
-    assert "<kernel>" not in final and 'machine="q35"' in final  # debian12 defaults
+    assert "<kernel>" not in final and "machine='q35'" in final  # debian12 defaults
     live = pyvirt("dumpxml", "d-i").out
     assert "debian-installer/amd64/linux</kernel>" in live and "console=ttyS0" in live
     assert disk.exists() and disk.stat().st_size > 0

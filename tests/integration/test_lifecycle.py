@@ -248,10 +248,44 @@ def test_seed_delete_workflow(pyvirt: Pyvirt, tiny_image: Any, tmp_path: Path) -
     pyvirt("start", "10.47.181.1")
     pyvirt("destroy", "10.47.181.1")
     assert "shut off" in pyvirt("list", "\u2013all").out  # the seed's en dash
+    # find the image as admins do with virsh: dumpxml | grep "source file=" | cut on quotes
+    script = f'{" ".join(PYVIRT)} dumpxml 10.47.181.1 | grep "source file=" | cut -d"\'" -f2'
+    found = subprocess.run(["sh", "-c", script], env=pyvirt.env, capture_output=True, text=True)
+    assert found.stdout.strip() == str(disk), found.stderr
     pyvirt("undefine", "10.47.181.1")
-    disk.unlink()
+    Path(found.stdout.strip()).unlink()
     assert "10.47.181.1" not in pyvirt("list", "--all").out
     assert not (pyvirt.root / "lib" / "qemu" / "10.47.181.1.xml").exists()
+
+
+def test_kvm_domain_refused_before_qemu_on_emulated_kvm(pyvirt: Pyvirt, tiny_image: Any) -> None:
+    """<domain type='kvm'> on a host whose KVM probe says it is emulated: one line, no QEMU."""
+    from pyvirt.host import kvm
+
+    if kvm.kvm_status(cache_path=kvm.probe_cache(pyvirt.root / "probe")).fast:
+        pytest.skip("KVM runs guests on this host")
+    path = pyvirt.root / "k.xml"
+    path.write_text(domain_xml(tiny_image, "k1").replace("type='qemu'", "type='kvm'", 1))
+    pyvirt("define", str(path))
+    for _ in range(2):  # the first start builds the plan, the second would reuse one
+        started = time.monotonic()
+        res = pyvirt("start", "k1", check=False)
+        assert res.rc == 1 and res.out == ""
+        assert len(res.err.splitlines()) == 1, res.err
+        assert res.err.startswith(
+            "error: domain 'k1' is <domain type='kvm'> but KVM cannot run guests on this host ("
+        )
+        assert "<domain type='qemu'>" in res.err
+        assert time.monotonic() - started < 5
+    assert pyvirt("domstate", "k1").out.strip() == "shut off"
+    assert not (pyvirt.root / "log" / "qemu" / "k1" / "qemu.log").exists()
+    assert not (pyvirt.root / "run" / "qemu" / "k1" / "runtime.json").exists()
+    # the same domain as type='qemu' starts
+    pyvirt("undefine", "k1")
+    path.write_text(domain_xml(tiny_image, "k1"))
+    pyvirt("define", str(path))
+    pyvirt("start", "k1")
+    assert pyvirt("domstate", "k1").out.strip() == "running"
 
 
 def test_remove_all_storage(pyvirt: Pyvirt, tiny_image: Any, tmp_path: Path) -> None:
@@ -280,7 +314,7 @@ def test_vnc_autoport_display(pyvirt: Pyvirt, tiny_image: Any) -> None:
     assert host == "127.0.0.1"
     assert pyvirt("domdisplay", "v").out.strip() == f"vnc://localhost:{display}"
     live = pyvirt("dumpxml", "v").out
-    assert f'port="{5900 + int(display)}"' in live
+    assert f"port='{5900 + int(display)}'" in live
     assert " port=" not in pyvirt("dumpxml", "v", "--inactive").out.split("<graphics")[1]
     with socket.create_connection(("127.0.0.1", 5900 + int(display)), timeout=5) as s:
         assert s.recv(12).startswith(b"RFB 003.")

@@ -93,7 +93,7 @@ def test_default_nat_two_guests(state_root: Path, tiny_image: Any) -> None:
         assert "eth1" not in shell(pv, "g1", "ls /sys/class/net")
         assert "52:54:00:aa:00:09" not in pv("domiflist", "g1").out
         pv("domif-setlink", "g1", "net0", "down")
-        assert 'state="down"' in pv("dumpxml", "g1").out
+        assert "state='down'" in pv("dumpxml", "g1").out
         for g in ("g1", "g2"):
             pv("destroy", g)
         pv("list", "--all")  # reconciles: taps removed after stop

@@ -87,7 +87,7 @@ def test_allocpages_reserves_and_reads_back(pyvirt: Pyvirt) -> None:
 
 def test_capabilities_and_host_validate_have_numa(pyvirt: Pyvirt) -> None:
     caps = pyvirt("capabilities").out
-    assert "<cells num=" in caps and '<freememory unit="KiB">' in caps
+    assert "<cells num=" in caps and "<freememory unit='KiB'>" in caps
     checks = {c["name"]: c for c in json.loads(pyvirt("host-validate", "--json", check=False).out)}
     numa = checks["QEMU: Checking for NUMA support"]
     assert numa["status"] in ("PASS", "WARN")

@@ -69,7 +69,7 @@ def test_update_device_keymap_and_password(pyvirt: Pyvirt, tiny_image: Any) -> N
     live = pyvirt("update-device", "kb", str(dev), "--live", check=False)
     assert live.rc == 1 and "keymap of running domain 'kb' cannot change live" in live.err
     pyvirt("update-device", "kb", str(dev), "--config")
-    assert 'keymap="en-us"' in pyvirt("dumpxml", "kb", "--inactive").out
+    assert "keymap='en-us'" in pyvirt("dumpxml", "kb", "--inactive").out
     assert "keymap" not in pyvirt("dumpxml", "kb").out
     # a password: QEMU cannot add one live; in the config it takes effect at the next start
     dev.write_text("<graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1' "
@@ -87,7 +87,7 @@ def test_update_device_keymap_and_password(pyvirt: Pyvirt, tiny_image: Any) -> N
     # changing an existing password works live (QMP set_password)
     dev.write_text(dev.read_text().replace("s3cret", "n3w").replace("/>", " keymap='en-us'/>"))
     pyvirt("update-device", "kb", str(dev), "--live")
-    assert re.search(r'passwd="n3w"', pyvirt("dumpxml", "kb").out)
+    assert re.search(r"passwd='n3w'", pyvirt("dumpxml", "kb").out)
     assert rfb(port)[0] == [2]
     bad = pyvirt.root / "n.xml"
     bad.write_text("<interface type='user'/>")

@@ -82,21 +82,21 @@ def test_seed_examples_define_as_written(pyvirt: Pyvirt) -> None:
         "--source-path", "/export/vms", "--target", "/var/lib/pyvirt/nfs1",
     )  # fmt: skip
     xml = pyvirt("pool-dumpxml", "nfs1").out
-    assert '<host name="nfs.example.com"/>' in xml and '<dir path="/export/vms"/>' in xml
-    assert "<path>/var/lib/pyvirt/nfs1</path>" in xml and 'type="netfs"' in xml
+    assert "<host name='nfs.example.com'/>" in xml and "<dir path='/export/vms'/>" in xml
+    assert "<path>/var/lib/pyvirt/nfs1</path>" in xml and "type='netfs'" in xml
     pyvirt(
         "pool-define-as", "iscsi1", "--type", "iscsi", "--source-host", "192.0.2.10",
         "--source-dev", "iqn.2024-01.com.example:storage", "--target", "/dev/disk/by-path",
     )  # fmt: skip
     xml = pyvirt("pool-dumpxml", "iscsi1").out
-    assert '<device path="iqn.2024-01.com.example:storage"/>' in xml
+    assert "<device path='iqn.2024-01.com.example:storage'/>" in xml
     pyvirt("pool-define-as", "p2", "dir", "-", "-", "-", "-", "/tmp/pv-seed-p2")
     assert "<path>/tmp/pv-seed-p2</path>" in pyvirt("pool-dumpxml", "p2").out
     xml = pyvirt(
         "pool-define-as", "n2", "netfs", "--source-host", "h.example", "--source-path", "/e",
         "--target", "/mnt/n2", "--print-xml",
     ).out  # fmt: skip
-    assert '<host name="h.example"/>' in xml and '<dir path="/e"/>' in xml
+    assert "<host name='h.example'/>" in xml and "<dir path='/e'/>" in xml
 
 
 def test_thin_and_thick_allocation(pyvirt: Pyvirt) -> None:

@@ -102,7 +102,7 @@ def test_live_tuning(pyvirt: Pyvirt, tiny_image: Any) -> None:
     assert emulator and all(allowed(pid, t) == "0" for t in emulator)
     assert allowed(pid, tid) == "1"
     pyvirt("vcpupin", "tu1", "0", "1", "--config")
-    assert '<vcpupin vcpu="0" cpuset="1"/>' in pyvirt("dumpxml", "tu1", "--inactive").out
+    assert "<vcpupin vcpu='0' cpuset='1'/>" in pyvirt("dumpxml", "tu1", "--inactive").out
 
     # schedinfo and memtune through the cgroup files
     pyvirt("schedinfo", "tu1", "--set", "cpu_shares=256,vcpu_quota=50000", "--live")
@@ -130,7 +130,7 @@ def test_live_tuning(pyvirt: Pyvirt, tiny_image: Any) -> None:
     wait_for(lambda: "available" in pyvirt("dommemstat", "tu1").out, 30, "guest stats")
     stats = json.loads(pyvirt("dommemstat", "tu1", "--json").out)
     assert stats["actual"] == 102400 and stats["rss"] > 0 and stats["available"] > 0
-    assert '<currentMemory unit="KiB">102400</currentMemory>' in pyvirt("dumpxml", "tu1").out
+    assert "<currentMemory unit='KiB'>102400</currentMemory>" in pyvirt("dumpxml", "tu1").out
 
     # vCPU hotplug: 1 -> 2
     pyvirt("setvcpus", "tu1", "2", "--live")
@@ -163,8 +163,8 @@ def test_bad_input(pyvirt: Pyvirt, tiny_image: Any) -> None:
         assert res.rc == 1 and message in res.err and "Traceback" not in res.err, (args, res.err)
     pyvirt("setmaxmem", "bad", "128M", "--config")
     xml = pyvirt("dumpxml", "bad", "--inactive").out
-    assert '<memory unit="KiB">131072</memory>' in xml
-    assert '<currentMemory unit="KiB">131072</currentMemory>' in xml
+    assert "<memory unit='KiB'>131072</memory>" in xml
+    assert "<currentMemory unit='KiB'>131072</currentMemory>" in xml
 
 
 def test_memtune_hard_limit_oom(pyvirt: Pyvirt, tiny_image: Any) -> None:

@@ -38,6 +38,7 @@ from pyvirt.host.qemu_binaries import (
     probe_binary,
     wordsize,
 )
+from pyvirt.model.xmltree import to_string
 
 # QEMU targets a host of a given arch can run under KVM.
 _KVM_TARGETS = {
@@ -230,8 +231,7 @@ def build_capabilities(
         _cells_element(host_el, cells)
     for binary in binaries:
         _guest_element(root_el, binary, cpu.arch, kvm_usable)
-    text: str = etree.tostring(root_el, pretty_print=True, encoding="unicode")
-    return text
+    return to_string(root_el) + "\n"
 
 
 def capabilities(

@@ -18,6 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pyvirt.errors import InvalidConfigError
+from pyvirt.model.cpuset import parse_cpuset
+
 _VENDORS = {"GenuineIntel": "Intel", "AuthenticAMD": "AMD", "HygonGenuine": "Hygon"}
 
 # /proc/cpuinfo spells a few flags differently from QEMU and libvirt.
@@ -136,14 +139,16 @@ def parse_cpuinfo(text: str) -> list[dict[str, str]]:
 
 
 def parse_cpu_list(text: str) -> tuple[int, ...]:
-    """Parse a kernel CPU list such as ``0-3,8,10-11`` (empty text gives ``()``)."""
-    cpus: list[int] = []
-    for part in text.strip().split(","):
-        if not part:
-            continue
-        lo, sep, hi = part.partition("-")
-        cpus.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
-    return tuple(sorted(set(cpus)))
+    """A kernel CPU list (``0-3,8,10-11``) as a sorted tuple; empty text gives ``()``.
+
+    The syntax is libvirt's; this only sorts :func:`~pyvirt.model.cpuset.parse_cpuset`.
+
+    :raises ValueError: malformed text (a host file, not user input)
+    """
+    try:
+        return tuple(sorted(parse_cpuset(text, what="CPU list", allow_empty=True)))
+    except InvalidConfigError as err:
+        raise ValueError(str(err)) from None
 
 
 def _read(path: Path) -> str | None:

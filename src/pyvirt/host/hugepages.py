@@ -19,10 +19,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from pyvirt.errors import InvalidConfigError, OperationFailedError, UnsupportedError
+from pyvirt.model import units
 
 _POOL_DIR = re.compile(r"hugepages-(\d+)kB")
-_SIZE = re.compile(r"(?i)\s*(\d+)\s*([kmgt]?)(i?b)?\s*")
-_SIZE_UNITS = {"": 1, "k": 1, "m": 1024, "g": 1024**2, "t": 1024**3}
 
 GLOBAL_DIR = "sys/kernel/mm/hugepages"
 NODE_DIR = "sys/devices/system/node"
@@ -52,16 +51,18 @@ class HugePagePool:
 def parse_page_size(text: str) -> int:
     """Parse a page size such as ``2M``, ``2048``, ``2048KiB`` or ``1G`` into KiB.
 
-    A bare number is KiB, as in virsh ``allocpages --pagesize``.
+    A bare number is KiB, as in virsh ``allocpages --pagesize``; units are libvirt's
+    (:func:`pyvirt.model.units.parse_size`), so ``1GB`` is 10^9 bytes, not a page size.
 
     :raises InvalidConfigError: for text that is not a size
     """
-    match = _SIZE.fullmatch(text)
-    if not match or int(match.group(1)) <= 0:
+    size = units.parse_size(text, what="page size", default_unit="KiB")
+    if size <= 0 or size % units.KIB:
         raise InvalidConfigError(
-            f"page size '{text}' is not a size", hint="use a size such as 2M, 1G or 2048 (KiB)"
+            f"page size '{text}' is not a whole number of KiB",
+            hint="use a size such as 2M, 1G or 2048 (KiB)",
         )
-    return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
+    return size // units.KIB
 
 
 def format_page_size(size_kib: int) -> str:

@@ -26,6 +26,7 @@ Importing this module runs nothing; every probe happens on call.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -38,7 +39,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pyvirt.errors import HostCommandError
+from pyvirt.errors import HostCommandError, UnsupportedError
 
 log = logging.getLogger(__name__)
 
@@ -469,3 +470,38 @@ def default_domain_type(
     if status is None:
         status = kvm_status(cache_path=cache_path)
     return "kvm" if status.fast else "qemu"
+
+
+def probe_cache(cache_root: Path) -> Path:
+    """The probe cache file under a state cache directory (``StatePaths.cache``)."""
+    return cache_root / "host" / "kvm-probe.json"
+
+
+def require_kvm(
+    subject: str,
+    fix: str,
+    *,
+    cache_path: Path | None = None,
+    status: KvmStatus | None = None,
+) -> None:
+    """Refuse, in one line, to use KVM on a host whose KVM cannot run guests.
+
+    Only a ``fast`` verdict passes: an emulating KVM (``slow``) makes QEMU crash or crawl, and
+    there is no silent fallback to TCG. The verdict comes from the per-boot probe cache (under
+    a millisecond); only the first call of a boot runs the probe.
+
+    :param subject: what wants KVM, e.g. ``"--virt-type kvm"`` or ``"domain 'vm1' is type='kvm'"``
+    :param fix: the way out, e.g. ``"use --virt-type qemu"``
+    :param cache_path: the probe cache (:func:`probe_cache`); ``None`` probes without caching
+    :param status: an already computed status (tests)
+    :raises UnsupportedError: naming the reason and ``fix``, without a separate hint
+    """
+    if status is None:
+        if cache_path is not None:
+            with contextlib.suppress(OSError):
+                cache_path.parent.mkdir(parents=True, exist_ok=True)
+        status = kvm_status(cache_path=cache_path)
+    if status.fast:
+        return
+    why = status.reason if status.verdict == "absent" else f"it is emulated: {status.reason}"
+    raise UnsupportedError(f"{subject} but KVM cannot run guests on this host ({why}); {fix}")

@@ -19,12 +19,12 @@ import hashlib
 import json
 import os
 import re
-import subprocess
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pyvirt.errors import HostCommandError, NotFoundError
+from pyvirt import hostcmd
+from pyvirt.errors import HostCommandError, NotFoundError, UnsupportedError
 
 #: Extra directories searched after ``$PATH`` (RHEL's ``qemu-kvm`` lives in /usr/libexec).
 EXTRA_DIRS = (Path("/usr/libexec"),)
@@ -210,30 +210,10 @@ def run_command(argv: Sequence[str], *, timeout: float = COMMAND_TIMEOUT) -> str
     :raises NotFoundError: the program does not exist
     :raises HostCommandError: it failed, timed out or could not be executed
     """
-    env = {**os.environ, "LC_ALL": "C"}
     try:
-        proc = subprocess.run(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env=env,
-            check=False,
-        )
-    except FileNotFoundError as err:
+        return hostcmd.run(argv, what=f"'{' '.join(argv)}'", timeout=timeout).stdout
+    except UnsupportedError as err:  # hostcmd's answer to a missing program
         raise NotFoundError(f"program '{argv[0]}' not found") from err
-    except subprocess.TimeoutExpired as err:
-        raise HostCommandError(
-            f"'{' '.join(argv)}' timed out after {timeout:g} s", argv=argv
-        ) from err
-    except OSError as err:
-        raise HostCommandError(f"cannot run '{argv[0]}': {err.strerror}", argv=argv) from err
-    if proc.returncode != 0:
-        raise HostCommandError(
-            f"'{' '.join(argv)}' failed", argv=argv, returncode=proc.returncode, stderr=proc.stderr
-        )
-    return proc.stdout
 
 
 def qemu_version(binary: Path, *, timeout: float = COMMAND_TIMEOUT) -> QemuVersion:

@@ -13,50 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyvirt.errors import InvalidConfigError, OperationFailedError
+from pyvirt.model.cpuset import format_cpuset, parse_cpuset
 
 PROC = Path("/proc")
 SYS = Path("/sys")
-
-
-def parse_set(text: str, what: str = "CPU list") -> set[int]:
-    """Parse ``0-3,8,^2`` (libvirt's set syntax) into a set of numbers.
-
-    :raises InvalidConfigError: malformed text or an empty result
-    """
-    keep: set[int] = set()
-    drop: set[int] = set()
-    try:
-        for part in text.replace(" ", "").split(","):
-            if not part:
-                continue
-            target = drop if part.startswith("^") else keep
-            lo, _, hi = part.lstrip("^").partition("-")
-            first, last = int(lo), int(hi or lo)
-            if first < 0 or last < first:
-                raise ValueError(part)
-            target.update(range(first, last + 1))
-    except ValueError:
-        raise InvalidConfigError(
-            f"{what} '{text}' is malformed", hint="use a list like 0-3,6 or 0,2"
-        ) from None
-    result = keep - drop
-    if not result:
-        raise InvalidConfigError(f"{what} '{text}' is empty")
-    return result
-
-
-def format_set(values: set[int] | list[int]) -> str:
-    """``{0,1,2,5}`` -> ``0-2,5``."""
-    out: list[str] = []
-    items = sorted(values)
-    i = 0
-    while i < len(items):
-        j = i
-        while j + 1 < len(items) and items[j + 1] == items[j] + 1:
-            j += 1
-        out.append(str(items[i]) if i == j else f"{items[i]}-{items[j]}")
-        i = j + 1
-    return ",".join(out)
 
 
 def _read(path: Path) -> str:
@@ -69,13 +29,13 @@ def _read(path: Path) -> str:
 def host_cpus(sys_root: Path = SYS) -> set[int]:
     """Online host CPUs."""
     text = _read(sys_root / "devices/system/cpu/online")
-    return parse_set(text) if text else set(range(os.cpu_count() or 1))
+    return parse_cpuset(text, allow_empty=True) if text else set(range(os.cpu_count() or 1))
 
 
 def host_nodes(sys_root: Path = SYS) -> set[int]:
     """Online host NUMA nodes (``{0}`` on a host without NUMA information)."""
     text = _read(sys_root / "devices/system/node/online")
-    return parse_set(text) if text else {0}
+    return parse_cpuset(text, allow_empty=True) if text else {0}
 
 
 def check_cpus(text: str, sys_root: Path = SYS) -> set[int]:
@@ -83,13 +43,13 @@ def check_cpus(text: str, sys_root: Path = SYS) -> set[int]:
 
     :raises InvalidConfigError: malformed, or naming missing CPUs
     """
-    cpus = parse_set(text, "CPU list")
+    cpus = parse_cpuset(text, what="CPU list")
     have = host_cpus(sys_root)
     missing = cpus - have
     if missing:
         raise InvalidConfigError(
-            f"CPU list '{text}' names CPUs {format_set(missing)} the host does not have",
-            hint=f"the host's CPUs are {format_set(have)}",
+            f"CPU list '{text}' names CPUs {format_cpuset(missing)} the host does not have",
+            hint=f"the host's CPUs are {format_cpuset(have)}",
         )
     return cpus
 
@@ -99,13 +59,13 @@ def check_nodes(text: str, sys_root: Path = SYS) -> set[int]:
 
     :raises InvalidConfigError: malformed, or naming missing nodes
     """
-    nodes = parse_set(text, "nodeset")
+    nodes = parse_cpuset(text, what="nodeset")
     have = host_nodes(sys_root)
     missing = nodes - have
     if missing:
         raise InvalidConfigError(
-            f"nodeset '{text}' names NUMA nodes {format_set(missing)} the host does not have",
-            hint=f"the host's nodes are {format_set(have)}",
+            f"nodeset '{text}' names NUMA nodes {format_cpuset(missing)} the host does not have",
+            hint=f"the host's nodes are {format_cpuset(have)}",
         )
     return nodes
 
@@ -151,7 +111,7 @@ def thread_info(pid: int, tid: int, proc: Path = PROC) -> ThreadInfo:
         name=name,
         cpu=int(fields[36]),
         cpu_time=(int(fields[11]) + int(fields[12])) / ticks,
-        affinity=frozenset(parse_set(allowed) if allowed else ()),
+        affinity=frozenset(parse_cpuset(allowed, what="Cpus_allowed_list") if allowed else ()),
         state=fields[0],
     )
 
@@ -165,7 +125,7 @@ def set_affinity(pid: int, tid: int, cpus: set[int], proc: Path = PROC) -> froze
         os.sched_setaffinity(tid, cpus)
     except OSError as err:
         raise OperationFailedError(
-            f"cannot pin thread {tid} to CPUs {format_set(cpus)}: {err.strerror}"
+            f"cannot pin thread {tid} to CPUs {format_cpuset(cpus)}: {err.strerror}"
         ) from err
     return thread_info(pid, tid, proc).affinity
 
@@ -176,3 +136,7 @@ def rss_kib(pid: int, proc: Path = PROC) -> int | None:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return None
+
+
+#: the old name, kept while ``pyvirt.cli.commands.tune`` moves to :mod:`pyvirt.api.values`
+format_set = format_cpuset

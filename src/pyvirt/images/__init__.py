@@ -2,7 +2,7 @@
 
 Modules: :mod:`~pyvirt.images.tiny` (build and cache), :mod:`~pyvirt.images.debian` (fetch
 packages), :mod:`~pyvirt.images.modules` (kernel modules), :mod:`~pyvirt.images.cpio`
-(initramfs writer), :mod:`~pyvirt.images.command` (host tools). The guest's ``init`` and
+(initramfs writer); host tools run through :mod:`pyvirt.hostcmd`. The guest's ``init`` and
 ``udhcpc.sh`` scripts are package data files.
 """
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyvirt.errors import HostCommandError, NotFoundError
-from pyvirt.images.command import run
+from pyvirt.hostcmd import run
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def _show(name: str) -> dict[str, str]:
     out = run(
         ["apt-cache", "show", "--no-all-versions", name],
         what=f"looking up Debian package '{name}'",
-    )
+    ).stdout
     fields: dict[str, str] = {}
     key = ""
     for line in out.splitlines():
@@ -62,7 +62,7 @@ def _show(name: str) -> dict[str, str]:
 
 def _update() -> None:
     log.warning("running apt-get update: the package lists look stale or missing")
-    run(["apt-get", "update"], what="apt-get update")
+    run(["apt-get", "update"], what="apt-get update", timeout=None)
 
 
 def _resolve_once(name: str, follow_prefix: str | None) -> Package:
@@ -114,10 +114,10 @@ def download(package: Package, directory: Path) -> Path:
     # Download into a private directory, then rename: concurrent builders never see half a file.
     with tempfile.TemporaryDirectory(dir=directory, prefix=".download-") as tmp:
         try:
-            run(argv, cwd=Path(tmp), what=what)
+            run(argv, cwd=Path(tmp), what=what, timeout=None)
         except HostCommandError:
             _update()
-            run(argv, cwd=Path(tmp), what=what)
+            run(argv, cwd=Path(tmp), what=what, timeout=None)
         found = list(Path(tmp).glob(f"{package.name}_*.deb"))
         if len(found) != 1:
             raise NotFoundError(f"apt-get download left no .deb for '{package.spec}'")

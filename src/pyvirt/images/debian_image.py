@@ -32,13 +32,13 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from pyvirt import hostcmd
 from pyvirt.errors import HostCommandError, InvalidConfigError, UnsupportedError
 from pyvirt.images import kernel as kernel_mod
 from pyvirt.state.locks import file_lock
@@ -174,29 +174,10 @@ def default_cache_dir() -> Path:
 
 
 def _run(argv: Sequence[str], what: str, *, timeout: float = _BUILD_TIMEOUT) -> str:
-    tool = shutil.which(argv[0]) or shutil.which(argv[0], path="/usr/sbin:/sbin:/usr/bin:/bin")
-    if tool is None:
-        package = {"mke2fs": "e2fsprogs", "openssl": "openssl"}.get(argv[0], argv[0])
-        raise UnsupportedError(
-            f"'{argv[0]}' is needed to build the Debian image but is not installed",
-            hint=f"apt-get install {package}",
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C.UTF-8"}
+    tool = hostcmd.tool(argv[0], {"mke2fs": "e2fsprogs"}.get(argv[0]))
     log.info("running %s", " ".join(argv))
-    try:
-        proc = subprocess.run(
-            [tool, *argv[1:]], capture_output=True, text=True, env=env, timeout=timeout
-        )
-    except subprocess.TimeoutExpired as err:
-        raise HostCommandError(f"{what} timed out after {timeout:g} s", argv=argv) from err
-    if proc.returncode != 0:
-        raise HostCommandError(
-            f"{what} failed with exit status {proc.returncode}",
-            argv=list(argv),
-            returncode=proc.returncode,
-            stderr=proc.stderr or proc.stdout,
-        )
-    return proc.stdout
+    env = {"DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C.UTF-8"}
+    return hostcmd.run([tool, *argv[1:]], what=what, env=env, timeout=timeout).stdout
 
 
 # -- stage 1: the base tree -----------------------------------------------------------------
@@ -274,12 +255,8 @@ def base_tree(recipe: Recipe, cache_dir: Path) -> Path:
 
 # -- stage 2: the image ------------------------------------------------------------------
 def _hash_password(password: str) -> str:
-    proc = subprocess.run(
-        ["openssl", "passwd", "-6", "-stdin"], input=password, capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        raise HostCommandError("hashing the root password failed", stderr=proc.stderr)
-    return proc.stdout.strip()
+    argv = ["openssl", "passwd", "-6", "-stdin"]
+    return hostcmd.run(argv, what="hashing the root password", input=password).stdout.strip()
 
 
 def _customize(tree: Path, recipe: Recipe) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pyvirt.errors import NotFoundError
-from pyvirt.images.command import run
+from pyvirt.hostcmd import run
 
 log = logging.getLogger(__name__)
 

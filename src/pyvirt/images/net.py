@@ -16,11 +16,11 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
-from pyvirt.errors import HostCommandError, UnsupportedError
+from pyvirt import hostcmd
+from pyvirt.errors import UnsupportedError
 from pyvirt.images import cpio, tiny
 from pyvirt.images.tiny import TinyImage
 
@@ -35,17 +35,8 @@ def shared_objects(binary: Path) -> list[Path]:
     :raises HostCommandError: ``ldd`` failed
     """
     argv = ["ldd", str(binary)]
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30)
-    except FileNotFoundError as err:
-        raise UnsupportedError("ldd is not installed", hint="apt-get install libc-bin") from err
-    if proc.returncode != 0:
-        raise HostCommandError(
-            f"listing the libraries of {binary} failed",
-            argv=argv,
-            returncode=proc.returncode,
-            stderr=proc.stderr,
-        )
+    hostcmd.tool("ldd", "libc-bin")
+    proc = hostcmd.run(argv, what=f"listing the libraries of {binary}", timeout=30)
     found: list[Path] = []
     for line in proc.stdout.splitlines():
         words = line.split()

@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +25,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from pyvirt.errors import HostCommandError, PyvirtError
+from pyvirt import hostcmd
+from pyvirt.errors import PyvirtError
 from pyvirt.images import cpio, debian, modules
 from pyvirt.images import kernel as kernel_mod
 
@@ -132,14 +132,7 @@ def _busybox_tree(busybox_root: Path, root: Path) -> None:
     shutil.copyfile(binary, target)
     target.chmod(0o755)
     argv = [str(target), "--list-full"]
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise HostCommandError(
-            "listing busybox applets failed",
-            argv=argv,
-            returncode=proc.returncode,
-            stderr=proc.stderr,
-        )
+    proc = hostcmd.run(argv, what="listing busybox applets")
     for applet in proc.stdout.split():
         link = root / applet
         if link.exists() or link.is_symlink():

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from pyvirt.errors import HostCommandError, UnsupportedError
+from pyvirt import hostcmd
+from pyvirt.errors import UnsupportedError
 from pyvirt.install.spec import CloudInitSpec
 
 LABEL = "cidata"
@@ -87,13 +87,6 @@ def write_iso(seed: Seed, output: Path) -> Path:
             (root / "network-config").write_text(seed.network_config)
         argv = [tool, "-as", "mkisofs", "-quiet", "-V", LABEL, "-J", "-r", "-o", str(output),
                 str(root)]  # fmt: skip
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-    if proc.returncode != 0:
-        raise HostCommandError(
-            "cannot build the cloud-init seed ISO",
-            argv=argv,
-            returncode=proc.returncode,
-            stderr=proc.stderr,
-        )
+        hostcmd.run(argv, what="cannot build the cloud-init seed ISO", timeout=60)
     output.chmod(0o600)
     return output

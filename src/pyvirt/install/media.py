@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyvirt import hostcmd
 from pyvirt.errors import HostCommandError, InvalidConfigError, UnsupportedError
 from pyvirt.install import osinfo
 
@@ -80,11 +80,7 @@ def _xorriso() -> str:
 def iso_files(iso: Path) -> set[str]:
     """Every file path in ``iso`` (leading ``/`` removed)."""
     argv = [_xorriso(), "-abort_on", "FATAL", "-indev", str(iso), "-find", "/", "-type", "f"]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
-    if proc.returncode != 0:
-        raise HostCommandError(
-            f"cannot read ISO '{iso}'", argv=argv, returncode=proc.returncode, stderr=proc.stderr
-        )
+    proc = hostcmd.run(argv, what=f"cannot read ISO '{iso}'", timeout=120)
     out = set()
     for line in proc.stdout.splitlines():
         line = line.strip()
@@ -98,14 +94,10 @@ def iso_extract(iso: Path, inner: str, dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     argv = [_xorriso(), "-abort_on", "FATAL", "-osirrox", "on", "-indev", str(iso),
             "-extract", "/" + inner, str(dest)]  # fmt: skip
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
-    if proc.returncode != 0 or not dest.is_file():
-        raise HostCommandError(
-            f"cannot extract '{inner}' from ISO '{iso}'",
-            argv=argv,
-            returncode=proc.returncode,
-            stderr=proc.stderr,
-        )
+    what = f"cannot extract '{inner}' from ISO '{iso}'"
+    proc = hostcmd.run(argv, what=what, timeout=300)
+    if not dest.is_file():
+        raise HostCommandError(what, argv=argv, returncode=proc.returncode, stderr=proc.stderr)
     os.chmod(dest, 0o644)
     return dest
 

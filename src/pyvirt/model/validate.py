@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pyvirt.errors import InvalidConfigError, Problem
+from pyvirt.model.cpuset import parse_cpuset
 
 if TYPE_CHECKING:
     from pyvirt.model.domain import Domain
@@ -15,28 +16,6 @@ if TYPE_CHECKING:
 MAX_MEMORY_KIB = 16 * 1024**3  # 16 TiB
 MAX_VCPUS = 4096
 MAX_NAME = 200
-
-
-def parse_cpuset(spec: str) -> set[int]:
-    """Parse a CPU list like ``0-3,^2,8``.
-
-    :raises ValueError: bad syntax
-    """
-    cpus: set[int] = set()
-    excluded: set[int] = set()
-    for item in spec.split(","):
-        item = item.strip()
-        target = cpus
-        if item.startswith("^"):
-            target, item = excluded, item[1:]
-        lo, sep, hi = item.partition("-")
-        if not lo.isdigit() or (sep and not hi.isdigit()):
-            raise ValueError(f"'{spec}' is not a CPU list like 0-3,^2,8")
-        first, last = int(lo), int(hi) if sep else int(lo)
-        if last < first:
-            raise ValueError(f"'{spec}' has a range that ends before it starts")
-        target.update(range(first, last + 1))
-    return cpus - excluded
 
 
 def _safe(problems: list[Problem], check: Callable[[], None]) -> None:
@@ -161,9 +140,9 @@ def _check_cpu(d: Domain, problems: list[Problem]) -> None:
         if cell.cpus is None:
             continue
         try:
-            cpus = parse_cpuset(cell.cpus)
-        except ValueError as err:
-            problems.append(Problem(cell.xpath(), f"cpus {err}"))
+            cpus = parse_cpuset(cell.cpus, what="cpus")
+        except InvalidConfigError as err:
+            problems.append(Problem(cell.xpath(), str(err)))
             continue
         if cpus and max(cpus) >= count:
             problems.append(

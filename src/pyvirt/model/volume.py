@@ -2,15 +2,16 @@
 
 Volume sizes are bytes: ``<capacity unit='G'>10</capacity>`` reads as 10 GiB in bytes and a
 value without a unit is bytes (unlike domain memory, which defaults to KiB). The same scaled
-integers are accepted on the command line by :func:`parse_size` (virsh's ``10G``, ``512MiB``).
+integers are accepted on the command line by :func:`pyvirt.model.units.parse_size` (virsh's
+``10G``, ``512MiB``), re-exported here with :func:`~pyvirt.model.units.format_bytes`.
 """
 
 from __future__ import annotations
 
-import re
-
 from pyvirt.errors import InvalidConfigError, Problem
-from pyvirt.model.units import UNIT_NAMES, UNITS
+from pyvirt.model.units import format_bytes as format_bytes  # re-exported for callers
+from pyvirt.model.units import parse_size as parse_size  # re-exported for callers
+from pyvirt.model.units import scale
 from pyvirt.model.xmlmap import (
     Element,
     Field,
@@ -35,51 +36,6 @@ VOLUME_FORMATS = (
     "swap", "linux-swap", "linux-lvm", "linux-raid", "primary", "logical",
 )  # fmt: skip
 
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([A-Za-z]*)\s*$")
-
-
-def unit_factor(unit: str) -> int:
-    """Bytes per ``unit`` (libvirt's units; ``""`` is bytes).
-
-    :raises ValueError: unknown unit
-    """
-    if unit == "":
-        return 1
-    if unit in UNITS:
-        return UNITS[unit]
-    for name, factor in UNITS.items():
-        if name.lower() == unit.lower() and name not in ("b", "bytes"):
-            return factor
-    raise ValueError(f"unit '{unit}' is not one of " + ", ".join(UNIT_NAMES))
-
-
-def parse_size(raw: str, *, what: str = "size") -> int:
-    """Parse a scaled integer like virsh: ``1024``, ``10G``, ``512MiB``, ``1GB`` -> bytes.
-
-    ``k``/``K``/``KiB``, ``M``/``MiB``... are powers of 1024, ``KB``/``MB``... powers of 1000.
-
-    :raises InvalidConfigError: naming ``what`` and the bad text
-    """
-    m = _SIZE_RE.match(raw)
-    if not m:
-        raise InvalidConfigError(
-            f"{what} '{raw}' is not a size", hint="use a number with an optional unit: 10G, 512M"
-        )
-    try:
-        return int(m.group(1)) * unit_factor(m.group(2))
-    except ValueError as err:
-        raise InvalidConfigError(f"{what} '{raw}': {err}") from None
-
-
-def format_bytes(n: int) -> str:
-    """virsh's human size: ``10.00 GiB``, ``0.00 B``."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if value < 1024 or unit == "PiB":
-            return f"{value:.2f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
 
 class ByteSize(Field[int | None]):
     """A size in bytes stored as element text with a ``unit`` attribute (default bytes)."""
@@ -90,10 +46,7 @@ class ByteSize(Field[int | None]):
             return None
         where = node.xpath(self.path)
         try:
-            value = parse_int(el.text)
-            if value < 0:
-                raise ValueError("is negative")
-            return value * unit_factor(el.get("unit", ""))
+            return scale(parse_int(el.text), el.get("unit", "bytes"))
         except ValueError as err:
             raise InvalidConfigError(problems=[Problem(where, f"'{el.text}' {err}")]) from None
 

@@ -171,13 +171,99 @@ def prune(el: Element, stop: Element) -> None:
 
 
 def to_string(el: Element) -> str:
-    """Serialize an element as text, without an XML declaration.
+    """Serialize an element as libvirt formats XML, without an XML declaration.
 
-    A document root is serialized with its surrounding comments and processing instructions.
+    Attribute values are in single quotes (``<source file='/x.img'/>``; a ``'`` in a value is
+    written ``&apos;``, a ``"`` stays literal) and elements that hold only elements are
+    indented by two spaces a level, whatever the input's layout; text is kept as it is. A
+    document root is serialized with its surrounding comments and processing instructions.
+    This is the one serializer of every XML pyvirt prints or stores.
     """
+    out: list[str] = []
     if el.getparent() is None:
-        return etree.tostring(el.getroottree(), encoding="unicode")
-    return etree.tostring(el, encoding="unicode", with_tail=False)
+        before = list(el.itersiblings(preceding=True))
+        for node in reversed(before):
+            _node(node, out, 0, {})
+            out.append("\n")
+        _node(el, out, 0, {})
+        for node in el.itersiblings():
+            out.append("\n")
+            _node(node, out, 0, {})
+    else:
+        _node(el, out, 0, {})
+    return "".join(out)
+
+
+_INDENT = "  "
+_TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"})
+_ATTR_ESCAPES = str.maketrans(
+    {
+        "&": "&amp;",
+        "<": "&lt;",
+        ">": "&gt;",
+        "'": "&apos;",
+        "\n": "&#10;",
+        "\r": "&#13;",
+        "\t": "&#9;",
+    }
+)
+
+
+def _blank(text: str | None) -> bool:
+    return text is None or not text.strip()
+
+
+def _qname(tag: str, nsmap: dict[str | None, str], *, attribute: bool = False) -> str:
+    if not tag.startswith("{"):
+        return tag
+    uri, local = tag[1:].split("}", 1)
+    if uri == "http://www.w3.org/XML/1998/namespace":
+        return f"xml:{local}"
+    for prefix, known in nsmap.items():
+        if known == uri and (prefix is not None or not attribute):
+            return f"{prefix}:{local}" if prefix else local
+    return local  # pragma: no cover - lxml always maps a namespace it parsed
+
+
+def _node(node: Element, out: list[str], level: int, inherited: dict[str | None, str]) -> None:
+    if isinstance(node, etree._Comment):
+        out.append(f"<!--{node.text or ''}-->")
+        return
+    if isinstance(node, etree._ProcessingInstruction):
+        target = str(node.target)
+        out.append(f"<?{target} {node.text}?>" if node.text else f"<?{target}?>")
+        return
+    if isinstance(node, etree._Entity):
+        out.append(f"&{node.name};")
+        return
+    nsmap: dict[str | None, str] = dict(node.nsmap)
+    local = etree.QName(node).localname
+    tag = f"{node.prefix}:{local}" if node.prefix else local
+    parts = [tag]
+    for name, value in node.attrib.items():
+        key = _qname(str(name), nsmap, attribute=True)
+        parts.append(f"{key}='{str(value).translate(_ATTR_ESCAPES)}'")
+    for prefix, uri in nsmap.items():
+        if inherited.get(prefix) != uri:
+            attr = f"xmlns:{prefix}" if prefix else "xmlns"
+            parts.append(f"{attr}='{uri.translate(_ATTR_ESCAPES)}'")
+    children = list(node)
+    if not children and not node.text:
+        out.append(f"<{' '.join(parts)}/>")
+        return
+    out.append(f"<{' '.join(parts)}>")
+    if children and _blank(node.text) and all(_blank(c.tail) for c in children):
+        inner = "\n" + _INDENT * (level + 1)
+        for child in children:
+            out.append(inner)
+            _node(child, out, level + 1, nsmap)
+        out.append("\n" + _INDENT * level)
+    else:
+        out.append((node.text or "").translate(_TEXT_ESCAPES))
+        for child in children:
+            _node(child, out, level + 1, nsmap)
+            out.append((child.tail or "").translate(_TEXT_ESCAPES))
+    out.append(f"</{tag}>")
 
 
 def copy_element(el: Element) -> Element:

@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 #: hostdev hook rewrites NICs on hostdev networks before the tap hook sees them, and the disk
 #: hook resolves volumes before anything inspects disks.
 HOOK_MODULES: dict[str, str] = {
+    "accel": "pyvirt.service.domain.accel",  # first: refuses before anything is set up
     "hostdev": "pyvirt.service.domain.hostdev",
     "tuning": "pyvirt.service.tuning.hooks",
     "disks": "pyvirt.service.disk.hooks",

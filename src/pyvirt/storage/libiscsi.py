@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pyvirt.storage.command import run, tool
+from pyvirt.hostcmd import run, tool
 
 DEFAULT_PORT = 3260
 #: the initiator name pyvirt presents when the pool names none

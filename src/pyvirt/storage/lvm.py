@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pyvirt.errors import UnsupportedError
-from pyvirt.storage.command import run, tool
+from pyvirt.hostcmd import run, tool
 
 METADATA_ONLY = "global/activation=0 backup/backup=0 backup/archive=0"
 #: the message every device-mapper refusal uses

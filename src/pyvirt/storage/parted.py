@@ -14,7 +14,7 @@ import stat
 from dataclasses import dataclass
 
 from pyvirt.errors import InvalidConfigError
-from pyvirt.storage.command import run, tool
+from pyvirt.hostcmd import run, tool
 
 #: libvirt's <format type> names -> parted's label names
 LABELS = {"dos": "msdos", "msdos": "msdos", "gpt": "gpt"}

@@ -9,12 +9,10 @@ of images a running guest may hold.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from collections.abc import Sequence
 from typing import Any
 
-from pyvirt.errors import HostCommandError, UnsupportedError
+from pyvirt import hostcmd
 
 #: seconds for metadata operations; data copies get :data:`COPY_TIMEOUT`
 TIMEOUT = 60.0
@@ -26,27 +24,11 @@ def binary() -> str:
 
     :raises UnsupportedError: when it is not installed
     """
-    path = shutil.which("qemu-img")
-    if path is None:
-        raise UnsupportedError(
-            "qemu-img is not installed", hint="install the Debian package qemu-utils"
-        )
-    return path
+    return hostcmd.tool("qemu-img", "qemu-utils")
 
 
 def _run(args: Sequence[str], *, what: str, timeout: float = TIMEOUT) -> str:
-    argv = [binary(), *args]
-    try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as err:
-        raise HostCommandError(
-            f"{what}: qemu-img did not finish within {timeout:.0f} s", argv=argv
-        ) from err
-    if proc.returncode != 0:
-        raise HostCommandError(
-            f"{what}: qemu-img failed", argv=argv, returncode=proc.returncode, stderr=proc.stderr
-        )
-    return proc.stdout
+    return hostcmd.run([binary(), *args], what=what, timeout=timeout).stdout
 
 
 def _opts(options: dict[str, str | None]) -> list[str]:

@@ -253,3 +253,47 @@ def test_importing_host_modules_runs_no_command() -> None:
         "import pyvirt.host.capabilities, pyvirt.host.validate\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
+
+
+def _status(verdict: str, reason: str) -> kvm.KvmStatus:
+    device = KvmDevice("/dev/kvm", True, True, 12, {})
+    return kvm.KvmStatus(verdict, verdict != "absent", reason, device)  # type: ignore[arg-type]
+
+
+def test_require_kvm_passes_a_fast_kvm() -> None:
+    kvm.require_kvm("--virt-type kvm", "use --virt-type qemu", status=_status("fast", "ok"))
+
+
+@pytest.mark.parametrize(
+    ("verdict", "reason", "why"),
+    [
+        ("slow", "KVM runs guest code at 1,167 loop iterations/s", "it is emulated: KVM runs"),
+        ("absent", "/dev/kvm does not exist (no device node)", "/dev/kvm does not exist"),
+    ],
+)
+def test_require_kvm_refuses_in_one_line(verdict: str, reason: str, why: str) -> None:
+    from pyvirt.errors import UnsupportedError
+
+    with pytest.raises(UnsupportedError) as exc:
+        kvm.require_kvm("--virt-type kvm", "use --virt-type qemu", status=_status(verdict, reason))
+    msg = exc.value.message
+    assert msg.startswith(f"--virt-type kvm but KVM cannot run guests on this host ({why}")
+    assert msg.endswith("; use --virt-type qemu") and "\n" not in msg
+    assert exc.value.hint is None
+
+
+def test_require_kvm_reads_the_cache_not_a_new_probe(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    calls: list[Path | None] = []
+
+    def fake_status(*, cache_path: Path | None = None, **_: object) -> kvm.KvmStatus:
+        calls.append(cache_path)
+        return _status("slow", "emulated")
+
+    monkeypatch.setattr(kvm, "kvm_status", fake_status)
+    cache = kvm.probe_cache(tmp_path / "cache")
+    assert cache == tmp_path / "cache" / "host" / "kvm-probe.json"
+    with pytest.raises(Exception, match="cannot run guests"):
+        kvm.require_kvm("x", "y", cache_path=cache)
+    assert calls == [cache] and cache.parent.is_dir()

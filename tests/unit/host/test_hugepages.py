@@ -19,7 +19,7 @@ def root(data_dir: Path, tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(
     ("text", "kib"),
-    [("2M", 2048), ("2048", 2048), ("2048KiB", 2048), ("1G", 1048576), ("1gb", 1048576)],
+    [("2M", 2048), ("2048", 2048), ("2048KiB", 2048), ("1G", 1048576), ("1gib", 1048576)],
 )
 def test_parse_page_size(text: str, kib: int) -> None:
     assert hp.parse_page_size(text) == kib
@@ -29,6 +29,9 @@ def test_parse_page_size(text: str, kib: int) -> None:
 def test_parse_page_size_bad() -> None:
     with pytest.raises(InvalidConfigError, match="page size 'huge' is not a size"):
         hp.parse_page_size("huge")
+    # libvirt's units: GB is 10^9 bytes, which is no page size
+    with pytest.raises(InvalidConfigError, match="not a whole number of KiB"):
+        hp.parse_page_size("1GB")
 
 
 def test_pools(root: Path) -> None:

@@ -15,9 +15,13 @@ def read_case(name: str) -> str:
 
 
 def c14n(text: str | bytes) -> bytes:
-    """Canonical form of a document: equal canonical forms mean equal XML."""
+    """Canonical form of a document: equal canonical forms mean equal XML.
+
+    Blank text between elements is layout, not content (libvirt re-indents all XML it
+    writes), so it is dropped before comparing.
+    """
     raw = text.encode() if isinstance(text, str) else text
-    parser = etree.XMLParser(remove_blank_text=False, resolve_entities=False)
+    parser = etree.XMLParser(remove_blank_text=True, resolve_entities=False)
     return etree.tostring(etree.fromstring(raw, parser).getroottree(), method="c14n")
 
 

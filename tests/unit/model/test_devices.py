@@ -37,9 +37,9 @@ def test_hostdev() -> None:
     assert dev.address is not None and dev.address.slot == "0x09"
     new = Hostdev(type="pci", managed=True, pci_domain=0, pci_bus=0x81, pci_slot=0, pci_function=1)
     assert to_string(new.element) == (
-        '<hostdev type="pci" managed="yes">\n'
+        "<hostdev type='pci' managed='yes'>\n"
         "  <source>\n"
-        '    <address domain="0x0000" bus="0x81" slot="0x00" function="0x1"/>\n'
+        "    <address domain='0x0000' bus='0x81' slot='0x00' function='0x1'/>\n"
         "  </source>\n"
         "</hostdev>"
     )
@@ -145,6 +145,6 @@ def test_unknown_devices_survive_editing() -> None:
     d.devices.remove(d.devices.disks[0])
     d.devices.add(Serial(type="pty"))
     xml = d.to_xml()
-    assert xml.count("<watchdog") == 2 and "<tpm" in xml and "CDATA[raw <text> & more]" in xml
-    assert '<qemu:arg value="-no-hpet"/>' in xml
+    assert xml.count("<watchdog") == 2 and "<tpm" in xml and "raw &lt;text&gt; &amp; more" in xml
+    assert "<qemu:arg value='-no-hpet'/>" in xml
     assert "<!-- the watchdog is not modelled yet -->" in xml

@@ -62,12 +62,12 @@ def test_add_disk_in_place() -> None:
     d.devices.add(disk)
     assert d.validate() == []
     assert (
-        '    <disk type="block" device="disk">\n'
-        '      <driver cache="none"/>\n'
-        '      <source dev="/dev/sdb"/>\n'
-        '      <target dev="vdb" bus="virtio"/>\n'
-        '      <boot order="2"/>\n'
-        '      <address type="pci" domain="0x0000" bus="0x00" slot="0x05" function="0x0"/>\n'
+        "    <disk type='block' device='disk'>\n"
+        "      <driver cache='none'/>\n"
+        "      <source dev='/dev/sdb'/>\n"
+        "      <target dev='vdb' bus='virtio'/>\n"
+        "      <boot order='2'/>\n"
+        "      <address type='pci' domain='0x0000' bus='0x00' slot='0x05' function='0x0'/>\n"
         "    </disk>\n"
         "  </devices>\n"
     ) in d.to_xml()
@@ -86,7 +86,7 @@ def test_edit_and_remove_disk() -> None:
     d.devices.remove(d.devices.disks[1])
     d.devices.disks[1].source_hosts = [("mon3", 3300)]
     xml = d.to_xml()
-    assert '<driver name="qemu" type="qcow2"/>' in xml
+    assert "<driver name='qemu' type='qcow2'/>" in xml
     assert "ROOT-0001" not in xml and "/dev/vg0/data" not in xml
     d2 = Domain.from_xml(xml)
     assert len(d2.devices.disks) == 6
@@ -98,7 +98,7 @@ def test_dropping_last_driver_attr_drops_element() -> None:
     d = Domain.from_xml(MINIMAL)
     disk = d.devices.disks[0]
     disk.cache = "unsafe"
-    assert '<driver cache="unsafe"/>' in d.to_xml()
+    assert "<driver cache='unsafe'/>" in d.to_xml()
     disk.cache = None
     assert "<driver" not in d.to_xml()
     assert d.to_xml() == Domain.from_xml(MINIMAL).to_xml()

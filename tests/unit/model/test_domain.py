@@ -105,7 +105,7 @@ def test_mutate_scalars() -> None:
     d.description = "one line"
     d.on_poweroff = "destroy"
     xml = d.to_xml()
-    assert '<memory unit="KiB">4194304</memory>' in xml
+    assert "<memory unit='KiB'>4194304</memory>" in xml
     assert "currentMemory" not in xml and "<title>" not in xml
     assert "<description>one line</description>" in xml
     assert d.current_memory_kib == 4194304
@@ -119,8 +119,8 @@ def test_mutate_cpu() -> None:
     d.cpu.topology = Topology(sockets=1, cores=2, threads=2)
     assert d.validate() == []
     assert (
-        '  <cpu mode="host-passthrough">\n'
-        '    <topology sockets="1" cores="2" threads="2"/>\n'
+        "  <cpu mode='host-passthrough'>\n"
+        "    <topology sockets='1' cores='2' threads='2'/>\n"
         "  </cpu>\n"
     ) in d.to_xml()
     d.cpu = None
@@ -134,7 +134,7 @@ def test_mutate_boot_and_features() -> None:
     d.features.add("hap")
     d.os.loader = None
     xml = d.to_xml()
-    assert xml.count("<boot ") == 1 and '<boot dev="cdrom"/>' in xml
+    assert xml.count("<boot ") == 1 and "<boot dev='cdrom'/>" in xml
     assert "<pae/>" not in xml and "<hap/>" in xml and "<loader" not in xml
     assert Domain.from_xml(xml).os.boot_devs == ["cdrom"]
 

@@ -43,7 +43,7 @@ def test_edit_and_new() -> None:
     net.forward_mode = "route"
     net.ips = []
     xml = net.to_xml()
-    assert '<forward mode="route"/>' in xml and '<bridge name="br0"/>' in xml
+    assert "<forward mode='route'/>" in xml and "<bridge name='br0'/>" in xml
     again = Network.from_xml((DATA / "nat-full.xml").read_text())
     ip = again.ipv4()
     assert ip is not None

@@ -41,7 +41,7 @@ def test_build_disk_and_xml(tmp_path: Path) -> None:
     assert disk.type == "file" and disk.target_bus == "scsi" and disk.shareable
     check_source(disk)
     xml = disk_xml(disk)
-    assert 'cache="none"' in xml and "<shareable/>" in xml
+    assert "cache='none'" in xml and "<shareable/>" in xml
     vol = build_disk(DiskOptions("default/v1.qcow2", "vdb", source_type="volume"))
     assert (vol.source_pool, vol.source_volume, vol.format) == ("default", "v1.qcow2", None)
     net = build_disk(

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyvirt.errors import InvalidStateError, NotFoundError, PyvirtError
 from pyvirt.service.hooks import HookResult, register_hook
+from pyvirt.storage.qemu_modules import require_block_drivers
 
 if TYPE_CHECKING:
     from pyvirt.model import Disk
@@ -225,7 +226,8 @@ class DiskHook:
         return HookResult(data={"disks": entries, "volumes": volumes}, cacheable=not volumes)
 
     def before_launch(self, mgr: DomainManager, name: str, data: dict[str, Any]) -> None:
-        """Refuse clashing disks; put the volume disks back into the live XML."""
+        """Refuse clashing disks and missing QEMU block drivers; put volume disks back."""
+        require_block_drivers(f"domain '{name}'", [d["key"] for d in data.get("disks", [])])
         check_conflicts(mgr, name, list(data.get("disks", [])))
         volumes: dict[str, str] = data.get("volumes") or {}
         if volumes:

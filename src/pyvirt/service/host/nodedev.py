@@ -30,6 +30,7 @@ from lxml import etree
 from pyvirt.errors import InvalidConfigError, NotFoundError
 from pyvirt.host import nodedev as hw
 from pyvirt.host.nodedev import NetDevice, PciAddress, PciDevice
+from pyvirt.model.xmltree import to_string
 
 #: ``--cap`` values: libvirt's names plus ``sriov`` (PFs and VFs)
 CAPS = ("system", "pci", "net", "sriov", "virt_functions", "phys_function")
@@ -225,5 +226,4 @@ def to_xml(dev: NodeDevice) -> str:
         _net_capability(root, dev.net)
     else:
         etree.SubElement(root, "capability", type="system")
-    etree.indent(root, space="  ")
-    return etree.tostring(root, encoding="unicode") + "\n"
+    return to_string(root) + "\n"

@@ -23,6 +23,7 @@ from pyvirt.errors import (
     PyvirtError,
     UnsupportedError,
 )
+from pyvirt.host import kvm
 from pyvirt.install import media, osinfo, xmlgen
 from pyvirt.install.spec import DiskSpec, InstallSpec, NicSpec
 from pyvirt.service.install.checks import check_in_use, resolve_disks
@@ -122,11 +123,11 @@ class InstallManager:
                     "--virt-type kvm: /dev/kvm does not exist on this host",
                     hint="load kvm_intel or kvm_amd, or use --virt-type qemu (TCG)",
                 )
-            if self.conn.host.default_domain_type() != "kvm":
-                warnings.append(
-                    "KVM on this host is emulated (the probe measured it far slower than "
-                    "hardware); the guest will run very slowly: use --virt-type qemu (TCG)"
-                )
+            kvm.require_kvm(
+                "--virt-type kvm",
+                "use --virt-type qemu",
+                cache_path=kvm.probe_cache(self.paths.cache),
+            )
         return wanted
 
     def _variant(

@@ -43,5 +43,4 @@ def capabilities_xml() -> str:
         ):  # fmt: skip
             if getattr(caps, flag):
                 etree.SubElement(feats, flag.replace("_", "-"))
-    etree.indent(root, space="  ")
     return to_string(root) + "\n"

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pyvirt.errors import InvalidConfigError
+from pyvirt.model.cpuset import format_cpuset, parse_cpuset
 from pyvirt.service.hooks import HookResult, register_hook
 
 if TYPE_CHECKING:
@@ -284,11 +285,9 @@ def _cpuset_rules(dom: Domain, host: HostShape) -> list[Advice]:
     spec = dom.vcpu.cpuset
     if not spec:
         return []
-    from pyvirt.model.validate import parse_cpuset
-
     try:
         cpus = parse_cpuset(spec)
-    except (InvalidConfigError, ValueError):
+    except InvalidConfigError:
         return []
     known = {c for n in host.nodes for c in n.cpus}
     missing = sorted(cpus - known)
@@ -299,7 +298,7 @@ def _cpuset_rules(dom: Domain, host: HostShape) -> list[Advice]:
                 "cpuset-missing",
                 f"domain '{dom.name}' is pinned to CPUs {','.join(map(str, missing))} which "
                 "this host does not have",
-                f"pin it to CPUs of one node, e.g. {_cpu_range(host.nodes[0].cpus)}",
+                f"pin it to CPUs of one node, e.g. {format_cpuset(host.nodes[0].cpus)}",
             )
         ]
     nodes = sorted({n for c in cpus if (n := host.node_of(c)) is not None})
@@ -311,17 +310,11 @@ def _cpuset_rules(dom: Domain, host: HostShape) -> list[Advice]:
                 "cpuset-span",
                 f"domain '{dom.name}' cpuset {spec} spans host NUMA nodes "
                 f"{', '.join(map(str, nodes))}",
-                f"pin it to the CPUs of one node (e.g. {_cpu_range(best)}) with memory bound "
+                f"pin it to the CPUs of one node (e.g. {format_cpuset(best)}) with memory bound "
                 "there too (numatune)",
             )
         ]
     return []
-
-
-def _cpu_range(cpus: tuple[int, ...]) -> str:
-    if cpus and list(cpus) == list(range(cpus[0], cpus[-1] + 1)):
-        return f"{cpus[0]}-{cpus[-1]}" if len(cpus) > 1 else str(cpus[0])
-    return ",".join(map(str, cpus))
 
 
 def advise(dom: Domain, host: HostShape | None = None, *, running_vcpus: int = 0) -> list[Advice]:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyvirt.errors import InvalidConfigError, InvalidStateError, PyvirtError, UnsupportedError
 from pyvirt.host import threads
+from pyvirt.model.cpuset import parse_cpuset
 
 if TYPE_CHECKING:
     from pyvirt.drivers.qemu.qmp import Monitor
@@ -274,10 +275,10 @@ def vcpu_pin(
         return {v: set(threads.thread_info(sc.rec.pid, t).affinity)
                 for v, t in sorted(tids.items())}  # fmt: skip
     dom = mgr.definition(sc.name, inactive=True)
-    default = threads.parse_set(dom.vcpu.cpuset) if dom.vcpu.cpuset else all_cpus
+    default = parse_cpuset(dom.vcpu.cpuset) if dom.vcpu.cpuset else all_cpus
     tune = dom.cputune
     return {
-        v: threads.parse_set(p) if tune is not None and (p := tune.pin_of(v)) else default
+        v: parse_cpuset(p) if tune is not None and (p := tune.pin_of(v)) else default
         for v in range(dom.vcpu.count)
         if vcpu is None or v == vcpu
     }
@@ -305,7 +306,7 @@ def emulator_pin(
         return set(threads.thread_info(sc.rec.pid, sc.rec.pid).affinity)
     tune = mgr.definition(sc.name, inactive=True).cputune
     if tune is not None and tune.emulatorpin:
-        return threads.parse_set(tune.emulatorpin)
+        return parse_cpuset(tune.emulatorpin)
     return threads.host_cpus()
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyvirt.errors import HostCommandError, InvalidStateError, UnsupportedError
 from pyvirt.host import threads
+from pyvirt.model.cpuset import parse_cpuset
 from pyvirt.service.hooks import HookResult, register_hook
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def hugepage_needs(dom: Domain) -> dict[int, int]:
         node = cell.id if cell.id is not None else pos
         size: int | None = default if (default or not mb.hugepages) else None
         for p in mb.hugepages:
-            if p.nodeset is not None and node in threads.parse_set(p.nodeset, "nodeset"):
+            if p.nodeset is not None and node in parse_cpuset(p.nodeset, what="nodeset"):
                 size = p.size_kib or 2048
                 break
         if size is None and not mb.hugepages:
@@ -236,14 +237,14 @@ def _pin(mgr: DomainManager, name: str, pid: int, data: dict[str, Any]) -> None:
     if rec is None:
         return
     vcpus = vcpu_threads(rec)
-    base = threads.parse_set(data["cpuset"]) if data.get("cpuset") else None
-    emu = threads.parse_set(data["emulatorpin"]) if data.get("emulatorpin") else base
+    base = parse_cpuset(data["cpuset"]) if data.get("cpuset") else None
+    emu = parse_cpuset(data["emulatorpin"]) if data.get("emulatorpin") else base
     if emu is not None:
         for tid in emulator_threads(rec, vcpus):
             threads.set_affinity(pid, tid, emu)
     for vcpu, tid in vcpus.items():
         pin = data.get("vcpupin", {}).get(str(vcpu))
-        cpus = threads.parse_set(pin) if pin else base
+        cpus = parse_cpuset(pin) if pin else base
         if cpus is not None:
             threads.set_affinity(pid, tid, cpus)
     if data.get("iothreadpin"):
@@ -253,7 +254,7 @@ def _pin(mgr: DomainManager, name: str, pid: int, data: dict[str, Any]) -> None:
             for item in mon.query_iothreads():
                 pin = data["iothreadpin"].get(item.id.removeprefix("iothread"))
                 if pin:
-                    threads.set_affinity(pid, item.thread_id, threads.parse_set(pin))
+                    threads.set_affinity(pid, item.thread_id, parse_cpuset(pin))
 
 
 HOOK = register_hook(TuningHook())

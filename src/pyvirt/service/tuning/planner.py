@@ -26,10 +26,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pyvirt.errors import InvalidConfigError
+from pyvirt.model import units
+from pyvirt.model.cpuset import format_cpuset
 from pyvirt.service.tuning.advisor import GOOD_SHAPES, HostShape
 
 _GIB = 1024 * 1024
-_UNITS = {"": 1, "k": 1, "m": 1024, "g": _GIB, "t": 1024 * _GIB}
 
 
 @dataclass(frozen=True)
@@ -158,14 +159,11 @@ def profile_for(text: str) -> DiskProfile:
 
 
 def parse_size_kib(text: str, what: str = "memory") -> int:
-    """``32G``, ``512M``, ``1T`` or a bare number of KiB.
+    """``32G``, ``512M``, ``1T`` or a bare number of KiB (libvirt's units), in KiB.
 
     :raises InvalidConfigError: not a size
     """
-    m = re.fullmatch(r"(?i)\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text)
-    if not m:
-        raise InvalidConfigError(f"{what} '{text}' is not a size", hint="use e.g. 32G or 512M")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    return units.parse_size_kib(text, what=what)
 
 
 def _kv(text: str, what: str) -> dict[str, str]:
@@ -330,19 +328,6 @@ class Plan:
         }
 
 
-def _cpu_list(cpus: list[int]) -> str:
-    """``[0, 1, 2, 5]`` -> ``0-2,5``."""
-    parts: list[str] = []
-    for cpu in sorted(cpus):
-        if parts and "-" not in parts[-1].split(",")[-1] and int(parts[-1]) == cpu - 1:
-            parts[-1] = f"{parts[-1]}-{cpu}"
-        elif parts and "-" in parts[-1] and int(parts[-1].split("-")[1]) == cpu - 1:
-            parts[-1] = f"{parts[-1].split('-')[0]}-{cpu}"
-        else:
-            parts.append(str(cpu))
-    return ",".join(parts)
-
-
 def _shape(vcpus: int, spans: int) -> tuple[int, int]:
     """Guest sockets x cores: one socket per host node spanned, when it divides evenly."""
     if spans > 1 and vcpus % spans == 0:
@@ -394,7 +379,7 @@ def _place(
         sockets=sockets,
         cores=cores,
         nodes=tuple(n.id for n in chosen),
-        cpuset=_cpu_list(sorted(set(cpus))),
+        cpuset=format_cpuset(cpus),
         provisioning=w.disk.provisioning,
         cache=w.disk.cache,
         notes=tuple(notes),

@@ -15,8 +15,8 @@ import stat
 import time
 from pathlib import Path
 
+from pyvirt import hostcmd
 from pyvirt.errors import InvalidConfigError, InvalidStateError, NotFoundError
-from pyvirt.storage import cmd
 from pyvirt.storage.backends.dir import DirPool, make_target_dir, remove_target_dir
 from pyvirt.storage.base import PoolCapabilities
 from pyvirt.storage.registry import register_pool_backend
@@ -112,11 +112,11 @@ class FsPool(DirPool):
         return st
 
     def _existing_fs(self) -> str | None:
-        blkid = cmd.need("blkid", "util-linux")
-        proc = cmd.run(
+        blkid = hostcmd.tool("blkid", "util-linux")
+        proc = hostcmd.run(
             [blkid, "-p", "-o", "value", "-s", "TYPE", self.device],
             what=f"cannot probe '{self.device}'",
-            ok=(0, 2),
+            ok_codes=(0, 2),
         )
         return proc.stdout.strip() or None if proc.returncode == 0 else None
 
@@ -145,8 +145,8 @@ class FsPool(DirPool):
                     hint="use --overwrite to format it anyway",
                 )
         prog, force, package = MKFS[fstype]
-        cmd.run(
-            [cmd.need(prog, package), force, "-q", self.device],
+        hostcmd.run(
+            [hostcmd.tool(prog, package), force, "-q", self.device],
             what=f"cannot format '{self.device}' as {fstype}",
             timeout=600,
         )
@@ -164,18 +164,18 @@ class FsPool(DirPool):
         dev = self.device
         loop: str | None = None
         if stat.S_ISREG(st.st_mode):
-            loop = cmd.run(
-                [cmd.need("losetup", "mount"), "--find", "--show", dev],
+            loop = hostcmd.run(
+                [hostcmd.tool("losetup", "mount"), "--find", "--show", dev],
                 what=f"cannot attach '{dev}' to a loop device",
             ).stdout.strip()
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / LOOP_FILE).write_text(loop)
             dev = loop
-        argv = [cmd.need("mount", "mount")]
+        argv = [hostcmd.tool("mount", "mount")]
         if self.fstype != "auto":
             argv += ["-t", self.fstype]
         try:
-            cmd.run([*argv, dev, str(target)], what=f"cannot mount pool '{self.name}'")
+            hostcmd.run([*argv, dev, str(target)], what=f"cannot mount pool '{self.name}'")
         except BaseException:
             self._detach(loop)
             raise
@@ -183,21 +183,23 @@ class FsPool(DirPool):
     def _detach(self, loop: str | None) -> None:
         if loop:
             with contextlib.suppress(Exception):
-                cmd.run([cmd.need("losetup", "mount"), "-d", loop], what="cannot detach")
+                hostcmd.run([hostcmd.tool("losetup", "mount"), "-d", loop], what="cannot detach")
                 _wait_detached(loop)
         (self.run_dir / LOOP_FILE).unlink(missing_ok=True)
 
     def stop(self) -> None:
         target = str(self.directory)
         if target in mountpoints():
-            cmd.run(
-                [cmd.need("umount", "mount"), target],
+            hostcmd.run(
+                [hostcmd.tool("umount", "mount"), target],
                 what=f"cannot unmount pool '{self.name}' from '{target}'",
             )
         loop_file = self.run_dir / LOOP_FILE
         loop = loop_file.read_text().strip() if loop_file.exists() else None
         if loop:
-            cmd.run([cmd.need("losetup", "mount"), "-d", loop], what=f"cannot detach '{loop}'")
+            hostcmd.run(
+                [hostcmd.tool("losetup", "mount"), "-d", loop], what=f"cannot detach '{loop}'"
+            )
             _wait_detached(loop)
         loop_file.unlink(missing_ok=True)
 

@@ -17,7 +17,7 @@ from typing import ClassVar
 from xml.sax.saxutils import quoteattr
 
 from pyvirt.errors import InvalidConfigError, NotFoundError, UnsupportedError
-from pyvirt.storage import libiscsi
+from pyvirt.storage import libiscsi, qemu_modules
 from pyvirt.storage.base import DiskSource, PoolBackend, PoolCapabilities, PoolInfo, VolumeInfo
 from pyvirt.storage.registry import register_pool_backend
 
@@ -102,7 +102,8 @@ class IscsiPool(PoolBackend):
         return [lun for lun in found if lun.type in DISK_TYPES]
 
     def start(self) -> None:
-        """Check that the portal answers and offers the target."""
+        """Check that QEMU can open the LUNs, the portal answers and offers the target."""
+        qemu_modules.require_block_driver(f"pool '{self.name}'", "iscsi")
         self._luns()
 
     def info(self) -> PoolInfo:

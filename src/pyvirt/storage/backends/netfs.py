@@ -33,7 +33,8 @@ from typing import ClassVar
 from xml.sax.saxutils import quoteattr
 
 from pyvirt.errors import InvalidConfigError, UnsupportedError
-from pyvirt.storage import nfsrpc, qemu_img
+from pyvirt.hostcmd import run, tool
+from pyvirt.storage import nfsrpc, qemu_img, qemu_modules
 from pyvirt.storage.base import (
     CreateRequest,
     DiskSource,
@@ -42,7 +43,6 @@ from pyvirt.storage.base import (
     PoolInfo,
     VolumeInfo,
 )
-from pyvirt.storage.command import run, tool
 from pyvirt.storage.registry import backend_class, register_pool_backend
 
 #: pyvirt's namespace for its extensions of pool XML
@@ -160,6 +160,7 @@ class NetfsPool(PoolBackend):
     def start(self) -> None:
         """Kernel mode: mount; native mode: check the export answers (MOUNT + FSSTAT)."""
         if self.native:
+            qemu_modules.require_block_driver(f"pool '{self.name}'", "nfs")
             with nfsrpc.session(self.host, self.export) as nfs:
                 nfs.fsstat()
             return

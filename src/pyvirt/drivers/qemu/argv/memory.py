@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pyvirt.drivers.qemu.argv.opts import JsonValue, escape, json_opts, qemu_opts
-from pyvirt.errors import InvalidConfigError, UnsupportedError
+from pyvirt.errors import UnsupportedError
+from pyvirt.model.cpuset import parse_cpuset
 
 if TYPE_CHECKING:
     from pyvirt.drivers.qemu.argv.builder import Build
@@ -25,26 +26,6 @@ MAIN_RAM = "pc.ram"
 def round_mib(kib: int) -> int:
     """Round a size in KiB up to a whole MiB (still in KiB)."""
     return (kib + 1023) // 1024 * 1024
-
-
-def parse_cpuset(text: str) -> list[int]:
-    """Parse libvirt's set syntax (``0-3,8,^2``) into a sorted list.
-
-    :raises InvalidConfigError: on malformed text
-    """
-    keep: set[int] = set()
-    drop: set[int] = set()
-    try:
-        for part in text.replace(" ", "").split(","):
-            if not part:
-                continue
-            target = drop if part.startswith("^") else keep
-            part = part.lstrip("^")
-            lo, _, hi = part.partition("-")
-            target.update(range(int(lo), int(hi or lo) + 1))
-    except ValueError as err:
-        raise InvalidConfigError(f"invalid CPU or node set '{text}'") from err
-    return sorted(keep - drop)
 
 
 def _cells(b: Build) -> list[NumaCell]:
@@ -114,7 +95,7 @@ def _hugepage_kib(b: Build, nodeid: int | None) -> int | None:
         size = page.size_kib or b.ctx.default_hugepage_kib
         if page.nodeset is None:
             default = default or size
-        elif nodeid is None or nodeid in parse_cpuset(page.nodeset):
+        elif nodeid is None or nodeid in parse_cpuset(page.nodeset, what="nodeset"):
             return size
     if default is None and nodeid is not None and mb.hugepages:
         return None  # pages listed, none for this node: plain RAM
@@ -168,4 +149,4 @@ def _numa_policy(b: Build, nodeid: int | None) -> dict[str, JsonValue]:
     policy = NUMA_POLICY.get(mode)
     if policy is None or not nodeset:
         return {}
-    return {"host-nodes": parse_cpuset(nodeset), "policy": policy}
+    return {"host-nodes": sorted(parse_cpuset(nodeset, what="nodeset")), "policy": policy}

@@ -1,0 +1,70 @@
+"""pyvirt.hostcmd: the one runner of host tools."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from pyvirt import hostcmd
+from pyvirt.errors import HostCommandError, UnsupportedError
+
+SRC = Path(hostcmd.__file__).parent
+
+
+def test_run_returns_output_in_the_c_locale(tmp_path: Path) -> None:
+    proc = hostcmd.run(
+        [sys.executable, "-c", "import os; print(os.environ['LC_ALL'], os.getcwd())"],
+        what="printing",
+        cwd=tmp_path,
+    )
+    assert proc.stdout.split() == ["C", str(tmp_path)]
+
+
+def test_run_feeds_input() -> None:
+    script = "import sys; print(sys.stdin.read().upper())"
+    assert hostcmd.run([sys.executable, "-c", script], what="x", input="ab").stdout == "AB\n"
+
+
+def test_failure_carries_argv_code_and_stderr_tail() -> None:
+    script = (
+        "import sys; print('\\n'.join(f'line{i}' for i in range(9)), file=sys.stderr); sys.exit(3)"
+    )
+    argv = [sys.executable, "-c", script]
+    with pytest.raises(HostCommandError) as exc:
+        hostcmd.run(argv, what="cannot do it")
+    err = exc.value
+    assert err.argv == argv
+    assert err.returncode == 3
+    assert "line8" in err.stderr
+    assert str(err).startswith("cannot do it: ")
+    assert "exited with status 3: line6 | line7 | line8" in str(err)
+    assert hostcmd.run(argv, what="x", ok_codes=(0, 3)).returncode == 3
+
+
+def test_timeout() -> None:
+    with pytest.raises(HostCommandError, match=r"did not finish within 0\.2 s"):
+        hostcmd.run([sys.executable, "-c", "import time; time.sleep(5)"], what="w", timeout=0.2)
+
+
+def test_missing_tool_names_the_package() -> None:
+    with pytest.raises(UnsupportedError) as exc:
+        hostcmd.tool("no-such-tool-pyvirt", "pyvirt-tools")
+    assert exc.value.hint == "install the Debian package pyvirt-tools"
+    with pytest.raises(UnsupportedError, match="no-such-tool-pyvirt is not installed"):
+        hostcmd.run(["no-such-tool-pyvirt"], what="x")
+    assert hostcmd.tool("sh")
+
+
+def test_hostcmd_is_the_lowest_layer() -> None:
+    text = (SRC / "hostcmd.py").read_text()
+    imports = [
+        line for line in text.splitlines() if line.startswith(("from pyvirt", "import pyvirt"))
+    ]
+    assert imports == ["from pyvirt.errors import HostCommandError, UnsupportedError"]
+
+
+def test_no_other_runner_modules() -> None:
+    for gone in ("storage/cmd.py", "storage/command.py", "images/command.py"):
+        assert not (SRC / gone).exists()
