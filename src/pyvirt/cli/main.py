@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -160,13 +160,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
-
-
-def connection(ctx: click.Context) -> Any:
-    """The service connection named by ``-c`` (transitional: commands move to :func:`api`)."""
-    from pyvirt.service.connection import open_connection
-
-    return open_connection(ctx.find_root().obj.get("uri") if ctx.find_root().obj else None)
 
 
 def api(ctx: click.Context) -> pyvirt.api.Connection:

@@ -136,7 +136,3 @@ def rss_kib(pid: int, proc: Path = PROC) -> int | None:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return None
-
-
-#: the old name, kept while ``pyvirt.cli.commands.tune`` moves to :mod:`pyvirt.api.values`
-format_set = format_cpuset

@@ -6,7 +6,7 @@ import pytest
 
 from pyvirt.api import values
 from pyvirt.errors import InvalidConfigError
-from pyvirt.host import cpu, threads
+from pyvirt.host import cpu
 from pyvirt.model.cpuset import MAX_ID, format_cpuset, parse_cpuset
 
 
@@ -61,7 +61,6 @@ def test_sysfs_lists_may_be_empty() -> None:
 def test_one_implementation() -> None:
     assert values.parse_cpuset is parse_cpuset
     assert values.format_cpuset is format_cpuset
-    assert threads.format_set is format_cpuset
     assert format_cpuset([]) == ""
 
 

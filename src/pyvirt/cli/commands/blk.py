@@ -3,19 +3,14 @@ blockresize (virsh's names, options and messages)."""
 
 from __future__ import annotations
 
-import re
-
 import click
 
+from pyvirt.api.values import parse_size
 from pyvirt.cli.main import api
 from pyvirt.cli.render import as_json, table
 from pyvirt.errors import InvalidConfigError
 
 DOMAIN = click.argument("domain", metavar="DOMAIN")
-_SIZE_RE = re.compile(r"^\s*(\d+)\s*([A-Za-z]*)\s*$")
-_UNITS = {"b": 1, "bytes": 1, "k": 1024, "kib": 1024, "kb": 1000, "m": 1024**2, "mib": 1024**2,
-          "mb": 1000**2, "g": 1024**3, "gib": 1024**3, "gb": 1000**3, "t": 1024**4,
-          "tib": 1024**4, "tb": 1000**4}  # fmt: skip
 
 
 def _flags(fn: click.decorators.FC) -> click.decorators.FC:
@@ -27,17 +22,6 @@ def _flags(fn: click.decorators.FC) -> click.decorators.FC:
     ):
         fn = opt(fn)
     return fn
-
-
-def scaled_size(text: str, *, default_unit: str = "k") -> int:
-    """virsh's scaled integer: a bare number is in *default_unit* (KiB for blockresize)."""
-    m = _SIZE_RE.match(text)
-    unit = (m.group(2) if m else "").lower() or default_unit
-    if not m or unit not in _UNITS:
-        raise InvalidConfigError(
-            f"size '{text}' is not a size", hint="use a number with an optional unit: 10G, 512M"
-        )
-    return int(m.group(1)) * _UNITS[unit]
 
 
 @click.command("attach-disk")
@@ -215,6 +199,6 @@ def domblkstat(
 @click.pass_context
 def blockresize(ctx: click.Context, domain: str, path: str, size: str) -> None:
     """Grow a running domain's disk (SIZE in KiB unless it has a unit)."""
-    size_bytes = scaled_size(size)
+    size_bytes = parse_size(size, default_unit="KiB")  # virsh: a bare number is KiB
     api(ctx).domains.get(domain).block_resize(path, size_bytes)
     click.echo(f"Block device '{path}' is resized\n")

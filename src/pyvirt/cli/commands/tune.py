@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -14,7 +13,6 @@ from pyvirt.errors import InvalidConfigError
 
 DOMAIN = click.argument("domain", metavar="DOMAIN")
 F = TypeVar("F", bound=Callable[..., Any])
-_SIZE = re.compile(r"(-?\d+)\s*([A-Za-z]*)")
 
 
 def scope_options(f: F) -> F:
@@ -32,19 +30,13 @@ def _flags(live: bool, config: bool, current: bool) -> dict[str, bool]:
 
 
 def parse_kib(text: str, what: str = "size") -> int:
-    """A virsh scaled integer (``512M``, ``1G``, ``262144``; plain numbers are KiB); -1 kept."""
-    from pyvirt.api.values import to_kib
+    """A virsh scaled integer (``512M``, ``1G``, ``262144``; plain numbers are KiB); -1 kept
+    (memtune's "unlimited")."""
+    from pyvirt.api.values import parse_size_kib
 
-    m = _SIZE.fullmatch(text.strip())
-    if not m:
-        raise InvalidConfigError(f"{what} '{text}' is not a size", hint="use e.g. 512M or 262144")
-    value, unit = int(m.group(1)), m.group(2) or "KiB"
-    if value < 0:
+    if text.strip() == "-1":
         return -1
-    try:
-        return to_kib(value, unit)
-    except ValueError as err:
-        raise InvalidConfigError(f"{what} '{text}': {err}") from None
+    return parse_size_kib(text.strip(), what=what)
 
 
 def _affinity(cpus: frozenset[int]) -> str:
