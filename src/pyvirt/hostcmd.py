@@ -35,6 +35,11 @@ PACKAGES: dict[str, str] = {
     "umount": "mount",
     "partx": "util-linux",
     "qemu-img": "qemu-utils",
+    "nft": "nftables",
+    "dnsmasq": "dnsmasq-base",
+    "ip": "iproute2",
+    "modprobe": "kmod",
+    "cp": "coreutils",
 }
 
 

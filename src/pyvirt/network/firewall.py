@@ -29,7 +29,7 @@ def table_name(network: str) -> str:
 
 
 def _nft(args: list[str], stdin: str | None = None) -> str:
-    argv = [hostcmd.tool("nft", "nftables"), *args]
+    argv = [hostcmd.tool("nft"), *args]
     return hostcmd.run(argv, what="nft failed", timeout=30, input=stdin).stdout
 
 
