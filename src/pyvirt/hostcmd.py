@@ -14,6 +14,7 @@ import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TypeAlias
 
 from pyvirt.errors import HostCommandError, UnsupportedError
 
@@ -34,6 +35,11 @@ PACKAGES: dict[str, str] = {
     "umount": "mount",
     "partx": "util-linux",
     "qemu-img": "qemu-utils",
+    "nft": "nftables",
+    "dnsmasq": "dnsmasq-base",
+    "ip": "iproute2",
+    "modprobe": "kmod",
+    "cp": "coreutils",
 }
 
 
@@ -107,3 +113,41 @@ def run(
             stderr=proc.stderr or proc.stdout or "",
         )
     return proc
+
+
+#: a started host tool (see :func:`spawn`)
+Process: TypeAlias = "subprocess.Popen[str]"
+
+
+def spawn(
+    argv: Sequence[str], *, what: str, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[str]:
+    """Start ``argv`` without waiting: stdout and stderr merged into one text pipe.
+
+    For tools whose output is read while they run (a load generator, ``ping``). The caller
+    owns the process: it must wait for or kill it.
+
+    :param what: the failure message's start
+    :param env: variables added to the environment (``LC_ALL=C`` is always set)
+    :raises HostCommandError: the program could not be started
+    :raises UnsupportedError: when the program is not installed
+    """
+    argv = [str(a) for a in argv]
+    name = os.path.basename(argv[0])
+    full_env = {**os.environ, "LC_ALL": "C", **(env or {})}
+    try:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=full_env,
+        )
+    except FileNotFoundError as err:
+        pkg = PACKAGES.get(name, name)
+        raise UnsupportedError(
+            f"{what}: {name} is not installed", hint=f"install the Debian package {pkg}"
+        ) from err
+    except OSError as err:
+        raise HostCommandError(f"{what}: cannot run {name}: {err.strerror}", argv=argv) from err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import sys
 from pathlib import Path
 
@@ -68,3 +69,41 @@ def test_hostcmd_is_the_lowest_layer() -> None:
 def test_no_other_runner_modules() -> None:
     for gone in ("storage/cmd.py", "storage/command.py", "images/command.py"):
         assert not (SRC / gone).exists()
+
+
+def test_spawn_merges_output_and_names_the_package() -> None:
+    proc = hostcmd.spawn(
+        [
+            sys.executable,
+            "-c",
+            "import os, sys; print(os.environ['LC_ALL']); print('e', file=sys.stderr)",
+        ],
+        what="x",
+    )
+    out, _ = proc.communicate(timeout=30)
+    assert out.split() == ["C", "e"]
+    with pytest.raises(UnsupportedError, match="no-such-tool-pyvirt is not installed"):
+        hostcmd.spawn(["no-such-tool-pyvirt"], what="x")
+
+
+#: the modules that may import ``subprocess`` besides hostcmd.py, each with the reason
+SUBPROCESS_ALLOWED = {
+    "drivers/qemu/process.py": "spawns QEMU itself, detached, with its log fd and a pid file",
+    "drivers/qemu/watch.py": "spawns the detached watcher that outlives the command",
+    "host/kvm.py": "runs the KVM probe child that is killed once its time budget is spent",
+    "cli/editing.py": "runs the user's interactive editor on the terminal (no capture)",
+}
+
+
+def _imports_subprocess(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import) and any(a.name == "subprocess" for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.module == "subprocess":
+            return True
+    return False
+
+
+def test_only_hostcmd_and_the_allow_list_import_subprocess() -> None:
+    users = {str(path.relative_to(SRC)) for path in SRC.rglob("*.py") if _imports_subprocess(path)}
+    assert users - {"hostcmd.py"} == set(SUBPROCESS_ALLOWED)

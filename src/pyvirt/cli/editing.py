@@ -9,7 +9,7 @@ abort with the old definition untouched. ``apply`` defines the new XML and retur
 from __future__ import annotations
 
 import os
-import subprocess
+import subprocess  # not hostcmd: the user's editor runs on the terminal, output not captured
 import sys
 import tempfile
 from collections.abc import Callable

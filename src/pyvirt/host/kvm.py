@@ -32,7 +32,7 @@ import fcntl
 import json
 import logging
 import os
-import subprocess
+import subprocess  # not hostcmd: the probe child is killed when its time budget is spent
 import sys
 import time
 from dataclasses import asdict, dataclass, field

@@ -12,25 +12,23 @@ import contextlib
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from pyvirt.errors import HostCommandError
+from pyvirt import hostcmd
+
+#: every exit status (``check=False``)
+_ANY_STATUS = range(-256, 256)
 
 
 def run(argv: list[str], *, timeout: float = 60.0, check: bool = True) -> str:
     """Run a command; return its stdout.
 
-    :raises HostCommandError: it failed (with ``check``)
+    :raises HostCommandError: it failed (with ``check``) or timed out
     """
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
-    if check and proc.returncode != 0:
-        raise HostCommandError(
-            f"'{' '.join(argv[:6])}' failed", argv=argv, returncode=proc.returncode,
-            stderr=proc.stderr or proc.stdout,
-        )  # fmt: skip
+    ok = (0,) if check else _ANY_STATUS
+    proc = hostcmd.run(argv, what=f"'{' '.join(argv[:6])}' failed", timeout=timeout, ok_codes=ok)
     return proc.stdout
 
 
@@ -56,24 +54,18 @@ class SimHost:
         """Run ``argv`` inside the namespace."""
         return run(["ip", "netns", "exec", self.ns, *argv], timeout=timeout, check=check)
 
-    def popen(self, *argv: str) -> subprocess.Popen[str]:
+    def popen(self, *argv: str) -> hostcmd.Process:
         """Start ``argv`` inside the namespace without waiting."""
-        return subprocess.Popen(
-            ["ip", "netns", "exec", self.ns, *argv],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
+        return hostcmd.spawn(
+            ["ip", "netns", "exec", self.ns, *argv], what=f"cannot start {argv[0]}"
+        )
 
     def pyvirt(self, *args: str, timeout: float = 120.0, check: bool = True) -> str:
         """The ``pyvirt`` CLI inside the namespace, against this host's state root."""
         argv = ["ip", "netns", "exec", self.ns, sys.executable, "-m", "pyvirt.cli", *args]
-        proc = subprocess.run(
-            argv, capture_output=True, text=True, timeout=timeout, env=self.env, check=False
-        )
-        if check and proc.returncode != 0:
-            raise HostCommandError(
-                f"pyvirt {' '.join(args[:3])} on {self.ns} failed",
-                argv=argv, returncode=proc.returncode, stderr=proc.stderr,
-            )  # fmt: skip
+        ok = (0,) if check else _ANY_STATUS
+        what = f"pyvirt {' '.join(args[:3])} on {self.ns} failed"
+        proc = hostcmd.run(argv, what=what, timeout=timeout, env=self.env, ok_codes=ok)
         return proc.stdout
 
     def console_log(self, domain: str) -> Path:

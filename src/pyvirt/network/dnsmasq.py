@@ -13,11 +13,11 @@ import ipaddress
 import os
 import shutil
 import signal
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyvirt import hostcmd
 from pyvirt.errors import HostCommandError, UnsupportedError
 from pyvirt.model.network import Network
 
@@ -137,12 +137,8 @@ def start(net: Network, files: Files, bridge: str) -> int:
     files.hosts.write_text("".join(line + "\n" for line in host_lines(net)))
     files.leases.touch()
     argv = [_binary(), f"--conf-file={files.conf}"]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-    if proc.returncode != 0:
-        raise HostCommandError(
-            f"dnsmasq for network '{net.name}' failed to start: {proc.stderr.strip()[-300:]}",
-            hint=f"command: {' '.join(argv)}",
-        )
+    # dnsmasq daemonizes: run() returns once the parent has forked the daemon and exited
+    hostcmd.run(argv, what=f"dnsmasq for network '{net.name}' failed to start", timeout=30)
     pid = read_pid(files)
     if pid is None:
         raise HostCommandError(f"dnsmasq for network '{net.name}' wrote no pid file")

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import shutil
-import subprocess
 from typing import Any
 
-from pyvirt.errors import HostCommandError, UnsupportedError
+from pyvirt import hostcmd
 
 TABLE_PREFIX = "pyvirt-"
 Subnet = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -31,19 +29,8 @@ def table_name(network: str) -> str:
 
 
 def _nft(args: list[str], stdin: str | None = None) -> str:
-    exe = shutil.which("nft") or "/usr/sbin/nft"
-    argv = [exe, *args]
-    try:
-        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=30)
-    except FileNotFoundError:
-        raise UnsupportedError(
-            "nft is not installed", hint="install the Debian package nftables"
-        ) from None
-    if proc.returncode != 0:
-        raise HostCommandError(
-            f"nft failed: {proc.stderr.strip()[-400:]}", hint=f"command: {' '.join(argv)}"
-        )
-    return proc.stdout
+    argv = [hostcmd.tool("nft"), *args]
+    return hostcmd.run(argv, what="nft failed", timeout=30, input=stdin).stdout
 
 
 def _match(left: dict[str, Any], right: Any, op: str = "==") -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import stat
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +19,8 @@ from typing import Any
 from pyroute2 import IPRoute  # type: ignore[import-untyped]
 from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
 
-from pyvirt.errors import HostCommandError
+from pyvirt import hostcmd
+from pyvirt.errors import HostCommandError, PyvirtError
 
 SYS_NET = Path("/sys/class/net")
 
@@ -148,8 +148,8 @@ def macvtap_available() -> bool:
     if registered():
         return True
     try:
-        subprocess.run(["modprobe", "-q", "macvtap"], capture_output=True, check=False)
-    except FileNotFoundError:
+        hostcmd.run(["modprobe", "-q", "macvtap"], what="cannot load macvtap", timeout=30)
+    except PyvirtError:  # not installed, or the module is not there: the test below decides
         return False
     return registered()
 

@@ -124,7 +124,7 @@ def test_refused_nic_takes_its_backend_out(guest: Guest, taps: list[tuple[str, s
     with pytest.raises(MonitorError, match="does not support hotplugging") as exc:
         hotplug(guest.mgr, guest.name, _bridge_nic())
     assert getattr(exc.value, "command", None) == "device_add"
-    assert guest.qmp.names() == ["query-pci", "netdev_add", "device_add", "netdev_del"]
+    assert guest.qmp.names() == ["qom-list", "query-pci", "netdev_add", "device_add", "netdev_del"]
     assert guest.qmp.calls("netdev_del") == [{"id": "hostnet0"}]
     assert guest.machine.netdevs == set()
     assert [t[0] for t in taps] == ["plug", "unplug"]

@@ -6,7 +6,10 @@ definition stores what it computed in a *plan*; later starts of the same definit
 plan (one small JSON file) and launch QEMU directly.
 
 A plan is valid only for the exact definition bytes, the same pyvirt code (version and the
-argv builder's source files) and the same emulator binary; any change makes a new plan.
+argv builder's source files), the same set of lifecycle hooks and the same emulator binary;
+any change makes a new plan. The hook set matters because a cached start runs only the hooks
+its plan names: a hook added later (a new start-time check) would otherwise never run for a
+definition planned before it existed.
 Definitions whose argv depends on start-time choices (an automatically allocated VNC port)
 are never planned.
 
@@ -18,13 +21,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pyvirt.state.atomic import atomic_write
 
-PLAN_VERSION = 1
+#: 2: the key covers the lifecycle hook names
+PLAN_VERSION = 2
 _ARGV_PKG = Path(__file__).parent / "argv"
 
 
@@ -59,10 +64,15 @@ def _code_stamp() -> str:
     return ";".join(stamps)
 
 
-def plan_key(xml: bytes) -> str:
-    """The cache key of a definition: its XML bytes and the argv builder's code stamp."""
+def plan_key(xml: bytes, *, hooks: Iterable[str]) -> str:
+    """The cache key of a definition: its XML bytes, the argv builder's code stamp and the
+    names of the lifecycle hooks a plan is built with.
+
+    :param hooks: every hook name known when planning (``pyvirt.service.hooks.HOOK_MODULES``)
+    """
     h = hashlib.sha256(xml)
     h.update(_code_stamp().encode())
+    h.update(("\0hooks:" + ",".join(sorted(set(hooks)))).encode())
     return h.hexdigest()
 
 

@@ -43,7 +43,7 @@ import logging
 import os
 import select
 import signal
-import subprocess
+import subprocess  # not hostcmd: QEMU is spawned detached with its log fd and pid file
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass

@@ -33,7 +33,7 @@ import contextlib
 import json
 import logging
 import os
-import subprocess
+import subprocess  # not hostcmd: the watcher is spawned detached and outlives the command
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence

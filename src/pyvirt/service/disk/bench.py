@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pyvirt.errors import HostCommandError, InvalidConfigError, NotFoundError, UnsupportedError
+from pyvirt import hostcmd
+from pyvirt.errors import HostCommandError, InvalidConfigError, NotFoundError
 
 if TYPE_CHECKING:
     from pyvirt.service.domain.manager import DomainManager
@@ -94,16 +94,13 @@ def bench_dir(mgr: DomainManager, target: str) -> Path:
 
 
 def _qemu_img() -> str:
-    path = shutil.which("qemu-img")
-    if path is None:
-        raise UnsupportedError("qemu-img is not installed", hint="install qemu-utils")
-    return path
+    return hostcmd.tool("qemu-img")
 
 
 def _run(argv: list[str]) -> float:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    proc = hostcmd.run(argv, what="qemu-img bench failed", timeout=300)
     m = _DONE.search(proc.stdout)
-    if proc.returncode != 0 or not m:
+    if not m:
         raise HostCommandError(
             "qemu-img bench failed", argv=argv, returncode=proc.returncode, stderr=proc.stderr
         )
@@ -122,11 +119,7 @@ def _bench(image: Path, fmt: str, cache: str, aio: str, count: int, block: int, 
 def _create(image: Path, fmt: str, opts: list[str]) -> None:
     image.unlink(missing_ok=True)
     argv = [_qemu_img(), "create", "-q", "-f", fmt, *opts, str(image), str(IMAGE_SIZE)]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
-    if proc.returncode != 0:
-        raise HostCommandError(
-            "qemu-img create failed", argv=argv, returncode=proc.returncode, stderr=proc.stderr
-        )
+    hostcmd.run(argv, what="qemu-img create failed", timeout=120)
 
 
 def run(

@@ -272,7 +272,7 @@ def start(mgr: DomainManager, name: str, *, paused: bool = False) -> DomainStatu
         xml = mgr.store.read_bytes(name)
         if xml is None:
             raise InvalidStateError(f"domain '{name}' is not defined")
-        key = plan.plan_key(xml)
+        key = plan.plan_key(xml, hooks=hooks.HOOK_MODULES)
         cached = plan.load(plan_path(mgr, name), key)
         if cached is None:
             from pyvirt.model.domain import Domain

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import uuid as uuidlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pyvirt import hostcmd
 from pyvirt.errors import (
     AlreadyExistsError,
     HostCommandError,
@@ -272,15 +272,12 @@ class CloneManager:
 
 def _reflink(src: str, dst: str) -> None:
     argv = ["cp", "--reflink=always", "--sparse=auto", src, dst]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=3600, check=False)
-    if proc.returncode == 0:
-        return
-    if "Operation not supported" in proc.stderr or "Invalid argument" in proc.stderr:
-        raise UnsupportedError(
-            f"the file system of '{src}' cannot reflink (copy-on-write clone of a file)",
-            hint="use btrfs or XFS with reflink=1, or clone without --reflink",
-        )
-    raise HostCommandError(
-        f"cannot reflink '{src}' to '{dst}'", argv=argv, returncode=proc.returncode,
-        stderr=proc.stderr,
-    )  # fmt: skip
+    try:
+        hostcmd.run(argv, what=f"cannot reflink '{src}' to '{dst}'", timeout=3600)
+    except HostCommandError as err:
+        if "Operation not supported" in err.stderr or "Invalid argument" in err.stderr:
+            raise UnsupportedError(
+                f"the file system of '{src}' cannot reflink (copy-on-write clone of a file)",
+                hint="use btrfs or XFS with reflink=1, or clone without --reflink",
+            ) from err
+        raise

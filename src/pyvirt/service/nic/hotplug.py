@@ -50,6 +50,10 @@ def hotplug(dm: DomainManager, name: str, iface: Interface) -> None:
     with dm._locked(name):
         dom = dm.definition(name)
         aliases = {i.alias for i in dom.devices.interfaces if i.alias}
+        with Monitor(rec.qmp_socket, name=name) as mon:
+            # the ids QEMU really has too: a live XML written before every device carried its
+            # alias (an older pyvirt) names no boot NIC, and its net0 would clash
+            aliases |= mon.peripheral_ids()
         taps = {i.target_dev for i in dom.devices.interfaces if i.target_dev}
         k = _free_index(aliases, taps, dom.uuid)
         iface.alias = f"net{k}"

@@ -169,7 +169,13 @@ def set_vcpus(
     """Change the number of vCPUs (``--maximum``: the most it may get; config only).
 
     Live, vCPUs are hot-plugged into the empty slots QEMU lists (as devices of the CPU type
-    it names), or unplugged (only vCPUs that were hot-plugged; the guest must release them).
+    it names), or unplugged (only vCPUs that were hot-plugged; the guest must release them,
+    and the call returns only once QEMU no longer lists them). Live unplug is refused for a
+    TCG domain (``type='qemu'``): QEMU's TCG corrupts its heap when a vCPU goes away and the
+    guest dies soon after (seen with QEMU 7.2, whether or not the guest offlined the vCPU).
+
+    :raises UnsupportedError: live unplug from a TCG domain, or of vCPUs present at boot
+    :raises OperationFailedError: the guest did not release the vCPUs in time
     """
     sc = scope(mgr, ident, live=live, config=config)
     if maximum and sc.live:
@@ -197,10 +203,21 @@ def set_vcpus(
                 )
             dom.vcpu.current = count if count < dom.vcpu.count else None
         if sc.live and sc.rec is not None:
-            _hotplug(sc.name, sc.rec, count)
+            _hotplug(sc.name, sc.rec, count, tcg=doms[0].type != "kvm")
 
 
-def _hotplug(name: str, rec: RuntimeRecord, count: int) -> None:
+#: seconds the guest gets to release unplugged vCPUs
+UNPLUG_TIMEOUT = 15.0
+
+
+def _hotplug(
+    name: str, rec: RuntimeRecord, count: int, *, tcg: bool, timeout: float | None = None
+) -> None:
+    """Plug or unplug vCPUs until ``count`` are present (see :func:`set_vcpus`)."""
+    import time
+
+    from pyvirt.errors import OperationFailedError
+
     with monitor(rec) as mon:
         slots = sorted(mon.query_hotpluggable_cpus(), key=lambda s: sorted(s.props.items()))
         present = [s for s in slots if s.qom_path]
@@ -209,6 +226,12 @@ def _hotplug(name: str, rec: RuntimeRecord, count: int) -> None:
                 ident = "vcpu" + "-".join(str(v) for _, v in sorted(slot.props.items()))
                 mon.device_add({"driver": slot.type, "id": ident, **slot.props})
         elif count < len(present):
+            if tcg:
+                raise UnsupportedError(
+                    f"domain '{name}': vCPUs cannot be unplugged while a TCG (type='qemu') "
+                    "domain runs, QEMU's TCG crashes after a vCPU unplug",
+                    hint="lower the count with --config and restart the domain",
+                )
             removable = [s for s in present if "/peripheral/" in (s.qom_path or "")]
             drop = len(present) - count
             if drop > len(removable):
@@ -217,8 +240,25 @@ def _hotplug(name: str, rec: RuntimeRecord, count: int) -> None:
                     f"({len(removable)} of {len(present)})",
                     hint="lower the count with --config and restart the domain",
                 )
+            leaving = {s.qom_path for s in removable[-drop:]}
             for slot in reversed(removable[-drop:]):
                 mon.device_del((slot.qom_path or "").rsplit("/", 1)[1])
+            # device_del only asks the guest (ACPI eject): done is when QEMU lists them no more
+            timeout = UNPLUG_TIMEOUT if timeout is None else timeout
+            deadline = time.monotonic() + timeout
+            while True:
+                still = leaving & {s.qom_path for s in mon.query_hotpluggable_cpus()}
+                if not still:
+                    return
+                if time.monotonic() >= deadline:
+                    ids = ", ".join(sorted((p or "").rsplit("/", 1)[1] for p in still))
+                    raise OperationFailedError(
+                        f"domain '{name}': the guest did not release vCPU(s) {ids} "
+                        f"within {timeout:g} s",
+                        hint="the guest must support ACPI CPU hot-unplug; they may still go "
+                        "later: check with 'vcpucount' and 'vcpuinfo'",
+                    )
+                time.sleep(0.2)
 
 
 # -- pinning -----------------------------------------------------------------------------------

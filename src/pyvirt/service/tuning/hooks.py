@@ -15,11 +15,11 @@ missing) a domain that needs none still starts, one that does is refused with th
 from __future__ import annotations
 
 import logging
-import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pyvirt.errors import HostCommandError, InvalidStateError, UnsupportedError
+from pyvirt import hostcmd
+from pyvirt.errors import InvalidStateError, UnsupportedError
 from pyvirt.host import threads
 from pyvirt.model.cpuset import parse_cpuset
 from pyvirt.service.hooks import HookResult, register_hook
@@ -122,14 +122,7 @@ def ensure_hugetlbfs(size_kib: int, mounts: Path = Path("/proc/mounts")) -> None
             return
     Path(target).mkdir(parents=True, exist_ok=True)
     argv = ["mount", "-t", "hugetlbfs", "-o", f"pagesize={size_kib}K", "hugetlbfs", target]
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=10)
-    if proc.returncode != 0:
-        raise HostCommandError(
-            f"cannot mount hugetlbfs at {target}",
-            argv=argv,
-            returncode=proc.returncode,
-            stderr=proc.stderr,
-        )
+    hostcmd.run(argv, what=f"cannot mount hugetlbfs at {target}", timeout=10)
 
 
 class TuningHook:

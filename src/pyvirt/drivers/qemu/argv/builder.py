@@ -22,6 +22,7 @@ from pyvirt.drivers.qemu.argv.opts import JsonValue, qemu_opts
 from pyvirt.drivers.qemu.argv.registry import lowering_for
 from pyvirt.errors import InvalidConfigError
 from pyvirt.model import Address, Disk
+from pyvirt.model.devices.base import Device
 from pyvirt.model.domain import Domain
 
 SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
@@ -82,7 +83,10 @@ class Build:
         """Return the alias (QEMU ``id``) of *dev*: its XML ``<alias>``, else *fixed*, else
         *prefix* followed by the next free number for that prefix.
 
-        The same device always gets the same alias within one build.
+        The same device always gets the same alias within one build, and the alias is written
+        into the device's ``<alias name=.../>`` so the live XML names every device's QEMU id
+        (as libvirt's does): hot-plug then picks ids that are really free, and a rebuild from
+        the live XML keeps the same ids.
         """
         if dev in self._aliases:
             return self._aliases[dev]
@@ -96,6 +100,8 @@ class Build:
                     break
         self._aliases[dev] = name
         self._taken_aliases.add(name)
+        if isinstance(dev, Device) and user != name:
+            dev.alias = name
         return name
 
     def counter(self, prefix: str) -> int:
@@ -240,7 +246,8 @@ def _device_sequence(b: Build) -> list[object]:
 def build_argv(domain: Domain, ctx: ArgvContext) -> list[str]:
     """Return the QEMU command line (binary first) that runs *domain*.
 
-    Pure: reads only *domain* and *ctx*, touches no file and runs nothing.
+    Reads only *domain* and *ctx*, touches no file and runs nothing; the one thing it writes
+    is each device's alias (its QEMU id) into *domain*, for the live XML.
 
     :param domain: the domain definition
     :param ctx: run paths and host facts
