@@ -176,9 +176,11 @@ class DomainDevices(DomainHandle):
         :param persistent: the definition, and the running domain if it runs
         :returns: its MAC address
         """
-        return self._service.networks.attach_interface(
-            self._name, type, source, model=model, mac=mac, target=target, live=live,
-            config=config, current=current, persistent=persistent,
+        from pyvirt.service.nic import attach
+
+        return attach.attach(
+            self._service.networks, self._name, type, source, model=model, mac=mac,
+            target=target, live=live, config=config, current=current, persistent=persistent,
         )  # fmt: skip
 
     def detach_interface(
@@ -195,14 +197,18 @@ class DomainDevices(DomainHandle):
 
         :param persistent: the definition, and the running domain if it runs
         """
-        self._service.networks.detach_interface(
-            self._name, type, mac=mac, live=live, config=config, current=current,
-            persistent=persistent,
+        from pyvirt.service.nic import attach
+
+        attach.detach(
+            self._service.networks, self._name, type, mac=mac, live=live, config=config,
+            current=current, persistent=persistent,
         )  # fmt: skip
 
     def iflist(self, *, inactive: bool = False) -> list[DomainNic]:
         """The domain's NICs (``domiflist``), of the definition with ``inactive``."""
-        return self._service.networks.iflist(self._name, inactive=inactive)
+        from pyvirt.service.nic import ops
+
+        return ops.iflist(self._service.networks, self._name, inactive=inactive)
 
     def ifaddr(
         self, *, source: str = "lease", interface: str | None = None, timeout: float = 10.0
@@ -215,15 +221,17 @@ class DomainDevices(DomainHandle):
             name)
         :param timeout: seconds for the guest agent (``agent`` only)
         """
-        if source == "agent":
-            from pyvirt.service.domain import agent
+        from pyvirt.service.nic import ops
 
-            return agent.interface_addresses(self._domains, self._name, interface, timeout=timeout)
-        return self._service.networks.ifaddr(self._name, source=source, interface=interface)
+        if source == "agent":
+            return ops.interface_addresses(self._domains, self._name, interface, timeout=timeout)
+        return ops.ifaddr(self._service.networks, self._name, source=source, interface=interface)
 
     def ifstat(self, interface: str) -> NicStats:
         """Traffic counters of a NIC as the guest sees them (``domifstat``)."""
-        return self._service.networks.ifstat(self._name, interface)
+        from pyvirt.service.nic import ops
+
+        return ops.ifstat(self._service.networks, self._name, interface)
 
     def set_link(
         self, interface: str, state: str, *, live: bool = False, config: bool = False
@@ -232,7 +240,9 @@ class DomainDevices(DomainHandle):
         changes only the definition and no flag means the running domain (the definition of
         a shut-off one).
         """
-        self._service.networks.set_link(self._name, interface, state, live=live, config=config)
+        from pyvirt.service.nic import ops
+
+        ops.set_link(self._service.networks, self._name, interface, state, live=live, config=config)
 
     # -- display ------------------------------------------------------------------------
     def screenshot(self, path: str | Path, *, screen: int = 0) -> Screenshot:

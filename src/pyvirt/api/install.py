@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pyvirt.api.domains import Domain
+    from pyvirt.api.domain import Domain
     from pyvirt.install.spec import CheckSpec, InstallSpec
     from pyvirt.service.connection import Connection as ServiceConnection
     from pyvirt.service.install.clone import CloneManager, ClonePlan, CloneRequest
@@ -196,7 +196,7 @@ class CloneJob:
 
     def run(self) -> Domain:
         """Copy (or link) the disks and define the clone; undo everything on failure."""
-        from pyvirt.api.domains import Domain
+        from pyvirt.api.domain import Domain
 
         dom = self._manager.run(self._plan, nonsparse=self._nonsparse)
         return Domain(self._service, dom.name)

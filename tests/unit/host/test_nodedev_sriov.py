@@ -13,8 +13,8 @@ from pyvirt.errors import InvalidConfigError, OperationFailedError, UnsupportedE
 from pyvirt.host.nodedev import PciAddress
 from pyvirt.model.domain import Domain
 from pyvirt.network import sriov
-from pyvirt.service.domain import hostdev
 from pyvirt.service.domain.manager import DomainManager
+from pyvirt.service.nic import hostdev
 from pyvirt.state.paths import StatePaths
 
 HOSTDEV_NET = """<network>

@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from pyvirt.drivers.qemu.monitor import PciDevice
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
-    from pyvirt.service.network.types import NicAddress
 
 #: The channel name qemu-ga listens on (same as ``pyvirt.drivers.qemu.agent.CHANNEL_NAME``).
 CHANNEL_NAME = "org.qemu.guest_agent.0"
@@ -308,29 +307,6 @@ def _disks_by_pci(mgr: DomainManager, name: str) -> dict[tuple[int, int, int, in
 def _pci_key(disk: GuestDiskAddress) -> tuple[int, int, int, int] | None:
     pci = disk.pci_controller
     return pci.key() if pci is not None else None
-
-
-def interface_addresses(
-    mgr: DomainManager,
-    ident: str,
-    interface: str | None = None,
-    *,
-    timeout: float = DEFAULT_TIMEOUT,
-) -> list[NicAddress]:
-    """Addresses of the guest's interfaces as the agent reports them (``domifaddr --source
-    agent``): one row per address, the interface's guest name as ``target``."""
-    from pyvirt.service.network.types import NicAddress
-
-    with session(mgr, ident, timeout=timeout) as ga:
-        result = ga.network_get_interfaces()
-    rows = []
-    for nic in result:
-        if interface and nic.name != interface:
-            continue
-        mac = nic.hardware_address or "00:00:00:00:00:00"
-        for ip in nic.ip_addresses:
-            rows.append(NicAddress(nic.name, mac, ip.type, f"{ip.address}/{ip.prefix}"))
-    return rows
 
 
 #: guestinfo's groups in virsh's order, with the agent command each needs.

@@ -132,7 +132,7 @@ def _compile(mgr: DomainManager, dom: Domain, key: str) -> tuple[StartPlan, bool
 def _run(mgr: DomainManager, p: StartPlan, *, paused: bool, transient: bool) -> DomainStatus:
     """Launch QEMU from a plan (caller holds the domain lock and checked it is not running)."""
     from pyvirt.drivers.qemu import process, runtime
-    from pyvirt.service.domain import reaper
+    from pyvirt.service.domain import reaper_spawn
 
     name = p.name
     run = mgr.rundir(name)
@@ -177,7 +177,7 @@ def _run(mgr: DomainManager, p: StartPlan, *, paused: bool, transient: bool) -> 
         transient=transient,
     )
     run.save_record(rec)
-    reaper.spawn(mgr.paths, name)
+    reaper_spawn.spawn(mgr.paths, name)
     _after_launch(mgr, p, launched.pid, launched.starttime)
     mgr.paths.domain_last_state(name).unlink(missing_ok=True)
     state = State.PAUSED if paused else State.RUNNING

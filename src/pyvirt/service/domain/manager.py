@@ -20,7 +20,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -305,6 +305,18 @@ class DomainManager:
         return out
 
     # -- definitions ------------------------------------------------------------------
+    def running_definitions(self) -> list[tuple[str, Domain]]:
+        """(name, live definition) of every running domain (one gone meanwhile is skipped)."""
+        out = []
+        for st in self.list_all():
+            if st.id is None:
+                continue
+            try:
+                out.append((st.name, self.definition(st.name)))
+            except NotFoundError:
+                continue
+        return out
+
     def definition(self, ident: str, *, inactive: bool = False) -> Domain:
         """The domain's definition: the live one while running unless ``inactive``."""
         from pyvirt.model.domain import Domain
@@ -402,12 +414,14 @@ class DomainManager:
         return dom, [*dom.warnings, *advice, *vnc_warnings(dom)]
 
     def undefine(
-        self, ident: str, *, remove_all_storage: bool = False, storage: Sequence[str] = ()
+        self, ident: str, *, remove_storage: Callable[[Domain], list[str]] | None = None
     ) -> list[str]:
         """Remove a persistent definition. A running domain becomes transient (like virsh).
 
-        :param storage: remove only these disks (target names like ``vda`` or source paths)
-        :returns: paths of storage removed with ``remove_all_storage`` or ``storage``
+        :param remove_storage: deletes the shut-off domain's storage under the domain lock
+            (:func:`pyvirt.service.storage.volumes.remove_domain_storage`); refused while it
+            runs
+        :returns: what ``remove_storage`` removed
         """
         name = self.resolve(ident)
         removed: list[str] = []
@@ -419,46 +433,17 @@ class DomainManager:
                 )
             dom = self.definition(name, inactive=True)
             live = self._live(name, cleanup=True) is not None
-            if remove_all_storage or storage:
+            if remove_storage is not None:
                 if live:
                     raise InvalidStateError(
                         f"domain '{name}' is running; its storage cannot be removed",
                         hint="destroy it first",
                     )
-                removed = self._remove_storage(dom, storage)
+                removed = remove_storage(dom)
             self.store.delete(name)
             self.store.unindex_uuid(dom.uuid)
             if not live:
                 self.paths.domain_last_state(name).unlink(missing_ok=True)
-        return removed
-
-    def _remove_storage(self, dom: Domain, only: Sequence[str] = ()) -> list[str]:
-        """Delete the domain's writable disk files and volumes (``only``: just these disks)."""
-        wanted = set(only)
-        disks = [d for d in dom.devices.disks if d.device == "disk"]
-        if wanted:
-            known = {d.target_dev for d in disks} | {d.source_path for d in disks}
-            unknown = sorted(wanted - known)
-            if unknown:
-                raise InvalidConfigError(
-                    f"domain '{dom.name}' has no disk '{unknown[0]}'",
-                    hint="name disks by target (vda) or path, as 'domblklist' shows them",
-                )
-            disks = [d for d in disks if d.target_dev in wanted or d.source_path in wanted]
-        else:
-            disks = [d for d in disks if not d.readonly and not d.shareable]
-        removed = []
-        for disk in disks:
-            if disk.type == "volume" and disk.source_pool and disk.source_volume:
-                from pyvirt.service.storage.pools import PoolManager
-
-                PoolManager(self.paths).volumes.delete(disk.source_volume, disk.source_pool)
-                removed.append(f"{disk.source_pool}/{disk.source_volume}")
-                continue
-            path = disk.source_path
-            if path and disk.type == "file" and os.path.isfile(path):
-                os.unlink(path)
-                removed.append(path)
         return removed
 
     def rename(self, ident: str, new_name: str) -> None:

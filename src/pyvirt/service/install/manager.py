@@ -26,7 +26,7 @@ from pyvirt.errors import (
 from pyvirt.host import kvm
 from pyvirt.install import media, osinfo, xmlgen
 from pyvirt.install.spec import DiskSpec, InstallSpec, NicSpec
-from pyvirt.service.install.checks import check_in_use, resolve_disks
+from pyvirt.service.install.checks import NewDisk, check_in_use, resolve_disks
 from pyvirt.state.domains import check_name
 
 if TYPE_CHECKING:
@@ -34,17 +34,6 @@ if TYPE_CHECKING:
     from pyvirt.service.connection import Connection
 
 GIB = 1024**3
-
-
-@dataclass
-class NewDisk:
-    """A disk file the install creates (removed again if the install fails)."""
-
-    path: str
-    format: str
-    size: int
-    sparse: bool
-    pool: str | None = None  # a volume named ``path`` in this pool
 
 
 @dataclass

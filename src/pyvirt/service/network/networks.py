@@ -29,7 +29,8 @@ from pyvirt.errors import (
     InvalidStateError,
     NotFoundError,
 )
-from pyvirt.service.network.types import DhcpLease, DomainNic, NetworkInfo, NicAddress, NicStats
+from pyvirt.service.domain.manager import DomainManager
+from pyvirt.service.network.types import DhcpLease, NetworkInfo
 from pyvirt.state.atomic import atomic_write
 from pyvirt.state.domains import check_name
 from pyvirt.state.locks import file_lock
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from pyvirt.model.network import Network
     from pyvirt.network.runtime import NetRecord
 
-__all__ = ["DhcpLease", "DomainNic", "NetworkInfo", "NetworkManager", "NicAddress", "NicStats"]
+__all__ = ["DhcpLease", "NetworkInfo", "NetworkManager"]
 
 DEFAULT_NAME = "default"
 DEFAULT_XML = """<network>
@@ -427,9 +428,11 @@ class NetworkManager:
 
     def users(self, name: str) -> builtins.list[str]:
         """Running domains with an interface on network ``name``."""
-        from pyvirt.service.nic import ops as nics
-
-        return nics.network_users(self.paths, name)
+        return [
+            dom_name
+            for dom_name, dom in DomainManager(self.paths).running_definitions()
+            if any(i.type == "network" and i.source_network == name for i in dom.devices.interfaces)
+        ]
 
     def add_tap(self, name: str, tap: str, *, remove: bool = False) -> None:
         """Note (or forget) a tap on the network's record so net-destroy can clean it."""
@@ -495,66 +498,3 @@ class NetworkManager:
         name = self.resolve(ident)
         with self._namespace():
             apply_update(self, name, command, section, xml, live=live, config=config)
-
-    # -- domain NICs (implemented in pyvirt.service.nic.ops) ----------------------------------
-    def attach_interface(
-        self,
-        domain: str,
-        type: str,
-        source: str,
-        *,
-        model: str | None = None,
-        mac: str | None = None,
-        target: str | None = None,
-        live: bool = False,
-        config: bool = False,
-        current: bool = False,
-        persistent: bool = False,
-    ) -> str:
-        """Add a NIC (hotplug via QMP with ``live``); returns its MAC."""
-        from pyvirt.service.nic import ops as nics
-
-        return nics.attach(
-            self, domain, type, source, model=model, mac=mac, target=target, live=live,
-            config=config, current=current, persistent=persistent,
-        )  # fmt: skip
-
-    def detach_interface(
-        self, domain: str, type: str, *, mac: str | None = None, live: bool = False,
-        config: bool = False, current: bool = False, persistent: bool = False,
-    ) -> None:  # fmt: skip
-        """Remove a NIC by type (and MAC when several match)."""
-        from pyvirt.service.nic import ops as nics
-
-        nics.detach(
-            self, domain, type, mac=mac, live=live, config=config, current=current,
-            persistent=persistent,
-        )  # fmt: skip
-
-    def iflist(self, domain: str, *, inactive: bool = False) -> builtins.list[DomainNic]:
-        """``domiflist``."""
-        from pyvirt.service.nic import ops as nics
-
-        return nics.iflist(self, domain, inactive=inactive)
-
-    def ifaddr(
-        self, domain: str, *, source: str = "lease", interface: str | None = None
-    ) -> builtins.list[NicAddress]:
-        """``domifaddr --source lease|arp``."""
-        from pyvirt.service.nic import ops as nics
-
-        return nics.ifaddr(self, domain, source=source, interface=interface)
-
-    def ifstat(self, domain: str, interface: str) -> NicStats:
-        """``domifstat`` from the tap's /sys statistics."""
-        from pyvirt.service.nic import ops as nics
-
-        return nics.ifstat(self, domain, interface)
-
-    def set_link(
-        self, domain: str, interface: str, state: str, *, live: bool = False, config: bool = False
-    ) -> None:
-        """``domif-setlink``: QMP ``set_link`` on the NIC (``config``: the definition only)."""
-        from pyvirt.service.nic import ops as nics
-
-        nics.set_link(self, domain, interface, state, live=live, config=config)

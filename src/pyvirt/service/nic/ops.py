@@ -1,6 +1,6 @@
-"""Domain NIC operations: attach/detach (QMP hotplug and ``--config``), domiflist,
-domifaddr, domifstat, domif-setlink. Called through
-:class:`~pyvirt.service.network.networks.NetworkManager`.
+"""Domain NIC operations: domiflist, domifaddr, domifstat, domif-setlink, and the helpers
+the NIC hook, hotplug and attach/detach (:mod:`pyvirt.service.nic.attach`) share. The API
+calls them as domain verbs (:class:`pyvirt.api.domain_devices.DomainDevices`).
 
 ``--live/--config/--current/--persistent`` follow the one rule of
 :mod:`pyvirt.service.domain.affect`; the live definition and the network hook's data are
@@ -19,53 +19,24 @@ from pyvirt.errors import (
     NotFoundError,
     OperationFailedError,
 )
+from pyvirt.service.domain import agent
+from pyvirt.service.domain.manager import DomainManager
 from pyvirt.service.network.types import DomainNic, NicAddress, NicStats
 
 if TYPE_CHECKING:
     from pyvirt.model.devices.interface import Interface
     from pyvirt.model.domain import Domain
-    from pyvirt.service.domain.affect import Affect
-    from pyvirt.service.domain.manager import DomainManager
     from pyvirt.service.network.networks import NetworkManager
     from pyvirt.state.paths import StatePaths
 
-ATTACH_TYPES = ("network", "bridge", "ethernet", "user")
 HOTPLUG_TIMEOUT = 30.0
-
-
-def _domains(paths: StatePaths) -> DomainManager:
-    from pyvirt.service.domain.manager import DomainManager
-
-    return DomainManager(paths)
-
-
-def _running_defs(paths: StatePaths) -> list[tuple[str, Domain]]:
-    dm = _domains(paths)
-    out = []
-    for st in dm.list_all():
-        if st.id is None:
-            continue
-        try:
-            out.append((st.name, dm.definition(st.name)))
-        except NotFoundError:
-            continue
-    return out
-
-
-def network_users(paths: StatePaths, network: str) -> list[str]:
-    """Running domains with an interface on ``network``."""
-    return [
-        name
-        for name, dom in _running_defs(paths)
-        if any(i.type == "network" and i.source_network == network for i in dom.devices.interfaces)
-    ]
 
 
 def all_macs(paths: StatePaths) -> set[str]:
     """Every NIC MAC in any definition or running domain of this host."""
-    dm = _domains(paths)
+    dm = DomainManager(paths)
     macs: set[str] = set()
-    doms = [d for _, d in _running_defs(paths)]
+    doms = [d for _, d in DomainManager(paths).running_definitions()]
     for name in dm.store.names():
         try:
             doms.append(dm.definition(name, inactive=True))
@@ -78,7 +49,7 @@ def all_macs(paths: StatePaths) -> set[str]:
 
 def check_mac_free(paths: StatePaths, mac: str, network: str, *, owner: str) -> None:
     """Refuse ``mac`` when another running domain uses it on ``network``."""
-    for name, dom in _running_defs(paths):
+    for name, dom in DomainManager(paths).running_definitions():
         if name == owner:
             continue
         for i in dom.devices.interfaces:
@@ -110,7 +81,7 @@ def _source(iface: Interface) -> str:
 
 def iflist(nets: NetworkManager, domain: str, *, inactive: bool = False) -> list[DomainNic]:
     """``domiflist`` rows."""
-    dom = _domains(nets.paths).definition(domain, inactive=inactive)
+    dom = DomainManager(nets.paths).definition(domain, inactive=inactive)
     return [
         DomainNic(
             target=(i.target_dev if not inactive else None) or "-",
@@ -139,7 +110,7 @@ def ifaddr(
     """Addresses of the domain's NICs from dnsmasq leases or the neighbour table."""
     from pyvirt.network import netlink
 
-    dm = _domains(nets.paths)
+    dm = DomainManager(nets.paths)
     name, _ = dm.running(domain)
     dom = dm.definition(name)
     ifaces = [_find(dom, interface)] if interface else dom.devices.interfaces
@@ -168,7 +139,7 @@ def ifstat(nets: NetworkManager, domain: str, interface: str) -> NicStats:
     """Counters of the NIC's tap, seen from the guest (rx and tx swapped)."""
     from pyvirt.network import netlink
 
-    dm = _domains(nets.paths)
+    dm = DomainManager(nets.paths)
     name, _ = dm.running(domain)
     iface = _find(dm.definition(name), interface)
     if not iface.target_dev:
@@ -194,13 +165,6 @@ def _hook_nics(dm: DomainManager, name: str, change: Any) -> None:
     dm.rundir(name).update_hooks("network", section)
 
 
-def _affect(
-    dm: DomainManager, name: str, *, live: bool, config: bool, current: bool, persistent: bool
-) -> Affect:
-    with dm._locked(name):
-        return dm.affect(name, live=live, config=config, current=current, persistent=persistent)
-
-
 def set_link(
     nets: NetworkManager,
     domain: str,
@@ -220,7 +184,7 @@ def set_link(
 
     if state not in ("up", "down"):
         raise InvalidConfigError(f"link state '{state}' is not up or down")
-    dm = _domains(nets.paths)
+    dm = DomainManager(nets.paths)
     name = dm.resolve(domain)
     ident = interface
     with dm._locked(name):
@@ -243,115 +207,6 @@ def set_link(
         dm.define(pdom.to_xml())
 
 
-def _new_iface(
-    type: str, source: str, model: str | None, mac: str, target: str | None
-) -> Interface:
-    from pyvirt.model.devices.interface import Interface
-
-    iface = Interface(type=type, mac=mac)
-    if type == "network":
-        iface.source_network = source
-    elif type == "bridge":
-        iface.source_bridge = source
-    if model:
-        iface.model = model
-    if target:
-        iface.target_dev = target
-    return iface
-
-
-def attach(
-    nets: NetworkManager, domain: str, type: str, source: str, *, model: str | None,
-    mac: str | None, target: str | None, live: bool = False, config: bool = False,
-    current: bool = False, persistent: bool = False,
-) -> str:  # fmt: skip
-    """Add a NIC live (hotplug), to the persistent definition, or both; returns its MAC.
-
-    :param persistent: virsh's ``--persistent``: the definition, and live when running
-    """
-    from pyvirt.drivers.qemu.argv.devices.interface import NIC_MODELS
-    from pyvirt.network import mac as macs
-
-    if type not in ATTACH_TYPES:
-        raise InvalidConfigError(
-            f"interface type '{type}' cannot be attached", hint="use network, bridge or ethernet"
-        )
-    if model and model not in NIC_MODELS:
-        raise InvalidConfigError(
-            f"NIC model '{model}' is not supported", hint="use virtio, e1000, e1000e or rtl8139"
-        )
-    dm = _domains(nets.paths)
-    name = dm.resolve(domain)
-    scope = _affect(dm, name, live=live, config=config, current=current, persistent=persistent)
-    live, config = scope.live, scope.config
-    if type == "network":
-        nets.resolve(source)
-    if mac is not None:
-        mac = macs.normalize(mac)
-        if mac in all_macs(nets.paths):
-            raise AlreadyExistsError(
-                f"MAC address {mac} is already used by a NIC on this host",
-                hint="leave --mac out to get a generated one",
-            )
-    else:
-        mac = macs.generate(all_macs(nets.paths))
-    pdom = None
-    if config:
-        pdom = dm.definition(name, inactive=True)
-        pdom.devices.add(_new_iface(type, source, model, mac, target))
-    if live:
-        from pyvirt.service.nic.hotplug import hotplug
-
-        hotplug(dm, name, _new_iface(type, source, model, mac, target))
-    if pdom is not None:
-        dm.define(pdom.to_xml())
-    return mac
-
-
-def detach(
-    nets: NetworkManager, domain: str, type: str, *, mac: str | None, live: bool = False,
-    config: bool = False, current: bool = False, persistent: bool = False,
-) -> None:  # fmt: skip
-    """Remove the NIC of ``type`` (and ``mac``) live, from the definition, or both.
-
-    :param persistent: virsh's ``--persistent``: the definition, and live when running
-    """
-    dm = _domains(nets.paths)
-    name = dm.resolve(domain)
-    scope = _affect(dm, name, live=live, config=config, current=current, persistent=persistent)
-    live, config = scope.live, scope.config
-
-    def pick(dom: Domain) -> Interface:
-        found = [
-            i
-            for i in dom.devices.interfaces
-            if i.type == type and (mac is None or (i.mac or "").lower() == mac.lower())
-        ]
-        if not found:
-            raise NotFoundError(
-                f"domain '{name}' has no interface of type {type}"
-                + (f" with MAC {mac}" if mac else "")
-            )
-        if len(found) > 1:
-            raise InvalidConfigError(
-                f"domain '{name}' has {len(found)} interfaces of type {type}",
-                hint="pick one with --mac",
-            )
-        return found[0]
-
-    pdom = None
-    if config:
-        pdom = dm.definition(name, inactive=True)
-        pdom.devices.remove(pick(pdom))
-    if live:
-        from pyvirt.service.nic.hotplug import unplug_live
-
-        dom = dm.definition(name)
-        unplug_live(dm, name, pick(dom))
-    if pdom is not None:
-        dm.define(pdom.to_xml())
-
-
 def wait_gone(check: Any, what: str, timeout: float = HOTPLUG_TIMEOUT) -> None:
     """Poll ``check()`` until True."""
     deadline = time.monotonic() + timeout
@@ -363,3 +218,24 @@ def wait_gone(check: Any, what: str, timeout: float = HOTPLUG_TIMEOUT) -> None:
         f"{what} did not finish within {timeout:.0f} s",
         hint="the guest must accept the unplug request (ACPI PCI hotplug)",
     )
+
+
+def interface_addresses(
+    mgr: DomainManager,
+    ident: str,
+    interface: str | None = None,
+    *,
+    timeout: float = agent.DEFAULT_TIMEOUT,
+) -> list[NicAddress]:
+    """Addresses of the guest's interfaces as the agent reports them (``domifaddr --source
+    agent``): one row per address, the interface's guest name as ``target``."""
+    with agent.session(mgr, ident, timeout=timeout) as ga:
+        result = ga.network_get_interfaces()
+    rows = []
+    for nic in result:
+        if interface and nic.name != interface:
+            continue
+        mac = nic.hardware_address or "00:00:00:00:00:00"
+        for ip in nic.ip_addresses:
+            rows.append(NicAddress(nic.name, mac, ip.type, f"{ip.address}/{ip.prefix}"))
+    return rows

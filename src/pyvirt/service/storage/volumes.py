@@ -9,7 +9,7 @@ completes or leaves nothing behind (the backend removes a half-made file).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, BinaryIO
 
 from pyvirt.errors import (
@@ -20,12 +20,15 @@ from pyvirt.errors import (
     PyvirtError,
 )
 from pyvirt.model.volume import Volume, format_bytes, new_volume
+from pyvirt.service.domain.manager import DomainManager
+from pyvirt.service.domain.types import State
 from pyvirt.state.domains import check_name
 from pyvirt.state.paths import StatePaths
 from pyvirt.storage import stream
 from pyvirt.storage.base import CreateRequest, PoolBackend, VolumeInfo
 
 if TYPE_CHECKING:
+    from pyvirt.model.domain import Domain
     from pyvirt.service.storage.pools import PoolManager
 
 #: progress callback: (bytes done, bytes total)
@@ -36,8 +39,6 @@ def domains_using(paths: StatePaths, pool: str, vol_paths: list[str], vol: str =
     """Running domains whose live definition has a disk on one of ``vol_paths`` (or on
     ``<source pool=POOL volume=VOL>``; any volume of ``pool`` when ``vol`` is empty)."""
     from pyvirt.model.xmlmap import parse_xml
-    from pyvirt.service.domain.manager import DomainManager
-    from pyvirt.service.domain.types import State
 
     wanted = {os.path.realpath(p) for p in vol_paths}
     users: list[str] = []
@@ -57,6 +58,40 @@ def domains_using(paths: StatePaths, pool: str, vol_paths: list[str], vol: str =
                 users.append(st.name)
                 break
     return users
+
+
+def remove_domain_storage(pools: PoolManager, dom: Domain, only: Sequence[str] = ()) -> list[str]:
+    """Delete the domain's writable disk files and volumes (``only``: just these disks);
+    ``virsh undefine --remove-all-storage`` / ``--storage``, passed to
+    :meth:`pyvirt.service.domain.manager.DomainManager.undefine`.
+
+    :returns: the files (``/path``) and volumes (``POOL/VOLUME``) deleted
+    :raises InvalidConfigError: ``only`` names a disk the domain does not have
+    """
+    wanted = set(only)
+    disks = [d for d in dom.devices.disks if d.device == "disk"]
+    if wanted:
+        known = {d.target_dev for d in disks} | {d.source_path for d in disks}
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise InvalidConfigError(
+                f"domain '{dom.name}' has no disk '{unknown[0]}'",
+                hint="name disks by target (vda) or path, as 'domblklist' shows them",
+            )
+        disks = [d for d in disks if d.target_dev in wanted or d.source_path in wanted]
+    else:
+        disks = [d for d in disks if not d.readonly and not d.shareable]
+    removed = []
+    for disk in disks:
+        if disk.type == "volume" and disk.source_pool and disk.source_volume:
+            pools.volumes.delete(disk.source_volume, disk.source_pool)
+            removed.append(f"{disk.source_pool}/{disk.source_volume}")
+            continue
+        path = disk.source_path
+        if path and disk.type == "file" and os.path.isfile(path):
+            os.unlink(path)
+            removed.append(path)
+    return removed
 
 
 class VolumeManager:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from pyvirt.errors import InvalidConfigError, InvalidStateError, PyvirtError, UnsupportedError
 from pyvirt.host import threads
 from pyvirt.model.cpuset import parse_cpuset
+from pyvirt.service.tuning.cgroup import place_in_cgroup
 
 if TYPE_CHECKING:
     from pyvirt.drivers.qemu.qmp import Monitor
@@ -115,8 +116,6 @@ def domain_cgroup(
     if cg.owned():
         return cg
     if mgr is not None:
-        from pyvirt.service.tuning.hooks import place_in_cgroup
-
         try:
             return place_in_cgroup(mgr, name, rec.pid)
         except PyvirtError as err:

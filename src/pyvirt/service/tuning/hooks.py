@@ -23,9 +23,9 @@ from pyvirt.errors import HostCommandError, InvalidStateError, UnsupportedError
 from pyvirt.host import threads
 from pyvirt.model.cpuset import parse_cpuset
 from pyvirt.service.hooks import HookResult, register_hook
+from pyvirt.service.tuning.cgroup import HOOK_NAME, place_in_cgroup
 
 if TYPE_CHECKING:
-    from pyvirt.host.cgroups import DomainCgroup
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
 
@@ -34,9 +34,6 @@ log = logging.getLogger(__name__)
 HUGEPAGES_SYSFS = Path("/sys/kernel/mm/hugepages")
 #: where the argv builder expects hugetlbfs per page size (ArgvContext's default)
 HUGETLBFS_DIRS = {2048: "/dev/hugepages", 1048576: "/dev/hugepages1G"}
-#: the hook's name; its data records the domain's cgroup (``cgroup``, made at start or on
-#: demand by a live tuning command) for ``after_stop``
-HOOK_NAME = "tuning"
 #: where pyvirt before the versioned hook data recorded the cgroup (read for old domains)
 CGROUP_FILE = "cgroup.json"
 
@@ -217,17 +214,6 @@ class TuningHook:
             except OSError:
                 return
         DomainCgroup.from_json(CgroupLayout.detect(), text).remove()
-
-
-def place_in_cgroup(mgr: DomainManager, name: str, pid: int) -> DomainCgroup:
-    """Create the domain's cgroup, move QEMU (all its threads) in, and record it for cleanup."""
-    from pyvirt.host.cgroups import CgroupLayout, DomainCgroup
-
-    cg = DomainCgroup.create(CgroupLayout.detect(), name)
-    recorded = cg.to_json()
-    mgr.rundir(name).update_hooks(HOOK_NAME, lambda old: {**old, "cgroup": recorded})
-    cg.attach(pid)
-    return cg
 
 
 def _pin(mgr: DomainManager, name: str, pid: int, data: dict[str, Any]) -> None:
