@@ -36,7 +36,8 @@ __all__ = [
     "VncDisplay",
 ]
 
-# local imports: keep CLI start-up fast (``pyvirt list`` must not load the QEMU driver)
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: the lifecycle and install
+# code load the QEMU driver, osinfo and cloud-init, which ``pyvirt list`` does not need.
 
 
 class DomainCollection:
@@ -109,7 +110,7 @@ class DomainCollection:
 
         :raises InvalidConfigError: invalid XML
         """
-        from pyvirt.service.domain import lifecycle
+        from pyvirt.service.domain import lifecycle  # lazy
 
         mgr = self._service.domains
         return lifecycle.native_argv(mgr, mgr.parse(xml))
@@ -120,7 +121,7 @@ class DomainCollection:
 
         :raises InvalidConfigError: the spec does not work on this host
         """
-        from pyvirt.api.install import InstallJob
+        from pyvirt.api.install import InstallJob  # lazy
 
         return InstallJob.prepare(self._service, spec)
 
@@ -136,7 +137,7 @@ class DomainCollection:
         :raises NotFoundError: the original does not exist
         :raises InvalidStateError: the original is running (unless ``request.force``)
         """
-        from pyvirt.api.install import CloneJob
+        from pyvirt.api.install import CloneJob  # lazy
 
         return CloneJob.prepare(self._service, request)
 

@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pyvirt.errors import InvalidConfigError, UnsupportedError
+from pyvirt.errors import InvalidConfigError, PyvirtError, UnsupportedError
 from pyvirt.service import hooks
+from pyvirt.service.domain import lifecycle
 from pyvirt.state.locks import file_lock
 
 if TYPE_CHECKING:
@@ -31,6 +32,10 @@ if TYPE_CHECKING:
     from pyvirt.drivers.qemu.monitor import PciDevice
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
+
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: the agent-channel hook
+# loads this module at every start; the agent client, QMP and the argv builder load only for agent
+# verbs.
 
 #: The channel name qemu-ga listens on (same as ``pyvirt.drivers.qemu.agent.CHANNEL_NAME``).
 CHANNEL_NAME = "org.qemu.guest_agent.0"
@@ -106,7 +111,7 @@ def session(
     mgr: DomainManager, ident: str, *, timeout: float = DEFAULT_TIMEOUT
 ) -> Iterator[GuestAgent]:
     """A synchronized session with the domain's guest agent (one at a time per domain)."""
-    from pyvirt.drivers.qemu.agent import GuestAgent
+    from pyvirt.drivers.qemu.agent import GuestAgent  # lazy
 
     name, path = agent_socket(mgr, ident)
     lock = mgr.paths.lock_dir / f"agent-{name}.lock"
@@ -215,8 +220,6 @@ def shutdown_with_modes(
 
     :raises UnsupportedError: a mode pyvirt does not implement (initctl, signal, paravirt)
     """
-    from pyvirt.errors import PyvirtError
-    from pyvirt.service.domain import lifecycle
 
     for mode in modes:
         if mode not in SHUTDOWN_MODES:
@@ -275,9 +278,8 @@ def fs_info(mgr: DomainManager, ident: str, *, timeout: float = DEFAULT_TIMEOUT)
 
 def _disks_by_pci(mgr: DomainManager, name: str) -> dict[tuple[int, int, int, int] | None, str]:
     """PCI address (as the guest sees it) -> target of the domain's virtio disks."""
-    from pyvirt.drivers.qemu.argv.devices.disk import dev_index
-    from pyvirt.drivers.qemu.qmp import Monitor
-    from pyvirt.errors import PyvirtError
+    from pyvirt.drivers.qemu.argv.devices.disk import dev_index  # lazy
+    from pyvirt.drivers.qemu.qmp import Monitor  # lazy
 
     aliases = {}
     for disk in mgr.definition(name).devices.disks:

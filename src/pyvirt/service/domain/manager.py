@@ -44,6 +44,10 @@ if TYPE_CHECKING:
     from pyvirt.drivers.qemu.runtime import RuntimeRecord
     from pyvirt.model.domain import Domain
 
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: ``pyvirt list`` imports
+# this module; pyvirt.model/lxml (~80 ms), the QEMU runtime/process code, the NUMA advisor (~140
+# ms with host probes) and lifecycle load only for the verbs that need them.
+
 
 _UUID_RE = re.compile(rb"<uuid>\s*([0-9a-fA-F-]{32,36})\s*</uuid>")
 
@@ -112,7 +116,7 @@ class DomainManager:
 
     def rundir(self, name: str) -> RunDir:
         """The owner of domain ``name``'s run directory (whether or not it runs)."""
-        from pyvirt.drivers.qemu.rundir import RunDir
+        from pyvirt.drivers.qemu.rundir import RunDir  # lazy
 
         return RunDir(self.paths.domain_run_dir(name))
 
@@ -164,7 +168,7 @@ class DomainManager:
         domain) is it done here, and only if the lock is free right now (a busy lock means
         another command or the reaper is on it).
         """
-        from pyvirt.drivers.qemu import process
+        from pyvirt.drivers.qemu import process  # lazy
 
         rec = self._record(name)
         if rec is None:
@@ -186,7 +190,7 @@ class DomainManager:
         return None
 
     def _reaper_alive(self, name: str) -> bool:
-        from pyvirt.drivers.qemu.runtime import read_watcher
+        from pyvirt.drivers.qemu.runtime import read_watcher  # lazy
 
         info = read_watcher(self.paths.domain_run_dir(name))
         return info is not None and info.alive
@@ -198,7 +202,7 @@ class DomainManager:
         reason = run.exit_info(wait=0.5).reason
         data = run.hooks()
         if data.sections:
-            from pyvirt.service import hooks
+            from pyvirt.service import hooks  # lazy
 
             hooks.run_after_stop(self, name, data.sections)
         self.paths.domain_run_root.mkdir(parents=True, exist_ok=True)
@@ -220,7 +224,7 @@ class DomainManager:
 
         :returns: whether this call did the work
         """
-        from pyvirt.drivers.qemu import process
+        from pyvirt.drivers.qemu import process  # lazy
 
         with self._locked(name, timeout=timeout):
             rec = self._record(name)
@@ -319,7 +323,7 @@ class DomainManager:
 
     def definition(self, ident: str, *, inactive: bool = False) -> Domain:
         """The domain's definition: the live one while running unless ``inactive``."""
-        from pyvirt.model.domain import Domain
+        from pyvirt.model.domain import Domain  # lazy
 
         name = self.resolve(ident)
         if not inactive or not self.store.exists(name):
@@ -341,15 +345,15 @@ class DomainManager:
 
         :raises InvalidConfigError: malformed or invalid XML
         """
-        from pyvirt.model.domain import Domain
+        from pyvirt.model.domain import Domain  # lazy
 
         return Domain.from_xml(xml)
 
     def xpath(self, ident: str, expr: str, *, inactive: bool = False) -> list[str]:
         """The nodes of the domain's XML matching ``expr``, serialized (virsh ``--xpath``)."""
-        from lxml import etree
+        from lxml import etree  # lazy
 
-        from pyvirt.model.xmlmap import parse_xml
+        from pyvirt.model.xmlmap import parse_xml  # lazy
 
         root = parse_xml(self.dumpxml(ident, inactive=inactive))
         try:
@@ -399,8 +403,8 @@ class DomainManager:
 
         :param force: accept what the NUMA advisor refuses (more than 64 vCPUs)
         """
-        from pyvirt.model.domain import Domain
-        from pyvirt.service.tuning import advisor
+        from pyvirt.model.domain import Domain  # lazy
+        from pyvirt.service.tuning import advisor  # lazy
 
         dom = Domain.from_xml(xml)
         check_name(dom.name)
@@ -409,7 +413,7 @@ class DomainManager:
             self._check_unique(dom, allow_same_name=True)
             self.store.write(dom.name, dom.to_xml())
             self.store.index_uuid(dom.name, dom.uuid)
-        from pyvirt.service.domain.display import vnc_warnings
+        from pyvirt.service.domain.display import vnc_warnings  # lazy
 
         return dom, [*dom.warnings, *advice, *vnc_warnings(dom)]
 
@@ -477,12 +481,12 @@ class DomainManager:
 
     # -- lifecycle (implemented in pyvirt.service.domain.lifecycle) ----------------------------
     def start(self, ident: str, *, paused: bool = False) -> DomainStatus:
-        from pyvirt.service.domain import lifecycle
+        from pyvirt.service.domain import lifecycle  # lazy
 
         return lifecycle.start(self, self.resolve(ident), paused=paused)
 
     def create(self, xml: str | bytes, *, paused: bool = False) -> DomainStatus:
-        from pyvirt.service.domain import lifecycle
+        from pyvirt.service.domain import lifecycle  # lazy
 
         return lifecycle.create(self, xml, paused=paused)
 
@@ -505,7 +509,7 @@ class DomainManager:
 
         :raises InvalidStateError: it is not running
         """
-        from pyvirt.model.domain import Domain
+        from pyvirt.model.domain import Domain  # lazy
 
         try:
             return Domain.from_xml(self.rundir(name).live_xml())

@@ -23,15 +23,18 @@ from pathlib import Path
 
 from pyvirt.service.domain.reaper_spawn import parse_paths_arg
 
+# lazy: function-local imports marked ``# lazy`` let the watcher process start at once; the stop
+# work's imports (manager, hooks) load in a background thread while QEMU runs (see _preload).
+
 __all__ = ["main"]
 
 
 def _preload(run_dir: Path) -> None:
     """Import what the stop work needs (the manager, the domain's hook modules)."""
     try:
-        from pyvirt.drivers.qemu.rundir import RunDir
-        from pyvirt.service import hooks
-        from pyvirt.service.domain import manager
+        from pyvirt.drivers.qemu.rundir import RunDir  # lazy
+        from pyvirt.service import hooks  # lazy
+        from pyvirt.service.domain import manager  # lazy
 
         del manager
         hooks.hooks(RunDir(run_dir).hooks().sections)
@@ -41,8 +44,8 @@ def _preload(run_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``--paths JSON`` then the watcher's own arguments."""
-    from pyvirt.drivers.qemu import watch
-    from pyvirt.drivers.qemu.runtime import ExitInfo
+    from pyvirt.drivers.qemu import watch  # lazy
+    from pyvirt.drivers.qemu.runtime import ExitInfo  # lazy
 
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) < 2 or args[0] != "--paths":
@@ -58,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         loader.start()
 
     def on_exit(run_dir: Path, info: ExitInfo, pid: int, starttime: int | None) -> None:
-        from pyvirt.service.domain.manager import DomainManager
+        from pyvirt.service.domain.manager import DomainManager  # lazy
 
         if loader is not None:
             loader.join()

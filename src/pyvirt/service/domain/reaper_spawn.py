@@ -12,6 +12,9 @@ from pathlib import Path
 
 from pyvirt.state.paths import StatePaths
 
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: the QEMU watcher module
+# loads only when a domain starts.
+
 __all__ = ["REAPER_MODULE", "parse_paths_arg", "paths_arg", "spawn"]
 
 #: the module run as the reaper process (``python -m``)
@@ -39,7 +42,7 @@ def spawn(paths: StatePaths, name: str) -> int:
 
     :returns: its pid
     """
-    from pyvirt.drivers.qemu import watch  # lazy: see the note in lifecycle (QEMU driver)
+    from pyvirt.drivers.qemu import watch  # lazy
 
     return watch.spawn_watcher(
         paths.domain_run_dir(name), module=REAPER_MODULE, extra_args=["--paths", paths_arg(paths)]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pyvirt.errors import AlreadyExistsError, InvalidConfigError, PyvirtError
+from pyvirt.storage import qemu_img
 
 if TYPE_CHECKING:
     from pyvirt.install.spec import CheckSpec, DiskSpec, InstallSpec
@@ -35,8 +36,6 @@ class NewDisk:
 
 
 def _format_of(path: str) -> str:
-    from pyvirt.storage import qemu_img
-
     try:
         fmt = qemu_img.info(path).get("format")
     except PyvirtError:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pyvirt.drivers.qemu.argv.devices.interface import NIC_MODELS
 from pyvirt.errors import AlreadyExistsError, InvalidConfigError, NotFoundError
+from pyvirt.model.devices.interface import Interface
+from pyvirt.network import mac as macs
 from pyvirt.service.domain.manager import DomainManager
 from pyvirt.service.nic.hotplug import hotplug, unplug_live
 from pyvirt.service.nic.ops import all_macs
@@ -33,8 +36,6 @@ def _affect(
 def _new_iface(
     type: str, source: str, model: str | None, mac: str, target: str | None
 ) -> Interface:
-    from pyvirt.model.devices.interface import Interface
-
     iface = Interface(type=type, mac=mac)
     if type == "network":
         iface.source_network = source
@@ -56,8 +57,6 @@ def attach(
 
     :param persistent: virsh's ``--persistent``: the definition, and live when running
     """
-    from pyvirt.drivers.qemu.argv.devices.interface import NIC_MODELS
-    from pyvirt.network import mac as macs
 
     if type not in ATTACH_TYPES:
         raise InvalidConfigError(

@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from pyvirt.model.domain import Domain
     from pyvirt.service.storage.pools import PoolManager
 
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: lxml/pyvirt.model and
+# storage backends load only for the verbs that need them.
+
 #: progress callback: (bytes done, bytes total)
 Progress = Callable[[int, int], None]
 
@@ -38,7 +41,7 @@ Progress = Callable[[int, int], None]
 def domains_using(paths: StatePaths, pool: str, vol_paths: list[str], vol: str = "") -> list[str]:
     """Running domains whose live definition has a disk on one of ``vol_paths`` (or on
     ``<source pool=POOL volume=VOL>``; any volume of ``pool`` when ``vol`` is empty)."""
-    from pyvirt.model.xmlmap import parse_xml
+    from pyvirt.model.xmlmap import parse_xml  # lazy
 
     wanted = {os.path.realpath(p) for p in vol_paths}
     users: list[str] = []
@@ -472,7 +475,7 @@ class VolumeManager:
 def _data_end(info: VolumeInfo) -> int:
     """Guest-visible offset just past the last data of a volume (0 when empty)."""
     if info.format != "raw":
-        from pyvirt.storage import qemu_img
+        from pyvirt.storage import qemu_img  # lazy
 
         return qemu_img.data_end(info.path, info.format)
     fd = os.open(info.path, os.O_RDONLY | os.O_CLOEXEC)

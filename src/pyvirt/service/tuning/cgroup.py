@@ -11,6 +11,9 @@ if TYPE_CHECKING:
     from pyvirt.host.cgroups import DomainCgroup
     from pyvirt.service.domain.manager import DomainManager
 
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: cgroup code loads only
+# when a domain gets its cgroup.
+
 #: the tuning hook's name; its data records the domain's cgroup (``cgroup``, made at start or
 #: on demand by a live tuning command) for ``after_stop``
 HOOK_NAME = "tuning"
@@ -18,7 +21,7 @@ HOOK_NAME = "tuning"
 
 def place_in_cgroup(mgr: DomainManager, name: str, pid: int) -> DomainCgroup:
     """Create the domain's cgroup, move QEMU (all its threads) in, and record it for cleanup."""
-    from pyvirt.host.cgroups import CgroupLayout, DomainCgroup
+    from pyvirt.host.cgroups import CgroupLayout, DomainCgroup  # lazy
 
     cg = DomainCgroup.create(CgroupLayout.detect(), name)
     recorded = cg.to_json()

@@ -18,9 +18,13 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pyvirt.drivers.qemu.qmp import Monitor
 from pyvirt.errors import InvalidConfigError, InvalidStateError, PyvirtError, UnsupportedError
 from pyvirt.host import threads
 from pyvirt.model.cpuset import parse_cpuset
+from pyvirt.model.domain import Domain
+from pyvirt.model.memory import NUMA_MODES, Numatune
+from pyvirt.model.tune import Cputune
 from pyvirt.service.tuning.cgroup import place_in_cgroup
 
 if TYPE_CHECKING:
@@ -30,6 +34,9 @@ if TYPE_CHECKING:
     from pyvirt.model.domain import Domain
     from pyvirt.model.tune import Cputune
     from pyvirt.service.domain.manager import DomainManager
+
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: cgroup code loads only
+# when a verb needs the domain's cgroup.
 
 #: QEMU 7.2's maximum vCPUs per machine family (``query-machines`` cpu-max)
 MACHINE_MAX_VCPUS = {"q35": 288, "pc": 255, "isapc": 1, "microvm": 288}
@@ -67,8 +74,6 @@ def edit(mgr: DomainManager, sc: Scope) -> Iterator[list[Domain]]:
 
     :raises InvalidStateError: ``live`` in scope but the domain is no longer running
     """
-    from pyvirt.model.domain import Domain
-
     doms: list[tuple[Domain, Callable[[str], None]]] = []
     if sc.live:
         if mgr._live(sc.name, cleanup=True) is None:
@@ -86,8 +91,6 @@ def edit(mgr: DomainManager, sc: Scope) -> Iterator[list[Domain]]:
 
 def monitor(rec: RuntimeRecord) -> Monitor:
     """A QMP session to a running domain (use as a context manager)."""
-    from pyvirt.drivers.qemu.qmp import Monitor
-
     return Monitor(rec.qmp_socket)
 
 
@@ -110,7 +113,7 @@ def domain_cgroup(
 
     :raises UnsupportedError: QEMU is not in a pyvirt-made cgroup and none can be made
     """
-    from pyvirt.host.cgroups import CgroupLayout, DomainCgroup
+    from pyvirt.host.cgroups import CgroupLayout, DomainCgroup  # lazy
 
     cg = DomainCgroup.of_pid(CgroupLayout.detect(), rec.pid)
     if cg.owned():
@@ -326,8 +329,6 @@ def iothread_info(mgr: DomainManager, ident: str) -> list[dict[str, Any]]:
 
 
 def _cputune(dom: Domain) -> Cputune:
-    from pyvirt.model.tune import Cputune
-
     if dom.cputune is None:
         dom.cputune = Cputune()
     assert dom.cputune is not None
@@ -419,8 +420,6 @@ def numa_tune(
     Live, only the nodeset changes (cgroup ``cpuset.mems``; the kernel migrates pages where
     ``cpuset.memory_migrate`` is on); the mode is fixed when QEMU allocates guest RAM.
     """
-    from pyvirt.model.memory import NUMA_MODES, Numatune
-
     sc = scope(mgr, ident, live=live, config=config)
     if mode is not None and mode not in NUMA_MODES:
         raise InvalidConfigError(f"numa mode '{mode}' is not one of {', '.join(NUMA_MODES)}")

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
 
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: the tuning hook runs at
+# every start and in the reaper; cgroups, thread pinning and QMP load only for domains with
+# tuning.
+
 log = logging.getLogger(__name__)
 
 HUGEPAGES_SYSFS = Path("/sys/kernel/mm/hugepages")
@@ -205,7 +209,7 @@ class TuningHook:
 
     def after_stop(self, mgr: DomainManager, name: str, data: dict[str, Any]) -> None:
         """Remove the domain's cgroup (nothing to do when it is already gone)."""
-        from pyvirt.host.cgroups import CgroupLayout, DomainCgroup
+        from pyvirt.host.cgroups import CgroupLayout, DomainCgroup  # lazy
 
         text = data.get("cgroup")
         if not isinstance(text, str):  # a domain started by an older pyvirt
@@ -217,7 +221,7 @@ class TuningHook:
 
 
 def _pin(mgr: DomainManager, name: str, pid: int, data: dict[str, Any]) -> None:
-    from pyvirt.service.tuning.cpu import emulator_threads, vcpu_threads
+    from pyvirt.service.tuning.cpu import emulator_threads, vcpu_threads  # lazy
 
     rec = mgr._record(name)
     if rec is None:
@@ -234,7 +238,7 @@ def _pin(mgr: DomainManager, name: str, pid: int, data: dict[str, Any]) -> None:
         if cpus is not None:
             threads.set_affinity(pid, tid, cpus)
     if data.get("iothreadpin"):
-        from pyvirt.service.tuning.cpu import monitor
+        from pyvirt.service.tuning.cpu import monitor  # lazy
 
         with monitor(rec) as mon:
             for item in mon.query_iothreads():

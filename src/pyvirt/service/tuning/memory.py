@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pyvirt.drivers.qemu.qmp import QmpCommandError
 from pyvirt.errors import InvalidConfigError, InvalidStateError, UnsupportedError
 from pyvirt.host import threads
+from pyvirt.model.tune import Memtune
 from pyvirt.service.tuning.cpu import domain_cgroup, edit, monitor, scope
 
 if TYPE_CHECKING:
@@ -49,8 +51,6 @@ def _balloon_alias(dom: Domain, name: str) -> str:
 
 
 def _balloon(mon: Monitor, name: str) -> int:
-    from pyvirt.drivers.qemu.qmp import QmpCommandError
-
     try:
         return mon.query_balloon() // 1024
     except QmpCommandError as err:
@@ -167,8 +167,6 @@ def mem_tune(
     config: bool = False,
 ) -> dict[str, int | None]:
     """Show or set the cgroup memory limits (KiB; -1 removes one; ``None`` = unlimited)."""
-    from pyvirt.model.tune import Memtune
-
     sc = scope(mgr, ident, live=live, config=config)
     changes = {"hard": hard_kib, "soft": soft_kib, "swap": swap_kib}
     if any(v is not None for v in changes.values()):
