@@ -104,7 +104,7 @@ class DiskManager:
         """
         mgr = self.domains
         name = mgr.resolve(ident)
-        with mgr._locked(name):
+        with mgr.locked(name):
             scope = mgr.affect(
                 name, live=live, config=config, current=current, persistent=persistent
             )
@@ -150,7 +150,7 @@ class DiskManager:
         inventory = disk_hooks.load_inventory(mgr, name)
         if entry is not None:
             disk_hooks.check_conflicts(mgr, name, [entry], check_self=True)
-        rec = mgr._record(name)
+        rec = mgr.record(name)
         assert rec is not None
         with Monitor(rec.qmp_socket, name=name) as mon:
             if bus == "virtio":
@@ -208,7 +208,7 @@ class DiskManager:
         """
         mgr = self.domains
         name = mgr.resolve(ident)
-        with mgr._locked(name):
+        with mgr.locked(name):
             scope = mgr.affect(
                 name, live=live, config=config, current=current, persistent=persistent
             )
@@ -241,7 +241,7 @@ class DiskManager:
                 hint="detach it with --config and restart the domain",
             )
         alias = disk_alias(mgr, dom, disk)
-        rec = mgr._record(name)
+        rec = mgr.record(name)
         assert rec is not None
         with Monitor(rec.qmp_socket, name=name) as mon:
             _unplug(mon, name, disk.target_dev or target, alias, timeout)

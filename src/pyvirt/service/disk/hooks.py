@@ -184,9 +184,9 @@ def check_conflicts(
 
     :raises InvalidStateError: naming the domain and its disk
     """
-    others = [n for n in mgr._running_names() if n != name or check_self]
+    others = [n for n in mgr.running_names() if n != name or check_self]
     for other in others:
-        if other != name and mgr._live(other, cleanup=False) is None:
+        if other != name and mgr.live_record(other, cleanup=False) is None:
             continue
         for old in load_inventory(mgr, other):
             for new in entries:

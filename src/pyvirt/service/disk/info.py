@@ -134,7 +134,7 @@ def blkinfo(mgr: DomainManager, ident: str, target: str | None = None) -> list[B
     name = mgr.resolve(ident)
     dom = mgr.definition(name)
     disks = [_disk(dom, target)] if target else [d for d in dom.devices.disks]
-    running = mgr._live(name, cleanup=False) is not None
+    running = mgr.live_record(name, cleanup=False) is not None
     nodes = _nodes(mgr, name) if running else {}
     out = []
     for d in disks:
@@ -207,7 +207,7 @@ def blockresize(mgr: DomainManager, ident: str, path: str, size: int) -> int:
     """
 
     name = mgr.resolve(ident)
-    with mgr._locked(name):
+    with mgr.locked(name):
         name, rec = mgr.running(name)
         dom = mgr.definition(name)
         disk = _disk(dom, path)

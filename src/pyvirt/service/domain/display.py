@@ -222,7 +222,7 @@ def update_device(
 
     name = mgr.resolve(ident)
     new = parse_xml(xml, what="device XML")
-    with mgr._locked(name):
+    with mgr.locked(name):
         scope = mgr.affect(name, live=live, config=config, current=current, persistent=persistent)
         if scope.live:
             _live(mgr, name, mgr.live_definition(name), new)

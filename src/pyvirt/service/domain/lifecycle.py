@@ -53,8 +53,8 @@ def _next_id(mgr: DomainManager) -> int:
 def _free_vnc_display(mgr: DomainManager) -> int:
     """The lowest VNC display whose TCP port is free and not claimed by another domain."""
     claimed: set[int] = set()
-    for name in mgr._running_names():
-        rec = mgr._record(name)
+    for name in mgr.running_names():
+        rec = mgr.record(name)
         if rec is not None and rec.vnc_display is not None:
             claimed.add(rec.vnc_display)
     import socket  # lazy
@@ -235,9 +235,9 @@ def _after_launch(mgr: DomainManager, p: StartPlan, pid: int, starttime: int | N
         except BaseException:
             mgr.rundir(p.name).mark_destroying()
             process.terminate(pid, starttime, timeout=3.0)
-            rec = mgr._record(p.name)
+            rec = mgr.record(p.name)
             if rec is not None:
-                mgr._reap(p.name, rec)
+                mgr.reap(p.name, rec)
             raise
 
 
@@ -270,8 +270,8 @@ def start(mgr: DomainManager, name: str, *, paused: bool = False) -> DomainStatu
     """Start a defined, shut-off domain (from its cached start plan when it has one)."""
     from pyvirt.drivers.qemu import plan  # lazy
 
-    with mgr._locked(name):
-        if mgr._live(name, cleanup=True) is not None:
+    with mgr.locked(name):
+        if mgr.live_record(name, cleanup=True) is not None:
             raise InvalidStateError(f"domain '{name}' is already running")
         xml = mgr.store.read_bytes(name)
         if xml is None:
@@ -293,10 +293,10 @@ def create(mgr: DomainManager, xml: str | bytes, *, paused: bool = False) -> Dom
 
     dom = Domain.from_xml(xml)
     check_name(dom.name)
-    with mgr._namespace():
-        mgr._check_unique(dom, allow_same_name=True)
-        with mgr._locked(dom.name):
-            if mgr._live(dom.name, cleanup=True) is not None:
+    with mgr.namespace():
+        mgr.check_unique(dom, allow_same_name=True)
+        with mgr.locked(dom.name):
+            if mgr.live_record(dom.name, cleanup=True) is not None:
                 raise InvalidStateError(f"domain '{dom.name}' is already running")
             compiled, _ = _compile(mgr, dom, key="")
             transient = not mgr.store.exists(dom.name)
@@ -317,13 +317,13 @@ def destroy(mgr: DomainManager, ident: str, *, graceful: bool = False) -> None:
     from pyvirt.drivers.qemu import process  # lazy
 
     name = mgr.resolve(ident)
-    with mgr._locked(name):
-        rec = mgr._live(name, cleanup=True)
+    with mgr.locked(name):
+        rec = mgr.live_record(name, cleanup=True)
         if rec is None:
             raise InvalidStateError(f"domain '{name}' is not running")
         mgr.rundir(name).mark_destroying()
         process.terminate(rec.pid, rec.starttime, timeout=10.0 if graceful else 3.0)
-        mgr._reap(name, rec)
+        mgr.reap(name, rec)
 
 
 def reboot(mgr: DomainManager, ident: str) -> None:
@@ -344,8 +344,8 @@ def _set_paused(mgr: DomainManager, ident: str, paused: bool) -> None:
     from pyvirt.drivers.qemu.qmp import Monitor  # lazy
 
     name = mgr.resolve(ident)
-    with mgr._locked(name):
-        rec = mgr._live(name, cleanup=True)
+    with mgr.locked(name):
+        rec = mgr.live_record(name, cleanup=True)
         if rec is None:
             raise InvalidStateError(f"domain '{name}' is not running")
         with Monitor(rec.qmp_socket) as mon:

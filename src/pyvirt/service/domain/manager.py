@@ -66,15 +66,26 @@ class DomainManager:
 
     # -- locks -------------------------------------------------------------------------
     @contextmanager
-    def _namespace(self) -> Iterator[None]:
+    def namespace(self) -> Iterator[None]:
+        """Hold the lock of the domain namespace (names and UUIDs): define, create, rename
+        and undefine take it, so two domains never get one name or UUID."""
         with file_lock(self.paths.lock_dir / "domains.lock", what="the domain namespace"):
             yield
 
     @contextmanager
-    def _locked(self, name: str, *, timeout: float = 30.0) -> Iterator[None]:
+    def locked(self, name: str, *, timeout: float = 30.0) -> Iterator[None]:
+        """Hold domain ``name``'s lock: every change to one domain (start, stop, device and
+        tuning changes, the stop work) runs under it.
+
+        :raises OperationFailedError: the lock stays busy for ``timeout`` seconds
+        """
         path = self.paths.lock_dir / f"domain-{name}.lock"
         with file_lock(path, timeout=timeout, what=f"domain '{name}'"):
             yield
+
+    #: the old private name, still used by :mod:`pyvirt.service.nic.hotplug` (edited on another
+    #: branch at the moment); switch it to :meth:`locked` and drop this alias after the merge
+    _locked = locked
 
     def affect(
         self,
@@ -95,7 +106,7 @@ class DomainManager:
         """
         return resolve(
             name,
-            running=self._live(name, cleanup=True) is not None,
+            running=self.live_record(name, cleanup=True) is not None,
             persistent=self.store.exists(name),
             live=live,
             config=config,
@@ -104,14 +115,17 @@ class DomainManager:
         )
 
     # -- lookups ----------------------------------------------------------------------
-    def _running_names(self) -> list[str]:
+    def running_names(self) -> list[str]:
+        """Names of domains with a run directory (running, or gone and not reaped yet)."""
         try:
             entries = os.listdir(self.paths.domain_run_root)
         except FileNotFoundError:
             return []
         return [e for e in entries if not e.startswith(".") and not e.endswith(".json")]
 
-    def _record(self, name: str) -> RuntimeRecord | None:
+    def record(self, name: str) -> RuntimeRecord | None:
+        """The runtime record written at ``name``'s start (None: no run directory); it does
+        not check that QEMU still runs (:meth:`live_record` does)."""
         return self.rundir(name).record()
 
     def rundir(self, name: str) -> RunDir:
@@ -132,13 +146,13 @@ class DomainManager:
             name = self.store.name_for_uuid(ident)
             if name:
                 return name
-            for running in self._running_names():
-                rec = self._record(running)
+            for running in self.running_names():
+                rec = self.record(running)
                 if rec is not None and rec.uuid.lower() == ident.lower():
                     return running
         if ident.isdigit():
-            for running in self._running_names():
-                rec = self._record(running)
+            for running in self.running_names():
+                rec = self.record(running)
                 if rec is not None and rec.domain_id == int(ident):
                     return running
         raise NotFoundError(
@@ -159,7 +173,7 @@ class DomainManager:
         except (FileNotFoundError, ValueError):
             return Reason.UNKNOWN
 
-    def _live(self, name: str, *, cleanup: bool) -> RuntimeRecord | None:
+    def live_record(self, name: str, *, cleanup: bool) -> RuntimeRecord | None:
         """The runtime record of ``name`` if its QEMU is alive; otherwise maybe do stop work.
 
         With ``cleanup`` the caller holds the domain lock and the stop work runs now (it is
@@ -170,21 +184,21 @@ class DomainManager:
         """
         from pyvirt.drivers.qemu import process  # lazy
 
-        rec = self._record(name)
+        rec = self.record(name)
         if rec is None:
             return None
         if process.is_alive(rec.pid, rec.starttime):
             return rec
         if cleanup:
-            self._reap(name, rec)
+            self.reap(name, rec)
         elif not self._reaper_alive(name):
             try:
                 with file_lock(
                     self.paths.lock_dir / f"domain-{name}.lock", timeout=0, what=f"domain '{name}'"
                 ):
-                    rec = self._record(name)
+                    rec = self.record(name)
                     if rec is not None and not process.is_alive(rec.pid, rec.starttime):
-                        self._reap(name, rec)
+                        self.reap(name, rec)
             except OperationFailedError:
                 pass
         return None
@@ -195,7 +209,7 @@ class DomainManager:
         info = read_watcher(self.paths.domain_run_dir(name))
         return info is not None and info.alive
 
-    def _reap(self, name: str, rec: RuntimeRecord) -> None:
+    def reap(self, name: str, rec: RuntimeRecord) -> None:
         """Stop work for a dead QEMU (caller holds the lock): the hooks' after_stop, the
         shut-off reason, the run directory removed."""
         run = self.rundir(name)
@@ -226,13 +240,13 @@ class DomainManager:
         """
         from pyvirt.drivers.qemu import process  # lazy
 
-        with self._locked(name, timeout=timeout):
-            rec = self._record(name)
+        with self.locked(name, timeout=timeout):
+            rec = self.record(name)
             if rec is None or rec.pid != pid or rec.starttime != starttime:
                 return False
             if process.is_alive(rec.pid, rec.starttime):
                 return False
-            self._reap(name, rec)
+            self.reap(name, rec)
             return True
 
     def status(self, ident: str) -> DomainStatus:
@@ -243,7 +257,7 @@ class DomainManager:
     def _status(
         self, name: str, uuids: dict[str, str] | None, *, lock: bool = False
     ) -> DomainStatus:
-        rec = self._live(name, cleanup=lock)
+        rec = self.live_record(name, cleanup=lock)
         persistent = self.store.exists(name)
         if rec is None and not persistent:
             raise NotFoundError(f"domain '{name}' not found")
@@ -328,7 +342,7 @@ class DomainManager:
         name = self.resolve(ident)
         if not inactive or not self.store.exists(name):
             run = self.rundir(name)
-            if self._live(name, cleanup=False) is not None and run.has_live_xml():
+            if self.live_record(name, cleanup=False) is not None and run.has_live_xml():
                 with contextlib.suppress(NotFoundError):  # it stopped just now
                     return Domain.from_xml(run.live_xml())
         xml = self.store.read(name)
@@ -369,7 +383,7 @@ class DomainManager:
                 out.append(str(node))
         return out
 
-    def _check_unique(self, dom: Domain, *, allow_same_name: bool) -> None:
+    def check_unique(self, dom: Domain, *, allow_same_name: bool) -> None:
         """Refuse a name or UUID that another domain holds (caller holds the namespace lock)."""
         owner = self.store.name_for_uuid(dom.uuid)
         if owner is not None and owner != dom.name:
@@ -377,10 +391,10 @@ class DomainManager:
                 f"domain '{owner}' already exists with uuid {dom.uuid}",
                 hint="remove the <uuid> element to get a new one, or undefine the other domain",
             )
-        for running in self._running_names():
+        for running in self.running_names():
             if running == dom.name:
                 continue
-            rec = self._live(running, cleanup=False)
+            rec = self.live_record(running, cleanup=False)
             if rec is not None and rec.uuid.lower() == dom.uuid.lower():
                 raise AlreadyExistsError(
                     f"domain '{running}' is running with uuid {dom.uuid}",
@@ -389,7 +403,7 @@ class DomainManager:
             if not allow_same_name:
                 raise AlreadyExistsError(f"domain '{dom.name}' already exists")
             existing_uuid = self._uuid_of(dom.name) if self.store.exists(dom.name) else None
-            rec = self._live(dom.name, cleanup=False)
+            rec = self.live_record(dom.name, cleanup=False)
             if rec is not None:
                 existing_uuid = rec.uuid
             if existing_uuid and existing_uuid.lower() != dom.uuid.lower():
@@ -409,8 +423,8 @@ class DomainManager:
         dom = Domain.from_xml(xml)
         check_name(dom.name)
         advice = advisor.check_define(dom, force=force)  # raises for a refusal unless forced
-        with self._namespace():
-            self._check_unique(dom, allow_same_name=True)
+        with self.namespace():
+            self.check_unique(dom, allow_same_name=True)
             self.store.write(dom.name, dom.to_xml())
             self.store.index_uuid(dom.name, dom.uuid)
         from pyvirt.service.domain.display import vnc_warnings  # lazy
@@ -429,14 +443,14 @@ class DomainManager:
         """
         name = self.resolve(ident)
         removed: list[str] = []
-        with self._namespace(), self._locked(name):
+        with self.namespace(), self.locked(name):
             if not self.store.exists(name):
                 raise InvalidStateError(
                     f"domain '{name}' is transient; it cannot be undefined",
                     hint="use 'destroy' to stop it; it disappears then",
                 )
             dom = self.definition(name, inactive=True)
-            live = self._live(name, cleanup=True) is not None
+            live = self.live_record(name, cleanup=True) is not None
             if remove_storage is not None:
                 if live:
                     raise InvalidStateError(
@@ -454,8 +468,8 @@ class DomainManager:
         """Rename a shut-off persistent domain (virsh ``domrename``)."""
         name = self.resolve(ident)
         check_name(new_name)
-        with self._namespace(), self._locked(name):
-            if self._live(name, cleanup=True) is not None:
+        with self.namespace(), self.locked(name):
+            if self.live_record(name, cleanup=True) is not None:
                 raise InvalidStateError(
                     f"domain '{name}' is running; only a shut-off domain can be renamed",
                     hint="shut it down first",
@@ -496,7 +510,7 @@ class DomainManager:
         :raises InvalidStateError: if it is not running
         """
         name = self.resolve(ident)
-        rec = self._live(name, cleanup=False)
+        rec = self.live_record(name, cleanup=False)
         if rec is None:
             raise InvalidStateError(f"domain '{name}' is not running", hint="start it first")
         return name, rec

@@ -29,7 +29,7 @@ ATTACH_TYPES = ("network", "bridge", "ethernet", "user")
 def _affect(
     dm: DomainManager, name: str, *, live: bool, config: bool, current: bool, persistent: bool
 ) -> Affect:
-    with dm._locked(name):
+    with dm.locked(name):
         return dm.affect(name, live=live, config=config, current=current, persistent=persistent)
 
 

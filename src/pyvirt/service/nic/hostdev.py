@@ -52,7 +52,7 @@ def vf_pool(mgr: DomainManager) -> sriov.VfPool:
     """The VF allocation records of ``mgr``'s state root."""
 
     def busy(domain: str) -> bool:
-        if mgr._record(domain) is not None:
+        if mgr.record(domain) is not None:
             return True
 
         try:

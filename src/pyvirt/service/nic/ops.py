@@ -155,18 +155,24 @@ def ifstat(nets: NetworkManager, domain: str, interface: str) -> NicStats:
     )  # fmt: skip
 
 
-def _write_live(dm: DomainManager, name: str, dom: Domain) -> None:
+def write_live(dm: DomainManager, name: str, dom: Domain) -> None:
     """Replace the live definition (caller holds the domain lock)."""
     dm.save_live(name, dom)
 
 
-def _hook_nics(dm: DomainManager, name: str, change: Any) -> None:
+def update_hook_nics(dm: DomainManager, name: str, change: Any) -> None:
     """Update the NIC list of the network hook's data (caller holds the domain lock)."""
 
     def section(old: dict[str, Any]) -> dict[str, Any]:
         return {**old, "nics": change(old.get("nics", []))}
 
     dm.rundir(name).update_hooks("network", section)
+
+
+#: the old private names, still used by :mod:`pyvirt.service.nic.hotplug` (edited on another
+#: branch at the moment); switch it to the public names and drop these after the merge
+_write_live = write_live
+_hook_nics = update_hook_nics
 
 
 def set_link(
@@ -191,10 +197,10 @@ def set_link(
     dm = DomainManager(nets.paths)
     name = dm.resolve(domain)
     ident = interface
-    with dm._locked(name):
+    with dm.locked(name):
         scope = dm.affect(name, live=live, config=config)
         if scope.live:
-            rec = dm._record(name)
+            rec = dm.record(name)
             assert rec is not None
             dom = dm.live_definition(name)
             iface = _find(dom, interface)
@@ -203,7 +209,7 @@ def set_link(
             with Monitor(rec.qmp_socket) as mon:
                 mon.set_link(iface.alias, state == "up")
             iface.link_state = state
-            _write_live(dm, name, dom)
+            write_live(dm, name, dom)
             ident = iface.mac or interface  # the definition has no tap name
     if scope.config:
         pdom = dm.definition(name, inactive=True)

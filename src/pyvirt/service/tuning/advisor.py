@@ -350,10 +350,10 @@ def check_define(dom: Domain, host: HostShape | None = None, *, force: bool = Fa
 def running_vcpus(mgr: DomainManager, *, exclude: str = "") -> int:
     """vCPUs of the running domains other than ``exclude`` (from their QEMU ``-smp``)."""
     total = 0
-    for name in mgr._running_names():
+    for name in mgr.running_names():
         if name == exclude:
             continue
-        rec = mgr._live(name, cleanup=False)
+        rec = mgr.live_record(name, cleanup=False)
         if rec is None:
             continue
         argv = list(rec.argv)

@@ -60,9 +60,9 @@ def scope(mgr: DomainManager, ident: str, *, live: bool = False, config: bool = 
     :raises InvalidStateError: ``--live`` on a shut-off domain, ``--config`` on a transient one
     """
     name = mgr.resolve(ident)
-    with mgr._locked(name):
+    with mgr.locked(name):
         affect = mgr.affect(name, live=live, config=config)
-        rec = mgr._record(name) if affect.live else None
+        rec = mgr.record(name) if affect.live else None
     return Scope(name, rec, affect.live, affect.config)
 
 
@@ -76,7 +76,7 @@ def edit(mgr: DomainManager, sc: Scope) -> Iterator[list[Domain]]:
     """
     doms: list[tuple[Domain, Callable[[str], None]]] = []
     if sc.live:
-        if mgr._live(sc.name, cleanup=True) is None:
+        if mgr.live_record(sc.name, cleanup=True) is None:
             raise InvalidStateError(f"domain '{sc.name}' is not running", hint="start it first")
         doms.append((mgr.live_definition(sc.name), lambda x: mgr.rundir(sc.name).write_live_xml(x)))
     if sc.config:
@@ -151,7 +151,7 @@ def vcpu_count(mgr: DomainManager, ident: str) -> dict[str, dict[str, int]]:
         dom = mgr.definition(name, inactive=True)
         out["maximum"]["config"] = dom.vcpu.count
         out["current"]["config"] = dom.vcpu.current or dom.vcpu.count
-    rec = mgr._live(name, cleanup=False)
+    rec = mgr.live_record(name, cleanup=False)
     if rec is not None:
         live = mgr.definition(name)
         out["maximum"]["live"] = live.vcpu.count
@@ -179,7 +179,7 @@ def set_vcpus(
             f"domain '{sc.name}': the maximum vCPU count cannot change while it runs",
             hint="use --config --maximum and restart the domain",
         )
-    with mgr._locked(sc.name), edit(mgr, sc) as doms:
+    with mgr.locked(sc.name), edit(mgr, sc) as doms:
         for dom in doms:
             top = max_vcpus(dom)
             if count < 1 or count > top:
@@ -259,7 +259,7 @@ def vcpu_pin(
         if vcpu is None:
             raise InvalidConfigError("vcpupin needs a vCPU number with a CPU list")
         cpus = threads.check_cpus(cpulist)
-        with mgr._locked(sc.name), edit(mgr, sc) as doms:
+        with mgr.locked(sc.name), edit(mgr, sc) as doms:
             for dom in doms:
                 if not 0 <= vcpu < dom.vcpu.count:
                     raise InvalidConfigError(
@@ -298,7 +298,7 @@ def emulator_pin(
     sc = scope(mgr, ident, live=live, config=config)
     if cpulist is not None:
         cpus = threads.check_cpus(cpulist)
-        with mgr._locked(sc.name), edit(mgr, sc) as doms:
+        with mgr.locked(sc.name), edit(mgr, sc) as doms:
             for dom in doms:
                 _cputune(dom).emulatorpin = cpulist
             if sc.live and sc.rec is not None:
@@ -358,7 +358,7 @@ def sched_info(
             hint="use " + ", ".join(SCHED_KEYS),
         )
     if settings:
-        with mgr._locked(sc.name), edit(mgr, sc) as doms:
+        with mgr.locked(sc.name), edit(mgr, sc) as doms:
             for dom in doms:
                 tune = _cputune(dom)
                 if "cpu_shares" in settings:
@@ -433,7 +433,7 @@ def numa_tune(
                     f"domain '{sc.name}': the NUMA mode cannot change while it runs",
                     hint="use --config and restart the domain",
                 )
-        with mgr._locked(sc.name), edit(mgr, sc) as doms:
+        with mgr.locked(sc.name), edit(mgr, sc) as doms:
             for dom in doms:
                 if dom.numatune is None:
                     dom.numatune = Numatune()

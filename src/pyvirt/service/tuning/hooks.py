@@ -223,7 +223,7 @@ class TuningHook:
 def _pin(mgr: DomainManager, name: str, pid: int, data: dict[str, Any]) -> None:
     from pyvirt.service.tuning.cpu import emulator_threads, vcpu_threads  # lazy
 
-    rec = mgr._record(name)
+    rec = mgr.record(name)
     if rec is None:
         return
     vcpus = vcpu_threads(rec)

@@ -65,7 +65,7 @@ def set_mem(
     :raises InvalidConfigError: zero or above the maximum memory
     """
     sc = scope(mgr, ident, live=live, config=config)
-    with mgr._locked(sc.name), edit(mgr, sc) as doms:
+    with mgr.locked(sc.name), edit(mgr, sc) as doms:
         for dom in doms:
             if kib <= 0 or kib > dom.memory_kib:
                 raise InvalidConfigError(
@@ -103,7 +103,7 @@ def set_max_mem(
         )
     if kib < 1024:
         raise InvalidConfigError(f"memory size {kib} KiB is too small (at least 1024 KiB)")
-    with mgr._locked(sc.name), edit(mgr, sc) as doms:
+    with mgr.locked(sc.name), edit(mgr, sc) as doms:
         for dom in doms:
             current = dom.current_memory_kib
             dom.memory_kib = kib
@@ -145,7 +145,7 @@ def set_stats_period(
 ) -> None:
     """Persist or apply the balloon statistics period (``dommemstat --period``)."""
     sc = scope(mgr, ident, live=live, config=config)
-    with mgr._locked(sc.name), edit(mgr, sc) as doms:
+    with mgr.locked(sc.name), edit(mgr, sc) as doms:
         for dom in doms:
             balloon = dom.devices.memballoon
             if balloon is None or balloon.model == "none":
@@ -173,7 +173,7 @@ def mem_tune(
         for key, value in changes.items():
             if value is not None and value == 0:
                 raise InvalidConfigError(f"memtune {key} limit 0 KiB would stop the guest")
-        with mgr._locked(sc.name), edit(mgr, sc) as doms:
+        with mgr.locked(sc.name), edit(mgr, sc) as doms:
             for dom in doms:
                 if dom.memtune is None:
                     dom.memtune = Memtune()
