@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from pyvirt.api.domain import Domain
 
 if TYPE_CHECKING:
-    from pyvirt.api.domain import Domain
     from pyvirt.install.spec import CheckSpec, InstallSpec
     from pyvirt.service.connection import Connection as ServiceConnection
     from pyvirt.service.install.clone import CloneManager, ClonePlan, CloneRequest

@@ -50,8 +50,6 @@ from pyvirt.service.domain.hotplug import build_for, free_pci_slot
 if TYPE_CHECKING:
     from pyvirt.drivers.qemu.argv.builder import Build
     from pyvirt.drivers.qemu.argv.opts import JsonValue
-    from pyvirt.drivers.qemu.qmp import Monitor
-    from pyvirt.model import Disk
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
 

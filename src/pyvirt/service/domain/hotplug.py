@@ -18,9 +18,7 @@ from pyvirt.errors import UnsupportedError
 from pyvirt.model import Address
 
 if TYPE_CHECKING:
-    from pyvirt.drivers.qemu.argv.builder import Build
     from pyvirt.drivers.qemu.qmp import Monitor
-    from pyvirt.model import Address
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
 

@@ -23,7 +23,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from pyvirt.errors import (
     AlreadyExistsError,
@@ -34,20 +33,15 @@ from pyvirt.errors import (
 from pyvirt.model.network import Network
 from pyvirt.network import mac as macs
 from pyvirt.network.runtime import NetRecord
-from pyvirt.service.domain.manager import DomainManager
 from pyvirt.service.network.types import DhcpLease, NetworkInfo
 from pyvirt.state.atomic import atomic_write
 from pyvirt.state.domains import check_name
 from pyvirt.state.locks import file_lock
 from pyvirt.state.paths import StatePaths
 
-if TYPE_CHECKING:
-    from pyvirt.model.network import Network
-    from pyvirt.network.runtime import NetRecord
-
 # lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: backends, their registry,
-# dnsmasq, netlink and ``net-update`` code load only for the verbs that use them (``net-list``
-# does without, ~5-10 ms each).
+# dnsmasq, netlink, ``net-update`` code and the domain manager (for a network's users) load only
+# for the verbs that use them (``net-list`` does without, ~5-10 ms each).
 
 __all__ = ["DhcpLease", "NetworkInfo", "NetworkManager"]
 
@@ -424,6 +418,8 @@ class NetworkManager:
 
     def users(self, name: str) -> builtins.list[str]:
         """Running domains with an interface on network ``name``."""
+        from pyvirt.service.domain.manager import DomainManager  # lazy
+
         return [
             dom_name
             for dom_name, dom in DomainManager(self.paths).running_definitions()

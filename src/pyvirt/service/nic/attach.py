@@ -18,7 +18,6 @@ from pyvirt.service.nic.hotplug import hotplug, unplug_live
 from pyvirt.service.nic.ops import all_macs
 
 if TYPE_CHECKING:
-    from pyvirt.model.devices.interface import Interface
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.affect import Affect
     from pyvirt.service.network.networks import NetworkManager

@@ -20,8 +20,6 @@ from pyvirt.errors import (
     PyvirtError,
 )
 from pyvirt.model.volume import Volume, format_bytes, new_volume
-from pyvirt.service.domain.manager import DomainManager
-from pyvirt.service.domain.types import State
 from pyvirt.state.domains import check_name
 from pyvirt.state.paths import StatePaths
 from pyvirt.storage import stream
@@ -31,8 +29,8 @@ if TYPE_CHECKING:
     from pyvirt.model.domain import Domain
     from pyvirt.service.storage.pools import PoolManager
 
-# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: lxml/pyvirt.model and
-# storage backends load only for the verbs that need them.
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: lxml/pyvirt.model,
+# storage backends and the domain manager load only for the verbs that need them.
 
 #: progress callback: (bytes done, bytes total)
 Progress = Callable[[int, int], None]
@@ -42,6 +40,8 @@ def domains_using(paths: StatePaths, pool: str, vol_paths: list[str], vol: str =
     """Running domains whose live definition has a disk on one of ``vol_paths`` (or on
     ``<source pool=POOL volume=VOL>``; any volume of ``pool`` when ``vol`` is empty)."""
     from pyvirt.model.xmlmap import parse_xml  # lazy
+    from pyvirt.service.domain.manager import DomainManager  # lazy
+    from pyvirt.service.domain.types import State  # lazy
 
     wanted = {os.path.realpath(p) for p in vol_paths}
     users: list[str] = []

@@ -28,11 +28,8 @@ from pyvirt.model.tune import Cputune
 from pyvirt.service.tuning.cgroup import place_in_cgroup
 
 if TYPE_CHECKING:
-    from pyvirt.drivers.qemu.qmp import Monitor
     from pyvirt.drivers.qemu.runtime import RuntimeRecord
     from pyvirt.host.cgroups import DomainCgroup
-    from pyvirt.model.domain import Domain
-    from pyvirt.model.tune import Cputune
     from pyvirt.service.domain.manager import DomainManager
 
 # lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: cgroup code loads only
