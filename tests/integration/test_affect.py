@@ -125,16 +125,16 @@ def _nets(mgr: DomainManager) -> Any:
 
 
 def _attach_nic(mgr: DomainManager, name: str, value: int, flags: dict[str, bool]) -> None:
-    from pyvirt.service.nic import ops
+    from pyvirt.service.nic import attach
 
-    ops.attach(_nets(mgr), name, "user", "", model="virtio", mac=_mac(value), target=None,
+    attach.attach(_nets(mgr), name, "user", "", model="virtio", mac=_mac(value), target=None,
                **flags)  # fmt: skip
 
 
 def _detach_nic(mgr: DomainManager, name: str, value: int, flags: dict[str, bool]) -> None:
-    from pyvirt.service.nic import ops
+    from pyvirt.service.nic import attach
 
-    ops.detach(_nets(mgr), name, "user", mac=_mac(value), **flags)
+    attach.detach(_nets(mgr), name, "user", mac=_mac(value), **flags)
 
 
 def _undo_nic(mgr: DomainManager, name: str, value: int, done: Affect) -> None:

@@ -18,7 +18,9 @@ if TYPE_CHECKING:
 
 __all__ = ["AGENT_TIMEOUT", "DomainAgent", "FsInfo"]
 
-# local imports: keep CLI start-up fast
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: the guest-agent code
+# (QEMU agent client, QMP) loads only for agent verbs (~8 ms otherwise paid by every domain
+# command).
 
 #: seconds allowed for an agent command unless the caller says otherwise
 AGENT_TIMEOUT = 10.0
@@ -27,7 +29,7 @@ AGENT_TIMEOUT = 10.0
 def __getattr__(name: str) -> Any:
     """Re-export :class:`FsInfo` without importing the agent code at start-up."""
     if name == "FsInfo":
-        from pyvirt.service.domain.agent import FsInfo
+        from pyvirt.service.domain.agent import FsInfo  # lazy
 
         return FsInfo
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -49,13 +51,13 @@ class DomainAgent(DomainHandle):
         :param groups: some of ``user``, ``os``, ``timezone``, ``hostname``, ``filesystem``
             (empty: all)
         """
-        from pyvirt.service.domain import agent
+        from pyvirt.service.domain import agent  # lazy
 
         return agent.guest_info(self._domains, self._name, list(groups), timeout=timeout)
 
     def fs_info(self, *, timeout: float = AGENT_TIMEOUT) -> list[FsInfo]:
         """The guest's mounted filesystems and the domain disks they are on (``domfsinfo``)."""
-        from pyvirt.service.domain import agent
+        from pyvirt.service.domain import agent  # lazy
 
         return agent.fs_info(self._domains, self._name, timeout=timeout)
 
@@ -66,7 +68,7 @@ class DomainAgent(DomainHandle):
 
         :param encrypted: ``password`` is already a crypt(3) hash
         """
-        from pyvirt.service.domain import agent
+        from pyvirt.service.domain import agent  # lazy
 
         agent.set_user_password(
             self._domains, self._name, user, password, encrypted=encrypted, timeout=timeout
@@ -74,25 +76,25 @@ class DomainAgent(DomainHandle):
 
     def fs_freeze(self, mountpoints: Sequence[str] = (), *, timeout: float = AGENT_TIMEOUT) -> int:
         """Freeze the guest's filesystems (all, or ``mountpoints``); returns how many."""
-        from pyvirt.service.domain import agent
+        from pyvirt.service.domain import agent  # lazy
 
         return agent.fs_freeze(self._domains, self._name, list(mountpoints), timeout=timeout)
 
     def fs_thaw(self, *, timeout: float = AGENT_TIMEOUT) -> int:
         """Thaw the guest's frozen filesystems; returns how many."""
-        from pyvirt.service.domain import agent
+        from pyvirt.service.domain import agent  # lazy
 
         return agent.fs_thaw(self._domains, self._name, timeout=timeout)
 
     def guest_time(self, *, timeout: float = AGENT_TIMEOUT) -> int:
         """The guest's clock in nanoseconds since the epoch (``domtime``)."""
-        from pyvirt.service.domain import agent
+        from pyvirt.service.domain import agent  # lazy
 
         return agent.get_time(self._domains, self._name, timeout=timeout)
 
     def set_guest_time(self, nanoseconds: int | None, *, timeout: float = AGENT_TIMEOUT) -> None:
         """Set the guest's clock (None: from its RTC, ``domtime --sync``)."""
-        from pyvirt.service.domain import agent
+        from pyvirt.service.domain import agent  # lazy
 
         agent.set_time(self._domains, self._name, nanoseconds, timeout=timeout)
 
@@ -102,7 +104,7 @@ class DomainAgent(DomainHandle):
 
         :raises InvalidConfigError: ``command`` is not a mapping with an ``execute`` string
         """
-        from pyvirt.service.domain import agent
+        from pyvirt.service.domain import agent  # lazy
 
         result: object = agent.command(self._domains, self._name, command, timeout=timeout)
         return result

@@ -32,21 +32,23 @@ __all__ = [
     "disk_xml",
 ]
 
-# local imports: keep CLI start-up fast (disk and NIC code loads QMP and netlink)
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: disk and NIC code loads
+# QMP, netlink (pyroute2, ~150 ms) and lxml, which ``pyvirt list``/``start``/``dominfo`` do not
+# need.
 
 
 def __getattr__(name: str) -> Any:
     """Re-export the service's value types without importing them at start-up."""
     if name == "DiskOptions":
-        from pyvirt.service.disk.options import DiskOptions
+        from pyvirt.service.disk.options import DiskOptions  # lazy
 
         return DiskOptions
     if name in ("BlkEntry", "BlkInfo"):
-        from pyvirt.service.disk import info
+        from pyvirt.service.disk import info  # lazy
 
         return getattr(info, name)
     if name in ("DomainNic", "NicAddress", "NicStats"):
-        from pyvirt.service.network import types
+        from pyvirt.service.network import types  # lazy
 
         return getattr(types, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -70,8 +72,8 @@ def disk_xml(spec: DiskOptions) -> str:
 
     :raises InvalidConfigError: options that do not fit together
     """
-    from pyvirt.service.disk.options import build_disk
-    from pyvirt.service.disk.options import disk_xml as to_xml
+    from pyvirt.service.disk.options import build_disk  # lazy
+    from pyvirt.service.disk.options import disk_xml as to_xml  # lazy
 
     return to_xml(build_disk(spec))
 
@@ -81,7 +83,7 @@ class DomainDevices(DomainHandle):
 
     # -- disks --------------------------------------------------------------------------
     def _disks(self) -> DiskManager:
-        from pyvirt.service.disk.attach import DiskManager
+        from pyvirt.service.disk.attach import DiskManager  # lazy
 
         return DiskManager(self._domains)
 
@@ -129,19 +131,19 @@ class DomainDevices(DomainHandle):
 
     def blklist(self, *, inactive: bool = False) -> list[BlkEntry]:
         """The domain's disks (``domblklist``), of the definition with ``inactive``."""
-        from pyvirt.service.disk import info
+        from pyvirt.service.disk import info  # lazy
 
         return info.blklist(self._domains, self._name, inactive=inactive)
 
     def blkinfo(self, target: str | None = None) -> list[BlkInfo]:
         """Capacity, allocation and physical size in bytes of one disk (or every disk)."""
-        from pyvirt.service.disk import info
+        from pyvirt.service.disk import info  # lazy
 
         return info.blkinfo(self._domains, self._name, target)
 
     def blkstat(self, target: str | None = None) -> dict[str, dict[str, int]]:
         """I/O counters per disk target of the running domain (``domblkstat``)."""
-        from pyvirt.service.disk import info
+        from pyvirt.service.disk import info  # lazy
 
         return info.blkstat(self._domains, self._name, target)
 
@@ -151,7 +153,7 @@ class DomainDevices(DomainHandle):
 
         :raises InvalidConfigError: the size would shrink the disk
         """
-        from pyvirt.service.disk import info
+        from pyvirt.service.disk import info  # lazy
 
         return info.blockresize(self._domains, self._name, disk, size)
 
@@ -176,9 +178,11 @@ class DomainDevices(DomainHandle):
         :param persistent: the definition, and the running domain if it runs
         :returns: its MAC address
         """
-        return self._service.networks.attach_interface(
-            self._name, type, source, model=model, mac=mac, target=target, live=live,
-            config=config, current=current, persistent=persistent,
+        from pyvirt.service.nic import attach  # lazy
+
+        return attach.attach(
+            self._service.networks, self._name, type, source, model=model, mac=mac,
+            target=target, live=live, config=config, current=current, persistent=persistent,
         )  # fmt: skip
 
     def detach_interface(
@@ -195,14 +199,18 @@ class DomainDevices(DomainHandle):
 
         :param persistent: the definition, and the running domain if it runs
         """
-        self._service.networks.detach_interface(
-            self._name, type, mac=mac, live=live, config=config, current=current,
-            persistent=persistent,
+        from pyvirt.service.nic import attach  # lazy
+
+        attach.detach(
+            self._service.networks, self._name, type, mac=mac, live=live, config=config,
+            current=current, persistent=persistent,
         )  # fmt: skip
 
     def iflist(self, *, inactive: bool = False) -> list[DomainNic]:
         """The domain's NICs (``domiflist``), of the definition with ``inactive``."""
-        return self._service.networks.iflist(self._name, inactive=inactive)
+        from pyvirt.service.nic import ops  # lazy
+
+        return ops.iflist(self._service.networks, self._name, inactive=inactive)
 
     def ifaddr(
         self, *, source: str = "lease", interface: str | None = None, timeout: float = 10.0
@@ -215,15 +223,17 @@ class DomainDevices(DomainHandle):
             name)
         :param timeout: seconds for the guest agent (``agent`` only)
         """
-        if source == "agent":
-            from pyvirt.service.domain import agent
+        from pyvirt.service.nic import ops  # lazy
 
-            return agent.interface_addresses(self._domains, self._name, interface, timeout=timeout)
-        return self._service.networks.ifaddr(self._name, source=source, interface=interface)
+        if source == "agent":
+            return ops.interface_addresses(self._domains, self._name, interface, timeout=timeout)
+        return ops.ifaddr(self._service.networks, self._name, source=source, interface=interface)
 
     def ifstat(self, interface: str) -> NicStats:
         """Traffic counters of a NIC as the guest sees them (``domifstat``)."""
-        return self._service.networks.ifstat(self._name, interface)
+        from pyvirt.service.nic import ops  # lazy
+
+        return ops.ifstat(self._service.networks, self._name, interface)
 
     def set_link(
         self, interface: str, state: str, *, live: bool = False, config: bool = False
@@ -232,7 +242,9 @@ class DomainDevices(DomainHandle):
         changes only the definition and no flag means the running domain (the definition of
         a shut-off one).
         """
-        self._service.networks.set_link(self._name, interface, state, live=live, config=config)
+        from pyvirt.service.nic import ops  # lazy
+
+        ops.set_link(self._service.networks, self._name, interface, state, live=live, config=config)
 
     # -- display ------------------------------------------------------------------------
     def screenshot(self, path: str | Path, *, screen: int = 0) -> Screenshot:
@@ -241,7 +253,7 @@ class DomainDevices(DomainHandle):
         :param screen: the display head
         :raises InvalidStateError: it is not running or has no display
         """
-        from pyvirt.service.domain import display
+        from pyvirt.service.domain import display  # lazy
 
         out = Path(path).absolute()
         width, height = display.screenshot(self._domains, self._name, out, screen=screen)
@@ -261,7 +273,7 @@ class DomainDevices(DomainHandle):
 
         :param persistent: the definition, and the running domain if it runs
         """
-        from pyvirt.service.domain import display
+        from pyvirt.service.domain import display  # lazy
 
         display.update_device(
             self._domains, self._name, xml, live=live, config=config, current=current,

@@ -13,7 +13,8 @@ from typing import Any
 
 from pyvirt.api.domain_base import DomainHandle
 
-# local imports: keep CLI start-up fast (the tuning code loads host probes and QMP)
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: the tuning code loads
+# host probes, cgroups and QMP (~45 ms) that non-tuning commands do not need.
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class VcpuInfo:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict; the affinity as a CPU list such as ``0-3``."""
-        from pyvirt.api.values import format_cpuset
+        from pyvirt.api.values import format_cpuset  # lazy
 
         return {
             "vcpu": self.vcpu,
@@ -76,7 +77,7 @@ class IOThreadInfo:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict; the affinity as a CPU list."""
-        from pyvirt.api.values import format_cpuset
+        from pyvirt.api.values import format_cpuset  # lazy
 
         return {"id": self.id, "thread": self.thread, "affinity": format_cpuset(set(self.affinity))}
 
@@ -113,7 +114,7 @@ class MemTune:
 
 def host_cpu_count() -> int:
     """Host CPU slots (the highest online CPU number + 1), the width of an affinity map."""
-    from pyvirt.host.threads import host_cpus
+    from pyvirt.host.threads import host_cpus  # lazy
 
     return max(host_cpus()) + 1
 
@@ -131,13 +132,13 @@ class DomainTuning(DomainHandle):
         :raises InvalidConfigError: a count out of range
         :raises UnsupportedError: ``maximum`` live, or unplugging vCPUs present at boot
         """
-        from pyvirt.service.tuning import cpu
+        from pyvirt.service.tuning import cpu  # lazy
 
         cpu.set_vcpus(self._domains, self._name, count, maximum=maximum, live=live, config=config)
 
     def vcpu_count(self) -> VcpuCount:
         """Maximum and current vCPU counts of the definition and the running domain."""
-        from pyvirt.service.tuning import cpu
+        from pyvirt.service.tuning import cpu  # lazy
 
         counts = cpu.vcpu_count(self._domains, self._name)
         mx, cur = counts["maximum"], counts["current"]
@@ -145,7 +146,7 @@ class DomainTuning(DomainHandle):
 
     def vcpu_info(self) -> list[VcpuInfo]:
         """Per vCPU of the running domain: host CPU, state, CPU time, affinity."""
-        from pyvirt.service.tuning import cpu
+        from pyvirt.service.tuning import cpu  # lazy
 
         return [
             VcpuInfo(
@@ -166,7 +167,7 @@ class DomainTuning(DomainHandle):
 
         :returns: every vCPU's affinity after the change
         """
-        from pyvirt.service.tuning import cpu
+        from pyvirt.service.tuning import cpu  # lazy
 
         pins = cpu.vcpu_pin(self._domains, self._name, vcpu, cpulist, live=live, config=config)
         return {v: frozenset(c) for v, c in pins.items()}
@@ -175,7 +176,7 @@ class DomainTuning(DomainHandle):
         self, vcpu: int | None = None, *, live: bool = False, config: bool = False
     ) -> dict[int, frozenset[int]]:
         """The host CPUs each vCPU (or just ``vcpu``) may run on."""
-        from pyvirt.service.tuning import cpu
+        from pyvirt.service.tuning import cpu  # lazy
 
         pins = cpu.vcpu_pin(self._domains, self._name, vcpu, None, live=live, config=config)
         return {v: frozenset(c) for v, c in pins.items()}
@@ -187,7 +188,7 @@ class DomainTuning(DomainHandle):
 
         :returns: their affinity after the change
         """
-        from pyvirt.service.tuning import cpu
+        from pyvirt.service.tuning import cpu  # lazy
 
         return frozenset(
             cpu.emulator_pin(self._domains, self._name, cpulist, live=live, config=config)
@@ -195,7 +196,7 @@ class DomainTuning(DomainHandle):
 
     def emulator_affinity(self, *, live: bool = False, config: bool = False) -> frozenset[int]:
         """The host CPUs the emulator threads may run on."""
-        from pyvirt.service.tuning import cpu
+        from pyvirt.service.tuning import cpu  # lazy
 
         return frozenset(
             cpu.emulator_pin(self._domains, self._name, None, live=live, config=config)
@@ -203,7 +204,7 @@ class DomainTuning(DomainHandle):
 
     def iothread_info(self) -> list[IOThreadInfo]:
         """The running domain's I/O threads and their affinity (``iothreadinfo``)."""
-        from pyvirt.service.tuning import cpu
+        from pyvirt.service.tuning import cpu  # lazy
 
         return [
             IOThreadInfo(id=i["id"], thread=int(i["thread"]), affinity=frozenset(i["affinity"]))
@@ -214,7 +215,7 @@ class DomainTuning(DomainHandle):
     def sched_info(self, *, live: bool = False, config: bool = False) -> dict[str, int]:
         """``cpu_shares``, ``vcpu_period``/``vcpu_quota`` and ``global_period``/
         ``global_quota`` (µs; quota -1: no limit) (``schedinfo``)."""
-        from pyvirt.service.tuning import cpu
+        from pyvirt.service.tuning import cpu  # lazy
 
         return cpu.sched_info(self._domains, self._name, None, live=live, config=config)
 
@@ -225,7 +226,7 @@ class DomainTuning(DomainHandle):
 
         :raises InvalidConfigError: an unknown parameter
         """
-        from pyvirt.service.tuning import cpu
+        from pyvirt.service.tuning import cpu  # lazy
 
         return cpu.sched_info(self._domains, self._name, dict(params), live=live, config=config)
 
@@ -245,7 +246,7 @@ class DomainTuning(DomainHandle):
 
         :raises UnsupportedError: a new mode while it runs (only the nodeset changes live)
         """
-        from pyvirt.service.tuning import cpu
+        from pyvirt.service.tuning import cpu  # lazy
 
         values = cpu.numa_tune(self._domains, self._name, mode, nodeset, live=live, config=config)
         return NumaTune(values["numa_mode"], values["numa_nodeset"])
@@ -256,7 +257,7 @@ class DomainTuning(DomainHandle):
 
         :raises InvalidConfigError: zero or above the maximum memory
         """
-        from pyvirt.service.tuning import memory
+        from pyvirt.service.tuning import memory  # lazy
 
         memory.set_mem(self._domains, self._name, kib, live=live, config=config)
 
@@ -265,13 +266,13 @@ class DomainTuning(DomainHandle):
 
         :raises UnsupportedError: live
         """
-        from pyvirt.service.tuning import memory
+        from pyvirt.service.tuning import memory  # lazy
 
         memory.set_max_mem(self._domains, self._name, kib, live=live, config=config)
 
     def memory_stats(self) -> dict[str, int]:
         """Balloon statistics of the running domain in KiB (``dommemstat``)."""
-        from pyvirt.service.tuning import memory
+        from pyvirt.service.tuning import memory  # lazy
 
         return memory.mem_stats(self._domains, self._name)
 
@@ -279,7 +280,7 @@ class DomainTuning(DomainHandle):
         self, seconds: int, *, live: bool = False, config: bool = False
     ) -> None:
         """How often the guest reports balloon statistics (0: never)."""
-        from pyvirt.service.tuning import memory
+        from pyvirt.service.tuning import memory  # lazy
 
         memory.set_stats_period(self._domains, self._name, seconds, live=live, config=config)
 
@@ -300,7 +301,7 @@ class DomainTuning(DomainHandle):
 
         :raises InvalidConfigError: a zero limit, or swap below the hard limit
         """
-        from pyvirt.service.tuning import memory
+        from pyvirt.service.tuning import memory  # lazy
 
         values = memory.mem_tune(
             self._domains,

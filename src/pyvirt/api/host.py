@@ -14,6 +14,7 @@ Results are typed values with ``to_json()``; some are re-exported from the layer
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,13 +48,13 @@ __all__ = [
     "format_page_size",
 ]
 
-# local imports: keep CLI start-up fast (host probes, planners, image builders and
-# benchmarks load only in the method that needs them)
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: host probes, planners,
+# image builders and benchmarks load only for the verb that uses them.
 
 
 def format_page_size(size_kib: int) -> str:
     """A hugepage size for humans: ``2048`` -> ``2M``, ``1048576`` -> ``1G``."""
-    from pyvirt.host.hugepages import format_page_size as fmt
+    from pyvirt.host.hugepages import format_page_size as fmt  # lazy
 
     return fmt(size_kib)
 
@@ -177,7 +178,7 @@ class NetBenchReport:
 
     def to_json(self) -> dict[str, object]:
         """JSON-ready dict (``bench net --json``)."""
-        from pyvirt.netbench.report import rows
+        from pyvirt.netbench.report import rows  # lazy
 
         return {
             "seconds": self.seconds,
@@ -187,7 +188,7 @@ class NetBenchReport:
 
     def table(self) -> str:
         """The human-readable comparison table."""
-        from pyvirt.netbench.report import table
+        from pyvirt.netbench.report import table  # lazy
 
         return table(list(self.results), self.baseline_mbits, self.seconds)
 
@@ -218,7 +219,7 @@ class Host:
     @staticmethod
     def format_checks(checks: Sequence[Check]) -> str:
         """The checks laid out like virt-host-validate's output."""
-        from pyvirt.host.validate import format_checks
+        from pyvirt.host.validate import format_checks  # lazy
 
         return format_checks(checks)
 
@@ -297,7 +298,7 @@ class Host:
         :raises OperationFailedError: the kernel reserved fewer pages than asked
         """
         if page_size is None:
-            from pyvirt.host.hugepages import default_page_size
+            from pyvirt.host.hugepages import default_page_size  # lazy
 
             page_size = f"{default_page_size(self._mgr.host_root) or 2048}K"
         return self._mgr.allocpages(page_size, count, cell=cell, all_cells=all_cells, add=add)
@@ -312,7 +313,7 @@ class Host:
 
         :raises NotFoundError: no such domain
         """
-        from pyvirt.service.tuning.advisor import advise_domain
+        from pyvirt.service.tuning.advisor import advise_domain  # lazy
 
         name, found = advise_domain(self._service.domains, domain, self.shape())
         return NumaAdvice(name, tuple(found))
@@ -334,7 +335,7 @@ class Host:
         :param reserve: memory kept for the host on each node (``4G``)
         :raises InvalidConfigError: a bad workload, host description or size
         """
-        from pyvirt.service.tuning import planner
+        from pyvirt.service.tuning import planner  # lazy
 
         host = planner.parse_host(host_description) if host_description else self.shape()
         wanted = [planner.parse_workload(w) for w in workloads]
@@ -347,14 +348,14 @@ class Host:
     def build_tiny_image(self, output: Path | None = None, *, force: bool = False) -> BuiltImage:
         """``image build tiny``: a kernel + busybox initramfs from Debian packages (cached;
         built into ``output`` when given)."""
-        from pyvirt.images import tiny
+        from pyvirt.images import tiny  # lazy
 
         img = tiny.build(output, force=force) if output else tiny.default_image()
         return BuiltImage("tiny", img.kernel, img.initrd)
 
     def build_net_image(self, output: Path | None = None) -> BuiltImage:
         """``image build tiny-net``: the tiny image plus iperf3."""
-        from pyvirt.images import net, tiny
+        from pyvirt.images import net, tiny  # lazy
 
         base = tiny.default_image()
         img = net.build(base, output) if output else net.default_image(base=base)
@@ -378,7 +379,7 @@ class Host:
 
         :raises InvalidConfigError: a bad suite, host name, size or package name
         """
-        from pyvirt.images import debian_image as deb
+        from pyvirt.images import debian_image as deb  # lazy
 
         recipe = deb.Recipe(
             suite=suite if suite is not None else deb.DEFAULT_SUITE,
@@ -394,7 +395,7 @@ class Host:
 
     def images(self) -> list[ImageInfo]:
         """``image list``: the tiny and Debian images built so far."""
-        from pyvirt.images import debian_image, tiny
+        from pyvirt.images import debian_image, tiny  # lazy
 
         out: list[ImageInfo] = []
         cache = tiny.default_cache_dir()
@@ -428,9 +429,7 @@ class Host:
         :raises NotFoundError: ``target`` is neither a path nor a domain with a file disk
         :raises InvalidConfigError: unknown cache mode or format, bad block size
         """
-        import time
-
-        from pyvirt.service.disk import bench as disk_bench
+        from pyvirt.service.disk import bench as disk_bench  # lazy
 
         directory = disk_bench.bench_dir(self._service.domains, target)
         t0 = time.monotonic()
@@ -462,7 +461,7 @@ class Host:
         :raises UnsupportedError: not root, or ip/iperf3 missing
         :raises OperationFailedError: a scenario did not finish
         """
-        from pyvirt.service.network import bench as netbench
+        from pyvirt.service.network import bench as netbench  # lazy
 
         results, base = netbench.run(
             seconds=seconds, numbers=tuple(scenarios), baseline=baseline, cache_dir=cache_dir

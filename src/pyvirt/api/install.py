@@ -18,8 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pyvirt.api.domain import Domain
+
 if TYPE_CHECKING:
-    from pyvirt.api.domains import Domain
     from pyvirt.install.spec import CheckSpec, InstallSpec
     from pyvirt.service.connection import Connection as ServiceConnection
     from pyvirt.service.install.clone import CloneManager, ClonePlan, CloneRequest
@@ -37,21 +38,22 @@ __all__ = [
     "parse_check",
 ]
 
-# local imports: keep CLI start-up fast (install code loads osinfo, storage and cloud-init)
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: install code loads
+# osinfo, storage and cloud-init (not needed unless installing or cloning).
 
 
 def __getattr__(name: str) -> Any:
     """Re-export the spec and result types without importing them at start-up."""
     if name in ("InstallSpec", "CheckSpec"):
-        from pyvirt.install import spec
+        from pyvirt.install import spec  # lazy
 
         return getattr(spec, name)
     if name == "CloneRequest":
-        from pyvirt.service.install.clone import CloneRequest
+        from pyvirt.service.install.clone import CloneRequest  # lazy
 
         return CloneRequest
     if name == "InstallResult":
-        from pyvirt.service.install.manager import InstallResult
+        from pyvirt.service.install.manager import InstallResult  # lazy
 
         return InstallResult
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -63,7 +65,7 @@ def build_install_spec(values: Mapping[str, object]) -> InstallSpec:
 
     :raises InvalidConfigError: the first malformed option, named as on the command line
     """
-    from pyvirt.install.cmdline import build_spec
+    from pyvirt.install.cmdline import build_spec  # lazy
 
     return build_spec(values)
 
@@ -73,7 +75,7 @@ def parse_check(text: str) -> CheckSpec:
 
     :raises InvalidConfigError: an unknown check or value
     """
-    from pyvirt.install.options import parse_check as parse
+    from pyvirt.install.options import parse_check as parse  # lazy
 
     return parse(text)
 
@@ -89,7 +91,7 @@ class InstallJob:
     @classmethod
     def prepare(cls, service: ServiceConnection, spec: InstallSpec) -> InstallJob:
         """Plan ``spec`` on the connection (see :meth:`DomainCollection.prepare_install`)."""
-        from pyvirt.service.install.manager import InstallManager
+        from pyvirt.service.install.manager import InstallManager  # lazy
 
         manager = InstallManager(service)
         return cls(manager, manager.prepare(spec), spec)
@@ -169,7 +171,7 @@ class CloneJob:
     @classmethod
     def prepare(cls, service: ServiceConnection, request: CloneRequest) -> CloneJob:
         """Plan ``request`` on the connection (see :meth:`DomainCollection.prepare_clone`)."""
-        from pyvirt.service.install.clone import CloneManager
+        from pyvirt.service.install.clone import CloneManager  # lazy
 
         manager = CloneManager(service)
         return cls(service, manager, manager.prepare(request), request.nonsparse)
@@ -196,7 +198,5 @@ class CloneJob:
 
     def run(self) -> Domain:
         """Copy (or link) the disks and define the clone; undo everything on failure."""
-        from pyvirt.api.domains import Domain
-
         dom = self._manager.run(self._plan, nonsparse=self._nonsparse)
         return Domain(self._service, dom.name)

@@ -19,6 +19,7 @@ import builtins
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO
 
+from pyvirt.model.volume import new_volume
 from pyvirt.service.storage.pools import PoolStatus
 from pyvirt.storage.base import VolumeInfo
 
@@ -204,8 +205,6 @@ class PoolCollection:
         self, name: str, capacity: int, *, format: str = "raw", allocation: int | None = None
     ) -> str:
         """The ``<volume>`` XML of a new volume (``vol-create-as --print-xml``)."""
-        from pyvirt.model.volume import new_volume  # local imports: keep CLI start-up fast
-
         return new_volume(name, capacity, format, allocation).to_xml()
 
 

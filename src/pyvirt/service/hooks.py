@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 #: hook resolves volumes before anything inspects disks.
 HOOK_MODULES: dict[str, str] = {
     "accel": "pyvirt.service.domain.accel",  # first: refuses before anything is set up
-    "hostdev": "pyvirt.service.domain.hostdev",
+    "hostdev": "pyvirt.service.nic.hostdev",
     "tuning": "pyvirt.service.tuning.hooks",
     "disks": "pyvirt.service.disk.hooks",
     "network": "pyvirt.service.nic.hooks",

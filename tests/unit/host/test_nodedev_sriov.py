@@ -13,8 +13,8 @@ from pyvirt.errors import InvalidConfigError, OperationFailedError, UnsupportedE
 from pyvirt.host.nodedev import PciAddress
 from pyvirt.model.domain import Domain
 from pyvirt.network import sriov
-from pyvirt.service.domain import hostdev
 from pyvirt.service.domain.manager import DomainManager
+from pyvirt.service.nic import hostdev
 from pyvirt.state.paths import StatePaths
 
 HOSTDEV_NET = """<network>
@@ -143,7 +143,7 @@ def test_network_nics_get_vfs_and_vfio_args(root: Path, tmp_path: Path) -> None:
     pool = hostdev.vf_pool(mgr)
     assert {a.address for a in pool.allocations()} == {VFS[0], VFS[1]}
     dom2 = domain("vm2", NET_NIC.format(n=3) + NET_NIC.format(n=4))
-    with mgr._locked("vm1"), mgr._locked("vm2"):  # being started: their VFs are not stale
+    with mgr.locked("vm1"), mgr.locked("vm2"):  # being started: their VFs are not stale
         hostdev.allocate_vfs(mgr, dom2, root=root, networks=nets.get)
         assert {a.address for a in pool.allocations() if a.domain == "vm2"} == {VFS[2], VFS[3]}
         with pytest.raises(OperationFailedError, match="network 'sriov-net' has no free"):

@@ -141,6 +141,7 @@ def _verbs() -> dict[str, tuple[Callable[..., Any], Callable[[Any], bool], bool]
     """verb -> (call(mgr, **flags), check that the definition changed, has --persistent)."""
     from pyvirt.service.disk.attach import DiskManager
     from pyvirt.service.domain.display import update_device
+    from pyvirt.service.nic import attach as nic_attach
     from pyvirt.service.nic import ops as nics
     from pyvirt.service.tuning import cpu, memory
 
@@ -178,11 +179,11 @@ def _verbs() -> dict[str, tuple[Callable[..., Any], Callable[[Any], bool], bool]
             lambda m, **f: DiskManager(m).detach("d", "hdc", **f),
             lambda d: not any(x.target_dev == "hdc" for x in d.devices.disks), True),
         "attach-interface": (
-            lambda m, **f: nics.attach(_nets(m), "d", "bridge", "br1", model=None,
+            lambda m, **f: nic_attach.attach(_nets(m), "d", "bridge", "br1", model=None,
                                        mac="52:54:00:00:00:02", target=None, **f),
             lambda d: len(d.devices.interfaces) == 2, True),
         "detach-interface": (
-            lambda m, **f: nics.detach(_nets(m), "d", "bridge", mac=None, **f),
+            lambda m, **f: nic_attach.detach(_nets(m), "d", "bridge", mac=None, **f),
             lambda d: not d.devices.interfaces, True),
         "domif-setlink": (
             lambda m, **f: nics.set_link(_nets(m), "d", "52:54:00:00:00:01", "down", **f),

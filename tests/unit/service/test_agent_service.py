@@ -8,6 +8,7 @@ import pytest
 from pyvirt.drivers.qemu.agent import AgentError
 from pyvirt.errors import InvalidConfigError, UnsupportedError
 from pyvirt.service.domain import agent
+from pyvirt.service.nic import ops as nic_ops
 from pyvirt.service.tuning import memory
 from tests.fakeqmp import FakeQmp
 from tests.unit.service.conftest import Guest
@@ -88,7 +89,7 @@ def test_interface_addresses(agent_guest: tuple[Guest, FakeQmp]) -> None:
         [{"name": "eth0", "ip-addresses": [
             {"ip-address-type": "ipv4", "ip-address": "10.0.0.5", "prefix": 24}]}],
     )  # fmt: skip
-    [row] = agent.interface_addresses(g.mgr, g.name)
+    [row] = nic_ops.interface_addresses(g.mgr, g.name)
     assert (row.target, row.mac, row.protocol, row.address) == (
         "eth0", "00:00:00:00:00:00", "ipv4", "10.0.0.5/24",
     )  # fmt: skip

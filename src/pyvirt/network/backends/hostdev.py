@@ -3,7 +3,7 @@
 Starting the network builds nothing on the host; it checks that the pool exists (the PF is an
 SR-IOV physical function with VFs enabled, or each listed function exists), so a domain start
 fails early with a clear message. VFs are handed out per domain NIC by the ``hostdev``
-lifecycle hook (:mod:`pyvirt.service.domain.hostdev`, allocations in :mod:`pyvirt.network.sriov`).
+lifecycle hook (:mod:`pyvirt.service.nic.hostdev`, allocations in :mod:`pyvirt.network.sriov`).
 """
 
 from __future__ import annotations

@@ -26,10 +26,14 @@ IDE, SATA and floppy disks cannot be hot-plugged in QEMU: use ``--config``.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from pyvirt.drivers.qemu.argv.devices.controller import lower_spec
+from pyvirt.drivers.qemu.argv.devices.disk import device_spec, disk_bus, fixed_alias
+from pyvirt.drivers.qemu.qmp import Monitor, QmpCommandError
 from pyvirt.errors import (
     AlreadyExistsError,
     InvalidStateError,
@@ -37,14 +41,15 @@ from pyvirt.errors import (
     OperationFailedError,
     UnsupportedError,
 )
+from pyvirt.model import Address, Controller, Disk
+from pyvirt.model.xmltree import copy_element
 from pyvirt.service.disk import hooks as disk_hooks
 from pyvirt.service.disk.options import DiskOptions, build_disk, check_source
+from pyvirt.service.domain.hotplug import build_for, free_pci_slot
 
 if TYPE_CHECKING:
     from pyvirt.drivers.qemu.argv.builder import Build
     from pyvirt.drivers.qemu.argv.opts import JsonValue
-    from pyvirt.drivers.qemu.qmp import Monitor
-    from pyvirt.model import Disk
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
 
@@ -97,7 +102,7 @@ class DiskManager:
         """
         mgr = self.domains
         name = mgr.resolve(ident)
-        with mgr._locked(name):
+        with mgr.locked(name):
             scope = mgr.affect(
                 name, live=live, config=config, current=current, persistent=persistent
             )
@@ -125,10 +130,6 @@ class DiskManager:
             )
 
     def _attach_live(self, name: str, disk: Disk) -> None:
-        from pyvirt.drivers.qemu.argv.devices.disk import device_spec, disk_bus
-        from pyvirt.drivers.qemu.qmp import Monitor, QmpCommandError
-        from pyvirt.service.domain.hotplug import free_pci_slot
-
         mgr = self.domains
         dom = self._live_domain(name)
         self._check_target(name, dom, disk, "live configuration")
@@ -147,7 +148,7 @@ class DiskManager:
         inventory = disk_hooks.load_inventory(mgr, name)
         if entry is not None:
             disk_hooks.check_conflicts(mgr, name, [entry], check_self=True)
-        rec = mgr._record(name)
+        rec = mgr.record(name)
         assert rec is not None
         with Monitor(rec.qmp_socket, name=name) as mon:
             if bus == "virtio":
@@ -174,11 +175,6 @@ class DiskManager:
     def _ensure_scsi_controller(self, dom: Domain, disk: Disk, mon: Monitor) -> None:
         """Hot-add ``scsi0`` (virtio-scsi) when the guest has no SCSI controller yet, lowered
         by the argv builder's controller code."""
-        import json
-
-        from pyvirt.drivers.qemu.argv.devices.controller import lower_spec
-        from pyvirt.model import Controller
-        from pyvirt.service.domain.hotplug import free_pci_slot
 
         if "scsi0" in mon.peripheral_ids():
             return
@@ -210,7 +206,7 @@ class DiskManager:
         """
         mgr = self.domains
         name = mgr.resolve(ident)
-        with mgr._locked(name):
+        with mgr.locked(name):
             scope = mgr.affect(
                 name, live=live, config=config, current=current, persistent=persistent
             )
@@ -229,9 +225,6 @@ class DiskManager:
                 mgr.store.write(name, cfg.to_xml())
 
     def _detach_live(self, name: str, target: str, timeout: float) -> None:
-        from pyvirt.drivers.qemu.argv.devices.disk import disk_bus
-        from pyvirt.drivers.qemu.qmp import Monitor
-
         mgr = self.domains
         dom = self._live_domain(name)
         disk = find_disk(dom, target)
@@ -246,7 +239,7 @@ class DiskManager:
                 hint="detach it with --config and restart the domain",
             )
         alias = disk_alias(mgr, dom, disk)
-        rec = mgr._record(name)
+        rec = mgr.record(name)
         assert rec is not None
         with Monitor(rec.qmp_socket, name=name) as mon:
             _unplug(mon, name, disk.target_dev or target, alias, timeout)
@@ -267,8 +260,6 @@ class DiskManager:
 
 # -- helpers -------------------------------------------------------------------------------
 def _copy(disk: Disk, *, drop_live: bool = False) -> Disk:
-    from pyvirt.model import Disk
-    from pyvirt.model.xmltree import copy_element
 
     new = Disk(copy_element(disk.element))
     if drop_live:
@@ -278,24 +269,18 @@ def _copy(disk: Disk, *, drop_live: bool = False) -> Disk:
 
 
 def _copy_address(disk: Disk) -> Any:
-    from pyvirt.model import Address
-    from pyvirt.model.xmltree import copy_element
 
     assert disk.address is not None
     return Address(copy_element(disk.address.element))
 
 
 def _build(mgr: DomainManager, dom: Domain) -> Build:
-    from pyvirt.service.domain.hotplug import build_for
-
     return build_for(mgr, dom)
 
 
 def disk_alias(mgr: DomainManager, dom: Domain, disk: Disk) -> str:
     """The QEMU id of a disk of a running domain: its ``<alias>``, else the one the argv
     builder gave it at start."""
-    from pyvirt.drivers.qemu.argv.devices.disk import fixed_alias
-
     if disk.alias:
         return disk.alias
     return fixed_alias(disk, _build(mgr, dom))
@@ -303,8 +288,6 @@ def disk_alias(mgr: DomainManager, dom: Domain, disk: Disk) -> str:
 
 def _add_nodes(mon: Monitor, nodes: list[dict[str, JsonValue]], disk: Disk) -> None:
     """Add each block node to QEMU; on failure remove the ones added and explain."""
-    from pyvirt.drivers.qemu.qmp import QmpCommandError
-
     added: list[str] = []
     for node in nodes:
         try:
@@ -330,8 +313,6 @@ def _explain(err: Exception, disk: Disk) -> Exception:
 
 def _del_nodes(mon: Monitor, names: list[str]) -> None:
     """Delete each block node that exists, retrying briefly while QEMU still holds it."""
-    from pyvirt.drivers.qemu.qmp import QmpCommandError
-
     existing = {n.node_name for n in mon.query_named_block_nodes()}
     for node in names:
         if node not in existing:
@@ -348,8 +329,6 @@ def _del_nodes(mon: Monitor, names: list[str]) -> None:
 
 def _unplug(mon: Monitor, name: str, target: str, alias: str, timeout: float) -> None:
     """Unplug device *alias* and wait until QEMU reports it gone."""
-    from pyvirt.drivers.qemu.qmp import QmpCommandError
-
     if alias not in mon.peripheral_ids():
         return  # an earlier detach that timed out has completed since
     try:

@@ -35,13 +35,17 @@ if TYPE_CHECKING:
     from pyvirt.service.domain.manager import DomainManager
     from pyvirt.storage.base import DiskSource
 
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: the disk hook runs at
+# every start and in the reaper; lxml/pyvirt.model, the argv builder and storage pools load only
+# when a start compiles its plan (a cached start does without them).
+
 HOOK_NAME = "disks"
 
 
 # -- sources -------------------------------------------------------------------------------
 def apply_source(disk: Disk, src: DiskSource) -> None:
     """Rewrite a volume *disk* in place into the concrete source *src* describes."""
-    from lxml import etree
+    from lxml import etree  # lazy
 
     source = disk.element.find("source")
     if source is not None:
@@ -88,7 +92,7 @@ def resolve_volume(mgr: DomainManager, disk: Disk) -> DiskSource:
     :raises NotFoundError: the pool or volume does not exist
     :raises InvalidStateError: the pool is not active
     """
-    from pyvirt.service.storage.pools import PoolManager
+    from pyvirt.service.storage.pools import PoolManager  # lazy
 
     pool, vol = disk.source_pool, disk.source_volume
     if not pool or not vol:
@@ -112,7 +116,7 @@ def source_key(disk: Disk) -> str | None:
 
 def inventory_entry(disk: Disk) -> dict[str, Any] | None:
     """One inventory line of a resolved disk (``None`` for an empty CD-ROM or floppy)."""
-    from pyvirt.drivers.qemu.argv.devices.disk import source_slice
+    from pyvirt.drivers.qemu.argv.devices.disk import source_slice  # lazy
 
     key = source_key(disk)
     if key is None:
@@ -155,7 +159,7 @@ def load_inventory(mgr: DomainManager, name: str) -> list[dict[str, Any]]:
     if isinstance(disks, list):
         return disks
     try:
-        from pyvirt.model.domain import Domain
+        from pyvirt.model.domain import Domain  # lazy
 
         dom = Domain.from_xml(run.live_xml())
     except (OSError, PyvirtError):  # a domain that is just going away
@@ -180,9 +184,9 @@ def check_conflicts(
 
     :raises InvalidStateError: naming the domain and its disk
     """
-    others = [n for n in mgr._running_names() if n != name or check_self]
+    others = [n for n in mgr.running_names() if n != name or check_self]
     for other in others:
-        if other != name and mgr._live(other, cleanup=False) is None:
+        if other != name and mgr.live_record(other, cleanup=False) is None:
             continue
         for old in load_inventory(mgr, other):
             for new in entries:
@@ -212,7 +216,7 @@ class DiskHook:
 
     def compile(self, mgr: DomainManager, dom: Domain) -> HookResult | None:
         """Resolve volume disks in place; record the inventory and the original volume XML."""
-        from lxml import etree
+        from lxml import etree  # lazy
 
         volumes: dict[str, str] = {}
         for disk in dom.devices.disks:
@@ -244,7 +248,7 @@ class DiskHook:
 def _check_modes(disk: Disk) -> None:
     """Refuse io_uring on a kernel without it and direct cache modes where the file system
     has no O_DIRECT, with a message naming the feature (instead of QEMU's)."""
-    from pyvirt.service.disk.options import DIRECT_CACHES, check_direct_io, check_io_uring
+    from pyvirt.service.disk.options import DIRECT_CACHES, check_direct_io, check_io_uring  # lazy
 
     if disk.io == "io_uring":
         check_io_uring()
@@ -256,9 +260,9 @@ def _check_modes(disk: Disk) -> None:
 
 def restore_volumes(live_xml: bytes, volumes: dict[str, str]) -> str:
     """*live_xml* with its resolved disks put back in their original ``type='volume'`` form."""
-    from lxml import etree
+    from lxml import etree  # lazy
 
-    from pyvirt.model.xmlmap import parse_xml
+    from pyvirt.model.xmlmap import parse_xml  # lazy
 
     root = parse_xml(live_xml, what="live domain XML")
     for disk in root.iterfind("devices/disk"):

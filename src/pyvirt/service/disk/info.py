@@ -13,7 +13,12 @@ import os
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from pyvirt.drivers.qemu.argv.devices.disk import disk_bus, sorted_disks
+from pyvirt.drivers.qemu.qmp import Monitor
 from pyvirt.errors import InvalidConfigError, InvalidStateError, NotFoundError
+from pyvirt.service.disk.attach import disk_alias, find_disk
+from pyvirt.service.disk.hooks import resolve_volume
+from pyvirt.storage import qemu_img
 
 if TYPE_CHECKING:
     from pyvirt.drivers.qemu.monitor import BlockNode
@@ -75,8 +80,6 @@ def source_text(disk: Disk) -> str:
 
 def blklist(mgr: DomainManager, ident: str, *, inactive: bool = False) -> list[BlkEntry]:
     """The disks of a domain (the live ones while it runs, unless *inactive*)."""
-    from pyvirt.drivers.qemu.argv.devices.disk import disk_bus, sorted_disks
-
     dom = mgr.definition(ident, inactive=inactive)
     out = []
     for d in sorted_disks(dom.devices.disks):
@@ -98,8 +101,6 @@ def blklist(mgr: DomainManager, ident: str, *, inactive: bool = False) -> list[B
 
 
 def _disk(dom: Domain, ident: str) -> Disk:
-    from pyvirt.service.disk.attach import find_disk
-
     disk = find_disk(dom, ident)
     if disk is None:
         raise NotFoundError(
@@ -109,8 +110,6 @@ def _disk(dom: Domain, ident: str) -> Disk:
 
 
 def _nodes(mgr: DomainManager, name: str) -> dict[str, BlockNode]:
-    from pyvirt.drivers.qemu.qmp import Monitor
-
     _, rec = mgr.running(name)
     with Monitor(rec.qmp_socket, name=name) as mon:
         nodes = mon.query_named_block_nodes()
@@ -132,12 +131,10 @@ def blkinfo(mgr: DomainManager, ident: str, target: str | None = None) -> list[B
 
     :raises NotFoundError: no such disk
     """
-    from pyvirt.service.disk.attach import disk_alias
-
     name = mgr.resolve(ident)
     dom = mgr.definition(name)
     disks = [_disk(dom, target)] if target else [d for d in dom.devices.disks]
-    running = mgr._live(name, cleanup=False) is not None
+    running = mgr.live_record(name, cleanup=False) is not None
     nodes = _nodes(mgr, name) if running else {}
     out = []
     for d in disks:
@@ -161,12 +158,8 @@ def blkinfo(mgr: DomainManager, ident: str, target: str | None = None) -> list[B
 
 
 def _offline_info(mgr: DomainManager, d: Disk) -> BlkInfo:
-    from pyvirt.storage import qemu_img
-
     path = d.source_path
     if d.type == "volume":
-        from pyvirt.service.disk.hooks import resolve_volume
-
         src = resolve_volume(mgr, d)
         if src.kind == "network" or src.path is None:
             return BlkInfo(d.target_dev or "", src.size or 0, src.size or 0, src.size or 0)
@@ -189,8 +182,6 @@ def blkstat(mgr: DomainManager, ident: str, target: str | None = None) -> dict[s
 
     :raises InvalidStateError: the domain is not running
     """
-    from pyvirt.drivers.qemu.qmp import Monitor
-    from pyvirt.service.disk.attach import disk_alias
 
     name, rec = mgr.running(ident)
     dom = mgr.definition(name)
@@ -214,11 +205,9 @@ def blockresize(mgr: DomainManager, ident: str, path: str, size: int) -> int:
 
     :raises InvalidConfigError: the size would shrink the disk
     """
-    from pyvirt.drivers.qemu.qmp import Monitor
-    from pyvirt.service.disk.attach import disk_alias
 
     name = mgr.resolve(ident)
-    with mgr._locked(name):
+    with mgr.locked(name):
         name, rec = mgr.running(name)
         dom = mgr.definition(name)
         disk = _disk(dom, path)

@@ -23,6 +23,9 @@ from pyvirt.errors import InvalidConfigError, NotFoundError, UnsupportedError
 if TYPE_CHECKING:
     from pyvirt.model import Disk
 
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: imported by the disk hook
+# at start; lxml/pyvirt.model and ctypes load only for the checks that need them.
+
 TARGET_RE = re.compile(r"^(hd|sd|vd|xvd|fd|ub)[a-z]{1,3}$")
 FORMATS = ("raw", "qcow2", "qed", "vmdk", "vdi", "vpc", "vhdx", "iso")
 CACHE_MODES = ("default", "none", "writethrough", "writeback", "directsync", "unsafe")
@@ -80,7 +83,7 @@ def build_disk(opts: DiskOptions) -> Disk:
 
     :raises InvalidConfigError: an option value is invalid or options contradict
     """
-    from pyvirt.model import Disk
+    from pyvirt.model import Disk  # lazy
 
     if opts.driver not in (None, "qemu"):
         raise InvalidConfigError(
@@ -146,7 +149,7 @@ def build_disk(opts: DiskOptions) -> Disk:
 
 def disk_xml(disk: Disk) -> str:
     """The ``<disk>`` element as text (``attach-disk --print-xml``)."""
-    from pyvirt.model.xmltree import to_string
+    from pyvirt.model.xmltree import to_string  # lazy
 
     return to_string(disk.element)
 
@@ -222,7 +225,7 @@ def check_io_uring() -> None:
             f"io mode 'io_uring' is disabled on this host (kernel.io_uring_disabled={disabled})",
             hint="use --io threads or native",
         )
-    import ctypes
+    import ctypes  # lazy
 
     libc = ctypes.CDLL(None, use_errno=True)
     params = ctypes.create_string_buffer(120)  # struct io_uring_params

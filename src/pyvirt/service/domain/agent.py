@@ -21,8 +21,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pyvirt.errors import InvalidConfigError, UnsupportedError
+from pyvirt.errors import InvalidConfigError, PyvirtError, UnsupportedError
 from pyvirt.service import hooks
+from pyvirt.service.domain import lifecycle
 from pyvirt.state.locks import file_lock
 
 if TYPE_CHECKING:
@@ -31,7 +32,10 @@ if TYPE_CHECKING:
     from pyvirt.drivers.qemu.monitor import PciDevice
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
-    from pyvirt.service.network.types import NicAddress
+
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: the agent-channel hook
+# loads this module at every start; the agent client, QMP and the argv builder load only for agent
+# verbs.
 
 #: The channel name qemu-ga listens on (same as ``pyvirt.drivers.qemu.agent.CHANNEL_NAME``).
 CHANNEL_NAME = "org.qemu.guest_agent.0"
@@ -107,7 +111,7 @@ def session(
     mgr: DomainManager, ident: str, *, timeout: float = DEFAULT_TIMEOUT
 ) -> Iterator[GuestAgent]:
     """A synchronized session with the domain's guest agent (one at a time per domain)."""
-    from pyvirt.drivers.qemu.agent import GuestAgent
+    from pyvirt.drivers.qemu.agent import GuestAgent  # lazy
 
     name, path = agent_socket(mgr, ident)
     lock = mgr.paths.lock_dir / f"agent-{name}.lock"
@@ -216,8 +220,6 @@ def shutdown_with_modes(
 
     :raises UnsupportedError: a mode pyvirt does not implement (initctl, signal, paravirt)
     """
-    from pyvirt.errors import PyvirtError
-    from pyvirt.service.domain import lifecycle
 
     for mode in modes:
         if mode not in SHUTDOWN_MODES:
@@ -276,9 +278,8 @@ def fs_info(mgr: DomainManager, ident: str, *, timeout: float = DEFAULT_TIMEOUT)
 
 def _disks_by_pci(mgr: DomainManager, name: str) -> dict[tuple[int, int, int, int] | None, str]:
     """PCI address (as the guest sees it) -> target of the domain's virtio disks."""
-    from pyvirt.drivers.qemu.argv.devices.disk import dev_index
-    from pyvirt.drivers.qemu.qmp import Monitor
-    from pyvirt.errors import PyvirtError
+    from pyvirt.drivers.qemu.argv.devices.disk import dev_index  # lazy
+    from pyvirt.drivers.qemu.qmp import Monitor  # lazy
 
     aliases = {}
     for disk in mgr.definition(name).devices.disks:
@@ -308,29 +309,6 @@ def _disks_by_pci(mgr: DomainManager, name: str) -> dict[tuple[int, int, int, in
 def _pci_key(disk: GuestDiskAddress) -> tuple[int, int, int, int] | None:
     pci = disk.pci_controller
     return pci.key() if pci is not None else None
-
-
-def interface_addresses(
-    mgr: DomainManager,
-    ident: str,
-    interface: str | None = None,
-    *,
-    timeout: float = DEFAULT_TIMEOUT,
-) -> list[NicAddress]:
-    """Addresses of the guest's interfaces as the agent reports them (``domifaddr --source
-    agent``): one row per address, the interface's guest name as ``target``."""
-    from pyvirt.service.network.types import NicAddress
-
-    with session(mgr, ident, timeout=timeout) as ga:
-        result = ga.network_get_interfaces()
-    rows = []
-    for nic in result:
-        if interface and nic.name != interface:
-            continue
-        mac = nic.hardware_address or "00:00:00:00:00:00"
-        for ip in nic.ip_addresses:
-            rows.append(NicAddress(nic.name, mac, ip.type, f"{ip.address}/{ip.prefix}"))
-    return rows
 
 
 #: guestinfo's groups in virsh's order, with the agent command each needs.

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
 
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: ``define`` imports this
+# module; QMP and lxml load only for display verbs (graphics updates, screenshots).
+
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
@@ -85,7 +88,7 @@ def ppm_to_png(ppm: bytes) -> tuple[bytes, int, int]:
 
 def screenshot(mgr: DomainManager, ident: str, output: Path, *, screen: int = 0) -> tuple[int, int]:
     """Write the guest's screen to ``output`` as PNG; returns (width, height)."""
-    from pyvirt.drivers.qemu.qmp import Monitor
+    from pyvirt.drivers.qemu.qmp import Monitor  # lazy
 
     name, rec = mgr.running(ident)
     dom = mgr.definition(name)
@@ -136,7 +139,7 @@ def _match(dom: Domain, new: etree._Element) -> etree._Element:
 
 
 def _replace(dom: Domain, new: etree._Element) -> None:
-    from pyvirt.model.xmltree import copy_element
+    from pyvirt.model.xmltree import copy_element  # lazy
 
     old = _match(dom, new)
     parent = old.getparent()
@@ -147,7 +150,7 @@ def _replace(dom: Domain, new: etree._Element) -> None:
 
 
 def _live(mgr: DomainManager, name: str, dom: Domain, new: etree._Element) -> None:
-    from pyvirt.drivers.qemu.qmp import Monitor
+    from pyvirt.drivers.qemu.qmp import Monitor  # lazy
 
     _, rec = mgr.running(name)
     old = _match(dom, new)
@@ -215,11 +218,11 @@ def update_device(
     :param config: change the persistent definition
     :param persistent: the definition, and the running domain when it runs
     """
-    from pyvirt.model.xmlmap import parse_xml
+    from pyvirt.model.xmlmap import parse_xml  # lazy
 
     name = mgr.resolve(ident)
     new = parse_xml(xml, what="device XML")
-    with mgr._locked(name):
+    with mgr.locked(name):
         scope = mgr.affect(name, live=live, config=config, current=current, persistent=persistent)
         if scope.live:
             _live(mgr, name, mgr.live_definition(name), new)

@@ -12,20 +12,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pyvirt.drivers.qemu.argv import ArgvContext
+from pyvirt.drivers.qemu.argv.builder import Build
 from pyvirt.errors import UnsupportedError
+from pyvirt.model import Address
 
 if TYPE_CHECKING:
-    from pyvirt.drivers.qemu.argv.builder import Build
     from pyvirt.drivers.qemu.qmp import Monitor
-    from pyvirt.model import Address
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
 
 
 def build_for(mgr: DomainManager, dom: Domain) -> Build:
     """The argv builder's state for *dom* with the paths its start used."""
-    from pyvirt.drivers.qemu.argv import ArgvContext
-    from pyvirt.drivers.qemu.argv.builder import Build
 
     ctx = ArgvContext(
         run_dir=mgr.paths.domain_run_dir(dom.name), log_dir=mgr.paths.domain_log_dir(dom.name)
@@ -40,8 +39,6 @@ def free_pci_slot(dom: Domain, mon: Monitor, what: str) -> Address:
     :param what: the kind of device, for messages (``disk``, ``interface``)
     :raises UnsupportedError: no slot is free
     """
-    from pyvirt.model import Address
-
     buses = mon.query_pci()
     root = buses[0].devices if buses else []
     if "q35" not in (dom.os.machine or ""):

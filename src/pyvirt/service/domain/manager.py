@@ -20,7 +20,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,6 +44,10 @@ if TYPE_CHECKING:
     from pyvirt.drivers.qemu.runtime import RuntimeRecord
     from pyvirt.model.domain import Domain
 
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: ``pyvirt list`` imports
+# this module; pyvirt.model/lxml (~80 ms), the QEMU runtime/process code, the NUMA advisor (~140
+# ms with host probes) and lifecycle load only for the verbs that need them.
+
 
 _UUID_RE = re.compile(rb"<uuid>\s*([0-9a-fA-F-]{32,36})\s*</uuid>")
 
@@ -62,15 +66,26 @@ class DomainManager:
 
     # -- locks -------------------------------------------------------------------------
     @contextmanager
-    def _namespace(self) -> Iterator[None]:
+    def namespace(self) -> Iterator[None]:
+        """Hold the lock of the domain namespace (names and UUIDs): define, create, rename
+        and undefine take it, so two domains never get one name or UUID."""
         with file_lock(self.paths.lock_dir / "domains.lock", what="the domain namespace"):
             yield
 
     @contextmanager
-    def _locked(self, name: str, *, timeout: float = 30.0) -> Iterator[None]:
+    def locked(self, name: str, *, timeout: float = 30.0) -> Iterator[None]:
+        """Hold domain ``name``'s lock: every change to one domain (start, stop, device and
+        tuning changes, the stop work) runs under it.
+
+        :raises OperationFailedError: the lock stays busy for ``timeout`` seconds
+        """
         path = self.paths.lock_dir / f"domain-{name}.lock"
         with file_lock(path, timeout=timeout, what=f"domain '{name}'"):
             yield
+
+    #: the old private name, still used by :mod:`pyvirt.service.nic.hotplug` (edited on another
+    #: branch at the moment); switch it to :meth:`locked` and drop this alias after the merge
+    _locked = locked
 
     def affect(
         self,
@@ -91,7 +106,7 @@ class DomainManager:
         """
         return resolve(
             name,
-            running=self._live(name, cleanup=True) is not None,
+            running=self.live_record(name, cleanup=True) is not None,
             persistent=self.store.exists(name),
             live=live,
             config=config,
@@ -100,19 +115,22 @@ class DomainManager:
         )
 
     # -- lookups ----------------------------------------------------------------------
-    def _running_names(self) -> list[str]:
+    def running_names(self) -> list[str]:
+        """Names of domains with a run directory (running, or gone and not reaped yet)."""
         try:
             entries = os.listdir(self.paths.domain_run_root)
         except FileNotFoundError:
             return []
         return [e for e in entries if not e.startswith(".") and not e.endswith(".json")]
 
-    def _record(self, name: str) -> RuntimeRecord | None:
+    def record(self, name: str) -> RuntimeRecord | None:
+        """The runtime record written at ``name``'s start (None: no run directory); it does
+        not check that QEMU still runs (:meth:`live_record` does)."""
         return self.rundir(name).record()
 
     def rundir(self, name: str) -> RunDir:
         """The owner of domain ``name``'s run directory (whether or not it runs)."""
-        from pyvirt.drivers.qemu.rundir import RunDir
+        from pyvirt.drivers.qemu.rundir import RunDir  # lazy
 
         return RunDir(self.paths.domain_run_dir(name))
 
@@ -128,13 +146,13 @@ class DomainManager:
             name = self.store.name_for_uuid(ident)
             if name:
                 return name
-            for running in self._running_names():
-                rec = self._record(running)
+            for running in self.running_names():
+                rec = self.record(running)
                 if rec is not None and rec.uuid.lower() == ident.lower():
                     return running
         if ident.isdigit():
-            for running in self._running_names():
-                rec = self._record(running)
+            for running in self.running_names():
+                rec = self.record(running)
                 if rec is not None and rec.domain_id == int(ident):
                     return running
         raise NotFoundError(
@@ -155,7 +173,7 @@ class DomainManager:
         except (FileNotFoundError, ValueError):
             return Reason.UNKNOWN
 
-    def _live(self, name: str, *, cleanup: bool) -> RuntimeRecord | None:
+    def live_record(self, name: str, *, cleanup: bool) -> RuntimeRecord | None:
         """The runtime record of ``name`` if its QEMU is alive; otherwise maybe do stop work.
 
         With ``cleanup`` the caller holds the domain lock and the stop work runs now (it is
@@ -164,41 +182,41 @@ class DomainManager:
         domain) is it done here, and only if the lock is free right now (a busy lock means
         another command or the reaper is on it).
         """
-        from pyvirt.drivers.qemu import process
+        from pyvirt.drivers.qemu import process  # lazy
 
-        rec = self._record(name)
+        rec = self.record(name)
         if rec is None:
             return None
         if process.is_alive(rec.pid, rec.starttime):
             return rec
         if cleanup:
-            self._reap(name, rec)
+            self.reap(name, rec)
         elif not self._reaper_alive(name):
             try:
                 with file_lock(
                     self.paths.lock_dir / f"domain-{name}.lock", timeout=0, what=f"domain '{name}'"
                 ):
-                    rec = self._record(name)
+                    rec = self.record(name)
                     if rec is not None and not process.is_alive(rec.pid, rec.starttime):
-                        self._reap(name, rec)
+                        self.reap(name, rec)
             except OperationFailedError:
                 pass
         return None
 
     def _reaper_alive(self, name: str) -> bool:
-        from pyvirt.drivers.qemu.runtime import read_watcher
+        from pyvirt.drivers.qemu.runtime import read_watcher  # lazy
 
         info = read_watcher(self.paths.domain_run_dir(name))
         return info is not None and info.alive
 
-    def _reap(self, name: str, rec: RuntimeRecord) -> None:
+    def reap(self, name: str, rec: RuntimeRecord) -> None:
         """Stop work for a dead QEMU (caller holds the lock): the hooks' after_stop, the
         shut-off reason, the run directory removed."""
         run = self.rundir(name)
         reason = run.exit_info(wait=0.5).reason
         data = run.hooks()
         if data.sections:
-            from pyvirt.service import hooks
+            from pyvirt.service import hooks  # lazy
 
             hooks.run_after_stop(self, name, data.sections)
         self.paths.domain_run_root.mkdir(parents=True, exist_ok=True)
@@ -220,15 +238,15 @@ class DomainManager:
 
         :returns: whether this call did the work
         """
-        from pyvirt.drivers.qemu import process
+        from pyvirt.drivers.qemu import process  # lazy
 
-        with self._locked(name, timeout=timeout):
-            rec = self._record(name)
+        with self.locked(name, timeout=timeout):
+            rec = self.record(name)
             if rec is None or rec.pid != pid or rec.starttime != starttime:
                 return False
             if process.is_alive(rec.pid, rec.starttime):
                 return False
-            self._reap(name, rec)
+            self.reap(name, rec)
             return True
 
     def status(self, ident: str) -> DomainStatus:
@@ -239,7 +257,7 @@ class DomainManager:
     def _status(
         self, name: str, uuids: dict[str, str] | None, *, lock: bool = False
     ) -> DomainStatus:
-        rec = self._live(name, cleanup=lock)
+        rec = self.live_record(name, cleanup=lock)
         persistent = self.store.exists(name)
         if rec is None and not persistent:
             raise NotFoundError(f"domain '{name}' not found")
@@ -305,14 +323,26 @@ class DomainManager:
         return out
 
     # -- definitions ------------------------------------------------------------------
+    def running_definitions(self) -> list[tuple[str, Domain]]:
+        """(name, live definition) of every running domain (one gone meanwhile is skipped)."""
+        out = []
+        for st in self.list_all():
+            if st.id is None:
+                continue
+            try:
+                out.append((st.name, self.definition(st.name)))
+            except NotFoundError:
+                continue
+        return out
+
     def definition(self, ident: str, *, inactive: bool = False) -> Domain:
         """The domain's definition: the live one while running unless ``inactive``."""
-        from pyvirt.model.domain import Domain
+        from pyvirt.model.domain import Domain  # lazy
 
         name = self.resolve(ident)
         if not inactive or not self.store.exists(name):
             run = self.rundir(name)
-            if self._live(name, cleanup=False) is not None and run.has_live_xml():
+            if self.live_record(name, cleanup=False) is not None and run.has_live_xml():
                 with contextlib.suppress(NotFoundError):  # it stopped just now
                     return Domain.from_xml(run.live_xml())
         xml = self.store.read(name)
@@ -329,15 +359,15 @@ class DomainManager:
 
         :raises InvalidConfigError: malformed or invalid XML
         """
-        from pyvirt.model.domain import Domain
+        from pyvirt.model.domain import Domain  # lazy
 
         return Domain.from_xml(xml)
 
     def xpath(self, ident: str, expr: str, *, inactive: bool = False) -> list[str]:
         """The nodes of the domain's XML matching ``expr``, serialized (virsh ``--xpath``)."""
-        from lxml import etree
+        from lxml import etree  # lazy
 
-        from pyvirt.model.xmlmap import parse_xml
+        from pyvirt.model.xmlmap import parse_xml  # lazy
 
         root = parse_xml(self.dumpxml(ident, inactive=inactive))
         try:
@@ -353,7 +383,7 @@ class DomainManager:
                 out.append(str(node))
         return out
 
-    def _check_unique(self, dom: Domain, *, allow_same_name: bool) -> None:
+    def check_unique(self, dom: Domain, *, allow_same_name: bool) -> None:
         """Refuse a name or UUID that another domain holds (caller holds the namespace lock)."""
         owner = self.store.name_for_uuid(dom.uuid)
         if owner is not None and owner != dom.name:
@@ -361,10 +391,10 @@ class DomainManager:
                 f"domain '{owner}' already exists with uuid {dom.uuid}",
                 hint="remove the <uuid> element to get a new one, or undefine the other domain",
             )
-        for running in self._running_names():
+        for running in self.running_names():
             if running == dom.name:
                 continue
-            rec = self._live(running, cleanup=False)
+            rec = self.live_record(running, cleanup=False)
             if rec is not None and rec.uuid.lower() == dom.uuid.lower():
                 raise AlreadyExistsError(
                     f"domain '{running}' is running with uuid {dom.uuid}",
@@ -373,7 +403,7 @@ class DomainManager:
             if not allow_same_name:
                 raise AlreadyExistsError(f"domain '{dom.name}' already exists")
             existing_uuid = self._uuid_of(dom.name) if self.store.exists(dom.name) else None
-            rec = self._live(dom.name, cleanup=False)
+            rec = self.live_record(dom.name, cleanup=False)
             if rec is not None:
                 existing_uuid = rec.uuid
             if existing_uuid and existing_uuid.lower() != dom.uuid.lower():
@@ -387,86 +417,59 @@ class DomainManager:
 
         :param force: accept what the NUMA advisor refuses (more than 64 vCPUs)
         """
-        from pyvirt.model.domain import Domain
-        from pyvirt.service.tuning import advisor
+        from pyvirt.model.domain import Domain  # lazy
+        from pyvirt.service.tuning import advisor  # lazy
 
         dom = Domain.from_xml(xml)
         check_name(dom.name)
         advice = advisor.check_define(dom, force=force)  # raises for a refusal unless forced
-        with self._namespace():
-            self._check_unique(dom, allow_same_name=True)
+        with self.namespace():
+            self.check_unique(dom, allow_same_name=True)
             self.store.write(dom.name, dom.to_xml())
             self.store.index_uuid(dom.name, dom.uuid)
-        from pyvirt.service.domain.display import vnc_warnings
+        from pyvirt.service.domain.display import vnc_warnings  # lazy
 
         return dom, [*dom.warnings, *advice, *vnc_warnings(dom)]
 
     def undefine(
-        self, ident: str, *, remove_all_storage: bool = False, storage: Sequence[str] = ()
+        self, ident: str, *, remove_storage: Callable[[Domain], list[str]] | None = None
     ) -> list[str]:
         """Remove a persistent definition. A running domain becomes transient (like virsh).
 
-        :param storage: remove only these disks (target names like ``vda`` or source paths)
-        :returns: paths of storage removed with ``remove_all_storage`` or ``storage``
+        :param remove_storage: deletes the shut-off domain's storage under the domain lock
+            (:func:`pyvirt.service.storage.volumes.remove_domain_storage`); refused while it
+            runs
+        :returns: what ``remove_storage`` removed
         """
         name = self.resolve(ident)
         removed: list[str] = []
-        with self._namespace(), self._locked(name):
+        with self.namespace(), self.locked(name):
             if not self.store.exists(name):
                 raise InvalidStateError(
                     f"domain '{name}' is transient; it cannot be undefined",
                     hint="use 'destroy' to stop it; it disappears then",
                 )
             dom = self.definition(name, inactive=True)
-            live = self._live(name, cleanup=True) is not None
-            if remove_all_storage or storage:
+            live = self.live_record(name, cleanup=True) is not None
+            if remove_storage is not None:
                 if live:
                     raise InvalidStateError(
                         f"domain '{name}' is running; its storage cannot be removed",
                         hint="destroy it first",
                     )
-                removed = self._remove_storage(dom, storage)
+                removed = remove_storage(dom)
             self.store.delete(name)
             self.store.unindex_uuid(dom.uuid)
             if not live:
                 self.paths.domain_last_state(name).unlink(missing_ok=True)
         return removed
 
-    def _remove_storage(self, dom: Domain, only: Sequence[str] = ()) -> list[str]:
-        """Delete the domain's writable disk files and volumes (``only``: just these disks)."""
-        wanted = set(only)
-        disks = [d for d in dom.devices.disks if d.device == "disk"]
-        if wanted:
-            known = {d.target_dev for d in disks} | {d.source_path for d in disks}
-            unknown = sorted(wanted - known)
-            if unknown:
-                raise InvalidConfigError(
-                    f"domain '{dom.name}' has no disk '{unknown[0]}'",
-                    hint="name disks by target (vda) or path, as 'domblklist' shows them",
-                )
-            disks = [d for d in disks if d.target_dev in wanted or d.source_path in wanted]
-        else:
-            disks = [d for d in disks if not d.readonly and not d.shareable]
-        removed = []
-        for disk in disks:
-            if disk.type == "volume" and disk.source_pool and disk.source_volume:
-                from pyvirt.service.storage.pools import PoolManager
-
-                PoolManager(self.paths).volumes.delete(disk.source_volume, disk.source_pool)
-                removed.append(f"{disk.source_pool}/{disk.source_volume}")
-                continue
-            path = disk.source_path
-            if path and disk.type == "file" and os.path.isfile(path):
-                os.unlink(path)
-                removed.append(path)
-        return removed
-
     def rename(self, ident: str, new_name: str) -> None:
         """Rename a shut-off persistent domain (virsh ``domrename``)."""
         name = self.resolve(ident)
         check_name(new_name)
-        with self._namespace(), self._locked(name):
-            if self._live(name, cleanup=True) is not None:
+        with self.namespace(), self.locked(name):
+            if self.live_record(name, cleanup=True) is not None:
                 raise InvalidStateError(
                     f"domain '{name}' is running; only a shut-off domain can be renamed",
                     hint="shut it down first",
@@ -492,12 +495,12 @@ class DomainManager:
 
     # -- lifecycle (implemented in pyvirt.service.domain.lifecycle) ----------------------------
     def start(self, ident: str, *, paused: bool = False) -> DomainStatus:
-        from pyvirt.service.domain import lifecycle
+        from pyvirt.service.domain import lifecycle  # lazy
 
         return lifecycle.start(self, self.resolve(ident), paused=paused)
 
     def create(self, xml: str | bytes, *, paused: bool = False) -> DomainStatus:
-        from pyvirt.service.domain import lifecycle
+        from pyvirt.service.domain import lifecycle  # lazy
 
         return lifecycle.create(self, xml, paused=paused)
 
@@ -507,7 +510,7 @@ class DomainManager:
         :raises InvalidStateError: if it is not running
         """
         name = self.resolve(ident)
-        rec = self._live(name, cleanup=False)
+        rec = self.live_record(name, cleanup=False)
         if rec is None:
             raise InvalidStateError(f"domain '{name}' is not running", hint="start it first")
         return name, rec
@@ -520,7 +523,7 @@ class DomainManager:
 
         :raises InvalidStateError: it is not running
         """
-        from pyvirt.model.domain import Domain
+        from pyvirt.model.domain import Domain  # lazy
 
         try:
             return Domain.from_xml(self.rundir(name).live_xml())

@@ -1,6 +1,7 @@
 """The reaper: the per-domain watcher process, plus the service's stop work when QEMU exits.
 
-Run as ``python -m pyvirt.service.domain.reaper --paths JSON RUN_DIR ...`` by :func:`spawn`
+Run as ``python -m pyvirt.service.domain.reaper --paths JSON RUN_DIR ...`` by
+:func:`pyvirt.service.domain.reaper_spawn.spawn`
 right after a start. It is the driver's watcher (:func:`pyvirt.drivers.qemu.watch.main`: QMP
 events to the log, lifecycle policies, ``exit.json``) with an ``on_exit`` callback that runs
 :meth:`pyvirt.service.domain.manager.DomainManager.stop_work` the moment QEMU is gone,
@@ -15,42 +16,25 @@ a background thread while QEMU runs, so the stop work starts without import dela
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import threading
 from pathlib import Path
 
-from pyvirt.state.paths import StatePaths
+from pyvirt.service.domain.reaper_spawn import parse_paths_arg
 
-__all__ = ["main", "spawn"]
+# lazy: function-local imports marked ``# lazy`` let the watcher process start at once; the stop
+# work's imports (manager, hooks) load in a background thread while QEMU runs (see _preload).
 
-
-def _paths_arg(paths: StatePaths) -> str:
-    return json.dumps(
-        {"config": str(paths.config), "run": str(paths.run), "log": str(paths.log),
-         "cache": str(paths.cache)}
-    )  # fmt: skip
-
-
-def spawn(paths: StatePaths, name: str) -> int:
-    """Start the reaper of running domain ``name`` (detached; not waited for).
-
-    :returns: its pid
-    """
-    from pyvirt.drivers.qemu import watch
-
-    return watch.spawn_watcher(
-        paths.domain_run_dir(name), module=__name__, extra_args=["--paths", _paths_arg(paths)]
-    )
+__all__ = ["main"]
 
 
 def _preload(run_dir: Path) -> None:
     """Import what the stop work needs (the manager, the domain's hook modules)."""
     try:
-        from pyvirt.drivers.qemu.rundir import RunDir
-        from pyvirt.service import hooks
-        from pyvirt.service.domain import manager
+        from pyvirt.drivers.qemu.rundir import RunDir  # lazy
+        from pyvirt.service import hooks  # lazy
+        from pyvirt.service.domain import manager  # lazy
 
         del manager
         hooks.hooks(RunDir(run_dir).hooks().sections)
@@ -60,18 +44,15 @@ def _preload(run_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``--paths JSON`` then the watcher's own arguments."""
-    from pyvirt.drivers.qemu import watch
-    from pyvirt.drivers.qemu.runtime import ExitInfo
+    from pyvirt.drivers.qemu import watch  # lazy
+    from pyvirt.drivers.qemu.runtime import ExitInfo  # lazy
 
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) < 2 or args[0] != "--paths":
         print("usage: python -m pyvirt.service.domain.reaper --paths JSON RUN_DIR ...",
               file=sys.stderr)  # fmt: skip
         return 2
-    roots = json.loads(args[1])
-    paths = StatePaths(
-        Path(roots["config"]), Path(roots["run"]), Path(roots["log"]), Path(roots["cache"])
-    )
+    paths = parse_paths_arg(args[1])
     rest = args[2:]
     run_dir = next((Path(a) for a in rest if not a.startswith("-")), None)
     loader = None
@@ -80,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         loader.start()
 
     def on_exit(run_dir: Path, info: ExitInfo, pid: int, starttime: int | None) -> None:
-        from pyvirt.service.domain.manager import DomainManager
+        from pyvirt.service.domain.manager import DomainManager  # lazy
 
         if loader is not None:
             loader.join()

@@ -16,6 +16,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pyvirt
+from pyvirt.errors import InvalidConfigError
+from pyvirt.host import hugepages, ksm, qemu_binaries
+from pyvirt.host.capabilities import capabilities
+from pyvirt.host.cpu import read_host_cpu
+from pyvirt.host.cpustats import read_cpu_mhz, read_cpu_times, sample_percent
+from pyvirt.host.kvm import default_domain_type, kvm_status
+from pyvirt.host.memory import host_memstats, node_memstats
+from pyvirt.host.numa import node_ids, read_cells
+from pyvirt.host.validate import format_checks, host_validate
+from pyvirt.service.tuning.advisor import read_host
 from pyvirt.state.paths import StatePaths
 
 if TYPE_CHECKING:
@@ -73,9 +84,6 @@ class HostManager:
         return self.paths.cache / "host" / "qemu"
 
     def versions(self) -> Versions:
-        import pyvirt
-        from pyvirt.host import qemu_binaries
-
         binary = qemu_binaries.find_qemu_binaries().get("x86_64")
         if binary is None:
             return Versions(pyvirt.__version__, None, None)
@@ -83,35 +91,25 @@ class HostManager:
         return Versions(pyvirt.__version__, f"{v.major}.{v.minor}.{v.micro}", str(binary))
 
     def capabilities(self) -> str:
-        from pyvirt.host.capabilities import capabilities
-
         self._kvm_cache.parent.mkdir(parents=True, exist_ok=True)
         return capabilities(cache_dir=self._binary_cache, kvm_cache_path=self._kvm_cache)
 
     def validate(self) -> list[Check]:
-        from pyvirt.host.validate import host_validate
-
         self._kvm_cache.parent.mkdir(parents=True, exist_ok=True)
         return host_validate(kvm_cache_path=self._kvm_cache)
 
     @staticmethod
     def format_checks(checks: list[Check]) -> str:
         """The checks laid out like virt-host-validate's output."""
-        from pyvirt.host.validate import format_checks
-
         return format_checks(checks)
 
     def kvm_status(self) -> KvmStatus:
         """What pyvirt knows about KVM here (the speed probe runs once per boot)."""
-        from pyvirt.host.kvm import kvm_status
-
         self._kvm_cache.parent.mkdir(parents=True, exist_ok=True)
         return kvm_status(cache_path=self._kvm_cache)
 
     def default_domain_type(self) -> str:
         """'kvm' only when /dev/kvm works and the probe measured it hardware-fast."""
-        from pyvirt.host.kvm import default_domain_type
-
         self._kvm_cache.parent.mkdir(parents=True, exist_ok=True)
         return default_domain_type(cache_path=self._kvm_cache)
 
@@ -123,10 +121,6 @@ class HostManager:
 
     def nodeinfo(self) -> NodeInfo:
         """CPU and memory summary of the host (virsh ``nodeinfo``)."""
-        from pyvirt.host.cpu import read_host_cpu
-        from pyvirt.host.cpustats import read_cpu_mhz
-        from pyvirt.host.memory import host_memstats
-        from pyvirt.host.numa import node_ids
 
         root = self.host_root
         cpu = read_host_cpu(root)
@@ -148,8 +142,6 @@ class HostManager:
 
         :raises InvalidConfigError: the cell does not exist
         """
-        from pyvirt.errors import InvalidConfigError
-        from pyvirt.host.numa import read_cells
 
         cells = read_cells(self.host_root)
         if cell is None:
@@ -167,8 +159,6 @@ class HostManager:
 
         :raises InvalidConfigError: the cell does not exist
         """
-        from pyvirt.errors import InvalidConfigError
-        from pyvirt.host.memory import host_memstats, node_memstats
 
         if cell is None:
             return host_memstats(self.host_root)
@@ -185,10 +175,6 @@ class HostManager:
 
         :raises InvalidConfigError: the CPU does not exist
         """
-        from dataclasses import asdict
-
-        from pyvirt.host.cpustats import read_cpu_times, sample_percent
-
         if percent:
             return sample_percent(self.host_root, cpu)
         return {k: float(v) for k, v in asdict(read_cpu_times(self.host_root, cpu)).items()}
@@ -201,8 +187,6 @@ class HostManager:
         :raises UnsupportedError: the kernel has no KSM
         :raises OperationFailedError: the kernel refused a value
         """
-        from pyvirt.host import ksm
-
         if params:
             return ksm.set_params(self.host_root, params)
         return ksm.read_state(self.host_root)
@@ -225,9 +209,6 @@ class HostManager:
         :raises UnsupportedError: page size the host lacks
         :raises OperationFailedError: the kernel reserved fewer pages than asked
         """
-        from pyvirt.errors import InvalidConfigError
-        from pyvirt.host import hugepages
-        from pyvirt.host.numa import node_ids
 
         if count < 0:
             raise InvalidConfigError(f"page count {count} is negative")
@@ -247,6 +228,4 @@ class HostManager:
 
     def shape(self) -> HostShape:
         """The host's sockets, cores and NUMA nodes, for the advisor and the planner."""
-        from pyvirt.service.tuning.advisor import read_host
-
         return read_host(self.host_root)

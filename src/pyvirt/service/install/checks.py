@@ -10,23 +10,32 @@ non-sparse disk bigger than the free space, and a MAC another domain has.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pyvirt.errors import AlreadyExistsError, InvalidConfigError, PyvirtError
+from pyvirt.storage import qemu_img
 
 if TYPE_CHECKING:
     from pyvirt.install.spec import CheckSpec, DiskSpec, InstallSpec
     from pyvirt.model.domain import Domain
     from pyvirt.service.connection import Connection
-    from pyvirt.service.install.manager import NewDisk
-
 GIB = 1024**3
 RAW_SUFFIXES = (".img", ".raw", ".iso")
 
 
-def _format_of(path: str) -> str:
-    from pyvirt.storage import qemu_img
+@dataclass
+class NewDisk:
+    """A disk file the install creates (removed again if the install fails)."""
 
+    path: str
+    format: str
+    size: int
+    sparse: bool
+    pool: str | None = None  # a volume named ``path`` in this pool
+
+
+def _format_of(path: str) -> str:
     try:
         fmt = qemu_img.info(path).get("format")
     except PyvirtError:
@@ -38,8 +47,6 @@ def resolve_disks(
     conn: Connection, name: str, disks: list[DiskSpec], spec: InstallSpec, warnings: list[str]
 ) -> list[NewDisk]:
     """Fill in each disk's path and format; return the files/volumes to create."""
-    from pyvirt.service.install.manager import NewDisk
-
     new: list[NewDisk] = []
     for index, d in enumerate(disks):
         if d.pool or d.vol:
@@ -88,8 +95,6 @@ def _check_space(parent: str, size: int, sparse: bool, path: str, warnings: list
 
 
 def _pool_disk(conn: Connection, name: str, index: int, d: DiskSpec) -> list[NewDisk]:
-    from pyvirt.service.install.manager import NewDisk
-
     pools = conn.pools
     if d.vol:
         pool_name, info = pools.volumes.lookup(d.vol, d.pool)

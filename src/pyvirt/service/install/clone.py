@@ -12,6 +12,7 @@ QEMU's image lock shared and the copy may be inconsistent: a warning says so).
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import uuid as uuidlib
 from dataclasses import dataclass, field
@@ -27,7 +28,10 @@ from pyvirt.errors import (
     UnsupportedError,
 )
 from pyvirt.install.spec import CheckSpec
+from pyvirt.install.xmlgen import random_mac
+from pyvirt.service.install.checks import check_in_use
 from pyvirt.state.domains import check_name
+from pyvirt.storage import qemu_img
 
 if TYPE_CHECKING:
     from pyvirt.model.devices import Disk
@@ -120,8 +124,6 @@ class CloneManager:
 
     def prepare(self, req: CloneRequest) -> ClonePlan:
         """Check everything and build the clone's definition; changes nothing."""
-        from pyvirt.service.install.checks import check_in_use
-
         warnings: list[str] = []
         orig, running = self._source(req, warnings)
         name = self._name(req, orig)
@@ -156,11 +158,8 @@ class CloneManager:
         return ClonePlan(dom, copies, warnings, nvram)
 
     def _new_macs(self, dom: Domain, req: CloneRequest) -> None:
-        from pyvirt.install.xmlgen import random_mac
-
         taken = {i.mac.lower() for i in dom.devices.interfaces if i.mac}
         given = iter(req.macs)
-        import random
 
         rng = random.SystemRandom()
         for iface in dom.devices.interfaces:
@@ -239,8 +238,6 @@ class CloneManager:
 
     def run(self, plan: ClonePlan, *, nonsparse: bool = False) -> Domain:
         """Produce the disks and define the clone; undo everything on failure."""
-        from pyvirt.storage import qemu_img
-
         created: list[str] = []
         try:
             for c in plan.copies:

@@ -24,27 +24,19 @@ from pyvirt.errors import (
     UnsupportedError,
 )
 from pyvirt.host import kvm
-from pyvirt.install import media, osinfo, xmlgen
+from pyvirt.install import cloudinit, media, osinfo, xmlgen
 from pyvirt.install.spec import DiskSpec, InstallSpec, NicSpec
-from pyvirt.service.install.checks import check_in_use, resolve_disks
+from pyvirt.service.domain.display import vnc_warnings
+from pyvirt.service.domain.types import State
+from pyvirt.service.install.checks import NewDisk, check_in_use, resolve_disks
 from pyvirt.state.domains import check_name
+from pyvirt.storage import qemu_img
 
 if TYPE_CHECKING:
     from pyvirt.model.domain import Domain
     from pyvirt.service.connection import Connection
 
 GIB = 1024**3
-
-
-@dataclass
-class NewDisk:
-    """A disk file the install creates (removed again if the install fails)."""
-
-    path: str
-    format: str
-    size: int
-    sparse: bool
-    pool: str | None = None  # a volume named ``path`` in this pool
 
 
 @dataclass
@@ -230,8 +222,6 @@ class InstallManager:
         nics = self._nics(spec)
         plan_seed = seed_path = None
         if spec.cloud_init is not None:
-            from pyvirt.install import cloudinit
-
             plan_seed = cloudinit.make_seed(spec.cloud_init, name, name)
             seed_path = str(self.paths.config / "qemu" / "cloud-init" / f"{name}-cidata.iso")
             disks.append(DiskSpec(path=seed_path, device="cdrom", format="raw"))
@@ -245,7 +235,6 @@ class InstallManager:
             raise InvalidConfigError(problems=problems)
         install = xmlgen.install_domain(final, inputs)
         check_in_use(self.conn, final, spec.check)
-        from pyvirt.service.domain.display import vnc_warnings
 
         warnings += final.warnings + vnc_warnings(final)
         template = final.os.nvram_template
@@ -254,8 +243,6 @@ class InstallManager:
 
     # -- doing --------------------------------------------------------------------------
     def _create_files(self, plan: InstallPlan) -> None:
-        from pyvirt.storage import qemu_img
-
         for disk in plan.new_disks:
             if disk.pool:
                 vols = self.conn.pools.volumes
@@ -267,8 +254,6 @@ class InstallManager:
             qemu_img.create(disk.path, disk.format, disk.size, preallocation=prealloc)
             plan.created.append(disk.path)
         if plan.seed is not None and plan.seed_path:
-            from pyvirt.install import cloudinit
-
             assert isinstance(plan.seed, cloudinit.Seed)
             cloudinit.write_iso(plan.seed, Path(plan.seed_path))
             plan.created.append(plan.seed_path)
@@ -316,8 +301,6 @@ class InstallManager:
 
         :returns: True when the install phase ended within the time
         """
-        from pyvirt.service.domain.types import State
-
         deadline = None if minutes is None or minutes < 0 else time.monotonic() + minutes * 60
         while True:
             try:

@@ -11,6 +11,9 @@ from pyvirt.errors import UnsupportedError
 from pyvirt.netbench.report import rows, table
 from pyvirt.netbench.scenarios import Bench, Result, leftovers, scenarios
 
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: the network benchmark
+# image builder loads only when the benchmark runs.
+
 __all__ = ["rows", "run", "table"]
 
 
@@ -33,7 +36,7 @@ def run(
             raise UnsupportedError(
                 f"bench net needs '{tool}'", hint="apt-get install iproute2 iperf3"
             )
-    from pyvirt.images import net as net_image
+    from pyvirt.images import net as net_image  # lazy
 
     image = net_image.default_image(cache_dir)
     bench = Bench(image, seconds=seconds)

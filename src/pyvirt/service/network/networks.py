@@ -19,9 +19,10 @@ import builtins
 import contextlib
 import ipaddress
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from pyvirt.errors import (
     AlreadyExistsError,
@@ -29,17 +30,20 @@ from pyvirt.errors import (
     InvalidStateError,
     NotFoundError,
 )
-from pyvirt.service.network.types import DhcpLease, DomainNic, NetworkInfo, NicAddress, NicStats
+from pyvirt.model.network import Network
+from pyvirt.network import mac as macs
+from pyvirt.network.runtime import NetRecord
+from pyvirt.service.network.types import DhcpLease, NetworkInfo
 from pyvirt.state.atomic import atomic_write
 from pyvirt.state.domains import check_name
 from pyvirt.state.locks import file_lock
 from pyvirt.state.paths import StatePaths
 
-if TYPE_CHECKING:
-    from pyvirt.model.network import Network
-    from pyvirt.network.runtime import NetRecord
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: backends, their registry,
+# dnsmasq, netlink, ``net-update`` code and the domain manager (for a network's users) load only
+# for the verbs that use them (``net-list`` does without, ~5-10 ms each).
 
-__all__ = ["DhcpLease", "DomainNic", "NetworkInfo", "NetworkManager", "NicAddress", "NicStats"]
+__all__ = ["DhcpLease", "NetworkInfo", "NetworkManager"]
 
 DEFAULT_NAME = "default"
 DEFAULT_XML = """<network>
@@ -73,15 +77,9 @@ class NetworkManager:
 
     def record(self, name: str) -> NetRecord | None:
         """The runtime record of ``name`` (also for a half-started network)."""
-        from pathlib import Path
-
-        from pyvirt.network.runtime import NetRecord
-
         return NetRecord.load(Path(self._record_path(name)))
 
     def _save_record(self, rec: NetRecord) -> None:
-        from pathlib import Path
-
         rec.save(Path(self._record_path(rec.name)))
 
     def _persistent_names(self) -> builtins.list[str]:
@@ -105,8 +103,6 @@ class NetworkManager:
         return rec is not None and rec.started
 
     def _read(self, name: str, *, inactive: bool = False) -> Network | None:
-        from pyvirt.model.network import Network
-
         live = self.paths.network_run_root / f"{name}.xml"
         if not inactive and live.exists() and self.is_active(name):
             return Network.from_xml(live.read_bytes())
@@ -181,8 +177,6 @@ class NetworkManager:
     # -- definitions ----------------------------------------------------------------------
     def _complete(self, net: Network, others: dict[str, Network]) -> None:
         """Give a new definition what libvirt fills in: a bridge name and a MAC."""
-        from pyvirt.network import mac as macs
-
         if net.mode in BRIDGE_MODES and not net.bridge_name:
             used = {o.bridge_name for o in others.values()}
             n = 0
@@ -223,8 +217,6 @@ class NetworkManager:
             )
 
     def _parse(self, xml: str | bytes) -> Network:
-        from pyvirt.model.network import Network
-
         net = Network.from_xml(xml)
         check_name(net.name, kind="network")
         return net
@@ -299,7 +291,7 @@ class NetworkManager:
         marker = self.paths.network_config_dir / ".default-defined"
         if marker.exists():
             return
-        from pyvirt.network import netlink
+        from pyvirt.network import netlink  # lazy
 
         with self._namespace():
             if marker.exists():
@@ -326,7 +318,7 @@ class NetworkManager:
 
     # -- start and stop -------------------------------------------------------------------
     def _check_routes(self, net: Network) -> None:
-        from pyvirt.network import netlink
+        from pyvirt.network import netlink  # lazy
 
         own = net.bridge_name
         for ip in net.ips:
@@ -342,7 +334,7 @@ class NetworkManager:
 
     def _cleanup_stale(self, name: str) -> bool:
         """Remove host pieces a crashed start or stop left; True when there was a record."""
-        from pyvirt.network.registry import backend_for
+        from pyvirt.network.registry import backend_for  # lazy
 
         rec = self.record(name)
         if rec is None:
@@ -358,9 +350,8 @@ class NetworkManager:
 
     def _start(self, net: Network) -> None:
         """Build the network on the host (caller holds the namespace lock)."""
-        from pyvirt.network.base import StartContext
-        from pyvirt.network.registry import backend_for
-        from pyvirt.network.runtime import NetRecord
+        from pyvirt.network.base import StartContext  # lazy
+        from pyvirt.network.registry import backend_for  # lazy
 
         if self.is_active(net.name):
             raise InvalidStateError(f"network '{net.name}' is already active")
@@ -427,9 +418,13 @@ class NetworkManager:
 
     def users(self, name: str) -> builtins.list[str]:
         """Running domains with an interface on network ``name``."""
-        from pyvirt.service.nic import ops as nics
+        from pyvirt.service.domain.manager import DomainManager  # lazy
 
-        return nics.network_users(self.paths, name)
+        return [
+            dom_name
+            for dom_name, dom in DomainManager(self.paths).running_definitions()
+            if any(i.type == "network" and i.source_network == name for i in dom.devices.interfaces)
+        ]
 
     def add_tap(self, name: str, tap: str, *, remove: bool = False) -> None:
         """Note (or forget) a tap on the network's record so net-destroy can clean it."""
@@ -445,9 +440,7 @@ class NetworkManager:
     # -- leases and updates ---------------------------------------------------------------
     def dhcp_leases(self, ident: str, *, mac: str | None = None) -> builtins.list[DhcpLease]:
         """Current leases from the network's dnsmasq lease file."""
-        import time
-
-        from pyvirt.network import dnsmasq
+        from pyvirt.network import dnsmasq  # lazy
 
         name = self.resolve(ident)
         if not self.is_active(name):
@@ -490,71 +483,8 @@ class NetworkManager:
         config: bool = False,
     ) -> None:
         """``net-update``: add/delete/modify an ``ip-dhcp-host`` (live and/or config)."""
-        from pyvirt.service.network.update import apply_update
+        from pyvirt.service.network.update import apply_update  # lazy
 
         name = self.resolve(ident)
         with self._namespace():
             apply_update(self, name, command, section, xml, live=live, config=config)
-
-    # -- domain NICs (implemented in pyvirt.service.nic.ops) ----------------------------------
-    def attach_interface(
-        self,
-        domain: str,
-        type: str,
-        source: str,
-        *,
-        model: str | None = None,
-        mac: str | None = None,
-        target: str | None = None,
-        live: bool = False,
-        config: bool = False,
-        current: bool = False,
-        persistent: bool = False,
-    ) -> str:
-        """Add a NIC (hotplug via QMP with ``live``); returns its MAC."""
-        from pyvirt.service.nic import ops as nics
-
-        return nics.attach(
-            self, domain, type, source, model=model, mac=mac, target=target, live=live,
-            config=config, current=current, persistent=persistent,
-        )  # fmt: skip
-
-    def detach_interface(
-        self, domain: str, type: str, *, mac: str | None = None, live: bool = False,
-        config: bool = False, current: bool = False, persistent: bool = False,
-    ) -> None:  # fmt: skip
-        """Remove a NIC by type (and MAC when several match)."""
-        from pyvirt.service.nic import ops as nics
-
-        nics.detach(
-            self, domain, type, mac=mac, live=live, config=config, current=current,
-            persistent=persistent,
-        )  # fmt: skip
-
-    def iflist(self, domain: str, *, inactive: bool = False) -> builtins.list[DomainNic]:
-        """``domiflist``."""
-        from pyvirt.service.nic import ops as nics
-
-        return nics.iflist(self, domain, inactive=inactive)
-
-    def ifaddr(
-        self, domain: str, *, source: str = "lease", interface: str | None = None
-    ) -> builtins.list[NicAddress]:
-        """``domifaddr --source lease|arp``."""
-        from pyvirt.service.nic import ops as nics
-
-        return nics.ifaddr(self, domain, source=source, interface=interface)
-
-    def ifstat(self, domain: str, interface: str) -> NicStats:
-        """``domifstat`` from the tap's /sys statistics."""
-        from pyvirt.service.nic import ops as nics
-
-        return nics.ifstat(self, domain, interface)
-
-    def set_link(
-        self, domain: str, interface: str, state: str, *, live: bool = False, config: bool = False
-    ) -> None:
-        """``domif-setlink``: QMP ``set_link`` on the NIC (``config``: the definition only)."""
-        from pyvirt.service.nic import ops as nics
-
-        nics.set_link(self, domain, interface, state, live=live, config=config)

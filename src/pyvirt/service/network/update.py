@@ -6,6 +6,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pyvirt.errors import InvalidConfigError, InvalidStateError, NotFoundError, UnsupportedError
+from pyvirt.model.network import MAC_RE, DhcpHost
+from pyvirt.model.xmlmap import parse_xml
+from pyvirt.network import dnsmasq
 from pyvirt.state.atomic import atomic_write
 
 if TYPE_CHECKING:
@@ -17,8 +20,6 @@ SECTIONS = ("ip-dhcp-host",)
 
 
 def _parse_host(xml: str) -> tuple[str | None, str | None, str | None]:
-    from pyvirt.model.network import MAC_RE, DhcpHost
-    from pyvirt.model.xmlmap import parse_xml
 
     el = parse_xml(xml, what="ip-dhcp-host XML")
     if el.tag != "host":
@@ -32,8 +33,6 @@ def _parse_host(xml: str) -> tuple[str | None, str | None, str | None]:
 
 
 def _change(net: Network, command: str, xml: str) -> None:
-    from pyvirt.model.network import DhcpHost
-
     mac, name, ip = _parse_host(xml)
     target = None
     for cand in net.ips:
@@ -78,8 +77,6 @@ def apply_update(
     config: bool,
 ) -> None:  # fmt: skip
     """Apply one update (caller holds the namespace lock); neither flag means current state."""
-    from pyvirt.network import dnsmasq
-
     if command not in COMMANDS:
         raise InvalidConfigError(
             f"net-update command '{command}' is not one of {', '.join(COMMANDS)}"

@@ -1,1 +1,2 @@
-"""Domain NICs: taps at start, hotplug, domif* verbs."""
+"""Domain NICs: taps at start, SR-IOV VFs and PCI passthrough (the hostdev hook), hotplug,
+attach/detach and the domif* verbs."""

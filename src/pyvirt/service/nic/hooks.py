@@ -21,6 +21,8 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.errors import InvalidConfigError, InvalidStateError, UnsupportedError
+from pyvirt.network import mac as macs
+from pyvirt.service import hooks
 from pyvirt.service.hooks import HookResult, register_hook
 
 if TYPE_CHECKING:
@@ -28,6 +30,10 @@ if TYPE_CHECKING:
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
     from pyvirt.state.paths import StatePaths
+
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: the NIC hook is imported
+# at every start and in the reaper; netlink (pyroute2, ~150 ms), the network manager and the argv
+# builder load only when a domain has NICs.
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +61,7 @@ MACVTAP_MODES = {
 
 def direct_entry(dom: Domain, iface: Interface, index: int) -> dict[str, Any]:
     """The JSON data ``before_launch``/``after_stop`` need for one direct NIC."""
-    from pyvirt.drivers.qemu.argv.devices.interface import direct_fd
+    from pyvirt.drivers.qemu.argv.devices.interface import direct_fd  # lazy
 
     if not iface.source_dev:
         raise InvalidConfigError(
@@ -83,8 +89,7 @@ def direct_entry(dom: Domain, iface: Interface, index: int) -> dict[str, Any]:
 
 def plug_direct(paths: StatePaths, nic: dict[str, Any], *, owner: str) -> None:
     """Create a direct NIC's macvtap and register its open character device for QEMU."""
-    from pyvirt.network import netlink
-    from pyvirt.service import hooks
+    from pyvirt.network import netlink  # lazy
 
     if not netlink.macvtap_available():
         raise UnsupportedError(
@@ -123,8 +128,8 @@ def nic_entry(iface: Interface) -> dict[str, Any]:
 
 def bridge_for(paths: StatePaths, nic: dict[str, Any]) -> str | None:
     """The bridge a NIC joins (starting an autostart network); None for ethernet."""
-    from pyvirt.network import netlink
-    from pyvirt.service.network.networks import NetworkManager
+    from pyvirt.network import netlink  # lazy
+    from pyvirt.service.network.networks import NetworkManager  # lazy
 
     if nic["type"] == "network":
         net = NetworkManager(paths).ensure_active(str(nic["network"]))
@@ -147,8 +152,8 @@ def bridge_for(paths: StatePaths, nic: dict[str, Any]) -> str | None:
 
 def plug(paths: StatePaths, nic: dict[str, Any], *, owner: str) -> None:
     """Create the NIC's tap and enslave it to its bridge (ethernet: check the tap exists)."""
-    from pyvirt.network import netlink
-    from pyvirt.service.nic import ops as nics
+    from pyvirt.network import netlink  # lazy
+    from pyvirt.service.nic import ops as nics  # lazy
 
     if nic["type"] == "direct":
         plug_direct(paths, nic, owner=owner)
@@ -173,7 +178,7 @@ def plug(paths: StatePaths, nic: dict[str, Any], *, owner: str) -> None:
         else:
             netlink.set_up(tap)
         if nic["type"] == "network":
-            from pyvirt.service.network.networks import NetworkManager
+            from pyvirt.service.network.networks import NetworkManager  # lazy
 
             NetworkManager(paths).add_tap(str(nic["network"]), tap)
     except BaseException:
@@ -183,13 +188,13 @@ def plug(paths: StatePaths, nic: dict[str, Any], *, owner: str) -> None:
 
 def unplug(paths: StatePaths, nic: dict[str, Any]) -> None:
     """Delete a tap pyvirt made (never a pre-made ethernet tap); idempotent."""
-    from pyvirt.network import netlink
+    from pyvirt.network import netlink  # lazy
 
     if not nic.get("create") or not nic.get("tap"):
         return
     netlink.delete(str(nic["tap"]))
     if nic["type"] == "network":
-        from pyvirt.service.network.networks import NetworkManager
+        from pyvirt.service.network.networks import NetworkManager  # lazy
 
         NetworkManager(paths).add_tap(str(nic["network"]), str(nic["tap"]), remove=True)
 
@@ -200,8 +205,7 @@ class NicHook:
     name = "network"
 
     def compile(self, mgr: DomainManager, dom: Domain) -> HookResult | None:
-        from pyvirt.network import mac as macs
-        from pyvirt.service.nic import ops as nics
+        from pyvirt.service.nic import ops as nics  # lazy
 
         entries = []
         generated: dict[int, str] = {}

@@ -9,7 +9,7 @@ completes or leaves nothing behind (the backend removes a half-made file).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, BinaryIO
 
 from pyvirt.errors import (
@@ -26,7 +26,11 @@ from pyvirt.storage import stream
 from pyvirt.storage.base import CreateRequest, PoolBackend, VolumeInfo
 
 if TYPE_CHECKING:
+    from pyvirt.model.domain import Domain
     from pyvirt.service.storage.pools import PoolManager
+
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: lxml/pyvirt.model,
+# storage backends and the domain manager load only for the verbs that need them.
 
 #: progress callback: (bytes done, bytes total)
 Progress = Callable[[int, int], None]
@@ -35,9 +39,9 @@ Progress = Callable[[int, int], None]
 def domains_using(paths: StatePaths, pool: str, vol_paths: list[str], vol: str = "") -> list[str]:
     """Running domains whose live definition has a disk on one of ``vol_paths`` (or on
     ``<source pool=POOL volume=VOL>``; any volume of ``pool`` when ``vol`` is empty)."""
-    from pyvirt.model.xmlmap import parse_xml
-    from pyvirt.service.domain.manager import DomainManager
-    from pyvirt.service.domain.types import State
+    from pyvirt.model.xmlmap import parse_xml  # lazy
+    from pyvirt.service.domain.manager import DomainManager  # lazy
+    from pyvirt.service.domain.types import State  # lazy
 
     wanted = {os.path.realpath(p) for p in vol_paths}
     users: list[str] = []
@@ -57,6 +61,40 @@ def domains_using(paths: StatePaths, pool: str, vol_paths: list[str], vol: str =
                 users.append(st.name)
                 break
     return users
+
+
+def remove_domain_storage(pools: PoolManager, dom: Domain, only: Sequence[str] = ()) -> list[str]:
+    """Delete the domain's writable disk files and volumes (``only``: just these disks);
+    ``virsh undefine --remove-all-storage`` / ``--storage``, passed to
+    :meth:`pyvirt.service.domain.manager.DomainManager.undefine`.
+
+    :returns: the files (``/path``) and volumes (``POOL/VOLUME``) deleted
+    :raises InvalidConfigError: ``only`` names a disk the domain does not have
+    """
+    wanted = set(only)
+    disks = [d for d in dom.devices.disks if d.device == "disk"]
+    if wanted:
+        known = {d.target_dev for d in disks} | {d.source_path for d in disks}
+        unknown = sorted(wanted - known)
+        if unknown:
+            raise InvalidConfigError(
+                f"domain '{dom.name}' has no disk '{unknown[0]}'",
+                hint="name disks by target (vda) or path, as 'domblklist' shows them",
+            )
+        disks = [d for d in disks if d.target_dev in wanted or d.source_path in wanted]
+    else:
+        disks = [d for d in disks if not d.readonly and not d.shareable]
+    removed = []
+    for disk in disks:
+        if disk.type == "volume" and disk.source_pool and disk.source_volume:
+            pools.volumes.delete(disk.source_volume, disk.source_pool)
+            removed.append(f"{disk.source_pool}/{disk.source_volume}")
+            continue
+        path = disk.source_path
+        if path and disk.type == "file" and os.path.isfile(path):
+            os.unlink(path)
+            removed.append(path)
+    return removed
 
 
 class VolumeManager:
@@ -437,7 +475,7 @@ class VolumeManager:
 def _data_end(info: VolumeInfo) -> int:
     """Guest-visible offset just past the last data of a volume (0 when empty)."""
     if info.format != "raw":
-        from pyvirt.storage import qemu_img
+        from pyvirt.storage import qemu_img  # lazy
 
         return qemu_img.data_end(info.path, info.format)
     fd = os.open(info.path, os.O_RDONLY | os.O_CLOEXEC)

@@ -44,6 +44,9 @@ if TYPE_CHECKING:
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
 
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: the NUMA advisor hook
+# runs at every start; host CPU and NUMA probes load only when a domain has vCPUs to place.
+
 log = logging.getLogger(__name__)
 
 WARN_VCPUS = 32
@@ -117,8 +120,8 @@ class HostShape:
 
 def read_host(root: Path = Path("/")) -> HostShape:
     """The shape of the host whose ``/proc`` and ``/sys`` are under ``root``."""
-    from pyvirt.host.cpu import read_host_cpu
-    from pyvirt.host.numa import read_cells
+    from pyvirt.host.cpu import read_host_cpu  # lazy
+    from pyvirt.host.numa import read_cells  # lazy
 
     cpu = read_host_cpu(root)
     cells = read_cells(root)
@@ -347,10 +350,10 @@ def check_define(dom: Domain, host: HostShape | None = None, *, force: bool = Fa
 def running_vcpus(mgr: DomainManager, *, exclude: str = "") -> int:
     """vCPUs of the running domains other than ``exclude`` (from their QEMU ``-smp``)."""
     total = 0
-    for name in mgr._running_names():
+    for name in mgr.running_names():
         if name == exclude:
             continue
-        rec = mgr._live(name, cleanup=False)
+        rec = mgr.live_record(name, cleanup=False)
         if rec is None:
             continue
         argv = list(rec.argv)

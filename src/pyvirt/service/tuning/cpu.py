@@ -18,17 +18,22 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pyvirt.drivers.qemu.qmp import Monitor
 from pyvirt.errors import InvalidConfigError, InvalidStateError, PyvirtError, UnsupportedError
 from pyvirt.host import threads
 from pyvirt.model.cpuset import parse_cpuset
+from pyvirt.model.domain import Domain
+from pyvirt.model.memory import NUMA_MODES, Numatune
+from pyvirt.model.tune import Cputune
+from pyvirt.service.tuning.cgroup import place_in_cgroup
 
 if TYPE_CHECKING:
-    from pyvirt.drivers.qemu.qmp import Monitor
     from pyvirt.drivers.qemu.runtime import RuntimeRecord
     from pyvirt.host.cgroups import DomainCgroup
-    from pyvirt.model.domain import Domain
-    from pyvirt.model.tune import Cputune
     from pyvirt.service.domain.manager import DomainManager
+
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: cgroup code loads only
+# when a verb needs the domain's cgroup.
 
 #: QEMU 7.2's maximum vCPUs per machine family (``query-machines`` cpu-max)
 MACHINE_MAX_VCPUS = {"q35": 288, "pc": 255, "isapc": 1, "microvm": 288}
@@ -52,9 +57,9 @@ def scope(mgr: DomainManager, ident: str, *, live: bool = False, config: bool = 
     :raises InvalidStateError: ``--live`` on a shut-off domain, ``--config`` on a transient one
     """
     name = mgr.resolve(ident)
-    with mgr._locked(name):
+    with mgr.locked(name):
         affect = mgr.affect(name, live=live, config=config)
-        rec = mgr._record(name) if affect.live else None
+        rec = mgr.record(name) if affect.live else None
     return Scope(name, rec, affect.live, affect.config)
 
 
@@ -66,11 +71,9 @@ def edit(mgr: DomainManager, sc: Scope) -> Iterator[list[Domain]]:
 
     :raises InvalidStateError: ``live`` in scope but the domain is no longer running
     """
-    from pyvirt.model.domain import Domain
-
     doms: list[tuple[Domain, Callable[[str], None]]] = []
     if sc.live:
-        if mgr._live(sc.name, cleanup=True) is None:
+        if mgr.live_record(sc.name, cleanup=True) is None:
             raise InvalidStateError(f"domain '{sc.name}' is not running", hint="start it first")
         doms.append((mgr.live_definition(sc.name), lambda x: mgr.rundir(sc.name).write_live_xml(x)))
     if sc.config:
@@ -85,8 +88,6 @@ def edit(mgr: DomainManager, sc: Scope) -> Iterator[list[Domain]]:
 
 def monitor(rec: RuntimeRecord) -> Monitor:
     """A QMP session to a running domain (use as a context manager)."""
-    from pyvirt.drivers.qemu.qmp import Monitor
-
     return Monitor(rec.qmp_socket)
 
 
@@ -109,14 +110,12 @@ def domain_cgroup(
 
     :raises UnsupportedError: QEMU is not in a pyvirt-made cgroup and none can be made
     """
-    from pyvirt.host.cgroups import CgroupLayout, DomainCgroup
+    from pyvirt.host.cgroups import CgroupLayout, DomainCgroup  # lazy
 
     cg = DomainCgroup.of_pid(CgroupLayout.detect(), rec.pid)
     if cg.owned():
         return cg
     if mgr is not None:
-        from pyvirt.service.tuning.hooks import place_in_cgroup
-
         try:
             return place_in_cgroup(mgr, name, rec.pid)
         except PyvirtError as err:
@@ -149,7 +148,7 @@ def vcpu_count(mgr: DomainManager, ident: str) -> dict[str, dict[str, int]]:
         dom = mgr.definition(name, inactive=True)
         out["maximum"]["config"] = dom.vcpu.count
         out["current"]["config"] = dom.vcpu.current or dom.vcpu.count
-    rec = mgr._live(name, cleanup=False)
+    rec = mgr.live_record(name, cleanup=False)
     if rec is not None:
         live = mgr.definition(name)
         out["maximum"]["live"] = live.vcpu.count
@@ -183,7 +182,7 @@ def set_vcpus(
             f"domain '{sc.name}': the maximum vCPU count cannot change while it runs",
             hint="use --config --maximum and restart the domain",
         )
-    with mgr._locked(sc.name), edit(mgr, sc) as doms:
+    with mgr.locked(sc.name), edit(mgr, sc) as doms:
         for dom in doms:
             top = max_vcpus(dom)
             if count < 1 or count > top:
@@ -297,7 +296,7 @@ def vcpu_pin(
         if vcpu is None:
             raise InvalidConfigError("vcpupin needs a vCPU number with a CPU list")
         cpus = threads.check_cpus(cpulist)
-        with mgr._locked(sc.name), edit(mgr, sc) as doms:
+        with mgr.locked(sc.name), edit(mgr, sc) as doms:
             for dom in doms:
                 if not 0 <= vcpu < dom.vcpu.count:
                     raise InvalidConfigError(
@@ -336,7 +335,7 @@ def emulator_pin(
     sc = scope(mgr, ident, live=live, config=config)
     if cpulist is not None:
         cpus = threads.check_cpus(cpulist)
-        with mgr._locked(sc.name), edit(mgr, sc) as doms:
+        with mgr.locked(sc.name), edit(mgr, sc) as doms:
             for dom in doms:
                 _cputune(dom).emulatorpin = cpulist
             if sc.live and sc.rec is not None:
@@ -367,8 +366,6 @@ def iothread_info(mgr: DomainManager, ident: str) -> list[dict[str, Any]]:
 
 
 def _cputune(dom: Domain) -> Cputune:
-    from pyvirt.model.tune import Cputune
-
     if dom.cputune is None:
         dom.cputune = Cputune()
     assert dom.cputune is not None
@@ -398,7 +395,7 @@ def sched_info(
             hint="use " + ", ".join(SCHED_KEYS),
         )
     if settings:
-        with mgr._locked(sc.name), edit(mgr, sc) as doms:
+        with mgr.locked(sc.name), edit(mgr, sc) as doms:
             for dom in doms:
                 tune = _cputune(dom)
                 if "cpu_shares" in settings:
@@ -460,8 +457,6 @@ def numa_tune(
     Live, only the nodeset changes (cgroup ``cpuset.mems``; the kernel migrates pages where
     ``cpuset.memory_migrate`` is on); the mode is fixed when QEMU allocates guest RAM.
     """
-    from pyvirt.model.memory import NUMA_MODES, Numatune
-
     sc = scope(mgr, ident, live=live, config=config)
     if mode is not None and mode not in NUMA_MODES:
         raise InvalidConfigError(f"numa mode '{mode}' is not one of {', '.join(NUMA_MODES)}")
@@ -475,7 +470,7 @@ def numa_tune(
                     f"domain '{sc.name}': the NUMA mode cannot change while it runs",
                     hint="use --config and restart the domain",
                 )
-        with mgr._locked(sc.name), edit(mgr, sc) as doms:
+        with mgr.locked(sc.name), edit(mgr, sc) as doms:
             for dom in doms:
                 if dom.numatune is None:
                     dom.numatune = Numatune()

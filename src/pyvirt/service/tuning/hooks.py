@@ -23,20 +23,21 @@ from pyvirt.errors import InvalidStateError, UnsupportedError
 from pyvirt.host import threads
 from pyvirt.model.cpuset import parse_cpuset
 from pyvirt.service.hooks import HookResult, register_hook
+from pyvirt.service.tuning.cgroup import HOOK_NAME, place_in_cgroup
 
 if TYPE_CHECKING:
-    from pyvirt.host.cgroups import DomainCgroup
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
+
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: the tuning hook runs at
+# every start and in the reaper; cgroups, thread pinning and QMP load only for domains with
+# tuning.
 
 log = logging.getLogger(__name__)
 
 HUGEPAGES_SYSFS = Path("/sys/kernel/mm/hugepages")
 #: where the argv builder expects hugetlbfs per page size (ArgvContext's default)
 HUGETLBFS_DIRS = {2048: "/dev/hugepages", 1048576: "/dev/hugepages1G"}
-#: the hook's name; its data records the domain's cgroup (``cgroup``, made at start or on
-#: demand by a live tuning command) for ``after_stop``
-HOOK_NAME = "tuning"
 #: where pyvirt before the versioned hook data recorded the cgroup (read for old domains)
 CGROUP_FILE = "cgroup.json"
 
@@ -201,7 +202,7 @@ class TuningHook:
 
     def after_stop(self, mgr: DomainManager, name: str, data: dict[str, Any]) -> None:
         """Remove the domain's cgroup (nothing to do when it is already gone)."""
-        from pyvirt.host.cgroups import CgroupLayout, DomainCgroup
+        from pyvirt.host.cgroups import CgroupLayout, DomainCgroup  # lazy
 
         text = data.get("cgroup")
         if not isinstance(text, str):  # a domain started by an older pyvirt
@@ -212,21 +213,10 @@ class TuningHook:
         DomainCgroup.from_json(CgroupLayout.detect(), text).remove()
 
 
-def place_in_cgroup(mgr: DomainManager, name: str, pid: int) -> DomainCgroup:
-    """Create the domain's cgroup, move QEMU (all its threads) in, and record it for cleanup."""
-    from pyvirt.host.cgroups import CgroupLayout, DomainCgroup
-
-    cg = DomainCgroup.create(CgroupLayout.detect(), name)
-    recorded = cg.to_json()
-    mgr.rundir(name).update_hooks(HOOK_NAME, lambda old: {**old, "cgroup": recorded})
-    cg.attach(pid)
-    return cg
-
-
 def _pin(mgr: DomainManager, name: str, pid: int, data: dict[str, Any]) -> None:
-    from pyvirt.service.tuning.cpu import emulator_threads, vcpu_threads
+    from pyvirt.service.tuning.cpu import emulator_threads, vcpu_threads  # lazy
 
-    rec = mgr._record(name)
+    rec = mgr.record(name)
     if rec is None:
         return
     vcpus = vcpu_threads(rec)
@@ -241,7 +231,7 @@ def _pin(mgr: DomainManager, name: str, pid: int, data: dict[str, Any]) -> None:
         if cpus is not None:
             threads.set_affinity(pid, tid, cpus)
     if data.get("iothreadpin"):
-        from pyvirt.service.tuning.cpu import monitor
+        from pyvirt.service.tuning.cpu import monitor  # lazy
 
         with monitor(rec) as mon:
             for item in mon.query_iothreads():

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pyvirt.drivers.qemu.qmp import QmpCommandError
 from pyvirt.errors import InvalidConfigError, InvalidStateError, UnsupportedError
 from pyvirt.host import threads
+from pyvirt.model.tune import Memtune
 from pyvirt.service.tuning.cpu import domain_cgroup, edit, monitor, scope
 
 if TYPE_CHECKING:
@@ -49,8 +51,6 @@ def _balloon_alias(dom: Domain, name: str) -> str:
 
 
 def _balloon(mon: Monitor, name: str) -> int:
-    from pyvirt.drivers.qemu.qmp import QmpCommandError
-
     try:
         return mon.query_balloon() // 1024
     except QmpCommandError as err:
@@ -65,7 +65,7 @@ def set_mem(
     :raises InvalidConfigError: zero or above the maximum memory
     """
     sc = scope(mgr, ident, live=live, config=config)
-    with mgr._locked(sc.name), edit(mgr, sc) as doms:
+    with mgr.locked(sc.name), edit(mgr, sc) as doms:
         for dom in doms:
             if kib <= 0 or kib > dom.memory_kib:
                 raise InvalidConfigError(
@@ -103,7 +103,7 @@ def set_max_mem(
         )
     if kib < 1024:
         raise InvalidConfigError(f"memory size {kib} KiB is too small (at least 1024 KiB)")
-    with mgr._locked(sc.name), edit(mgr, sc) as doms:
+    with mgr.locked(sc.name), edit(mgr, sc) as doms:
         for dom in doms:
             current = dom.current_memory_kib
             dom.memory_kib = kib
@@ -145,7 +145,7 @@ def set_stats_period(
 ) -> None:
     """Persist or apply the balloon statistics period (``dommemstat --period``)."""
     sc = scope(mgr, ident, live=live, config=config)
-    with mgr._locked(sc.name), edit(mgr, sc) as doms:
+    with mgr.locked(sc.name), edit(mgr, sc) as doms:
         for dom in doms:
             balloon = dom.devices.memballoon
             if balloon is None or balloon.model == "none":
@@ -167,15 +167,13 @@ def mem_tune(
     config: bool = False,
 ) -> dict[str, int | None]:
     """Show or set the cgroup memory limits (KiB; -1 removes one; ``None`` = unlimited)."""
-    from pyvirt.model.tune import Memtune
-
     sc = scope(mgr, ident, live=live, config=config)
     changes = {"hard": hard_kib, "soft": soft_kib, "swap": swap_kib}
     if any(v is not None for v in changes.values()):
         for key, value in changes.items():
             if value is not None and value == 0:
                 raise InvalidConfigError(f"memtune {key} limit 0 KiB would stop the guest")
-        with mgr._locked(sc.name), edit(mgr, sc) as doms:
+        with mgr.locked(sc.name), edit(mgr, sc) as doms:
             for dom in doms:
                 if dom.memtune is None:
                     dom.memtune = Memtune()

@@ -25,16 +25,21 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pyvirt.errors import NotFoundError, PyvirtError, UnsupportedError
+from pyvirt.errors import NotFoundError, OperationFailedError, PyvirtError, UnsupportedError
 from pyvirt.host import nodedev
 from pyvirt.host.nodedev import PciAddress
 from pyvirt.network import sriov
 from pyvirt.service import hooks
+from pyvirt.state.locks import file_lock
 
 if TYPE_CHECKING:
     from pyvirt.model.domain import Domain
     from pyvirt.model.network import Network
     from pyvirt.service.domain.manager import DomainManager
+
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: the hostdev hook is
+# imported at every start; the network manager, pyvirt.model and the argv builder load only when a
+# domain has hostdev NICs or devices.
 
 #: sysfs and /dev are read below this root (tests point it at a fake tree)
 HOST_ROOT = Path("/")
@@ -47,10 +52,8 @@ def vf_pool(mgr: DomainManager) -> sriov.VfPool:
     """The VF allocation records of ``mgr``'s state root."""
 
     def busy(domain: str) -> bool:
-        if mgr._record(domain) is not None:
+        if mgr.record(domain) is not None:
             return True
-        from pyvirt.errors import OperationFailedError
-        from pyvirt.state.locks import file_lock
 
         try:
             with file_lock(mgr.paths.lock_dir / f"domain-{domain}.lock", timeout=0):
@@ -66,7 +69,7 @@ def _hostdev_network(mgr: DomainManager, name: str | None) -> Network | None:
     if not name:
         return None
     try:
-        from pyvirt.service.network.networks import NetworkManager
+        from pyvirt.service.network.networks import NetworkManager  # lazy
 
         net = NetworkManager(mgr.paths).definition(name)
     except (NotFoundError, UnsupportedError, ImportError):
@@ -82,13 +85,13 @@ def _active_hostdev_network(mgr: DomainManager, name: str | None) -> Network | N
     net = _hostdev_network(mgr, name)
     if net is None:
         return None
-    from pyvirt.service.network.networks import NetworkManager
+    from pyvirt.service.network.networks import NetworkManager  # lazy
 
     return NetworkManager(mgr.paths).ensure_active(net.name)
 
 
 def _pci(addr: Any) -> PciAddress | None:
-    from pyvirt.drivers.qemu.argv.builder import parse_num
+    from pyvirt.drivers.qemu.argv.builder import parse_num  # lazy
 
     if addr is None or addr.slot is None:
         return None
@@ -121,7 +124,7 @@ def allocate_vfs(
         ``<interface type='hostdev'>`` and ``<hostdev type='pci'>``)
     :raises OperationFailedError: a network's pool is exhausted
     """
-    from pyvirt.model.devices.base import Address
+    from pyvirt.model.devices.base import Address  # lazy
 
     pool = vf_pool(mgr)
     pool.release(dom.name)  # the domain is not running: whatever it held is stale

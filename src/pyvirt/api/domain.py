@@ -1,0 +1,300 @@
+"""The :class:`Domain` handle (``conn.domains.get(name)``) and its value types.
+
+The handle carries virsh's domain verbs in snake_case. This module holds the lifecycle and
+inspection verbs; tuning (:mod:`pyvirt.api.domain_tuning`), disks, NICs and display
+(:mod:`pyvirt.api.domain_devices`) and the guest agent (:mod:`pyvirt.api.domain_agent`) are
+mixed in. Verbs that change a domain take keyword-only ``live`` and ``config`` (both False:
+libvirt's "current", the running domain if it runs, else its definition). The collection is
+:class:`pyvirt.api.domains.DomainCollection`.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pyvirt.api.domain_agent import DomainAgent
+from pyvirt.api.domain_base import DomainHandle
+from pyvirt.api.domain_devices import DomainDevices
+from pyvirt.api.domain_tuning import DomainTuning
+from pyvirt.errors import InvalidConfigError, InvalidStateError, OperationFailedError
+from pyvirt.service.domain.types import DomainStatus, Reason, State
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = ["Domain", "DomainInfo", "DomainStatus", "Reason", "State", "VncDisplay"]
+
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: the lifecycle and storage
+# code load the QEMU driver and storage backends (~15-40 ms) that ``pyvirt list`` and ``dominfo``
+# do not need.
+
+
+@dataclass(frozen=True)
+class DomainInfo:
+    """What ``dominfo`` shows: the status plus a summary of the definition."""
+
+    status: DomainStatus
+    os_type: str
+    vcpus: int
+    #: CPU seconds used by QEMU so far (None when shut off)
+    cpu_time: float | None
+    max_memory_kib: int
+    used_memory_kib: int
+    title: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict: the status fields, then the definition's."""
+        return {
+            **self.status.to_json(),
+            "os_type": self.os_type,
+            "vcpus": self.vcpus,
+            "cpu_time": self.cpu_time,
+            "max_memory_kib": self.max_memory_kib,
+            "used_memory_kib": self.used_memory_kib,
+            "title": self.title,
+        }
+
+
+@dataclass(frozen=True)
+class VncDisplay:
+    """Where a running domain's VNC server listens (``vncdisplay``, ``domdisplay``)."""
+
+    listen: str
+    #: the display number (TCP port 5900 + display)
+    display: int
+
+    @property
+    def port(self) -> int:
+        """The TCP port."""
+        return 5900 + self.display
+
+    @property
+    def uri(self) -> str:
+        """``vnc://HOST:DISPLAY`` as ``domdisplay`` prints it (wildcards become localhost)."""
+        host = "localhost" if self.listen in ("0.0.0.0", "::", "127.0.0.1") else self.listen
+        return f"vnc://{host}:{self.display}"
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {"listen": self.listen, "display": self.display, "port": self.port}
+
+
+class Domain(DomainTuning, DomainDevices, DomainAgent, DomainHandle):
+    """One domain (virtual machine), by name. Get one from ``conn.domains.get(name)``."""
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def start(self, *, paused: bool = False) -> DomainStatus:
+        """Start the shut-off, defined domain (``start``).
+
+        :param paused: leave its vCPUs stopped (``resume`` runs them)
+        :raises InvalidStateError: it is running already
+        """
+        return self._domains.start(self._name, paused=paused)
+
+    def shutdown(self, mode: str | Sequence[str] | None = None) -> None:
+        """Ask the guest to power off; returns at once, like virsh.
+
+        :param mode: ``acpi`` (the power button, default) or ``agent`` (the guest agent), or
+            several to try in turn (``"agent,acpi"`` or ``["agent", "acpi"]``)
+        :raises InvalidStateError: it is not running
+        """
+        from pyvirt.service.domain import agent, lifecycle  # lazy
+
+        if mode is None:
+            lifecycle.shutdown(self._domains, self._name)
+            return
+        modes = mode.split(",") if isinstance(mode, str) else list(mode)
+        agent.shutdown_with_modes(self._domains, self._name, [m.strip() for m in modes if m])
+
+    def destroy(self, *, graceful: bool = False) -> None:
+        """Stop QEMU at once (``destroy``); the shut-off reason becomes ``destroyed``.
+
+        :param graceful: give QEMU longer to exit before it is killed
+        :raises InvalidStateError: it is not running
+        """
+        from pyvirt.service.domain import lifecycle  # lazy
+
+        lifecycle.destroy(self._domains, self._name, graceful=graceful)
+
+    def reboot(self) -> None:
+        """Reboot the guest (``reboot``)."""
+        from pyvirt.service.domain import lifecycle  # lazy
+
+        lifecycle.reboot(self._domains, self._name)
+
+    def reset(self) -> None:
+        """Reset the machine like its reset button (``reset``)."""
+        from pyvirt.service.domain import lifecycle  # lazy
+
+        lifecycle.reset(self._domains, self._name)
+
+    def suspend(self) -> None:
+        """Pause the vCPUs (``suspend``)."""
+        from pyvirt.service.domain import lifecycle  # lazy
+
+        lifecycle.suspend(self._domains, self._name)
+
+    def resume(self) -> None:
+        """Run the vCPUs of a paused domain again (``resume``)."""
+        from pyvirt.service.domain import lifecycle  # lazy
+
+        lifecycle.resume(self._domains, self._name)
+
+    def undefine(
+        self, *, remove_all_storage: bool = False, storage: Sequence[str] = ()
+    ) -> list[str]:
+        """Remove the persistent definition; a running domain becomes transient.
+
+        :param remove_all_storage: also delete its writable disk files and volumes
+        :param storage: delete only these disks (targets such as ``vda``, or source paths)
+        :returns: the files (``/path``) and volumes (``POOL/VOLUME``) deleted
+        :raises InvalidStateError: it is transient, or storage removal while it runs
+        """
+        remove = None
+        if remove_all_storage or storage:
+            from pyvirt.service.storage.volumes import remove_domain_storage  # lazy
+
+            pools = self._service.pools
+            remove = functools.partial(remove_domain_storage, pools, only=storage)
+        return self._domains.undefine(self._name, remove_storage=remove)
+
+    def rename(self, new_name: str) -> None:
+        """Rename the shut-off, persistent domain (``domrename``); the handle follows.
+
+        :raises AlreadyExistsError: ``new_name`` is taken
+        :raises InvalidStateError: it runs or is transient
+        """
+        self._domains.rename(self._name, new_name)
+        self._name = new_name
+
+    def set_autostart(self, enabled: bool) -> None:
+        """Start (or not) the domain when the host starts; read it back in :meth:`status`.
+
+        :raises InvalidStateError: it is transient
+        """
+        self._domains.set_autostart(self._name, enabled)
+
+    def redefine(self, xml: str | bytes) -> list[str]:
+        """Replace the definition with ``xml`` (``edit``), keeping the name; returns warnings.
+
+        :raises InvalidConfigError: invalid XML, or XML that names another domain
+        """
+        new = self._domains.parse(xml)
+        if new.name != self._name:
+            raise InvalidConfigError(
+                f"edit must not change the name ('{self._name}' -> '{new.name}')",
+                hint="use 'domrename' to rename a domain",
+            )
+        _, warnings = self._domains.define(xml)
+        return list(warnings)
+
+    # -- inspection ---------------------------------------------------------------------
+    def status(self) -> DomainStatus:
+        """State, reason, id, UUID, persistence and autostart, reconciled with reality."""
+        return self._domains.status(self._name)
+
+    def state(self) -> tuple[State, Reason]:
+        """The state and why the domain is in it (``domstate --reason``)."""
+        st = self.status()
+        return st.state, st.reason
+
+    def info(self) -> DomainInfo:
+        """``dominfo``: the status and a summary of the (live) definition."""
+        from pyvirt.service.domain import lifecycle  # lazy
+
+        st = self.status()
+        dom = self._domains.definition(st.name)
+        return DomainInfo(
+            status=st,
+            os_type=dom.os.type,
+            vcpus=dom.vcpu.current or dom.vcpu.count,
+            cpu_time=lifecycle.cpu_time(st.pid) if st.pid else None,
+            max_memory_kib=dom.memory_kib,
+            used_memory_kib=dom.current_memory_kib,
+            title=dom.title,
+        )
+
+    def is_active(self) -> bool:
+        """Whether QEMU runs for it (running or paused)."""
+        return self.status().state is not State.SHUTOFF
+
+    def wait_for_state(
+        self, *states: State, timeout: float = 60.0, interval: float = 0.1
+    ) -> DomainStatus:
+        """Wait until the domain is in one of ``states``; returns that status.
+
+        A transient domain disappears when it stops: waiting for :attr:`State.SHUTOFF` then
+        ends with :class:`~pyvirt.errors.NotFoundError`.
+
+        :raises OperationFailedError: not reached within ``timeout`` seconds
+        """
+        if not states:
+            raise InvalidConfigError("wait_for_state needs at least one state")
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.status()
+            if st.state in states:
+                return st
+            if time.monotonic() >= deadline:
+                wanted = " or ".join(f"'{s}'" for s in states)
+                raise OperationFailedError(
+                    f"domain '{self._name}' is still '{st.state}' after {timeout:g}s, not {wanted}"
+                )
+            time.sleep(interval)
+
+    def xml_desc(self, *, inactive: bool = False) -> str:
+        """The definition as XML (``dumpxml``): the live one while it runs unless ``inactive``."""
+        return self._domains.dumpxml(self._name, inactive=inactive)
+
+    def xpath(self, expr: str, *, inactive: bool = False) -> list[str]:
+        """The nodes of :meth:`xml_desc` matching the XPath ``expr``, serialized.
+
+        :raises InvalidConfigError: a malformed expression
+        """
+        return self._domains.xpath(self._name, expr, inactive=inactive)
+
+    def native_argv(self) -> list[str]:
+        """The QEMU command line its persistent definition would start with."""
+        from pyvirt.service.domain import lifecycle  # lazy
+
+        mgr = self._domains
+        return lifecycle.native_argv(mgr, mgr.definition(self._name, inactive=True))
+
+    # -- consoles -----------------------------------------------------------------------
+    def console_socket(self) -> Path:
+        """The host unix socket of the running domain's serial console.
+
+        :raises InvalidStateError: it is not running or has no serial console
+        """
+        from pyvirt.service.domain import lifecycle  # lazy
+
+        _, sock = lifecycle.console_socket(self._domains, self._name)
+        return sock
+
+    def attach_console(self) -> str:
+        """Connect this process's terminal to the serial console until ``^]`` or the end.
+
+        :returns: why it ended: ``"escape"``, ``"closed"`` or ``"eof"``
+        """
+        from pyvirt.service.domain import lifecycle  # lazy
+
+        return lifecycle.attach_console(self._domains, self._name)
+
+    def vnc_display(self) -> VncDisplay:
+        """The running domain's VNC display.
+
+        :raises InvalidStateError: it is not running or has no VNC display
+        """
+        name, rec = self._domains.running(self._name)
+        if rec.vnc_display is None:
+            raise InvalidStateError(f"domain '{name}' has no VNC display")
+        listen = "127.0.0.1"
+        for g in self._domains.definition(name).devices.graphics:
+            if g.type == "vnc" and g.listen:
+                listen = g.listen
+        return VncDisplay(listen, rec.vnc_display)
