@@ -83,10 +83,6 @@ class DomainManager:
         with file_lock(path, timeout=timeout, what=f"domain '{name}'"):
             yield
 
-    #: the old private name, still used by :mod:`pyvirt.service.nic.hotplug` (edited on another
-    #: branch at the moment); switch it to :meth:`locked` and drop this alias after the merge
-    _locked = locked
-
     def affect(
         self,
         name: str,

@@ -15,16 +15,21 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
+from pyvirt.drivers.qemu.argv.devices.interface import nic_spec
+from pyvirt.drivers.qemu.qmp import Monitor
 from pyvirt.errors import MonitorError
+from pyvirt.model.devices.interface import Interface
+from pyvirt.model.xmltree import copy_element
+from pyvirt.service.domain.hotplug import build_for, free_pci_slot
+from pyvirt.service.nic import hooks as nic_hooks
+from pyvirt.service.nic import ops as nics
+from pyvirt.service.nic.hooks import tap_name
 
 if TYPE_CHECKING:
-    from pyvirt.model.devices.interface import Interface
     from pyvirt.service.domain.manager import DomainManager
 
 
 def _free_index(dom_aliases: set[str], taps: set[str], uuid: str) -> int:
-    from pyvirt.service.nic.hooks import tap_name
-
     k = 0
     while f"net{k}" in dom_aliases or tap_name(uuid, k) in taps:
         k += 1
@@ -32,22 +37,13 @@ def _free_index(dom_aliases: set[str], taps: set[str], uuid: str) -> int:
 
 
 def _copy(iface: Interface) -> Interface:
-    from pyvirt.model.devices.interface import Interface
-    from pyvirt.model.xmltree import copy_element
-
     return Interface(copy_element(iface.element))
 
 
 def hotplug(dm: DomainManager, name: str, iface: Interface) -> None:
     """Plug ``iface`` into the running domain ``name``."""
-    from pyvirt.drivers.qemu.argv.devices.interface import nic_spec
-    from pyvirt.drivers.qemu.qmp import Monitor
-    from pyvirt.service.domain.hotplug import build_for, free_pci_slot
-    from pyvirt.service.nic import hooks as nic_hooks
-    from pyvirt.service.nic import ops as nics
-
     name, rec = dm.running(name)
-    with dm._locked(name):
+    with dm.locked(name):
         dom = dm.definition(name)
         aliases = {i.alias for i in dom.devices.interfaces if i.alias}
         with Monitor(rec.qmp_socket, name=name) as mon:
@@ -82,22 +78,18 @@ def hotplug(dm: DomainManager, name: str, iface: Interface) -> None:
                 nic_hooks.unplug(dm.paths, entry)
             raise
         dom.devices.add(iface)
-        nics._write_live(dm, name, dom)
+        nics.write_live(dm, name, dom)
         if iface.type != "user":
-            nics._hook_nics(dm, name, lambda old: [*old, entry])
+            nics.update_hook_nics(dm, name, lambda old: [*old, entry])
 
 
 def unplug_live(dm: DomainManager, name: str, iface: Interface) -> None:
     """Unplug ``iface`` from the running domain and wait until the guest released it."""
-    from pyvirt.drivers.qemu.qmp import Monitor
-    from pyvirt.service.nic import hooks as nic_hooks
-    from pyvirt.service.nic import ops as nics
-
     name, rec = dm.running(name)
     alias = iface.alias
     if not alias:
         raise MonitorError(f"interface {iface.mac} of domain '{name}' has no alias")
-    with dm._locked(name):
+    with dm.locked(name):
         with Monitor(rec.qmp_socket, name=name) as mon:
             mon.device_del(alias)
 
@@ -111,9 +103,10 @@ def unplug_live(dm: DomainManager, name: str, iface: Interface) -> None:
         entry = nic_hooks.nic_entry(iface)
         if iface.type != "user":
             nic_hooks.unplug(dm.paths, entry)
-            nics._hook_nics(dm, name, lambda old: [n for n in old if n.get("tap") != entry["tap"]])
+            tap = entry["tap"]
+            nics.update_hook_nics(dm, name, lambda old: [n for n in old if n.get("tap") != tap])
         dom = dm.definition(name)
         for cand in dom.devices.interfaces:
             if cand.alias == alias:
                 dom.devices.remove(cand)
-        nics._write_live(dm, name, dom)
+        nics.write_live(dm, name, dom)

@@ -169,12 +169,6 @@ def update_hook_nics(dm: DomainManager, name: str, change: Any) -> None:
     dm.rundir(name).update_hooks("network", section)
 
 
-#: the old private names, still used by :mod:`pyvirt.service.nic.hotplug` (edited on another
-#: branch at the moment); switch it to the public names and drop these after the merge
-_write_live = write_live
-_hook_nics = update_hook_nics
-
-
 def set_link(
     nets: NetworkManager,
     domain: str,

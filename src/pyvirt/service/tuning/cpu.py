@@ -13,13 +13,20 @@ read back from ``/proc/PID/task/TID/status``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.drivers.qemu.qmp import Monitor
-from pyvirt.errors import InvalidConfigError, InvalidStateError, PyvirtError, UnsupportedError
+from pyvirt.errors import (
+    InvalidConfigError,
+    InvalidStateError,
+    OperationFailedError,
+    PyvirtError,
+    UnsupportedError,
+)
 from pyvirt.host import threads
 from pyvirt.model.cpuset import parse_cpuset
 from pyvirt.model.domain import Domain
@@ -213,9 +220,6 @@ def _hotplug(
     name: str, rec: RuntimeRecord, count: int, *, tcg: bool, timeout: float | None = None
 ) -> None:
     """Plug or unplug vCPUs until ``count`` are present (see :func:`set_vcpus`)."""
-    import time
-
-    from pyvirt.errors import OperationFailedError
 
     with monitor(rec) as mon:
         slots = sorted(mon.query_hotpluggable_cpus(), key=lambda s: sorted(s.props.items()))

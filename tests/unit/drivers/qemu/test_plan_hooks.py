@@ -68,8 +68,8 @@ def _start_key(monkeypatch: pytest.MonkeyPatch) -> str:
         yield
 
     mgr: Any = SimpleNamespace(
-        _locked=locked,
-        _live=lambda name, cleanup: None,
+        locked=locked,
+        live_record=lambda name, cleanup: None,
         store=SimpleNamespace(read_bytes=lambda name: XML),
         paths=SimpleNamespace(cache=Path("/nonexistent")),
     )
