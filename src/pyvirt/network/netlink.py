@@ -110,10 +110,22 @@ def create_bridge(name: str, *, stp: bool, delay: int, mtu: int | None, mac: str
         ipr.link("add", ifname=name, kind="bridge", **opts)
 
 
-def create_tap(name: str, *, mtu: int | None = None) -> None:
-    """Create a persistent tap device QEMU opens by name."""
+def create_tap(
+    name: str, *, mtu: int | None = None, uid: int | None = None, gid: int | None = None
+) -> None:
+    """Create a persistent tap device QEMU opens by name.
+
+    :param uid: owner of the tap (the QEMU user: an unprivileged QEMU may attach to it, as a
+        hot-plugged NIC's ``netdev_add`` does, only if it owns it)
+    :param gid: its group
+    """
+    owner: dict[str, int] = {}
+    if uid is not None:
+        owner["uid"] = uid
+    if gid is not None:
+        owner["gid"] = gid
     with _ipr(f"creating tap '{name}'") as ipr:
-        ipr.link("add", ifname=name, kind="tuntap", mode="tap")
+        ipr.link("add", ifname=name, kind="tuntap", mode="tap", **owner)
         if mtu:
             idx = _index(ipr, name)
             ipr.link("set", index=idx, mtu=mtu)

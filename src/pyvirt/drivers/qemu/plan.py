@@ -24,7 +24,7 @@ from typing import Any
 
 from pyvirt.state.atomic import atomic_write
 
-PLAN_VERSION = 1
+PLAN_VERSION = 2  # 2: plans carry the 'dac' hook
 _ARGV_PKG = Path(__file__).parent / "argv"
 
 

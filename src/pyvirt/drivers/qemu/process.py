@@ -59,6 +59,13 @@ LAUNCH_TIMEOUT = 60.0
 _STDERR_TAIL = 4096
 #: The FIFO QEMU's stderr goes to after daemonizing (its -D file).
 STDERR_FIFO = "stderr.fifo"
+#: ``-sandbox`` for a QEMU that drops to another user with ``-runas`` and ``-daemonize``.
+#: Measured with QEMU 7.2: the seccomp filter is installed before QEMU forks to daemonize and
+#: before it calls setuid, so ``spawn=deny`` kills it at the fork and
+#: ``elevateprivileges=deny|children`` at the setuid (SIGSYS). Both stay allowed; once QEMU
+#: runs as the unprivileged user with no capabilities, and with ``no_new_privs`` set by the
+#: filter (``NoNewPrivs: 1``), neither can raise its privileges.
+SANDBOX = "on,obsolete=deny,resourcecontrol=deny"
 
 # read ends of stderr FIFOs opened by launch(), waiting for spawn_watcher() to take them
 _stderr_readers: dict[Path, int] = {}
@@ -158,6 +165,7 @@ def launch_detailed(
     timeout: float = LAUNCH_TIMEOUT,
     env: dict[str, str] | None = None,
     pass_fds: Mapping[int, int] | None = None,
+    run_as: str | None = None,
 ) -> Launched:
     """Start QEMU daemonized and return once it is up (its parent has exited).
 
@@ -172,6 +180,8 @@ def launch_detailed(
     :param env: environment for QEMU (default: inherited)
     :param pass_fds: fds QEMU inherits: fd number in QEMU -> open fd here (a macvtap named by
         ``-netdev tap,fd=N``); the caller keeps ownership of the open fds
+    :param run_as: user QEMU switches to once it has opened its files (``-runas``), with the
+        :data:`SANDBOX` seccomp filter; None keeps QEMU as the caller's user
     :returns: pid, start time and the argv actually run
     :raises HostCommandError: QEMU is missing, exits non-zero (message and ``.stderr`` hold
         its error output), times out, or wrote no usable pidfile
@@ -179,6 +189,10 @@ def launch_detailed(
     argv = list(argv)
     if "-daemonize" not in argv:
         argv.append("-daemonize")
+    if run_as is not None and "-runas" not in argv:
+        argv += ["-runas", run_as]
+        if "-sandbox" not in argv:
+            argv += ["-sandbox", SANDBOX]
     fifo = run_dir / STDERR_FIFO
     use_fifo = "-D" not in argv
     if use_fifo:

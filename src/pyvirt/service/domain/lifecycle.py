@@ -150,7 +150,7 @@ def _run(mgr: DomainManager, p: StartPlan, *, paused: bool, transient: bool) -> 
     fds = hooks.take_fds(name)
     try:
         launched = process.launch_detailed(
-            argv, run_dir=run_dir, log_path=log_dir / "qemu.log", pass_fds=fds
+            argv, run_dir=run_dir, log_path=log_dir / "qemu.log", pass_fds=fds, run_as=_run_as(mgr)
         )
     except BaseException:
         hooks.run_after_stop(mgr, name, _recorded(mgr, name, active))
@@ -183,6 +183,14 @@ def _run(mgr: DomainManager, p: StartPlan, *, paused: bool, transient: bool) -> 
     state = State.PAUSED if paused else State.RUNNING
     reason = Reason.USER if paused else Reason.BOOTED
     return DomainStatus(name, p.uuid, domain_id, state, reason, not transient, False, launched.pid)
+
+
+def _run_as(mgr: DomainManager) -> str | None:
+    """The user QEMU drops to (:mod:`pyvirt.service.domain.dac`), None to stay pyvirt's."""
+    from pyvirt.service.domain.dac import identity
+
+    ident = identity(mgr)
+    return ident.user if ident.separate else None
 
 
 def _before_launch(mgr: DomainManager, p: StartPlan) -> dict[str, dict[str, Any]]:

@@ -166,7 +166,11 @@ def plug(paths: StatePaths, nic: dict[str, Any], *, owner: str) -> None:
         return
     if netlink.exists(tap):
         netlink.delete(tap)  # ours, left by a crash: the name is derived from the UUID
-    netlink.create_tap(tap, mtu=nic.get("mtu"))
+    from pyvirt.state.qemu_user import resolve
+
+    qemu = resolve(paths.config)  # an unprivileged QEMU must own its tap (hot-plug opens it)
+    tap_owner: dict[str, int] = {"uid": qemu.uid, "gid": qemu.gid} if qemu.separate else {}
+    netlink.create_tap(tap, mtu=nic.get("mtu"), **tap_owner)
     try:
         if bridge is not None:
             netlink.set_master(tap, bridge)
