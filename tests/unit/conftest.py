@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -10,6 +11,11 @@ from pathlib import Path
 import pytest
 
 from tests.fakeqmp import FakeQmp, serving
+
+# QEMU's user is the host's business (pyvirt-qemu exists or not); unit tests pin it to "no
+# separate user" so that they behave the same everywhere (tests/unit/service/test_privsep.py
+# covers the resolution itself)
+os.environ["PYVIRT_QEMU_USER"] = "root"
 
 
 @pytest.fixture

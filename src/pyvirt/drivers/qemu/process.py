@@ -157,6 +157,16 @@ def _fds_at(fds: Mapping[int, int]) -> Iterator[tuple[int, ...]]:
                 os.close(saved[target])
 
 
+@contextlib.contextmanager
+def _umask(mask: int) -> Iterator[None]:
+    """This process's umask is ``mask`` inside the block (a child inherits it)."""
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
 def launch_detailed(
     argv: Sequence[str],
     *,
@@ -224,7 +234,10 @@ def launch_detailed(
         os.write(log_fd, f"{_timestamp()}: starting: {subprocess.list2cmdline(argv)}\n".encode())
         offset = os.lseek(log_fd, 0, os.SEEK_END)
         try:
-            with _fds_at(pass_fds or {}) as targets:
+            # QEMU creates its sockets, logs and screendumps with the umask it inherits: 077,
+            # so that no other user (and no other domain's unprivileged QEMU) may open them,
+            # whatever the caller's umask
+            with _fds_at(pass_fds or {}) as targets, _umask(0o077):
                 proc = subprocess.Popen(
                     argv,
                     stdin=subprocess.DEVNULL,

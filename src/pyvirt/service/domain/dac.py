@@ -28,6 +28,7 @@ import contextlib
 import logging
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,9 @@ from pyvirt.state.locks import file_lock
 from pyvirt.state.qemu_user import QemuIdentity, resolve
 
 if TYPE_CHECKING:
+    from pyvirt.drivers.qemu.argv.opts import JsonValue
+    from pyvirt.drivers.qemu.monitor.block import BlockCommands
+    from pyvirt.model import Disk
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
 
@@ -61,8 +65,13 @@ def scratch_dir(mgr: DomainManager, name: str) -> Path:
 
 def writable_files(dom: Domain) -> list[str]:
     """The writable file images of ``dom`` (what QEMU may have to reopen read-write)."""
+    return writable_files_of(dom.devices.disks)
+
+
+def writable_files_of(disks: Iterable[Disk]) -> list[str]:
+    """The writable file images among ``disks``."""
     out = []
-    for disk in dom.devices.disks:
+    for disk in disks:
         if disk.type != "file" or not disk.source_file:
             continue
         if disk.readonly or disk.device in ("cdrom",):
@@ -128,6 +137,58 @@ def release(mgr: DomainManager, name: str, path: str) -> None:
 
         if entries:
             mgr.rundir(name).update_hooks(HOOK_NAME, change)
+
+
+def pass_file(
+    mgr: DomainManager, mon: BlockCommands, path: str, tag: str, *, readonly: bool
+) -> str:
+    """Open ``path`` here and pass it to QEMU as an fd set (``add-fd``, both a read-write and a
+    read-only fd unless ``readonly``); returns ``/dev/fdset/N`` to give QEMU instead of the path,
+    or the path itself when QEMU runs as pyvirt's user or the file cannot be opened (QEMU then
+    reports the error). An unprivileged QEMU thus needs neither the directories nor the
+    permissions of the file.
+
+    :param tag: the fd set's ``opaque`` tag, for :func:`drop_files`
+    """
+    if not identity(mgr).separate:
+        return path
+    fdset: int | None = None
+    for flag in [os.O_RDONLY] if readonly else [os.O_RDWR, os.O_RDONLY]:
+        try:
+            fd = os.open(path, flag | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            fdset = mon.add_fd(fd, fdset_id=fdset, opaque=f"pyvirt:{tag}")
+        finally:
+            os.close(fd)
+    return path if fdset is None else f"/dev/fdset/{fdset}"
+
+
+def pass_files(
+    mgr: DomainManager, mon: BlockCommands, nodes: list[dict[str, JsonValue]], alias: str
+) -> None:
+    """:func:`pass_file` for the ``file`` nodes of a hot-plugged disk (``filename`` rewritten).
+
+    :param alias: the disk's alias (the fd sets' tag)
+    """
+    for node in nodes:
+        filename = node.get("filename")
+        if node.get("driver") == "file" and isinstance(filename, str):
+            node["filename"] = pass_file(
+                mgr, mon, filename, alias, readonly=bool(node.get("read-only"))
+            )
+
+
+def drop_files(mgr: DomainManager, mon: BlockCommands, tag: str) -> None:
+    """Remove the fd sets :func:`pass_file` made with ``tag`` (once QEMU no longer uses them:
+    it closes the fds when the last user of each goes away)."""
+    if not identity(mgr).separate:
+        return
+    for fdset, opaque in mon.query_fdsets():
+        if opaque == f"pyvirt:{tag}":
+            with contextlib.suppress(Exception):
+                mon.remove_fd(fdset)
 
 
 class DacHook:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pyvirt.errors import InvalidConfigError, InvalidStateError, NotFoundError, UnsupportedError
+from pyvirt.service.domain import dac
 from pyvirt.state.atomic import atomic_write
 
 if TYPE_CHECKING:
@@ -204,10 +205,14 @@ def _live(mgr: DomainManager, name: str, dom: Domain, new: etree._Element) -> No
         path = source.get("file") if source is not None else None
         with Monitor(rec.qmp_socket) as mon:
             qdev = _qdev_of(mon.query_block(), old)
+            tag = f"media:{qdev}"
             if path:
-                mon.blockdev_change_medium(qdev, path, format="raw")
+                dac.drop_files(mgr, mon, tag)  # the previous medium's (closed once replaced)
+                filename = dac.pass_file(mgr, mon, path, tag, readonly=True)  # unprivileged QEMU
+                mon.blockdev_change_medium(qdev, filename, format="raw")
             else:
                 mon.eject(qdev, force=True)
+                dac.drop_files(mgr, mon, tag)
     _replace(dom, new)
     mgr.save_live(name, dom)
 
