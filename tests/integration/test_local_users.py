@@ -70,6 +70,7 @@ def domain_xml(image: Any, name: str, disk: Path) -> str:
     <initrd>{image.initrd}</initrd>
     <cmdline>console=ttyS0 quiet panic=-1</cmdline>
   </os>
+  <features><acpi/></features>
   <devices>
     <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
       <source file='{disk}'/><target dev='vda' bus='virtio'/></disk>
@@ -182,6 +183,19 @@ def test_local_user_reaches_nothing(
             (run / "runtime.json", 0o600),
         ):
             assert path.stat().st_mode & 0o7777 == mode, (path, oct(path.stat().st_mode))
+
+        # a disk hot-plugged from a directory only root may enter: pyvirt passes QEMU the fds
+        # and hands the image over while attached
+        hidden = tmp_path / "hidden"
+        hidden.mkdir(mode=0o700)
+        extra = hidden / "extra.raw"
+        extra.write_bytes(b"\0" * 1048576)
+        os.chmod(extra, 0o600)
+        pyvirt("attach-disk", "lu", str(extra), "vdb", "--live")
+        assert extra.stat().st_uid == qemu.pw_uid
+        assert "vdb" in pyvirt("domblklist", "lu").out
+        pyvirt("detach-disk", "lu", "vdb", "--live")
+        assert extra.stat().st_uid == 0 and extra.stat().st_mode & 0o777 == 0o600
 
         # the image's owner is back once QEMU is gone
         pyvirt("destroy", "lu")
