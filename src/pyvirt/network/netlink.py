@@ -131,6 +131,30 @@ def create_tap(
             ipr.link("set", index=idx, mtu=mtu)
 
 
+#: ``TUNSETIFF`` and its flags (linux/if_tun.h)
+_TUNSETIFF = 0x400454CA
+_IFF_TAP, _IFF_NO_PI, _IFF_VNET_HDR = 0x0002, 0x1000, 0x4000
+
+
+def open_tap(name: str) -> int:
+    """Open existing tap ``name`` as QEMU would (``IFF_TAP | IFF_NO_PI | IFF_VNET_HDR``, close on
+    exec); returns the fd, for a QEMU that may not open ``/dev/net/tun`` itself.
+
+    :raises HostCommandError: the tap cannot be opened
+    """
+    import fcntl
+    import struct
+
+    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+    try:
+        ifr = struct.pack("16sH", name.encode(), _IFF_TAP | _IFF_NO_PI | _IFF_VNET_HDR)
+        fcntl.ioctl(fd, _TUNSETIFF, ifr)
+    except OSError as err:
+        os.close(fd)
+        raise HostCommandError(f"cannot open tap '{name}': {err.strerror}") from err
+    return fd
+
+
 def create_macvtap(name: str, parent: str, *, mode: str, mac: str) -> int:
     """Create a macvtap on ``parent``; returns its ifindex (``/dev/tapN``)."""
     with _ipr(f"creating macvtap '{name}' on '{parent}'") as ipr:

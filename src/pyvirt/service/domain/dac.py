@@ -39,6 +39,7 @@ from pyvirt.state.qemu_user import QemuIdentity, resolve
 if TYPE_CHECKING:
     from pyvirt.drivers.qemu.argv.opts import JsonValue
     from pyvirt.drivers.qemu.monitor.block import BlockCommands
+    from pyvirt.drivers.qemu.monitor.devices import DeviceCommands
     from pyvirt.model import Disk
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
@@ -189,6 +190,37 @@ def drop_files(mgr: DomainManager, mon: BlockCommands, tag: str) -> None:
         if opaque == f"pyvirt:{tag}":
             with contextlib.suppress(Exception):
                 mon.remove_fd(fdset)
+
+
+def pass_tap(mgr: DomainManager, mon: DeviceCommands, netdev: dict[str, JsonValue]) -> None:
+    """Open the tap of a hot-plugged tap backend here and pass it (and ``/dev/vhost-net`` for
+    ``vhost``) to QEMU by name: an unprivileged QEMU may not open ``/dev/net/tun`` (mode 0600
+    on some hosts). ``netdev`` is rewritten (``ifname`` -> ``fd``); no-op when QEMU runs as
+    pyvirt's user, or for multiqueue (QEMU then opens the tap it owns by name).
+    """
+    from pyvirt.network import netlink
+
+    ifname = netdev.get("ifname")
+    if not identity(mgr).separate or netdev.get("type") != "tap" or not isinstance(ifname, str):
+        return
+    if netdev.get("queues") not in (None, 1):
+        return
+    netid = str(netdev["id"])
+    fd = netlink.open_tap(ifname)
+    try:
+        mon.getfd(fd, f"{netid}-fd")
+    finally:
+        os.close(fd)
+    for key in ("ifname", "script", "downscript"):
+        netdev.pop(key, None)
+    netdev["fd"] = f"{netid}-fd"
+    if netdev.get("vhost"):
+        vfd = os.open("/dev/vhost-net", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            mon.getfd(vfd, f"{netid}-vhostfd")
+        finally:
+            os.close(vfd)
+        netdev["vhostfd"] = f"{netid}-vhostfd"
 
 
 class DacHook:
