@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -12,10 +11,13 @@ import pytest
 
 from tests.fakeqmp import FakeQmp, serving
 
-# QEMU's user is the host's business (pyvirt-qemu exists or not); unit tests pin it to "no
-# separate user" so that they behave the same everywhere (tests/unit/service/test_privsep.py
-# covers the resolution itself)
-os.environ["PYVIRT_QEMU_USER"] = "root"
+
+@pytest.fixture(autouse=True)
+def _no_qemu_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """QEMU's user is the host's business (pyvirt-qemu exists or not); unit tests pin it to
+    "no separate user" so that they behave the same everywhere (test_privsep.py covers the
+    resolution itself)."""
+    monkeypatch.setenv("PYVIRT_QEMU_USER", "root")
 
 
 @pytest.fixture
