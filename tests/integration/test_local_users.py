@@ -181,6 +181,9 @@ def test_local_user_reaches_nothing(
             (root / "lib" / "qemu" / "lu.xml", 0o600),
             (run / "domain.xml", 0o600),
             (run / "runtime.json", 0o600),
+            (run / "qmp.sock", 0o750),  # QEMU's daemon umask 027; connecting needs write
+            (root / "log" / "qemu" / "lu" / "console.log", 0o640),
+            (root / "log" / "qemu" / "lu" / "qemu.log", 0o640),
         ):
             assert path.stat().st_mode & 0o7777 == mode, (path, oct(path.stat().st_mode))
 

@@ -157,16 +157,6 @@ def _fds_at(fds: Mapping[int, int]) -> Iterator[tuple[int, ...]]:
                 os.close(saved[target])
 
 
-@contextlib.contextmanager
-def _umask(mask: int) -> Iterator[None]:
-    """This process's umask is ``mask`` inside the block (a child inherits it)."""
-    old = os.umask(mask)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
 def launch_detailed(
     argv: Sequence[str],
     *,
@@ -234,10 +224,10 @@ def launch_detailed(
         os.write(log_fd, f"{_timestamp()}: starting: {subprocess.list2cmdline(argv)}\n".encode())
         offset = os.lseek(log_fd, 0, os.SEEK_END)
         try:
-            # QEMU creates its sockets, logs and screendumps with the umask it inherits: 077,
-            # so that no other user (and no other domain's unprivileged QEMU) may open them,
-            # whatever the caller's umask
-            with _fds_at(pass_fds or {}) as targets, _umask(0o077):
+            # no umask here: QEMU's daemon sets umask 027 itself (os_daemonize), measured
+            # with 7.2 under the caller's umask 000 and 022: sockets srwxr-x--- root:root,
+            # which no other user (nor an unprivileged QEMU) may connect to
+            with _fds_at(pass_fds or {}) as targets:
                 proc = subprocess.Popen(
                     argv,
                     stdin=subprocess.DEVNULL,
