@@ -126,3 +126,36 @@ def test_vnc_warnings(graphics: str, expected: str | None) -> None:
         assert warnings == []
     else:
         assert len(warnings) == 1 and expected in warnings[0]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_dac_shared_image_restored_by_the_last_domain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyvirt.service.domain import dac
+    from pyvirt.state.qemu_user import QemuIdentity
+
+    monkeypatch.setattr(dac, "identity", lambda mgr: QemuIdentity("nobody", 65534, 65534))
+    mgr = DomainManager(StatePaths.from_root(tmp_path / "s"))
+    image = tmp_path / "shared.img"
+    image.write_bytes(b"x")
+    os.chown(image, 0, 0)
+    os.chmod(image, 0o640)
+    for name in ("a", "b"):
+        mgr.rundir(name).create()
+        dac.grant(mgr, name, str(image))
+        assert image.stat().st_uid == 65534
+    hook = dac.DacHook()
+    section = mgr.rundir("a").hooks().sections["dac"]
+    hook.after_stop(mgr, "a", section)
+    assert image.stat().st_uid == 65534  # b still runs with it
+    mgr.rundir("a").remove()
+    hook.after_stop(mgr, "b", mgr.rundir("b").hooks().sections["dac"])
+    assert (image.stat().st_uid, image.stat().st_gid) == (0, 0)  # the last one restores
+    assert image.stat().st_mode & 0o777 == 0o640
+    # hot-plug: grant, then release gives it back at once
+    dac.grant(mgr, "b", str(image))
+    assert image.stat().st_uid == 65534
+    dac.release(mgr, "b", str(image))
+    assert image.stat().st_uid == 0
+    assert mgr.rundir("b").hooks().sections["dac"]["owned"] == []
