@@ -159,3 +159,20 @@ def test_dac_shared_image_restored_by_the_last_domain(
     dac.release(mgr, "b", str(image))
     assert image.stat().st_uid == 0
     assert mgr.rundir("b").hooks().sections["dac"]["owned"] == []
+
+
+def test_runas_spelling_follows_the_emulator(tmp_path: Path) -> None:
+    from pyvirt.drivers.qemu.process import RUNAS_CACHE, runas_args
+
+    old = tmp_path / "qemu-old"
+    old.write_text("#!/bin/sh\necho '-runas user      change to user id user'\n")
+    new = tmp_path / "qemu-new"
+    help_text = "-run-with [async-teardown=on|off][,chroot=dir][user=username|uid:gid]"
+    new.write_text(f"#!/bin/sh\necho '{help_text}'\n")
+    for script in (old, new):
+        script.chmod(0o755)
+    assert runas_args(str(old), "pyvirt-qemu", tmp_path) == ["-runas", "pyvirt-qemu"]
+    assert runas_args(str(new), "pyvirt-qemu", tmp_path) == ["-run-with", "user=pyvirt-qemu"]
+    assert (tmp_path / RUNAS_CACHE).read_text().endswith(" run-with")
+    new.write_text("#!/bin/sh\nexit 1\n")  # cached by inode/mtime/size: a changed binary asks again
+    assert runas_args(str(new), "u", tmp_path) == ["-runas", "u"]

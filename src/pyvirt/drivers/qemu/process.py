@@ -41,6 +41,7 @@ import enum
 import errno
 import logging
 import os
+import re
 import select
 import signal
 import subprocess
@@ -50,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyvirt.errors import HostCommandError
+from pyvirt.state.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +159,40 @@ def _fds_at(fds: Mapping[int, int]) -> Iterator[tuple[int, ...]]:
                 os.close(saved[target])
 
 
+#: Where :func:`runas_args` remembers which spelling an emulator binary takes.
+RUNAS_CACHE = ".runas-option"
+
+
+def runas_args(emulator: str, user: str, cache_dir: Path) -> list[str]:
+    """QEMU's option to drop to ``user``: ``-run-with user=`` when the emulator has it (QEMU
+    8.1 and later; ``-runas`` is deprecated since 9.1), else ``-runas`` (QEMU 7.2).
+
+    Asking ``EMULATOR -help`` costs ~25 ms, so the answer is cached in ``cache_dir`` per
+    emulator binary (inode, mtime, size).
+    """
+    try:
+        st = os.stat(emulator)
+        stamp = f"{emulator}:{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+    except OSError:
+        return ["-runas", user]  # launch reports the missing emulator
+    cache = cache_dir / RUNAS_CACHE
+    try:
+        cached_stamp, _, option = cache.read_text().rpartition(" ")
+    except OSError:
+        cached_stamp, option = "", ""
+    if cached_stamp != stamp or option not in ("runas", "run-with"):
+        try:
+            text = subprocess.run(
+                [emulator, "-help"], capture_output=True, text=True, timeout=10, check=False
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            text = ""
+        option = "run-with" if re.search(r"^-run-with .*user=", text, re.M) else "runas"
+        with contextlib.suppress(OSError):
+            atomic_write(cache, f"{stamp} {option}".encode(), sync=False)
+    return ["-run-with", f"user={user}"] if option == "run-with" else ["-runas", user]
+
+
 def launch_detailed(
     argv: Sequence[str],
     *,
@@ -189,8 +225,8 @@ def launch_detailed(
     argv = list(argv)
     if "-daemonize" not in argv:
         argv.append("-daemonize")
-    if run_as is not None and "-runas" not in argv:
-        argv += ["-runas", run_as]
+    if run_as is not None and "-runas" not in argv and "-run-with" not in argv:
+        argv += runas_args(argv[0], run_as, run_dir.parent)
         if "-sandbox" not in argv:
             argv += ["-sandbox", SANDBOX]
     fifo = run_dir / STDERR_FIFO
