@@ -216,3 +216,21 @@ def test_loopback_vnc_without_password_warns(
     xml.write_text(text)
     res = pyvirt("define", str(xml))
     assert "listens on 127.0.0.1 without a password: any local user" in res.err
+
+
+def test_root_qemu_is_explicit_and_warned(pyvirt: Pyvirt, tiny_image: Any, tmp_path: Path) -> None:
+    pyvirt.env["PYVIRT_QEMU_USER"] = "root"
+    xml = tmp_path / "r.xml"
+    text = domain_xml(tiny_image, "r", tmp_path / "none.qcow2")
+    xml.write_text(text.split("<disk ")[0] + "<serial " + text.split("<serial ", 1)[1])
+    pyvirt("define", str(xml))
+    res = pyvirt("start", "r")
+    assert "QEMU runs as root (configured): a QEMU escape is host root" in res.err
+    pid = int((pyvirt.root / "run" / "qemu" / "r" / "qemu.pid").read_text())
+    status = Path(f"/proc/{pid}/status").read_text()
+    assert "\nUid:\t0\t" in status
+    pyvirt("destroy", "r")
+    pyvirt.env["PYVIRT_QEMU_USER"] = "no-such-user-pv"
+    res = pyvirt("start", "r", check=False)
+    assert res.rc == 1 and "the QEMU user 'no-such-user-pv' does not exist" in res.err
+    assert "Traceback" not in res.err
