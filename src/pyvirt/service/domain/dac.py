@@ -98,6 +98,7 @@ def grant(mgr: DomainManager, name: str, path: str) -> None:
     ident = identity(mgr)
     if not ident.separate:
         return
+    path = os.path.realpath(path)  # one key per file, however it is spelled
     with file_lock(mgr.paths.lock_dir / "dac.lock", what="image ownership"):
         try:
             st = os.stat(path)
@@ -126,6 +127,7 @@ def _restore(mgr: DomainManager, name: str, entry: dict[str, Any]) -> None:
 
 def release(mgr: DomainManager, name: str, path: str) -> None:
     """Give image ``path`` back to its owner after a hot-unplug from domain ``name``."""
+    path = os.path.realpath(path)
     with file_lock(mgr.paths.lock_dir / "dac.lock", what="image ownership"):
         section = mgr.rundir(name).hooks().sections.get(HOOK_NAME, {})
         entries = [e for e in section.get("owned", []) if e.get("path") == path]
