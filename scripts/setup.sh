@@ -33,6 +33,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# the unprivileged user every QEMU runs as (docs/security.md); PYVIRT_QEMU_USER overrides it
+if ! getent group pyvirt-qemu >/dev/null; then
+  groupadd --system pyvirt-qemu
+fi
+if ! getent passwd pyvirt-qemu >/dev/null; then
+  useradd --system --no-create-home --shell /usr/sbin/nologin --gid pyvirt-qemu \
+    --home-dir /nonexistent --comment "pyvirt QEMU" pyvirt-qemu
+fi
+
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv

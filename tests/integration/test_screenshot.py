@@ -87,7 +87,8 @@ def test_update_device_keymap_and_password(pyvirt: Pyvirt, tiny_image: Any) -> N
     # changing an existing password works live (QMP set_password)
     dev.write_text(dev.read_text().replace("s3cret", "n3w").replace("/>", " keymap='en-us'/>"))
     pyvirt("update-device", "kb", str(dev), "--live")
-    assert re.search(r"passwd='n3w'", pyvirt("dumpxml", "kb").out)
+    assert re.search(r"passwd='n3w'", pyvirt("dumpxml", "kb", "--security-info").out)
+    assert "passwd=" not in pyvirt("dumpxml", "kb").out  # secrets only with --security-info
     assert rfb(port)[0] == [2]
     bad = pyvirt.root / "n.xml"
     bad.write_text("<interface type='user'/>")

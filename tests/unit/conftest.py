@@ -12,6 +12,14 @@ import pytest
 from tests.fakeqmp import FakeQmp, serving
 
 
+@pytest.fixture(autouse=True)
+def _no_qemu_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    """QEMU's user is the host's business (pyvirt-qemu exists or not); unit tests pin it to
+    "no separate user" so that they behave the same everywhere (test_privsep.py covers the
+    resolution itself)."""
+    monkeypatch.setenv("PYVIRT_QEMU_USER", "root")
+
+
 @pytest.fixture
 def sock_dir() -> Iterator[Path]:
     """A short temporary directory for unix sockets (paths are limited to 107 bytes)."""

@@ -247,9 +247,12 @@ class Domain(DomainTuning, DomainDevices, DomainAgent, DomainHandle):
                 )
             time.sleep(interval)
 
-    def xml_desc(self, *, inactive: bool = False) -> str:
-        """The definition as XML (``dumpxml``): the live one while it runs unless ``inactive``."""
-        return self._domains.dumpxml(self._name, inactive=inactive)
+    def xml_desc(self, *, inactive: bool = False, security_info: bool = False) -> str:
+        """The definition as XML (``dumpxml``): the live one while it runs unless ``inactive``.
+
+        :param security_info: include secrets (the VNC password), as ``--security-info``
+        """
+        return self._domains.dumpxml(self._name, inactive=inactive, security_info=security_info)
 
     def xpath(self, expr: str, *, inactive: bool = False) -> list[str]:
         """The nodes of :meth:`xml_desc` matching the XPath ``expr``, serialized.

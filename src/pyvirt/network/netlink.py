@@ -110,13 +110,49 @@ def create_bridge(name: str, *, stp: bool, delay: int, mtu: int | None, mac: str
         ipr.link("add", ifname=name, kind="bridge", **opts)
 
 
-def create_tap(name: str, *, mtu: int | None = None) -> None:
-    """Create a persistent tap device QEMU opens by name."""
+def create_tap(
+    name: str, *, mtu: int | None = None, uid: int | None = None, gid: int | None = None
+) -> None:
+    """Create a persistent tap device QEMU opens by name.
+
+    :param uid: owner of the tap (the QEMU user: an unprivileged QEMU may attach to it, as a
+        hot-plugged NIC's ``netdev_add`` does, only if it owns it)
+    :param gid: its group
+    """
+    owner: dict[str, int] = {}
+    if uid is not None:
+        owner["uid"] = uid
+    if gid is not None:
+        owner["gid"] = gid
     with _ipr(f"creating tap '{name}'") as ipr:
-        ipr.link("add", ifname=name, kind="tuntap", mode="tap")
+        ipr.link("add", ifname=name, kind="tuntap", mode="tap", **owner)
         if mtu:
             idx = _index(ipr, name)
             ipr.link("set", index=idx, mtu=mtu)
+
+
+#: ``TUNSETIFF`` and its flags (linux/if_tun.h)
+_TUNSETIFF = 0x400454CA
+_IFF_TAP, _IFF_NO_PI, _IFF_VNET_HDR = 0x0002, 0x1000, 0x4000
+
+
+def open_tap(name: str) -> int:
+    """Open existing tap ``name`` as QEMU would (``IFF_TAP | IFF_NO_PI | IFF_VNET_HDR``, close on
+    exec); returns the fd, for a QEMU that may not open ``/dev/net/tun`` itself.
+
+    :raises HostCommandError: the tap cannot be opened
+    """
+    import fcntl
+    import struct
+
+    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+    try:
+        ifr = struct.pack("16sH", name.encode(), _IFF_TAP | _IFF_NO_PI | _IFF_VNET_HDR)
+        fcntl.ioctl(fd, _TUNSETIFF, ifr)
+    except OSError as err:
+        os.close(fd)
+        raise HostCommandError(f"cannot open tap '{name}': {err.strerror}") from err
+    return fd
 
 
 def create_macvtap(name: str, parent: str, *, mode: str, mac: str) -> int:

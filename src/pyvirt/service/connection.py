@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
-from pyvirt.errors import InvalidConfigError
+from pyvirt.errors import InvalidConfigError, PyvirtError
+from pyvirt.state import modes, qemu_user
 from pyvirt.state.paths import StatePaths
 
 if TYPE_CHECKING:
@@ -32,12 +33,24 @@ if TYPE_CHECKING:
 KNOWN_URIS = ("qemu:///system", "qemu:///session", "pyvirt:///embed", "pyvirt:///system")
 
 
+def _secure(paths: StatePaths) -> None:
+    """State directories with explicit modes, whatever the umask (:mod:`pyvirt.state.modes`)."""
+    try:
+        qemu = qemu_user.resolve(paths.config)
+    except PyvirtError:
+        gid = None  # reported when a domain starts
+    else:
+        gid = qemu.gid if qemu.separate else None
+    modes.secure_state_dirs(paths, gid)
+
+
 class Connection:
     """A connection to one host's pyvirt state. Cheap to create; opens nothing eagerly."""
 
     def __init__(self, paths: StatePaths, uri: str) -> None:
         self.paths = paths
         self.uri = uri
+        _secure(paths)
 
     @cached_property
     def domains(self) -> DomainManager:

@@ -57,6 +57,7 @@ HOOK_MODULES: dict[str, str] = {
     "hostdev": "pyvirt.service.nic.hostdev",
     "tuning": "pyvirt.service.tuning.hooks",
     "disks": "pyvirt.service.disk.hooks",
+    "dac": "pyvirt.service.domain.dac",  # after disks: volumes are resolved to their files
     "network": "pyvirt.service.nic.hooks",
     "numa-advisor": "pyvirt.service.tuning.advisor",
     "agent-channel": "pyvirt.service.domain.agent",

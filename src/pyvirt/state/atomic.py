@@ -1,6 +1,8 @@
 """Atomic file writes: a temp file in the same directory, fsync, rename, fsync of the directory.
 
 A reader sees either the old content or the new, never a torn file, even across a crash.
+The file gets exactly ``mode`` whatever the umask (private, 0600, unless the caller says
+otherwise: state files hold definitions and secrets).
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import tempfile
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o644, *, sync: bool = True) -> None:
+def atomic_write(path: Path, data: bytes, mode: int = 0o600, *, sync: bool = True) -> None:
     """Replace ``path`` with ``data`` atomically.
+
+    :param mode: the file's mode, exactly (not filtered by the umask)
 
     :param sync: fsync the file and its directory (durable); False keeps atomicity only,
         for caches and indexes that can be rebuilt

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from pyvirt.errors import InvalidConfigError
 from pyvirt.state.atomic import atomic_write
+from pyvirt.state.modes import check_trusted_file, is_trusted_file
 from pyvirt.state.paths import StatePaths
 
 
@@ -44,22 +45,34 @@ class DomainStore:
             entries = os.listdir(self.paths.domain_config_dir)
         except FileNotFoundError:
             return []
-        return sorted(e[:-4] for e in entries if e.endswith(".xml") and not e.startswith("."))
+        directory = self.paths.domain_config_dir
+        return sorted(
+            e[:-4]
+            for e in entries
+            if e.endswith(".xml") and not e.startswith(".") and is_trusted_file(directory / e)
+        )
 
     def exists(self, name: str) -> bool:
         return self.paths.domain_xml(check_name(name)).is_file()
 
     def read(self, name: str) -> str | None:
-        """The stored XML of ``name``, or None if it is not defined."""
-        try:
-            return self.paths.domain_xml(check_name(name)).read_text()
-        except FileNotFoundError:
-            return None
+        """The stored XML of ``name``, or None if it is not defined.
+
+        :raises InvalidStateError: the file is not root's or is writable by others (planted)
+        """
+        data = self.read_bytes(name)
+        return None if data is None else data.decode()
 
     def read_bytes(self, name: str) -> bytes | None:
-        """The stored XML of ``name`` as bytes, or None if it is not defined."""
+        """The stored XML of ``name`` as bytes, or None if it is not defined.
+
+        :raises InvalidStateError: the file is not root's or is writable by others (planted)
+        """
+        path = self.paths.domain_xml(check_name(name))
         try:
-            return self.paths.domain_xml(check_name(name)).read_bytes()
+            with open(path, "rb") as f:
+                check_trusted_file(path, os.fstat(f.fileno()))
+                return f.read()
         except FileNotFoundError:
             return None
 

@@ -297,7 +297,7 @@ def dumpxml(
         for item in dom.xpath(xpath, inactive=inactive):
             click.echo(item)
         return
-    xml = dom.xml_desc(inactive=inactive)
+    xml = dom.xml_desc(inactive=inactive, security_info=security_info)
     click.echo(xml.rstrip("\n"))
 
 
@@ -313,7 +313,9 @@ def edit(ctx: click.Context, domain: str) -> None:
     def apply(text: str) -> tuple[str, list[str]]:
         return dom.name, dom.redefine(text)
 
-    edit_loop("Domain", dom.name, dom.xml_desc(inactive=True), apply)
+    # with the secrets, as virsh edit: saving must not drop the VNC password (the temporary
+    # file is private to root)
+    edit_loop("Domain", dom.name, dom.xml_desc(inactive=True, security_info=True), apply)
 
 
 @click.command()

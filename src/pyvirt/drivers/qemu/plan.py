@@ -28,7 +28,7 @@ from typing import Any
 
 from pyvirt.state.atomic import atomic_write
 
-#: 2: the key covers the lifecycle hook names
+#: 2: the key covers the lifecycle hook names (a new hook such as 'dac' makes old plans stale)
 PLAN_VERSION = 2
 _ARGV_PKG = Path(__file__).parent / "argv"
 

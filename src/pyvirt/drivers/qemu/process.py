@@ -41,6 +41,7 @@ import enum
 import errno
 import logging
 import os
+import re
 import select
 import signal
 import subprocess  # not hostcmd: QEMU is spawned detached with its log fd and pid file
@@ -50,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pyvirt.errors import HostCommandError
+from pyvirt.state.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +61,13 @@ LAUNCH_TIMEOUT = 60.0
 _STDERR_TAIL = 4096
 #: The FIFO QEMU's stderr goes to after daemonizing (its -D file).
 STDERR_FIFO = "stderr.fifo"
+#: ``-sandbox`` for a QEMU that drops to another user with ``-runas`` and ``-daemonize``.
+#: Measured with QEMU 7.2: the seccomp filter is installed before QEMU forks to daemonize and
+#: before it calls setuid, so ``spawn=deny`` kills it at the fork and
+#: ``elevateprivileges=deny|children`` at the setuid (SIGSYS). Both stay allowed; once QEMU
+#: runs as the unprivileged user with no capabilities, and with ``no_new_privs`` set by the
+#: filter (``NoNewPrivs: 1``), neither can raise its privileges.
+SANDBOX = "on,obsolete=deny,resourcecontrol=deny"
 
 # read ends of stderr FIFOs opened by launch(), waiting for spawn_watcher() to take them
 _stderr_readers: dict[Path, int] = {}
@@ -150,6 +159,40 @@ def _fds_at(fds: Mapping[int, int]) -> Iterator[tuple[int, ...]]:
                 os.close(saved[target])
 
 
+#: Where :func:`runas_args` remembers which spelling an emulator binary takes.
+RUNAS_CACHE = ".runas-option"
+
+
+def runas_args(emulator: str, user: str, cache_dir: Path) -> list[str]:
+    """QEMU's option to drop to ``user``: ``-run-with user=`` when the emulator has it (QEMU
+    8.1 and later; ``-runas`` is deprecated since 9.1), else ``-runas`` (QEMU 7.2).
+
+    Asking ``EMULATOR -help`` costs ~25 ms, so the answer is cached in ``cache_dir`` per
+    emulator binary (inode, mtime, size).
+    """
+    try:
+        st = os.stat(emulator)
+        stamp = f"{emulator}:{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+    except OSError:
+        return ["-runas", user]  # launch reports the missing emulator
+    cache = cache_dir / RUNAS_CACHE
+    try:
+        cached_stamp, _, option = cache.read_text().rpartition(" ")
+    except OSError:
+        cached_stamp, option = "", ""
+    if cached_stamp != stamp or option not in ("runas", "run-with"):
+        try:
+            text = subprocess.run(
+                [emulator, "-help"], capture_output=True, text=True, timeout=10, check=False
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            text = ""
+        option = "run-with" if re.search(r"^-run-with .*user=", text, re.M) else "runas"
+        with contextlib.suppress(OSError):
+            atomic_write(cache, f"{stamp} {option}".encode(), sync=False)
+    return ["-run-with", f"user={user}"] if option == "run-with" else ["-runas", user]
+
+
 def launch_detailed(
     argv: Sequence[str],
     *,
@@ -158,6 +201,7 @@ def launch_detailed(
     timeout: float = LAUNCH_TIMEOUT,
     env: dict[str, str] | None = None,
     pass_fds: Mapping[int, int] | None = None,
+    run_as: str | None = None,
 ) -> Launched:
     """Start QEMU daemonized and return once it is up (its parent has exited).
 
@@ -172,6 +216,8 @@ def launch_detailed(
     :param env: environment for QEMU (default: inherited)
     :param pass_fds: fds QEMU inherits: fd number in QEMU -> open fd here (a macvtap named by
         ``-netdev tap,fd=N``); the caller keeps ownership of the open fds
+    :param run_as: user QEMU switches to once it has opened its files (``-runas``), with the
+        :data:`SANDBOX` seccomp filter; None keeps QEMU as the caller's user
     :returns: pid, start time and the argv actually run
     :raises HostCommandError: QEMU is missing, exits non-zero (message and ``.stderr`` hold
         its error output), times out, or wrote no usable pidfile
@@ -179,6 +225,10 @@ def launch_detailed(
     argv = list(argv)
     if "-daemonize" not in argv:
         argv.append("-daemonize")
+    if run_as is not None and "-runas" not in argv and "-run-with" not in argv:
+        argv += runas_args(argv[0], run_as, run_dir.parent)
+        if "-sandbox" not in argv:
+            argv += ["-sandbox", SANDBOX]
     fifo = run_dir / STDERR_FIFO
     use_fifo = "-D" not in argv
     if use_fifo:
@@ -210,6 +260,9 @@ def launch_detailed(
         os.write(log_fd, f"{_timestamp()}: starting: {subprocess.list2cmdline(argv)}\n".encode())
         offset = os.lseek(log_fd, 0, os.SEEK_END)
         try:
+            # no umask here: QEMU's daemon sets umask 027 itself (os_daemonize), measured
+            # with 7.2 under the caller's umask 000 and 022: sockets srwxr-x--- root:root,
+            # which no other user (nor an unprivileged QEMU) may connect to
             with _fds_at(pass_fds or {}) as targets:
                 proc = subprocess.Popen(
                     argv,

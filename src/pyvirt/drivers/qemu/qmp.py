@@ -200,6 +200,18 @@ class Monitor(MachineCommands, DeviceCommands, BlockCommands):
         """Send a typed method's command; ``None`` arguments are left out."""
         return self.execute(cmd, prune(args or {}))
 
+    def _send_fd(self, fd: int) -> None:
+        """Pass open ``fd`` to QEMU with ``SCM_RIGHTS``; the next command (``add-fd``) takes it.
+
+        :raises MonitorError: the socket refused it
+        """
+        if self._client is None:
+            self.connect()
+        try:
+            self._client.send_fd_scm(fd)
+        except OSError as err:
+            raise MonitorError(f"QMP on '{self.socket_path}': cannot pass an fd: {err}") from err
+
     def _call_until(
         self, cmd: str, args: Args, *, event: str, match: Mapping[str, str], timeout: float
     ) -> dict[str, Any] | None:

@@ -45,6 +45,7 @@ from pyvirt.model import Address, Controller, Disk
 from pyvirt.model.xmltree import copy_element
 from pyvirt.service.disk import hooks as disk_hooks
 from pyvirt.service.disk.options import DiskOptions, build_disk, check_source
+from pyvirt.service.domain import dac
 from pyvirt.service.domain.hotplug import build_for, free_pci_slot
 
 if TYPE_CHECKING:
@@ -160,12 +161,20 @@ class DiskManager:
             work.devices.add(resolved)
             b = _build(mgr, work)
             spec = device_spec(resolved, b)
-            _add_nodes(mon, spec.nodes, resolved)
+            dac.pass_files(mgr, mon, spec.nodes, spec.alias)  # an unprivileged QEMU
+            try:
+                _add_nodes(mon, spec.nodes, resolved)
+            except BaseException:
+                dac.drop_files(mgr, mon, spec.alias)
+                raise
             try:
                 mon.device_add(spec.device)
             except QmpCommandError as err:
                 _del_nodes(mon, [str(n["node-name"]) for n in reversed(spec.nodes)])
+                dac.drop_files(mgr, mon, spec.alias)
                 raise _explain(err, resolved) from err
+        for path in dac.writable_files_of([resolved]):
+            dac.grant(mgr, name, path)
         disk.alias = spec.alias
         dom.devices.add(_copy(disk))
         self._save_live(name, dom)
@@ -244,6 +253,9 @@ class DiskManager:
         with Monitor(rec.qmp_socket, name=name) as mon:
             _unplug(mon, name, disk.target_dev or target, alias, timeout)
             _del_nodes(mon, [f"{alias}-{n}" for n in ("cor", "format", "slice", "storage")])
+            dac.drop_files(mgr, mon, alias)
+        for path in dac.writable_files_of([disk]):
+            dac.release(mgr, name, path)
         tdev = disk.target_dev
         dom.devices.remove(disk)
         self._save_live(name, dom)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pyvirt.errors import InvalidConfigError, InvalidStateError, NotFoundError, UnsupportedError
+from pyvirt.service.domain import dac
 from pyvirt.state.atomic import atomic_write
 
 if TYPE_CHECKING:
@@ -31,13 +32,37 @@ LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 def vnc_warnings(dom: Domain) -> list[str]:
-    """A warning for each VNC display reachable beyond loopback without a password."""
+    """A warning for each VNC display other users can reach without a password.
+
+    Beyond loopback: anyone who reaches the address. On loopback: every local user of the
+    host. On a UNIX socket of the user's choosing: every local user who may open it (the
+    default socket, in the domain's run directory, is reachable only by root).
+    """
     out = []
+    hint = (
+        "add password=SECRET to --graphics (passwd='SECRET' in <graphics>), or listen on a "
+        "unix socket in the run directory (listen=socket) and tunnel over SSH"
+    )
     for g in dom.devices.graphics:
-        if g.type != "vnc" or g.passwd or g.socket:
+        if g.type != "vnc" or g.passwd:
+            continue
+        sockets = [li.socket for li in g.listens if li.type == "socket"]
+        if g.socket or sockets:
+            path = g.socket or sockets[0]
+            if path:
+                out.append(
+                    f"the VNC console of domain '{dom.name}' listens on the unix socket "
+                    f"'{path}' without a password: any local user who can open that socket "
+                    f"can see and control the guest; {hint}"
+                )
             continue
         listen = g.listen or "127.0.0.1"
-        if listen in LOOPBACK or any(li.type == "socket" for li in g.listens):
+        if listen in LOOPBACK:
+            out.append(
+                f"the VNC console of domain '{dom.name}' listens on {listen} without a "
+                "password: any local user of this host can see and control the guest; "
+                f"{hint}"
+            )
             continue
         who = (
             "anyone who can reach any address of this host"
@@ -97,14 +122,14 @@ def screenshot(mgr: DomainManager, ident: str, output: Path, *, screen: int = 0)
             f"domain '{name}' has no display to take a screenshot of",
             hint="add --graphics vnc (a <graphics type='vnc'/> and a <video>)",
         )
-    tmp = mgr.run_dir(name) / "screendump.ppm"
+    tmp = dac.scratch_dir(mgr, name) / "screendump.ppm"  # QEMU writes it as the QEMU user
     try:
         with Monitor(rec.qmp_socket) as mon:
             mon.screendump(str(tmp), head=screen or None)
         png, width, height = ppm_to_png(tmp.read_bytes())
     finally:
         tmp.unlink(missing_ok=True)
-    atomic_write(output, png, sync=False)
+    atomic_write(output, png, 0o644, sync=False)
     return width, height
 
 
@@ -181,10 +206,14 @@ def _live(mgr: DomainManager, name: str, dom: Domain, new: etree._Element) -> No
         path = source.get("file") if source is not None else None
         with Monitor(rec.qmp_socket) as mon:
             qdev = _qdev_of(mon.query_block(), old)
+            tag = f"media:{qdev}"
             if path:
-                mon.blockdev_change_medium(qdev, path, format="raw")
+                dac.drop_files(mgr, mon, tag)  # the previous medium's (closed once replaced)
+                filename = dac.pass_file(mgr, mon, path, tag, readonly=True)  # unprivileged QEMU
+                mon.blockdev_change_medium(qdev, filename, format="raw")
             else:
                 mon.eject(qdev, force=True)
+                dac.drop_files(mgr, mon, tag)
     _replace(dom, new)
     mgr.save_live(name, dom)
 

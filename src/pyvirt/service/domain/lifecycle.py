@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pyvirt.drivers.qemu.rundir import HookData
 from pyvirt.errors import InvalidStateError, UnsupportedError
 from pyvirt.service import hooks
+from pyvirt.service.domain import dac
 from pyvirt.service.domain.types import DomainStatus, Reason, State
 from pyvirt.state.atomic import atomic_write
 from pyvirt.state.domains import check_name
@@ -155,7 +156,7 @@ def _run(mgr: DomainManager, p: StartPlan, *, paused: bool, transient: bool) -> 
     fds = hooks.take_fds(name)
     try:
         launched = process.launch_detailed(
-            argv, run_dir=run_dir, log_path=log_dir / "qemu.log", pass_fds=fds
+            argv, run_dir=run_dir, log_path=log_dir / "qemu.log", pass_fds=fds, run_as=_run_as(mgr)
         )
     except BaseException:
         hooks.run_after_stop(mgr, name, _recorded(mgr, name, active))
@@ -188,6 +189,12 @@ def _run(mgr: DomainManager, p: StartPlan, *, paused: bool, transient: bool) -> 
     state = State.PAUSED if paused else State.RUNNING
     reason = Reason.USER if paused else Reason.BOOTED
     return DomainStatus(name, p.uuid, domain_id, state, reason, not transient, False, launched.pid)
+
+
+def _run_as(mgr: DomainManager) -> str | None:
+    """The user QEMU drops to (:mod:`pyvirt.service.domain.dac`), None to stay pyvirt's."""
+    ident = dac.identity(mgr)
+    return ident.user if ident.separate else None
 
 
 def _before_launch(mgr: DomainManager, p: StartPlan) -> dict[str, dict[str, Any]]:

@@ -346,8 +346,15 @@ class DomainManager:
             raise NotFoundError(f"domain '{name}' not found")
         return Domain.from_xml(xml)
 
-    def dumpxml(self, ident: str, *, inactive: bool = False) -> str:
-        return self.definition(ident, inactive=inactive).to_xml()
+    def dumpxml(self, ident: str, *, inactive: bool = False, security_info: bool = False) -> str:
+        """The definition as XML; VNC/SPICE passwords (``passwd=``) only with
+        ``security_info``, as libvirt hides them without ``--security-info``."""
+        dom = self.definition(ident, inactive=inactive)
+        if not security_info:
+            for g in dom.devices.graphics:
+                if "passwd" in g.element.attrib:
+                    del g.element.attrib["passwd"]
+        return dom.to_xml()
 
     @staticmethod
     def parse(xml: str | bytes) -> Domain:

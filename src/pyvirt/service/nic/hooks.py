@@ -24,6 +24,7 @@ from pyvirt.errors import InvalidConfigError, InvalidStateError, UnsupportedErro
 from pyvirt.network import mac as macs
 from pyvirt.service import hooks
 from pyvirt.service.hooks import HookResult, register_hook
+from pyvirt.state import qemu_user
 
 if TYPE_CHECKING:
     from pyvirt.model.devices.interface import Interface
@@ -171,7 +172,11 @@ def plug(paths: StatePaths, nic: dict[str, Any], *, owner: str) -> None:
         return
     if netlink.exists(tap):
         netlink.delete(tap)  # ours, left by a crash: the name is derived from the UUID
-    netlink.create_tap(tap, mtu=nic.get("mtu"))
+    qemu = qemu_user.resolve(
+        paths.config
+    )  # an unprivileged QEMU must own its tap (hot-plug opens it)
+    tap_owner: dict[str, int] = {"uid": qemu.uid, "gid": qemu.gid} if qemu.separate else {}
+    netlink.create_tap(tap, mtu=nic.get("mtu"), **tap_owner)
     try:
         if bridge is not None:
             netlink.set_master(tap, bridge)

@@ -20,6 +20,7 @@ from pyvirt.drivers.qemu.qmp import Monitor
 from pyvirt.errors import MonitorError
 from pyvirt.model.devices.interface import Interface
 from pyvirt.model.xmltree import copy_element
+from pyvirt.service.domain import dac
 from pyvirt.service.domain.hotplug import build_for, free_pci_slot
 from pyvirt.service.nic import hooks as nic_hooks
 from pyvirt.service.nic import ops as nics
@@ -66,6 +67,7 @@ def hotplug(dm: DomainManager, name: str, iface: Interface) -> None:
                 work.devices.add(lowered)
                 spec = nic_spec(lowered, build_for(dm, work))
                 assert spec.netdev is not None, "hot-plug of a VFIO NIC"
+                dac.pass_tap(dm, mon, spec.netdev)  # an unprivileged QEMU gets the open tap
                 mon.netdev_add(spec.netdev)
                 try:
                     mon.device_add(spec.device)

@@ -43,3 +43,7 @@ class Commands:
         """Send *cmd*, then wait for *event* whose data contains *match* (implemented by the
         session); ``None`` when it did not come within *timeout* seconds."""
         raise NotImplementedError
+
+    def _send_fd(self, fd: int) -> None:
+        """Pass open *fd* to QEMU (``SCM_RIGHTS``) for the next command (``add-fd``)."""
+        raise NotImplementedError

@@ -19,6 +19,28 @@ class BlockCommands(Commands):
             raise TypeError("blockdev_add needs 'driver' and 'node-name' properties")
         self._call("blockdev-add", prune(props))
 
+    def add_fd(self, fd: int, *, fdset_id: int | None = None, opaque: str | None = None) -> int:
+        """Pass open *fd* into an fd set (``add-fd``); QEMU opens ``/dev/fdset/N`` from it
+        without touching the file system (an unprivileged QEMU gets a file it may not open).
+
+        :returns: the fd set's id
+        """
+        self._send_fd(fd)
+        reply = self._call("add-fd", {"fdset-id": fdset_id, "opaque": opaque})
+        return int(reply["fdset-id"])
+
+    def remove_fd(self, fdset_id: int) -> None:
+        """Drop fd set *fdset_id* (QEMU closes its fds once no block node uses them)."""
+        self._call("remove-fd", {"fdset-id": fdset_id})
+
+    def query_fdsets(self) -> list[tuple[int, str]]:
+        """The fd sets: (id, opaque string of its first fd or "")."""
+        out = []
+        for fdset in self._call("query-fdsets"):
+            fds = fdset.get("fds") or [{}]
+            out.append((int(fdset["fdset-id"]), str(fds[0].get("opaque", ""))))
+        return out
+
     def blockdev_del(self, node_name: str) -> None:
         """Remove block node *node_name* (refused while a device or node uses it)."""
         self._call("blockdev-del", {"node-name": node_name})

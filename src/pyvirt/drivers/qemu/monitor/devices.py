@@ -43,6 +43,12 @@ class DeviceCommands(Commands):
             raise TypeError("netdev_add needs 'type' and 'id' properties")
         self._call("netdev_add", prune(props))
 
+    def getfd(self, fd: int, fdname: str) -> None:
+        """Pass open *fd* to QEMU under the name *fdname* (``getfd``), for ``fd=`` and
+        ``vhostfd=`` of a tap backend."""
+        self._send_fd(fd)
+        self._call("getfd", {"fdname": fdname})
+
     def netdev_del(self, id: str) -> None:
         """Remove network backend *id*."""
         self._call("netdev_del", {"id": id})
