@@ -42,6 +42,7 @@ from pyvirt.errors import (
     UnsupportedError,
 )
 from pyvirt.model import Address, Controller, Disk
+from pyvirt.model.validate import require_valid
 from pyvirt.model.xmltree import copy_element
 from pyvirt.service.disk import hooks as disk_hooks
 from pyvirt.service.disk.options import DiskOptions, build_disk, check_source
@@ -113,10 +114,11 @@ class DiskManager:
             if do_config:
                 cfg = mgr.definition(name, inactive=True)
                 self._check_target(name, cfg, disk, "definition")
+                cfg.devices.add(_copy(disk, drop_live=True))
+                require_valid(cfg)
             if do_live:
                 self._attach_live(name, disk)
             if do_config:
-                cfg.devices.add(_copy(disk, drop_live=True))
                 mgr.store.write(name, cfg.to_xml())
             return disk
 

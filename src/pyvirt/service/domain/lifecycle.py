@@ -22,8 +22,8 @@ from pyvirt.errors import InvalidStateError, UnsupportedError
 from pyvirt.service import hooks
 from pyvirt.service.domain.types import DomainStatus, Reason, State
 from pyvirt.state.atomic import atomic_write
-from pyvirt.state.domains import check_name
 from pyvirt.state.locks import file_lock
+from pyvirt.state.names import check_new_name
 
 if TYPE_CHECKING:
     from pyvirt.drivers.qemu.plan import StartPlan
@@ -292,7 +292,7 @@ def create(mgr: DomainManager, xml: str | bytes, *, paused: bool = False) -> Dom
     from pyvirt.model.domain import Domain  # lazy
 
     dom = Domain.from_xml(xml)
-    check_name(dom.name)
+    check_new_name(dom.name, paths=mgr.paths)
     with mgr.namespace():
         mgr.check_unique(dom, allow_same_name=True)
         with mgr.locked(dom.name):

@@ -35,8 +35,9 @@ from pyvirt.errors import (
 from pyvirt.service.domain.affect import Affect, resolve
 from pyvirt.service.domain.types import DomainStatus, Reason, State
 from pyvirt.state.atomic import atomic_write
-from pyvirt.state.domains import DomainStore, check_name
+from pyvirt.state.domains import DomainStore
 from pyvirt.state.locks import file_lock
+from pyvirt.state.names import check_new_name
 from pyvirt.state.paths import StatePaths
 
 if TYPE_CHECKING:
@@ -417,7 +418,7 @@ class DomainManager:
         from pyvirt.service.tuning import advisor  # lazy
 
         dom = Domain.from_xml(xml)
-        check_name(dom.name)
+        check_new_name(dom.name, paths=self.paths)
         advice = advisor.check_define(dom, force=force)  # raises for a refusal unless forced
         with self.namespace():
             self.check_unique(dom, allow_same_name=True)
@@ -463,7 +464,7 @@ class DomainManager:
     def rename(self, ident: str, new_name: str) -> None:
         """Rename a shut-off persistent domain (virsh ``domrename``)."""
         name = self.resolve(ident)
-        check_name(new_name)
+        check_new_name(new_name, paths=self.paths)
         with self.namespace(), self.locked(name):
             if self.live_record(name, cleanup=True) is not None:
                 raise InvalidStateError(

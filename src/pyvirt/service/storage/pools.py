@@ -31,8 +31,8 @@ from pyvirt.errors import (
 )
 from pyvirt.model.pool import Pool, SourceDevice, SourceHost, new_pool
 from pyvirt.state.atomic import atomic_write
-from pyvirt.state.domains import check_name
 from pyvirt.state.locks import file_lock
+from pyvirt.state.names import check_new_name
 from pyvirt.state.paths import StatePaths
 from pyvirt.storage.registry import backend_class
 
@@ -211,7 +211,7 @@ class PoolManager:
 
     def _check_new(self, pool: Pool) -> PoolBackend:
         """Validate ``pool`` against its backend and the other pools (namespace lock held)."""
-        check_name(pool.name, kind="pool")
+        check_new_name(pool.name, kind="pool")
         backend = self.backend(pool)
         backend.check()
         caps = backend.capabilities
