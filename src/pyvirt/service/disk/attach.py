@@ -41,6 +41,7 @@ from pyvirt.errors import (
     OperationFailedError,
     UnsupportedError,
 )
+from pyvirt.host.hostpaths import path_risk, refuse_risks
 from pyvirt.model import Address, Controller, Disk
 from pyvirt.model.validate import require_valid
 from pyvirt.model.xmltree import copy_element
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from pyvirt.drivers.qemu.argv.opts import JsonValue
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
+    from pyvirt.state.paths import StatePaths
 
 __all__ = ["DiskManager", "DiskOptions"]
 
@@ -111,6 +113,8 @@ class DiskManager:
             disk = build_disk(opts)
             if disk.type != "volume":
                 check_source(disk)
+                if not opts.force:
+                    refuse_risks(f"domain '{name}'", [_risk(disk, mgr.paths)])
             if do_config:
                 cfg = mgr.definition(name, inactive=True)
                 self._check_target(name, cfg, disk, "definition")
@@ -351,3 +355,11 @@ def _unplug(mon: Monitor, name: str, target: str, alias: str, timeout: float) ->
         hint="the guest may still be booting or lack PCI hot-unplug support; the request "
         "stays pending: run detach-disk again later",
     )
+
+
+def _risk(disk: Disk, paths: StatePaths) -> str:
+    """What attaching ``disk`` would risk on the host ("" if nothing is known)."""
+    if not disk.source_path or disk.type not in ("file", "block"):
+        return ""
+    why = path_risk(disk.source_path, (paths.config, paths.run, paths.log, paths.cache))
+    return f"disk {disk.target_dev}: {why}" if why else ""

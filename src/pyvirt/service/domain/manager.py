@@ -32,6 +32,7 @@ from pyvirt.errors import (
     NotFoundError,
     OperationFailedError,
 )
+from pyvirt.host.hostpaths import refuse_risks
 from pyvirt.service.domain.affect import Affect, resolve
 from pyvirt.service.domain.types import DomainStatus, Reason, State
 from pyvirt.state.atomic import atomic_write
@@ -420,6 +421,8 @@ class DomainManager:
         dom = Domain.from_xml(xml)
         check_new_name(dom.name, paths=self.paths)
         advice = advisor.check_define(dom, force=force)  # raises for a refusal unless forced
+        if not force:
+            refuse_risks(f"domain '{dom.name}'", self.host_risks(dom))
         with self.namespace():
             self.check_unique(dom, allow_same_name=True)
             self.store.write(dom.name, dom.to_xml())
@@ -427,6 +430,14 @@ class DomainManager:
         from pyvirt.service.domain.display import vnc_warnings  # lazy
 
         return dom, [*dom.warnings, *advice, *vnc_warnings(dom)]
+
+    def host_risks(self, dom: Domain) -> list[str]:
+        """What ``dom``'s disks and character devices risk on the host
+        (:func:`pyvirt.host.hostpaths.domain_risks`)."""
+        from pyvirt.host.hostpaths import domain_risks  # lazy
+
+        p = self.paths
+        return domain_risks(dom, (p.config, p.run, p.log, p.cache), log_dir=p.log)
 
     def undefine(
         self, ident: str, *, remove_storage: Callable[[Domain], list[str]] | None = None
