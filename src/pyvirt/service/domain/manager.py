@@ -31,6 +31,7 @@ from pyvirt.errors import (
     InvalidStateError,
     NotFoundError,
     OperationFailedError,
+    PyvirtError,
 )
 from pyvirt.host.hostpaths import refuse_risks
 from pyvirt.service.domain.affect import Affect, resolve
@@ -123,8 +124,16 @@ class DomainManager:
 
     def record(self, name: str) -> RuntimeRecord | None:
         """The runtime record written at ``name``'s start (None: no run directory); it does
-        not check that QEMU still runs (:meth:`live_record` does)."""
-        return self.rundir(name).record()
+        not check that QEMU still runs (:meth:`live_record` does).
+
+        :raises OperationFailedError: the record is unreadable (the hint says how to repair)
+        """
+        try:
+            return self.rundir(name).record()
+        except OperationFailedError as err:
+            if err.hint:
+                raise
+            raise OperationFailedError(err.message, hint=self._record_hint(name)) from err
 
     def rundir(self, name: str) -> RunDir:
         """The owner of domain ``name``'s run directory (whether or not it runs)."""
@@ -272,6 +281,28 @@ class DomainManager:
         return DomainStatus(name, uuid, None, State.SHUTOFF, self._stop_reason(name), persistent,
                             autostart)  # fmt: skip
 
+    def _broken_status(self, name: str, uuids: dict[str, str], err: PyvirtError) -> DomainStatus:
+        """The status of a domain whose records cannot be read: state unknown, with why."""
+        persistent = self.store.exists(name)
+        problem = err.message + (f" ({err.hint})" if err.hint else "")
+        return DomainStatus(
+            name, uuids.get(name, ""), None, State.UNKNOWN, Reason.UNKNOWN, persistent,
+            persistent and self.store.autostart(name), problem=problem,
+        )  # fmt: skip
+
+    def _record_hint(self, name: str) -> str:
+        run = self.paths.domain_run_dir(name)
+        return (
+            f"make sure no QEMU of domain '{name}' runs (ps -ef | grep {run}), "
+            f"then remove {run} by hand"
+        )
+
+    def _definition_hint(self, name: str) -> str:
+        return (
+            f"repair {self.paths.domain_xml(name)} by hand, or remove it with "
+            f"'pyvirt undefine --force {name}'"
+        )
+
     def _uuid_of(self, name: str) -> str:
         """UUID of a persistent domain: its own definition, not a scan of the index."""
         xml = self.store.read_bytes(name)
@@ -305,6 +336,8 @@ class DomainManager:
                 out.append(self._status(name, uuid_map))
             except NotFoundError:
                 continue  # a transient domain that just went away
+            except PyvirtError as err:  # one bad record does not hide the others
+                out.append(self._broken_status(name, uuid_map, err))
         for name in self.store.names():
             if name in running:
                 continue
@@ -346,7 +379,14 @@ class DomainManager:
         xml = self.store.read(name)
         if xml is None:
             raise NotFoundError(f"domain '{name}' not found")
-        return Domain.from_xml(xml)
+        try:
+            return Domain.from_xml(xml)
+        except InvalidConfigError as err:
+            raise InvalidConfigError(
+                f"the definition of domain '{name}' cannot be read: {err.message}",
+                problems=err.problems,
+                hint=self._definition_hint(name),
+            ) from err
 
     def dumpxml(self, ident: str, *, inactive: bool = False) -> str:
         return self.definition(ident, inactive=inactive).to_xml()
@@ -471,6 +511,30 @@ class DomainManager:
             if not live:
                 self.paths.domain_last_state(name).unlink(missing_ok=True)
         return removed
+
+    def undefine_broken(self, ident: str) -> bool:
+        """Remove a definition that cannot be read (``undefine --force``).
+
+        A readable definition is left alone (plain :meth:`undefine` is the way for it).
+
+        :returns: whether a broken definition was removed
+        """
+        name = self.resolve(ident)
+        with self.namespace(), self.locked(name):
+            if not self.store.exists(name):
+                return False
+            try:
+                self.definition(name, inactive=True)
+            except InvalidConfigError:
+                pass
+            else:
+                return False
+            uuid = self.store.uuids().get(name)
+            self.store.delete(name)
+            if uuid:
+                self.store.unindex_uuid(uuid)
+            self.paths.domain_last_state(name).unlink(missing_ok=True)
+        return True
 
     def rename(self, ident: str, new_name: str) -> None:
         """Rename a shut-off persistent domain (virsh ``domrename``)."""
