@@ -168,8 +168,9 @@ def test_host_files_as_disks(pyvirt: Pyvirt) -> None:
     if root is not None:
         cases.append((root, f"block device '{root}' is mounted or a swap on the host"))
     for path, why in cases:
-        refused(pyvirt, "define", _xml(pyvirt, "h", _disk(path)),
-                error=f"domain 'h': disk vda: {why}", hint=HINT)  # fmt: skip
+        for verb in ("define", "create"):
+            refused(pyvirt, verb, _xml(pyvirt, "h", _disk(path)),
+                    error=f"domain 'h': disk vda: {why}", hint=HINT)  # fmt: skip
     pyvirt("define", _xml(pyvirt, "ok"))
     state_file = str(pyvirt.root / "lib" / "qemu" / "ok.xml")
     refused(pyvirt, "define", _xml(pyvirt, "h", _disk(state_file)),

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyvirt.drivers.qemu.rundir import HookData
 from pyvirt.errors import InvalidStateError, UnsupportedError
+from pyvirt.host.hostpaths import refuse_risks
 from pyvirt.service import hooks
 from pyvirt.service.domain.types import DomainStatus, Reason, State
 from pyvirt.state.atomic import atomic_write
@@ -293,6 +294,7 @@ def create(mgr: DomainManager, xml: str | bytes, *, paused: bool = False) -> Dom
 
     dom = Domain.from_xml(xml)
     check_new_name(dom.name, paths=mgr.paths)
+    refuse_risks(f"domain '{dom.name}'", mgr.host_risks(dom))  # no --force for transients
     with mgr.namespace():
         mgr.check_unique(dom, allow_same_name=True)
         with mgr.locked(dom.name):
