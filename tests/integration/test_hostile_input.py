@@ -213,9 +213,7 @@ def test_one_bad_record_does_not_take_down_the_rest(pyvirt: Pyvirt) -> None:
     xml = pyvirt.root / "lib" / "qemu" / "c.xml"
     xml.write_bytes(xml.read_bytes()[:40])
     repair = f"repair {xml} by hand, or remove it with 'pyvirt undefine --force c'"
-    res = pyvirt("start", "c", check=False)
-    assert res.rc == 1 and len(res.err.splitlines()) == 1 and "Traceback" not in res.err
-    for verb in ("dominfo", "dumpxml", "undefine"):
+    for verb in ("dominfo", "dumpxml", "start", "undefine"):
         res = pyvirt(verb, "c", check=False)
         assert res.rc == 1 and "Traceback" not in res.err, res.err
         lines = res.err.splitlines()

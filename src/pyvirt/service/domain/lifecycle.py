@@ -280,9 +280,7 @@ def start(mgr: DomainManager, name: str, *, paused: bool = False) -> DomainStatu
         key = plan.plan_key(xml, hooks=hooks.HOOK_MODULES)
         cached = plan.load(plan_path(mgr, name), key)
         if cached is None:
-            from pyvirt.model.domain import Domain  # lazy
-
-            cached, cacheable = _compile(mgr, Domain.from_xml(xml), key)
+            cached, cacheable = _compile(mgr, mgr.parse_stored(name, xml), key)
             if cacheable:
                 plan.save(plan_path(mgr, name), cached)
         return _run(mgr, cached, paused=paused, transient=False)

@@ -376,9 +376,18 @@ class DomainManager:
             if self.live_record(name, cleanup=False) is not None and run.has_live_xml():
                 with contextlib.suppress(NotFoundError):  # it stopped just now
                     return Domain.from_xml(run.live_xml())
-        xml = self.store.read(name)
+        xml = self.store.read_bytes(name)
         if xml is None:
             raise NotFoundError(f"domain '{name}' not found")
+        return self.parse_stored(name, xml)
+
+    def parse_stored(self, name: str, xml: bytes) -> Domain:
+        """Parse the stored definition ``xml`` of ``name``.
+
+        :raises InvalidConfigError: it cannot be read; names the file and the repair
+        """
+        from pyvirt.model.domain import Domain  # lazy
+
         try:
             return Domain.from_xml(xml)
         except InvalidConfigError as err:
