@@ -8,6 +8,7 @@ Only the in-use storage test boots QEMU; the rest runs the CLI against files.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import tempfile
@@ -219,6 +220,11 @@ def test_one_bad_record_does_not_take_down_the_rest(pyvirt: Pyvirt) -> None:
         lines = res.err.splitlines()
         assert lines[0].startswith("error: the definition of domain 'c' cannot be read: "), lines
         assert lines[1:] == [f"hint: {repair}"]
+    (pyvirt.root / "lib" / "qemu" / ".uuids").rename(pyvirt.root / "uuids.bak")
+    rows = {r["name"]: r for r in json.loads(pyvirt("list", "--all", "--json").out)}
+    assert rows["c"]["state"] == "unknown" and rows["a"]["state"] == "shut off"
+    assert rows["c"]["problem"].startswith("the definition of domain 'c' cannot be read: ")
+    (pyvirt.root / "uuids.bak").rename(pyvirt.root / "lib" / "qemu" / ".uuids")
     assert pyvirt("undefine", "--force", "c").out == "Domain 'c' has been undefined\n\n"
     assert not xml.exists()
     assert "c" not in pyvirt("list", "--all", "--name").out.split()

@@ -346,7 +346,11 @@ class DomainManager:
                 reason = self._last_reason(name)
             uuid = uuid_map.get(name, "")
             if uuids and not uuid:
-                uuid = self._uuid_of(name)
+                try:
+                    uuid = self._uuid_of(name)
+                except PyvirtError as err:  # a corrupt definition without a UUID
+                    out.append(self._broken_status(name, uuid_map, err))
+                    continue
             out.append(
                 DomainStatus(name, uuid, None, State.SHUTOFF, reason, True, name in autostart)
             )
