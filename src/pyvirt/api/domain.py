@@ -146,15 +146,22 @@ class Domain(DomainTuning, DomainDevices, DomainAgent, DomainHandle):
         lifecycle.resume(self._domains, self._name)
 
     def undefine(
-        self, *, remove_all_storage: bool = False, storage: Sequence[str] = ()
+        self,
+        *,
+        remove_all_storage: bool = False,
+        storage: Sequence[str] = (),
+        force: bool = False,
     ) -> list[str]:
         """Remove the persistent definition; a running domain becomes transient.
 
         :param remove_all_storage: also delete its writable disk files and volumes
         :param storage: delete only these disks (targets such as ``vda``, or source paths)
+        :param force: remove the definition even when pyvirt cannot read it (corrupt)
         :returns: the files (``/path``) and volumes (``POOL/VOLUME``) deleted
         :raises InvalidStateError: it is transient, or storage removal while it runs
         """
+        if force and self._domains.undefine_broken(self._name):
+            return []
         remove = None
         if remove_all_storage or storage:
             from pyvirt.service.storage.volumes import remove_domain_storage  # lazy

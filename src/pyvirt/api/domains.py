@@ -82,7 +82,8 @@ class DomainCollection:
     def define(self, xml: str | bytes, *, force: bool = False) -> tuple[Domain, builtins.list[str]]:
         """Define (or redefine) a persistent domain; returns it and warnings to show.
 
-        :param force: accept what the NUMA advisor refuses (e.g. more than 64 vCPUs)
+        :param force: accept what the NUMA advisor refuses (e.g. more than 64 vCPUs) and disks
+            or serial files on host system files or busy block devices
         :raises InvalidConfigError: invalid XML
         :raises AlreadyExistsError: the name or UUID belongs to another domain
         """

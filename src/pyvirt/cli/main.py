@@ -160,6 +160,20 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(0)
+    except OSError as err:  # last resort: the layers below should have said it better
+        click.echo(f"error: {_os_error(err)}", err=True)
+        sys.exit(1)
+
+
+def _os_error(err: OSError) -> str:
+    """One line for an ``OSError`` that escaped every layer (a full disk, a lost file)."""
+    import errno
+
+    where = f" ({err.filename})" if err.filename else ""
+    if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"the disk is full{where}: {err.strerror or err}; nothing more was written"
+    text = (err.strerror or str(err) or type(err).__name__).lower()
+    return f"{text}{where}"
 
 
 def api(ctx: click.Context) -> pyvirt.api.Connection:

@@ -14,6 +14,7 @@ import uuid as uuidlib
 
 from pyvirt.errors import Problem
 from pyvirt.model.devices.base import Address
+from pyvirt.model.devices.interface import mac_problem
 from pyvirt.model.xmlmap import (
     XmlDocument,
     XmlNode,
@@ -249,6 +250,8 @@ def check_network(net: Network) -> list[Problem]:
         )
     if net.mac is not None and not MAC_RE.match(net.mac):
         problems.append(Problem("<mac>", f"MAC address '{net.mac}' is not valid"))
+    elif net.mac is not None and mac_problem(net.mac) is not None:
+        problems.append(Problem("<mac>", f"MAC address '{net.mac}' {mac_problem(net.mac)}"))
     if net.mtu is not None and not 68 <= net.mtu <= 65535:
         problems.append(Problem("<mtu>", f"mtu {net.mtu} must be within 68-65535"))
     mode = net.mode

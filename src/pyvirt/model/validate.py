@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING
 
 from pyvirt.errors import InvalidConfigError, Problem
 from pyvirt.model.cpuset import parse_cpuset
+from pyvirt.model.limits import MAX_MEMORY_KIB, MAX_VCPUS, machine_max_vcpus
 
 if TYPE_CHECKING:
     from pyvirt.model.domain import Domain
 
-MAX_MEMORY_KIB = 16 * 1024**3  # 16 TiB
-MAX_VCPUS = 4096
+__all__ = ["MAX_MEMORY_KIB", "MAX_NAME", "MAX_VCPUS", "require_valid", "validate_domain"]
+
 MAX_NAME = 200
 
 
@@ -39,6 +40,20 @@ def validate_domain(d: Domain) -> list[Problem]:
 
     _safe(problems, lambda: check_devices(d.devices, problems))
     return problems
+
+
+def require_valid(d: Domain) -> Domain:
+    """Return ``d`` if :func:`validate_domain` finds nothing, else raise.
+
+    Every editor of a stored or live definition calls this before writing, so that no verb
+    writes a definition that ``define`` (and every later read) would refuse.
+
+    :raises InvalidConfigError: with the ``.problems`` found
+    """
+    problems = validate_domain(d)
+    if problems:
+        raise InvalidConfigError(problems=problems)
+    return d
 
 
 def _check_name(d: Domain, problems: list[Problem]) -> None:
@@ -108,6 +123,12 @@ def _check_vcpu(d: Domain, problems: list[Problem]) -> None:
         problems.append(Problem("<vcpu>", "count must be at least 1"))
     elif count > MAX_VCPUS:
         problems.append(Problem("<vcpu>", f"count {count} is larger than the limit of {MAX_VCPUS}"))
+    elif count > machine_max_vcpus(d.os.machine):
+        machine = d.os.machine or "pc"
+        top = machine_max_vcpus(machine)
+        problems.append(
+            Problem("<vcpu>", f"count {count} is larger than the limit of {top} for '{machine}'")
+        )
     current = vcpu.current
     if current is not None and current < 1:
         problems.append(Problem("<vcpu>", "current must be at least 1"))

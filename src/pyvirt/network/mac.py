@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable
 
 from pyvirt.errors import InvalidConfigError, OperationFailedError
+from pyvirt.model.devices.interface import mac_problem
 
 PREFIX = "52:54:00"
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
@@ -21,9 +22,11 @@ def normalize(mac: str) -> str:
         raise InvalidConfigError(
             f"MAC address '{mac}' is not valid", hint="write six hex octets like 52:54:00:12:34:56"
         )
-    if int(mac[:2], 16) & 1:
+    why = mac_problem(mac)
+    if why is not None:
         raise InvalidConfigError(
-            f"MAC address '{mac}' is a multicast address", hint="the first octet must be even"
+            f"MAC address '{mac}' {why}",
+            hint="use a unicast address (first octet even) such as 52:54:00:12:34:56",
         )
     return mac.lower()
 

@@ -8,9 +8,24 @@ otherwise: state files hold definitions and secrets).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from pathlib import Path
+
+from pyvirt.errors import OperationFailedError
+
+#: errors that mean "the file system is full" (bytes, inodes or the user's quota)
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full_error(path: Path, err: OSError) -> OperationFailedError:
+    """The one-line error for a write to ``path`` that failed because its disk is full."""
+    what = "quota exceeded" if err.errno == errno.EDQUOT else "no space or inodes left"
+    return OperationFailedError(
+        f"cannot write {path}: the disk is full ({what})",
+        hint=f"free space on the file system holding {path.parent} and retry; nothing was changed",
+    )
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o600, *, sync: bool = True) -> None:
@@ -21,6 +36,15 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600, *, sync: bool = Tru
     :param sync: fsync the file and its directory (durable); False keeps atomicity only,
         for caches and indexes that can be rebuilt
     """
+    try:
+        _atomic_write(path, data, mode, sync=sync)
+    except OSError as err:
+        if err.errno in DISK_FULL:
+            raise disk_full_error(path, err) from None
+        raise
+
+
+def _atomic_write(path: Path, data: bytes, mode: int, *, sync: bool) -> None:
     directory = path.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:

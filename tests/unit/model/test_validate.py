@@ -57,6 +57,10 @@ BAD: list[tuple[str, str, list[str]]] = [
     ("vcpu-zero", _sub("<vcpu>1", "<vcpu>0"), ["<vcpu>: count must be at least 1"]),
     ("vcpu-many", _sub("<vcpu>1", "<vcpu>5000"),
      ["<vcpu>: count 5000 is larger than the limit of 4096"]),
+    ("vcpu-machine", _sub("<vcpu>1", "<vcpu>256"),
+     ["<vcpu>: count 256 is larger than the limit of 255 for 'pc'"]),
+    ("vcpu-q35", _sub("<vcpu>1", "<vcpu>289").replace("<type>", "<type machine='q35'>"),
+     ["<vcpu>: count 289 is larger than the limit of 288 for 'q35'"]),
     ("vcpu-text", _sub("<vcpu>1", "<vcpu>two"), ["<vcpu>: 'two' is not an integer"]),
     ("vcpu-current", _sub("<vcpu>1", "<vcpu current='2'>1"),
      ["<vcpu>: current 2 is larger than count 1"]),
@@ -152,10 +156,14 @@ def test_unknown_device_is_not_an_error() -> None:
 
 
 def test_valid_limits() -> None:
-    xml = _sub("<memory>524288", "<memory unit='TiB'>16").replace("<vcpu>1", "<vcpu>4096")
+    xml = _sub("<memory>524288", "<memory unit='TiB'>16").replace("<vcpu>1", "<vcpu>255")
     domain = Domain.from_xml(xml)
     assert domain.memory_kib == 16 * 1024**3
-    assert domain.vcpu.count == 4096
+    assert domain.vcpu.count == 255
+    q35 = xml.replace("<vcpu>255", "<vcpu>288").replace("<type>", "<type machine='q35'>")
+    assert Domain.from_xml(q35).vcpu.count == 288
+    other = xml.replace("<vcpu>255", "<vcpu>4096").replace("<type>", "<type machine='virt'>")
+    assert Domain.from_xml(other).vcpu.count == 4096
 
 
 def test_validate_after_mutation() -> None:

@@ -40,6 +40,9 @@ def _flags(fn: click.decorators.FC) -> click.decorators.FC:
 @click.option("--source-host-name", help="network server as HOST[:PORT]")
 @click.option("--serial", help="disk serial number")
 @click.option("--print-xml", is_flag=True, help="print the <disk> XML instead of attaching")
+@click.option(
+    "--force", is_flag=True, help="attach even a host system file or a block device in use"
+)
 @_flags
 @click.pass_context
 def attach_disk(
@@ -59,6 +62,7 @@ def attach_disk(
     source_host_name: str | None,
     serial: str | None,
     print_xml: bool,
+    force: bool,
     live: bool,
     config: bool,
     persistent: bool,
@@ -81,6 +85,7 @@ def attach_disk(
         source_protocol=source_protocol,
         source_host=source_host_name,
         serial=serial,
+        force=force,
     )
     if print_xml:
         click.echo(disk_xml(opts))

@@ -19,7 +19,9 @@ DOMAIN = click.argument("domain", metavar="DOMAIN")
 
 @click.command()
 @click.argument("file", metavar="FILE")
-@click.option("--force", is_flag=True, help="define even what the NUMA advisor refuses")
+@click.option(
+    "--force", is_flag=True, help="define even what the NUMA advisor or the host-path checks refuse"
+)
 @click.pass_context
 def define(ctx: click.Context, file: str, force: bool) -> None:
     """Define (but don't start) a domain from an XML file."""
@@ -34,6 +36,7 @@ def define(ctx: click.Context, file: str, force: bool) -> None:
 @click.option("--storage", metavar="vda,...", help="delete these disks (targets or paths)")
 @click.option("--nvram", is_flag=True, hidden=True)
 @click.option("--managed-save", is_flag=True, hidden=True)
+@click.option("--force", is_flag=True, help="remove even a definition pyvirt cannot read")
 @click.pass_context
 def undefine(
     ctx: click.Context,
@@ -42,11 +45,13 @@ def undefine(
     storage: str | None,
     nvram: bool,
     managed_save: bool,
+    force: bool,
 ) -> None:
     """Undefine a domain (a running one becomes transient)."""
     dom = api(ctx).domains.get(domain)
     only = [s.strip() for s in storage.split(",") if s.strip()] if storage else []
-    for path in dom.undefine(remove_all_storage=remove_all_storage, storage=only):
+    removed = dom.undefine(remove_all_storage=remove_all_storage, storage=only, force=force)
+    for path in removed:
         click.echo(f"Volume '{path}' removed.")
     click.echo(f"Domain '{dom.name}' has been undefined\n")
 
@@ -185,6 +190,9 @@ def list_(
         else:
             wanted = {State.RUNNING, State.PAUSED}
     rows = conn.domains.list(states=wanted, with_uuids=json_ or uuids_only)
+    for s in rows:
+        if s.problem:
+            click.echo(f"warning: domain '{s.name}': {s.problem}", err=True)
     if persistent:
         rows = [s for s in rows if s.persistent]
     if transient:

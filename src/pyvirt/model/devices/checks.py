@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pyvirt.errors import InvalidConfigError, Problem
-from pyvirt.model.devices.interface import MAC_RE
+from pyvirt.model.devices.interface import mac_problem
 
 if TYPE_CHECKING:
     from pyvirt.model.devices import Devices
@@ -51,12 +51,9 @@ def check_devices(devices: Devices, problems: list[Problem]) -> None:
         mac = nic.mac
         if mac is None:
             continue
-        if not MAC_RE.match(mac):
-            problems.append(
-                Problem(nic.xpath("mac"), f"address '{mac}' is not a valid MAC address")
-            )
-        elif int(mac[:2], 16) & 1:
-            problems.append(Problem(nic.xpath("mac"), f"address '{mac}' is a multicast address"))
+        why = mac_problem(mac)
+        if why is not None:
+            problems.append(Problem(nic.xpath("mac"), f"address '{mac}' {why}"))
     for gfx in devices.graphics:
         try:
             port = gfx.port

@@ -14,6 +14,24 @@ INTERFACE_TYPES = (
 MAC_RE = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
 
 
+def mac_problem(mac: str) -> str | None:
+    """Why ``mac`` cannot be a NIC's address (``"is a multicast address"``), or None.
+
+    Refused: anything but six ':'-separated hex octets, all zeros, the broadcast address and
+    multicast addresses (first octet odd).
+    """
+    if not MAC_RE.match(mac):
+        return "is not a valid MAC address"
+    octets = mac.lower()
+    if octets == "00:00:00:00:00:00":
+        return "is all zeros"
+    if octets == "ff:ff:ff:ff:ff:ff":
+        return "is the broadcast address"
+    if int(mac[:2], 16) & 1:
+        return "is a multicast address"
+    return None
+
+
 @register_device("interface")
 class Interface(Device):
     """``<interface>``: ``source_network``/``source_bridge``/``source_dev`` by ``type``."""

@@ -41,7 +41,9 @@ from pyvirt.errors import (
     OperationFailedError,
     UnsupportedError,
 )
+from pyvirt.host.hostpaths import path_risk, refuse_risks
 from pyvirt.model import Address, Controller, Disk
+from pyvirt.model.validate import require_valid
 from pyvirt.model.xmltree import copy_element
 from pyvirt.service.disk import hooks as disk_hooks
 from pyvirt.service.disk.options import DiskOptions, build_disk, check_source
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
     from pyvirt.drivers.qemu.argv.opts import JsonValue
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
+    from pyvirt.state.paths import StatePaths
 
 __all__ = ["DiskManager", "DiskOptions"]
 
@@ -111,13 +114,16 @@ class DiskManager:
             disk = build_disk(opts)
             if disk.type != "volume":
                 check_source(disk)
+                if not opts.force:
+                    refuse_risks(f"domain '{name}'", [_risk(disk, mgr.paths)])
             if do_config:
                 cfg = mgr.definition(name, inactive=True)
                 self._check_target(name, cfg, disk, "definition")
+                cfg.devices.add(_copy(disk, drop_live=True))
+                require_valid(cfg)
             if do_live:
                 self._attach_live(name, disk)
             if do_config:
-                cfg.devices.add(_copy(disk, drop_live=True))
                 mgr.store.write(name, cfg.to_xml())
             return disk
 
@@ -361,3 +367,11 @@ def _unplug(mon: Monitor, name: str, target: str, alias: str, timeout: float) ->
         hint="the guest may still be booting or lack PCI hot-unplug support; the request "
         "stays pending: run detach-disk again later",
     )
+
+
+def _risk(disk: Disk, paths: StatePaths) -> str:
+    """What attaching ``disk`` would risk on the host ("" if nothing is known)."""
+    if not disk.source_path or disk.type not in ("file", "block"):
+        return ""
+    why = path_risk(disk.source_path, (paths.config, paths.run, paths.log, paths.cache))
+    return f"disk {disk.target_dev}: {why}" if why else ""

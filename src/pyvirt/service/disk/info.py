@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pyvirt.drivers.qemu.argv.devices.disk import disk_bus, sorted_disks
 from pyvirt.drivers.qemu.qmp import Monitor
 from pyvirt.errors import InvalidConfigError, InvalidStateError, NotFoundError
+from pyvirt.model.limits import check_volume_bytes
 from pyvirt.service.disk.attach import disk_alias, find_disk
 from pyvirt.service.disk.hooks import resolve_volume
 from pyvirt.storage import qemu_img
@@ -213,6 +214,7 @@ def blockresize(mgr: DomainManager, ident: str, path: str, size: int) -> int:
         disk = _disk(dom, path)
         node = f"{disk_alias(mgr, dom, disk)}-format"
         size = (size + 511) // 512 * 512
+        check_volume_bytes(size, what=f"disk '{path}' size")
         with Monitor(rec.qmp_socket, name=name) as mon:
             nodes = {n.node_name: n for n in mon.query_named_block_nodes()}
             current = nodes[node].virtual_size if node in nodes else 0

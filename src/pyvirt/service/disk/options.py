@@ -56,6 +56,8 @@ class DiskOptions:
     source_protocol: str | None = None
     source_host: str | None = None
     serial: str | None = None
+    #: accept a host system file or a host block device in use (:mod:`pyvirt.host.hostpaths`)
+    force: bool = False
 
 
 def is_block_device(path: str) -> bool:

@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from pyvirt.drivers.qemu.rundir import HookData
 from pyvirt.errors import InvalidStateError, UnsupportedError
+from pyvirt.host.hostpaths import refuse_risks
 from pyvirt.service import hooks
 from pyvirt.service.domain import dac
 from pyvirt.service.domain.types import DomainStatus, Reason, State
 from pyvirt.state.atomic import atomic_write
-from pyvirt.state.domains import check_name
 from pyvirt.state.locks import file_lock
+from pyvirt.state.names import check_new_name
 
 if TYPE_CHECKING:
     from pyvirt.drivers.qemu.plan import StartPlan
@@ -286,9 +287,7 @@ def start(mgr: DomainManager, name: str, *, paused: bool = False) -> DomainStatu
         key = plan.plan_key(xml, hooks=hooks.HOOK_MODULES)
         cached = plan.load(plan_path(mgr, name), key)
         if cached is None:
-            from pyvirt.model.domain import Domain  # lazy
-
-            cached, cacheable = _compile(mgr, Domain.from_xml(xml), key)
+            cached, cacheable = _compile(mgr, mgr.parse_stored(name, xml), key)
             if cacheable:
                 plan.save(plan_path(mgr, name), cached)
         return _run(mgr, cached, paused=paused, transient=False)
@@ -299,7 +298,8 @@ def create(mgr: DomainManager, xml: str | bytes, *, paused: bool = False) -> Dom
     from pyvirt.model.domain import Domain  # lazy
 
     dom = Domain.from_xml(xml)
-    check_name(dom.name)
+    check_new_name(dom.name, paths=mgr.paths)
+    refuse_risks(f"domain '{dom.name}'", mgr.host_risks(dom))  # no --force for transients
     with mgr.namespace():
         mgr.check_unique(dom, allow_same_name=True)
         with mgr.locked(dom.name):

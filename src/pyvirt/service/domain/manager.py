@@ -31,12 +31,15 @@ from pyvirt.errors import (
     InvalidStateError,
     NotFoundError,
     OperationFailedError,
+    PyvirtError,
 )
+from pyvirt.host.hostpaths import refuse_risks
 from pyvirt.service.domain.affect import Affect, resolve
 from pyvirt.service.domain.types import DomainStatus, Reason, State
 from pyvirt.state.atomic import atomic_write
-from pyvirt.state.domains import DomainStore, check_name
+from pyvirt.state.domains import DomainStore
 from pyvirt.state.locks import file_lock
+from pyvirt.state.names import check_new_name
 from pyvirt.state.paths import StatePaths
 
 if TYPE_CHECKING:
@@ -121,8 +124,16 @@ class DomainManager:
 
     def record(self, name: str) -> RuntimeRecord | None:
         """The runtime record written at ``name``'s start (None: no run directory); it does
-        not check that QEMU still runs (:meth:`live_record` does)."""
-        return self.rundir(name).record()
+        not check that QEMU still runs (:meth:`live_record` does).
+
+        :raises OperationFailedError: the record is unreadable (the hint says how to repair)
+        """
+        try:
+            return self.rundir(name).record()
+        except OperationFailedError as err:
+            if err.hint:
+                raise
+            raise OperationFailedError(err.message, hint=self._record_hint(name)) from err
 
     def rundir(self, name: str) -> RunDir:
         """The owner of domain ``name``'s run directory (whether or not it runs)."""
@@ -270,6 +281,28 @@ class DomainManager:
         return DomainStatus(name, uuid, None, State.SHUTOFF, self._stop_reason(name), persistent,
                             autostart)  # fmt: skip
 
+    def _broken_status(self, name: str, uuids: dict[str, str], err: PyvirtError) -> DomainStatus:
+        """The status of a domain whose records cannot be read: state unknown, with why."""
+        persistent = self.store.exists(name)
+        problem = err.message + (f" ({err.hint})" if err.hint else "")
+        return DomainStatus(
+            name, uuids.get(name, ""), None, State.UNKNOWN, Reason.UNKNOWN, persistent,
+            persistent and self.store.autostart(name), problem=problem,
+        )  # fmt: skip
+
+    def _record_hint(self, name: str) -> str:
+        run = self.paths.domain_run_dir(name)
+        return (
+            f"make sure no QEMU of domain '{name}' runs (ps -ef | grep {run}), "
+            f"then remove {run} by hand"
+        )
+
+    def _definition_hint(self, name: str) -> str:
+        return (
+            f"repair {self.paths.domain_xml(name)} by hand, or remove it with "
+            f"'pyvirt undefine --force {name}'"
+        )
+
     def _uuid_of(self, name: str) -> str:
         """UUID of a persistent domain: its own definition, not a scan of the index."""
         xml = self.store.read_bytes(name)
@@ -303,6 +336,8 @@ class DomainManager:
                 out.append(self._status(name, uuid_map))
             except NotFoundError:
                 continue  # a transient domain that just went away
+            except PyvirtError as err:  # one bad record does not hide the others
+                out.append(self._broken_status(name, uuid_map, err))
         for name in self.store.names():
             if name in running:
                 continue
@@ -311,7 +346,11 @@ class DomainManager:
                 reason = self._last_reason(name)
             uuid = uuid_map.get(name, "")
             if uuids and not uuid:
-                uuid = self._uuid_of(name)
+                try:
+                    uuid = self._uuid_of(name)
+                except PyvirtError as err:  # a corrupt definition without a UUID
+                    out.append(self._broken_status(name, uuid_map, err))
+                    continue
             out.append(
                 DomainStatus(name, uuid, None, State.SHUTOFF, reason, True, name in autostart)
             )
@@ -341,10 +380,26 @@ class DomainManager:
             if self.live_record(name, cleanup=False) is not None and run.has_live_xml():
                 with contextlib.suppress(NotFoundError):  # it stopped just now
                     return Domain.from_xml(run.live_xml())
-        xml = self.store.read(name)
+        xml = self.store.read_bytes(name)
         if xml is None:
             raise NotFoundError(f"domain '{name}' not found")
-        return Domain.from_xml(xml)
+        return self.parse_stored(name, xml)
+
+    def parse_stored(self, name: str, xml: bytes) -> Domain:
+        """Parse the stored definition ``xml`` of ``name``.
+
+        :raises InvalidConfigError: it cannot be read; names the file and the repair
+        """
+        from pyvirt.model.domain import Domain  # lazy
+
+        try:
+            return Domain.from_xml(xml)
+        except InvalidConfigError as err:
+            raise InvalidConfigError(
+                f"the definition of domain '{name}' cannot be read: {err.message}",
+                problems=err.problems,
+                hint=self._definition_hint(name),
+            ) from err
 
     def dumpxml(self, ident: str, *, inactive: bool = False, security_info: bool = False) -> str:
         """The definition as XML; VNC/SPICE passwords (``passwd=``) only with
@@ -424,8 +479,10 @@ class DomainManager:
         from pyvirt.service.tuning import advisor  # lazy
 
         dom = Domain.from_xml(xml)
-        check_name(dom.name)
+        check_new_name(dom.name, paths=self.paths)
         advice = advisor.check_define(dom, force=force)  # raises for a refusal unless forced
+        if not force:
+            refuse_risks(f"domain '{dom.name}'", self.host_risks(dom))
         with self.namespace():
             self.check_unique(dom, allow_same_name=True)
             self.store.write(dom.name, dom.to_xml())
@@ -433,6 +490,14 @@ class DomainManager:
         from pyvirt.service.domain.display import vnc_warnings  # lazy
 
         return dom, [*dom.warnings, *advice, *vnc_warnings(dom)]
+
+    def host_risks(self, dom: Domain) -> list[str]:
+        """What ``dom``'s disks and character devices risk on the host
+        (:func:`pyvirt.host.hostpaths.domain_risks`)."""
+        from pyvirt.host.hostpaths import domain_risks  # lazy
+
+        p = self.paths
+        return domain_risks(dom, (p.config, p.run, p.log, p.cache), log_dir=p.log)
 
     def undefine(
         self, ident: str, *, remove_storage: Callable[[Domain], list[str]] | None = None
@@ -467,10 +532,34 @@ class DomainManager:
                 self.paths.domain_last_state(name).unlink(missing_ok=True)
         return removed
 
+    def undefine_broken(self, ident: str) -> bool:
+        """Remove a definition that cannot be read (``undefine --force``).
+
+        A readable definition is left alone (plain :meth:`undefine` is the way for it).
+
+        :returns: whether a broken definition was removed
+        """
+        name = self.resolve(ident)
+        with self.namespace(), self.locked(name):
+            if not self.store.exists(name):
+                return False
+            try:
+                self.definition(name, inactive=True)
+            except InvalidConfigError:
+                pass
+            else:
+                return False
+            uuid = self.store.uuids().get(name)
+            self.store.delete(name)
+            if uuid:
+                self.store.unindex_uuid(uuid)
+            self.paths.domain_last_state(name).unlink(missing_ok=True)
+        return True
+
     def rename(self, ident: str, new_name: str) -> None:
         """Rename a shut-off persistent domain (virsh ``domrename``)."""
         name = self.resolve(ident)
-        check_name(new_name)
+        check_new_name(new_name, paths=self.paths)
         with self.namespace(), self.locked(name):
             if self.live_record(name, cleanup=True) is not None:
                 raise InvalidStateError(

@@ -13,6 +13,8 @@ class State(StrEnum):
     RUNNING = "running"
     PAUSED = "paused"
     SHUTOFF = "shut off"
+    #: its runtime record cannot be read (:attr:`DomainStatus.problem` says why)
+    UNKNOWN = "unknown"
 
 
 class Reason(StrEnum):
@@ -40,10 +42,14 @@ class DomainStatus:
     persistent: bool
     autostart: bool
     pid: int | None = None
+    #: why the domain's records cannot be read (state :attr:`State.UNKNOWN`), with the repair
+    problem: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict with enum values as strings."""
         out = asdict(self)
         out["state"] = str(self.state)
         out["reason"] = str(self.reason)
+        if self.problem is None:
+            del out["problem"]
         return out

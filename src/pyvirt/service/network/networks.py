@@ -35,8 +35,8 @@ from pyvirt.network import mac as macs
 from pyvirt.network.runtime import NetRecord
 from pyvirt.service.network.types import DhcpLease, NetworkInfo
 from pyvirt.state.atomic import atomic_write
-from pyvirt.state.domains import check_name
 from pyvirt.state.locks import file_lock
+from pyvirt.state.names import check_new_name
 from pyvirt.state.paths import StatePaths
 
 # lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: backends, their registry,
@@ -218,7 +218,7 @@ class NetworkManager:
 
     def _parse(self, xml: str | bytes) -> Network:
         net = Network.from_xml(xml)
-        check_name(net.name, kind="network")
+        check_new_name(net.name, kind="network")
         return net
 
     def define_xml(self, xml: str | bytes) -> tuple[Network, builtins.list[str]]:

@@ -30,9 +30,10 @@ from pyvirt.errors import (
     PyvirtError,
 )
 from pyvirt.model.pool import Pool, SourceDevice, SourceHost, new_pool
+from pyvirt.service.storage.targets import check_pool_target
 from pyvirt.state.atomic import atomic_write
-from pyvirt.state.domains import check_name
 from pyvirt.state.locks import file_lock
+from pyvirt.state.names import check_new_name
 from pyvirt.state.paths import StatePaths
 from pyvirt.storage.registry import backend_class
 
@@ -211,7 +212,7 @@ class PoolManager:
 
     def _check_new(self, pool: Pool) -> PoolBackend:
         """Validate ``pool`` against its backend and the other pools (namespace lock held)."""
-        check_name(pool.name, kind="pool")
+        check_new_name(pool.name, kind="pool")
         backend = self.backend(pool)
         backend.check()
         caps = backend.capabilities
@@ -226,6 +227,8 @@ class PoolManager:
                 f"pool '{pool.name}' target path '{target}' is a file, not a directory",
                 hint="choose another --target",
             )
+        if target and caps.target_is_dir:
+            check_pool_target(pool.name, target, self.paths, self._other_dirs(pool.name))
         for other in self._all_definitions():
             if other.name == pool.name:
                 if other.uuid != pool.uuid and self.paths.pool_xml(pool.name).exists():
@@ -245,6 +248,20 @@ class PoolManager:
                 )
         return backend
 
+    def _other_dirs(self, name: str) -> list[tuple[str, str]]:
+        """``(name, directory)`` of every other pool whose target is a directory."""
+        out = []
+        for other in self._all_definitions():
+            if other.name == name or not other.target_path:
+                continue
+            try:
+                is_dir = self.backend(other).capabilities.target_is_dir
+            except PyvirtError:
+                continue
+            if is_dir:
+                out.append((other.name, other.target_path))
+        return out
+
     def define_xml(self, xml: str | bytes) -> tuple[Pool, list[str]]:
         """pool-define: store a persistent definition; returns it and its warnings.
 
@@ -252,6 +269,7 @@ class PoolManager:
         :raises AlreadyExistsError: name/UUID/target path already used by another pool
         """
         pool = Pool.from_xml(xml)
+        check_new_name(pool.name, kind="pool")
         self._init()
         with self._namespace():
             existing = self.config(pool.name) or self.live(pool.name)
@@ -320,6 +338,7 @@ class PoolManager:
     ) -> Pool:
         """pool-create: a transient pool, started (built first with ``build``)."""
         pool = Pool.from_xml(xml)
+        check_new_name(pool.name, kind="pool")
         self._init()
         with self._namespace():
             if pool.name in self.names():

@@ -19,6 +19,7 @@ from pyvirt.errors import (
     NotFoundError,
     PyvirtError,
 )
+from pyvirt.model.limits import check_volume_bytes
 from pyvirt.model.volume import Volume, format_bytes, new_volume
 from pyvirt.state.domains import check_name
 from pyvirt.state.paths import StatePaths
@@ -50,17 +51,53 @@ def domains_using(paths: StatePaths, pool: str, vol_paths: list[str], vol: str =
             continue
         try:
             root = parse_xml((paths.domain_run_dir(st.name) / "domain.xml").read_bytes())
-        except (FileNotFoundError, PyvirtError):
+        except (OSError, PyvirtError):
             continue
-        for src in root.iterfind("devices/disk/source"):
+        for src in root.iterfind(".//devices/disk//source"):
             path = src.get("file") or src.get("dev")
-            if path and os.path.realpath(path) in wanted:
+            if path and wanted & set(backing_chain(path)):
                 users.append(st.name)
                 break
-            if src.get("pool") == pool and (not vol or src.get("volume") == vol):
+            if pool and src.get("pool") == pool and (not vol or src.get("volume") == vol):
                 users.append(st.name)
                 break
     return users
+
+
+def backing_chain(path: str, depth: int = 16) -> list[str]:
+    """``path`` and the files below it (qcow2 backing files, read from the image headers),
+    each with symlinks resolved; at most ``depth`` levels."""
+    from pyvirt.storage.filevol import probe  # lazy
+
+    chain: list[str] = []
+    current: str | None = path
+    while current and len(chain) < depth:
+        real = os.path.realpath(current)
+        if real in chain:
+            break
+        chain.append(real)
+        try:
+            st = os.stat(real)
+        except OSError:
+            break
+        current = probe(real, st)[2]
+    return chain
+
+
+def refuse_in_use(paths: StatePaths, files: Sequence[str], doing: str) -> None:
+    """Refuse to ``doing`` any of ``files`` while a running domain uses it (directly or as a
+    backing file of an overlay).
+
+    :raises InvalidStateError: naming the file and the domains
+    """
+    for path in files:
+        users = domains_using(paths, "", [path])
+        if users:
+            raise InvalidStateError(
+                f"cannot {doing} '{path}': it is in use by running domain "
+                + ", ".join(f"'{u}'" for u in users),
+                hint="shut the domain down or detach the disk first",
+            )
 
 
 def remove_domain_storage(pools: PoolManager, dom: Domain, only: Sequence[str] = ()) -> list[str]:
@@ -84,6 +121,16 @@ def remove_domain_storage(pools: PoolManager, dom: Domain, only: Sequence[str] =
         disks = [d for d in disks if d.target_dev in wanted or d.source_path in wanted]
     else:
         disks = [d for d in disks if not d.readonly and not d.shareable]
+    files = [
+        d.source_path
+        for d in disks
+        if d.type == "file" and d.source_path and os.path.isfile(d.source_path)
+    ]
+    refuse_in_use(pools.paths, files, "remove")  # any running domain, before deleting one
+    for disk in disks:
+        if disk.type == "volume" and disk.source_pool and disk.source_volume:
+            pool_name, info = pools.volumes.lookup(disk.source_volume, disk.source_pool)
+            pools.volumes.check_not_in_use(pool_name, info, "delete")
     removed = []
     for disk in disks:
         if disk.type == "volume" and disk.source_pool and disk.source_volume:
@@ -191,6 +238,7 @@ class VolumeManager:
         capacity = spec.capacity or 0
         if capacity <= 0:
             raise InvalidConfigError(f"volume '{name}' capacity must be greater than 0")
+        check_volume_bytes(capacity, what=f"volume '{name}' capacity")
         backing = spec.backing
         if backing is not None and (not caps.backing or fmt != "qcow2"):
             raise InvalidConfigError(
@@ -317,6 +365,13 @@ class VolumeManager:
                 hint=hint,
             )
 
+    def check_not_in_use(self, pool: str, info: VolumeInfo, doing: str) -> None:
+        """Refuse to ``doing`` the volume while a running domain uses it, also as a backing file.
+
+        :raises InvalidStateError: naming the domains
+        """
+        self._not_in_use(pool, info, doing, "shut the domain down or detach the disk first")
+
     def delete(self, vol: str, pool: str | None = None) -> None:
         """vol-delete (refused while a running domain uses the volume or it backs another)."""
         pool_name, info = self.lookup(vol, pool)
@@ -348,6 +403,7 @@ class VolumeManager:
         pool_name, info = self.lookup(vol, pool)
         backend = self.pools.active_backend(pool_name)
         new = info.capacity + capacity if delta else capacity
+        check_volume_bytes(new, what=f"volume '{info.name}' capacity")
         if capacity < 0 and not delta:
             raise InvalidConfigError("a negative size needs --delta")
         if new <= 0:

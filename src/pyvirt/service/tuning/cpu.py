@@ -30,8 +30,10 @@ from pyvirt.errors import (
 from pyvirt.host import threads
 from pyvirt.model.cpuset import parse_cpuset
 from pyvirt.model.domain import Domain
+from pyvirt.model.limits import machine_max_vcpus
 from pyvirt.model.memory import NUMA_MODES, Numatune
 from pyvirt.model.tune import Cputune
+from pyvirt.model.validate import require_valid
 from pyvirt.service.tuning.cgroup import place_in_cgroup
 
 if TYPE_CHECKING:
@@ -42,8 +44,6 @@ if TYPE_CHECKING:
 # lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: cgroup code loads only
 # when a verb needs the domain's cgroup.
 
-#: QEMU 7.2's maximum vCPUs per machine family (``query-machines`` cpu-max)
-MACHINE_MAX_VCPUS = {"q35": 288, "pc": 255, "isapc": 1, "microvm": 288}
 SCHED_KEYS = ("cpu_shares", "vcpu_period", "vcpu_quota", "global_period", "global_quota")
 
 
@@ -89,6 +89,8 @@ def edit(mgr: DomainManager, sc: Scope) -> Iterator[list[Domain]]:
             raise InvalidStateError(f"domain '{sc.name}' is not defined")
         doms.append((Domain.from_xml(xml), lambda x: mgr.store.write(sc.name, x)))
     yield [d for d, _ in doms]
+    for dom, _ in doms:
+        require_valid(dom)  # the one validator of define: never write what cannot be read
     for dom, write in doms:
         write(dom.to_xml())
 
@@ -138,12 +140,8 @@ def domain_cgroup(
 
 
 def max_vcpus(dom: Domain) -> int:
-    """The most vCPUs the domain's machine type accepts."""
-    machine = dom.os.machine or "pc"
-    for key, value in MACHINE_MAX_VCPUS.items():
-        if key in machine:
-            return value
-    return MACHINE_MAX_VCPUS["pc"]
+    """The most vCPUs the domain's machine type accepts (:mod:`pyvirt.model.limits`)."""
+    return machine_max_vcpus(dom.os.machine)
 
 
 # -- vCPU count --------------------------------------------------------------------------------

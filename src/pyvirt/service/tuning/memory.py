@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from pyvirt.drivers.qemu.qmp import QmpCommandError
 from pyvirt.errors import InvalidConfigError, InvalidStateError, UnsupportedError
 from pyvirt.host import threads
+from pyvirt.model.limits import MIN_MEMORY_KIB, check_memory_kib, check_memtune_kib
 from pyvirt.model.tune import Memtune
 from pyvirt.service.tuning.cpu import domain_cgroup, edit, monitor, scope
 
@@ -101,8 +102,11 @@ def set_max_mem(
             f"domain '{sc.name}' is running; its maximum memory cannot change live",
             hint="use --config and restart it, or setmem within the current maximum",
         )
-    if kib < 1024:
-        raise InvalidConfigError(f"memory size {kib} KiB is too small (at least 1024 KiB)")
+    if kib < MIN_MEMORY_KIB:
+        raise InvalidConfigError(
+            f"memory size {kib} KiB is too small (at least {MIN_MEMORY_KIB} KiB)"
+        )
+    check_memory_kib(kib)
     with mgr.locked(sc.name), edit(mgr, sc) as doms:
         for dom in doms:
             current = dom.current_memory_kib
@@ -173,6 +177,8 @@ def mem_tune(
         for key, value in changes.items():
             if value is not None and value == 0:
                 raise InvalidConfigError(f"memtune {key} limit 0 KiB would stop the guest")
+            if value is not None:
+                check_memtune_kib(value, what=f"memtune {key} limit")
         with mgr.locked(sc.name), edit(mgr, sc) as doms:
             for dom in doms:
                 if dom.memtune is None:
