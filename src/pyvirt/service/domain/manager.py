@@ -70,7 +70,29 @@ class DomainManager:
         """Hold the lock of the domain namespace (names and UUIDs): define, create, rename
         and undefine take it, so two domains never get one name or UUID."""
         with file_lock(self.paths.lock_dir / "domains.lock", what="the domain namespace"):
+            self._repair_namespace()
             yield
+
+    def _repair_namespace(self) -> None:
+        """Finish what a killed command left (caller holds the namespace lock): a logged
+        rename is rolled forward; an index from an older pyvirt is rebuilt once."""
+        if self.store.has_intent():
+            self.store.replay_intent()
+        if not self.store.index_complete():
+            self.store.rebuild_index()
+
+    def recover(self) -> None:
+        """Finish an interrupted namespace change now if one is pending (one stat when none
+        is) and the namespace lock is free; readers call it so they never see half a rename."""
+        if not self.store.has_intent():
+            return
+        try:
+            with file_lock(
+                self.paths.lock_dir / "domains.lock", timeout=0, what="the domain namespace"
+            ):
+                self._repair_namespace()
+        except OperationFailedError:
+            pass  # its holder replays it
 
     @contextmanager
     def locked(self, name: str, *, timeout: float = 30.0) -> Iterator[None]:
@@ -135,6 +157,7 @@ class DomainManager:
 
         :raises NotFoundError: if no domain matches
         """
+        self.recover()
         plain = ident and "/" not in ident and ident not in (".", "..")
         if plain and (self.store.exists(ident) or self.paths.domain_run_dir(ident).is_dir()):
             return ident
@@ -287,6 +310,7 @@ class DomainManager:
 
         :param uuids: also read each shut-off domain's UUID (one small file each)
         """
+        self.recover()
         try:
             run_entries = set(os.listdir(self.paths.domain_run_root))
         except FileNotFoundError:
@@ -408,10 +432,22 @@ class DomainManager:
                     hint="keep the existing <uuid> or choose another name",
                 )
 
-    def define(self, xml: str | bytes, *, force: bool = False) -> tuple[Domain, list[str]]:
+    def define(
+        self,
+        xml: str | bytes,
+        *,
+        force: bool = False,
+        expect_revision: str | bool | None = False,
+    ) -> tuple[Domain, list[str]]:
         """Define (or redefine) a persistent domain from XML; returns it and warnings.
 
+        Runs under the namespace lock and the domain's lock, so it never lands in the middle
+        of another command's read-modify-write of the definition.
+
         :param force: accept what the NUMA advisor refuses (more than 64 vCPUs)
+        :param expect_revision: the revision (:meth:`revision`) the caller based the XML on
+            (None: the domain must not be defined yet); False: no check
+        :raises InvalidStateError: the definition is no longer at ``expect_revision``
         """
         from pyvirt.model.domain import Domain  # lazy
         from pyvirt.service.tuning import advisor  # lazy
@@ -419,10 +455,12 @@ class DomainManager:
         dom = Domain.from_xml(xml)
         check_name(dom.name)
         advice = advisor.check_define(dom, force=force)  # raises for a refusal unless forced
-        with self.namespace():
+        with self.namespace(), self.locked(dom.name):
             self.check_unique(dom, allow_same_name=True)
+            if expect_revision is not False:
+                self.store.check_revision(dom.name, expect_revision)  # type: ignore[arg-type]
+            self.store.index_uuid(dom.name, dom.uuid)  # before the definition: never unindexed
             self.store.write(dom.name, dom.to_xml())
-            self.store.index_uuid(dom.name, dom.uuid)
         from pyvirt.service.domain.display import vnc_warnings  # lazy
 
         return dom, [*dom.warnings, *advice, *vnc_warnings(dom)]
@@ -476,12 +514,53 @@ class DomainManager:
                 raise AlreadyExistsError(f"domain '{new_name}' already exists")
             dom = self.definition(name, inactive=True)
             dom.name = new_name
-            autostart = self.store.autostart(name)
-            self.store.write(new_name, dom.to_xml())
-            self.store.index_uuid(new_name, dom.uuid)
-            self.store.delete(name)
-            self.store.set_autostart(new_name, autostart)
-            self.paths.domain_last_state(name).unlink(missing_ok=True)
+            with self.locked(new_name):
+                self.store.rename(name, new_name, dom.uuid, dom.to_xml())
+
+    # -- revisions and read-modify-write of definitions -----------------------------------
+    def revision(self, ident: str) -> str:
+        """The revision of the domain's persistent definition (a content hash, an ETag).
+
+        :raises InvalidStateError: it has no persistent definition
+        """
+        name = self.resolve(ident)
+        rev = self.store.revision(name)
+        if rev is None:
+            raise InvalidStateError(f"domain '{name}' is transient; it has no definition")
+        return rev
+
+    def read_config(self, name: str) -> tuple[Domain, str]:
+        """The persistent definition of ``name`` and the revision it was read at, for a
+        read-modify-write (caller holds the domain lock; write it with :meth:`write_config`).
+
+        :raises InvalidStateError: ``name`` is not defined
+        """
+        from pyvirt.model.domain import Domain  # lazy
+
+        got = self.store.read_revision(name)
+        if got is None:
+            raise InvalidStateError(f"domain '{name}' is not defined")
+        return Domain.from_xml(got[0]), got[1]
+
+    def write_config(self, name: str, dom: Domain, revision: str) -> str:
+        """Write back a definition read by :meth:`read_config` at ``revision``; refused if
+        it changed since (caller holds the domain lock). Returns the new revision.
+
+        :raises InvalidStateError: "domain 'X' changed underneath this command; retry"
+        """
+        return self.store.write(name, dom.to_xml(), expect_revision=revision)
+
+    @contextmanager
+    def edit_config(self, name: str) -> Iterator[Domain]:
+        """Read-modify-write ``name``'s definition under its lock, checked against the
+        revision read: ``with mgr.edit_config(name) as dom: dom.memory = ...``.
+
+        :raises InvalidStateError: not defined, or changed underneath
+        """
+        with self.locked(name):
+            dom, rev = self.read_config(name)
+            yield dom
+            self.write_config(name, dom, rev)
 
     def set_autostart(self, ident: str, enabled: bool) -> None:
         name = self.resolve(ident)
