@@ -205,8 +205,11 @@ class DomainManager:
 
         rec = self.record(name)
         if rec is None:
+            self._finish_killed_start(name, locked=cleanup)
             return None
         if process.is_alive(rec.pid, rec.starttime):
+            if not self._reaper_alive(name):
+                self._respawn_reaper(name, locked=cleanup)
             return rec
         if cleanup:
             self.reap(name, rec)
@@ -221,6 +224,74 @@ class DomainManager:
             except OperationFailedError:
                 pass
         return None
+
+    def _finish_killed_start(self, name: str, *, locked: bool) -> None:
+        """Clean up after a start that was killed before it wrote the runtime record: kill the
+        QEMU it may have launched (found by its command line), undo the hooks' work, remove
+        the run directory. Without ``locked`` only if the domain lock is free right now (a
+        busy lock means the start is still under way)."""
+        run = self.rundir(name)
+        if run.start_intent() is None:
+            return
+        if not locked:
+            try:
+                with file_lock(
+                    self.paths.lock_dir / f"domain-{name}.lock", timeout=0, what=f"domain '{name}'"
+                ):
+                    self._finish_killed_start(name, locked=True)
+            except OperationFailedError:
+                pass
+            return
+        uuid = run.start_intent()
+        if uuid is None:
+            return
+        from pyvirt.drivers.qemu import process  # lazy
+
+        if uuid:
+            for _ in range(2):  # again: a QEMU parent killed midway may have forked its daemon
+                for found in process.find_by_cmdline(uuid, run.qmp_socket):
+                    process.kill(found.pid, found.starttime)
+        data = run.hooks()
+        if data.sections:
+            from pyvirt.service import hooks  # lazy
+
+            hooks.run_after_stop(self, name, data.sections)
+        run.remove()
+
+    def _respawn_reaper(self, name: str, *, locked: bool) -> None:
+        """Start a new reaper for a running domain whose reaper died (it was killed, or the
+        start was killed before spawning it): stop work, exit reasons and on_poweroff
+        policies need it. Without ``locked`` only if the domain lock is free right now."""
+        if not locked:
+            try:
+                with file_lock(
+                    self.paths.lock_dir / f"domain-{name}.lock", timeout=0, what=f"domain '{name}'"
+                ):
+                    self._respawn_reaper(name, locked=True)
+            except OperationFailedError:
+                pass
+            return
+        from pyvirt.drivers.qemu import process  # lazy
+        from pyvirt.service.domain import reaper_spawn  # lazy
+
+        rec = self.record(name)
+        if rec is None or self._reaper_alive(name) or not process.is_alive(rec.pid, rec.starttime):
+            return
+        if not process.cmdline_names(rec.pid, self.rundir(name).qmp_socket):
+            return  # not a QEMU of this run directory (a test's stand-in): nothing to watch
+        reaper_spawn.spawn(self.paths, name)
+
+    def lost_qemus(self, name: str, uuid: str) -> list[int]:
+        """Pids of live QEMUs of domain ``name`` (``uuid``) that no runtime record describes:
+        the run directory was removed while they ran. Start refuses to run a second one."""
+        from pyvirt.drivers.qemu import process  # lazy
+
+        rec = self.record(name)
+        return [
+            f.pid
+            for f in process.find_by_cmdline(uuid, self.rundir(name).qmp_socket)
+            if rec is None or f.pid != rec.pid
+        ]
 
     def _reaper_alive(self, name: str) -> bool:
         from pyvirt.drivers.qemu.runtime import read_watcher  # lazy
@@ -289,11 +360,11 @@ class DomainManager:
             return DomainStatus(
                 name, rec.uuid, rec.domain_id, state, reason, persistent, autostart, rec.pid
             )
-        uuid = (uuids or {}).get(name) or self._uuid_of(name)
+        uuid = (uuids or {}).get(name) or self.uuid_of(name)
         return DomainStatus(name, uuid, None, State.SHUTOFF, self._stop_reason(name), persistent,
                             autostart)  # fmt: skip
 
-    def _uuid_of(self, name: str) -> str:
+    def uuid_of(self, name: str) -> str:
         """UUID of a persistent domain: its own definition, not a scan of the index."""
         xml = self.store.read_bytes(name)
         if xml is not None:
@@ -335,7 +406,7 @@ class DomainManager:
                 reason = self._last_reason(name)
             uuid = uuid_map.get(name, "")
             if uuids and not uuid:
-                uuid = self._uuid_of(name)
+                uuid = self.uuid_of(name)
             out.append(
                 DomainStatus(name, uuid, None, State.SHUTOFF, reason, True, name in autostart)
             )
@@ -422,7 +493,7 @@ class DomainManager:
         if self.store.exists(dom.name) or self.paths.domain_run_dir(dom.name).is_dir():
             if not allow_same_name:
                 raise AlreadyExistsError(f"domain '{dom.name}' already exists")
-            existing_uuid = self._uuid_of(dom.name) if self.store.exists(dom.name) else None
+            existing_uuid = self.uuid_of(dom.name) if self.store.exists(dom.name) else None
             rec = self.live_record(dom.name, cleanup=False)
             if rec is not None:
                 existing_uuid = rec.uuid
