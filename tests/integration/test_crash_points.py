@@ -310,3 +310,114 @@ def test_killed_at_every_file_change(
     assert not bad, f"{len(bad)} bad of {len(chosen)} points ({len(points)} seen):\n" + "\n".join(
         bad
     )
+
+
+def _json(pv: Pyvirt, *args: str) -> Any:
+    res = subprocess.run(
+        [*PYVIRT, *args, "--json"], env=pv.env, capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode == 0, f"{' '.join(args)} failed: {res.stderr}"
+    return json.loads(res.stdout)
+
+
+def _objects(pv: Pyvirt) -> frozenset[tuple[Any, ...]]:
+    """Pools (with whether their directory exists), p1's volumes and networks."""
+    out: set[tuple[Any, ...]] = set()
+    pools = _json(pv, "pool-list", "--all")
+    for p in pools:
+        target = Path(p["target"]) if p.get("target") else None
+        out.add(("pool", p["name"], p["uuid"], p["state"], target is not None and target.is_dir()))
+        if p["name"] == "p1" and p["active"]:
+            for v in _json(pv, "vol-list", "p1"):
+                out.add(("vol", v["name"], v["format"], v["capacity"]))
+                pv("vol-info", v["name"], "--pool", "p1")
+    for n in _json(pv, "net-list", "--all"):
+        # the implicit default network gets a new UUID at each listing until it is defined
+        uuid = "" if n["name"] == "default" else n["uuid"]
+        out.add(("net", n["name"], uuid, n["active"], n["persistent"]))
+    names = [(o[0], o[1]) for o in out]
+    assert len(names) == len(set(names)), f"an object twice: {sorted(out)}"
+    return frozenset(out)
+
+
+NET = "<network><name>{name}</name><bridge name='pvbr{name}'/></network>"
+STORAGE_SETUP = [
+    ["pool-define-as", "p1", "dir", "--target", "{root}/pool"],
+    ["pool-build", "p1"],
+    ["pool-start", "p1"],
+    ["vol-create-as", "p1", "v1.img", "1M"],
+]
+STORAGE_VERBS: dict[str, tuple[list[str], list[list[str]]]] = {
+    "vol-create-as": (["vol-create-as", "p1", "v3.img", "1M"], []),
+    "vol-create-as-qcow2": (["vol-create-as", "p1", "q3.qcow2", "1M", "--format", "qcow2"], []),
+    "vol-delete": (["vol-delete", "v1.img", "--pool", "p1"], []),
+    "vol-clone": (["vol-clone", "v1.img", "v2.img", "--pool", "p1"], []),
+    "pool-define": (["pool-define-as", "p2", "dir", "--target", "{root}/pool2"], []),
+    "pool-undefine": (
+        ["pool-undefine", "p3"],
+        [["pool-define-as", "p3", "dir", "--target", "{root}/pool3"]],
+    ),
+    "pool-build": (
+        ["pool-build", "p3"],
+        [["pool-define-as", "p3", "dir", "--target", "{root}/pool3"]],
+    ),
+    "pool-delete": (
+        ["pool-delete", "p3"],
+        [["pool-define-as", "p3", "dir", "--target", "{root}/pool3"], ["pool-build", "p3"]],
+    ),
+    "net-define": (["net-define", "{root}/n1.xml"], []),
+    "net-undefine": (["net-undefine", "n2"], [["net-define", "{root}/n2.xml"]]),
+}
+
+
+@pytest.mark.parametrize("verb_id", list(STORAGE_VERBS))
+def test_storage_and_network_verbs_killed_at_every_file_change(
+    pyvirt: Pyvirt, tmp_path: Path, verb_id: str
+) -> None:
+    _need_strace()
+    root = pyvirt.root
+    for name in ("n1", "n2"):
+        (root / f"{name}.xml").write_text(NET.format(name=name))
+    args, setup = STORAGE_VERBS[verb_id]
+    for cmd in [*STORAGE_SETUP, *setup]:
+        pyvirt(*[a.replace("{root}", str(root)) for a in cmd])
+    args = [a.replace("{root}", str(root)) for a in args]
+    pristine = tmp_path / "pristine"
+    dirs = ("lib", "run", "cache", "log", "pool", "pool2", "pool3")
+
+    def restore() -> None:
+        for sub in dirs:
+            shutil.rmtree(root / sub, ignore_errors=True)
+            if (pristine / sub).exists():
+                shutil.copytree(pristine / sub, root / sub, symlinks=True)
+
+    for sub in dirs:
+        if (root / sub).exists():
+            shutil.copytree(root / sub, pristine / sub, symlinks=True)
+    before = _objects(pyvirt)
+    pyvirt(*args)  # warm-up
+    restore()
+    points = _points(pyvirt, args, tmp_path / "trace")
+    after = _objects(pyvirt)
+    assert before != after, "the verb changed nothing"
+    chosen = _sample(points, 6)
+    bad = []
+    for sc, n, _ in chosen:
+        restore()
+        subprocess.run(
+            ["strace", "-qq", "-o", "/dev/null", "-e", f"trace={sc}",
+             "-e", f"inject={sc}:signal=KILL:when={n}", *PYVIRT, *args],
+            env=pyvirt.env, capture_output=True, timeout=120,
+        )  # fmt: skip
+        where = f"{verb_id} killed at {sc} #{n}"
+        try:
+            now = _objects(pyvirt)
+            assert now in (before, after), (
+                f"{where}: {sorted(now ^ before)} / {sorted(now ^ after)}"
+            )
+            _check_locks(root)
+        except AssertionError as err:
+            bad.append(str(err).splitlines()[0])
+    restore()
+    summary = f"{len(bad)} bad of {len(chosen)} points ({len(points)} seen)"
+    assert not bad, summary + ":\n" + "\n".join(bad)
