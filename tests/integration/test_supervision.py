@@ -20,7 +20,7 @@ import pytest
 
 from tests.conftest import Pyvirt
 from tests.integration.test_crash_points import _qemus
-from tests.integration.test_lifecycle import define, state, wait_for, wait_marker
+from tests.integration.test_lifecycle import define, domain_xml, state, wait_for, wait_marker
 
 pytestmark = pytest.mark.qemu
 
@@ -83,3 +83,47 @@ def test_run_dir_removed_while_running_never_starts_a_second_qemu(
     pyvirt("start", "t1")
     assert len(_qemus(pyvirt.root)) == 1
     pyvirt("destroy", "t1")
+
+
+def _qmp(sock: Path, command: str) -> Any:
+    """One QMP command on the domain's monitor socket, without pyvirt."""
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(sock))
+        f = s.makefile("rw")
+        f.readline()  # greeting
+        for cmd in ("qmp_capabilities", command):
+            f.write(json.dumps({"execute": cmd}) + "\n")
+            f.flush()
+            while True:
+                reply = json.loads(f.readline())
+                if "return" in reply or "error" in reply:
+                    break
+        return reply.get("return")
+
+
+def test_poweroff_while_no_reaper_runs_is_restarted_by_the_new_one(
+    pyvirt: Pyvirt, tiny_image: Any
+) -> None:
+    """on_poweroff='restart' needs the watcher: a guest that powered off while it was dead
+    waits paused in run state 'shutdown'; the respawned watcher asks QEMU and restarts it."""
+    path = pyvirt.root / "r.xml"
+    xml = domain_xml(tiny_image, "r").replace(
+        "<on_reboot>restart</on_reboot>", "<on_poweroff>restart</on_poweroff>"
+    )
+    path.write_text(xml)
+    pyvirt("define", str(path))
+    pyvirt("start", "r")
+    wait_marker(pyvirt, "r")
+    wait_for(lambda: (_watcher(pyvirt, "r") or {}).get("connected"), 10, "reaper connected")
+    old = _watcher(pyvirt, "r")
+    assert old is not None
+    os.kill(old["pid"], signal.SIGKILL)
+    wait_for(lambda: not _alive(old["pid"]), 5, "reaper gone")
+    sock = pyvirt.root / "run" / "qemu" / "r" / "qmp.sock"
+    _qmp(sock, "system_powerdown")
+    wait_for(lambda: _qmp(sock, "query-status")["status"] == "shutdown", 60, "guest powered off")
+    pyvirt("list")  # respawns the reaper, which finds the guest powered off and restarts it
+    wait_marker(pyvirt, "r", count=2)
+    assert state(pyvirt, "r").startswith("running")
