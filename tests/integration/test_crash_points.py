@@ -63,7 +63,7 @@ class Verb:
     #: boot QEMU in the set-up (start t1 before the verb)
     running: bool = False
     #: most sampled points besides the ALWAYS ones
-    cap: int = 6
+    cap: int = 4
     extra_setup: list[list[str]] = field(default_factory=list)
 
 
@@ -262,8 +262,8 @@ VERBS: dict[str, Verb] = {
         edited="t1",
         extra_setup=[["attach-disk", "t1", "{root}/disk.img", "vdb", "--config"]],
     ),
-    "start": Verb(["start", "t1"], cap=4),
-    "destroy": Verb(["destroy", "t1"], running=True, cap=4),
+    "start": Verb(["start", "t1"], cap=3),
+    "destroy": Verb(["destroy", "t1"], running=True, cap=3),
     "create": Verb(["create", "{root}/t2.xml"], cap=3),
 }
 
@@ -400,7 +400,7 @@ def test_storage_and_network_verbs_killed_at_every_file_change(
     points = _points(pyvirt, args, tmp_path / "trace")
     after = _objects(pyvirt)
     assert before != after, "the verb changed nothing"
-    chosen = _sample(points, 6)
+    chosen = _sample(points, 3)
     bad = []
     for sc, n, _ in chosen:
         restore()
