@@ -4,6 +4,7 @@ process with QEMU's identifying arguments plays QEMU (no QEMU runs)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -41,6 +42,27 @@ def fake_qemu(mgr: DomainManager) -> Iterator[subprocess.Popen[bytes]]:
     proc.wait()
 
 
+def _killed_starter(run_dir: Path) -> None:
+    """Make the intent name a command that is gone (a start killed midway)."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True)  # fmt: skip
+    path = run_dir / "starting.json"
+    intent = json.loads(path.read_text())
+    intent["pid"] = int(gone.stdout)
+    path.write_text(json.dumps(intent))
+
+
+def test_a_running_starter_is_left_alone(
+    mgr: DomainManager, fake_qemu: subprocess.Popen[bytes]
+) -> None:
+    run = mgr.rundir("d")
+    run.create()
+    run.write_start_intent(UUID)  # this process: a start under way
+    assert run.starter_alive()
+    assert mgr.live_record("d", cleanup=True) is None
+    assert fake_qemu.poll() is None and run.exists()
+
+
 def test_find_by_cmdline(mgr: DomainManager, fake_qemu: subprocess.Popen[bytes]) -> None:
     sock = mgr.rundir("d").qmp_socket
     assert [f.pid for f in process.find_by_cmdline(UUID, sock)] == [fake_qemu.pid]
@@ -54,7 +76,8 @@ def test_killed_start_is_cleaned_up_by_the_next_command(
     run = mgr.rundir("d")
     run.create()
     run.write_start_intent(UUID)  # the start died after launching, before runtime.json
-    assert run.start_intent() == UUID
+    _killed_starter(run.path)
+    assert run.start_intent() == UUID and not run.starter_alive()
     assert mgr.live_record("d", cleanup=False) is None  # takes the free lock, cleans up
     assert fake_qemu.wait(5) == -9
     assert not run.exists()
@@ -66,6 +89,7 @@ def test_killed_start_of_a_busy_domain_is_left_to_its_lock_holder(
     run = mgr.rundir("d")
     run.create()
     run.write_start_intent(UUID)
+    _killed_starter(run.path)
     mgr.paths.lock_dir.mkdir(parents=True, exist_ok=True)
     holder = subprocess.Popen(  # a start still under way holds the domain lock
         [sys.executable, "-c",

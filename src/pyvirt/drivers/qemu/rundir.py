@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -177,8 +178,28 @@ class RunDir:
     def write_start_intent(self, uuid: str) -> None:
         """Record, before QEMU can run, that a start of the domain with ``uuid`` is under
         way (durably: it must survive the command being killed)."""
-        body = json.dumps({"uuid": uuid, "qmp_socket": str(self.qmp_socket)}).encode()
-        atomic_write(self.path / START_INTENT, body, 0o600)
+        from pyvirt.drivers.qemu import process  # lazy: only starts need it
+
+        stat = process.proc_stat(os.getpid())
+        intent = {
+            "uuid": uuid,
+            "qmp_socket": str(self.qmp_socket),
+            "pid": os.getpid(),
+            "starttime": stat[1] if stat else None,
+        }
+        atomic_write(self.path / START_INTENT, json.dumps(intent).encode(), 0o600)
+
+    def starter_alive(self) -> bool:
+        """Whether the command that wrote the start intent still runs (the start is under
+        way, not killed)."""
+        from pyvirt.drivers.qemu import process  # lazy
+
+        try:
+            data = json.loads((self.path / START_INTENT).read_bytes())
+            pid, starttime = int(data["pid"]), data.get("starttime")
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        return process.is_alive(pid, starttime if isinstance(starttime, int) else None)
 
     def start_intent(self) -> str | None:
         """The UUID of an unfinished start (an intent and no runtime record), or None."""

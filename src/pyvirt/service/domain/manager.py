@@ -243,7 +243,7 @@ class DomainManager:
                 pass
             return
         uuid = run.start_intent()
-        if uuid is None:
+        if uuid is None or run.starter_alive():  # under way (in this very process, maybe)
             return
         from pyvirt.drivers.qemu import process  # lazy
 
