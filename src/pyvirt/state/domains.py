@@ -157,9 +157,9 @@ class DomainStore:
         name = self._indexed_name(uuid)
         if name is not None and self._owns(name, uuid):
             return name
-        if self.index_complete():
-            return None  # one entry per UUID: had a definition owned it, it would say so
-        return self._scan_for(uuid)
+        if name is None and self.index_complete():
+            return None  # entries are written before definitions: no definition has it
+        return self._scan_for(uuid)  # a stale or wrong entry, or an old index: scan, repair
 
     def _scan_for(self, uuid: str) -> str | None:
         """Find ``uuid`` by reading every definition; repairs its index entry."""

@@ -60,7 +60,8 @@ def test_an_index_entry_naming_another_domain_is_not_believed(mgr: DomainManager
     mgr.define(xml("a", U1))
     mgr.define(xml("b", U2))
     (mgr.paths.uuid_index_dir / U1).write_text("b")  # wrong
-    assert mgr.store.name_for_uuid(U1) is None or mgr.store.name_for_uuid(U1) == "a"
+    assert mgr.store.name_for_uuid(U1) == "a"  # found by a scan, entry repaired
+    assert (mgr.paths.uuid_index_dir / U1).read_text() == "a"
     assert mgr.store.name_for_uuid(U2) == "b"
     statuses = {s.name: s.uuid for s in mgr.list_all()}
     assert statuses == {"a": U1, "b": U2}
