@@ -186,10 +186,21 @@ class Domain(DomainTuning, DomainDevices, DomainAgent, DomainHandle):
         """
         self._domains.set_autostart(self._name, enabled)
 
-    def redefine(self, xml: str | bytes) -> list[str]:
+    def revision(self) -> str:
+        """The revision of the persistent definition (a content hash; an ETag): pass it to
+        :meth:`redefine` or ``domains.define(expect_revision=...)`` to refuse lost updates.
+
+        :raises InvalidStateError: the domain is transient
+        """
+        return self._domains.revision(self._name)
+
+    def redefine(self, xml: str | bytes, *, expect_revision: str | None = None) -> list[str]:
         """Replace the definition with ``xml`` (``edit``), keeping the name; returns warnings.
 
+        :param expect_revision: the :meth:`revision` ``xml`` was based on; the change is
+            refused if the definition changed since (None: no check)
         :raises InvalidConfigError: invalid XML, or XML that names another domain
+        :raises InvalidStateError: the definition changed since ``expect_revision``
         """
         new = self._domains.parse(xml)
         if new.name != self._name:
@@ -197,7 +208,8 @@ class Domain(DomainTuning, DomainDevices, DomainAgent, DomainHandle):
                 f"edit must not change the name ('{self._name}' -> '{new.name}')",
                 hint="use 'domrename' to rename a domain",
             )
-        _, warnings = self._domains.define(xml)
+        check: str | bool = False if expect_revision is None else expect_revision
+        _, warnings = self._domains.define(xml, expect_revision=check)
         return list(warnings)
 
     # -- inspection ---------------------------------------------------------------------

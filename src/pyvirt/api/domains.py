@@ -79,15 +79,22 @@ class DomainCollection:
             rows = [s for s in rows if s.autostart == autostart]
         return rows
 
-    def define(self, xml: str | bytes, *, force: bool = False) -> tuple[Domain, builtins.list[str]]:
+    def define(
+        self, xml: str | bytes, *, force: bool = False, expect_revision: str | bool | None = False
+    ) -> tuple[Domain, builtins.list[str]]:
         """Define (or redefine) a persistent domain; returns it and warnings to show.
 
         :param force: accept what the NUMA advisor refuses (e.g. more than 64 vCPUs) and disks
             or serial files on host system files or busy block devices
+        :param expect_revision: the :meth:`Domain.revision` the XML was based on (None: the
+            domain must not exist yet; False, the default: no check) -- an HTTP ``If-Match``
         :raises InvalidConfigError: invalid XML
         :raises AlreadyExistsError: the name or UUID belongs to another domain
+        :raises InvalidStateError: "domain 'X' changed underneath this command; retry"
         """
-        dom, warnings = self._service.domains.define(xml, force=force)
+        dom, warnings = self._service.domains.define(
+            xml, force=force, expect_revision=expect_revision
+        )
         return Domain(self._service, dom.name), builtins.list(warnings)
 
     def create(self, xml: str | bytes, *, paused: bool = False) -> Domain:

@@ -232,30 +232,46 @@ class FileVolumes(PoolBackend):
         return os.open(vol.path, (os.O_RDWR if write else os.O_RDONLY) | os.O_CLOEXEC)
 
 
-def _create_raw(path: Path, capacity: int, allocation: int | None, mode: int | None) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+@contextlib.contextmanager
+def _staged(path: Path) -> Iterator[Path]:
+    """Build a new volume file under a hidden temporary name and publish it at ``path`` in one
+    step (``link``: fails if ``path`` exists, like ``O_EXCL``), so a command killed midway
+    never leaves a half-made volume visible (hidden files are not volumes)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        os.ftruncate(fd, capacity)
-        alloc = capacity if allocation is None else min(allocation, capacity)
-        if alloc:
-            os.posix_fallocate(fd, 0, alloc)
-        if mode is not None:
-            os.fchmod(fd, mode)
+        yield tmp
+        os.link(tmp, path)
     finally:
-        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def _create_raw(path: Path, capacity: int, allocation: int | None, mode: int | None) -> None:
+    with _staged(path) as tmp:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.ftruncate(fd, capacity)
+            alloc = capacity if allocation is None else min(allocation, capacity)
+            if alloc:
+                os.posix_fallocate(fd, 0, alloc)
+            if mode is not None:
+                os.fchmod(fd, mode)
+        finally:
+            os.close(fd)
 
 
 def _copy_file(src: str, dst: Path, size: int, thick: bool) -> None:
     sfd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        dfd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            stream.copy(sfd, dfd, length=size, sparse=True)
-            os.ftruncate(dfd, size)
-            if thick:
-                os.posix_fallocate(dfd, 0, size)
-        finally:
-            os.close(dfd)
+        with _staged(dst) as tmp:
+            dfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            try:
+                stream.copy(sfd, dfd, length=size, sparse=True)
+                os.ftruncate(dfd, size)
+                if thick:
+                    os.posix_fallocate(dfd, 0, size)
+            finally:
+                os.close(dfd)
     finally:
         os.close(sfd)
 

@@ -9,7 +9,7 @@ import click
 
 from pyvirt.cli.main import api
 from pyvirt.cli.render import as_json, fields, read_input, table, warn
-from pyvirt.errors import InvalidConfigError
+from pyvirt.errors import InvalidConfigError, InvalidStateError
 
 if TYPE_CHECKING:
     from pyvirt.api.domains import Domain
@@ -317,9 +317,13 @@ def edit(ctx: click.Context, domain: str) -> None:
     from pyvirt.cli.editing import edit_loop
 
     dom = api(ctx).domains.get(domain)
+    try:
+        revision: str | None = dom.revision()  # read first: a change meanwhile is refused
+    except InvalidStateError:
+        revision = None  # transient: editing defines it
 
     def apply(text: str) -> tuple[str, list[str]]:
-        return dom.name, dom.redefine(text)
+        return dom.name, dom.redefine(text, expect_revision=revision)
 
     # with the secrets, as virsh edit: saving must not drop the VNC password (the temporary
     # file is private to root)

@@ -495,3 +495,53 @@ def kill(pid: int, starttime: int | None, *, timeout: float = 5.0) -> Outcome:
         return Outcome.KILLED
     finally:
         os.close(pidfd)
+
+
+@dataclass(frozen=True)
+class Found:
+    """A process found by :func:`find_by_cmdline`: pid, start time and argv."""
+
+    pid: int
+    starttime: int
+    argv: list[str]
+
+
+def find_by_cmdline(uuid: str, qmp_socket: Path) -> list[Found]:
+    """Every live process whose command line is a QEMU of this domain: ``-uuid UUID`` and an
+    argument naming ``qmp_socket`` (the domain's run directory, hence its state root).
+
+    It finds QEMUs pyvirt lost track of (a start killed before its runtime record was
+    written, a run directory removed by hand) without any file of pyvirt's.
+    """
+    sock = str(qmp_socket).encode()
+    want_uuid = uuid.lower().encode()
+    out: list[Found] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        if sock not in raw or b"-uuid" not in raw:
+            continue
+        args = raw.rstrip(b"\0").split(b"\0")
+        uuids = [args[i + 1].lower() for i, a in enumerate(args[:-1]) if a == b"-uuid"]
+        if want_uuid not in uuids or not any(sock in a for a in args):
+            continue
+        stat = proc_stat(int(entry))
+        if stat is None or stat[0] in "ZXx":
+            continue
+        out.append(Found(int(entry), stat[1], [a.decode(errors="replace") for a in args]))
+    return out
+
+
+def cmdline_names(pid: int, path: Path) -> bool:
+    """Whether process ``pid``'s command line names ``path`` (e.g. its QMP socket): it is
+    the QEMU of that run directory, not a stand-in."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return str(path).encode() in f.read()
+    except OSError:
+        return False

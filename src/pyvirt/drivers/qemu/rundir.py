@@ -12,6 +12,9 @@ torn file):
     :class:`HookData`: the lifecycle hooks' data (taps, cgroups, VFs, disk inventory ...) that
     their ``after_stop`` needs. Versioned like the runtime record: an older file is upgraded
     on read by the explicit functions of :data:`HOOK_UPGRADES`;
+``starting.json``
+    the start intent (the domain's UUID and QMP socket), written before QEMU is launched:
+    a run directory with it and without ``runtime.json`` is a start that did not finish;
 ``policy.json``, ``destroying``, ``exit.json``, ``watch.json``
     the watcher's inputs and outputs (formats in :mod:`pyvirt.drivers.qemu.runtime`).
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -39,6 +43,9 @@ log = logging.getLogger(__name__)
 
 LIVE_XML = "domain.xml"
 HOOKS_FILE = "hooks.json"
+#: the start intent: written before QEMU can run, so a start killed before ``runtime.json``
+#: leaves a trace the next command follows to the QEMU it may have started
+START_INTENT = "starting.json"
 
 #: Version of ``hooks.json`` written by this pyvirt.
 HOOKS_VERSION = 1
@@ -161,6 +168,51 @@ class RunDir:
     def save_record(self, rec: RuntimeRecord) -> None:
         """Write the runtime record (durably)."""
         rec.save(self.path)
+
+    # -- start intent --------------------------------------------------------------------------
+    @property
+    def qmp_socket(self) -> Path:
+        """QEMU's QMP socket in this directory."""
+        return self.path / "qmp.sock"
+
+    def write_start_intent(self, uuid: str) -> None:
+        """Record, before QEMU can run, that a start of the domain with ``uuid`` is under
+        way (durably: it must survive the command being killed)."""
+        from pyvirt.drivers.qemu import process  # lazy: only starts need it
+
+        stat = process.proc_stat(os.getpid())
+        intent = {
+            "uuid": uuid,
+            "qmp_socket": str(self.qmp_socket),
+            "pid": os.getpid(),
+            "starttime": stat[1] if stat else None,
+        }
+        atomic_write(self.path / START_INTENT, json.dumps(intent).encode(), 0o600)
+
+    def starter_alive(self) -> bool:
+        """Whether the command that wrote the start intent still runs (the start is under
+        way, not killed)."""
+        from pyvirt.drivers.qemu import process  # lazy
+
+        try:
+            data = json.loads((self.path / START_INTENT).read_bytes())
+            pid, starttime = int(data["pid"]), data.get("starttime")
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        return process.is_alive(pid, starttime if isinstance(starttime, int) else None)
+
+    def start_intent(self) -> str | None:
+        """The UUID of an unfinished start (an intent and no runtime record), or None."""
+        try:
+            data = json.loads((self.path / START_INTENT).read_bytes())
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except ValueError:
+            return ""  # unreadable (cannot be torn): a start, UUID unknown
+        if (self.path / runtime.RUNTIME_FILE).exists():
+            return None
+        uuid = data.get("uuid") if isinstance(data, dict) else None
+        return uuid if isinstance(uuid, str) else ""
 
     # -- hook data -----------------------------------------------------------------------------
     def hooks(self) -> HookData:

@@ -306,6 +306,21 @@ class _Watcher:
             return
         self.last_shutdown = None
 
+    async def catch_up(self, client: Any) -> None:
+        """Ask QEMU what happened before this watcher connected (a respawned watcher: the
+        previous one died): a guest that powered off meanwhile under ``-action
+        shutdown=pause`` sits in run state ``shutdown``; apply ``on_poweroff`` to it now."""
+        from qemu.qmp import QMPError
+
+        try:
+            status = await client.execute("query-status")
+        except QMPError as err:
+            log.warning("query-status failed: %s", err)
+            return
+        if isinstance(status, dict) and status.get("status") == "shutdown":
+            log.info("the guest powered off while no watcher ran")
+            await self.handle(client, {"event": "SHUTDOWN", "data": {"reason": "guest-shutdown"}})
+
     async def run(self) -> ExitInfo:
         """Watch until QEMU is gone; return the exit information."""
         import asyncio
@@ -323,6 +338,7 @@ class _Watcher:
                     await self.handle(client, event)
 
             consumer = asyncio.create_task(consume())
+            await self.catch_up(client)
             while client.runstate == Runstate.RUNNING:
                 await client.runstate_changed()
             consumer.cancel()

@@ -117,14 +117,14 @@ class DiskManager:
                 if not opts.force:
                     refuse_risks(f"domain '{name}'", [_risk(disk, mgr.paths)])
             if do_config:
-                cfg = mgr.definition(name, inactive=True)
+                cfg, revision = mgr.read_config(name)
                 self._check_target(name, cfg, disk, "definition")
                 cfg.devices.add(_copy(disk, drop_live=True))
                 require_valid(cfg)
             if do_live:
                 self._attach_live(name, disk)
             if do_config:
-                mgr.store.write(name, cfg.to_xml())
+                mgr.write_config(name, cfg, revision)
             return disk
 
     @staticmethod
@@ -226,7 +226,7 @@ class DiskManager:
                 name, live=live, config=config, current=current, persistent=persistent
             )
             do_live, do_config = scope.live, scope.config
-            cfg = mgr.definition(name, inactive=True) if do_config else None
+            cfg, revision = mgr.read_config(name) if do_config else (None, "")
             cfg_disk = find_disk(cfg, target) if cfg is not None else None
             if cfg is not None and cfg_disk is None:
                 raise NotFoundError(
@@ -237,7 +237,7 @@ class DiskManager:
                 self._detach_live(name, target, timeout)
             if cfg is not None and cfg_disk is not None:
                 cfg.devices.remove(cfg_disk)
-                mgr.store.write(name, cfg.to_xml())
+                mgr.write_config(name, cfg, revision)
 
     def _detach_live(self, name: str, target: str, timeout: float) -> None:
         mgr = self.domains

@@ -256,7 +256,7 @@ def update_device(
         if scope.live:
             _live(mgr, name, mgr.live_definition(name), new)
     if scope.config:
-        dom = mgr.definition(name, inactive=True)
+        dom, revision = mgr.read_config(name)
         _replace(dom, new)
-        _, warnings = mgr.define(dom.to_xml())
+        _, warnings = mgr.define(dom.to_xml(), expect_revision=revision)
         del warnings

@@ -12,6 +12,7 @@ Every file of the run directory that is read back is written through its owner,
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from pyvirt.service import hooks
 from pyvirt.service.domain import dac
 from pyvirt.service.domain.types import DomainStatus, Reason, State
 from pyvirt.state.atomic import atomic_write
+from pyvirt.state.domains import uuid_in
 from pyvirt.state.locks import file_lock
 from pyvirt.state.names import check_new_name
 
@@ -146,6 +148,7 @@ def _run(mgr: DomainManager, p: StartPlan, *, paused: bool, transient: bool) -> 
     run_dir = run.path
     log_dir = mgr.paths.domain_log_dir(name)
     run.create()
+    run.write_start_intent(p.uuid)  # before QEMU can run: a killed start is found again
     log_dir.mkdir(parents=True, exist_ok=True)
     for path, content in p.files.items():
         atomic_write(Path(path), content.encode(), mode=0o600, sync=False)
@@ -284,6 +287,7 @@ def start(mgr: DomainManager, name: str, *, paused: bool = False) -> DomainStatu
         xml = mgr.store.read_bytes(name)
         if xml is None:
             raise InvalidStateError(f"domain '{name}' is not defined")
+        _refuse_lost(mgr, name, uuid_in(xml) or "")
         key = plan.plan_key(xml, hooks=hooks.HOOK_MODULES)
         cached = plan.load(plan_path(mgr, name), key)
         if cached is None:
@@ -291,6 +295,20 @@ def start(mgr: DomainManager, name: str, *, paused: bool = False) -> DomainStatu
             if cacheable:
                 plan.save(plan_path(mgr, name), cached)
         return _run(mgr, cached, paused=paused, transient=False)
+
+
+def _refuse_lost(mgr: DomainManager, name: str, uuid: str) -> None:
+    """Never start a second QEMU of a domain whose first one runs untracked.
+
+    :raises InvalidStateError: a QEMU of ``name`` runs without a runtime record
+    """
+    lost = mgr.lost_qemus(name, uuid) if uuid else []
+    if lost:
+        raise InvalidStateError(
+            f"domain '{name}' has a QEMU (pid {lost[0]}) pyvirt lost track of (its run "
+            "directory is gone); not starting a second one",
+            hint=f"stop it with 'destroy {name}', then start again",
+        )
 
 
 def create(mgr: DomainManager, xml: str | bytes, *, paused: bool = False) -> DomainStatus:
@@ -305,6 +323,7 @@ def create(mgr: DomainManager, xml: str | bytes, *, paused: bool = False) -> Dom
         with mgr.locked(dom.name):
             if mgr.live_record(dom.name, cleanup=True) is not None:
                 raise InvalidStateError(f"domain '{dom.name}' is already running")
+            _refuse_lost(mgr, dom.name, dom.uuid)
             compiled, _ = _compile(mgr, dom, key="")
             transient = not mgr.store.exists(dom.name)
             return _run(mgr, compiled, paused=paused, transient=transient)
@@ -327,10 +346,34 @@ def destroy(mgr: DomainManager, ident: str, *, graceful: bool = False) -> None:
     with mgr.locked(name):
         rec = mgr.live_record(name, cleanup=True)
         if rec is None:
+            if _destroy_lost(mgr, name, graceful=graceful):
+                return
             raise InvalidStateError(f"domain '{name}' is not running")
         mgr.rundir(name).mark_destroying()
         process.terminate(rec.pid, rec.starttime, timeout=10.0 if graceful else 3.0)
         mgr.reap(name, rec)
+
+
+def _destroy_lost(mgr: DomainManager, name: str, *, graceful: bool) -> bool:
+    """Stop the QEMUs of ``name`` that run without a runtime record (caller holds the lock).
+
+    :returns: whether there were any
+    """
+    from pyvirt.drivers.qemu import process  # lazy
+
+    uuid = mgr.uuid_of(name) if mgr.store.exists(name) else None
+    found = process.find_by_cmdline(uuid, mgr.rundir(name).qmp_socket) if uuid else []
+    for f in found:
+        process.terminate(f.pid, f.starttime, timeout=10.0 if graceful else 3.0)
+    if found:
+        mgr.rundir(name).remove()
+        mgr.paths.domain_run_root.mkdir(parents=True, exist_ok=True)
+        atomic_write(
+            mgr.paths.domain_last_state(name),
+            json.dumps({"state": "shut off", "reason": "destroyed", "at": time.time()}).encode(),
+            sync=False,
+        )
+    return bool(found)
 
 
 def reboot(mgr: DomainManager, ident: str) -> None:

@@ -73,7 +73,29 @@ class DomainManager:
         """Hold the lock of the domain namespace (names and UUIDs): define, create, rename
         and undefine take it, so two domains never get one name or UUID."""
         with file_lock(self.paths.lock_dir / "domains.lock", what="the domain namespace"):
+            self._repair_namespace()
             yield
+
+    def _repair_namespace(self) -> None:
+        """Finish what a killed command left (caller holds the namespace lock): a logged
+        rename is rolled forward; an index from an older pyvirt is rebuilt once."""
+        if self.store.has_intent():
+            self.store.replay_intent()
+        if not self.store.index_complete():
+            self.store.rebuild_index()
+
+    def recover(self) -> None:
+        """Finish an interrupted namespace change now if one is pending (one stat when none
+        is) and the namespace lock is free; readers call it so they never see half a rename."""
+        if not self.store.has_intent():
+            return
+        try:
+            with file_lock(
+                self.paths.lock_dir / "domains.lock", timeout=0, what="the domain namespace"
+            ):
+                self._repair_namespace()
+        except OperationFailedError:
+            pass  # its holder replays it
 
     @contextmanager
     def locked(self, name: str, *, timeout: float = 30.0) -> Iterator[None]:
@@ -146,6 +168,7 @@ class DomainManager:
 
         :raises NotFoundError: if no domain matches
         """
+        self.recover()
         plain = ident and "/" not in ident and ident not in (".", "..")
         if plain and (self.store.exists(ident) or self.paths.domain_run_dir(ident).is_dir()):
             return ident
@@ -193,8 +216,11 @@ class DomainManager:
 
         rec = self.record(name)
         if rec is None:
+            self._finish_killed_start(name, locked=cleanup)
             return None
         if process.is_alive(rec.pid, rec.starttime):
+            if not self._reaper_alive(name):
+                self._respawn_reaper(name, locked=cleanup)
             return rec
         if cleanup:
             self.reap(name, rec)
@@ -209,6 +235,74 @@ class DomainManager:
             except OperationFailedError:
                 pass
         return None
+
+    def _finish_killed_start(self, name: str, *, locked: bool) -> None:
+        """Clean up after a start that was killed before it wrote the runtime record: kill the
+        QEMU it may have launched (found by its command line), undo the hooks' work, remove
+        the run directory. Without ``locked`` only if the domain lock is free right now (a
+        busy lock means the start is still under way)."""
+        run = self.rundir(name)
+        if run.start_intent() is None:
+            return
+        if not locked:
+            try:
+                with file_lock(
+                    self.paths.lock_dir / f"domain-{name}.lock", timeout=0, what=f"domain '{name}'"
+                ):
+                    self._finish_killed_start(name, locked=True)
+            except OperationFailedError:
+                pass
+            return
+        uuid = run.start_intent()
+        if uuid is None or run.starter_alive():  # under way (in this very process, maybe)
+            return
+        from pyvirt.drivers.qemu import process  # lazy
+
+        if uuid:
+            for _ in range(2):  # again: a QEMU parent killed midway may have forked its daemon
+                for found in process.find_by_cmdline(uuid, run.qmp_socket):
+                    process.kill(found.pid, found.starttime)
+        data = run.hooks()
+        if data.sections:
+            from pyvirt.service import hooks  # lazy
+
+            hooks.run_after_stop(self, name, data.sections)
+        run.remove()
+
+    def _respawn_reaper(self, name: str, *, locked: bool) -> None:
+        """Start a new reaper for a running domain whose reaper died (it was killed, or the
+        start was killed before spawning it): stop work, exit reasons and on_poweroff
+        policies need it. Without ``locked`` only if the domain lock is free right now."""
+        if not locked:
+            try:
+                with file_lock(
+                    self.paths.lock_dir / f"domain-{name}.lock", timeout=0, what=f"domain '{name}'"
+                ):
+                    self._respawn_reaper(name, locked=True)
+            except OperationFailedError:
+                pass
+            return
+        from pyvirt.drivers.qemu import process  # lazy
+        from pyvirt.service.domain import reaper_spawn  # lazy
+
+        rec = self.record(name)
+        if rec is None or self._reaper_alive(name) or not process.is_alive(rec.pid, rec.starttime):
+            return
+        if not process.cmdline_names(rec.pid, self.rundir(name).qmp_socket):
+            return  # not a QEMU of this run directory (a test's stand-in): nothing to watch
+        reaper_spawn.spawn(self.paths, name)
+
+    def lost_qemus(self, name: str, uuid: str) -> list[int]:
+        """Pids of live QEMUs of domain ``name`` (``uuid``) that no runtime record describes:
+        the run directory was removed while they ran. Start refuses to run a second one."""
+        from pyvirt.drivers.qemu import process  # lazy
+
+        rec = self.record(name)
+        return [
+            f.pid
+            for f in process.find_by_cmdline(uuid, self.rundir(name).qmp_socket)
+            if rec is None or f.pid != rec.pid
+        ]
 
     def _reaper_alive(self, name: str) -> bool:
         from pyvirt.drivers.qemu.runtime import read_watcher  # lazy
@@ -277,7 +371,7 @@ class DomainManager:
             return DomainStatus(
                 name, rec.uuid, rec.domain_id, state, reason, persistent, autostart, rec.pid
             )
-        uuid = (uuids or {}).get(name) or self._uuid_of(name)
+        uuid = (uuids or {}).get(name) or self.uuid_of(name)
         return DomainStatus(name, uuid, None, State.SHUTOFF, self._stop_reason(name), persistent,
                             autostart)  # fmt: skip
 
@@ -303,7 +397,7 @@ class DomainManager:
             f"'pyvirt undefine --force {name}'"
         )
 
-    def _uuid_of(self, name: str) -> str:
+    def uuid_of(self, name: str) -> str:
         """UUID of a persistent domain: its own definition, not a scan of the index."""
         xml = self.store.read_bytes(name)
         if xml is not None:
@@ -320,6 +414,7 @@ class DomainManager:
 
         :param uuids: also read each shut-off domain's UUID (one small file each)
         """
+        self.recover()
         try:
             run_entries = set(os.listdir(self.paths.domain_run_root))
         except FileNotFoundError:
@@ -347,7 +442,7 @@ class DomainManager:
             uuid = uuid_map.get(name, "")
             if uuids and not uuid:
                 try:
-                    uuid = self._uuid_of(name)
+                    uuid = self.uuid_of(name)
                 except PyvirtError as err:  # a corrupt definition without a UUID
                     out.append(self._broken_status(name, uuid_map, err))
                     continue
@@ -460,7 +555,7 @@ class DomainManager:
         if self.store.exists(dom.name) or self.paths.domain_run_dir(dom.name).is_dir():
             if not allow_same_name:
                 raise AlreadyExistsError(f"domain '{dom.name}' already exists")
-            existing_uuid = self._uuid_of(dom.name) if self.store.exists(dom.name) else None
+            existing_uuid = self.uuid_of(dom.name) if self.store.exists(dom.name) else None
             rec = self.live_record(dom.name, cleanup=False)
             if rec is not None:
                 existing_uuid = rec.uuid
@@ -470,10 +565,22 @@ class DomainManager:
                     hint="keep the existing <uuid> or choose another name",
                 )
 
-    def define(self, xml: str | bytes, *, force: bool = False) -> tuple[Domain, list[str]]:
+    def define(
+        self,
+        xml: str | bytes,
+        *,
+        force: bool = False,
+        expect_revision: str | bool | None = False,
+    ) -> tuple[Domain, list[str]]:
         """Define (or redefine) a persistent domain from XML; returns it and warnings.
 
+        Runs under the namespace lock and the domain's lock, so it never lands in the middle
+        of another command's read-modify-write of the definition.
+
         :param force: accept what the NUMA advisor refuses (more than 64 vCPUs)
+        :param expect_revision: the revision (:meth:`revision`) the caller based the XML on
+            (None: the domain must not be defined yet); False: no check
+        :raises InvalidStateError: the definition is no longer at ``expect_revision``
         """
         from pyvirt.model.domain import Domain  # lazy
         from pyvirt.service.tuning import advisor  # lazy
@@ -483,10 +590,12 @@ class DomainManager:
         advice = advisor.check_define(dom, force=force)  # raises for a refusal unless forced
         if not force:
             refuse_risks(f"domain '{dom.name}'", self.host_risks(dom))
-        with self.namespace():
+        with self.namespace(), self.locked(dom.name):
             self.check_unique(dom, allow_same_name=True)
+            if expect_revision is not False:
+                self.store.check_revision(dom.name, expect_revision)  # type: ignore[arg-type]
+            self.store.index_uuid(dom.name, dom.uuid)  # before the definition: never unindexed
             self.store.write(dom.name, dom.to_xml())
-            self.store.index_uuid(dom.name, dom.uuid)
         from pyvirt.service.domain.display import vnc_warnings  # lazy
 
         return dom, [*dom.warnings, *advice, *vnc_warnings(dom)]
@@ -572,12 +681,53 @@ class DomainManager:
                 raise AlreadyExistsError(f"domain '{new_name}' already exists")
             dom = self.definition(name, inactive=True)
             dom.name = new_name
-            autostart = self.store.autostart(name)
-            self.store.write(new_name, dom.to_xml())
-            self.store.index_uuid(new_name, dom.uuid)
-            self.store.delete(name)
-            self.store.set_autostart(new_name, autostart)
-            self.paths.domain_last_state(name).unlink(missing_ok=True)
+            with self.locked(new_name):
+                self.store.rename(name, new_name, dom.uuid, dom.to_xml())
+
+    # -- revisions and read-modify-write of definitions -----------------------------------
+    def revision(self, ident: str) -> str:
+        """The revision of the domain's persistent definition (a content hash, an ETag).
+
+        :raises InvalidStateError: it has no persistent definition
+        """
+        name = self.resolve(ident)
+        rev = self.store.revision(name)
+        if rev is None:
+            raise InvalidStateError(f"domain '{name}' is transient; it has no definition")
+        return rev
+
+    def read_config(self, name: str) -> tuple[Domain, str]:
+        """The persistent definition of ``name`` and the revision it was read at, for a
+        read-modify-write (caller holds the domain lock; write it with :meth:`write_config`).
+
+        :raises InvalidStateError: ``name`` is not defined
+        """
+        from pyvirt.model.domain import Domain  # lazy
+
+        got = self.store.read_revision(name)
+        if got is None:
+            raise InvalidStateError(f"domain '{name}' is not defined")
+        return Domain.from_xml(got[0]), got[1]
+
+    def write_config(self, name: str, dom: Domain, revision: str) -> str:
+        """Write back a definition read by :meth:`read_config` at ``revision``; refused if
+        it changed since (caller holds the domain lock). Returns the new revision.
+
+        :raises InvalidStateError: "domain 'X' changed underneath this command; retry"
+        """
+        return self.store.write(name, dom.to_xml(), expect_revision=revision)
+
+    @contextmanager
+    def edit_config(self, name: str) -> Iterator[Domain]:
+        """Read-modify-write ``name``'s definition under its lock, checked against the
+        revision read: ``with mgr.edit_config(name) as dom: dom.memory = ...``.
+
+        :raises InvalidStateError: not defined, or changed underneath
+        """
+        with self.locked(name):
+            dom, rev = self.read_config(name)
+            yield dom
+            self.write_config(name, dom, rev)
 
     def set_autostart(self, ident: str, enabled: bool) -> None:
         name = self.resolve(ident)

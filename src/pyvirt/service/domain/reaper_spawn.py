@@ -42,8 +42,18 @@ def spawn(paths: StatePaths, name: str) -> int:
 
     :returns: its pid
     """
-    from pyvirt.drivers.qemu import watch  # lazy
+    from pyvirt.drivers.qemu import process, runtime, watch  # lazy
+    from pyvirt.state.atomic import atomic_write  # lazy
 
-    return watch.spawn_watcher(
-        paths.domain_run_dir(name), module=REAPER_MODULE, extra_args=["--paths", paths_arg(paths)]
+    run_dir = paths.domain_run_dir(name)
+    pid = watch.spawn_watcher(
+        run_dir, module=REAPER_MODULE, extra_args=["--paths", paths_arg(paths)]
     )
+    # claim the watch at once (the reaper rewrites it when it runs): a command in between must
+    # not take the domain for unwatched and spawn a second reaper
+    stat = process.proc_stat(pid)
+    current = runtime.read_watcher(run_dir)
+    if stat is not None and (current is None or current.pid != pid):
+        body = json.dumps({"pid": pid, "starttime": stat[1], "connected": False}).encode()
+        atomic_write(run_dir / runtime.WATCHER_FILE, body, 0o600, sync=False)
+    return pid

@@ -80,14 +80,14 @@ def attach(
             )
     else:
         mac = macs.generate(all_macs(nets.paths))
-    pdom = None
+    pdom, revision = None, ""
     if config:
-        pdom = dm.definition(name, inactive=True)
+        pdom, revision = dm.read_config(name)
         pdom.devices.add(_new_iface(type, source, model, mac, target))
     if live:
         hotplug(dm, name, _new_iface(type, source, model, mac, target))
     if pdom is not None:
-        dm.define(pdom.to_xml())
+        dm.define(pdom.to_xml(), expect_revision=revision)
     return mac
 
 
@@ -122,12 +122,12 @@ def detach(
             )
         return found[0]
 
-    pdom = None
+    pdom, revision = None, ""
     if config:
-        pdom = dm.definition(name, inactive=True)
+        pdom, revision = dm.read_config(name)
         pdom.devices.remove(pick(pdom))
     if live:
         dom = dm.definition(name)
         unplug_live(dm, name, pick(dom))
     if pdom is not None:
-        dm.define(pdom.to_xml())
+        dm.define(pdom.to_xml(), expect_revision=revision)

@@ -66,17 +66,14 @@ def check_mac_free(paths: StatePaths, mac: str, network: str, *, owner: str) -> 
 
 def save_generated_macs(mgr: DomainManager, name: str, macs: dict[int, str]) -> None:
     """Write MACs generated at start into the persistent definition (libvirt does it at define)."""
-    xml = mgr.store.read(name)
-    if xml is None:
+    if not mgr.store.exists(name):
         return
-    from pyvirt.model.domain import Domain  # lazy
-
-    dom = Domain.from_xml(xml)
+    dom, revision = mgr.read_config(name)
     ifaces = dom.devices.interfaces
     for idx, mac in macs.items():
         if idx < len(ifaces) and ifaces[idx].mac is None:
             ifaces[idx].mac = mac
-    mgr.store.write(name, dom.to_xml())
+    mgr.write_config(name, dom, revision)
 
 
 def _source(iface: Interface) -> str:
@@ -206,9 +203,9 @@ def set_link(
             write_live(dm, name, dom)
             ident = iface.mac or interface  # the definition has no tap name
     if scope.config:
-        pdom = dm.definition(name, inactive=True)
+        pdom, revision = dm.read_config(name)
         _find(pdom, ident).link_state = state
-        dm.define(pdom.to_xml())
+        dm.define(pdom.to_xml(), expect_revision=revision)
 
 
 def wait_gone(check: Any, what: str, timeout: float = HOTPLUG_TIMEOUT) -> None:

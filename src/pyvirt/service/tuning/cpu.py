@@ -78,21 +78,19 @@ def edit(mgr: DomainManager, sc: Scope) -> Iterator[list[Domain]]:
 
     :raises InvalidStateError: ``live`` in scope but the domain is no longer running
     """
-    doms: list[tuple[Domain, Callable[[str], None]]] = []
+    doms: list[tuple[Domain, Callable[[Domain], object]]] = []
     if sc.live:
         if mgr.live_record(sc.name, cleanup=True) is None:
             raise InvalidStateError(f"domain '{sc.name}' is not running", hint="start it first")
-        doms.append((mgr.live_definition(sc.name), lambda x: mgr.rundir(sc.name).write_live_xml(x)))
+        doms.append((mgr.live_definition(sc.name), lambda d: mgr.save_live(sc.name, d)))
     if sc.config:
-        xml = mgr.store.read(sc.name)
-        if xml is None:
-            raise InvalidStateError(f"domain '{sc.name}' is not defined")
-        doms.append((Domain.from_xml(xml), lambda x: mgr.store.write(sc.name, x)))
+        cfg, revision = mgr.read_config(sc.name)  # checked against this revision at write
+        doms.append((cfg, lambda d: mgr.write_config(sc.name, d, revision)))
     yield [d for d, _ in doms]
     for dom, _ in doms:
         require_valid(dom)  # the one validator of define: never write what cannot be read
     for dom, write in doms:
-        write(dom.to_xml())
+        write(dom)
 
 
 def monitor(rec: RuntimeRecord) -> Monitor:
