@@ -10,6 +10,7 @@ real domain states too, because the rule must see them the way the verbs do.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import os
@@ -89,8 +90,13 @@ class Verb:
 
 
 def _disk_file(mgr: DomainManager, value: int) -> str:
-    path = mgr.paths.cache / f"disk{value}.img"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # beside the state root, not in it: pyvirt refuses its own state files as disks
+    root = mgr.paths.cache.parent
+    disks = root.with_name(root.name + "-disks")
+    if not disks.is_dir():
+        disks.mkdir()
+        atexit.register(shutil.rmtree, disks, True)
+    path = disks / f"disk{value}.img"
     with open(path, "wb") as f:
         f.truncate(1 << 20)
     return str(path)

@@ -145,16 +145,17 @@ class FileVolumes(PoolBackend):
                 elif req.prealloc_metadata:
                     prealloc = "metadata"
                 opts: dict[str, str | None] = {"compat": "1.1"} if req.format == "qcow2" else {}
-                qemu_img.create(
-                    str(path),
-                    req.format,
-                    req.capacity,
-                    backing=req.backing_path,
-                    backing_fmt=req.backing_format,
-                    preallocation=prealloc,
-                    options=opts,
-                )
-                os.chmod(path, req.mode if req.mode is not None else 0o600)
+                with _staged(path) as tmp:  # a killed create leaves nothing half-made or 0644
+                    qemu_img.create(
+                        str(tmp),
+                        req.format,
+                        req.capacity,
+                        backing=req.backing_path,
+                        backing_fmt=req.backing_format,
+                        preallocation=prealloc,
+                        options=opts,
+                    )
+                    os.chmod(tmp, req.mode if req.mode is not None else 0o600)
         return self._must(req.name)
 
     def create_volume_from(
@@ -165,18 +166,20 @@ class FileVolumes(PoolBackend):
         with _undo_on_error(path):
             if req.format == "raw" and source_info.format == "raw" and source.kind != "network":
                 _copy_file(source.path or source_info.path, path, source_info.capacity, thick)
+                os.chmod(path, req.mode if req.mode is not None else 0o600)
             else:
                 prealloc = "falloc" if thick else ("metadata" if req.prealloc_metadata else None)
-                qemu_img.convert(
-                    source.path or source_info.path,
-                    source_info.format,
-                    str(path),
-                    req.format,
-                    preallocation=prealloc if req.format in ("raw", "qcow2") else None,
-                )
-                if req.capacity > source_info.capacity:
-                    qemu_img.resize(str(path), req.format, req.capacity)
-            os.chmod(path, req.mode if req.mode is not None else 0o600)
+                with _staged(path) as tmp:  # a killed convert leaves nothing half-made or 0644
+                    qemu_img.convert(
+                        source.path or source_info.path,
+                        source_info.format,
+                        str(tmp),
+                        req.format,
+                        preallocation=prealloc if req.format in ("raw", "qcow2") else None,
+                    )
+                    if req.capacity > source_info.capacity:
+                        qemu_img.resize(str(tmp), req.format, req.capacity)
+                    os.chmod(tmp, req.mode if req.mode is not None else 0o600)
         return self._must(req.name)
 
     def _must(self, name: str) -> VolumeInfo:
