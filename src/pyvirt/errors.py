@@ -30,6 +30,8 @@ class PyvirtError(Exception):
 
     status: ClassVar[int] = 500
     exit_code: ClassVar[int] = 1
+    #: the stable ``code`` of the REST API's error body (``{"error", "hint", "code"}``)
+    code: ClassVar[str] = "failed"
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -43,17 +45,23 @@ class PyvirtError(Exception):
 class NotFoundError(PyvirtError):
     """The named object does not exist."""
 
+    code = "not_found"
+
     status = 404
 
 
 class AlreadyExistsError(PyvirtError):
     """An object with that name or UUID already exists."""
 
+    code = "already_exists"
+
     status = 409
 
 
 class InvalidStateError(PyvirtError):
     """The object is in a state where the operation is not possible."""
+
+    code = "invalid_state"
 
     status = 409
 
@@ -71,6 +79,8 @@ class Problem:
 
 class InvalidConfigError(PyvirtError):
     """Input (XML or arguments) is malformed or semantically invalid."""
+
+    code = "invalid_config"
 
     status = 400
 
@@ -90,11 +100,15 @@ class InvalidConfigError(PyvirtError):
 class UnsupportedError(PyvirtError):
     """The host, its kernel or the installed QEMU lacks a needed feature."""
 
+    code = "unsupported"
+
     status = 400
 
 
 class HostCommandError(PyvirtError):
     """An external command failed; keeps its argv, return code and the tail of stderr."""
+
+    code = "host_command"
 
     def __init__(
         self,
@@ -117,6 +131,22 @@ class HostCommandError(PyvirtError):
 class MonitorError(PyvirtError):
     """Talking to a QEMU monitor (QMP) failed."""
 
+    code = "monitor"
+
 
 class OperationFailedError(PyvirtError):
     """An operation was started but could not be completed."""
+
+    code = "operation_failed"
+
+
+def error_class(code: str) -> type[PyvirtError]:
+    """The error class whose :attr:`PyvirtError.code` is ``code`` (remote clients rebuild
+    the daemon's errors with it); unknown codes give :class:`PyvirtError`."""
+    for cls in (
+        NotFoundError, AlreadyExistsError, InvalidStateError, InvalidConfigError,
+        UnsupportedError, HostCommandError, MonitorError, OperationFailedError,
+    ):  # fmt: skip
+        if cls.code == code:
+            return cls
+    return PyvirtError

@@ -1,7 +1,8 @@
 """``open(uri)`` and :class:`Connection`, the root of the public API.
 
-Only the embedded driver exists: state lives on this host (:mod:`pyvirt.state.paths`) and no
-daemon is needed. The daemon issue adds remote URIs behind the same class.
+Embedded: state lives on this host (:mod:`pyvirt.state.paths`) and no daemon is needed.
+Remote (a pyvirtd over a unix socket, TLS or ssh): :mod:`pyvirt.api.remote`, behind the same
+classes.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from pyvirt.client.uri import resolve
 from pyvirt.service.connection import open_connection
 
 if TYPE_CHECKING:
@@ -76,8 +78,14 @@ class Connection:
 
 
 def open(uri: str | None = None) -> Connection:
-    """Open a connection (``None``: ``$PYVIRT_DEFAULT_URI``, then the embedded default).
+    """Open a connection (``None``: ``$PYVIRT_DEFAULT_URI``, then the local pyvirtd if one
+    answers, else embedded). The URIs are listed in :mod:`pyvirt.client.uri`.
 
     :raises InvalidConfigError: for a URI pyvirt does not know
     """
-    return Connection(open_connection(uri))
+    target = resolve(uri)
+    if target.remote:
+        from pyvirt.api.remote import open_remote  # lazy
+
+        return open_remote(target)
+    return Connection(open_connection(target.uri))

@@ -8,6 +8,7 @@ paths for other users)::
     RUN/qemu/NAME/                  runtime of a running domain: runtime.json, qmp.sock,
                                     events.sock, serial sockets, qemu.pid, exit.json
     RUN/qemu/NAME.last.json         why the domain last stopped (shutdown, destroyed, crashed)
+    RUN/pyvirtd.sock                pyvirtd's REST socket (0660); CONFIG/daemon/ its config
     RUN/locks/                      fcntl lock files: one per domain name, one for the namespace
     LOG/qemu/NAME/qemu.log          QEMU and watcher log, one per domain
     LOG/qemu/NAME/console.log       serial console output
@@ -56,6 +57,22 @@ class StatePaths:
         run = Path(runtime) / "pyvirt" if runtime else data / "run"
         cache = Path(os.environ.get("XDG_CACHE_HOME") or home / ".cache") / "pyvirt"
         return cls(data / "lib", run, data / "log", cache)
+
+    # the daemon ----------------------------------------------------------------
+    @property
+    def daemon_socket(self) -> Path:
+        """pyvirtd's REST socket (``pyvirt`` with the same state finds its daemon here)."""
+        return self.run / "pyvirtd.sock"
+
+    @property
+    def daemon_config_dir(self) -> Path:
+        """pyvirtd's own configuration: ``pyvirtd.toml``, API tokens, the TLS pair."""
+        return self.config / "daemon"
+
+    @property
+    def daemon_log_dir(self) -> Path:
+        """pyvirtd's logs: the daemon log and the audit log."""
+        return self.log / "daemon"
 
     # domains -----------------------------------------------------------------
     @property

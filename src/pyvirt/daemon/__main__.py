@@ -1,0 +1,5 @@
+"""``python -m pyvirt.daemon`` runs pyvirtd."""
+
+from pyvirt.daemon.main import main
+
+main()

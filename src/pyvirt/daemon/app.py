@@ -1,0 +1,107 @@
+"""The ASGI application: FastAPI, one router per feature module, one error shape.
+
+Every error is ``{"error": MESSAGE, "hint": HINT or null, "code": CODE}`` with the HTTP status
+of the :class:`~pyvirt.errors.PyvirtError` class (404 not found, 409 conflicts, 400 bad
+input ...); the messages are the CLI's. The OpenAPI document (``/openapi.json``) is generated
+from the routes and their pydantic models.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from pyvirt import __version__
+from pyvirt.daemon.context import Daemon
+from pyvirt.errors import PyvirtError
+
+__all__ = ["FEATURES", "create_app", "error_body"]
+
+log = logging.getLogger("pyvirtd")
+
+#: feature modules under pyvirt.daemon; each has ``router`` (an APIRouter) and may have
+#: ``setup(daemon)`` (registers start-up/shut-down work). One line per feature.
+FEATURES: tuple[str, ...] = ("routes.health",)
+
+
+def error_body(message: str, code: str, hint: str | None = None) -> dict[str, Any]:
+    """The one error shape of the REST API."""
+    return {"error": message, "hint": hint, "code": code}
+
+
+def create_app(daemon: Daemon) -> FastAPI:
+    """The application serving ``daemon``."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        import asyncio  # lazy
+
+        daemon.bus.bind(asyncio.get_running_loop())
+        for start in daemon.on_startup:
+            await start()
+        try:
+            yield
+        finally:
+            for stop in reversed(daemon.on_shutdown):
+                try:
+                    await stop()
+                except Exception:
+                    log.exception("shut-down step failed")
+
+    app = FastAPI(
+        title="pyvirtd",
+        version=__version__,
+        description="The REST API of pyvirt's per-host daemon.",
+        lifespan=lifespan,
+    )
+    app.state.daemon = daemon
+
+    @app.exception_handler(PyvirtError)
+    async def _pyvirt_error(_req: Request, err: PyvirtError) -> JSONResponse:
+        return JSONResponse(error_body(err.message, err.code, err.hint), status_code=err.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_req: Request, err: RequestValidationError) -> JSONResponse:
+        first = err.errors()[0] if err.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        what = str(first.get("msg", "invalid request")).lower()
+        message = f"invalid request: {where}: {what}" if where else f"invalid request: {what}"
+        return JSONResponse(
+            error_body(message, "invalid_request", "see /openapi.json for the request schema"),
+            status_code=422,
+        )
+
+    @app.exception_handler(HTTPException)
+    async def _http(_req: Request, err: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}.get(
+            err.status_code, "http_error"
+        )
+        return JSONResponse(
+            error_body(str(err.detail).lower(), code), status_code=err.status_code,
+            headers=getattr(err, "headers", None),
+        )  # fmt: skip
+
+    @app.exception_handler(Exception)
+    async def _internal(_req: Request, err: Exception) -> JSONResponse:
+        log.exception("internal error")
+        return JSONResponse(
+            error_body(f"internal error: {type(err).__name__}: {err}", "internal",
+                       "this is a bug in pyvirtd; the daemon log has the traceback"),
+            status_code=500,
+        )  # fmt: skip
+
+    for name in FEATURES:
+        mod = importlib.import_module(f"pyvirt.daemon.{name}")
+        setup = getattr(mod, "setup", None)
+        if setup is not None:
+            setup(daemon)
+        app.include_router(mod.router)
+    return app
