@@ -16,6 +16,7 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING
 
+from pyvirt.errors import InvalidConfigError
 from pyvirt.service.network.types import DhcpLease, NetworkInfo
 
 if TYPE_CHECKING:
@@ -23,6 +24,16 @@ if TYPE_CHECKING:
     from pyvirt.service.network.networks import NetworkManager
 
 __all__ = ["DhcpLease", "Network", "NetworkCollection", "NetworkInfo"]
+
+
+def _name_in(xml: str | bytes) -> str:
+    """The name a ``<network>`` XML document gives (parsed and validated).
+
+    :raises InvalidConfigError: invalid XML
+    """
+    from pyvirt.model.network import Network as Model  # lazy
+
+    return Model.from_xml(xml).name
 
 
 class NetworkCollection:
@@ -98,6 +109,31 @@ class Network:
         """``net-dumpxml``: the live XML while active, else (or with ``inactive``) the
         persistent definition."""
         return self._mgr.dumpxml(self._name, inactive=inactive)
+
+    def revision(self) -> str:
+        """The revision of the persistent definition (a content hash; an ETag): pass it to
+        :meth:`redefine` to refuse lost updates.
+
+        :raises InvalidStateError: the network is transient
+        """
+        return self._mgr.revision(self._name)
+
+    def redefine(self, xml: str | bytes, *, expect_revision: str | None = None) -> list[str]:
+        """Replace the definition with ``xml``, keeping the name; returns warnings.
+
+        :param expect_revision: the :meth:`revision` ``xml`` was based on; the change is
+            refused if the definition changed since (None: no check)
+        :raises InvalidConfigError: invalid XML, or XML that names another network
+        :raises InvalidStateError: the definition changed since ``expect_revision``
+        """
+        new_name = _name_in(xml)
+        if new_name != self._name:
+            raise InvalidConfigError(
+                f"the XML names network '{new_name}', not '{self._name}'",
+                hint="a redefinition keeps the network's name",
+            )
+        _, warnings = self._mgr.define_xml(xml, expect_revision=expect_revision)
+        return list(warnings)
 
     def start(self) -> None:
         """``net-start``: make the bridge, addresses, firewall rules and dnsmasq (root).

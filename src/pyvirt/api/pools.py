@@ -19,6 +19,7 @@ import builtins
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO
 
+from pyvirt.errors import InvalidConfigError
 from pyvirt.model.volume import new_volume
 from pyvirt.service.storage.pools import PoolStatus
 from pyvirt.storage.base import VolumeInfo
@@ -32,6 +33,16 @@ __all__ = ["Pool", "PoolCollection", "PoolStatus", "Progress", "Volume", "Volume
 
 #: progress callback of uploads and downloads: (bytes done, bytes total)
 Progress = Callable[[int, int], None]
+
+
+def _name_in(xml: str | bytes) -> str:
+    """The name a ``<pool>`` XML document gives (parsed and validated).
+
+    :raises InvalidConfigError: invalid XML
+    """
+    from pyvirt.model.pool import Pool as Model  # lazy
+
+    return Model.from_xml(xml).name
 
 
 class PoolCollection:
@@ -243,6 +254,31 @@ class Pool:
     def xml_desc(self, *, inactive: bool = False) -> str:
         """``pool-dumpxml``: the live XML with space figures, or the persistent one."""
         return self._mgr.dumpxml(self._name, inactive=inactive)
+
+    def revision(self) -> str:
+        """The revision of the persistent definition (a content hash; an ETag): pass it to
+        :meth:`redefine` to refuse lost updates.
+
+        :raises InvalidStateError: the pool is transient
+        """
+        return self._mgr.revision(self._name)
+
+    def redefine(self, xml: str | bytes, *, expect_revision: str | None = None) -> list[str]:
+        """Replace the definition with ``xml``, keeping the name; returns warnings.
+
+        :param expect_revision: the :meth:`revision` ``xml`` was based on; the change is
+            refused if the definition changed since (None: no check)
+        :raises InvalidConfigError: invalid XML, or XML that names another pool
+        :raises InvalidStateError: the definition changed since ``expect_revision``
+        """
+        new_name = _name_in(xml)
+        if new_name != self._name:
+            raise InvalidConfigError(
+                f"the XML names pool '{new_name}', not '{self._name}'",
+                hint="a redefinition keeps the pool's name",
+            )
+        _, warnings = self._mgr.define_xml(xml, expect_revision=expect_revision)
+        return list(warnings)
 
     def start(self, *, build: bool = False, overwrite: bool | None = None) -> None:
         """``pool-start`` (``build``: :meth:`build` first, with ``overwrite`` as there).

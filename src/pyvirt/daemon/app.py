@@ -29,7 +29,13 @@ log = logging.getLogger("pyvirtd")
 
 #: feature modules under pyvirt.daemon; each has ``router`` (an APIRouter) and may have
 #: ``setup(daemon)`` (registers start-up/shut-down work). One line per feature.
-FEATURES: tuple[str, ...] = ("routes.health",)
+FEATURES: tuple[str, ...] = (
+    "routes.health",
+    "routes.networks",
+    "routes.pools",
+    "routes.nodedevs",
+    "routes.host",
+)
 
 
 def error_body(message: str, code: str, hint: str | None = None) -> dict[str, Any]:
@@ -98,6 +104,9 @@ def create_app(daemon: Daemon) -> FastAPI:
             status_code=500,
         )  # fmt: skip
 
+    from pyvirt.daemon.limits import install  # lazy: body cap, file-system faults
+
+    install(app, daemon)
     for name in FEATURES:
         mod = importlib.import_module(f"pyvirt.daemon.{name}")
         setup = getattr(mod, "setup", None)

@@ -38,6 +38,7 @@ from pyvirt.state.atomic import atomic_write
 from pyvirt.state.locks import file_lock
 from pyvirt.state.names import check_new_name
 from pyvirt.state.paths import StatePaths
+from pyvirt.state.revisions import check_revision, revision_of
 
 # lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: backends, their registry,
 # dnsmasq, netlink, ``net-update`` code and the domain manager (for a network's users) load only
@@ -221,10 +222,32 @@ class NetworkManager:
         check_new_name(net.name, kind="network")
         return net
 
-    def define_xml(self, xml: str | bytes) -> tuple[Network, builtins.list[str]]:
-        """Define (or redefine) a persistent network; returns it and warnings."""
+    def revision(self, ident: str) -> str:
+        """The revision of the persistent definition (a content hash; an ETag).
+
+        :raises InvalidStateError: the network is transient
+        """
+        name = self.resolve(ident)
+        try:
+            data = self.paths.network_xml(name).read_bytes()
+        except FileNotFoundError:
+            raise InvalidStateError(f"network '{name}' is transient") from None
+        return revision_of(data)
+
+    def define_xml(
+        self, xml: str | bytes, *, expect_revision: str | None = None
+    ) -> tuple[Network, builtins.list[str]]:
+        """Define (or redefine) a persistent network; returns it and warnings.
+
+        :param expect_revision: refuse unless the stored definition is at this
+            :meth:`revision` (checked under the namespace lock)
+        """
         net = self._parse(xml)
         with self._namespace():
+            if expect_revision is not None:
+                check_revision(
+                    "network", net.name, self.paths.network_xml(net.name), expect_revision
+                )
             others = self._all()
             existing = others.get(net.name)
             if existing is not None and existing.uuid.lower() != net.uuid.lower():

@@ -35,6 +35,7 @@ from pyvirt.state.atomic import atomic_write
 from pyvirt.state.locks import file_lock
 from pyvirt.state.names import check_new_name
 from pyvirt.state.paths import StatePaths
+from pyvirt.state.revisions import check_revision, revision_of
 from pyvirt.storage.registry import backend_class
 
 if TYPE_CHECKING:
@@ -262,16 +263,35 @@ class PoolManager:
                 out.append((other.name, other.target_path))
         return out
 
-    def define_xml(self, xml: str | bytes) -> tuple[Pool, list[str]]:
+    def revision(self, ident: str) -> str:
+        """The revision of the persistent definition (a content hash; an ETag).
+
+        :raises InvalidStateError: the pool is transient
+        """
+        name = self.resolve(ident)
+        try:
+            data = self.paths.pool_xml(name).read_bytes()
+        except FileNotFoundError:
+            raise InvalidStateError(f"pool '{name}' is transient") from None
+        return revision_of(data)
+
+    def define_xml(
+        self, xml: str | bytes, *, expect_revision: str | None = None
+    ) -> tuple[Pool, list[str]]:
         """pool-define: store a persistent definition; returns it and its warnings.
 
+        :param expect_revision: refuse unless the stored definition is at this
+            :meth:`revision` (checked under the namespace lock)
         :raises InvalidConfigError: bad XML, unsupported type, missing source or target
         :raises AlreadyExistsError: name/UUID/target path already used by another pool
+        :raises InvalidStateError: the definition is no longer at ``expect_revision``
         """
         pool = Pool.from_xml(xml)
         check_new_name(pool.name, kind="pool")
         self._init()
         with self._namespace():
+            if expect_revision is not None:
+                check_revision("pool", pool.name, self.paths.pool_xml(pool.name), expect_revision)
             existing = self.config(pool.name) or self.live(pool.name)
             if existing is not None and "<uuid>" not in (
                 xml if isinstance(xml, str) else xml.decode(errors="replace")
