@@ -74,13 +74,17 @@ def list_pools(request: Request, all: bool = False, inactive: bool = False) -> l
 
 @router.post("", status_code=201, response_model=Created, openapi_extra=XML_BODY)
 def define_pool(
-    request: Request, xml: XmlBody, create: bool = False, build: bool = False
+    request: Request,
+    xml: XmlBody,
+    create: bool = False,
+    build: bool = False,
+    overwrite: bool | None = None,
 ) -> Created:
     """``pool-define`` (``create=true``: ``pool-create``, a transient pool, started; built
-    first with ``build=true``)."""
+    first with ``build=true``, ``overwrite`` as in ``pool-build``)."""
     pools = daemon_of(request).conn.pools
     if create:
-        pool = pools.create(xml, build=build)
+        pool = pools.create(xml, build=build, overwrite=overwrite)
         _event(request, pool, "Started")
         return Created(name=pool.name, uuid=pool.uuid, warnings=[])
     before = {p.name for p in pools.list(all=True)}
