@@ -22,10 +22,12 @@ from pyvirt.api.networks import DhcpLease, NetworkInfo
 from pyvirt.api.pools import PoolStatus, VolumeInfo
 
 __all__ = [
+    "ERRORS",
     "AutostartBody",
     "CellMemoryModel",
     "Created",
     "DhcpLeaseModel",
+    "ErrorBody",
     "MemStatsModel",
     "NetworkInfoModel",
     "NodeDeviceModel",
@@ -66,7 +68,22 @@ NodeInfoModel = model_of(NodeInfo)
 CellMemoryModel = model_of(CellMemory)
 
 
-class NodeDeviceModel(BaseModel):
+class ErrorBody(BaseModel):
+    """The one error shape: the CLI's message, a hint, a stable code."""
+
+    error: str
+    hint: str | None
+    code: str
+
+
+#: every route's documented error answers (FastAPI's own 422 shape is replaced by ours)
+ERRORS: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorBody, "description": "bad request, not found, conflict..."},
+    "5XX": {"model": ErrorBody, "description": "the operation failed on the host"},
+}
+
+
+class NodeDevice(BaseModel):
     """One host device (``nodedev-list --json``)."""
 
     name: str
@@ -79,13 +96,17 @@ class NodeDeviceModel(BaseModel):
     interface: str | None
 
 
-class MemStatsModel(BaseModel):
+class MemStats(BaseModel):
     """``nodememstats`` in KiB; figures the host does not report are left out."""
 
     total: int
     free: int
     buffers: int | None = None
     cached: int | None = None
+
+
+NodeDeviceModel = NodeDevice
+MemStatsModel = MemStats
 
 
 class Request(BaseModel):

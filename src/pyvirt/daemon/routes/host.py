@@ -8,12 +8,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from pyvirt.daemon.context import daemon_of
-from pyvirt.daemon.models import CellMemoryModel, MemStatsModel, NodeInfoModel, VersionsModel
+from pyvirt.daemon.models import (
+    ERRORS,
+    CellMemoryModel,
+    MemStatsModel,
+    NodeInfoModel,
+    VersionsModel,
+)
 from pyvirt.daemon.routes._common import XML_RESPONSE, xml_response
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1/host", tags=["host"])
+router = APIRouter(prefix="/api/v1/host", tags=["host"], responses=ERRORS)
 Cell = Annotated[int | None, Query(ge=0, le=4095)]
 
 

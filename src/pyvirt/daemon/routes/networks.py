@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pyvirt.api.networks import Network
 from pyvirt.daemon.context import daemon_of
 from pyvirt.daemon.models import (
+    ERRORS,
     AutostartBody,
     Created,
     DhcpLeaseModel,
@@ -34,7 +35,7 @@ from pyvirt.errors import InvalidStateError
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1/networks", tags=["networks"])
+router = APIRouter(prefix="/api/v1/networks", tags=["networks"], responses=ERRORS)
 EVENT = "network-lifecycle"
 XmlBody = Annotated[bytes, Depends(read_xml)]
 

@@ -7,12 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from pyvirt.daemon.context import daemon_of
-from pyvirt.daemon.models import NodeDeviceModel
+from pyvirt.daemon.models import ERRORS, NodeDeviceModel
 from pyvirt.daemon.routes._common import XML_RESPONSE, check_name, xml_response
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1/nodedevs", tags=["nodedevs"])
+router = APIRouter(prefix="/api/v1/nodedevs", tags=["nodedevs"], responses=ERRORS)
 
 
 @router.get("", response_model=list[NodeDeviceModel])

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pyvirt.api.pools import Pool, Volume
 from pyvirt.daemon.context import daemon_of
 from pyvirt.daemon.models import (
+    ERRORS,
     AutostartBody,
     Created,
     PoolBuildBody,
@@ -40,7 +41,7 @@ from pyvirt.errors import InvalidStateError
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1/pools", tags=["pools"])
+router = APIRouter(prefix="/api/v1/pools", tags=["pools"], responses=ERRORS)
 EVENT = "pool-lifecycle"
 XmlBody = Annotated[bytes, Depends(read_xml)]
 
