@@ -94,7 +94,11 @@ class RunningDaemon:
 
 @contextmanager
 def pyvirtd(
-    root: Path, *, netns: str | None = None, args: tuple[str, ...] = (), timeout: float = 30.0,
+    root: Path,
+    *,
+    netns: str | None = None,
+    args: tuple[str, ...] = (),
+    timeout: float = 30.0,
     env: dict[str, str] | None = None,
 ) -> Iterator[RunningDaemon]:
     """Run ``python -m pyvirt.daemon`` on ``root`` until the block ends."""

@@ -16,7 +16,7 @@ from pyvirt.api.remote.pools import RemotePoolCollection
 from pyvirt.errors import InvalidStateError, NotFoundError, UnsupportedError
 from pyvirt.state.paths import StatePaths
 from tests.integration.daemon_fixture import RunningDaemon, pyvirtd
-from tests.integration.daemon_fixture import daemon as daemon  # noqa: F401 (fixture)
+from tests.integration.daemon_fixture import daemon as daemon
 from tests.integration.nethelp import netns
 
 NET = """<network><name>{name}</name><forward mode='nat'/><bridge name='{br}'/>
