@@ -75,10 +75,9 @@ class RunningDaemon:
             hdrs.setdefault("Content-Type", "application/xml")
         conn = UnixHTTPConnection(self.sock, timeout=timeout)
         try:
-            try:
+            # refused before the whole body was sent (413): the answer is waiting anyway
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 conn.request(method, path, body=body, headers=hdrs)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # refused before the whole body was sent (413): the answer is waiting
             resp = conn.getresponse()
             return Raw(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
         finally:
