@@ -182,3 +182,70 @@ def test_bad_input_is_one_4xx_and_writes_nothing(daemon: RunningDaemon, tmp_path
         assert doc["error"] and "\n" not in doc["error"], doc
     assert state_files(daemon.root) == before
     assert daemon.proc.poll() is None
+
+
+def _fill(directory: Path) -> Path:
+    """Fill the file system holding ``directory``; returns the filler file."""
+    filler = directory / ".filler"
+    with filler.open("wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def _defs(config: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(config)): p.read_bytes() for p in sorted(config.rglob("*"))
+            if p.is_file() and p.name != ".filler"}  # fmt: skip
+
+
+def test_full_and_read_only_state_dir(state_root: Path, tmp_path: Path) -> None:
+    """The daemon's definitions live on a 1 MiB tmpfs: full, then read-only. Each write is
+    refused with one clear line, the stored definitions stay whole, no temporary file is
+    left, and the same requests work once there is room again."""
+    config = StatePaths.from_root(state_root).config
+    config.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,nr_inodes=200", "tmpfs", str(config)],
+                   check=True)  # fmt: skip
+    try:
+        with pyvirtd(state_root) as d:
+            pool = (f"<pool type='dir'><name>{{}}</name>"
+                    f"<target><path>{tmp_path}/{{}}</path></target></pool>")  # fmt: skip
+            net = "<network><name>{}</name><bridge name='pvdf{}'/></network>"
+            assert d.request("POST", "/api/v1/pools", pool.format("p1", "p1")).status == 201
+            assert d.request("POST", "/api/v1/networks", net.format("n1", 1)).status == 201
+            before = _defs(config)
+            filler = _fill(config)
+            writes = [
+                ("POST", "/api/v1/pools", pool.format("p2", "p2"), None),
+                ("PUT", "/api/v1/pools/p1/xml", pool.format("p1", "p1b"), None),
+                ("POST", "/api/v1/networks", net.format("n2", 2), None),
+            ]
+            for method, url, body, headers in writes:
+                r = d.request(method, url, body, headers)
+                doc = r.json()
+                assert r.status in (500, 507), (url, r.status, doc)
+                assert "disk is full" in doc["error"] or "no space" in doc["error"], doc
+                assert doc["code"] == "operation_failed" and "\n" not in doc["error"]
+                assert "bug" not in (doc["hint"] or "")
+            assert _defs(config) == before  # nothing torn, no temporary files left
+            filler.unlink()
+            subprocess.run(["mount", "-o", "remount,ro", str(config)], check=True)
+            # (a symlink fits in a full tmpfs, so autostart is only refused read-only)
+            writes.append(("PUT", "/api/v1/pools/p1/autostart", {"enabled": True}, None))
+            for method, url, body, headers in writes:
+                r = d.request(method, url, body, headers)
+                doc = r.json()
+                assert r.status == 503, (url, r.status, doc)
+                assert "read-only" in doc["error"] and "\n" not in doc["error"], doc
+            assert _defs(config) == before
+            assert d.request("GET", "/api/v1/pools/p1").status == 200  # reads still work
+            subprocess.run(["mount", "-o", "remount,rw", str(config)], check=True)
+            for method, url, body, headers in writes:
+                assert d.request(method, url, body, headers).status < 300, url
+            assert d.proc.poll() is None
+    finally:
+        subprocess.run(["umount", "-l", str(config)], check=False)
