@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 __all__ = ["DhcpLease", "Network", "NetworkCollection", "NetworkInfo"]
 
 
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: the network XML model
+# loads only for a redefinition.
+
+
 def _name_in(xml: str | bytes) -> str:
     """The name a ``<network>`` XML document gives (parsed and validated).
 

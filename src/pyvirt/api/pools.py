@@ -35,6 +35,10 @@ __all__ = ["Pool", "PoolCollection", "PoolStatus", "Progress", "Volume", "Volume
 Progress = Callable[[int, int], None]
 
 
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: the pool XML model
+# loads only for a redefinition.
+
+
 def _name_in(xml: str | bytes) -> str:
     """The name a ``<pool>`` XML document gives (parsed and validated).
 
