@@ -3,6 +3,7 @@ and clear errors when the state directory is full or read-only.
 
 A body larger than the cap is refused with 413 before it is read (by its ``Content-Length``)
 or as soon as the stream passes the cap (chunked bodies); nothing is handed to a handler.
+Volume uploads (``.../upload``) stream data and are not capped here.
 An ``OSError`` escaping a handler (``EROFS``, ``ENOSPC``, ``EACCES``) becomes one error line
 naming the file, never a 500 "bug" answer; the stores write atomically, so nothing is torn.
 """
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
     from pyvirt.daemon.context import Daemon
 
-__all__ = ["BodyLimit", "BodyTooLargeError", "install", "os_error_body"]
+__all__ = ["UNCAPPED_SUFFIXES", "BodyLimit", "BodyTooLargeError", "install", "os_error_body"]
 
 
 class BodyTooLargeError(PyvirtError, HTTPException):
@@ -48,15 +49,21 @@ def _too_large(limit: int) -> BodyTooLargeError:
     )
 
 
+#: request paths whose bodies are data streams, not documents: not capped here (the volume
+#: upload job bounds its stream by the volume's size)
+UNCAPPED_SUFFIXES = ("/upload",)
+
+
 class BodyLimit:
-    """ASGI middleware refusing request bodies over ``max_body`` bytes with 413."""
+    """ASGI middleware refusing request bodies over ``max_body`` bytes with 413 (except the
+    data streams of :data:`UNCAPPED_SUFFIXES`)."""
 
     def __init__(self, app: ASGIApp, max_body: int) -> None:
         self.app = app
         self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or str(scope.get("path", "")).endswith(UNCAPPED_SUFFIXES):
             await self.app(scope, receive, send)
             return
         length = dict(scope.get("headers") or ()).get(b"content-length")
