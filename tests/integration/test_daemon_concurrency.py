@@ -81,7 +81,8 @@ class Client(threading.Thread):
         return r.status
 
     def expect(self, verb: str, status: int, want: int, url: str) -> None:
-        if status != want:
+        """``want`` exactly, except that any 2xx does for a 204 (a verb may answer the state)."""
+        if status != want and not (want == 204 and 200 <= status < 300):
             self.problems.append(f"{self.name}: {verb} {url}: {status}, expected {want}")
 
     def claim(self, name: str) -> None:
@@ -158,6 +159,9 @@ def test_twenty_clients_at_once(daemon: RunningDaemon) -> None:
         owner = next(c for c in clients if name in c.won)
         assert listed[name]["uuid"] == owner.uuid
 
+    uuids = [s["uuid"] for s in listed.values()]
+    assert len(set(uuids)) == len(uuids), "two domains share a UUID"
+
     # list == model == definition files == QEMU processes
     expected = {n: s for c in clients for n, s in c.model.items() if s != "absent"}
     expected.update(dict.fromkeys(SHARED, "shutoff"))
@@ -178,8 +182,8 @@ def test_twenty_clients_at_once(daemon: RunningDaemon) -> None:
 
     # and everything can be torn down through the API
     for name in running:
-        assert daemon.request("POST", f"{D}/{name}/destroy", {"graceful": False}).status == 204
+        assert daemon.request("POST", f"{D}/{name}/destroy", {"graceful": False}).status < 300
     for name in expected:
-        assert daemon.request("DELETE", f"{D}/{name}").status == 204
+        assert daemon.request("DELETE", f"{D}/{name}").status < 300
     assert daemon.request("GET", f"{D}?all=true").json() == []
     assert qemu_guests(daemon.root) == set()
