@@ -193,6 +193,8 @@ class JobRegistry:
             job.state, job.result, job.finished = state, result, time.time()
             if state == "completed" and job.total:
                 job.done = job.total
+            spent = job.finished - job.started
+            job.rate = job.done / spent if spent > 0 else job.rate  # the average, once done
             self._threads.pop(job.id, None)
             self._prune()
             self._changed.notify_all()
