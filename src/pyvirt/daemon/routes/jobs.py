@@ -196,7 +196,9 @@ def clone_volume(request: Request, pool: str, vol: str, body: VolumeCloneBody) -
         pass
     else:
         raise AlreadyExistsError(f"storage volume '{body.name}' already exists in pool '{pool}'")
-    size = src.info().capacity
+    info = src.info()
+    size = info.capacity
+    bandwidth = body.bandwidth if info.format == "raw" else None
 
     def work(job: Job) -> Any:
         new = src.clone(
@@ -209,7 +211,7 @@ def clone_volume(request: Request, pool: str, vol: str, body: VolumeCloneBody) -
 
     reg = registry_of(daemon_of(request))
     job = reg.start("vol-clone", f"volume/{src.pool_name}/{src.name}", work,
-                    owner=owner_of(request), total=size, bandwidth=body.bandwidth)  # fmt: skip
+                    owner=owner_of(request), total=size, bandwidth=bandwidth)  # fmt: skip
     return _accepted(job)
 
 
