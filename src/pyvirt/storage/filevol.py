@@ -311,10 +311,11 @@ def _zero_file(
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     try:
         size = os.fstat(fd).st_size
-        zeros = bytes(stream.CHUNK)
-        for off in range(0, size, stream.CHUNK):
-            stream._pwrite_all(fd, zeros[: min(stream.CHUNK, size - off)], off)
-            checkpoint(progress, cancel, min(size, off + stream.CHUNK), size)
+        step = stream.CHUNK if progress is None and cancel is None else stream.WATCHED_CHUNK
+        zeros = bytes(step)
+        for off in range(0, size, step):
+            stream._pwrite_all(fd, zeros[: min(step, size - off)], off)
+            checkpoint(progress, cancel, min(size, off + step), size)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -17,6 +17,9 @@ from collections.abc import Iterator
 from pyvirt.progress import CancelToken, Progress, checkpoint
 
 CHUNK = 64 * 1024 * 1024
+#: the step of a watched copy (a progress callback or a cancel token): finer reports, and a
+#: cancel takes effect within one step
+WATCHED_CHUNK = 8 * 1024 * 1024
 _ZEROS = bytes(CHUNK)
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
@@ -72,12 +75,19 @@ def extents(fd: int, start: int, end: int) -> Iterator[tuple[int, int, bool]]:
 
 
 def _copy_data(
-    src: int, src_off: int, dst: int, dst_off: int, length: int, fast: bool, zero_holes: bool
+    src: int,
+    src_off: int,
+    dst: int,
+    dst_off: int,
+    length: int,
+    fast: bool,
+    zero_holes: bool,
+    step: int = CHUNK,
 ) -> Iterator[int]:
     """Copy one data run; yields bytes done per step. ``zero_holes``: skip zero chunks."""
     done = 0
     while done < length:
-        n = min(CHUNK, length - done)
+        n = min(step, length - done)
         if fast:
             try:
                 got = os.copy_file_range(src, dst, n, src_off + done, dst_off + done)
@@ -165,6 +175,7 @@ def copy(
                 run,
                 fast,
                 zero_holes=sparse and dst_reg,
+                step=CHUNK if progress is None and cancel is None else WATCHED_CHUNK,
             ):
                 done += step
                 checkpoint(progress, cancel, done, total)

@@ -45,7 +45,7 @@ def test_checkpoint_and_scaled() -> None:
 
 def test_stream_copy_stops_when_cancelled(tmp_path: Path) -> None:
     src, dst = tmp_path / "a", tmp_path / "b"
-    _filled(src, 4 * stream.CHUNK)
+    _filled(src, 4 * stream.WATCHED_CHUNK)
     tok = CancelToken()
     seen: list[int] = []
 
@@ -61,7 +61,7 @@ def test_stream_copy_stops_when_cancelled(tmp_path: Path) -> None:
     finally:
         os.close(sfd)
         os.close(dfd)
-    assert seen == [stream.CHUNK]
+    assert seen == [stream.WATCHED_CHUNK]
 
 
 def test_qemu_img_convert_is_killed_when_cancelled(tmp_path: Path) -> None:
@@ -99,8 +99,8 @@ def test_a_cancelled_volume_clone_leaves_nothing(
 
 
 def test_wipe_reports_progress_and_stops_when_cancelled(pool: pyvirt.api.pools.Pool) -> None:
-    vol = pool.create_volume("v", 4 * stream.CHUNK, format="raw")
-    _filled(Path(vol.path), 4 * stream.CHUNK)
+    vol = pool.create_volume("v", 4 * stream.WATCHED_CHUNK, format="raw")
+    _filled(Path(vol.path), 4 * stream.WATCHED_CHUNK)
     tok = CancelToken()
     seen: list[int] = []
 
@@ -111,10 +111,10 @@ def test_wipe_reports_progress_and_stops_when_cancelled(pool: pyvirt.api.pools.P
 
     with pytest.raises(CancelledError):
         vol.wipe(progress=progress, cancel=tok)
-    assert seen == [stream.CHUNK, 2 * stream.CHUNK]
+    assert seen == [stream.WATCHED_CHUNK, 2 * stream.WATCHED_CHUNK]
     with open(vol.path, "rb") as f:
-        f.seek(3 * stream.CHUNK)
+        f.seek(3 * stream.WATCHED_CHUNK)
         assert f.read(16) != bytes(16)  # the rest was not touched
     seen.clear()
     vol.wipe(progress=lambda d, t: seen.append(d))
-    assert seen[-1] == 4 * stream.CHUNK
+    assert seen[-1] == 4 * stream.WATCHED_CHUNK

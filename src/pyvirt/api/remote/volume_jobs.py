@@ -21,7 +21,7 @@ from urllib.parse import quote, urlencode
 
 from pyvirt.api.remote.jobs import JobInfo, Jobs, wait_for
 from pyvirt.client.transport import API, Client, Response
-from pyvirt.errors import OperationFailedError
+from pyvirt.errors import OperationFailedError, PyvirtError, error_class
 from pyvirt.progress import CancelToken, Progress
 
 if TYPE_CHECKING:
@@ -29,12 +29,24 @@ if TYPE_CHECKING:
 
 __all__ = ["DomainCloneMixin", "VolumeJobsMixin", "clone_body"]
 
+# lazy: function-local imports marked ``# lazy`` load what only one verb needs.
+
 CHUNK = 1 << 20
 
 
 def _http(client: Client) -> http.client.HTTPConnection:
     """The client's HTTP connection, for bodies streamed in or out (not read whole)."""
-    return client._conn
+    return client.connection
+
+
+def _error(resp: Response) -> PyvirtError:
+    """The daemon's error answer as the matching :class:`~pyvirt.errors.PyvirtError`."""
+    try:
+        doc = resp.json()
+        return error_class(str(doc.get("code", "")))(str(doc["error"]), hint=doc.get("hint"))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        text = resp.body.decode(errors="replace").strip()[:200]
+        return OperationFailedError(f"pyvirtd answered {resp.status}: {text}")
 
 
 def _started(client: Client, method: str, path: str, payload: dict[str, Any]) -> JobInfo:
@@ -117,9 +129,9 @@ class VolumeJobsMixin:
             self._client.close()  # the daemon sees the connection drop and cancels its job
             raise
         if resp.status >= 400:
-            raise Client._error(resp)
+            raise _error(resp)
         info = JobInfo.from_json(resp.json()["job"])
-        return int((info.result or {}).get("bytes", info.done))
+        return int((info.result or {}).get("transferred", info.done))
 
     def download(
         self,
@@ -148,7 +160,7 @@ class VolumeJobsMixin:
             raw = conn.getresponse()
             if raw.status >= 400:
                 data = raw.read()
-                raise Client._error(Response(raw.status, _lower(raw.getheaders()), data))
+                raise _error(Response(raw.status, _lower(raw.getheaders()), data))
             job_id = raw.getheader("x-pyvirt-job", "")
             total = int(raw.getheader("content-length", "0") or 0)
             zeros = bytes(CHUNK)

@@ -263,7 +263,7 @@ async def upload_volume(
         with src:
             done = dst.upload(src, offset=offset, length=length, sparse=sparse,
                               progress=job.report, cancel=job.token)  # fmt: skip
-        return {"bytes": done}
+        return {"transferred": done}
 
     reg = registry_of(daemon_of(request))
     job = reg.start("vol-upload", f"volume/{dst.pool_name}/{dst.name}", work,
@@ -316,7 +316,7 @@ async def download_volume(
         with dst:
             done = src.download(dst, offset=offset, length=count, progress=job.report,
                                 cancel=job.token)  # fmt: skip
-        return {"bytes": done}
+        return {"transferred": done}
 
     reg = registry_of(daemon_of(request))
     job = reg.start("vol-download", f"volume/{src.pool_name}/{src.name}", work,
