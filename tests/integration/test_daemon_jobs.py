@@ -96,6 +96,15 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pyvirt, Da
     with open(target / "big", "r+b") as f:  # real data, every block allocated
         for i in range(BIG // MIB):
             f.write(block[:-4] + i.to_bytes(4, "big"))
+    xml = root / "d1.xml"
+    xml.write_text(
+        "<domain type='qemu'><name>d1</name><memory unit='MiB'>64</memory>"
+        "<os><type arch='x86_64' machine='pc'>hvm</type></os><devices>"
+        f"<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+        f"<source file='{target / 'big'}'/><target dev='vda' bus='virtio'/></disk>"
+        "</devices></domain>"
+    )
+    pv("define", str(xml))
     daemon = Daemon(pv)
     try:
         yield pv, daemon, target
@@ -278,6 +287,24 @@ def test_a_wipe_job_completes(setup: tuple[Pyvirt, Daemon, Path]) -> None:
     info = Jobs(daemon.client()).get(bad["job"]["id"], wait=10)
     assert info.state == "failed" and info.error is not None
     assert info.error["code"] == "unsupported" and "nsa" in info.error["error"]
+
+
+def test_a_domain_clone_job(setup: tuple[Pyvirt, Daemon, Path]) -> None:
+    pv, daemon, target = setup
+    dst = pv.root / "d2.img"
+    doc = daemon.client().json("POST", "/api/v1/domains/d1/clone",
+                               {"name": "d2", "files": [str(dst)]})  # fmt: skip
+    job = JobInfo.from_json(doc["job"])
+    assert job.kind == "domain-clone" and job.object == "domain/d1"
+    done = Jobs(daemon.client()).wait(job.id)
+    assert done.result["name"] == "d2" and done.done == done.total == BIG
+    assert sha256(dst) == sha256(target / "big")
+    assert "d2" in embedded(pv, "list", "--all").out
+    assert pv("domjobinfo", "d1").out.strip() == "Job type:         None"
+    res = pv("domjobabort", "d1", check=False)
+    assert res.rc == 1 and "no job is active on domain 'd1'" in res.err
+    embedded(pv, "undefine", "d2")
+    dst.unlink()
 
 
 def test_job_commands_without_a_daemon(pyvirt: Pyvirt) -> None:

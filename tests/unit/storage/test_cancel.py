@@ -118,3 +118,28 @@ def test_wipe_reports_progress_and_stops_when_cancelled(pool: pyvirt.api.pools.P
     seen.clear()
     vol.wipe(progress=lambda d, t: seen.append(d))
     assert seen[-1] == 4 * stream.WATCHED_CHUNK
+
+
+def test_a_cancelled_domain_clone_leaves_nothing(tmp_path: Path) -> None:
+    from pyvirt.api.install import CloneRequest
+
+    conn = pyvirt.api.open(f"pyvirt:///embed?root={tmp_path / 's'}")
+    disk = tmp_path / "d1.img"
+    _filled(disk, 16 * MIB)
+    conn.domains.define(
+        "<domain type='qemu'><name>d1</name><memory unit='MiB'>64</memory>"
+        "<os><type arch='x86_64' machine='pc'>hvm</type></os><devices>"
+        f"<disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='{disk}'/>"
+        "<target dev='vda' bus='virtio'/></disk></devices></domain>"
+    )
+    req = CloneRequest(original="d1", name="d2", files=[str(tmp_path / "d2.img")])
+    tok = CancelToken()
+    tok.cancel()
+    with pytest.raises(CancelledError):
+        conn.domains.prepare_clone(req).run(cancel=tok)
+    assert not (tmp_path / "d2.img").exists()
+    assert [d.name for d in conn.domains.list()] == ["d1"]
+    seen: list[tuple[int, int]] = []
+    dom = conn.domains.prepare_clone(req).run(progress=lambda d, t: seen.append((d, t)))
+    assert dom.name == "d2" and (tmp_path / "d2.img").read_bytes() == disk.read_bytes()
+    assert seen[-1] == (16 * MIB, 16 * MIB)
