@@ -181,14 +181,18 @@ class VolumeJobsMixin:
             if seekable:
                 dst.truncate()
             dst.flush()
-        except BaseException as err:
+        except (http.client.HTTPException, ConnectionError) as err:  # the body broke off
+            self._client.close()
+            if job_id:  # cancelled or failed on the daemon's side: say so
+                Jobs(self._client).get(job_id, wait=5.0).raise_for_state()
+            raise OperationFailedError(f"lost the connection to pyvirtd: {err}") from None
+        except BaseException:  # Ctrl-C, a cancel token, a full disk here: stop the job
             self._client.close()
             if job_id:
                 _cancel_and_wait(self._client, job_id)
-            if isinstance(err, http.client.HTTPException):
-                raise OperationFailedError(f"lost the connection to pyvirtd: {err}") from None
             raise
         if done < total:  # the body ended early: the job was cancelled or failed
+            self._client.close()  # the daemon closed its end
             Jobs(self._client).get(job_id, wait=5.0).raise_for_state()
             raise OperationFailedError(f"download ended after {done} of {total} bytes")
         return done

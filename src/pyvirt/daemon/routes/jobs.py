@@ -26,6 +26,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 import pyvirt.api.pools
 from pyvirt.daemon.context import Daemon, daemon_of
@@ -276,7 +277,9 @@ async def upload_volume(
                     await run_in_threadpool(_write_all, w, chunk)
                 except OSError:  # the job stopped reading (its state says why): drain the rest
                     writing = False
-    except BaseException:  # the client went away: nothing more will come
+    except ClientDisconnect:  # the client went away (Ctrl-C): nothing more will come
+        job.token.cancel()
+    except BaseException:
         job.token.cancel()
         raise
     finally:
