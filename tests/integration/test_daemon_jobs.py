@@ -26,9 +26,9 @@ from pyvirt.progress import CancelledError, CancelToken
 from tests.conftest import Pyvirt
 
 MIB = 1 << 20
-BIG = 256 * MIB
-#: clones of BIG run at this rate in the cancel tests (about 8 s)
-SLOW = 32 * MIB
+BIG = 128 * MIB
+#: clones of BIG run at this rate in the cancel tests (about 16 s; they are cancelled long before)
+SLOW = 8 * MIB
 
 
 class RemoteVolume(VolumeJobsMixin):
@@ -164,7 +164,7 @@ def test_a_cancelled_clone_leaves_nothing(setup: tuple[Pyvirt, Daemon, Path]) ->
     jobs = Jobs(client)
     seen = []
     for _ in range(3):
-        time.sleep(0.6)
+        time.sleep(0.7)
         seen.append(jobs.get(job.id).done)
     assert 0 < seen[0] < seen[1] < seen[2] < BIG, seen
     assert any(name.startswith(".half.") for name in os.listdir(target))  # being copied
@@ -209,7 +209,7 @@ def test_a_token_cancels_a_remote_clone(setup: tuple[Pyvirt, Daemon, Path]) -> N
 
     def progress(done: int, total: int) -> None:
         seen.append(done)
-        if done > 32 * MIB:
+        if done > 8 * MIB:
             token.cancel()
 
     doc = daemon.client().json(
@@ -274,6 +274,25 @@ def test_upload_download_round_trip(setup: tuple[Pyvirt, Daemon, Path], tmp_path
     assert sha256(whole) == sha256(target / "data")
     kinds = [(j.kind, j.state) for j in Jobs(daemon.client()).list()]
     assert ("vol-upload", "completed") in kinds and ("vol-download", "completed") in kinds
+
+
+def test_a_cancelled_download_ends_early(
+    setup: tuple[Pyvirt, Daemon, Path], tmp_path: Path
+) -> None:
+    _, daemon, _ = setup
+    jobs = Jobs(daemon.client())
+    cancelled: list[str] = []
+
+    def slow_reader(done: int, total: int) -> None:
+        time.sleep(0.01)  # the daemon's copy waits on the full pipe meanwhile
+        if done >= 8 * MIB and not cancelled:
+            running = [j for j in jobs.list(all=False) if j.kind == "vol-download"]
+            cancelled.append(jobs.cancel(running[0].id).id)
+
+    with open(tmp_path / "part", "wb") as f, pytest.raises(CancelledError):
+        RemoteVolume(daemon.client(), "p1", "big").download(f, progress=slow_reader)
+    assert jobs.get(cancelled[0]).state == "cancelled"
+    assert 8 * MIB <= (tmp_path / "part").stat().st_size < BIG
 
 
 def test_a_wipe_job_completes(setup: tuple[Pyvirt, Daemon, Path]) -> None:

@@ -19,7 +19,7 @@ from pyvirt.progress import CancelToken, Progress, checkpoint
 CHUNK = 64 * 1024 * 1024
 #: the step of a watched copy (a progress callback or a cancel token): finer reports, and a
 #: cancel takes effect within one step
-WATCHED_CHUNK = 8 * 1024 * 1024
+WATCHED_CHUNK = 4 * 1024 * 1024
 _ZEROS = bytes(CHUNK)
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02

@@ -75,3 +75,13 @@ def test_upload_then_download(http: TestClient) -> None:
     assert r.headers["x-pyvirt-job"]
     r = http.get("/api/v1/pools/p1/volumes/v/content", params={"offset": 5 * MIB})
     assert r.status_code == 400 and "beyond the end" in r.json()["error"]
+
+
+def test_the_job_routes_are_in_the_openapi_document(http: TestClient) -> None:
+    doc = http.get("/openapi.json").json()
+    paths = doc["paths"]
+    assert set(paths["/api/v1/jobs/{job_id}"]) == {"get", "delete"}
+    assert "post" in paths["/api/v1/pools/{pool}/volumes/{vol}/clone"]
+    assert set(paths["/api/v1/pools/{pool}/volumes/{vol}/content"]) == {"get", "put"}
+    assert "post" in paths["/api/v1/domains/{name}/clone"]
+    assert set(paths["/api/v1/domains/{name}/job"]) == {"get", "delete"}
