@@ -22,6 +22,7 @@ from pyvirt.api.domain import Domain
 
 if TYPE_CHECKING:
     from pyvirt.install.spec import CheckSpec, InstallSpec
+    from pyvirt.progress import CancelToken, Progress
     from pyvirt.service.connection import Connection as ServiceConnection
     from pyvirt.service.install.clone import CloneManager, ClonePlan, CloneRequest
     from pyvirt.service.install.manager import InstallManager, InstallPlan, InstallResult
@@ -196,7 +197,11 @@ class CloneJob:
         """The disks to produce, in order."""
         return [DiskCopyPlan(c.target, c.src, c.dst, c.format, c.mode) for c in self._plan.copies]
 
-    def run(self) -> Domain:
-        """Copy (or link) the disks and define the clone; undo everything on failure."""
-        dom = self._manager.run(self._plan, nonsparse=self._nonsparse)
+    def run(self, *, progress: Progress | None = None, cancel: CancelToken | None = None) -> Domain:
+        """Copy (or link) the disks and define the clone; undo everything on failure or when
+        ``cancel`` is set (:class:`~pyvirt.progress.CancelledError`). ``progress`` hears
+        (bytes copied, bytes to copy)."""
+        dom = self._manager.run(
+            self._plan, nonsparse=self._nonsparse, progress=progress, cancel=cancel
+        )
         return Domain(self._service, dom.name)

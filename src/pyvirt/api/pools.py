@@ -16,11 +16,11 @@ each verb reads the current state. Sizes are bytes. Results are
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO
 
 from pyvirt.errors import InvalidConfigError
 from pyvirt.model.volume import new_volume
+from pyvirt.progress import CancelledError, CancelToken, Progress
 from pyvirt.service.storage.pools import PoolStatus
 from pyvirt.storage.base import VolumeInfo
 
@@ -29,10 +29,16 @@ if TYPE_CHECKING:
     from pyvirt.service.storage.pools import PoolManager
     from pyvirt.service.storage.volumes import VolumeManager
 
-__all__ = ["Pool", "PoolCollection", "PoolStatus", "Progress", "Volume", "VolumeInfo"]
-
-#: progress callback of uploads and downloads: (bytes done, bytes total)
-Progress = Callable[[int, int], None]
+__all__ = [
+    "CancelToken",
+    "CancelledError",
+    "Pool",
+    "PoolCollection",
+    "PoolStatus",
+    "Progress",
+    "Volume",
+    "VolumeInfo",
+]
 
 
 # lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: the pool XML model
@@ -458,9 +464,18 @@ class Volume:
         """
         self._vols.delete(self.name, self._pool)
 
-    def wipe(self, *, algorithm: str = "zero") -> None:
-        """``vol-wipe``: overwrite the data and verify it."""
-        self._vols.wipe(self.name, pool=self._pool, algorithm=algorithm)
+    def wipe(
+        self,
+        *,
+        algorithm: str = "zero",
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
+    ) -> None:
+        """``vol-wipe``: overwrite the data and verify it (``progress`` in bytes; a ``cancel``
+        stops part way with :class:`CancelledError`)."""
+        self._vols.wipe(
+            self.name, pool=self._pool, algorithm=algorithm, progress=progress, cancel=cancel
+        )
 
     def resize(
         self, capacity: int, *, delta: bool = False, allocate: bool = False, shrink: bool = False
@@ -476,10 +491,26 @@ class Volume:
         )
         return self._seen
 
-    def clone(self, new_name: str, *, prealloc_metadata: bool = False) -> Volume:
-        """``vol-clone``: a full copy in the same pool and format (backing chains flattened)."""
+    def clone(
+        self,
+        new_name: str,
+        *,
+        prealloc_metadata: bool = False,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Volume:
+        """``vol-clone``: a full copy in the same pool and format (backing chains flattened).
+
+        ``progress`` hears (bytes copied, bytes total); when ``cancel`` is set the copy stops,
+        the half-made volume is removed and :class:`CancelledError` raised.
+        """
         info = self._vols.clone(
-            self.name, new_name, pool=self._pool, prealloc_metadata=prealloc_metadata
+            self.name,
+            new_name,
+            pool=self._pool,
+            prealloc_metadata=prealloc_metadata,
+            progress=progress,
+            cancel=cancel,
         )
         return Volume(self._service, self._pool, info)
 
@@ -491,8 +522,10 @@ class Volume:
         length: int | None = None,
         sparse: bool = False,
         progress: Progress | None = None,
+        cancel: CancelToken | None = None,
     ) -> int:
-        """``vol-upload``: write ``src`` into the volume at ``offset``; returns bytes written.
+        """``vol-upload``: write ``src`` into the volume at ``offset``; returns bytes written
+        (a ``cancel`` stops it part way: the bytes written so far stay).
 
         :raises InvalidConfigError: the data does not fit
         :raises InvalidStateError: a running domain uses the volume
@@ -505,6 +538,7 @@ class Volume:
             length=length,
             sparse=sparse,
             progress=progress,
+            cancel=cancel,
         )
 
     def download(
@@ -515,6 +549,7 @@ class Volume:
         length: int | None = None,
         sparse: bool = False,
         progress: Progress | None = None,
+        cancel: CancelToken | None = None,
     ) -> int:
         """``vol-download``: copy the volume's bytes from ``offset`` into ``dst``; returns
         bytes copied."""
@@ -526,4 +561,5 @@ class Volume:
             length=length,
             sparse=sparse,
             progress=progress,
+            cancel=cancel,
         )

@@ -76,6 +76,8 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
         "guestinfo", "domfsinfo", "set-user-password", "domfsfreeze", "domfsthaw", "domtime",
         "qemu-agent-command",
     ),
+    # daemon jobs (issue 11)
+    "job": ("job-list", "job-info", "job-cancel", "domjobinfo", "domjobabort"),
 }
 # fmt: on
 COMMANDS: dict[str, str] = {}

@@ -127,6 +127,12 @@ class Client:
         """Close the connection."""
         self._conn.close()
 
+    @property
+    def connection(self) -> http.client.HTTPConnection:
+        """The HTTP connection itself, for bodies streamed instead of held in memory (volume
+        uploads and downloads); :meth:`close` resets it after an interrupted exchange."""
+        return self._conn
+
     @staticmethod
     def _error(resp: Response) -> PyvirtError:
         try:

@@ -35,6 +35,7 @@ FEATURES: tuple[str, ...] = (
     "routes.pools",
     "routes.nodedevs",
     "routes.host",
+    "routes.jobs",
 )
 
 

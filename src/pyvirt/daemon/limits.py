@@ -3,7 +3,7 @@ and clear errors when the state directory is full or read-only.
 
 A body larger than the cap is refused with 413 before it is read (by its ``Content-Length``)
 or as soon as the stream passes the cap (chunked bodies); nothing is handed to a handler.
-Volume uploads (``.../upload``) stream data and are not capped here.
+Volume uploads (``PUT .../content``) stream data and are not capped here.
 An ``OSError`` escaping a handler (``EROFS``, ``ENOSPC``, ``EACCES``) becomes one error line
 naming the file, never a 500 "bug" answer; the stores write atomically, so nothing is torn.
 """
@@ -51,7 +51,7 @@ def _too_large(limit: int) -> BodyTooLargeError:
 
 #: request paths whose bodies are data streams, not documents: not capped here (the volume
 #: upload job bounds its stream by the volume's size)
-UNCAPPED_SUFFIXES = ("/upload",)
+UNCAPPED_SUFFIXES = ("/content",)
 
 
 class BodyLimit:

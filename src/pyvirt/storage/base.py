@@ -23,6 +23,7 @@ from pyvirt.errors import UnsupportedError
 if TYPE_CHECKING:
     from pyvirt.model.pool import Pool
     from pyvirt.model.volume import Volume
+    from pyvirt.progress import CancelToken, Progress
 
 DiskKind = Literal["file", "block", "network"]
 VolumeType = Literal["file", "block", "dir", "network", "netdir"]
@@ -135,7 +136,8 @@ class CreateRequest:
 
     ``allocation`` is None for the backend's default (thin where possible);
     ``backing_path``/``backing_format`` are set for linked clones (qcow2 only);
-    ``prealloc_metadata`` is qcow2's ``preallocation=metadata``.
+    ``prealloc_metadata`` is qcow2's ``preallocation=metadata``; ``progress`` and ``cancel``
+    watch a copy (:meth:`PoolBackend.create_volume_from`): a cancelled copy leaves nothing.
     """
 
     name: str
@@ -147,6 +149,8 @@ class CreateRequest:
     prealloc_metadata: bool = False
     mode: int | None = None
     spec: Volume | None = None
+    progress: Progress | None = None
+    cancel: CancelToken | None = None
 
 
 class PoolBackend(ABC):
@@ -235,8 +239,16 @@ class PoolBackend(ABC):
         the new space."""
         raise UnsupportedError(f"pool type '{self.type}' cannot resize volumes")
 
-    def wipe_volume(self, vol: VolumeInfo, algorithm: str) -> None:
-        """Overwrite the volume's data (``zero`` at least) and verify it."""
+    def wipe_volume(
+        self,
+        vol: VolumeInfo,
+        algorithm: str,
+        *,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
+    ) -> None:
+        """Overwrite the volume's data (``zero`` at least) and verify it (``progress`` and
+        ``cancel`` as in :mod:`pyvirt.progress`; a cancelled wipe stops part way)."""
         raise UnsupportedError(f"pool type '{self.type}' cannot wipe volumes")
 
     def open_volume(self, vol: VolumeInfo, *, write: bool) -> int:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pyvirt.errors import InvalidConfigError, OperationFailedError, UnsupportedError
+from pyvirt.progress import CancelToken, Progress, checkpoint, scaled
 from pyvirt.storage import qemu_img, stream
 from pyvirt.storage.base import (
     CreateRequest,
@@ -165,7 +166,14 @@ class FileVolumes(PoolBackend):
         thick = req.allocation is not None and req.allocation >= req.capacity
         with _undo_on_error(path):
             if req.format == "raw" and source_info.format == "raw" and source.kind != "network":
-                _copy_file(source.path or source_info.path, path, source_info.capacity, thick)
+                _copy_file(
+                    source.path or source_info.path,
+                    path,
+                    source_info.capacity,
+                    thick,
+                    progress=req.progress,
+                    cancel=req.cancel,
+                )
                 os.chmod(path, req.mode if req.mode is not None else 0o600)
             else:
                 prealloc = "falloc" if thick else ("metadata" if req.prealloc_metadata else None)
@@ -176,6 +184,8 @@ class FileVolumes(PoolBackend):
                         str(tmp),
                         req.format,
                         preallocation=prealloc if req.format in ("raw", "qcow2") else None,
+                        progress=scaled(req.progress, source_info.capacity),
+                        cancel=req.cancel,
                     )
                     if req.capacity > source_info.capacity:
                         qemu_img.resize(str(tmp), req.format, req.capacity)
@@ -213,14 +223,21 @@ class FileVolumes(PoolBackend):
             )
         return self._must(vol.name)
 
-    def wipe_volume(self, vol: VolumeInfo, algorithm: str) -> None:
+    def wipe_volume(
+        self,
+        vol: VolumeInfo,
+        algorithm: str,
+        *,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
+    ) -> None:
         if algorithm not in WIPE_ALGORITHMS:
             raise UnsupportedError(
                 f"wipe algorithm '{algorithm}' is not supported for volume '{vol.name}'",
                 hint="use --algorithm zero",
             )
         if vol.format == "raw":
-            _zero_file(vol.path)
+            _zero_file(vol.path, progress=progress, cancel=cancel)
             _verify_zero_file(vol)
         else:
             # rewriting the image file's bytes would destroy its header: make it empty instead
@@ -263,13 +280,21 @@ def _create_raw(path: Path, capacity: int, allocation: int | None, mode: int | N
             os.close(fd)
 
 
-def _copy_file(src: str, dst: Path, size: int, thick: bool) -> None:
+def _copy_file(
+    src: str,
+    dst: Path,
+    size: int,
+    thick: bool,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> None:
     sfd = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
     try:
         with _staged(dst) as tmp:
             dfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
             try:
-                stream.copy(sfd, dfd, length=size, sparse=True)
+                stream.copy(sfd, dfd, length=size, sparse=True, progress=progress, cancel=cancel)
                 os.ftruncate(dfd, size)
                 if thick:
                     os.posix_fallocate(dfd, 0, size)
@@ -279,14 +304,18 @@ def _copy_file(src: str, dst: Path, size: int, thick: bool) -> None:
         os.close(sfd)
 
 
-def _zero_file(path: str) -> None:
+def _zero_file(
+    path: str, *, progress: Progress | None = None, cancel: CancelToken | None = None
+) -> None:
     """Overwrite every byte with zeros (allocated blocks stay allocated)."""
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     try:
         size = os.fstat(fd).st_size
-        zeros = bytes(stream.CHUNK)
-        for off in range(0, size, stream.CHUNK):
-            stream._pwrite_all(fd, zeros[: min(stream.CHUNK, size - off)], off)
+        step = stream.CHUNK if progress is None and cancel is None else stream.WATCHED_CHUNK
+        zeros = bytes(step)
+        for off in range(0, size, step):
+            stream._pwrite_all(fd, zeros[: min(step, size - off)], off)
+            checkpoint(progress, cancel, min(size, off + step), size)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -9,10 +9,16 @@ of images a running guest may hold.
 from __future__ import annotations
 
 import json
+import os
+import re
+import select
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from pyvirt import hostcmd
+from pyvirt.errors import HostCommandError
+from pyvirt.progress import CancelToken, Progress, checkpoint
 
 #: seconds for metadata operations; data copies get :data:`COPY_TIMEOUT`
 TIMEOUT = 60.0
@@ -79,13 +85,19 @@ def convert(
     preallocation: str | None = None,
     target_exists: bool = False,
     src_options: str | None = None,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
 ) -> None:
     """``qemu-img convert`` (holes stay holes: ``-S 4k``, qemu-img's default).
 
     :param target_exists: write into an existing ``dst`` (``-n``) instead of creating it
     :param src_options: an ``--image-opts`` string for the source instead of a path
+    :param progress: hears ``(percent, 100)`` as qemu-img reports it (``-p``)
+    :param cancel: checked while qemu-img runs; when set, qemu-img is killed (the caller
+        removes ``dst``) and :class:`~pyvirt.progress.CancelledError` raised
     """
-    args = ["convert", "-q", "-W", "-O", dst_fmt, *_opts({"preallocation": preallocation})]
+    quiet = "-q" if progress is None and cancel is None else "-p"
+    args = ["convert", quiet, "-W", "-O", dst_fmt, *_opts({"preallocation": preallocation})]
     if target_exists:
         args.append("-n")
     if src_options:
@@ -93,7 +105,52 @@ def convert(
     else:
         args += ["-f", src_fmt, src]
     args.append(dst)
-    _run(args, what=f"cannot copy '{src}' to '{dst}'", timeout=COPY_TIMEOUT)
+    what = f"cannot copy '{src}' to '{dst}'"
+    if quiet == "-q":
+        _run(args, what=what, timeout=COPY_TIMEOUT)
+    else:
+        _watched([binary(), *args], what=what, progress=progress, cancel=cancel)
+
+
+_PERCENT = re.compile(rb"\((\d+(?:\.\d+)?)/100%\)")
+
+
+def _watched(
+    argv: list[str], *, what: str, progress: Progress | None, cancel: CancelToken | None
+) -> None:
+    """Run a ``-p`` qemu-img, reporting its percentages and killing it when cancelled."""
+    proc = hostcmd.spawn(argv, what=what)
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    tail = b""
+    deadline = time.monotonic() + COPY_TIMEOUT
+    try:
+        while True:
+            if cancel is not None:
+                cancel.check()
+            if time.monotonic() > deadline:
+                raise HostCommandError(f"{what}: qemu-img did not finish in time", argv=argv)
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if not ready:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            tail = (tail + chunk)[-4096:]
+            found = _PERCENT.findall(chunk)
+            if found:
+                checkpoint(progress, cancel, int(float(found[-1])), 100)
+        code = proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    if code != 0:
+        text = _PERCENT.sub(b"", tail).decode(errors="replace").strip()
+        raise HostCommandError(
+            f"{what}: qemu-img exited with status {code}", argv=argv, returncode=code, stderr=text
+        )
 
 
 def resize(

@@ -9,14 +9,23 @@ from __future__ import annotations
 import os
 
 from pyvirt.errors import OperationFailedError
+from pyvirt.progress import CancelToken, Progress, checkpoint
 
 CHUNK = 1024 * 1024
 
 
-def zero(path: str, offset: int, size: int) -> None:
+def zero(
+    path: str,
+    offset: int,
+    size: int,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> None:
     """Overwrite ``size`` bytes at ``offset`` of ``path`` with zeros, sync, and verify.
 
     :raises OperationFailedError: when a byte reads back non-zero
+    :raises CancelledError: ``cancel`` was set (the range is zeroed part way)
     """
     fd = os.open(path, os.O_RDWR)
     try:
@@ -26,6 +35,8 @@ def zero(path: str, offset: int, size: int) -> None:
             n = min(CHUNK, size - done)
             os.pwrite(fd, blank[:n], offset + done)
             done += n
+            if done % (64 * CHUNK) == 0 or done == size:
+                checkpoint(progress, cancel, done, size)
         os.fsync(fd)
         done = 0
         while done < size:

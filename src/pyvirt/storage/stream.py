@@ -12,15 +12,18 @@ import ctypes
 import errno
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+
+from pyvirt.progress import CancelToken, Progress, checkpoint
 
 CHUNK = 64 * 1024 * 1024
+#: the step of a watched copy (a progress callback or a cancel token): finer reports, and a
+#: cancel takes effect within one step
+WATCHED_CHUNK = 4 * 1024 * 1024
 _ZEROS = bytes(CHUNK)
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
 _libc: ctypes.CDLL | None = None
-
-Progress = Callable[[int, int], None]
 
 
 def punch_hole(fd: int, offset: int, length: int) -> None:
@@ -72,12 +75,19 @@ def extents(fd: int, start: int, end: int) -> Iterator[tuple[int, int, bool]]:
 
 
 def _copy_data(
-    src: int, src_off: int, dst: int, dst_off: int, length: int, fast: bool, zero_holes: bool
+    src: int,
+    src_off: int,
+    dst: int,
+    dst_off: int,
+    length: int,
+    fast: bool,
+    zero_holes: bool,
+    step: int = CHUNK,
 ) -> Iterator[int]:
     """Copy one data run; yields bytes done per step. ``zero_holes``: skip zero chunks."""
     done = 0
     while done < length:
-        n = min(CHUNK, length - done)
+        n = min(step, length - done)
         if fast:
             try:
                 got = os.copy_file_range(src, dst, n, src_off + done, dst_off + done)
@@ -125,11 +135,18 @@ def copy(
     length: int | None = None,
     sparse: bool = False,
     progress: Progress | None = None,
+    cancel: CancelToken | None = None,
 ) -> int:
     """Copy ``length`` bytes (to the end of ``src`` when None) and return the bytes copied.
 
-    Offsets apply to seekable descriptors; pipes are read/written sequentially.
+    Offsets apply to seekable descriptors; pipes are read/written sequentially. ``progress``
+    hears of every chunk; ``cancel`` is checked between chunks (the caller removes or keeps
+    what was written).
+
+    :raises CancelledError: ``cancel`` was set
     """
+    if cancel is not None:
+        cancel.check()
     src_seek = fd_size(src) is not None
     dst_reg = is_regular(dst)
     dst_seek = fd_size(dst) is not None
@@ -158,10 +175,10 @@ def copy(
                 run,
                 fast,
                 zero_holes=sparse and dst_reg,
+                step=CHUNK if progress is None and cancel is None else WATCHED_CHUNK,
             ):
                 done += step
-                if progress:
-                    progress(done, total)
+                checkpoint(progress, cancel, done, total)
             if length is None:
                 break
         else:
@@ -178,8 +195,7 @@ def copy(
                         _write_all(dst, zero[:n])
                     left -= n
             done += run
-            if progress:
-                progress(done, total)
+            checkpoint(progress, cancel, done, total)
     if dst_reg and sparse and d_off >= 0:
         end = d_off + done
         if os.fstat(dst).st_size < end:

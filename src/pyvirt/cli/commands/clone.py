@@ -79,6 +79,9 @@ def clone(
         for c in job.copies:
             verb = {"linked": "Linking", "reflink": "Reflinking", "preserve": "Keeping"}
             click.echo(f"{verb.get(c.mode, 'Cloning')} '{c.src}' -> '{c.dst}'")
-    dom = job.run()
+    from pyvirt.cli.commands.job import daemon_bar
+
+    bar = daemon_bar(ctx, "clone")
+    dom = job.run() if bar is None else job.run(progress=bar)  # a pyvirtd job; Ctrl-C cancels
     if not quiet:
         click.echo(f"\nClone '{dom.name}' created successfully.")

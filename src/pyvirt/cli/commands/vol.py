@@ -123,7 +123,14 @@ def vol_clone(
     ctx: click.Context, vol: str, newname: str, pool: str | None, prealloc_metadata: bool
 ) -> None:
     """Clone a volume (full copy, same pool and format)."""
-    _vol(ctx, vol, pool).clone(newname, prealloc_metadata=prealloc_metadata)
+    from pyvirt.cli.commands.job import daemon_bar
+
+    bar = daemon_bar(ctx, "clone")
+    v = _vol(ctx, vol, pool)
+    if bar is None:
+        v.clone(newname, prealloc_metadata=prealloc_metadata)
+    else:  # through pyvirtd: a job with a progress bar; Ctrl-C cancels it
+        v.clone(newname, prealloc_metadata=prealloc_metadata, progress=bar)
     click.echo(f"Vol {newname} cloned from {vol}\n")
 
 
@@ -343,5 +350,11 @@ def vol_resize(
 @click.pass_context
 def vol_wipe(ctx: click.Context, vol: str, pool: str | None, algorithm: str) -> None:
     """Wipe a volume (and verify it)."""
-    _vol(ctx, vol, pool).wipe(algorithm=algorithm)
+    from pyvirt.cli.commands.job import daemon_bar
+
+    bar = daemon_bar(ctx, "wipe")
+    if bar is None:
+        _vol(ctx, vol, pool).wipe(algorithm=algorithm)
+    else:  # through pyvirtd: a job with a progress bar; Ctrl-C cancels it
+        _vol(ctx, vol, pool).wipe(algorithm=algorithm, progress=bar)
     click.echo(f"Vol {vol} wiped\n")

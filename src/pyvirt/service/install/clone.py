@@ -29,6 +29,7 @@ from pyvirt.errors import (
 )
 from pyvirt.install.spec import CheckSpec
 from pyvirt.install.xmlgen import random_mac
+from pyvirt.progress import CancelToken, Progress, checkpoint
 from pyvirt.service.install.checks import check_in_use
 from pyvirt.state.domains import check_name
 from pyvirt.storage import qemu_img
@@ -236,14 +237,30 @@ class CloneManager:
             n += 1
         return str(path)
 
-    def run(self, plan: ClonePlan, *, nonsparse: bool = False) -> Domain:
-        """Produce the disks and define the clone; undo everything on failure."""
+    def run(
+        self,
+        plan: ClonePlan,
+        *,
+        nonsparse: bool = False,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Domain:
+        """Produce the disks and define the clone; undo everything on failure or ``cancel``
+        (``progress``: bytes of the copied disks, done and total)."""
         created: list[str] = []
+        sizes = _copy_sizes(plan.copies) if progress is not None else {}
+        total, base = sum(sizes.values()), 0
         try:
             for c in plan.copies:
                 if c.mode == "preserve":
                     continue
+                checkpoint(None, cancel, 0, 0)
                 created.append(c.dst)
+                size = sizes.get(c.dst, 0)
+
+                def step(done: int, whole: int, base: int = base, size: int = size) -> None:
+                    checkpoint(progress, None, base + done * size // max(whole, 1), total)
+
                 if c.mode == "linked":
                     qemu_img.create(c.dst, "qcow2", None, backing=c.src, backing_fmt=c.format)
                 elif c.mode == "reflink":
@@ -255,7 +272,11 @@ class CloneManager:
                         opts = f"driver={c.format},file.filename={c.src.replace(',', ',,')}"
                         opts += ",force-share=on,read-only=on"
                     qemu_img.convert(c.src, c.format, c.dst, c.format,
-                                     preallocation=prealloc, src_options=opts)  # fmt: skip
+                                     preallocation=prealloc, src_options=opts,
+                                     progress=step if progress is not None else None,
+                                     cancel=cancel)  # fmt: skip
+                base += size
+                checkpoint(progress, cancel, base, total)
             if plan.nvram:
                 shutil.copyfile(plan.nvram[0], plan.nvram[1])
                 created.append(plan.nvram[1])
@@ -265,6 +286,18 @@ class CloneManager:
                 Path(path).unlink(missing_ok=True)
             raise
         return plan.domain
+
+
+def _copy_sizes(copies: list[DiskCopy]) -> dict[str, int]:
+    """Guest-visible bytes of each disk to copy (by destination), for progress reports."""
+    sizes = {}
+    for c in copies:
+        if c.mode == "copy":
+            try:
+                sizes[c.dst] = int(qemu_img.info(c.src, c.format).get("virtual-size", 0))
+            except HostCommandError:
+                sizes[c.dst] = 0
+    return sizes
 
 
 def _reflink(src: str, dst: str) -> None:

@@ -8,8 +8,9 @@ completes or leaves nothing behind (the backend removes a half-made file).
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, BinaryIO
 
 from pyvirt.errors import (
@@ -21,6 +22,7 @@ from pyvirt.errors import (
 )
 from pyvirt.model.limits import check_volume_bytes
 from pyvirt.model.volume import Volume, format_bytes, new_volume
+from pyvirt.progress import CancelToken, Progress
 from pyvirt.state.domains import check_name
 from pyvirt.state.paths import StatePaths
 from pyvirt.storage import stream
@@ -32,9 +34,6 @@ if TYPE_CHECKING:
 
 # lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: lxml/pyvirt.model,
 # storage backends and the domain manager load only for the verbs that need them.
-
-#: progress callback: (bytes done, bytes total)
-Progress = Callable[[int, int], None]
 
 
 def domains_using(paths: StatePaths, pool: str, vol_paths: list[str], vol: str = "") -> list[str]:
@@ -334,8 +333,11 @@ class VolumeManager:
         *,
         src_pool: str | None = None,
         prealloc_metadata: bool = False,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
     ) -> VolumeInfo:
-        """vol-create-from: a new volume (format from the XML) with the data of ``src_vol``."""
+        """vol-create-from: a new volume (format from the XML) with the data of ``src_vol``
+        (``progress`` in bytes; a ``cancel`` leaves no volume)."""
         spec = xml if isinstance(xml, Volume) else Volume.from_xml(xml)
         src_backend, src = self._backend_of(src_vol, src_pool)
         if (spec.capacity or 0) < src.capacity:
@@ -343,16 +345,30 @@ class VolumeManager:
         backend = self.pools.active_backend(pool)
         with self.pools.locked(backend.name):
             req = self._request(backend, spec, prealloc_metadata=prealloc_metadata)
+            req = dataclasses.replace(req, progress=progress, cancel=cancel)
             return backend.create_volume_from(req, src_backend.disk_source(src), src)
 
     def clone(
-        self, vol: str, new_name: str, *, pool: str | None = None, prealloc_metadata: bool = False
+        self,
+        vol: str,
+        new_name: str,
+        *,
+        pool: str | None = None,
+        prealloc_metadata: bool = False,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
     ) -> VolumeInfo:
         """vol-clone: a full copy in the same pool and format (backing chains flattened)."""
         pool_name, src = self.lookup(vol, pool)
         spec = new_volume(new_name, src.capacity, src.format, 0)
         return self.create_from(
-            pool_name, spec, src.path, src_pool=pool_name, prealloc_metadata=prealloc_metadata
+            pool_name,
+            spec,
+            src.path,
+            src_pool=pool_name,
+            prealloc_metadata=prealloc_metadata,
+            progress=progress,
+            cancel=cancel,
         )
 
     # -- change --------------------------------------------------------------------------
@@ -438,13 +454,21 @@ class VolumeManager:
                     )
             return backend.resize_volume(info, new, allocate=allocate)
 
-    def wipe(self, vol: str, *, pool: str | None = None, algorithm: str = "zero") -> None:
-        """vol-wipe: overwrite with zeros and verify."""
+    def wipe(
+        self,
+        vol: str,
+        *,
+        pool: str | None = None,
+        algorithm: str = "zero",
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
+    ) -> None:
+        """vol-wipe: overwrite with zeros and verify (a ``cancel`` stops part way)."""
         pool_name, info = self.lookup(vol, pool)
         backend = self.pools.active_backend(pool_name)
         with self.pools.locked(pool_name):
             self._not_in_use(pool_name, info, "wipe", "shut the domain down first")
-            backend.wipe_volume(info, algorithm)
+            backend.wipe_volume(info, algorithm, progress=progress, cancel=cancel)
 
     # -- streaming ---------------------------------------------------------------------
     def upload(
@@ -457,6 +481,7 @@ class VolumeManager:
         length: int | None = None,
         sparse: bool = False,
         progress: Progress | None = None,
+        cancel: CancelToken | None = None,
     ) -> int:
         """vol-upload: write ``src`` into the volume at ``offset``; returns bytes written."""
         pool_name, info = self.lookup(vol, pool)
@@ -484,6 +509,7 @@ class VolumeManager:
                 length=length,
                 sparse=sparse,
                 progress=progress,
+                cancel=cancel,
             )
             if not whole and offset == 0 and stream.is_regular(fd):
                 os.ftruncate(fd, done)  # an image file replaced by another one
@@ -502,6 +528,7 @@ class VolumeManager:
         length: int | None = None,
         sparse: bool = False,
         progress: Progress | None = None,
+        cancel: CancelToken | None = None,
     ) -> int:
         """vol-download: copy the volume's bytes from ``offset`` into ``dst``."""
         pool_name, info = self.lookup(vol, pool)
@@ -523,6 +550,7 @@ class VolumeManager:
                 length=length,
                 sparse=sparse,
                 progress=progress,
+                cancel=cancel,
             )
         finally:
             os.close(fd)

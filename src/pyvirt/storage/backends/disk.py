@@ -18,6 +18,7 @@ import os
 from typing import ClassVar
 
 from pyvirt.errors import InvalidConfigError, InvalidStateError, UnsupportedError
+from pyvirt.progress import CancelToken, Progress
 from pyvirt.storage import parted, rawrange
 from pyvirt.storage.base import (
     CreateRequest,
@@ -184,12 +185,19 @@ class DiskPool(PoolBackend):
         """Remove the partition from the table (and its node)."""
         parted.remove_partition(self.device, self._partition(vol).number)
 
-    def wipe_volume(self, vol: VolumeInfo, algorithm: str) -> None:
+    def wipe_volume(
+        self,
+        vol: VolumeInfo,
+        algorithm: str,
+        *,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
+    ) -> None:
         """Zero the partition's bytes and read them back."""
         if algorithm != "zero":
             raise UnsupportedError(f"wipe algorithm '{algorithm}' is not supported here")
         part = self._partition(vol)
-        rawrange.zero(self.device, part.start, part.size)
+        rawrange.zero(self.device, part.start, part.size, progress=progress, cancel=cancel)
 
     def open_volume(self, vol: VolumeInfo, *, write: bool) -> int:
         """The partition node (a range without a node cannot be streamed)."""

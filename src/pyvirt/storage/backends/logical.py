@@ -17,6 +17,7 @@ import os
 from typing import ClassVar
 
 from pyvirt.errors import InvalidConfigError, InvalidStateError, UnsupportedError
+from pyvirt.progress import CancelToken, Progress
 from pyvirt.storage import lvm, parted, rawrange
 from pyvirt.storage.base import (
     CreateRequest,
@@ -175,14 +176,21 @@ class LogicalPool(PoolBackend):
     def _range(self, vol: VolumeInfo) -> tuple[str, int, int]:
         return lvm.lv_range(self._lv(vol.name), self._group().extent_size)
 
-    def wipe_volume(self, vol: VolumeInfo, algorithm: str) -> None:
+    def wipe_volume(
+        self,
+        vol: VolumeInfo,
+        algorithm: str,
+        *,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
+    ) -> None:
         """Zero the LV's bytes (through its node or its PV range) and verify."""
         if algorithm != "zero":
             raise UnsupportedError(f"wipe algorithm '{algorithm}' is not supported here")
         if os.path.exists(vol.path):
-            rawrange.zero(vol.path, 0, vol.capacity)
+            rawrange.zero(vol.path, 0, vol.capacity, progress=progress, cancel=cancel)
         else:
-            rawrange.zero(*self._range(vol))
+            rawrange.zero(*self._range(vol), progress=progress, cancel=cancel)
 
     def open_volume(self, vol: VolumeInfo, *, write: bool) -> int:
         """The active LV's node (needs device-mapper)."""

@@ -34,6 +34,7 @@ from xml.sax.saxutils import quoteattr
 
 from pyvirt.errors import InvalidConfigError, UnsupportedError
 from pyvirt.hostcmd import run, tool
+from pyvirt.progress import CancelToken, Progress
 from pyvirt.storage import nfsrpc, qemu_img, qemu_modules
 from pyvirt.storage.base import (
     CreateRequest,
@@ -278,7 +279,14 @@ class NetfsPool(PoolBackend):
         qemu_img.resize(vol.path, vol.format, capacity)
         return self._require(vol.name)
 
-    def wipe_volume(self, vol: VolumeInfo, algorithm: str) -> None:
+    def wipe_volume(
+        self,
+        vol: VolumeInfo,
+        algorithm: str,
+        *,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
+    ) -> None:
         """Native mode: replace the file by an empty one of the same format and size."""
         if not self.native:
             self._dir().wipe_volume(vol, algorithm)
