@@ -15,18 +15,18 @@ vCPU times, disk and NIC counters); :func:`params` flattens one into virsh's
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from pyvirt.service.host.stats import HostStats
 from pyvirt.service.host.stats import host_stats as _host_stats
 from pyvirt.service.stats import (
-    ALL_GROUPS,
     BalloonStats,
     BlockStats,
     CpuStats,
     DomainStats,
+    Groups,
     NetStats,
-    StatsGroup,
     VcpuStats,
     collect,
     reason_code,
@@ -53,6 +53,21 @@ __all__ = [
     "state_code",
 ]
 
+
+class StatsGroup(StrEnum):
+    """The groups of ``domstats``, named as virsh's options."""
+
+    STATE = "state"
+    CPU = "cpu-total"
+    BALLOON = "balloon"
+    VCPU = "vcpu"
+    INTERFACE = "interface"
+    BLOCK = "block"
+
+
+#: every group
+ALL_GROUPS: frozenset[StatsGroup] = frozenset(StatsGroup)
+
 #: guest balloon statistics in virsh's order (``balloon.NAME``)
 _BALLOON_ORDER = (
     "swap_in", "swap_out", "major_fault", "minor_fault", "unused", "available", "usable",
@@ -71,7 +86,15 @@ def domain_stats(
 ) -> list[DomainStats]:
     """Statistics of the domains ``names`` (None: every domain); see
     :meth:`pyvirt.api.domains.DomainCollection.stats`."""
-    return collect(service.domains, names, groups, inactive_details=inactive_details)
+    wanted = set(groups)
+    flags = Groups(
+        cpu=StatsGroup.CPU in wanted,
+        balloon=StatsGroup.BALLOON in wanted,
+        vcpu=StatsGroup.VCPU in wanted,
+        interface=StatsGroup.INTERFACE in wanted,
+        block=StatsGroup.BLOCK in wanted,
+    )
+    return collect(service.domains, names, flags, inactive_details=inactive_details)
 
 
 def host_stats() -> HostStats:

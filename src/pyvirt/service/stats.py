@@ -21,9 +21,8 @@ figures out (None) rather than failing the whole collection.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.errors import InvalidStateError, MonitorError, NotFoundError, PyvirtError
@@ -42,8 +41,8 @@ __all__ = [
     "BlockStats",
     "CpuStats",
     "DomainStats",
+    "Groups",
     "NetStats",
-    "StatsGroup",
     "VcpuStats",
     "collect",
     "reason_code",
@@ -52,19 +51,27 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-
-class StatsGroup(StrEnum):
-    """The groups of ``domstats`` (virsh's option names)."""
-
-    STATE = "state"
-    CPU = "cpu-total"
-    BALLOON = "balloon"
-    VCPU = "vcpu"
-    INTERFACE = "interface"
-    BLOCK = "block"
+# lazy: function-local imports marked ``# lazy`` keep ``domstats --state`` (and the metrics of
+# shut-off domains) from loading the QMP client, the disk service and the memory tuning code.
 
 
-ALL_GROUPS: frozenset[StatsGroup] = frozenset(StatsGroup)
+@dataclass(frozen=True)
+class Groups:
+    """What to collect besides the state (virsh ``domstats``' groups)."""
+
+    cpu: bool = True
+    balloon: bool = True
+    vcpu: bool = True
+    interface: bool = True
+    block: bool = True
+
+    @property
+    def details(self) -> bool:
+        """Whether anything needs the definition."""
+        return self.balloon or self.vcpu or self.interface or self.block
+
+
+ALL_GROUPS = Groups()
 
 #: libvirt's virDomainState numbers (``state.state``)
 _STATE_CODES = {State.UNKNOWN: 0, State.RUNNING: 1, State.PAUSED: 3, State.SHUTOFF: 5}
@@ -183,9 +190,8 @@ class DomainStats:
         return self.status.state in (State.RUNNING, State.PAUSED)
 
     def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict: the status fields, state codes, then each collected group."""
-        from dataclasses import asdict  # lazy
-
+        """JSON-ready dict: the status fields, state codes, then each collected group (the
+        balloon group as ``memory``)."""
         out: dict[str, Any] = {
             **self.status.to_json(),
             "state_code": state_code(self.status.state),
@@ -194,7 +200,7 @@ class DomainStats:
         if self.cpu is not None:
             out["cpu"] = asdict(self.cpu)
         if self.balloon is not None:
-            out["balloon"] = asdict(self.balloon)
+            out["memory"] = asdict(self.balloon)
         if self.vcpu_count is not None:
             out["vcpu"] = {"current": self.vcpu_count[0], "maximum": self.vcpu_count[1]}
             if self.vcpus is not None:
@@ -210,18 +216,17 @@ class DomainStats:
 def collect(
     mgr: DomainManager,
     names: Sequence[str] | None = None,
-    groups: Iterable[StatsGroup] = ALL_GROUPS,
+    groups: Groups = ALL_GROUPS,
     *,
     inactive_details: bool = True,
 ) -> list[DomainStats]:
     """Statistics of ``names`` (each resolved: name, UUID or id) or of every domain.
 
-    :param groups: what to collect; the state is always there
+    :param groups: what to collect besides the state
     :param inactive_details: read shut-off domains' definitions for their memory, vCPU counts
         and disks (False: state only, as ``/metrics`` wants with thousands of definitions)
     :raises NotFoundError: a name in ``names`` matches no domain
     """
-    wanted = frozenset(groups)
     if names is None:
         statuses = mgr.list_all(uuids=True)
     else:
@@ -229,7 +234,7 @@ def collect(
     out = []
     for st in statuses:
         try:
-            out.append(_one(mgr, st, wanted, inactive_details=inactive_details))
+            out.append(_one(mgr, st, groups, inactive_details=inactive_details))
         except NotFoundError:
             if names is not None:
                 raise
@@ -243,15 +248,14 @@ def collect(
 
 
 def _one(
-    mgr: DomainManager, st: DomainStatus, groups: frozenset[StatsGroup], *, inactive_details: bool
+    mgr: DomainManager, st: DomainStatus, groups: Groups, *, inactive_details: bool
 ) -> DomainStats:
-    details = groups - {StatsGroup.STATE, StatsGroup.CPU}
     if st.state in (State.RUNNING, State.PAUSED):
         try:
             return _running(mgr, st, groups)
         except InvalidStateError:  # it stopped since it was listed
             st = mgr.status(st.name)
-    if not inactive_details or not details or st.state is State.UNKNOWN:
+    if not inactive_details or not groups.details or st.state is State.UNKNOWN:
         return DomainStats(st)
     try:
         dom = mgr.definition(st.name, inactive=True)
@@ -260,13 +264,9 @@ def _one(
         return DomainStats(st)
     return DomainStats(
         st,
-        balloon=BalloonStats(dom.current_memory_kib, dom.memory_kib)
-        if StatsGroup.BALLOON in groups
-        else None,
-        vcpu_count=_vcpu_count(dom) if StatsGroup.VCPU in groups else None,
-        blocks=tuple(_block_entry(d) for d in dom.devices.disks)
-        if StatsGroup.BLOCK in groups
-        else None,
+        balloon=BalloonStats(dom.current_memory_kib, dom.memory_kib) if groups.balloon else None,
+        vcpu_count=_vcpu_count(dom) if groups.vcpu else None,
+        blocks=tuple(_block_entry(d) for d in dom.devices.disks) if groups.block else None,
     )
 
 
@@ -288,19 +288,19 @@ def _block_entry(disk: Any, counters: dict[str, int] | None = None) -> BlockStat
     )  # fmt: skip
 
 
-def _running(mgr: DomainManager, st: DomainStatus, groups: frozenset[StatsGroup]) -> DomainStats:
+def _running(mgr: DomainManager, st: DomainStatus, groups: Groups) -> DomainStats:
     name, rec = mgr.running(st.name)
     cpu = None
-    if StatsGroup.CPU in groups:
+    if groups.cpu:
         times = procstats.process_cpu(rec.pid)
         if times is not None:
             cpu = CpuStats(times.total_ns, times.user_ns, times.system_ns)
-    if not groups - {StatsGroup.STATE, StatsGroup.CPU}:
+    if not groups.details:
         return DomainStats(st, cpu=cpu)
     dom = mgr.definition(name)
     qmp = _query_monitor(mgr, name, rec, dom, groups)
     balloon = None
-    if StatsGroup.BALLOON in groups:
+    if groups.balloon:
         from pyvirt.host.threads import rss_kib  # lazy
 
         balloon = BalloonStats(
@@ -310,13 +310,13 @@ def _running(mgr: DomainManager, st: DomainStatus, groups: frozenset[StatsGroup]
             rss_kib(rec.pid),
         )
     vcpus = None
-    if StatsGroup.VCPU in groups and qmp.vcpu_threads is not None:
+    if groups.vcpu and qmp.vcpu_threads is not None:
         vcpus = tuple(
             VcpuStats(v, 1, procstats.thread_run_ns(rec.pid, tid) or 0)
             for v, tid in sorted(qmp.vcpu_threads.items())
         )
     blocks = None
-    if StatsGroup.BLOCK in groups:
+    if groups.block:
         blocks = tuple(
             _block_entry(d, qmp.blocks.get(d.target_dev or "") if qmp.blocks else None)
             for d in dom.devices.disks
@@ -325,9 +325,9 @@ def _running(mgr: DomainManager, st: DomainStatus, groups: frozenset[StatsGroup]
         st,
         cpu=cpu,
         balloon=balloon,
-        vcpu_count=_vcpu_count(dom) if StatsGroup.VCPU in groups else None,
+        vcpu_count=_vcpu_count(dom) if groups.vcpu else None,
         vcpus=vcpus,
-        nets=_nets(rec, dom) if StatsGroup.INTERFACE in groups else None,
+        nets=_nets(rec, dom) if groups.interface else None,
         blocks=blocks,
     )
 
@@ -342,7 +342,7 @@ class _QmpFigures:
 
 
 def _query_monitor(
-    mgr: DomainManager, name: str, rec: RuntimeRecord, dom: Domain, groups: frozenset[StatsGroup]
+    mgr: DomainManager, name: str, rec: RuntimeRecord, dom: Domain, groups: Groups
 ) -> _QmpFigures:
     """Everything this collection needs from QEMU, in one monitor session."""
     from pyvirt.drivers.qemu.qmp import Monitor  # lazy
@@ -351,19 +351,19 @@ def _query_monitor(
     balloon = dom.devices.memballoon
     has_balloon = balloon is not None and balloon.model != "none"
     need = (
-        (StatsGroup.BALLOON in groups and has_balloon)
-        or StatsGroup.VCPU in groups
-        or (StatsGroup.BLOCK in groups and bool(dom.devices.disks))
+        (groups.balloon and has_balloon)
+        or groups.vcpu
+        or (groups.block and bool(dom.devices.disks))
     )
     if not need:
         return out
     try:
         with Monitor(rec.qmp_socket, timeout=5.0, name=name) as mon:
-            if StatsGroup.BALLOON in groups and has_balloon:
+            if groups.balloon and has_balloon:
                 _balloon(mon, dom, out)
-            if StatsGroup.VCPU in groups:
+            if groups.vcpu:
                 out.vcpu_threads = mon.vcpu_threads()
-            if StatsGroup.BLOCK in groups and dom.devices.disks:
+            if groups.block and dom.devices.disks:
                 out.blocks = _block_counters(mgr, mon, dom)
     except MonitorError as err:  # stopping, or hung: report what /proc gives
         log.debug("domain %s: no monitor figures: %s", name, err)
