@@ -21,11 +21,17 @@ figures out (None) rather than failing the whole collection.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pyvirt.errors import InvalidStateError, MonitorError, NotFoundError, PyvirtError
+from pyvirt.errors import (
+    InvalidConfigError,
+    InvalidStateError,
+    MonitorError,
+    NotFoundError,
+    PyvirtError,
+)
 from pyvirt.host import procstats
 from pyvirt.service.domain.types import DomainStatus, Reason, State
 
@@ -210,6 +216,33 @@ class DomainStats:
         if self.blocks is not None:
             out["blocks"] = [asdict(b) for b in self.blocks]
         return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> DomainStats:
+        """The record back from :meth:`to_json` (a remote client reading pyvirtd's answer).
+
+        :raises InvalidConfigError: ``data`` is not such a record
+        """
+        try:
+            status = DomainStatus(
+                str(data["name"]), str(data["uuid"]), data.get("id"), State(data["state"]),
+                Reason(data["reason"]), bool(data["persistent"]), bool(data["autostart"]),
+                data.get("pid"), data.get("problem"),
+            )  # fmt: skip
+            vcpu = data.get("vcpu")
+            return cls(
+                status,
+                cpu=CpuStats(**data["cpu"]) if "cpu" in data else None,
+                balloon=BalloonStats(**data["memory"]) if "memory" in data else None,
+                vcpu_count=(int(vcpu["current"]), int(vcpu["maximum"])) if vcpu else None,
+                vcpus=tuple(VcpuStats(**v) for v in vcpu["vcpus"])
+                if vcpu and "vcpus" in vcpu
+                else None,
+                nets=tuple(NetStats(**n) for n in data["nets"]) if "nets" in data else None,
+                blocks=tuple(BlockStats(**b) for b in data["blocks"]) if "blocks" in data else None,
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise InvalidConfigError(f"not a domain statistics record: {err}") from None
 
 
 # -- collection --------------------------------------------------------------------------------

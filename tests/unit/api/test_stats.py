@@ -24,7 +24,7 @@ from pyvirt.api.stats import (
     state_code,
 )
 from pyvirt.cli.commands.stats import format_records
-from pyvirt.errors import NotFoundError
+from pyvirt.errors import InvalidConfigError, NotFoundError
 from tests.conftest import Pyvirt
 
 
@@ -164,3 +164,12 @@ def test_domstats_cli(pyvirt: Pyvirt) -> None:
     assert res.rc == 1 and "cannot be combined with domain names" in res.err
     res = pyvirt("domstats", "nope", check=False)
     assert res.rc == 1 and "nope" in res.err
+
+
+def test_json_round_trip() -> None:
+    rec = running()
+    assert DomainStats.from_json(json.loads(json.dumps(rec.to_json()))) == rec
+    lean = DomainStats(rec.status)
+    assert DomainStats.from_json(lean.to_json()) == lean
+    with pytest.raises(InvalidConfigError):
+        DomainStats.from_json({"name": "x"})

@@ -125,8 +125,29 @@ def client(state_root: Path) -> TestClient:
 def test_metrics_route(client: TestClient) -> None:
     with client:
         res = client.get("/metrics")
+        om = client.get("/metrics", headers={"accept": "application/openmetrics-text"})
+    assert om.headers["content-type"].startswith("application/openmetrics-text")
+    assert om.text.endswith("# EOF\n")
     assert res.status_code == 200
-    assert res.headers["content-type"].startswith("text/plain")
+    assert res.headers["content-type"].startswith("text/plain; version=0.0.4")
     got = samples(res.text)
     assert got[("pyvirt_domain_state", (("domain", "web1"),))] == 5
     assert ("pyvirt_host_memory_bytes", (("kind", "available"),)) in got
+
+
+def test_stats_routes(client: TestClient) -> None:
+    with client:
+        res = client.get("/api/v1/stats/domains", params={"group": ["state", "balloon"]})
+        assert res.status_code == 200
+        (rec,) = res.json()
+        assert DomainStats.from_json(rec) == DomainStats(
+            DomainStatus(rec["name"], rec["uuid"], None, State.SHUTOFF, Reason.UNKNOWN, True,
+                         False),
+            balloon=BalloonStats(64 * 1024, 64 * 1024),
+        )  # fmt: skip
+        res = client.get("/api/v1/stats/domains", params={"name": "nope"})
+        assert res.status_code == 404 and res.json()["code"] == "not_found"
+        res = client.get("/api/v1/stats/domains", params={"group": "bogus"})
+        assert res.status_code == 422
+        host = client.get("/api/v1/stats/host").json()
+        assert set(host["cpu_ns"]) == {"user", "system", "idle", "iowait"}

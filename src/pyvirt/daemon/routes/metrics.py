@@ -17,21 +17,26 @@ Series (counters end in ``_total``):
   (as the guest sees them, like ``domifstat``)
 - ``pyvirt_host_cpu_seconds_total{mode}``, ``pyvirt_host_memory_bytes{kind}``
 - ``pyvirt_jobs{state}``: the daemon's jobs by state (when the daemon keeps jobs)
+
+The records themselves, for ``pyvirt domstats`` through the daemon:
+``GET /api/v1/stats/domains?name=A&name=B&group=block`` (``DomainStats.to_json()`` each; no
+``name``: every domain; no ``group``: every group) and ``GET /api/v1/stats/host``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from pyvirt.api.stats import DomainStats, host_stats, state_code
+from pyvirt.api.stats import DomainStats, StatsGroup, host_stats, state_code
 from pyvirt.daemon.context import Daemon, daemon_of
 from pyvirt.errors import PyvirtError
 
@@ -188,18 +193,38 @@ def job_family(registry: Any) -> GaugeMetricFamily | None:
     return family
 
 
-def render(daemon: Daemon) -> bytes:
-    """One scrape in the Prometheus text format."""
+def render(daemon: Daemon, accept: str = "") -> tuple[bytes, str]:
+    """One scrape and its content type: the Prometheus text format (0.0.4), or OpenMetrics
+    when the ``Accept`` header asks for it."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DaemonCollector(daemon))
-    return generate_latest(registry)
+    encoder, content_type = choose_encoder(accept)
+    return encoder(registry), content_type
 
 
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text"}},
+    responses={200: {"content": {CONTENT_TYPE_PLAIN_0_0_4: {}}, "description": "Prometheus text"}},
 )
 def metrics(request: Request) -> Response:
     """Host, domain and job metrics in the Prometheus text format."""
-    return Response(render(daemon_of(request)), media_type=CONTENT_TYPE_LATEST)
+    body, content_type = render(daemon_of(request), request.headers.get("accept", ""))
+    return Response(body, media_type=content_type)
+
+
+@router.get("/api/v1/stats/domains", tags=["stats"])
+def domain_stats(
+    request: Request,
+    name: Annotated[list[str] | None, Query(description="domains (none: all)")] = None,
+    group: Annotated[list[StatsGroup] | None, Query(description="groups (none: all)")] = None,
+) -> list[dict[str, Any]]:
+    """Statistics records of domains, as ``pyvirt domstats --json`` prints them."""
+    records = daemon_of(request).conn.domains.stats(name, group)
+    return [r.to_json() for r in records]
+
+
+@router.get("/api/v1/stats/host", tags=["stats"])
+def host(request: Request) -> dict[str, Any]:
+    """The host's CPU time by mode (ns) and memory by kind (bytes)."""
+    return host_stats().to_json()
