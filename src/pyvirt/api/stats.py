@@ -7,7 +7,7 @@
 ...     print(f"{key}={value}")
 >>> host_stats().memory_bytes["available"]
 
-:func:`domain_stats` returns one :class:`DomainStats` per domain (state, CPU time, balloon,
+``conn.domains.stats()`` returns one :class:`DomainStats` per domain (state, CPU time, balloon,
 vCPU times, disk and NIC counters); :func:`params` flattens one into virsh's
 ``state.state=1``, ``cpu.time=...``, ``block.0.rd.bytes=...`` pairs.
 """
@@ -46,7 +46,6 @@ __all__ = [
     "NetStats",
     "StatsGroup",
     "VcpuStats",
-    "domain_stats",
     "host_stats",
     "params",
     "reason_code",
@@ -84,8 +83,8 @@ def domain_stats(
     *,
     inactive_details: bool = True,
 ) -> list[DomainStats]:
-    """Statistics of the domains ``names`` (None: every domain); see
-    :meth:`pyvirt.api.domains.DomainCollection.stats`."""
+    """The implementation of :meth:`pyvirt.api.domains.DomainCollection.stats` (call that):
+    statistics of the domains ``names`` (None: every domain)."""
     wanted = set(groups)
     flags = Groups(
         cpu=StatsGroup.CPU in wanted,
