@@ -110,7 +110,9 @@ def test_domstats_and_metrics(state_root: Path, tiny_image: Any) -> None:
 
         with daemon(state_root, ns) as client:
             res = client.get("/metrics")
+            records = client.get("/api/v1/stats/domains", params={"name": "g"}).json()
         assert res.status_code == 200, res.text
+        assert records[0]["blocks"][0]["rd_bytes"] >= 64 * 65536
         series = {
             (s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(res.text)

@@ -157,6 +157,7 @@ def test_domstats_cli(pyvirt: Pyvirt) -> None:
         "  balloon.current=131072\n  balloon.maximum=262144\n\n"
     )
     assert pyvirt("domstats", "--list-running").out == ""
+    assert pyvirt("domstats", "--raw", "--enforce", "--state", "a").out.count("=") == 2
     assert "Domain: 'a'" in pyvirt("domstats", "--list-inactive", "--list-persistent").out
     data = json.loads(pyvirt("domstats", "a", "--json").out)
     assert data[0]["name"] == "a" and data[0]["blocks"][0]["name"] == "vda"
