@@ -277,6 +277,17 @@ def pyvirtd(root: Path) -> Iterator[subprocess.Popen[bytes]]:
         log.close()
 
 
+def cli_uses_daemon(tool: PyvirtTool) -> str:
+    """Why ``pyvirt`` on the daemon's state directory cannot go through it ("" if it can)."""
+    res = subprocess.run(tool.argv("list", "--all"), env=tool.env(), capture_output=True, text=True)
+    if res.returncode != 0:
+        return f"the CLI cannot use the daemon: {res.stderr.strip()}"
+    uri = subprocess.run(tool.argv("uri"), env=tool.env(), capture_output=True, text=True)
+    if uri.returncode == 0 and "embed" in uri.stdout:
+        return f"the CLI connects embedded, not to the daemon ({uri.stdout.strip()})"
+    return ""
+
+
 # -- libvirtd ---------------------------------------------------------------------------------
 def pids_of(name: str) -> set[int]:
     out = subprocess.run(["pgrep", "-x", name], capture_output=True, text=True).stdout
@@ -404,21 +415,28 @@ def main() -> None:
         raw = raw_qemu(emb, args.start_runs)
         run_column(emb, sizes, args.runs, args.start_runs, results, note)
         daemon_tool = PyvirtTool("pyvirtd", d_root, kernel, initrd)
+        # domains are added while no daemon runs (it may keep them in memory), and each size
+        # is measured by a freshly started daemon
+        have = 0
+        for size in sizes:
+            daemon_tool.add_domains([filler(i) for i in range(have, size - 1)])
+            have = max(have, size - 1)
+            with pyvirtd(d_root):
+                why = cli_uses_daemon(daemon_tool)
+                if why:
+                    na["pyvirtd"] = why
+                    break
+                note(f"pyvirtd: {size} domains")
+                results.setdefault("pyvirtd", {})[size] = measure(
+                    daemon_tool, args.runs, args.start_runs
+                )
+        daemon_tool.add_domains([filler(i) for i in range(have, fillers)])
+        starter = daemon_tool
+        if "pyvirtd" in na:  # still measure the daemon's memory: start the guests embedded
+            starter = PyvirtTool(
+                "pyvirtd", d_root, kernel, initrd, f"pyvirt:///embed?root={d_root}"
+            )
         with pyvirtd(d_root) as proc:
-            probe = subprocess.run(
-                daemon_tool.argv("list", "--all"), env=daemon_tool.env(), capture_output=True,
-                text=True,
-            )  # fmt: skip
-            if probe.returncode == 0:
-                run_column(daemon_tool, sizes, args.runs, args.start_runs, results, note)
-                starter: PyvirtTool = daemon_tool
-            else:
-                na["pyvirtd"] = f"the CLI cannot use the daemon: {probe.stderr.strip()}"
-                # still measure the daemon's memory: start the guests embedded
-                embed = f"pyvirt:///embed?root={d_root}"
-                starter = PyvirtTool("pyvirtd", d_root, kernel, initrd, embed)
-            have = 0 if "pyvirtd" in na else max(sizes) - 1
-            daemon_tool.add_domains([filler(i) for i in range(have, fillers)])
             note(f"pyvirtd RSS with {args.guests} guests")
             rss["pyvirtd"] = rss_with_guests(starter, proc.pid, args.guests)
     if args.no_libvirt:
