@@ -24,6 +24,7 @@ from pyvirt.service.domain.types import DomainStatus, Reason, State
 
 if TYPE_CHECKING:
     from pyvirt.api.install import CloneJob, CloneRequest, InstallJob, InstallResult, InstallSpec
+    from pyvirt.api.stats import DomainStats, StatsGroup
     from pyvirt.service.connection import Connection as ServiceConnection
 
 __all__ = [
@@ -78,6 +79,28 @@ class DomainCollection:
         if autostart is not None:
             rows = [s for s in rows if s.autostart == autostart]
         return rows
+
+    def stats(
+        self,
+        names: Iterable[str] | None = None,
+        groups: Iterable[StatsGroup] | None = None,
+        *,
+        inactive_details: bool = True,
+    ) -> builtins.list[DomainStats]:
+        """Statistics of the domains ``names`` (None: every domain), see :mod:`pyvirt.api.stats`.
+
+        :param groups: the :class:`~pyvirt.api.stats.StatsGroup` values to collect (None: all)
+        :param inactive_details: read shut-off domains' definitions (memory, vCPUs, disks)
+        :raises NotFoundError: a name matches no domain
+        """
+        from pyvirt.api.stats import ALL_GROUPS, domain_stats  # lazy
+
+        return domain_stats(
+            self._service,
+            None if names is None else builtins.list(names),
+            ALL_GROUPS if groups is None else groups,
+            inactive_details=inactive_details,
+        )
 
     def define(
         self, xml: str | bytes, *, force: bool = False, expect_revision: str | bool | None = False

@@ -51,7 +51,7 @@ _MODULE_GROUP = {
 _MONITOR = frozenset(
     {
         "list", "dominfo", "domstate", "domblklist", "domblkinfo", "domblkstat", "domiflist",
-        "domifaddr", "domifstat", "dommemstat", "domtime",
+        "domifaddr", "domifstat", "dommemstat", "domtime", "domstats",
     }
 )  # fmt: skip
 

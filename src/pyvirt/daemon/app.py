@@ -36,6 +36,7 @@ FEATURES: tuple[str, ...] = (
     "routes.nodedevs",
     "routes.host",
     "routes.jobs",
+    "routes.metrics",
 )
 
 

@@ -1,0 +1,230 @@
+"""``GET /metrics``: Prometheus text exposition of the host, its domains and the daemon's jobs.
+
+The figures come from the same collector as ``pyvirt domstats`` (:mod:`pyvirt.api.stats`),
+read at scrape time by a custom ``prometheus_client`` collector (nothing is cached between
+scrapes). Shut-off domains only get ``pyvirt_domain_state``: their definitions are not read,
+so a scrape stays cheap with thousands of them.
+
+Series (counters end in ``_total``):
+
+- ``pyvirt_domain_state{domain}``: libvirt's state number (1 running, 3 paused, 5 shut off)
+- ``pyvirt_domain_cpu_seconds_total{domain}``, ``pyvirt_domain_vcpu_seconds_total{domain,vcpu}``
+- ``pyvirt_domain_memory_bytes{domain,kind}``: ``maximum``, ``current`` (balloon), ``rss`` and
+  the guest's balloon statistics (``unused``, ``available``, ``usable``, ``disk_caches``)
+- ``pyvirt_domain_block_{read,write}_{bytes,requests,seconds}_total{domain,dev}``,
+  ``pyvirt_domain_block_flush_requests_total{domain,dev}``
+- ``pyvirt_domain_net_{receive,transmit}_{bytes,packets,errors,drops}_total{domain,dev}``
+  (as the guest sees them, like ``domifstat``)
+- ``pyvirt_host_cpu_seconds_total{mode}``, ``pyvirt_host_memory_bytes{kind}``
+- ``pyvirt_jobs{state}``: the daemon's jobs by state (when the daemon keeps jobs)
+
+The records themselves, for ``pyvirt domstats`` through the daemon:
+``GET /api/v1/stats/domains?name=A&name=B&group=block`` (``DomainStats.to_json()`` each; no
+``name``: every domain; no ``group``: every group) and ``GET /api/v1/stats/host``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from pyvirt.api.stats import DomainStats, StatsGroup, host_stats, state_code
+from pyvirt.daemon.context import Daemon, daemon_of
+from pyvirt.errors import PyvirtError
+
+__all__ = ["DaemonCollector", "render", "router"]
+
+log = logging.getLogger("pyvirtd.metrics")
+
+router = APIRouter(tags=["metrics"])
+
+NS_PER_S = 1e9
+#: job states always reported (0 when none)
+JOB_STATES = ("running", "completed", "failed", "cancelled")
+#: guest balloon statistics in KiB that become ``pyvirt_domain_memory_bytes{kind}``
+_GUEST_MEMORY = ("unused", "available", "usable", "disk_caches")
+#: (series suffix, BlockStats field, scale to the unit)
+_BLOCK = (
+    ("read_bytes", "rd_bytes", 1.0),
+    ("write_bytes", "wr_bytes", 1.0),
+    ("read_requests", "rd_reqs", 1.0),
+    ("write_requests", "wr_reqs", 1.0),
+    ("flush_requests", "fl_reqs", 1.0),
+    ("read_seconds", "rd_times", 1 / NS_PER_S),
+    ("write_seconds", "wr_times", 1 / NS_PER_S),
+)
+_NET = (
+    ("receive_bytes", "rx_bytes"),
+    ("receive_packets", "rx_pkts"),
+    ("receive_errors", "rx_errs"),
+    ("receive_drops", "rx_drop"),
+    ("transmit_bytes", "tx_bytes"),
+    ("transmit_packets", "tx_pkts"),
+    ("transmit_errors", "tx_errs"),
+    ("transmit_drops", "tx_drop"),
+)
+
+
+class DaemonCollector(Collector):
+    """Yields the metric families of one scrape from :mod:`pyvirt.api.stats`."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
+
+    def collect(self) -> Iterator[Metric]:
+        """Every family, read now."""
+        try:
+            records = self._daemon.conn.domains.stats(inactive_details=False)
+        except PyvirtError as err:  # keep the host and job series coming
+            log.warning("metrics: domain statistics failed: %s", err)
+            records = []
+        yield from domain_families(records)
+        yield from host_families()
+        jobs = job_family(getattr(self._daemon, "jobs", None))
+        if jobs is not None:
+            yield jobs
+
+
+def domain_families(records: list[DomainStats]) -> Iterator[Metric]:
+    """The ``pyvirt_domain_*`` families of ``records``."""
+    state = GaugeMetricFamily(
+        "pyvirt_domain_state",
+        "Domain state as libvirt numbers it (1 running, 3 paused, 5 shut off, 0 unknown)",
+        labels=["domain"],
+    )
+    cpu = CounterMetricFamily(
+        "pyvirt_domain_cpu_seconds", "CPU time used by the domain's QEMU", labels=["domain"]
+    )
+    vcpu = CounterMetricFamily(
+        "pyvirt_domain_vcpu_seconds", "Run time of each vCPU thread", labels=["domain", "vcpu"]
+    )
+    memory = GaugeMetricFamily(
+        "pyvirt_domain_memory_bytes",
+        "Domain memory: maximum, current (balloon), rss (QEMU) and the guest's balloon figures",
+        labels=["domain", "kind"],
+    )
+    block = {
+        key: CounterMetricFamily(
+            f"pyvirt_domain_block_{key}", f"Disk {key.replace('_', ' ')}", labels=["domain", "dev"]
+        )
+        for key, _, _ in _BLOCK
+    }
+    net = {
+        key: CounterMetricFamily(
+            f"pyvirt_domain_net_{key}",
+            f"NIC {key.replace('_', ' ')} as the guest sees them",
+            labels=["domain", "dev"],
+        )
+        for key, _ in _NET
+    }
+    for rec in records:
+        name = rec.name
+        state.add_metric([name], state_code(rec.status.state))
+        if rec.cpu is not None:
+            cpu.add_metric([name], rec.cpu.time_ns / NS_PER_S)
+        for v in rec.vcpus or ():
+            vcpu.add_metric([name, str(v.vcpu)], v.time_ns / NS_PER_S)
+        if rec.balloon is not None and rec.active:
+            b = rec.balloon
+            memory.add_metric([name, "maximum"], b.maximum_kib * 1024)
+            memory.add_metric([name, "current"], b.current_kib * 1024)
+            if b.rss_kib is not None:
+                memory.add_metric([name, "rss"], b.rss_kib * 1024)
+            for kind in _GUEST_MEMORY:
+                if kind in b.guest:
+                    memory.add_metric([name, kind], b.guest[kind] * 1024)
+        for d in rec.blocks or ():
+            for key, attr, scale in _BLOCK:
+                value = getattr(d, attr)
+                if value is not None:
+                    block[key].add_metric([name, d.name], value * scale)
+        for n in rec.nets or ():
+            for key, attr in _NET:
+                net[key].add_metric([name, n.name], getattr(n, attr))
+    yield state
+    yield cpu
+    yield vcpu
+    yield memory
+    yield from block.values()
+    yield from net.values()
+
+
+def host_families() -> Iterator[Metric]:
+    """``pyvirt_host_cpu_seconds_total{mode}`` and ``pyvirt_host_memory_bytes{kind}``."""
+    host = host_stats()
+    cpu = CounterMetricFamily(
+        "pyvirt_host_cpu_seconds", "CPU time of all host CPUs by mode", labels=["mode"]
+    )
+    for mode, ns in host.cpu_ns.items():
+        cpu.add_metric([mode], ns / NS_PER_S)
+    memory = GaugeMetricFamily("pyvirt_host_memory_bytes", "Host memory by kind", labels=["kind"])
+    for kind, value in host.memory_bytes.items():
+        memory.add_metric([kind], value)
+    yield cpu
+    yield memory
+
+
+def job_family(registry: Any) -> GaugeMetricFamily | None:
+    """``pyvirt_jobs{state}`` from the daemon's job registry (None: the daemon keeps none).
+
+    The registry is anything with ``list()`` returning jobs that have a ``state`` (an
+    attribute, or a key of a mapping).
+    """
+    lister = getattr(registry, "list", None)
+    if not callable(lister):
+        return None
+    counts = dict.fromkeys(JOB_STATES, 0)
+    for job in lister():
+        raw = job.get("state") if isinstance(job, Mapping) else getattr(job, "state", None)
+        if raw is not None:
+            key = str(getattr(raw, "value", raw))
+            counts[key] = counts.get(key, 0) + 1
+    family = GaugeMetricFamily("pyvirt_jobs", "The daemon's jobs by state", labels=["state"])
+    for key, count in counts.items():
+        family.add_metric([key], count)
+    return family
+
+
+def render(daemon: Daemon, accept: str = "") -> tuple[bytes, str]:
+    """One scrape and its content type: the Prometheus text format (0.0.4), or OpenMetrics
+    when the ``Accept`` header asks for it."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DaemonCollector(daemon))
+    encoder, content_type = choose_encoder(accept)
+    return encoder(registry), content_type
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_PLAIN_0_0_4: {}}, "description": "Prometheus text"}},
+)
+def metrics(request: Request) -> Response:
+    """Host, domain and job metrics in the Prometheus text format."""
+    body, content_type = render(daemon_of(request), request.headers.get("accept", ""))
+    return Response(body, media_type=content_type)
+
+
+@router.get("/api/v1/stats/domains", tags=["stats"])
+def domain_stats(
+    request: Request,
+    name: Annotated[list[str] | None, Query(description="domains (none: all)")] = None,
+    group: Annotated[list[StatsGroup] | None, Query(description="groups (none: all)")] = None,
+) -> list[dict[str, Any]]:
+    """Statistics records of domains, as ``pyvirt domstats --json`` prints them."""
+    records = daemon_of(request).conn.domains.stats(name, group)
+    return [r.to_json() for r in records]
+
+
+@router.get("/api/v1/stats/host", tags=["stats"])
+def host(request: Request) -> dict[str, Any]:
+    """The host's CPU time by mode (ns) and memory by kind (bytes)."""
+    return host_stats().to_json()
