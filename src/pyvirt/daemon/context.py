@@ -15,6 +15,7 @@ from starlette.requests import HTTPConnection
 
 import pyvirt.api
 from pyvirt.daemon.bus import EventBus
+from pyvirt.daemon.jobs import JobRegistry
 from pyvirt.state.paths import StatePaths
 
 __all__ = ["Daemon", "DaemonConfig", "daemon_of"]
@@ -44,10 +45,15 @@ class Daemon:
     config: DaemonConfig
     conn: pyvirt.api.Connection
     bus: EventBus = field(default_factory=EventBus)
+    #: long operations (clones, uploads, wipes): progress, cancel, results
+    jobs: JobRegistry = field(init=False)
     #: coroutines run once the server's event loop runs, in order (the supervisor, autostart)
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     #: coroutines run when the daemon stops, in reverse order
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.jobs = JobRegistry(self.bus.publish)
 
     @property
     def paths(self) -> StatePaths:

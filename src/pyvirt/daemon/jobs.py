@@ -287,12 +287,6 @@ class JobRegistry:
             del self._jobs[jid]
 
 
-_REGISTRIES: dict[int, JobRegistry] = {}
-
-
 def registry_of(daemon: Daemon) -> JobRegistry:
-    """The job registry of ``daemon`` (made on first use; events go to its bus)."""
-    reg = _REGISTRIES.get(id(daemon))
-    if reg is None:
-        reg = _REGISTRIES[id(daemon)] = JobRegistry(daemon.bus.publish)
-    return reg
+    """The job registry of ``daemon`` (events go to its bus)."""
+    return daemon.jobs

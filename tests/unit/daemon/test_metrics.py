@@ -3,8 +3,8 @@ registry, and the real app on a temporary state root, parsed with prometheus_cli
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,9 @@ from pyvirt.api.domains import DomainStatus, Reason, State
 from pyvirt.api.stats import BalloonStats, BlockStats, CpuStats, DomainStats, NetStats, VcpuStats
 from pyvirt.daemon.app import create_app
 from pyvirt.daemon.context import Daemon, DaemonConfig
+from pyvirt.daemon.jobs import Job, JobRegistry
 from pyvirt.daemon.routes.metrics import domain_families, host_families, job_family
+from pyvirt.errors import OperationFailedError
 from pyvirt.state.paths import StatePaths
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -88,24 +90,22 @@ def test_host_series() -> None:
     assert got[("pyvirt_host_memory_bytes", (("kind", "total"),))] > 0
 
 
-@dataclass
-class _Job:
-    state: str
-
-
-class _Jobs:
-    def list(self) -> list[object]:
-        return [_Job("running"), _Job("completed"), _Job("completed"), {"state": "failed"}]
-
-
 def test_job_counts() -> None:
-    assert job_family(None) is None
-    family = job_family(_Jobs())
-    assert family is not None
-    got = samples(render([family]))
+    reg = JobRegistry()
+    release = threading.Event()
+
+    def fail(_job: Job) -> None:
+        raise OperationFailedError("no")
+
+    running = reg.start("vol-wipe", "p/v", lambda _job: release.wait(10))
+    for job in (reg.start("vol-wipe", "p/a", lambda _j: None), reg.start("vol-wipe", "p/b", fail)):
+        reg.wait(job.id, 10)
+    got = samples(render([job_family(reg)]))
+    release.set()
+    reg.wait(running.id, 10)
     assert got == {
         ("pyvirt_jobs", (("state", "running"),)): 1,
-        ("pyvirt_jobs", (("state", "completed"),)): 2,
+        ("pyvirt_jobs", (("state", "completed"),)): 1,
         ("pyvirt_jobs", (("state", "failed"),)): 1,
         ("pyvirt_jobs", (("state", "cancelled"),)): 0,
     }

@@ -46,7 +46,7 @@ def test_oversized_bodies_are_413(client: TestClient) -> None:
     assert r.status_code == 413
     # data streams are the upload job's to bound: not refused for their size here (404: the
     # route is not in this app)
-    r = client.put("/api/v1/pools/p/volumes/v/upload", content=b"x" * 10000)
+    r = client.put("/api/v1/pools/p/volumes/v/content", content=b"x" * 10000)
     assert r.status_code == 404
 
 

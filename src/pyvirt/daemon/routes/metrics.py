@@ -26,7 +26,7 @@ The records themselves, for ``pyvirt domstats`` through the daemon:
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -38,6 +38,7 @@ from prometheus_client.registry import Collector
 
 from pyvirt.api.stats import DomainStats, StatsGroup, host_stats, state_code
 from pyvirt.daemon.context import Daemon, daemon_of
+from pyvirt.daemon.jobs import JobRegistry
 from pyvirt.errors import PyvirtError
 
 __all__ = ["DaemonCollector", "render", "router"]
@@ -88,9 +89,7 @@ class DaemonCollector(Collector):
             records = []
         yield from domain_families(records)
         yield from host_families()
-        jobs = job_family(getattr(self._daemon, "jobs", None))
-        if jobs is not None:
-            yield jobs
+        yield job_family(self._daemon.jobs)
 
 
 def domain_families(records: list[DomainStats]) -> Iterator[Metric]:
@@ -172,21 +171,11 @@ def host_families() -> Iterator[Metric]:
     yield memory
 
 
-def job_family(registry: Any) -> GaugeMetricFamily | None:
-    """``pyvirt_jobs{state}`` from the daemon's job registry (None: the daemon keeps none).
-
-    The registry is anything with ``list()`` returning jobs that have a ``state`` (an
-    attribute, or a key of a mapping).
-    """
-    lister = getattr(registry, "list", None)
-    if not callable(lister):
-        return None
+def job_family(registry: JobRegistry) -> GaugeMetricFamily:
+    """``pyvirt_jobs{state}``: the daemon's jobs (kept ones included) by state."""
     counts = dict.fromkeys(JOB_STATES, 0)
-    for job in lister():
-        raw = job.get("state") if isinstance(job, Mapping) else getattr(job, "state", None)
-        if raw is not None:
-            key = str(getattr(raw, "value", raw))
-            counts[key] = counts.get(key, 0) + 1
+    for job in registry.list():
+        counts[job.state] = counts.get(job.state, 0) + 1
     family = GaugeMetricFamily("pyvirt_jobs", "The daemon's jobs by state", labels=["state"])
     for key, count in counts.items():
         family.add_metric([key], count)
