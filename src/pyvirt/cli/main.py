@@ -71,6 +71,8 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
         "schedinfo", "numatune", "setmem", "setmaxmem", "dommemstat", "memtune",
     ),
     "plan": ("plan",),
+    # the daemon (issue 11)
+    "event": ("event",),
     # guest agent (issue 6)
     "guest": (
         "guestinfo", "domfsinfo", "set-user-password", "domfsfreeze", "domfsthaw", "domtime",
