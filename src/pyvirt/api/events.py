@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 __all__ = ["KINDS", "Event", "check_kinds", "watch"]
 
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: URI resolution and the
+# HTTP client load only when a stream is opened.
+
 
 def watch(
     uri: str | None = None,
