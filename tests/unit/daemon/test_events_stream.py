@@ -18,7 +18,7 @@ from pyvirt.api.events import watch
 from pyvirt.api.remote.events import EventStream, events_path, stream
 from pyvirt.cli.commands.event import describe, stamp
 from pyvirt.client.events import EventSource, parse_lines
-from pyvirt.errors import InvalidConfigError, UnsupportedError
+from pyvirt.errors import InvalidConfigError, NotFoundError, UnsupportedError
 from tests.daemonhelp import InProcessDaemon
 
 
@@ -135,3 +135,52 @@ def test_parse_lines() -> None:
     assert parse_lines([": hello"], comments) is None and comments == ["hello"]
     msg = parse_lines(["event: x", "id: 3", 'data: {"a":', "data: 1}"], comments)
     assert msg is not None and (msg.event, msg.id, msg.data) == ("x", "3", '{"a":\n1}')
+
+
+def test_openapi_documents_the_stream_and_the_device_routes(pyvirtd: InProcessDaemon) -> None:
+    doc = pyvirtd.client().json("GET", "/openapi.json")
+    stream_doc = doc["paths"]["/api/v1/events"]["get"]
+    assert "text/event-stream" in stream_doc["responses"]["200"]["content"]
+    assert {p["name"] for p in stream_doc["parameters"]} == {
+        "types", "domain", "network", "pool", "keepalive",
+    }  # fmt: skip
+    attach = doc["paths"]["/api/v1/domains/{name}/devices"]["post"]
+    assert "application/xml" in attach["requestBody"]["content"]
+    assert "/api/v1/domains/{name}/devices/detach" in doc["paths"]
+
+
+MINIMAL = """<domain type='qemu'><name>d2</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
+<os><type arch='x86_64' machine='pc'>hvm</type></os></domain>"""
+
+
+def test_device_routes_publish_and_refuse(pyvirtd: InProcessDaemon, tmp_path: Path) -> None:
+    pyvirtd.daemon.conn.domains.define(MINIMAL)
+    img = tmp_path / "c.raw"
+    img.write_bytes(bytes(65536))
+    disk = f"<disk type='file'><source file='{img}'/><target dev='vdc'/></disk>"
+    client = pyvirtd.client()
+
+    def post(path: str, xml: str) -> object:
+        return client.request(
+            "POST", path, body=xml.encode(), content_type="application/xml"
+        ).json()
+
+    with stream(pyvirtd.target, timeout=10) as s:
+        pyvirtd.wait_listeners(1)
+        with pytest.raises(NotFoundError, match="'ghost'"):
+            post("/api/v1/domains/ghost/devices", disk)
+        with pytest.raises(UnsupportedError, match="<hostdev> cannot be attached"):
+            post("/api/v1/domains/d2/devices", "<hostdev/>")
+        with pytest.raises(UnsupportedError, match="<iotune> is not supported"):
+            post("/api/v1/domains/d2/devices", disk.replace("<target", "<iotune/><target"))
+        with pytest.raises(InvalidConfigError):
+            post("/api/v1/domains/d2/devices", "<disk")
+        with pytest.raises(InvalidConfigError, match="no <target"):
+            post("/api/v1/domains/d2/devices", f"<disk><source file='{img}'/></disk>")
+        assert post("/api/v1/domains/d2/devices", disk) == {
+            "device": "disk", "ident": "vdc", "alias": None, "live": False, "config": True,
+        }  # fmt: skip
+        assert post("/api/v1/domains/d2/devices/detach", "<disk><target dev='vdc'/></disk>")
+        got = take(s, 2)
+    assert [describe(e) for e in got] == ["event 'lifecycle' for domain 'd2': Defined Updated"] * 2
+    assert "vdc" not in pyvirtd.daemon.conn.domains.get("d2").xml_desc(inactive=True)

@@ -29,9 +29,9 @@ from starlette.types import Receive, Scope, Send
 
 from pyvirt.api.event_values import KINDS, check_kinds
 from pyvirt.daemon.bus import EventBus, EventFilter, Subscription
-from pyvirt.daemon.context import daemon_of
+from pyvirt.daemon.context import Daemon, daemon_of
 
-__all__ = ["BATCH", "END_GRACE", "EventStreamResponse", "router"]
+__all__ = ["BATCH", "END_GRACE", "EventStreamResponse", "router", "setup"]
 
 log = logging.getLogger("pyvirtd.events")
 
@@ -41,6 +41,31 @@ router = APIRouter(tags=["events"])
 END_GRACE = 2.0
 #: most events sent in one write
 BATCH = 64
+
+
+class _QuietCut(logging.Filter):
+    """uvicorn logs an error for a response its application abandons; a stream cut off on
+    purpose (a listener that stopped reading) is not one, and was logged as a warning."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pending = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.pending and record.getMessage().startswith(
+            "ASGI callable returned without completing response"
+        ):
+            self.pending -= 1
+            return False
+        return True
+
+
+_QUIET = _QuietCut()
+
+
+def setup(daemon: Daemon) -> None:
+    """Keep the cut-off streams out of the error log."""
+    logging.getLogger("uvicorn.error").addFilter(_QUIET)
 
 
 def _data(payload: Any) -> bytes:
@@ -76,18 +101,27 @@ class EventStreamResponse(Response):
             await send(_chunk(b": pyvirtd events\n\n"))
             pump = asyncio.ensure_future(self._pump(sub, send))
             gone = asyncio.ensure_future(self._gone(receive))
+            cut: list[bool] = []
 
-            def cut() -> None:
+            def fire() -> None:
+                if not pump.done():
+                    cut.append(True)
+                    pump.cancel()
+
+            def ended() -> None:
                 # a pump stuck in send() on a client that stopped reading is cut after a grace
-                loop.call_later(END_GRACE, pump.cancel)
+                loop.call_later(END_GRACE, fire)
 
-            sub.on_end(cut)
+            sub.on_end(ended)
             await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
             pump.cancel()
             gone.cancel()
             for result in await asyncio.gather(pump, gone, return_exceptions=True):
                 if isinstance(result, Exception):
                     log.warning("event stream ended with %s: %s", type(result).__name__, result)
+            if cut:
+                log.warning("event stream cut off: its client stopped reading")
+                _QUIET.pending += 1
         finally:
             sub.close()
 
@@ -127,6 +161,7 @@ _EXAMPLE = 'data: {"seq":7,"kind":"lifecycle","object":"domain","name":"web1","e
 @router.get(
     "/api/v1/events",
     response_class=EventStreamResponse,
+    status_code=200,
     responses={
         200: {
             "description": "Server-Sent Events: one `data:` line per event (JSON), keep-alive "
