@@ -13,6 +13,7 @@ so :func:`watch` on an embedded connection raises :class:`~pyvirt.errors.Unsuppo
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -50,9 +51,14 @@ def watch(
     wanted = check_kinds(kinds) if kinds is not None else None
     target = resolve(uri)
     if not target.remote:
+        given = uri or os.environ.get("PYVIRT_DEFAULT_URI") or os.environ.get("LIBVIRT_DEFAULT_URI")
+        why = (
+            f"the connection '{given}' is embedded"
+            if given
+            else "this connection is embedded (no daemon runs for this state directory)"
+        )
         raise UnsupportedError(
-            "events need pyvirtd, and this connection is embedded (no daemon runs for "
-            "this state directory)",
+            f"events need pyvirtd, and {why}",
             hint="start pyvirtd (with the same PYVIRT_STATE_DIR), or connect to one with -c URI",
         )
     from pyvirt.api.remote.events import stream  # lazy

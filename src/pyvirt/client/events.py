@@ -87,8 +87,6 @@ class EventSource:
             resp = conn.getresponse()
         except (http.client.HTTPException, OSError) as err:
             conn.close()
-            if isinstance(err, OperationFailedError):
-                raise
             raise OperationFailedError(
                 f"lost the connection to pyvirtd ({self.client.target.uri}): {err}",
                 hint="check that pyvirtd is running ('pyvirt uri' names the connection)",

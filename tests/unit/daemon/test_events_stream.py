@@ -101,8 +101,10 @@ def test_daemon_stop_ends_streams_cleanly(pyvirtd: InProcessDaemon) -> None:
 
 
 def test_watch_needs_a_daemon(tmp_path: Path) -> None:
-    with pytest.raises(UnsupportedError, match="events need pyvirtd") as err:
-        watch(f"pyvirt:///embed?root={tmp_path}")
+    uri = f"pyvirt:///embed?root={tmp_path}"
+    with pytest.raises(UnsupportedError) as err:
+        watch(uri)
+    assert err.value.message == f"events need pyvirtd, and the connection '{uri}' is embedded"
     assert err.value.hint and "start pyvirtd" in err.value.hint
 
 
