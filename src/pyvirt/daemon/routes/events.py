@@ -96,11 +96,13 @@ class EventStreamResponse(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sub = self.bus.subscribe(self.filt)
         loop = asyncio.get_running_loop()
+        tasks: list[asyncio.Future[None]] = []
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             await send(_chunk(b": pyvirtd events\n\n"))
             pump = asyncio.ensure_future(self._pump(sub, send))
             gone = asyncio.ensure_future(self._gone(receive))
+            tasks += [pump, gone]
             cut: list[bool] = []
 
             def fire() -> None:
@@ -123,6 +125,8 @@ class EventStreamResponse(Response):
                 log.warning("event stream cut off: its client stopped reading")
                 _QUIET.pending += 1
         finally:
+            for task in tasks:  # cancelled itself (the server is stopping): leave no orphan
+                task.cancel()
             sub.close()
 
     async def _pump(self, sub: Subscription, send: Send) -> None:
