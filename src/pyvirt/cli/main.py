@@ -73,6 +73,8 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
     "plan": ("plan",),
     # statistics (issue 11)
     "stats": ("domstats",),
+    # the daemon (issue 11)
+    "event": ("event",),
     # guest agent (issue 6)
     "guest": (
         "guestinfo", "domfsinfo", "set-user-password", "domfsfreeze", "domfsthaw", "domtime",

@@ -114,7 +114,7 @@ class Client:
             ) from None
         resp = Response(raw.status, {k.lower(): v for k, v in raw.getheaders()}, data)
         if resp.status >= 400:
-            raise self._error(resp)
+            raise self.error_of(resp)
         return resp
 
     def json(self, method: str, path: str, payload: Any = None, **kw: Any) -> Any:
@@ -134,7 +134,8 @@ class Client:
         return self._conn
 
     @staticmethod
-    def _error(resp: Response) -> PyvirtError:
+    def error_of(resp: Response) -> PyvirtError:
+        """The :class:`PyvirtError` a daemon's error response stands for."""
         try:
             doc = resp.json()
             message, hint, code = doc["error"], doc.get("hint"), doc.get("code", "")

@@ -37,6 +37,8 @@ FEATURES: tuple[str, ...] = (
     "routes.host",
     "routes.jobs",
     "routes.metrics",
+    "routes.events",
+    "routes.devices",
 )
 
 

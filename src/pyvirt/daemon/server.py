@@ -17,7 +17,7 @@ from pyvirt.daemon.app import create_app
 from pyvirt.daemon.context import Daemon
 from pyvirt.errors import OperationFailedError
 
-__all__ = ["bind_unix", "serve", "single_instance"]
+__all__ = ["DaemonServer", "bind_unix", "serve", "single_instance"]
 
 log = logging.getLogger("pyvirtd")
 
@@ -62,6 +62,19 @@ def bind_unix(path: Path) -> socket.socket:
     return sock
 
 
+class DaemonServer(uvicorn.Server):
+    """uvicorn's server; when stopping, the event streams are ended first (they never end by
+    themselves, and uvicorn waits for every open response before it stops)."""
+
+    def __init__(self, config: uvicorn.Config, daemon: Daemon) -> None:
+        super().__init__(config)
+        self.daemon = daemon
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.daemon.bus.close()
+        await super().shutdown(sockets)
+
+
 def serve(daemon: Daemon) -> None:
     """Serve until SIGTERM/SIGINT."""
     lock = single_instance(daemon.paths.run)
@@ -72,7 +85,7 @@ def serve(daemon: Daemon) -> None:
         app, log_level="warning", access_log=False, lifespan="on", timeout_keep_alive=30,
         server_header=False,
     )  # fmt: skip
-    server = uvicorn.Server(config)
+    server = DaemonServer(config, daemon)
     log.info("pyvirtd listening on %s", sock_path)
     try:
         asyncio.run(server.serve(sockets=[sock]))

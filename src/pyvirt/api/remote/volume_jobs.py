@@ -21,7 +21,7 @@ from urllib.parse import quote, urlencode
 
 from pyvirt.api.remote.jobs import JobInfo, Jobs, wait_for
 from pyvirt.client.transport import API, Client, Response
-from pyvirt.errors import OperationFailedError, PyvirtError, error_class
+from pyvirt.errors import OperationFailedError, PyvirtError
 from pyvirt.progress import CancelToken, Progress
 
 if TYPE_CHECKING:
@@ -41,12 +41,7 @@ def _http(client: Client) -> http.client.HTTPConnection:
 
 def _error(resp: Response) -> PyvirtError:
     """The daemon's error answer as the matching :class:`~pyvirt.errors.PyvirtError`."""
-    try:
-        doc = resp.json()
-        return error_class(str(doc.get("code", "")))(str(doc["error"]), hint=doc.get("hint"))
-    except (ValueError, KeyError, TypeError, AttributeError):
-        text = resp.body.decode(errors="replace").strip()[:200]
-        return OperationFailedError(f"pyvirtd answered {resp.status}: {text}")
+    return Client.error_of(resp)
 
 
 def _started(client: Client, method: str, path: str, payload: dict[str, Any]) -> JobInfo:
