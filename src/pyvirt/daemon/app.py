@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from pyvirt import __version__
+from pyvirt.daemon.auth import AuthMiddleware
 from pyvirt.daemon.context import Daemon
 from pyvirt.errors import PyvirtError
 
@@ -29,7 +30,7 @@ log = logging.getLogger("pyvirtd")
 
 #: feature modules under pyvirt.daemon; each has ``router`` (an APIRouter) and may have
 #: ``setup(daemon)`` (registers start-up/shut-down work). One line per feature.
-FEATURES: tuple[str, ...] = ("routes.health",)
+FEATURES: tuple[str, ...] = ("routes.health", "routes.tokens")
 
 
 def error_body(message: str, code: str, hint: str | None = None) -> dict[str, Any]:
@@ -104,4 +105,5 @@ def create_app(daemon: Daemon) -> FastAPI:
         if setup is not None:
             setup(daemon)
         app.include_router(mod.router)
+    app.add_middleware(AuthMiddleware, daemon=daemon)  # every request: auth, then audit
     return app

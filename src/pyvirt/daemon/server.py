@@ -15,6 +15,8 @@ import uvicorn
 
 from pyvirt.daemon.app import create_app
 from pyvirt.daemon.context import Daemon
+from pyvirt.daemon.listeners import listener_config, serve_all
+from pyvirt.daemon.tls import tls_listener
 from pyvirt.errors import OperationFailedError
 
 __all__ = ["bind_unix", "serve", "single_instance"]
@@ -68,15 +70,16 @@ def serve(daemon: Daemon) -> None:
     sock_path = daemon.paths.daemon_socket
     sock = bind_unix(sock_path)
     app = create_app(daemon)
-    config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="on", timeout_keep_alive=30,
-        server_header=False,
-    )  # fmt: skip
-    server = uvicorn.Server(config)
+    servers = [(uvicorn.Server(listener_config(app, "unix", lifespan=True)), [sock])]
     log.info("pyvirtd listening on %s", sock_path)
+    if daemon.config.listen_tcp:
+        servers.append(tls_listener(daemon, app))
     try:
-        asyncio.run(server.serve(sockets=[sock]))
+        asyncio.run(serve_all(servers))
     finally:
+        for _server, socks in servers[1:]:
+            for s in socks:
+                s.close()
         with contextlib.suppress(FileNotFoundError):
             sock_path.unlink()
         os.close(lock)
