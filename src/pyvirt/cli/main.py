@@ -71,6 +71,8 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
         "schedinfo", "numatune", "setmem", "setmaxmem", "dommemstat", "memtune",
     ),
     "plan": ("plan",),
+    # pyvirtd's API tokens (issue 11)
+    "token": ("token-create", "token-list", "token-delete"),
     # guest agent (issue 6)
     "guest": (
         "guestinfo", "domfsinfo", "set-user-password", "domfsfreeze", "domfsthaw", "domtime",
