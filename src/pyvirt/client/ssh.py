@@ -5,7 +5,8 @@ a socket in a fresh private directory (0700) and REMOTE is the daemon's socket
 (``/run/pyvirt/pyvirtd.sock`` unless the URI's path or ``?socket=`` says otherwise), then
 talks HTTP to LOCAL. ssh does the authentication (keys, agent, known hosts: the user's ssh
 configuration applies); on the remote side the socket's mode decides, as for local users.
-The tunnel ends when the client is closed or the process exits.
+The tunnel ends when the client is closed or the process exits (even when it is killed: ssh
+gets SIGTERM when the thread that started it ends, through ``PR_SET_PDEATHSIG``).
 
 ``PYVIRT_SSH_COMMAND`` replaces ``ssh`` (e.g. ``ssh -F ~/.ssh/pyvirt_config``). URI
 parameters, as libvirt's: ``?keyfile=FILE`` (``-i``), ``?known_hosts=FILE``,
@@ -18,6 +19,7 @@ import contextlib
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -33,6 +35,15 @@ __all__ = ["REMOTE_SOCKET", "SSHTunnel"]
 #: the daemon's socket on a host where it runs as root with the default state directory
 REMOTE_SOCKET = "/run/pyvirt/pyvirtd.sock"
 _TRUE = ("1", "yes", "true", "on")
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the process that started ssh dies (even by
+    SIGKILL), so a tunnel never outlives its client."""
+    import ctypes  # local import: only in the forked child
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _stop(proc: subprocess.Popen[bytes], tmp: str) -> None:
@@ -60,7 +71,8 @@ class SSHTunnel:
         with open(err_path, "wb") as err:
             try:
                 self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL,
-                                             stdout=subprocess.DEVNULL, stderr=err)  # fmt: skip
+                                             stdout=subprocess.DEVNULL, stderr=err,
+                                             preexec_fn=_die_with_parent)  # fmt: skip
             except OSError as exc:
                 shutil.rmtree(self.tmp, ignore_errors=True)
                 raise OperationFailedError(
