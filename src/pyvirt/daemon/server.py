@@ -68,13 +68,15 @@ def serve(daemon: Daemon) -> None:
     """Serve until SIGTERM/SIGINT."""
     lock = single_instance(daemon.paths.run)
     sock_path = daemon.paths.daemon_socket
-    sock = bind_unix(sock_path)
-    app = create_app(daemon)
-    servers = [(uvicorn.Server(listener_config(app, "unix", lifespan=True)), [sock])]
-    log.info("pyvirtd listening on %s", sock_path)
-    if daemon.config.listen_tcp:
-        servers.append(tls_listener(daemon, app))
+    servers: list[tuple[uvicorn.Server, list[socket.socket]]] = []
     try:
+        app = create_app(daemon)
+        # the TLS pair and port first: a bad one fails before the unix socket exists
+        tls = tls_listener(daemon, app) if daemon.config.listen_tcp else None
+        sock = bind_unix(sock_path)
+        servers = [(uvicorn.Server(listener_config(app, "unix", lifespan=True)), [sock])]
+        servers += [tls] if tls else []
+        log.info("pyvirtd listening on %s", sock_path)
         asyncio.run(serve_all(servers))
     finally:
         for _server, socks in servers[1:]:
