@@ -68,9 +68,12 @@ def bind_tcp(spec: str) -> socket.socket:
         raise InvalidConfigError(f"cannot resolve listen host '{host}': {err.strerror}",
                                  hint=_LISTEN_HINT) from None  # fmt: skip
     family, _type, _proto, _canon, addr = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted sockets only when the
+    # socket says it is TCP, and without it every TLS response waits ~40 ms (Nagle + ACK)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if family == socket.AF_INET6:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
