@@ -97,11 +97,13 @@ def _uri(sshd: dict[str, Any], path: Path | str) -> str:
             f"?keyfile={d}/id_ed25519&known_hosts={d}/known_hosts")  # fmt: skip
 
 
-def _ssh_children(sshd: dict[str, Any]) -> list[str]:
-    """ssh clients of this test's sshd still running (whoever started them)."""
+def _ssh_children(sshd: dict[str, Any], marker: str = "") -> list[str]:
+    """ssh clients of this test's sshd still running (whoever started them), those whose
+    command line holds ``marker`` if given."""
     out = subprocess.run(["pgrep", "-af", f"{sshd['dir']}/id_ed25519"], capture_output=True,
                          text=True).stdout  # fmt: skip
-    return [line for line in out.splitlines() if line.split(None, 1)[1].startswith("ssh ")]
+    return [line for line in out.splitlines()
+            if line.split(None, 1)[1].startswith("ssh ") and marker in line]  # fmt: skip
 
 
 def test_requests_go_through_the_tunnel_and_it_is_torn_down(
@@ -187,4 +189,4 @@ def test_ssh_failures_are_clear(sshd: dict[str, Any], daemon: Daemon) -> None:
             client.json("GET", "/health")
     finally:
         client.close()
-    assert _ssh_children(sshd) == []
+    assert _ssh_children(sshd, "/nonexistent/pyvirtd.sock") == []
