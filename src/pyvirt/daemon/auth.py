@@ -179,23 +179,34 @@ class AuthMiddleware:
         if method not in MUTATING:
             await self.app(scope, receive, send)
             return
-        status = 500
+        status, audited = 500, False
 
-        async def send_status(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
+        def audit() -> None:
+            nonlocal audited
+            audited = True
             self.audit.write(
                 event="request", identity=identity, transport=transport, client=client,
                 method=method, path=scope["path"], query=bytes(scope.get("query_string", b""))
                 .decode("latin-1"), status=status,
                 duration_ms=round((time.monotonic() - start) * 1000, 1),
             )  # fmt: skip
+
+        async def send_status(message: dict[str, Any]) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            elif (message["type"] == "http.response.body" and not message.get("more_body")
+                  and not audited):  # fmt: skip
+                # written before the client has the whole answer: whoever reads the log
+                # after a response sees its line
+                audit()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            if not audited:  # no complete response (an error, a lost client)
+                audit()
 
     async def _authenticate(self, scope: Scope, client: str, start: float,
                             send: Any) -> str | None:  # fmt: skip
