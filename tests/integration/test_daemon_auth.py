@@ -151,7 +151,7 @@ def test_good_token_over_tls(setup: dict[str, Any], monkeypatch: pytest.MonkeyPa
         start = time.monotonic()
         client.request("GET", "/openapi.json")
         took.append(time.monotonic() - start)
-    assert sorted(took)[5] < 0.025, took
+    assert sorted(took)[5] < 0.035, took
     # a token may not mint tokens; the refusal is audited under the token's name
     with pytest.raises(PyvirtError, match="token:ci may not manage API tokens"):
         client.json("POST", "/api/v1/tokens", {"name": "more"})
