@@ -153,6 +153,11 @@ def test_cli_over_ssh(sshd: dict[str, Any], daemon: Daemon) -> None:
     while _ssh_children(sshd) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert _ssh_children(sshd) == []
+    # its directory stayed (a killed process cleans nothing); the next tunnel sweeps it
+    left = Path(tempfile.gettempdir()).glob(f"pyvirt-ssh-{proc.pid}-*")
+    (stale,) = list(left)
+    Client.for_target(resolve(_uri(sshd, daemon.socket))).close()
+    assert not stale.exists()
 
 
 def test_cli_list_over_ssh(sshd: dict[str, Any], daemon: Daemon) -> None:

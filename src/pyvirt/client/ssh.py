@@ -57,13 +57,29 @@ def _stop(proc: subprocess.Popen[bytes], tmp: str) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _sweep() -> None:
+    """Remove the tunnel directories of clients that died without cleaning up (SIGKILL):
+    each is named after its client's pid."""
+    for d in Path(tempfile.gettempdir()).glob("pyvirt-ssh-*-*"):
+        try:
+            pid = int(d.name.split("-")[2])
+            if d.stat().st_uid != os.getuid() or pid == os.getpid():
+                continue
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except (ValueError, OSError):  # not ours, or its client lives (maybe as another user)
+            continue
+
+
 class SSHTunnel:
     """An ``ssh -L`` forward of a local socket to the remote daemon's socket."""
 
     def __init__(self, target: Target, timeout: float | None = None) -> None:
         remote = target.params.get("socket") or (str(target.path) if target.path else "")
         self.remote = remote or REMOTE_SOCKET
-        self.tmp = tempfile.mkdtemp(prefix="pyvirt-ssh-")  # 0700
+        _sweep()
+        self.tmp = tempfile.mkdtemp(prefix=f"pyvirt-ssh-{os.getpid()}-")  # 0700
         self.local = Path(self.tmp) / "pyvirtd.sock"
         self.where = f"{target.user + '@' if target.user else ''}{target.host}"
         argv = self.argv(target)
