@@ -20,7 +20,9 @@ PKGS=(qemu-system-x86 qemu-utils busybox-static cpio kmod xz-utils zstd python3-
       # the Debian guest image (pyvirt image build debian)
       debootstrap
       # QEMU block drivers for iscsi:// and nfs:// disks (libiscsi, libnfs)
-      qemu-block-extra)
+      qemu-block-extra
+      # pyvirt+ssh:// (the client) and its test (a private sshd on 127.0.0.1)
+      openssh-client openssh-server)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

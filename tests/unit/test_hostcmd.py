@@ -92,6 +92,7 @@ SUBPROCESS_ALLOWED = {
     "drivers/qemu/watch.py": "spawns the detached watcher that outlives the command",
     "host/kvm.py": "runs the KVM probe child that is killed once its time budget is spent",
     "cli/editing.py": "runs the user's interactive editor on the terminal (no capture)",
+    "client/ssh.py": "runs the ssh tunnel that lives as long as its client (pyvirt+ssh://)",
 }
 
 

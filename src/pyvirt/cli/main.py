@@ -75,6 +75,8 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
     "stats": ("domstats",),
     # the daemon (issue 11)
     "event": ("event",),
+    # pyvirtd's API tokens (issue 11)
+    "token": ("token-create", "token-list", "token-delete"),
     # guest agent (issue 6)
     "guest": (
         "guestinfo", "domfsinfo", "set-user-password", "domfsfreeze", "domfsthaw", "domtime",

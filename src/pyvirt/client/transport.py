@@ -1,4 +1,4 @@
-"""HTTP/1.1 requests to pyvirtd, over a unix socket (TLS and ssh transports plug in here).
+"""HTTP/1.1 requests to pyvirtd, over a unix socket, TLS or an ssh tunnel.
 
 >>> client = Client.for_target(resolve("pyvirt:///system"))
 >>> client.json("GET", "/api/v1/domains?all=true")
@@ -15,10 +15,13 @@ import json
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyvirt.client.uri import Target
 from pyvirt.errors import OperationFailedError, PyvirtError, UnsupportedError, error_class
+
+if TYPE_CHECKING:
+    from pyvirt.client.ssh import SSHTunnel
 
 __all__ = ["API", "Client", "Response", "UnixHTTPConnection"]
 
@@ -71,16 +74,36 @@ class Client:
         self._conn = connect
         self.target = target
         self.headers: dict[str, str] = {}
+        #: the ssh tunnel of a ``pyvirt+ssh://`` client (closed with the client)
+        self.tunnel: SSHTunnel | None = None
 
     @classmethod
     def for_target(cls, target: Target) -> Client:
-        """A client for ``target`` (a unix socket; the TLS and ssh transports are added by
-        the remote-access code).
+        """A client for ``target``: a unix socket, TLS (:mod:`pyvirt.client.tls`; the token
+        and trust settings of :mod:`pyvirt.client.settings`) or an ssh tunnel to a remote
+        unix socket (:mod:`pyvirt.client.ssh`).
 
         :raises UnsupportedError: for a target with no transport
+        :raises PyvirtError: bad TLS settings, or the ssh tunnel cannot be opened
         """
         if target.kind == "unix" and target.path is not None:
             return cls(UnixHTTPConnection(target.path), target)
+        if target.kind == "tls":
+            from pyvirt.client.settings import settings_for  # local imports: TLS only
+            from pyvirt.client.tls import TLSConnection
+
+            settings = settings_for(target)
+            client = cls(TLSConnection(target, settings), target)
+            if settings.token:
+                client.headers["Authorization"] = f"Bearer {settings.token}"
+            return client
+        if target.kind == "ssh":
+            from pyvirt.client.ssh import SSHTunnel  # local import: ssh only
+
+            tunnel = SSHTunnel(target)
+            client = cls(UnixHTTPConnection(tunnel.local), target)
+            client.tunnel = tunnel
+            return client
         raise UnsupportedError(
             f"no transport for connection URI '{target.uri}'",
             hint="use pyvirt:///system or pyvirt+unix:///SOCKET",
@@ -106,7 +129,7 @@ class Client:
             self._conn.request(method, path, body=body, headers=hdrs)
             raw = self._conn.getresponse()
             data = raw.read()
-        except (http.client.HTTPException, ConnectionError) as err:
+        except (http.client.HTTPException, OSError) as err:  # OSError: TLS alerts, timeouts
             self._conn.close()
             raise OperationFailedError(
                 f"lost the connection to pyvirtd ({self.target.uri}): {err}",
@@ -124,8 +147,10 @@ class Client:
         return self.request(method, path, body=body, content_type=ctype, **kw).json()
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (and the ssh tunnel under it)."""
         self._conn.close()
+        if self.tunnel is not None:
+            self.tunnel.close()
 
     @property
     def connection(self) -> http.client.HTTPConnection:

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from pyvirt import __version__
+from pyvirt.daemon.auth import AuthMiddleware
 from pyvirt.daemon.context import Daemon
 from pyvirt.errors import PyvirtError
 
@@ -39,6 +40,7 @@ FEATURES: tuple[str, ...] = (
     "routes.metrics",
     "routes.events",
     "routes.devices",
+    "routes.tokens",
 )
 
 
@@ -117,4 +119,5 @@ def create_app(daemon: Daemon) -> FastAPI:
         if setup is not None:
             setup(daemon)
         app.include_router(mod.router)
+    app.add_middleware(AuthMiddleware, daemon=daemon)  # every request: auth, then audit
     return app

@@ -32,6 +32,8 @@ class DaemonConfig:
     tls_key: str | None = None
     #: CA file: TLS clients presenting a certificate signed by it are authenticated by it
     tls_client_ca: str | None = None
+    #: extra DNS names/addresses of the self-signed certificate (``tls_names`` in the file)
+    tls_names: tuple[str, ...] = ()
     #: start autostart networks, pools and domains when the daemon starts
     autostart: bool = True
     #: largest accepted request body, bytes

@@ -41,20 +41,24 @@ def main(argv: list[str] | None = None) -> None:
         format="%(asctime)s pyvirtd[%(process)d] %(levelname)s %(name)s: %(message)s",
     )
     import pyvirt.api
+    from pyvirt.daemon.conffile import read_config_file
     from pyvirt.daemon.context import Daemon, DaemonConfig
     from pyvirt.daemon.server import serve
     from pyvirt.errors import PyvirtError
     from pyvirt.state.paths import StatePaths
 
-    config = DaemonConfig(
-        StatePaths.default(),
-        listen_tcp=args.listen_tcp,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        tls_client_ca=args.tls_client_ca,
-        autostart=not args.no_autostart,
-    )
     try:
+        paths = StatePaths.default()
+        file = read_config_file(paths.daemon_config_dir / "pyvirtd.toml")
+        config = DaemonConfig(
+            paths,
+            listen_tcp=args.listen_tcp or file.get("listen_tcp"),
+            tls_cert=args.tls_cert or file.get("tls_cert"),
+            tls_key=args.tls_key or file.get("tls_key"),
+            tls_client_ca=args.tls_client_ca or file.get("tls_client_ca"),
+            tls_names=tuple(file.get("tls_names", ())),
+            autostart=not args.no_autostart and file.get("autostart", True),
+        )
         conn = pyvirt.api.open("pyvirt:///embed")
         serve(Daemon(config, conn))
     except PyvirtError as err:

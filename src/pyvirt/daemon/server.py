@@ -15,6 +15,8 @@ import uvicorn
 
 from pyvirt.daemon.app import create_app
 from pyvirt.daemon.context import Daemon
+from pyvirt.daemon.listeners import listener_config, serve_all
+from pyvirt.daemon.tls import tls_listener
 from pyvirt.errors import OperationFailedError
 
 __all__ = ["DaemonServer", "bind_unix", "serve", "single_instance"]
@@ -79,17 +81,20 @@ def serve(daemon: Daemon) -> None:
     """Serve until SIGTERM/SIGINT."""
     lock = single_instance(daemon.paths.run)
     sock_path = daemon.paths.daemon_socket
-    sock = bind_unix(sock_path)
-    app = create_app(daemon)
-    config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="on", timeout_keep_alive=30,
-        server_header=False,
-    )  # fmt: skip
-    server = DaemonServer(config, daemon)
-    log.info("pyvirtd listening on %s", sock_path)
+    servers: list[tuple[uvicorn.Server, list[socket.socket]]] = []
     try:
-        asyncio.run(server.serve(sockets=[sock]))
+        app = create_app(daemon)
+        # the TLS pair and port first: a bad one fails before the unix socket exists
+        tls = tls_listener(daemon, app) if daemon.config.listen_tcp else None
+        sock = bind_unix(sock_path)
+        servers = [(DaemonServer(listener_config(app, "unix", lifespan=True), daemon), [sock])]
+        servers += [tls] if tls else []
+        log.info("pyvirtd listening on %s", sock_path)
+        asyncio.run(serve_all(servers))
     finally:
+        for _server, socks in servers[1:]:
+            for s in socks:
+                s.close()
         with contextlib.suppress(FileNotFoundError):
             sock_path.unlink()
         os.close(lock)
