@@ -196,6 +196,10 @@ class DomainManager:
         info = self.rundir(name).recorded_exit()
         return Reason(info.reason) if info is not None else self._last_reason(name)
 
+    def shutoff_reason(self, name: str) -> Reason:
+        """Why shut-off domain ``name`` stopped (its recorded reason; ``unknown`` if none)."""
+        return self._stop_reason(name)
+
     def _last_reason(self, name: str) -> Reason:
         try:
             data = json.loads(self.paths.domain_last_state(name).read_text())
@@ -283,11 +287,13 @@ class DomainManager:
                 pass
             return
         from pyvirt.drivers.qemu import process  # lazy
-        from pyvirt.service.domain import reaper_spawn  # lazy
+        from pyvirt.service.domain import reaper_spawn, supervise  # lazy
 
         rec = self.record(name)
         if rec is None or self._reaper_alive(name) or not process.is_alive(rec.pid, rec.starttime):
             return
+        if supervise.supervisor_alive(self.paths):
+            return  # pyvirtd watches this host's domains; it takes this one over itself
         if not process.cmdline_names(rec.pid, self.rundir(name).qmp_socket):
             return  # not a QEMU of this run directory (a test's stand-in): nothing to watch
         reaper_spawn.spawn(self.paths, name)
