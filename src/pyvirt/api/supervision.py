@@ -16,10 +16,13 @@ Only embedded connections can be supervised (the daemon's own).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from pyvirt.api.connection import Connection
-from pyvirt.errors import UnsupportedError
+from pyvirt.client.uri import resolve
+from pyvirt.errors import InvalidConfigError, UnsupportedError
+from pyvirt.service.connection import open_connection
 from pyvirt.service.domain import supervise
 from pyvirt.service.domain.manager import DomainManager
 from pyvirt.service.domain.supervise import DomainEvent
@@ -35,15 +38,23 @@ __all__ = [
 ]
 
 
-def _domains(conn: Connection) -> DomainManager:
-    service = getattr(conn, "_service", None)
-    if service is None or not hasattr(service, "paths"):
+@functools.cache
+def _manager(uri: str) -> DomainManager:
+    try:
+        target = resolve(uri)
+    except InvalidConfigError:
+        target = None
+    if target is None or target.remote:
         raise UnsupportedError(
-            f"connection '{conn.uri}' cannot be supervised",
+            f"connection '{uri}' cannot be supervised",
             hint="supervision runs in pyvirtd on its embedded connection",
         )
-    domains: DomainManager = service.domains
-    return domains
+    return open_connection(target.uri).domains
+
+
+def _domains(conn: Connection) -> DomainManager:
+    """The domain manager of embedded connection ``conn`` (the same state directory)."""
+    return _manager(conn.uri)
 
 
 def claim(conn: Connection) -> None:

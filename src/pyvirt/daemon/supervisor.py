@@ -26,7 +26,9 @@ import collections
 import contextlib
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
@@ -50,6 +52,11 @@ ATTACH_TIMEOUT = 60.0
 #: lifecycle events kept for ``GET /api/v1/supervisor``
 RECENT_EVENTS = 200
 
+#: threads for the blocking steps (attach, stop work, hand-back: file locks, hooks)
+WORKERS = 8
+
+T = TypeVar("T")
+
 router = APIRouter(tags=["supervisor"])
 
 #: the supervisor of each daemon in this process, by ``id(daemon)``
@@ -69,7 +76,13 @@ class Supervisor:
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT_EVENTS)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._background: list[asyncio.Task[None]] = []
-        self._unlisten: Any = None
+        self._unlisten: Callable[[], None] | None = None
+        self._pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="supervisor")
+
+    async def _blocking(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` in the supervisor's threads (not the default executor, which
+        autostart and the watchers' short waits share)."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
 
     # -- start and stop ---------------------------------------------------------------------
     async def start(self) -> None:
@@ -105,9 +118,10 @@ class Supervisor:
         await asyncio.gather(*tasks, *self._background, return_exceptions=True)
         for w in handed:
             try:
-                await asyncio.to_thread(w.hand_back)
+                await self._blocking(w.hand_back)
             except Exception:
                 log.exception("domain '%s': hand-back to a reaper failed", w.name)
+        self._pool.shutdown(wait=True)
 
     # -- attaching --------------------------------------------------------------------------
     def _names(self) -> list[str]:
@@ -149,7 +163,7 @@ class Supervisor:
     async def _supervise(self, name: str, started: bool, attached: asyncio.Future[None]) -> None:
         w = DomainWatch(self.conn, name, lambda ev: self.publish(name, ev))
         try:
-            ok = await asyncio.to_thread(w.attach)
+            ok = await self._blocking(w.attach)
         except Exception as err:
             log.warning("domain '%s': cannot supervise it: %s", name, err)
             self.failed[name] = time.monotonic()
@@ -178,7 +192,7 @@ class Supervisor:
             return
         self.watching.pop(name, None)
         try:
-            event = await asyncio.shield(asyncio.to_thread(w.finish))
+            event = await asyncio.shield(self._blocking(w.finish))
         except Exception:
             log.exception("domain '%s': stop work failed", name)
             return

@@ -8,6 +8,8 @@ domain whose QEMU is gone disappears. Stop work holds the domain lock and checks
 run directory still belongs to the QEMU that exited, so it is idempotent and a command and
 the reaper never both tear down. A command that looks at a domain whose QEMU is gone does the
 stop work itself only when no reaper is alive to do it (or when it holds the lock anyway).
+While pyvirtd runs, it is the watcher of every domain instead of the reapers
+(:mod:`pyvirt.service.domain.supervise`): ``watch.json`` names it, so the same rules hold.
 
 Locking: the namespace lock guards names and UUIDs (define, undefine, rename, create); the
 per-name lock serializes operations on one domain. Order: namespace, then name.
