@@ -10,6 +10,10 @@ directory, tap), and supervises ``c``, whose power-off it then cleans up at once
 
 Each guest has a tap on a bridge in a network namespace of the test; the daemon and the CLI
 run in that namespace (network only, like tests/integration/test_eager_stop.py).
+
+A second test starts guests with the embedded CLI while the daemon runs (no reaper; the
+daemon finds them), checks the suspend/resume/destroy events, and stops the daemon cleanly:
+its guests go back to reaper processes.
 """
 
 from __future__ import annotations
@@ -232,3 +236,46 @@ def test_killed_daemon_is_harmless(state_root: Path, tiny_image: Any) -> None:
         log = (state_root / "log/qemu/c/qemu.log").read_text(errors="replace")
         assert "pyvirtd: QEMU gone: shutdown (guest-shutdown)" in log
         assert "Traceback" not in daemon.log(), daemon.log()[-3000:]
+
+
+def test_cli_start_while_daemon_runs_and_hand_back(state_root: Path, tiny_image: Any) -> None:
+    """A guest started by an embedded CLI while the daemon runs gets no reaper; the daemon
+    finds it, reports suspend/resume/destroy, and hands its guests to reapers on SIGTERM."""
+    if os.geteuid() != 0:
+        pytest.skip("network namespaces need root")
+    with netns() as ns, pyvirtd(state_root, ns) as daemon:
+        pv = NetOnlyPyvirt(state_root, ns)
+        pv.env["PYVIRT_DEFAULT_URI"] = "pyvirt:///embed"
+        for name in ("d", "e"):
+            define(pv, guest_xml(tiny_image, name, "", dhcp=False), name)
+        pv("net-autostart", "default", "--disable")
+        daemon.start()
+        pv("start", "d")
+        assert _reapers(state_root) == []
+        wait_for(lambda: daemon.get("/api/v1/supervisor")["domains"] == ["d"], 10, "d found")
+        assert _watcher_pid(pv, "d") == daemon.pid
+        pv("suspend", "d")
+        pv("resume", "d")
+        pv("destroy", "d")
+        assert _state(pv, "d") == "shut off (destroyed)"
+        wait_for(lambda: "Stopped Destroyed" in _events(daemon, "d"), 5, "d's Stopped event")
+        assert _events(daemon, "d") == [
+            "Started Booted", "Suspended Paused", "Resumed Unpaused", "Stopped Destroyed"
+        ]  # fmt: skip
+
+        pv("start", "e")
+        wait_for(lambda: daemon.get("/api/v1/supervisor")["domains"] == ["e"], 10, "e found")
+        assert daemon.proc is not None
+        daemon.proc.terminate()  # a clean stop: e goes back to a reaper
+        daemon.proc.wait(30)
+        qemu = _qemu_pid(pv, "e")
+        assert _alive(qemu)
+        reapers = _reapers(state_root)
+        assert len(reapers) == 1 and _watcher_pid(pv, "e") == reapers[0]
+        assert not (state_root / "run" / "supervisor.json").exists()
+        wait_marker(pv, "e")
+        _poweroff_from_inside(pv, "e")
+        wait_for(lambda: not (state_root / "run/qemu/e").exists(), 60, "e cleaned up by its reaper")
+        assert _state(pv, "e") == "shut off (shutdown)"
+        log = (state_root / "log/qemu/e/qemu.log").read_text(errors="replace")
+        assert "pyvirt-watch: QEMU gone: shutdown (guest-shutdown)" in log
