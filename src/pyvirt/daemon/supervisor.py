@@ -185,8 +185,11 @@ class Supervisor:
             await w.watch()
         except asyncio.CancelledError:
             raise  # the daemon stops: stop() hands the domain back
-        except Exception:
-            log.exception("domain '%s': supervision failed", name)
+        except Exception as err:
+            if isinstance(err, PyvirtError):
+                log.warning("%s (%s)", err.message, err.hint)
+            else:
+                log.exception("domain '%s': supervision failed", name)
             self.watching.pop(name, None)
             self.failed[name] = time.monotonic()
             return

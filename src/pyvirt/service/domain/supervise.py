@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pyvirt.errors import PyvirtError
+from pyvirt.errors import OperationFailedError, PyvirtError
 from pyvirt.state.atomic import atomic_write
 from pyvirt.state.paths import StatePaths
 
@@ -296,9 +296,15 @@ class DomainSupervision:
                 on_event=on_qmp,
                 say=self._say,
             )
-            self.info = await w.run()
-            self._say(f"QEMU gone: {self.info.reason} ({self.info.detail})")
-            return self.info
+            info = await w.run()
+            if w.qemu_alive():  # no event connection (another client holds it?): not an exit
+                raise OperationFailedError(
+                    f"domain '{self.name}': lost the event connection of QEMU pid {self.pid}",
+                    hint="the supervisor tries again shortly",
+                )
+            self.info = info
+            self._say(f"QEMU gone: {info.reason} ({info.detail})")
+            return info
         finally:
             os.close(self._log_fd)
             self._log_fd = None
