@@ -205,7 +205,9 @@ def test_killed_daemon_is_harmless(state_root: Path, tiny_image: Any) -> None:
         assert (state_root / "run/qemu/b").is_dir()  # nobody did b's stop work yet
 
         # the restarted daemon sorts it out while it starts
+        began = time.monotonic()
         daemon.start()
+        print(f"restarted pyvirtd answers /health after {time.monotonic() - began:.2f} s")
         wait_for(lambda: not (state_root / "run/qemu/a").exists(), 10, "a cleaned up")
         assert not (state_root / "run/qemu/b").exists()
         assert not _alive(qemus["a"]) and _alive(qemus["c"])
