@@ -41,6 +41,8 @@ FEATURES: tuple[str, ...] = (
     "routes.events",
     "routes.devices",
     "routes.tokens",
+    "supervisor",
+    "autostart",
 )
 
 

@@ -8,10 +8,16 @@ Run as ``python -m pyvirt.drivers.qemu.watch RUN_DIR [--log LOG]`` by :func:`spa
 - appends every QMP event, with QEMU's timestamp, to the domain log (its stderr);
 - copies QEMU's stderr (``RUN_DIR/stderr.fifo``, QEMU's ``-D``; see
   :mod:`pyvirt.drivers.qemu.process`) into the domain log;
-- applies the lifecycle policies of ``RUN_DIR/policy.json``: ``on_poweroff=restart`` (argv
-  has ``-action shutdown=pause``: on a guest SHUTDOWN it sends ``system_reset`` + ``cont``)
-  and ``on_crash=restart`` (argv has ``-action panic=pause``: same on GUEST_PANICKED);
-  ``on_reboot=destroy`` needs nothing here (``-no-reboot`` makes a reboot a SHUTDOWN);
+- applies the lifecycle policies of ``RUN_DIR/policy.json``. pyvirt starts every QEMU with
+  ``-no-shutdown``, so QEMU stays alive (run state ``shutdown``) after a guest power-off
+  and the watcher decides: ``on_poweroff=restart`` sends ``system_reset`` + ``cont``,
+  ``preserve`` leaves it, ``destroy`` (the default) sends ``quit``. A reboot under
+  ``-no-reboot`` (``on_reboot`` ``destroy``/``preserve``) and a panic under the default
+  panic action are SHUTDOWNs too and follow ``on_reboot``/``on_crash`` the same way;
+  ``on_crash=restart`` (argv has ``-action panic=none``) resets on GUEST_PANICKED. Because
+  QEMU never exits by itself on a guest power-off, a watcher that was not running (killed, or
+  a daemon restarting) still learns of it: it finds the run state ``shutdown`` and applies
+  ``on_poweroff`` then (:meth:`Watch.catch_up`); a QEMU gone without a record is crashed;
 - when the connection closes (QEMU is exiting) waits for the process to be gone, writes
   ``RUN_DIR/exit.json`` (:func:`classify`), calls the ``on_exit`` callback it was given, then
   exits.
@@ -20,7 +26,8 @@ Run as ``python -m pyvirt.drivers.qemu.watch RUN_DIR [--log LOG]`` by :func:`spa
 service layer. A caller that needs work done the moment QEMU exits (the service's after-stop
 work) runs its own entry module, which calls :func:`main` with an ``on_exit`` callback, and
 names that module to :func:`spawn_watcher` (``module=``); see
-:mod:`pyvirt.service.domain.reaper`.
+:mod:`pyvirt.service.domain.reaper`. A long-lived process (pyvirtd) runs :class:`Watch`
+in its own event loop instead, one per domain (:mod:`pyvirt.service.domain.supervise`).
 
 It holds no locks (spawned with ``close_fds``) and only a client socket to QEMU, so it never
 keeps QEMU alive; if it dies, the service falls back to :func:`pyvirt.drivers.qemu.runtime.
@@ -57,7 +64,17 @@ from pyvirt.drivers.qemu.runtime import (
 from pyvirt.errors import PyvirtError
 from pyvirt.state.atomic import atomic_write
 
-__all__ = ["SHUTDOWN_REASONS", "classify", "main", "spawn_watcher", "wait_exit", "wait_watcher"]
+__all__ = [
+    "SHUTDOWN_REASONS",
+    "Watch",
+    "classify",
+    "main",
+    "spawn_watcher",
+    "still_ours",
+    "wait_exit",
+    "wait_watcher",
+    "write_watcher",
+]
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +113,8 @@ def classify(last_shutdown: Mapping[str, Any] | None, destroying: bool) -> ExitI
 # --- watcher bookkeeping (used by the service and tests) -----------------------------------
 
 
-def _write_watcher(run_dir: Path, connected: bool) -> None:
+def write_watcher(run_dir: Path, connected: bool) -> None:
+    """Record this process as the watcher of ``run_dir`` (``watch.json``)."""
     stat = process.proc_stat(os.getpid())
     assert stat is not None
     data = {"pid": os.getpid(), "starttime": stat[1], "connected": connected}
@@ -189,14 +207,51 @@ def _event_line(event: Mapping[str, Any]) -> str:
     return f"{when}.{int(seconds % 1 * 1e6):06d}Z: event {event.get('event')} {data}"
 
 
-class _Watcher:
-    """The asyncio side of the watcher process."""
+#: ``on_event(event)``: called with every QMP event once the watcher has handled it.
+EventCallback = Callable[[Mapping[str, Any]], None]
 
-    def __init__(self, run_dir: Path, stderr_fd: int | None = None) -> None:
+#: the policy that decides what follows a SHUTDOWN, per cause (other causes: ``destroy``)
+_POLICY_OF_CAUSE = {
+    "guest-shutdown": "on_poweroff",
+    "guest-reset": "on_reboot",  # only a SHUTDOWN under -no-reboot: destroy or preserve
+    "host-qmp-system-reset": "on_reboot",
+    "guest-panic": "on_crash",  # the default panic action (shutdown): destroy
+}
+
+
+#: SHUTDOWN causes after which QEMU exits even with ``-no-shutdown`` (a signal, ``quit``)
+_EXITING_CAUSES = frozenset({"host-signal", "host-qmp-quit", "host-error"})
+
+
+class Watch:
+    """One QEMU's event connection and policies, run on an asyncio loop until QEMU is gone.
+
+    The watcher process runs one (:func:`main`); pyvirtd runs one per domain in its loop.
+
+    :param stderr_fd: read end of QEMU's stderr FIFO (None: opened here if it exists)
+    :param out_fd: where event lines and QEMU's stderr go (the domain log)
+    :param on_event: called with every event after the policies were applied
+    :param say: reports what the watcher does (default: this module's logger)
+    """
+
+    def __init__(
+        self,
+        run_dir: Path,
+        stderr_fd: int | None = None,
+        *,
+        out_fd: int = 2,
+        on_event: EventCallback | None = None,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
         self.run_dir = run_dir
         self.stderr_fd = stderr_fd
+        self.out_fd = out_fd
+        self.on_event = on_event
+        self.say = say or log.info
         self.policy = read_policy(run_dir)
         self.last_shutdown: dict[str, Any] | None = None
+        #: this watcher sent ``quit``: the SHUTDOWN it causes does not replace the real cause
+        self.quitting = False
         self.qemu_pid, self.qemu_start = self._qemu_process()
 
     def _qemu_process(self) -> tuple[int, int | None]:
@@ -214,10 +269,15 @@ class _Watcher:
         return pid, stat[1] if stat else None
 
     def qemu_alive(self) -> bool:
+        """Whether the QEMU watched still runs."""
         return self.qemu_pid > 0 and process.is_alive(self.qemu_pid, self.qemu_start)
 
+    def _write(self, data: bytes) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self.out_fd, data)
+
     def open_stderr(self) -> None:
-        """Start copying QEMU's stderr FIFO to ours (the domain log)."""
+        """Start copying QEMU's stderr FIFO to the domain log."""
         import asyncio
 
         if self.stderr_fd is None:
@@ -241,7 +301,7 @@ class _Watcher:
             return
         if data:
             sys.stderr.flush()
-            os.write(2, data)
+            self._write(data)
         else:
             asyncio.get_running_loop().remove_reader(self.stderr_fd)
 
@@ -253,7 +313,8 @@ class _Watcher:
             return
         asyncio.get_running_loop().remove_reader(self.stderr_fd)
         sys.stderr.flush()
-        process.drain(self.stderr_fd, 2)
+        with contextlib.suppress(OSError):
+            process.drain(self.stderr_fd, self.out_fd)
         os.close(self.stderr_fd)
         self.stderr_fd = None
 
@@ -276,28 +337,47 @@ class _Watcher:
             await asyncio.sleep(0.02)
 
     async def handle(self, client: Any, event: Mapping[str, Any]) -> None:
-        """Log one event and apply the policies."""
-        print(_event_line(event), file=sys.stderr, flush=True)
+        """Log one event, apply the policies, tell ``on_event``."""
+        self._write((_event_line(event) + "\n").encode())
         name = event.get("event")
         data = event.get("data") or {}
         if name == "SHUTDOWN":
-            self.last_shutdown = dict(data)
-            if data.get("reason") == "guest-shutdown" and self.policy.get("on_poweroff") in (
-                "restart",
-                "rename-restart",
-            ):
-                await self.restart(client, "on_poweroff")
+            if not (self.quitting and data.get("reason") == "host-qmp-quit"):
+                self.last_shutdown = dict(data)
+                await self.apply_shutdown_policy(client, str(data.get("reason", "none")))
         elif name == "GUEST_PANICKED" and self.policy.get("on_crash") in (
             "restart",
             "rename-restart",
         ):
             await self.restart(client, "on_crash")
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:
+                log.exception("event callback failed")
+
+    async def apply_shutdown_policy(self, client: Any, cause: str) -> None:
+        """After a SHUTDOWN: QEMU (``-no-shutdown``) waits; restart, preserve or quit it."""
+        key = _POLICY_OF_CAUSE.get(cause)
+        policy = self.policy.get(key, "destroy") if key else "destroy"
+        if cause in _EXITING_CAUSES:
+            return
+        if policy in ("restart", "rename-restart") and cause == "guest-shutdown":
+            await self.restart(client, "on_poweroff")
+        elif policy != "preserve":
+            await self.quit(client)
+
+    async def quit(self, client: Any) -> None:
+        """Make a QEMU that stays alive after a power-off exit (the destroy policy)."""
+        self.quitting = True
+        with contextlib.suppress(Exception):  # QEMU may close the monitor before replying
+            await client.execute("quit")
 
     async def restart(self, client: Any, why: str) -> None:
         """Reset and resume a guest that QEMU paused instead of exiting."""
         from qemu.qmp import QMPError
 
-        log.info("%s=restart: resetting the guest", why)
+        self.say(f"{why}=restart: resetting the guest")
         try:
             await client.execute("system_reset")
             await client.execute("cont")
@@ -307,9 +387,9 @@ class _Watcher:
         self.last_shutdown = None
 
     async def catch_up(self, client: Any) -> None:
-        """Ask QEMU what happened before this watcher connected (a respawned watcher: the
-        previous one died): a guest that powered off meanwhile under ``-action
-        shutdown=pause`` sits in run state ``shutdown``; apply ``on_poweroff`` to it now."""
+        """Ask QEMU what happened before this watcher connected (the previous watcher died,
+        or pyvirtd restarted): a guest that powered off meanwhile sits in run state
+        ``shutdown`` (``-no-shutdown``); apply ``on_poweroff`` to it now."""
         from qemu.qmp import QMPError
 
         try:
@@ -318,44 +398,56 @@ class _Watcher:
             log.warning("query-status failed: %s", err)
             return
         if isinstance(status, dict) and status.get("status") == "shutdown":
-            log.info("the guest powered off while no watcher ran")
-            await self.handle(client, {"event": "SHUTDOWN", "data": {"reason": "guest-shutdown"}})
+            self.say("the guest powered off while no watcher ran")
+            event = {"event": "SHUTDOWN", "data": {"reason": "guest-shutdown", "guest": True}}
+            await self.handle(client, event)
 
     async def run(self) -> ExitInfo:
-        """Watch until QEMU is gone; return the exit information."""
+        """Watch until QEMU is gone; return the exit information.
+
+        Cancelling it (a daemon shutting down) disconnects and leaves QEMU running.
+        """
         import asyncio
 
         from qemu.qmp import QMPClient, Runstate
 
         client = QMPClient(f"watch:{self.run_dir.name}")
         self.open_stderr()
-        if await self.connect(client):
-            _write_watcher(self.run_dir, connected=True)
-            log.info("watching QEMU pid %d", self.qemu_pid)
+        try:
+            if await self.connect(client):
+                with contextlib.suppress(FileNotFoundError):  # the run dir went meanwhile
+                    write_watcher(self.run_dir, connected=True)
+                self.say(f"watching QEMU pid {self.qemu_pid}")
 
-            async def consume() -> None:
-                async for event in client.events:
+                async def consume() -> None:
+                    async for event in client.events:
+                        await self.handle(client, event)
+
+                consumer = asyncio.create_task(consume())
+                try:
+                    await self.catch_up(client)
+                    while client.runstate == Runstate.RUNNING:
+                        await client.runstate_changed()
+                finally:
+                    consumer.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await consumer
+                for event in client.events.clear():
                     await self.handle(client, event)
-
-            consumer = asyncio.create_task(consume())
-            await self.catch_up(client)
-            while client.runstate == Runstate.RUNNING:
-                await client.runstate_changed()
-            consumer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer
-            for event in client.events.clear():
-                await self.handle(client, event)
+            # the monitor closes slightly before the process ends
+            gone = await asyncio.get_running_loop().run_in_executor(
+                None, process.wait_gone, self.qemu_pid, self.qemu_start, 30.0
+            )
+            if self.qemu_pid and not gone:
+                log.warning("QEMU pid %d closed its monitor but still runs", self.qemu_pid)
+        finally:
             with contextlib.suppress(Exception):
                 await client.disconnect()
-        # the monitor closes slightly before the process ends
-        if self.qemu_pid and not process.wait_gone(self.qemu_pid, self.qemu_start, 30.0):
-            log.warning("QEMU pid %d closed its monitor but still runs", self.qemu_pid)
-        self.close_stderr()
+            self.close_stderr()
         return classify(self.last_shutdown, is_destroying(self.run_dir))
 
 
-def _still_ours(run_dir: Path, pid: int, starttime: int | None) -> bool:
+def still_ours(run_dir: Path, pid: int, starttime: int | None) -> bool:
     """Whether ``run_dir`` still describes the QEMU this watcher followed (not cleaned up by
     someone else, nor reused by a new start of the domain)."""
     me = read_watcher(run_dir)
@@ -398,11 +490,11 @@ def main(argv: list[str] | None = None, *, on_exit: ExitCallback | None = None) 
     # qemu.qmp reports the expected EOF at QEMU exit as an error; keep the log readable
     logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
 
-    _write_watcher(run_dir, connected=False)
-    watcher = _Watcher(run_dir, args.stderr_fd)
+    write_watcher(run_dir, connected=False)
+    watcher = Watch(run_dir, args.stderr_fd)
     info = asyncio.run(watcher.run())
     log.info("QEMU gone: %s (%s)", info.reason, info.detail)
-    if not _still_ours(run_dir, watcher.qemu_pid, watcher.qemu_start):
+    if not still_ours(run_dir, watcher.qemu_pid, watcher.qemu_start):
         return 0  # someone else cleaned up already (a destroy), or the domain restarted
     with contextlib.suppress(FileNotFoundError):  # removed just now
         write_exit(run_dir, info)

@@ -4,7 +4,14 @@ Start is on the hot path (target: the CLI returns in well under 120 ms), so it d
 parse the definition, build the argv (pure), launch QEMU with ``-daemonize`` (QEMU's parent
 returns once the machine is set up, so failures are reported synchronously), write the
 runtime record and spawn the reaper (the per-domain watcher, which also does the stop work
-when QEMU exits: :mod:`pyvirt.service.domain.reaper`) without waiting for it.
+when QEMU exits: :mod:`pyvirt.service.domain.reaper`) without waiting for it -- unless pyvirtd
+supervises this host's domains (:mod:`pyvirt.service.domain.supervise`): then it watches the
+new domain itself and no reaper is spawned.
+
+Every QEMU gets ``-no-shutdown`` (added at launch, like ``-S``): after a guest power-off QEMU
+waits in run state ``shutdown`` and its watcher applies ``on_poweroff`` (``quit`` for
+``destroy``). So a power-off while no watcher runs (pyvirtd restarting, a reaper killed) is
+still seen as a power-off when one comes back, and a QEMU that vanished really crashed.
 
 Every file of the run directory that is read back is written through its owner,
 :class:`pyvirt.drivers.qemu.rundir.RunDir`.
@@ -141,7 +148,7 @@ def _compile(mgr: DomainManager, dom: Domain, key: str) -> tuple[StartPlan, bool
 def _run(mgr: DomainManager, p: StartPlan, *, paused: bool, transient: bool) -> DomainStatus:
     """Launch QEMU from a plan (caller holds the domain lock and checked it is not running)."""
     from pyvirt.drivers.qemu import process, runtime  # lazy
-    from pyvirt.service.domain import reaper_spawn  # lazy
+    from pyvirt.service.domain import reaper_spawn, supervise  # lazy
 
     name = p.name
     run = mgr.rundir(name)
@@ -152,7 +159,11 @@ def _run(mgr: DomainManager, p: StartPlan, *, paused: bool, transient: bool) -> 
     log_dir.mkdir(parents=True, exist_ok=True)
     for path, content in p.files.items():
         atomic_write(Path(path), content.encode(), mode=0o600, sync=False)
-    argv = [*p.argv, "-S"] if paused else p.argv
+    argv = list(p.argv)
+    if "-no-shutdown" not in argv:  # a guest power-off waits for the watcher's decision
+        argv.append("-no-shutdown")
+    if paused:
+        argv.append("-S")
     run.write_live_xml(p.live_xml)
     run.write_policy(**{k: v for k, v in p.policy.items() if k.startswith("on_")})
     domain_id = _next_id(mgr)
@@ -187,8 +198,10 @@ def _run(mgr: DomainManager, p: StartPlan, *, paused: bool, transient: bool) -> 
         transient=transient,
     )
     run.save_record(rec)
-    reaper_spawn.spawn(mgr.paths, name)
+    if not supervise.supervisor_alive(mgr.paths):  # else pyvirtd watches it, no reaper needed
+        reaper_spawn.spawn(mgr.paths, name)
     _after_launch(mgr, p, launched.pid, launched.starttime)
+    supervise.notify_started(name)
     mgr.paths.domain_last_state(name).unlink(missing_ok=True)
     state = State.PAUSED if paused else State.RUNNING
     reason = Reason.USER if paused else Reason.BOOTED

@@ -8,6 +8,8 @@ domain whose QEMU is gone disappears. Stop work holds the domain lock and checks
 run directory still belongs to the QEMU that exited, so it is idempotent and a command and
 the reaper never both tear down. A command that looks at a domain whose QEMU is gone does the
 stop work itself only when no reaper is alive to do it (or when it holds the lock anyway).
+While pyvirtd runs, it is the watcher of every domain instead of the reapers
+(:mod:`pyvirt.service.domain.supervise`): ``watch.json`` names it, so the same rules hold.
 
 Locking: the namespace lock guards names and UUIDs (define, undefine, rename, create); the
 per-name lock serializes operations on one domain. Order: namespace, then name.
@@ -196,6 +198,10 @@ class DomainManager:
         info = self.rundir(name).recorded_exit()
         return Reason(info.reason) if info is not None else self._last_reason(name)
 
+    def shutoff_reason(self, name: str) -> Reason:
+        """Why shut-off domain ``name`` stopped (its recorded reason; ``unknown`` if none)."""
+        return self._stop_reason(name)
+
     def _last_reason(self, name: str) -> Reason:
         try:
             data = json.loads(self.paths.domain_last_state(name).read_text())
@@ -283,11 +289,13 @@ class DomainManager:
                 pass
             return
         from pyvirt.drivers.qemu import process  # lazy
-        from pyvirt.service.domain import reaper_spawn  # lazy
+        from pyvirt.service.domain import reaper_spawn, supervise  # lazy
 
         rec = self.record(name)
         if rec is None or self._reaper_alive(name) or not process.is_alive(rec.pid, rec.starttime):
             return
+        if supervise.supervisor_alive(self.paths):
+            return  # pyvirtd watches this host's domains; it takes this one over itself
         if not process.cmdline_names(rec.pid, self.rundir(name).qmp_socket):
             return  # not a QEMU of this run directory (a test's stand-in): nothing to watch
         reaper_spawn.spawn(self.paths, name)
