@@ -29,7 +29,7 @@ log = logging.getLogger("pyvirtd")
 
 #: feature modules under pyvirt.daemon; each has ``router`` (an APIRouter) and may have
 #: ``setup(daemon)`` (registers start-up/shut-down work). One line per feature.
-FEATURES: tuple[str, ...] = ("routes.health",)
+FEATURES: tuple[str, ...] = ("routes.health", "routes.domains")
 
 
 def error_body(message: str, code: str, hint: str | None = None) -> dict[str, Any]:
