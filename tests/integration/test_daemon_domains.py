@@ -105,6 +105,12 @@ def test_cli_through_the_daemon(pyvirt: Pyvirt, pyvirtd: Path, tiny_image: Any) 
         daemon, embedded = pyvirt(*argv, check=False), pyvirt(*embed, *argv, check=False)
         assert daemon.rc == embedded.rc == 1
         assert daemon.err == embedded.err and daemon.err.startswith("error: ")
+    # a transient guest: created through click and the remote API, gone after destroy
+    trans = pyvirt.root / "tr.xml"
+    trans.write_text(domain_xml(tiny_image, "tr"))
+    assert pyvirt("create", str(trans)).out == f"Domain 'tr' created from {trans}\n\n"
+    assert pyvirt("destroy", "tr").out == "Domain 'tr' destroyed\n\n"
+    assert pyvirt("domstate", "tr", check=False).err.startswith("error: domain 'tr' not found")
     assert pyvirt("undefine", "t1").out == "Domain 't1' has been undefined\n\n"
     assert pyvirt("list", "--all", "--name").out == "\n"
 

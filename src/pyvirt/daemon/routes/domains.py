@@ -16,12 +16,13 @@ Removed|Renamed``); start/stop events come from the supervisor, which sees QEMU'
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from pyvirt.api.domains import Domain, DomainStatus, State
+from pyvirt.api.domains import Domain, DomainStatus, Reason, State
 from pyvirt.daemon.context import Daemon, daemon_of
 from pyvirt.daemon.routes import domain_models as m
 from pyvirt.errors import InvalidStateError, NotFoundError, PreconditionFailedError
@@ -200,7 +201,7 @@ def _stale(name: str, expect: str | None) -> PreconditionFailedError:
 def get_domain(request: Request, name: str) -> Response:
     """The status and a summary of the definition (``dominfo``); ``ETag``: its revision."""
     _, dom = _domain(request, name)
-    return JSONResponse(dom.info().to_json(), headers=_etag(dom))
+    return JSONResponse(dom.info().to_json(), headers=_etag(dom))  # one row: to_json is fine
 
 
 @router.get("/{name}/state", response_model=m.DomainStatus, summary="domstate",
@@ -293,7 +294,7 @@ def _status(dom: Domain) -> Response:
 def start(request: Request, name: str, body: m.StartRequest | None = None) -> Response:
     """Start the shut-off, defined domain (``start``)."""
     _, dom = _domain(request, name)
-    return JSONResponse(dom.start(paused=body.paused if body else False).to_json())
+    return JSONResponse(status_json(dom.start(paused=body.paused if body else False)))
 
 
 @router.post("/{name}/shutdown", response_model=m.DomainStatus, responses=_ERRORS)
@@ -304,27 +305,18 @@ def shutdown(request: Request, name: str, body: m.ShutdownRequest | None = None)
     return _status(dom)
 
 
-@router.post(
-    "/{name}/destroy",
-    response_model=m.DomainStatus,
-    responses=_ERRORS,
-    description="Stop QEMU at once (``destroy``). A transient domain no longer exists "
-    "afterwards: its last status (shut off, destroyed) is returned.",
-)
+@router.post("/{name}/destroy", response_model=m.DomainStatus, responses=_ERRORS)
 def destroy(request: Request, name: str, body: m.DestroyRequest | None = None) -> Response:
-    """``destroy``."""
+    """Stop QEMU at once (``destroy``). A transient domain no longer exists afterwards: its
+    last status (shut off, destroyed) is returned."""
     _, dom = _domain(request, name)
     before = dom.status()
     dom.destroy(graceful=body.graceful if body else False)
     try:
         return _status(dom)
     except NotFoundError:  # transient: gone with its QEMU
-        from dataclasses import replace  # lazy
-
-        from pyvirt.api.domains import Reason  # lazy
-
         gone = replace(before, id=None, pid=None, state=State.SHUTOFF, reason=Reason.DESTROYED)
-        return JSONResponse(gone.to_json())
+        return JSONResponse(status_json(gone))
 
 
 def _action(verb: str, doc: str) -> None:
