@@ -84,11 +84,17 @@ class UnixClient:
                 f"cannot reach pyvirtd at {self.path}: {err.strerror or err}",
                 hint="start it with 'pyvirtd', or use -c pyvirt:///embed to work without it",
             ) from None
+        chunks = []
         with sock:
-            sock.sendall(head.encode() + b"\r\n" + (body or b""))
-            chunks = []
-            while data := sock.recv(1 << 16):
-                chunks.append(data)
+            try:
+                sock.sendall(head.encode() + b"\r\n" + (body or b""))
+                while data := sock.recv(1 << 16):
+                    chunks.append(data)
+            except OSError as err:
+                raise OperationFailedError(
+                    f"lost the connection to pyvirtd ({self.path}): {err.strerror or err}",
+                    hint="check that pyvirtd is running ('pyvirt uri' names the connection)",
+                ) from None
         status, data = _parse_response(b"".join(chunks))
         if status >= 400:
             raise _error(status, data)
