@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+
+TYPE_CHECKING = False  # no typing at run time (see pyvirt.cli.fast)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "MAX_INPUT",

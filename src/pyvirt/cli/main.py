@@ -11,8 +11,8 @@ Every :class:`~pyvirt.errors.PyvirtError` becomes one ``error: ...`` line (plus 
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # no typing at run time: the fast path imports this module
 if TYPE_CHECKING:
     import click
 
