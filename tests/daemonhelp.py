@@ -34,6 +34,7 @@ class InProcessDaemon:
         config = uvicorn.Config(create_app(self.daemon), log_level="warning", lifespan="on")
         self.server = DaemonServer(config, self.daemon)
         self._thread: threading.Thread | None = None
+        self._own = 0
 
     @property
     def bus(self) -> EventBus:
@@ -43,9 +44,11 @@ class InProcessDaemon:
         return Client.for_target(self.target)
 
     def wait_listeners(self, count: int, timeout: float = 5.0) -> None:
+        """Wait for ``count`` stream listeners (the daemon's own, e.g. the supervisor's, not
+        counted)."""
         deadline = time.monotonic() + timeout
-        while self.bus.listeners != count:
-            assert time.monotonic() < deadline, f"{self.bus.listeners} listeners, not {count}"
+        while (seen := self.bus.listeners - self._own) != count:
+            assert time.monotonic() < deadline, f"{seen} listeners, not {count}"
             time.sleep(0.01)
 
     def __enter__(self) -> InProcessDaemon:
@@ -58,6 +61,7 @@ class InProcessDaemon:
         while not self.server.started:
             assert time.monotonic() < deadline, "the in-process pyvirtd did not start"
             time.sleep(0.01)
+        self._own = self.bus.listeners
         return self
 
     def stop(self, timeout: float = 10.0) -> float:

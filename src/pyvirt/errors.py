@@ -6,6 +6,7 @@
      ├── NotFoundError          no such domain/pool/volume/network        (404)
      ├── AlreadyExistsError     name or UUID already taken                (409)
      ├── InvalidStateError      operation not valid in the object's state (409)
+     │    └── PreconditionFailedError  If-Match revision is stale (pyvirtd, 412)
      ├── InvalidConfigError     XML or argument invalid; .problems        (400)
      ├── UnsupportedError       host, kernel or QEMU lacks a feature      (400)
      ├── HostCommandError       an external command failed; argv + stderr (500)
@@ -64,6 +65,15 @@ class InvalidStateError(PyvirtError):
     code = "invalid_state"
 
     status = 409
+
+
+class PreconditionFailedError(InvalidStateError):
+    """A conditional request's revision (HTTP ``If-Match``) is no longer current: the
+    definition changed since the client read it (raised by pyvirtd, rebuilt by clients)."""
+
+    code = "precondition_failed"
+
+    status = 412
 
 
 @dataclass(frozen=True)
@@ -144,7 +154,8 @@ def error_class(code: str) -> type[PyvirtError]:
     """The error class whose :attr:`PyvirtError.code` is ``code`` (remote clients rebuild
     the daemon's errors with it); unknown codes give :class:`PyvirtError`."""
     for cls in (
-        NotFoundError, AlreadyExistsError, InvalidStateError, InvalidConfigError,
+        NotFoundError, AlreadyExistsError, InvalidStateError, PreconditionFailedError,
+        InvalidConfigError,
         UnsupportedError, HostCommandError, MonitorError, OperationFailedError,
     ):  # fmt: skip
         if cls.code == code:

@@ -43,6 +43,7 @@ FEATURES: tuple[str, ...] = (
     "routes.tokens",
     "supervisor",
     "autostart",
+    "routes.domains",
 )
 
 
