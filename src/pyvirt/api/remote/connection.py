@@ -2,8 +2,9 @@
 
 ``networks``, ``pools`` (with volumes), ``nodedevs``, ``host``, ``jobs`` and :meth:`events`
 are remote too. A remote collection or handle subclasses the embedded one and overrides the
-verbs the daemon serves with REST calls (``self._client``, a :class:`pyvirt.client.transport.Client`). A verb
-it does not override runs the inherited code on ``self._service``, which is:
+verbs the daemon serves with REST calls (``self._client``, a
+:class:`pyvirt.client.transport.Client`). A verb it does not override runs the inherited code
+on ``self._service``, which is:
 
 * for the daemon of a state directory on this host (its unix socket): the embedded service of
   that same state directory, opened on first use (:class:`LocalService`); the file locks
