@@ -22,7 +22,6 @@ front ends that want finer codes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import ClassVar
 
 
@@ -76,12 +75,30 @@ class PreconditionFailedError(InvalidStateError):
     status = 412
 
 
-@dataclass(frozen=True)
 class Problem:
-    """One validation problem: where (an element path like ``<devices>/<disk>[1]``) and what."""
+    """One validation problem: where (an element path like ``<devices>/<disk>[1]``) and what.
 
-    path: str
-    message: str
+    A plain class, not a dataclass: every front end imports this module, the CLI's fast path
+    too, and ``dataclasses`` would be most of its start-up time.
+    """
+
+    __slots__ = ("message", "path")
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Problem) and (self.path, self.message) == (
+            other.path,
+            other.message,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.message))
+
+    def __repr__(self) -> str:
+        return f"Problem(path={self.path!r}, message={self.message!r})"
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
