@@ -25,13 +25,22 @@ from pyvirt.errors import InvalidConfigError, InvalidStateError, OperationFailed
 from pyvirt.service.domain.types import DomainStatus, Reason, State
 
 if TYPE_CHECKING:
-    pass
+    from pyvirt.api.domain_values import VncDisplay
 
 __all__ = ["Domain", "DomainInfo", "DomainStatus", "Reason", "State", "VncDisplay"]
 
 # lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: the lifecycle and storage
 # code load the QEMU driver and storage backends (~15-40 ms) that ``pyvirt list`` and ``dominfo``
 # do not need.
+
+
+def __getattr__(name: str) -> Any:
+    """Re-export :class:`~pyvirt.api.domain_values.VncDisplay` (created on first use)."""
+    if name == "VncDisplay":
+        from pyvirt.api.domain_values import VncDisplay  # lazy
+
+        return VncDisplay
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -58,30 +67,6 @@ class DomainInfo:
             "used_memory_kib": self.used_memory_kib,
             "title": self.title,
         }
-
-
-@dataclass(frozen=True)
-class VncDisplay:
-    """Where a running domain's VNC server listens (``vncdisplay``, ``domdisplay``)."""
-
-    listen: str
-    #: the display number (TCP port 5900 + display)
-    display: int
-
-    @property
-    def port(self) -> int:
-        """The TCP port."""
-        return 5900 + self.display
-
-    @property
-    def uri(self) -> str:
-        """``vnc://HOST:DISPLAY`` as ``domdisplay`` prints it (wildcards become localhost)."""
-        host = "localhost" if self.listen in ("0.0.0.0", "::", "127.0.0.1") else self.listen
-        return f"vnc://{host}:{self.display}"
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return {"listen": self.listen, "display": self.display, "port": self.port}
 
 
 class Domain(DomainTuning, DomainDevices, DomainAgent, DomainHandle):
@@ -224,15 +209,18 @@ class Domain(DomainTuning, DomainDevices, DomainAgent, DomainHandle):
 
     def info(self) -> DomainInfo:
         """``dominfo``: the status and a summary of the (live) definition."""
-        from pyvirt.service.domain import lifecycle  # lazy
-
         st = self.status()
         dom = self._domains.definition(st.name)
+        cpu_time = None
+        if st.pid:
+            from pyvirt.service.domain import lifecycle  # lazy
+
+            cpu_time = lifecycle.cpu_time(st.pid)
         return DomainInfo(
             status=st,
             os_type=dom.os.type,
             vcpus=dom.vcpu.current or dom.vcpu.count,
-            cpu_time=lifecycle.cpu_time(st.pid) if st.pid else None,
+            cpu_time=cpu_time,
             max_memory_kib=dom.memory_kib,
             used_memory_kib=dom.current_memory_kib,
             title=dom.title,
@@ -312,6 +300,8 @@ class Domain(DomainTuning, DomainDevices, DomainAgent, DomainHandle):
 
         :raises InvalidStateError: it is not running or has no VNC display
         """
+        from pyvirt.api.domain_values import VncDisplay  # lazy
+
         name, rec = self._domains.running(self._name)
         if rec.vnc_display is None:
             raise InvalidStateError(f"domain '{name}' has no VNC display")
