@@ -113,6 +113,12 @@ def check_trusted_file(path: Path, st: os.stat_result | None = None) -> None:
         )
 
 
+def is_trusted_stat(st: os.stat_result, owners: set[int]) -> bool:
+    """Whether :func:`check_trusted_file` accepts a file with status ``st`` (``owners``:
+    :func:`trusted_owners` of its directory); for scans of many files."""
+    return st.st_uid in owners and not st.st_mode & 0o022
+
+
 def is_trusted_file(path: Path) -> bool:
     """Whether :func:`check_trusted_file` accepts ``path`` (False when it is gone)."""
     try:

@@ -33,11 +33,9 @@ from pyvirt.errors import (
     OperationFailedError,
     PyvirtError,
 )
-from pyvirt.host.hostpaths import refuse_risks
-from pyvirt.service.domain.affect import Affect, resolve
 from pyvirt.service.domain.types import DomainStatus, Reason, State
 from pyvirt.state.atomic import atomic_write
-from pyvirt.state.domains import DomainStore
+from pyvirt.state.domains import DomainStore, revision_of
 from pyvirt.state.locks import file_lock
 from pyvirt.state.names import check_new_name
 from pyvirt.state.paths import StatePaths
@@ -46,6 +44,7 @@ if TYPE_CHECKING:
     from pyvirt.drivers.qemu.rundir import RunDir
     from pyvirt.drivers.qemu.runtime import RuntimeRecord
     from pyvirt.model.domain import Domain
+    from pyvirt.service.domain.affect import Affect
 
 # lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: ``pyvirt list`` imports
 # this module; pyvirt.model/lxml (~80 ms), the QEMU runtime/process code, the NUMA advisor (~140
@@ -125,6 +124,8 @@ class DomainManager:
         :raises InvalidConfigError: contradicting flags
         :raises InvalidStateError: the flags do not fit the domain's state
         """
+        from pyvirt.service.domain.affect import resolve  # lazy
+
         return resolve(
             name,
             running=self.live_record(name, cleanup=True) is not None,
@@ -582,6 +583,7 @@ class DomainManager:
             (None: the domain must not be defined yet); False: no check
         :raises InvalidStateError: the definition is no longer at ``expect_revision``
         """
+        from pyvirt.host.hostpaths import refuse_risks  # lazy
         from pyvirt.model.domain import Domain  # lazy
         from pyvirt.service.tuning import advisor  # lazy
 
@@ -715,7 +717,9 @@ class DomainManager:
 
         :raises InvalidStateError: "domain 'X' changed underneath this command; retry"
         """
-        return self.store.write(name, dom.to_xml(), expect_revision=revision)
+        xml = dom.to_xml()
+        self.store.write(name, xml, expect_revision=revision)
+        return revision_of(xml.encode())
 
     @contextmanager
     def edit_config(self, name: str) -> Iterator[Domain]:
