@@ -20,11 +20,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     def line(cells: Sequence[str]) -> str:
         return " " + "   ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
 
-    click.echo(line(headers))
-    click.echo("-" * (sum(widths) + 3 * (len(widths) - 1) + 2))
-    for row in rows:
-        click.echo(line(row))
-    click.echo()
+    rule = "-" * (sum(widths) + 3 * (len(widths) - 1) + 2)
+    # one write, not one per row: ``list --all`` with 1000 domains spent ~5 ms in click.echo
+    click.echo("\n".join([line(headers), rule, *(line(row) for row in rows), ""]))
 
 
 def fields(pairs: Sequence[tuple[str, str]]) -> None:

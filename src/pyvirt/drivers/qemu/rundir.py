@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,11 +133,15 @@ class RunDir:
     def create(self) -> None:
         """Make a fresh, empty directory (mode 0700), removing leftovers of an earlier run."""
         if self.path.exists():
+            import shutil  # local import: ~2 ms that commands reading a run directory skip
+
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True, mode=0o700)
 
     def remove(self) -> None:
         """Delete the directory and everything in it (idempotent)."""
+        import shutil  # local import: ~2 ms that commands reading a run directory skip
+
         shutil.rmtree(self.path, ignore_errors=True)
 
     # -- live XML ------------------------------------------------------------------------------
