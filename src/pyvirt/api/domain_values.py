@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pyvirt.api.values import format_cpuset
+# lazy: function-local imports marked ``# lazy`` keep start-up fast: pyvirt.api.values loads the
+# size parser and with it lxml (~7 ms), which only the JSON form of affinities needs.
 
 __all__ = [
     "IOThreadInfo",
@@ -62,6 +63,8 @@ class VcpuInfo:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict; the affinity as a CPU list such as ``0-3``."""
+        from pyvirt.api.values import format_cpuset  # lazy
+
         return {
             "vcpu": self.vcpu,
             "thread": self.thread,
@@ -82,6 +85,8 @@ class IOThreadInfo:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict; the affinity as a CPU list."""
+        from pyvirt.api.values import format_cpuset  # lazy
+
         return {"id": self.id, "thread": self.thread, "affinity": format_cpuset(set(self.affinity))}
 
 

@@ -35,13 +35,17 @@ def _ensure_dir(path: Path, mode: int, gid: int | None = None) -> None:
     :param gid: group to give the directory (the QEMU user's group); None keeps it
     """
     try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return  # read-only or foreign location: leave it to the commands to report
-    try:
-        st = path.stat()
+        st = path.stat()  # one syscall when it exists (every command opens a connection)
+    except FileNotFoundError:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            st = path.stat()
+        except OSError:
+            return  # read-only or foreign location: leave it to the commands to report
     except OSError:
         return
+    if not stat.S_ISDIR(st.st_mode):
+        return  # not a directory: the commands report it
     if st.st_uid != os.geteuid():
         return  # not ours (a shared parent such as /tmp): never change it
     if gid is not None and st.st_gid != gid:

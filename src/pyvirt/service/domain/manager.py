@@ -37,7 +37,6 @@ from pyvirt.service.domain.types import DomainStatus, Reason, State
 from pyvirt.state.atomic import atomic_write
 from pyvirt.state.domains import DomainStore, revision_of
 from pyvirt.state.locks import file_lock
-from pyvirt.state.names import check_new_name
 from pyvirt.state.paths import StatePaths
 
 if TYPE_CHECKING:
@@ -586,6 +585,7 @@ class DomainManager:
         from pyvirt.host.hostpaths import refuse_risks  # lazy
         from pyvirt.model.domain import Domain  # lazy
         from pyvirt.service.tuning import advisor  # lazy
+        from pyvirt.state.names import check_new_name  # lazy
 
         dom = Domain.from_xml(xml)
         check_new_name(dom.name, paths=self.paths)
@@ -669,6 +669,8 @@ class DomainManager:
 
     def rename(self, ident: str, new_name: str) -> None:
         """Rename a shut-off persistent domain (virsh ``domrename``)."""
+        from pyvirt.state.names import check_new_name  # lazy
+
         name = self.resolve(ident)
         check_new_name(new_name, paths=self.paths)
         with self.namespace(), self.locked(name):
