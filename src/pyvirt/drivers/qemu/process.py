@@ -507,6 +507,24 @@ class Found(NamedTuple):
     argv: list[str]
 
 
+def _read_cmdline(pid: str) -> bytes | None:
+    """``/proc/PID/cmdline`` with plain ``os.read`` (every start scans all processes: a
+    buffered ``open`` per process costs twice as much), None when the process is gone."""
+    try:
+        fd = os.open(f"/proc/{pid}/cmdline", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return b"".join(chunks)
+
+
 def find_by_cmdline(uuid: str, qmp_socket: Path) -> list[Found]:
     """Every live process whose command line is a QEMU of this domain: ``-uuid UUID`` and an
     argument naming ``qmp_socket`` (the domain's run directory, hence its state root).
@@ -520,12 +538,8 @@ def find_by_cmdline(uuid: str, qmp_socket: Path) -> list[Found]:
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                raw = f.read()
-        except OSError:
-            continue
-        if sock not in raw or b"-uuid" not in raw:
+        raw = _read_cmdline(entry)
+        if raw is None or sock not in raw or b"-uuid" not in raw:
             continue
         args = raw.rstrip(b"\0").split(b"\0")
         uuids = [args[i + 1].lower() for i, a in enumerate(args[:-1]) if a == b"-uuid"]
