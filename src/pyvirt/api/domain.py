@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,63 +24,29 @@ from pyvirt.errors import InvalidConfigError, InvalidStateError, OperationFailed
 from pyvirt.service.domain.types import DomainStatus, Reason, State
 
 if TYPE_CHECKING:
-    pass
+    from pyvirt.api.domain_info import DomainInfo
+    from pyvirt.api.domain_values import VncDisplay
 
 __all__ = ["Domain", "DomainInfo", "DomainStatus", "Reason", "State", "VncDisplay"]
 
 # lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: the lifecycle and storage
 # code load the QEMU driver and storage backends (~15-40 ms) that ``pyvirt list`` and ``dominfo``
-# do not need.
+# do not need; the value types (a dataclass costs ~0.5 ms to create) load with the verbs that
+# return them.
 
 
-@dataclass(frozen=True)
-class DomainInfo:
-    """What ``dominfo`` shows: the status plus a summary of the definition."""
+def __getattr__(name: str) -> Any:
+    """Re-export :class:`~pyvirt.api.domain_info.DomainInfo` and
+    :class:`~pyvirt.api.domain_values.VncDisplay` (created on first use)."""
+    if name == "DomainInfo":
+        from pyvirt.api.domain_info import DomainInfo  # lazy
 
-    status: DomainStatus
-    os_type: str
-    vcpus: int
-    #: CPU seconds used by QEMU so far (None when shut off)
-    cpu_time: float | None
-    max_memory_kib: int
-    used_memory_kib: int
-    title: str | None
+        return DomainInfo
+    if name == "VncDisplay":
+        from pyvirt.api.domain_values import VncDisplay  # lazy
 
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict: the status fields, then the definition's."""
-        return {
-            **self.status.to_json(),
-            "os_type": self.os_type,
-            "vcpus": self.vcpus,
-            "cpu_time": self.cpu_time,
-            "max_memory_kib": self.max_memory_kib,
-            "used_memory_kib": self.used_memory_kib,
-            "title": self.title,
-        }
-
-
-@dataclass(frozen=True)
-class VncDisplay:
-    """Where a running domain's VNC server listens (``vncdisplay``, ``domdisplay``)."""
-
-    listen: str
-    #: the display number (TCP port 5900 + display)
-    display: int
-
-    @property
-    def port(self) -> int:
-        """The TCP port."""
-        return 5900 + self.display
-
-    @property
-    def uri(self) -> str:
-        """``vnc://HOST:DISPLAY`` as ``domdisplay`` prints it (wildcards become localhost)."""
-        host = "localhost" if self.listen in ("0.0.0.0", "::", "127.0.0.1") else self.listen
-        return f"vnc://{host}:{self.display}"
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return {"listen": self.listen, "display": self.display, "port": self.port}
+        return VncDisplay
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Domain(DomainTuning, DomainDevices, DomainAgent, DomainHandle):
@@ -224,15 +189,20 @@ class Domain(DomainTuning, DomainDevices, DomainAgent, DomainHandle):
 
     def info(self) -> DomainInfo:
         """``dominfo``: the status and a summary of the (live) definition."""
-        from pyvirt.service.domain import lifecycle  # lazy
+        from pyvirt.api.domain_info import DomainInfo  # lazy
 
         st = self.status()
         dom = self._domains.definition(st.name)
+        cpu_time = None
+        if st.pid:
+            from pyvirt.service.domain import lifecycle  # lazy
+
+            cpu_time = lifecycle.cpu_time(st.pid)
         return DomainInfo(
             status=st,
             os_type=dom.os.type,
             vcpus=dom.vcpu.current or dom.vcpu.count,
-            cpu_time=lifecycle.cpu_time(st.pid) if st.pid else None,
+            cpu_time=cpu_time,
             max_memory_kib=dom.memory_kib,
             used_memory_kib=dom.current_memory_kib,
             title=dom.title,
@@ -312,6 +282,8 @@ class Domain(DomainTuning, DomainDevices, DomainAgent, DomainHandle):
 
         :raises InvalidStateError: it is not running or has no VNC display
         """
+        from pyvirt.api.domain_values import VncDisplay  # lazy
+
         name, rec = self._domains.running(self._name)
         if rec.vnc_display is None:
             raise InvalidStateError(f"domain '{name}' has no VNC display")

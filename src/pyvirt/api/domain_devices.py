@@ -8,13 +8,13 @@ domain if it runs, else its definition) and ``persistent`` where virsh has ``--p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.api.domain_base import DomainHandle
 
 if TYPE_CHECKING:
+    from pyvirt.api.domain_values import Screenshot
     from pyvirt.service.disk.attach import DiskManager
     from pyvirt.service.disk.info import BlkEntry, BlkInfo
     from pyvirt.service.disk.options import DiskOptions
@@ -51,20 +51,11 @@ def __getattr__(name: str) -> Any:
         from pyvirt.service.network import types  # lazy
 
         return getattr(types, name)
+    if name == "Screenshot":
+        from pyvirt.api.domain_values import Screenshot  # lazy
+
+        return Screenshot
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-@dataclass(frozen=True)
-class Screenshot:
-    """A screenshot written to ``path`` (PNG)."""
-
-    path: str
-    width: int
-    height: int
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return {"path": self.path, "width": self.width, "height": self.height}
 
 
 def disk_xml(spec: DiskOptions) -> str:
@@ -253,6 +244,7 @@ class DomainDevices(DomainHandle):
         :param screen: the display head
         :raises InvalidStateError: it is not running or has no display
         """
+        from pyvirt.api.domain_values import Screenshot  # lazy
         from pyvirt.service.domain import display  # lazy
 
         out = Path(path).absolute()

@@ -8,108 +8,34 @@ libvirt's "current" (the running domain if it runs, else the definition). Sizes 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyvirt.api.domain_base import DomainHandle
+
+if TYPE_CHECKING:
+    from pyvirt.api.domain_values import IOThreadInfo, MemTune, NumaTune, VcpuCount, VcpuInfo
+
+__all__ = [
+    "DomainTuning",
+    "IOThreadInfo",
+    "MemTune",
+    "NumaTune",
+    "VcpuCount",
+    "VcpuInfo",
+    "host_cpu_count",
+]
 
 # lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: the tuning code loads
 # host probes, cgroups and QMP (~45 ms) that non-tuning commands do not need.
 
 
-@dataclass(frozen=True)
-class VcpuCount:
-    """vCPU counts (``vcpucount``); a ``live`` value is None while the domain is shut off,
-    a ``config`` value is None for a transient domain."""
+def __getattr__(name: str) -> Any:
+    """Re-export the value types of :mod:`pyvirt.api.domain_values` (created on first use)."""
+    if name in ("VcpuCount", "VcpuInfo", "IOThreadInfo", "NumaTune", "MemTune"):
+        from pyvirt.api import domain_values  # lazy
 
-    maximum_config: int | None
-    maximum_live: int | None
-    current_config: int | None
-    current_live: int | None
-
-    def to_json(self) -> dict[str, dict[str, int]]:
-        """``{"maximum": {"config": N, "live": N}, "current": {...}}`` without absent values."""
-        out: dict[str, dict[str, int]] = {"maximum": {}, "current": {}}
-        for kind in ("maximum", "current"):
-            for where in ("config", "live"):
-                value = getattr(self, f"{kind}_{where}")
-                if value is not None:
-                    out[kind][where] = value
-        return out
-
-
-@dataclass(frozen=True)
-class VcpuInfo:
-    """One vCPU of a running domain (``vcpuinfo``)."""
-
-    vcpu: int
-    #: host thread id
-    thread: int
-    #: the host CPU it last ran on
-    cpu: int
-    state: str
-    #: CPU seconds used
-    cpu_time: float
-    #: host CPUs it may run on
-    affinity: frozenset[int]
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict; the affinity as a CPU list such as ``0-3``."""
-        from pyvirt.api.values import format_cpuset  # lazy
-
-        return {
-            "vcpu": self.vcpu,
-            "thread": self.thread,
-            "cpu": self.cpu,
-            "state": self.state,
-            "cpu_time": self.cpu_time,
-            "affinity": format_cpuset(set(self.affinity)),
-        }
-
-
-@dataclass(frozen=True)
-class IOThreadInfo:
-    """One I/O thread of a running domain (``iothreadinfo``)."""
-
-    id: int | str
-    thread: int
-    affinity: frozenset[int]
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict; the affinity as a CPU list."""
-        from pyvirt.api.values import format_cpuset  # lazy
-
-        return {"id": self.id, "thread": self.thread, "affinity": format_cpuset(set(self.affinity))}
-
-
-@dataclass(frozen=True)
-class NumaTune:
-    """The NUMA memory policy (``numatune``)."""
-
-    mode: str
-    #: host NUMA nodes, e.g. ``0-1`` (empty: all)
-    nodeset: str
-
-    def to_json(self) -> dict[str, str]:
-        """``{"numa_mode": ..., "numa_nodeset": ...}`` as virsh names them."""
-        return {"numa_mode": self.mode, "numa_nodeset": self.nodeset}
-
-
-@dataclass(frozen=True)
-class MemTune:
-    """Memory limits in KiB (``memtune``); None means unlimited."""
-
-    hard_limit: int | None
-    soft_limit: int | None
-    swap_hard_limit: int | None
-
-    def to_json(self) -> dict[str, int | None]:
-        """JSON-ready dict, keys as virsh names them."""
-        return {
-            "hard_limit": self.hard_limit,
-            "soft_limit": self.soft_limit,
-            "swap_hard_limit": self.swap_hard_limit,
-        }
+        return getattr(domain_values, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def host_cpu_count() -> int:
@@ -138,6 +64,7 @@ class DomainTuning(DomainHandle):
 
     def vcpu_count(self) -> VcpuCount:
         """Maximum and current vCPU counts of the definition and the running domain."""
+        from pyvirt.api.domain_values import VcpuCount  # lazy
         from pyvirt.service.tuning import cpu  # lazy
 
         counts = cpu.vcpu_count(self._domains, self._name)
@@ -146,6 +73,7 @@ class DomainTuning(DomainHandle):
 
     def vcpu_info(self) -> list[VcpuInfo]:
         """Per vCPU of the running domain: host CPU, state, CPU time, affinity."""
+        from pyvirt.api.domain_values import VcpuInfo  # lazy
         from pyvirt.service.tuning import cpu  # lazy
 
         return [
@@ -204,6 +132,7 @@ class DomainTuning(DomainHandle):
 
     def iothread_info(self) -> list[IOThreadInfo]:
         """The running domain's I/O threads and their affinity (``iothreadinfo``)."""
+        from pyvirt.api.domain_values import IOThreadInfo  # lazy
         from pyvirt.service.tuning import cpu  # lazy
 
         return [
@@ -246,6 +175,7 @@ class DomainTuning(DomainHandle):
 
         :raises UnsupportedError: a new mode while it runs (only the nodeset changes live)
         """
+        from pyvirt.api.domain_values import NumaTune  # lazy
         from pyvirt.service.tuning import cpu  # lazy
 
         values = cpu.numa_tune(self._domains, self._name, mode, nodeset, live=live, config=config)
@@ -301,6 +231,7 @@ class DomainTuning(DomainHandle):
 
         :raises InvalidConfigError: a zero limit, or swap below the hard limit
         """
+        from pyvirt.api.domain_values import MemTune  # lazy
         from pyvirt.service.tuning import memory  # lazy
 
         values = memory.mem_tune(

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pyvirt.api.domain import Domain, DomainInfo, VncDisplay
 from pyvirt.service.domain.types import DomainStatus, Reason, State
 
 if TYPE_CHECKING:
+    from pyvirt.api.domain import Domain, DomainInfo, VncDisplay
     from pyvirt.api.install import CloneJob, CloneRequest, InstallJob, InstallResult, InstallSpec
     from pyvirt.api.stats import DomainStats, StatsGroup
     from pyvirt.service.connection import Connection as ServiceConnection
@@ -38,7 +38,18 @@ __all__ = [
 ]
 
 # lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: the lifecycle and install
-# code load the QEMU driver, osinfo and cloud-init, which ``pyvirt list`` does not need.
+# code load the QEMU driver, osinfo and cloud-init, which ``pyvirt list`` does not need;
+# nor the Domain handle and its mixins (~5 ms).
+
+
+def __getattr__(name: str) -> Any:
+    """Re-export the handle and its value types of :mod:`pyvirt.api.domain` (loaded on first
+    use: ``list`` needs only :class:`DomainStatus`)."""
+    if name in ("Domain", "DomainInfo", "VncDisplay"):
+        from pyvirt.api import domain  # lazy
+
+        return getattr(domain, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class DomainCollection:
@@ -52,6 +63,8 @@ class DomainCollection:
 
         :raises NotFoundError: no domain matches
         """
+        from pyvirt.api.domain import Domain  # lazy
+
         return Domain(self._service, self._service.domains.resolve(ident))
 
     def list(
@@ -115,6 +128,8 @@ class DomainCollection:
         :raises AlreadyExistsError: the name or UUID belongs to another domain
         :raises InvalidStateError: "domain 'X' changed underneath this command; retry"
         """
+        from pyvirt.api.domain import Domain  # lazy
+
         dom, warnings = self._service.domains.define(
             xml, force=force, expect_revision=expect_revision
         )
@@ -126,6 +141,8 @@ class DomainCollection:
         :raises InvalidConfigError: invalid XML
         :raises AlreadyExistsError: the name or UUID belongs to another domain
         """
+        from pyvirt.api.domain import Domain  # lazy
+
         st = self._service.domains.create(xml, paused=paused)
         return Domain(self._service, st.name)
 

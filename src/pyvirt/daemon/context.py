@@ -34,8 +34,10 @@ class DaemonConfig:
     tls_client_ca: str | None = None
     #: extra DNS names/addresses of the self-signed certificate (``tls_names`` in the file)
     tls_names: tuple[str, ...] = ()
-    #: start autostart networks, pools and domains when the daemon starts
-    autostart: bool = True
+    #: start autostart networks, pools and domains when the daemon starts (``pyvirtd`` turns
+    #: it on unless ``--no-autostart``; off here so that an app built in a test or a script
+    #: never brings up the host's default network by surprise)
+    autostart: bool = False
     #: largest accepted request body, bytes
     max_body: int = 4 * 1024 * 1024
 

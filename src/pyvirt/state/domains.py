@@ -7,7 +7,6 @@ but every entry point re-checks so that a bug upstream can never write outside t
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from pyvirt.errors import InvalidConfigError, InvalidStateError
 from pyvirt.state.atomic import atomic_write
-from pyvirt.state.modes import check_trusted_file, is_trusted_file
+from pyvirt.state.modes import check_trusted_file, is_trusted_stat, trusted_owners
 from pyvirt.state.paths import StatePaths
 
 _UUID_RE = re.compile(rb"<uuid>\s*([0-9a-fA-F-]{32,36})\s*</uuid>")
@@ -29,6 +28,8 @@ INTENT_FILE = ".intent.json"
 
 def revision_of(data: bytes) -> str:
     """The revision of a definition's bytes: a short content hash (an ETag)."""
+    import hashlib  # local import: OpenSSL's hashlib costs ~2.5 ms, only revisions need it
+
     return hashlib.sha256(data).hexdigest()[:16]
 
 
@@ -63,17 +64,26 @@ class DomainStore:
         self.paths = paths
 
     def names(self) -> list[str]:
-        """Names of all persistent domains, sorted."""
+        """Names of all persistent domains, sorted (definitions :func:`check_trusted_file`
+        refuses are left out: one directory scan and one ``stat`` per definition)."""
+        directory = self.paths.domain_config_dir
+        owners = trusted_owners(directory)
+        out = []
         try:
-            entries = os.listdir(self.paths.domain_config_dir)
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if name.endswith(".xml") and not name.startswith("."):
+                        try:
+                            st = entry.stat()
+                        except OSError:
+                            continue  # gone, or a dangling link
+                        if is_trusted_stat(st, owners):
+                            out.append(name[:-4])
         except FileNotFoundError:
             return []
-        directory = self.paths.domain_config_dir
-        return sorted(
-            e[:-4]
-            for e in entries
-            if e.endswith(".xml") and not e.startswith(".") and is_trusted_file(directory / e)
-        )
+        out.sort()
+        return out
 
     def exists(self, name: str) -> bool:
         return self.paths.domain_xml(check_name(name)).is_file()
@@ -121,8 +131,9 @@ class DomainStore:
                 hint="another command or client changed its definition meanwhile",
             )
 
-    def write(self, name: str, xml: str, *, expect_revision: str | bool | None = False) -> str:
-        """Atomically store the definition of ``name``; returns its new revision.
+    def write(self, name: str, xml: str, *, expect_revision: str | bool | None = False) -> None:
+        """Atomically store the definition of ``name`` (its new revision is
+        ``revision_of(xml.encode())``).
 
         :param expect_revision: the revision the caller read (None: it was not defined); the
             write is refused if the file changed since (caller holds the domain lock).
@@ -134,9 +145,7 @@ class DomainStore:
             assert expect_revision is None or isinstance(expect_revision, str)
             self.check_revision(name, expect_revision)
         path.parent.mkdir(parents=True, exist_ok=True)
-        data = xml.encode()
-        atomic_write(path, data, mode=0o600)
-        return revision_of(data)
+        atomic_write(path, xml.encode(), mode=0o600)
 
     def delete(self, name: str) -> None:
         """Remove the definition and the autostart marker of ``name`` (if present)."""

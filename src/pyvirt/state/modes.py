@@ -35,13 +35,17 @@ def _ensure_dir(path: Path, mode: int, gid: int | None = None) -> None:
     :param gid: group to give the directory (the QEMU user's group); None keeps it
     """
     try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return  # read-only or foreign location: leave it to the commands to report
-    try:
-        st = path.stat()
+        st = path.stat()  # one syscall when it exists (every command opens a connection)
+    except FileNotFoundError:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            st = path.stat()
+        except OSError:
+            return  # read-only or foreign location: leave it to the commands to report
     except OSError:
         return
+    if not stat.S_ISDIR(st.st_mode):
+        return  # not a directory: the commands report it
     if st.st_uid != os.geteuid():
         return  # not ours (a shared parent such as /tmp): never change it
     if gid is not None and st.st_gid != gid:
@@ -111,6 +115,12 @@ def check_trusted_file(path: Path, st: os.stat_result | None = None) -> None:
             f"(mode {stat.S_IMODE(st.st_mode):04o})",
             hint=f"inspect it, then 'chmod 600 {path}'",
         )
+
+
+def is_trusted_stat(st: os.stat_result, owners: set[int]) -> bool:
+    """Whether :func:`check_trusted_file` accepts a file with status ``st`` (``owners``:
+    :func:`trusted_owners` of its directory); for scans of many files."""
+    return st.st_uid in owners and not st.st_mode & 0o022
 
 
 def is_trusted_file(path: Path) -> bool:

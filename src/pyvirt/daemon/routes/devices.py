@@ -5,8 +5,9 @@
 - ``POST /api/v1/domains/{name}/devices/detach`` (XML body): detach the device it names.
 
 A change to the running domain publishes ``device-added`` here and ``device-removed`` from the
-supervisor when QEMU reports the device gone, with the device's alias (``virtio-disk1``; the disk target or the MAC when it has none), as virsh's events do; a
-change to the definition publishes ``lifecycle`` ``Defined Updated``.
+supervisor when QEMU reports the device gone, with the device's alias (``virtio-disk1``; the
+disk target or the MAC when it has none), as virsh's events do; a change to the definition
+publishes ``lifecycle`` ``Defined Updated``.
 """
 
 from __future__ import annotations

@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,11 +133,15 @@ class RunDir:
     def create(self) -> None:
         """Make a fresh, empty directory (mode 0700), removing leftovers of an earlier run."""
         if self.path.exists():
+            import shutil  # local import: ~2 ms that commands reading a run directory skip
+
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True, mode=0o700)
 
     def remove(self) -> None:
         """Delete the directory and everything in it (idempotent)."""
+        import shutil  # local import: ~2 ms that commands reading a run directory skip
+
         shutil.rmtree(self.path, ignore_errors=True)
 
     # -- live XML ------------------------------------------------------------------------------
@@ -177,7 +180,10 @@ class RunDir:
 
     def write_start_intent(self, uuid: str) -> None:
         """Record, before QEMU can run, that a start of the domain with ``uuid`` is under
-        way (durably: it must survive the command being killed)."""
+        way. It must survive the command being killed, which the atomic rename ensures; it
+        is not fsynced (a start pays for every fsync): after a host crash no QEMU of it runs
+        any more, and what the intent is for, finding and killing that QEMU, has nothing to
+        do."""
         from pyvirt.drivers.qemu import process  # lazy: only starts need it
 
         stat = process.proc_stat(os.getpid())
@@ -187,7 +193,7 @@ class RunDir:
             "pid": os.getpid(),
             "starttime": stat[1] if stat else None,
         }
-        atomic_write(self.path / START_INTENT, json.dumps(intent).encode(), 0o600)
+        atomic_write(self.path / START_INTENT, json.dumps(intent).encode(), 0o600, sync=False)
 
     def starter_alive(self) -> bool:
         """Whether the command that wrote the start intent still runs (the start is under

@@ -27,14 +27,12 @@ from typing import TYPE_CHECKING, Any
 
 from pyvirt.drivers.qemu.rundir import HookData
 from pyvirt.errors import InvalidStateError, UnsupportedError
-from pyvirt.host.hostpaths import refuse_risks
 from pyvirt.service import hooks
 from pyvirt.service.domain import dac
 from pyvirt.service.domain.types import DomainStatus, Reason, State
 from pyvirt.state.atomic import atomic_write
 from pyvirt.state.domains import uuid_in
 from pyvirt.state.locks import file_lock
-from pyvirt.state.names import check_new_name
 
 if TYPE_CHECKING:
     from pyvirt.drivers.qemu.plan import StartPlan
@@ -326,7 +324,9 @@ def _refuse_lost(mgr: DomainManager, name: str, uuid: str) -> None:
 
 def create(mgr: DomainManager, xml: str | bytes, *, paused: bool = False) -> DomainStatus:
     """Create and start a transient domain from XML (virsh ``create``)."""
+    from pyvirt.host.hostpaths import refuse_risks  # lazy
     from pyvirt.model.domain import Domain  # lazy
+    from pyvirt.state.names import check_new_name  # lazy
 
     dom = Domain.from_xml(xml)
     check_new_name(dom.name, paths=mgr.paths)

@@ -35,19 +35,17 @@ from pyvirt.errors import (
     OperationFailedError,
     PyvirtError,
 )
-from pyvirt.host.hostpaths import refuse_risks
-from pyvirt.service.domain.affect import Affect, resolve
 from pyvirt.service.domain.types import DomainStatus, Reason, State
 from pyvirt.state.atomic import atomic_write
-from pyvirt.state.domains import DomainStore
+from pyvirt.state.domains import DomainStore, revision_of
 from pyvirt.state.locks import file_lock
-from pyvirt.state.names import check_new_name
 from pyvirt.state.paths import StatePaths
 
 if TYPE_CHECKING:
     from pyvirt.drivers.qemu.rundir import RunDir
     from pyvirt.drivers.qemu.runtime import RuntimeRecord
     from pyvirt.model.domain import Domain
+    from pyvirt.service.domain.affect import Affect
 
 # lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: ``pyvirt list`` imports
 # this module; pyvirt.model/lxml (~80 ms), the QEMU runtime/process code, the NUMA advisor (~140
@@ -127,6 +125,8 @@ class DomainManager:
         :raises InvalidConfigError: contradicting flags
         :raises InvalidStateError: the flags do not fit the domain's state
         """
+        from pyvirt.service.domain.affect import resolve  # lazy
+
         return resolve(
             name,
             running=self.live_record(name, cleanup=True) is not None,
@@ -590,8 +590,10 @@ class DomainManager:
             (None: the domain must not be defined yet); False: no check
         :raises InvalidStateError: the definition is no longer at ``expect_revision``
         """
+        from pyvirt.host.hostpaths import refuse_risks  # lazy
         from pyvirt.model.domain import Domain  # lazy
         from pyvirt.service.tuning import advisor  # lazy
+        from pyvirt.state.names import check_new_name  # lazy
 
         dom = Domain.from_xml(xml)
         check_new_name(dom.name, paths=self.paths)
@@ -675,6 +677,8 @@ class DomainManager:
 
     def rename(self, ident: str, new_name: str) -> None:
         """Rename a shut-off persistent domain (virsh ``domrename``)."""
+        from pyvirt.state.names import check_new_name  # lazy
+
         name = self.resolve(ident)
         check_new_name(new_name, paths=self.paths)
         with self.namespace(), self.locked(name):
@@ -723,7 +727,9 @@ class DomainManager:
 
         :raises InvalidStateError: "domain 'X' changed underneath this command; retry"
         """
-        return self.store.write(name, dom.to_xml(), expect_revision=revision)
+        xml = dom.to_xml()
+        self.store.write(name, xml, expect_revision=revision)
+        return revision_of(xml.encode())
 
     @contextmanager
     def edit_config(self, name: str) -> Iterator[Domain]:
