@@ -85,3 +85,34 @@ class NodeDevice:
     def xml_desc(self) -> str:
         """``nodedev-dumpxml``: libvirt's ``<device>`` XML."""
         return to_xml(self._info)
+
+    def detach(self) -> str | None:
+        """``nodedev-detach``: bind this PCI device to vfio-pci (for ``<hostdev>``); returns
+        the host driver it had.
+
+        :raises UnsupportedError: the kernel has no VFIO, or the device no IOMMU group
+        :raises InvalidConfigError: not a PCI device
+        :raises OperationFailedError: the kernel did not bind it
+        """
+        from pyvirt.service.host import vfio  # lazy
+
+        return vfio.detach(self._service.nodedevs, self._info.name)
+
+    def reattach(self) -> str | None:
+        """``nodedev-reattach``: give this PCI device back to its host driver (returned).
+
+        :raises UnsupportedError: the kernel has no VFIO
+        """
+        from pyvirt.service.host import vfio  # lazy
+
+        return vfio.reattach(self._service.nodedevs, self._info.name)
+
+    def reset(self) -> None:
+        """``nodedev-reset``: reset this detached PCI device.
+
+        :raises UnsupportedError: no VFIO, or no reset method
+        :raises InvalidStateError: a host driver still uses it
+        """
+        from pyvirt.service.host import vfio  # lazy
+
+        vfio.reset(self._service.nodedevs, self._info.name)

@@ -60,7 +60,15 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
         "attach-interface", "detach-interface", "domiflist", "domifaddr", "domifstat",
         "domif-setlink",
     ),
-    "nodedev": ("nodedev-list", "nodedev-dumpxml"),
+    "nodedev": (
+        "nodedev-list", "nodedev-dumpxml", "nodedev-detach", "nodedev-reattach", "nodedev-reset",
+    ),
+    # CPU models and host facts, the shell (issue 12)
+    "cpu": (
+        "cpu-models", "domcapabilities", "cpu-baseline", "cpu-compare",
+        "hypervisor-cpu-baseline", "cpu-stats",
+    ),
+    "shell": ("connect", "quit:quit_", "exit:exit_", "echo"),
     # CPU, NUMA, memory (issue 5)
     "node": (
         "nodeinfo", "freecell", "nodememstats", "nodecpustats", "node-memory-tune",
@@ -131,14 +139,25 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     ctx.exit(0)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option("-c", "--connect", "uri", metavar="URI", help="hypervisor connection URI")
 @click.option("-v", "--version", is_flag=True, is_eager=True, expose_value=False,
               callback=_print_version, help="print the version and exit")  # fmt: skip
 @click.pass_context
 def cli(ctx: click.Context, uri: str | None) -> None:
-    """pyvirt: manage QEMU/KVM virtual machines (virsh-compatible commands)."""
+    """pyvirt: manage QEMU/KVM virtual machines (virsh-compatible commands).
+
+    With no command, an interactive shell (commands read line by line when not on a terminal).
+    """
     ctx.obj = {"uri": uri}
+    if ctx.invoked_subcommand is None:
+        from pyvirt.cli.commands.shell import run_shell
+
+        sys.exit(run_shell(uri))
 
 
 def _normalize(argv: list[str]) -> list[str]:
