@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from pyvirt.service.connection import Connection as ServiceConnection
     from pyvirt.service.host.cpu import CpuFacts
 
+# lazy: the service (and with it the QEMU probe) loads only when a CPU method is called
+
 __all__ = ["CpuBaseline", "CpuModel", "CpuUsage", "CpuVerdict", "HostCpuMixin"]
 
 

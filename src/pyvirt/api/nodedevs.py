@@ -16,6 +16,7 @@ import builtins
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from pyvirt.service.host import vfio
 from pyvirt.service.host.nodedev import CAPS, to_xml
 from pyvirt.service.host.nodedev import NodeDevice as NodeDeviceInfo
 
@@ -94,8 +95,6 @@ class NodeDevice:
         :raises InvalidConfigError: not a PCI device
         :raises OperationFailedError: the kernel did not bind it
         """
-        from pyvirt.service.host import vfio  # lazy
-
         return vfio.detach(self._service.nodedevs, self._info.name)
 
     def reattach(self) -> str | None:
@@ -103,8 +102,6 @@ class NodeDevice:
 
         :raises UnsupportedError: the kernel has no VFIO
         """
-        from pyvirt.service.host import vfio  # lazy
-
         return vfio.reattach(self._service.nodedevs, self._info.name)
 
     def reset(self) -> None:
@@ -113,6 +110,4 @@ class NodeDevice:
         :raises UnsupportedError: no VFIO, or no reset method
         :raises InvalidStateError: a host driver still uses it
         """
-        from pyvirt.service.host import vfio  # lazy
-
         vfio.reset(self._service.nodedevs, self._info.name)

@@ -15,15 +15,15 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyvirt import hostcmd
 from pyvirt.drivers.qemu.monitor.cpu_models import CpuDefinition, MachineInfo
-from pyvirt.errors import HostCommandError, NotFoundError
+from pyvirt.errors import HostCommandError, NotFoundError, UnsupportedError
 
 __all__ = ["QemuOffer", "clear_memory_cache", "probe"]
 
@@ -138,19 +138,18 @@ def _ask(binary: Path, accel: str) -> QemuOffer:
         str(binary), "-machine", "none", "-accel", accel, "-nodefaults", "-display", "none",
         "-S", "-qmp", f"unix:{sock},server=on,wait=off",
     ]  # fmt: skip
-    log = (tmp / "stderr").open("w+b")
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    except OSError as err:
-        log.close()
+        proc = hostcmd.spawn(argv, what=f"probing {binary.name}")
+    except (HostCommandError, UnsupportedError):
         shutil.rmtree(tmp, ignore_errors=True)
-        raise HostCommandError(f"cannot run '{binary}': {err.strerror or err}") from err
+        raise
     try:
         deadline = time.monotonic() + _START_TIMEOUT
         while not sock.exists():
             if proc.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                text = log.read().decode(errors="replace").strip().splitlines()
+                if proc.poll() is None:
+                    proc.kill()
+                text = (proc.communicate()[0] or "").strip().splitlines()
                 raise HostCommandError(
                     f"'{binary.name} -machine none -accel {accel}' did not start: "
                     + (text[-1] if text else f"exit status {proc.returncode}"),
@@ -164,8 +163,7 @@ def _ask(binary: Path, accel: str) -> QemuOffer:
     finally:
         if proc.poll() is None:
             proc.kill()
-        proc.wait()
-        log.close()
+        proc.communicate()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CpuFacts"]
 
+# lazy: each verb loads only what it uses (the QMP probe, the domcaps renderer, /proc readers)
+
 _VIRTTYPES = ("kvm", "qemu")
 
 
