@@ -124,8 +124,7 @@ def parse_cpus(root: object) -> list[CpuDef]:
     assert isinstance(root, etree._Element)
     out: list[CpuDef] = []
     for el in root.iter("cpu"):
-        parent = el.getparent()
-        if parent is not None and parent.tag == "cpus":
+        if el.get("id") is not None:
             continue  # a NUMA cell's <cpu id=...>, not a CPU definition
         model_el = el.find("model")
         policies: dict[str, str] = {}
