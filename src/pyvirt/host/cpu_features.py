@@ -54,7 +54,10 @@ _SPELLING = {
     "pclmuldq": "pclmulqdq",
     "sse3": "pni",
     "ds_cpl": "ds-cpl",
-    "cx16": "cx16",
+    "cr8_legacy": "cr8legacy",
+    "avx512_bitalg": "avx512bitalg",
+    "avx512_vbmi2": "avx512vbmi2",
+    "avx512_vnni": "avx512vnni",
 }
 #: features a hypervisor gives every guest whatever the host's cpuinfo says
 EMULATED = frozenset({"hypervisor", "x2apic", "tsc-deadline"})
@@ -87,6 +90,17 @@ class Catalog:
     known: frozenset[str] = frozenset()
     usable: frozenset[str] | None = None
 
+    def canonical(self, name: str) -> str:
+        """QEMU's spelling of feature ``name`` (cpuinfo's ``avx512_vnni`` is ``avx512vnni``,
+        ``lahf_lm`` is ``lahf-lm``), tried against the names QEMU knows."""
+        first = qemu_feature_name(name)
+        if not self.known or first in self.known:
+            return first
+        for guess in (name, name.replace("_", ""), first.replace("-", "")):
+            if guess in self.known:
+                return guess
+        return first
+
     def candidates(self) -> list[str]:
         """Models a baseline may name: no ``host``/``max``/``base``, and an unversioned name
         in place of the versioned model it stands for."""
@@ -104,6 +118,9 @@ class CpuDef:
 
     :ivar policies: feature -> policy (``require``, ``force``, ``optional``, ``disable``,
         ``forbid``); a feature listed without a policy is ``require``
+    :ivar complete: the features are the whole set, not extras over the model: a host CPU
+        whose list has no policies and names ``fpu`` (as pyvirt's ``capabilities`` and
+        ``/proc/cpuinfo`` list them), so the model is only a name
     """
 
     mode: str = "custom"
@@ -111,6 +128,7 @@ class CpuDef:
     vendor: str | None = None
     arch: str | None = None
     policies: Mapping[str, str] = field(default_factory=dict)
+    complete: bool = False
 
 
 def parse_cpus(root: object) -> list[CpuDef]:
@@ -128,10 +146,12 @@ def parse_cpus(root: object) -> list[CpuDef]:
             continue  # a NUMA cell's <cpu id=...>, not a CPU definition
         model_el = el.find("model")
         policies: dict[str, str] = {}
+        any_policy = False
         for f in el.findall("feature"):
             name = f.get("name")
             if name:
                 policies[qemu_feature_name(name)] = f.get("policy") or "require"
+                any_policy = any_policy or f.get("policy") is not None
         out.append(
             CpuDef(
                 mode=el.get("mode") or "custom",
@@ -139,6 +159,7 @@ def parse_cpus(root: object) -> list[CpuDef]:
                 vendor=(el.findtext("vendor") or "").strip() or None,
                 arch=(el.findtext("arch") or "").strip() or None,
                 policies=policies,
+                complete=not any_policy and "fpu" in policies,
             )
         )
     if not out:
@@ -160,7 +181,7 @@ def cpu_features(
             raise InvalidConfigError(f"a <cpu mode='{cpu.mode}'> has no fixed feature set")
         return host
     base: frozenset[str] = frozenset()
-    if cpu.model:
+    if cpu.model and not cpu.complete:
         known = catalog.features.get(cpu.model)
         if known is None:
             raise InvalidConfigError(
@@ -168,15 +189,23 @@ def cpu_features(
                 hint="'pyvirt cpu-models x86_64' lists the models",
             )
         base = known
-    add = {f for f, p in cpu.policies.items() if p in ("require", "force")}
-    drop = {f for f, p in cpu.policies.items() if p in ("disable", "forbid")}
+    if cpu.model and cpu.model not in catalog.features:
+        raise InvalidConfigError(
+            f"CPU model '{cpu.model}' is not known to QEMU",
+            hint="'pyvirt cpu-models x86_64' lists the models",
+        )
+    named = {catalog.canonical(f): p for f, p in cpu.policies.items()}
+    if catalog.known:  # cpuinfo-only flags (constant_tsc, nopl) are not CPU model features
+        named = {f: p for f, p in named.items() if f in catalog.known}
+    add = {f for f, p in named.items() if p in ("require", "force")}
+    drop = {f for f, p in named.items() if p in ("disable", "forbid")}
     return frozenset((base | add) - drop)
 
 
 def host_features(flags: Iterable[str], catalog: Catalog) -> frozenset[str]:
     """The host's features from ``/proc/cpuinfo`` flags: QEMU's names of those QEMU knows,
     plus the ones a hypervisor always emulates (:data:`EMULATED`)."""
-    names = {qemu_feature_name(f) for f in flags} | EMULATED
+    names = {catalog.canonical(f) for f in flags} | EMULATED
     return frozenset(names & catalog.known) if catalog.known else frozenset(names)
 
 
@@ -283,7 +312,12 @@ def compare(
         return Verdict("incompatible", reason=f"vendor {cpu.vendor} is not the host's")
     wanted = cpu_features(cpu, catalog)
     missing = tuple(sorted(wanted - host))
-    forbidden = tuple(sorted(f for f, p in cpu.policies.items() if p == "forbid" and f in host))
+    forbidden = tuple(
+        sorted(
+            catalog.canonical(f) for f, p in cpu.policies.items()
+            if p == "forbid" and catalog.canonical(f) in host
+        )
+    )  # fmt: skip
     if missing or forbidden:
         parts = []
         if missing:

@@ -128,3 +128,25 @@ def test_compare_refuses_a_forbidden_feature_the_host_has() -> None:
     verdict = compare(cpu, NEW, CATALOG, "GenuineIntel")
     assert verdict.result == "incompatible" and verdict.forbidden == ("avx",)
     assert "forbidden avx" in verdict.reason
+
+
+def test_a_complete_host_list_is_not_added_to_its_guessed_model() -> None:
+    # pyvirt's capabilities name a coarse model and list every cpuinfo flag: the flags are the
+    # whole truth, so the model's avx2 (which the list lacks) is not claimed
+    (host,) = cpus(
+        "<cpu><model>New</model><vendor>Intel</vendor><feature name='fpu'/>"
+        "<feature name='sse2'/><feature name='pni'/><feature name='sse4_1'/>"
+        "<feature name='constant_tsc'/></cpu>"
+    )
+    assert host.complete
+    assert cpu_features(host, CATALOG) == {"fpu", "sse2", "pni", "sse4.1"}
+    # a libvirt-style host CPU lists extras over its model only
+    (extras,) = cpus("<cpu><model>Mid</model><feature name='avx'/></cpu>")
+    assert not extras.complete and cpu_features(extras, CATALOG) == MID | {"avx"}
+
+
+def test_catalog_spells_features_as_qemu_knows_them() -> None:
+    cat = Catalog(features={}, known=frozenset({"avx512vnni", "cr8legacy", "lahf-lm"}))
+    assert [cat.canonical(n) for n in ("avx512_vnni", "cr8_legacy", "lahf_lm", "nopl")] == [
+        "avx512vnni", "cr8legacy", "lahf-lm", "nopl",
+    ]  # fmt: skip
