@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pyvirt.drivers.qemu.monitor.cpu_models import CpuDefinition as CpuModel
+from pyvirt.errors import UnsupportedError
 from pyvirt.host.cpu_features import Baseline as CpuBaseline
 from pyvirt.host.cpu_features import Verdict as CpuVerdict
 from pyvirt.host.cpu_usage import CpuUsage
@@ -35,10 +36,21 @@ class HostCpuMixin:
     _service: ServiceConnection
 
     @property
+    def _this_host(self) -> ServiceConnection:
+        """The service of this host (``None`` on a connection to a pyvirtd elsewhere)."""
+        service: ServiceConnection | None = self._service
+        if service is None:
+            raise UnsupportedError(
+                "CPU model and cpu-stats verbs work only on the host itself",
+                hint="run pyvirt on the daemon's host",
+            )
+        return service
+
+    @property
     def _cpu(self) -> CpuFacts:
         from pyvirt.service.host.cpu import CpuFacts  # lazy
 
-        return CpuFacts(self._service.paths)
+        return CpuFacts(self._this_host.paths)
 
     def cpu_models(self, arch: str) -> list[CpuModel]:
         """``cpu-models ARCH``: the CPU models QEMU offers, sorted by name.
@@ -114,4 +126,4 @@ class HostCpuMixin:
         :raises NotFoundError: no such domain
         :raises InvalidStateError: it is not running
         """
-        return self._cpu.cpu_stats(self._service.domains, domain)
+        return self._cpu.cpu_stats(self._this_host.domains, domain)

@@ -2,7 +2,8 @@
 
 ``pyvirt help`` prints every command under virsh's group titles (Domain Management, Domain
 Monitoring, Host and Hypervisor, ...) with its one-line description; ``pyvirt help NAME``
-prints one command's help, or one group when NAME is a group keyword (``pyvirt help pool``).
+prints one command's help, or one group when NAME is a group keyword (``pyvirt help pool``;
+``storage`` names both storage groups, ``virsh`` the shell's own commands).
 Only this command imports every command module; the others stay lazy.
 """
 

@@ -30,10 +30,9 @@ def _read(path: str) -> str:
 
 @click.command(name="cpu-models")
 @click.argument("arch", metavar="ARCH")
-@click.option("--all", "all_", is_flag=True, help="also models this host cannot run (the default)")
 @click.option("--json", "json_", is_flag=True, help="machine-readable output")
 @click.pass_context
-def cpu_models(ctx: click.Context, arch: str, all_: bool, json_: bool) -> None:
+def cpu_models(ctx: click.Context, arch: str, json_: bool) -> None:
     """Print the CPU models QEMU offers for an architecture."""
     models = api(ctx).host.cpu_models(arch)
     if json_:
