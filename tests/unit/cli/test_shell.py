@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import builtins
+import os
+import select
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +32,8 @@ def test_errors_do_not_end_the_shell_and_the_last_status_is_its_status(pyvirt: P
     assert res.out == "still here\nx\n"
     assert "nosuch" in res.err and "error: domain 'nope' not found" in res.err
     assert pyvirt(input="domstate nope\n", check=False).rc == 1
+    res = pyvirt(input="-c pyvirt:///embed\n", check=False)
+    assert res.rc == 1 and res.err.startswith("error: a command is expected, not '-c'")
 
 
 def test_connect_changes_the_uri_of_later_commands(pyvirt: Pyvirt) -> None:
@@ -102,3 +109,43 @@ def test_interactive_session_greets_prompts_and_saves_history(
     assert "error: domain 'nope' not found" in err
     assert len(prompts) == 4 and prompts[0] in ("pyvirt # ", "pyvirt > ")
     assert (tmp_path / "pyvirt" / "history").is_file()
+
+
+def test_on_a_terminal_tab_completes_and_history_is_saved(state_root: Path, tmp_path: Path) -> None:
+    master, slave = os.openpty()
+    env = {**os.environ, "PYVIRT_STATE_DIR": str(state_root), "XDG_STATE_HOME": str(tmp_path),
+           "TERM": "dumb", "INPUTRC": "/dev/null"}  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pyvirt.cli"], stdin=slave, stdout=slave, stderr=slave, env=env
+    )
+    os.close(slave)
+    seen = b""
+
+    def read_until(marker: bytes, timeout: float = 20.0) -> None:
+        nonlocal seen
+        deadline = time.monotonic() + timeout
+        while marker not in seen:
+            assert time.monotonic() < deadline, seen.decode(errors="replace")
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    break
+
+    try:
+        read_until(b"pyvirt ")  # the prompt after the banner
+        assert b"Welcome to pyvirt" in seen
+        os.write(master, b"hel\t start\r")  # Tab completes 'hel' to 'help '
+        read_until(b"Usage: pyvirt start")
+        os.write(master, b"quit\r")
+        proc.wait(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+    assert proc.returncode == 0
+    assert (tmp_path / "pyvirt" / "history").read_text().splitlines()[-2:] == [
+        "help start", "quit",
+    ]  # fmt: skip

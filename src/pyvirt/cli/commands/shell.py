@@ -115,6 +115,13 @@ class Shell:
     def execute(self, argv: list[str]) -> bool:
         """Run one command; False when the shell should end (``quit``)."""
         name = argv[0]
+        if name.startswith("-"):  # 'pyvirt -c URI' with no command would start another shell
+            click.echo(f"error: a command is expected, not '{name}'", err=True)
+            click.echo(
+                "hint: 'connect URI' changes the connection; 'help' lists commands", err=True
+            )
+            self.status = 1
+            return True
         if name in ("quit", "exit"):
             return False
         if name == "echo":
