@@ -1,6 +1,7 @@
 """Host facts against the real QEMU: ``cpu-models``, ``domcapabilities``, ``cpu-baseline`` of
-two real model expansions, ``hypervisor-cpu-baseline``, ``cpu-stats`` of a running tiny guest,
-and ``nodedev-detach`` refusing on this kernel without VFIO."""
+two real model expansions, ``hypervisor-cpu-baseline``, ``cpu-stats`` and ``domstats
+--iothread --dirtyrate`` of a running tiny guest, and ``nodedev-detach`` refusing on this
+kernel without VFIO."""
 
 from __future__ import annotations
 
@@ -124,6 +125,7 @@ def guest_xml(image: Any) -> str:
   <name>cs</name>
   <memory unit='MiB'>128</memory>
   <vcpu>1</vcpu>
+  <iothreads>1</iothreads>
   <os>
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>{image.kernel}</kernel>
@@ -135,7 +137,12 @@ def guest_xml(image: Any) -> str:
 """
 
 
-def test_cpu_stats_of_a_running_guest(pyvirt: Pyvirt, tiny_image: Any) -> None:
+def domstats(pv: Pyvirt, *args: str) -> dict[str, str]:
+    out = pv("domstats", "cs", *args).out
+    return dict(line.strip().split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def test_cpu_stats_and_domstats_groups_of_a_running_guest(pyvirt: Pyvirt, tiny_image: Any) -> None:
     xml = pyvirt.root / "cs.xml"
     xml.write_text(guest_xml(tiny_image))
     pyvirt("define", str(xml))
@@ -155,6 +162,19 @@ def test_cpu_stats_of_a_running_guest(pyvirt: Pyvirt, tiny_image: Any) -> None:
         assert sum(c["vcpu_time"] for c in per_cpu.values()) > 0
         text = pyvirt("cpu-stats", "cs", "--total").out
         assert text.startswith("Total:\n\tcpu_time ") and text.rstrip().endswith("seconds")
+        # domstats --iothread / --dirtyrate: what QEMU reports (perf/memory: nothing)
+        threads = domstats(pyvirt, "--iothread", "--perf", "--memory")
+        assert threads["iothread.count"] == "1" and "iothread.1.poll-max-ns" in threads
+        assert not any(k.startswith(("perf.", "memory.")) for k in threads)
+        assert domstats(pyvirt, "--dirtyrate")["dirtyrate.calc_status"] == "0"
+        res = pyvirt("domdirtyrate-calc", "cs", "--seconds", "1")
+        assert res.out == "Start to calculate domain's memory dirty rate successfully.\n"
+        deadline = time.monotonic() + 10
+        while (rate := domstats(pyvirt, "--dirtyrate"))["dirtyrate.calc_status"] != "2":
+            assert time.monotonic() < deadline, rate
+            time.sleep(0.3)
+        assert rate["dirtyrate.calc_period"] == "1"
+        assert int(rate["dirtyrate.megabytes_per_second"]) >= 0
     finally:
         pyvirt("destroy", "cs", check=False)
 

@@ -80,7 +80,7 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
     ),
     "plan": ("plan",),
     # statistics (issue 11)
-    "stats": ("domstats",),
+    "stats": ("domstats", "domdirtyrate-calc"),
     # the daemon (issue 11)
     "event": ("event",),
     # pyvirtd's API tokens (issue 11)
