@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pyvirt.api.domain_agent import DomainAgent
 from pyvirt.api.domain_base import DomainHandle
 from pyvirt.api.domain_devices import DomainDevices
+from pyvirt.api.domain_stats import DomainStatsVerbs
 from pyvirt.api.domain_tuning import DomainTuning
 from pyvirt.errors import InvalidConfigError, InvalidStateError, OperationFailedError
 from pyvirt.service.domain.types import DomainStatus, Reason, State
@@ -49,7 +50,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class Domain(DomainTuning, DomainDevices, DomainAgent, DomainHandle):
+class Domain(DomainTuning, DomainDevices, DomainAgent, DomainStatsVerbs, DomainHandle):
     """One domain (virtual machine), by name. Get one from ``conn.domains.get(name)``."""
 
     # -- lifecycle ----------------------------------------------------------------------

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pyvirt.api.host_cpu import HostCpuMixin
 from pyvirt.service.host.facts import NodeInfo, Versions
 
 if TYPE_CHECKING:
@@ -193,8 +194,9 @@ class NetBenchReport:
         return table(list(self.results), self.baseline_mbits, self.seconds)
 
 
-class Host:
-    """``conn.host``: facts and tuning of the host the connection manages."""
+class Host(HostCpuMixin):
+    """``conn.host``: facts and tuning of the host the connection manages (the CPU model
+    methods come from :class:`~pyvirt.api.host_cpu.HostCpuMixin`)."""
 
     def __init__(self, service: ServiceConnection) -> None:
         self._service = service

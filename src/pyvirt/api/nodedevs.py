@@ -16,6 +16,8 @@ import builtins
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from pyvirt.errors import UnsupportedError
+from pyvirt.service.host import vfio
 from pyvirt.service.host.nodedev import CAPS, to_xml
 from pyvirt.service.host.nodedev import NodeDevice as NodeDeviceInfo
 
@@ -85,3 +87,37 @@ class NodeDevice:
     def xml_desc(self) -> str:
         """``nodedev-dumpxml``: libvirt's ``<device>`` XML."""
         return to_xml(self._info)
+
+    def _this_host(self) -> ServiceConnection:
+        service: ServiceConnection | None = self._service
+        if service is None:  # a connection to a pyvirtd on another host
+            raise UnsupportedError(
+                "host devices can be detached only on the host itself",
+                hint="run pyvirt on the daemon's host",
+            )
+        return service
+
+    def detach(self) -> str | None:
+        """``nodedev-detach``: bind this PCI device to vfio-pci (for ``<hostdev>``); returns
+        the host driver it had.
+
+        :raises UnsupportedError: the kernel has no VFIO, or the device no IOMMU group
+        :raises InvalidConfigError: not a PCI device
+        :raises OperationFailedError: the kernel did not bind it
+        """
+        return vfio.detach(self._this_host().nodedevs, self._info.name)
+
+    def reattach(self) -> str | None:
+        """``nodedev-reattach``: give this PCI device back to its host driver (returned).
+
+        :raises UnsupportedError: the kernel has no VFIO
+        """
+        return vfio.reattach(self._this_host().nodedevs, self._info.name)
+
+    def reset(self) -> None:
+        """``nodedev-reset``: reset this detached PCI device.
+
+        :raises UnsupportedError: no VFIO, or no reset method
+        :raises InvalidStateError: a host driver still uses it
+        """
+        vfio.reset(self._this_host().nodedevs, self._info.name)

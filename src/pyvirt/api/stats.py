@@ -24,8 +24,10 @@ from pyvirt.service.stats import (
     BalloonStats,
     BlockStats,
     CpuStats,
+    DirtyRateStats,
     DomainStats,
     Groups,
+    IOThreadStats,
     NetStats,
     VcpuStats,
     collect,
@@ -41,8 +43,10 @@ __all__ = [
     "BalloonStats",
     "BlockStats",
     "CpuStats",
+    "DirtyRateStats",
     "DomainStats",
     "HostStats",
+    "IOThreadStats",
     "NetStats",
     "StatsGroup",
     "VcpuStats",
@@ -62,6 +66,10 @@ class StatsGroup(StrEnum):
     VCPU = "vcpu"
     INTERFACE = "interface"
     BLOCK = "block"
+    PERF = "perf"
+    IOTHREAD = "iothread"
+    MEMORY = "memory"
+    DIRTYRATE = "dirtyrate"
 
 
 #: every group
@@ -92,6 +100,8 @@ def domain_stats(
         vcpu=StatsGroup.VCPU in wanted,
         interface=StatsGroup.INTERFACE in wanted,
         block=StatsGroup.BLOCK in wanted,
+        iothread=StatsGroup.IOTHREAD in wanted,
+        dirtyrate=StatsGroup.DIRTYRATE in wanted,
     )
     return collect(service.domains, names, flags, inactive_details=inactive_details)
 
@@ -105,8 +115,8 @@ def host_stats() -> HostStats:
 def params(rec: DomainStats, groups: Iterable[StatsGroup] = ALL_GROUPS) -> list[Param]:
     """``rec`` as virsh ``domstats`` prints it: ``(key, value)`` pairs such as
     ``("state.state", 1)`` or ``("block.0.rd.bytes", 4096)``, group by group in virsh's order
-    (state, cpu, balloon, vcpu, net, block); groups not in ``groups`` or not collected are
-    left out."""
+    (state, cpu, balloon, vcpu, net, block, iothread, dirtyrate); groups not in ``groups`` or
+    not collected are left out (``perf`` and ``memory`` never have values here)."""
     wanted = set(groups)
     st = rec.status
     out: list[Param] = []
@@ -126,6 +136,23 @@ def params(rec: DomainStats, groups: Iterable[StatsGroup] = ALL_GROUPS) -> list[
         out += _nets(rec.nets)
     if StatsGroup.BLOCK in wanted and rec.blocks is not None:
         out += _blocks(rec.blocks)
+    if StatsGroup.IOTHREAD in wanted and rec.iothreads is not None:
+        out.append(("iothread.count", len(rec.iothreads)))
+        for t in rec.iothreads:
+            for key in ("poll-max-ns", "poll-grow", "poll-shrink"):
+                value = getattr(t, key.replace("-", "_"))
+                if value is not None:
+                    out.append((f"iothread.{t.id}.{key}", value))
+    if StatsGroup.DIRTYRATE in wanted and rec.dirtyrate is not None:
+        d = rec.dirtyrate
+        out += [
+            ("dirtyrate.calc_status", d.calc_status),
+            ("dirtyrate.calc_start_time", d.calc_start_time),
+            ("dirtyrate.calc_period", d.calc_period),
+            ("dirtyrate.calc_mode", d.calc_mode),
+        ]
+        if d.mb_per_s is not None:
+            out.append(("dirtyrate.megabytes_per_second", d.mb_per_s))
     return out
 
 

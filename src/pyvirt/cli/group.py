@@ -48,11 +48,24 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     ctx.exit(0)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option("-c", "--connect", "uri", metavar="URI", help="hypervisor connection URI")
 @click.option("-v", "--version", is_flag=True, is_eager=True, expose_value=False,
               callback=_print_version, help="print the version and exit")  # fmt: skip
 @click.pass_context
 def cli(ctx: click.Context, uri: str | None) -> None:
-    """pyvirt: manage QEMU/KVM virtual machines (virsh-compatible commands)."""
+    """pyvirt: manage QEMU/KVM virtual machines (virsh-compatible commands).
+
+    With no command, an interactive shell (commands read line by line when not on a terminal).
+    """
     ctx.obj = {"uri": uri}
+    if ctx.invoked_subcommand is None:
+        import sys  # lazy
+
+        from pyvirt.cli.commands.shell import run_shell  # lazy
+
+        sys.exit(run_shell(uri))

@@ -2,7 +2,8 @@
 
 ``pyvirt help`` prints every command under virsh's group titles (Domain Management, Domain
 Monitoring, Host and Hypervisor, ...) with its one-line description; ``pyvirt help NAME``
-prints one command's help, or one group when NAME is a group keyword (``pyvirt help pool``).
+prints one command's help, or one group when NAME is a group keyword (``pyvirt help pool``;
+``storage`` names both storage groups, ``virsh`` the shell's own commands).
 Only this command imports every command module; the others stay lazy.
 """
 
@@ -16,6 +17,9 @@ from pyvirt.errors import NotFoundError
 GROUPS: tuple[tuple[str, str], ...] = (
     ("Domain Management", "domain"),
     ("Domain Monitoring", "monitor"),
+    ("Domain Snapshot", "snapshot"),
+    ("Checkpoint", "checkpoint"),
+    ("Backup", "backup"),
     ("Host and Hypervisor", "host"),
     ("Networking", "network"),
     ("Node Device", "nodedev"),
@@ -45,7 +49,24 @@ _MODULE_GROUP = {
     "image": "tools",
     "bench": "tools",
     "plan": "tools",
+    "cpu": "host",
+    "shell": "pyvirt",
+    "token": "pyvirt",
+    "event": "domain",
+    "job": "domain",
+    "stats": "monitor",
 }
+
+#: group keywords that name several groups (``help storage``) or another spelling
+_KEYWORD_ALIASES: dict[str, tuple[str, ...]] = {
+    "storage": ("pool", "volume"),
+    "virsh": ("pyvirt",),
+    "hypervisor": ("host",),
+}
+#: command name prefixes of the snapshot, checkpoint and backup groups
+_PREFIX_GROUP = (("snapshot-", "snapshot"), ("checkpoint-", "checkpoint"), ("backup-", "backup"))
+#: commands virsh lists elsewhere than their module's group
+_COMMAND_GROUP = {"cpu-stats": "domain"}
 
 #: virsh's Domain Monitoring commands (their modules are domain, blk, iface, tune, guest)
 _MONITOR = frozenset(
@@ -63,9 +84,15 @@ def group_of(name: str, module: str) -> str:
     """The help keyword of command ``name`` defined in command module ``module``."""
     if name in _MONITOR:
         return "monitor"
-    if name == "help":
+    if name in ("help", "connect", "quit", "exit", "echo"):
         return "pyvirt"
-    return _MODULE_GROUP.get(module, "tools")
+    if name in _COMMAND_GROUP:
+        return _COMMAND_GROUP[name]
+    for prefix, key in _PREFIX_GROUP:
+        if name.startswith(prefix):
+            return key
+    # most commands issue 12 adds (save, blockcommit, attach-device...) are domain commands
+    return _MODULE_GROUP.get(module, "domain")
 
 
 def _short(command: click.Command) -> str:
@@ -107,10 +134,13 @@ def help_(ctx: click.Context, name: str | None) -> None:
             if grouped[key]:
                 _print_group(title, key, grouped[key])
         return
-    for title, key in GROUPS:
-        if name == key:
-            _print_group(title, key, _grouped(group, root)[key])
-            return
+    keys = _KEYWORD_ALIASES.get(name, (name,))
+    if any(key == k for _, key in GROUPS for k in keys):
+        grouped = _grouped(group, root)
+        for title, key in GROUPS:
+            if key in keys:
+                _print_group(title, key, grouped[key])
+        return
     command = group.get_command(root, name)
     if command is None:
         raise NotFoundError(f"command or command group '{name}' doesn't exist")

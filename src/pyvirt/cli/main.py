@@ -62,7 +62,15 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
         "attach-interface", "detach-interface", "domiflist", "domifaddr", "domifstat",
         "domif-setlink",
     ),
-    "nodedev": ("nodedev-list", "nodedev-dumpxml"),
+    "nodedev": (
+        "nodedev-list", "nodedev-dumpxml", "nodedev-detach", "nodedev-reattach", "nodedev-reset",
+    ),
+    # CPU models and host facts, the shell (issue 12)
+    "cpu": (
+        "cpu-models", "domcapabilities", "cpu-baseline", "cpu-compare",
+        "hypervisor-cpu-baseline", "cpu-stats",
+    ),
+    "shell": ("connect", "quit:quit_", "exit:exit_", "echo"),
     # CPU, NUMA, memory (issue 5)
     "node": (
         "nodeinfo", "freecell", "nodememstats", "nodecpustats", "node-memory-tune",
@@ -74,7 +82,7 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
     ),
     "plan": ("plan",),
     # statistics (issue 11)
-    "stats": ("domstats",),
+    "stats": ("domstats", "domdirtyrate-calc"),
     # the daemon (issue 11)
     "event": ("event",),
     # pyvirtd's API tokens (issue 11)

@@ -11,7 +11,12 @@ Where each figure comes from:
   statistics when it reports them (``<stats period>``), and QEMU's RSS;
 - disks: QMP block statistics, matched to the disks by their device alias;
 - NICs: the tap's counters in the QEMU's network namespace (``/proc/PID/net/dev``), swapped
-  to the guest's view as ``domifstat`` does (rx = what the guest received).
+  to the guest's view as ``domifstat`` does (rx = what the guest received);
+- I/O threads: QMP ``query-iothreads`` (each thread's adaptive polling settings);
+- dirty rate: QMP ``query-dirty-rate`` (the last ``domdirtyrate-calc`` measurement).
+
+virsh's ``--perf`` (perf events) and ``--memory`` (resctrl memory bandwidth) groups have
+nothing to report: pyvirt enables neither for its guests.
 
 One monitor session per running domain collects all of its QMP figures. A domain that stops
 while it is looked at is reported shut off; a monitor that does not answer leaves the QMP
@@ -46,10 +51,13 @@ __all__ = [
     "BalloonStats",
     "BlockStats",
     "CpuStats",
+    "DirtyRateStats",
     "DomainStats",
     "Groups",
+    "IOThreadStats",
     "NetStats",
     "VcpuStats",
+    "calc_dirty_rate",
     "collect",
     "reason_code",
     "state_code",
@@ -70,11 +78,16 @@ class Groups:
     vcpu: bool = True
     interface: bool = True
     block: bool = True
+    iothread: bool = True
+    dirtyrate: bool = True
 
     @property
     def details(self) -> bool:
         """Whether anything needs the definition."""
-        return self.balloon or self.vcpu or self.interface or self.block
+        return (
+            self.balloon or self.vcpu or self.interface or self.block or self.iothread
+            or self.dirtyrate
+        )  # fmt: skip
 
 
 ALL_GROUPS = Groups()
@@ -173,6 +186,28 @@ class NetStats:
 
 
 @dataclass(frozen=True)
+class IOThreadStats:
+    """One I/O thread: its number (``iothread1`` is 1) and adaptive polling settings."""
+
+    id: int
+    poll_max_ns: int | None
+    poll_grow: int | None
+    poll_shrink: int | None
+
+
+@dataclass(frozen=True)
+class DirtyRateStats:
+    """The last dirty-rate measurement: ``calc_status`` is libvirt's number (0 unstarted,
+    1 measuring, 2 measured); ``mb_per_s`` is set once measured."""
+
+    calc_status: int
+    calc_start_time: int
+    calc_period: int
+    calc_mode: str
+    mb_per_s: int | None
+
+
+@dataclass(frozen=True)
 class DomainStats:
     """Statistics of one domain; a group not asked for (or not available) is None."""
 
@@ -184,6 +219,8 @@ class DomainStats:
     vcpus: tuple[VcpuStats, ...] | None = None
     nets: tuple[NetStats, ...] | None = None
     blocks: tuple[BlockStats, ...] | None = None
+    iothreads: tuple[IOThreadStats, ...] | None = None
+    dirtyrate: DirtyRateStats | None = None
 
     @property
     def name(self) -> str:
@@ -215,6 +252,10 @@ class DomainStats:
             out["nets"] = [asdict(n) for n in self.nets]
         if self.blocks is not None:
             out["blocks"] = [asdict(b) for b in self.blocks]
+        if self.iothreads is not None:
+            out["iothreads"] = [asdict(t) for t in self.iothreads]
+        if self.dirtyrate is not None:
+            out["dirtyrate"] = asdict(self.dirtyrate)
         return out
 
     @classmethod
@@ -240,6 +281,10 @@ class DomainStats:
                 else None,
                 nets=tuple(NetStats(**n) for n in data["nets"]) if "nets" in data else None,
                 blocks=tuple(BlockStats(**b) for b in data["blocks"]) if "blocks" in data else None,
+                iothreads=tuple(IOThreadStats(**t) for t in data["iothreads"])
+                if "iothreads" in data
+                else None,
+                dirtyrate=DirtyRateStats(**data["dirtyrate"]) if "dirtyrate" in data else None,
             )
         except (KeyError, TypeError, ValueError) as err:
             raise InvalidConfigError(f"not a domain statistics record: {err}") from None
@@ -362,6 +407,8 @@ def _running(mgr: DomainManager, st: DomainStatus, groups: Groups) -> DomainStat
         vcpus=vcpus,
         nets=_nets(rec, dom) if groups.interface else None,
         blocks=blocks,
+        iothreads=qmp.iothreads,
+        dirtyrate=qmp.dirtyrate,
     )
 
 
@@ -372,6 +419,8 @@ class _QmpFigures:
     vcpu_threads: dict[int, int] | None = None
     #: disk target -> QEMU's counters
     blocks: dict[str, dict[str, int]] | None = None
+    iothreads: tuple[IOThreadStats, ...] | None = None
+    dirtyrate: DirtyRateStats | None = None
 
 
 def _query_monitor(
@@ -387,6 +436,8 @@ def _query_monitor(
         (groups.balloon and has_balloon)
         or groups.vcpu
         or (groups.block and bool(dom.devices.disks))
+        or groups.iothread
+        or groups.dirtyrate
     )
     if not need:
         return out
@@ -398,6 +449,10 @@ def _query_monitor(
                 out.vcpu_threads = mon.vcpu_threads()
             if groups.block and dom.devices.disks:
                 out.blocks = _block_counters(mgr, mon, dom)
+            if groups.iothread:
+                out.iothreads = _iothreads(mon)
+            if groups.dirtyrate:
+                out.dirtyrate = _dirtyrate(mon)
     except MonitorError as err:  # stopping, or hung: report what /proc gives
         log.debug("domain %s: no monitor figures: %s", name, err)
     return out
@@ -424,6 +479,73 @@ def _balloon(mon: Monitor, dom: Domain, out: _QmpFigures) -> None:
         out.guest[label] = value if label in COUNTS else value // 1024
     if stats.last_update:
         out.guest["last-update"] = stats.last_update
+
+
+#: the dirty-rate modes QEMU knows; QEMU takes 1 to 60 seconds
+DIRTYRATE_MODES = ("page-sampling", "dirty-bitmap", "dirty-ring")
+
+
+def calc_dirty_rate(
+    mgr: DomainManager, ident: str, seconds: int = 1, *, mode: str | None = None
+) -> str:
+    """Start measuring running domain ``ident``'s memory dirty rate for ``seconds`` (virsh
+    ``domdirtyrate-calc``); ``domstats --dirtyrate`` reads the result. Returns the name.
+
+    :raises InvalidConfigError: seconds outside 1-60, or an unknown mode
+    :raises InvalidStateError: the domain is not running
+    :raises OperationFailedError: QEMU refused (a measurement runs already, or the mode needs
+        what the guest lacks)
+    """
+    from pyvirt.drivers.qemu.qmp import Monitor, QmpCommandError  # lazy
+    from pyvirt.errors import OperationFailedError  # lazy
+
+    if not 1 <= seconds <= 60:
+        raise InvalidConfigError(
+            f"dirty rate period {seconds} s is out of range", hint="use 1 to 60 seconds"
+        )
+    if mode is not None and mode not in DIRTYRATE_MODES:
+        raise InvalidConfigError(
+            f"unknown dirty rate mode '{mode}'", hint="use " + ", ".join(DIRTYRATE_MODES)
+        )
+    name, rec = mgr.running(ident)
+    try:
+        with Monitor(rec.qmp_socket, timeout=5.0, name=name) as mon:
+            mon.calc_dirty_rate(seconds, mode=mode)
+    except QmpCommandError as err:
+        raise OperationFailedError(
+            f"measuring the dirty rate of domain '{name}' failed: {err.desc}",
+            hint="wait for a running measurement to finish ('domstats --dirtyrate')",
+        ) from err
+    return name
+
+
+def _iothreads(mon: Monitor) -> tuple[IOThreadStats, ...]:
+    out: list[IOThreadStats] = []
+    for t in mon.query_iothreads():
+        digits = "".join(c for c in t.id if c.isdigit())
+        number = int(digits) if digits else len(out) + 1
+        out.append(IOThreadStats(number, t.poll_max_ns, t.poll_grow, t.poll_shrink))
+    return tuple(sorted(out, key=lambda t: t.id))
+
+
+#: QEMU's dirty-rate status -> libvirt's virDomainDirtyRateStatus
+_DIRTYRATE_STATUS = {"unstarted": 0, "measuring": 1, "measured": 2}
+
+
+def _dirtyrate(mon: Monitor) -> DirtyRateStats | None:
+    from pyvirt.drivers.qemu.qmp import QmpCommandError  # lazy
+
+    try:
+        rate = mon.query_dirty_rate()
+    except QmpCommandError:  # a QEMU older than 5.2
+        return None
+    return DirtyRateStats(
+        _DIRTYRATE_STATUS.get(rate.status, 0),
+        rate.start_time,
+        rate.calc_time,
+        rate.mode,
+        rate.mb_per_s if rate.status == "measured" else None,
+    )
 
 
 def _block_counters(mgr: DomainManager, mon: Monitor, dom: Domain) -> dict[str, dict[str, int]]:

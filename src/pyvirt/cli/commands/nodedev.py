@@ -1,4 +1,5 @@
-"""Node device commands: ``nodedev-list`` and ``nodedev-dumpxml`` (host PCI and net devices)."""
+"""Node device commands: ``nodedev-list``, ``nodedev-dumpxml`` (host PCI and net devices) and
+``nodedev-detach``, ``nodedev-reattach``, ``nodedev-reset`` (PCI devices and vfio-pci)."""
 
 from __future__ import annotations
 
@@ -41,3 +42,41 @@ def nodedev_list(ctx: click.Context, caps: tuple[str, ...], tree: bool, json_: b
 def nodedev_dumpxml(ctx: click.Context, device: str) -> None:
     """Print a host device's XML (libvirt's node device format)."""
     click.echo(api(ctx).nodedevs.get(device).xml_desc().rstrip("\n"))
+
+
+def _driver_option(driver: str | None) -> None:
+    if driver not in (None, "vfio"):
+        from pyvirt.errors import InvalidConfigError
+
+        raise InvalidConfigError(
+            f"unknown device driver '{driver}'", hint="pyvirt assigns PCI devices with vfio"
+        )
+
+
+@click.command(name="nodedev-detach")
+@click.argument("device", metavar="DEVICE")
+@click.option("--driver", metavar="vfio", help="the assignment driver (only vfio)")
+@click.pass_context
+def nodedev_detach(ctx: click.Context, device: str, driver: str | None) -> None:
+    """Detach a PCI device from its host driver (bind it to vfio-pci)."""
+    _driver_option(driver)
+    api(ctx).nodedevs.get(device).detach()
+    click.echo(f"Device {device} detached\n")
+
+
+@click.command(name="nodedev-reattach")
+@click.argument("device", metavar="DEVICE")
+@click.pass_context
+def nodedev_reattach(ctx: click.Context, device: str) -> None:
+    """Give a detached PCI device back to its host driver."""
+    api(ctx).nodedevs.get(device).reattach()
+    click.echo(f"Device {device} re-attached\n")
+
+
+@click.command(name="nodedev-reset")
+@click.argument("device", metavar="DEVICE")
+@click.pass_context
+def nodedev_reset(ctx: click.Context, device: str) -> None:
+    """Reset a detached PCI device."""
+    api(ctx).nodedevs.get(device).reset()
+    click.echo(f"Device {device} reset\n")

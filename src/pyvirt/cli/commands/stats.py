@@ -23,6 +23,10 @@ GROUP_OPTIONS = {
     "vcpu": "vCPU counts and each vCPU's run time",
     "interface": "NIC traffic counters (as the guest sees them)",
     "block": "disk I/O counters",
+    "perf": "perf event counters (pyvirt enables none: nothing to show)",
+    "iothread": "I/O threads' polling settings",
+    "memory": "memory bandwidth monitoring (pyvirt enables none: nothing to show)",
+    "dirtyrate": "the last dirty rate measurement (domdirtyrate-calc)",
 }
 #: ``--list-NAME`` filters
 LIST_OPTIONS = (
@@ -91,7 +95,7 @@ def _wanted_names(ctx: click.Context, flags: dict[str, bool]) -> list[str] | Non
 @click.pass_context
 def domstats(ctx: click.Context, /, domains: tuple[str, ...], json_: bool, **opts: bool) -> None:
     """Statistics of domains (all of them, or the named ones): state, CPU, balloon, vCPUs,
-    NICs and disks."""
+    NICs, disks, I/O threads and the dirty rate."""
     from pyvirt.api.stats import StatsGroup  # lazy
 
     for ignored in ("raw", "enforce", "backing", "nowait"):
@@ -111,3 +115,16 @@ def domstats(ctx: click.Context, /, domains: tuple[str, ...], json_: bool, **opt
         as_json([r.to_json() for r in records])
         return
     click.echo(format_records(records, groups), nl=False)
+
+
+@click.command(name="domdirtyrate-calc")
+@click.argument("domain", metavar="DOMAIN")
+@click.option("--seconds", type=int, default=1, show_default=True, help="how long (1-60)")
+@click.option(
+    "--mode", type=click.Choice(["page-sampling", "dirty-bitmap", "dirty-ring"]), default=None
+)
+@click.pass_context
+def domdirtyrate_calc(ctx: click.Context, domain: str, seconds: int, mode: str | None) -> None:
+    """Start measuring how fast a running guest dirties its memory (see domstats --dirtyrate)."""
+    api(ctx).domains.get(domain).dirtyrate_calc(seconds, mode=mode)
+    click.echo("Start to calculate domain's memory dirty rate successfully.")

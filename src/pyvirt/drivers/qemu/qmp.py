@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pyvirt.drivers.qemu.monitor.base import Args, prune
 from pyvirt.drivers.qemu.monitor.block import BlockCommands
+from pyvirt.drivers.qemu.monitor.cpu_models import CpuModelCommands
 from pyvirt.drivers.qemu.monitor.devices import DeviceCommands
+from pyvirt.drivers.qemu.monitor.dirtyrate import DirtyRateCommands
 from pyvirt.drivers.qemu.monitor.machine import MachineCommands
 from pyvirt.errors import MonitorError
 
@@ -76,7 +78,7 @@ class QmpCommandError(MonitorError):
         self.received = dict(received or {})
 
 
-class Monitor(MachineCommands, DeviceCommands, BlockCommands):
+class Monitor(MachineCommands, DeviceCommands, BlockCommands, CpuModelCommands, DirtyRateCommands):
     """A synchronous QMP session on a unix socket; use as a context manager.
 
     ::

@@ -99,15 +99,25 @@ class HotpluggableCpu:
 
 @dataclass(frozen=True)
 class IOThreadInfo:
-    """One I/O thread of ``query-iothreads``: its object id and host thread."""
+    """One I/O thread of ``query-iothreads``: its object id, host thread and its adaptive
+    polling settings (``None`` from a QEMU that does not report them)."""
 
     id: str
     thread_id: int
+    poll_max_ns: int | None = None
+    poll_grow: int | None = None
+    poll_shrink: int | None = None
 
     @classmethod
     def from_wire(cls, raw: Mapping[str, Any]) -> IOThreadInfo:
         """Parse one ``IOThreadInfo``."""
-        return cls(str(raw.get("id", "")), _int(raw.get("thread-id")))
+        return cls(
+            str(raw.get("id", "")),
+            _int(raw.get("thread-id")),
+            _int_or_none(raw.get("poll-max-ns")),
+            _int_or_none(raw.get("poll-grow")),
+            _int_or_none(raw.get("poll-shrink")),
+        )
 
 
 @dataclass(frozen=True)
