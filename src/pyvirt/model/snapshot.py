@@ -70,7 +70,7 @@ class DomainSnapshot(XmlDocument):
         "disks",
         "domain",
     )
-    EXTRA_KNOWN = ("domain", "domain/*", "active", "cookie")
+    EXTRA_KNOWN = ("domain", "active", "cookie")
 
     name = text("name")
     description = text("description")
@@ -101,6 +101,12 @@ class DomainSnapshot(XmlDocument):
         if self.memory == "external" and not self.memory_file:
             problems.append(Problem("<memory>", "an external memory snapshot needs a file"))
         return problems
+
+    @property
+    def warnings(self) -> list[str]:
+        """Unknown elements/attributes, except inside the embedded ``<domain>`` (its own
+        model checks that when it is used)."""
+        return [w for w in super().warnings if not w.startswith("<domain>")]
 
     def disk(self, name: str) -> SnapshotDisk | None:
         """The ``<disk>`` entry for target *name*, if any."""

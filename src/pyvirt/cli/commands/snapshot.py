@@ -137,13 +137,13 @@ def _tree(dom: Domain, infos: list[SnapshotInfo]) -> None:
         children = kids.get(name, [])
         for i, child in enumerate(children):
             last = i == len(children) - 1
-            click.echo(f"{prefix}  |")
-            click.echo(f"{prefix}  +- {child}")
-            walk(child, prefix + ("      " if last else "  |   "))
+            click.echo(f"{prefix}|")
+            click.echo(f"{prefix}+- {child}")
+            walk(child, prefix + ("    " if last else "|   "))
 
     for root in kids.get(None, []):
         click.echo(root)
-        walk(root, "")
+        walk(root, "  ")
         click.echo()
 
 
