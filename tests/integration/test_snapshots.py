@@ -136,17 +136,20 @@ def test_external_disk_only_snapshot(pyvirt: Pyvirt, tiny_image: Any) -> None:
     info = pyvirt("snapshot-info", "e", "x1").out
     assert "State:          disk-snapshot" in info and "Location:       external" in info
 
-    # revert: a fresh overlay on the frozen base
+    # revert: a fresh overlay on the frozen base; taken running, so it runs again
     pyvirt("snapshot-revert", "e", "x1")
+    assert state(pyvirt, "e").startswith("running")
     assert source_of(pyvirt, "e") == str(overlay)
-    assert read_back(overlay, "qcow2", pyvirt.root).startswith(b"A" * 16)
+    wait_marker(pyvirt, "e", count=2)
+    assert read_marker(pyvirt, "e").startswith("A" * 16)
+    write_marker(pyvirt, "e", "EXTB")
+    pyvirt("destroy", "e")
 
     # delete of the shut-off snapshot merges the overlay into the base
-    host_write(overlay, 0x42)
     out = pyvirt("snapshot-delete", "e", "x1").out
     assert out == "Domain snapshot x1 deleted\n"
     assert not overlay.exists() and source_of(pyvirt, "e") == str(base)
-    assert read_back(base, "qcow2", pyvirt.root).startswith(b"B" * 16)
+    assert read_back(base, "qcow2", pyvirt.root).startswith(b"EXTB\n")
     assert pyvirt("snapshot-list", "e", "--name").out == "\n"
 
     # a shut-off external snapshot, then undefine --remove-all-storage takes the overlay too
@@ -155,3 +158,39 @@ def test_external_disk_only_snapshot(pyvirt: Pyvirt, tiny_image: Any) -> None:
     out = pyvirt("undefine", "e", "--remove-all-storage", "--snapshots-metadata").out
     assert not overlay.exists() and not base.exists(), out
     assert not os.path.exists(pyvirt.root / "lib" / "qemu" / "snapshot" / "e")
+
+
+def test_external_tree_with_branches(pyvirt: Pyvirt, tiny_image: Any) -> None:
+    """Shut off (qemu-img only): x1 -> x2, revert to x1 makes a branch; merging x1 would
+    corrupt it and is refused; x2 merges; an internal snapshot below an overlay is refused."""
+    base = make_image(pyvirt.root / "b.qcow2", "qcow2", 16 * MiB)
+    host_write(base, 0x41)
+    define(pyvirt, tiny_image, "t", extra_devices=disk_xml(base))
+    pyvirt("snapshot-create-as", "t", "i0")  # internal, in the base
+    pyvirt("snapshot-create-as", "t", "x1", "--disk-only")
+    o1 = pyvirt.root / "b.x1"
+    host_write(o1, 0x42)
+    pyvirt("snapshot-create-as", "t", "x2", "--disk-only")
+    o2 = pyvirt.root / "b.x2"
+    assert source_of(pyvirt, "t") == str(o2)
+    host_write(o2, 0x43)
+    res = pyvirt("snapshot-revert", "t", "i0", check=False)
+    assert res.rc == 1 and "an external snapshot came after it" in res.err
+
+    pyvirt("snapshot-revert", "t", "x1")  # x2 builds on b.x1: a new overlay b.x1-r1
+    top = pyvirt.root / "b.x1-r1"
+    assert source_of(pyvirt, "t") == str(top) and not o2.exists()
+    assert read_back(top, "qcow2", pyvirt.root).startswith(b"A" * 16)
+    assert read_back(o1, "qcow2", pyvirt.root).startswith(b"B" * 16)
+    res = pyvirt("snapshot-delete", "t", "x1", check=False)
+    assert res.rc == 1 and "also the base of" in res.err and "hint:" in res.err
+
+    pyvirt("snapshot-revert", "t", "x2")  # back on the other branch: b.x2 re-created
+    assert source_of(pyvirt, "t") == str(o2)
+    assert read_back(o2, "qcow2", pyvirt.root).startswith(b"B" * 16)
+    tree = pyvirt("snapshot-list", "t", "--tree").out
+    assert tree == "i0\n  |\n  +- x1\n      |\n      +- x2\n\n"
+    pyvirt("snapshot-delete", "t", "x2")  # merges b.x2 into b.x1
+    assert source_of(pyvirt, "t") == str(o1) and not o2.exists()
+    out = pyvirt("undefine", "t", "--remove-all-storage", "--snapshots-metadata").out
+    assert not base.exists() and not o1.exists() and not top.exists(), out

@@ -9,9 +9,13 @@
   re-created empty when no other snapshot builds on it, else a new one ``OVERLAY-rN`` is
   made; the abandoned top (when it is pyvirt's and no snapshot needs it) is deleted.
 
-A domain left shut off is started with ``--running``/``--paused``. Revert to an internal
-snapshot that lives in a file the disk no longer writes to (an external snapshot came after
-it) is refused: applying it would change the file the newer overlay depends on.
+Without ``--running``/``--paused`` the domain ends in the snapshot's state: a snapshot taken
+of a running guest (``running``, ``paused``, ``disk-snapshot``) is started again (a
+disk-only one boots from the reverted disks), one taken shut off leaves it shut off.
+
+Revert to an internal snapshot that lives in a file the disk no longer writes to (an
+external snapshot came after it) is refused: applying it would change the file the newer
+overlay depends on.
 """
 
 from __future__ import annotations
@@ -98,8 +102,8 @@ def revert(
                 _apply_internal(snap)
             else:
                 _external(mgr, name, store, snap)
-        if running or paused:
-            lifecycle.start(mgr, name, paused=paused)
+        if running or paused or snap.state in ("running", "paused", "disk-snapshot"):
+            lifecycle.start(mgr, name, paused=paused or (not running and snap.state == "paused"))
     store.set_current(snapshot)
     return snapshot
 
