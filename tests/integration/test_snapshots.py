@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from pyvirt.service.snapshot.delete import blockjobs_commit
 from tests.conftest import Pyvirt
 from tests.integration.test_disks import guest, make_image, read_back
 from tests.integration.test_lifecycle import define, state, wait_marker
@@ -133,6 +134,11 @@ def test_external_disk_only_snapshot(pyvirt: Pyvirt, tiny_image: Any) -> None:
     pyvirt("snapshot-create-as", "e", "x1", "--disk-only", "--atomic")
     overlay = pyvirt.root / "e.x1"
     assert overlay.is_file() and source_of(pyvirt, "e") == str(overlay)
+    if blockjobs_commit() is None:  # a running merge needs the block commit job
+        res = pyvirt("snapshot-delete", "e", "x1", check=False)
+        assert res.rc == 1 and "needs a block commit job" in res.err and "hint:" in res.err
+    res = pyvirt("snapshot-create-as", "e", "x1", "--disk-only", check=False)
+    assert res.rc == 1 and "already exists" in res.err
     write_marker(pyvirt, "e", "EXTW")
     pyvirt("destroy", "e")
     assert read_back(base, "qcow2", pyvirt.root).startswith(b"A" * 16)  # base frozen

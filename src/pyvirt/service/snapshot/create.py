@@ -18,7 +18,12 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pyvirt.errors import InvalidConfigError, InvalidStateError, UnsupportedError
+from pyvirt.errors import (
+    AlreadyExistsError,
+    InvalidConfigError,
+    InvalidStateError,
+    UnsupportedError,
+)
 from pyvirt.service.snapshot.disks import default_overlay, file_of, snapshottable
 from pyvirt.service.snapshot.store import SnapshotStore
 
@@ -172,8 +177,11 @@ def create(
         return _redefine(store, snap, current=flags.current)
     if flags.quiesce and not flags.disk_only:
         raise InvalidConfigError("--quiesce needs --disk-only", hint="add --disk-only")
-    if store.exists(snap.name) and not flags.no_metadata:
-        store.write(snap, new=True)  # raises AlreadyExistsError
+    if store.exists(snap.name):
+        raise AlreadyExistsError(
+            f"snapshot '{snap.name}' of domain '{name}' already exists",
+            hint="choose another name, or delete the old snapshot first",
+        )
     with mgr.locked(name):
         rec = mgr.live_record(name, cleanup=True)
         running = rec is not None
