@@ -88,12 +88,7 @@ def revert(
     if snap.memory == "internal":
         if not active:
             lifecycle.start(mgr, name, paused=True)
-        _load(mgr, name, snap)
-        want_running = running or (not paused and snap.state == "running")
-        if want_running:
-            lifecycle.resume(mgr, name)
-        else:
-            lifecycle.suspend(mgr, name)
+        _load(mgr, name, snap, run=running or (not paused and snap.state == "running"))
     else:
         if active:
             lifecycle.destroy(mgr, name)
@@ -117,7 +112,9 @@ def _current(store: SnapshotStore) -> str:
     return current
 
 
-def _load(mgr: DomainManager, name: str, snap: DomainSnapshot) -> None:
+def _load(mgr: DomainManager, name: str, snap: DomainSnapshot, *, run: bool) -> None:
+    """Stop the vCPUs, load *snap* (disks and VM state), then run them if *run*; one QMP
+    session, the runtime record updated as ``suspend``/``resume`` do."""
     from pyvirt.drivers.qemu.qmp import Monitor  # lazy
     from pyvirt.service.snapshot.create import node_of  # lazy
 
@@ -127,7 +124,16 @@ def _load(mgr: DomainManager, name: str, snap: DomainSnapshot) -> None:
         with Monitor(rec.qmp_socket, name=name) as mon:
             nodes = [node_of(mon, f) for f in files]
             mon.stop()
-            mon.snapshot_load(str(snap.name), nodes[0], nodes)
+            rec.paused = True
+            rec.reason = None
+            try:
+                mon.snapshot_load(str(snap.name), nodes[0], nodes)
+                if run:
+                    mon.cont()
+                    rec.paused = False
+                    rec.reason = "unpaused"
+            finally:
+                mgr.rundir(name).save_record(rec)
 
 
 def _apply_internal(snap: DomainSnapshot) -> None:
