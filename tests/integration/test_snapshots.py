@@ -116,6 +116,13 @@ def test_internal_snapshot_with_memory_and_shutoff(pyvirt: Pyvirt, tiny_image: A
     assert image_tags(disk) == ["s1"]
     assert pyvirt("snapshot-current", "s", "--name").out == "s1\n"
 
+    # a memory snapshot on a shut-off domain: QEMU starts paused and loads it
+    pyvirt("snapshot-revert", "s", "s1", "--paused")
+    assert state(pyvirt, "s").startswith("paused")
+    pyvirt("resume", "s")
+    assert read_marker(pyvirt, "s") == "MARK1"
+    pyvirt("destroy", "s")
+
     # the metadata survives, and undefine wants --snapshots-metadata
     res = pyvirt("undefine", "s", check=False)
     assert res.rc == 1 and "has 1 snapshot" in res.err and "--snapshots-metadata" in res.err
