@@ -177,12 +177,9 @@ def create(
         return _redefine(store, snap, current=flags.current)
     if flags.quiesce and not flags.disk_only:
         raise InvalidConfigError("--quiesce needs --disk-only", hint="add --disk-only")
-    if store.exists(snap.name):
-        raise AlreadyExistsError(
-            f"snapshot '{snap.name}' of domain '{name}' already exists",
-            hint="choose another name, or delete the old snapshot first",
-        )
+    _refuse_taken(store, snap.name)
     with mgr.locked(name):
+        _refuse_taken(store, snap.name)  # again: another command may have taken it meanwhile
         rec = mgr.live_record(name, cleanup=True)
         running = rec is not None
         dom = mgr.live_definition(name) if running else mgr.definition(name, inactive=True)
@@ -206,6 +203,14 @@ def create(
             store.write(snap)
             store.set_current(snap.name)
     return snap
+
+
+def _refuse_taken(store: SnapshotStore, name: str) -> None:
+    if store.exists(name):
+        raise AlreadyExistsError(
+            f"snapshot '{name}' of domain '{store.domain}' already exists",
+            hint="choose another name, or delete the old snapshot first",
+        )
 
 
 def _redefine(store: SnapshotStore, snap: DomainSnapshot, *, current: bool) -> DomainSnapshot:

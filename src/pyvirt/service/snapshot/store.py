@@ -66,7 +66,12 @@ class SnapshotStore:
         self.dir: Path = paths.domain_config_dir / "snapshot" / domain
 
     def path(self, name: str) -> Path:
-        """The XML file of snapshot *name*."""
+        """The XML file of snapshot *name*.
+
+        :raises NotFoundError: a name no snapshot can have (``/``, a leading ``.``)
+        """
+        if not name or "/" in name or name.startswith(".") or "\0" in name:
+            raise NotFoundError(f"domain '{self.domain}' has no snapshot '{name}'")
         return self.dir / f"{name}.xml"
 
     def names(self) -> list[str]:
@@ -80,7 +85,10 @@ class SnapshotStore:
         return {n: self.read(n) for n in self.names()}
 
     def exists(self, name: str) -> bool:
-        return self.path(name).is_file()
+        try:
+            return self.path(name).is_file()
+        except NotFoundError:
+            return False
 
     def read(self, name: str) -> DomainSnapshot:
         """Snapshot *name*'s metadata.

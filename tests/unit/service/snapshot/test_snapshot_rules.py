@@ -74,6 +74,10 @@ def test_store_writes_atomically_and_tracks_current(tmp_path: Path) -> None:
     assert store.current() is None
     with pytest.raises(NotFoundError, match="has no snapshot 'a'"):
         store.read("a")
+    for bad in ("../../qemu/vm", ".current", ""):
+        assert not store.exists(bad)
+        with pytest.raises(NotFoundError):
+            store.read(bad)
     store.write(snap("b"))
     store.drop_all()
     assert not store.dir.exists()
