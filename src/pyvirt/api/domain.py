@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pyvirt.api.domain_agent import DomainAgent
 from pyvirt.api.domain_base import DomainHandle
 from pyvirt.api.domain_devices import DomainDevices
+from pyvirt.api.domain_snapshots import DomainSnapshots
 from pyvirt.api.domain_stats import DomainStatsVerbs
 from pyvirt.api.domain_tuning import DomainTuning
 from pyvirt.errors import InvalidConfigError, InvalidStateError, OperationFailedError
@@ -50,7 +51,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class Domain(DomainTuning, DomainDevices, DomainAgent, DomainStatsVerbs, DomainHandle):
+class Domain(
+    DomainTuning, DomainDevices, DomainAgent, DomainSnapshots, DomainStatsVerbs, DomainHandle
+):
     """One domain (virtual machine), by name. Get one from ``conn.domains.get(name)``."""
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -117,24 +120,35 @@ class Domain(DomainTuning, DomainDevices, DomainAgent, DomainStatsVerbs, DomainH
         remove_all_storage: bool = False,
         storage: Sequence[str] = (),
         force: bool = False,
+        snapshots_metadata: bool = False,
     ) -> list[str]:
         """Remove the persistent definition; a running domain becomes transient.
 
-        :param remove_all_storage: also delete its writable disk files and volumes
+        :param remove_all_storage: also delete its writable disk files and volumes (and the
+            images its snapshots made or froze)
         :param storage: delete only these disks (targets such as ``vda``, or source paths)
         :param force: remove the definition even when pyvirt cannot read it (corrupt)
+        :param snapshots_metadata: also drop its snapshots' metadata (refused without)
         :returns: the files (``/path``) and volumes (``POOL/VOLUME``) deleted
-        :raises InvalidStateError: it is transient, or storage removal while it runs
+        :raises InvalidStateError: it is transient, has snapshots, or storage removal while
+            it runs
         """
         if force and self._domains.undefine_broken(self._name):
             return []
+        from pyvirt.service.snapshot import delete as snapshots  # lazy
+
+        name = self._domains.resolve(self._name)
+        snapshots.check_undefine(self._domains, name, snapshots_metadata=snapshots_metadata)
+        extra = snapshots.files_to_remove(self._domains, name) if remove_all_storage else []
         remove = None
         if remove_all_storage or storage:
             from pyvirt.service.storage.volumes import remove_domain_storage  # lazy
 
             pools = self._service.pools
             remove = functools.partial(remove_domain_storage, pools, only=storage)
-        return self._domains.undefine(self._name, remove_storage=remove)
+        removed = self._domains.undefine(self._name, remove_storage=remove)
+        removed += snapshots.drop(self._domains, name, extra)
+        return removed
 
     def rename(self, new_name: str) -> None:
         """Rename the shut-off, persistent domain (``domrename``); the handle follows.

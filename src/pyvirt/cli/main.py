@@ -92,6 +92,12 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
         "guestinfo", "domfsinfo", "set-user-password", "domfsfreeze", "domfsthaw", "domtime",
         "qemu-agent-command",
     ),
+    # snapshots (issue 12)
+    "snapshot": (
+        "snapshot-create", "snapshot-create-as", "snapshot-list", "snapshot-info",
+        "snapshot-dumpxml", "snapshot-current", "snapshot-parent", "snapshot-edit",
+        "snapshot-revert", "snapshot-delete",
+    ),
     # daemon jobs (issue 11)
     "job": ("job-list", "job-info", "job-cancel", "domjobinfo", "domjobabort"),
 }

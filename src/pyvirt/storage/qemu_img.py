@@ -179,3 +179,40 @@ def data_end(path: str, fmt: str) -> int:
         if ext.get("data") and not ext.get("zero"):
             end = int(ext["start"]) + int(ext["length"])
     return end
+
+
+# internal snapshots and chains (snapshot metadata is pyvirt's; these act on the images)
+def snapshot(action: str, path: str, tag: str) -> None:
+    """``qemu-img snapshot -c|-a|-d TAG PATH``: create, apply or delete internal snapshot
+    *tag* of the qcow2 image *path* (which no running QEMU may hold).
+
+    :param action: ``create``, ``apply`` or ``delete``
+    """
+    flag = {"create": "-c", "apply": "-a", "delete": "-d"}[action]
+    _run(["snapshot", flag, tag, path], what=f"cannot {action} snapshot '{tag}' of '{path}'")
+
+
+def snapshot_tags(path: str) -> list[str]:
+    """The internal snapshot tags of the qcow2 image *path*."""
+    out = info(path, "qcow2")
+    return [str(s.get("name")) for s in out.get("snapshots", [])]
+
+
+def commit(path: str) -> None:
+    """``qemu-img commit -d``: write overlay *path* into its backing file (the overlay stays
+    as it was; the caller removes it)."""
+    _run(["commit", "-q", "-d", path], what=f"cannot commit '{path}'", timeout=COPY_TIMEOUT)
+
+
+def rebase_unsafe(path: str, backing: str, backing_fmt: str) -> None:
+    """``qemu-img rebase -u``: point overlay *path* at *backing* without copying (the new
+    backing file must hold the same data as the old one)."""
+    args = ["rebase", "-u", "-b", backing, "-F", backing_fmt, path]
+    _run(args, what=f"cannot rebase '{path}' onto '{backing}'")
+
+
+def create_overlay(path: str, size: int, *, backing: str, backing_fmt: str) -> None:
+    """A qcow2 overlay *path* of *backing* without opening it (``create -u``: a running
+    QEMU holds its lock), *size* bytes large."""
+    args = ["create", "-q", "-u", "-f", "qcow2", "-b", backing, "-F", backing_fmt, path, str(size)]
+    _run(args, what=f"cannot create '{path}'")

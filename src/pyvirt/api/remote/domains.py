@@ -201,12 +201,14 @@ class RemoteDomain(Domain):
         remove_all_storage: bool = False,
         storage: Sequence[str] = (),
         force: bool = False,
+        snapshots_metadata: bool = False,
     ) -> builtins.list[str]:
         """Remove the persistent definition (see :meth:`Domain.undefine`)."""
         query = _query(
             remove_all_storage=remove_all_storage or None,
             storage=list(storage) or None,
             force=force or None,
+            snapshots_metadata=snapshots_metadata or None,
         )
         doc = self._client.json("DELETE", domain_path(self._name) + query)
         return [str(x) for x in doc["removed"]]

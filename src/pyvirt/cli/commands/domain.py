@@ -38,6 +38,7 @@ def define(ctx: click.Context, file: str, force: bool) -> None:
 @click.option("--nvram", is_flag=True, hidden=True)
 @click.option("--managed-save", is_flag=True, hidden=True)
 @click.option("--force", is_flag=True, help="remove even a definition pyvirt cannot read")
+@click.option("--snapshots-metadata", is_flag=True, help="also remove its snapshots' metadata")
 @click.pass_context
 def undefine(
     ctx: click.Context,
@@ -47,11 +48,17 @@ def undefine(
     nvram: bool,
     managed_save: bool,
     force: bool,
+    snapshots_metadata: bool,
 ) -> None:
     """Undefine a domain (a running one becomes transient)."""
     dom = api(ctx).domains.get(domain)
     only = [s.strip() for s in storage.split(",") if s.strip()] if storage else []
-    removed = dom.undefine(remove_all_storage=remove_all_storage, storage=only, force=force)
+    removed = dom.undefine(
+        remove_all_storage=remove_all_storage,
+        storage=only,
+        force=force,
+        snapshots_metadata=snapshots_metadata,
+    )
     for path in removed:
         click.echo(f"Volume '{path}' removed.")
     click.echo(f"Domain '{dom.name}' has been undefined\n")

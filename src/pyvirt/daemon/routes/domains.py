@@ -275,11 +275,17 @@ def undefine_domain(
     force: Annotated[bool, Query(description="remove even a definition that cannot be read")] = (
         False
     ),
+    snapshots_metadata: Annotated[
+        bool, Query(description="also remove the domain's snapshot metadata")
+    ] = False,
 ) -> m.Undefined:
     """Remove the persistent definition (a running domain becomes transient)."""
     daemon, dom = _domain(request, name)
     removed = dom.undefine(
-        remove_all_storage=remove_all_storage, storage=storage or (), force=force
+        remove_all_storage=remove_all_storage,
+        storage=storage or (),
+        force=force,
+        snapshots_metadata=snapshots_metadata,
     )
     daemon.bus.publish("lifecycle", "domain", dom.name, "Undefined", "Removed")
     return m.Undefined(removed=removed)

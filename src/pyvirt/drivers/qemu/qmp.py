@@ -32,6 +32,7 @@ from pyvirt.drivers.qemu.monitor.cpu_models import CpuModelCommands
 from pyvirt.drivers.qemu.monitor.devices import DeviceCommands
 from pyvirt.drivers.qemu.monitor.dirtyrate import DirtyRateCommands
 from pyvirt.drivers.qemu.monitor.machine import MachineCommands
+from pyvirt.drivers.qemu.monitor.snapshots import SnapshotCommands
 from pyvirt.errors import MonitorError
 
 if TYPE_CHECKING:
@@ -78,7 +79,14 @@ class QmpCommandError(MonitorError):
         self.received = dict(received or {})
 
 
-class Monitor(MachineCommands, DeviceCommands, BlockCommands, CpuModelCommands, DirtyRateCommands):
+class Monitor(
+    MachineCommands,
+    DeviceCommands,
+    BlockCommands,
+    CpuModelCommands,
+    DirtyRateCommands,
+    SnapshotCommands,
+):
     """A synchronous QMP session on a unix socket; use as a context manager.
 
     ::
