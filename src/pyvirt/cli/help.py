@@ -32,6 +32,7 @@ _MODULE_GROUP = {
     "blk": "domain",
     "iface": "domain",
     "display": "domain",
+    "devxml": "domain",
     "guest": "domain",
     "tune": "domain",
     "host": "host",
@@ -51,7 +52,8 @@ _MODULE_GROUP = {
 _MONITOR = frozenset(
     {
         "list", "dominfo", "domstate", "domblklist", "domblkinfo", "domblkstat", "domiflist",
-        "domifaddr", "domifstat", "dommemstat", "domtime", "domstats",
+        "domifaddr", "domifstat", "dommemstat", "domtime", "domstats", "domblkerror",
+        "domcontrol",
     }
 )  # fmt: skip
 
