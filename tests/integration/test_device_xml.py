@@ -1,7 +1,8 @@
-"""Device XML on a running tiny guest, through the real CLI: a disk, a NIC and an RNG come and
-go in the guest's /sys; a controller is refused live and added with --config only to the
-definition; the guest reads a CD-ROM's medium change; send-key reaches the guest's keyboard
-controller; desc/metadata round-trip; domblkerror and domcontrol on a healthy guest."""
+"""Device XML on a running tiny guest, through the real CLI: a disk, a NIC, an RNG and a
+watchdog come and go in the guest's /sys (update-device takes the NIC's link down); a
+controller is refused live and added with --config only to the definition; the guest reads a
+CD-ROM's medium change; send-key reaches the guest's keyboard controller; desc/metadata
+round-trip; domblkerror and domcontrol on a healthy guest."""
 
 from __future__ import annotations
 
@@ -75,6 +76,15 @@ def test_device_xml_on_a_running_guest(pyvirt: Pyvirt, tiny_image: Any) -> None:
     pyvirt("attach-device", "x1", nic)  # --current: live on a running guest
     wait_for(lambda: MAC in guest(pyvirt, "x1", macs), 30, "the NIC in the guest")
     assert MAC not in pyvirt("dumpxml", "x1", "--inactive").out
+    carrier = (
+        f"d=$(grep -l {MAC} /sys/class/net/*/address); d=${{d%/address}}; "
+        "ip link set ${d##*/} up; cat $d/carrier"
+    )
+    wait_for(lambda: guest(pyvirt, "x1", carrier).strip() == "1", 10, "the NIC's link up")
+    down = nic.replace(".xml", "-down.xml")
+    Path(down).write_text(Path(nic).read_text().replace("<model", "<link state='down'/><model"))
+    pyvirt("update-device", "x1", down)
+    wait_for(lambda: guest(pyvirt, "x1", carrier).strip() == "0", 10, "the NIC's link down")
     pyvirt("detach-device", "x1", nic, "--live")
     wait_for(lambda: MAC not in guest(pyvirt, "x1", macs), 30, "the NIC to leave the guest")
 
@@ -86,6 +96,14 @@ def test_device_xml_on_a_running_guest(pyvirt: Pyvirt, tiny_image: Any) -> None:
     assert "<alias name='rng0'/>" in pyvirt("dumpxml", "x1").out
     pyvirt("detach-device", "x1", rng, "--live")
     wait_for(lambda: "virtio_rng" not in guest(pyvirt, "x1", avail), 30, "the RNG to leave")
+
+    # a watchdog: the guest sees the i6300esb PCI function (8086:25ab)
+    wdt = xml_file(pyvirt, "wdt.xml", "<watchdog model='i6300esb' action='reset'/>")
+    pci = "cat /sys/bus/pci/devices/*/device"
+    pyvirt("attach-device", "x1", wdt, "--live")
+    wait_for(lambda: "0x25ab" in guest(pyvirt, "x1", pci), 20, "the watchdog in the guest")
+    pyvirt("detach-device", "x1", wdt, "--live")
+    wait_for(lambda: "0x25ab" not in guest(pyvirt, "x1", pci), 30, "the watchdog to leave")
 
     # a controller: refused live with the reason, accepted with --config (definition only)
     ctl = xml_file(pyvirt, "ctl.xml", "<controller type='scsi' index='3' model='virtio-scsi'/>")
