@@ -144,14 +144,15 @@ def _check(dom: Domain) -> None:
     Domain.from_xml(dom.to_xml())
 
 
-def config_attach(mgr: DomainManager, name: str, el: Element) -> None:
-    """Add the device *el* to the persistent definition (caller holds the lock)."""
+def config_with(mgr: DomainManager, name: str, el: Element) -> tuple[Domain, str]:
+    """The persistent definition with the device *el* added, validated, and the revision it
+    was read at (caller holds the lock and writes it with ``write_config``)."""
     dom, rev = mgr.read_config(name)
     dev = _model(el)
     dev.alias = None  # aliases name devices of a running QEMU
     dom.devices.add(dev)
     _check(dom)
-    mgr.write_config(name, dom, rev)
+    return dom, rev
 
 
 def config_detach(mgr: DomainManager, name: str, el: Element) -> None:
@@ -286,7 +287,8 @@ def attach(
 ) -> Change:
     """Attach the device *el* (not a disk or NIC); flags as :mod:`pyvirt.service.domain.affect`.
 
-    The live side is checked before anything changes, so a refused hot-plug changes nothing.
+    Both sides are checked before anything changes (a refused hot-plug or an invalid
+    definition changes nothing); the running guest changes first, then the definition.
     """
     name = mgr.resolve(ident)
     with mgr.locked(name):
@@ -295,9 +297,10 @@ def attach(
             reason = live_refusal(str(el.tag), _model(el))
             if reason:
                 raise _refuse_live(name, str(el.tag), reason)
-        if scope.config:
-            config_attach(mgr, name, el)
+        new = config_with(mgr, name, el) if scope.config else None  # invalid: nothing changes
         alias = live_attach(mgr, name, el) if scope.live else None
+        if new is not None:
+            mgr.write_config(name, *new)
     return Change(alias, scope.live, scope.config)
 
 

@@ -230,11 +230,10 @@ def test_raw_passthrough(fake_qmp: FakeQmp) -> None:
 
 
 def test_guest_io_commands(fake_qmp: FakeQmp) -> None:
-    """send-key, trays, QOM objects, the watchdog action and the block I/O status."""
+    """send-key, QOM objects, the watchdog action and the block I/O status."""
     from pyvirt.drivers.qemu.monitor.guestio import BlockIoStatus
 
-    for name in ("send-key", "blockdev-open-tray", "blockdev-close-tray",
-                 "blockdev-remove-medium", "object-add", "object-del", "set-action"):  # fmt: skip
+    for name in ("send-key", "object-add", "object-del", "set-action"):
         fake_qmp.on(name, {})
     fake_qmp.on("query-block", [
         {"device": "", "qdev": "/machine/peripheral/virtio-disk0/virtio-backend",
@@ -244,9 +243,6 @@ def test_guest_io_commands(fake_qmp: FakeQmp) -> None:
     with Monitor(fake_qmp.path, timeout=5) as mon:
         mon.send_key([0x1D, 0x38], hold_time=50)
         mon.send_key([0x1E])
-        mon.open_tray("ide0-1-0", force=True)
-        mon.remove_medium("ide0-1-0")
-        mon.close_tray("ide0-1-0")
         mon.object_add({"qom-type": "rng-builtin", "id": "objrng0", "x": None})
         mon.object_del("objrng0")
         mon.set_watchdog_action("poweroff")
@@ -258,7 +254,6 @@ def test_guest_io_commands(fake_qmp: FakeQmp) -> None:
          "hold-time": 50},
         {"keys": [{"type": "number", "data": 0x1E}]},
     ]  # fmt: skip
-    assert fake_qmp.calls("blockdev-open-tray") == [{"id": "ide0-1-0", "force": True}]
     assert fake_qmp.calls("object-add") == [{"qom-type": "rng-builtin", "id": "objrng0"}]
     assert fake_qmp.calls("set-action") == [{"watchdog": "poweroff"}]
     assert got == [

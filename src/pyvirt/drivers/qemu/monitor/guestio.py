@@ -1,5 +1,6 @@
-"""Typed QMP commands behind ``send-key``, ``change-media``, ``domblkerror``, ``domcontrol``
-and generic device hot-plug: keys, removable media trays, block I/O status, QOM objects."""
+"""Typed QMP commands behind ``send-key``, ``domblkerror`` and generic device hot-plug: keys,
+block I/O status and tray state, QOM objects, the watchdog action. (``change-media`` uses
+:mod:`.block`'s ``blockdev-change-medium`` and ``eject``.)"""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ class BlockIoStatus:
 
 
 class GuestIoCommands(Commands):
-    """``send-key``, tray and medium commands, block I/O status, ``object-add``/``-del``."""
+    """``send-key``, block I/O status, ``object-add``/``-del``, the watchdog action."""
 
     def send_key(self, qcodes: Sequence[int], *, hold_time: int | None = None) -> None:
         """Press the keys *qcodes* (QEMU key numbers, "qnum") together, then release them.
@@ -52,18 +53,6 @@ class GuestIoCommands(Commands):
     def block_io_status(self) -> list[BlockIoStatus]:
         """Every guest drive's I/O status and tray state."""
         return [BlockIoStatus.from_wire(b) for b in self._call("query-block")]
-
-    def open_tray(self, id: str, *, force: bool = False) -> None:
-        """Open the tray of removable drive *id* (*force*: even if the guest locked it)."""
-        self._call("blockdev-open-tray", {"id": id, "force": force})
-
-    def close_tray(self, id: str) -> None:
-        """Close the tray of removable drive *id*."""
-        self._call("blockdev-close-tray", {"id": id})
-
-    def remove_medium(self, id: str) -> None:
-        """Take the medium out of the open tray of drive *id*."""
-        self._call("blockdev-remove-medium", {"id": id})
 
     def object_add(self, props: Args) -> None:
         """Add a QOM object; *props* as ``-object`` in JSON form (``qom-type``, ``id``...)."""
