@@ -131,10 +131,18 @@ def _live(mgr: DomainManager, name: str, new: Element) -> None:
     mgr.save_live(name, dom)
 
 
+def handles(xml: str | bytes) -> bool:
+    """Whether *xml* is a device this module updates (the others go to
+    :func:`pyvirt.service.domain.display.update_device`)."""
+    from pyvirt.model.xmltree import parse_xml  # lazy
+
+    return str(parse_xml(xml, what="device XML").tag) in KINDS
+
+
 def update_device(
     mgr: DomainManager,
-    name: str,
-    new: Element,
+    ident: str,
+    xml: str | bytes,
     *,
     live: bool = False,
     config: bool = False,
@@ -143,7 +151,10 @@ def update_device(
 ) -> None:
     """Update one NIC, controller, input, serial/console, hostdev, RNG or watchdog."""
     from pyvirt.model.domain import Domain  # lazy
+    from pyvirt.model.xmltree import parse_xml  # lazy
 
+    new = parse_xml(xml, what="device XML")
+    name = mgr.resolve(ident)
     if str(new.tag) not in KINDS:
         raise UnsupportedError(
             f"update-device cannot update <{new.tag}> devices",

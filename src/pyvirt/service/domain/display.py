@@ -251,13 +251,6 @@ def update_device(
 
     name = mgr.resolve(ident)
     new = parse_xml(xml, what="device XML")
-    if new.tag not in ("graphics", "disk"):
-        from pyvirt.service.device import update  # lazy
-
-        update.update_device(
-            mgr, name, new, live=live, config=config, current=current, persistent=persistent
-        )
-        return
     with mgr.locked(name):
         scope = mgr.affect(name, live=live, config=config, current=current, persistent=persistent)
         if scope.live:

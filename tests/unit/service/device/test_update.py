@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from pyvirt.errors import InvalidConfigError, NotFoundError, UnsupportedError
-from pyvirt.service.domain.display import update_device
+from pyvirt.service.device.update import update_device
 from tests.unit.service.conftest import Guest
 
 NIC = (
