@@ -11,9 +11,10 @@
 - ``GET``/``PUT``/``DELETE /api/v1/domains/{name}/metadata?uri=``: ``metadata``.
 - ``GET /api/v1/domains/{name}/blkerrors``: ``domblkerror``; ``GET .../control``: ``domcontrol``.
 
-A change to the running domain publishes ``device-added``/``device-removed`` with the device's
-alias (``virtio-disk1``, ``rng0``; the disk target or the MAC when it has none), as virsh's
-events do; a change to the definition publishes ``lifecycle`` ``Defined Updated``.
+A change to the running domain publishes ``device-added`` here and ``device-removed`` from the
+supervisor when QEMU reports the device gone, with the device's alias (``virtio-disk1``,
+``rng0``; the disk target or the MAC when it has none), as virsh's events do; a change to the
+definition publishes ``lifecycle`` ``Defined Updated``.
 """
 
 from __future__ import annotations
@@ -121,7 +122,9 @@ class ControlOut(BaseModel):
 
 
 def _publish(daemon: Daemon, name: str, change: DeviceChange, kind: str) -> None:
-    if change.live:
+    # QEMU reports a removal itself (DEVICE_DELETED, also for a guest's own unplug): the
+    # supervisor publishes that one; an addition has no QEMU event, so it is published here
+    if change.live and kind != "device-removed":
         daemon.bus.publish(
             kind, "domain", name, change.alias or change.ident, device=change.device,
             ident=change.ident,
@@ -160,7 +163,7 @@ def detach(
     current: Annotated[bool, _CURRENT] = False,
     persistent: Annotated[bool, _PERSISTENT] = False,
 ) -> DeviceChangeOut:
-    """Detach a device (``detach-device``); publishes ``device-removed``."""
+    """Detach a device (``detach-device``); the supervisor publishes ``device-removed``."""
     daemon = daemon_of(request)
     dom = daemon.conn.domains.get(name)
     change = dom.detach_device(
