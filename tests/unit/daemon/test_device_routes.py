@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,7 +49,10 @@ def test_generic_device_attach_detach_publish(pyvirtd: InProcessDaemon) -> None:
     xml = b"<watchdog model='i6300esb' action='reset'/>"
     base = pyvirtd.bus.listeners  # the daemon's own listeners (the supervisor's)
     with stream(pyvirtd.target, timeout=10) as s:
-        pyvirtd.wait_listeners(base + 1)
+        deadline = time.monotonic() + 5
+        while pyvirtd.bus.listeners < base + 1:  # the stream has subscribed
+            assert time.monotonic() < deadline, "the event stream did not subscribe"
+            time.sleep(0.01)
         got = client.request(
             "POST", f"{BASE}/devices", body=xml, content_type="application/xml"
         ).json()
