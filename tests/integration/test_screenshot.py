@@ -91,6 +91,6 @@ def test_update_device_keymap_and_password(pyvirt: Pyvirt, tiny_image: Any) -> N
     assert "passwd=" not in pyvirt("dumpxml", "kb").out  # secrets only with --security-info
     assert rfb(port)[0] == [2]
     bad = pyvirt.root / "n.xml"
-    bad.write_text("<interface type='user'/>")
+    bad.write_text("<panic model='isa'/>")
     res = pyvirt("update-device", "kb", str(bad), check=False)
-    assert res.rc == 1 and "cannot update <interface> devices" in res.err
+    assert res.rc == 1 and "cannot update <panic> devices" in res.err

@@ -1,12 +1,15 @@
 """``attach-device``/``detach-device``: a device given as libvirt XML, mapped onto the disk and
 NIC verbs of :class:`~pyvirt.api.domains.Domain`.
 
-Supported: ``<disk>`` (``<driver>``, ``<source>``, ``<target>``, ``<readonly/>``,
-``<shareable/>``, ``<serial>``) and ``<interface>`` of type network, bridge or ethernet
-(``<source>``, ``<mac>``, ``<model>``, ``<target>``). Any other element is refused with a clear
-error rather than dropped quietly. The result names the device and, for a running domain, its
-alias (``virtio-disk1``, ``net1``), which the daemon's ``device-added``/``device-removed`` events
-carry as virsh's do.
+Disks and NICs go to the disk and NIC verbs: ``<disk>`` (``<driver>``, ``<source>``,
+``<target>``, ``<readonly/>``, ``<shareable/>``, ``<serial>``) and ``<interface>`` of type
+network, bridge, ethernet or user (``<source>``, ``<mac>``, ``<model>``, ``<target>``); any other
+child of those is refused with a clear error rather than dropped quietly. ``<controller>``,
+``<input>``, ``<serial>``, ``<console>``, ``<hostdev>``, ``<rng>`` and ``<watchdog>`` go to
+:mod:`pyvirt.service.device.generic` (kept whole in the definition; hot-plugged where QEMU can,
+refused live with the reason where it cannot). The result names the device and, for a running
+domain, its alias (``virtio-disk1``, ``net1``, ``rng0``), which the daemon's
+``device-added``/``device-removed`` events carry as virsh's do.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pyvirt.errors import InvalidConfigError, UnsupportedError
 if TYPE_CHECKING:
     from pyvirt.api.domains import Domain
 
-__all__ = ["DeviceChange", "attach_device", "detach_device"]
+__all__ = ["GENERIC", "DeviceChange", "attach_device", "detach_device", "parse_device"]
 
 # lazy: function-local imports marked ``# lazy`` keep CLI start-up fast (lxml, the model and the
 # disk code load only when a device is attached).
@@ -29,6 +32,8 @@ _DISK_CHILDREN = frozenset(
     {"driver", "source", "target", "readonly", "shareable", "serial", "alias", "address"}
 )
 _NIC_CHILDREN = frozenset({"source", "mac", "model", "target", "alias", "address"})
+#: the kinds handled whole by :mod:`pyvirt.service.device.generic`
+GENERIC = frozenset({"controller", "input", "serial", "console", "hostdev", "rng", "watchdog"})
 
 
 @dataclass(frozen=True)
@@ -61,17 +66,25 @@ def _sides(dom: Domain, live: bool, config: bool, persistent: bool) -> tuple[boo
     return running, not running
 
 
-def _parse(xml: str | bytes) -> tuple[str, Any]:
+def parse_device(xml: str | bytes) -> tuple[str, Any]:
+    """The device's tag and its model (disk, NIC) or element (the generic kinds).
+
+    :raises UnsupportedError: a kind or element attach-device does not handle
+    """
     from pyvirt.model import Disk, Interface  # lazy
     from pyvirt.model.xmltree import parse_xml, tag_of  # lazy
 
     el = parse_xml(xml, what="device XML")
     tag = tag_of(el)
+    if tag in GENERIC:
+        return (tag or "", el)
     allowed = {"disk": _DISK_CHILDREN, "interface": _NIC_CHILDREN}.get(tag or "")
     if allowed is None:
         raise UnsupportedError(
             f"device <{tag}> cannot be attached or detached yet",
-            hint="use attach-disk/attach-interface, or edit the definition",
+            hint="attach-device handles disk, interface, "
+            + ", ".join(sorted(GENERIC))
+            + "; edit the definition for others",
         )
     for child in el:
         ctag = tag_of(child)
@@ -117,6 +130,8 @@ def _nic_source(nic: Any) -> str:
     source = {"network": nic.source_network, "bridge": nic.source_bridge}.get(nic.type or "")
     if nic.type == "ethernet":
         return str(nic.target_dev or "")
+    if nic.type == "user":
+        return ""  # user-mode networking has no source
     if not source:
         raise InvalidConfigError(
             f"the <interface type='{nic.type}'> has no <source>",
@@ -143,25 +158,30 @@ def attach_device(
     *,
     live: bool = False,
     config: bool = False,
+    current: bool = False,
     persistent: bool = False,
 ) -> DeviceChange:
     """Attach the device ``xml`` describes (``attach-device``).
 
     :param persistent: the definition, and the running domain if it runs
-    :raises UnsupportedError: a device or element attach-device does not handle yet
+    :raises UnsupportedError: a device or element attach-device does not handle, or a live
+        attach of a device QEMU cannot hot-plug (the reason is in the message)
     :raises InvalidConfigError: incomplete or invalid device XML
     """
-    tag, dev = _parse(xml)
+    tag, dev = parse_device(xml)
+    if tag in GENERIC:
+        return dom.attach_device(xml, live=live, config=config, current=current,
+                                 persistent=persistent)  # fmt: skip
     do_live, do_config = _sides(dom, live, config, persistent)
     if tag == "disk":
         opts = _disk_options(dev)
-        dom.attach_disk(opts, live=live, config=config, persistent=persistent)
+        dom.attach_disk(opts, live=live, config=config, current=current, persistent=persistent)
         ident = str(opts.target)
     else:
         ident = dom.attach_interface(
             str(dev.type), _nic_source(dev), model=dev.model, mac=dev.mac,
             target=dev.target_dev,
-            live=live, config=config, persistent=persistent,
+            live=live, config=config, current=current, persistent=persistent,
         )  # fmt: skip
     alias = _alias(dom, tag, ident) if do_live else None
     return DeviceChange(tag, ident, alias, do_live, do_config)
@@ -173,14 +193,18 @@ def detach_device(
     *,
     live: bool = False,
     config: bool = False,
+    current: bool = False,
     persistent: bool = False,
 ) -> DeviceChange:
     """Detach the device ``xml`` names (``detach-device``): a disk by its target (or
-    source), a NIC by its type and MAC.
+    source), a NIC by its type and MAC, any other kind by matching its XML.
 
     :raises NotFoundError: the domain has no such device
     """
-    tag, dev = _parse(xml)
+    tag, dev = parse_device(xml)
+    if tag in GENERIC:
+        return dom.detach_device(xml, live=live, config=config, current=current,
+                                 persistent=persistent)  # fmt: skip
     do_live, do_config = _sides(dom, live, config, persistent)
     if tag == "disk":
         ident = dev.target_dev or dev.source_path
@@ -189,11 +213,16 @@ def detach_device(
                 "the <disk> names neither a target nor a source", hint="add <target dev='vdb'/>"
             )
         alias = _alias(dom, tag, ident) if do_live else None
-        dom.detach_disk(ident, live=live, config=config, persistent=persistent)
+        dom.detach_disk(ident, live=live, config=config, current=current, persistent=persistent)
     else:
         ident = (dev.mac or "").lower()
         alias = _alias(dom, tag, ident) if do_live and ident else None
         dom.detach_interface(
-            str(dev.type), mac=dev.mac, live=live, config=config, persistent=persistent
+            str(dev.type),
+            mac=dev.mac,
+            live=live,
+            config=config,
+            current=current,
+            persistent=persistent,
         )
     return DeviceChange(tag, str(ident), alias, do_live, do_config)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pyvirt.api.domain_agent import DomainAgent
 from pyvirt.api.domain_base import DomainHandle
 from pyvirt.api.domain_devices import DomainDevices
+from pyvirt.api.domain_devxml import DomainDeviceXml
 from pyvirt.api.domain_snapshots import DomainSnapshots
 from pyvirt.api.domain_stats import DomainStatsVerbs
 from pyvirt.api.domain_tuning import DomainTuning
@@ -52,7 +53,13 @@ def __getattr__(name: str) -> Any:
 
 
 class Domain(
-    DomainTuning, DomainDevices, DomainAgent, DomainSnapshots, DomainStatsVerbs, DomainHandle
+    DomainTuning,
+    DomainDevices,
+    DomainDeviceXml,
+    DomainAgent,
+    DomainSnapshots,
+    DomainStatsVerbs,
+    DomainHandle,
 ):
     """One domain (virtual machine), by name. Get one from ``conn.domains.get(name)``."""
 

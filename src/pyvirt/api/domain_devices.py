@@ -261,13 +261,16 @@ class DomainDevices(DomainHandle):
         persistent: bool = False,
     ) -> None:
         """Change a device in place (``update-device``): graphics password or keymap, CD-ROM
-        media.
+        media, a NIC's link state; the definition of a NIC, controller, input, serial/console,
+        hostdev, RNG or watchdog.
 
         :param persistent: the definition, and the running domain if it runs
         """
+        from pyvirt.service.device import update  # lazy
         from pyvirt.service.domain import display  # lazy
 
-        display.update_device(
+        fn = update.update_device if update.handles(xml) else display.update_device
+        fn(
             self._domains, self._name, xml, live=live, config=config, current=current,
             persistent=persistent,
         )  # fmt: skip

@@ -37,6 +37,7 @@ _MODULE_GROUP = {
     "blk": "domain",
     "iface": "domain",
     "display": "domain",
+    "devxml": "domain",
     "guest": "domain",
     "tune": "domain",
     "host": "host",
@@ -74,7 +75,8 @@ _COMMAND_GROUP = {"cpu-stats": "domain"}
 _MONITOR = frozenset(
     {
         "list", "dominfo", "domstate", "domblklist", "domblkinfo", "domblkstat", "domiflist",
-        "domifaddr", "domifstat", "dommemstat", "domtime", "domstats",
+        "domifaddr", "domifstat", "dommemstat", "domtime", "domstats", "domblkerror",
+        "domcontrol",
     }
 )  # fmt: skip
 

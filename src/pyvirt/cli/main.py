@@ -100,6 +100,11 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
     ),
     # daemon jobs (issue 11)
     "job": ("job-list", "job-info", "job-cancel", "domjobinfo", "domjobabort"),
+    # device XML, media, keys, descriptions (issue 12)
+    "devxml": (
+        "attach-device", "detach-device", "change-media", "send-key", "desc", "metadata",
+        "domblkerror", "domcontrol",
+    ),
 }
 # fmt: on
 COMMANDS: dict[str, str] = {}

@@ -171,8 +171,8 @@ def test_device_routes_publish_and_refuse(pyvirtd: InProcessDaemon, tmp_path: Pa
         pyvirtd.wait_listeners(1)
         with pytest.raises(NotFoundError, match="'ghost'"):
             post("/api/v1/domains/ghost/devices", disk)
-        with pytest.raises(UnsupportedError, match="<hostdev> cannot be attached"):
-            post("/api/v1/domains/d2/devices", "<hostdev/>")
+        with pytest.raises(UnsupportedError, match="<panic> cannot be attached"):
+            post("/api/v1/domains/d2/devices", "<panic/>")
         with pytest.raises(UnsupportedError, match="<iotune> is not supported"):
             post("/api/v1/domains/d2/devices", disk.replace("<target", "<iotune/><target"))
         with pytest.raises(InvalidConfigError):

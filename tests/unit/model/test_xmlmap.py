@@ -92,7 +92,6 @@ def test_warnings_one_per_path() -> None:
         "<metadata>: not understood by pyvirt; kept as is",
         "<memory>@dumpCore: not understood by pyvirt; kept as is",
         "<pm>: not understood by pyvirt; kept as is",
-        "<devices>/<watchdog>: not understood by pyvirt; kept as is",
         "<devices>/<disk>@snapshot: not understood by pyvirt; kept as is",
         "<devices>/<disk>/<driver>@iothread: not understood by pyvirt; kept as is",
         "<devices>/<disk>/<source>/<seclabel>: not understood by pyvirt; kept as is",

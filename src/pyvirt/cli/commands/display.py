@@ -42,7 +42,7 @@ def update_device(
     persistent: bool,
     force: bool,
 ) -> None:
-    """Update a device (graphics keymap/password, CD-ROM media) from an XML file."""
+    """Update a device (graphics, CD-ROM media, NIC link, other devices' definition) from XML."""
     from pyvirt.cli.render import read_input
 
     dom = api(ctx).domains.get(domain)

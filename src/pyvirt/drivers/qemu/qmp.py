@@ -31,6 +31,7 @@ from pyvirt.drivers.qemu.monitor.block import BlockCommands
 from pyvirt.drivers.qemu.monitor.cpu_models import CpuModelCommands
 from pyvirt.drivers.qemu.monitor.devices import DeviceCommands
 from pyvirt.drivers.qemu.monitor.dirtyrate import DirtyRateCommands
+from pyvirt.drivers.qemu.monitor.guestio import GuestIoCommands
 from pyvirt.drivers.qemu.monitor.machine import MachineCommands
 from pyvirt.drivers.qemu.monitor.snapshots import SnapshotCommands
 from pyvirt.errors import MonitorError
@@ -86,6 +87,7 @@ class Monitor(
     CpuModelCommands,
     DirtyRateCommands,
     SnapshotCommands,
+    GuestIoCommands,
 ):
     """A synchronous QMP session on a unix socket; use as a context manager.
 

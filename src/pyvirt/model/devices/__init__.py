@@ -13,6 +13,7 @@ from pyvirt.model.devices.hostdev import Hostdev
 from pyvirt.model.devices.interface import Interface
 from pyvirt.model.devices.misc import Input, Memballoon, Rng
 from pyvirt.model.devices.video import Video
+from pyvirt.model.devices.watchdog import Watchdog
 from pyvirt.model.xmlmap import XmlNode, child, children, insert_element, remove_element, text
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "Rng",
     "Serial",
     "Video",
+    "Watchdog",
     "register_device",
 ]
 
@@ -58,6 +60,7 @@ class Devices(XmlNode):
     memballoon = child("memballoon", Memballoon)
     rngs = children("rng", Rng)
     hostdevs = children("hostdev", Hostdev)
+    watchdogs = children("watchdog", Watchdog)
 
     def __iter__(self) -> Iterator[Device]:
         """Every understood device, in document order."""

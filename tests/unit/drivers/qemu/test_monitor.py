@@ -228,3 +228,36 @@ def test_raw_passthrough(fake_qmp: FakeQmp) -> None:
     fake_qmp.on("query-version", {"qemu": {"major": 7, "minor": 2, "micro": 0}})
     with Monitor(fake_qmp.path) as mon:
         assert mon.execute("query-version")["qemu"]["major"] == 7
+
+
+def test_guest_io_commands(fake_qmp: FakeQmp) -> None:
+    """send-key, QOM objects, the watchdog action and the block I/O status."""
+    from pyvirt.drivers.qemu.monitor.guestio import BlockIoStatus
+
+    for name in ("send-key", "object-add", "object-del", "set-action"):
+        fake_qmp.on(name, {})
+    fake_qmp.on("query-block", [
+        {"device": "", "qdev": "/machine/peripheral/virtio-disk0/virtio-backend",
+         "io-status": "nospace", "removable": False},
+        {"device": "", "qdev": "ide0-1-0", "removable": True, "tray_open": True},
+    ])  # fmt: skip
+    with Monitor(fake_qmp.path, timeout=5) as mon:
+        mon.send_key([0x1D, 0x38], hold_time=50)
+        mon.send_key([0x1E])
+        mon.object_add({"qom-type": "rng-builtin", "id": "objrng0", "x": None})
+        mon.object_del("objrng0")
+        mon.set_watchdog_action("poweroff")
+        got = mon.block_io_status()
+        with pytest.raises(TypeError):
+            mon.object_add({"id": "x"})
+    assert fake_qmp.calls("send-key") == [
+        {"keys": [{"type": "number", "data": 0x1D}, {"type": "number", "data": 0x38}],
+         "hold-time": 50},
+        {"keys": [{"type": "number", "data": 0x1E}]},
+    ]  # fmt: skip
+    assert fake_qmp.calls("object-add") == [{"qom-type": "rng-builtin", "id": "objrng0"}]
+    assert fake_qmp.calls("set-action") == [{"watchdog": "poweroff"}]
+    assert got == [
+        BlockIoStatus("/machine/peripheral/virtio-disk0/virtio-backend", "nospace", None, None),
+        BlockIoStatus("ide0-1-0", "ok", True, None),
+    ]

@@ -239,6 +239,7 @@ def _device_sequence(b: Build) -> list[object]:
         "videos": list(devs.videos),
         "memballoon": [devs.memballoon] if devs.memballoon is not None else [],
         "rngs": list(devs.rngs),
+        "watchdogs": list(devs.watchdogs),
     }
     return [dev for name in ORDER for dev in groups[name]]
 

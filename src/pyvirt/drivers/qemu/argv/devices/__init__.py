@@ -23,6 +23,7 @@ ORDER = (
     "videos",
     "memballoon",
     "rngs",
+    "watchdogs",
 )
 
 for _mod in pkgutil.iter_modules(__path__):
