@@ -23,7 +23,6 @@ GROUPS: tuple[tuple[str, str], ...] = (
     ("Host and Hypervisor", "host"),
     ("Networking", "network"),
     ("Node Device", "nodedev"),
-    ("Snapshot", "snapshot"),
     ("Storage Pool", "pool"),
     ("Storage Volume", "volume"),
     ("Guest Installation", "install"),
