@@ -30,6 +30,7 @@ from pyvirt.drivers.qemu.monitor.base import Args, prune
 from pyvirt.drivers.qemu.monitor.block import BlockCommands
 from pyvirt.drivers.qemu.monitor.devices import DeviceCommands
 from pyvirt.drivers.qemu.monitor.machine import MachineCommands
+from pyvirt.drivers.qemu.monitor.migration import MigrationCommands
 from pyvirt.errors import MonitorError
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ class QmpCommandError(MonitorError):
         self.received = dict(received or {})
 
 
-class Monitor(MachineCommands, DeviceCommands, BlockCommands):
+class Monitor(MachineCommands, DeviceCommands, BlockCommands, MigrationCommands):
     """A synchronous QMP session on a unix socket; use as a context manager.
 
     ::
