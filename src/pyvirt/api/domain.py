@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pyvirt.api.domain_agent import DomainAgent
 from pyvirt.api.domain_base import DomainHandle
 from pyvirt.api.domain_devices import DomainDevices
+from pyvirt.api.domain_save import DomainSave
 from pyvirt.api.domain_tuning import DomainTuning
 from pyvirt.errors import InvalidConfigError, InvalidStateError, OperationFailedError
 from pyvirt.service.domain.types import DomainStatus, Reason, State
@@ -46,6 +47,8 @@ class DomainInfo:
     max_memory_kib: int
     used_memory_kib: int
     title: str | None
+    #: whether a managed save image waits for ``start``
+    managed_save: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict: the status fields, then the definition's."""
@@ -57,6 +60,7 @@ class DomainInfo:
             "max_memory_kib": self.max_memory_kib,
             "used_memory_kib": self.used_memory_kib,
             "title": self.title,
+            "managed_save": self.managed_save,
         }
 
 
@@ -84,7 +88,7 @@ class VncDisplay:
         return {"listen": self.listen, "display": self.display, "port": self.port}
 
 
-class Domain(DomainTuning, DomainDevices, DomainAgent, DomainHandle):
+class Domain(DomainTuning, DomainDevices, DomainAgent, DomainSave, DomainHandle):
     """One domain (virtual machine), by name. Get one from ``conn.domains.get(name)``."""
 
     # -- lifecycle ----------------------------------------------------------------------
@@ -151,12 +155,14 @@ class Domain(DomainTuning, DomainDevices, DomainAgent, DomainHandle):
         remove_all_storage: bool = False,
         storage: Sequence[str] = (),
         force: bool = False,
+        managed_save: bool = False,
     ) -> list[str]:
         """Remove the persistent definition; a running domain becomes transient.
 
         :param remove_all_storage: also delete its writable disk files and volumes
         :param storage: delete only these disks (targets such as ``vda``, or source paths)
         :param force: remove the definition even when pyvirt cannot read it (corrupt)
+        :param managed_save: also discard its managed save image (refused without)
         :returns: the files (``/path``) and volumes (``POOL/VOLUME``) deleted
         :raises InvalidStateError: it is transient, or storage removal while it runs
         """
@@ -168,7 +174,7 @@ class Domain(DomainTuning, DomainDevices, DomainAgent, DomainHandle):
 
             pools = self._service.pools
             remove = functools.partial(remove_domain_storage, pools, only=storage)
-        return self._domains.undefine(self._name, remove_storage=remove)
+        return self._domains.undefine(self._name, remove_storage=remove, managed_save=managed_save)
 
     def rename(self, new_name: str) -> None:
         """Rename the shut-off, persistent domain (``domrename``); the handle follows.
@@ -236,6 +242,7 @@ class Domain(DomainTuning, DomainDevices, DomainAgent, DomainHandle):
             max_memory_kib=dom.memory_kib,
             used_memory_kib=dom.current_memory_kib,
             title=dom.title,
+            managed_save=st.state is State.SHUTOFF and self.has_managed_save(),
         )
 
     def is_active(self) -> bool:
