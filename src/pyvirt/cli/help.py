@@ -34,6 +34,7 @@ _MODULE_GROUP = {
     "display": "domain",
     "guest": "domain",
     "tune": "domain",
+    "save": "domain",
     "host": "host",
     "node": "host",
     "net": "network",

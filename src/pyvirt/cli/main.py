@@ -82,6 +82,11 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
         "guestinfo", "domfsinfo", "set-user-password", "domfsfreeze", "domfsthaw", "domtime",
         "qemu-agent-command",
     ),
+    # save and restore (issue 12)
+    "save": (
+        "save", "restore", "managedsave", "managedsave-remove", "managedsave-dumpxml",
+        "save-image-dumpxml", "save-image-define",
+    ),
     # daemon jobs (issue 11)
     "job": ("job-list", "job-info", "job-cancel", "domjobinfo", "domjobabort"),
 }

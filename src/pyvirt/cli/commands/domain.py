@@ -35,7 +35,7 @@ def define(ctx: click.Context, file: str, force: bool) -> None:
 @click.option("--remove-all-storage", is_flag=True, help="also delete the domain's disk files")
 @click.option("--storage", metavar="vda,...", help="delete these disks (targets or paths)")
 @click.option("--nvram", is_flag=True, hidden=True)
-@click.option("--managed-save", is_flag=True, hidden=True)
+@click.option("--managed-save", is_flag=True, help="also remove its managed save image")
 @click.option("--force", is_flag=True, help="remove even a definition pyvirt cannot read")
 @click.pass_context
 def undefine(
@@ -50,7 +50,9 @@ def undefine(
     """Undefine a domain (a running one becomes transient)."""
     dom = api(ctx).domains.get(domain)
     only = [s.strip() for s in storage.split(",") if s.strip()] if storage else []
-    removed = dom.undefine(remove_all_storage=remove_all_storage, storage=only, force=force)
+    removed = dom.undefine(
+        remove_all_storage=remove_all_storage, storage=only, force=force, managed_save=managed_save
+    )
     for path in removed:
         click.echo(f"Volume '{path}' removed.")
     click.echo(f"Domain '{dom.name}' has been undefined\n")
@@ -153,6 +155,11 @@ def destroy(ctx: click.Context, domain: str, graceful: bool) -> None:
 @click.option("--autostart", is_flag=True, help="list domains with autostart enabled")
 @click.option("--no-autostart", is_flag=True, help="list domains with autostart disabled")
 @click.option("--title", is_flag=True, help="show domain titles")
+@click.option("--managed-save", is_flag=True, help="show 'saved' for domains with a managed save")
+@click.option("--with-managed-save", "--with-managedsave", "with_ms", is_flag=True,
+              help="list domains with a managed save image")  # fmt: skip
+@click.option("--without-managed-save", "--without-managedsave", "without_ms", is_flag=True,
+              help="list domains without a managed save image")  # fmt: skip
 @click.option("--json", "json_", is_flag=True, help="machine-readable output")
 @click.pass_context
 def list_(
@@ -169,6 +176,9 @@ def list_(
     autostart: bool,
     no_autostart: bool,
     title: bool,
+    managed_save: bool,
+    with_ms: bool,
+    without_ms: bool,
     json_: bool,
 ) -> None:
     """List domains (running ones unless --all or --inactive)."""
@@ -201,15 +211,30 @@ def list_(
         rows = [s for s in rows if s.autostart]
     if no_autostart:
         rows = [s for s in rows if not s.autostart]
+    ms_flags = managed_save or with_ms or without_ms
+    saved = conn.domains.managed_save_names() if ms_flags else set()
+    if with_ms:
+        rows = [s for s in rows if s.name in saved]
+    if without_ms:
+        rows = [s for s in rows if s.name not in saved]
     if json_:
-        as_json([s.to_json() for s in rows])
+        as_json([{**s.to_json(), "managed_save": s.name in saved} if ms_flags else s.to_json()
+                 for s in rows])  # fmt: skip
     elif names_only or uuids_only:
         for s in rows:
             click.echo(" ".join(x for x in (uuids_only and s.uuid, names_only and s.name) if x))
         click.echo()
     else:
         headers = ["Id", "Name", "State"]
-        cells = [[str(s.id) if s.id is not None else "-", s.name, str(s.state)] for s in rows]
+        cells = [
+            [
+                str(s.id) if s.id is not None else "-",
+                s.name,
+                "saved" if managed_save and s.state is State.SHUTOFF and s.name in saved
+                else str(s.state),
+            ]
+            for s in rows
+        ]  # fmt: skip
         if title:
             headers.append("Title")
             for cell, s in zip(cells, rows, strict=True):
@@ -247,7 +272,7 @@ def dominfo(ctx: click.Context, domain: str, json_: bool) -> None:
         ("Used memory", f"{info.used_memory_kib} KiB"),
         ("Persistent", "yes" if st.persistent else "no"),
         ("Autostart", "enable" if st.autostart else "disable"),
-        ("Managed save", "no"),
+        ("Managed save", "yes" if info.managed_save else "no"),
         ("Security model", "none"),
         ("Security DOI", "0"),
     ]
