@@ -277,6 +277,22 @@ def _after_launch(mgr: DomainManager, p: StartPlan, pid: int, starttime: int | N
             raise
 
 
+def launch_incoming(mgr: DomainManager, dom: Domain, *, transient: bool) -> DomainStatus:
+    """Launch QEMU for ``dom`` paused and waiting for an incoming migration (``-incoming
+    defer``: a restore feeds it the saved state). The caller holds the domain lock and
+    checked that it is not running (:func:`refuse_lost` too)."""
+    compiled, _ = _compile(mgr, dom, key="")
+    return _run(mgr, compiled, paused=True, transient=transient, extra_argv=("-incoming", "defer"))
+
+
+def refuse_lost(mgr: DomainManager, name: str, uuid: str) -> None:
+    """Never start a second QEMU of a domain whose first one runs untracked.
+
+    :raises InvalidStateError: a QEMU of ``name`` runs without a runtime record
+    """
+    _refuse_lost(mgr, name, uuid)
+
+
 def native_argv(mgr: DomainManager, dom: Domain) -> list[str]:
     """The QEMU command line ``dom`` would run with (virsh ``domxml-to-native``).
 

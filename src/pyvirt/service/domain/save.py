@@ -439,7 +439,7 @@ def restore(
         with mgr.locked(dom.name):
             if mgr.live_record(dom.name, cleanup=True) is not None:
                 raise InvalidStateError(f"domain '{dom.name}' is already running")
-            lifecycle._refuse_lost(mgr, dom.name, dom.uuid)
+            lifecycle.refuse_lost(mgr, dom.name, dom.uuid)
             return _restore_locked(
                 mgr, dom, path, header, running=running, bypass_cache=bypass_cache,
                 progress=progress, cancel=cancel, transient=not mgr.store.exists(dom.name),
@@ -493,12 +493,10 @@ def _restore_locked(
 
     _check_disks(dom, header, path)
     before = mgr.shutoff_reason(dom.name)  # what it goes back to if the restore fails
-    compiled, _ = lifecycle._compile(mgr, dom, key="")
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.lseek(fd, header.stream_offset, os.SEEK_SET)
-        status = lifecycle._run(mgr, compiled, paused=True, transient=transient,
-                                extra_argv=("-incoming", "defer"))  # fmt: skip
+        status = lifecycle.launch_incoming(mgr, dom, transient=transient)
         rec = mgr.record(dom.name)
         assert rec is not None
         run = header.running if running is None else running
