@@ -452,7 +452,12 @@ def resume_managed(mgr: DomainManager, name: str, *, paused: bool) -> DomainStat
     from pyvirt.drivers.qemu import saveimage  # lazy
 
     path = managed_path(mgr, name)
-    header = saveimage.read_header(path)
+    try:
+        header = saveimage.read_header(path)
+    except saveimage.SaveImageError as err:
+        raise saveimage.SaveImageError(
+            err.message, hint=f"discard it with 'managedsave-remove {name}' (the next start boots)"
+        ) from err
     dom = mgr.parse(header.xml)
     status = _restore_locked(mgr, dom, path, header, running=False if paused else None,
                              transient=False)  # fmt: skip
