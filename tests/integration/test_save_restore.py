@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+import pyvirt.api as pyvirt_api
+from pyvirt.progress import CancelledError, CancelToken
 from tests.conftest import PYVIRT, Pyvirt
 from tests.integration.test_disks import guest
 from tests.integration.test_lifecycle import (
@@ -102,8 +104,23 @@ def test_killed_save_leaves_guest_running(pyvirt: Pyvirt, tiny_image: Any) -> No
     wait_for(lambda: _qemu_running(pyvirt), 10, "QEMU resumed the guest")
     before = uptime(pyvirt, "t1")
     assert uptime(pyvirt, "t1") >= before
-    pyvirt("save", "t1", str(file))  # works again and sweeps the dead saver's temp file
-    assert not list(pyvirt.root.glob(".t1.save.*.tmp"))
+    # a cancelled save (the daemon's jobs cancel this way): the guest runs on, no file
+    conn = pyvirt_api.open(f"pyvirt:///embed?root={pyvirt.root}")
+    token = CancelToken()
+    seen: list[tuple[int, int]] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append((done, total))
+        token.cancel()
+
+    with pytest.raises(CancelledError, match="saving domain 't1' cancelled; it runs on"):
+        conn.domains.get("t1").save(file, progress=progress, cancel=token)
+    assert seen and seen[0][1] > 0
+    # no file; the killed saver's temp file was swept too
+    assert not file.exists() and not list(pyvirt.root.glob(".t1.save.*.tmp"))
+    wait_for(lambda: _qemu_running(pyvirt), 10, "QEMU resumed the guest after the cancel")
+    assert uptime(pyvirt, "t1") >= before
+    pyvirt("save", "t1", str(file))  # works again
     assert state(pyvirt, "t1") == "shut off (saved)"
 
 
@@ -177,6 +194,11 @@ def test_managedsave_start_resumes(pyvirt: Pyvirt, tiny_image: Any) -> None:
     assert "Managed save:   no" in pyvirt("dominfo", "t1").out
 
     pyvirt("managedsave", "t1", "--paused")
+    pyvirt("start", "t1")
+    assert state(pyvirt, "t1") == "paused (user)"
+    pyvirt("resume", "t1")
+    assert guest(pyvirt, "t1", "echo $KEEP").strip() == "managed"
+    pyvirt("managedsave", "t1")
     out = pyvirt("managedsave-remove", "t1").out
     assert out == "Removed managedsave image for domain 't1'\n\n"
     out = pyvirt("managedsave-remove", "t1").out
