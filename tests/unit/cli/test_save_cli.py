@@ -117,6 +117,8 @@ def test_managed_save_image_in_listings(pyvirt: Pyvirt) -> None:
     assert res.err.splitlines()[0] == (
         "error: domain 'd' has a managed save image; refusing to undefine it"
     )
+    res = pyvirt("domrename", "d", "f", check=False)
+    assert res.rc == 1 and "has a managed save image; it cannot be renamed" in res.err
     assert pyvirt("managedsave-remove", "d").out == "Removed managedsave image for domain 'd'\n\n"
     make_image(managed / "d.save", saveimage.SaveHeader(xml=xml()))
     pyvirt("undefine", "d", "--managed-save")

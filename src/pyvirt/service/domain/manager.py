@@ -696,6 +696,11 @@ class DomainManager:
                 )
             if not self.store.exists(name):
                 raise InvalidStateError(f"domain '{name}' is transient; it cannot be renamed")
+            if self.has_managed_save(name):
+                raise InvalidStateError(
+                    f"domain '{name}' has a managed save image; it cannot be renamed",
+                    hint=f"'start {name}' to resume it, or 'managedsave-remove {name}' first",
+                )
             if self.store.exists(new_name) or self.paths.domain_run_dir(new_name).is_dir():
                 raise AlreadyExistsError(f"domain '{new_name}' already exists")
             dom = self.definition(name, inactive=True)
