@@ -73,24 +73,24 @@ class DomainSave(DomainHandle):
 
     def has_managed_save(self) -> bool:
         """Whether a managed save image waits for :meth:`start`."""
-        from pyvirt.service.domain import save  # lazy
+        from pyvirt.service.domain import save_image  # lazy
 
-        return save.has_managed_save(self._domains, self._name)
+        return save_image.has_managed_save(self._domains, self._name)
 
     def managed_save_remove(self) -> bool:
         """Discard the managed save image (``managedsave-remove``); the next start boots.
 
         :returns: whether there was one
         """
-        from pyvirt.service.domain import save  # lazy
+        from pyvirt.service.domain import save_image  # lazy
 
-        return save.remove_managed(self._domains, self._name)
+        return save_image.remove_managed(self._domains, self._name)
 
     def managed_save_xml(self, *, security_info: bool = False) -> str:
         """The domain XML in the managed save image (``managedsave-dumpxml``).
 
         :raises InvalidStateError: there is none
         """
-        from pyvirt.service.domain import save  # lazy
+        from pyvirt.service.domain import save_image  # lazy
 
-        return save.managed_xml(self._domains, self._name, security_info=security_info)
+        return save_image.managed_xml(self._domains, self._name, security_info=security_info)

@@ -176,9 +176,9 @@ class DomainCollection:
 
     def save_image_xml(self, path: str | Path, *, security_info: bool = False) -> str:
         """The domain XML stored in save image *path* (``save-image-dumpxml``)."""
-        from pyvirt.service.domain import save  # lazy
+        from pyvirt.service.domain import save_image  # lazy
 
-        return save.image_xml(Path(path), security_info=security_info)
+        return save_image.image_xml(Path(path), security_info=security_info)
 
     def save_image_define(
         self, path: str | Path, xml: str | None, *, running: bool | None = None
@@ -188,15 +188,15 @@ class DomainCollection:
 
         :raises InvalidConfigError: the XML describes other hardware or another domain
         """
-        from pyvirt.service.domain import save  # lazy
+        from pyvirt.service.domain import save_image  # lazy
 
-        save.define_image(self._service.domains, Path(path), xml, running=running)
+        save_image.define_image(self._service.domains, Path(path), xml, running=running)
 
     def managed_save_names(self) -> builtins.set[str]:
         """The domains with a managed save image (``list --managed-save``)."""
-        from pyvirt.service.domain import save  # lazy
+        from pyvirt.service.domain import save_image  # lazy
 
-        return save.managed_names(self._service.domains)
+        return save_image.managed_names(self._service.domains)
 
     # -- install and clone (implemented in pyvirt.api.install) --------------------------------
     def prepare_install(self, spec: InstallSpec) -> InstallJob:

@@ -642,10 +642,10 @@ class DomainManager:
                 )
             dom = self.definition(name, inactive=True)
             live = self.live_record(name, cleanup=True) is not None
-            from pyvirt.service.domain import save  # lazy
+            from pyvirt.service.domain import save_image  # lazy
 
             if not managed_save:
-                save.refuse_undefine(self, name)
+                save_image.refuse_undefine(self, name)
             if remove_storage is not None:
                 if live:
                     raise InvalidStateError(
@@ -654,7 +654,7 @@ class DomainManager:
                     )
                 removed = remove_storage(dom)
             self.store.delete(name)
-            save.managed_path(self, name).unlink(missing_ok=True)
+            save_image.managed_path(self, name).unlink(missing_ok=True)
             self.store.unindex_uuid(dom.uuid)
             if not live:
                 self.paths.domain_last_state(name).unlink(missing_ok=True)
@@ -767,9 +767,9 @@ class DomainManager:
 
     def has_managed_save(self, name: str) -> bool:
         """Whether domain ``name`` has a managed save image (:mod:`.save`)."""
-        from pyvirt.service.domain import save  # lazy
+        from pyvirt.service.domain import save_image  # lazy
 
-        return save.has_managed_save(self, name)
+        return save_image.has_managed_save(self, name)
 
     def resume_managed(self, name: str, *, paused: bool = False) -> DomainStatus:
         """Restore ``name`` from its managed save image (``start``; caller holds its lock)."""

@@ -17,7 +17,8 @@ disk is still what it was at the save (same size, not modified since): otherwise
 memory would not match its disks.
 
 A managed save is a save to ``CONFIG/qemu/save/NAME.save`` (0600); ``start`` restores it and
-removes it, ``managedsave-remove`` discards it, ``undefine`` refuses to leave it behind.
+removes it. The image files themselves (managed images, the XML they hold, ``save-image-*``)
+are :mod:`pyvirt.service.domain.save_image`.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING
 
 from pyvirt.errors import InvalidConfigError, InvalidStateError, MonitorError, OperationFailedError
 from pyvirt.progress import CancelledError, CancelToken, Progress
+from pyvirt.service.domain import save_image
 from pyvirt.service.domain.types import DomainStatus, Reason
 from pyvirt.state.atomic import atomic_write
 
@@ -55,114 +57,6 @@ UNLIMITED_BANDWIDTH = 1 << 50
 MAX_DOWNTIME_MS = 2_000_000
 _FD_NAME = "pyvirt-save"
 _POLL = 0.05
-
-
-# -- managed save files ----------------------------------------------------------------------
-def managed_dir(mgr: DomainManager) -> Path:
-    """``CONFIG/qemu/save``: the managed save images."""
-    return mgr.paths.domain_config_dir / "save"
-
-
-def managed_path(mgr: DomainManager, name: str) -> Path:
-    """Where domain *name*'s managed save image lives."""
-    return managed_dir(mgr) / f"{name}.save"
-
-
-def has_managed_save(mgr: DomainManager, name: str) -> bool:
-    """Whether domain *name* has a managed save image."""
-    return managed_path(mgr, name).is_file()
-
-
-def managed_names(mgr: DomainManager) -> set[str]:
-    """The domains that have a managed save image (one directory listing)."""
-    try:
-        entries = os.listdir(managed_dir(mgr))
-    except FileNotFoundError:
-        return set()
-    return {e[: -len(".save")] for e in entries if e.endswith(".save") and not e.startswith(".")}
-
-
-def remove_managed(mgr: DomainManager, ident: str) -> bool:
-    """Discard domain *ident*'s managed save image (``managedsave-remove``).
-
-    :returns: whether there was one
-    """
-    name = mgr.resolve(ident)
-    with mgr.locked(name):
-        path = managed_path(mgr, name)
-        if not path.is_file():
-            return False
-        path.unlink()
-        return True
-
-
-def refuse_undefine(mgr: DomainManager, name: str) -> None:
-    """Refuse to undefine *name* while it has a managed save image (virsh's rule; with
-    ``undefine --managed-save`` the image goes with the definition).
-
-    :raises InvalidStateError: it has one
-    """
-    if has_managed_save(mgr, name):
-        raise InvalidStateError(
-            f"domain '{name}' has a managed save image; refusing to undefine it",
-            hint=f"add --managed-save to discard it too, or 'start {name}' to resume it first",
-        )
-
-
-# -- XML -------------------------------------------------------------------------------------
-def public_xml(xml: str, *, security_info: bool) -> str:
-    """*xml* without VNC/SPICE passwords unless *security_info* (as ``dumpxml``)."""
-    from pyvirt.model.domain import Domain  # lazy
-
-    dom = Domain.from_xml(xml)
-    if not security_info:
-        for g in dom.devices.graphics:
-            if "passwd" in g.element.attrib:
-                del g.element.attrib["passwd"]
-    return dom.to_xml()
-
-
-def _abi(mgr: DomainManager, dom: Domain) -> list[str]:
-    """The QEMU argv of *dom* with its disk sources masked: two definitions with equal
-    results run the same virtual hardware (what a migration stream needs)."""
-    from pyvirt.drivers.qemu.argv import ArgvContext, build_argv  # lazy
-
-    ctx = ArgvContext(
-        run_dir=mgr.paths.domain_run_dir(dom.name),
-        log_dir=mgr.paths.domain_log_dir(dom.name),
-        vnc_display=0,
-    )
-    paths = [d.source_path for d in dom.devices.disks]
-    out = []
-    for arg in build_argv(dom, ctx):
-        for i, path in enumerate(paths):
-            if path:
-                arg = arg.replace(path, f"@disk{i}@")
-        out.append(arg)
-    return out
-
-
-def checked_xml(mgr: DomainManager, saved_xml: str, new_xml: str) -> str:
-    """*new_xml* if it describes the same virtual hardware as *saved_xml* (disk sources may
-    differ: moved or copied images); the XML to store or restore with.
-
-    :raises InvalidConfigError: invalid, another domain, or other hardware
-    """
-    from pyvirt.model.domain import Domain  # lazy
-
-    old, new = Domain.from_xml(saved_xml), Domain.from_xml(new_xml)
-    if (new.name, new.uuid.lower()) != (old.name, old.uuid.lower()):
-        raise InvalidConfigError(
-            f"the XML describes domain '{new.name}', not '{old.name}' (uuid {old.uuid})",
-            hint="keep the name and <uuid> of the saved domain",
-        )
-    if _abi(mgr, old) != _abi(mgr, new):
-        raise InvalidConfigError(
-            f"the XML does not describe the virtual hardware of domain '{old.name}' as it "
-            "was saved",
-            hint="only disk sources may change; start from 'save-image-dumpxml --security-info'",
-        )
-    return new.to_xml()
 
 
 def _writable_disks(dom: Domain) -> list[tuple[str, str]]:
@@ -209,13 +103,13 @@ def save(
             raise InvalidStateError(
                 f"domain '{name}' is not running", hint="only a running domain can be saved"
             )
-        target = managed_path(mgr, name) if path is None else Path(path).absolute()
+        target = save_image.managed_path(mgr, name) if path is None else Path(path).absolute()
         if path is None:
             target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         elif not target.parent.is_dir():
             raise InvalidConfigError(f"directory '{target.parent}' does not exist")
         live_xml = mgr.rundir(name).live_xml().decode()
-        stored = checked_xml(mgr, live_xml, xml) if xml else live_xml
+        stored = save_image.checked_xml(mgr, live_xml, xml) if xml else live_xml
         dom = mgr.live_definition(name)
         saveimage.remove_stale_temps(target)
         tmp = saveimage.temp_path(target)
@@ -224,7 +118,7 @@ def save(
             _save_to(mgr, name, rec, fd, stored, dom, running=running, progress=progress,
                      cancel=cancel)  # fmt: skip
             os.rename(tmp, target)
-            _fsync_dir(target.parent)
+            save_image.fsync_dir(target.parent)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -394,14 +288,6 @@ def _set_last_reason(mgr: DomainManager, name: str, reason: Reason) -> None:
     atomic_write(mgr.paths.domain_last_state(name), json.dumps(body).encode(), sync=False)
 
 
-def _fsync_dir(path: Path) -> None:
-    dfd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
 # -- restore ---------------------------------------------------------------------------------
 def restore(
     mgr: DomainManager,
@@ -431,7 +317,7 @@ def restore(
     path = Path(path).absolute()
     header = saveimage.read_header(path)
     if xml:
-        header = header.with_(xml=checked_xml(mgr, header.xml, xml))
+        header = header.with_(xml=save_image.checked_xml(mgr, header.xml, xml))
     dom = Domain.from_xml(header.xml)
     check_new_name(dom.name, paths=mgr.paths)
     with mgr.namespace():
@@ -451,7 +337,7 @@ def resume_managed(mgr: DomainManager, name: str, *, paused: bool) -> DomainStat
     holds the domain lock and checked that it is not running)."""
     from pyvirt.drivers.qemu import saveimage  # lazy
 
-    path = managed_path(mgr, name)
+    path = save_image.managed_path(mgr, name)
     try:
         header = saveimage.read_header(path)
     except saveimage.SaveImageError as err:
@@ -585,76 +471,3 @@ def _qemu_error(mgr: DomainManager, name: str) -> str:
         if "qemu-system" in line and ":" in line:
             return line.split(": ", 1)[-1].strip()
     return ""
-
-
-# -- save image files --------------------------------------------------------------------------
-def image_xml(path: Path, *, security_info: bool = False) -> str:
-    """The domain XML stored in save image *path* (``save-image-dumpxml``)."""
-    from pyvirt.drivers.qemu import saveimage  # lazy
-
-    return public_xml(saveimage.read_header(Path(path)).xml, security_info=security_info)
-
-
-def managed_xml(mgr: DomainManager, ident: str, *, security_info: bool = False) -> str:
-    """The XML in domain *ident*'s managed save image (``managedsave-dumpxml``).
-
-    :raises InvalidStateError: it has none
-    """
-    name = mgr.resolve(ident)
-    path = managed_path(mgr, name)
-    if not path.is_file():
-        raise InvalidStateError(
-            f"domain '{name}' has no managed save image",
-            hint=f"create one with 'managedsave {name}'",
-        )
-    return image_xml(path, security_info=security_info)
-
-
-def define_image(
-    mgr: DomainManager, path: Path, xml: str | None, *, running: bool | None = None
-) -> None:
-    """Replace the XML (and/or the state to restore into) of save image *path*
-    (``save-image-define``). The image is rewritten atomically next to itself.
-
-    :raises InvalidConfigError: the XML describes other hardware
-    """
-    from pyvirt.drivers.qemu import saveimage  # lazy
-
-    path = Path(path).absolute()
-    header = saveimage.read_header(path)
-    changes: dict[str, object] = {}
-    if xml:
-        changes["xml"] = checked_xml(mgr, header.xml, xml)
-    if running is not None:
-        changes["running"] = running
-    new = header.with_(**changes)
-    tmp = saveimage.temp_path(path)
-    try:
-        with open(path, "rb") as src, open(tmp, "xb") as dst:
-            os.chmod(tmp, os.stat(path).st_mode & 0o777)
-            offset = saveimage.stream_offset_for(new)
-            offset = max(offset, header.stream_offset)
-            saveimage.write_header(dst.fileno(), new, offset)
-            src.seek(header.stream_offset)
-            dst.seek(offset)
-            _copy(src.fileno(), dst.fileno(), header.stream_length)
-            os.fsync(dst.fileno())
-        os.rename(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _copy(src: int, dst: int, length: int) -> None:
-    """Copy *length* bytes between the fds' offsets (in-kernel where possible)."""
-    left = length
-    while left > 0:
-        try:
-            n = os.copy_file_range(src, dst, min(left, 1 << 30))
-        except OSError:
-            n = os.write(dst, os.read(src, min(left, 1 << 20)))
-        if n <= 0:
-            raise OperationFailedError("the save image ended early while copying it")
-        left -= n
