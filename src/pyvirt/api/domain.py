@@ -92,12 +92,16 @@ class Domain(DomainTuning, DomainDevices, DomainAgent, DomainSave, DomainHandle)
     """One domain (virtual machine), by name. Get one from ``conn.domains.get(name)``."""
 
     # -- lifecycle ----------------------------------------------------------------------
-    def start(self, *, paused: bool = False) -> DomainStatus:
-        """Start the shut-off, defined domain (``start``).
+    def start(self, *, paused: bool = False, force_boot: bool = False) -> DomainStatus:
+        """Start the shut-off, defined domain (``start``); a managed save image is resumed
+        (and removed) instead of booting.
 
         :param paused: leave its vCPUs stopped (``resume`` runs them)
+        :param force_boot: discard a managed save image and boot
         :raises InvalidStateError: it is running already
         """
+        if force_boot:
+            self.managed_save_remove()
         return self._domains.start(self._name, paused=paused)
 
     def shutdown(self, mode: str | Sequence[str] | None = None) -> None:

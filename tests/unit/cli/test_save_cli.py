@@ -126,7 +126,8 @@ def test_managed_save_image_in_listings(pyvirt: Pyvirt) -> None:
 
 
 def test_start_with_a_corrupt_managed_image(pyvirt: Pyvirt) -> None:
-    (pyvirt.root / "d.xml").write_text(xml())
+    no_qemu = "<devices><emulator>/nonexistent/qemu-system-x86_64</emulator>"
+    (pyvirt.root / "d.xml").write_text(xml().replace("<devices>", no_qemu))
     pyvirt("define", str(pyvirt.root / "d.xml"))
     managed = pyvirt.root / "lib" / "qemu" / "save"
     managed.mkdir(parents=True)
@@ -137,6 +138,9 @@ def test_start_with_a_corrupt_managed_image(pyvirt: Pyvirt) -> None:
         f"error: '{managed}/d.save' is not a pyvirt save image",
         "hint: discard it with 'managedsave-remove d' (the next start boots)",
     ]
+    res = pyvirt("start", "d", "--force-boot", check=False)  # discards it, then boots
+    assert not (managed / "d.save").exists()
+    assert res.rc == 1 and "save image" not in res.err, res.err
 
 
 def test_help_lists_the_verbs_under_domain_management(pyvirt: Pyvirt) -> None:

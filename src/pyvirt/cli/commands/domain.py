@@ -75,11 +75,12 @@ def create(ctx: click.Context, file: str, paused: bool, attach: bool) -> None:
 @DOMAIN
 @click.option("--paused", is_flag=True, help="leave the guest paused after start")
 @click.option("--console", "attach", is_flag=True, help="attach to the console after start")
+@click.option("--force-boot", is_flag=True, help="discard any managed save image and boot")
 @click.pass_context
-def start(ctx: click.Context, domain: str, paused: bool, attach: bool) -> None:
+def start(ctx: click.Context, domain: str, paused: bool, attach: bool, force_boot: bool) -> None:
     """Start a (previously defined) inactive domain."""
     dom = api(ctx).domains.get(domain)
-    st = dom.start(paused=paused)
+    st = dom.start(paused=paused, force_boot=force_boot)
     click.echo(f"Domain '{st.name}' started\n")
     if attach:
         _console(dom)

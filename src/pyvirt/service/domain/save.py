@@ -279,7 +279,8 @@ def _stop_saved(mgr: DomainManager, name: str, rec: RuntimeRecord) -> None:
         mon.quit()
     process.terminate(rec.pid, rec.starttime, timeout=10.0)
     mgr.reap(name, rec)
-    _set_last_reason(mgr, name, Reason.SAVED)
+    if mgr.store.exists(name):  # a transient domain is gone until its restore
+        _set_last_reason(mgr, name, Reason.SAVED)
 
 
 def _set_last_reason(mgr: DomainManager, name: str, reason: Reason) -> None:
