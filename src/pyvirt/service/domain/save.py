@@ -195,6 +195,8 @@ def _migrate(
     :raises CancelledError: *cancel* was set (the migration is cancelled)
     :raises OperationFailedError: QEMU failed or the image could not be written
     """
+    from pyvirt.drivers.qemu.qmp import QmpCommandError  # lazy
+
     r, w = os.pipe2(os.O_CLOEXEC)
     with contextlib.suppress(OSError):
         fcntl.fcntl(w, 1031, 1 << 20)  # F_SETPIPE_SZ: fewer wake-ups
@@ -208,7 +210,14 @@ def _migrate(
     finally:
         os.close(w)
     try:
-        mon.migrate(f"fd:{_FD_NAME}")
+        try:
+            mon.migrate(f"fd:{_FD_NAME}")
+        except QmpCommandError as err:  # a migration blocker (a device that cannot migrate)
+            with contextlib.suppress(MonitorError):
+                mon.closefd(_FD_NAME)  # QEMU's end of the pipe: the copier sees EOF
+            raise OperationFailedError(
+                f"saving domain '{name}' failed: {err.desc}", hint="the guest runs on"
+            ) from err
         while True:
             st = mon.query_migrate()
             if st.finished:
