@@ -108,6 +108,8 @@ def save(
             target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         elif not target.parent.is_dir():
             raise InvalidConfigError(f"directory '{target.parent}' does not exist")
+        elif target.is_dir():
+            raise InvalidConfigError(f"'{target}' is a directory; give a file name")
         live_xml = mgr.rundir(name).live_xml().decode()
         stored = save_image.checked_xml(mgr, live_xml, xml) if xml else live_xml
         dom = mgr.live_definition(name)
