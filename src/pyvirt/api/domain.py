@@ -20,6 +20,7 @@ from pyvirt.api.domain_agent import DomainAgent
 from pyvirt.api.domain_base import DomainHandle
 from pyvirt.api.domain_devices import DomainDevices
 from pyvirt.api.domain_devxml import DomainDeviceXml
+from pyvirt.api.domain_save import DomainSave
 from pyvirt.api.domain_snapshots import DomainSnapshots
 from pyvirt.api.domain_stats import DomainStatsVerbs
 from pyvirt.api.domain_tuning import DomainTuning
@@ -58,18 +59,23 @@ class Domain(
     DomainDeviceXml,
     DomainAgent,
     DomainSnapshots,
+    DomainSave,
     DomainStatsVerbs,
     DomainHandle,
 ):
     """One domain (virtual machine), by name. Get one from ``conn.domains.get(name)``."""
 
     # -- lifecycle ----------------------------------------------------------------------
-    def start(self, *, paused: bool = False) -> DomainStatus:
-        """Start the shut-off, defined domain (``start``).
+    def start(self, *, paused: bool = False, force_boot: bool = False) -> DomainStatus:
+        """Start the shut-off, defined domain (``start``); a managed save image is resumed
+        (and removed) instead of booting.
 
         :param paused: leave its vCPUs stopped (``resume`` runs them)
+        :param force_boot: discard a managed save image and boot
         :raises InvalidStateError: it is running already
         """
+        if force_boot:
+            self.managed_save_remove()
         return self._domains.start(self._name, paused=paused)
 
     def shutdown(self, mode: str | Sequence[str] | None = None) -> None:
@@ -128,6 +134,7 @@ class Domain(
         storage: Sequence[str] = (),
         force: bool = False,
         snapshots_metadata: bool = False,
+        managed_save: bool = False,
     ) -> list[str]:
         """Remove the persistent definition; a running domain becomes transient.
 
@@ -136,6 +143,7 @@ class Domain(
         :param storage: delete only these disks (targets such as ``vda``, or source paths)
         :param force: remove the definition even when pyvirt cannot read it (corrupt)
         :param snapshots_metadata: also drop its snapshots' metadata (refused without)
+        :param managed_save: also discard its managed save image (refused without)
         :returns: the files (``/path``) and volumes (``POOL/VOLUME``) deleted
         :raises InvalidStateError: it is transient, has snapshots, or storage removal while
             it runs
@@ -153,7 +161,9 @@ class Domain(
 
             pools = self._service.pools
             remove = functools.partial(remove_domain_storage, pools, only=storage)
-        removed = self._domains.undefine(self._name, remove_storage=remove)
+        removed = self._domains.undefine(
+            self._name, remove_storage=remove, managed_save=managed_save
+        )
         removed += snapshots.drop(self._domains, name, extra)
         return removed
 
@@ -228,6 +238,7 @@ class Domain(
             max_memory_kib=dom.memory_kib,
             used_memory_kib=dom.current_memory_kib,
             title=dom.title,
+            managed_save=st.state is State.SHUTOFF and self.has_managed_save(),
         )
 
     def is_active(self) -> bool:

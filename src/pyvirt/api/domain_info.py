@@ -24,6 +24,8 @@ class DomainInfo:
     max_memory_kib: int
     used_memory_kib: int
     title: str | None
+    #: whether a managed save image waits for ``start``
+    managed_save: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict: the status fields, then the definition's."""
@@ -35,4 +37,5 @@ class DomainInfo:
             "max_memory_kib": self.max_memory_kib,
             "used_memory_kib": self.used_memory_kib,
             "title": self.title,
+            "managed_save": self.managed_save,
         }

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.service.domain.types import DomainStatus, Reason, State
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from pyvirt.api.domain import Domain, DomainInfo, VncDisplay
     from pyvirt.api.install import CloneJob, CloneRequest, InstallJob, InstallResult, InstallSpec
     from pyvirt.api.stats import DomainStats, StatsGroup
+    from pyvirt.progress import CancelToken, Progress
     from pyvirt.service.connection import Connection as ServiceConnection
 
 __all__ = [
@@ -162,6 +164,56 @@ class DomainCollection:
 
         mgr = self._service.domains
         return lifecycle.native_argv(mgr, mgr.parse(xml))
+
+    # -- save images (implemented in pyvirt.service.domain.save) ------------------------------
+    def restore(
+        self,
+        path: str | Path,
+        *,
+        xml: str | None = None,
+        running: bool | None = None,
+        bypass_cache: bool = False,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Domain:
+        """Start the domain saved in the file *path* where it was (``restore``); one that is
+        not defined comes back transient. The file stays.
+
+        :param xml: restore with this XML instead of the stored one (same hardware)
+        :param running: run (True) or stay paused (False); None: as it was saved
+        :raises InvalidConfigError: not a pyvirt save image, or a corrupt one
+        :raises InvalidStateError: it runs already, or a disk changed since the save
+        :raises OperationFailedError: QEMU could not load the state
+        """
+        from pyvirt.service.domain import save  # lazy
+
+        st = save.restore(self._service.domains, Path(path), xml=xml, running=running,
+                          bypass_cache=bypass_cache, progress=progress, cancel=cancel)  # fmt: skip
+        return Domain(self._service, st.name)
+
+    def save_image_xml(self, path: str | Path, *, security_info: bool = False) -> str:
+        """The domain XML stored in save image *path* (``save-image-dumpxml``)."""
+        from pyvirt.service.domain import save_image  # lazy
+
+        return save_image.image_xml(Path(path), security_info=security_info)
+
+    def save_image_define(
+        self, path: str | Path, xml: str | None, *, running: bool | None = None
+    ) -> None:
+        """Replace the XML and/or the state to restore into of save image *path*
+        (``save-image-define``); the file is rewritten atomically.
+
+        :raises InvalidConfigError: the XML describes other hardware or another domain
+        """
+        from pyvirt.service.domain import save_image  # lazy
+
+        save_image.define_image(self._service.domains, Path(path), xml, running=running)
+
+    def managed_save_names(self) -> builtins.set[str]:
+        """The domains with a managed save image (``list --managed-save``)."""
+        from pyvirt.service.domain import save_image  # lazy
+
+        return save_image.managed_names(self._service.domains)
 
     # -- install and clone (implemented in pyvirt.api.install) --------------------------------
     def prepare_install(self, spec: InstallSpec) -> InstallJob:

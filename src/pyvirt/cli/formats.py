@@ -89,7 +89,7 @@ def dominfo_pairs(info: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("Used memory", f"{info['used_memory_kib']} KiB"),
         ("Persistent", "yes" if info["persistent"] else "no"),
         ("Autostart", "enable" if info["autostart"] else "disable"),
-        ("Managed save", "no"),
+        ("Managed save", "yes" if info.get("managed_save") else "no"),
         ("Security model", "none"),
         ("Security DOI", "0"),
     ]

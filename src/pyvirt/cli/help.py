@@ -39,6 +39,7 @@ _MODULE_GROUP = {
     "devxml": "domain",
     "guest": "domain",
     "tune": "domain",
+    "save": "domain",
     "host": "host",
     "node": "host",
     "net": "network",

@@ -98,6 +98,11 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
         "snapshot-dumpxml", "snapshot-current", "snapshot-parent", "snapshot-edit",
         "snapshot-revert", "snapshot-delete",
     ),
+    # save and restore (issue 12)
+    "save": (
+        "save", "restore", "managedsave", "managedsave-remove", "managedsave-dumpxml",
+        "save-image-dumpxml", "save-image-define",
+    ),
     # daemon jobs (issue 11)
     "job": ("job-list", "job-info", "job-cancel", "domjobinfo", "domjobabort"),
     # device XML, media, keys, descriptions (issue 12)

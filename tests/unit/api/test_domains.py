@@ -97,6 +97,7 @@ def test_status_state_and_info(dom: Domain) -> None:
         "max_memory_kib": 262144,
         "used_memory_kib": 262144,
         "title": "the web server",
+        "managed_save": False,
     }
     assert st.to_json()["state"] == "shut off"
     json.dumps(info.to_json())

@@ -14,7 +14,7 @@ CLI = Path(pyvirt.cli.__file__).parent
 MODULES = [
     "commands/domain.py", "commands/blk.py", "commands/iface.py", "commands/tune.py",
     "commands/guest.py", "commands/display.py", "commands/clone.py", "commands/install.py",
-    "editing.py",
+    "commands/save.py", "editing.py",
 ]  # fmt: skip
 ALLOWED = ("pyvirt.api", "pyvirt.errors", "pyvirt.cli")
 

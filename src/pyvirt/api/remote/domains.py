@@ -52,6 +52,7 @@ def info_from_json(doc: Mapping[str, Any]) -> DomainInfo:
         max_memory_kib=int(doc["max_memory_kib"]),
         used_memory_kib=int(doc["used_memory_kib"]),
         title=doc.get("title"),
+        managed_save=bool(doc.get("managed_save", False)),
     )
 
 
@@ -165,9 +166,9 @@ class RemoteDomain(Domain):
         return status_from_json(self._client.json("POST", domain_path(self._name, verb), payload))
 
     # -- lifecycle -----------------------------------------------------------------------
-    def start(self, *, paused: bool = False) -> DomainStatus:
-        """Start the shut-off, defined domain (``start``)."""
-        return self._post("start", {"paused": paused})
+    def start(self, *, paused: bool = False, force_boot: bool = False) -> DomainStatus:
+        """Start the shut-off, defined domain (``start``; a managed save is resumed)."""
+        return self._post("start", {"paused": paused, "force_boot": force_boot})
 
     def shutdown(self, mode: str | Sequence[str] | None = None) -> None:
         """Ask the guest to power off (``shutdown``); returns at once."""
@@ -202,6 +203,7 @@ class RemoteDomain(Domain):
         storage: Sequence[str] = (),
         force: bool = False,
         snapshots_metadata: bool = False,
+        managed_save: bool = False,
     ) -> builtins.list[str]:
         """Remove the persistent definition (see :meth:`Domain.undefine`)."""
         query = _query(
@@ -209,6 +211,7 @@ class RemoteDomain(Domain):
             storage=list(storage) or None,
             force=force or None,
             snapshots_metadata=snapshots_metadata or None,
+            managed_save=managed_save or None,
         )
         doc = self._client.json("DELETE", domain_path(self._name) + query)
         return [str(x) for x in doc["removed"]]

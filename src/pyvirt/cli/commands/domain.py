@@ -36,7 +36,7 @@ def define(ctx: click.Context, file: str, force: bool) -> None:
 @click.option("--remove-all-storage", is_flag=True, help="also delete the domain's disk files")
 @click.option("--storage", metavar="vda,...", help="delete these disks (targets or paths)")
 @click.option("--nvram", is_flag=True, hidden=True)
-@click.option("--managed-save", is_flag=True, hidden=True)
+@click.option("--managed-save", is_flag=True, help="also remove its managed save image")
 @click.option("--force", is_flag=True, help="remove even a definition pyvirt cannot read")
 @click.option("--snapshots-metadata", is_flag=True, help="also remove its snapshots' metadata")
 @click.pass_context
@@ -58,6 +58,7 @@ def undefine(
         storage=only,
         force=force,
         snapshots_metadata=snapshots_metadata,
+        managed_save=managed_save,
     )
     for path in removed:
         click.echo(f"Volume '{path}' removed.")
@@ -81,11 +82,12 @@ def create(ctx: click.Context, file: str, paused: bool, attach: bool) -> None:
 @DOMAIN
 @click.option("--paused", is_flag=True, help="leave the guest paused after start")
 @click.option("--console", "attach", is_flag=True, help="attach to the console after start")
+@click.option("--force-boot", is_flag=True, help="discard any managed save image and boot")
 @click.pass_context
-def start(ctx: click.Context, domain: str, paused: bool, attach: bool) -> None:
+def start(ctx: click.Context, domain: str, paused: bool, attach: bool, force_boot: bool) -> None:
     """Start a (previously defined) inactive domain."""
     dom = api(ctx).domains.get(domain)
-    st = dom.start(paused=paused)
+    st = dom.start(paused=paused, force_boot=force_boot)
     click.echo(f"Domain '{st.name}' started\n")
     if attach:
         _console(dom)
@@ -161,6 +163,11 @@ def destroy(ctx: click.Context, domain: str, graceful: bool) -> None:
 @click.option("--autostart", is_flag=True, help="list domains with autostart enabled")
 @click.option("--no-autostart", is_flag=True, help="list domains with autostart disabled")
 @click.option("--title", is_flag=True, help="show domain titles")
+@click.option("--managed-save", is_flag=True, help="show 'saved' for domains with a managed save")
+@click.option("--with-managed-save", "--with-managedsave", "with_ms", is_flag=True,
+              help="list domains with a managed save image")  # fmt: skip
+@click.option("--without-managed-save", "--without-managedsave", "without_ms", is_flag=True,
+              help="list domains without a managed save image")  # fmt: skip
 @click.option("--json", "json_", is_flag=True, help="machine-readable output")
 @click.pass_context
 def list_(
@@ -177,6 +184,9 @@ def list_(
     autostart: bool,
     no_autostart: bool,
     title: bool,
+    managed_save: bool,
+    with_ms: bool,
+    without_ms: bool,
     json_: bool,
 ) -> None:
     """List domains (running ones unless --all or --inactive)."""
@@ -209,14 +219,28 @@ def list_(
         rows = [s for s in rows if s.autostart]
     if no_autostart:
         rows = [s for s in rows if not s.autostart]
+    ms_flags = managed_save or with_ms or without_ms
+    saved = conn.domains.managed_save_names() if ms_flags else set()
+    if with_ms:
+        rows = [s for s in rows if s.name in saved]
+    if without_ms:
+        rows = [s for s in rows if s.name not in saved]
     if json_:
-        as_json([s.to_json() for s in rows])
+        as_json([{**s.to_json(), "managed_save": s.name in saved} if ms_flags else s.to_json()
+                 for s in rows])  # fmt: skip
     elif names_only or uuids_only:
         text = format_names(((s.uuid, s.name) for s in rows), uuids=uuids_only, names=names_only)
         click.echo(text, nl=False)
     else:
         headers = ["Id", "Name", "State"]
-        cells = domain_cells((s.id, s.name, str(s.state)) for s in rows)
+        cells = domain_cells(
+            (
+                s.id,
+                s.name,
+                "saved" if s.name in saved and s.state is State.SHUTOFF else str(s.state),
+            )
+            for s in rows
+        )
         if title:
             headers.append("Title")
             for cell, s in zip(cells, rows, strict=True):

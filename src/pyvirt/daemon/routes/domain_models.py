@@ -59,6 +59,7 @@ class DomainInfo(DomainStatus):
     max_memory_kib: int
     used_memory_kib: int
     title: str | None
+    managed_save: bool = False
 
 
 class DomainDefined(BaseModel):
@@ -86,6 +87,7 @@ class StartRequest(_Request):
     """``start``."""
 
     paused: bool = Field(False, description="leave the vCPUs stopped (resume runs them)")
+    force_boot: bool = Field(False, description="discard a managed save image and boot")
 
 
 class ShutdownRequest(_Request):

@@ -278,6 +278,9 @@ def undefine_domain(
     snapshots_metadata: Annotated[
         bool, Query(description="also remove the domain's snapshot metadata")
     ] = False,
+    managed_save: Annotated[
+        bool, Query(description="also discard the domain's managed save image")
+    ] = False,
 ) -> m.Undefined:
     """Remove the persistent definition (a running domain becomes transient)."""
     daemon, dom = _domain(request, name)
@@ -286,6 +289,7 @@ def undefine_domain(
         storage=storage or (),
         force=force,
         snapshots_metadata=snapshots_metadata,
+        managed_save=managed_save,
     )
     daemon.bus.publish("lifecycle", "domain", dom.name, "Undefined", "Removed")
     return m.Undefined(removed=removed)
@@ -300,7 +304,8 @@ def _status(dom: Domain) -> Response:
 def start(request: Request, name: str, body: m.StartRequest | None = None) -> Response:
     """Start the shut-off, defined domain (``start``)."""
     _, dom = _domain(request, name)
-    return JSONResponse(status_json(dom.start(paused=body.paused if body else False)))
+    body = body or m.StartRequest(paused=False, force_boot=False)
+    return JSONResponse(status_json(dom.start(paused=body.paused, force_boot=body.force_boot)))
 
 
 @router.post("/{name}/shutdown", response_model=m.DomainStatus, responses=_ERRORS)

@@ -33,6 +33,7 @@ from pyvirt.drivers.qemu.monitor.devices import DeviceCommands
 from pyvirt.drivers.qemu.monitor.dirtyrate import DirtyRateCommands
 from pyvirt.drivers.qemu.monitor.guestio import GuestIoCommands
 from pyvirt.drivers.qemu.monitor.machine import MachineCommands
+from pyvirt.drivers.qemu.monitor.migration import MigrationCommands
 from pyvirt.drivers.qemu.monitor.snapshots import SnapshotCommands
 from pyvirt.errors import MonitorError
 
@@ -88,6 +89,7 @@ class Monitor(
     DirtyRateCommands,
     SnapshotCommands,
     GuestIoCommands,
+    MigrationCommands,
 ):
     """A synchronous QMP session on a unix socket; use as a context manager.
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -143,8 +144,18 @@ def _compile(mgr: DomainManager, dom: Domain, key: str) -> tuple[StartPlan, bool
     return compiled, not dynamic
 
 
-def _run(mgr: DomainManager, p: StartPlan, *, paused: bool, transient: bool) -> DomainStatus:
-    """Launch QEMU from a plan (caller holds the domain lock and checked it is not running)."""
+def _run(
+    mgr: DomainManager,
+    p: StartPlan,
+    *,
+    paused: bool,
+    transient: bool,
+    extra_argv: Sequence[str] = (),
+) -> DomainStatus:
+    """Launch QEMU from a plan (caller holds the domain lock and checked it is not running).
+
+    :param extra_argv: appended to the plan's argv (``-incoming defer`` for a restore)
+    """
     from pyvirt.drivers.qemu import process, runtime  # lazy
     from pyvirt.service.domain import reaper_spawn, supervise  # lazy
 
@@ -162,6 +173,7 @@ def _run(mgr: DomainManager, p: StartPlan, *, paused: bool, transient: bool) -> 
         argv.append("-no-shutdown")
     if paused:
         argv.append("-S")
+    argv.extend(extra_argv)
     run.write_live_xml(p.live_xml)
     run.write_policy(**{k: v for k, v in p.policy.items() if k.startswith("on_")})
     domain_id = _next_id(mgr)
@@ -263,6 +275,22 @@ def _after_launch(mgr: DomainManager, p: StartPlan, pid: int, starttime: int | N
             raise
 
 
+def launch_incoming(mgr: DomainManager, dom: Domain, *, transient: bool) -> DomainStatus:
+    """Launch QEMU for ``dom`` paused and waiting for an incoming migration (``-incoming
+    defer``: a restore feeds it the saved state). The caller holds the domain lock and
+    checked that it is not running (:func:`refuse_lost` too)."""
+    compiled, _ = _compile(mgr, dom, key="")
+    return _run(mgr, compiled, paused=True, transient=transient, extra_argv=("-incoming", "defer"))
+
+
+def refuse_lost(mgr: DomainManager, name: str, uuid: str) -> None:
+    """Never start a second QEMU of a domain whose first one runs untracked.
+
+    :raises InvalidStateError: a QEMU of ``name`` runs without a runtime record
+    """
+    _refuse_lost(mgr, name, uuid)
+
+
 def native_argv(mgr: DomainManager, dom: Domain) -> list[str]:
     """The QEMU command line ``dom`` would run with (virsh ``domxml-to-native``).
 
@@ -299,6 +327,8 @@ def start(mgr: DomainManager, name: str, *, paused: bool = False) -> DomainStatu
         if xml is None:
             raise InvalidStateError(f"domain '{name}' is not defined")
         _refuse_lost(mgr, name, uuid_in(xml) or "")
+        if mgr.has_managed_save(name):  # start resumes a managed save, like virsh
+            return mgr.resume_managed(name, paused=paused)
         key = plan.plan_key(xml, hooks=hooks.HOOK_MODULES)
         cached = plan.load(plan_path(mgr, name), key)
         if cached is None:

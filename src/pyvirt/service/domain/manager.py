@@ -619,13 +619,19 @@ class DomainManager:
         return domain_risks(dom, (p.config, p.run, p.log, p.cache), log_dir=p.log)
 
     def undefine(
-        self, ident: str, *, remove_storage: Callable[[Domain], list[str]] | None = None
+        self,
+        ident: str,
+        *,
+        remove_storage: Callable[[Domain], list[str]] | None = None,
+        managed_save: bool = False,
     ) -> list[str]:
         """Remove a persistent definition. A running domain becomes transient (like virsh).
 
         :param remove_storage: deletes the shut-off domain's storage under the domain lock
             (:func:`pyvirt.service.storage.volumes.remove_domain_storage`); refused while it
             runs
+        :param managed_save: discard its managed save image too (refused while it has one
+            otherwise, like virsh)
         :returns: what ``remove_storage`` removed
         """
         name = self.resolve(ident)
@@ -638,6 +644,10 @@ class DomainManager:
                 )
             dom = self.definition(name, inactive=True)
             live = self.live_record(name, cleanup=True) is not None
+            from pyvirt.service.domain import save_image  # lazy
+
+            if not managed_save:
+                save_image.refuse_undefine(self, name)
             if remove_storage is not None:
                 if live:
                     raise InvalidStateError(
@@ -646,6 +656,7 @@ class DomainManager:
                     )
                 removed = remove_storage(dom)
             self.store.delete(name)
+            save_image.managed_path(self, name).unlink(missing_ok=True)
             self.store.unindex_uuid(dom.uuid)
             if not live:
                 self.paths.domain_last_state(name).unlink(missing_ok=True)
@@ -689,6 +700,11 @@ class DomainManager:
                 )
             if not self.store.exists(name):
                 raise InvalidStateError(f"domain '{name}' is transient; it cannot be renamed")
+            if self.has_managed_save(name):
+                raise InvalidStateError(
+                    f"domain '{name}' has a managed save image; it cannot be renamed",
+                    hint=f"'start {name}' to resume it, or 'managedsave-remove {name}' first",
+                )
             if self.store.exists(new_name) or self.paths.domain_run_dir(new_name).is_dir():
                 raise AlreadyExistsError(f"domain '{new_name}' already exists")
             dom = self.definition(name, inactive=True)
@@ -754,6 +770,18 @@ class DomainManager:
         from pyvirt.service.domain import lifecycle  # lazy
 
         return lifecycle.start(self, self.resolve(ident), paused=paused)
+
+    def has_managed_save(self, name: str) -> bool:
+        """Whether domain ``name`` has a managed save image (:mod:`.save`)."""
+        from pyvirt.service.domain import save_image  # lazy
+
+        return save_image.has_managed_save(self, name)
+
+    def resume_managed(self, name: str, *, paused: bool = False) -> DomainStatus:
+        """Restore ``name`` from its managed save image (``start``; caller holds its lock)."""
+        from pyvirt.service.domain import save  # lazy
+
+        return save.resume_managed(self, name, paused=paused)
 
     def create(self, xml: str | bytes, *, paused: bool = False) -> DomainStatus:
         from pyvirt.service.domain import lifecycle  # lazy

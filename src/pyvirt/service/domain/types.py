@@ -22,11 +22,15 @@ class Reason(StrEnum):
 
     BOOTED = "booted"
     UNPAUSED = "unpaused"
+    #: running again from a save image (``restore``, ``start`` after ``managedsave``)
+    RESTORED = "restored"
     USER = "user"
     STARTING_UP = "starting up"
     SHUTDOWN = "shutdown"
     DESTROYED = "destroyed"
     CRASHED = "crashed"
+    #: its state was saved to a file (``save``, ``managedsave``)
+    SAVED = "saved"
     UNKNOWN = "unknown"
 
 

@@ -70,6 +70,7 @@ def _start_key(monkeypatch: pytest.MonkeyPatch) -> str:
     mgr: Any = SimpleNamespace(
         locked=locked,
         live_record=lambda name, cleanup: None,
+        has_managed_save=lambda name: False,
         store=SimpleNamespace(read_bytes=lambda name: XML),
         paths=SimpleNamespace(cache=Path("/nonexistent")),
     )
