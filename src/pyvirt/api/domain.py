@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyvirt.api.domain_agent import DomainAgent
 from pyvirt.api.domain_base import DomainHandle
+from pyvirt.api.domain_blockjobs import DomainBlockJobs
 from pyvirt.api.domain_devices import DomainDevices
 from pyvirt.api.domain_tuning import DomainTuning
 from pyvirt.errors import InvalidConfigError, InvalidStateError, OperationFailedError
@@ -84,7 +85,7 @@ class VncDisplay:
         return {"listen": self.listen, "display": self.display, "port": self.port}
 
 
-class Domain(DomainTuning, DomainDevices, DomainAgent, DomainHandle):
+class Domain(DomainTuning, DomainDevices, DomainBlockJobs, DomainAgent, DomainHandle):
     """One domain (virtual machine), by name. Get one from ``conn.domains.get(name)``."""
 
     # -- lifecycle ----------------------------------------------------------------------

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pyvirt.drivers.qemu.monitor.base import Args, prune
 from pyvirt.drivers.qemu.monitor.block import BlockCommands
+from pyvirt.drivers.qemu.monitor.blockjobs import BlockJobCommands
 from pyvirt.drivers.qemu.monitor.devices import DeviceCommands
 from pyvirt.drivers.qemu.monitor.machine import MachineCommands
 from pyvirt.errors import MonitorError
@@ -76,7 +77,7 @@ class QmpCommandError(MonitorError):
         self.received = dict(received or {})
 
 
-class Monitor(MachineCommands, DeviceCommands, BlockCommands):
+class Monitor(MachineCommands, DeviceCommands, BlockCommands, BlockJobCommands):
     """A synchronous QMP session on a unix socket; use as a context manager.
 
     ::
