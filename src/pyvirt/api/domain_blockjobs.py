@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 
 __all__ = ["BlockJobInfo", "BlockJobResult", "DomainBlockJobs"]
 
+# lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: the block job service
+# loads QMP and lxml, which ``pyvirt list`` does not need.
+
 
 def __getattr__(name: str) -> Any:
     """Re-export the service's value types without importing them at start-up."""

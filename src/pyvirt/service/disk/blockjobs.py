@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from pyvirt import hostcmd
 from pyvirt.errors import (
     AlreadyExistsError,
+    HostCommandError,
     InvalidConfigError,
     InvalidStateError,
     NotFoundError,
@@ -37,6 +38,10 @@ from pyvirt.errors import (
 from pyvirt.model import Disk
 from pyvirt.model.xmltree import insert_element, parse_xml, remove_element
 from pyvirt.progress import CancelledError, CancelToken, Progress
+
+# lazy: function-local imports marked ``# lazy`` keep the CLI's start-up fast and break an
+# import cycle: the QMP client, the disk attach code and the DAC hook load only when a block
+# job runs.
 
 if TYPE_CHECKING:
     from pyvirt.drivers.qemu.monitor.blockjobs import ChainImage, JobStatus
@@ -860,8 +865,6 @@ def run_qemu_img(
     :raises HostCommandError: it failed
     :raises CancelledError: cancelled
     """
-    from pyvirt.errors import HostCommandError
-
     proc = hostcmd.spawn(argv, what=what)
     assert proc.stdout is not None
     text = ""
