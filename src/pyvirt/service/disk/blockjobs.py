@@ -63,8 +63,9 @@ __all__ = [
 
 #: the hook data section holding what pyvirt knows of each disk's job
 SECTION = "blockjobs"
-#: seconds between two looks at a running job
-POLL = 0.25
+#: seconds a waiter holds the QMP socket listening for the job's next status change before it
+#: lets other clients in (and reports progress)
+SLICE = 0.25
 #: seconds QEMU gets to pivot or to end a cancelled job
 SETTLE = 60.0
 MiB = 1024 * 1024
@@ -473,6 +474,9 @@ def _follow(
         while True:
             with _monitor(mgr, name) as mon:
                 st = _job(mon, target)
+                if st is not None and not _settled(st, kind):
+                    mon.wait_job_change(target, SLICE)  # back at once on a status change
+                    st = _job(mon, target)
             if st is None:
                 return _result(mgr, name, target, kind, "completed")
             if progress is not None:
@@ -492,13 +496,14 @@ def _follow(
                 return _result(mgr, name, target, kind, "ready")
             if deadline is not None and time.monotonic() >= deadline:
                 raise CancelledError(f"block {kind} of disk '{target}' timed out")
-            if cancel is not None:
-                cancel.wait(POLL)
-            else:
-                time.sleep(POLL)
     except (CancelledError, KeyboardInterrupt):
         _abort(mgr, name, target, wait=True, quiet=True)
         raise
+
+
+def _settled(st: JobStatus, kind: str) -> bool:
+    """Whether the job needs no more waiting: it ended, or a pivot-able job is ready."""
+    return st.concluded or (st.ready and kind in ("copy", "active-commit"))
 
 
 def _conclude(mgr: DomainManager, name: str, target: str, kind: str) -> BlockJobResult:
@@ -592,7 +597,7 @@ def _settle(mon: Monitor, target: str) -> None:
             return
         if time.monotonic() > deadline:
             raise OperationFailedError(f"block job of disk '{target}' did not end in {SETTLE:g} s")
-        time.sleep(0.05)
+        mon.wait_job_change(target, SLICE)
 
 
 def _reap(mgr: DomainManager, live: _Live, mon: Monitor, *, refuse: bool = True) -> None:
@@ -815,7 +820,9 @@ def _sync_definition(
     disk = next((d for d in cfg.devices.disks if d.target_dev == target), None)
     if disk is None:
         return
-    fmt = _image_format(chain[0])
+    dom = mgr.live_definition(name)  # its top's format, as QEMU reported it
+    live = _find(dom, target)
+    fmt = live.format if live.source_path == chain[0] and live.format else "raw"
     set_chain(disk, [(chain[0], fmt)], blockdev=blockdev)
     mgr.write_config(name, cfg, revision)
 
@@ -838,10 +845,6 @@ def image_chain(path: str) -> list[tuple[str, str, int]]:
         (str(i.get("filename", "")), str(i.get("format", "")), int(i.get("virtual-size", 0)))
         for i in json.loads(proc.stdout)
     ]
-
-
-def _image_format(path: str) -> str:
-    return image_chain(path)[0][1]
 
 
 def _create_target(dest: str, fmt: str, live: _Live, shallow: bool) -> None:

@@ -155,6 +155,15 @@ class BlockJobCommands(Commands):
         )
         return event is not None
 
+    def wait_job_change(self, job_id: str, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for job ``job_id``'s next ``JOB_STATUS_CHANGE``
+        event (running, ready, concluded...); False when none came. The listener is set up
+        before a harmless ``query-jobs`` is sent, so the wait starts at once."""
+        event = self._call_until(
+            "query-jobs", {}, event="JOB_STATUS_CHANGE", match={"id": job_id}, timeout=timeout
+        )
+        return event is not None
+
     def job_dismiss(self, job_id: str) -> None:
         """Forget concluded job ``job_id``."""
         self._call("job-dismiss", {"id": job_id})
