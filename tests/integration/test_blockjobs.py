@@ -155,3 +155,37 @@ def test_offline_commit_and_pull(pyvirt: Pyvirt, tiny_image: Any) -> None:
     assert res.out.strip() == "Pull complete" and backing_of(top) is None
     data = read_host(top, 0, 1032, root)
     assert data[:8] == b"MARKER-A" and data[1024:1032] == b"MARKER-T"
+
+
+def test_synchronized_phase_then_pivot_finish_and_timeout(pyvirt: Pyvirt, tiny_image: Any) -> None:
+    root = pyvirt.root
+    base = make_image(root / "base.qcow2", "qcow2", 16 * MiB)
+    top = make_image(root / "top.qcow2", "qcow2", 16 * MiB, backing=base)
+    define(pyvirt, tiny_image, "ph", extra_devices=disk_dev(top))
+    pyvirt("start", "ph")
+    wait_marker(pyvirt, "ph")
+    guest_write(pyvirt, "ph", 1, "MARKER-B")
+    # an active commit left in its synchronized phase; blockjob pivots it later
+    res = pyvirt("blockcommit", "ph", "vda", "--active", "--wait")
+    assert res.out.strip() == "Now in synchronized phase"
+    assert pyvirt("blockjob", "ph", "vda", "--info").out.strip() == "Active Block Commit: [100 %]"
+    busy = pyvirt("blockpull", "ph", "vda", check=False)
+    assert busy.rc == 1 and "already has an active block job" in busy.err
+    pyvirt("blockjob", "ph", "vda", "--pivot")
+    assert f"<source file='{base}'/>" in pyvirt("dumpxml", "ph", "--inactive").out
+    assert "No current block job" in pyvirt("blockjob", "ph", "vda").out
+    # --finish: a full copy, the guest stays on the source
+    done = root / "done.qcow2"
+    assert pyvirt("blockcopy", "ph", "vda", str(done), "--finish").out.strip() == (
+        "Successfully copied"
+    )
+    assert done.exists() and f"<source file='{base}'/>" in pyvirt("dumpxml", "ph").out
+    assert read_host(done, 512, 8, root) == b"MARKER-B"
+    # --timeout aborts a throttled copy and removes its partial target
+    guest(pyvirt, "ph", "dd if=/dev/urandom of=/dev/vda bs=1M seek=2 count=4 2>/dev/null; sync")
+    slow = root / "slow.qcow2"
+    res = pyvirt("blockcopy", "ph", "vda", str(slow), "--timeout", "1", "--bytes",
+                 "--bandwidth", "65536", check=False)  # fmt: skip
+    assert res.rc == 1 and res.out.strip() == "Copy aborted" and not slow.exists()
+    exists = pyvirt("blockcopy", "ph", "vda", str(done), check=False)
+    assert exists.rc == 1 and "already exists" in exists.err

@@ -9,6 +9,7 @@ As in virsh, ``--pivot``, ``--finish`` and ``--keep-overlay`` imply ``--wait`` (
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -137,12 +138,12 @@ def _run(ctx: click.Context, kind: str, call: Callable[[], BlockJobResult]) -> N
         result = call()
     except KeyboardInterrupt:
         click.echo(f"\n{_ABORTED[kind]} aborted")
-        ctx.exit(1)
+        sys.exit(1)
     except PyvirtError as err:
         if err.code != "cancelled":
             raise
         click.echo(f"\n{_ABORTED[kind]} aborted")
-        ctx.exit(1)
+        sys.exit(1)
     click.echo(outcome_text(result))
 
 
