@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -189,3 +190,40 @@ def test_synchronized_phase_then_pivot_finish_and_timeout(pyvirt: Pyvirt, tiny_i
     assert res.rc == 1 and res.out.strip() == "Copy aborted" and not slow.exists()
     exists = pyvirt("blockcopy", "ph", "vda", str(done), check=False)
     assert exists.rc == 1 and "already exists" in exists.err
+
+
+def test_daemon_runs_block_jobs_as_jobs(pyvirt: Pyvirt, tiny_image: Any) -> None:
+    """Through pyvirtd: a throttled copy is the domain's job (domjobinfo); cancelling it
+    aborts QEMU's job and removes the target; a commit job pivots."""
+    from tests.integration.daemon_fixture import pyvirtd
+
+    root = pyvirt.root
+    base = make_image(root / "base.qcow2", "qcow2", 16 * MiB)
+    top = make_image(root / "top.qcow2", "qcow2", 16 * MiB, backing=base)
+    define(pyvirt, tiny_image, "dj", extra_devices=disk_dev(top))
+    pyvirt("start", "dj")
+    wait_marker(pyvirt, "dj")
+    guest(pyvirt, "dj", "dd if=/dev/urandom of=/dev/vda bs=1M seek=2 count=4 2>/dev/null; sync")
+    slow = root / "slow.qcow2"
+    disk = "/api/v1/domains/dj/disks/vda"
+    with pyvirtd(root) as d:
+        r = d.request("POST", f"{disk}/copy", {"dest": str(slow), "bandwidth": 65536})
+        assert r.status == 202, r.body
+        job = r.json()["job"]
+        assert job["kind"] == "block-copy" and job["object"] == "domain/dj"
+        assert d.request("GET", "/api/v1/domains/dj/job").json()["job"]["id"] == job["id"]
+        deadline = time.monotonic() + 20
+        while not (d.request("GET", f"{disk}/blockjob").json()["job"] or {}).get("done"):
+            assert time.monotonic() < deadline, "the copy did not start"
+            time.sleep(0.1)
+        assert slow.exists()
+        assert d.request("DELETE", f"/api/v1/jobs/{job['id']}").status == 200
+        done = d.request("GET", f"/api/v1/jobs/{job['id']}?wait=20").json()
+        assert done["state"] == "cancelled", done
+        assert not slow.exists() and d.request("GET", f"{disk}/blockjob").json() == {"job": None}
+        r = d.request("POST", f"{disk}/commit", {"active": True, "delete": True})
+        done = d.request("GET", f"/api/v1/jobs/{r.json()['job']['id']}?wait=30").json()
+        assert done["state"] == "completed", done
+        assert done["result"]["outcome"] == "pivoted" and done["result"]["source"] == str(base)
+    assert not top.exists()
+    assert f"<source file='{base}'/>" in pyvirt("dumpxml", "dj").out
