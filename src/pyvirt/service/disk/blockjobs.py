@@ -805,9 +805,21 @@ def _sync_live(mgr: DomainManager, name: str, target: str, mon: Monitor) -> list
     disk = _find(dom, target)
     _, chain = _chain_of(mon, _alias(mgr, dom, disk))
     if chain:
+        moved = disk.source_path is None or not _same(disk.source_path, chain[0].filename)
         set_chain(disk, [(c.filename, c.format) for c in chain], blockdev=disk.type == "block")
         mgr.save_live(name, dom)
+        if moved:
+            _reinventory(mgr, name, disk)
     return [c.filename for c in chain]
+
+
+def _reinventory(mgr: DomainManager, name: str, disk: Disk) -> None:
+    """The disk inventory (what other domains may not open) follows a pivot."""
+    from pyvirt.service.disk import hooks as disk_hooks  # lazy
+
+    entry = disk_hooks.inventory_entry(disk)
+    rest = [e for e in disk_hooks.load_inventory(mgr, name) if e.get("target") != disk.target_dev]
+    disk_hooks.save_inventory(mgr, name, rest + ([entry] if entry else []))
 
 
 def _sync_definition(
