@@ -12,7 +12,9 @@ rebase`` on the definition's images; :func:`copy` needs a running domain.
 Every waiting function takes ``progress`` and ``cancel`` (:mod:`pyvirt.progress`): progress
 is reported in bytes of QEMU's job; a cancel (or ``timeout``) aborts the QEMU job, removes a
 copy's partial target pyvirt created, and raises :class:`~pyvirt.progress.CancelledError`.
-Other features (snapshot deletion) call :func:`commit` and :func:`stream` directly.
+Other features (snapshot deletion) call :func:`commit` and :func:`stream` directly, *without*
+holding the domain lock: these functions take it themselves around each step (start, pivot,
+XML update) and release it while QEMU works, so other commands on the domain go on.
 """
 
 from __future__ import annotations
