@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pyvirt.api.domain_agent import DomainAgent
 from pyvirt.api.domain_base import DomainHandle
+from pyvirt.api.domain_blockjobs import DomainBlockJobs
 from pyvirt.api.domain_devices import DomainDevices
 from pyvirt.api.domain_devxml import DomainDeviceXml
 from pyvirt.api.domain_save import DomainSave
@@ -56,6 +57,7 @@ def __getattr__(name: str) -> Any:
 class Domain(
     DomainTuning,
     DomainDevices,
+    DomainBlockJobs,
     DomainDeviceXml,
     DomainAgent,
     DomainSnapshots,

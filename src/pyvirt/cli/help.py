@@ -34,6 +34,7 @@ GROUPS: tuple[tuple[str, str], ...] = (
 _MODULE_GROUP = {
     "domain": "domain",
     "blk": "domain",
+    "blockjob": "domain",
     "iface": "domain",
     "display": "domain",
     "devxml": "domain",

@@ -52,6 +52,8 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
     "blk": (
         "attach-disk", "detach-disk", "domblklist", "domblkinfo", "domblkstat", "blockresize",
     ),
+    # block jobs (issue 12)
+    "blockjob": ("blockcommit", "blockpull", "blockcopy", "blockjob"),
     # networking (issue 4)
     "net": (
         "net-define", "net-create", "net-start", "net-destroy", "net-undefine", "net-list",

@@ -41,6 +41,7 @@ FEATURES: tuple[str, ...] = (
     "routes.events",
     "routes.devices",
     "routes.tokens",
+    "routes.blockjobs",
     "supervisor",
     "autostart",
     "routes.domains",

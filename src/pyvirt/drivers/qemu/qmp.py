@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pyvirt.drivers.qemu.monitor.base import Args, prune
 from pyvirt.drivers.qemu.monitor.block import BlockCommands
+from pyvirt.drivers.qemu.monitor.blockjobs import BlockJobCommands
 from pyvirt.drivers.qemu.monitor.cpu_models import CpuModelCommands
 from pyvirt.drivers.qemu.monitor.devices import DeviceCommands
 from pyvirt.drivers.qemu.monitor.dirtyrate import DirtyRateCommands
@@ -85,6 +86,7 @@ class Monitor(
     MachineCommands,
     DeviceCommands,
     BlockCommands,
+    BlockJobCommands,
     CpuModelCommands,
     DirtyRateCommands,
     SnapshotCommands,

@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,6 +41,9 @@ from pyvirt.state.atomic import atomic_write
 from pyvirt.state.domains import DomainStore, revision_of
 from pyvirt.state.locks import file_lock
 from pyvirt.state.paths import StatePaths
+
+#: the domain lock files this thread holds (:meth:`DomainManager.locked` is re-entrant)
+_HELD = threading.local()
 
 if TYPE_CHECKING:
     from pyvirt.drivers.qemu.rundir import RunDir
@@ -105,8 +109,16 @@ class DomainManager:
         :raises OperationFailedError: the lock stays busy for ``timeout`` seconds
         """
         path = self.paths.lock_dir / f"domain-{name}.lock"
+        held: set[Path] = _HELD.__dict__.setdefault("paths", set())
+        if path in held:  # re-entrant in one thread: a verb that calls another (snapshot
+            yield  # delete -> block commit) must not wait for itself
+            return
         with file_lock(path, timeout=timeout, what=f"domain '{name}'"):
-            yield
+            held.add(path)
+            try:
+                yield
+            finally:
+                held.discard(path)
 
     def affect(
         self,
