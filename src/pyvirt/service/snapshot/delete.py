@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from pyvirt.errors import InvalidStateError, UnsupportedError
+from pyvirt.errors import InvalidStateError
 from pyvirt.service.snapshot.disks import base_of, known_files
 from pyvirt.service.snapshot.store import SnapshotStore, SnapshotTree
 
@@ -148,14 +147,11 @@ def _merge(
             hint="delete those snapshots first",
         )
     if rec is not None:
-        commit = blockjobs_commit()
-        if commit is None:
-            raise UnsupportedError(
-                f"deleting external snapshot '{snap.name}' of running domain '{name}' needs "
-                "a block commit job, which this pyvirt does not have yet",
-                hint="shut the domain down and delete it then, or use --metadata",
-            )
-        commit(mgr, name, target, top=overlay, base=base, active=top == overlay, pivot=True)
+        from pyvirt.service.disk import blockjobs  # lazy
+
+        blockjobs.commit(
+            mgr, name, target, top=overlay, base=base, active=top == overlay, pivot=True
+        )
     else:
         if os.path.exists(overlay):
             qemu_img.commit(overlay)
@@ -207,20 +203,6 @@ def _relink(
         if repoint(embedded):
             other.domain_xml = embedded.to_xml()
             store.write(other)
-
-
-#: the block commit job's signature (:func:`pyvirt.service.disk.blockjobs.commit`)
-Commit = Callable[..., Any]
-
-
-def blockjobs_commit() -> Commit | None:
-    """The block commit job of :mod:`pyvirt.service.disk.blockjobs`, when pyvirt has it."""
-    try:
-        from pyvirt.service.disk import blockjobs  # type: ignore[attr-defined,unused-ignore]  # lazy
-    except ImportError:
-        return None
-    commit: Commit | None = getattr(blockjobs, "commit", None)
-    return commit
 
 
 def files_to_remove(mgr: DomainManager, name: str) -> list[str]:
