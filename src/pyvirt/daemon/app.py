@@ -43,6 +43,7 @@ FEATURES: tuple[str, ...] = (
     "routes.tokens",
     "supervisor",
     "autostart",
+    "memory",  # last: trims the heap once the others started
 )
 
 
