@@ -41,6 +41,7 @@ from pyvirt.daemon.app import create_app
 from pyvirt.daemon.bus import EventBus
 from pyvirt.daemon.context import Daemon, DaemonConfig
 from pyvirt.daemon.server import DaemonServer, bind_unix
+from pyvirt.errors import PyvirtError
 from pyvirt.state.paths import StatePaths
 
 PYVIRTD = [sys.executable, "-m", "pyvirt.daemon"]
@@ -120,7 +121,8 @@ class RunningDaemon:
     def _ready(self) -> bool:
         if not self.sock.exists():
             return False
-        with contextlib.suppress(OSError, http.client.HTTPException):
+        # not listening yet (or a stale socket of a killed daemon): the transport's error
+        with contextlib.suppress(OSError, http.client.HTTPException, PyvirtError):
             if self.request("GET", "/health", timeout=2).status == 200:
                 if self.port is None:
                     return True
