@@ -334,11 +334,11 @@ class InProcessDaemon:
         return Client.for_target(self.target)
 
     def wait_listeners(self, count: int, timeout: float = 5.0) -> None:
-        """Until ``count`` clients listen (the daemon's own listeners, such as the
-        supervisor's, not counted)."""
+        """Wait for ``count`` stream listeners (the daemon's own, e.g. the supervisor's, not
+        counted)."""
         deadline = time.monotonic() + timeout
-        while (now := self.bus.listeners - self._own) != count:
-            assert time.monotonic() < deadline, f"{now} listeners, not {count}"
+        while (seen := self.bus.listeners - self._own) != count:
+            assert time.monotonic() < deadline, f"{seen} listeners, not {count}"
             time.sleep(0.01)
 
     def __enter__(self) -> InProcessDaemon:
@@ -351,7 +351,7 @@ class InProcessDaemon:
         while not self.server.started:
             assert time.monotonic() < deadline, "the in-process pyvirtd did not start"
             time.sleep(0.01)
-        self._own = self.bus.listeners  # subscribed by its start-up work
+        self._own = self.bus.listeners
         return self
 
     def stop(self, timeout: float = 10.0) -> float:

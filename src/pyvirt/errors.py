@@ -6,6 +6,7 @@
      ├── NotFoundError          no such domain/pool/volume/network        (404)
      ├── AlreadyExistsError     name or UUID already taken                (409)
      ├── InvalidStateError      operation not valid in the object's state (409)
+     │    └── PreconditionFailedError  If-Match revision is stale (pyvirtd, 412)
      ├── InvalidConfigError     XML or argument invalid; .problems        (400)
      ├── UnsupportedError       host, kernel or QEMU lacks a feature      (400)
      ├── HostCommandError       an external command failed; argv + stderr (500)
@@ -21,7 +22,6 @@ front ends that want finer codes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import ClassVar
 
 
@@ -66,12 +66,39 @@ class InvalidStateError(PyvirtError):
     status = 409
 
 
-@dataclass(frozen=True)
-class Problem:
-    """One validation problem: where (an element path like ``<devices>/<disk>[1]``) and what."""
+class PreconditionFailedError(InvalidStateError):
+    """A conditional request's revision (HTTP ``If-Match``) is no longer current: the
+    definition changed since the client read it (raised by pyvirtd, rebuilt by clients)."""
 
-    path: str
-    message: str
+    code = "precondition_failed"
+
+    status = 412
+
+
+class Problem:
+    """One validation problem: where (an element path like ``<devices>/<disk>[1]``) and what.
+
+    A plain class, not a dataclass: every front end imports this module, the CLI's fast path
+    too, and ``dataclasses`` would be most of its start-up time.
+    """
+
+    __slots__ = ("message", "path")
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Problem) and (self.path, self.message) == (
+            other.path,
+            other.message,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.message))
+
+    def __repr__(self) -> str:
+        return f"Problem(path={self.path!r}, message={self.message!r})"
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
@@ -144,7 +171,8 @@ def error_class(code: str) -> type[PyvirtError]:
     """The error class whose :attr:`PyvirtError.code` is ``code`` (remote clients rebuild
     the daemon's errors with it); unknown codes give :class:`PyvirtError`."""
     for cls in (
-        NotFoundError, AlreadyExistsError, InvalidStateError, InvalidConfigError,
+        NotFoundError, AlreadyExistsError, InvalidStateError, PreconditionFailedError,
+        InvalidConfigError,
         UnsupportedError, HostCommandError, MonitorError, OperationFailedError,
     ):  # fmt: skip
         if cls.code == code:

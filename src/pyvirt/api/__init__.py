@@ -17,6 +17,39 @@ implementation when first used.
 
 from __future__ import annotations
 
-from pyvirt.api.connection import Connection, open
+from typing import TYPE_CHECKING
 
-__all__ = ["Connection", "open"]
+from pyvirt.api.connection import Connection
+from pyvirt.client.uri import resolve
+
+if TYPE_CHECKING:
+    from pyvirt.api.remote.connection import RemoteConnection
+
+__all__ = ["Connection", "RemoteConnection", "open"]
+
+# lazy: ``open`` loads the embedded service or the remote client only for its kind of URI. It
+# lives here, not in pyvirt.api.connection, because the remote classes subclass Connection.
+
+
+def open(uri: str | None = None) -> Connection:
+    """Open a connection (``None``: ``$PYVIRT_DEFAULT_URI``, then the local pyvirtd if one
+    answers, else embedded). The URIs are listed in :mod:`pyvirt.client.uri`.
+
+    :raises InvalidConfigError: for a URI pyvirt does not know
+    """
+    target = resolve(uri)
+    if target.remote:
+        from pyvirt.api.remote import open_remote  # lazy
+
+        return open_remote(target)
+    from pyvirt.service.connection import open_connection  # lazy
+
+    return Connection(open_connection(target.uri))
+
+
+def __getattr__(name: str) -> object:
+    if name == "RemoteConnection":
+        from pyvirt.api.remote.connection import RemoteConnection  # lazy
+
+        return RemoteConnection
+    raise AttributeError(f"module 'pyvirt.api' has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""``open(uri)`` and :class:`Connection`, the root of the public API.
+""":class:`Connection`, the root of the public API (``pyvirt.api.open(uri)`` returns one).
 
 Embedded: state lives on this host (:mod:`pyvirt.state.paths`) and no daemon is needed.
 Remote (a pyvirtd over a unix socket, TLS or ssh): :mod:`pyvirt.api.remote`, behind the same
@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from functools import cached_property
 from typing import TYPE_CHECKING
-
-from pyvirt.client.uri import resolve
-from pyvirt.service.connection import open_connection
 
 if TYPE_CHECKING:
     from pyvirt.api.domains import DomainCollection
@@ -75,17 +72,3 @@ class Connection:
         from pyvirt.api.host import Host  # lazy
 
         return Host(self._service)
-
-
-def open(uri: str | None = None) -> Connection:
-    """Open a connection (``None``: ``$PYVIRT_DEFAULT_URI``, then the local pyvirtd if one
-    answers, else embedded). The URIs are listed in :mod:`pyvirt.client.uri`.
-
-    :raises InvalidConfigError: for a URI pyvirt does not know
-    """
-    target = resolve(uri)
-    if target.remote:
-        from pyvirt.api.remote import open_remote  # lazy
-
-        return open_remote(target)
-    return Connection(open_connection(target.uri))

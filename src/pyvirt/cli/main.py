@@ -2,19 +2,20 @@
 
 Commands are loaded lazily (one module per noun) so that ``pyvirt list`` does not import the
 QEMU driver and ``pyvirt start`` does not import the host probes: start-up time is a feature.
+Through a daemon, the simple forms of the busiest commands do not even load click
+(:mod:`pyvirt.cli.fast`); the click group is :mod:`pyvirt.cli.group`.
 Every :class:`~pyvirt.errors.PyvirtError` becomes one ``error: ...`` line (plus an optional
 ``hint: ...`` line) on stderr and exit status 1; usage errors do the same.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
-from typing import TYPE_CHECKING
 
-import click
-
+TYPE_CHECKING = False  # no typing at run time: the fast path imports this module
 if TYPE_CHECKING:
+    import click
+
     import pyvirt.api
 
 # command name -> module under pyvirt.cli.commands ("module" or "module:attr"; the attribute
@@ -29,6 +30,7 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
         "domdisplay", "domxml-to-native",
     ),
     "host": ("version", "capabilities", "host-validate"),
+    "conn": ("uri",),
     "image": ("image",),
     # install, clone, consoles (issue 6)
     "install": ("install",),
@@ -95,50 +97,14 @@ for _module, _names in _BY_MODULE.items():
 ALIASES = {"undefined": "undefine"}
 
 
-class LazyGroup(click.Group):
-    """A click group that imports a command's module only when that command runs."""
+def __getattr__(name: str) -> object:
+    """``cli`` and ``LazyGroup`` live in :mod:`pyvirt.cli.group` (click loads only when the
+    fast path does not answer)."""
+    if name in ("cli", "LazyGroup"):
+        from pyvirt.cli import group  # lazy
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        from importlib.util import find_spec
-
-        present = {m for m in _BY_MODULE if find_spec(f"pyvirt.cli.commands.{m}") is not None}
-        names = [n for n, target in COMMANDS.items() if target.split(":")[0] in present]
-        return sorted([*names, "help"])
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        cmd_name = ALIASES.get(cmd_name, cmd_name)
-        if cmd_name == "help":
-            from pyvirt.cli.help import help_
-
-            return help_
-        target = COMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module, attr = target.split(":")
-        mod = importlib.import_module(f"pyvirt.cli.commands.{module}")
-        command = getattr(mod, attr)
-        assert isinstance(command, click.Command)
-        return command
-
-
-def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    """``--version``/``-v``: just the version number, as ``virsh --version`` prints it."""
-    if not value or ctx.resilient_parsing:
-        return
-    from pyvirt import __version__
-
-    click.echo(__version__)
-    ctx.exit(0)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-c", "--connect", "uri", metavar="URI", help="hypervisor connection URI")
-@click.option("-v", "--version", is_flag=True, is_eager=True, expose_value=False,
-              callback=_print_version, help="print the version and exit")  # fmt: skip
-@click.pass_context
-def cli(ctx: click.Context, uri: str | None) -> None:
-    """pyvirt: manage QEMU/KVM virtual machines (virsh-compatible commands)."""
-    ctx.obj = {"uri": uri}
+        return getattr(group, name)
+    raise AttributeError(f"module 'pyvirt.cli.main' has no attribute {name!r}")
 
 
 def _normalize(argv: list[str]) -> list[str]:
@@ -147,10 +113,19 @@ def _normalize(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Console-script entry point: the fast path (:mod:`pyvirt.cli.fast`) when it answers,
+    else click."""
+    args = _normalize(sys.argv[1:] if argv is None else argv)
+    from pyvirt.cli.fast import run as run_fast  # lazy: click-free
+
+    code = run_fast(args)
+    if code is not None:
+        sys.exit(code)
+    import click  # lazy
+
+    from pyvirt.cli.group import cli
     from pyvirt.errors import PyvirtError
 
-    args = _normalize(sys.argv[1:] if argv is None else argv)
     try:
         cli.main(args=args, prog_name="pyvirt", standalone_mode=False)
     except PyvirtError as err:

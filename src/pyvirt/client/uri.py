@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qs, urlsplit
@@ -32,19 +31,46 @@ TLS_PORT = 16514
 Kind = Literal["embed", "unix", "tls", "ssh"]
 
 
-@dataclass(frozen=True)
 class Target:
-    """Where a connection goes: in-process (``embed``) or to a daemon over a transport."""
+    """Where a connection goes: in-process (``embed``) or to a daemon over a transport.
 
-    kind: Kind
-    uri: str
-    #: ``embed``: the state root (``None``: the default); ``unix``: the socket
-    path: Path | None = None
-    host: str = ""
-    port: int | None = None
-    user: str = ""
-    #: query parameters (``?ca=FILE&insecure=1``, ``?socket=PATH`` ...), first value each
-    params: dict[str, str] = field(default_factory=dict)
+    A plain class, not a dataclass: the CLI's fast path imports this module, and
+    ``dataclasses`` costs more start-up time than a request to the daemon.
+    """
+
+    __slots__ = ("host", "kind", "params", "path", "port", "uri", "user")
+
+    def __init__(
+        self,
+        kind: Kind,
+        uri: str,
+        path: Path | None = None,
+        host: str = "",
+        port: int | None = None,
+        user: str = "",
+        params: dict[str, str] | None = None,
+    ) -> None:
+        self.kind: Kind = kind
+        self.uri = uri
+        #: ``embed``: the state root (``None``: the default); ``unix``: the socket
+        self.path = path
+        self.host = host
+        self.port = port
+        self.user = user
+        #: query parameters (``?ca=FILE&insecure=1``, ``?socket=PATH`` ...), first value each
+        self.params: dict[str, str] = params if params is not None else {}
+
+    def _key(self) -> tuple[object, ...]:
+        return (self.kind, self.uri, self.path, self.host, self.port, self.user, self.params)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Target) and self._key() == other._key()
+
+    def __repr__(self) -> str:
+        return (
+            f"Target(kind={self.kind!r}, uri={self.uri!r}, path={self.path!r}, "
+            f"host={self.host!r}, port={self.port!r}, user={self.user!r}, params={self.params!r})"
+        )
 
     @property
     def remote(self) -> bool:

@@ -43,6 +43,7 @@ FEATURES: tuple[str, ...] = (
     "routes.tokens",
     "supervisor",
     "autostart",
+    "routes.domains",
     "memory",  # last: trims the heap once the others started
 )
 

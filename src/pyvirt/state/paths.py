@@ -19,18 +19,44 @@ Unix socket paths are limited to 107 bytes, so keep ``PYVIRT_STATE_DIR`` short.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 
-@dataclass(frozen=True)
 class StatePaths:
-    """The three roots of pyvirt's on-disk state and the paths derived from them."""
+    """The roots of pyvirt's on-disk state and the paths derived from them (immutable).
+
+    A plain class, not a dataclass: the CLI's fast path to a daemon imports this module, and
+    ``dataclasses`` (with ``inspect``) costs more start-up time than the whole request.
+    """
+
+    __slots__ = ("cache", "config", "log", "run")
 
     config: Path
     run: Path
     log: Path
     cache: Path
+
+    def __init__(self, config: Path, run: Path, log: Path, cache: Path) -> None:
+        for name, value in (("config", config), ("run", run), ("log", log), ("cache", cache)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"StatePaths is immutable (cannot set {name})")
+
+    def _key(self) -> tuple[Path, Path, Path, Path]:
+        return (self.config, self.run, self.log, self.cache)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StatePaths) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"StatePaths(config={self.config!r}, run={self.run!r}, log={self.log!r}, "
+            f"cache={self.cache!r})"
+        )
 
     @classmethod
     def from_root(cls, root: Path) -> StatePaths:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from pyvirt.api.pools import Pool, PoolCollection, PoolStatus, Volume, VolumeInfo
 from pyvirt.api.remote._resources import local_service, path, post_xml, precondition, query
+from pyvirt.api.remote.volume_jobs import VolumeJobsMixin
 from pyvirt.errors import InvalidStateError, PyvirtError
 
 if TYPE_CHECKING:
@@ -176,9 +177,9 @@ class RemotePool(Pool):
         return RemoteVolume(self._client, self._local, self._name, info)
 
 
-class RemoteVolume(Volume):
-    """One volume of a remote connection (clone, upload, download and wipe are jobs of the
-    daemon; here they use the embedded implementation on the daemon's host)."""
+class RemoteVolume(VolumeJobsMixin, Volume):
+    """One volume of a remote connection (clone, upload, download and wipe run as jobs of the
+    daemon: :class:`~pyvirt.api.remote.volume_jobs.VolumeJobsMixin`)."""
 
     def __init__(
         self, client: Client, service: ServiceConnection | None, pool: str, info: VolumeInfo
@@ -193,6 +194,9 @@ class RemoteVolume(Volume):
 
     def _url(self, *rest: str) -> str:
         return path("pools", self._pool, "volumes", self._seen.name, *rest)
+
+    def _job_volume(self, name: str) -> RemoteVolume:
+        return self.pool.volume(name)
 
     @property
     def pool(self) -> RemotePool:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from pyvirt.cli.formats import domain_cells, dominfo_pairs, format_names
 from pyvirt.cli.main import api
 from pyvirt.cli.render import as_json, fields, read_input, table, warn
 from pyvirt.errors import InvalidConfigError, InvalidStateError
@@ -204,12 +205,11 @@ def list_(
     if json_:
         as_json([s.to_json() for s in rows])
     elif names_only or uuids_only:
-        for s in rows:
-            click.echo(" ".join(x for x in (uuids_only and s.uuid, names_only and s.name) if x))
-        click.echo()
+        text = format_names(((s.uuid, s.name) for s in rows), uuids=uuids_only, names=names_only)
+        click.echo(text, nl=False)
     else:
         headers = ["Id", "Name", "State"]
-        cells = [[str(s.id) if s.id is not None else "-", s.name, str(s.state)] for s in rows]
+        cells = domain_cells((s.id, s.name, str(s.state)) for s in rows)
         if title:
             headers.append("Title")
             for cell, s in zip(cells, rows, strict=True):
@@ -223,34 +223,11 @@ def list_(
 @click.pass_context
 def dominfo(ctx: click.Context, domain: str, json_: bool) -> None:
     """Show basic information about a domain."""
-    info = api(ctx).domains.get(domain).info()
-    st, cpu = info.status, info.cpu_time
+    info = api(ctx).domains.get(domain).info().to_json()
     if json_:
-        as_json(info.to_json())
+        as_json(info)
         return
-    pairs = [
-        ("Id", str(st.id) if st.id is not None else "-"),
-        ("Name", st.name),
-        ("UUID", st.uuid),
-    ]
-    if info.title:
-        pairs.append(("Title", info.title))
-    pairs += [
-        ("OS Type", info.os_type),
-        ("State", str(st.state)),
-        ("CPU(s)", str(info.vcpus)),
-    ]
-    if cpu is not None:
-        pairs.append(("CPU time", f"{cpu:.1f}s"))
-    pairs += [
-        ("Max memory", f"{info.max_memory_kib} KiB"),
-        ("Used memory", f"{info.used_memory_kib} KiB"),
-        ("Persistent", "yes" if st.persistent else "no"),
-        ("Autostart", "enable" if st.autostart else "disable"),
-        ("Managed save", "no"),
-        ("Security model", "none"),
-        ("Security DOI", "0"),
-    ]
+    pairs = dominfo_pairs(info)
     fields(pairs)
 
 

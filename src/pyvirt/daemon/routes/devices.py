@@ -4,8 +4,8 @@
   as the CLI's flags (none: the running domain if it runs, else the definition).
 - ``POST /api/v1/domains/{name}/devices/detach`` (XML body): detach the device it names.
 
-A change to the running domain publishes ``device-added``/``device-removed`` with the device's
-alias (``virtio-disk1``; the disk target or the MAC when it has none), as virsh's events do; a
+A change to the running domain publishes ``device-added`` here and ``device-removed`` from the
+supervisor when QEMU reports the device gone, with the device's alias (``virtio-disk1``; the disk target or the MAC when it has none), as virsh's events do; a
 change to the definition publishes ``lifecycle`` ``Defined Updated``.
 """
 
@@ -40,7 +40,9 @@ class DeviceChangeOut(BaseModel):
 
 
 def _publish(daemon: Daemon, name: str, change: DeviceChange, kind: str) -> None:
-    if change.live:
+    # QEMU reports a removal itself (DEVICE_DELETED, also for a guest's own unplug): the
+    # supervisor publishes that one; an addition has no QEMU event, so it is published here
+    if change.live and kind != "device-removed":
         daemon.bus.publish(
             kind, "domain", name, change.alias or change.ident, device=change.device,
             ident=change.ident,
@@ -75,7 +77,7 @@ def detach(
     config: Annotated[bool, _CONFIG] = False,
     persistent: Annotated[bool, _PERSISTENT] = False,
 ) -> DeviceChangeOut:
-    """Detach a device (``detach-device``); publishes ``device-removed``."""
+    """Detach a device (``detach-device``); the supervisor publishes ``device-removed``."""
     daemon = daemon_of(request)
     dom = daemon.conn.domains.get(name)
     change = detach_device(dom, xml, live=live, config=config, persistent=persistent)
