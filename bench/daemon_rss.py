@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -130,6 +131,7 @@ def main() -> None:
     guests = names[: args.guests]
     figures: dict[str, float] = {}
     how = ""
+    each: list[float] = []
     embedded = pyvirt.api.open(f"pyvirt:///embed?root={root}")
     try:
         t0 = time.monotonic()
@@ -145,8 +147,10 @@ def main() -> None:
             if routes:
                 how = "through POST /api/v1/domains/{name}/start"
                 for name in guests:
+                    t1 = time.monotonic()
                     status, body = request(sock, "POST", f"/api/v1/domains/{name}/start",
                                            {"paused": not args.boot})  # fmt: skip
+                    each.append(time.monotonic() - t1)
                     if status >= 300:
                         raise RuntimeError(f"start {name}: {status} {body.decode()}")
             else:
@@ -161,6 +165,8 @@ def main() -> None:
             figures[f"running, {args.settle:.0f} s later"] = rss_mib(proc.pid)
             if routes:
                 request(sock, "GET", "/api/v1/domains?all=true")
+                time.sleep(args.settle)
+                figures["after a list of all"] = rss_mib(proc.pid)
             request(sock, "GET", "/metrics")
             time.sleep(args.settle)
             figures["after list and /metrics"] = rss_mib(proc.pid)
@@ -183,6 +189,8 @@ def main() -> None:
     state = "booted" if args.boot else "paused (-S)"
     print(f"daemon_rss: pyvirtd with {args.domains} defined and {args.guests} running domains")
     print(f"  guests: tiny TCG, {state}, started {how} in {started:.1f} s")
+    if each:
+        print(f"  one start through the daemon: median {1000 * statistics.median(each):.0f} ms")
     for label, value in figures.items():
         print(f"  {label:<26} {value:7.1f} MiB")
     final = figures["after list and /metrics"]
