@@ -22,7 +22,7 @@ import pytest
 from pyvirt.client.transport import Client
 from pyvirt.client.uri import resolve
 from pyvirt.errors import OperationFailedError, PyvirtError, UnsupportedError
-from tests.integration.daemonhelp import CA, Daemon, free_port, running_daemon
+from tests.daemonhelp import CA, RunningDaemon, free_port, pyvirtd
 
 PYVIRT = [sys.executable, "-m", "pyvirt.cli"]
 
@@ -37,7 +37,7 @@ def setup() -> Iterator[dict[str, Any]]:
         alice = ca.issue(pki, "alice")
         mallory = CA.create(pki, "other CA").issue(pki, "mallory")
         port = free_port()
-        with running_daemon(root, "--tls-client-ca", str(ca.cert), port=port) as daemon:
+        with pyvirtd(root, args=("--tls-client-ca", str(ca.cert)), tls_port=port) as daemon:
             yield {"daemon": daemon, "alice": alice, "mallory": mallory, "root": root}
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -50,29 +50,29 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PYVIRT_CLIENT_CONFIG", str(tmp_path / "none.toml"))
 
 
-def _cli(d: Daemon, *args: str, env: dict[str, str] | None = None) -> Any:
+def _cli(d: RunningDaemon, *args: str, env: dict[str, str] | None = None) -> Any:
     full = {**os.environ, "PYVIRT_STATE_DIR": str(d.root), **(env or {})}
     return subprocess.run([*PYVIRT, *args], env=full, capture_output=True, text=True,
                           timeout=60)  # fmt: skip
 
 
-def _token(d: Daemon, name: str) -> str:
+def _token(d: RunningDaemon, name: str) -> str:
     r = _cli(d, "token-create", name)  # through the daemon: it runs on this state dir
     assert r.returncode == 0, r.stderr
     return r.stdout.strip()
 
 
-def _uri(d: Daemon, **params: str) -> str:
+def _uri(d: RunningDaemon, **params: str) -> str:
     query = "&".join(f"{k}={v}" for k, v in params.items())
     return f"pyvirt+tls://127.0.0.1:{d.port}/" + (f"?{query}" if query else "")
 
 
-def _audit(d: Daemon) -> list[dict[str, Any]]:
+def _audit(d: RunningDaemon) -> list[dict[str, Any]]:
     return [json.loads(x) for x in d.audit.read_text().splitlines()] if d.audit.exists() else []
 
 
 def test_self_signed_pair_and_fingerprint_logged(setup: dict[str, Any]) -> None:
-    d: Daemon = setup["daemon"]
+    d: RunningDaemon = setup["daemon"]
     from pyvirt.daemon.tls import fingerprint
 
     key = d.cert.with_name("server-key.pem")
@@ -83,7 +83,7 @@ def test_self_signed_pair_and_fingerprint_logged(setup: dict[str, Any]) -> None:
 
 
 def test_health_needs_no_auth(setup: dict[str, Any]) -> None:
-    d: Daemon = setup["daemon"]
+    d: RunningDaemon = setup["daemon"]
     client = Client.for_target(resolve(_uri(d, ca=str(d.cert))))
     try:
         assert client.json("GET", "/health")["status"] == "ok"
@@ -92,7 +92,7 @@ def test_health_needs_no_auth(setup: dict[str, Any]) -> None:
 
 
 def test_untrusted_certificate_is_refused(setup: dict[str, Any]) -> None:
-    d: Daemon = setup["daemon"]
+    d: RunningDaemon = setup["daemon"]
     client = Client.for_target(resolve(_uri(d)))  # the system CAs do not know it
     with pytest.raises(OperationFailedError, match="cannot verify the TLS certificate") as e:
         client.json("GET", "/health")
@@ -115,7 +115,7 @@ def test_untrusted_certificate_is_refused(setup: dict[str, Any]) -> None:
 def test_no_token_and_bad_token_are_401_and_audited(
     setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    d: Daemon = setup["daemon"]
+    d: RunningDaemon = setup["daemon"]
     before = len(_audit(d))
     client = Client.for_target(resolve(_uri(d, ca=str(d.cert))))
     with pytest.raises(PyvirtError, match="authentication required"):
@@ -139,7 +139,7 @@ def test_no_token_and_bad_token_are_401_and_audited(
 
 
 def test_good_token_over_tls(setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    d: Daemon = setup["daemon"]
+    d: RunningDaemon = setup["daemon"]
     token = _token(d, "ci")
     assert token.startswith("pyvirt_")
     monkeypatch.setenv("PYVIRT_TOKEN", token)
@@ -168,7 +168,7 @@ def test_good_token_over_tls(setup: dict[str, Any], monkeypatch: pytest.MonkeyPa
 
 
 def test_cli_remote_list_over_tls(setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
-    d: Daemon = setup["daemon"]
+    d: RunningDaemon = setup["daemon"]
     token = _token(d, "cli")
     uri = _uri(d, ca=str(d.cert))
     monkeypatch.setenv("PYVIRT_TOKEN", token)
@@ -186,7 +186,7 @@ def test_cli_remote_list_over_tls(setup: dict[str, Any], monkeypatch: pytest.Mon
 
 
 def test_client_certificate_authenticates(setup: dict[str, Any]) -> None:
-    d: Daemon = setup["daemon"]
+    d: RunningDaemon = setup["daemon"]
     cert, key = setup["alice"]
     client = Client.for_target(resolve(_uri(d, ca=str(d.cert), cert=str(cert), key=str(key))))
     assert client.request("GET", "/openapi.json").status == 200
@@ -205,7 +205,7 @@ def test_repeated_failures_are_slowed_down(
 ) -> None:
     """From 127.0.0.2 (its own back-off): 3 free failures, then 0.25, 0.5, 1 s; the next
     request waits 2 s even with a good token, whose success clears the address."""
-    d: Daemon = setup["daemon"]
+    d: RunningDaemon = setup["daemon"]
     good = _token(d, "slow")
     ctx = ssl.create_default_context(cafile=str(d.cert))
     ctx.check_hostname = False  # 127.0.0.1's certificate, reached as 127.0.0.1 from .2
@@ -243,7 +243,7 @@ def test_repeated_failures_are_slowed_down(
 def test_tokens_cli_and_audit_of_mutations(
     setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    d: Daemon = setup["daemon"]
+    d: RunningDaemon = setup["daemon"]
     before = len(_audit(d))
     token = _token(d, "temp")
     r = _cli(d, "token-list")

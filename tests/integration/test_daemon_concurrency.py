@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from pyvirt.state.paths import StatePaths
-from tests.integration.daemon_fixture import RunningDaemon
-from tests.integration.daemon_fixture import daemon as daemon  # a fixture
+from tests.daemonhelp import RunningDaemon
+from tests.daemonhelp import daemon as daemon  # a fixture
 
 SECONDS = float(os.environ.get("PYVIRT_CONCURRENCY_SECONDS", "60"))
 CLIENTS = int(os.environ.get("PYVIRT_CONCURRENCY_CLIENTS", "20"))

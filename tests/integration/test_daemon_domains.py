@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +18,7 @@ from pyvirt.api.domains import Reason, State
 from pyvirt.api.remote.connection import RemoteConnection
 from pyvirt.errors import PreconditionFailedError
 from tests.conftest import Pyvirt
+from tests.daemonhelp import pyvirtd as start_pyvirtd
 from tests.integration.test_lifecycle import domain_xml, state, wait_for, wait_marker
 
 pytestmark = pytest.mark.qemu
@@ -48,31 +45,8 @@ def http(sock: Path, method: str, path: str, body: bytes = b"",
 @pytest.fixture
 def pyvirtd(pyvirt: Pyvirt) -> Iterator[Path]:
     """A pyvirtd serving the test's state root; yields its socket; stopped afterwards."""
-    sock = pyvirt.root / "run" / "pyvirtd.sock"
-    log = open(pyvirt.root / "pyvirtd.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "pyvirt.daemon", "--no-autostart"],
-                            env=pyvirt.env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise AssertionError(f"pyvirtd exited: {(pyvirt.root / 'pyvirtd.log').read_text()}")
-            try:
-                if sock.exists() and http(sock, "GET", "/health")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "pyvirtd did not answer /health"
-            time.sleep(0.05)
-        yield sock
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with start_pyvirtd(pyvirt.root) as d:
+        yield d.sock
 
 
 def test_cli_through_the_daemon(pyvirt: Pyvirt, pyvirtd: Path, tiny_image: Any) -> None:

@@ -12,10 +12,8 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,68 +21,16 @@ import pytest
 
 from pyvirt.api.event_values import Event
 from pyvirt.api.remote.events import stream
-from pyvirt.client.transport import Client
-from pyvirt.client.uri import Target
 from pyvirt.daemon.app import FEATURES
 from pyvirt.daemon.routes.events import END_GRACE
 from pyvirt.errors import NotFoundError, UnsupportedError
 from tests.conftest import PYVIRT, Pyvirt
-from tests.daemonhelp import InProcessDaemon
+from tests.daemonhelp import InProcessDaemon, RunningDaemon, pyvirtd
 from tests.integration.test_disks import guest_disks, make_image
 from tests.integration.test_lifecycle import define, wait_for, wait_marker
 
 MiB = 1024 * 1024
 EMBED = ("-c", "pyvirt:///embed")
-
-
-class Pyvirtd:
-    """A ``python -m pyvirt.daemon`` process serving a test's state root."""
-
-    def __init__(self, pv: Pyvirt) -> None:
-        self.pv = pv
-        self.socket = pv.root / "run" / "pyvirtd.sock"
-        self.target = Target("unix", f"pyvirt+unix://{self.socket}", self.socket)
-        self.log = pv.root / "pyvirtd.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def client(self) -> Client:
-        return Client.for_target(self.target)
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "pyvirt.daemon", "--no-autostart"],
-                env=self.pv.env, stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        deadline = time.monotonic() + 20
-        while True:
-            assert self.proc.poll() is None, f"pyvirtd died: {self.log.read_text()}"
-            with contextlib.suppress(Exception):
-                if self.client().json("GET", "/health")["status"] == "ok":
-                    return
-            assert time.monotonic() < deadline, "pyvirtd did not answer /health"
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-            raise AssertionError("pyvirtd did not stop on SIGTERM") from None
-
-
-@contextlib.contextmanager
-def running_pyvirtd(pv: Pyvirt) -> Iterator[Pyvirtd]:
-    daemon = Pyvirtd(pv)
-    try:
-        daemon.start()
-        yield daemon
-    finally:
-        daemon.stop()
 
 
 class Lines:
@@ -133,7 +79,7 @@ def event_cli(pv: Pyvirt, *args: str) -> tuple[subprocess.Popen[str], Lines]:
     return proc, lines
 
 
-def post_xml(d: Pyvirtd, path: str, xml: str) -> Any:
+def post_xml(d: RunningDaemon, path: str, xml: str) -> Any:
     return d.client().request("POST", path, body=xml.encode(), content_type="application/xml")
 
 
@@ -148,7 +94,7 @@ def test_hotplug_through_the_daemon_prints_virsh_events(pyvirt: Pyvirt, tiny_ima
         f"<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
         f"<source file='{img}'/><target dev='vdb' bus='virtio'/></disk>"
     )
-    with running_pyvirtd(pyvirt) as d:
+    with pyvirtd(pyvirt.root, clean_stop=True) as d:
         proc, out = event_cli(pyvirt, "--all", "--loop", "--timeout", "20")
         try:
             added = post_xml(d, "/api/v1/domains/d1/devices?live=true", disk).json()
@@ -195,7 +141,7 @@ def test_event_cli_first_event_timeout_filters_json(pyvirt: Pyvirt) -> None:
     img = pyvirt.root / "c.raw"
     img.write_bytes(bytes(MiB))
     disk = f"<disk type='file'><source file='{img}'/><target dev='vdc'/></disk>"
-    with running_pyvirtd(pyvirt) as d:
+    with pyvirtd(pyvirt.root, clean_stop=True) as d:
         t0 = time.monotonic()
         res = pyvirt("event", "--all", "--timeout", "1")
         assert res.out == "event loop timed out\nevents received: 0\n"
@@ -308,7 +254,7 @@ def test_lifecycle_events_end_to_end(pyvirt: Pyvirt, tiny_image: Any) -> None:
     missing = _lifecycle_missing()
     if missing:
         pytest.skip("needs " + " and ".join(missing))
-    with running_pyvirtd(pyvirt):
+    with pyvirtd(pyvirt.root, clean_stop=True):
         proc, out = event_cli(pyvirt, "--domain", "t1", "--all", "--loop", "--timeout", "60")
         try:
             define(pyvirt, tiny_image, "t1")

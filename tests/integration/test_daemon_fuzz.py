@@ -33,7 +33,7 @@ from hypothesis.errors import Unsatisfiable  # noqa: E402
 from schemathesis.generation.modes import GenerationMode  # noqa: E402
 from schemathesis.specs.openapi.checks import response_schema_conformance  # noqa: E402
 
-from tests.integration.daemon_fixture import RunningDaemon, pyvirtd  # noqa: E402
+from tests.daemonhelp import RunningDaemon, pyvirtd  # noqa: E402
 from tests.integration.nethelp import netns  # noqa: E402
 
 EXAMPLES = int(os.environ.get("PYVIRT_FUZZ_EXAMPLES", "12"))

@@ -21,9 +21,10 @@ import pytest
 from pyvirt.api.remote.jobs import JobInfo, Jobs
 from pyvirt.api.remote.volume_jobs import VolumeJobsMixin
 from pyvirt.client.transport import Client
-from pyvirt.client.uri import resolve
 from pyvirt.progress import CancelledError, CancelToken
 from tests.conftest import Pyvirt
+from tests.daemonhelp import RunningDaemon as Daemon
+from tests.daemonhelp import pyvirtd
 
 MIB = 1 << 20
 BIG = 128 * MIB
@@ -40,43 +41,6 @@ class RemoteVolume(VolumeJobsMixin):
 
     def _job_volume(self, name: str) -> RemoteVolume:
         return RemoteVolume(self._client, self.pool_name, name)
-
-
-class Daemon:
-    """A pyvirtd serving a test's state root."""
-
-    def __init__(self, pv: Pyvirt) -> None:
-        self.pv = pv
-        self.sock = pv.root / "run" / "pyvirtd.sock"
-        self.uri = f"pyvirt+unix://{self.sock}"
-        with open(pv.root / "pyvirtd.err", "wb") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "pyvirt.daemon", "--no-autostart"],
-                env=pv.env, stdout=subprocess.DEVNULL, stderr=err,
-            )  # fmt: skip
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                self.client().json("GET", "/health")
-                break
-            except Exception:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("pyvirtd did not come up: " + self.log()) from None
-                time.sleep(0.1)
-
-    def client(self) -> Client:
-        return Client.for_target(resolve(self.uri))
-
-    def log(self) -> str:
-        return (self.pv.root / "pyvirtd.err").read_text(errors="replace")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -105,11 +69,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pyvirt, Da
         "</devices></domain>"
     )
     pv("define", str(xml))
-    daemon = Daemon(pv)
     try:
-        yield pv, daemon, target
+        with pyvirtd(root) as daemon:
+            yield pv, daemon, target
     finally:
-        daemon.stop()
         kill_leftovers(root)
         shutil.rmtree(root, ignore_errors=True)
 

@@ -15,8 +15,8 @@ from pyvirt.api.remote.nodedevs import RemoteNodeDeviceCollection
 from pyvirt.api.remote.pools import RemotePoolCollection
 from pyvirt.errors import InvalidStateError, NotFoundError, UnsupportedError
 from pyvirt.state.paths import StatePaths
-from tests.integration.daemon_fixture import RunningDaemon, pyvirtd
-from tests.integration.daemon_fixture import daemon as daemon
+from tests.daemonhelp import RunningDaemon, pyvirtd
+from tests.daemonhelp import daemon as daemon
 from tests.integration.nethelp import netns
 
 NET = """<network><name>{name}</name><forward mode='nat'/><bridge name='{br}'/>

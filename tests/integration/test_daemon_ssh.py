@@ -20,7 +20,7 @@ import pytest
 from pyvirt.client.transport import Client
 from pyvirt.client.uri import resolve
 from pyvirt.errors import OperationFailedError, PyvirtError, UnsupportedError
-from tests.integration.daemonhelp import Daemon, free_port, running_daemon
+from tests.daemonhelp import RunningDaemon, free_port, pyvirtd
 
 PYVIRT = [sys.executable, "-m", "pyvirt.cli"]
 SSHD = "/usr/sbin/sshd"
@@ -73,10 +73,10 @@ def sshd() -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def daemon() -> Iterator[Daemon]:
+def daemon() -> Iterator[RunningDaemon]:
     root = Path(tempfile.mkdtemp(prefix="pvd", dir="/tmp"))
     try:
-        with running_daemon(root) as d:
+        with pyvirtd(root) as d:
             yield d
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -107,7 +107,7 @@ def _ssh_children(sshd: dict[str, Any], marker: str = "") -> list[str]:
 
 
 def test_requests_go_through_the_tunnel_and_it_is_torn_down(
-    sshd: dict[str, Any], daemon: Daemon
+    sshd: dict[str, Any], daemon: RunningDaemon
 ) -> None:
     client = Client.for_target(resolve(_uri(sshd, daemon.socket)))
     tunnel = client.tunnel
@@ -130,7 +130,7 @@ def test_requests_go_through_the_tunnel_and_it_is_torn_down(
     assert "Accepted publickey for root" in sshd["log"].read_text()
 
 
-def test_cli_over_ssh(sshd: dict[str, Any], daemon: Daemon) -> None:
+def test_cli_over_ssh(sshd: dict[str, Any], daemon: RunningDaemon) -> None:
     env = {**os.environ, "PYVIRT_STATE_DIR": "/nonexistent-pyvirt-state"}
     r = subprocess.run([*PYVIRT, "-c", _uri(sshd, daemon.socket), "token-list"], env=env,
                        capture_output=True, text=True, timeout=60)  # fmt: skip
@@ -160,7 +160,7 @@ def test_cli_over_ssh(sshd: dict[str, Any], daemon: Daemon) -> None:
     assert not stale.exists()
 
 
-def test_cli_list_over_ssh(sshd: dict[str, Any], daemon: Daemon) -> None:
+def test_cli_list_over_ssh(sshd: dict[str, Any], daemon: RunningDaemon) -> None:
     uri = _uri(sshd, daemon.socket)
     try:
         import pyvirt.api
@@ -177,7 +177,7 @@ def test_cli_list_over_ssh(sshd: dict[str, Any], daemon: Daemon) -> None:
     assert r.stdout.startswith(" Id   Name")
 
 
-def test_ssh_failures_are_clear(sshd: dict[str, Any], daemon: Daemon) -> None:
+def test_ssh_failures_are_clear(sshd: dict[str, Any], daemon: RunningDaemon) -> None:
     # an unknown host key: ssh refuses, the error says so
     d = sshd["dir"]
     (d / "empty_known_hosts").write_text("")

@@ -22,17 +22,14 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pyvirt.errors import PyvirtError
+from tests.daemonhelp import RunningDaemon, pyvirtd
 from tests.integration.nethelp import define, guest_xml, netns
 from tests.integration.test_eager_stop import NetOnlyPyvirt, _alive, _taps
 from tests.integration.test_lifecycle import wait_for, wait_marker
@@ -44,63 +41,10 @@ pytestmark = [pytest.mark.qemu, pytest.mark.root]
 DEADLINE = 2.0
 
 
-class Pyvirtd:
-    """A pyvirtd for one state root, run in network namespace ``ns``."""
-
-    def __init__(self, root: Path, ns: str) -> None:
-        self.root = root
-        self.ns = ns
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.sock = root / "run" / "pyvirtd.sock"
-
-    def start(self) -> None:
-        env = {**os.environ, "PYVIRT_STATE_DIR": str(self.root)}
-        with open(self.root / "pyvirtd.log", "ab") as log:
-            self.proc = subprocess.Popen(
-                ["nsenter", f"--net=/run/netns/{self.ns}", sys.executable, "-m", "pyvirt.daemon"],
-                env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )  # fmt: skip
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if self.get("/health")["status"] == "ok":
-                    return
-            except (OSError, ValueError, PyvirtError):
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"pyvirtd did not come up:\n{self.log()[-3000:]}")
-            time.sleep(0.05)
-
-    def get(self, path: str) -> Any:
-        from pyvirt.client.transport import Client
-        from pyvirt.client.uri import resolve
-
-        client = Client.for_target(resolve(f"pyvirt+unix://{self.sock}"))
-        return json.loads(client.request("GET", path).body)
-
-    def log(self) -> str:
-        return (self.root / "pyvirtd.log").read_text(errors="replace")
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-        self.proc = None
-
-
-@contextmanager
-def pyvirtd(root: Path, ns: str) -> Iterator[Pyvirtd]:
-    daemon = Pyvirtd(root, ns)
-    try:
-        yield daemon
-    finally:
-        daemon.kill()
+def _in_ns(ns: str) -> dict[str, Any]:
+    """The daemon of these tests: in ``ns`` (network only, like the CLI), with autostart,
+    started by the test itself."""
+    return {"netns": ns, "net_only": True, "autostart": True, "timeout": 60.0, "started": False}
 
 
 def _xml(image: Any, name: str, mac: str) -> str:
@@ -147,7 +91,7 @@ def _state(pv: NetOnlyPyvirt, name: str) -> str:
     return pv("domstate", name, "--reason").out.strip()
 
 
-def _events(d: Pyvirtd, name: str) -> list[str]:
+def _events(d: RunningDaemon, name: str) -> list[str]:
     return [
         f"{e['event']} {e['detail']}".strip()
         for e in d.get("/api/v1/supervisor")["events"]
@@ -165,7 +109,7 @@ def _rss_kib(pid: int) -> int:
 def test_killed_daemon_is_harmless(state_root: Path, tiny_image: Any) -> None:
     if os.geteuid() != 0:
         pytest.skip("taps and bridges need root")
-    with netns() as ns, pyvirtd(state_root, ns) as daemon:
+    with netns() as ns, pyvirtd(state_root, **_in_ns(ns)) as daemon:
         pv = NetOnlyPyvirt(state_root, ns)
         pv.env["PYVIRT_DEFAULT_URI"] = "pyvirt:///embed"  # the CLI stays embedded
         pv.sh("ip link add pvbr0 type bridge && ip link set pvbr0 up")
@@ -237,7 +181,8 @@ def test_killed_daemon_is_harmless(state_root: Path, tiny_image: Any) -> None:
         assert _events(daemon, "c") == ["Shutdown Finished", "Stopped Shutdown"]
         log = (state_root / "log/qemu/c/qemu.log").read_text(errors="replace")
         assert "pyvirtd: QEMU gone: shutdown (guest-shutdown)" in log
-        assert "Traceback" not in daemon.log(), daemon.log()[-3000:]
+        log = daemon.log.read_text(errors="replace")
+        assert "Traceback" not in log, log[-3000:]
 
 
 def test_cli_start_while_daemon_runs_and_hand_back(state_root: Path, tiny_image: Any) -> None:
@@ -245,7 +190,7 @@ def test_cli_start_while_daemon_runs_and_hand_back(state_root: Path, tiny_image:
     finds it, reports suspend/resume/destroy, and hands its guests to reapers on SIGTERM."""
     if os.geteuid() != 0:
         pytest.skip("network namespaces need root")
-    with netns() as ns, pyvirtd(state_root, ns) as daemon:
+    with netns() as ns, pyvirtd(state_root, **_in_ns(ns)) as daemon:
         pv = NetOnlyPyvirt(state_root, ns)
         pv.env["PYVIRT_DEFAULT_URI"] = "pyvirt:///embed"
         for name in ("d", "e"):

@@ -4,10 +4,6 @@ block, NIC and CPU counters are non-zero in both, and ``/metrics`` parses as Pro
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.daemonhelp import pyvirtd
 from tests.integration.nethelp import NsPyvirt, define, guest_xml, netns, wait_run
 
 pytestmark = pytest.mark.qemu
@@ -40,37 +37,13 @@ def domstats(pv: NsPyvirt, *args: str) -> dict[str, str]:
 @contextmanager
 def daemon(root: Path, ns: str) -> Iterator[httpx.Client]:
     """A real pyvirtd on ``root`` (in the namespace), until the block ends."""
-    env = {**os.environ, "PYVIRT_STATE_DIR": str(root)}
-    sock = root / "run" / "pyvirtd.sock"
-    log = (root / "pyvirtd.log").open("wb")
-    proc = subprocess.Popen(
-        ["ip", "netns", "exec", ns, sys.executable, "-m", "pyvirt.daemon", "--no-autostart"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    client = httpx.Client(transport=httpx.HTTPTransport(uds=str(sock)), base_url="http://pyvirtd")
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if client.get("/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, (root / "pyvirtd.log").read_text()
-            assert time.monotonic() < deadline, "pyvirtd did not answer /health"
-            time.sleep(0.1)
+    with (
+        pyvirtd(root, netns=ns) as d,
+        httpx.Client(
+            transport=httpx.HTTPTransport(uds=str(d.sock)), base_url="http://pyvirtd"
+        ) as client,
+    ):
         yield client
-    finally:
-        client.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def test_domstats_and_metrics(state_root: Path, tiny_image: Any) -> None:

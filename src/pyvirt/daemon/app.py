@@ -45,6 +45,7 @@ FEATURES: tuple[str, ...] = (
     "supervisor",
     "autostart",
     "routes.domains",
+    "memory",  # last: trims the heap once the others started
 )
 
 

@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> None:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s pyvirtd[%(process)d] %(levelname)s %(name)s: %(message)s",
     )
+    from pyvirt.daemon.memory import lean_process
+
+    lean_process()
     import pyvirt.api
     from pyvirt.daemon.conffile import read_config_file
     from pyvirt.daemon.context import Daemon, DaemonConfig

@@ -20,7 +20,7 @@ from pyvirt.api.stats import BalloonStats, BlockStats, CpuStats, DomainStats, Ne
 from pyvirt.daemon.app import create_app
 from pyvirt.daemon.context import Daemon, DaemonConfig
 from pyvirt.daemon.jobs import Job, JobRegistry
-from pyvirt.daemon.routes.metrics import domain_families, host_families, job_family
+from pyvirt.daemon.promexport import domain_families, host_families, job_family
 from pyvirt.errors import OperationFailedError
 from pyvirt.state.paths import StatePaths
 

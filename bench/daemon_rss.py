@@ -1,0 +1,207 @@
+"""bench/daemon_rss: pyvirtd's resident memory with 1000 defined and 10 running domains (issue 11).
+
+Starts ``pyvirtd --no-autostart`` on a throw-away state directory, defines ``--domains``
+domains (embedded, before the daemon starts: fast), then starts ``--guests`` tiny TCG guests
+through the daemon's REST API (``POST /api/v1/domains/{name}/start``). A build whose daemon has
+no domain routes yet starts them embedded and waits until the daemon's supervisor has attached
+to all of them (said in the output). Guests are started paused (QEMU ``-S``: the process and its
+monitors exist, no guest CPU burns) unless ``--boot``.
+
+Prints the daemon's VmRSS (``/proc/PID/status``) at each step: idle, with the guests running
+(2 s after the last attach, and once more after ``--settle`` seconds: the daemon gives freed
+memory back every 10 s), and after a ``list --all`` and a ``/metrics`` scrape (read after
+``--settle`` seconds too), against the target (60 MiB) and libvirtd's
+30-33 MiB measured on this machine by bench/daemon_latency.py in the same situation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import domain_xml, tiny_image
+
+TARGET_MIB = 60.0
+LIBVIRTD_MIB = (30.0, 33.0)
+
+
+def rss_mib(pid: int) -> float:
+    """VmRSS of ``pid`` in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+def request(sock: Path, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
+    """One request to the daemon; (status, body) whatever the status."""
+    from pyvirt.client.transport import UnixHTTPConnection
+
+    conn = UnixHTTPConnection(sock, timeout=120)
+    try:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"} if data is not None else {}
+        conn.request(method, path, body=data, headers=headers)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+@contextmanager
+def pyvirtd(root: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A pyvirtd serving ``root`` until the block ends (SIGTERM, then SIGKILL)."""
+    env = {**os.environ, "PYVIRT_STATE_DIR": str(root)}
+    log = root / "pyvirtd.out"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "pyvirt.daemon", "--no-autostart"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+    sock = root / "run" / "pyvirtd.sock"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with suppress(OSError):
+                if sock.exists() and request(sock, "GET", "/health")[0] == 200:
+                    break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"pyvirtd did not start:\n{log.read_text()}")
+            time.sleep(0.05)
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def has_domain_routes(sock: Path, name: str) -> bool:
+    """Whether the daemon serves ``/api/v1/domains`` (not ``/openapi.json``: its cached
+    document would count in the figures)."""
+    return request(sock, "GET", f"/api/v1/domains/{name}/state")[0] == 200
+
+
+def wait_attached(sock: Path, names: list[str], timeout: float = 60.0) -> None:
+    """Until the daemon's supervisor watches every one of ``names``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body = request(sock, "GET", "/api/v1/supervisor")
+        if status == 200:
+            watched = json.dumps(json.loads(body))
+            if all(f'"{n}"' in watched for n in names):
+                return
+        time.sleep(0.2)
+    raise RuntimeError("the daemon did not attach to every guest")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    ap.add_argument("--domains", type=int, default=1000, help="defined domains")
+    ap.add_argument("--guests", type=int, default=10, help="running guests")
+    ap.add_argument("--boot", action="store_true", help="let the guests boot (default: paused)")
+    ap.add_argument(
+        "--settle",
+        type=float,
+        default=12.0,
+        help="seconds before the settled reading (pyvirtd trims every 10 s)",
+    )
+    ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    args = ap.parse_args()
+
+    import pyvirt.api
+
+    kernel, initrd = tiny_image()
+    root = Path(tempfile.mkdtemp(prefix="pvr", dir="/tmp"))
+    names = [f"rss{i:04d}" for i in range(args.domains)]
+    guests = names[: args.guests]
+    figures: dict[str, float] = {}
+    how = ""
+    each: list[float] = []
+    embedded = pyvirt.api.open(f"pyvirt:///embed?root={root}")
+    try:
+        t0 = time.monotonic()
+        for name in names:
+            embedded.domains.define(domain_xml(name, kernel, initrd, memory_mib=64))
+        print(f"defined {args.domains} domains in {time.monotonic() - t0:.1f} s", flush=True)
+        with pyvirtd(root) as proc:
+            sock = root / "run" / "pyvirtd.sock"
+            time.sleep(1.0)
+            figures["idle"] = rss_mib(proc.pid)
+            t0 = time.monotonic()
+            routes = has_domain_routes(sock, guests[0])
+            if routes:
+                how = "through POST /api/v1/domains/{name}/start"
+                for name in guests:
+                    t1 = time.monotonic()
+                    status, body = request(sock, "POST", f"/api/v1/domains/{name}/start",
+                                           {"paused": not args.boot})  # fmt: skip
+                    each.append(time.monotonic() - t1)
+                    if status >= 300:
+                        raise RuntimeError(f"start {name}: {status} {body.decode()}")
+            else:
+                how = "embedded (this build's daemon has no domain routes), attached by pyvirtd"
+                for name in guests:
+                    embedded.domains.get(name).start(paused=not args.boot)
+            wait_attached(sock, guests)
+            started = time.monotonic() - t0
+            time.sleep(2.0)
+            figures["running"] = rss_mib(proc.pid)
+            time.sleep(args.settle)
+            figures[f"running, {args.settle:.0f} s later"] = rss_mib(proc.pid)
+            if routes:
+                request(sock, "GET", "/api/v1/domains?all=true")
+                time.sleep(args.settle)
+                figures["after a list of all"] = rss_mib(proc.pid)
+            request(sock, "GET", "/metrics")
+            time.sleep(args.settle)
+            figures["after list and /metrics"] = rss_mib(proc.pid)
+            figures["peak (VmHWM)"] = float(
+                next(int(line.split()[1]) for line in
+                     Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+                     if line.startswith("VmHWM:")) / 1024
+            )  # fmt: skip
+            for name in guests:
+                with suppress(Exception):
+                    embedded.domains.get(name).destroy()
+    finally:
+        run = root / "run" / "qemu"
+        for name in guests:
+            if (run / name).is_dir():
+                with suppress(Exception):
+                    embedded.domains.get(name).destroy()
+        shutil.rmtree(root, ignore_errors=True)
+
+    state = "booted" if args.boot else "paused (-S)"
+    print(f"daemon_rss: pyvirtd with {args.domains} defined and {args.guests} running domains")
+    print(f"  guests: tiny TCG, {state}, started {how} in {started:.1f} s")
+    if each:
+        print(f"  one start through the daemon: median {1000 * statistics.median(each):.0f} ms")
+    for label, value in figures.items():
+        print(f"  {label:<26} {value:7.1f} MiB")
+    final = figures["after list and /metrics"]
+    verdict = "OK" if final <= TARGET_MIB else "MISSED"
+    lo, hi = LIBVIRTD_MIB
+    ratio = f"{final / hi:.2f}-{final / lo:.2f}x"
+    print(f"  target {TARGET_MIB:.0f} MiB: {verdict} ({final:.1f} MiB);"
+          f" libvirtd here: {lo:.0f}-{hi:.0f} MiB ({ratio})")  # fmt: skip
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rss_mib": figures, "guests": state, "how": how}))
+
+
+if __name__ == "__main__":
+    main()

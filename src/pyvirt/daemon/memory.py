@@ -1,0 +1,127 @@
+"""Keeping pyvirtd's resident memory small (issue 11: <= 60 MiB with 1000 defined and 10
+running domains).
+
+- :func:`lean_process`, called by ``pyvirtd`` before anything else is imported: at most
+  :data:`MALLOC_ARENAS` glibc malloc arenas (by default each thread that allocates may get
+  its own, up to 8 per core, and freed memory stays in them), and no ``pydantic.v1`` (FastAPI
+  imports it only to check that no route uses a v1 model, and accepts its absence; it costs
+  about 1.5 MiB), and uvicorn without its command line (``uvicorn/__init__.py`` imports
+  ``uvicorn.main``: click, multiprocessing and the reload supervisors, about 2 MiB; the
+  daemon only uses ``uvicorn.Config`` and ``uvicorn.Server``, anything else is imported from
+  ``uvicorn.main`` when first asked for).
+- The ``memory`` feature freezes the objects of start-up (``gc.freeze``: later collections
+  do not scan them) and gives freed heap back to the kernel (``malloc_trim``) once start-up
+  is done, then collects and trims every :data:`TRIM_INTERVAL` seconds (a few ms).
+
+Nothing here is needed for correctness: without glibc every step is skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import functools
+import gc
+import importlib
+import importlib.util
+import sys
+import types
+from typing import Any
+
+from fastapi import APIRouter
+
+from pyvirt.daemon.context import Daemon
+
+__all__ = ["MALLOC_ARENAS", "TRIM_INTERVAL", "lean_process", "router", "setup", "trim"]
+
+#: glibc malloc arenas (``M_ARENA_MAX``); the daemon's threads mostly wait on I/O
+MALLOC_ARENAS = 2
+#: seconds between two ``malloc_trim`` calls
+TRIM_INTERVAL = 10.0
+_M_ARENA_MAX = -8
+
+router = APIRouter()
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+
+
+def _uvicorn_without_cli() -> None:
+    """Make ``import uvicorn`` give the package with ``Config`` and ``Server`` but without
+    running ``uvicorn/__init__.py`` (its other names load ``uvicorn.main`` on first use)."""
+    if "uvicorn" in sys.modules:
+        return
+    spec = importlib.util.find_spec("uvicorn")
+    if spec is None or spec.submodule_search_locations is None:
+        return
+    pkg = types.ModuleType("uvicorn")
+    pkg.__spec__ = spec
+    pkg.__path__ = list(spec.submodule_search_locations)
+    pkg.__file__ = spec.origin
+
+    def __getattr__(name: str) -> Any:  # PEP 562: main, run, ...
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(importlib.import_module("uvicorn.main"), name)
+
+    vars(pkg)["__getattr__"] = __getattr__
+    sys.modules["uvicorn"] = pkg
+    try:  # Config first: uvicorn.lifespan.on imports it from the package
+        for name, module in (("__version__", "_version"), ("Config", "config"),
+                             ("Server", "server")):  # fmt: skip
+            setattr(pkg, name, getattr(importlib.import_module(f"uvicorn.{module}"), name))
+    except Exception:  # an unexpected uvicorn layout: the ordinary package
+        for name in [m for m in sys.modules if m == "uvicorn" or m.startswith("uvicorn.")]:
+            del sys.modules[name]
+
+
+def lean_process() -> None:
+    """Process-wide settings for a small daemon; call before the web stack is imported."""
+    sys.modules.setdefault("pydantic.v1", None)  # type: ignore[arg-type]
+    _uvicorn_without_cli()
+    libc = _libc()
+    if libc is not None:
+        libc.mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+
+
+def trim() -> None:
+    """Give the C heap's free memory back to the kernel."""
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+def setup(daemon: Daemon) -> None:
+    """Freeze and trim after start-up (register this feature last), then periodically."""
+    task: list[asyncio.Task[None]] = []
+
+    async def trimmer() -> None:
+        while True:
+            await asyncio.sleep(TRIM_INTERVAL)
+            gc.collect()  # cheap: start-up's objects are frozen
+            trim()
+
+    async def start() -> None:
+        gc.collect()
+        gc.freeze()  # start-up's objects: never scanned again by the collector
+        trim()
+        task.append(asyncio.get_running_loop().create_task(trimmer()))
+
+    async def stop() -> None:
+        for t in task:
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+
+    daemon.on_startup.append(start)
+    daemon.on_shutdown.append(stop)
