@@ -195,7 +195,7 @@ def test_synchronized_phase_then_pivot_finish_and_timeout(pyvirt: Pyvirt, tiny_i
 def test_daemon_runs_block_jobs_as_jobs(pyvirt: Pyvirt, tiny_image: Any) -> None:
     """Through pyvirtd: a throttled copy is the domain's job (domjobinfo); cancelling it
     aborts QEMU's job and removes the target; a commit job pivots."""
-    from tests.integration.daemon_fixture import pyvirtd
+    from tests.daemonhelp import pyvirtd
 
     root = pyvirt.root
     base = make_image(root / "base.qcow2", "qcow2", 16 * MiB)
