@@ -189,7 +189,7 @@ class DomainCollection:
 
         st = save.restore(self._service.domains, Path(path), xml=xml, running=running,
                           bypass_cache=bypass_cache, progress=progress, cancel=cancel)  # fmt: skip
-        return Domain(self._service, st.name)
+        return self.get(st.name)
 
     def save_image_xml(self, path: str | Path, *, security_info: bool = False) -> str:
         """The domain XML stored in save image *path* (``save-image-dumpxml``)."""
