@@ -243,6 +243,12 @@ def _migrate(
     if st.status != "completed":
         detail = st.error or f"migration {st.status}"
         raise OperationFailedError(f"saving domain '{name}' failed: {detail}")
+    if progress is not None and st.total:
+        progress(st.total, st.total)
+    # a cancel that came while the last bytes went is still honoured: the image is not in
+    # place yet, so the caller drops it and runs the guest again
+    if cancel is not None and cancel.cancelled:
+        raise CancelledError(f"saving domain '{name}' cancelled; it runs on")
     if copier.is_alive():
         raise OperationFailedError(f"saving domain '{name}' failed: QEMU kept the stream open")
     if progress is not None:
