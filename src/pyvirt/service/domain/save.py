@@ -243,16 +243,14 @@ def _migrate(
     if st.status != "completed":
         detail = st.error or f"migration {st.status}"
         raise OperationFailedError(f"saving domain '{name}' failed: {detail}")
-    if progress is not None and st.total:
+    if copier.is_alive():
+        raise OperationFailedError(f"saving domain '{name}' failed: QEMU kept the stream open")
+    if progress is not None:
         progress(st.total, st.total)
     # a cancel that came while the last bytes went is still honoured: the image is not in
     # place yet, so the caller drops it and runs the guest again
     if cancel is not None and cancel.cancelled:
         raise CancelledError(f"saving domain '{name}' cancelled; it runs on")
-    if copier.is_alive():
-        raise OperationFailedError(f"saving domain '{name}' failed: QEMU kept the stream open")
-    if progress is not None:
-        progress(st.total, st.total)
 
 
 def _wait_finished(mon: Monitor, timeout: float = 30.0) -> None:
