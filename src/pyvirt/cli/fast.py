@@ -359,6 +359,18 @@ def _client(target: Target) -> Client:
     return HttpAdapter(HttpClient.for_target(target))
 
 
+def _daemon_may_answer() -> bool:
+    """False when no URI is configured and this state directory has no daemon socket: the
+    embedded CLI then skips the URI and socket code altogether."""
+    import os  # lazy
+
+    if os.environ.get("PYVIRT_DEFAULT_URI") or os.environ.get("LIBVIRT_DEFAULT_URI"):
+        return True
+    from pyvirt.state.paths import StatePaths  # lazy
+
+    return StatePaths.default().daemon_socket.exists()
+
+
 def run(argv: list[str]) -> int | None:
     """Run ``argv`` without click if it is a simple form and the connection is a daemon;
     returns the exit status, or ``None`` to let click handle it."""
@@ -370,7 +382,7 @@ def run(argv: list[str]) -> int | None:
     if form is None:
         return None
     args = form.parse(rest)
-    if args is None:
+    if args is None or (uri is None and not _daemon_may_answer()):
         return None
     from pyvirt.client.uri import resolve  # lazy
     from pyvirt.errors import PyvirtError  # lazy

@@ -35,7 +35,6 @@ __all__ = ["TLS_PORT", "Target", "daemon_answers", "resolve"]
 TLS_PORT = 16514
 
 
-
 class Target:
     """Where a connection goes: in-process (``embed``) or to a daemon over a transport.
 
