@@ -21,7 +21,7 @@ from urllib.parse import quote, urlencode
 
 from pyvirt.api.remote.jobs import JobInfo, Jobs, wait_for
 from pyvirt.client.transport import API, Client, Response
-from pyvirt.errors import OperationFailedError, PyvirtError
+from pyvirt.errors import OperationFailedError
 from pyvirt.progress import CancelToken, Progress
 
 if TYPE_CHECKING:
@@ -37,11 +37,6 @@ CHUNK = 1 << 20
 def _http(client: Client) -> http.client.HTTPConnection:
     """The client's HTTP connection, for bodies streamed in or out (not read whole)."""
     return client.connection
-
-
-def _error(resp: Response) -> PyvirtError:
-    """The daemon's error answer as the matching :class:`~pyvirt.errors.PyvirtError`."""
-    return Client.error_of(resp)
 
 
 def _started(client: Client, method: str, path: str, payload: dict[str, Any]) -> JobInfo:
@@ -124,7 +119,7 @@ class VolumeJobsMixin:
             self._client.close()  # the daemon sees the connection drop and cancels its job
             raise
         if resp.status >= 400:
-            raise _error(resp)
+            raise Client.error_of(resp)
         info = JobInfo.from_json(resp.json()["job"])
         return int((info.result or {}).get("transferred", info.done))
 
@@ -155,7 +150,7 @@ class VolumeJobsMixin:
             raw = conn.getresponse()
             if raw.status >= 400:
                 data = raw.read()
-                raise _error(Response(raw.status, _lower(raw.getheaders()), data))
+                raise Client.error_of(Response(raw.status, _lower(raw.getheaders()), data))
             job_id = raw.getheader("x-pyvirt-job", "")
             total = int(raw.getheader("content-length", "0") or 0)
             zeros = bytes(CHUNK)
