@@ -390,17 +390,30 @@ class Watch:
         """Ask QEMU what happened before this watcher connected (the previous watcher died,
         or pyvirtd restarted): a guest that powered off meanwhile sits in run state
         ``shutdown`` (``-no-shutdown``); apply ``on_poweroff`` to it now."""
-        from qemu.qmp import QMPError
+        import asyncio
+
+        from qemu.qmp import QMPError, Runstate
 
         try:
             status = await client.execute("query-status")
         except QMPError as err:
             log.warning("query-status failed: %s", err)
             return
-        if isinstance(status, dict) and status.get("status") == "shutdown":
-            self.say("the guest powered off while no watcher ran")
-            event = {"event": "SHUTDOWN", "data": {"reason": "guest-shutdown", "guest": True}}
-            await self.handle(client, event)
+        if not (isinstance(status, dict) and status.get("status") == "shutdown"):
+            return
+        # A QEMU that is exiting (SIGTERM, quit) also reports ``shutdown`` while it cleans up,
+        # after its own SHUTDOWN event went out before this watcher connected: that is no
+        # power-off. A destroy under way says so; otherwise give an exiting QEMU a moment.
+        if is_destroying(self.run_dir):
+            return
+        deadline = time.monotonic() + 0.3
+        while time.monotonic() < deadline:
+            if client.runstate != Runstate.RUNNING or not self.qemu_alive():
+                return
+            await asyncio.sleep(0.02)
+        self.say("the guest powered off while no watcher ran")
+        event = {"event": "SHUTDOWN", "data": {"reason": "guest-shutdown", "guest": True}}
+        await self.handle(client, event)
 
     async def run(self) -> ExitInfo:
         """Watch until QEMU is gone; return the exit information.
