@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from qemu.qmp import Runstate
 
-from pyvirt.drivers.qemu import runtime, watch
+from pyvirt.drivers.qemu import process, runtime, watch
 
 
 class FakeClient:
@@ -20,6 +21,7 @@ class FakeClient:
     def __init__(self, status: str = "running") -> None:
         self.sent: list[str] = []
         self.status = status
+        self.runstate = Runstate.RUNNING
 
     async def execute(self, cmd: str, args: Any = None) -> Any:
         self.sent.append(cmd)
@@ -89,6 +91,7 @@ def test_poweroff_restart_resets_and_continues(tmp_path: Path, devnull: int) -> 
 
 def test_catch_up_applies_poweroff_that_happened_unwatched(tmp_path: Path, devnull: int) -> None:
     w, seen = _watch(tmp_path, devnull)
+    w.qemu_pid, w.qemu_start = os.getpid(), process.proc_stat(os.getpid())[1]  # type: ignore[index]
     client = FakeClient(status="shutdown")
     asyncio.run(w.catch_up(client))
     assert client.sent == ["query-status", "quit"]
@@ -97,3 +100,21 @@ def test_catch_up_applies_poweroff_that_happened_unwatched(tmp_path: Path, devnu
     running = FakeClient()
     asyncio.run(w.catch_up(running))
     assert running.sent == ["query-status"]
+
+
+def test_catch_up_leaves_an_exiting_qemu_alone(tmp_path: Path, devnull: int) -> None:
+    """A destroy under way, or a QEMU whose monitor closes (it is exiting on a signal): its
+    cleanup-time ``shutdown`` run state is no guest power-off."""
+    runtime.mark_destroying(tmp_path)
+    w, seen = _watch(tmp_path, devnull)
+    w.qemu_pid, w.qemu_start = os.getpid(), process.proc_stat(os.getpid())[1]  # type: ignore[index]
+    client = FakeClient(status="shutdown")
+    asyncio.run(w.catch_up(client))
+    assert (client.sent, seen, w.last_shutdown) == (["query-status"], [], None)
+    (tmp_path / "signalled").mkdir()
+    w2, seen2 = _watch(tmp_path / "signalled", devnull)
+    w2.qemu_pid, w2.qemu_start = os.getpid(), process.proc_stat(os.getpid())[1]  # type: ignore[index]
+    closing = FakeClient(status="shutdown")
+    closing.runstate = Runstate.DISCONNECTING
+    asyncio.run(w2.catch_up(closing))
+    assert (closing.sent, seen2, w2.last_shutdown) == (["query-status"], [], None)
