@@ -229,3 +229,42 @@ def test_external_snapshot_deleted_while_running(pyvirt: Pyvirt, tiny_image: Any
     assert pyvirt("snapshot-list", "r", "--name").out.strip() == ""
     pyvirt("destroy", "r")
     assert read_back(base, "qcow2", pyvirt.root).startswith(b"AFTER\n")
+
+
+def test_external_snapshot_with_memory(pyvirt: Pyvirt, tiny_image: Any) -> None:
+    """--memspec: the guest's state goes to a file and the disk to an overlay; reverting
+    resumes the guest from that file (no boot: its uptime goes back) on a fresh overlay."""
+    base = make_image(pyvirt.root / "m.qcow2", "qcow2", 16 * MiB)
+    define(pyvirt, tiny_image, "m", extra_devices=disk_xml(base))
+    pyvirt("start", "m")
+    wait_marker(pyvirt, "m")
+    guest(pyvirt, "m", "echo hpet > /sys/devices/system/clocksource/clocksource0/"
+          "current_clocksource")  # fmt: skip
+    write_marker(pyvirt, "m", "MEM1")
+    up1 = uptime(pyvirt, "m")
+    mem = pyvirt.root / "m1.mem"
+    out = pyvirt("snapshot-create-as", "m", "m1", "--memspec", f"file={mem}", "--live").out
+    assert out == "Domain snapshot m1 created\n"
+    overlay = pyvirt.root / "m.m1"
+    assert mem.is_file() and overlay.is_file() and source_of(pyvirt, "m") == str(overlay)
+    assert state(pyvirt, "m").startswith("running")
+    write_marker(pyvirt, "m", "MEM2")
+    guest(pyvirt, "m", "sleep 4")
+    up2 = uptime(pyvirt, "m")
+    info = pyvirt("snapshot-info", "m", "m1").out
+    assert "State:          running" in info and "Location:       external" in info
+    dumped = pyvirt("snapshot-dumpxml", "m", "m1").out
+    memory = next(line for line in dumped.splitlines() if "<memory " in line)
+    assert "snapshot='external'" in memory and f"file='{mem}'" in memory
+
+    pyvirt("snapshot-revert", "m", "m1")
+    assert state(pyvirt, "m").startswith("running")
+    assert read_marker(pyvirt, "m") == "MEM1"
+    up3 = uptime(pyvirt, "m")
+    assert up1 <= up3 < up2, (up1, up2, up3)
+
+    pyvirt("snapshot-delete", "m", "m1")  # a live merge; the memory file goes too
+    assert not mem.exists() and not overlay.exists() and source_of(pyvirt, "m") == str(base)
+    pyvirt("destroy", "m")
+    res = pyvirt("snapshot-create-as", "m", "m2", "--memspec", f"file={mem}", check=False)
+    assert res.rc == 1 and "needs a running guest" in res.err and not mem.exists()

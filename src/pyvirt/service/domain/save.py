@@ -154,20 +154,49 @@ def _save_to(
 
     with Monitor(rec.qmp_socket, name=name) as mon:
         was_running = mon.query_status()[1]
-        header = saveimage.SaveHeader(xml=xml, running=was_running if running is None else running)
-        offset = saveimage.stream_offset_for(header)
-        saveimage.write_header(fd, header, offset)
-        os.lseek(fd, offset, os.SEEK_SET)
-        _migrate(mon, name, fd, progress, cancel)
+        header = save_state(
+            mon, name, fd, xml, running=was_running if running is None else running,
+            progress=progress, cancel=cancel,
+        )  # fmt: skip
     # QEMU is paused now and has flushed and let go of the disks: fingerprint them
-    length = os.fstat(fd).st_size - offset
     try:
         stamps = tuple(saveimage.DiskStamp.of(t, p) for t, p in _writable_disks(dom))
     except OSError as err:
         raise OperationFailedError(f"cannot examine a disk of domain '{name}': {err}") from err
-    final = header.with_(stream_length=length, disks=stamps, saved_at=time.time())
+    saveimage.write_header(fd, header.with_(disks=stamps), header.stream_offset)
+    os.fsync(fd)
+
+
+def save_state(
+    mon: Monitor,
+    name: str,
+    fd: int,
+    xml: str,
+    *,
+    running: bool,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> SaveHeader:
+    """Write pyvirt's header (*xml*, restore into *running*) and the guest's state into the
+    empty file *fd*, fsync'ed; QEMU ends paused (``postmigrate``). Also the memory file of an
+    external snapshot.
+
+    :returns: the final header (stream offset and length, no disk stamps)
+    :raises CancelledError: cancelled (the migration is cancelled; QEMU runs on)
+    :raises OperationFailedError: QEMU failed or the file could not be written
+    """
+    from pyvirt.drivers.qemu import saveimage  # lazy
+
+    header = saveimage.SaveHeader(xml=xml, running=running)
+    offset = saveimage.stream_offset_for(header)
+    saveimage.write_header(fd, header, offset)
+    os.lseek(fd, offset, os.SEEK_SET)
+    _migrate(mon, name, fd, progress, cancel)
+    length = os.fstat(fd).st_size - offset
+    final = header.with_(stream_length=length, saved_at=time.time(), stream_offset=offset)
     saveimage.write_header(fd, final, offset)
     os.fsync(fd)
+    return final
 
 
 class _Copier(threading.Thread):
@@ -367,6 +396,22 @@ def resume_managed(mgr: DomainManager, name: str, *, paused: bool) -> DomainStat
     return status
 
 
+def resume_snapshot_state(
+    mgr: DomainManager, name: str, path: Path, *, running: bool | None
+) -> DomainStatus:
+    """Start defined domain *name* (its disks already pointed at fresh overlays on the files
+    an external snapshot froze) from that snapshot's memory file *path* (caller holds the
+    domain lock; it is not running). The disks changed by design, so they are not checked
+    against the image's stamps."""
+    from pyvirt.drivers.qemu import saveimage  # lazy
+
+    header = saveimage.read_header(path)
+    dom = mgr.definition(name, inactive=True)
+    return _restore_locked(
+        mgr, dom, path, header, running=running, transient=False, check_disks=False
+    )
+
+
 def _check_disks(dom: Domain, header: SaveHeader, path: Path) -> None:
     """Refuse when a disk is gone or changed since the save (by target: a --xml may have
     moved it)."""
@@ -393,12 +438,14 @@ def _restore_locked(
     bypass_cache: bool = False,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
+    check_disks: bool = True,
 ) -> DomainStatus:
     """Launch QEMU for *dom* waiting for the stream, feed it the image, run it."""
     from pyvirt.drivers.qemu.qmp import Monitor  # lazy
     from pyvirt.service.domain import lifecycle  # lazy
 
-    _check_disks(dom, header, path)
+    if check_disks:
+        _check_disks(dom, header, path)
     before = mgr.shutoff_reason(dom.name)  # what it goes back to if the restore fails
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:

@@ -13,6 +13,7 @@ The definition (live and persistent) then names the overlays as the disks' sourc
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from pyvirt.service.snapshot.disks import default_overlay, file_of, snapshottabl
 from pyvirt.service.snapshot.store import SnapshotStore
 
 if TYPE_CHECKING:
+    from pyvirt.drivers.qemu.monitor.snapshots import OverlaySpec
     from pyvirt.drivers.qemu.qmp import Monitor
     from pyvirt.model.domain import Domain
     from pyvirt.model.snapshot import DomainSnapshot
@@ -78,15 +80,12 @@ def plan(dom: Domain, snap: DomainSnapshot, *, running: bool, disk_only: bool) -
                 hint="name disks by target (vda), as 'domblklist' shows them",
             )
     if snap.memory == "external":
-        raise UnsupportedError(
-            "external memory snapshots (--memspec file=...) are not supported",
-            hint="take an internal snapshot (without --disk-only) to keep the memory state",
-        )
-    if disk_only or not running:
+        _check_memory_file(snap, running=running, disk_only=disk_only)
+    elif disk_only or not running:
         snap.memory = "no"
     elif snap.memory is None:
         snap.memory = "internal"
-    default = "external" if disk_only else "internal"
+    default = "external" if disk_only or snap.memory == "external" else "internal"
     plans: list[DiskPlan] = []
     for target, disk in disks.items():
         assert target is not None
@@ -101,6 +100,13 @@ def plan(dom: Domain, snap: DomainSnapshot, *, running: bool, disk_only: bool) -
                 f"disk '{target}' is {fmt}; internal snapshots need qcow2 images",
                 hint=f"take an external one (--disk-only) or leave it out with "
                 f"--diskspec {target},snapshot=no",
+            )
+        if where == "internal" and snap.memory == "external":
+            raise UnsupportedError(
+                f"disk '{target}': an internal disk snapshot cannot go with an external "
+                "memory state",
+                hint=f"drop snapshot='internal' (disks go external with --memspec), or leave "
+                f"it out with --diskspec {target},snapshot=no",
             )
         if where == "internal" and running and snap.memory != "internal":
             raise UnsupportedError(
@@ -141,6 +147,28 @@ def plan(dom: Domain, snap: DomainSnapshot, *, running: bool, disk_only: bool) -
             source_file=p.overlay if p.location == "external" else p.path,
         )
     return plans
+
+
+def _check_memory_file(snap: DomainSnapshot, *, running: bool, disk_only: bool) -> None:
+    """An external memory state needs a running guest and a new file in an existing
+    directory."""
+    if disk_only or not running:
+        raise InvalidConfigError(
+            "an external memory state needs a running guest and no --disk-only",
+            hint="drop --memspec, or start the domain first" if not running else "drop --disk-only",
+        )
+    path = snap.memory_file or ""
+    if not os.path.isabs(path) or ".." in path.split("/"):
+        raise InvalidConfigError(
+            f"memory file '{path}' must be an absolute path without '..'",
+            hint="--memspec file=/var/lib/pyvirt/images/NAME.mem",
+        )
+    if os.path.exists(path):
+        raise InvalidConfigError(
+            f"memory file '{path}' exists already", hint="name a new file with --memspec"
+        )
+    if not os.path.isdir(os.path.dirname(path)):
+        raise InvalidConfigError(f"directory '{os.path.dirname(path)}' does not exist")
 
 
 def node_of(mon: Monitor, path: str) -> str:
@@ -192,7 +220,10 @@ def create(
             snap.state = "shutoff"
         snap.parent = store.current()
         snap.domain_xml = dom.to_xml()
-        if running:
+        if running and snap.memory == "external":
+            assert rec is not None
+            _running_with_memory(mgr, name, rec.qmp_socket, snap, plans, live=flags.live)
+        elif running:
             assert rec is not None
             _running(mgr, name, rec.qmp_socket, snap, plans, quiesce=flags.quiesce)
         else:
@@ -256,23 +287,15 @@ def _running(
     *,
     quiesce: bool,
 ) -> None:
-    from pyvirt.drivers.qemu.monitor.snapshots import OverlaySpec  # lazy
     from pyvirt.drivers.qemu.qmp import Monitor  # lazy
-    from pyvirt.service.domain import agent, dac  # lazy
-    from pyvirt.storage import qemu_img  # lazy
+    from pyvirt.service.domain import agent  # lazy
 
     with Monitor(qmp, name=name) as mon:  # type: ignore[arg-type]
         nodes = [node_of(mon, p.path) for p in plans]
         if plans[0].location == "internal":
             mon.snapshot_save(str(snap.name), nodes[0], nodes)
             return
-        specs = []
-        for i, (p, node) in enumerate(zip(plans, nodes, strict=True)):
-            assert p.overlay is not None
-            size = int(qemu_img.info(p.path, p.fmt)["virtual-size"])
-            qemu_img.create_overlay(p.overlay, size, backing=p.path, backing_fmt=p.fmt)
-            dac.grant(mgr, name, p.overlay)
-            specs.append(OverlaySpec(node, p.overlay, f"snap-{p.target}-{int(time.time())}-{i}"))
+        specs = _make_overlays(mgr, name, mon, plans)
         frozen = False
         try:
             if quiesce:
@@ -287,6 +310,75 @@ def _running(
         finally:
             if frozen:
                 agent.fs_thaw(mgr, name)
+
+
+def _make_overlays(
+    mgr: DomainManager, name: str, mon: Monitor, plans: list[DiskPlan]
+) -> list[OverlaySpec]:
+    """Create the empty overlays of *plans* for the QEMU user; one spec per disk."""
+    from pyvirt.drivers.qemu.monitor.snapshots import OverlaySpec  # lazy
+    from pyvirt.service.domain import dac  # lazy
+    from pyvirt.storage import qemu_img  # lazy
+
+    specs = []
+    stamp = int(time.time())
+    for i, p in enumerate(plans):
+        assert p.overlay is not None
+        node = node_of(mon, p.path)
+        size = int(qemu_img.info(p.path, p.fmt)["virtual-size"])
+        qemu_img.create_overlay(p.overlay, size, backing=p.path, backing_fmt=p.fmt)
+        dac.grant(mgr, name, p.overlay)
+        specs.append(OverlaySpec(node, p.overlay, f"snap-{p.target}-{stamp}-{i}"))
+    return specs
+
+
+def _running_with_memory(
+    mgr: DomainManager,
+    name: str,
+    qmp: object,
+    snap: DomainSnapshot,
+    plans: list[DiskPlan],
+    *,
+    live: bool,
+) -> None:
+    """External snapshot with the memory state: the guest's state goes to the memory file (a
+    save image, while the guest runs with ``--live``, else paused from the start), then one
+    ``transaction`` switches the disks to their overlays while QEMU is still paused, then the
+    guest runs on. Any failure: no memory file, no overlays, the guest runs as before."""
+    from pathlib import Path  # lazy
+
+    from pyvirt.drivers.qemu import saveimage  # lazy
+    from pyvirt.drivers.qemu.qmp import Monitor  # lazy
+    from pyvirt.service.domain import save, save_image  # lazy
+
+    target = Path(str(snap.memory_file))
+    live_xml = mgr.rundir(name).live_xml().decode()
+    with Monitor(qmp, name=name) as mon:  # type: ignore[arg-type]
+        was_running = mon.query_status()[1]
+        tmp = saveimage.temp_path(target)
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        specs: list[OverlaySpec] = []
+        try:
+            specs = _make_overlays(mgr, name, mon, plans)
+            if was_running and not live:
+                mon.stop()
+            save.save_state(mon, name, fd, live_xml, running=was_running)
+            mon.snapshot_overlays(specs)
+            os.rename(tmp, target)
+            save_image.fsync_dir(target.parent)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            for p in plans:
+                if p.overlay:
+                    with contextlib.suppress(OSError):
+                        os.unlink(p.overlay)
+            raise
+        finally:
+            os.close(fd)
+            if was_running:
+                with contextlib.suppress(Exception):
+                    mon.cont()
 
 
 def _switch_sources(mgr: DomainManager, name: str, plans: list[DiskPlan], *, running: bool) -> None:

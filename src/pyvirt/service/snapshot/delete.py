@@ -88,6 +88,9 @@ def _delete_data(
         for disk in snap.disks:
             if disk.snapshot == "external" and disk.name and disk.source_file:
                 _merge(mgr, name, snaps, snap, disk.name, disk.source_file)
+    if snap.memory == "external" and snap.memory_file:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(snap.memory_file)  # the state belongs to the point in time given up
 
 
 def _delete_internal(mgr: DomainManager, name: str, snap: DomainSnapshot) -> None:
@@ -209,7 +212,8 @@ def files_to_remove(mgr: DomainManager, name: str) -> list[str]:
     """The image files the domain's snapshots made or froze that still exist (for
     ``undefine --remove-all-storage``)."""
     snaps = SnapshotStore(mgr.paths, name).all()
-    return sorted(f for f in known_files(snaps) if os.path.isfile(f))
+    memory = {s.memory_file for s in snaps.values() if s.memory == "external" and s.memory_file}
+    return sorted(f for f in known_files(snaps) | memory if os.path.isfile(f))
 
 
 def check_undefine(mgr: DomainManager, name: str, *, snapshots_metadata: bool) -> int:

@@ -85,6 +85,11 @@ def revert(
                     hint="revert to that external snapshot's parent chain first, or delete "
                     "the external snapshot (which merges it)",
                 )
+    if snap.memory == "external" and not os.path.isfile(str(snap.memory_file)):
+        raise InvalidStateError(
+            f"snapshot '{snapshot}': its memory file '{snap.memory_file}' is gone",
+            hint="delete the snapshot with --metadata",
+        )
     if snap.memory == "internal":
         if not active:
             lifecycle.start(mgr, name, paused=True)
@@ -97,7 +102,10 @@ def revert(
                 _apply_internal(snap)
             else:
                 _external(mgr, name, store, snap)
-        if running or paused or snap.state in ("running", "paused", "disk-snapshot"):
+            if snap.memory == "external":
+                _resume_memory(mgr, name, snap, run=True if running else False if paused else None)
+        cold = snap.memory != "external"  # an external memory state was resumed above
+        if cold and (running or paused or snap.state in ("running", "paused", "disk-snapshot")):
             lifecycle.start(mgr, name, paused=paused or (not running and snap.state == "paused"))
     store.set_current(snapshot)
     return snapshot
@@ -134,6 +142,18 @@ def _load(mgr: DomainManager, name: str, snap: DomainSnapshot, *, run: bool) -> 
                     rec.reason = "unpaused"
             finally:
                 mgr.rundir(name).save_record(rec)
+
+
+def _resume_memory(
+    mgr: DomainManager, name: str, snap: DomainSnapshot, *, run: bool | None
+) -> None:
+    """Start *name* from the external snapshot's memory file (its disks now point at fresh
+    overlays on the files the snapshot froze)."""
+    from pathlib import Path  # lazy
+
+    from pyvirt.service.domain import save  # lazy
+
+    save.resume_snapshot_state(mgr, name, Path(str(snap.memory_file)), running=run)
 
 
 def _apply_internal(snap: DomainSnapshot) -> None:

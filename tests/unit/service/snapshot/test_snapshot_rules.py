@@ -139,7 +139,15 @@ def test_plan_external_default_overlay_and_shutoff_memory() -> None:
     [
         (True, False, [], None, UnsupportedError, "raw; internal snapshots need qcow2"),
         (False, False, ["vdz,snapshot=internal"], None, InvalidConfigError, "no writable disk"),
-        (True, False, ["vdb,snapshot=no"], "file=/m", UnsupportedError, "external memory"),
+        (False, False, ["vdb,snapshot=no"], "file=/m", InvalidConfigError,
+         "external memory state needs a running guest"),
+        (True, True, ["vdb,snapshot=no"], "file=/m", InvalidConfigError, "no --disk-only"),
+        (True, False, ["vdb,snapshot=no"], "file=m", InvalidConfigError, "absolute path"),
+        (True, False, ["vdb,snapshot=no"], "file=/a/../m", InvalidConfigError, "without '..'"),
+        (True, False, ["vdb,snapshot=no"], "file=/no/such/dir/m", InvalidConfigError,
+         "does not exist"),
+        (True, False, ["vda,snapshot=internal", "vdb,snapshot=no"], "file=/m", UnsupportedError,
+         "cannot go with an external memory state"),
         (True, True, ["vda,snapshot=internal", "vdb,snapshot=no"], None, UnsupportedError,
          "disk-only snapshot of a running guest is external"),
         (False, False, ["vda,snapshot=internal", "vdb,snapshot=external"], None,
@@ -162,6 +170,18 @@ def test_plan_refusals(
     s = spec.build("s", None, diskspecs=diskspecs, memspec=memspec, disk_only=disk_only)
     with pytest.raises(error, match=message):
         plan(dom, s, running=running, disk_only=disk_only)
+
+
+def test_plan_external_memory_takes_every_disk_external(tmp_path: Path) -> None:
+    dom = domain(disk("vda", str(tmp_path / "a.qcow2")), disk("vdb", "/img/b.raw", "raw"))
+    s = spec.build("s1", None, memspec=f"file={tmp_path}/s1.mem")
+    plans = plan(dom, s, running=True, disk_only=False)
+    assert [(p.target, p.location) for p in plans] == [("vda", "external"), ("vdb", "external")]
+    assert (s.memory, s.memory_file) == ("external", f"{tmp_path}/s1.mem")
+    (tmp_path / "s1.mem").write_bytes(b"")
+    with pytest.raises(InvalidConfigError, match="exists already"):
+        plan(dom, spec.build("s2", None, memspec=f"file={tmp_path}/s1.mem"), running=True,
+             disk_only=False)  # fmt: skip
 
 
 def test_plan_refuses_an_existing_overlay(tmp_path: Path) -> None:
