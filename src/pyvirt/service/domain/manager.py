@@ -330,11 +330,15 @@ class DomainManager:
         info = read_watcher(self.paths.domain_run_dir(name))
         return info is not None and info.alive
 
-    def reap(self, name: str, rec: RuntimeRecord) -> None:
+    def reap(self, name: str, rec: RuntimeRecord, *, wait: float = 0.5) -> None:
         """Stop work for a dead QEMU (caller holds the lock): the hooks' after_stop, the
-        shut-off reason, the run directory removed."""
+        shut-off reason, the run directory removed.
+
+        :param wait: seconds to wait for the watcher to record why QEMU exited (0: a
+            ``destroy`` that killed it knows why)
+        """
         run = self.rundir(name)
-        reason = run.exit_info(wait=0.5).reason
+        reason = run.exit_info(wait=wait).reason
         data = run.hooks()
         if data.sections:
             from pyvirt.service import hooks  # lazy
