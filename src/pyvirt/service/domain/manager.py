@@ -207,6 +207,8 @@ class DomainManager:
     def _stop_reason(self, name: str) -> Reason:
         """Why a domain is shut off: its last state, or what the watcher recorded for a QEMU
         that exited a moment ago (the reaper is still at work)."""
+        if not self.paths.domain_run_dir(name).is_dir():  # the usual case: no driver code
+            return self._last_reason(name)
         info = self.rundir(name).recorded_exit()
         return Reason(info.reason) if info is not None else self._last_reason(name)
 
@@ -230,6 +232,8 @@ class DomainManager:
         domain) is it done here, and only if the lock is free right now (a busy lock means
         another command or the reaper is on it).
         """
+        if not self.paths.domain_run_dir(name).is_dir():
+            return None  # shut off, nothing to clean up: the driver code stays unloaded
         from pyvirt.drivers.qemu import process  # lazy
 
         rec = self.record(name)
@@ -494,9 +498,10 @@ class DomainManager:
         from pyvirt.model.domain import Domain  # lazy
 
         name = self.resolve(ident)
-        if not inactive or not self.store.exists(name):
+        live = not inactive or not self.store.exists(name)
+        if live and self.live_record(name, cleanup=False) is not None:
             run = self.rundir(name)
-            if self.live_record(name, cleanup=False) is not None and run.has_live_xml():
+            if run.has_live_xml():
                 with contextlib.suppress(NotFoundError):  # it stopped just now
                     return Domain.from_xml(run.live_xml())
         xml = self.store.read_bytes(name)
