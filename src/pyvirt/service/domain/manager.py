@@ -321,11 +321,12 @@ class DomainManager:
         the run directory was removed while they ran. Start refuses to run a second one."""
         from pyvirt.drivers.qemu import process  # lazy
 
+        qmp = self.rundir(name).qmp_socket
+        if process.unix_socket_bound(qmp) is False:
+            return []  # a QEMU of this run directory, lost or not, listens on its QMP socket
         rec = self.record(name)
         return [
-            f.pid
-            for f in process.find_by_cmdline(uuid, self.rundir(name).qmp_socket)
-            if rec is None or f.pid != rec.pid
+            f.pid for f in process.find_by_cmdline(uuid, qmp) if rec is None or f.pid != rec.pid
         ]
 
     def _reaper_alive(self, name: str) -> bool:
