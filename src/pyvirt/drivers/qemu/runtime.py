@@ -107,9 +107,13 @@ class RuntimeRecord:
         return rec
 
     def save(self, run_dir: Path) -> None:
-        """Write the record to ``run_dir/runtime.json`` atomically and durably."""
+        """Write the record to ``run_dir/runtime.json`` atomically.
+
+        Not fsynced (two disk flushes on every start): the QEMU it describes does not outlive
+        a host crash, and every process of this boot reads it from the page cache.
+        """
         data = json.dumps(self.to_dict(), indent=2, sort_keys=True).encode() + b"\n"
-        atomic_write(run_dir / RUNTIME_FILE, data, 0o600)
+        atomic_write(run_dir / RUNTIME_FILE, data, 0o600, sync=False)
 
     @classmethod
     def load(cls, run_dir: Path) -> RuntimeRecord:
@@ -210,9 +214,9 @@ class ExitInfo:
 
 
 def write_exit(run_dir: Path, info: ExitInfo) -> None:
-    """Write ``run_dir/exit.json`` atomically."""
+    """Write ``run_dir/exit.json`` atomically (not fsynced: run state of this boot only)."""
     data = json.dumps(info.to_dict(), sort_keys=True).encode() + b"\n"
-    atomic_write(run_dir / EXIT_FILE, data, 0o644)
+    atomic_write(run_dir / EXIT_FILE, data, 0o644, sync=False)
 
 
 def read_exit(run_dir: Path) -> ExitInfo | None:
