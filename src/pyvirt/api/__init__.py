@@ -20,12 +20,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pyvirt.api.connection import Connection
-from pyvirt.client.uri import resolve
 
 if TYPE_CHECKING:
     from pyvirt.api.remote.connection import RemoteConnection
 
-__all__ = ["Connection", "RemoteConnection", "open"]
+__all__ = ["Connection", "RemoteConnection", "open", "open_embedded"]
 
 # lazy: ``open`` loads the embedded service or the remote client only for its kind of URI. It
 # lives here, not in pyvirt.api.connection, because the remote classes subclass Connection.
@@ -37,6 +36,8 @@ def open(uri: str | None = None) -> Connection:
 
     :raises InvalidConfigError: for a URI pyvirt does not know
     """
+    from pyvirt.client.uri import resolve  # lazy: socket and URI code, not for open_embedded
+
     target = resolve(uri)
     if target.remote:
         from pyvirt.api.remote import open_remote  # lazy
@@ -45,6 +46,15 @@ def open(uri: str | None = None) -> Connection:
     from pyvirt.service.connection import open_connection  # lazy
 
     return Connection(open_connection(target.uri))
+
+
+def open_embedded() -> Connection:
+    """The in-process connection to this host's default state directory (``pyvirt:///embed``)
+    without looking for a daemon: for a caller that knows none is configured (the CLI's
+    embedded fast path, :mod:`pyvirt.cli.embedded`)."""
+    from pyvirt.service.connection import open_connection  # lazy
+
+    return Connection(open_connection("pyvirt:///embed"))
 
 
 def __getattr__(name: str) -> object:

@@ -1,11 +1,12 @@
-"""The fast path of ``pyvirt`` through a daemon: no click, no pyvirt.api, no lxml.
+"""The fast path of ``pyvirt``: no click; through a daemon, no pyvirt.api and no lxml either.
 
 :func:`run` is tried first by :func:`pyvirt.cli.main.main`. When the connection goes to a
 daemon and the command line is one of the simple forms below, it sends the request with the
 standard-library client (:mod:`pyvirt.client.transport`) and prints exactly what the click
 command prints (the texts come from :mod:`pyvirt.cli.formats`, shared with the commands);
-anything else (another command, another option, ``--help``, an embedded connection) returns
-``None`` and click takes over.
+with an embedded connection, :mod:`pyvirt.cli.embedded` runs the same forms in-process;
+anything else (another command, another option, ``--help``) returns ``None`` and click takes
+over.
 
 Simple forms: ``list`` with its filter options and ``--name``/``--uuid``/``--json`` (not
 ``--title``), ``define FILE [--force]``, ``undefine DOMAIN``, ``dominfo DOMAIN [--json]``,
@@ -371,8 +372,15 @@ def _daemon_may_answer() -> bool:
     return StatePaths.default().daemon_socket.exists()
 
 
+def _embedded(command: str, args: Args, uri: str | None) -> int | None:
+    """The embedded connection's fast path (:mod:`pyvirt.cli.embedded`)."""
+    from pyvirt.cli import embedded  # lazy
+
+    return embedded.run(command, args, uri)
+
+
 def run(argv: list[str]) -> int | None:
-    """Run ``argv`` without click if it is a simple form and the connection is a daemon;
+    """Run ``argv`` without click if it is a simple form (through a daemon or embedded);
     returns the exit status, or ``None`` to let click handle it."""
     split = _split_global(argv)
     if split is None or not split[1]:
@@ -382,15 +390,17 @@ def run(argv: list[str]) -> int | None:
     if form is None:
         return None
     args = form.parse(rest)
-    if args is None or (uri is None and not _daemon_may_answer()):
+    if args is None:
         return None
+    if uri is None and not _daemon_may_answer():
+        return _embedded(command, args, None)
     from pyvirt.client.uri import resolve  # lazy
     from pyvirt.errors import PyvirtError  # lazy
 
     try:
         target = resolve(uri)
         if not target.remote:
-            return None
+            return _embedded(command, args, uri)
         if command == "uri":
             _out(target.uri + "\n\n")
             return 0

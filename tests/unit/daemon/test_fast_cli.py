@@ -81,8 +81,11 @@ def test_other_forms_fall_through_to_click(argv: list[str]) -> None:
     assert fast.run(["-c", "pyvirt+unix:///nonexistent.sock", *argv]) is None
 
 
-def test_embedded_connections_fall_through(tmp_path: Path) -> None:
-    assert fast.run(["-c", f"pyvirt:///embed?root={tmp_path}", "list"]) is None
+def test_embedded_connections_answer_in_process(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:  # pyvirt.cli.embedded; tests/unit/cli/test_embedded_fast.py compares it with click
+    assert fast.run(["-c", f"pyvirt:///embed?root={tmp_path}", "list"]) == 0
+    assert capsys.readouterr().out == " Id   Name   State\n-------------------\n\n"
 
 
 def test_uri_names_the_connection(served: Served, capsys: pytest.CaptureFixture[str]) -> None:

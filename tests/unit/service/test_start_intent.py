@@ -5,6 +5,7 @@ process with QEMU's identifying arguments plays QEMU (no QEMU runs)."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -108,12 +109,39 @@ def test_killed_start_of_a_busy_domain_is_left_to_its_lock_holder(
         holder.wait()
 
 
+@pytest.fixture
+def lost_qemu(mgr: DomainManager) -> Iterator[subprocess.Popen[bytes]]:
+    """A stand-in QEMU listening on the QMP socket of a run directory removed since."""
+    sock = mgr.rundir("d").qmp_socket
+    sock.parent.mkdir(parents=True)
+    code = ("import socket, sys, time; s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); "
+            "s.listen(); print('bound', flush=True); time.sleep(60)")  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(sock), "-uuid", UUID,
+         "-qmp", f"unix:{sock},server=on,wait=off"], stdout=subprocess.PIPE
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"bound\n"
+        shutil.rmtree(sock.parent)
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_a_lost_qemu_blocks_a_second_start(
-    mgr: DomainManager, fake_qemu: subprocess.Popen[bytes]
+    mgr: DomainManager, lost_qemu: subprocess.Popen[bytes]
 ) -> None:
-    assert mgr.lost_qemus("d", UUID) == [fake_qemu.pid]
+    assert mgr.lost_qemus("d", UUID) == [lost_qemu.pid]
     with pytest.raises(InvalidStateError, match="lost track of"):
         lifecycle._refuse_lost(mgr, "d", UUID)
+
+
+def test_no_socket_on_the_qmp_path_is_no_lost_qemu(
+    mgr: DomainManager, fake_qemu: subprocess.Popen[bytes]
+) -> None:  # one read of /proc/net/unix instead of every process's command line
+    assert process.unix_socket_bound(mgr.rundir("d").qmp_socket) is False
+    assert mgr.lost_qemus("d", UUID) == []
 
 
 def test_a_record_makes_the_intent_void(mgr: DomainManager) -> None:

@@ -552,6 +552,20 @@ def find_by_cmdline(uuid: str, qmp_socket: Path) -> list[Found]:
     return out
 
 
+def unix_socket_bound(path: Path) -> bool | None:
+    """Whether some process of this network namespace has a unix socket bound to ``path``
+    (``/proc/net/unix``: one read, where :func:`find_by_cmdline` reads every process's command
+    line and waits on busy ones); the socket counts even when its file was removed. None
+    when the table cannot be read."""
+    try:
+        with open("/proc/net/unix", "rb") as f:
+            table = f.read()
+    except OSError:
+        return None
+    want = b" " + str(path).encode()
+    return any(line.endswith(want) for line in table.splitlines())
+
+
 def cmdline_names(pid: int, path: Path) -> bool:
     """Whether process ``pid``'s command line names ``path`` (e.g. its QMP socket): it is
     the QEMU of that run directory, not a stand-in."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,10 +140,19 @@ class RunDir:
         self.path.mkdir(parents=True, mode=0o700)
 
     def remove(self) -> None:
-        """Delete the directory and everything in it (idempotent)."""
+        """Delete the directory and everything in it (idempotent).
+
+        Tried again when a file appears meanwhile: a watcher that has not seen the run
+        directory go may be writing ``exit.json`` into it (its last write; a ``destroy``
+        does not wait for it).
+        """
         import shutil  # local import: ~2 ms that commands reading a run directory skip
 
-        shutil.rmtree(self.path, ignore_errors=True)
+        for _ in range(20):
+            shutil.rmtree(self.path, ignore_errors=True)
+            if not self.path.exists():
+                return
+            time.sleep(0.005)
 
     # -- live XML ------------------------------------------------------------------------------
     def live_xml(self) -> bytes:

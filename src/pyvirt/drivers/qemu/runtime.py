@@ -22,6 +22,7 @@ whole (these files, the live XML and the hook data) is owned by
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -107,9 +108,13 @@ class RuntimeRecord:
         return rec
 
     def save(self, run_dir: Path) -> None:
-        """Write the record to ``run_dir/runtime.json`` atomically and durably."""
+        """Write the record to ``run_dir/runtime.json`` atomically.
+
+        Not fsynced (two disk flushes on every start): the QEMU it describes does not outlive
+        a host crash, and every process of this boot reads it from the page cache.
+        """
         data = json.dumps(self.to_dict(), indent=2, sort_keys=True).encode() + b"\n"
-        atomic_write(run_dir / RUNTIME_FILE, data, 0o600)
+        atomic_write(run_dir / RUNTIME_FILE, data, 0o600, sync=False)
 
     @classmethod
     def load(cls, run_dir: Path) -> RuntimeRecord:
@@ -210,9 +215,41 @@ class ExitInfo:
 
 
 def write_exit(run_dir: Path, info: ExitInfo) -> None:
-    """Write ``run_dir/exit.json`` atomically."""
+    """Write ``run_dir/exit.json`` atomically (not fsynced: run state of this boot only)."""
     data = json.dumps(info.to_dict(), sort_keys=True).encode() + b"\n"
-    atomic_write(run_dir / EXIT_FILE, data, 0o644)
+    atomic_write(run_dir / EXIT_FILE, data, 0o644, sync=False)
+
+
+def write_exit_at(dir_fd: int, info: ExitInfo) -> bool:
+    """Write ``exit.json`` atomically into the run directory open as ``dir_fd``.
+
+    Through the descriptor, not the path: once the directory is removed (a ``destroy`` does
+    not wait for the watcher) a write goes nowhere, even into a new run directory of the same
+    name made by the next start.
+
+    :returns: False when the directory is gone
+    """
+    import os  # lazy: a watcher-only path
+
+    data = json.dumps(info.to_dict(), sort_keys=True).encode() + b"\n"
+    tmp = f".{EXIT_FILE}.{os.getpid()}.tmp"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(tmp, flags, 0o644, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644, dir_fd=dir_fd)
+        os.replace(tmp, EXIT_FILE, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except FileNotFoundError:
+        return False
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
+    return True
 
 
 def read_exit(run_dir: Path) -> ExitInfo | None:

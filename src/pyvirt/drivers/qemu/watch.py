@@ -59,7 +59,7 @@ from pyvirt.drivers.qemu.runtime import (
     read_policy,
     read_watcher,
     wait_exit,
-    write_exit,
+    write_exit_at,
 )
 from pyvirt.errors import PyvirtError
 from pyvirt.state.atomic import atomic_write
@@ -504,13 +504,16 @@ def main(argv: list[str] | None = None, *, on_exit: ExitCallback | None = None) 
     logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
 
     write_watcher(run_dir, connected=False)
+    # exit.json goes through this descriptor: a destroy removes the directory without waiting
+    # for us, and the next start may make a new one of the same name meanwhile
+    dir_fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     watcher = Watch(run_dir, args.stderr_fd)
     info = asyncio.run(watcher.run())
     log.info("QEMU gone: %s (%s)", info.reason, info.detail)
     if not still_ours(run_dir, watcher.qemu_pid, watcher.qemu_start):
         return 0  # someone else cleaned up already (a destroy), or the domain restarted
-    with contextlib.suppress(FileNotFoundError):  # removed just now
-        write_exit(run_dir, info)
+    if not write_exit_at(dir_fd, info):
+        return 0  # removed just now
     if on_exit is not None:
         try:
             on_exit(run_dir, info, watcher.qemu_pid, watcher.qemu_start)

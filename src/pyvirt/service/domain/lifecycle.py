@@ -393,8 +393,11 @@ def destroy(mgr: DomainManager, ident: str, *, graceful: bool = False) -> None:
                 return
             raise InvalidStateError(f"domain '{name}' is not running")
         mgr.rundir(name).mark_destroying()
-        process.terminate(rec.pid, rec.starttime, timeout=10.0 if graceful else 3.0)
-        mgr.reap(name, rec)
+        outcome = process.terminate(rec.pid, rec.starttime, timeout=10.0 if graceful else 3.0)
+        # QEMU died of our signal after the intent was recorded: the reason is "destroyed"
+        # whatever the watcher records (the intent wins), so do not wait for it to write it
+        killed = outcome is not process.Outcome.NOT_RUNNING
+        mgr.reap(name, rec, wait=0.0 if killed else 0.5)
 
 
 def _destroy_lost(mgr: DomainManager, name: str, *, graceful: bool) -> bool:

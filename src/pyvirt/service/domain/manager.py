@@ -207,6 +207,8 @@ class DomainManager:
     def _stop_reason(self, name: str) -> Reason:
         """Why a domain is shut off: its last state, or what the watcher recorded for a QEMU
         that exited a moment ago (the reaper is still at work)."""
+        if not self.paths.domain_run_dir(name).is_dir():  # the usual case: no driver code
+            return self._last_reason(name)
         info = self.rundir(name).recorded_exit()
         return Reason(info.reason) if info is not None else self._last_reason(name)
 
@@ -230,6 +232,8 @@ class DomainManager:
         domain) is it done here, and only if the lock is free right now (a busy lock means
         another command or the reaper is on it).
         """
+        if not self.paths.domain_run_dir(name).is_dir():
+            return None  # shut off, nothing to clean up: the driver code stays unloaded
         from pyvirt.drivers.qemu import process  # lazy
 
         rec = self.record(name)
@@ -317,11 +321,12 @@ class DomainManager:
         the run directory was removed while they ran. Start refuses to run a second one."""
         from pyvirt.drivers.qemu import process  # lazy
 
+        qmp = self.rundir(name).qmp_socket
+        if process.unix_socket_bound(qmp) is False:
+            return []  # a QEMU of this run directory, lost or not, listens on its QMP socket
         rec = self.record(name)
         return [
-            f.pid
-            for f in process.find_by_cmdline(uuid, self.rundir(name).qmp_socket)
-            if rec is None or f.pid != rec.pid
+            f.pid for f in process.find_by_cmdline(uuid, qmp) if rec is None or f.pid != rec.pid
         ]
 
     def _reaper_alive(self, name: str) -> bool:
@@ -330,11 +335,15 @@ class DomainManager:
         info = read_watcher(self.paths.domain_run_dir(name))
         return info is not None and info.alive
 
-    def reap(self, name: str, rec: RuntimeRecord) -> None:
+    def reap(self, name: str, rec: RuntimeRecord, *, wait: float = 0.5) -> None:
         """Stop work for a dead QEMU (caller holds the lock): the hooks' after_stop, the
-        shut-off reason, the run directory removed."""
+        shut-off reason, the run directory removed.
+
+        :param wait: seconds to wait for the watcher to record why QEMU exited (0: a
+            ``destroy`` that killed it knows why)
+        """
         run = self.rundir(name)
-        reason = run.exit_info(wait=0.5).reason
+        reason = run.exit_info(wait=wait).reason
         data = run.hooks()
         if data.sections:
             from pyvirt.service import hooks  # lazy
@@ -490,9 +499,10 @@ class DomainManager:
         from pyvirt.model.domain import Domain  # lazy
 
         name = self.resolve(ident)
-        if not inactive or not self.store.exists(name):
+        live = not inactive or not self.store.exists(name)
+        if live and self.live_record(name, cleanup=False) is not None:
             run = self.rundir(name)
-            if self.live_record(name, cleanup=False) is not None and run.has_live_xml():
+            if run.has_live_xml():
                 with contextlib.suppress(NotFoundError):  # it stopped just now
                     return Domain.from_xml(run.live_xml())
         xml = self.store.read_bytes(name)

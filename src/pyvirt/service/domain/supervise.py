@@ -339,10 +339,15 @@ class DomainSupervision:
         from pyvirt.drivers.qemu.runtime import write_exit  # lazy
 
         info = self.info
-        if info is not None and watch.still_ours(self.run_dir, self.pid, self.starttime):
-            with contextlib.suppress(FileNotFoundError):
-                write_exit(self.run_dir, info)
-            self.mgr.stop_work(self.name, self.pid, self.starttime)
+        # under the domain lock: a destroy (which does not wait for this record) or a new
+        # start cannot come between the check and the write
+        with self.mgr.locked(self.name, timeout=60.0):
+            ours = info is not None and watch.still_ours(self.run_dir, self.pid, self.starttime)
+            if info is not None and ours:
+                with contextlib.suppress(FileNotFoundError):
+                    write_exit(self.run_dir, info)
+                self.mgr.stop_work(self.name, self.pid, self.starttime)
+        if info is not None and ours:
             self.stopped = stopped_event(info.reason, info.detail)
         else:  # a command did the stop work: report what it recorded
             reason = self.mgr.shutoff_reason(self.name)

@@ -18,9 +18,7 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pyvirt import hostcmd
 from pyvirt.errors import InvalidStateError, UnsupportedError
-from pyvirt.host import threads
 from pyvirt.model.cpuset import parse_cpuset
 from pyvirt.service.hooks import HookResult, register_hook
 from pyvirt.service.tuning.cgroup import HOOK_NAME, place_in_cgroup
@@ -30,8 +28,8 @@ if TYPE_CHECKING:
     from pyvirt.service.domain.manager import DomainManager
 
 # lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: the tuning hook runs at
-# every start and in the reaper; cgroups, thread pinning and QMP load only for domains with
-# tuning.
+# every start and in the reaper; cgroups, thread pinning, host commands (shutil) and QMP load only
+# for domains with tuning.
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +121,8 @@ def ensure_hugetlbfs(size_kib: int, mounts: Path = Path("/proc/mounts")) -> None
             return
     Path(target).mkdir(parents=True, exist_ok=True)
     argv = ["mount", "-t", "hugetlbfs", "-o", f"pagesize={size_kib}K", "hugetlbfs", target]
+    from pyvirt import hostcmd  # lazy
+
     hostcmd.run(argv, what=f"cannot mount hugetlbfs at {target}", timeout=10)
 
 
@@ -133,6 +133,8 @@ class TuningHook:
 
     def compile(self, mgr: DomainManager, dom: Domain) -> HookResult:
         """Validate against the host and reduce the tuning elements to JSON data."""
+        from pyvirt.host import threads  # lazy
+
         data: dict[str, Any] = {}
         needs = hugepage_needs(dom)
         if needs:
@@ -202,18 +204,19 @@ class TuningHook:
 
     def after_stop(self, mgr: DomainManager, name: str, data: dict[str, Any]) -> None:
         """Remove the domain's cgroup (nothing to do when it is already gone)."""
-        from pyvirt.host.cgroups import CgroupLayout, DomainCgroup  # lazy
-
         text = data.get("cgroup")
         if not isinstance(text, str):  # a domain started by an older pyvirt
             try:
                 text = (mgr.paths.domain_run_dir(name) / CGROUP_FILE).read_text()
             except OSError:
                 return
+        from pyvirt.host.cgroups import CgroupLayout, DomainCgroup  # lazy
+
         DomainCgroup.from_json(CgroupLayout.detect(), text).remove()
 
 
 def _pin(mgr: DomainManager, name: str, pid: int, data: dict[str, Any]) -> None:
+    from pyvirt.host import threads  # lazy
     from pyvirt.service.tuning.cpu import emulator_threads, vcpu_threads  # lazy
 
     rec = mgr.record(name)
