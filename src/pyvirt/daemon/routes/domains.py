@@ -320,9 +320,14 @@ def shutdown(request: Request, name: str, body: m.ShutdownRequest | None = None)
 def destroy(request: Request, name: str, body: m.DestroyRequest | None = None) -> Response:
     """Stop QEMU at once (``destroy``). A transient domain no longer exists afterwards: its
     last status (shut off, destroyed) is returned."""
-    _, dom = _domain(request, name)
+    # answers once QEMU is gone: the stop work (hooks, run directory) is left to the
+    # supervisor when it watches the domain (it runs the moment QEMU's events end)
+    from pyvirt.daemon.supervisor import watches  # lazy: routes load before the supervisor
+
+    daemon, dom = _domain(request, name)
     before = dom.status()
-    dom.destroy(graceful=body.graceful if body else False)
+    graceful = body.graceful if body else False
+    dom.destroy(graceful=graceful, stop_work=not watches(daemon, before.name))
     try:
         return _status(dom)
     except NotFoundError:  # transient: gone with its QEMU

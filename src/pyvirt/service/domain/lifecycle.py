@@ -381,8 +381,15 @@ def shutdown(mgr: DomainManager, ident: str) -> None:
         mon.system_powerdown()
 
 
-def destroy(mgr: DomainManager, ident: str, *, graceful: bool = False) -> None:
-    """Stop QEMU immediately (SIGTERM, then SIGKILL); the reason becomes ``destroyed``."""
+def destroy(
+    mgr: DomainManager, ident: str, *, graceful: bool = False, stop_work: bool = True
+) -> None:
+    """Stop QEMU immediately (SIGTERM, then SIGKILL); the reason becomes ``destroyed``.
+
+    :param stop_work: False returns once QEMU is gone and leaves the stop work to the
+        domain's watcher (pyvirtd's supervisor, which watches it); the shut-off reason is
+        recorded already, so the domain reads ``shut off (destroyed)`` at once
+    """
     from pyvirt.drivers.qemu import process  # lazy
 
     name = mgr.resolve(ident)
@@ -392,9 +399,17 @@ def destroy(mgr: DomainManager, ident: str, *, graceful: bool = False) -> None:
             if _destroy_lost(mgr, name, graceful=graceful):
                 return
             raise InvalidStateError(f"domain '{name}' is not running")
-        mgr.rundir(name).mark_destroying()
+        run = mgr.rundir(name)
+        run.mark_destroying()
         process.terminate(rec.pid, rec.starttime, timeout=10.0 if graceful else 3.0)
-        mgr.reap(name, rec)
+        if stop_work:
+            mgr.reap(name, rec)
+        elif run.recorded_exit() is None:  # what the watcher will record: a destroy wins
+            from pyvirt.drivers.qemu.runtime import EXIT_FILE, ExitInfo  # lazy
+
+            info = ExitInfo("destroyed", "no-shutdown-event").to_dict()
+            data = json.dumps(info, sort_keys=True).encode() + b"\n"
+            atomic_write(run.path / EXIT_FILE, data, 0o644, sync=False)  # /run: no fsync
 
 
 def _destroy_lost(mgr: DomainManager, name: str, *, graceful: bool) -> bool:
