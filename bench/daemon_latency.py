@@ -195,24 +195,30 @@ def measure_interleaved(
     tools: Sequence[Tool], runs: int, start_runs: int
 ) -> dict[str, dict[str, float]]:
     """Medians of each operation on each of ``tools``, their samples taken in turn (one
-    sample of each tool, then the next round), so load changes hit every column alike."""
+    sample of each tool, then the next round, the order reversed every round), so load
+    changes hit every column alike. A guest is started, booted and destroyed before the
+    next tool starts its own (a booting TCG guest would slow the other column down)."""
     xml = {t.name: t.xml_file(PROBE) for t in tools}
     samples: dict[str, dict[str, list[float]]] = {t.name: {op: [] for op in OPS} for t in tools}
-    for _ in range(runs):
-        for t in tools:
+
+    def rounds(count: int) -> Iterator[list[Tool]]:
+        for i in range(count):
+            yield list(tools) if i % 2 == 0 else list(reversed(tools))
+
+    for order in rounds(runs):
+        for t in order:
             samples[t.name]["define"].append(timed(lambda t=t: t.run("define", str(xml[t.name]))))
             t.run("undefine", PROBE)
     for t in tools:
         t.run("define", str(xml[t.name]))
     for op, argv in (("list --all", ("list", "--all")), ("dominfo", ("dominfo", PROBE))):
-        for _ in range(runs):
-            for t in tools:
+        for order in rounds(runs):
+            for t in order:
                 samples[t.name][op].append(timed(lambda t=t, argv=argv: t.run(*argv)))
-    for _ in range(start_runs):
-        for t in tools:
+    for order in rounds(start_runs):
+        for t in order:
             t.reset_console(PROBE)
             samples[t.name]["start"].append(timed(lambda t=t: t.run("start", PROBE)))
-        for t in tools:
             wait_marker(t.console(PROBE), 0, timeout=120)
             samples[t.name]["destroy"].append(timed(lambda t=t: t.run("destroy", PROBE)))
     for t in tools:
