@@ -22,6 +22,7 @@ pyvirtd RSS <= 60 MiB. Every guest is TCG (`type='qemu'`), the tiny test image.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -31,7 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -45,7 +46,9 @@ OPS = ("list --all", "define", "dominfo", "start", "destroy")
 #: seconds (start: a ratio to the raw QEMU launch)
 TARGETS = {"list --all": 0.030, "define": 0.030, "dominfo": 0.025, "start": 1.5, "destroy": 0.030}
 RSS_TARGET_MIB = 60.0
-COLUMNS = ("embedded", "pyvirtd", "virsh")
+COLUMNS = ("embedded", "pyvirtd@base", "pyvirtd", "virsh")
+#: the column of ``--baseline``'s source tree
+BASE = "pyvirtd@base"
 
 Results = dict[str, dict[int, dict[str, float]]]
 
@@ -89,14 +92,21 @@ class Tool:
 class PyvirtTool(Tool):
     """``pyvirt`` on one state directory (embedded, or through the daemon serving it)."""
 
-    def __init__(self, name: str, root: Path, kernel: Path, initrd: Path, uri: str = "") -> None:
+    def __init__(
+        self, name: str, root: Path, kernel: Path, initrd: Path, uri: str = "", src: str = ""
+    ) -> None:
         self.name, self.root, self.kernel, self.initrd, self.uri = name, root, kernel, initrd, uri
+        #: another source tree (its ``src``) for the CLI and the daemon: a baseline column
+        self.src = src
 
     def argv(self, *args: str) -> list[str]:
         return [PYVIRT, *(["-c", self.uri] if self.uri else []), *args]
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "PYVIRT_STATE_DIR": str(self.root)}
+        env = {**os.environ, "PYVIRT_STATE_DIR": str(self.root)}
+        if self.src:
+            env["PYTHONPATH"] = self.src
+        return env
 
     def xml(self, name: str) -> str:
         return domain_xml(name, self.kernel, self.initrd)
@@ -178,29 +188,42 @@ class VirshTool(Tool):
 # -- measuring ------------------------------------------------------------------------------
 def measure(tool: Tool, runs: int, start_runs: int) -> dict[str, float]:
     """Medians of each operation on ``tool`` (``PROBE`` is defined afterwards)."""
-    xml = tool.xml_file(PROBE)
-    define_t = []
-    for _ in range(runs):
-        define_t.append(timed(lambda: tool.run("define", str(xml))))
-        tool.run("undefine", PROBE)
-    tool.run("define", str(xml))
-    list_t = [timed(lambda: tool.run("list", "--all")) for _ in range(runs)]
-    info_t = [timed(lambda: tool.run("dominfo", PROBE)) for _ in range(runs)]
-    start_t, destroy_t = [], []
-    console = tool.console(PROBE)
-    for _ in range(start_runs):
-        tool.reset_console(PROBE)
-        start_t.append(timed(lambda: tool.run("start", PROBE)))
-        wait_marker(console, 0, timeout=120)
-        destroy_t.append(timed(lambda: tool.run("destroy", PROBE)))
-    tool.run("undefine", PROBE)
-    return {
-        "list --all": median(list_t),
-        "define": median(define_t),
-        "dominfo": median(info_t),
-        "start": median(start_t),
-        "destroy": median(destroy_t),
-    }
+    return measure_interleaved([tool], runs, start_runs)[tool.name]
+
+
+def measure_interleaved(
+    tools: Sequence[Tool], runs: int, start_runs: int
+) -> dict[str, dict[str, float]]:
+    """Medians of each operation on each of ``tools``, their samples taken in turn (one
+    sample of each tool, then the next round, the order reversed every round), so load
+    changes hit every column alike. A guest is started, booted and destroyed before the
+    next tool starts its own (a booting TCG guest would slow the other column down)."""
+    xml = {t.name: t.xml_file(PROBE) for t in tools}
+    samples: dict[str, dict[str, list[float]]] = {t.name: {op: [] for op in OPS} for t in tools}
+
+    def rounds(count: int) -> Iterator[list[Tool]]:
+        for i in range(count):
+            yield list(tools) if i % 2 == 0 else list(reversed(tools))
+
+    for order in rounds(runs):
+        for t in order:
+            samples[t.name]["define"].append(timed(lambda t=t: t.run("define", str(xml[t.name]))))
+            t.run("undefine", PROBE)
+    for t in tools:
+        t.run("define", str(xml[t.name]))
+    for op, argv in (("list --all", ("list", "--all")), ("dominfo", ("dominfo", PROBE))):
+        for order in rounds(runs):
+            for t in order:
+                samples[t.name][op].append(timed(lambda t=t, argv=argv: t.run(*argv)))
+    for order in rounds(start_runs):
+        for t in order:
+            t.reset_console(PROBE)
+            samples[t.name]["start"].append(timed(lambda t=t: t.run("start", PROBE)))
+            wait_marker(t.console(PROBE), 0, timeout=120)
+            samples[t.name]["destroy"].append(timed(lambda t=t: t.run("destroy", PROBE)))
+    for t in tools:
+        t.run("undefine", PROBE)
+    return {name: {op: median(v) for op, v in ops.items()} for name, ops in samples.items()}
 
 
 def raw_qemu(tool: PyvirtTool, runs: int) -> float:
@@ -254,9 +277,12 @@ def health(sock: Path) -> bool:
 
 
 @contextmanager
-def pyvirtd(root: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A pyvirtd serving ``root`` (no autostart) until the block ends."""
+def pyvirtd(root: Path, src: str = "") -> Iterator[subprocess.Popen[bytes]]:
+    """A pyvirtd serving ``root`` (no autostart) until the block ends (``src``: the source
+    tree it runs from, default this one)."""
     env = {**os.environ, "PYVIRT_STATE_DIR": str(root)}
+    if src:
+        env["PYTHONPATH"] = src
     log = (root / "pyvirtd.log").open("wb")
     cmd = [sys.executable, "-m", "pyvirt.daemon", "--no-autostart"]
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -353,11 +379,12 @@ def fmt(value: float | None, unit: str = "ms") -> str:
 def report(results: Results, raw: float, rss: dict[str, float | str], na: dict[str, str],
            sizes: list[int], runs: int, rss_label: str) -> None:  # fmt: skip
     print(f"daemon_latency (medians of {runs}; TCG; raw QEMU launch = {raw * 1000:.1f} ms)")
-    print(f"  {'operation':<14}{'domains':>8}" + "".join(f"{c:>16}" for c in COLUMNS))
+    columns = [c for c in COLUMNS if c != BASE or BASE in results]
+    print(f"  {'operation':<14}{'domains':>8}" + "".join(f"{c:>16}" for c in columns))
     for op in OPS:
         for size in sizes:
             cells = []
-            for col in COLUMNS:
+            for col in columns:
                 value = results.get(col, {}).get(size, {}).get(op)
                 text = fmt(value)
                 if op == "start" and value is not None:
@@ -397,6 +424,13 @@ def main() -> None:
     ap.add_argument("--guests", type=int, default=10, help="running guests for the RSS figure")
     ap.add_argument("--setup", action="store_true", help="install libvirt if it is missing")
     ap.add_argument("--no-libvirt", action="store_true", help="leave the virsh column out")
+    ap.add_argument("--no-embedded", action="store_true", help="leave the embedded column out")
+    ap.add_argument(
+        "--baseline",
+        metavar="SRC",
+        help="add a 'pyvirtd@base' column: the CLI and pyvirtd of another source tree (its\n"
+        "src directory, e.g. from `git archive`), measured interleaved with this one",
+    )
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = ap.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
@@ -409,27 +443,43 @@ def main() -> None:
     na: dict[str, str] = {}
     rss: dict[str, float | str] = {}
     fillers = max(max(sizes), args.guests)  # defined while the daemons' RSS is read
-    with state_root() as emb_root, state_root() as d_root:
+    with state_root() as emb_root, state_root() as d_root, state_root() as b_root:
         emb = PyvirtTool("embedded", emb_root, kernel, initrd)
         note("raw QEMU launches")
         raw = raw_qemu(emb, args.start_runs)
-        run_column(emb, sizes, args.runs, args.start_runs, results, note)
+        if args.no_embedded:
+            na["embedded"] = "left out (--no-embedded)"
+        else:
+            run_column(emb, sizes, args.runs, args.start_runs, results, note)
         daemon_tool = PyvirtTool("pyvirtd", d_root, kernel, initrd)
+        daemons = [daemon_tool]
+        if args.baseline:
+            base = str(Path(args.baseline).resolve())
+            daemons.insert(0, PyvirtTool(BASE, b_root, kernel, initrd, src=base))
         # domains are added while no daemon runs (it may keep them in memory), and each size
-        # is measured by a freshly started daemon
+        # is measured by freshly started daemons
         have = 0
         for size in sizes:
-            daemon_tool.add_domains([filler(i) for i in range(have, size - 1)])
+            for tool in daemons:
+                tool.add_domains([filler(i) for i in range(have, size - 1)])
             have = max(have, size - 1)
-            with pyvirtd(d_root):
-                why = cli_uses_daemon(daemon_tool)
-                if why:
-                    na["pyvirtd"] = why
+            with contextlib.ExitStack() as stack:
+                for tool in daemons:
+                    stack.enter_context(pyvirtd(tool.root, tool.src))
+                why = {t.name: cli_uses_daemon(t) for t in daemons}
+                live = [t for t in daemons if not why[t.name]]
+                na.update({name: text for name, text in why.items() if text})
+                if not live:
                     break
-                note(f"pyvirtd: {size} domains")
-                results.setdefault("pyvirtd", {})[size] = measure(
-                    daemon_tool, args.runs, args.start_runs
-                )
+                note(f"{', '.join(t.name for t in live)}: {size} domains")
+                got = measure_interleaved(live, args.runs, args.start_runs)
+                for name, figures in got.items():
+                    results.setdefault(name, {})[size] = figures
+        if args.baseline:
+            daemons[0].add_domains([filler(i) for i in range(have, fillers)])
+            with pyvirtd(b_root, daemons[0].src) as proc:
+                note(f"{BASE} RSS with {args.guests} guests")
+                rss[BASE] = rss_with_guests(daemons[0], proc.pid, args.guests)
         daemon_tool.add_domains([filler(i) for i in range(have, fillers)])
         starter = daemon_tool
         if "pyvirtd" in na:  # still measure the daemon's memory: start the guests embedded

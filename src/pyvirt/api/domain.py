@@ -95,15 +95,17 @@ class Domain(
         modes = mode.split(",") if isinstance(mode, str) else list(mode)
         agent.shutdown_with_modes(self._domains, self._name, [m.strip() for m in modes if m])
 
-    def destroy(self, *, graceful: bool = False) -> None:
+    def destroy(self, *, graceful: bool = False, stop_work: bool = True) -> None:
         """Stop QEMU at once (``destroy``); the shut-off reason becomes ``destroyed``.
 
         :param graceful: give QEMU longer to exit before it is killed
+        :param stop_work: False returns once QEMU is gone and leaves the stop work (hooks,
+            run directory) to the domain's watcher: only for its supervisor (pyvirtd)
         :raises InvalidStateError: it is not running
         """
         from pyvirt.service.domain import lifecycle  # lazy
 
-        lifecycle.destroy(self._domains, self._name, graceful=graceful)
+        lifecycle.destroy(self._domains, self._name, graceful=graceful, stop_work=stop_work)
 
     def reboot(self) -> None:
         """Reboot the guest (``reboot``)."""

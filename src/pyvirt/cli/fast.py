@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from urllib.parse import quote
 
 from pyvirt.cli import formats
 
@@ -28,7 +27,7 @@ from pyvirt.cli import formats
 # command's ~45 (mypy reads TYPE_CHECKING as True whatever its value)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
+    from _socket import socket as Socket
     from typing import Any
 
     from pyvirt.client.transport import Client as HttpClient
@@ -51,13 +50,16 @@ class Args:
 class UnixClient:
     """One-shot HTTP/1.1 requests over a unix socket, ``Connection: close``.
 
-    The fast path's own client: ``http.client`` imports ``email`` and ``ssl``, which cost more
-    than the whole request does. Errors are rebuilt like :mod:`pyvirt.client.transport` does.
-    Other transports (TLS, ssh) use :class:`pyvirt.client.transport.Client`.
+    The fast path's own client, on the C module ``_socket``: ``http.client`` imports ``email``
+    and ``ssl``, and ``socket`` (with ``selectors`` and its enums) costs more than the whole
+    request does. Errors are rebuilt like :mod:`pyvirt.client.transport` does. Other
+    transports (TLS, ssh) use :class:`pyvirt.client.transport.Client`.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: str, sock: Socket | None = None) -> None:
         self.path = path
+        #: a socket already connected to ``path`` (the daemon probe's), used once
+        self.sock = sock
 
     def json(self, method: str, path: str, payload: Any = None) -> Any:
         """A request with a JSON body (when ``payload`` is not None); the JSON reply."""
@@ -71,48 +73,67 @@ class UnixClient:
 
         :raises PyvirtError: the daemon's error, rebuilt
         """
-        import socket  # lazy
-
-        from pyvirt.errors import OperationFailedError  # lazy
-
         head = f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
         if body is not None:
             head += f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.connect(str(self.path))
-        except OSError as err:
-            sock.close()
-            raise OperationFailedError(
-                f"cannot reach pyvirtd at {self.path}: {err.strerror or err}",
-                hint="start it with 'pyvirtd', or use -c pyvirt:///embed to work without it",
-            ) from None
-        chunks = []
-        with sock:
+        sock, self.sock = self.sock, None
+        if sock is None:
             try:
-                sock.sendall(head.encode() + b"\r\n" + (body or b""))
-                while data := sock.recv(1 << 16):
-                    chunks.append(data)
+                sock = _connect(self.path, None)
             except OSError as err:
+                from pyvirt.errors import OperationFailedError  # lazy
+
                 raise OperationFailedError(
-                    f"lost the connection to pyvirtd ({self.path}): {err.strerror or err}",
-                    hint="check that pyvirtd is running ('pyvirt uri' names the connection)",
+                    f"cannot reach pyvirtd at {self.path}: {err.strerror or err}",
+                    hint="start it with 'pyvirtd', or use -c pyvirt:///embed to work without it",
                 ) from None
+        chunks = []
+        try:
+            sock.sendall(head.encode() + b"\r\n" + (body or b""))
+            while data := sock.recv(1 << 16):
+                chunks.append(data)
+        except OSError as err:
+            from pyvirt.errors import OperationFailedError  # lazy
+
+            raise OperationFailedError(
+                f"lost the connection to pyvirtd ({self.path}): {err.strerror or err}",
+                hint="check that pyvirtd is running ('pyvirt uri' names the connection)",
+            ) from None
+        finally:
+            sock.close()
         status, data = _parse_response(b"".join(chunks))
         if status >= 400:
             raise _error(status, data)
         return json.loads(data) if data else None
 
 
+def _connect(path: str, timeout: float | None) -> Socket:
+    """A stream socket connected to the unix socket ``path`` (blocking once connected).
+
+    :raises OSError: nobody listens there
+    """
+    import _socket  # lazy
+
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect(path)
+        sock.settimeout(None)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def _parse_response(raw: bytes) -> tuple[int, bytes]:
     """Status and body of a whole HTTP/1.1 response (``Content-Length`` or chunked)."""
-    from pyvirt.errors import OperationFailedError  # lazy
-
     head, _, body = raw.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     try:
         status = int(lines[0].split()[1])
     except (IndexError, ValueError):
+        from pyvirt.errors import OperationFailedError  # lazy: only on failure
+
         raise OperationFailedError("lost the connection to pyvirtd (no answer)") from None
     headers = dict(line.lower().split(b":", 1) for line in lines[1:] if b":" in line)
     if headers.get(b"transfer-encoding", b"").strip() == b"chunked":
@@ -199,8 +220,17 @@ def _out(text: str) -> None:
     sys.stdout.write(text)
 
 
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
+
+
+def _quote(text: str) -> str:
+    """``urllib.parse.quote(text, safe="")``, without importing ``urllib.parse`` (with ``re``,
+    ``ipaddress`` and ``warnings`` it costs more than a request)."""
+    return "".join(chr(b) if b in _UNRESERVED else f"%{b:02X}" for b in text.encode())
+
+
 def _domain(name: str, *rest: str) -> str:
-    return "/".join((API, quote(name, safe=""), *rest))
+    return "/".join((API, _quote(name), *rest))
 
 
 # -- the commands ----------------------------------------------------------------------------
@@ -217,7 +247,7 @@ def _list(client: Client, a: Args) -> None:
     states = [s for flag, s in (("--state-running", "running"), ("--state-paused", "paused"),
                                 ("--state-shutoff", "shut off")) if flag in f]  # fmt: skip
     if states:
-        query = "&".join(f"state={quote(s)}" for s in states)
+        query = "&".join(f"state={_quote(s)}" for s in states)
     elif "--inactive" in f:
         query = "state=shut%20off"
     elif "--all" in f:
@@ -354,22 +384,44 @@ def _split_global(argv: list[str]) -> tuple[str | None, list[str]] | None:
 
 def _client(target: Target) -> Client:
     if target.kind == "unix" and target.path is not None:
-        return UnixClient(target.path)
+        return UnixClient(str(target.path))
     from pyvirt.client.transport import Client as HttpClient  # lazy
 
     return HttpAdapter(HttpClient.for_target(target))
 
 
-def _daemon_may_answer() -> bool:
-    """False when no URI is configured and this state directory has no daemon socket: the
-    embedded CLI then skips the URI and socket code altogether."""
+def _posix(path: str) -> str:
+    """``str(pathlib.PurePosixPath(path))`` without pathlib: no empty or ``.`` parts."""
+    lead = "/" if path.startswith("/") else ""
+    if path.startswith("//") and not path.startswith("///"):
+        lead = "//"
+    return lead + "/".join(p for p in path.split("/") if p and p != ".")
+
+
+def _local_socket() -> str:
+    """The daemon socket of this state directory (``StatePaths.default().daemon_socket``),
+    with neither pathlib nor :mod:`pyvirt.state.paths` for the usual cases: a
+    ``PYVIRT_STATE_DIR``, or root's ``/run/pyvirt``."""
     import os  # lazy
 
-    if os.environ.get("PYVIRT_DEFAULT_URI") or os.environ.get("LIBVIRT_DEFAULT_URI"):
-        return True
-    from pyvirt.state.paths import StatePaths  # lazy
+    root = os.environ.get("PYVIRT_STATE_DIR")
+    if root:
+        return _posix(os.path.join(os.getcwd(), root)) + "/run/pyvirtd.sock"
+    if os.geteuid() == 0:
+        return "/run/pyvirt/pyvirtd.sock"
+    from pyvirt.state.paths import StatePaths  # lazy: the XDG directories
 
-    return StatePaths.default().daemon_socket.exists()
+    return str(StatePaths.default().daemon_socket)
+
+
+def _local_daemon() -> UnixClient | None:
+    """A client of this state directory's daemon, connected, if it has one (no URI given:
+    :func:`pyvirt.client.uri.resolve` would pick it, and the embedded CLI otherwise)."""
+    path = _local_socket()
+    try:
+        return UnixClient(path, _connect(path, 1.0))
+    except OSError:
+        return None  # no socket, or nobody answers on it: embedded
 
 
 def _embedded(command: str, args: Args, uri: str | None) -> int | None:
@@ -392,24 +444,35 @@ def run(argv: list[str]) -> int | None:
     args = form.parse(rest)
     if args is None:
         return None
-    if uri is None and not _daemon_may_answer():
-        return _embedded(command, args, None)
+    import os  # lazy
+
+    if uri is None and not (os.environ.get("PYVIRT_DEFAULT_URI")
+                            or os.environ.get("LIBVIRT_DEFAULT_URI")):  # fmt: skip
+        client = _local_daemon()
+        if client is None:
+            return _embedded(command, args, None)
+        return _run(command, form, args, "pyvirt:///system", lambda: client)
     from pyvirt.client.uri import resolve  # lazy
-    from pyvirt.errors import PyvirtError  # lazy
+
+    def connect() -> Client:
+        return _client(target)
 
     try:
         target = resolve(uri)
-        if not target.remote:
-            return _embedded(command, args, uri)
+    except Exception as err:  # PyvirtError: pyvirt.errors is imported only on failure
+        return _failed(err)
+    if not target.remote:
+        return _embedded(command, args, uri)
+    return _run(command, form, args, target.uri, connect)
+
+
+def _run(command: str, form: Form, args: Args, uri: str, connect: Callable[[], Client]) -> int:
+    """Run the command on the daemon ``connect()`` reaches (``uri``: its connection URI)."""
+    try:
         if command == "uri":
-            _out(target.uri + "\n\n")
+            _out(uri + "\n\n")
             return 0
-        form.handler(_client(target), args)
-    except PyvirtError as err:
-        sys.stderr.write(f"error: {err.message}\n")
-        if err.hint:
-            sys.stderr.write(f"hint: {err.hint}\n")
-        return 1
+        form.handler(connect(), args)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -417,4 +480,19 @@ def run(argv: list[str]) -> int | None:
     except (json.JSONDecodeError, KeyError, TypeError) as err:
         sys.stderr.write(f"error: pyvirtd sent an unexpected answer: {err}\n")
         return 1
+    except Exception as err:
+        return _failed(err)
     return 0
+
+
+def _failed(err: Exception) -> int:
+    """Exit status 1 with ``error:`` and ``hint:`` lines for a :class:`PyvirtError`; any other
+    exception is raised again."""
+    from pyvirt.errors import PyvirtError  # lazy: only on failure
+
+    if not isinstance(err, PyvirtError):
+        raise err
+    sys.stderr.write(f"error: {err.message}\n")
+    if err.hint:
+        sys.stderr.write(f"hint: {err.hint}\n")
+    return 1

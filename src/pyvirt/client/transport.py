@@ -72,6 +72,8 @@ class Client:
 
     def __init__(self, connect: http.client.HTTPConnection, target: Target) -> None:
         self._conn = connect
+        #: the connection served a request already (the daemon may close it when idle)
+        self._reused = False
         self.target = target
         self.headers: dict[str, str] = {}
         #: the ssh tunnel of a ``pyvirt+ssh://`` client (closed with the client)
@@ -125,11 +127,23 @@ class Client:
         hdrs = {**self.headers, **(headers or {})}
         if content_type:
             hdrs["Content-Type"] = content_type
+        reused = self._reused
         try:
-            self._conn.request(method, path, body=body, headers=hdrs)
-            raw = self._conn.getresponse()
+            try:
+                self._conn.request(method, path, body=body, headers=hdrs)
+                raw = self._conn.getresponse()
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                if not reused:
+                    raise
+                # the daemon closed the idle kept-alive connection (its keep-alive timeout)
+                # before reading the request: send it once more on a new connection
+                self._conn.close()
+                self._conn.request(method, path, body=body, headers=hdrs)
+                raw = self._conn.getresponse()
             data = raw.read()
+            self._reused = True
         except (http.client.HTTPException, OSError) as err:  # OSError: TLS alerts, timeouts
+            self._reused = False
             self._conn.close()
             raise OperationFailedError(
                 f"lost the connection to pyvirtd ({self.target.uri}): {err}",
@@ -149,6 +163,7 @@ class Client:
     def close(self) -> None:
         """Close the connection (and the ssh tunnel under it)."""
         self._conn.close()
+        self._reused = False
         if self.tunnel is not None:
             self.tunnel.close()
 

@@ -39,7 +39,7 @@ from pyvirt.daemon.bus import Subscription
 from pyvirt.daemon.context import Daemon, daemon_of
 from pyvirt.errors import PyvirtError
 
-__all__ = ["RESCAN_INTERVAL", "Supervisor", "router", "setup"]
+__all__ = ["RESCAN_INTERVAL", "Supervisor", "router", "setup", "watches"]
 
 log = logging.getLogger("pyvirtd.supervisor")
 
@@ -239,6 +239,13 @@ def status(request: Request) -> SupervisorStatus:
     """The supervised domains (attached to their QEMU) and the last domain events."""
     sup = _supervisors[id(daemon_of(request))]
     return SupervisorStatus(domains=sorted(sup.watching), events=list(sup.recent))
+
+
+def watches(daemon: Daemon, name: str) -> bool:
+    """Whether ``daemon``'s supervisor is attached to domain ``name`` now: its stop work will
+    run the moment QEMU is gone, so a request need not wait for it (``destroy``)."""
+    sup = _supervisors.get(id(daemon))
+    return sup is not None and name in sup.watching
 
 
 def setup(daemon: Daemon) -> None:

@@ -124,3 +124,52 @@ def test_chunked_and_plain_responses_parse() -> None:
                b"3\r\n" + body[:3] + b"\r\n5\r\n" + body[3:] + b"\r\n0\r\n\r\n")  # fmt: skip
     assert fast._parse_response(plain) == (200, body)
     assert fast._parse_response(chunked) == (200, body)
+
+
+LEAN = ("socket", "pathlib", "urllib.parse", "pyvirt.client", "pyvirt.state", "pyvirt.errors")
+
+
+@pytest.mark.parametrize("argv", [["list", "--all"], ["dominfo", "web1"], ["uri"]])
+def test_the_local_daemon_costs_no_socket_module_or_pathlib(
+    served: Served, argv: list[str]
+) -> None:
+    """No URI: this state directory's daemon is found and used with ``_socket`` and string
+    paths (``socket``, ``pathlib``, ``urllib.parse`` cost more than the request)."""
+    served.daemon.conn.domains.define(domain_xml())
+    code = (
+        "import sys\nfrom pyvirt.cli.main import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        f"print('MODULES', [m for m in {LEAN!r} if m in sys.modules])"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60)  # fmt: skip
+    lines = res.stdout.splitlines()
+    assert lines[-1] == "MODULES []", res.stdout + res.stderr
+    assert len(lines) > 1 and res.stderr == ""  # it answered
+
+
+def test_no_daemon_and_no_uri_fall_through(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYVIRT_STATE_DIR", str(tmp_path))
+    monkeypatch.delenv("PYVIRT_DEFAULT_URI", raising=False)
+    monkeypatch.delenv("LIBVIRT_DEFAULT_URI", raising=False)
+    assert fast.run(["list"]) is None  # no socket
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "pyvirtd.sock").write_bytes(b"")  # a stale path, nobody listens
+    assert fast.run(["dominfo", "x"]) is None
+
+
+@pytest.mark.parametrize(
+    "root", ["/tmp/s1", "/tmp/s1/", "/tmp//s1/./x", "rel/dir", "./rel", "//net/s", "/a/../b"]
+)
+def test_local_socket_is_the_state_paths_one(root: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyvirt.state.paths import StatePaths
+
+    monkeypatch.setenv("PYVIRT_STATE_DIR", root)
+    assert fast._local_socket() == str(StatePaths.default().daemon_socket)
+
+
+@pytest.mark.parametrize("text", ["web1", "a b/c?d&e=f", "é-ü_~.x", "%41", ""])
+def test_quote_is_urllib_quote(text: str) -> None:
+    from urllib.parse import quote
+
+    assert fast._quote(text) == quote(text, safe="")

@@ -176,8 +176,10 @@ class RemoteDomain(Domain):
         payload = {"mode": [m.strip() for m in modes if m.strip()]} if modes else {}
         self._post("shutdown", payload)
 
-    def destroy(self, *, graceful: bool = False) -> None:
-        """Stop QEMU at once (``destroy``)."""
+    def destroy(self, *, graceful: bool = False, stop_work: bool = True) -> None:
+        """Stop QEMU at once (``destroy``); ``stop_work`` is the daemon's choice (it leaves
+        the stop work to its supervisor when that watches the domain)."""
+        del stop_work
         self._post("destroy", {"graceful": graceful})
 
     def reboot(self) -> None:

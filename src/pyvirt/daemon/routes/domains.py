@@ -25,7 +25,7 @@ from fastapi.responses import JSONResponse
 from pyvirt.api.domains import Domain, DomainStatus, Reason, State
 from pyvirt.daemon.context import Daemon, daemon_of
 from pyvirt.daemon.routes import domain_models as m
-from pyvirt.errors import InvalidStateError, NotFoundError, PreconditionFailedError
+from pyvirt.errors import InvalidStateError, NotFoundError, PreconditionFailedError, PyvirtError
 
 __all__ = ["router", "status_json"]
 
@@ -145,6 +145,17 @@ def _define(
 ) -> tuple[Domain, list[str]]:
     """Define under the request's conditions; publish ``Defined Added|Updated``."""
     domains = daemon.conn.domains
+    if if_match is None and if_none_match is None:  # unconditional: no parse before define's
+        name = domains.name_of(xml)
+        try:
+            before = _revision(daemon, name) if name else None
+        except PyvirtError:  # a name define refuses: let it say why
+            name = None
+        if name:
+            dom, warnings = domains.define(xml, force=force, expect_revision=False)
+            daemon.bus.publish("lifecycle", "domain", dom.name, "Defined",
+                               "Added" if before is None else "Updated")  # fmt: skip
+            return dom, warnings
     name = domains.validate(xml)
     before = _revision(daemon, name)
     conditional = True
@@ -320,9 +331,14 @@ def shutdown(request: Request, name: str, body: m.ShutdownRequest | None = None)
 def destroy(request: Request, name: str, body: m.DestroyRequest | None = None) -> Response:
     """Stop QEMU at once (``destroy``). A transient domain no longer exists afterwards: its
     last status (shut off, destroyed) is returned."""
-    _, dom = _domain(request, name)
+    # answers once QEMU is gone: the stop work (hooks, run directory) is left to the
+    # supervisor when it watches the domain (it runs the moment QEMU's events end)
+    from pyvirt.daemon.supervisor import watches  # lazy: routes load before the supervisor
+
+    daemon, dom = _domain(request, name)
     before = dom.status()
-    dom.destroy(graceful=body.graceful if body else False)
+    graceful = body.graceful if body else False
+    dom.destroy(graceful=graceful, stop_work=not watches(daemon, before.name))
     try:
         return _status(dom)
     except NotFoundError:  # transient: gone with its QEMU

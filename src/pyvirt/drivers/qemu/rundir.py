@@ -273,3 +273,9 @@ class RunDir:
     def recorded_exit(self) -> ExitInfo | None:
         """The exit the watcher recorded, if it did already."""
         return runtime.read_exit(self.path)
+
+    def record_destroyed(self) -> None:
+        """Record a destroy's exit now, unless the watcher recorded one already: the destroy
+        intent decides the reason whatever the watcher would write."""
+        if self.recorded_exit() is None:
+            runtime.write_exit(self.path, runtime.ExitInfo("destroyed", "no-shutdown-event"))

@@ -381,8 +381,15 @@ def shutdown(mgr: DomainManager, ident: str) -> None:
         mon.system_powerdown()
 
 
-def destroy(mgr: DomainManager, ident: str, *, graceful: bool = False) -> None:
-    """Stop QEMU immediately (SIGTERM, then SIGKILL); the reason becomes ``destroyed``."""
+def destroy(
+    mgr: DomainManager, ident: str, *, graceful: bool = False, stop_work: bool = True
+) -> None:
+    """Stop QEMU immediately (SIGTERM, then SIGKILL); the reason becomes ``destroyed``.
+
+    :param stop_work: False returns once QEMU is gone and leaves the stop work to the
+        domain's watcher (pyvirtd's supervisor, which watches it); the shut-off reason is
+        recorded already, so the domain reads ``shut off (destroyed)`` at once
+    """
     from pyvirt.drivers.qemu import process  # lazy
 
     name = mgr.resolve(ident)
@@ -392,12 +399,16 @@ def destroy(mgr: DomainManager, ident: str, *, graceful: bool = False) -> None:
             if _destroy_lost(mgr, name, graceful=graceful):
                 return
             raise InvalidStateError(f"domain '{name}' is not running")
-        mgr.rundir(name).mark_destroying()
+        run = mgr.rundir(name)
+        run.mark_destroying()
         outcome = process.terminate(rec.pid, rec.starttime, timeout=10.0 if graceful else 3.0)
-        # QEMU died of our signal after the intent was recorded: the reason is "destroyed"
-        # whatever the watcher records (the intent wins), so do not wait for it to write it
-        killed = outcome is not process.Outcome.NOT_RUNNING
-        mgr.reap(name, rec, wait=0.0 if killed else 0.5)
+        if stop_work:
+            # QEMU died of our signal after the intent was recorded: the reason is "destroyed"
+            # whatever the watcher records (the intent wins), so do not wait for it to write it
+            killed = outcome is not process.Outcome.NOT_RUNNING
+            mgr.reap(name, rec, wait=0.0 if killed else 0.5)
+        else:
+            run.record_destroyed()  # the watcher does the stop work
 
 
 def _destroy_lost(mgr: DomainManager, name: str, *, graceful: bool) -> bool:

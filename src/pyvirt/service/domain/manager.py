@@ -36,6 +36,7 @@ from pyvirt.errors import (
     OperationFailedError,
     PyvirtError,
 )
+from pyvirt.service.domain.listcache import DefinedRows
 from pyvirt.service.domain.types import DomainStatus, Reason, State
 from pyvirt.state.atomic import atomic_write
 from pyvirt.state.domains import DomainStore, revision_of
@@ -70,6 +71,9 @@ class DomainManager:
     def __init__(self, paths: StatePaths) -> None:
         self.paths = paths
         self.store = DomainStore(paths)
+        #: list_all's shut-off rows while their directories are unchanged (long-lived
+        #: connections such as pyvirtd's list the same definitions again and again)
+        self._defined_rows = DefinedRows(paths)
 
     # -- locks -------------------------------------------------------------------------
     @contextmanager
@@ -444,6 +448,7 @@ class DomainManager:
         :param uuids: also read each shut-off domain's UUID (one small file each)
         """
         self.recover()
+        key = self._defined_rows.key()  # before anything is listed
         try:
             run_entries = set(os.listdir(self.paths.domain_run_root))
         except FileNotFoundError:
@@ -453,7 +458,8 @@ class DomainManager:
             autostart = set(os.listdir(self.paths.autostart_dir))
         except FileNotFoundError:
             autostart = set()
-        uuid_map = self.store.uuids() if uuids else {}
+        cached = self._defined_rows.get(uuids, key)
+        uuid_map = self.store.uuids() if uuids and (cached is None or running) else {}
         out: list[DomainStatus] = []
         for name in running:
             try:
@@ -462,6 +468,11 @@ class DomainManager:
                 continue  # a transient domain that just went away
             except PyvirtError as err:  # one bad record does not hide the others
                 out.append(self._broken_status(name, uuid_map, err))
+        if cached is not None:
+            out.extend(cached)
+            out.sort(key=lambda s: (s.id is None, s.id or 0, s.name))
+            return out
+        first = len(out)
         for name in self.store.names():
             if name in running:
                 continue
@@ -478,6 +489,7 @@ class DomainManager:
             out.append(
                 DomainStatus(name, uuid, None, State.SHUTOFF, reason, True, name in autostart)
             )
+        self._defined_rows.put(uuids, key, out[first:])
         out.sort(key=lambda s: (s.id is None, s.id or 0, s.name))
         return out
 
