@@ -204,8 +204,14 @@ class RemoteDomain(Domain):
         force: bool = False,
         snapshots_metadata: bool = False,
         managed_save: bool = False,
+        checkpoints_metadata: bool = False,
     ) -> builtins.list[str]:
         """Remove the persistent definition (see :meth:`Domain.undefine`)."""
+        if checkpoints_metadata:
+            from pyvirt.errors import UnsupportedError
+
+            raise UnsupportedError("--checkpoints-metadata is not supported through pyvirtd yet",
+                                   hint="delete the checkpoints first")  # fmt: skip
         query = _query(
             remove_all_storage=remove_all_storage or None,
             storage=list(storage) or None,
