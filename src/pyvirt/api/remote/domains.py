@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 from pyvirt.api.domains import Domain, DomainCollection, DomainInfo, DomainStatus, Reason, State
 from pyvirt.api.remote.volume_jobs import DomainCloneMixin
 from pyvirt.client.transport import API
-from pyvirt.errors import InvalidStateError
+from pyvirt.errors import InvalidStateError, UnsupportedError
 
 if TYPE_CHECKING:
     from pyvirt.client.transport import Client
@@ -208,8 +208,6 @@ class RemoteDomain(Domain):
     ) -> builtins.list[str]:
         """Remove the persistent definition (see :meth:`Domain.undefine`)."""
         if checkpoints_metadata:
-            from pyvirt.errors import UnsupportedError
-
             raise UnsupportedError("--checkpoints-metadata is not supported through pyvirtd yet",
                                    hint="delete the checkpoints first")  # fmt: skip
         query = _query(
