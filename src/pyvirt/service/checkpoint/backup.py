@@ -629,8 +629,12 @@ def abort(mgr: DomainManager, ident: str) -> BackupJobInfo:
             mine = [jobs.get(e["job"]) for e in state["disks"]]
             done = sum(j.done for j in mine if j is not None)
             total = sum(j.total for j in mine if j is not None)
-            _teardown(mgr, name, mon, state, keep_targets=False)
-        status = "completed" if state["mode"] == "pull" else "cancelled"
+            # a push backup that finished meanwhile is completed, not cancelled
+            finished = state["mode"] == "push" and all(
+                j is not None and j.concluded and not j.error for j in mine
+            )
+            _teardown(mgr, name, mon, state, keep_targets=finished)
+        status = "completed" if state["mode"] == "pull" or finished else "cancelled"
         info = _info(state, status, done, total)
         _finish(run, info)
         return info
