@@ -143,7 +143,11 @@ def checkpoint_list(
     infos = dom.checkpoints()
     if from_:
         keep = set(dom.checkpoint_children(from_, descendants=descendants or tree))
-        infos = [i if i.parent in keep else _reroot(i) for i in infos if i.name in keep]
+        if tree:
+            keep.add(from_)
+        infos = [i for i in infos if i.name in keep]
+        if tree:
+            infos = [i if i.parent in keep else _reroot(i) for i in infos]
     if roots:
         infos = [i for i in infos if i.parent is None]
     if leaves:

@@ -417,8 +417,7 @@ def _export(
     mgr: DomainManager, name: str, mon: Monitor, backup: DomainBackup, state: dict[str, Any]
 ) -> None:
     """Start the NBD server and export each disk's scratch node (with its bitmap)."""
-    if backup.element.find("server") is None or not backup.transport:
-        backup.transport = backup.transport or "unix"
+    backup.transport = backup.transport or "unix"
     if backup.transport == "unix":
         from pyvirt.service.domain import dac  # lazy
 
