@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,12 @@ def backup(pv: Pyvirt, target: Path, inc: str | None, cp: str | None) -> Any:
     res = pv(*args)
     assert res.out == "Backup started\nBackup completed\n"
     return res
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def qemu_pid(pv: Pyvirt, name: str) -> int:
@@ -131,6 +138,19 @@ def test_push_pull_lost_bitmap_and_delete(pyvirt: Pyvirt, tiny_image: Any) -> No
     assert not scratch[0].exists() and pyvirt("domjobinfo", "b").out.startswith(
         "Job type:         None"
     )
+
+    # a full pull backup on loopback TCP, ended with backup-end
+    port = free_port()
+    pull.write_text(
+        f"<domainbackup mode='pull'><server transport='tcp' name='localhost' port='{port}'/>"
+        "</domainbackup>"
+    )
+    pyvirt("backup-begin", "b", "--backupxml", str(pull))
+    copy = pyvirt.root / "copy.qcow2"
+    subprocess.run(["qemu-img", "convert", "-O", "qcow2", f"nbd://localhost:{port}/vda",
+                    str(copy)], check=True)  # fmt: skip
+    assert same(copy, disk)
+    assert pyvirt("backup-end", "b").out == "Backup ended\n"
 
     # QEMU killed: the bitmap it found in the image (c0) is left "in use", those it made (c1,
     # c2) are lost; the next incremental backup is full with a warning, the next incremental
