@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from pyvirt.api.domain_agent import DomainAgent
 from pyvirt.api.domain_base import DomainHandle
 from pyvirt.api.domain_blockjobs import DomainBlockJobs
+from pyvirt.api.domain_checkpoints import DomainCheckpoints
 from pyvirt.api.domain_devices import DomainDevices
 from pyvirt.api.domain_devxml import DomainDeviceXml
 from pyvirt.api.domain_save import DomainSave
@@ -58,6 +59,7 @@ class Domain(
     DomainTuning,
     DomainDevices,
     DomainBlockJobs,
+    DomainCheckpoints,
     DomainDeviceXml,
     DomainAgent,
     DomainSnapshots,
@@ -139,6 +141,7 @@ class Domain(
         force: bool = False,
         snapshots_metadata: bool = False,
         managed_save: bool = False,
+        checkpoints_metadata: bool = False,
     ) -> list[str]:
         """Remove the persistent definition; a running domain becomes transient.
 
@@ -147,6 +150,7 @@ class Domain(
         :param storage: delete only these disks (targets such as ``vda``, or source paths)
         :param force: remove the definition even when pyvirt cannot read it (corrupt)
         :param snapshots_metadata: also drop its snapshots' metadata (refused without)
+        :param checkpoints_metadata: also drop its checkpoints' metadata (refused without)
         :param managed_save: also discard its managed save image (refused without)
         :returns: the files (``/path``) and volumes (``POOL/VOLUME``) deleted
         :raises InvalidStateError: it is transient, has snapshots, or storage removal while
@@ -158,6 +162,9 @@ class Domain(
 
         name = self._domains.resolve(self._name)
         snapshots.check_undefine(self._domains, name, snapshots_metadata=snapshots_metadata)
+        from pyvirt.service.checkpoint import delete as checkpoints  # lazy
+
+        checkpoints.check_undefine(self._domains, name, checkpoints_metadata=checkpoints_metadata)
         extra = snapshots.files_to_remove(self._domains, name) if remove_all_storage else []
         remove = None
         if remove_all_storage or storage:
@@ -169,6 +176,7 @@ class Domain(
             self._name, remove_storage=remove, managed_save=managed_save
         )
         removed += snapshots.drop(self._domains, name, extra)
+        checkpoints.drop(self._domains, name)
         return removed
 
     def rename(self, new_name: str) -> None:

@@ -100,6 +100,12 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
         "snapshot-dumpxml", "snapshot-current", "snapshot-parent", "snapshot-edit",
         "snapshot-revert", "snapshot-delete",
     ),
+    # checkpoints and backup (issue 12)
+    "checkpoint": (
+        "checkpoint-create", "checkpoint-create-as", "checkpoint-list", "checkpoint-info",
+        "checkpoint-dumpxml", "checkpoint-parent", "checkpoint-delete", "backup-begin",
+        "backup-dumpxml", "backup-end",
+    ),
     # save and restore (issue 12)
     "save": (
         "save", "restore", "managedsave", "managedsave-remove", "managedsave-dumpxml",

@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 from pyvirt.api.domains import Domain, DomainCollection, DomainInfo, DomainStatus, Reason, State
 from pyvirt.api.remote.volume_jobs import DomainCloneMixin
 from pyvirt.client.transport import API
-from pyvirt.errors import InvalidStateError
+from pyvirt.errors import InvalidStateError, UnsupportedError
 
 if TYPE_CHECKING:
     from pyvirt.client.transport import Client
@@ -206,8 +206,12 @@ class RemoteDomain(Domain):
         force: bool = False,
         snapshots_metadata: bool = False,
         managed_save: bool = False,
+        checkpoints_metadata: bool = False,
     ) -> builtins.list[str]:
         """Remove the persistent definition (see :meth:`Domain.undefine`)."""
+        if checkpoints_metadata:
+            raise UnsupportedError("--checkpoints-metadata is not supported through pyvirtd yet",
+                                   hint="delete the checkpoints first")  # fmt: skip
         query = _query(
             remove_all_storage=remove_all_storage or None,
             storage=list(storage) or None,

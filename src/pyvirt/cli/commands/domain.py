@@ -39,6 +39,7 @@ def define(ctx: click.Context, file: str, force: bool) -> None:
 @click.option("--managed-save", is_flag=True, help="also remove its managed save image")
 @click.option("--force", is_flag=True, help="remove even a definition pyvirt cannot read")
 @click.option("--snapshots-metadata", is_flag=True, help="also remove its snapshots' metadata")
+@click.option("--checkpoints-metadata", is_flag=True, help="also remove its checkpoints' metadata")
 @click.pass_context
 def undefine(
     ctx: click.Context,
@@ -49,6 +50,7 @@ def undefine(
     managed_save: bool,
     force: bool,
     snapshots_metadata: bool,
+    checkpoints_metadata: bool,
 ) -> None:
     """Undefine a domain (a running one becomes transient)."""
     dom = api(ctx).domains.get(domain)
@@ -59,6 +61,7 @@ def undefine(
         force=force,
         snapshots_metadata=snapshots_metadata,
         managed_save=managed_save,
+        checkpoints_metadata=checkpoints_metadata,
     )
     for path in removed:
         click.echo(f"Volume '{path}' removed.")

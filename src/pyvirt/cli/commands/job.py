@@ -157,13 +157,16 @@ def _row(key: str, value: str) -> str:
 
 @click.command("domjobinfo")
 @click.argument("domain", metavar="DOMAIN")
+@click.option("--completed", is_flag=True, help="return statistics of a recently completed job")
 @click.pass_context
-def domjobinfo(ctx: click.Context, domain: str) -> None:
+def domjobinfo(ctx: click.Context, domain: str, completed: bool) -> None:
     """Show the domain's running job (virsh's layout)."""
     client = _client(ctx)
     if client is None:
-        api(ctx).domains.get(domain)
-        click.echo(_row("Job type:", "None") + "\n")
+        from pyvirt.cli.commands.checkpoint import backup_job_lines  # a backup job runs in QEMU
+
+        lines = backup_job_lines(api(ctx).domains.get(domain), completed=completed)
+        click.echo("\n".join(lines or [_row("Job type:", "None")]) + "\n")
         return
     from urllib.parse import quote
 
@@ -197,8 +200,11 @@ def domjobabort(ctx: click.Context, domain: str) -> None:
 
     client = _client(ctx)
     if client is None:
-        api(ctx).domains.get(domain)
-        raise InvalidStateError(f"no job is active on domain '{domain}'")
+        dom = api(ctx).domains.get(domain)
+        if not dom.has_backup_job():
+            raise InvalidStateError(f"no job is active on domain '{domain}'")
+        dom.backup_end()
+        return
     from urllib.parse import quote
 
     from pyvirt.api.remote.jobs import JobInfo, Jobs

@@ -26,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from pyvirt.drivers.qemu.monitor.backup import BackupCommands
 from pyvirt.drivers.qemu.monitor.base import Args, prune
 from pyvirt.drivers.qemu.monitor.block import BlockCommands
 from pyvirt.drivers.qemu.monitor.blockjobs import BlockJobCommands
@@ -92,6 +93,7 @@ class Monitor(
     SnapshotCommands,
     GuestIoCommands,
     MigrationCommands,
+    BackupCommands,
 ):
     """A synchronous QMP session on a unix socket; use as a context manager.
 
