@@ -217,7 +217,7 @@ class RemoteDomainVerbs:
         cancel: CancelToken | None = None,
     ) -> None:
         """``save`` to *path* on the daemon's host (a job)."""
-        body = {"path": str(path), "xml": xml, "running": running, "bypass_cache": bypass_cache}
+        body = {"path": _abs(path), "xml": xml, "running": running, "bypass_cache": bypass_cache}
         doc = self._client.json("POST", self._url("save"), body)
         wait_for(self._client, JobInfo.from_json(doc["job"]), progress=progress, cancel=cancel)
 
@@ -386,6 +386,11 @@ class RemoteDomainVerbs:
         return ControlInfo(str(doc["state"]), str(doc["reason"]), doc.get("duration"))
 
 
+def _abs(path: str | Path) -> str:
+    """``path`` made absolute against this process's directory (a local daemon's view)."""
+    return str(Path(path).absolute())
+
+
 def _json(doc: Any) -> bytes:
     import json  # lazy
 
@@ -413,7 +418,7 @@ class RemoteSaveImages:
         cancel: CancelToken | None = None,
     ) -> Any:
         """``restore`` from *path* on the daemon's host (a job); the restored domain."""
-        body = {"path": str(path), "xml": xml, "running": running, "bypass_cache": bypass_cache}
+        body = {"path": _abs(path), "xml": xml, "running": running, "bypass_cache": bypass_cache}
         doc = self._client.json("POST", f"{API}/save-images/restore", body)
         info = wait_for(self._client, JobInfo.from_json(doc["job"]), progress=progress,
                         cancel=cancel)  # fmt: skip
@@ -421,14 +426,14 @@ class RemoteSaveImages:
 
     def save_image_xml(self, path: str | Path, *, security_info: bool = False) -> str:
         """``save-image-dumpxml``."""
-        url = f"{API}/save-images/xml" + _q(path=str(path), security_info=security_info or None)
+        url = f"{API}/save-images/xml" + _q(path=_abs(path), security_info=security_info or None)
         return self._client.request("GET", url).text()
 
     def save_image_define(
         self, path: str | Path, xml: str | None, *, running: bool | None = None
     ) -> None:
         """``save-image-define``."""
-        url = f"{API}/save-images/xml" + _q(path=str(path), running=running)
+        url = f"{API}/save-images/xml" + _q(path=_abs(path), running=running)
         self._client.request("PUT", url, body=_bytes(xml), content_type=XML)
 
     def managed_save_names(self) -> builtins.set[str]:

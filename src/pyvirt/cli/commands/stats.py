@@ -23,9 +23,9 @@ GROUP_OPTIONS = {
     "vcpu": "vCPU counts and each vCPU's run time",
     "interface": "NIC traffic counters (as the guest sees them)",
     "block": "disk I/O counters",
-    "perf": "perf event counters (pyvirt enables none: nothing to show)",
+    "perf": "perf event counters (the events <perf> enables; software events only)",
     "iothread": "I/O threads' polling settings",
-    "memory": "memory bandwidth monitoring (pyvirt enables none: nothing to show)",
+    "memory": "memory bandwidth monitoring (resctrl; pyvirt creates no monitors: nothing)",
     "dirtyrate": "the last dirty rate measurement (domdirtyrate-calc)",
 }
 #: ``--list-NAME`` filters

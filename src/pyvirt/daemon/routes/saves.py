@@ -105,6 +105,20 @@ def _check(request: Request, current_xml: str, what: str) -> None:
         )
 
 
+def _host_path(path: str) -> str:
+    """``path`` if it can name a file on the daemon's host (absolute, no NUL).
+
+    :raises InvalidConfigError: it cannot
+    """
+    if "\0" in path or not path.startswith("/"):
+        from pyvirt.errors import InvalidConfigError  # lazy
+
+        raise InvalidConfigError(
+            f"invalid save image path {path!r}", hint="give an absolute path on the daemon's host"
+        )
+    return path
+
+
 def _text(xml: bytes) -> str | None:
     """The XML body as text (empty: None).
 
@@ -126,11 +140,12 @@ def _text(xml: bytes) -> str | None:
 )
 def save(request: Request, name: str, body: SaveBody) -> JSONResponse:
     """``save``: the running domain's state to a file on the host, then it stops (a job)."""
+    path = _host_path(body.path)
     dom = _domain(request, name)
     dom.status()  # 404 now rather than in the job
 
     def work(job: Job) -> None:
-        dom.save(body.path, xml=body.xml, running=body.running, bypass_cache=body.bypass_cache,
+        dom.save(path, xml=body.xml, running=body.running, bypass_cache=body.bypass_cache,
                  progress=job.report, cancel=job.token)  # fmt: skip
 
     return _job(request, "domain-save", f"domain/{dom.name}", work)
@@ -195,17 +210,17 @@ def managed_save_define(
 )
 def restore(request: Request, body: RestoreBody) -> JSONResponse:
     """``restore``: start the domain saved in a file on the host where it was (a job)."""
+    path = _host_path(body.path)
     conn = daemon_of(request).conn
-    xml = conn.domains.save_image_xml(body.path)  # a bad file fails now, not in the job
-    del xml
+    conn.domains.save_image_xml(path)  # a bad file fails now, not in the job
 
     def work(job: Job) -> dict[str, Any]:
-        dom = conn.domains.restore(body.path, xml=body.xml, running=body.running,
+        dom = conn.domains.restore(path, xml=body.xml, running=body.running,
                                    bypass_cache=body.bypass_cache, progress=job.report,
                                    cancel=job.token)  # fmt: skip
         return {"name": dom.name}
 
-    return _job(request, "domain-restore", f"save-image/{body.path}", work)
+    return _job(request, "domain-restore", f"save-image/{path}", work)
 
 
 @router.get("/api/v1/save-images/xml", responses=_XML_OUT)
@@ -216,7 +231,7 @@ def save_image_xml(
 ) -> Response:
     """``save-image-dumpxml``, with an ``ETag``."""
     domains = daemon_of(request).conn.domains
-    xml = domains.save_image_xml(path, security_info=security_info)
+    xml = domains.save_image_xml(_host_path(path), security_info=security_info)
     return xml_response(xml, xml_revision(domains.save_image_xml(path, security_info=True)))
 
 
@@ -229,7 +244,8 @@ def save_image_define(
 ) -> Response:
     """``save-image-define``: replace the XML (empty: keep it) and/or the state to restore."""
     domains = daemon_of(request).conn.domains
-    _check(request, domains.save_image_xml(path, security_info=True), f"save image {path}")
+    _check(request, domains.save_image_xml(_host_path(path), security_info=True),
+           f"save image {path}")  # fmt: skip
     domains.save_image_define(path, _text(xml), running=running)
     return Response(status_code=204)
 
