@@ -24,7 +24,7 @@ from tests.integration.test_daemon_domains import http
 from tests.integration.test_device_xml import medium
 from tests.integration.test_disks import guest, make_image
 from tests.integration.test_lifecycle import domain_xml, state, wait_for, wait_marker
-from tests.integration.test_snapshots import disk_xml, read_marker, write_marker
+from tests.integration.test_snapshots import disk_xml, read_marker, source_of, write_marker
 
 pytestmark = pytest.mark.qemu
 
@@ -129,5 +129,23 @@ def test_snapshots_save_media_through_the_daemon(
     # delete (internal: answered at once)
     assert pyvirt(*c, "snapshot-delete", "s", "s1").out == "Domain snapshot s1 deleted\n"
     assert pyvirt(*c, "snapshot-list", "s", "--name").out == "\n"
-    pyvirt(*c, "destroy", "s")
+
+    # an external disk-only snapshot; its delete merges the overlay back (a daemon job)
+    overlay = pyvirt.root / "e1.qcow2"
+    pyvirt(*c, "snapshot-create-as", "s", "e1", "--disk-only", "--diskspec", f"vda,file={overlay}")
+    assert overlay.is_file() and source_of(pyvirt, "s") == str(overlay)
+    write_marker(pyvirt, "s", "MARK3")  # into the overlay
+    assert pyvirt(*c, "snapshot-delete", "s", "e1").out == "Domain snapshot e1 deleted\n"
+    assert not overlay.exists() and source_of(pyvirt, "s") == str(disk)
+    assert read_marker(pyvirt, "s") == "MARK3"
+    jobs = json.loads(pyvirt(*c, "job-list", "--all", "--json").out)
+    assert "snapshot-delete" in {j["kind"] for j in jobs}
+
+    # --halt: the snapshot, then the domain stops
+    assert pyvirt(*c, "snapshot-create-as", "s", "h1", "--halt").out == (
+        "Domain snapshot h1 created\n"
+    )
+    assert state(pyvirt, "s").startswith("shut off")
+    info = pyvirt(*c, "snapshot-info", "s", "h1").out
+    assert "State:          running" in info
     os.unlink(file)
