@@ -141,6 +141,16 @@ def test_snapshots_save_media_through_the_daemon(
     jobs = json.loads(pyvirt(*c, "job-list", "--all", "--json").out)
     assert "snapshot-delete" in {j["kind"] for j in jobs}
 
+    # block jobs: an overlay without metadata, then blockcommit --active --pivot (a daemon job)
+    top = pyvirt.root / "top.qcow2"
+    pyvirt(*c, "snapshot-create-as", "s", "t", "--disk-only", "--no-metadata",
+           "--diskspec", f"vda,file={top}")  # fmt: skip
+    assert source_of(pyvirt, "s") == str(top)
+    out = pyvirt(*c, "blockcommit", "s", "vda", "--active", "--pivot", "--delete", "--verbose")
+    assert out.out.endswith("\nSuccessfully pivoted\n") and "[100 %]" in out.err + out.out
+    assert source_of(pyvirt, "s") == str(disk) and not top.exists()
+    assert pyvirt(*c, "blockjob", "s", "vda", "--info").out == "No current block job for vda\n"
+
     # --halt: the snapshot, then the domain stops
     assert pyvirt(*c, "snapshot-create-as", "s", "h1", "--halt").out == (
         "Domain snapshot h1 created\n"

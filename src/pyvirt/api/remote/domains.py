@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from pyvirt.api.domains import Domain, DomainCollection, DomainInfo, DomainStatus, Reason, State
+from pyvirt.api.remote.block_jobs import RemoteBlockJobs
 from pyvirt.api.remote.domain_verbs import RemoteDomainVerbs, RemoteSaveImages
 from pyvirt.api.remote.volume_jobs import DomainCloneMixin
 from pyvirt.client.transport import API
@@ -146,9 +147,9 @@ class RemoteDomainCollection(DomainCloneMixin, RemoteSaveImages, DomainCollectio
         return self._handle(str(resp.json()["name"]))
 
 
-class RemoteDomain(RemoteDomainVerbs, Domain):
-    """A :class:`~pyvirt.api.domains.Domain` whose lifecycle, inspection, snapshot, save and
-    device-XML verbs are requests to the daemon."""
+class RemoteDomain(RemoteDomainVerbs, RemoteBlockJobs, Domain):
+    """A :class:`~pyvirt.api.domains.Domain` whose lifecycle, inspection, snapshot, save,
+    device-XML and block job verbs are requests to the daemon."""
 
     def __init__(self, service: ServiceConnection, name: str, client: Client) -> None:
         super().__init__(service, name)
