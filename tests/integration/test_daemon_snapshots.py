@@ -83,6 +83,12 @@ def test_snapshots_save_media_through_the_daemon(
     listing = json.loads(pyvirt(*c, "snapshot-list", "s", "--json").out)
     assert [(s["name"], s["state"], s["current"]) for s in listing] == [("s1", "running", True)]
     assert "<description>first</description>" in pyvirt(*c, "snapshot-dumpxml", "s", "s1").out
+    pyvirt.env["EDITOR"] = "sed -i -e s,<description>first<,<description>edited<,"
+    out = pyvirt(*c, "snapshot-edit", "s", "s1").out
+    del pyvirt.env["EDITOR"]
+    assert out == "Snapshot 's1' XML configuration edited.\n\n"
+    assert "<description>edited</description>" in pyvirt(*c, "snapshot-dumpxml", "s", "s1").out
+    assert pyvirt(*c, "snapshot-current", "s", "--name").out == "s1\n"  # still current
     res = pyvirt(*c, "snapshot-info", "s", "nope", check=False)
     assert res.rc == 1 and res.err.startswith("error: ") and "nope" in res.err
     # the snapshot XML has an ETag; a stale If-Match is refused with 412
