@@ -8,7 +8,9 @@ The error paths use the tiny guest (no qemu-guest-agent inside: a real silent ag
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import json
 import os
 import re
 import socket
@@ -220,6 +222,51 @@ def test_stale_replies_and_partial_input_are_dropped(guest: tuple[Pyvirt, float]
     assert pv("domfsinfo", NAME).out.splitlines()[2].split()[0] == "/"
 
 
+def agent_exec(pv: Pyvirt, path: str, *args: str) -> str:
+    """Run a program in the guest through the agent (guest-exec); its standard output."""
+    cmd = {"execute": "guest-exec",
+           "arguments": {"path": path, "arg": list(args), "capture-output": True}}  # fmt: skip
+    pid = json.loads(pv("qemu-agent-command", NAME, json.dumps(cmd)).out)["return"]["pid"]
+    status = json.dumps({"execute": "guest-exec-status", "arguments": {"pid": pid}})
+    done: dict[str, Any] = {}
+
+    def exited() -> bool:
+        done.update(json.loads(pv("qemu-agent-command", NAME, status).out)["return"])
+        return bool(done.get("exited"))
+
+    wait_for(exited, 30, f"{path} in the guest")
+    assert done.get("exitcode") == 0, done
+    return base64.b64decode(done.get("out-data", "")).decode(errors="replace")
+
+
+def freezes_logged(pv: Pyvirt) -> int:
+    """How many freezes qemu-guest-agent logged ("guest-fsfreeze called", in the journal)."""
+    log = agent_exec(pv, "journalctl", "-u", "qemu-guest-agent", "--no-pager", "-o", "cat")
+    return log.count("guest-fsfreeze called")
+
+
+def test_quiesced_disk_only_snapshot(guest: tuple[Pyvirt, float]) -> None:
+    """snapshot-create-as --disk-only --quiesce: the agent freezes the file systems while
+    the overlay is taken and thaws them after (its log and its status say so)."""
+    pv, _ = guest
+    agent_ready(pv)
+    status = '{"execute":"guest-fsfreeze-status"}'
+    assert pv("qemu-agent-command", NAME, status).out.strip() == '{"return":"thawed"}'
+    before = freezes_logged(pv)
+    overlay = pv.root / "deb-q1.qcow2"  # not next to the cached image
+    out = pv("snapshot-create-as", NAME, "q1", "--disk-only", "--quiesce", "--atomic",
+             "--diskspec", f"vda,file={overlay}")  # fmt: skip
+    assert out.out == "Domain snapshot q1 created\n"
+    assert overlay.is_file()
+    assert pv("qemu-agent-command", NAME, status).out.strip() == '{"return":"thawed"}'
+    assert freezes_logged(pv) == before + 1
+    # thawed for real: the guest writes to its root file system (now on the overlay)
+    agent_exec(pv, "sh", "-c", "echo after-q1 > /root/q1 && sync")
+    info = pv("snapshot-info", NAME, "q1").out
+    assert "State:          disk-snapshot" in info and "Location:       external" in info
+    assert f"file='{overlay}'" in pv("dumpxml", NAME).out.replace('"', "'")
+
+
 def test_shutdown_mode_agent(guest: tuple[Pyvirt, float]) -> None:
     """Last in the module: the agent powers the shared guest off."""
     pv, _ = guest
@@ -241,7 +288,13 @@ AGENT_CHANNEL = (
 
 
 def test_agent_errors_on_the_tiny_guest(pyvirt: Pyvirt, tiny_image: Any) -> None:
-    (pyvirt.root / "a.xml").write_text(tiny_xml(tiny_image, "a", extra_devices=AGENT_CHANNEL))
+    disk = pyvirt.root / "qa.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "16M"], check=True)
+    disk_xml = (f"<disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+                f"<source file='{disk}'/><target dev='vda' bus='virtio'/></disk>")  # fmt: skip
+    (pyvirt.root / "a.xml").write_text(
+        tiny_xml(tiny_image, "a", extra_devices=AGENT_CHANNEL + disk_xml)
+    )
     (pyvirt.root / "b.xml").write_text(tiny_xml(tiny_image, "b"))
     pyvirt("define", str(pyvirt.root / "a.xml"))
     pyvirt("define", str(pyvirt.root / "b.xml"))
@@ -262,6 +315,17 @@ def test_agent_errors_on_the_tiny_guest(pyvirt: Pyvirt, tiny_image: Any) -> None
     )
     assert "hint: check that the guest has booted and runs qemu-guest-agent" in res.err
     assert time.monotonic() - start < 30
+    # --quiesce without an agent: one clear error, no overlay left, no snapshot recorded
+    files = sorted(pyvirt.root.iterdir())
+    res = pyvirt("snapshot-create-as", "a", "q1", "--disk-only", "--quiesce", check=False)
+    assert res.rc == 1
+    assert res.err.splitlines()[0] == (
+        "error: the guest agent of domain 'a' did not answer 'guest-sync-delimited' within 10 s"
+    ), res.err
+    assert len(res.err.splitlines()) <= 2 and "Traceback" not in res.err
+    assert sorted(pyvirt.root.iterdir()) == files
+    assert pyvirt("snapshot-list", "a", "--name").out.strip() == ""
+    assert f"file='{disk}'" in pyvirt("dumpxml", "a").out.replace('"', "'")
     res = pyvirt("shutdown", "b", "--mode", "agent", check=False)
     assert res.rc == 1 and res.err.startswith("error: domain 'b' has no guest agent channel")
     assert "org.qemu.guest_agent.0" in res.err  # the hint shows the XML to add

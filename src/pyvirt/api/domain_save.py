@@ -94,3 +94,16 @@ class DomainSave(DomainHandle):
         from pyvirt.service.domain import save_image  # lazy
 
         return save_image.managed_xml(self._domains, self._name, security_info=security_info)
+
+    def managed_save_define(self, xml: str | None, *, running: bool | None = None) -> None:
+        """Replace the XML and/or the state to resume into of the managed save image
+        (``managedsave-define``).
+
+        :raises InvalidStateError: there is none
+        :raises InvalidConfigError: the XML describes other hardware
+        """
+        from pyvirt.service.domain import save_image  # lazy
+
+        self.managed_save_xml()  # raises when there is none
+        path = save_image.managed_path(self._domains, self._domains.resolve(self._name))
+        save_image.define_image(self._domains, path, xml, running=running)

@@ -101,6 +101,7 @@ def domain_stats(
         interface=StatsGroup.INTERFACE in wanted,
         block=StatsGroup.BLOCK in wanted,
         iothread=StatsGroup.IOTHREAD in wanted,
+        perf=StatsGroup.PERF in wanted,
         dirtyrate=StatsGroup.DIRTYRATE in wanted,
     )
     return collect(service.domains, names, flags, inactive_details=inactive_details)
@@ -136,6 +137,8 @@ def params(rec: DomainStats, groups: Iterable[StatsGroup] = ALL_GROUPS) -> list[
         out += _nets(rec.nets)
     if StatsGroup.BLOCK in wanted and rec.blocks is not None:
         out += _blocks(rec.blocks)
+    if StatsGroup.PERF in wanted and rec.perf:
+        out += [(f"perf.{name}", value) for name, value in rec.perf.items()]
     if StatsGroup.IOTHREAD in wanted and rec.iothreads is not None:
         out.append(("iothread.count", len(rec.iothreads)))
         for t in rec.iothreads:

@@ -109,7 +109,8 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
     # save and restore (issue 12)
     "save": (
         "save", "restore", "managedsave", "managedsave-remove", "managedsave-dumpxml",
-        "save-image-dumpxml", "save-image-define",
+        "save-image-dumpxml", "save-image-define", "save-image-edit", "managedsave-define",
+        "managedsave-edit",
     ),
     # daemon jobs (issue 11)
     "job": ("job-list", "job-info", "job-cancel", "domjobinfo", "domjobabort"),

@@ -15,8 +15,13 @@ Where each figure comes from:
 - I/O threads: QMP ``query-iothreads`` (each thread's adaptive polling settings);
 - dirty rate: QMP ``query-dirty-rate`` (the last ``domdirtyrate-calc`` measurement).
 
-virsh's ``--perf`` (perf events) and ``--memory`` (resctrl memory bandwidth) groups have
-nothing to report: pyvirt enables neither for its guests.
+- perf: the events the definition's ``<perf>`` enables, from the kernel's per-task
+  accounting of QEMU's threads, when the kernel allows perf events on QEMU (see
+  :mod:`pyvirt.service.perfstats`).
+
+virsh's ``--memory`` group (resctrl memory bandwidth monitors, ``memory.bandwidth.monitor.*``)
+has nothing to report: pyvirt creates no resctrl monitor groups for its guests (and this host
+may not mount ``/sys/fs/resctrl`` at all).
 
 One monitor session per running domain collects all of its QMP figures. A domain that stops
 while it is looked at is reported shut off; a monitor that does not answer leaves the QMP
@@ -80,13 +85,14 @@ class Groups:
     block: bool = True
     iothread: bool = True
     dirtyrate: bool = True
+    perf: bool = True
 
     @property
     def details(self) -> bool:
         """Whether anything needs the definition."""
         return (
             self.balloon or self.vcpu or self.interface or self.block or self.iothread
-            or self.dirtyrate
+            or self.dirtyrate or self.perf
         )  # fmt: skip
 
 
@@ -221,6 +227,8 @@ class DomainStats:
     blocks: tuple[BlockStats, ...] | None = None
     iothreads: tuple[IOThreadStats, ...] | None = None
     dirtyrate: DirtyRateStats | None = None
+    #: ``perf.NAME`` figures of the enabled perf events (empty: none enabled or allowed)
+    perf: dict[str, int] | None = None
 
     @property
     def name(self) -> str:
@@ -256,6 +264,8 @@ class DomainStats:
             out["iothreads"] = [asdict(t) for t in self.iothreads]
         if self.dirtyrate is not None:
             out["dirtyrate"] = asdict(self.dirtyrate)
+        if self.perf:  # only with events enabled and allowed: other records stay as they were
+            out["perf"] = dict(self.perf)
         return out
 
     @classmethod
@@ -285,6 +295,7 @@ class DomainStats:
                 if "iothreads" in data
                 else None,
                 dirtyrate=DirtyRateStats(**data["dirtyrate"]) if "dirtyrate" in data else None,
+                perf={str(k): int(v) for k, v in data["perf"].items()} if "perf" in data else None,
             )
         except (KeyError, TypeError, ValueError) as err:
             raise InvalidConfigError(f"not a domain statistics record: {err}") from None
@@ -409,7 +420,18 @@ def _running(mgr: DomainManager, st: DomainStatus, groups: Groups) -> DomainStat
         blocks=blocks,
         iothreads=qmp.iothreads,
         dirtyrate=qmp.dirtyrate,
+        perf=_perf(rec.pid, dom) if groups.perf else None,
     )
+
+
+def _perf(pid: int, dom: Domain) -> dict[str, int]:
+    """The enabled perf events' figures (empty: none enabled, or perf events not allowed)."""
+    from pyvirt.service import perfstats  # lazy
+
+    events = perfstats.enabled_events(dom)
+    if not events or not perfstats.perf_allowed(pid):
+        return {}
+    return perfstats.read(pid, events)
 
 
 @dataclass

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from pyvirt.api.domains import Domain, DomainCollection, DomainInfo, DomainStatus, Reason, State
+from pyvirt.api.remote.block_jobs import RemoteBlockJobs
+from pyvirt.api.remote.domain_verbs import RemoteDomainVerbs, RemoteSaveImages
 from pyvirt.api.remote.volume_jobs import DomainCloneMixin
 from pyvirt.client.transport import API
 from pyvirt.errors import InvalidStateError, UnsupportedError
@@ -76,7 +78,7 @@ def _body(xml: str | bytes) -> bytes:
     return xml.encode() if isinstance(xml, str) else xml
 
 
-class RemoteDomainCollection(DomainCloneMixin, DomainCollection):
+class RemoteDomainCollection(DomainCloneMixin, RemoteSaveImages, DomainCollection):
     """``conn.domains`` of a :class:`~pyvirt.api.remote.connection.RemoteConnection`."""
 
     def __init__(self, service: ServiceConnection, client: Client) -> None:
@@ -145,9 +147,9 @@ class RemoteDomainCollection(DomainCloneMixin, DomainCollection):
         return self._handle(str(resp.json()["name"]))
 
 
-class RemoteDomain(Domain):
-    """A :class:`~pyvirt.api.domains.Domain` whose lifecycle and inspection verbs are
-    requests to the daemon."""
+class RemoteDomain(RemoteDomainVerbs, RemoteBlockJobs, Domain):
+    """A :class:`~pyvirt.api.domains.Domain` whose lifecycle, inspection, snapshot, save,
+    device-XML and block job verbs are requests to the daemon."""
 
     def __init__(self, service: ServiceConnection, name: str, client: Client) -> None:
         super().__init__(service, name)

@@ -1,6 +1,7 @@
 """Save and restore commands: virsh's ``save``, ``restore``, ``managedsave``,
-``managedsave-remove``, ``managedsave-dumpxml``, ``save-image-dumpxml`` and
-``save-image-define``, with virsh's options and messages."""
+``managedsave-remove``, ``managedsave-dumpxml``, ``managedsave-define``, ``managedsave-edit``,
+``save-image-dumpxml``, ``save-image-define`` and ``save-image-edit``, with virsh's options and
+messages."""
 
 from __future__ import annotations
 
@@ -160,3 +161,86 @@ def save_image_define(
     state = run_state(running, paused)
     api(ctx).domains.save_image_define(file, read_input(xml_file).decode(), running=state)
     click.echo(f"State file {file} updated.\n")
+
+
+@click.command(name="save-image-edit")
+@FILE
+@RUNNING
+@PAUSED
+@click.pass_context
+def save_image_edit(ctx: click.Context, file: str, running: bool, paused: bool) -> None:
+    """Edit the domain XML of a saved state file in $EDITOR (same hardware)."""
+    from pathlib import Path
+
+    from pyvirt.cli.editing import edit_loop
+
+    state = run_state(running, paused)
+    domains = api(ctx).domains
+    original = domains.save_image_xml(file, security_info=True)
+
+    def apply(text: str) -> tuple[str, list[str]]:
+        domains.save_image_define(file, text, running=state)
+        return Path(file).name, []
+
+    edited = _edit_or_state(original, edit_loop, "Saved image", Path(file).name, apply)
+    if not edited and state is not None:
+        domains.save_image_define(file, None, running=state)
+        click.echo(f"State file {file} updated.\n")
+
+
+@click.command(name="managedsave-define")
+@DOMAIN
+@click.argument("xml_file", metavar="XMLFILE")
+@RUNNING
+@PAUSED
+@click.pass_context
+def managedsave_define(
+    ctx: click.Context, domain: str, xml_file: str, running: bool, paused: bool
+) -> None:
+    """Replace the domain XML of a managed save image (same hardware; other disk paths)."""
+    state = run_state(running, paused)
+    dom = api(ctx).domains.get(domain)
+    dom.managed_save_define(read_input(xml_file).decode(), running=state)
+    click.echo(f"Managed save state file of domain '{dom.name}' updated.\n")
+
+
+@click.command(name="managedsave-edit")
+@DOMAIN
+@RUNNING
+@PAUSED
+@click.pass_context
+def managedsave_edit(ctx: click.Context, domain: str, running: bool, paused: bool) -> None:
+    """Edit the domain XML of a managed save image in $EDITOR (same hardware)."""
+    from pyvirt.cli.editing import edit_loop
+
+    state = run_state(running, paused)
+    dom = api(ctx).domains.get(domain)
+    original = dom.managed_save_xml(security_info=True)
+
+    def apply(text: str) -> tuple[str, list[str]]:
+        dom.managed_save_define(text, running=state)
+        return dom.name, []
+
+    edited = _edit_or_state(original, edit_loop, "Managed save image of domain", dom.name, apply)
+    if not edited and state is not None:
+        dom.managed_save_define(None, running=state)
+        click.echo(f"Managed save state file of domain '{dom.name}' updated.\n")
+
+
+def _edit_or_state(
+    original: str,
+    edit_loop: Callable[..., None],
+    kind: str,
+    name: str,
+    apply: Callable[[str], tuple[str, list[str]]],
+) -> bool:
+    """Run the edit loop; False when the XML came back unchanged (the caller then applies
+    ``--running``/``--paused`` alone, as virsh does)."""
+    changed = [False]
+
+    def wrapped(text: str) -> tuple[str, list[str]]:
+        changed[0] = True
+        return apply(text)
+
+    edit_loop(kind, name, original, wrapped)
+    return changed[0]

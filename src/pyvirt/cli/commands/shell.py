@@ -151,7 +151,7 @@ class Shell:
             return
         uri = args[-1] if args else None
         try:
-            main([*(["-c", uri] if uri else []), "connect"])
+            main([*(["-c", uri] if uri else []), "connect", "--in-shell"])
         except SystemExit as exc:
             self.status = exc.code if isinstance(exc.code, int) else 1
             if self.status:
@@ -257,13 +257,22 @@ def run_shell(uri: str | None) -> int:
 @click.argument("uri", required=False, metavar="[URI]")
 @click.option("--name", "name_opt", metavar="URI", hidden=True)
 @click.option("--readonly", is_flag=True, help="accepted for virsh compatibility")
+@click.option("--in-shell", is_flag=True, hidden=True)
 @click.pass_context
-def connect(ctx: click.Context, uri: str | None, name_opt: str | None, readonly: bool) -> None:
-    """(Re)connect to a hypervisor URI; in the shell, later commands use it."""
+def connect(
+    ctx: click.Context, uri: str | None, name_opt: str | None, readonly: bool, in_shell: bool
+) -> None:
+    """(Re)connect to a hypervisor URI; in the shell, later commands use it (outside it: check
+    the URI and say which connection it reaches)."""
+    from pyvirt.cli.commands.conn import describe
+    from pyvirt.client.uri import resolve
+
     root = ctx.find_root()
     if uri or name_opt:
         root.obj = {**(root.obj or {}), "uri": uri or name_opt}
     api(ctx).domains.list(with_uuids=False)  # fails now if the URI does not answer
+    if not in_shell:
+        click.echo(describe(resolve((root.obj or {}).get("uri"))))
 
 
 @click.command(name="quit")

@@ -37,7 +37,7 @@ def _pick(dom: Domain, name: str | None, current: bool) -> str | None:
 @click.option("--redefine", is_flag=True, help="record the XML of an existing snapshot")
 @click.option("--current", is_flag=True, help="with --redefine, make it the current one")
 @click.option("--no-metadata", is_flag=True, help="take the snapshot without keeping metadata")
-@click.option("--halt", is_flag=True, hidden=True)
+@click.option("--halt", is_flag=True, help="halt the domain after the snapshot is created")
 @click.option("--disk-only", is_flag=True, help="disks only (external overlays), no memory")
 @click.option("--reuse-external", is_flag=True, hidden=True)
 @click.option("--quiesce", is_flag=True, help="freeze guest file systems (guest agent)")
@@ -61,13 +61,17 @@ def snapshot_create(
     validate: bool,
 ) -> None:
     """Create a snapshot from XML."""
-    if halt or reuse_external:
-        raise InvalidConfigError("--halt and --reuse-external are not supported")
+    if reuse_external:
+        raise InvalidConfigError(
+            "--reuse-external is not supported", hint="let pyvirt create the overlay files"
+        )
     xml = read_input(xmlfile) if xmlfile else None
-    info = _dom(ctx, domain).snapshot_create(
+    dom = _dom(ctx, domain)
+    info = dom.snapshot_create(
         xml, disk_only=disk_only, atomic=atomic, quiesce=quiesce, live=live,
         no_metadata=no_metadata, redefine=redefine, current=current,
     )  # fmt: skip
+    _halt(dom, halt)
     if redefine or xmlfile:
         click.echo(f"Domain snapshot {info.name} created from '{xmlfile}'")
     else:
@@ -82,7 +86,9 @@ def snapshot_create(
 @click.option("--description", "desc_opt", metavar="TEXT", help="description of the snapshot")
 @click.option("--print-xml", is_flag=True, help="print the XML instead of creating")
 @click.option("--no-metadata", is_flag=True, help="take the snapshot without keeping metadata")
+@click.option("--halt", is_flag=True, help="halt the domain after the snapshot is created")
 @click.option("--disk-only", is_flag=True, help="disks only (external overlays), no memory")
+@click.option("--reuse-external", is_flag=True, hidden=True)
 @click.option("--quiesce", is_flag=True, help="freeze guest file systems (guest agent)")
 @click.option("--atomic", is_flag=True, help="all disks or none (always so)")
 @click.option("--live", is_flag=True, help="take it while the guest runs (always so)")
@@ -99,7 +105,9 @@ def snapshot_create_as(
     desc_opt: str | None,
     print_xml: bool,
     no_metadata: bool,
+    halt: bool,
     disk_only: bool,
+    reuse_external: bool,
     quiesce: bool,
     atomic: bool,
     live: bool,
@@ -107,6 +115,10 @@ def snapshot_create_as(
     diskspecs: tuple[str, ...],
 ) -> None:
     """Create a snapshot from a set of arguments."""
+    if reuse_external:
+        raise InvalidConfigError(
+            "--reuse-external is not supported", hint="let pyvirt create the overlay files"
+        )
     dom = _dom(ctx, domain)
     name = name_opt or name
     description = desc_opt or description
@@ -121,7 +133,14 @@ def snapshot_create_as(
         name, description, memspec=memspec, diskspecs=diskspecs, disk_only=disk_only,
         atomic=atomic, quiesce=quiesce, live=live, no_metadata=no_metadata,
     )  # fmt: skip
+    _halt(dom, halt)
     click.echo(f"Domain snapshot {info.name} created")
+
+
+def _halt(dom: Domain, halt: bool) -> None:
+    """``--halt``: stop the domain once its snapshot exists (virsh's order)."""
+    if halt and dom.is_active():
+        dom.destroy()
 
 
 def _when(seconds: int) -> str:

@@ -23,9 +23,9 @@ GROUP_OPTIONS = {
     "vcpu": "vCPU counts and each vCPU's run time",
     "interface": "NIC traffic counters (as the guest sees them)",
     "block": "disk I/O counters",
-    "perf": "perf event counters (pyvirt enables none: nothing to show)",
+    "perf": "perf event counters (the events <perf> enables; software events only)",
     "iothread": "I/O threads' polling settings",
-    "memory": "memory bandwidth monitoring (pyvirt enables none: nothing to show)",
+    "memory": "memory bandwidth monitoring (resctrl; pyvirt creates no monitors: nothing)",
     "dirtyrate": "the last dirty rate measurement (domdirtyrate-calc)",
 }
 #: ``--list-NAME`` filters
@@ -88,14 +88,14 @@ def _wanted_names(ctx: click.Context, flags: dict[str, bool]) -> list[str] | Non
 @_options
 @click.option("--json", "json_", is_flag=True, help="machine-readable output")
 # virsh's --raw, --enforce (every group is supported), --backing and --nowait change nothing here
-@click.option("--raw", is_flag=True, hidden=True)
+@click.option("--raw", is_flag=True, help="raw values (pyvirt prints them unformatted anyway)")
 @click.option("--enforce", is_flag=True, hidden=True)
 @click.option("--backing", is_flag=True, hidden=True)
 @click.option("--nowait", is_flag=True, hidden=True)
 @click.pass_context
 def domstats(ctx: click.Context, /, domains: tuple[str, ...], json_: bool, **opts: bool) -> None:
     """Statistics of domains (all of them, or the named ones): state, CPU, balloon, vCPUs,
-    NICs, disks, I/O threads and the dirty rate."""
+    NICs, disks, perf events, I/O threads and the dirty rate."""
     from pyvirt.api.stats import StatsGroup  # lazy
 
     for ignored in ("raw", "enforce", "backing", "nowait"):
