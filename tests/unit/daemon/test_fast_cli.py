@@ -152,10 +152,18 @@ def test_no_daemon_and_no_uri_fall_through(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("PYVIRT_STATE_DIR", str(tmp_path))
     monkeypatch.delenv("PYVIRT_DEFAULT_URI", raising=False)
     monkeypatch.delenv("LIBVIRT_DEFAULT_URI", raising=False)
-    assert fast.run(["list"]) is None  # no socket
+    embedded: list[tuple[str, str | None]] = []
+
+    def fake_embedded(command: str, args: object, uri: str | None) -> int:
+        embedded.append((command, uri))
+        return 7
+
+    monkeypatch.setattr(fast, "_embedded", fake_embedded)
+    assert fast.run(["list"]) == 7  # no socket: the embedded fast path
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "pyvirtd.sock").write_bytes(b"")  # a stale path, nobody listens
-    assert fast.run(["dominfo", "x"]) is None
+    assert fast.run(["dominfo", "x"]) == 7
+    assert embedded == [("list", None), ("dominfo", None)]
 
 
 @pytest.mark.parametrize(
