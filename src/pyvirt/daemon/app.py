@@ -42,6 +42,7 @@ FEATURES: tuple[str, ...] = (
     "routes.devices",
     "routes.tokens",
     "routes.blockjobs",
+    "routes.consoles",
     "supervisor",
     "autostart",
     "routes.domains",
