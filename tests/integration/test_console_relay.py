@@ -38,12 +38,14 @@ class Setup:
     daemon: RunningDaemon
 
 
-def install_console_guest(pv: Pyvirt, image: Any, name: str) -> None:
-    """The tiny guest with a VNC display and its root shell on the serial console; the
-    kernel writes to the VGA console too (console=tty0)."""
-    args = "console=tty0 console=ttyS0 quiet panic=-1"
+def install_console_guest(pv: Pyvirt, image: Any, name: str, *, vga: bool = False) -> None:
+    """The tiny guest with a VNC display and its root shell on the serial console. ``vga``:
+    boot the bzImage (the PVH entry of the plain kernel sets up no VGA text console) and let
+    the kernel write to the VGA console too (``console=tty0``; ``/dev/tty0`` in the guest)."""
+    kernel = image.bzimage if vga else image.kernel
+    args = f"{'console=tty0 ' if vga else ''}console=ttyS0 quiet panic=-1"
     pv("install", "--name", name, "--memory", "160", "--import", "--virt-type", "qemu",
-       "--boot", f'kernel={image.kernel},initrd={image.initrd},kernel_args="{args}"',
+       "--boot", f'kernel={kernel},initrd={image.initrd},kernel_args="{args}"',
        "--disk", "none", "--network", "none", "--graphics", "vnc",
        "--noautoconsole", "--os-variant", "linux2022")  # fmt: skip
 
