@@ -197,3 +197,20 @@ def test_tickets_refused(setup: Setup) -> None:
     assert res.status == 404 and res.json()["error"] == "domain 'nosuch' not found"
     res = d.request("POST", f"/api/v1/domains/{NAME}/console-tickets", {"kind": "spice"})
     assert res.status == 422
+
+
+def test_daemon_stops_with_a_console_open(setup: Setup) -> None:
+    """Last: SIGTERM while a console is open closes it (1012, "going away" for a restart)
+    and the daemon still stops at once; the guest runs on."""
+    t = ticket(setup.daemon, "serial")
+    with connect(setup.daemon, t["url"]) as ws:
+        ws.send(b"\n")
+        Reader(ws).until(b"# ")
+        start = time.monotonic()
+        assert setup.daemon.stop(timeout=10), "pyvirtd needed SIGKILL"
+        assert time.monotonic() - start < 8
+        with pytest.raises(ConnectionClosed) as info:
+            while True:
+                ws.recv(timeout=10)
+    assert info.value.rcvd is None or info.value.rcvd.code in (1001, 1012)
+    assert setup.pv("domstate", NAME).out.strip() == "running"
