@@ -24,6 +24,7 @@ from websockets.sync.client import ClientConnection, unix_connect  # noqa: E402
 from tests.conftest import Pyvirt, kill_leftovers  # noqa: E402
 from tests.daemonhelp import RunningDaemon, pyvirtd  # noqa: E402
 from tests.integration.test_install import wait_console  # noqa: E402
+from tests.integration.test_screenshot import rfb, vnc_port  # noqa: E402
 
 pytestmark = pytest.mark.qemu
 
@@ -38,7 +39,8 @@ class Setup:
     daemon: RunningDaemon
 
 
-def install_console_guest(pv: Pyvirt, image: Any, name: str, *, vga: bool = False) -> None:
+def install_console_guest(pv: Pyvirt, image: Any, name: str, *, vga: bool = False,
+                          graphics: str = "vnc") -> None:  # fmt: skip
     """The tiny guest with a VNC display and its root shell on the serial console. ``vga``:
     boot the bzImage (the PVH entry of the plain kernel sets up no VGA text console) and let
     the kernel write to the VGA console too (``console=tty0``; ``/dev/tty0`` in the guest)."""
@@ -46,7 +48,7 @@ def install_console_guest(pv: Pyvirt, image: Any, name: str, *, vga: bool = Fals
     args = f"{'console=tty0 ' if vga else ''}console=ttyS0 quiet panic=-1"
     pv("install", "--name", name, "--memory", "160", "--import", "--virt-type", "qemu",
        "--boot", f'kernel={kernel},initrd={image.initrd},kernel_args="{args}"',
-       "--disk", "none", "--network", "none", "--graphics", "vnc",
+       "--disk", "none", "--network", "none", "--graphics", graphics,
        "--noautoconsole", "--os-variant", "linux2022")  # fmt: skip
 
 
@@ -56,7 +58,8 @@ def setup(tiny_image: Any) -> Iterator[Setup]:
     pv = Pyvirt(root)
     try:
         with pyvirtd(root) as daemon:
-            install_console_guest(pv, tiny_image, NAME)
+            # a VNC password: the relay's client is let in without it (skipauth)
+            install_console_guest(pv, tiny_image, NAME, graphics="vnc,password=s3cret")
             wait_console(pv, NAME, "PYVIRT-TINY-READY", 120)
             yield Setup(pv, daemon)
             pv("destroy", NAME, check=False)
@@ -135,6 +138,8 @@ def test_vnc_through_relay(setup: Setup) -> None:
                     r.read(w * h * bpp // 8)
                     pixels += w * h
         assert QEMU_EXTENDED_KEY_EVENT in encodings and RAW in encodings
+    # while QEMU's own listener asks for the password (VNC authentication)
+    assert rfb(vnc_port(setup.pv, NAME))[0] == [2]
     # the ticket was used up
     with connect(setup.daemon, t["url"]) as ws, pytest.raises(ConnectionClosed) as info:
         ws.recv(timeout=10)
