@@ -85,7 +85,7 @@ function openForm(): HTMLFormElement {
 }
 
 function start(): void {
-  tabs = h("div", { role: "tablist", "aria-label": "Consoles", class: "tabs" });
+  tabs = h("div", { role: "tablist", "aria-label": "Consoles", class: "console-tabs" });
   tabs.addEventListener("keydown", keyboardTabs);
   deck = h("main", { class: "deck" });
   empty = h("p", { class: "empty" }, "No console open: name a running domain above.");
