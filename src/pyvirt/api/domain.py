@@ -20,6 +20,7 @@ from pyvirt.api.domain_agent import DomainAgent
 from pyvirt.api.domain_base import DomainHandle
 from pyvirt.api.domain_blockjobs import DomainBlockJobs
 from pyvirt.api.domain_checkpoints import DomainCheckpoints
+from pyvirt.api.domain_consoles import DomainConsoles
 from pyvirt.api.domain_devices import DomainDevices
 from pyvirt.api.domain_devxml import DomainDeviceXml
 from pyvirt.api.domain_save import DomainSave
@@ -65,6 +66,7 @@ class Domain(
     DomainSnapshots,
     DomainSave,
     DomainStatsVerbs,
+    DomainConsoles,
     DomainHandle,
 ):
     """One domain (virtual machine), by name. Get one from ``conn.domains.get(name)``."""

@@ -45,6 +45,7 @@ FEATURES: tuple[str, ...] = (
     "routes.snapshots",
     "routes.saves",
     "routes.devupdate",
+    "routes.consoles",
     "supervisor",
     "autostart",
     "routes.domains",

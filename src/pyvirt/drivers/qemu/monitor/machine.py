@@ -88,3 +88,9 @@ class MachineCommands(Commands):
     def screendump(self, filename: str, *, head: int | None = None) -> None:
         """Write the screen (of display *head*) to *filename* as a PPM image."""
         self._call("screendump", {"filename": filename, "head": head})
+
+    def add_client(self, protocol: str, fdname: str, *, skipauth: bool = False) -> None:
+        """Hand QEMU's ``vnc`` server a connected socket passed before with ``getfd`` as
+        *fdname* (``add_client``): a client without any listener; ``skipauth`` skips the
+        display's password (the caller authenticated the user)."""
+        self._call("add_client", {"protocol": protocol, "fdname": fdname, "skipauth": skipauth})
