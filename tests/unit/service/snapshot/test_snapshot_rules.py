@@ -83,6 +83,29 @@ def test_store_writes_atomically_and_tracks_current(tmp_path: Path) -> None:
     assert not store.dir.exists()
 
 
+def test_store_set_current_skips_an_unchanged_pointer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyvirt.service.snapshot import store as store_mod
+
+    store = SnapshotStore(StatePaths.from_root(tmp_path), "vm")
+    store.write(snap("a"))
+    store.write(snap("b"))
+    writes: list[Path] = []
+    real = store_mod.atomic_write
+
+    def counting(path: Path, data: bytes, *args: object, **kw: bool) -> None:
+        writes.append(path)
+        real(path, data)
+
+    monkeypatch.setattr(store_mod, "atomic_write", counting)
+    store.set_current("a")
+    store.set_current("a")  # a revert to the current snapshot: nothing to write
+    assert store.current() == "a" and len(writes) == 1
+    store.set_current("b")
+    assert store.current() == "b" and len(writes) == 2
+
+
 def test_diskspec_and_memspec_build_libvirt_xml() -> None:
     built = spec.build(
         "s1", "desc", diskspecs=["vda,snapshot=external,file=/x/a,,b.qcow2", "vdb,snapshot=no"],
