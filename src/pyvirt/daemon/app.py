@@ -42,6 +42,8 @@ FEATURES: tuple[str, ...] = (
     "routes.devices",
     "routes.tokens",
     "routes.blockjobs",
+    "routes.users",
+    "web",  # the web console: pages, login, sessions (issue 13)
     "supervisor",
     "autostart",
     "routes.domains",
@@ -125,4 +127,7 @@ def create_app(daemon: Daemon) -> FastAPI:
             setup(daemon)
         app.include_router(mod.router)
     app.add_middleware(AuthMiddleware, daemon=daemon)  # every request: auth, then audit
+    from pyvirt.daemon.web import WebMiddleware  # lazy
+
+    app.add_middleware(WebMiddleware, daemon=daemon)  # outermost: browser sessions, CSRF
     return app
