@@ -77,7 +77,10 @@ class Web:
         """Open ``where`` (``#/...`` for a page of the console, or a path), wait until the
         element ``ready`` (a CSS selector) shows, then save a screenshot."""
         url = self.base + "/" + where if where.startswith("#") else self.base + where
-        self.page.goto(url)
+        if self.page.url == url:
+            self.page.reload()
+        else:
+            self.page.goto(url)
         if ready:
             self.page.locator(ready).first.wait_for()
         self.shot(name or where.strip("#/") or "overview")

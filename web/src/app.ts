@@ -1,6 +1,7 @@
 // The web console's entry point: the shell (navigation, log out, notices) and a hash router.
 import { h, clear } from "./dom";
 import { request } from "./api";
+import { overview } from "./pages/overview";
 
 export type Page = (root: HTMLElement, params: string[]) => void | (() => void) | Promise<void | (() => void)>;
 
@@ -61,6 +62,8 @@ function shell(): HTMLElement {
     main);
 }
 
+route(/^\/$/, (root) => overview(root));
+
 function start(): void {
   const app = document.getElementById("app")!;
   app.replaceChildren(shell());
@@ -71,10 +74,6 @@ function start(): void {
   }).catch(() => undefined);
   void render();
 }
-
-route(/^\/$/, (root) => {
-  root.append(h("h1", null, "Overview"));
-});
 
 if (typeof document !== "undefined") {
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);

@@ -43,6 +43,7 @@ FEATURES: tuple[str, ...] = (
     "routes.tokens",
     "routes.blockjobs",
     "routes.users",
+    "routes.nics",
     "web",  # the web console: pages, login, sessions (issue 13)
     "supervisor",
     "autostart",
