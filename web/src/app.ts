@@ -2,6 +2,7 @@
 import { h, clear } from "./dom";
 import { request } from "./api";
 import { overview } from "./pages/overview";
+import { details } from "./pages/details";
 
 export type Page = (root: HTMLElement, params: string[]) => void | (() => void) | Promise<void | (() => void)>;
 
@@ -63,6 +64,7 @@ function shell(): HTMLElement {
 }
 
 route(/^\/$/, (root) => overview(root));
+route(/^\/vm\/([^/]+)$/, (root, p) => details(root, p));
 
 function start(): void {
   const app = document.getElementById("app")!;
