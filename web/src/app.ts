@@ -3,6 +3,10 @@ import { h, clear } from "./dom";
 import { request } from "./api";
 import { overview } from "./pages/overview";
 import { details } from "./pages/details";
+import { tasks } from "./pages/tasks";
+import { storage } from "./pages/storage";
+import { networks } from "./pages/networks";
+import { newVm } from "./pages/newvm";
 
 export type Page = (root: HTMLElement, params: string[]) => void | (() => void) | Promise<void | (() => void)>;
 
@@ -65,6 +69,10 @@ function shell(): HTMLElement {
 
 route(/^\/$/, (root) => overview(root));
 route(/^\/vm\/([^/]+)$/, (root, p) => details(root, p));
+route(/^\/tasks$/, (root) => tasks(root));
+route(/^\/storage$/, (root) => storage(root));
+route(/^\/networks$/, (root) => networks(root));
+route(/^\/new$/, (root) => newVm(root));
 
 function start(): void {
   const app = document.getElementById("app")!;

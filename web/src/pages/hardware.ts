@@ -35,7 +35,7 @@ export function addHardware(name: string, state: string, doc: XMLDocument, done:
     const poolSel = select(pools.map((p) => p.name), pools[0]?.name ?? "");
     const volSel = h("select");
     const newName = h("input", { value: `${name}-disk.qcow2`, autocomplete: "off" });
-    const size = h("input", { type: "number", value: "1", min: "0.1", step: "0.1" });
+    const size = h("input", { type: "number", value: "1", min: "0.1", step: "any" });
     const newBox = h("div", null, field("New volume name", newName), field("Size (GiB)", size));
     const device = select([["disk", "Disk device"], ["cdrom", "CD-ROM device"]], "disk");
     const bus = select(["virtio", "sata", "scsi", "usb"], "virtio");
