@@ -4,7 +4,9 @@ UI or its API reachable without a session or a token; CSRF on state-changing req
 from __future__ import annotations
 
 import json
+import os
 import ssl
+import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import PYVIRT
 from tests.webhelp import PASSWORD, USER, Web, screens_dir, web_console
 
 
@@ -91,3 +94,28 @@ def test_session_needs_csrf_for_changes(web: Web) -> None:
     # users are managed on the daemon's host only
     r = page.request.get(web.base + "/api/v1/users")
     assert r.status == 403
+
+
+def test_user_add_through_the_daemon(web: Web) -> None:
+    """``pyvirt user-add`` reads the password from stdin and goes through the daemon's unix
+    socket; the new user can log in at once, and ``user-delete`` ends its session."""
+    env = {**os.environ, "PYVIRT_STATE_DIR": str(web.daemon.root)}
+    cli = [*PYVIRT, "-c", web.daemon.uri]
+    res = subprocess.run([*cli, "user-add", "bob"], input="bob's password\n", env=env,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert res.returncode == 0 and res.stdout == "User 'bob' added\n", res.stderr
+    assert "bob's password" not in (web.daemon.root / "lib" / "daemon" / "users.json").read_text()
+    context = web.new_context()
+    try:
+        r = context.request.post(web.base + "/login",
+                                 data={"user": "bob", "password": "bob's password"},
+                                 headers={"Content-Type": "application/json"})  # fmt: skip
+        assert r.status == 200 and r.json()["user"] == "bob"
+        assert context.request.get(web.base + "/api/v1/session").json()["user"] == "bob"
+        res = subprocess.run([*cli, "user-delete", "bob"], env=env, capture_output=True,
+                             text=True, timeout=60)  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        r = context.request.get(web.base + "/api/v1/session", max_redirects=0)
+        assert r.status == 401
+    finally:
+        context.close()
