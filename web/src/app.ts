@@ -7,6 +7,7 @@ import { tasks } from "./pages/tasks";
 import { storage } from "./pages/storage";
 import { networks } from "./pages/networks";
 import { newVm } from "./pages/newvm";
+import { snapshots } from "./pages/snapshots";
 
 export type Page = (root: HTMLElement, params: string[]) => void | (() => void) | Promise<void | (() => void)>;
 
@@ -73,6 +74,7 @@ route(/^\/tasks$/, (root) => tasks(root));
 route(/^\/storage$/, (root) => storage(root));
 route(/^\/networks$/, (root) => networks(root));
 route(/^\/new$/, (root) => newVm(root));
+route(/^\/vm\/([^/]+)\/snapshots$/, (root, p) => snapshots(root, p));
 
 function start(): void {
   const app = document.getElementById("app")!;
