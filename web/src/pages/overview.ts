@@ -339,7 +339,6 @@ export function overview(root: HTMLElement): () => void {
     });
   });
 
-  void host.refresh().catch(() => undefined);
   const poll = window.setInterval(() => {
     void host.refresh().catch(() => undefined);
     void loadDetails().catch(() => undefined);
@@ -356,6 +355,8 @@ export function overview(root: HTMLElement): () => void {
       (window as unknown as { pyvirtOverview: typeof timing }).pyvirtOverview = timing;
       scroller.setAttribute("aria-busy", "false");
     }, 0));
+    // the host panel after the table: its requests would compete with the list's
+    void host.refresh().catch(() => undefined);
   }).catch((err: ApiError) => notify(err.message, "error", err.hint));
   scroller.setAttribute("aria-busy", "true");
 
