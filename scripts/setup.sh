@@ -22,7 +22,14 @@ PKGS=(qemu-system-x86 qemu-utils busybox-static cpio kmod xz-utils zstd python3-
       # QEMU block drivers for iscsi:// and nfs:// disks (libiscsi, libnfs)
       qemu-block-extra
       # pyvirt+ssh:// (the client) and its test (a private sshd on 127.0.0.1)
-      openssh-client openssh-server)
+      openssh-client openssh-server
+      # the web console's browser tests (Playwright drives Debian's chromium)
+      chromium)
+# the web console's build (web/: npm ci + esbuild): Debian's nodejs and npm, unless a node
+# with npm is installed already (e.g. nodesource's, which conflicts with Debian's npm)
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  PKGS+=(nodejs npm)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -52,4 +59,18 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
 .venv/bin/python -m compileall -q src >/dev/null  # bytecode even under PYTHONDONTWRITEBYTECODE
+
+# the web console: npm packages pinned by web/package-lock.json, bundled by esbuild into
+# web/dist; redone only when web/ changed (a stamp of the sources' checksums)
+if [ -f web/package.json ]; then
+  stamp=web/node_modules/.pyvirt-stamp
+  sum=$(cd web && find package.json package-lock.json tsconfig.json build.mjs src public -type f \
+        -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$sum" ] || [ ! -f web/dist/app.js ]; then
+    echo "setup: building the web console"
+    (cd web && npm ci --no-audit --no-fund --loglevel=error && node build.mjs \
+       && node_modules/.bin/tsc --noEmit)
+    echo "$sum" > "$stamp"
+  fi
+fi
 echo "setup: ready (.venv/bin/pyvirt)"

@@ -89,6 +89,8 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
     "event": ("event",),
     # pyvirtd's API tokens (issue 11)
     "token": ("token-create", "token-list", "token-delete"),
+    # the web console's users (issue 13)
+    "user": ("user-add", "user-list", "user-delete"),
     # guest agent (issue 6)
     "guest": (
         "guestinfo", "domfsinfo", "set-user-password", "domfsfreeze", "domfsthaw", "domtime",

@@ -46,6 +46,9 @@ FEATURES: tuple[str, ...] = (
     "routes.saves",
     "routes.devupdate",
     "routes.consoles",
+    "routes.users",
+    "routes.nics",
+    "web",  # the web console: pages, login, sessions (issue 13)
     "supervisor",
     "autostart",
     "routes.domains",
@@ -129,4 +132,7 @@ def create_app(daemon: Daemon) -> FastAPI:
             setup(daemon)
         app.include_router(mod.router)
     app.add_middleware(AuthMiddleware, daemon=daemon)  # every request: auth, then audit
+    from pyvirt.daemon.web import WebMiddleware  # lazy
+
+    app.add_middleware(WebMiddleware, daemon=daemon)  # outermost: browser sessions, CSRF
     return app

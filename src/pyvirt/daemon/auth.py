@@ -32,7 +32,7 @@ from starlette.requests import HTTPConnection
 
 from pyvirt.api.tokens import TokenStore, tokens_file
 from pyvirt.daemon.context import Daemon
-from pyvirt.daemon.listeners import PEER, TRANSPORT, ASGIApp, Scope
+from pyvirt.daemon.listeners import PEER, TRANSPORT, WEB_IDENTITY, ASGIApp, Scope
 
 __all__ = ["AuditLog", "AuthMiddleware", "FailureThrottle", "identity_of", "is_local"]
 
@@ -167,6 +167,8 @@ class AuthMiddleware:
         if transport == "tls":
             if (method, scope["path"]) in PUBLIC:
                 identity: str | None = "anonymous"
+            elif scope.get(WEB_IDENTITY):  # a web console session (pyvirt.daemon.web)
+                identity = str(scope[WEB_IDENTITY])
             else:
                 identity = await self._authenticate(scope, client, start, send)
                 if identity is None:

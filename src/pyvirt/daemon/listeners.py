@@ -23,11 +23,13 @@ from typing import Any
 
 import uvicorn
 
-__all__ = ["PEER", "TRANSPORT", "listener_config", "serve_all"]
+__all__ = ["PEER", "TRANSPORT", "WEB_IDENTITY", "listener_config", "serve_all"]
 
 #: scope keys set by the listeners
 TRANSPORT = "pyvirt.transport"
 PEER = "pyvirt.peer"
+#: set by the web console's middleware (pyvirt.daemon.web): a browser session's identity
+WEB_IDENTITY = "pyvirt.web_identity"
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]

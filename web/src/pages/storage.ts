@@ -1,0 +1,151 @@
+// Storage: the pools (start, stop, refresh, autostart, add a pool of any backend) and the
+// selected pool's volumes (create, delete). Pool definitions are built here as XML and sent
+// to POST /api/v1/pools, as virt-manager's add-pool wizard does.
+import { ApiError, del, enc, get, json, post, put } from "../api";
+import { notify } from "../app";
+import { field, h } from "../dom";
+import { subscribe } from "../events";
+import { bytes } from "../format";
+import { select } from "./details";
+import { fail, modal } from "./dialogs";
+import { esc } from "./xmlutil";
+
+interface Pool { name: string; type: string; state: string; autostart: boolean; capacity: number; allocation: number; available: number; target: string | null }
+interface Volume { name: string; path: string; format: string; capacity: number; allocation: number }
+
+const report = (err: unknown): void => {
+  const e = err as ApiError;
+  notify(e.message, "error", e.hint);
+};
+
+export function poolXml(f: Record<string, string>): string {
+  const src: string[] = [];
+  if (f.host) src.push(`<host name='${esc(f.host)}'/>`);
+  if (f.device) src.push(`<device path='${esc(f.device)}'/>`);
+  if (f.srcdir) src.push(`<dir path='${esc(f.srcdir)}'/>`);
+  if (f.srcname) src.push(`<name>${esc(f.srcname)}</name>`);
+  if (f.format) src.push(`<format type='${esc(f.format)}'/>`);
+  if (f.initiator) src.push(`<initiator><iqn name='${esc(f.initiator)}'/></initiator>`);
+  return `<pool type='${esc(f.type ?? "dir")}'><name>${esc(f.name ?? "")}</name>` +
+    (src.length ? `<source>${src.join("")}</source>` : "") +
+    (f.target ? `<target><path>${esc(f.target)}</path></target>` : "") + "</pool>";
+}
+
+function addPool(done: () => void): void {
+  const go = h("button", { type: "button", class: "primary" }, "Finish");
+  const m = modal("Add a New Storage Pool", [go]);
+  const name = h("input", { autocomplete: "off" });
+  const type = select([["dir", "dir: Filesystem Directory"], ["fs", "fs: Pre-Formatted Block Device"], ["netfs", "netfs: Network Exported Directory"],
+    ["logical", "logical: LVM Volume Group"], ["disk", "disk: Physical Disk Device"], ["iscsi", "iscsi: iSCSI Target"]], "dir");
+  const target = h("input", { autocomplete: "off" });
+  const host = h("input", { autocomplete: "off" });
+  const device = h("input", { autocomplete: "off" });
+  const srcdir = h("input", { autocomplete: "off" });
+  const srcname = h("input", { autocomplete: "off" });
+  const build = h("input", { type: "checkbox" });
+  const fHost = field("Host name", host);
+  const fDev = field("Source path", device, "a block device, or the iSCSI target's IQN");
+  const fDir = field("Source directory", srcdir);
+  const fName = field("Volume group name", srcname);
+  const fTarget = field("Target path", target);
+  const sync = (): void => {
+    const t = type.value;
+    fHost.hidden = !(t === "netfs" || t === "iscsi");
+    fDev.hidden = !(t === "fs" || t === "disk" || t === "iscsi" || t === "logical");
+    fDir.hidden = t !== "netfs";
+    fName.hidden = t !== "logical";
+    fTarget.hidden = t === "logical" || t === "iscsi";
+  };
+  type.addEventListener("change", sync);
+  sync();
+  m.body.append(field("Name", name), field("Type", type), fTarget, fHost, fDev, fDir, fName,
+    h("label", { class: "check" }, build, " Build the pool (create the directory, format, make the VG)"));
+  go.addEventListener("click", () => void (async () => {
+    go.disabled = true;
+    try {
+      const t = type.value;
+      const f: Record<string, string> = { name: name.value.trim(), type: t, target: fTarget.hidden ? "" : target.value.trim(),
+        host: fHost.hidden ? "" : host.value.trim(), srcdir: fDir.hidden ? "" : srcdir.value.trim(),
+        srcname: fName.hidden ? "" : srcname.value.trim() };
+      if (t === "iscsi") f.device = device.value.trim();
+      else if (!fDev.hidden) f.device = device.value.trim();
+      await json("POST", "pools", { xml: poolXml(f) });
+      if (build.checked) await post(`pools/${enc(f.name!)}/build`);
+      await post(`pools/${enc(f.name!)}/start`);
+      notify(`Pool ${f.name} added`);
+      m.close();
+      done();
+    } catch (err) {
+      fail(m, err);
+      go.disabled = false;
+    }
+  })());
+}
+
+export function storage(root: HTMLElement): () => void {
+  let pools: Pool[] = [];
+  let current = "";
+  const poolBody = h("tbody");
+  const volBody = h("tbody");
+  const volTitle = h("h2", null, "Volumes");
+  const volName = h("input", { autocomplete: "off" });
+  const volSize = h("input", { type: "number", value: "1", min: "0.01", step: "any" });
+  const volFmt = select(["qcow2", "raw"], "qcow2");
+  const volForm = h("form", { class: "inline", "aria-label": "New volume" },
+    field("Volume name", volName), field("Capacity (GiB)", volSize), field("Format", volFmt),
+    h("button", { type: "submit" }, "Create Volume"));
+  volForm.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    void post(`pools/${enc(current)}/volumes`, { name: volName.value.trim(), capacity: Math.round(Number(volSize.value) * 1024 ** 3), format: volFmt.value })
+      .then(() => { notify(`Volume ${volName.value.trim()} created`); volName.value = ""; return loadVolumes(); })
+      .catch(report);
+  });
+  root.append(h("h1", null, "Storage"),
+    h("div", { class: "toolbar" }, h("button", { type: "button", onclick: () => addPool(() => void refresh()) }, "Add Pool")),
+    h("table", { class: "grid", "aria-label": "Storage pools" },
+      h("thead", null, h("tr", null, ...["Name", "Type", "State", "Size", "Autostart", ""].map((t) => h("th", null, t)))), poolBody),
+    volTitle, volForm,
+    h("table", { class: "grid", "aria-label": "Volumes" },
+      h("thead", null, h("tr", null, ...["Name", "Format", "Capacity", "Allocation", "Path", ""].map((t) => h("th", null, t)))), volBody));
+
+  const poolRow = (p: Pool): HTMLElement => {
+    const up = p.state === "running";
+    const auto = h("input", { type: "checkbox", checked: p.autostart, "aria-label": `Autostart ${p.name}`,
+      onchange: () => void put(`pools/${enc(p.name)}/autostart`, { enabled: auto.checked }).catch(report) });
+    const act = (label: string, path: string): HTMLButtonElement =>
+      h("button", { type: "button", onclick: () => void post(`pools/${enc(p.name)}/${path}`).then(() => refresh()).catch(report) }, label);
+    return h("tr", { "aria-selected": p.name === current ? "true" : "false" },
+      h("td", null, h("button", { type: "button", class: "link", onclick: () => { current = p.name; void refresh(); } }, p.name)),
+      h("td", null, p.type), h("td", null, h("span", { class: `state ${up ? "running" : ""}` }, p.state)),
+      h("td", null, up ? `${bytes(p.allocation)} of ${bytes(p.capacity)}` : ""), h("td", null, auto),
+      h("td", null, up ? act("Stop", "destroy") : act("Start", "start"), " ", up ? act("Refresh", "refresh") : null));
+  };
+
+  async function loadVolumes(): Promise<void> {
+    const p = pools.find((x) => x.name === current);
+    volTitle.textContent = p ? `Volumes of ${p.name}` : "Volumes";
+    volForm.hidden = !p || p.state !== "running";
+    if (!p || p.state !== "running") {
+      volBody.replaceChildren();
+      return;
+    }
+    const vols = await get<Volume[]>(`pools/${enc(p.name)}/volumes`);
+    volBody.replaceChildren(...vols.map((v) => h("tr", null,
+      h("td", null, v.name), h("td", null, v.format), h("td", null, bytes(v.capacity)), h("td", null, bytes(v.allocation)),
+      h("td", { class: "path" }, v.path),
+      h("td", null, h("button", { type: "button", "aria-label": `Delete ${v.name}`, onclick: () => {
+        if (!window.confirm(`Delete the volume ${v.name}?`)) return;
+        void del(`pools/${enc(p.name)}/volumes/${enc(v.name)}`).then(() => loadVolumes()).catch(report);
+      } }, "Delete")))));
+  }
+
+  async function refresh(): Promise<void> {
+    pools = await get<Pool[]>("pools?all=true");
+    if (!pools.some((p) => p.name === current)) current = pools.find((p) => p.state === "running")?.name ?? pools[0]?.name ?? "";
+    poolBody.replaceChildren(...pools.map(poolRow));
+    await loadVolumes();
+  }
+  const unsubscribe = subscribe((ev) => { if (ev.kind === "pool-lifecycle") void refresh().catch(() => undefined); });
+  void refresh().catch(report);
+  return unsubscribe;
+}
