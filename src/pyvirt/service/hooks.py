@@ -37,17 +37,25 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    import logging
+
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
 
-log = logging.getLogger(__name__)
+
+def _log() -> logging.Logger:
+    """This module's logger; ``logging`` loads only when something is logged (~3 ms of
+    ``define``, which imports this module)."""
+    import logging  # local import: see the docstring
+
+    return logging.getLogger(__name__)
+
 
 #: Hook name -> module that registers it when imported. Order is the order hooks run in: the
 #: hostdev hook rewrites NICs on hostdev networks before the tap hook sees them, and the disk
@@ -118,7 +126,7 @@ def run_after_stop(mgr: DomainManager, name: str, data: dict[str, dict[str, Any]
             try:
                 hook.after_stop(mgr, name, data[hook.name])
             except Exception:
-                log.exception("after_stop of hook %s for domain %s failed", hook.name, name)
+                _log().exception("after_stop of hook %s for domain %s failed", hook.name, name)
 
 
 # domain name -> {fd number QEMU gets: open fd in this process}; see the module docstring

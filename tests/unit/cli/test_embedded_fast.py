@@ -108,10 +108,13 @@ NEVER = ("click", "pyroute2", "asyncio", "qemu.qmp", "http.client", "ssl", "sock
 BUDGET = {
     ("list", "--all"): (*NEVER, "lxml", "pyvirt.model", "subprocess", "logging",
                         "pyvirt.drivers.qemu.process", "pyvirt.service.domain.lifecycle"),
-    ("domstate", "web1"): (*NEVER, "lxml", "pyvirt.model", "pyvirt.service.domain.lifecycle"),
-    ("dominfo", "web1"): (*NEVER, "pyvirt.service.domain.lifecycle", "pyvirt.host"),
+    ("domstate", "web1"): (*NEVER, "lxml", "pyvirt.model", "pyvirt.service.domain.lifecycle",
+                           "pyvirt.drivers.qemu.rundir", "subprocess", "logging"),
+    ("dominfo", "web1"): (*NEVER, "pyvirt.service.domain.lifecycle", "pyvirt.host",
+                          "pyvirt.drivers.qemu.rundir", "subprocess", "logging"),
     ("destroy", "web1"): (*NEVER, "lxml", "pyvirt.model.domain"),
-    ("define", "{root}/web1.xml"): (*NEVER, "pyvirt.service.domain.lifecycle"),
+    ("define", "{root}/web1.xml"): (*NEVER, "pyvirt.service.domain.lifecycle", "logging",
+                                    "pyvirt.service.domain.dac", "subprocess"),
 }  # fmt: skip
 
 

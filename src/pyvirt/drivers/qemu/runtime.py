@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -229,8 +230,6 @@ def write_exit_at(dir_fd: int, info: ExitInfo) -> bool:
 
     :returns: False when the directory is gone
     """
-    import os  # lazy: a watcher-only path
-
     data = json.dumps(info.to_dict(), sort_keys=True).encode() + b"\n"
     tmp = f".{EXIT_FILE}.{os.getpid()}.tmp"
     flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pyvirt.errors import InvalidConfigError, InvalidStateError, NotFoundError, UnsupportedError
-from pyvirt.service.domain import dac
 from pyvirt.state.atomic import atomic_write
 
 if TYPE_CHECKING:
@@ -26,7 +25,8 @@ if TYPE_CHECKING:
     from pyvirt.service.domain.manager import DomainManager
 
 # lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: ``define`` imports this
-# module; QMP and lxml load only for display verbs (graphics updates, screenshots).
+# module; QMP, lxml and the DAC code (with logging) load only for display verbs (graphics
+# updates, screenshots).
 
 LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
@@ -114,6 +114,7 @@ def ppm_to_png(ppm: bytes) -> tuple[bytes, int, int]:
 def screenshot(mgr: DomainManager, ident: str, output: Path, *, screen: int = 0) -> tuple[int, int]:
     """Write the guest's screen to ``output`` as PNG; returns (width, height)."""
     from pyvirt.drivers.qemu.qmp import Monitor  # lazy
+    from pyvirt.service.domain import dac  # lazy
 
     name, rec = mgr.running(ident)
     dom = mgr.definition(name)
@@ -176,6 +177,7 @@ def _replace(dom: Domain, new: etree._Element) -> None:
 
 def _live(mgr: DomainManager, name: str, dom: Domain, new: etree._Element) -> None:
     from pyvirt.drivers.qemu.qmp import Monitor  # lazy
+    from pyvirt.service.domain import dac  # lazy
 
     _, rec = mgr.running(name)
     old = _match(dom, new)

@@ -31,7 +31,6 @@ advice out); :func:`read_host` builds the shape from sysfs under a root path.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -41,13 +40,22 @@ from pyvirt.model.cpuset import format_cpuset, parse_cpuset
 from pyvirt.service.hooks import HookResult, register_hook
 
 if TYPE_CHECKING:
+    import logging
+
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
 
 # lazy: function-local imports marked ``# lazy`` keep CLI start-up fast: the NUMA advisor hook
 # runs at every start; host CPU and NUMA probes load only when a domain has vCPUs to place.
 
-log = logging.getLogger(__name__)
+
+def _log() -> logging.Logger:
+    """This module's logger; ``logging`` loads only when something is logged (~3 ms of
+    ``define``, which imports this module)."""
+    import logging  # local import: see the docstring
+
+    return logging.getLogger(__name__)
+
 
 WARN_VCPUS = 32
 MAX_VCPUS = 64
@@ -391,7 +399,7 @@ class AdvisorHook:
         try:
             host = read_host()
         except OSError as err:  # pragma: no cover - sysfs unreadable
-            log.warning("warning: NUMA advice skipped: %s", err)
+            _log().warning("warning: NUMA advice skipped: %s", err)
             return None
         running = running_vcpus(mgr, exclude=dom.name)
         found = advise(dom, host, running_vcpus=running)
@@ -404,7 +412,7 @@ class AdvisorHook:
         static = advise(dom, host)
         for advice in found:
             if advice not in static:  # depends on what runs now: said once, not cached
-                log.warning("warning: %s", advice)
+                _log().warning("warning: %s", advice)
         if not static:
             return None
         return HookResult(data={"warnings": [str(a) for a in static]})
@@ -412,7 +420,7 @@ class AdvisorHook:
     def before_launch(self, mgr: DomainManager, name: str, data: dict[str, Any]) -> None:
         """Log the definition's findings (every start, from the plan)."""
         for text in data.get("warnings", []):
-            log.warning("warning: %s", text)
+            _log().warning("warning: %s", text)
 
     def after_launch(self, mgr: DomainManager, name: str, pid: int, data: dict[str, Any]) -> None:
         """Nothing to do (warnings are logged at compile)."""
