@@ -1,7 +1,7 @@
 """Fixtures shared by all tests: an isolated pyvirt state root and a CLI runner.
 
-Also how the suite runs in parallel (``pytest -n 2``, pytest-xdist, what ``scripts/test.sh``
-does): see :func:`pytest_collection_modifyitems` for which tests may share the machine.
+Also how the suite runs in parallel (``pytest -n 2 --dist loadgroup``, pytest-xdist, what
+``scripts/test.sh`` does): :func:`xdist_scope` says which tests may run beside which.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,21 +54,33 @@ def pytest_configure(config: pytest.Config) -> None:
         config.add_cleanup(lambda: shutil.rmtree(config.option.basetemp, ignore_errors=True))
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Group the integration tests for ``--dist loadgroup`` (no effect without xdist).
+def xdist_scope(nodeid: str) -> str:
+    """The group of a test under ``--dist loadgroup``: its tests run in one worker, in order.
 
-    A file is one group (its tests share module fixtures and run in order in one worker),
-    :data:`HOST_FILES` together are one group, :data:`SPREAD_FILES` and unit tests are not
-    grouped (each test goes to whichever worker is free).
+    An integration file is one group (its tests share module fixtures), :data:`HOST_FILES`
+    together are one group, each test of :data:`SPREAD_FILES` and each unit test is a group
+    of its own (it goes to whichever worker is free).
     """
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        path = item.path
-        if "integration" not in path.parts or path.name in SPREAD_FILES:
-            continue
-        group = "host" if path.name in HOST_FILES else path.name
-        item.add_marker(pytest.mark.xdist_group(group))
+    path = nodeid.split("::", 1)[0]
+    name = path.rsplit("/", 1)[-1]
+    if not path.startswith("tests/integration/") or name in SPREAD_FILES:
+        return nodeid
+    return "host" if name in HOST_FILES else path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` with the groups of :func:`xdist_scope` (pytest 9 ignores the node
+    id suffix xdist's own ``xdist_group`` marks rely on)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling  # only when xdist runs the tests
+
+    class GroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    return GroupScheduling(config, log)
 
 
 @dataclass
