@@ -1,4 +1,8 @@
-"""Fixtures shared by all tests: an isolated pyvirt state root and a CLI runner."""
+"""Fixtures shared by all tests: an isolated pyvirt state root and a CLI runner.
+
+Also how the suite runs in parallel (``pytest -n 2 --dist loadgroup``, pytest-xdist, what
+``scripts/test.sh`` does): :func:`xdist_scope` says which tests may run beside which.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,70 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 PYVIRT = [sys.executable, "-m", "pyvirt.cli"]
+
+#: Integration files whose tests use something host-wide: bridges, nftables and namespaces with
+#: fixed names, storage servers on fixed ports, VNC ports (picked by probing), host tuning
+#: (hugepages, KSM, cgroups) or timing benchmarks. Under xdist they all run in one worker, one
+#: after another ("host" group); they may still run beside tests of other files.
+HOST_FILES = frozenset({
+    "test_affect.py", "test_api_docs.py", "test_api_docs_net.py", "test_argv_qemu.py",
+    "test_clone.py", "test_daemon_fuzz.py", "test_daemon_resources.py",
+    "test_daemon_supervision.py", "test_disks_bench.py", "test_domstats.py",
+    "test_eager_stop.py", "test_host_facts.py", "test_host_real.py", "test_hostile_input.py",
+    "test_install.py", "test_ksm.py", "test_lifecycle.py", "test_local_users.py",
+    "test_net_direct.py", "test_net_guests.py", "test_net_lifecycle.py",
+    "test_net_scenarios.py", "test_nic_alias.py", "test_node_real.py", "test_screenshot.py",
+    "test_sriov.py", "test_storage_dir.py", "test_storage_disk.py", "test_storage_fs.py",
+    "test_storage_iscsi.py", "test_storage_logical.py", "test_storage_netfs.py",
+    "test_storage_volumes.py", "test_tuning.py", "test_tuning_hugepages.py",
+})  # fmt: skip
+#: Integration files whose tests are independent of each other (own state root, nothing
+#: host-wide, no module-scoped guest): spread test by test over the workers.
+SPREAD_FILES = frozenset({"test_crash_points.py"})
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Under xdist, a short base temp directory: workers add ``popen-gwN/`` to every
+    ``tmp_path`` and unix socket paths under it must stay below 108 bytes."""
+    controller = not hasattr(config, "workerinput")
+    if controller and getattr(config.option, "numprocesses", None) and not config.option.basetemp:
+        config.option.basetemp = tempfile.mkdtemp(prefix="pvt", dir="/tmp")
+        config.add_cleanup(lambda: shutil.rmtree(config.option.basetemp, ignore_errors=True))
+
+
+def xdist_scope(nodeid: str) -> str:
+    """The group of a test under ``--dist loadgroup``: its tests run in one worker, in order.
+
+    An integration file is one group (its tests share module fixtures), :data:`HOST_FILES`
+    together are one group, each test of :data:`SPREAD_FILES` and each unit test is a group
+    of its own (it goes to whichever worker is free).
+    """
+    path = nodeid.split("::", 1)[0]
+    name = path.rsplit("/", 1)[-1]
+    if not path.startswith("tests/integration/") or name in SPREAD_FILES:
+        return nodeid
+    return "host" if name in HOST_FILES else path
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` with the groups of :func:`xdist_scope` (pytest 9 ignores the node
+    id suffix xdist's own ``xdist_group`` marks rely on)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling  # only when xdist runs the tests
+
+    class GroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    return GroupScheduling(config, log)
 
 
 @dataclass

@@ -11,6 +11,14 @@ import pytest
 from pyvirt.errors import UnsupportedError
 from pyvirt.images.tiny import TinyImage, default_image
 
+#: Kernel parameters that make the tiny guest boot faster under TCG without changing what the
+#: tests look at (virtio disks and NICs, DHCP, the serial console, the ACPI power button): no
+#: speculation mitigations (retpolines cost a lot under TCG), no crypto self-tests, no LSMs or
+#: audit, no timer or TSC checks. About a fifth less CPU time per boot.
+FAST_BOOT = "mitigations=off cryptomgr.notests no_timer_check tsc=reliable audit=0 security=none"
+#: The usual command line of the tiny guest in test domains (append ``pyvirt.run=`` etc.).
+TINY_CMDLINE = f"console=ttyS0 quiet panic=-1 {FAST_BOOT}"
+
 #: Host tools the image builder runs.
 BUILD_TOOLS = ("apt-get", "apt-cache", "dpkg-deb", "depmod")
 

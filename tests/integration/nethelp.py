@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import PYVIRT, Pyvirt, Result
+from tests.integration.conftest import TINY_CMDLINE
 
 
 class NsPyvirt(Pyvirt):
@@ -67,7 +68,7 @@ def netns() -> Iterator[str]:
 
 def guest_xml(image: Any, name: str, nics: str, run: str | None = None, dhcp: bool = True) -> str:
     """A tiny guest with the given ``<interface>`` XML; ``run`` is a shell command."""
-    cmdline = "console=ttyS0 quiet panic=-1"
+    cmdline = TINY_CMDLINE
     if dhcp:
         cmdline += " pyvirt.dhcp=1"
     if run:

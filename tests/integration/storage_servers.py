@@ -32,6 +32,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Pyvirt, Result
+from tests.integration.conftest import TINY_CMDLINE
 
 
 def need(*tools: str) -> None:
@@ -263,7 +264,7 @@ def guest_domain_xml(image: Any, name: str, disk: str, script: str) -> str:
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>{image.kernel}</kernel>
     <initrd>{image.initrd}</initrd>
-    <cmdline>console=ttyS0 quiet panic=-1 pyvirt.run={run}</cmdline>
+    <cmdline>{TINY_CMDLINE} pyvirt.run={run}</cmdline>
   </os>
   <devices>
     <serial type='pty'><target port='0'/></serial>

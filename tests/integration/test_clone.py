@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Pyvirt
+from tests.integration.conftest import TINY_CMDLINE
 from tests.integration.test_install import wait_console
 
 pytestmark = pytest.mark.qemu
@@ -25,7 +26,7 @@ def install_tiny(pv: Pyvirt, image: Any, name: str, *, graphics: str = "none") -
     """The tiny guest through ``pyvirt install --import`` with a qcow2 data disk."""
     disk = pv.root / f"{name}.qcow2"
     run = base64.b64encode(SHOW_MAC.encode()).decode()
-    args = f"console=ttyS0 quiet panic=-1 pyvirt.run={run}"
+    args = f"{TINY_CMDLINE} pyvirt.run={run}"
     pv("install", "--name", name, "--memory", "160", "--import", "--virt-type", "qemu",
        "--boot", f'kernel={image.kernel},initrd={image.initrd},kernel_args="{args}"',
        "--disk", f"path={disk},size=0.05", "--network", "type=user", "--graphics", graphics,

@@ -16,6 +16,7 @@ import pytest
 from lxml import etree
 
 from tests.conftest import Pyvirt
+from tests.integration.conftest import TINY_CMDLINE
 
 pytestmark = pytest.mark.qemu
 
@@ -130,7 +131,7 @@ def guest_xml(image: Any) -> str:
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>{image.kernel}</kernel>
     <initrd>{image.initrd}</initrd>
-    <cmdline>console=ttyS0 quiet panic=-1</cmdline>
+    <cmdline>{TINY_CMDLINE}</cmdline>
   </os>
   <devices><serial type='pty'><target port='0'/></serial></devices>
 </domain>

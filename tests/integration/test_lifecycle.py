@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import PYVIRT, Pyvirt
+from tests.integration.conftest import TINY_CMDLINE
 
 pytestmark = pytest.mark.qemu
 
@@ -29,7 +30,7 @@ def domain_xml(image: Any, name: str = "t1", extra_devices: str = "", **kw: str)
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>{image.kernel}</kernel>
     <initrd>{image.initrd}</initrd>
-    <cmdline>console=ttyS0 quiet panic=-1</cmdline>
+    <cmdline>{TINY_CMDLINE}</cmdline>
   </os>
   <features><acpi/></features>
   <on_reboot>{on_reboot}</on_reboot>

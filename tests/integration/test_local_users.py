@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Pyvirt
+from tests.integration.conftest import TINY_CMDLINE
 from tests.integration.test_install import wait_console
 
 pytestmark = pytest.mark.qemu
@@ -68,7 +69,7 @@ def domain_xml(image: Any, name: str, disk: Path) -> str:
     <type arch='x86_64' machine='pc'>hvm</type>
     <kernel>{image.kernel}</kernel>
     <initrd>{image.initrd}</initrd>
-    <cmdline>console=ttyS0 quiet panic=-1</cmdline>
+    <cmdline>{TINY_CMDLINE}</cmdline>
   </os>
   <features><acpi/></features>
   <devices>

@@ -17,6 +17,7 @@ from qemu.qmp.legacy import QEMUMonitorProtocol
 from pyvirt.images.cpio import write_initramfs
 from pyvirt.images.modules import module_name, strip_signature
 from pyvirt.images.tiny import DISKS, MARKER, RUN_BEGIN, RUN_END, TinyImage, run_argument
+from tests.integration.conftest import FAST_BOOT
 
 DISK_BYTES = 48 * 1024 * 1024
 
@@ -88,7 +89,7 @@ def boot(
         "-nodefaults", "-no-user-config", "-display", "none",
         "-kernel", str(image.kernel),
         "-initrd", str(image.initrd),
-        "-append", f"console=ttyS0 quiet {run_argument(command)}",
+        "-append", f"console=ttyS0 quiet {FAST_BOOT} {run_argument(command)}",
         "-chardev", f"socket,id=ser0,path={tmp_path / 'serial.sock'}",
         "-serial", "chardev:ser0",
         "-qmp", f"unix:{qmp_path}",

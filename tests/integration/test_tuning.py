@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Pyvirt
+from tests.integration.conftest import TINY_CMDLINE
 from tests.integration.test_lifecycle import console_log, wait_for, wait_marker
 
 pytestmark = pytest.mark.qemu
@@ -24,7 +25,7 @@ MEMINFO_LOOP = "(while :; do grep MemTotal /proc/meminfo; sleep 0.5; done) &"
 def tune_xml(
     image: Any, name: str, *, memory_mib: int = 160, extra: str = "", run: str = ""
 ) -> str:
-    cmdline = "console=ttyS0 quiet panic=-1"
+    cmdline = TINY_CMDLINE
     if run:
         cmdline += " pyvirt.run=" + base64.b64encode(run.encode()).decode()
     return f"""<domain type='qemu'>
