@@ -38,6 +38,8 @@ HOST_FILES = frozenset({
     "test_sriov.py", "test_storage_dir.py", "test_storage_disk.py", "test_storage_fs.py",
     "test_storage_iscsi.py", "test_storage_logical.py", "test_storage_netfs.py",
     "test_storage_volumes.py", "test_tuning.py", "test_tuning_hugepages.py",
+    # VNC displays on TCP ports (a free port is checked, then QEMU binds it)
+    "test_console_relay.py", "test_web_console.py", "test_web_details.py",
 })  # fmt: skip
 #: Integration files whose tests are independent of each other (own state root, nothing
 #: host-wide, no module-scoped guest): spread test by test over the workers.
