@@ -153,13 +153,19 @@ def delete_token(name: str, where: Where = None) -> None:
     :raises NotFoundError: no token has that name
     """
     path = tokens_file(where)
+
+    def unknown() -> NotFoundError:
+        return NotFoundError(
+            f"token '{name}' not found", hint="'pyvirt token-list' shows the tokens"
+        )
+
+    if all(t.name != name for t in _read(path)):
+        raise unknown()  # before the lock: a refused request leaves no lock file behind
     with _lock(path):
         tokens = _read(path)
         kept = [t for t in tokens if t.name != name]
         if len(kept) == len(tokens):
-            raise NotFoundError(
-                f"token '{name}' not found", hint="'pyvirt token-list' shows the tokens"
-            )
+            raise unknown()
         _write(path, kept)
 
 

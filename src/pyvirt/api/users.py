@@ -175,11 +175,17 @@ def delete_user(name: str, where: Where = None) -> None:
     :raises NotFoundError: no such user
     """
     path = users_file(where)
+
+    def unknown() -> NotFoundError:
+        return NotFoundError(f"user '{name}' not found", hint="'pyvirt user-list' shows them")
+
+    if all(u.name != name for u in _read(path)):
+        raise unknown()  # before the lock: a refused request leaves no lock file behind
     with _lock(path):
         users = _read(path)
         kept = [u for u in users if u.name != name]
         if len(kept) == len(users):
-            raise NotFoundError(f"user '{name}' not found", hint="'pyvirt user-list' shows them")
+            raise unknown()
         _write(path, kept)
 
 
