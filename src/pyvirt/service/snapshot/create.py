@@ -291,11 +291,11 @@ def _running(
     from pyvirt.service.domain import agent  # lazy
 
     with Monitor(qmp, name=name) as mon:  # type: ignore[arg-type]
-        nodes = [node_of(mon, p.path) for p in plans]
         if plans[0].location == "internal":
+            nodes = [node_of(mon, p.path) for p in plans]
             mon.snapshot_save(str(snap.name), nodes[0], nodes)
             return
-        specs = _make_overlays(mgr, name, mon, plans)
+        specs = _make_overlays(mgr, name, mon, plans)  # looks the nodes up itself
         frozen = False
         try:
             if quiesce:
