@@ -28,7 +28,7 @@ __all__ = ["FEATURES", "create_app", "error_body"]
 
 log = logging.getLogger("pyvirtd")
 
-#: feature modules under pyvirt.daemon; each has ``router`` (an APIRouter) and may have
+#: feature modules under pyvirt.daemon; each may have ``router`` (an APIRouter) and
 #: ``setup(daemon)`` (registers start-up/shut-down work). One line per feature.
 FEATURES: tuple[str, ...] = (
     "routes.health",
@@ -130,7 +130,9 @@ def create_app(daemon: Daemon) -> FastAPI:
         setup = getattr(mod, "setup", None)
         if setup is not None:
             setup(daemon)
-        app.include_router(mod.router)
+        router = getattr(mod, "router", None)
+        if router is not None:
+            app.include_router(router)
     app.add_middleware(AuthMiddleware, daemon=daemon)  # every request: auth, then audit
     from pyvirt.daemon.web import WebMiddleware  # lazy
 

@@ -1,14 +1,21 @@
 """Keeping pyvirtd's resident memory small (issue 11: <= 60 MiB with 1000 defined and 10
 running domains).
 
-- :func:`lean_process`, called by ``pyvirtd`` before anything else is imported: at most
-  :data:`MALLOC_ARENAS` glibc malloc arenas (by default each thread that allocates may get
-  its own, up to 8 per core, and freed memory stays in them), and no ``pydantic.v1`` (FastAPI
-  imports it only to check that no route uses a v1 model, and accepts its absence; it costs
-  about 1.5 MiB), and uvicorn without its command line (``uvicorn/__init__.py`` imports
-  ``uvicorn.main``: click, multiprocessing and the reload supervisors, about 2 MiB; the
-  daemon only uses ``uvicorn.Config`` and ``uvicorn.Server``, anything else is imported from
-  ``uvicorn.main`` when first asked for).
+- :func:`lean_process`, called by ``pyvirtd`` before anything else is imported (importing
+  this module imports neither FastAPI nor pydantic):
+
+  - at most :data:`MALLOC_ARENAS` glibc malloc arenas (by default each thread that
+    allocates may get its own, up to 8 per core, and freed memory stays in them);
+  - a fixed :data:`MMAP_THRESHOLD`: large blocks go back to the kernel when freed;
+  - no ``pydantic.v1`` (FastAPI imports it only to check that no route uses a v1 model,
+    and accepts its absence; about 1.5 MiB);
+  - uvicorn without its command line (``uvicorn/__init__.py`` imports ``uvicorn.main``:
+    click, multiprocessing and the reload supervisors, about 2 MiB; the daemon only uses
+    ``uvicorn.Config`` and ``uvicorn.Server``, anything else is imported from
+    ``uvicorn.main`` when first asked for);
+  - FastAPI's OpenAPI models (``fastapi.openapi.models``: about 40 pydantic classes that
+    every ``import fastapi`` builds, about 2 MiB) built when first used, that is when
+    ``/openapi.json`` is first asked for (the document is the same).
 - The ``memory`` feature freezes the objects of start-up (``gc.freeze``: later collections
   do not scan them) and gives freed heap back to the kernel (``malloc_trim``) once start-up
   is done, then collects and trims every :data:`TRIM_INTERVAL` seconds (a few ms).
@@ -25,26 +32,34 @@ import ctypes.util
 import functools
 import gc
 import importlib
+import importlib.abc
+import importlib.machinery
 import importlib.util
 import sys
 import types
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter
+if TYPE_CHECKING:
+    from pyvirt.daemon.context import Daemon
 
-from pyvirt.daemon.context import Daemon
-
-__all__ = ["MALLOC_ARENAS", "TRIM_INTERVAL", "lean_process", "router", "setup", "trim"]
+__all__ = ["MALLOC_ARENAS", "MMAP_THRESHOLD", "TRIM_INTERVAL", "lean_process", "setup", "trim"]
 
 #: glibc malloc arenas (``M_ARENA_MAX``); the daemon's threads mostly wait on I/O, and
 #: Python's own allocator serves small objects under the GIL anyway: one arena (measured:
 #: 0.3 MiB less than two with 1000 defined and 6 running guests, whatever the stage)
 MALLOC_ARENAS = 1
+#: bytes from which glibc malloc serves a block by its own ``mmap`` (``M_MMAP_THRESHOLD``),
+#: given back to the kernel as soon as it is freed. glibc's default (128 KiB) rises to the
+#: size of any such block freed (up to 32 MiB), and the heap then keeps them: one web console
+#: login (a 16 MiB scrypt in OpenSSL) left the daemon 16 MiB bigger. Setting it keeps it.
+MMAP_THRESHOLD = 128 * 1024
 #: seconds between two ``malloc_trim`` calls
 TRIM_INTERVAL = 10.0
 _M_ARENA_MAX = -8
-
-router = APIRouter()
+_M_MMAP_THRESHOLD = -3
+#: FastAPI's module of OpenAPI models, whose pydantic schemas are built on first use
+_OPENAPI_MODELS = "fastapi.openapi.models"
 
 
 @functools.cache
@@ -87,13 +102,67 @@ def _uvicorn_without_cli() -> None:
             del sys.modules[name]
 
 
+def _exec_deferred(exec_module: Any, module: types.ModuleType) -> None:
+    """Run ``module``'s code with pydantic's ``defer_build`` on by default and its explicit
+    ``model_rebuild()`` calls skipped: each model's schema is built when first used."""
+    from pydantic import BaseModel
+    from pydantic._internal import _config
+
+    defaults: dict[str, Any] = _config.config_defaults  # type: ignore[assignment]
+    saved = defaults.get("defer_build", False)
+    rebuild = BaseModel.__dict__["model_rebuild"]
+    defaults["defer_build"] = True
+    BaseModel.model_rebuild = classmethod(lambda _cls, *_a, **_k: None)  # type: ignore[assignment, method-assign]
+    try:
+        exec_module(module)
+    finally:
+        defaults["defer_build"] = saved
+        BaseModel.model_rebuild = rebuild  # type: ignore[method-assign]
+
+
+class _DeferredOpenAPIModels(importlib.abc.MetaPathFinder):
+    """Finds ``fastapi.openapi.models`` as usual and loads it with deferred schemas."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != _OPENAPI_MODELS:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec: importlib.machinery.ModuleSpec | None = finder.find_spec(fullname, path, target)
+            if spec is None:
+                continue
+            loader = spec.loader
+            if loader is not None and hasattr(loader, "exec_module"):
+                exec_module = loader.exec_module
+                loader.exec_module = functools.partial(_exec_deferred, exec_module)  # type: ignore[method-assign]
+            return spec
+        return None
+
+
+def _defer_openapi_models() -> None:
+    if _OPENAPI_MODELS in sys.modules or importlib.util.find_spec("pydantic") is None:
+        return
+    with contextlib.suppress(ImportError, AttributeError):  # another pydantic: no deferral
+        from pydantic._internal import _config
+
+        if "defer_build" in _config.config_defaults and not any(
+            isinstance(f, _DeferredOpenAPIModels) for f in sys.meta_path
+        ):
+            sys.meta_path.insert(0, _DeferredOpenAPIModels())
+
+
 def lean_process() -> None:
     """Process-wide settings for a small daemon; call before the web stack is imported."""
     sys.modules.setdefault("pydantic.v1", None)  # type: ignore[arg-type]
     _uvicorn_without_cli()
+    _defer_openapi_models()
     libc = _libc()
     if libc is not None:
         libc.mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
 def trim() -> None:
