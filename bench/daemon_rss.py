@@ -12,6 +12,13 @@ Prints the daemon's VmRSS (``/proc/PID/status``) at each step: idle, with the gu
 memory back every 10 s), and after a ``list --all`` and a ``/metrics`` scrape (read after
 ``--settle`` seconds too), against the target (60 MiB) and libvirtd's
 30-33 MiB measured on this machine by bench/daemon_latency.py in the same situation.
+
+Then (unless ``--no-workload``) a realistic workload, the RSS 1 s after each step and once
+settled: ``dominfo``, ``define`` of a new domain, an event stream client (``GET
+/api/v1/events``, kept open) while that domain is started and destroyed, ``list --all``,
+``/metrics``, and a web console login (``POST /login`` as JSON on the unix socket: the same
+password check and session as on the TLS listener, without TLS) and its ``/api/v1/session``.
+Also USS/PSS (``/proc/PID/smaps_rollup``) at the end.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from _common import domain_xml, tiny_image
 
 TARGET_MIB = 60.0
 LIBVIRTD_MIB = (30.0, 33.0)
+WEB_USER, WEB_PASSWORD = "rssuser", "correct horse battery"
 
 
 def rss_mib(pid: int) -> float:
@@ -46,19 +54,98 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-def request(sock: Path, method: str, path: str, body: Any = None) -> tuple[int, bytes]:
-    """One request to the daemon; (status, body) whatever the status."""
+def smaps_mib(pid: int) -> dict[str, float]:
+    """Pss and USS (private clean + dirty) of ``pid`` in MiB."""
+    fields: dict[str, int] = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+        key, _, rest = line.partition(":")
+        fields[key] = int(rest.split()[0])
+    uss = fields["Private_Clean"] + fields["Private_Dirty"]
+    return {"PSS": fields["Pss"] / 1024, "USS": uss / 1024}
+
+
+def request(sock: Path, method: str, path: str, body: Any = None,
+            headers: dict[str, str] | None = None) -> tuple[int, bytes]:  # fmt: skip
+    """One request to the daemon; (status, body) whatever the status (``body``: JSON, or
+    bytes sent as they are)."""
+    return request_full(sock, method, path, body, headers)[:2]  # type: ignore[return-value]
+
+
+def request_full(sock: Path, method: str, path: str, body: Any = None,
+                 headers: dict[str, str] | None = None) -> tuple[int, bytes, Any]:  # fmt: skip
+    """:func:`request` with the response's headers too."""
     from pyvirt.client.transport import UnixHTTPConnection
 
     conn = UnixHTTPConnection(sock, timeout=120)
     try:
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if data is not None else {}
-        conn.request(method, path, body=data, headers=headers)
+        hdrs = dict(headers or {})
+        data: bytes | None
+        if body is None or isinstance(body, bytes):
+            data = body
+        else:
+            data = json.dumps(body).encode()
+            hdrs.setdefault("Content-Type", "application/json")
+        conn.request(method, path, body=data, headers=hdrs)
         resp = conn.getresponse()
-        return resp.status, resp.read()
+        return resp.status, resp.read(), resp.headers
     finally:
         conn.close()
+
+
+def workload(sock: Path, pid: int, xml: str, first: str, settle: float) -> dict[str, float]:
+    """The realistic workload's steps, RSS 1 s after each (and settled at the end)."""
+    import socket
+
+    from pyvirt.client.transport import UnixHTTPConnection
+
+    out: dict[str, float] = {}
+
+    def step(label: str, method: str, path: str, body: Any = None,
+             headers: dict[str, str] | None = None) -> tuple[bytes, Any]:  # fmt: skip
+        status, data, hdrs = request_full(sock, method, path, body, headers)
+        if status >= 300:
+            raise RuntimeError(f"{label}: {status} {data.decode(errors='replace')}")
+        time.sleep(1.0)
+        out[label] = rss_mib(pid)
+        return data, hdrs
+
+    step("dominfo", "GET", f"/api/v1/domains/{first}")
+    step("define", "POST", "/api/v1/domains", xml.encode(), {"Content-Type": "application/xml"})
+    events = UnixHTTPConnection(sock, timeout=30)
+    try:
+        events.request("GET", "/api/v1/events")
+        stream = events.getresponse()
+        if stream.status != 200:
+            raise RuntimeError(f"event stream: {stream.status}")
+        time.sleep(1.0)
+        out["event stream open"] = rss_mib(pid)
+        step("start (events open)", "POST", "/api/v1/domains/rsswork/start", {"paused": True})
+        step("destroy (events open)", "POST", "/api/v1/domains/rsswork/destroy")
+        assert events.sock is not None
+        events.sock.settimeout(10)
+        seen = b""
+        with suppress(TimeoutError, socket.timeout):
+            while b"Stopped" not in seen:
+                chunk = stream.read1(65536)
+                if not chunk:
+                    break
+                seen += chunk
+        if b"Started" not in seen:
+            raise RuntimeError(f"the event stream missed the start: {seen[:300]!r}")
+    finally:
+        events.close()
+    time.sleep(1.0)
+    out["event stream closed"] = rss_mib(pid)
+    step("list --all", "GET", "/api/v1/domains?all=true")
+    step("/metrics", "GET", "/metrics")
+    login = {"user": WEB_USER, "password": WEB_PASSWORD}
+    _, hdrs = step("web login", "POST", "/login", login)
+    cookies = "; ".join(c.split(";", 1)[0] for c in hdrs.get_all("set-cookie") or [])
+    step("web session", "GET", "/api/v1/session", None, {"Cookie": cookies})
+    step("undefine", "DELETE", "/api/v1/domains/rsswork")
+    time.sleep(settle)
+    out["workload, settled"] = rss_mib(pid)
+    return out
 
 
 @contextmanager
@@ -120,10 +207,12 @@ def main() -> None:
         default=12.0,
         help="seconds before the settled reading (pyvirtd trims every 10 s)",
     )
+    ap.add_argument("--no-workload", action="store_true", help="skip the realistic workload")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = ap.parse_args()
 
     import pyvirt.api
+    from pyvirt.api.users import add_user
 
     kernel, initrd = tiny_image()
     root = Path(tempfile.mkdtemp(prefix="pvr", dir="/tmp"))
@@ -138,6 +227,7 @@ def main() -> None:
         for name in names:
             embedded.domains.define(domain_xml(name, kernel, initrd, memory_mib=64))
         print(f"defined {args.domains} domains in {time.monotonic() - t0:.1f} s", flush=True)
+        add_user(WEB_USER, WEB_PASSWORD, root)
         with pyvirtd(root) as proc:
             sock = root / "run" / "pyvirtd.sock"
             time.sleep(1.0)
@@ -170,6 +260,12 @@ def main() -> None:
             request(sock, "GET", "/metrics")
             time.sleep(args.settle)
             figures["after list and /metrics"] = rss_mib(proc.pid)
+            if routes and not args.no_workload:
+                work_xml = domain_xml("rsswork", kernel, initrd, memory_mib=64)
+                for label, value in workload(sock, proc.pid, work_xml, guests[0],
+                                             args.settle).items():  # fmt: skip
+                    figures[f"workload: {label}"] = value
+            figures.update({f"{k} (smaps)": v for k, v in smaps_mib(proc.pid).items()})
             figures["peak (VmHWM)"] = float(
                 next(int(line.split()[1]) for line in
                      Path(f"/proc/{proc.pid}/status").read_text().splitlines()
@@ -180,7 +276,7 @@ def main() -> None:
                     embedded.domains.get(name).destroy()
     finally:
         run = root / "run" / "qemu"
-        for name in guests:
+        for name in [*guests, "rsswork"]:
             if (run / name).is_dir():
                 with suppress(Exception):
                     embedded.domains.get(name).destroy()
@@ -192,7 +288,7 @@ def main() -> None:
     if each:
         print(f"  one start through the daemon: median {1000 * statistics.median(each):.0f} ms")
     for label, value in figures.items():
-        print(f"  {label:<26} {value:7.1f} MiB")
+        print(f"  {label:<38} {value:7.1f} MiB")
     final = figures["after list and /metrics"]
     verdict = "OK" if final <= TARGET_MIB else "MISSED"
     lo, hi = LIBVIRTD_MIB
