@@ -51,8 +51,9 @@ __all__ = ["MALLOC_ARENAS", "MMAP_THRESHOLD", "TRIM_INTERVAL", "lean_process", "
 MALLOC_ARENAS = 1
 #: bytes from which glibc malloc serves a block by its own ``mmap`` (``M_MMAP_THRESHOLD``),
 #: given back to the kernel as soon as it is freed. glibc's default (128 KiB) rises to the
-#: size of any such block freed (up to 32 MiB), and the heap then keeps them: one web console
-#: login (a 16 MiB scrypt in OpenSSL) left the daemon 16 MiB bigger. Setting it keeps it.
+#: size of any such block freed (up to 32 MiB), later ones then come from the heap, which
+#: keeps them until the next trim: a web console login (a 16 MiB scrypt in OpenSSL) left the
+#: daemon 16 MiB bigger for up to :data:`TRIM_INTERVAL`. Set, it stays fixed.
 MMAP_THRESHOLD = 128 * 1024
 #: seconds between two ``malloc_trim`` calls
 TRIM_INTERVAL = 10.0
