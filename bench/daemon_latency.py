@@ -37,7 +37,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import PYVIRT, domain_xml, median, state_root, timed, tiny_image, wait_marker
+from _common import domain_xml, median, state_root, timed, tiny_image, wait_marker
 from start_latency import direct_run
 
 HERE = Path(__file__).resolve().parent
@@ -89,6 +89,31 @@ class Tool:
         self.console(name).unlink(missing_ok=True)
 
 
+#: what ``pip install`` writes for a console-script entry point ``pyvirt = pyvirt.cli.main:main``
+#: (pip 23; the launcher of trees without ``bin/pyvirt``)
+PIP_WRAPPER = """# -*- coding: utf-8 -*-
+import re
+import sys
+from pyvirt.cli.main import main
+if __name__ == '__main__':
+    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
+    sys.exit(main())
+"""
+
+
+def launcher(src: str, work: Path) -> list[str]:
+    """The ``pyvirt`` command of a source tree (``src``: its ``src`` directory, "" for this
+    one): its own ``bin/pyvirt`` (installed as the script), or, for a tree that has none, the
+    console-script wrapper pip installs for it (written under ``work``). Run by this Python,
+    as the installed script's ``#!`` line would."""
+    tree = Path(src).parent if src else HERE.parent
+    script = tree / "bin" / "pyvirt"
+    if not script.is_file():
+        script = work / "pyvirt-pip-wrapper"
+        script.write_text(PIP_WRAPPER)
+    return [sys.executable, str(script)]
+
+
 class PyvirtTool(Tool):
     """``pyvirt`` on one state directory (embedded, or through the daemon serving it)."""
 
@@ -98,9 +123,10 @@ class PyvirtTool(Tool):
         self.name, self.root, self.kernel, self.initrd, self.uri = name, root, kernel, initrd, uri
         #: another source tree (its ``src``) for the CLI and the daemon: a baseline column
         self.src = src
+        self.command = launcher(src, root)
 
     def argv(self, *args: str) -> list[str]:
-        return [PYVIRT, *(["-c", self.uri] if self.uri else []), *args]
+        return [*self.command, *(["-c", self.uri] if self.uri else []), *args]
 
     def env(self) -> dict[str, str]:
         env = {**os.environ, "PYVIRT_STATE_DIR": str(self.root)}
@@ -377,7 +403,8 @@ def fmt(value: float | None, unit: str = "ms") -> str:
 
 
 def report(results: Results, raw: float, rss: dict[str, float | str], na: dict[str, str],
-           sizes: list[int], runs: int, rss_label: str) -> None:  # fmt: skip
+           sizes: list[int], runs: int, rss_label: str,
+           launchers: dict[str, list[str]]) -> None:  # fmt: skip
     print(f"daemon_latency (medians of {runs}; TCG; raw QEMU launch = {raw * 1000:.1f} ms)")
     columns = [c for c in COLUMNS if c != BASE or BASE in results]
     print(f"  {'operation':<14}{'domains':>8}" + "".join(f"{c:>16}" for c in columns))
@@ -393,6 +420,8 @@ def report(results: Results, raw: float, rss: dict[str, float | str], na: dict[s
             print(f"  {op:<14}{size:>8}" + "".join(cells))
     for col, why in na.items():
         print(f"  {col}: n/a: {why}")
+    for col, command in launchers.items():
+        print(f"  {col}: pyvirt = {' '.join(command)}")
     print(f"  RSS with {rss_label}: " + ", ".join(
         f"{name} {v:.1f} MiB" if isinstance(v, float) else f"{name} n/a ({v})"
         for name, v in rss.items()
@@ -456,6 +485,7 @@ def main() -> None:
         if args.baseline:
             base = str(Path(args.baseline).resolve())
             daemons.insert(0, PyvirtTool(BASE, b_root, kernel, initrd, src=base))
+        launchers = {t.name: t.command for t in daemons}
         # domains are added while no daemon runs (it may keep them in memory), and each size
         # is measured by freshly started daemons
         have = 0
@@ -508,7 +538,7 @@ def main() -> None:
                 finally:
                     virsh.remove_all()
     label = f"{fillers} defined and {args.guests} running domains"
-    report(results, raw, rss, na, sizes, args.runs, label)
+    report(results, raw, rss, na, sizes, args.runs, label, launchers)
     if args.json:
         data = {"raw_qemu": raw, "results": results, "rss_mib": rss, "rss_with": label, "na": na}
         Path(args.json).write_text(json.dumps(data, indent=2))

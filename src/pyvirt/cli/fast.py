@@ -17,23 +17,23 @@ Simple forms: ``list`` with its filter options and ``--name``/``--uuid``/``--jso
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Callable
 
 from pyvirt.cli import formats
 
 # no typing or dataclasses at run time: with inspect, ast and dis they cost ~8 ms of a fast
-# command's ~45 (mypy reads TYPE_CHECKING as True whatever its value)
+# command's ~45 (mypy reads TYPE_CHECKING as True whatever its value); no json either (its
+# decoder and encoder import re, enum and functools: ~3 ms): see loads() and dumps()
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from _socket import socket as Socket
+    from collections.abc import Callable
     from typing import Any
 
     from pyvirt.client.transport import Client as HttpClient
     from pyvirt.client.uri import Target
 
-__all__ = ["run"]
+__all__ = ["dumps", "launch", "loads", "main", "run"]
 
 API = "/api/v1/domains"
 
@@ -63,7 +63,7 @@ class UnixClient:
 
     def json(self, method: str, path: str, payload: Any = None) -> Any:
         """A request with a JSON body (when ``payload`` is not None); the JSON reply."""
-        body = None if payload is None else json.dumps(payload).encode()
+        body = None if payload is None else dumps(payload).encode()
         return self.request(method, path, body=body, content_type="application/json")
 
     def request(
@@ -104,7 +104,7 @@ class UnixClient:
         status, data = _parse_response(b"".join(chunks))
         if status >= 400:
             raise _error(status, data)
-        return json.loads(data) if data else None
+        return loads(data) if data else None
 
 
 def _connect(path: str, timeout: float | None) -> Socket:
@@ -153,12 +153,76 @@ def _error(status: int, data: bytes) -> Exception:
     from pyvirt.errors import OperationFailedError, error_class  # lazy
 
     try:
-        doc = json.loads(data)
+        doc = loads(data)
         message, hint, code = doc["error"], doc.get("hint"), doc.get("code", "")
     except (ValueError, KeyError, TypeError):
         text = data.decode(errors="replace").strip()[:200]
         return OperationFailedError(f"pyvirtd answered {status}: {text}")
     return error_class(str(code))(str(message), hint=hint)
+
+
+# -- JSON without the json module ------------------------------------------------------------
+class _Decoding:
+    """What ``_json.make_scanner`` reads from a ``json.JSONDecoder``: its default settings."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = float  # NaN, Infinity, -Infinity: float() reads the three
+    memo: dict[str, str] = {}  # noqa: RUF012 (read by the C scanner, never written)
+
+
+_scan: Callable[[str, int], tuple[Any, int]] | None = None
+
+
+def loads(data: bytes) -> Any:
+    """``json.loads(data)`` for UTF-8 bytes, on the C scanner ``json`` itself uses
+    (``_json.make_scanner``), without importing ``json`` (whose modules compile regular
+    expressions at import: ``re``, ``enum`` and ``functools`` cost more than decoding 1000
+    rows).
+
+    :raises ValueError: not one JSON document (``json.JSONDecodeError`` is one)
+    """
+    global _scan
+    if _scan is None:
+        try:
+            from _json import make_scanner  # lazy
+        except ImportError:  # an interpreter without the C accelerator
+            import json  # lazy
+
+            return json.loads(data)
+        _scan = make_scanner(_Decoding())  # type: ignore[arg-type]  # (typeshed: a JSONDecoder)
+    text = data.decode().strip(" \t\n\r")
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        raise ValueError("not a JSON document") from None
+    if end != len(text):
+        raise ValueError(f"extra data after a JSON document at {end}")
+    return value
+
+
+def dumps(value: Any) -> str:
+    """``json.dumps(value)`` (ASCII, default separators) for the request bodies the fast path
+    sends (dicts, lists, strings, booleans, numbers, ``None``) without importing ``json``."""
+    if isinstance(value, str):
+        from _json import encode_basestring_ascii  # lazy; a built-in module
+
+        text: str = encode_basestring_ascii(value)
+        return text
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    if isinstance(value, int | float) and value == value and abs(value) != float("inf"):
+        return repr(int(value)) if isinstance(value, int) else repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(dumps(v) for v in value) + "]"
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return "{" + ", ".join(f"{dumps(k)}: {dumps(v)}" for k, v in value.items()) + "}"
+    import json  # lazy: anything else (never sent by the fast path)
+
+    return json.dumps(value)
 
 
 class HttpAdapter:
@@ -178,8 +242,9 @@ class HttpAdapter:
         return self.client.request(method, path, body=body, content_type=content_type).json()
 
 
-Client = UnixClient | HttpAdapter
-Handler = Callable[[Client, Args], None]
+if TYPE_CHECKING:
+    Client = UnixClient | HttpAdapter
+    Handler = Callable[[Client, Args], None]
 
 
 class Form:
@@ -466,18 +531,27 @@ def run(argv: list[str]) -> int | None:
     return _run(command, form, args, target.uri, connect)
 
 
+#: whether a daemon answered the command over a unix socket, with nothing left to clean up
+#: (:func:`launch` may then skip the interpreter's clean-up; TLS and ssh may leave some)
+_answered = False
+
+
 def _run(command: str, form: Form, args: Args, uri: str, connect: Callable[[], Client]) -> int:
     """Run the command on the daemon ``connect()`` reaches (``uri``: its connection URI)."""
+    global _answered
     try:
         if command == "uri":
             _out(uri + "\n\n")
+            _answered = True
             return 0
-        form.handler(connect(), args)
+        client = connect()
+        _answered = isinstance(client, UnixClient)
+        form.handler(client, args)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError) as err:  # ValueError: JSON that does not parse
         sys.stderr.write(f"error: pyvirtd sent an unexpected answer: {err}\n")
         return 1
     except Exception as err:
@@ -496,3 +570,44 @@ def _failed(err: Exception) -> int:
     if err.hint:
         sys.stderr.write(f"hint: {err.hint}\n")
     return 1
+
+
+def main(argv: list[str] | None = None) -> int | None:
+    """:func:`run`, else click through :func:`pyvirt.cli.main.main` (not even imported when
+    this path answers); the exit status."""
+    args = sys.argv[1:] if argv is None else argv
+    # an en dash for "--" (see pyvirt.cli.main._normalize)
+    args = ["--" + a[1:] if a.startswith("\u2013") else a for a in args]
+    code = run(args)
+    if code is not None:
+        return code
+    from pyvirt.cli.main import main as click_main  # lazy: click, the command table
+
+    click_main(args)
+    return None
+
+
+def launch() -> None:
+    """The ``pyvirt`` command (``bin/pyvirt``): :func:`main`, then exit.
+
+    When a daemon answered, the process ends with ``os._exit`` once stdout and stderr are
+    flushed: nothing else is left to do (no thread, no child, no ``atexit`` handler, no open
+    file but the socket, closed already), and the interpreter's clean-up of its modules costs
+    ~2 ms, a tenth of such a command. Any other path (embedded, click) exits normally.
+    """
+    code = main()
+    if not _answered:
+        sys.exit(code)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # like click's path: a closed pipe is not an error
+        pass
+    except OSError as err:  # a full disk ...: what the interpreter would say, briefly
+        sys.stderr.write(f"error: cannot write the output: {err.strerror or err}\n")
+        code = code or 1
+    try:
+        sys.stderr.flush()
+    finally:
+        import os  # lazy; loaded by site anyway
+
+        os._exit(code or 0)

@@ -7,12 +7,11 @@ Each function returns the whole text, ending in a newline, ready for one write.
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Iterable, Mapping, Sequence
 
-TYPE_CHECKING = False  # no typing at run time (see pyvirt.cli.fast)
+TYPE_CHECKING = False  # no typing, collections or json at run time (see pyvirt.cli.fast)
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
     from typing import Any
 
 __all__ = [
@@ -31,17 +30,21 @@ MAX_INPUT = 8 * 1024 * 1024
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A virsh-style table: a header, a dashed rule, one space of indent, a blank line."""
-    widths = [len(h) for h in headers]
-    for row in rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
+    """A virsh-style table: a header, a dashed rule, one space of indent, a blank line.
 
-    def line(cells: Sequence[str]) -> str:
-        return " " + "   ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
-
-    out = [line(headers), "-" * (sum(widths) + 3 * (len(widths) - 1) + 2)]
-    out += [line(row) for row in rows]
+    :raises ValueError: a row with another number of cells than ``headers``
+    """
+    count = len(headers)
+    if any(len(row) != count for row in rows):
+        raise ValueError(f"every row of the table needs {count} cells")
+    # one %-format per line (1000 rows: a fifth of what a join of ljust()s per line costs)
+    columns = zip(*rows, strict=True) if rows else ((),) * count
+    widths = [
+        max(len(h), max(map(len, col), default=0)) for h, col in zip(headers, columns, strict=True)
+    ]
+    line = "   ".join(f"%-{w}s" for w in widths)
+    out = [" " + (line % tuple(headers)).rstrip(), "-" * (sum(widths) + 3 * (count - 1) + 2)]
+    out += [" " + (line % tuple(row)).rstrip() for row in rows]
     return "\n".join(out) + "\n\n"
 
 
@@ -53,6 +56,8 @@ def format_fields(pairs: Sequence[tuple[str, str]]) -> str:
 
 def format_json(data: Any) -> str:
     """``--json`` output."""
+    import json  # lazy: it imports re
+
     return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
 

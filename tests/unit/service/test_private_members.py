@@ -16,8 +16,8 @@ SRC = Path(__file__).resolve().parents[3] / "src" / "pyvirt"
 TREES = (SRC / "service", SRC / "api", SRC / "cli")
 #: modules another branch is editing at the moment; to fix once that work is merged
 PENDING: set[str] = set()
-#: lxml's element classes are only spelled with an underscore
-ALLOWED = {"_Element", "_ElementTree", "_Comment", "_ProcessingInstruction", "_Entity"}
+#: lxml's element classes are only spelled with an underscore; os._exit is public (documented)
+ALLOWED = {"_Element", "_ElementTree", "_Comment", "_ProcessingInstruction", "_Entity", "_exit"}
 
 
 def _own_names(tree: ast.Module) -> set[str]:

@@ -401,7 +401,10 @@ def destroy(
             raise InvalidStateError(f"domain '{name}' is not running")
         run = mgr.rundir(name)
         run.mark_destroying()
-        outcome = process.terminate(rec.pid, rec.starttime, timeout=10.0 if graceful else 3.0)
+        # without the stop work, answer once QEMU has exited, not once the kernel has freed
+        # its memory too: the watcher's stop work starts when QEMU's files are closed
+        outcome = process.terminate(rec.pid, rec.starttime, timeout=10.0 if graceful else 3.0,
+                                    stopped=not stop_work)  # fmt: skip
         if stop_work:
             # QEMU died of our signal after the intent was recorded: the reason is "destroyed"
             # whatever the watcher records (the intent wins), so do not wait for it to write it

@@ -346,6 +346,11 @@ class DomainManager:
         :param wait: seconds to wait for the watcher to record why QEMU exited (0: a
             ``destroy`` that killed it knows why)
         """
+        from pyvirt.drivers.qemu import process  # lazy
+
+        # its main thread may be a zombie while the kernel still tears the rest down: the
+        # hooks and a next start want its files (taps, image locks) closed
+        process.wait_exited(rec.pid, rec.starttime, timeout=5.0)
         run = self.rundir(name)
         reason = run.exit_info(wait=wait).reason
         data = run.hooks()

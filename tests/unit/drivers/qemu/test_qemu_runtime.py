@@ -163,3 +163,50 @@ def test_terminate_escalates_to_sigkill() -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+#: a process whose main thread exits at once while another lives 0.6 s longer (as QEMU's
+#: main thread exits before the kernel has torn the rest down)
+LINGERING = (
+    "import ctypes, os, threading, time\n"
+    "def late():\n    time.sleep(0.6)\n    os._exit(0)\n"
+    "threading.Thread(target=late).start()\n"
+    "print(1, flush=True)\n"
+    "ctypes.CDLL(None).pthread_exit(None)\n"
+)
+
+
+def test_wait_exited_waits_for_every_thread() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", LINGERING], stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline()
+        start = process.starttime(proc.pid)
+        deadline = time.monotonic() + 5
+        while process.is_alive(proc.pid, start):  # the main thread: a zombie soon
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+        assert not process.wait_exited(proc.pid, start, 0.05)  # the other thread runs on
+        assert process.wait_exited(proc.pid, (start or 0) + 1, 0)  # another process's pid
+        assert process.wait_exited(proc.pid, start, 5)
+        assert proc.wait(5) == 0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert process.wait_exited(proc.pid, start, 0)  # reaped: gone
+
+
+def test_terminate_until_stopped() -> None:
+    import subprocess
+
+    proc = subprocess.Popen(["sleep", "60"])
+    try:
+        start = process.starttime(proc.pid)
+        outcome = process.terminate(proc.pid, start, timeout=5.0, stopped=True)
+        assert outcome is process.Outcome.EXITED
+        assert not process.is_alive(proc.pid, start)
+    finally:
+        proc.kill()
+        proc.wait()
