@@ -18,10 +18,14 @@ each of ``--runs`` rounds, in alternating order, each way takes a snapshot and r
 * ``api``: ``Domain.snapshot_create_as`` / ``snapshot_revert`` in this process on an embedded
   connection (what pyvirtd runs for a request).
 
-Every snapshot is deleted again after its round (not timed), so the image does not grow from
-round to round. Each snapshot holds the guest's RAM (~70 MiB of a 256 MiB tiny guest: zero
-pages are not written), so QEMU's own work dominates create and varies with the host's page
-cache writeback: use ``--runs`` >= 5 on a shared machine. Run with bytecode caching on (no
+Every timed command starts after ``sync`` (the last one's writeback does not compete), and
+each snapshot is deleted right after its revert (not timed): every create finds the image as
+the one before it did (a create that must grow the qcow2 file took 10-30x longer under load
+than one that reuses freed clusters, which made the ways' order decide the figures; one
+snapshot is taken and deleted before the rounds for that). Each snapshot holds the guest's
+RAM (~70 MiB of a 256 MiB tiny guest: zero pages are not written), so QEMU's own work
+dominates create and varies with the host's page cache writeback: use ``--runs`` >= 5 on a
+shared machine. Run with bytecode caching on (no
 ``PYTHONDONTWRITEBYTECODE``), or the CLI compiles pyvirt on every command.
 
 Medians are printed with the ratios to ``raw`` (and the CLI columns' to ``raw-proc``).
@@ -123,15 +127,18 @@ def main() -> None:
         create: dict[str, list[float]] = {k: [] for k in WAYS}
         revert: dict[str, list[float]] = {k: [] for k in WAYS}
         loads: list[float] = []
+        raw_save(sock, node, "warm-up")
+        raw_delete(sock, node, "warm-up")
         t_start = time.perf_counter()
         for i in range(args.runs):
             loads.append(os.getloadavg()[0])
             for way in WAYS if i % 2 == 0 else WAYS[::-1]:
                 tag = f"{way.replace('-', '')}{i}"
+                os.sync()  # no writeback of the last snapshot competes with this one
                 create[way].append(timed(lambda way=way, tag=tag: ways[way][0](tag)))
+                os.sync()
                 revert[way].append(timed(lambda way=way, tag=tag: ways[way][1](tag)))
-            for way in WAYS:  # not timed: the image does not grow from round to round
-                tag = f"{way.replace('-', '')}{i}"
+                # not timed: every create finds the image as the last one did (freed space)
                 if way.startswith("raw"):
                     raw_delete(sock, node, tag)
                 else:
