@@ -118,3 +118,40 @@ def test_snapshot_revert_imports_nothing_heavy(served: Served) -> None:
                          timeout=60)  # fmt: skip
     assert res.stdout.splitlines()[-1] == "MODULES []", res.stdout + res.stderr
     assert "has no snapshot 's'" in res.stderr
+
+
+class _Interrupted:
+    """A daemon client whose first long poll is interrupted (Ctrl-C)."""
+
+    def __init__(self, end: str) -> None:
+        self.sent: list[tuple[str, str]] = []
+        self.end = end
+
+    def json(self, method: str, path: str, payload: object = None) -> dict[str, object]:
+        self.sent.append((method, path))
+        job = {"id": "j1", "kind": "block-commit", "state": "running", "result": None}
+        if method == "POST":
+            return {"job": job}
+        if method == "GET" and len(self.sent) == 2:
+            raise KeyboardInterrupt
+        if method == "GET":
+            error = {"code": "cancelled", "error": "cancelled"} if self.end == "failed" else None
+            return {**job, "state": self.end, "error": error}
+        return job  # DELETE: the cancel was asked for
+
+    def request(self, *args: object, **kwargs: object) -> object:
+        raise AssertionError("not used")
+
+
+@pytest.mark.parametrize("end", ["cancelled", "failed", "completed"])
+def test_ctrl_c_cancels_the_commit_job_and_waits_for_its_end(
+    end: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = _Interrupted(end)
+    args = fast_jobs.FORMS["blockcommit"].parse(["d", "vda", "--pivot"])
+    assert args is not None
+    with pytest.raises(SystemExit) as done:
+        fast_jobs.FORMS["blockcommit"].handler(client, args)  # type: ignore[arg-type]
+    assert done.value.code == 1 and capsys.readouterr().out == "\nCommit aborted\n"
+    assert [m for m, _ in client.sent] == ["POST", "GET", "DELETE", "GET"]
+    assert client.sent[2][1] == "/api/v1/jobs/j1"
