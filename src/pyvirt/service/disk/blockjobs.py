@@ -482,6 +482,14 @@ def _follow(
                 if st is not None and not _settled(st, kind):
                     mon.wait_job_change(target, SLICE)  # back at once on a status change
                     st = _job(mon, target)
+                if pivot and st is not None and _settled(st, kind) and not st.concluded:
+                    if progress is not None:
+                        progress(st.done, st.total)
+                    if cancel is not None:
+                        cancel.check(f"block {kind} of disk '{target}'")
+                    done = _pivot_now(mgr, name, target, mon)  # no second session
+                    if done is not None:
+                        return done
             if st is None:
                 return _result(mgr, name, target, kind, "completed")
             if progress is not None:
@@ -531,28 +539,55 @@ def _conclude(mgr: DomainManager, name: str, target: str, kind: str) -> BlockJob
 
 def _pivot(mgr: DomainManager, name: str, target: str) -> BlockJobResult:
     with mgr.locked(name), _monitor(mgr, name) as mon:
-        st = _job(mon, target)
-        rec = _recorded(mgr, name, target)
-        if st is None or st.concluded:
-            raise InvalidStateError(f"disk '{target}' has no active block job to pivot")
-        kind = str(rec.get("kind") or _KINDS.get(st.type, st.type))
-        if not st.ready:
-            raise InvalidStateError(
-                f"block job of disk '{target}' is not ready for a pivot yet",
-                hint="wait for its synchronized phase ('blockjob --info' shows it)",
-            )
-        if not mon.block_job_complete_wait(target, SETTLE):
-            raise OperationFailedError(f"QEMU did not pivot disk '{target}' in {SETTLE:g} s")
-        _settle(mon, target)
-        _forget(mgr, name, target)
-        dom = _live_dom(mgr, name)
-        disk = _find(dom, target)
-        root, now = _chain_of(mon, _alias(mgr, dom, disk))  # the old nodes are not in it
-        _drop_nodes(mgr, name, target, mon, [str(n) for n in rec.get("old", [])], root=root)
-        chain = _sync_live(mgr, name, target, mon, known=(dom, disk, now))
-        if not rec.get("transient"):
-            fmt = disk.format if chain and disk.source_path == chain[0] and disk.format else "raw"
-            _sync_definition(mgr, name, target, chain, blockdev=bool(rec.get("blockdev")), fmt=fmt)
+        rec, kind, chain = _pivot_locked(mgr, name, target, mon)
+    return _pivoted(target, rec, kind, chain)
+
+
+def _pivot_now(mgr: DomainManager, name: str, target: str, mon: Monitor) -> BlockJobResult | None:
+    """:func:`_pivot` on a waiter's QMP session if the domain lock is free right now; None if
+    it is not (the waiter must not wait for the lock while it holds the session: the lock's
+    holder may be waiting for the session). Saves a QMP connect and the reads before it."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(mgr.locked(name, timeout=0.0))
+        except OperationFailedError:
+            return None
+        rec, kind, chain = _pivot_locked(mgr, name, target, mon)
+    return _pivoted(target, rec, kind, chain)
+
+
+def _pivot_locked(
+    mgr: DomainManager, name: str, target: str, mon: Monitor
+) -> tuple[dict[str, Any], str, list[str]]:
+    """Pivot the disk's ready job, holding the domain lock: the job's record, its kind and the
+    disk's chain now."""
+    st = _job(mon, target)
+    rec = _recorded(mgr, name, target)
+    if st is None or st.concluded:
+        raise InvalidStateError(f"disk '{target}' has no active block job to pivot")
+    kind = str(rec.get("kind") or _KINDS.get(st.type, st.type))
+    if not st.ready:
+        raise InvalidStateError(
+            f"block job of disk '{target}' is not ready for a pivot yet",
+            hint="wait for its synchronized phase ('blockjob --info' shows it)",
+        )
+    if not mon.block_job_complete_wait(target, SETTLE):
+        raise OperationFailedError(f"QEMU did not pivot disk '{target}' in {SETTLE:g} s")
+    _settle(mon, target)
+    _forget(mgr, name, target)
+    dom = _live_dom(mgr, name)
+    disk = _find(dom, target)
+    root, now = _chain_of(mon, _alias(mgr, dom, disk))  # the old nodes are not in it
+    _drop_nodes(mgr, name, target, mon, [str(n) for n in rec.get("old", [])], root=root)
+    chain = _sync_live(mgr, name, target, mon, known=(dom, disk, now))
+    if not rec.get("transient"):
+        fmt = disk.format if chain and disk.source_path == chain[0] and disk.format else "raw"
+        _sync_definition(mgr, name, target, chain, blockdev=bool(rec.get("blockdev")), fmt=fmt)
+    return rec, kind, chain
+
+
+def _pivoted(target: str, rec: dict[str, Any], kind: str, chain: list[str]) -> BlockJobResult:
+    """After a pivot, outside the lock: delete the files asked for; the result."""
     for path in rec.get("delete", []):
         _remove(str(path))
     return BlockJobResult(target, kind, "pivoted", chain[0] if chain else "", chain)
