@@ -95,6 +95,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--mib", type=int, default=512, help="MiB of data in the overlay")
     args = ap.parse_args()
+    # the CLI as on a host: with its bytecode cache (else every command compiles pyvirt)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     import pyvirt.api
 
     kernel, initrd = tiny_image()
