@@ -1,13 +1,21 @@
 """A tiny synchronous QMP client for the benchmarks' baselines: one unix socket, JSON lines,
 no asyncio, nothing of pyvirt. Events that arrive while waiting for a reply are kept, with
-the host's ``time.monotonic()`` of their arrival, in :attr:`RawQmp.events`."""
+the host's ``time.monotonic()`` of their arrival, in :attr:`RawQmp.events`.
+
+As a script (``python3 -I -S bench/_qmp.py SOCKET NODE save|load|delete TAG``) it runs one
+internal snapshot command the way bench/snapshot.py's ``raw`` column does, in a process of its
+own: the least that issuing the QMP commands from a shell costs (no typing at run time)."""
 
 from __future__ import annotations
 
 import json
 import socket
+import sys
 import time
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class RawQmp:
@@ -84,3 +92,20 @@ class RawQmp:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def main(argv: list[str]) -> None:
+    """``SOCKET NODE save|load|delete TAG``: one internal snapshot command (load: between
+    ``stop`` and ``cont``)."""
+    sock, node, verb, tag = argv
+    with RawQmp(sock) as q:
+        if verb == "load":
+            q.cmd("stop")
+        devices = {"devices": [node]} if verb == "delete" else {"vmstate": node, "devices": [node]}
+        q.job(f"snapshot-{verb}", f"bench-{tag}", tag=tag, **devices)
+        if verb == "load":
+            q.cmd("cont")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

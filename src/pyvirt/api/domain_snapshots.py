@@ -85,7 +85,19 @@ class DomainSnapshots(DomainHandle):
             current=current,
         )
         made = create.create(self._domains, self._name, snap, flags)
-        return self._info_of(made)
+        if redefine:
+            return self._info_of(made)
+        return self._new_info(made, recorded=not no_metadata)
+
+    def _new_info(self, snap: Any, *, recorded: bool) -> SnapshotInfo:
+        """The info of a snapshot just taken, without reading every snapshot's record: it has
+        no children yet, and it is the current one unless it was not recorded."""
+        from pyvirt.service.snapshot.store import SnapshotInfo, location  # lazy
+
+        return SnapshotInfo(
+            snap.name, self._domains.resolve(self._name), snap.creation_time or 0,
+            snap.state or "shutoff", snap.parent, location(snap), recorded, 0, 0,
+        )  # fmt: skip
 
     def _info_of(self, snap: Any) -> SnapshotInfo:
         from pyvirt.service.snapshot.store import SnapshotInfo, location  # lazy

@@ -430,6 +430,8 @@ FORMS: dict[str, Form] = {
     "uri": Form(_uri, 0),
 }
 # fmt: on
+#: the forms of :mod:`pyvirt.cli.fast_jobs` (snapshots, block commit)
+_JOB_FORMS = frozenset({"snapshot-create-as", "snapshot-revert", "blockcommit"})
 
 
 def _split_global(argv: list[str]) -> tuple[str | None, list[str]] | None:
@@ -504,6 +506,10 @@ def run(argv: list[str]) -> int | None:
         return None
     uri, (command, *rest) = split
     form = FORMS.get(command)
+    if form is None and command in _JOB_FORMS:  # through a daemon only (pyvirt.cli.fast_jobs)
+        from pyvirt.cli.fast_jobs import FORMS as JOB_FORMS  # lazy
+
+        form = JOB_FORMS[command]
     if form is None:
         return None
     args = form.parse(rest)

@@ -234,9 +234,12 @@ def commit(
                 f"base '{chain[min(base_i, len(chain) - 1)].filename}' is not below top "
                 f"'{chain[top_i].filename}' in the chain of disk '{live.target}'"
             )
-        nodes = _nodes(mon)
-        base_node = _node_of(nodes, chain[base_i])
-        top_node = None if top_i == 0 else _node_of(nodes, chain[top_i])
+        if top_i == 0 and base_i == len(chain) - 1:  # QEMU's defaults: no node lookup
+            base_node = top_node = None
+        else:
+            nodes = _nodes(mon)
+            base_node = _node_of(nodes, chain[base_i])
+            top_node = None if top_i == 0 else _node_of(nodes, chain[top_i])
         for img in chain[max(top_i - 1, 0) : base_i + 1]:
             _grant(mgr, name, img.filename)
         kind = "active-commit" if top_i == 0 else "commit"
@@ -479,6 +482,14 @@ def _follow(
                 if st is not None and not _settled(st, kind):
                     mon.wait_job_change(target, SLICE)  # back at once on a status change
                     st = _job(mon, target)
+                if pivot and st is not None and _settled(st, kind) and not st.concluded:
+                    if progress is not None:
+                        progress(st.done, st.total)
+                    if cancel is not None:
+                        cancel.check(f"block {kind} of disk '{target}'")
+                    done = _pivot_now(mgr, name, target, mon)  # no second session
+                    if done is not None:
+                        return done
             if st is None:
                 return _result(mgr, name, target, kind, "completed")
             if progress is not None:
@@ -528,24 +539,55 @@ def _conclude(mgr: DomainManager, name: str, target: str, kind: str) -> BlockJob
 
 def _pivot(mgr: DomainManager, name: str, target: str) -> BlockJobResult:
     with mgr.locked(name), _monitor(mgr, name) as mon:
-        st = _job(mon, target)
-        rec = _recorded(mgr, name, target)
-        if st is None or st.concluded:
-            raise InvalidStateError(f"disk '{target}' has no active block job to pivot")
-        kind = str(rec.get("kind") or _KINDS.get(st.type, st.type))
-        if not st.ready:
-            raise InvalidStateError(
-                f"block job of disk '{target}' is not ready for a pivot yet",
-                hint="wait for its synchronized phase ('blockjob --info' shows it)",
-            )
-        if not mon.block_job_complete_wait(target, SETTLE):
-            raise OperationFailedError(f"QEMU did not pivot disk '{target}' in {SETTLE:g} s")
-        _settle(mon, target)
-        _forget(mgr, name, target)
-        _drop_nodes(mgr, name, target, mon, [str(n) for n in rec.get("old", [])])
-        chain = _sync_live(mgr, name, target, mon)
-        if not rec.get("transient"):
-            _sync_definition(mgr, name, target, chain, blockdev=bool(rec.get("blockdev")))
+        rec, kind, chain = _pivot_locked(mgr, name, target, mon)
+    return _pivoted(target, rec, kind, chain)
+
+
+def _pivot_now(mgr: DomainManager, name: str, target: str, mon: Monitor) -> BlockJobResult | None:
+    """:func:`_pivot` on a waiter's QMP session if the domain lock is free right now; None if
+    it is not (the waiter must not wait for the lock while it holds the session: the lock's
+    holder may be waiting for the session). Saves a QMP connect and the reads before it."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(mgr.locked(name, timeout=0.0))
+        except OperationFailedError:
+            return None
+        rec, kind, chain = _pivot_locked(mgr, name, target, mon)
+    return _pivoted(target, rec, kind, chain)
+
+
+def _pivot_locked(
+    mgr: DomainManager, name: str, target: str, mon: Monitor
+) -> tuple[dict[str, Any], str, list[str]]:
+    """Pivot the disk's ready job, holding the domain lock: the job's record, its kind and the
+    disk's chain now."""
+    st = _job(mon, target)
+    rec = _recorded(mgr, name, target)
+    if st is None or st.concluded:
+        raise InvalidStateError(f"disk '{target}' has no active block job to pivot")
+    kind = str(rec.get("kind") or _KINDS.get(st.type, st.type))
+    if not st.ready:
+        raise InvalidStateError(
+            f"block job of disk '{target}' is not ready for a pivot yet",
+            hint="wait for its synchronized phase ('blockjob --info' shows it)",
+        )
+    if not mon.block_job_complete_wait(target, SETTLE):
+        raise OperationFailedError(f"QEMU did not pivot disk '{target}' in {SETTLE:g} s")
+    _settle(mon, target)
+    _forget(mgr, name, target)
+    dom = _live_dom(mgr, name)
+    disk = _find(dom, target)
+    root, now = _chain_of(mon, _alias(mgr, dom, disk))  # the old nodes are not in it
+    _drop_nodes(mgr, name, target, mon, [str(n) for n in rec.get("old", [])], root=root)
+    chain = _sync_live(mgr, name, target, mon, known=(dom, disk, now))
+    if not rec.get("transient"):
+        fmt = disk.format if chain and disk.source_path == chain[0] and disk.format else "raw"
+        _sync_definition(mgr, name, target, chain, blockdev=bool(rec.get("blockdev")), fmt=fmt)
+    return rec, kind, chain
+
+
+def _pivoted(target: str, rec: dict[str, Any], kind: str, chain: list[str]) -> BlockJobResult:
+    """After a pivot, outside the lock: delete the files asked for; the result."""
     for path in rec.get("delete", []):
         _remove(str(path))
     return BlockJobResult(target, kind, "pivoted", chain[0] if chain else "", chain)
@@ -575,14 +617,24 @@ def _abort(mgr: DomainManager, name: str, target: str, *, wait: bool, quiet: boo
         _remove(str(rec.get("dest", "")))
 
 
-def _drop_nodes(mgr: DomainManager, name: str, target: str, mon: Monitor, names: list[str]) -> None:
-    """Delete the disk's old nodes pyvirt added that the pivot left out of its chain."""
+def _drop_nodes(
+    mgr: DomainManager,
+    name: str,
+    target: str,
+    mon: Monitor,
+    names: list[str],
+    *,
+    root: str | None = None,
+) -> None:
+    """Delete the disk's old nodes pyvirt added that the pivot left out of its chain (``root``:
+    the disk's root node now, if known). A node that is gone or still in use is QEMU's error,
+    ignored: no ``query-named-block-nodes`` (all nodes and their images) to check first."""
     from pyvirt.drivers.qemu.qmp import QmpCommandError  # lazy
 
-    root, _ = _chain_for(mgr, name, target, mon)
-    existing = {n.node_name for n in mon.query_named_block_nodes()}
+    if root is None:
+        root, _ = _chain_for(mgr, name, target, mon)
     for node in dict.fromkeys(names):
-        if node and node != root and node in existing:
+        if node and node != root:
             with contextlib.suppress(QmpCommandError):
                 mon.blockdev_del(node)
 
@@ -648,10 +700,19 @@ def _monitor(mgr: DomainManager, name: str) -> Iterator[Monitor]:
 
 
 def _job(mon: Monitor, target: str) -> JobStatus | None:
-    for st in mon.query_block_job_list():
-        if st.id == target:
-            return st
-    return None
+    return mon.block_job(target)
+
+
+def _live_dom(mgr: DomainManager, name: str) -> Domain:
+    """The live definition, parsed without validating it again (pyvirt wrote it, validated,
+    at start; the validation costs ~50x the parse, and a commit reads it several times)."""
+    from pyvirt.model.domain import Domain as DomainModel  # lazy
+    from pyvirt.model.xmltree import parse_xml  # lazy
+
+    try:
+        return DomainModel(parse_xml(mgr.rundir(name).live_xml(), what=DomainModel.WHAT))
+    except NotFoundError:
+        raise InvalidStateError(f"domain '{name}' is not running") from None
 
 
 def _find(dom: Domain, ident: str) -> Disk:
@@ -684,12 +745,12 @@ def _chain_of(mon: Monitor, alias_or_target: str) -> tuple[str, list[ChainImage]
 def _chain_for(
     mgr: DomainManager, name: str, target: str, mon: Monitor
 ) -> tuple[str, list[ChainImage]]:
-    dom = mgr.live_definition(name)
+    dom = _live_dom(mgr, name)
     return _chain_of(mon, _alias(mgr, dom, _find(dom, target)))
 
 
 def _live_disk(mgr: DomainManager, name: str, ident: str, mon: Monitor) -> _Live:
-    dom = mgr.live_definition(name)
+    dom = _live_dom(mgr, name)
     disk = _find(dom, ident)
     target = str(disk.target_dev)
     root, chain = _chain_of(mon, _alias(mgr, dom, disk))
@@ -699,7 +760,7 @@ def _live_disk(mgr: DomainManager, name: str, ident: str, mon: Monitor) -> _Live
 
 
 def _running_target(mgr: DomainManager, name: str, ident: str) -> str:
-    return str(_find(mgr.live_definition(name), ident).target_dev)
+    return str(_find(_live_dom(mgr, name), ident).target_dev)
 
 
 def _same(a: str, b: str) -> bool:
@@ -801,11 +862,22 @@ def set_chain(disk: Disk, chain: list[tuple[str, str]], *, blockdev: bool = Fals
         insert_element(disk.element, parse_xml(backing_xml(chain[1:])), Disk.ORDER)
 
 
-def _sync_live(mgr: DomainManager, name: str, target: str, mon: Monitor) -> list[str]:
-    """Write QEMU's chain of disk ``target`` into the live XML; returns its files."""
-    dom = mgr.live_definition(name)
-    disk = _find(dom, target)
-    _, chain = _chain_of(mon, _alias(mgr, dom, disk))
+def _sync_live(
+    mgr: DomainManager,
+    name: str,
+    target: str,
+    mon: Monitor,
+    *,
+    known: tuple[Domain, Disk, list[ChainImage]] | None = None,
+) -> list[str]:
+    """Write QEMU's chain of disk ``target`` into the live XML; returns its files. ``known``:
+    the live definition, its disk and QEMU's chain, read already."""
+    if known is None:
+        dom = _live_dom(mgr, name)
+        disk = _find(dom, target)
+        _, chain = _chain_of(mon, _alias(mgr, dom, disk))
+    else:
+        dom, disk, chain = known
     if chain:
         moved = disk.source_path is None or not _same(disk.source_path, chain[0].filename)
         set_chain(disk, [(c.filename, c.format) for c in chain], blockdev=disk.type == "block")
@@ -825,18 +897,25 @@ def _reinventory(mgr: DomainManager, name: str, disk: Disk) -> None:
 
 
 def _sync_definition(
-    mgr: DomainManager, name: str, target: str, chain: list[str], *, blockdev: bool = False
+    mgr: DomainManager,
+    name: str,
+    target: str,
+    chain: list[str],
+    *,
+    blockdev: bool = False,
+    fmt: str | None = None,
 ) -> None:
-    """A persistent domain's definition gets the disk's new top (after a pivot)."""
+    """A persistent domain's definition gets the disk's new top (after a pivot); ``fmt``: its
+    format as the live XML has it (None: read the live XML)."""
     if not chain or not mgr.store.exists(name):
         return
     cfg, revision = mgr.read_config(name)
     disk = next((d for d in cfg.devices.disks if d.target_dev == target), None)
     if disk is None:
         return
-    dom = mgr.live_definition(name)  # its top's format, as QEMU reported it
-    live = _find(dom, target)
-    fmt = live.format if live.source_path == chain[0] and live.format else "raw"
+    if fmt is None:
+        live = _find(_live_dom(mgr, name), target)  # its top's format, as QEMU reported
+        fmt = live.format if live.source_path == chain[0] and live.format else "raw"
     set_chain(disk, [(chain[0], fmt)], blockdev=blockdev)
     mgr.write_config(name, cfg, revision)
 

@@ -25,7 +25,7 @@ from pyvirt.errors import (
     InvalidStateError,
     UnsupportedError,
 )
-from pyvirt.service.snapshot.disks import default_overlay, file_of, snapshottable
+from pyvirt.service.snapshot.disks import default_overlay, file_of, live_domain, snapshottable
 from pyvirt.service.snapshot.store import SnapshotStore
 
 if TYPE_CHECKING:
@@ -210,7 +210,7 @@ def create(
         _refuse_taken(store, snap.name)  # again: another command may have taken it meanwhile
         rec = mgr.live_record(name, cleanup=True)
         running = rec is not None
-        dom = mgr.live_definition(name) if running else mgr.definition(name, inactive=True)
+        dom = live_domain(mgr, name) if running else mgr.definition(name, inactive=True)
         plans = plan(dom, snap, running=running, disk_only=flags.disk_only)
         if running:
             assert rec is not None

@@ -29,6 +29,7 @@ from pyvirt.service.snapshot.disks import (
     base_of,
     file_of,
     known_files,
+    live_domain,
     needed_files,
     revert_overlays,
 )
@@ -73,7 +74,7 @@ def revert(
     snap = store.read(snapshot)
     del force  # accepted like virsh; nothing pyvirt does needs it
     active = mgr.live_record(name, cleanup=True) is not None
-    dom = mgr.live_definition(name) if active else mgr.definition(name, inactive=True)
+    dom = live_domain(mgr, name) if active else mgr.definition(name, inactive=True)
     sources = _current_sources(dom)
     if snap.is_internal:
         for disk in snap.disks:

@@ -56,6 +56,24 @@ def test_job_list_joins_speeds_and_reads_states() -> None:
     assert (b.speed, b.ready, b.concluded, b.error) == (0, False, True, "No space left on device")
 
 
+def test_one_block_job_is_one_query_with_its_error() -> None:
+    mon = Fake({
+        "query-block-jobs": [
+            {"device": "vda", "type": "mirror", "status": "ready", "offset": 5, "len": 5,
+             "speed": 1048576, "ready": True},
+            {"device": "vdb", "type": "commit", "status": "concluded", "offset": 1, "len": 9,
+             "error": "No space left on device"},
+        ],
+    })  # fmt: skip
+    a, b = mon.block_job("vda"), mon.block_job("vdb")
+    assert a is not None and b is not None and mon.block_job("vdc") is None
+    assert (a.type, a.speed, a.ready, a.concluded, a.done, a.total) == (
+        "mirror", 1048576, True, False, 5, 5)  # fmt: skip
+    assert (b.ready, b.concluded, b.done, b.total, b.error) == (
+        False, True, 1, 9, "No space left on device")  # fmt: skip
+    assert [cmd for cmd, _ in mon.sent] == ["query-block-jobs"] * 3
+
+
 def test_chains_and_the_pivot_event() -> None:
     image = {"filename": "/t.qcow2", "format": "qcow2",
              "backing-image": {"filename": "/b.raw", "format": "raw"}}  # fmt: skip

@@ -193,6 +193,22 @@ class BlockJobCommands(Commands):
             )
         return out
 
+    def block_job(self, job_id: str) -> JobStatus | None:
+        """Block job ``job_id`` (a concluded one too, with its error), or None: one
+        ``query-block-jobs`` round trip (:meth:`query_block_job_list` takes two)."""
+        for job in self._call("query-block-jobs"):
+            if str(job.get("device", "")) == job_id:
+                return JobStatus(
+                    job_id,
+                    str(job.get("type", "")),
+                    str(job.get("status", "")),
+                    int(job.get("offset") or 0),
+                    int(job.get("len") or 0),
+                    str(job.get("error") or ""),
+                    int(job.get("speed") or 0),
+                )
+        return None
+
     def block_chains(self) -> dict[str, tuple[str, list[ChainImage]]]:
         """Per guest device (its qdev id or QOM path): the root node of its medium and the
         backing chain QEMU has open, top first (``query-block``)."""
