@@ -162,10 +162,12 @@ class DomainCheckpoints(DomainHandle):
         checkpoint_xml: str | bytes | None = None,
         *,
         reuse_external: bool = False,
+        bandwidth: int | None = None,
     ) -> BackupStarted:
         """Start a backup job described by ``<domainbackup>`` *backup_xml* (None: a full push
         backup of every disk next to its image), like ``backup-begin``; with
-        *checkpoint_xml*, create that checkpoint at the same point in time.
+        *checkpoint_xml*, create that checkpoint at the same point in time. A push backup
+        copies at most *bandwidth* bytes per second (None: no limit).
 
         A lost or inconsistent bitmap makes an incremental backup full; the result's
         ``warnings`` say so.
@@ -177,7 +179,8 @@ class DomainCheckpoints(DomainHandle):
 
         spec = DomainBackup.from_xml(backup_xml) if backup_xml is not None else DomainBackup()
         cp = DomainCheckpoint.from_xml(checkpoint_xml) if checkpoint_xml is not None else None
-        return backup.begin(self._domains, self._name, spec, cp, reuse_external=reuse_external)
+        return backup.begin(self._domains, self._name, spec, cp, reuse_external=reuse_external,
+                            bandwidth=bandwidth)  # fmt: skip
 
     def backup_xml(self) -> str:
         """The ``<domainbackup>`` XML of the active backup job (``backup-dumpxml``)."""

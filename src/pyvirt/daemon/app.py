@@ -42,6 +42,7 @@ FEATURES: tuple[str, ...] = (
     "routes.devices",
     "routes.tokens",
     "routes.blockjobs",
+    "routes.backups",  # backup-begin as a daemon job (issue 12)
     "routes.snapshots",
     "routes.saves",
     "routes.devupdate",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from pyvirt.api.domains import Domain, DomainCollection, DomainInfo, DomainStatus, Reason, State
+from pyvirt.api.remote.backups import RemoteBackups
 from pyvirt.api.remote.block_jobs import RemoteBlockJobs
 from pyvirt.api.remote.domain_verbs import RemoteDomainVerbs, RemoteSaveImages
 from pyvirt.api.remote.volume_jobs import DomainCloneMixin
@@ -147,9 +148,9 @@ class RemoteDomainCollection(DomainCloneMixin, RemoteSaveImages, DomainCollectio
         return self._handle(str(resp.json()["name"]))
 
 
-class RemoteDomain(RemoteDomainVerbs, RemoteBlockJobs, Domain):
+class RemoteDomain(RemoteDomainVerbs, RemoteBlockJobs, RemoteBackups, Domain):
     """A :class:`~pyvirt.api.domains.Domain` whose lifecycle, inspection, snapshot, save,
-    device-XML and block job verbs are requests to the daemon."""
+    device-XML, block job and backup verbs are requests to the daemon."""
 
     def __init__(self, service: ServiceConnection, name: str, client: Client) -> None:
         super().__init__(service, name)

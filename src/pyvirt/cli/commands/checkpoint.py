@@ -4,6 +4,7 @@ and output as virsh has them."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -12,7 +13,7 @@ import click
 
 from pyvirt.cli.main import api
 from pyvirt.cli.render import as_json, read_input, table, warn
-from pyvirt.errors import InvalidConfigError, NotFoundError, PyvirtError
+from pyvirt.errors import InvalidConfigError, InvalidStateError, NotFoundError, PyvirtError
 
 if TYPE_CHECKING:
     from pyvirt.api.domain import Domain
@@ -263,6 +264,8 @@ def checkpoint_delete(
 @click.option("--reuse-external", is_flag=True, help="reuse files provided by caller")
 @click.option("--wait", is_flag=True, help="wait for a push backup to finish (pyvirt)")
 @click.option("--verbose", is_flag=True, help="with --wait, display the progress")
+@click.option("--bandwidth", type=int, help="push backup bandwidth limit in MiB/s (pyvirt)")
+@click.option("--bytes", "in_bytes", is_flag=True, help="the bandwidth is in bytes/s")
 @click.pass_context
 def backup_begin(
     ctx: click.Context,
@@ -272,8 +275,12 @@ def backup_begin(
     reuse_external: bool,
     wait: bool,
     verbose: bool,
+    bandwidth: int | None,
+    in_bytes: bool,
 ) -> None:
     """Start a disk backup of a live domain."""
+    from pyvirt.cli.commands.blockjob import bandwidth_bytes
+
     if verbose and not wait:
         raise InvalidConfigError("--verbose requires --wait")
     dom = _dom(ctx, domain)
@@ -281,6 +288,7 @@ def backup_begin(
         read_input(backupxml) if backupxml else None,
         read_input(checkpointxml) if checkpointxml else None,
         reuse_external=reuse_external,
+        bandwidth=bandwidth_bytes(bandwidth, in_bytes=in_bytes),
     )
     warn(started.warnings)
     click.echo("Backup started")
@@ -296,7 +304,8 @@ def backup_begin(
     try:
         info = dom.backup_wait(progress=show)
     except KeyboardInterrupt:
-        dom.backup_end()
+        with contextlib.suppress(InvalidStateError):  # through pyvirtd: its job ended it
+            dom.backup_end()
         click.echo("\nBackup aborted")
         sys.exit(1)
     except PyvirtError as err:

@@ -162,7 +162,7 @@ def _row(key: str, value: str) -> str:
 def domjobinfo(ctx: click.Context, domain: str, completed: bool) -> None:
     """Show the domain's running job (virsh's layout)."""
     client = _client(ctx)
-    if client is None:
+    if client is None or completed:
         from pyvirt.cli.commands.checkpoint import backup_job_lines  # a backup job runs in QEMU
 
         lines = backup_job_lines(api(ctx).domains.get(domain), completed=completed)
@@ -180,7 +180,7 @@ def domjobinfo(ctx: click.Context, domain: str, completed: bool) -> None:
     job = JobInfo.from_json(doc["job"])
     lines = [
         _row("Job type:", "Unbounded"),
-        _row("Operation:", job.kind),
+        _row("Operation:", "Backup" if job.kind == "backup" else job.kind),
         _row("Time elapsed:", f"{int(job.elapsed * 1000):<12} ms"),
         _row("Data processed:", format_bytes(job.done)),
         _row("Data remaining:", format_bytes(max(0, job.total - job.done))),

@@ -140,9 +140,10 @@ def begin(
     checkpoint: DomainCheckpoint | None = None,
     *,
     reuse_external: bool = False,
+    bandwidth: int | None = None,
 ) -> BackupStarted:
     """Start the backup *backup* of running domain *ident* (and create *checkpoint* at the
-    same point in time).
+    same point in time); a push backup copies at most *bandwidth* bytes per second.
 
     :raises InvalidStateError: it is not running, or a backup job is active already
     :raises NotFoundError: the ``<incremental>`` checkpoint does not exist
@@ -191,7 +192,8 @@ def begin(
             try:
                 new = (checkpoint, new_images, prev) if checkpoint is not None else None
                 warnings = _start(mgr, name, mon, backup, images, cps, state, new,
-                                  reuse_external=reuse_external)  # fmt: skip
+                                  reuse_external=reuse_external,
+                                  bandwidth=bandwidth)  # fmt: skip
             except BaseException:
                 _teardown(mgr, name, mon, state, keep_targets=False)
                 raise
@@ -232,6 +234,7 @@ def _start(
     new: tuple[DomainCheckpoint, list[DiskImage], DomainCheckpoint | None] | None,
     *,
     reuse_external: bool,
+    bandwidth: int | None = None,
 ) -> list[str]:
     """Prepare the nodes and run the transaction; fills *state* as it goes (for clean-up)."""
     from pyvirt.drivers.qemu.monitor.backup import tx_backup, tx_bitmap_add  # lazy
@@ -289,7 +292,9 @@ def _start(
         else:
             target = _target(mgr, name, mon, img, spec, entry, stamp, reuse_external)
             sync = "incremental" if tmp is not None else "full"
-            jobs.append(tx_backup(entry["job"], node, target, sync=sync, bitmap=tmp))
+            jobs.append(
+                tx_backup(entry["job"], node, target, sync=sync, bitmap=tmp, speed=bandwidth)
+            )
     actions = repair
     if new is not None:
         from pyvirt.service.checkpoint.create import live_actions  # lazy

@@ -80,12 +80,19 @@ def tx_bitmap_disable(node: str, name: str) -> TxAction:
 
 
 def tx_backup(
-    job_id: str, device: str, target: str, *, sync: str, bitmap: str | None = None
+    job_id: str,
+    device: str,
+    target: str,
+    *,
+    sync: str,
+    bitmap: str | None = None,
+    speed: int | None = None,
 ) -> TxAction:
     """Action: start ``blockdev-backup`` job *job_id* of node *device* into node *target*.
 
     :param sync: ``full``, ``incremental`` (the clusters of *bitmap*, cleared on success) or
         ``none`` (copy-before-write only: the fleecing of a pull-mode backup)
+    :param speed: bytes per second, at most (None: no limit)
     """
     data: dict[str, JsonValue] = {
         "job-id": job_id,
@@ -96,6 +103,8 @@ def tx_backup(
     }
     if bitmap is not None:
         data["bitmap"] = bitmap
+    if speed:
+        data["speed"] = speed
     return {"type": "blockdev-backup", "data": data}
 
 
