@@ -42,6 +42,10 @@ def check_devices(devices: Devices, problems: list[Problem]) -> None:
             key = (ctl.type or "", ctl.index)
         except InvalidConfigError:
             continue
+        if ctl.element.find("master") is not None or (ctl.model or "").startswith("ich9-uhci"):
+            continue  # a USB companion (ich9-uhci*) shares its EHCI master's index
+        if key[0] == "pci" and ctl.element.get("index") is None:
+            continue  # libvirt numbers PCI controllers without an index itself
         if key in controllers:
             problems.append(
                 Problem(ctl.xpath(), f"{key[0]} controller index {key[1]} is defined twice")
