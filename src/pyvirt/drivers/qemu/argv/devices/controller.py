@@ -25,6 +25,12 @@ USB_MODELS = {
     "nec-xhci": "nec-usb-xhci",
     "qemu-xhci": "qemu-xhci",
 }
+#: EHCI companion (UHCI) models -> QEMU driver and first port on the master's bus
+USB_COMPANIONS = {
+    "ich9-uhci1": ("ich9-usb-uhci1", 0),
+    "ich9-uhci2": ("ich9-usb-uhci2", 2),
+    "ich9-uhci3": ("ich9-usb-uhci3", 4),
+}
 SCSI_MODELS = {
     "virtio-scsi": "virtio-scsi-pci",
     "lsilogic": "lsi",
@@ -88,6 +94,8 @@ def plan(b: Build) -> dict[tuple[str, int], ControllerSpec]:
     specs: dict[tuple[str, int], ControllerSpec] = {}
     for c in b.domain.devices.controllers:
         ctype = c.type or ""
+        if is_companion(c) and (ctype, c.index) in specs:
+            continue  # the bus is its EHCI master's
         specs[(ctype, c.index)] = ControllerSpec(ctype, c.index, c.model or default_model(b, ctype))
 
     def need(type_: str, index: int = 0) -> None:
@@ -108,7 +116,8 @@ def plan(b: Build) -> dict[tuple[str, int], ControllerSpec]:
             need(bus, loc.controller)
         elif bus == "usb":
             need("usb")
-    if any(i.bus == "usb" for i in b.domain.devices.inputs):
+    usb_hostdevs = any(h.type == "usb" for h in b.domain.devices.hostdevs)
+    if usb_hostdevs or any(i.bus == "usb" for i in b.domain.devices.inputs):
         need("usb")
     chardevs = [*b.domain.devices.consoles, *b.domain.devices.channels]
     if any(c.target_type == "virtio" for c in chardevs):
@@ -156,6 +165,30 @@ def lower_spec(b: Build, spec: ControllerSpec, address: Address | None) -> list[
     return ["-device", json_opts(props)]
 
 
+def is_companion(dev: Controller) -> bool:
+    """A USB 1 companion of an EHCI controller: it shares the master's index and bus."""
+    return dev.type == "usb" and (
+        dev.model in USB_COMPANIONS or dev.element.find("master") is not None
+    )
+
+
+def companion(dev: Controller, b: Build) -> list[str]:
+    """The ``-device`` of a UHCI companion, on its master's bus at its first port."""
+    driver, first = USB_COMPANIONS.get(dev.model or "", ("", 0))
+    if not driver:
+        raise UnsupportedError(f"USB companion controller model '{dev.model}' is not supported")
+    master = dev.element.find("master")
+    if master is not None and master.get("startport") is not None:
+        first = int(master.get("startport") or 0)
+    props: dict[str, JsonValue] = {
+        "driver": driver,
+        "masterbus": f"{controller_id(b, 'usb', dev.index)}.0",
+        "firstport": first,
+    }
+    props.update(b.pci(dev.address))
+    return ["-device", json_opts(props)]
+
+
 def implicit(b: Build) -> list[str]:
     """The ``-device`` arguments of the controllers pyvirt adds on its own."""
     args: list[str] = []
@@ -168,6 +201,9 @@ def implicit(b: Build) -> list[str]:
 @lowers(Controller)
 def controller(dev: Controller, b: Build) -> list[str]:
     """Lower one ``<controller>`` of the XML."""
+    spec = b.controller(dev.type or "", dev.index)
+    if is_companion(dev) and spec is not None and spec.model != dev.model:
+        return companion(dev, b)
     spec = b.controller(dev.type or "", dev.index)
     assert spec is not None  # every XML controller is in the plan
     return lower_spec(b, spec, dev.address)

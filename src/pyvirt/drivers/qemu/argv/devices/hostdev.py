@@ -15,7 +15,10 @@ if TYPE_CHECKING:
 
 @lowers(Hostdev)
 def lower_hostdev(dev: Hostdev, b: Build) -> list[str]:
-    """Lower one ``<hostdev mode='subsystem' type='pci'>`` to ``vfio-pci``."""
+    """Lower one ``<hostdev mode='subsystem' type='pci'>`` to ``vfio-pci``, ``type='usb'``
+    to ``usb-host``."""
+    if dev.mode == "subsystem" and dev.type == "usb":
+        return lower_usb_host(dev, b)
     if dev.mode != "subsystem" or dev.type != "pci":
         raise UnsupportedError(f"hostdev of type '{dev.type}' is not supported yet")
     if dev.pci_slot is None:
@@ -37,3 +40,36 @@ def lower_hostdev(dev: Hostdev, b: Build) -> list[str]:
         props["rombar"] = 1 if dev.rom_bar == "on" else 0
     props.update(b.pci(dev.address))
     return ["-device", json_opts(props)]
+
+
+def lower_usb_host(dev: Hostdev, b: Build) -> list[str]:
+    """A host USB device, by bus/device number or by vendor/product id."""
+    props: dict[str, JsonValue] = {"driver": "usb-host"}
+    src = dev.element.find("source/address")
+    if src is not None and src.get("bus") and src.get("device"):
+        bus, device = int(src.get("bus") or "0", 0), int(src.get("device") or "0", 0)
+        props["hostdevice"] = f"/dev/bus/usb/{bus:03d}/{device:03d}"
+    elif dev.usb_vendor and dev.usb_product:
+        props.update(vendorid=int(dev.usb_vendor, 16), productid=int(dev.usb_product, 16))
+    else:
+        raise InvalidConfigError(
+            f"{dev.xpath('source')}: a USB host device needs <address bus device> or "
+            "<vendor>/<product>"
+        )
+    props["id"] = b.alias(dev, "hostdev")
+    props.update(usb_bus(dev, b))
+    props["bootindex"] = b.bootindex(dev)
+    return ["-device", json_opts(props)]
+
+
+def usb_bus(dev: Hostdev, b: Build) -> dict[str, JsonValue]:
+    """``bus``/``port`` of a device with an ``<address type='usb'>``."""
+    from pyvirt.drivers.qemu.argv.devices.controller import controller_id
+
+    addr = dev.address
+    if addr is None or addr.type != "usb":
+        return {}
+    out: dict[str, JsonValue] = {"bus": f"{controller_id(b, 'usb', int(addr.bus or 0))}.0"}
+    if addr.port:
+        out["port"] = addr.port
+    return out
