@@ -102,6 +102,13 @@ def all_devices(d: Domain) -> Iterator[Element]:
                 yield child
 
 
+def ctl_index(d: Domain) -> dict[Element, int]:
+    """Every ``<controller>`` element's index, numbered as libvirt numbers missing ones."""
+    from pyvirt.model.devices.controller import controller_indexes
+
+    return {c.element: i for c, i in controller_indexes(list(d.devices.controllers)).items()}
+
+
 def has_feature(d: Domain, name: str) -> bool:
     feats = d.element.find("features")
     return feats is not None and feats.find(name) is not None
@@ -148,7 +155,8 @@ def pci_controllers(d: Domain, problems: list[Problem]) -> None:
     """Roots, expander buses and DMI bridges where the machine and the topology allow them."""
     family = machine_family(d)
     ctls = [c for c in devices(d, "controller") if c.get("type") == "pci"]
-    models = {num(c.get("index")): c.get("model") for c in ctls if c.get("index") is not None}
+    index = ctl_index(d)
+    models = {index[c]: c.get("model") for c in ctls}
     cells = len(d.cpu.numa_cells) if d.cpu is not None else 0
     on_root = 0
     for c in ctls:
@@ -209,6 +217,7 @@ def _usb_users(d: Domain) -> Iterator[Element]:
 def usb_controllers(d: Domain, problems: list[Problem]) -> None:
     """USB disabled means no USB at all; companions need their EHCI master; port counts."""
     ctls = [c for c in devices(d, "controller") if c.get("type") == "usb"]
+    idx = ctl_index(d)
     if any(c.get("model") == "none" for c in ctls):
         for c in ctls:
             if c.get("model") != "none":
@@ -221,9 +230,9 @@ def usb_controllers(d: Domain, problems: list[Problem]) -> None:
     def companion(c: Element) -> bool:
         return c.find("master") is not None or (c.get("model") or "").startswith("ich9-uhci")
 
-    masters = {num(c.get("index")) or 0 for c in ctls if not companion(c)}
+    masters = {idx[c] for c in ctls if not companion(c)}
     for c in ctls:
-        index = num(c.get("index")) or 0
+        index = idx[c]
         if companion(c) and index not in masters:
             problems.append(
                 Problem(where(c) + "/<master>", f"no master USB controller with index {index}")
@@ -249,7 +258,8 @@ def usb_controllers(d: Domain, problems: list[Problem]) -> None:
 def usb_addresses(d: Domain, problems: list[Problem]) -> None:
     """Each USB address names an existing bus, a valid port path and is used once."""
     ctls = [c for c in devices(d, "controller") if c.get("type") == "usb"]
-    buses = {num(c.get("index")) or 0 for c in ctls} or {0}
+    idx = ctl_index(d)
+    buses = {idx[c] for c in ctls} or {0}
     hubs: set[tuple[int, str]] = set()
     placed: list[tuple[Element, int, str]] = []
     for dev in all_devices(d):

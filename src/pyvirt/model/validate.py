@@ -92,7 +92,8 @@ def _check_memory(d: Domain, problems: list[Problem]) -> None:
     from pyvirt.model.units import format_kib
 
     if d.element.find("memory") is None:
-        problems.append(Problem("<memory>", "a memory size is required"))
+        if d.cpu is None or not d.cpu.numa_cells:  # with cells, <memory> is their sum
+            problems.append(Problem("<memory>", "a memory size is required"))
         return
     memory = d.memory_kib
     if memory <= 0:

@@ -105,7 +105,7 @@ BAD: list[tuple[str, str, list[str]]] = [
      ["<devices>/<interface>: type 'carrier-pigeon' is not one of network, bridge, user, "
       "ethernet, direct, hostdev, vhostuser, server, client, mcast, udp, vdpa, null"]),
     ("controller-twice", _devices("<controller type='usb' index='0'/>"
-                                  "<controller type='usb'/>"),
+                                  "<controller type='usb' index='0'/>"),
      ["<devices>/<controller>[2]: usb controller index 0 is defined twice"]),
     ("graphics-port", _devices("<graphics type='vnc' port='70000'/>"),
      ["<devices>/<graphics>: port 70000 is outside 0-65535"]),
