@@ -23,6 +23,7 @@ from pyvirt.drivers.qemu.argv.registry import lowering_for
 from pyvirt.errors import InvalidConfigError
 from pyvirt.model import Address, Disk
 from pyvirt.model.devices.base import Device
+from pyvirt.model.devices.controller import controller_indexes
 from pyvirt.model.domain import Domain
 
 SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
@@ -72,7 +73,11 @@ class Build:
         # slot 0 is the host bridge; 1 is PIIX3 (pc), 0x1f is ICH9 (q35)
         self._used_slots: set[int] = {0, 0x1F} if self.q35 else {0, 1}
         self.disks = disk.sorted_disks(domain.devices.disks)
+        #: slots taken on each PCI bus other than the root bus (bus number -> slots)
+        self.bus_slots: dict[int, set[int]] = collections.defaultdict(set)
         self._reserve_explicit_slots()
+        #: every <controller>'s index, numbered as libvirt numbers those without one
+        self.ctl_index = controller_indexes(list(domain.devices.controllers))
         self._video_slot = self._reserve_primary_video_slot()
         self.boot_index: dict[object, int] = _boot_indexes(domain, self.disks)
         self.controllers: dict[tuple[str, int], ControllerSpec] = controller.plan(self)
@@ -148,8 +153,12 @@ class Build:
 
     def _reserve_explicit_slots(self) -> None:
         for addr in _all_addresses(self.domain):
-            if addr.type == "pci" and addr.slot is not None and parse_num(addr.bus) == 0:
-                self._used_slots.add(parse_num(addr.slot))
+            if addr.type == "pci" and addr.slot is not None:
+                bus = parse_num(addr.bus)
+                if bus == 0:
+                    self._used_slots.add(parse_num(addr.slot))
+                else:
+                    self.bus_slots[bus].add(parse_num(addr.slot))
 
     def _reserve_primary_video_slot(self) -> int | None:
         videos = self.domain.devices.videos
@@ -244,6 +253,21 @@ def _device_sequence(b: Build) -> list[object]:
     return [dev for name in ORDER for dev in groups[name]]
 
 
+#: libvirt's namespace for extra QEMU arguments (``<qemu:commandline><qemu:arg value/>``)
+QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
+
+
+def passthrough_args(domain: Domain) -> list[str]:
+    """The ``<qemu:commandline>`` arguments, verbatim, after the devices (as libvirt does)."""
+    args: list[str] = []
+    for cmdline in domain.element.iterchildren(f"{{{QEMU_NS}}}commandline"):
+        for arg in cmdline.iterchildren(f"{{{QEMU_NS}}}arg"):
+            value = arg.get("value")
+            if value is not None:
+                args.append(value)
+    return args
+
+
 def build_argv(domain: Domain, ctx: ArgvContext) -> list[str]:
     """Return the QEMU command line (binary first) that runs *domain*.
 
@@ -285,6 +309,7 @@ def build_argv(domain: Domain, ctx: ArgvContext) -> list[str]:
         device_args += lowering_for(dev)(dev, b)
     argv += disk.fdc_globals(b)
     argv += device_args
+    argv += passthrough_args(domain)
     argv += ["-sandbox", SANDBOX_DAEMONIZED if ctx.daemonize else SANDBOX]
     argv += ["-msg", "timestamp=on"]
     return argv

@@ -33,6 +33,8 @@ USB_COMPANIONS = {
 }
 SCSI_MODELS = {
     "virtio-scsi": "virtio-scsi-pci",
+    "virtio-transitional": "virtio-scsi-pci-transitional",
+    "virtio-non-transitional": "virtio-scsi-pci-non-transitional",
     "lsilogic": "lsi",
     "lsisas1068": "mptsas1068",
     "lsisas1078": "megasas-gen2",
@@ -43,7 +45,12 @@ PCI_MODELS = {
     "pcie-root-port": "pcie-root-port",
     "pci-bridge": "pci-bridge",
     "pcie-to-pci-bridge": "pcie-pci-bridge",
+    "dmi-to-pci-bridge": "i82801b11-bridge",
+    "pcie-switch-upstream-port": "x3130-upstream",
+    "pcie-switch-downstream-port": "xio3130-downstream",
 }
+#: PCIe ports a switch's upstream port can plug into (one per port bus, at slot 0)
+PCIE_PORTS = ("pcie-root-port", "pcie-switch-downstream-port")
 #: SCSI units per controller, for disks placed by their target name (sda, sdb...)
 SCSI_UNITS = {"lsilogic": 7}
 DEFAULT_SCSI_UNITS = 16384
@@ -94,9 +101,10 @@ def plan(b: Build) -> dict[tuple[str, int], ControllerSpec]:
     specs: dict[tuple[str, int], ControllerSpec] = {}
     for c in b.domain.devices.controllers:
         ctype = c.type or ""
-        if is_companion(c) and (ctype, c.index) in specs:
+        index = b.ctl_index[c]
+        if is_companion(c) and (ctype, index) in specs:
             continue  # the bus is its EHCI master's
-        specs[(ctype, c.index)] = ControllerSpec(ctype, c.index, c.model or default_model(b, ctype))
+        specs[(ctype, index)] = ControllerSpec(ctype, index, c.model or default_model(b, ctype))
 
     def need(type_: str, index: int = 0) -> None:
         if (type_, index) not in specs:
@@ -159,10 +167,41 @@ def lower_spec(b: Build, spec: ControllerSpec, address: Address | None) -> list[
             props.update(port=0x10 + spec.index, chassis=spec.index)
         elif driver == "pci-bridge":
             props["chassis_nr"] = spec.index
+        elif driver == "xio3130-downstream":
+            props.update(port=spec.index, chassis=spec.index)
+        if address is None and spec.model in (
+            "pcie-switch-upstream-port",
+            "pcie-switch-downstream-port",
+        ):
+            props.update(switch_port_place(b, spec))
+            return ["-device", json_opts(props)]
     else:
         raise UnsupportedError(f"controller type '{spec.type}' is not supported")
     props.update(b.pci(address))
     return ["-device", json_opts(props)]
+
+
+def switch_port_place(b: Build, spec: ControllerSpec) -> dict[str, JsonValue]:
+    """Where a PCIe switch port without an ``<address>`` goes, as libvirt places it: an
+    upstream port in the first free root/downstream port, a downstream port in the next free
+    slot of the first upstream port with one."""
+    pcis = sorted((s for s in b.controllers.values() if s.type == "pci"), key=lambda s: s.index)
+    if spec.model == "pcie-switch-upstream-port":
+        for port in pcis:
+            if port.model in PCIE_PORTS and not b.bus_slots[port.index]:
+                b.bus_slots[port.index].add(0)
+                return {"bus": b.bus_name(port.index), "addr": "0x0"}
+    else:
+        for up in pcis:
+            if up.model == "pcie-switch-upstream-port":
+                free = [n for n in range(32) if n not in b.bus_slots[up.index]]
+                if free:
+                    b.bus_slots[up.index].add(free[0])
+                    return {"bus": b.bus_name(up.index), "addr": f"{free[0]:#x}"}
+    raise InvalidConfigError(
+        f"PCI controller model '{spec.model}' index {spec.index}: no free port to plug it into",
+        hint="add a pcie-root-port (or an upstream port) or give it an <address>",
+    )
 
 
 def is_companion(dev: Controller) -> bool:
@@ -182,7 +221,7 @@ def companion(dev: Controller, b: Build) -> list[str]:
         first = int(master.get("startport") or 0)
     props: dict[str, JsonValue] = {
         "driver": driver,
-        "masterbus": f"{controller_id(b, 'usb', dev.index)}.0",
+        "masterbus": f"{controller_id(b, 'usb', b.ctl_index[dev])}.0",
         "firstport": first,
     }
     props.update(b.pci(dev.address))
@@ -201,9 +240,8 @@ def implicit(b: Build) -> list[str]:
 @lowers(Controller)
 def controller(dev: Controller, b: Build) -> list[str]:
     """Lower one ``<controller>`` of the XML."""
-    spec = b.controller(dev.type or "", dev.index)
+    spec = b.controller(dev.type or "", b.ctl_index[dev])
     if is_companion(dev) and spec is not None and spec.model != dev.model:
         return companion(dev, b)
-    spec = b.controller(dev.type or "", dev.index)
     assert spec is not None  # every XML controller is in the plan
     return lower_spec(b, spec, dev.address)

@@ -368,6 +368,15 @@ def frontend(disk: Disk) -> str:
 
 def device_spec(disk: Disk, b: Build) -> DeviceSpec:
     """Lower *disk* to data (used by the argv and by live ``attach-disk``)."""
+    if (
+        disk.element.find("encryption") is not None
+        or disk.element.find("source/encryption") is not None
+    ):
+        raise UnsupportedError(
+            f"disk '{disk.target_dev}': <encryption> is not supported: its key is a libvirt "
+            "secret, and pyvirt has no secret store",
+            hint="decrypt the image, or open it inside the guest",
+        )
     bus = disk_bus(disk)
     driver = frontend(disk)
     fixed, bus_props = _alias_and_bus(disk, bus, b)

@@ -1,4 +1,5 @@
-"""Lowering of ``<hostdev>``: PCI functions passed through with VFIO."""
+"""Lowering of ``<hostdev>``: PCI functions and mediated devices passed through with VFIO,
+host USB devices."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ def lower_hostdev(dev: Hostdev, b: Build) -> list[str]:
     to ``usb-host``."""
     if dev.mode == "subsystem" and dev.type == "usb":
         return lower_usb_host(dev, b)
+    if dev.mode == "subsystem" and dev.type == "mdev":
+        return lower_mdev(dev, b)
     if dev.mode != "subsystem" or dev.type != "pci":
         raise UnsupportedError(f"hostdev of type '{dev.type}' is not supported yet")
     if dev.pci_slot is None:
@@ -73,3 +76,22 @@ def usb_bus(dev: Hostdev, b: Build) -> dict[str, JsonValue]:
     if addr.port:
         out["port"] = addr.port
     return out
+
+
+def lower_mdev(dev: Hostdev, b: Build) -> list[str]:
+    """A mediated device (vGPU...) by its UUID, as ``vfio-pci`` on the sysfs device."""
+    model = dev.element.get("model")
+    if model != "vfio-pci":
+        raise UnsupportedError(f"{dev.xpath()}: mdev model '{model}' is not supported on x86")
+    src = dev.element.find("source/address")
+    uuid = src.get("uuid") if src is not None else None
+    if not uuid:
+        raise InvalidConfigError(f"{dev.xpath('source')}: an mdev needs <address uuid=...>")
+    props: dict[str, JsonValue] = {"driver": "vfio-pci", "id": b.alias(dev, "hostdev")}
+    props["sysfsdev"] = f"/sys/bus/mdev/devices/{uuid}"
+    props["display"] = dev.element.get("display") or "off"
+    if dev.element.get("ramfb") == "on":
+        props["ramfb"] = True
+    props["bootindex"] = b.bootindex(dev)
+    props.update(b.pci(dev.address))
+    return ["-device", json_opts(props)]
