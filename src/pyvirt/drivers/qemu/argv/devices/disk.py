@@ -19,9 +19,9 @@ before lowering.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pyvirt.drivers.qemu.argv.opts import JsonValue, json_opts
 from pyvirt.drivers.qemu.argv.registry import lowers
@@ -183,7 +183,10 @@ def _network_node(disk: Disk) -> dict[str, JsonValue]:
         pool, _, image = name.partition("/")
         rbd: dict[str, JsonValue] = {"driver": "rbd", "pool": pool, "image": image}
         if hosts:  # the monitors; without any, QEMU reads them from ceph.conf
-            rbd["server"] = [{"host": h, "port": str(p or 6789)} for h, p in hosts]
+            monitors: list[Mapping[str, JsonValue]] = [
+                {"host": h, "port": str(p or 6789)} for h, p in hosts
+            ]
+            rbd["server"] = cast(JsonValue, monitors)  # a JSON list of objects
         return rbd
     if proto == "nfs":
         nfs: dict[str, JsonValue] = {
@@ -203,7 +206,8 @@ def _network_node(disk: Disk) -> dict[str, JsonValue]:
             "driver": "gluster",
             "volume": volume,
             "path": path,
-            "server": _gluster_servers(disk),
+            "server": cast(JsonValue, _gluster_servers(disk)),  # a JSON list of objects
+            "debug": GLUSTER_DEBUG,
         }
     if proto == "ssh":
         ssh: dict[str, JsonValue] = {"driver": "ssh", "path": name}
@@ -216,9 +220,9 @@ def _network_node(disk: Disk) -> dict[str, JsonValue]:
 GLUSTER_DEBUG = 4
 
 
-def _gluster_servers(disk: Disk) -> list[JsonValue]:
+def _gluster_servers(disk: Disk) -> list[Mapping[str, JsonValue]]:
     """Every ``<host>`` of a gluster source: TCP (port 24007 by default) or a unix socket."""
-    servers: list[JsonValue] = []
+    servers: list[Mapping[str, JsonValue]] = []
     for h in disk.element.iterfind("source/host"):
         if h.get("transport") == "unix":
             servers.append({"type": "unix", "path": h.get("socket") or ""})
