@@ -280,3 +280,26 @@ def test_qemu_commandline_passes_through() -> None:
 def test_refused_at_start(devices: str, message: str) -> None:
     with pytest.raises(UnsupportedError, match=message):
         argv(xml(devices))
+
+
+def test_pci_bridge_added_when_pci0_is_full() -> None:
+    """i440fx: once pci.0 is full, NICs go on a pci-bridge pyvirt adds in its last slot."""
+    nics = "".join(
+        f"<interface type='user'><mac address='52:54:00:00:00:{i:02x}'/>"
+        "<model type='e1000'/></interface>"
+        for i in range(40)
+    )
+    out = argv(xml(nics))
+    assert '{"driver":"pci-bridge","id":"pci.1","chassis_nr":1,"bus":"pci.0","addr":"0x1f"}' in out
+    on_root = [a for a in out if '"driver":"e1000"' in a and '"bus":"pci.0"' in a]
+    on_bridge = [a for a in out if '"driver":"e1000"' in a and '"bus":"pci.1"' in a]
+    assert (len(on_root), len(on_bridge)) == (29, 11)  # root slots 2-30; slot 31: the bridge
+
+
+def test_q35_full_root_is_still_refused() -> None:
+    nics = "".join(
+        f"<interface type='user'><mac address='52:54:00:00:01:{i:02x}'/></interface>"
+        for i in range(40)
+    )
+    with pytest.raises(InvalidConfigError, match=r"no free PCI slot left on pcie\.0"):
+        argv(xml(nics, machine="q35"))

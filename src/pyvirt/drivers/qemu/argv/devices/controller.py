@@ -177,7 +177,10 @@ def lower_spec(b: Build, spec: ControllerSpec, address: Address | None) -> list[
             return ["-device", json_opts(props)]
     else:
         raise UnsupportedError(f"controller type '{spec.type}' is not supported")
-    props.update(b.pci(address))
+    if spec.implicit and spec.index in b.bridge_slots:  # a bridge pyvirt added when pci.0 filled
+        props.update(bus=b.root_bus, addr=f"{b.bridge_slots[spec.index]:#x}")
+    else:
+        props.update(b.pci(address))
     return ["-device", json_opts(props)]
 
 
