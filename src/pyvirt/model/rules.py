@@ -155,9 +155,11 @@ def pci_controllers(d: Domain, problems: list[Problem]) -> None:
     """Roots, expander buses and DMI bridges where the machine and the topology allow them."""
     family = machine_family(d)
     ctls = [c for c in devices(d, "controller") if c.get("type") == "pci"]
+    if not ctls:
+        return
     index = ctl_index(d)
     models = {index[c]: c.get("model") for c in ctls}
-    cells = len(d.cpu.numa_cells) if d.cpu is not None else 0
+    cells = len(d.element.findall("cpu/numa/cell"))
     on_root = 0
     for c in ctls:
         model = c.get("model") or ""
@@ -217,6 +219,8 @@ def _usb_users(d: Domain) -> Iterator[Element]:
 def usb_controllers(d: Domain, problems: list[Problem]) -> None:
     """USB disabled means no USB at all; companions need their EHCI master; port counts."""
     ctls = [c for c in devices(d, "controller") if c.get("type") == "usb"]
+    if not ctls and machine_family(d) != "isapc":
+        return
     idx = ctl_index(d)
     if any(c.get("model") == "none" for c in ctls):
         for c in ctls:
@@ -486,6 +490,8 @@ def sysinfo_rules(d: Domain, problems: list[Problem]) -> None:
 @rule
 def seclabel_rules(d: Domain, problems: list[Problem]) -> None:
     """One label per security model; several labels each name their model."""
+    if next(d.element.iter("seclabel"), None) is None:
+        return
     top = d.element.findall("seclabel")
     models: set[str] = set()
     for el in top:
