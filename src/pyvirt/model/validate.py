@@ -39,6 +39,9 @@ def validate_domain(d: Domain) -> list[Problem]:
     from pyvirt.model.devices.checks import check_devices
 
     _safe(problems, lambda: check_devices(d.devices, problems))
+    from pyvirt.model.rules import check_libvirt_rules
+
+    _safe(problems, lambda: check_libvirt_rules(d, problems))
     return problems
 
 
@@ -89,7 +92,8 @@ def _check_memory(d: Domain, problems: list[Problem]) -> None:
     from pyvirt.model.units import format_kib
 
     if d.element.find("memory") is None:
-        problems.append(Problem("<memory>", "a memory size is required"))
+        if d.cpu is None or not d.cpu.numa_cells:  # with cells, <memory> is their sum
+            problems.append(Problem("<memory>", "a memory size is required"))
         return
     memory = d.memory_kib
     if memory <= 0:
@@ -153,11 +157,9 @@ def _check_cpu(d: Domain, problems: list[Problem]) -> None:
             )
         )
     cells = cpu.numa_cells
-    if not cells:
-        return
-    total = 0
+    # <memory> need not add up: with cells, libvirt makes it the sum of the cells (plus any
+    # <memory> devices), which is what the guest gets (-m); see pyvirt.model.memory
     for cell in cells:
-        total += cell.memory_kib or 0
         if cell.cpus is None:
             continue
         try:
@@ -169,11 +171,3 @@ def _check_cpu(d: Domain, problems: list[Problem]) -> None:
             problems.append(
                 Problem(cell.xpath(), f"cpus '{cell.cpus}' go beyond the {count} vCPUs of <vcpu>")
             )
-    memory = d.memory_kib
-    if memory and total != memory:
-        problems.append(
-            Problem(
-                "<cpu>/<numa>",
-                f"cells add up to {total} KiB but <memory> is {memory} KiB",
-            )
-        )

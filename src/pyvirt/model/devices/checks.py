@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pyvirt.errors import InvalidConfigError, Problem
+from pyvirt.model.devices.controller import controller_indexes, is_usb_companion
 from pyvirt.model.devices.interface import mac_problem
 
 if TYPE_CHECKING:
@@ -37,11 +38,14 @@ def check_devices(devices: Devices, problems: list[Problem]) -> None:
                 Problem(disk.xpath("source"), f"path '{source_path}' has a '..' component")
             )
     controllers: dict[tuple[str, int], str] = {}
-    for ctl in devices.controllers:
-        try:
-            key = (ctl.type or "", ctl.index)
-        except InvalidConfigError:
-            continue
+    try:
+        indexes = controller_indexes(list(devices.controllers))
+    except InvalidConfigError:
+        indexes = {}
+    for ctl, index in indexes.items():
+        if is_usb_companion(ctl):
+            continue  # a USB companion (ich9-uhci*) shares its EHCI master's index
+        key = (ctl.type or "", index)
         if key in controllers:
             problems.append(
                 Problem(ctl.xpath(), f"{key[0]} controller index {key[1]} is defined twice")

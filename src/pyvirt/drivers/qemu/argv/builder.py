@@ -23,6 +23,7 @@ from pyvirt.drivers.qemu.argv.registry import lowering_for
 from pyvirt.errors import InvalidConfigError
 from pyvirt.model import Address, Disk
 from pyvirt.model.devices.base import Device
+from pyvirt.model.devices.controller import controller_indexes
 from pyvirt.model.domain import Domain
 
 SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
@@ -39,6 +40,14 @@ def parse_num(text: str | int | None, default: int = 0) -> int:
         return text
     t = text.strip().lower()
     return int(t, 16) if t.startswith("0x") else int(t)
+
+
+class NoFreeSlotError(InvalidConfigError):
+    """The root PCI bus (and any bridge pyvirt added) has no free slot."""
+
+
+#: the most pci-bridges pyvirt adds on its own (each gives 31 slots)
+MAX_AUTO_BRIDGES = 8
 
 
 @dataclass(frozen=True)
@@ -60,7 +69,7 @@ class ControllerSpec:
 class Build:
     """Mutable state of one :func:`build_argv` call, passed to every lowering."""
 
-    def __init__(self, domain: Domain, ctx: ArgvContext) -> None:
+    def __init__(self, domain: Domain, ctx: ArgvContext, *, bridges: int = 0) -> None:
         self.domain = domain
         self.ctx = ctx
         self.machine = domain.os.machine or "pc"
@@ -72,11 +81,19 @@ class Build:
         # slot 0 is the host bridge; 1 is PIIX3 (pc), 0x1f is ICH9 (q35)
         self._used_slots: set[int] = {0, 0x1F} if self.q35 else {0, 1}
         self.disks = disk.sorted_disks(domain.devices.disks)
+        #: slots taken on each PCI bus other than the root bus (bus number -> slots)
+        self.bus_slots: dict[int, set[int]] = collections.defaultdict(set)
+        #: root slot of each pci-bridge pyvirt added (bridge index -> slot)
+        self.bridge_slots: dict[int, int] = {}
         self._reserve_explicit_slots()
+        #: every <controller>'s index, numbered as libvirt numbers those without one
+        self.ctl_index = controller_indexes(list(domain.devices.controllers))
         self._video_slot = self._reserve_primary_video_slot()
         self.boot_index: dict[object, int] = _boot_indexes(domain, self.disks)
         self.controllers: dict[tuple[str, int], ControllerSpec] = controller.plan(self)
         self.fdc_bootindex: dict[int, int] = {}
+        #: pci-bridges pyvirt adds on i440fx when pci.0 is full (bus index, in order of use)
+        self._bridges: list[int] = [self._add_bridge() for _ in range(bridges)]
 
     # -- aliases -----------------------------------------------------------------------------
     def alias(self, dev: object, prefix: str, *, fixed: str | None = None) -> str:
@@ -134,22 +151,59 @@ class Build:
             slot, self._video_slot = self._video_slot, None
         else:
             slot = self._next_slot()
+            if slot < 0:
+                return self._bridge_slot()
         return {"bus": self.root_bus, "addr": f"{slot:#x}"}
 
     def _next_slot(self) -> int:
+        """The next free slot of the root bus; -1 when it is full but pyvirt added bridges."""
         for slot in range(1, 32):
             if slot not in self._used_slots:
                 self._used_slots.add(slot)
                 return slot
-        raise InvalidConfigError(
+        if self._bridges:
+            return -1
+        raise NoFreeSlotError(
             f"no free PCI slot left on {self.root_bus}",
             hint="add a PCI bridge or root port and give devices explicit addresses",
         )
 
+    def _bridge_slot(self) -> dict[str, JsonValue]:
+        """The next free slot (1-31) on the pci-bridges pyvirt added, as libvirt fills them."""
+        for bus in self._bridges:
+            for slot in range(1, 32):
+                if slot not in self.bus_slots[bus]:
+                    self.bus_slots[bus].add(slot)
+                    return {"bus": self.bus_name(bus), "addr": f"{slot:#x}"}
+        raise NoFreeSlotError(f"no free PCI slot left on {self.root_bus} and its bridges")
+
+    def _add_bridge(self) -> int:
+        """Add a pci-bridge on the last free slot of pci.0 (i440fx only); return its index."""
+        if self.q35:
+            raise NoFreeSlotError(
+                f"no free PCI slot left on {self.root_bus}",
+                hint="add pcie-root-ports (or a pcie-to-pci-bridge) and give devices addresses",
+            )
+        free = [n for n in range(1, 32) if n not in self._used_slots]
+        if not free:
+            raise NoFreeSlotError(f"no free PCI slot left on {self.root_bus} for a bridge")
+        slot = free[-1]
+        self._used_slots.add(slot)
+        index = 1
+        while ("pci", index) in self.controllers:
+            index += 1
+        self.controllers[("pci", index)] = ControllerSpec("pci", index, "pci-bridge", True)
+        self.bridge_slots[index] = slot
+        return index
+
     def _reserve_explicit_slots(self) -> None:
         for addr in _all_addresses(self.domain):
-            if addr.type == "pci" and addr.slot is not None and parse_num(addr.bus) == 0:
-                self._used_slots.add(parse_num(addr.slot))
+            if addr.type == "pci" and addr.slot is not None:
+                bus = parse_num(addr.bus)
+                if bus == 0:
+                    self._used_slots.add(parse_num(addr.slot))
+                else:
+                    self.bus_slots[bus].add(parse_num(addr.slot))
 
     def _reserve_primary_video_slot(self) -> int | None:
         videos = self.domain.devices.videos
@@ -244,6 +298,21 @@ def _device_sequence(b: Build) -> list[object]:
     return [dev for name in ORDER for dev in groups[name]]
 
 
+#: libvirt's namespace for extra QEMU arguments (``<qemu:commandline><qemu:arg value/>``)
+QEMU_NS = "http://libvirt.org/schemas/domain/qemu/1.0"
+
+
+def passthrough_args(domain: Domain) -> list[str]:
+    """The ``<qemu:commandline>`` arguments, verbatim, after the devices (as libvirt does)."""
+    args: list[str] = []
+    for cmdline in domain.element.iterchildren(f"{{{QEMU_NS}}}commandline"):
+        for arg in cmdline.iterchildren(f"{{{QEMU_NS}}}arg"):
+            value = arg.get("value")
+            if value is not None:
+                args.append(value)
+    return args
+
+
 def build_argv(domain: Domain, ctx: ArgvContext) -> list[str]:
     """Return the QEMU command line (binary first) that runs *domain*.
 
@@ -256,7 +325,17 @@ def build_argv(domain: Domain, ctx: ArgvContext) -> list[str]:
     :raises InvalidConfigError: the definition cannot be expressed (e.g. no free PCI slot)
     :raises UnsupportedError: it uses something pyvirt cannot lower yet
     """
-    b = Build(domain, ctx)
+    for bridges in range(MAX_AUTO_BRIDGES + 1):
+        try:
+            return _build_argv(domain, ctx, bridges)
+        except NoFreeSlotError:  # pci.0 is full: add a pci-bridge, as libvirt does (i440fx)
+            if bridges == MAX_AUTO_BRIDGES or "q35" in (domain.os.machine or ""):
+                raise
+    raise AssertionError("unreachable")
+
+
+def _build_argv(domain: Domain, ctx: ArgvContext, bridges: int) -> list[str]:
+    b = Build(domain, ctx, bridges=bridges)
     run = ctx.run_dir
     argv = [ctx.emulator or domain.devices.emulator or DEFAULT_EMULATOR]
     argv += ["-name", qemu_opts(guest=domain.name, **{"debug-threads": True})]
@@ -285,6 +364,7 @@ def build_argv(domain: Domain, ctx: ArgvContext) -> list[str]:
         device_args += lowering_for(dev)(dev, b)
     argv += disk.fdc_globals(b)
     argv += device_args
+    argv += passthrough_args(domain)
     argv += ["-sandbox", SANDBOX_DAEMONIZED if ctx.daemonize else SANDBOX]
     argv += ["-msg", "timestamp=on"]
     return argv

@@ -25,8 +25,16 @@ USB_MODELS = {
     "nec-xhci": "nec-usb-xhci",
     "qemu-xhci": "qemu-xhci",
 }
+#: EHCI companion (UHCI) models -> QEMU driver and first port on the master's bus
+USB_COMPANIONS = {
+    "ich9-uhci1": ("ich9-usb-uhci1", 0),
+    "ich9-uhci2": ("ich9-usb-uhci2", 2),
+    "ich9-uhci3": ("ich9-usb-uhci3", 4),
+}
 SCSI_MODELS = {
     "virtio-scsi": "virtio-scsi-pci",
+    "virtio-transitional": "virtio-scsi-pci-transitional",
+    "virtio-non-transitional": "virtio-scsi-pci-non-transitional",
     "lsilogic": "lsi",
     "lsisas1068": "mptsas1068",
     "lsisas1078": "megasas-gen2",
@@ -37,7 +45,12 @@ PCI_MODELS = {
     "pcie-root-port": "pcie-root-port",
     "pci-bridge": "pci-bridge",
     "pcie-to-pci-bridge": "pcie-pci-bridge",
+    "dmi-to-pci-bridge": "i82801b11-bridge",
+    "pcie-switch-upstream-port": "x3130-upstream",
+    "pcie-switch-downstream-port": "xio3130-downstream",
 }
+#: PCIe ports a switch's upstream port can plug into (one per port bus, at slot 0)
+PCIE_PORTS = ("pcie-root-port", "pcie-switch-downstream-port")
 #: SCSI units per controller, for disks placed by their target name (sda, sdb...)
 SCSI_UNITS = {"lsilogic": 7}
 DEFAULT_SCSI_UNITS = 16384
@@ -88,7 +101,10 @@ def plan(b: Build) -> dict[tuple[str, int], ControllerSpec]:
     specs: dict[tuple[str, int], ControllerSpec] = {}
     for c in b.domain.devices.controllers:
         ctype = c.type or ""
-        specs[(ctype, c.index)] = ControllerSpec(ctype, c.index, c.model or default_model(b, ctype))
+        index = b.ctl_index[c]
+        if is_companion(c) and (ctype, index) in specs:
+            continue  # the bus is its EHCI master's
+        specs[(ctype, index)] = ControllerSpec(ctype, index, c.model or default_model(b, ctype))
 
     def need(type_: str, index: int = 0) -> None:
         if (type_, index) not in specs:
@@ -108,7 +124,8 @@ def plan(b: Build) -> dict[tuple[str, int], ControllerSpec]:
             need(bus, loc.controller)
         elif bus == "usb":
             need("usb")
-    if any(i.bus == "usb" for i in b.domain.devices.inputs):
+    usb_hostdevs = any(h.type == "usb" for h in b.domain.devices.hostdevs)
+    if usb_hostdevs or any(i.bus == "usb" for i in b.domain.devices.inputs):
         need("usb")
     chardevs = [*b.domain.devices.consoles, *b.domain.devices.channels]
     if any(c.target_type == "virtio" for c in chardevs):
@@ -150,9 +167,67 @@ def lower_spec(b: Build, spec: ControllerSpec, address: Address | None) -> list[
             props.update(port=0x10 + spec.index, chassis=spec.index)
         elif driver == "pci-bridge":
             props["chassis_nr"] = spec.index
+        elif driver == "xio3130-downstream":
+            props.update(port=spec.index, chassis=spec.index)
+        if address is None and spec.model in (
+            "pcie-switch-upstream-port",
+            "pcie-switch-downstream-port",
+        ):
+            props.update(switch_port_place(b, spec))
+            return ["-device", json_opts(props)]
     else:
         raise UnsupportedError(f"controller type '{spec.type}' is not supported")
-    props.update(b.pci(address))
+    if spec.implicit and spec.index in b.bridge_slots:  # a bridge pyvirt added when pci.0 filled
+        props.update(bus=b.root_bus, addr=f"{b.bridge_slots[spec.index]:#x}")
+    else:
+        props.update(b.pci(address))
+    return ["-device", json_opts(props)]
+
+
+def switch_port_place(b: Build, spec: ControllerSpec) -> dict[str, JsonValue]:
+    """Where a PCIe switch port without an ``<address>`` goes, as libvirt places it: an
+    upstream port in the first free root/downstream port, a downstream port in the next free
+    slot of the first upstream port with one."""
+    pcis = sorted((s for s in b.controllers.values() if s.type == "pci"), key=lambda s: s.index)
+    if spec.model == "pcie-switch-upstream-port":
+        for port in pcis:
+            if port.model in PCIE_PORTS and not b.bus_slots[port.index]:
+                b.bus_slots[port.index].add(0)
+                return {"bus": b.bus_name(port.index), "addr": "0x0"}
+    else:
+        for up in pcis:
+            if up.model == "pcie-switch-upstream-port":
+                free = [n for n in range(32) if n not in b.bus_slots[up.index]]
+                if free:
+                    b.bus_slots[up.index].add(free[0])
+                    return {"bus": b.bus_name(up.index), "addr": f"{free[0]:#x}"}
+    raise InvalidConfigError(
+        f"PCI controller model '{spec.model}' index {spec.index}: no free port to plug it into",
+        hint="add a pcie-root-port (or an upstream port) or give it an <address>",
+    )
+
+
+def is_companion(dev: Controller) -> bool:
+    """A USB 1 companion of an EHCI controller: it shares the master's index and bus."""
+    return dev.type == "usb" and (
+        dev.model in USB_COMPANIONS or dev.element.find("master") is not None
+    )
+
+
+def companion(dev: Controller, b: Build) -> list[str]:
+    """The ``-device`` of a UHCI companion, on its master's bus at its first port."""
+    driver, first = USB_COMPANIONS.get(dev.model or "", ("", 0))
+    if not driver:
+        raise UnsupportedError(f"USB companion controller model '{dev.model}' is not supported")
+    master = dev.element.find("master")
+    if master is not None and master.get("startport") is not None:
+        first = int(master.get("startport") or 0)
+    props: dict[str, JsonValue] = {
+        "driver": driver,
+        "masterbus": f"{controller_id(b, 'usb', b.ctl_index[dev])}.0",
+        "firstport": first,
+    }
+    props.update(b.pci(dev.address))
     return ["-device", json_opts(props)]
 
 
@@ -168,6 +243,8 @@ def implicit(b: Build) -> list[str]:
 @lowers(Controller)
 def controller(dev: Controller, b: Build) -> list[str]:
     """Lower one ``<controller>`` of the XML."""
-    spec = b.controller(dev.type or "", dev.index)
+    spec = b.controller(dev.type or "", b.ctl_index[dev])
+    if is_companion(dev) and spec is not None and spec.model != dev.model:
+        return companion(dev, b)
     assert spec is not None  # every XML controller is in the plan
     return lower_spec(b, spec, dev.address)

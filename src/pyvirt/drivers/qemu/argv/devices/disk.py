@@ -19,9 +19,9 @@ before lowering.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pyvirt.drivers.qemu.argv.opts import JsonValue, json_opts
 from pyvirt.drivers.qemu.argv.registry import lowers
@@ -160,8 +160,11 @@ def _network_node(disk: Disk) -> dict[str, JsonValue]:
     host, port = (hosts[0][0], hosts[0][1]) if hosts else ("localhost", None)
     port_num = int(port) if port else NETWORK_DEFAULT_PORTS.get(proto)
     name = disk.source_name or ""
+    first = disk.element.find("source/host")
     if proto == "nbd":
         server: dict[str, JsonValue] = {"type": "inet", "host": host, "port": str(port_num)}
+        if first is not None and first.get("transport") == "unix":
+            server = {"type": "unix", "path": first.get("socket") or ""}
         return {"driver": "nbd", "server": server, "export": name or None}
     if proto == "iscsi":
         iqn, _, lun = name.rpartition("/")
@@ -178,7 +181,13 @@ def _network_node(disk: Disk) -> dict[str, JsonValue]:
         return {"driver": proto, "url": f"{proto}://{netloc}/{name.lstrip('/')}"}
     if proto == "rbd":
         pool, _, image = name.partition("/")
-        return {"driver": "rbd", "pool": pool, "image": image}
+        rbd: dict[str, JsonValue] = {"driver": "rbd", "pool": pool, "image": image}
+        if hosts:  # the monitors; without any, QEMU reads them from ceph.conf
+            monitors: list[Mapping[str, JsonValue]] = [
+                {"host": h, "port": str(p or 6789)} for h, p in hosts
+            ]
+            rbd["server"] = cast(JsonValue, monitors)  # a JSON list of objects
+        return rbd
     if proto == "nfs":
         nfs: dict[str, JsonValue] = {
             "driver": "nfs",
@@ -191,7 +200,43 @@ def _network_node(disk: Disk) -> dict[str, JsonValue]:
                 value = (identity.get(xml_attr) or "").lstrip("+")
                 nfs[key] = int(value) if value.isdigit() else None
         return nfs
+    if proto == "gluster":
+        volume, _, path = name.lstrip("/").partition("/")
+        return {
+            "driver": "gluster",
+            "volume": volume,
+            "path": path,
+            "server": cast(JsonValue, _gluster_servers(disk)),  # a JSON list of objects
+            "debug": GLUSTER_DEBUG,
+        }
+    if proto == "ssh":
+        ssh: dict[str, JsonValue] = {"driver": "ssh", "path": name}
+        ssh["server"] = {"host": host, "port": str(port_num or 22)}
+        return ssh
     raise UnsupportedError(f"disk '{disk.target_dev}': network protocol '{proto}' is not supported")
+
+
+#: libvirt's default gluster log level (qemu.conf ``gluster_debug_level``)
+GLUSTER_DEBUG = 4
+
+
+def _gluster_servers(disk: Disk) -> list[Mapping[str, JsonValue]]:
+    """Every ``<host>`` of a gluster source: TCP (port 24007 by default) or a unix socket."""
+    servers: list[Mapping[str, JsonValue]] = []
+    for h in disk.element.iterfind("source/host"):
+        if h.get("transport") == "unix":
+            servers.append({"type": "unix", "path": h.get("socket") or ""})
+        else:
+            servers.append(
+                {
+                    "type": "inet",
+                    "host": h.get("name") or "localhost",
+                    "port": h.get("port") or "24007",
+                }
+            )
+    if not servers:
+        raise UnsupportedError(f"disk '{disk.target_dev}': a gluster source needs a <host>")
+    return servers
 
 
 def _storage_node(disk: Disk, node: str) -> dict[str, JsonValue]:
@@ -368,6 +413,15 @@ def frontend(disk: Disk) -> str:
 
 def device_spec(disk: Disk, b: Build) -> DeviceSpec:
     """Lower *disk* to data (used by the argv and by live ``attach-disk``)."""
+    if (
+        disk.element.find("encryption") is not None
+        or disk.element.find("source/encryption") is not None
+    ):
+        raise UnsupportedError(
+            f"disk '{disk.target_dev}': <encryption> is not supported: its key is a libvirt "
+            "secret, and pyvirt has no secret store",
+            hint="decrypt the image, or open it inside the guest",
+        )
     bus = disk_bus(disk)
     driver = frontend(disk)
     fixed, bus_props = _alias_and_bus(disk, bus, b)

@@ -1,4 +1,5 @@
-"""Lowering of ``<graphics>``: VNC (TCP or UNIX socket, password through a secret object)."""
+"""Lowering of ``<graphics>``: VNC (TCP or UNIX socket, password through a secret object),
+egl-headless and D-Bus displays."""
 
 from __future__ import annotations
 
@@ -60,7 +61,16 @@ def _display(b: Build, g: Graphics) -> tuple[str, int | None]:
 
 @lowers(Graphics)
 def lower_graphics(g: Graphics, b: Build) -> list[str]:
-    """Lower one ``<graphics>``; only VNC is supported."""
+    """Lower one ``<graphics>``: VNC, egl-headless and D-Bus (peer to peer or on a given bus)."""
+    if g.type == "egl-headless":
+        return _egl_headless(g, b)
+    if g.type == "dbus":
+        return _dbus(g, b)
+    if g.type == "sdl":
+        raise UnsupportedError(
+            "graphics type 'sdl' is not supported: QEMU runs detached from any desktop session",
+            hint="use vnc (or egl-headless with vnc for OpenGL)",
+        )
     if g.type != "vnc":
         raise UnsupportedError(f"graphics type '{g.type}' is not supported", hint="use vnc")
     index = b.counter("vnc")
@@ -82,3 +92,39 @@ def lower_graphics(g: Graphics, b: Build) -> list[str]:
     if g.keymap:
         args += ["-k", g.keymap]
     return args
+
+
+def _gl(g: Graphics) -> tuple[bool, str | None]:
+    """``<gl enable rendernode>``: (OpenGL on, render node)."""
+    gl = g.element.find("gl")
+    if gl is None:
+        return False, None
+    return gl.get("enable") == "yes", gl.get("rendernode")
+
+
+def _egl_headless(g: Graphics, b: Build) -> list[str]:
+    """OpenGL rendering without a local display (what a VNC client then sees)."""
+    if b.counter("egl-headless") > 0:
+        raise UnsupportedError(f"{g.xpath()}: QEMU supports a single egl-headless display")
+    _, rendernode = _gl(g)
+    return ["-display", qemu_opts("egl-headless", rendernode=rendernode)]
+
+
+def _dbus(g: Graphics, b: Build) -> list[str]:
+    """QEMU's D-Bus display: peer to peer (clients come through QMP) or on a given bus."""
+    p2p = g.element.get("p2p") == "yes"
+    address = g.element.get("address")
+    if not p2p and not address:
+        raise UnsupportedError(
+            f"{g.xpath()}: graphics type 'dbus' on a bus of its own needs a private D-Bus "
+            "daemon, which pyvirt does not run",
+            hint="set p2p='yes' (clients connect through QMP) or address='unix:path=...'",
+        )
+    if b.counter("dbus") > 0:
+        raise UnsupportedError(f"{g.xpath()}: QEMU supports a single D-Bus display")
+    gl, rendernode = _gl(g)
+    opts = qemu_opts(
+        "dbus", addr=address, p2p=True if p2p else None, gl=True if gl else None,
+        rendernode=rendernode,
+    )  # fmt: skip
+    return ["-display", opts]

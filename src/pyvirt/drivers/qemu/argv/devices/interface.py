@@ -16,7 +16,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pyvirt.drivers.qemu.argv.opts import JsonValue, OptValue, json_opts, qemu_opts_from
+from pyvirt.drivers.qemu.argv.opts import (
+    JsonValue,
+    OptValue,
+    json_opts,
+    qemu_opts,
+    qemu_opts_from,
+)
 from pyvirt.drivers.qemu.argv.registry import lowers
 from pyvirt.errors import UnsupportedError
 from pyvirt.model import Interface
@@ -28,6 +34,8 @@ if TYPE_CHECKING:
 NIC_MODELS = {
     "virtio": "virtio-net-pci",
     "virtio-net": "virtio-net-pci",
+    "virtio-transitional": "virtio-net-pci-transitional",
+    "virtio-non-transitional": "virtio-net-pci-non-transitional",
     "e1000": "e1000",
     "e1000e": "e1000e",
     "rtl8139": "rtl8139",
@@ -38,6 +46,8 @@ NIC_MODELS = {
 }
 DEFAULT_MODEL = "rtl8139"
 TAP_TYPES = ("network", "bridge", "ethernet")
+#: socket interface types -> the ``-netdev socket`` property naming the far end
+SOCKET_TYPES = {"client": "connect", "server": "listen", "mcast": "mcast", "udp": "udp"}
 #: fd number of the macvtap of NIC 0 in QEMU; NIC i gets DIRECT_FD_BASE + i
 DIRECT_FD_BASE = 100
 
@@ -82,7 +92,42 @@ def netdev_props(iface: Interface, netid: str, b: Build) -> dict[str, JsonValue]
             "queues": queues,
             "vhost": True if iface.driver_name == "vhost" else None,
         }
+    if iface.type in SOCKET_TYPES:
+        return {"type": "socket", **socket_endpoints(iface), "id": netid}
+    if iface.type == "vhostuser":
+        return {"type": "vhost-user", "chardev": f"char{netid[4:]}", "queues": queues, "id": netid}
     raise UnsupportedError(f"interface type '{iface.type}' is not supported yet")
+
+
+def socket_endpoints(iface: Interface) -> dict[str, JsonValue]:
+    """``connect``/``listen``/``mcast``/``udp`` (+ ``localaddr``) of a socket interface."""
+    src = iface.element.find("source")
+    if src is None or not src.get("port"):
+        raise UnsupportedError(
+            f"{iface.xpath('source')}: interface type '{iface.type}' needs a port"
+        )
+    where = f"{src.get('address') or ''}:{src.get('port')}"
+    key = SOCKET_TYPES[str(iface.type)]
+    out: dict[str, JsonValue] = {key: where}
+    local = src.find("local")
+    if iface.type == "udp" and local is not None:
+        out["localaddr"] = f"{local.get('address') or ''}:{local.get('port') or ''}"
+    return out
+
+
+def vhostuser_chardev(iface: Interface, alias: str) -> str:
+    """The ``-chardev`` of a vhost-user NIC's unix socket (QEMU is the server for mode='server')."""
+    src = iface.element.find("source")
+    path = src.get("path") if src is not None else None
+    if src is None or src.get("type", "unix") != "unix" or not path:
+        raise UnsupportedError(
+            f"{iface.xpath('source')}: a vhostuser interface needs <source type='unix' path=...>"
+        )
+    server = src.get("mode") == "server"
+    return qemu_opts(
+        "socket", id=f"char{alias}", path=path, server=server or None,
+        wait=False if server else None,
+    )  # fmt: skip
 
 
 def netdev_arg(props: Mapping[str, JsonValue]) -> str:
@@ -105,11 +150,13 @@ class NicSpec:
     :ivar netdev: the ``-netdev`` / ``netdev_add`` properties (``None`` for a VFIO NIC)
     :ivar device: the ``-device`` / ``device_add`` properties (``None`` values left out by
         both consumers)
+    :ivar chardev: the ``-chardev`` the netdev talks through (vhost-user), else ``None``
     """
 
     alias: str
     netdev: dict[str, JsonValue] | None
     device: dict[str, JsonValue]
+    chardev: str | None = None
 
 
 def nic_spec(iface: Interface, b: Build) -> NicSpec:
@@ -133,7 +180,7 @@ def nic_spec(iface: Interface, b: Build) -> NicSpec:
         raise UnsupportedError(f"NIC model '{iface.model}' is not supported")
     props = {"driver": driver, "netdev": netid, "id": alias, "mac": iface.mac}
     props["bootindex"] = b.bootindex(iface)
-    if driver == "virtio-net-pci":
+    if driver.startswith("virtio-net-pci"):
         if iface.queues and iface.queues > 1:
             props.update(mq=True, vectors=2 * iface.queues + 2)
         props["host_mtu"] = iface.mtu
@@ -144,7 +191,8 @@ def nic_spec(iface: Interface, b: Build) -> NicSpec:
     if iface.rom_bar is not None:
         props["rombar"] = 1 if iface.rom_bar == "on" else 0
     props.update(b.pci(iface.address))
-    return NicSpec(alias, netdev_props(iface, netid, b), props)
+    chardev = vhostuser_chardev(iface, alias) if iface.type == "vhostuser" else None
+    return NicSpec(alias, netdev_props(iface, netid, b), props, chardev)
 
 
 @lowers(Interface)
@@ -152,4 +200,5 @@ def lower_interface(iface: Interface, b: Build) -> list[str]:
     """Lower one ``<interface>``."""
     spec = nic_spec(iface, b)
     netdev = ["-netdev", netdev_arg(spec.netdev)] if spec.netdev is not None else []
-    return [*netdev, "-device", json_opts(spec.device)]
+    chardev = ["-chardev", spec.chardev] if spec.chardev is not None else []
+    return [*chardev, *netdev, "-device", json_opts(spec.device)]

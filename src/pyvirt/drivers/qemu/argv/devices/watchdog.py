@@ -29,8 +29,12 @@ def watchdog_action(dev: Watchdog) -> str:
 
 @lowers(Watchdog)
 def lower_watchdog(dev: Watchdog, b: Build) -> list[str]:
-    """Lower one ``<watchdog model='i6300esb|ib700'>``."""
+    """Lower one ``<watchdog model='i6300esb|ib700|itco'>``."""
     model = dev.model or "i6300esb"
+    if model == "itco":  # the TCO watchdog built into q35's ICH9 LPC bridge
+        if not b.q35:
+            raise UnsupportedError("watchdog model 'itco' needs a q35 machine")
+        return ["-global", "ICH9-LPC.noreboot=off", "-action", f"watchdog={watchdog_action(dev)}"]
     if model not in ("i6300esb", "ib700"):
         raise UnsupportedError(f"watchdog model '{model}' is not supported on x86")
     props: dict[str, JsonValue] = {"driver": model, "id": b.alias(dev, "watchdog")}
