@@ -45,7 +45,10 @@ XML = f"""<domain type='qemu'>
     <cmdline>{cmdline}</cmdline>
   </os>
   <features><acpi/></features>
-  <devices><serial type='pty'><target port='0'/></serial></devices>
+  <devices>
+    <serial type='pty'><target port='0'/></serial>
+    <memballoon model='virtio'/>
+  </devices>
 </domain>"""
 DISK = f"""<disk type='file' device='disk'>
   <driver name='qemu' type='raw'/><source file='{image}'/><target dev='vdb' bus='virtio'/>
@@ -101,6 +104,9 @@ dom.attachDeviceFlags(DISK, libvirt.VIR_DOMAIN_AFFECT_LIVE)
 out["live_xml_has_disk"] = image in dom.XMLDesc(0)
 out["config_xml_has_disk"] = image in dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
 out["block_stats"] = list(dom.blockStats("vdb"))
+dom.setMemory(131072)
+out["memory_after_set"] = dom.info()[2]
+out["memory_stats"] = dom.memoryStats()
 
 dom.destroy()
 wait_event(libvirt.VIR_DOMAIN_EVENT_STOPPED, libvirt.VIR_DOMAIN_EVENT_STOPPED_DESTROYED)
@@ -166,6 +172,8 @@ def test_libvirt_python_program_runs_unchanged(
     assert out["paused_state"] == [paused, 1]  # paused by the user
     assert out["live_xml_has_disk"] and not out["config_xml_has_disk"]
     assert len(out["block_stats"]) == 5
+    assert out["memory_after_set"] == 131072  # through the balloon
+    assert out["memory_stats"]["actual"] > 0 and out["memory_stats"]["rss"] > 0
     assert out["after_destroy"] == [shutoff, 2]  # shut off, destroyed
     assert out["destroy_again"] == 55  # VIR_ERR_OPERATION_INVALID
     assert out["lookup_after_undefine"] == 42  # VIR_ERR_NO_DOMAIN

@@ -4,6 +4,7 @@ read-only connections. No QEMU (nothing is started)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -262,3 +263,39 @@ def test_shim_makes_import_libvirt_pyvirts(tmp_path: Path) -> None:
     )
     assert out.stdout == "pyvirt.libvirt 42\n"
     assert (shim_dir() / "libvirt.py").is_file()
+
+
+@pytest.mark.skipif(shutil.which("qemu-img") is None, reason="qemu-img is not installed")
+def test_snapshots_of_a_shut_off_domain(conn: libvirt.virConnect, tmp_path: Path) -> None:
+    xml = f"<pool type='dir'><name>sp</name><target><path>{tmp_path / 'sp'}</path></target></pool>"
+    pool = conn.storagePoolCreateXML(xml, libvirt.VIR_STORAGE_POOL_CREATE_WITH_BUILD)
+    vol = pool.createXML(
+        "<volume><name>s1.qcow2</name><capacity>1048576</capacity>"
+        "<target><format type='qcow2'/></target></volume>",
+        0,
+    )
+    dom = conn.defineXML(
+        XML.format(name="s1").replace(
+            "</os>",
+            "</os><devices><disk type='file' device='disk'><driver name='qemu' type='qcow2'/>"
+            f"<source file='{vol.path()}'/><target dev='vda' bus='virtio'/></disk></devices>",
+        )
+    )
+    one = dom.snapshotCreateXML("<domainsnapshot><name>one</name></domainsnapshot>", 0)
+    assert (one.getName(), one.isCurrent(), dom.hasCurrentSnapshot()) == ("one", 1, 1)
+    two = dom.snapshotCreateXML(None, 0)
+    assert two.getParent().getName() == "one"
+    assert [s.getName() for s in one.listAllChildren()] == [two.getName()]
+    assert sorted(dom.snapshotListNames()) == sorted(["one", two.getName()])
+    assert [s.getName() for s in dom.listAllSnapshots()] == dom.snapshotListNames()
+    assert "<name>one</name>" in dom.snapshotLookupByName("one").getXMLDesc()
+    has = libvirt.VIR_CONNECT_LIST_DOMAINS_HAS_SNAPSHOT
+    assert [d.name() for d in conn.listAllDomains(has)] == ["s1"]
+    assert dom.revertToSnapshot(one) == 0 and dom.snapshotCurrent().getName() == "one"
+    assert code(dom.undefine) == libvirt.VIR_ERR_OPERATION_INVALID  # it has snapshots
+    assert code(dom.snapshotLookupByName, "nope") == libvirt.VIR_ERR_NO_DOMAIN_SNAPSHOT
+    assert one.delete(libvirt.VIR_DOMAIN_SNAPSHOT_DELETE_CHILDREN) == 0
+    assert dom.snapshotNum() == 0
+    dom.undefine()
+    vol.delete(0)
+    pool.destroy()
