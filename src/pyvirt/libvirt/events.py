@@ -83,6 +83,10 @@ class EventLoop:
         """Run ``call`` in the next iteration (safe from any thread)."""
         with self._lock:
             self._calls.append(call)
+        self._wakeup()
+
+    def _wakeup(self) -> None:
+        """End a wait of :meth:`run_once` (a change from another thread)."""
         with contextlib.suppress(BlockingIOError):
             os.write(self._wake[1], b"x")
 
@@ -97,6 +101,7 @@ class EventLoop:
         """A timer firing every ``interval`` ms (``-1`` off, ``0`` each iteration)."""
         tid = self._new_id()
         self._timers[tid] = _Timer(interval, callback, opaque, time.monotonic() + interval / 1000)
+        self._wakeup()
         return tid
 
     def update_timeout(self, timer: int, interval: int) -> None:
@@ -104,6 +109,7 @@ class EventLoop:
         t = self._timers.get(timer)
         if t is not None:
             t.interval, t.due = interval, time.monotonic() + max(interval, 0) / 1000
+            self._wakeup()
 
     def remove_timeout(self, timer: int) -> int:
         """Remove a timer: 0, or -1 when there is none such."""
@@ -115,6 +121,7 @@ class EventLoop:
         """Watch ``fd`` for ``VIR_EVENT_HANDLE_*`` ``events``."""
         hid = self._new_id()
         self._handles[hid] = _Handle(fd, events, callback, opaque)
+        self._wakeup()
         return hid
 
     def update_handle(self, watch: int, events: int) -> None:

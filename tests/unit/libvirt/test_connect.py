@@ -13,6 +13,7 @@ import pytest
 
 from pyvirt import libvirt
 from pyvirt.cli.commands.shim import shim_dir
+from tests.conftest import Pyvirt
 
 XML = """<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory><vcpu>1</vcpu>
 <os><type arch='x86_64' machine='pc'>hvm</type></os></domain>"""
@@ -244,6 +245,11 @@ def test_pools_and_volumes(conn: libvirt.virConnect, tmp_path: Path) -> None:
     pool.destroy()
     pool.undefine()
     assert code(conn.storagePoolLookupByName, "p1") == libvirt.VIR_ERR_NO_STORAGE_POOL
+
+
+def test_cli_prints_the_shim_directory(pyvirt: Pyvirt) -> None:
+    assert pyvirt("libvirt-shim-path").out == f"{shim_dir()}\n"
+    assert "libvirt-shim-path" in pyvirt("help", "tools").out
 
 
 def test_shim_makes_import_libvirt_pyvirts(tmp_path: Path) -> None:

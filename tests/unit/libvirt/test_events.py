@@ -28,7 +28,9 @@ def test_timers_and_queued_calls_run_in_the_loop() -> None:
     assert fired == ["call", ("timer", tid, "x")]
     loop.update_timeout(tid, -1)
     threading.Timer(0.05, loop.post, args=(lambda: fired.append("late"),)).start()
-    loop.run_once()  # waits for the posted call, the timer is off
+    deadline = time.monotonic() + 5
+    while fired[-1] != "late" and time.monotonic() < deadline:
+        loop.run_once()  # waits for the posted call, the timer is off
     assert fired[-1] == "late" and len(fired) == 3
     assert loop.remove_timeout(tid) == 0 and loop.remove_timeout(tid) == -1
 
@@ -141,3 +143,13 @@ def test_embedded_connection_gets_events_by_polling(
     with pytest.raises(libvirt.libvirtError):
         conn.domainEventDeregisterAny(cid)
     conn.close()
+
+
+def test_a_timer_added_from_another_thread_wakes_the_loop() -> None:
+    loop = EventLoop()
+    fired = threading.Event()
+    threading.Timer(0.05, loop.add_timeout, args=(0, lambda t, o: fired.set(), None)).start()
+    start = time.monotonic()
+    while not fired.is_set() and time.monotonic() - start < 5:
+        loop.run_once()
+    assert fired.is_set()
