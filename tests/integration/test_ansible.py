@@ -1,7 +1,7 @@
 """Ansible's community.libvirt modules (``virt``, ``virt_net``, ``virt_pool``) unmodified,
 against pyvirt through the ``libvirt`` shim on a temporary state directory: one ad-hoc
-``list_vms`` and one playbook that defines, starts, inspects, shuts down, destroys and
-undefines a real guest, and defines, inspects and removes a network and a pool."""
+``list_vms`` and one playbook that defines, starts, inspects, destroys, starts again, shuts
+down and undefines a real guest, and defines, inspects and removes a network and a pool."""
 
 from __future__ import annotations
 
@@ -41,14 +41,19 @@ PLAYBOOK = """
       register: info
     - community.libvirt.virt: {command: list_vms, state: running}
       register: running
-    - community.libvirt.virt: {command: shutdown, name: an1}
-      register: shutdown
-    - community.libvirt.virt: {name: an1, state: destroyed}
+    - community.libvirt.virt: {command: destroy, name: an1}
+      register: destroy
+    - community.libvirt.virt: {command: status, name: an1}
+      register: status_destroyed
     - community.libvirt.virt: {command: destroy, name: an1}
       register: destroy_again
       ignore_errors: true
+    - community.libvirt.virt: {name: an1, state: running}
+    - community.libvirt.virt: {command: shutdown, name: an1}
+      register: shutdown
+    - community.libvirt.virt: {name: an1, state: destroyed}
     - community.libvirt.virt: {command: status, name: an1}
-      register: status_destroyed
+      register: status_stopped
     - community.libvirt.virt: {command: undefine, name: an1}
     - community.libvirt.virt: {command: list_vms}
       register: after_undefine
@@ -77,8 +82,9 @@ PLAYBOOK = """
         dest: "{{ results_file }}"
         content: "{{ {'define': define, 'status_defined': status_defined, 'start': start,
                       'status_started': status_started, 'info': info, 'running': running,
-                      'shutdown': shutdown, 'destroy_again': destroy_again,
-                      'status_destroyed': status_destroyed, 'after_undefine': after_undefine,
+                      'destroy': destroy, 'destroy_again': destroy_again,
+                      'status_destroyed': status_destroyed, 'shutdown': shutdown,
+                      'status_stopped': status_stopped, 'after_undefine': after_undefine,
                       'nets': nets, 'net_status': net_status, 'net_facts': net_facts,
                       'pool_facts': pool_facts, 'pools_after': pools_after} | to_json }}"
 """
@@ -180,10 +186,13 @@ def _play(root: Path, work: Path, image: TinyImage) -> None:
     an1 = r["info"]["an1"]
     assert an1["state"] == "running" and an1["maxMem"] == "163840" and an1["nrVirtCpu"] == 1
     assert r["running"]["list_vms"] == ["an1"]
-    assert r["shutdown"]["shutdown"] == 0
+    assert r["destroy"]["destroy"] == 0
+    assert r["status_destroyed"]["status"] == "shutdown"
     # destroy of a stopped guest fails with libvirt's message
     assert r["destroy_again"]["failed"] and "not running" in r["destroy_again"]["msg"]
-    assert r["status_destroyed"]["status"] == "shutdown"
+    # started again by state=running, then shut down (or destroyed if the guest was too slow)
+    assert r["shutdown"]["shutdown"] == 0
+    assert r["status_stopped"]["status"] == "shutdown"
     assert r["after_undefine"]["list_vms"] == []
 
     assert "lab" in r["nets"]["list_nets"]
