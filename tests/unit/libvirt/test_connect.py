@@ -238,6 +238,10 @@ def test_pools_and_volumes(conn: libvirt.virConnect, tmp_path: Path) -> None:
     vol.resize(2 * 1048576)
     assert pool.storageVolLookupByName("v1").info()[1] == 2 * 1048576
     assert "<name>v1</name>" in vol.XMLDesc(0)
+    with open(vol.path(), "r+b") as f:
+        f.write(b"data")
+    assert vol.wipe(0) == 0
+    assert Path(vol.path()).read_bytes()[:4] == b"\0\0\0\0"
     assert code(pool.storageVolLookupByName, "nosuch") == libvirt.VIR_ERR_NO_STORAGE_VOL
     vol.delete(0)
     assert pool.listVolumes() == []
