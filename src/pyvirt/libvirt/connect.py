@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import builtins
 import functools
+import os
 import socket
 import threading
 import uuid as uuidlib
@@ -132,6 +133,8 @@ class virConnect:
     """A connection to one host, as libvirt-python's; get one from :func:`open`."""
 
     def __init__(self, uri: str | None, *, readonly: bool = False) -> None:
+        if not uri and not os.environ.get("PYVIRT_DEFAULT_URI"):
+            uri = os.environ.get("LIBVIRT_DEFAULT_URI") or None
         self._uri = uri or "qemu:///system"
         self._api_uri = _api_uri(uri)
         with translated("connect"):

@@ -74,6 +74,15 @@ def test_local_uris_reach_the_local_pyvirt(
     assert conn.isAlive() == 1 and conn.close() == 0 and conn.isAlive() == 0
 
 
+def test_libvirt_default_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYVIRT_STATE_DIR", str(tmp_path / "s"))
+    monkeypatch.delenv("PYVIRT_DEFAULT_URI", raising=False)
+    monkeypatch.setenv("LIBVIRT_DEFAULT_URI", "qemu:///session")
+    assert libvirt.open().getURI() == "qemu:///session"
+    monkeypatch.setenv("LIBVIRT_DEFAULT_URI", "xen:///")
+    assert code(libvirt.open) == libvirt.VIR_ERR_NO_CONNECT
+
+
 def test_pyvirt_uris_pass_through_and_others_are_refused(tmp_path: Path) -> None:
     conn = libvirt.open(f"pyvirt:///embed?root={tmp_path / 'r'}")
     conn.defineXML(XML.format(name="p1"))
