@@ -210,6 +210,25 @@ class virConnect:
                 n.cores_per_socket, n.threads_per_core]  # fmt: skip
 
     @wrap("connect")
+    def getDomainCapabilities(
+        self,
+        emulatorbin: str | None = None,
+        arch: str | None = None,
+        machine: str | None = None,
+        virttype: str | None = None,
+        flags: int = 0,
+    ) -> str:
+        """The ``<domainCapabilities>`` XML of one emulator (``domcapabilities``)."""
+        return self._api.host.domain_capabilities(
+            virttype=virttype, emulatorbin=emulatorbin, arch=arch, machine=machine
+        )
+
+    @wrap("connect")
+    def getCPUModelNames(self, arch: str, flags: int = 0) -> builtins.list[str]:
+        """The names of the CPU models QEMU offers for ``arch``."""
+        return [m.name for m in self._api.host.cpu_models(arch)]
+
+    @wrap("connect")
     def getFreeMemory(self) -> int:
         """The host's free memory in bytes."""
         return self._api.host.memstats().free * 1024

@@ -102,6 +102,12 @@ def test_host_calls(conn: libvirt.virConnect) -> None:
     assert "<capabilities>" in conn.getCapabilities()
 
 
+@pytest.mark.skipif(shutil.which("qemu-system-x86_64") is None, reason="QEMU is not installed")
+def test_qemu_capabilities(conn: libvirt.virConnect) -> None:
+    assert "<domainCapabilities>" in conn.getDomainCapabilities(None, "x86_64", None, "qemu", 0)
+    assert "qemu64" in conn.getCPUModelNames("x86_64", 0)
+
+
 def test_domain_definition_calls(conn: libvirt.virConnect, tmp_path: Path) -> None:
     dom = conn.defineXML(XML.format(name="d1"))
     assert dom.name() == "d1" and dom.ID() == -1
