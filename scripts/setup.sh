@@ -58,6 +58,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+# Ansible (its community.libvirt modules run against pyvirt through the libvirt shim; issue 14)
+.venv/bin/pip install -q --disable-pip-version-check 'ansible>=10'
 .venv/bin/python -m compileall -q src >/dev/null  # bytecode even under PYTHONDONTWRITEBYTECODE
 
 # the web console: npm packages pinned by web/package-lock.json, bundled by esbuild into

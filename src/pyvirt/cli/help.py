@@ -53,6 +53,7 @@ _MODULE_GROUP = {
     "image": "tools",
     "bench": "tools",
     "plan": "tools",
+    "shim": "tools",
     "cpu": "host",
     "shell": "pyvirt",
     "token": "pyvirt",

@@ -31,6 +31,8 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
     ),
     "host": ("version", "capabilities", "host-validate"),
     "conn": ("uri",),
+    # libvirt-python programs through pyvirt.libvirt (issue 14)
+    "shim": ("libvirt-shim-path",),
     "image": ("image",),
     # install, clone, consoles (issue 6)
     "install": ("install",),
