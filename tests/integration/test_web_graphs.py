@@ -42,6 +42,7 @@ def guest_xml(image: Any, name: str, disks: list[Path]) -> str:
     <initrd>{image.initrd}</initrd>
     <cmdline>console=ttyS0 quiet panic=-1</cmdline>
   </os>
+  <features><acpi/></features>
   <devices>
     {drives}
     <interface type='user'><model type='virtio'/></interface>
@@ -100,7 +101,7 @@ def sectors(root: Path, dev: str, timeout: float = 90.0) -> int:
                 sent = time.monotonic()
             with contextlib.suppress(TimeoutError):
                 buf += s.recv(65536)
-            if m := re.search(rf"\n{tag}=(\d+)", buf.decode(errors="replace")):
+            if m := re.search(rf"\n{tag}=(\d+)\r?\n", buf.decode(errors="replace")):
                 return int(m.group(1))
     raise AssertionError(f"no size of {dev} from the guest: {buf[-300:]!r}")
 
@@ -175,6 +176,23 @@ def test_resize_running_disk(web: Web) -> None:
     page.get_by_label("New size").fill("16")
     page.get_by_role("button", name="Resize").click()
     page.get_by_text(re.compile("smaller than its current size")).wait_for()
+
+
+def test_add_hardware_to_running_guest(web: Web) -> None:
+    """The live/config choice: an RNG goes to the running guest and its definition; a
+    controller (QEMU cannot hot-plug one) defaults to the definition only."""
+    page = web.visit("#/vm/g1", "g1-add-hw", ready=".panel h2")
+    page.get_by_role("button", name="Add Hardware").click()
+    dialog = page.get_by_role("dialog", name="Add New Virtual Hardware")
+    dialog.get_by_label("Hardware type").select_option("controller")
+    assert dialog.get_by_label("Add to").input_value() == "config"
+    dialog.get_by_label("Hardware type").select_option("rng")
+    assert dialog.get_by_label("Add to").input_value() == "persistent"
+    web.shot("add-rng-live")
+    dialog.get_by_role("button", name="Finish").click()
+    dialog.wait_for(state="detached")
+    live = web.daemon.request("GET", "/api/v1/domains/g1/xml").body.decode()
+    assert "<rng model='virtio'>" in live and "<rng model='virtio'>" in xml(web, "g1")
 
 
 def test_add_controller_and_devices(web: Web) -> None:

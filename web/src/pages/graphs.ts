@@ -48,15 +48,16 @@ function niceMax(v: number): number {
 /** One chart: an SVG with a polyline per series (gaps where a value is unknown), its title,
  * and a legend with each series' latest value. `max`: a fixed top of the y axis. */
 export function lineChart(title: string, times: number[], series: Series[],
-  fmt: (n: number) => string, max?: number): HTMLElement {
+  fmt: (n: number) => string, max?: number, fixed = false): HTMLElement {
   const svg = svgEl("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", preserveAspectRatio: "none" });
   const last = times.length ? times[times.length - 1]! : Date.now() / 1000;
   const first = times.length ? times[0]! : last;
-  const span = Math.min(HOUR, Math.max(300, last - first));
+  const span = Math.min(HOUR, Math.max(60, last - first));
   const x0 = last - span;
+  // the top of the y axis: `max` when fixed; else the largest value (at least `max`), rounded up
   let top = max ?? 0;
-  if (max === undefined) for (const s of series) for (const v of s.values) if (v !== null && v > top) top = v;
-  top = max ?? niceMax(top);
+  if (!fixed) for (const s of series) for (const v of s.values) if (v !== null && v > top) top = v;
+  if (!fixed && top !== max) top = niceMax(top);
   svg.append(svgEl("rect", { x: 0, y: 0, width: W, height: H, fill: "#fff", stroke: "#c9d1d9" }));
   for (const f of [0.25, 0.5, 0.75]) {
     svg.append(svgEl("line", { x1: 0, x2: W, y1: H * f, y2: H * f, stroke: "#e5e9ee" }));
@@ -110,7 +111,7 @@ export function performance(name: string, vcpus: () => number): { el: HTMLElemen
     el.replaceChildren(
       empty ? h("p", { class: "hint" }, "No samples yet: the daemon samples running VMs every "
         + `${d.interval} s.`) : "",
-      lineChart("CPU usage", d.t, [{ label: "CPU", values: d.cpu.map((v) => (v === null ? null : v / n)) }], pct, 100),
+      lineChart("CPU usage", d.t, [{ label: "CPU", values: d.cpu.map((v) => (v === null ? null : v / n)) }], pct, 100, true),
       lineChart("Memory", d.t, [
         { label: "Current (balloon)", values: d.mem_current_kib.map(mib) },
         { label: "Used by the guest", values: d.mem_used_kib.map(mib) },
