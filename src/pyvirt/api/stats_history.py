@@ -2,7 +2,7 @@
 performance graphs (issue 13: CPU, memory, disk and network I/O over the last hour).
 
 >>> history = StatsHistory(seconds=3600, interval=5)
->>> history.add(conn.domains.stats(groups=HISTORY_GROUPS, inactive_details=False))
+>>> history.add(conn.domains.stats(running_names, history_groups()), time.time())
 >>> history.columns("web1", since=0.0)["cpu"]
 
 :meth:`StatsHistory.add` takes one collection of :class:`~pyvirt.api.stats.DomainStats`
@@ -33,16 +33,24 @@ import threading
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pyvirt.api.stats import DomainStats, StatsGroup
+if TYPE_CHECKING:
+    from pyvirt.api.stats import DomainStats, StatsGroup
 
-__all__ = ["COLUMNS", "HISTORY_GROUPS", "StatsHistory"]
+__all__ = ["COLUMNS", "StatsHistory", "history_groups"]
 
-#: the statistics groups a sample needs
-HISTORY_GROUPS: frozenset[StatsGroup] = frozenset(
-    {StatsGroup.CPU, StatsGroup.BALLOON, StatsGroup.BLOCK, StatsGroup.INTERFACE}
-)
+# lazy: this module is imported by pyvirtd at start-up; the statistics collector (~1 MiB of
+# modules) loads with the first sample of a running domain.
+
+
+def history_groups() -> frozenset[StatsGroup]:
+    """The statistics groups a sample needs."""
+    from pyvirt.api.stats import StatsGroup  # lazy
+
+    return frozenset({StatsGroup.CPU, StatsGroup.BALLOON, StatsGroup.BLOCK, StatsGroup.INTERFACE})
+
+
 #: the value columns, in order (``t`` comes first in every answer)
 COLUMNS = (
     "cpu",
@@ -176,6 +184,14 @@ class StatsHistory:
         for col, value in zip(ring.cols, values, strict=True):
             col.append(value)
         ring.trim(self.capacity)
+
+    def stopped(self, running: Iterable[str]) -> None:
+        """Every domain not in ``running`` stopped: its next run starts without rates."""
+        keep = set(running)
+        with self._lock:
+            for name, ring in self._rings.items():
+                if name not in keep:
+                    ring.last = None
 
     def forget(self, name: str) -> None:
         """Drop a domain's history (it was undefined or renamed)."""

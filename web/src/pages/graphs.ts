@@ -57,7 +57,7 @@ export function lineChart(title: string, times: number[], series: Series[],
   // the top of the y axis: `max` when fixed; else the largest value (at least `max`), rounded up
   let top = max ?? 0;
   if (!fixed) for (const s of series) for (const v of s.values) if (v !== null && v > top) top = v;
-  if (!fixed && top !== max) top = niceMax(top);
+  if (max === undefined) top = niceMax(top); // else at least max: the VM's maximum memory
   svg.append(svgEl("rect", { x: 0, y: 0, width: W, height: H, fill: "#fff", stroke: "#c9d1d9" }));
   for (const f of [0.25, 0.5, 0.75]) {
     svg.append(svgEl("line", { x1: 0, x2: W, y1: H * f, y2: H * f, stroke: "#e5e9ee" }));

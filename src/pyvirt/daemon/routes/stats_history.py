@@ -23,9 +23,10 @@ import os
 import time
 from typing import Annotated, Any
 
+from anyio import to_thread
 from fastapi import APIRouter, Query, Request
 
-from pyvirt.api.stats_history import HISTORY_GROUPS, StatsHistory
+from pyvirt.api.stats_history import StatsHistory, history_groups
 from pyvirt.daemon.context import Daemon, daemon_of
 from pyvirt.errors import PyvirtError
 
@@ -61,13 +62,24 @@ def history_of(daemon: Daemon) -> StatsHistory:
     return hist
 
 
-def sample(daemon: Daemon, hist: StatsHistory, prune: bool = False) -> int:
-    """Collect once into ``hist``; returns the running domains sampled."""
-    records = daemon.conn.domains.stats(None, HISTORY_GROUPS, inactive_details=False)
-    count = hist.add(records, time.time())
+def running_domains(daemon: Daemon, hist: StatsHistory, prune: bool = False) -> list[str]:
+    """The names of the running domains (a directory listing, no file read per domain);
+    marks the others stopped in ``hist`` and, with ``prune``, drops undefined ones."""
+    rows = daemon.conn.domains.list(with_uuids=False)
+    running = [r.name for r in rows if str(r.state) in ("running", "paused")]
     if prune:
-        hist.keep_only(r.name for r in records)
-    return count
+        hist.keep_only(r.name for r in rows)
+    hist.stopped(running)
+    return running
+
+
+def sample(daemon: Daemon, hist: StatsHistory, running: list[str]) -> int:
+    """Collect the statistics of ``running`` into ``hist``; returns the domains sampled."""
+    try:
+        records = daemon.conn.domains.stats(running, history_groups())
+    except PyvirtError:  # one went away meanwhile: every domain, skipping the missing
+        records = daemon.conn.domains.stats(None, history_groups(), inactive_details=False)
+    return hist.add(records, time.time())
 
 
 def setup(daemon: Daemon) -> None:
@@ -80,7 +92,10 @@ def setup(daemon: Daemon) -> None:
         while True:
             rounds += 1
             try:
-                await asyncio.to_thread(sample, daemon, hist, rounds % _PRUNE_EVERY == 0)
+                # listed in the loop (cheap): no worker thread while no domain runs
+                running = running_domains(daemon, hist, rounds % _PRUNE_EVERY == 0)
+                if running:  # the request handlers' thread pool: no threads of its own
+                    await to_thread.run_sync(sample, daemon, hist, running)
             except PyvirtError as err:
                 log.warning("statistics history: %s", err)
             except Exception:  # never let the sampler die
