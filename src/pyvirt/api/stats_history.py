@@ -8,8 +8,8 @@ performance graphs (issue 13: CPU, memory, disk and network I/O over the last ho
 :meth:`StatsHistory.add` takes one collection of :class:`~pyvirt.api.stats.DomainStats`
 records (the same collector as ``domstats`` and ``/metrics``) and turns the counters into
 rates against the previous sample of each running domain. Every column is an
-``array('f')`` (the time column ``array('d')``): ~720 samples x 9 columns x 4 bytes, about
-26 KiB per running domain for an hour at 5 s. A domain that stops keeps its history (a gap
+``array('f')`` (the time column ``array('d')``): 721 samples x (8 + 8 x 4) bytes, about
+28 KiB per running domain for an hour at 5 s. A domain that stops keeps its history (a gap
 in the graphs until it runs again) until it is undefined (:meth:`StatsHistory.keep_only`)
 or its samples are older than the hour.
 

@@ -3,7 +3,7 @@
 The daemon collects the statistics of its running domains every :data:`INTERVAL` seconds
 (``$PYVIRTD_STATS_INTERVAL`` overrides it; one ``conn.domains.stats`` call, the collector of
 ``domstats`` and ``/metrics``, one monitor session per guest) into a
-:class:`~pyvirt.api.stats_history.StatsHistory`: compact arrays, about 26 KiB per running
+:class:`~pyvirt.api.stats_history.StatsHistory`: compact arrays, about 28 KiB per running
 domain for an hour.
 
 - ``GET /api/v1/domains/{name}/stats/history?since=T``: the samples after Unix time ``T``
