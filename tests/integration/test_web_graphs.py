@@ -2,8 +2,8 @@
 with a real guest: the Performance graphs fill from the daemon's statistics history and keep
 moving, a vCPU pinned on the CPUs page lands in the definition and the running guest (the
 NUMA advisor's findings shown), a running guest's disk resized from its Disk page is seen
-bigger by the guest, and Add Hardware → Controller (and Input, RNG, Watchdog, Serial) reach
-a definition."""
+bigger by the guest, the balloon follows the Memory page, and Add Hardware → Controller
+(and Input, RNG, Watchdog, Serial) reach a definition."""
 
 from __future__ import annotations
 
@@ -155,6 +155,23 @@ def test_pin_vcpu_and_advisor(web: Web) -> None:
     assert facts["pins"] == {"0": "0"}  # the running vCPU thread too
     hardware(web, "CPUs")
     assert page.get_by_label("Pin vCPU 0").input_value() == "0"
+
+
+def test_memory_balloon_live(web: Web) -> None:
+    page = web.visit("#/vm/g1", "memory-before", ready=".panel h2")
+    hardware(web, "Memory")
+    page.get_by_text("Balloon now").wait_for()
+    page.get_by_label("Current allocation (MiB)").fill("128")
+    web.shot("memory")
+    page.get_by_role("button", name="Apply").click()
+    page.get_by_text("Changes applied").last.wait_for()
+    assert "<currentMemory unit='KiB'>131072</currentMemory>" in xml(web, "g1")
+    deadline = time.monotonic() + 30
+    while (got := web.daemon.request("GET", "/api/v1/domains/g1/memory").json())[
+        "balloon_kib"
+    ] != 131072:
+        assert time.monotonic() < deadline, f"the balloon stays at {got['balloon_kib']} KiB"
+        time.sleep(0.5)
 
 
 def test_resize_running_disk(web: Web) -> None:
