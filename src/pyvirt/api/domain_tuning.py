@@ -7,13 +7,14 @@ libvirt's "current" (the running domain if it runs, else the definition). Sizes 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.api.domain_base import DomainHandle
 
 if TYPE_CHECKING:
     from pyvirt.api.domain_values import IOThreadInfo, MemTune, NumaTune, VcpuCount, VcpuInfo
+    from pyvirt.service.domain.manager import DomainManager
 
 __all__ = [
     "DomainTuning",
@@ -22,6 +23,7 @@ __all__ = [
     "NumaTune",
     "VcpuCount",
     "VcpuInfo",
+    "format_cpulist",
     "host_cpu_count",
 ]
 
@@ -43,6 +45,13 @@ def host_cpu_count() -> int:
     from pyvirt.host.threads import host_cpus  # lazy
 
     return max(host_cpus()) + 1
+
+
+def format_cpulist(cpus: Iterable[int]) -> str:
+    """``{0, 1, 2, 5}`` -> ``0-2,5`` (virsh's way of writing an affinity)."""
+    from pyvirt.model.cpuset import format_cpuset  # lazy
+
+    return format_cpuset(cpus)
 
 
 class DomainTuning(DomainHandle):
@@ -244,3 +253,70 @@ class DomainTuning(DomainHandle):
             config=config,
         )
         return MemTune(values["hard_limit"], values["soft_limit"], values["swap_hard_limit"])
+
+    # -- disks --------------------------------------------------------------------------
+    def resize_disk(self, target: str, size: int) -> int:
+        """Grow disk ``target`` to ``size`` bytes: ``block_resize`` while the domain runs (the
+        guest sees the new size at once), ``qemu-img resize`` of its image while it is shut
+        off. Returns the new size (rounded up to 512).
+
+        :raises InvalidConfigError: the size would shrink the disk
+        :raises UnsupportedError: a shut-off domain's disk that is not an image file
+        :raises NotFoundError: no such disk
+        """
+        from pyvirt.service.disk import info  # lazy
+
+        mgr = self._domains
+        name = mgr.resolve(self._name)
+        if mgr.live_record(name, cleanup=False) is not None:
+            return info.blockresize(mgr, name, target, size)
+        with mgr.locked(name):
+            if mgr.live_record(name, cleanup=False) is not None:  # it started meanwhile
+                raise _started(name)
+            return _resize_offline(mgr, name, target, size)
+
+
+def _started(name: str) -> Exception:
+    from pyvirt.errors import InvalidStateError  # lazy
+
+    return InvalidStateError(f"domain '{name}' started during the resize", hint="try again")
+
+
+def _resize_offline(mgr: DomainManager, name: str, target: str, size: int) -> int:
+    """``qemu-img resize`` of a shut-off domain's disk image (file or pool volume)."""
+    from pyvirt.errors import InvalidConfigError, NotFoundError, UnsupportedError  # lazy
+    from pyvirt.model.limits import check_volume_bytes  # lazy
+    from pyvirt.service.disk.attach import find_disk  # lazy
+    from pyvirt.service.disk.hooks import resolve_volume  # lazy
+    from pyvirt.storage import qemu_img  # lazy
+
+    dom = mgr.definition(name, inactive=True)
+    disk = find_disk(dom, target)
+    if disk is None:
+        raise NotFoundError(
+            f"domain '{name}' has no disk '{target}'", hint="list its disks with 'domblklist'"
+        )
+    path = disk.source_path if disk.type == "file" else None
+    if disk.type == "volume":
+        src = resolve_volume(mgr, disk)
+        path = src.path if src.kind == "file" else None
+    if not path or disk.device != "disk":
+        raise UnsupportedError(
+            f"disk '{disk.target_dev}' is not an image file: it cannot be resized here",
+            hint="resize its volume with 'vol-resize', or start the domain and use 'blockresize'",
+        )
+    if disk.readonly:
+        raise InvalidConfigError(f"disk '{disk.target_dev}' is read-only")
+    size = (size + 511) // 512 * 512
+    check_volume_bytes(size, what=f"disk '{disk.target_dev}' size")
+    fmt = disk.format or "raw"
+    current = int(qemu_img.info(path, fmt).get("virtual-size", 0))
+    if size < current:
+        raise InvalidConfigError(
+            f"disk '{disk.target_dev}': {size} bytes is smaller than its current size "
+            f"{current}; shrinking would destroy data",
+            hint="give a size at least as large as the current one",
+        )
+    if size > current:
+        qemu_img.resize(path, fmt, size)
+    return size

@@ -49,6 +49,8 @@ FEATURES: tuple[str, ...] = (
     "routes.consoles",
     "routes.users",
     "routes.nics",
+    "routes.tuning",  # CPUs, memory, disk resize of the web console's details (issue 13)
+    "routes.stats_history",  # the last hour of statistics for the graphs (issue 13)
     "web",  # the web console: pages, login, sessions (issue 13)
     "supervisor",
     "autostart",

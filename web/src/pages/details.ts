@@ -7,11 +7,13 @@ import { notify } from "../app";
 import { clear, field, h } from "../dom";
 import { subscribe } from "../events";
 import { bytes } from "../format";
+import { cpusSection, memorySection } from "./cpus";
+import { performance } from "./graphs";
 import { addHardware } from "./hardware";
 import { cloneDialog, deleteDialog } from "./dialogs";
-import { child, children, kibOf, parseXml, serialize, setAttr, setText, text } from "./xmlutil";
+import { child, children, parseXml, serialize, setAttr, setText, text } from "./xmlutil";
 
-interface Info {
+export interface Info {
   name: string;
   state: string;
   reason: string;
@@ -23,7 +25,7 @@ interface Info {
   title: string | null;
 }
 
-interface Section {
+export interface Section {
   id: string;
   label: string;
   /** the device element a Remove detaches (none: not removable) */
@@ -31,6 +33,10 @@ interface Section {
   render: (panel: HTMLElement) => void;
   /** changes the form made to the definition; false: nothing to write */
   apply?: (doc: XMLDocument) => boolean | Promise<boolean>;
+  /** changes through the API once the definition is written (live changes, pinning) */
+  after?: () => Promise<void>;
+  /** called when another page is shown (stops the graphs' polling) */
+  leave?: () => void;
 }
 
 const KEYMAPS = ["", "en-us", "en-gb", "de", "de-ch", "fr", "fr-be", "fr-ch", "it", "es", "pt", "pt-br", "nl",
@@ -48,7 +54,7 @@ export function select(options: (string | [string, string])[], value: string): H
   return sel;
 }
 
-const input = (value: string | number, props: Record<string, unknown> = {}): HTMLInputElement =>
+export const input = (value: string | number, props: Record<string, unknown> = {}): HTMLInputElement =>
   h("input", { value: String(value), ...props });
 
 export function details(root: HTMLElement, params: string[]): () => void {
@@ -150,9 +156,13 @@ export function details(root: HTMLElement, params: string[]): () => void {
     }
   }
 
+  let shown: Section | null = null;
+
   function show(id: string): void {
+    shown?.leave?.();
     current = id;
     const s = sections.find((x) => x.id === id)!;
+    shown = s;
     clear(panel);
     panel.append(h("h2", null, s.label));
     s.render(panel);
@@ -174,6 +184,7 @@ export function details(root: HTMLElement, params: string[]): () => void {
         });
         for (const w of res?.warnings ?? []) notify(w);
       }
+      await s.after?.();
       notify("Changes applied");
       if (renamed && renamed !== name) {
         window.location.hash = `#/vm/${enc(renamed)}`;
@@ -209,6 +220,45 @@ export function details(root: HTMLElement, params: string[]): () => void {
 
   let renamed: string | null = null;
 
+  /** The Disk page's "Size" fieldset: the capacity now and a Resize button (block_resize
+   * while the VM runs: the guest sees the new size; qemu-img resize when it is shut off). */
+  function resizeForm(dev: string): HTMLElement {
+    const cap = h("output", { "aria-label": "Capacity" }, "…");
+    const size = h("input", { type: "number", min: "0", step: "any", autocomplete: "off" });
+    const unit = select([["MiB", "MiB"], ["GiB", "GiB"], ["TiB", "TiB"]], "GiB");
+    const mult: Record<string, number> = { MiB: 1024 ** 2, GiB: 1024 ** 3, TiB: 1024 ** 4 };
+    const showCap = (n: number): void => {
+      cap.textContent = bytes(n);
+      const u = n >= 1024 ** 4 ? "TiB" : n >= 1024 ** 3 ? "GiB" : "MiB";
+      unit.value = u;
+      size.value = String(Math.round((n / mult[u]!) * 100) / 100);
+    };
+    void get<{ capacity: number }>(`domains/${enc(name)}/disks/${enc(dev)}`)
+      .then((b) => showCap(b.capacity)).catch(() => { cap.textContent = "unknown"; });
+    const live = info?.state === "running" || info?.state === "paused";
+    const btn = h("button", {
+      type: "button", onclick: () => void (async () => {
+        btn.disabled = true;
+        try {
+          const bytesWanted = Math.round(Number(size.value) * mult[unit.value]!);
+          const r = await post<{ capacity: number; live: boolean }>(`domains/${enc(name)}/disks/${enc(dev)}/resize`, { size: bytesWanted });
+          showCap(r.capacity);
+          notify(`Disk ${dev} resized to ${bytes(r.capacity)}${r.live ? " (the running guest sees it now)" : ""}`);
+        } catch (err) {
+          const e = err as ApiError;
+          notify(e.message, "error", e.hint);
+        } finally {
+          btn.disabled = false;
+        }
+      })(),
+    }, "Resize");
+    return h("fieldset", null, h("legend", null, "Size"),
+      h("p", null, "Capacity: ", cap),
+      h("div", { class: "inline" }, field("New size", size), field("Unit", unit), btn),
+      h("small", { class: "hint" }, live ? "Grows the disk of the running VM now (block_resize); the guest sees the new size. Disks only grow."
+        : "Grows the image (qemu-img resize). Disks only grow; the guest's partitions and file systems stay as they are."));
+  }
+
   function buildSections(d: XMLDocument, i: Info): Section[] {
     const dom = d.documentElement;
     const devs = child(dom, "devices", true)!;
@@ -241,85 +291,24 @@ export function details(root: HTMLElement, params: string[]): () => void {
       });
     }
 
-    // -- CPUs
+    // -- Performance (graphs of the last hour), CPUs, Memory: pages of their own modules
     {
-      const vcpu = child(dom, "vcpu");
-      const topo = child(child(dom, "cpu") ?? dom, "topology");
-      const count = input(vcpu?.textContent ?? "1", { type: "number", min: 1, max: 4096 });
-      const sockets = input(topo?.getAttribute("sockets") ?? "", { type: "number", min: 1 });
-      const cores = input(topo?.getAttribute("cores") ?? "", { type: "number", min: 1 });
-      const threads = input(topo?.getAttribute("threads") ?? "", { type: "number", min: 1 });
-      const model = select(["", "host-passthrough", "host-model", "qemu64", "max"],
-        child(dom, "cpu")?.getAttribute("mode") === "host-passthrough" ? "host-passthrough"
-          : child(dom, "cpu")?.getAttribute("mode") === "host-model" ? "host-model"
-            : text(child(dom, "cpu") ?? dom, "model"));
+      let stop: (() => void) | null = null;
       out.push({
-        id: "cpus", label: "CPUs",
-        render: (p) => p.append(field("vCPU count", count), field("CPU model", model),
-          h("fieldset", null, h("legend", null, "Topology (empty: one socket per vCPU)"),
-            field("Sockets", sockets), field("Cores", cores), field("Threads", threads)),
-          h("p", { class: "hint" }, "Pinning and the NUMA advisor's checks apply when the definition is saved; their warnings show here.")),
-        apply: (c) => {
-          const root = c.documentElement;
-          setText(root, "vcpu", count.value);
-          const cpu = child(root, "cpu", !!(sockets.value || model.value));
-          if (cpu) {
-            const m = model.value;
-            if (m === "host-passthrough" || m === "host-model") {
-              cpu.setAttribute("mode", m);
-              child(cpu, "model")?.remove();
-            } else if (m) {
-              cpu.setAttribute("mode", "custom");
-              setText(cpu, "model", m);
-            } else {
-              cpu.removeAttribute("mode");
-              child(cpu, "model")?.remove();
-            }
-            if (sockets.value && cores.value && threads.value) {
-              const t = child(cpu, "topology", true)!;
-              t.setAttribute("sockets", sockets.value);
-              t.setAttribute("cores", cores.value);
-              t.setAttribute("threads", threads.value);
-            } else {
-              child(cpu, "topology")?.remove();
-            }
-            if (!cpu.attributes.length && !cpu.children.length) cpu.remove();
-          }
-          return true;
+        id: "performance", label: "Performance",
+        render: (p) => {
+          stop?.();
+          const g = performance(name, () => info?.vcpus ?? i.vcpus);
+          stop = g.stop;
+          p.append(g.el);
+        },
+        leave: () => {
+          stop?.();
+          stop = null;
         },
       });
     }
-
-    // -- Memory
-    {
-      const maxKib = kibOf(child(dom, "memory"));
-      const curKib = kibOf(child(dom, "currentMemory")) || maxKib;
-      const cur = input(Math.round(curKib / 1024), { type: "number", min: 16 });
-      const max = input(Math.round(maxKib / 1024), { type: "number", min: 16 });
-      const huge = h("input", { type: "checkbox", checked: !!child(child(dom, "memoryBacking") ?? dom, "hugepages") });
-      out.push({
-        id: "memory", label: "Memory",
-        render: (p) => p.append(field("Current allocation (MiB)", cur), field("Maximum allocation (MiB)", max),
-          h("label", { class: "check" }, huge, " Back the memory with huge pages"),
-          h("p", { class: "hint" }, `In use now: ${bytes(i.used_memory_kib * 1024)}`)),
-        apply: (c) => {
-          const root = c.documentElement;
-          const mem = child(root, "memory", true)!;
-          mem.setAttribute("unit", "KiB");
-          mem.textContent = String(Number(max.value) * 1024);
-          const cm = child(root, "currentMemory", true)!;
-          cm.setAttribute("unit", "KiB");
-          cm.textContent = String(Number(cur.value) * 1024);
-          const mb = child(root, "memoryBacking", huge.checked);
-          if (mb) {
-            if (huge.checked) child(mb, "hugepages", true);
-            else child(mb, "hugepages")?.remove();
-            if (!mb.children.length) mb.remove();
-          }
-          return true;
-        },
-      });
-    }
+    out.push(cpusSection(name, dom, i), memorySection(name, dom, i));
 
     // -- Boot options
     {
@@ -378,7 +367,8 @@ export function details(root: HTMLElement, params: string[]): () => void {
             h("dt", null, "Format"), h("dd", null, drv?.getAttribute("type") ?? "raw"),
             h("dt", null, "Target"), h("dd", null, dev)),
           field("Disk bus", bus), field("Cache mode", cache),
-          h("label", { class: "check" }, ro, " Read-only")),
+          h("label", { class: "check" }, ro, " Read-only"),
+          kind === "disk" && path ? resizeForm(dev) : ""),
         apply: (c) => {
           const el = children(child(c.documentElement, "devices")!, "disk")[n]!;
           const t = child(el, "target", true)!;
@@ -487,9 +477,10 @@ export function details(root: HTMLElement, params: string[]): () => void {
     for (const [tag, label] of [["input", "Input"], ["rng", "RNG"], ["watchdog", "Watchdog"], ["controller", "Controller"]] as const) {
       children(devs, tag).forEach((el, n) => {
         const kind = el.getAttribute("type") ?? el.getAttribute("model") ?? "";
-        if (tag === "controller" && kind !== "scsi" && kind !== "virtio-serial") return;
+        if (tag === "controller" && (kind === "pci" || kind === "ide" || kind === "fdc")) return;
+        const model = tag === "controller" && el.getAttribute("model") ? ` ${el.getAttribute("model")}` : "";
         out.push({
-          id: `${tag}-${n}`, label: `${label} ${kind}`.trim(), device: el,
+          id: `${tag}-${n}`, label: `${label} ${kind}${model}`.trim(), device: el,
           render: (p) => p.append(h("pre", { class: "xml" }, new XMLSerializer().serializeToString(el))),
         });
       });
@@ -513,6 +504,7 @@ export function details(root: HTMLElement, params: string[]): () => void {
   });
   return () => {
     disposed = true;
+    shown?.leave?.();
     unsubscribe();
   };
 }

@@ -1,6 +1,8 @@
 // virt-manager's "Add New Virtual Hardware": Storage (a pool's volume, or a new one), Network,
-// Input, Serial, RNG, Watchdog. The device goes to the running VM and its definition
-// (?persistent=true), or to the definition of a shut-off one.
+// Controller, Input, Serial, RNG, Watchdog. For a running VM the dialog asks where the device
+// goes: the running VM and its definition (?persistent=true, the default), the definition only
+// (?config=true: next boot; for what QEMU cannot hot-plug) or the running VM only (?live=true);
+// a shut-off VM's definition gets it.
 import { enc, get, json, post } from "../api";
 import { notify } from "../app";
 import { field, h } from "../dom";
@@ -24,10 +26,14 @@ function freeTarget(doc: XMLDocument, prefix: string): string {
 export function addHardware(name: string, state: string, doc: XMLDocument, done: () => void): void {
   const finish = h("button", { type: "button", class: "primary" }, "Finish");
   const m = modal("Add New Virtual Hardware", [finish]);
-  const kind = select([["storage", "Storage"], ["network", "Network"], ["input", "Input"], ["serial", "Serial"],
-    ["rng", "RNG"], ["watchdog", "Watchdog"]], "storage");
+  const kind = select([["storage", "Storage"], ["network", "Network"], ["controller", "Controller"], ["input", "Input"],
+    ["serial", "Serial"], ["rng", "RNG"], ["watchdog", "Watchdog"]], "storage");
   const page = h("div", { class: "hwpage" });
-  m.body.append(field("Hardware type", kind), page);
+  const live = state === "running" || state === "paused";
+  const affect = select([["persistent", "The running VM and its definition"], ["config", "The definition only (next boot)"],
+    ["live", "The running VM only (until it stops)"]], "persistent");
+  m.body.append(field("Hardware type", kind), page,
+    live ? field("Add to", affect, "QEMU cannot hot-plug controllers, serial ports or the ib700 watchdog: they go to the definition (next boot)") : "");
   let build: () => Promise<string> = async () => "";
 
   const storage = async (): Promise<void> => {
@@ -50,6 +56,7 @@ export function addHardware(name: string, state: string, doc: XMLDocument, done:
     poolSel.addEventListener("change", () => void loadVols());
     volSel.addEventListener("change", () => { newBox.hidden = !!volSel.value; });
     await loadVols();
+    if (kind.value !== "storage") return; // another type was chosen meanwhile
     page.replaceChildren(field("Pool", poolSel), field("Volume", volSel), newBox, field("Device type", device), field("Bus type", bus));
     build = async () => {
       let vol = vols.find((v) => v.name === volSel.value);
@@ -69,6 +76,7 @@ export function addHardware(name: string, state: string, doc: XMLDocument, done:
 
   const network = async (): Promise<void> => {
     const nets = await get<Network[]>("networks");
+    if (kind.value !== "network") return; // another type was chosen meanwhile
     const src = select(nets.map((n) => n.name), nets.find((n) => n.active)?.name ?? nets[0]?.name ?? "");
     const model = select(["virtio", "e1000e", "e1000", "rtl8139"], "virtio");
     const mac = h("input", { placeholder: "generated", autocomplete: "off" });
@@ -83,7 +91,11 @@ export function addHardware(name: string, state: string, doc: XMLDocument, done:
   };
 
   const show = async (): Promise<void> => {
+    build = async () => {
+      throw new Error("the page is still loading");
+    };
     m.status.textContent = "";
+    if (live) affect.value = kind.value === "controller" || kind.value === "serial" ? "config" : "persistent";
     switch (kind.value) {
       case "storage": return storage();
       case "network": return network();
@@ -91,6 +103,27 @@ export function addHardware(name: string, state: string, doc: XMLDocument, done:
         const t = select([["tablet", "EvTouch USB Graphics Tablet"], ["keyboard", "Keyboard"], ["mouse", "Mouse"]], "tablet");
         const bus = select(["usb", "virtio"], "usb");
         return simple([field("Type", t), field("Bus", bus)], () => `<input type='${t.value}' bus='${bus.value}'/>`);
+      }
+      case "controller": {
+        const models: Record<string, [string, string][]> = {
+          usb: [["qemu-xhci", "USB 3 (qemu-xhci)"], ["nec-xhci", "USB 3 (nec-xhci)"], ["ich9-ehci1", "USB 2 (ich9-ehci1)"], ["piix3-uhci", "USB 1 (piix3-uhci)"]],
+          scsi: [["virtio-scsi", "VirtIO SCSI"], ["lsilogic", "LSI Logic"]],
+          "virtio-serial": [["", "(default)"]],
+          sata: [["", "(default: ICH9 AHCI)"]],
+        };
+        const type = select([["usb", "USB"], ["scsi", "SCSI"], ["virtio-serial", "VirtIO Serial"], ["sata", "SATA"]], "scsi");
+        const model = h("select");
+        const fillModels = (): void => {
+          model.replaceChildren(...models[type.value]!.map(([v, l]) => h("option", { value: v }, l)));
+        };
+        type.addEventListener("change", fillModels);
+        fillModels();
+        return simple([field("Controller type", type), field("Model", model)], () => {
+          const used = children(child(doc.documentElement, "devices"), "controller")
+            .filter((c) => c.getAttribute("type") === type.value).map((c) => Number(c.getAttribute("index") ?? "0"));
+          const index = used.length ? Math.max(...used) + 1 : 0;
+          return `<controller type='${type.value}' index='${index}'${model.value ? ` model='${esc(model.value)}'` : ""}/>`;
+        });
       }
       case "serial":
         return simple([h("p", null, "A serial port on a pseudo terminal (the console relay reaches it).")],
@@ -113,8 +146,7 @@ export function addHardware(name: string, state: string, doc: XMLDocument, done:
     finish.disabled = true;
     try {
       const xml = await build();
-      const live = state === "running" || state === "paused";
-      await json("POST", `domains/${enc(name)}/devices?${live ? "persistent=true" : "config=true"}`, { xml });
+      await json("POST", `domains/${enc(name)}/devices?${live ? `${affect.value}=true` : "config=true"}`, { xml });
       notify(`Added ${kind.selectedOptions[0]?.textContent ?? kind.value} to ${name}`);
       m.close();
       done();
