@@ -48,6 +48,7 @@ FEATURES: tuple[str, ...] = (
     "routes.consoles",
     "routes.users",
     "routes.nics",
+    "routes.install",  # the New VM wizard over pyvirt install (issue 13)
     "web",  # the web console: pages, login, sessions (issue 13)
     "supervisor",
     "autostart",
