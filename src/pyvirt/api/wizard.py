@@ -46,6 +46,9 @@ __all__ = [
     "prepare",
 ]
 
+# lazy: function-local imports marked ``# lazy`` keep the daemon's start-up small: the install
+# code (osinfo, media, specs) loads when the wizard is first used.
+
 #: the wizard's install methods (virt-install's paths)
 METHODS = ("import", "cdrom", "location", "cloud")
 #: release files fetched with the kernel and initrd (OS detection reads them)
@@ -133,7 +136,7 @@ def os_variants() -> list[dict[str, Any]]:
 
 # -- network install trees -------------------------------------------------------------------
 def _fetch_root(conn: Connection) -> Path:
-    return Path(conn._service.paths.cache) / "install" / "fetched"
+    return Path(conn.cache_dir) / "install" / "fetched"
 
 
 def _tree_dir(conn: Connection, url: str) -> Path:
