@@ -38,6 +38,11 @@ class Connection:
         """The URI this connection was opened with (``pyvirt:///embed`` by default)."""
         return self._service.uri
 
+    @property
+    def cache_dir(self) -> str:
+        """This connection's cache directory (downloads such as fetched install trees)."""
+        return str(self._service.paths.cache)
+
     @cached_property
     def domains(self) -> DomainCollection:
         """Domains (virsh's domain commands)."""

@@ -117,12 +117,41 @@ class InstallJob:
         """Whether a first boot with install media comes before the final definition."""
         return self._plan.install is not None
 
-    def run(self, *, transient: bool = False, autostart: bool = False) -> InstallResult:
-        """Create the disks, define the domain (unless ``transient``) and start the install.
+    @property
+    def install_xml(self) -> str | None:
+        """The definition of the install phase's first boot (None: the final one boots)."""
+        return None if self._plan.install is None else self._plan.install.to_xml()
+
+    def run(
+        self, *, transient: bool = False, autostart: bool = False, start: bool = True
+    ) -> InstallResult:
+        """Create the disks, define the domain (unless ``transient``) and start the install
+        (``start`` False: only define it, to customize it first; then :meth:`begin`).
 
         Everything created is removed again when a step fails.
         """
-        return self._manager.run(self._plan, transient=transient, autostart=autostart)
+        return self._manager.run(self._plan, transient=transient, autostart=autostart, start=start)
+
+    def begin(self) -> None:
+        """Start the install of a domain :meth:`run` defined without starting it, from its
+        current (customized) definition: the install phase boots it with the install media
+        (the installer kernel, the CD-ROM first), or it simply starts.
+
+        :raises InvalidStateError: the domain runs already
+        """
+        doms = self._manager.conn.domains
+        phase = self._plan.install
+        if phase is None:
+            doms.start(self._plan.name)
+            return
+        dom = doms.definition(self._plan.name, inactive=True).copy()
+        dom.on_reboot = phase.on_reboot
+        dom.os.kernel, dom.os.initrd, dom.os.cmdline = (
+            phase.os.kernel, phase.os.initrd, phase.os.cmdline
+        )  # fmt: skip
+        if not phase.os.kernel:
+            dom.os.boot_devs = list(phase.os.boot_devs)
+        doms.create(dom.to_xml())
 
     def wait(self, minutes: float | None = None, *, boot_final: bool = True) -> bool:
         """Wait for the install phase to end (None or < 0: forever); then boot the final

@@ -31,7 +31,7 @@ export function snapshots(root: HTMLElement, params: string[]): () => void {
       h("a", { href: `#/vm/${enc(name)}` }, "Details"),
       h("a", { href: `#/vm/${enc(name)}/snapshots`, "aria-current": "page" }, "Snapshots")),
     form, msg,
-    h("table", { class: "grid", "aria-label": "Snapshots" },
+    h("table", { class: "grid", role: "treegrid", "aria-label": "Snapshots" },
       h("thead", null, h("tr", null, ...["Name", "Created", "VM state", "Location", ""].map((t) => h("th", null, t)))), body));
 
   const report = (err: unknown): void => {
@@ -79,7 +79,7 @@ export function snapshots(root: HTMLElement, params: string[]): () => void {
     body.replaceChildren(...list.map((s) => {
       const d = s.parent ? (depth.get(s.parent) ?? 0) + 1 : 0;
       depth.set(s.name, d);
-      return h("tr", null,
+      return h("tr", { "aria-level": String(d + 1), dataset: { snapshot: s.name } },
         h("td", { style: `padding-left:${0.6 + d * 1.2}em` }, s.name, s.current ? h("small", null, " (current)") : null),
         h("td", null, new Date(s.creation_time * 1000).toLocaleString()), h("td", null, s.state), h("td", null, s.location),
         h("td", null,

@@ -1,7 +1,10 @@
 // Storage: the pools (start, stop, refresh, autostart, add a pool of any backend) and the
-// selected pool's volumes (create, delete). Pool definitions are built here as XML and sent
-// to POST /api/v1/pools, as virt-manager's add-pool wizard does.
-import { ApiError, del, enc, get, json, post, put } from "../api";
+// selected pool's volumes (create, resize, delete, upload and download). Pool definitions are
+// built here as XML and sent to POST /api/v1/pools, as virt-manager's add-pool wizard does.
+// Uploads stream the chosen File with XMLHttpRequest (upload progress events) to
+// PUT .../content (the vol-upload job); downloads are a link to GET .../content (the session
+// cookie authenticates it; the browser shows the download's progress, Tasks the job's).
+import { API, ApiError, csrfToken, del, enc, get, json, post, put } from "../api";
 import { notify } from "../app";
 import { field, h } from "../dom";
 import { subscribe } from "../events";
@@ -82,6 +85,33 @@ function addPool(done: () => void): void {
   })());
 }
 
+/** PUT `file` into the volume; `onProgress` hears (bytes sent, bytes total). */
+export function uploadFile(pool: string, vol: string, file: Blob, onProgress: (done: number, total: number) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("PUT", `${API}/pools/${enc(pool)}/volumes/${enc(vol)}/content`);
+    xhr.setRequestHeader("Content-Type", "application/octet-stream");
+    xhr.setRequestHeader("X-CSRF-Token", csrfToken());
+    xhr.upload.addEventListener("progress", (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size));
+    xhr.addEventListener("load", () => {
+      if (xhr.status < 300) {
+        onProgress(file.size, file.size);
+        resolve();
+        return;
+      }
+      let doc: { error?: string; code?: string; hint?: string | null } = {};
+      try {
+        doc = JSON.parse(xhr.responseText) as typeof doc;
+      } catch {
+        /* not the API's error shape */
+      }
+      reject(new ApiError(doc.error ?? `upload: HTTP ${xhr.status}`, doc.code ?? "failed", doc.hint ?? null, xhr.status));
+    });
+    xhr.addEventListener("error", () => reject(new ApiError("the upload failed (connection lost)", "failed", null, 0)));
+    xhr.send(file);
+  });
+}
+
 export function storage(root: HTMLElement): () => void {
   let pools: Pool[] = [];
   let current = "";
@@ -91,20 +121,44 @@ export function storage(root: HTMLElement): () => void {
   const volName = h("input", { autocomplete: "off" });
   const volSize = h("input", { type: "number", value: "1", min: "0.01", step: "any" });
   const volFmt = select(["qcow2", "raw"], "qcow2");
+  const volFile = h("input", { type: "file" });
+  const xfer = h("progress", { max: 100, value: 0, "aria-label": "Transfer progress", hidden: true });
+  const xferText = h("span", { role: "status", "aria-label": "Transfer status" });
   const volForm = h("form", { class: "inline", "aria-label": "New volume" },
     field("Volume name", volName), field("Capacity (GiB)", volSize), field("Format", volFmt),
+    field("Upload a file", volFile, "the volume gets the file's size and bytes"),
     h("button", { type: "submit" }, "Create Volume"));
+  const sendFile = async (pool: string, vol: string, file: File): Promise<void> => {
+    xfer.hidden = false;
+    xfer.value = 0;
+    const t0 = performance.now();
+    await uploadFile(pool, vol, file, (done, total) => {
+      xfer.value = total ? (100 * done) / total : 0;
+      const secs = (performance.now() - t0) / 1000;
+      xferText.textContent = `Uploading ${vol}: ${bytes(done)} of ${bytes(total)}${secs > 0.5 ? ` (${bytes(done / secs)}/s)` : ""}`;
+    });
+    xferText.textContent = `Uploaded ${vol}: ${bytes(file.size)}`;
+  };
   volForm.addEventListener("submit", (ev) => {
     ev.preventDefault();
-    void post(`pools/${enc(current)}/volumes`, { name: volName.value.trim(), capacity: Math.round(Number(volSize.value) * 1024 ** 3), format: volFmt.value })
-      .then(() => { notify(`Volume ${volName.value.trim()} created`); volName.value = ""; return loadVolumes(); })
-      .catch(report);
+    const name = volName.value.trim();
+    const file = volFile.files?.[0];
+    const pool = current;
+    void (async () => {
+      const capacity = file ? file.size : Math.round(Number(volSize.value) * 1024 ** 3);
+      await post(`pools/${enc(pool)}/volumes`, { name, capacity, format: file ? "raw" : volFmt.value });
+      if (file) await sendFile(pool, name, file);
+      notify(`Volume ${name} created`);
+      volName.value = "";
+      volFile.value = "";
+      await loadVolumes();
+    })().catch(report);
   });
   root.append(h("h1", null, "Storage"),
     h("div", { class: "toolbar" }, h("button", { type: "button", onclick: () => addPool(() => void refresh()) }, "Add Pool")),
     h("table", { class: "grid", "aria-label": "Storage pools" },
       h("thead", null, h("tr", null, ...["Name", "Type", "State", "Size", "Autostart", ""].map((t) => h("th", null, t)))), poolBody),
-    volTitle, volForm,
+    volTitle, volForm, h("div", { class: "toolbar" }, xfer, " ", xferText),
     h("table", { class: "grid", "aria-label": "Volumes" },
       h("thead", null, h("tr", null, ...["Name", "Format", "Capacity", "Allocation", "Path", ""].map((t) => h("th", null, t)))), volBody));
 
@@ -130,13 +184,30 @@ export function storage(root: HTMLElement): () => void {
       return;
     }
     const vols = await get<Volume[]>(`pools/${enc(p.name)}/volumes`);
-    volBody.replaceChildren(...vols.map((v) => h("tr", null,
-      h("td", null, v.name), h("td", null, v.format), h("td", null, bytes(v.capacity)), h("td", null, bytes(v.allocation)),
-      h("td", { class: "path" }, v.path),
-      h("td", null, h("button", { type: "button", "aria-label": `Delete ${v.name}`, onclick: () => {
-        if (!window.confirm(`Delete the volume ${v.name}?`)) return;
-        void del(`pools/${enc(p.name)}/volumes/${enc(v.name)}`).then(() => loadVolumes()).catch(report);
-      } }, "Delete")))));
+    const base = `pools/${enc(p.name)}/volumes`;
+    volBody.replaceChildren(...vols.map((v) => {
+      const pick = h("input", { type: "file", hidden: true, "aria-label": `File for ${v.name}` });
+      pick.addEventListener("change", () => {
+        const file = pick.files?.[0];
+        if (file) void sendFile(p.name, v.name, file).then(() => loadVolumes()).catch(report);
+      });
+      return h("tr", null,
+        h("td", null, v.name), h("td", null, v.format), h("td", null, bytes(v.capacity)), h("td", null, bytes(v.allocation)),
+        h("td", { class: "path" }, v.path),
+        h("td", null,
+          h("button", { type: "button", "aria-label": `Resize ${v.name}`, onclick: () => {
+            const answer = window.prompt(`New capacity of ${v.name} in GiB (now ${(v.capacity / 1024 ** 3).toFixed(3)})`);
+            if (!answer) return;
+            void post(`${base}/${enc(v.name)}/resize`, { capacity: Math.round(Number(answer) * 1024 ** 3) })
+              .then(() => { notify(`Volume ${v.name} resized`); return loadVolumes(); }).catch(report);
+          } }, "Resize"), " ",
+          h("button", { type: "button", "aria-label": `Upload to ${v.name}`, onclick: () => pick.click() }, "Upload"), pick, " ",
+          h("a", { class: "button", href: `${API}/${base}/${enc(v.name)}/content`, download: v.name, "aria-label": `Download ${v.name}` }, "Download"), " ",
+          h("button", { type: "button", "aria-label": `Delete ${v.name}`, onclick: () => {
+            if (!window.confirm(`Delete the volume ${v.name}?`)) return;
+            void del(`${base}/${enc(v.name)}`).then(() => loadVolumes()).catch(report);
+          } }, "Delete")));
+    }));
   }
 
   async function refresh(): Promise<void> {

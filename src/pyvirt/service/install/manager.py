@@ -223,7 +223,8 @@ class InstallManager:
         plan_seed = seed_path = None
         if spec.cloud_init is not None:
             plan_seed = cloudinit.make_seed(spec.cloud_init, name, name)
-            seed_path = str(self.paths.config / "qemu" / "cloud-init" / f"{name}-cidata.iso")
+            # under images/: the host-risk check refuses other files of the state dirs
+            seed_path = str(self.paths.config / "images" / "cloud-init" / f"{name}-cidata.iso")
             disks.append(DiskSpec(path=seed_path, device="cdrom", format="raw"))
         uefi = spec.boot.uefi or variant.firmware == "efi" or bool(spec.boot.loader)
         nvram = str(self.paths.config / "qemu" / "nvram" / f"{name}_VARS.fd") if uefi else None
