@@ -48,6 +48,7 @@ FEATURES: tuple[str, ...] = (
     "routes.consoles",
     "routes.users",
     "routes.nics",
+    "routes.migrations",  # live migration's halves (issue 15)
     "web",  # the web console: pages, login, sessions (issue 13)
     "supervisor",
     "autostart",

@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode
 from pyvirt.api.domains import Domain, DomainCollection, DomainInfo, DomainStatus, Reason, State
 from pyvirt.api.remote.block_jobs import RemoteBlockJobs
 from pyvirt.api.remote.domain_verbs import RemoteDomainVerbs, RemoteSaveImages
+from pyvirt.api.remote.migration import RemoteMigrationHost, RemoteMigrationVerbs
 from pyvirt.api.remote.volume_jobs import DomainCloneMixin
 from pyvirt.client.transport import API
 from pyvirt.errors import InvalidStateError, UnsupportedError
@@ -78,7 +79,9 @@ def _body(xml: str | bytes) -> bytes:
     return xml.encode() if isinstance(xml, str) else xml
 
 
-class RemoteDomainCollection(DomainCloneMixin, RemoteSaveImages, DomainCollection):
+class RemoteDomainCollection(
+    DomainCloneMixin, RemoteSaveImages, RemoteMigrationHost, DomainCollection
+):
     """``conn.domains`` of a :class:`~pyvirt.api.remote.connection.RemoteConnection`."""
 
     def __init__(self, service: ServiceConnection, client: Client) -> None:
@@ -147,7 +150,7 @@ class RemoteDomainCollection(DomainCloneMixin, RemoteSaveImages, DomainCollectio
         return self._handle(str(resp.json()["name"]))
 
 
-class RemoteDomain(RemoteDomainVerbs, RemoteBlockJobs, Domain):
+class RemoteDomain(RemoteDomainVerbs, RemoteBlockJobs, RemoteMigrationVerbs, Domain):
     """A :class:`~pyvirt.api.domains.Domain` whose lifecycle, inspection, snapshot, save,
     device-XML and block job verbs are requests to the daemon."""
 

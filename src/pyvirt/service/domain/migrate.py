@@ -39,6 +39,9 @@ if TYPE_CHECKING:
     from pyvirt.drivers.qemu.runtime import RuntimeRecord
     from pyvirt.service.domain.manager import DomainManager
 
+# lazy: function-local imports marked ``# lazy``: QMP, the model and lxml load only when a
+# migration runs (``start`` and ``list`` never import this module).
+
 log = logging.getLogger(__name__)
 
 __all__ = [
