@@ -23,8 +23,9 @@ from pyvirt.api.connection import Connection
 
 if TYPE_CHECKING:
     from pyvirt.api.remote.connection import RemoteConnection
+    from pyvirt.service.domain.migrate import Policy as MigrationPolicy
 
-__all__ = ["Connection", "RemoteConnection", "open", "open_embedded"]
+__all__ = ["Connection", "MigrationPolicy", "RemoteConnection", "open", "open_embedded"]
 
 # lazy: ``open`` loads the embedded service or the remote client only for its kind of URI. It
 # lives here, not in pyvirt.api.connection, because the remote classes subclass Connection.
@@ -62,4 +63,8 @@ def __getattr__(name: str) -> object:
         from pyvirt.api.remote.connection import RemoteConnection  # lazy
 
         return RemoteConnection
+    if name == "MigrationPolicy":
+        from pyvirt.service.domain.migrate import Policy  # lazy
+
+        return Policy
     raise AttributeError(f"module 'pyvirt.api' has no attribute {name!r}")

@@ -23,6 +23,7 @@ from pyvirt.api.domain_checkpoints import DomainCheckpoints
 from pyvirt.api.domain_consoles import DomainConsoles
 from pyvirt.api.domain_devices import DomainDevices
 from pyvirt.api.domain_devxml import DomainDeviceXml
+from pyvirt.api.domain_migrate import DomainMigrate
 from pyvirt.api.domain_save import DomainSave
 from pyvirt.api.domain_snapshots import DomainSnapshots
 from pyvirt.api.domain_stats import DomainStatsVerbs
@@ -65,6 +66,7 @@ class Domain(
     DomainAgent,
     DomainSnapshots,
     DomainSave,
+    DomainMigrate,
     DomainStatsVerbs,
     DomainConsoles,
     DomainHandle,

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from pyvirt.api.stats import DomainStats, StatsGroup
     from pyvirt.progress import CancelToken, Progress
     from pyvirt.service.connection import Connection as ServiceConnection
+    from pyvirt.service.domain.migrate import Incoming, Policy
 
 __all__ = [
     "Domain",
@@ -147,6 +148,44 @@ class DomainCollection:
 
         st = self._service.domains.create(xml, paused=paused)
         return Domain(self._service, st.name)
+
+    # -- the destination half of a migration (:mod:`pyvirt.api.domain_migrate`) ------------
+    def migration_prepare(
+        self,
+        xml: str,
+        *,
+        listen: str | None = None,
+        tcp_host: str | None = None,
+        policy: Policy | None = None,
+    ) -> Incoming:
+        """Start a QEMU here waiting for the state of the domain *xml* describes (its live
+        XML on the source); returns the QEMU migration URI the source sends it to.
+
+        :param listen: QEMU's listen URI (``tcp:HOST:PORT``, ``unix:PATH``)
+        :param tcp_host: listen on this address with a port QEMU picks
+        :raises InvalidStateError: a domain of that name runs here already
+        """
+        from pyvirt.service.domain import migrate  # lazy
+
+        return migrate.prepare(self._service.domains, xml, listen=listen, tcp_host=tcp_host,
+                               policy=policy)  # fmt: skip
+
+    def migration_finish(
+        self, name: str, *, paused: bool = False, persistent_xml: str | None = None
+    ) -> Domain:
+        """Run the migrated domain *name* once its whole state is here (``running
+        (migrated)``); *persistent_xml* defines it here too."""
+        from pyvirt.api.domain import Domain  # lazy
+        from pyvirt.service.domain import migrate  # lazy
+
+        migrate.finish(self._service.domains, name, paused=paused, persistent_xml=persistent_xml)
+        return Domain(self._service, name)
+
+    def migration_abort(self, name: str) -> None:
+        """Stop the incoming QEMU of a failed migration; nothing of it stays here."""
+        from pyvirt.service.domain import migrate  # lazy
+
+        migrate.abort(self._service.domains, name)
 
     def name_of(self, xml: str | bytes) -> str | None:
         """The name domain XML gives itself, read the way the definition reads it but with

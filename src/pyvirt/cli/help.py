@@ -41,6 +41,7 @@ _MODULE_GROUP = {
     "guest": "domain",
     "tune": "domain",
     "save": "domain",
+    "migrate": "domain",
     "host": "host",
     "node": "host",
     "net": "network",

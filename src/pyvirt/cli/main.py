@@ -116,6 +116,8 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
         "save-image-dumpxml", "save-image-define", "save-image-edit", "managedsave-define",
         "managedsave-edit",
     ),
+    # live migration (issue 15)
+    "migrate": ("migrate",),
     # daemon jobs (issue 11)
     "job": ("job-list", "job-info", "job-cancel", "domjobinfo", "domjobabort"),
     # device XML, media, keys, descriptions (issue 12)

@@ -52,6 +52,7 @@ FEATURES: tuple[str, ...] = (
     "routes.tuning",  # CPUs, memory, disk resize of the web console's details (issue 13)
     "routes.stats_history",  # the last hour of statistics for the graphs (issue 13)
     "routes.install",  # the New VM wizard over pyvirt install (issue 13)
+    "routes.migrations",  # live migration's halves (issue 15)
     "web",  # the web console: pages, login, sessions (issue 13)
     "supervisor",
     "autostart",

@@ -17,6 +17,7 @@ from pyvirt.api.domains import Domain, DomainCollection, DomainInfo, DomainStatu
 from pyvirt.api.remote.backups import RemoteBackups
 from pyvirt.api.remote.block_jobs import RemoteBlockJobs
 from pyvirt.api.remote.domain_verbs import RemoteDomainVerbs, RemoteSaveImages
+from pyvirt.api.remote.migration import RemoteMigrationHost, RemoteMigrationVerbs
 from pyvirt.api.remote.volume_jobs import DomainCloneMixin
 from pyvirt.client.transport import API
 from pyvirt.errors import InvalidStateError, UnsupportedError
@@ -79,7 +80,9 @@ def _body(xml: str | bytes) -> bytes:
     return xml.encode() if isinstance(xml, str) else xml
 
 
-class RemoteDomainCollection(DomainCloneMixin, RemoteSaveImages, DomainCollection):
+class RemoteDomainCollection(
+    DomainCloneMixin, RemoteSaveImages, RemoteMigrationHost, DomainCollection
+):
     """``conn.domains`` of a :class:`~pyvirt.api.remote.connection.RemoteConnection`."""
 
     def __init__(self, service: ServiceConnection, client: Client) -> None:
@@ -148,7 +151,7 @@ class RemoteDomainCollection(DomainCloneMixin, RemoteSaveImages, DomainCollectio
         return self._handle(str(resp.json()["name"]))
 
 
-class RemoteDomain(RemoteDomainVerbs, RemoteBlockJobs, RemoteBackups, Domain):
+class RemoteDomain(RemoteDomainVerbs, RemoteBlockJobs, RemoteBackups, RemoteMigrationVerbs, Domain):
     """A :class:`~pyvirt.api.domains.Domain` whose lifecycle, inspection, snapshot, save,
     device-XML, block job and backup verbs are requests to the daemon."""
 

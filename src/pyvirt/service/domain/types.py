@@ -31,6 +31,8 @@ class Reason(StrEnum):
     CRASHED = "crashed"
     #: its state was saved to a file (``save``, ``managedsave``)
     SAVED = "saved"
+    #: moved to or from another host (`migrate`)
+    MIGRATED = "migrated"
     UNKNOWN = "unknown"
 
 

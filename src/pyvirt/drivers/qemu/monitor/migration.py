@@ -24,6 +24,7 @@ class MigrationStatus:
     :ivar total: guest RAM bytes
     :ivar remaining: RAM bytes still to send
     :ivar error: QEMU's reason when it failed
+    :ivar socket_addresses: where an incoming migration listens (``socket-address``)
     """
 
     status: str
@@ -31,6 +32,7 @@ class MigrationStatus:
     total: int = 0
     remaining: int = 0
     error: str = ""
+    socket_addresses: tuple[dict[str, str], ...] = ()
 
     @property
     def finished(self) -> bool:
@@ -49,11 +51,17 @@ class MigrationStatus:
             total=int(ram.get("total", 0) or 0),
             remaining=int(ram.get("remaining", 0) or 0),
             error=str(data.get("error-desc", "")),
+            socket_addresses=tuple(
+                {str(k): str(v) for k, v in a.items()}
+                for a in data.get("socket-address") or ()
+                if isinstance(a, dict)
+            ),
         )
 
 
 class MigrationCommands(Commands):
-    """``getfd``, ``migrate``, ``migrate-incoming``, ``query-migrate``, ``migrate_cancel``."""
+    """``getfd``, ``migrate``, ``migrate-incoming``, ``query-migrate``, ``migrate_cancel``,
+    the capabilities and parameters of a migration, ``migrate-start-postcopy``."""
 
     def getfd(self, fd: int, name: str) -> None:
         """Pass open *fd* to QEMU under *name* (``SCM_RIGHTS``), for ``fd:NAME`` URIs."""
@@ -74,6 +82,31 @@ class MigrationCommands(Commands):
             "migrate-set-parameters",
             {"max-bandwidth": max_bandwidth, "downtime-limit": downtime_limit_ms},
         )
+
+    def set_migration_parameters_raw(self, params: dict[str, Any]) -> None:
+        """``migrate-set-parameters`` with QAPI's member names (``downtime-limit``,
+        ``max-bandwidth``, ``multifd-channels``, ``cpu-throttle-initial``...)."""
+        self._call("migrate-set-parameters", params)
+
+    def query_migration_parameters(self) -> dict[str, Any]:
+        """``query-migrate-parameters``: the current parameters by QAPI name."""
+        reply = self._call("query-migrate-parameters")
+        return dict(reply) if isinstance(reply, dict) else {}
+
+    def set_migration_capabilities(self, caps: dict[str, bool]) -> None:
+        """``migrate-set-capabilities`` (only while no migration runs)."""
+        listed: Any = [{"capability": k, "state": v} for k, v in caps.items()]
+        self._call("migrate-set-capabilities", {"capabilities": listed})
+
+    def migrate_start_postcopy(self) -> None:
+        """Switch the running migration to post-copy (needs the ``postcopy-ram``
+        capability on both sides)."""
+        self._call("migrate-start-postcopy")
+
+    def query_migrate_raw(self) -> dict[str, Any]:
+        """``query-migrate``'s whole reply (passes, downtime, dirty rate...)."""
+        reply = self._call("query-migrate")
+        return dict(reply) if isinstance(reply, dict) else {}
 
     def migrate(self, uri: str) -> None:
         """Start an outgoing migration to *uri* (``fd:NAME``); it runs in the background,

@@ -1,0 +1,113 @@
+"""The remote halves of a live migration: thin requests to pyvirtd's
+``routes/migrations.py``, returning the embedded API's types. :class:`RemoteMigrationVerbs`
+is mixed into :class:`~pyvirt.api.remote.domains.RemoteDomain` (the source half; ``perform``
+is the daemon's job, waited for with the caller's ``progress`` and cancelled on Ctrl-C or
+``cancel``), :class:`RemoteMigrationHost` into the remote collection (the destination half).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from pyvirt.api.remote.jobs import JobInfo, wait_for
+from pyvirt.client.transport import API
+
+if TYPE_CHECKING:
+    from pyvirt.api.domain import Domain
+    from pyvirt.client.transport import Client
+    from pyvirt.progress import CancelToken, Progress
+    from pyvirt.service.domain.migrate import Incoming, MigrationResult, Policy
+
+__all__ = ["RemoteMigrationHost", "RemoteMigrationVerbs"]
+
+# lazy: function-local imports marked ``# lazy`` load the value types and json only for the
+# verbs that use them.
+
+
+def _policy(policy: Policy | None) -> dict[str, Any] | None:
+    if policy is None:
+        return None
+    doc = asdict(policy)
+    doc.pop("extra_capabilities", None)
+    return doc
+
+
+class RemoteMigrationVerbs:
+    """The source half of a migration, in the daemon of the source host."""
+
+    _client: Client
+    _name: str
+
+    def _murl(self, verb: str) -> str:
+        return f"{API}/domains/{quote(self._name, safe='')}/migration/{verb}"
+
+    def migration_perform(
+        self,
+        uri: str,
+        policy: Policy,
+        *,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
+    ) -> MigrationResult:
+        """Send the guest's state to *uri* (a job of the source's daemon)."""
+        from pyvirt.service.domain.migrate import MigrationResult  # lazy
+
+        doc = self._client.json("POST", self._murl("perform"),
+                                {"uri": uri, "policy": _policy(policy)})  # fmt: skip
+        job = wait_for(self._client, JobInfo.from_json(doc["job"]), progress=progress,
+                       cancel=cancel)  # fmt: skip
+        return MigrationResult(**job.result)
+
+    def migration_confirm(self, *, undefine: bool = False) -> None:
+        """Stop the source QEMU after the destination took the guest over."""
+        self._client.request("POST", self._murl("confirm"), body=_json({"undefine": undefine}),
+                             content_type="application/json")  # fmt: skip
+
+    def migration_recover(self) -> None:
+        """Run the guest on the source again."""
+        self._client.request("POST", self._murl("recover"))
+
+
+class RemoteMigrationHost:
+    """The destination half of a migration, in the daemon of the destination host."""
+
+    _client: Client
+
+    def _handle(self, name: str) -> Domain:
+        raise NotImplementedError
+
+    def migration_prepare(
+        self,
+        xml: str,
+        *,
+        listen: str | None = None,
+        tcp_host: str | None = None,
+        policy: Policy | None = None,
+    ) -> Incoming:
+        """Start a QEMU on the daemon's host waiting for the state."""
+        from pyvirt.service.domain.migrate import Incoming  # lazy
+
+        body = {"xml": xml, "listen": listen, "tcp_host": tcp_host, "policy": _policy(policy)}
+        doc = self._client.json("POST", f"{API}/migrations/incoming", body)
+        return Incoming(str(doc["name"]), str(doc["uri"]))
+
+    def migration_finish(
+        self, name: str, *, paused: bool = False, persistent_xml: str | None = None
+    ) -> Domain:
+        """Run the migrated domain on the daemon's host."""
+        url = f"{API}/migrations/incoming/{quote(name, safe='')}/finish"
+        body = {"paused": paused, "persistent_xml": persistent_xml}
+        self._client.request("POST", url, body=_json(body), content_type="application/json")
+        return self._handle(name)
+
+    def migration_abort(self, name: str) -> None:
+        """Stop the incoming QEMU of a failed migration."""
+        self._client.request("DELETE", f"{API}/migrations/incoming/{quote(name, safe='')}")
+
+
+def _json(doc: dict[str, Any]) -> bytes:
+    import json  # lazy
+
+    return json.dumps(doc).encode()

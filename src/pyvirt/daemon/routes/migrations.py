@@ -1,0 +1,178 @@
+"""Live migration over REST: each host's half of ``migrate``
+(:mod:`pyvirt.api.domain_migrate` drives them in order).
+
+The destination host:
+
+- ``POST /api/v1/migrations/incoming`` ``{"xml","listen","tcp_host","policy"}`` → 201
+  ``{"name","uri"}``: a QEMU waiting for the state, and the address the source sends it to;
+- ``POST /api/v1/migrations/incoming/{name}/finish`` ``{"paused","persistent_xml"}``: run it
+  (``running (migrated)``); ``DELETE /api/v1/migrations/incoming/{name}``: abort (nothing
+  stays).
+
+The source host:
+
+- ``POST /api/v1/domains/{name}/migration/perform`` ``{"uri","policy"}``: 202 job
+  (``domain-migrate``, progress in RAM bytes; cancel leaves the guest running here); its
+  result is what the migration measured;
+- ``POST /api/v1/domains/{name}/migration/confirm`` ``{"undefine"}`` (stop the source QEMU)
+  and ``POST .../migration/recover`` (run the guest here again).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+import pyvirt.api
+from pyvirt.daemon.context import daemon_of
+from pyvirt.daemon.jobs import Job, registry_of
+from pyvirt.daemon.routes.jobs import JobAccepted, owner_of
+
+__all__ = ["PolicyBody", "router"]
+
+router = APIRouter(tags=["migration"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no such domain"},
+    409: {"description": "not possible in the domain's state"},
+}
+_URI = Field(min_length=5, max_length=4096, pattern=r"^(tcp:|unix:/)[^\s]*$")
+
+
+class PolicyBody(BaseModel):
+    """How the source drives the migration (:class:`pyvirt.api.MigrationPolicy`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    bandwidth: int | None = Field(None, ge=1, description="bytes/s")
+    downtime_ms: int | None = Field(None, ge=1, le=3_600_000)
+    max_downtime_ms: int = Field(2000, ge=1, le=3_600_000)
+    auto_converge: bool = False
+    auto_converge_initial: int | None = Field(None, ge=1, le=99)
+    auto_converge_increment: int | None = Field(None, ge=1, le=99)
+    compressed: bool = False
+    parallel: int | None = Field(None, ge=1, le=255)
+    postcopy: bool = False
+    postcopy_after_passes: int | None = Field(None, ge=1)
+    stall_passes: int = Field(3, ge=1, le=1000)
+    max_passes: int = Field(60, ge=1, le=100_000)
+    timeout: float | None = Field(None, gt=0)
+    timeout_action: str = Field("suspend", pattern="^(suspend|postcopy|abort)$")
+    offline_copy: bool = False
+
+    def policy(self) -> Any:
+        """The API's policy value."""
+        return pyvirt.api.MigrationPolicy(**self.model_dump())
+
+
+class PrepareBody(BaseModel):
+    """The destination half's input."""
+
+    model_config = ConfigDict(extra="forbid")
+    xml: str = Field(min_length=1, max_length=1 << 20, description="the live domain XML")
+    listen: str | None = _URI
+    tcp_host: str | None = Field(None, min_length=1, max_length=255, pattern=r"^[\w.:\[\]-]+$")
+    policy: PolicyBody | None = None
+
+
+class IncomingOut(BaseModel):
+    """A prepared incoming migration."""
+
+    name: str
+    uri: str
+
+
+class FinishBody(BaseModel):
+    """How the destination runs the migrated domain."""
+
+    model_config = ConfigDict(extra="forbid")
+    paused: bool = False
+    persistent_xml: str | None = Field(None, max_length=1 << 20)
+
+
+class PerformBody(BaseModel):
+    """The source half's input."""
+
+    model_config = ConfigDict(extra="forbid")
+    uri: str = _URI
+    policy: PolicyBody | None = None
+
+
+class ConfirmBody(BaseModel):
+    """What the source does after the destination took the guest over."""
+
+    model_config = ConfigDict(extra="forbid")
+    undefine: bool = False
+
+
+# -- destination ---------------------------------------------------------------------------
+@router.post(
+    "/api/v1/migrations/incoming", status_code=201, response_model=IncomingOut, responses=_ERRORS
+)
+def prepare(request: Request, body: PrepareBody) -> IncomingOut:
+    """Start a QEMU waiting for a migrating domain's state."""
+    conn = daemon_of(request).conn
+    inc = conn.domains.migration_prepare(
+        body.xml,
+        listen=body.listen,
+        tcp_host=body.tcp_host,
+        policy=body.policy.policy() if body.policy else None,
+    )
+    return IncomingOut(name=inc.name, uri=inc.uri)
+
+
+@router.post("/api/v1/migrations/incoming/{name}/finish", status_code=204, responses=_ERRORS)
+def finish(request: Request, name: str, body: FinishBody | None = None) -> Response:
+    """Run the migrated domain once its whole state is here."""
+    opts = body or FinishBody(persistent_xml=None)
+    conn = daemon_of(request).conn
+    conn.domains.migration_finish(name, paused=opts.paused, persistent_xml=opts.persistent_xml)
+    return Response(status_code=204)
+
+
+@router.delete("/api/v1/migrations/incoming/{name}", status_code=204, responses=_ERRORS)
+def abort(request: Request, name: str) -> Response:
+    """Stop the incoming QEMU of a failed migration."""
+    daemon_of(request).conn.domains.migration_abort(name)
+    return Response(status_code=204)
+
+
+# -- source ----------------------------------------------------------------------------------
+@router.post(
+    "/api/v1/domains/{name}/migration/perform",
+    status_code=202,
+    response_model=JobAccepted,
+    responses=_ERRORS,
+)
+def perform(request: Request, name: str, body: PerformBody) -> JSONResponse:
+    """Send the running domain's state to the destination's QEMU (a job)."""
+    dom = daemon_of(request).conn.domains.get(name)
+    dom.status()  # 404 now rather than in the job
+    policy = (body.policy or PolicyBody.model_validate({})).policy()
+
+    def work(job: Job) -> Any:
+        result = dom.migration_perform(body.uri, policy, progress=job.report, cancel=job.token)
+        return result.to_json()
+
+    reg = registry_of(daemon_of(request))
+    job = reg.start("domain-migrate", f"domain/{dom.name}", work, owner=owner_of(request))
+    return JSONResponse(
+        {"job": job.to_json()}, status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"}
+    )
+
+
+@router.post("/api/v1/domains/{name}/migration/confirm", status_code=204, responses=_ERRORS)
+def confirm(request: Request, name: str, body: ConfirmBody | None = None) -> Response:
+    """Stop the source QEMU after the destination took the guest over."""
+    opts = body or ConfirmBody()
+    daemon_of(request).conn.domains.get(name).migration_confirm(undefine=opts.undefine)
+    return Response(status_code=204)
+
+
+@router.post("/api/v1/domains/{name}/migration/recover", status_code=204, responses=_ERRORS)
+def recover(request: Request, name: str) -> Response:
+    """Run the guest here again after the destination could not take it over."""
+    daemon_of(request).conn.domains.get(name).migration_recover()
+    return Response(status_code=204)

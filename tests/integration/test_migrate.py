@@ -1,0 +1,141 @@
+"""Live migration between two pyvirt "hosts" on this machine (two state directories sharing
+the disk image's directory, as hosts sharing storage do): the guest continues on the
+destination (no second boot, its uptime keeps counting, a shell variable survives), the
+source has no QEMU left, the definition moves; a cancelled or failed migration leaves the
+guest running on the source and nothing on the destination."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import pyvirt.api as pyvirt_api
+from pyvirt.errors import PyvirtError
+from pyvirt.progress import CancelledError, CancelToken
+from tests.conftest import Pyvirt, kill_leftovers
+from tests.integration.test_disks import guest
+from tests.integration.test_lifecycle import MARKER, console_log, define, state, wait_marker
+from tests.integration.test_save_restore import _disk, uptime
+
+pytestmark = pytest.mark.qemu
+
+
+@pytest.fixture
+def other() -> Iterator[Pyvirt]:
+    """The destination host: a second state directory."""
+    root = Path(tempfile.mkdtemp(prefix="pvd", dir="/tmp"))
+    runner = Pyvirt(root)
+    yield runner
+    run = root / "run" / "qemu"
+    if run.is_dir():
+        for entry in run.iterdir():
+            if entry.is_dir() and not entry.name.startswith("."):
+                runner("destroy", entry.name, check=False)
+    kill_leftovers(root)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _uri(pv: Pyvirt) -> str:
+    return f"pyvirt:///embed?root={pv.root}"
+
+
+def _qemu_dirs(pv: Pyvirt) -> list[str]:
+    run = pv.root / "run" / "qemu"
+    return [p.name for p in run.iterdir() if p.is_dir()] if run.is_dir() else []
+
+
+def _booted(pyvirt: Pyvirt, tiny_image: Any) -> None:
+    disk = pyvirt.root / "d.img"
+    disk.write_bytes(b"\0" * (1 << 20))
+    define(pyvirt, tiny_image, extra_devices=_disk(disk))
+    pyvirt("start", "t1")
+    wait_marker(pyvirt, "t1")
+    guest(pyvirt, "t1", "export KEEP=moved-$((6*7))")
+
+
+def test_live_migration_moves_the_running_guest(
+    pyvirt: Pyvirt, other: Pyvirt, tiny_image: Any
+) -> None:
+    _booted(pyvirt, tiny_image)
+    before = uptime(pyvirt, "t1")
+    out = pyvirt(
+        "migrate", "--live", "--persistent", "--undefinesource", "--verbose", "t1", _uri(other)
+    )
+    assert out.out == ""
+    assert out.err.endswith("Migration: [100 %]\n")
+    # the destination runs it, without a second boot, from where it was
+    assert state(other, "t1") == "running (migrated)"
+    assert guest(other, "t1", "echo $KEEP").strip() == "moved-42"
+    assert uptime(other, "t1") >= before
+    assert MARKER not in console_log(other, "t1").read_text(errors="replace")
+    assert "t1" in other("list", "--persistent", "--name").out.split()
+    # the source has no QEMU and no definition left
+    assert _qemu_dirs(pyvirt) == []
+    res = pyvirt("domstate", "t1", check=False)
+    assert res.rc == 1 and "not found" in res.err
+    # and back to a host that knows it (same UUID), keeping the definition on both
+    back = pyvirt.root / "back.xml"
+    back.write_text(other("dumpxml", "--inactive", "t1").out)
+    pyvirt("define", str(back))
+    other("migrate", "--live", "t1", _uri(pyvirt))
+    assert state(pyvirt, "t1") == "running (migrated)"
+    assert state(other, "t1") == "shut off (migrated)"
+    assert guest(pyvirt, "t1", "echo $KEEP").strip() == "moved-42"
+    # a host with another domain of that name (another UUID) refuses it, nothing changes
+    clash = other.root / "clash.xml"
+    clash.write_text(back.read_text().split("<uuid>")[0] + back.read_text().split("</uuid>")[1])
+    other("undefine", "t1")
+    other("define", str(clash))
+    res = pyvirt("migrate", "--live", "t1", _uri(other), check=False)
+    assert res.rc == 1
+    assert res.err.splitlines()[0].startswith("error: domain 't1' already exists with uuid ")
+    assert state(pyvirt, "t1") == "running (migrated)"
+    assert _qemu_dirs(other) == []
+
+
+def test_cancelled_and_failed_migrations_leave_the_guest_on_the_source(
+    pyvirt: Pyvirt, other: Pyvirt, tiny_image: Any
+) -> None:
+    _booted(pyvirt, tiny_image)
+    src = pyvirt_api.open(_uri(pyvirt)).domains.get("t1")
+    dest = pyvirt_api.open(_uri(other))
+    token = CancelToken()
+    # slow enough (1 MiB/s) to be cancelled halfway
+    policy = pyvirt_api.MigrationPolicy(bandwidth=1 << 20)
+    seen: list[int] = []
+
+    def progress(done: int, total: int) -> None:
+        seen.append(done)
+        if done > 0:
+            token.cancel()
+
+    with pytest.raises(CancelledError):
+        src.migrate(dest, policy=policy, progress=progress, cancel=token)
+    assert seen
+    assert state(pyvirt, "t1") == "running (booted)"
+    assert guest(pyvirt, "t1", "echo $KEEP").strip() == "moved-42"
+    assert _qemu_dirs(other) == []
+    assert other("list", "--all", "--name").out.strip() == ""
+    # a destination that cannot run it (a missing network): refused there, nothing moves
+    xml = src.xml_desc().replace(
+        "</devices>", "<interface type='network'><source network='nope'/></interface></devices>"
+    )
+    with pytest.raises(PyvirtError) as err:
+        src.migrate(dest, xml=xml)
+    assert "nope" in str(err.value)
+    assert state(pyvirt, "t1") == "running (booted)"
+    assert _qemu_dirs(other) == []
+    # not running: a clear refusal
+    pyvirt("destroy", "t1")
+    res = pyvirt("migrate", "--live", "t1", _uri(other), check=False)
+    assert res.rc == 1
+    assert res.err.splitlines()[0] == "error: domain 't1' is not running"
+    # --offline moves the definition only
+    pyvirt("migrate", "--offline", "--undefinesource", "t1", _uri(other))
+    assert state(other, "t1").startswith("shut off")
+    assert pyvirt("list", "--all", "--name").out.strip() == ""
