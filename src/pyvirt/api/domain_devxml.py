@@ -93,11 +93,13 @@ class DomainDeviceXml(DomainHandle):
         live: bool = False,
         config: bool = False,
         current: bool = False,
+        print_xml: bool = False,
     ) -> str:
         """Eject, insert or update the medium of a CD-ROM or floppy (``change-media``);
         returns what was done (``ejected``, ``inserted``, ``updated``).
 
         :param action: ``eject``, ``insert`` or ``update`` (no ``source``: eject)
+        :param print_xml: change nothing and return the drive's new ``<disk>`` XML
         """
         from pyvirt.errors import InvalidConfigError  # lazy
         from pyvirt.service.device import media  # lazy
@@ -109,6 +111,7 @@ class DomainDeviceXml(DomainHandle):
         return media.change_media(
             self._domains, self._name, path_or_target, source, take_out=action == "eject",
             put_in=action == "insert", force=force, live=live, config=config, current=current,
+            print_xml=print_xml,
         )  # fmt: skip
 
     def send_key(

@@ -63,6 +63,10 @@ def test_config_side_of_a_shut_off_domain(dx: Pyvirt) -> None:
     assert dx("detach-device", "dx", str(rng), "--config").out == "Device detached successfully\n\n"
     assert "<rng" not in dx("dumpxml", "dx").out
     assert dx("change-media", "dx", "hdc", "--eject").out == "Successfully ejected media.\n"
+    before = dx("dumpxml", "dx").out
+    out = dx("change-media", "dx", "hdc", "/srv/b.iso", "--print-xml").out
+    assert out.startswith("<disk ") and "<source file='/srv/b.iso'/>" in out
+    assert dx("dumpxml", "dx").out == before  # --print-xml changes nothing
     assert dx("change-media", "dx", "hdc", "/srv/b.iso").out == "Successfully updated media.\n"
     assert "/srv/b.iso" in dx("dumpxml", "dx").out
     assert dx("desc", "dx").out == "No description for domain: dx\n"

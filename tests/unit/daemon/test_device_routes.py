@@ -75,6 +75,11 @@ def test_media_desc_metadata_control(pyvirtd: InProcessDaemon) -> None:
     client = pyvirtd.client()
     got = client.json("POST", f"{BASE}/media", {"target": "hdc", "action": "eject"})
     assert got == {"action": "ejected"}
+    got = client.json("POST", f"{BASE}/media",
+                      {"target": "hdc", "source": "/srv/c.iso", "print_xml": True})  # fmt: skip
+    assert got["action"] == "print-xml" and "<source file='/srv/c.iso'/>" in got["xml"]
+    with pytest.raises(InvalidStateError, match="doesn't have media"):  # still empty
+        client.json("POST", f"{BASE}/media", {"target": "hdc", "action": "eject"})
     client.json("PUT", f"{BASE}/description", {"text": "hello", "title": True})
     assert client.json("GET", f"{BASE}/description?title=true", None) == {"text": "hello"}
     assert client.json("GET", f"{BASE}/description", None) == {"text": ""}

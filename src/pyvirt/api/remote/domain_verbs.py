@@ -313,11 +313,14 @@ class RemoteDomainVerbs:
         live: bool = False,
         config: bool = False,
         current: bool = False,
+        print_xml: bool = False,
     ) -> str:
         """``change-media`` on the daemon (``source`` is a path on its host)."""
         body = {"target": path_or_target, "source": source, "action": action, "force": force,
-                "live": live, "config": config, "current": current}  # fmt: skip
-        return str(self._client.json("POST", self._url("media"), body)["action"])
+                "live": live, "config": config, "current": current,
+                "print_xml": print_xml}  # fmt: skip
+        doc = self._client.json("POST", self._url("media"), body)
+        return str(doc["xml"] if print_xml else doc["action"])
 
     def send_key(
         self, keys: builtins.list[str], *, codeset: str = "linux", holdtime: int | None = None

@@ -77,11 +77,13 @@ def detach_device(
 @click.option("--update", is_flag=True, help="replace the medium with SOURCE (none: eject)")
 @click.option("--force", is_flag=True, help="eject even if the guest locked the tray")
 @click.option("--block", is_flag=True, hidden=True, help="the source is a block device")
+@click.option("--print-xml", is_flag=True, help="print the drive's new XML; change nothing")
 @_no_persistent
 @click.pass_context
 def change_media(
     ctx: click.Context, domain: str, path: str, source: str | None, eject: bool, insert: bool,
-    update: bool, force: bool, block: bool, live: bool, config: bool, current: bool,
+    update: bool, force: bool, block: bool, print_xml: bool, live: bool, config: bool,
+    current: bool,
 ) -> None:  # fmt: skip
     """Change the medium of a CD-ROM or floppy drive."""
     chosen = [name for name, on in (("eject", eject), ("insert", insert), ("update", update)) if on]
@@ -93,8 +95,11 @@ def change_media(
     dom = api(ctx).domains.get(domain)
     done = dom.change_media(
         path, source, action=chosen[0] if chosen else "update", force=force, live=live,
-        config=config, current=current,
+        config=config, current=current, print_xml=print_xml,
     )  # fmt: skip
+    if print_xml:
+        click.echo(done)
+        return
     click.echo(f"Successfully {done} media.")
 
 

@@ -63,12 +63,15 @@ class MediaIn(Affect):
     source: str | None = None
     action: str = Field("update", pattern="^(eject|insert|update)$")
     force: bool = False
+    print_xml: bool = Field(False, description="change nothing; answer the new <disk> XML")
 
 
 class MediaOut(BaseModel):
-    """What change-media did: ``ejected``, ``inserted`` or ``updated``."""
+    """What change-media did: ``ejected``, ``inserted`` or ``updated`` (with
+    ``print_xml``: ``print-xml`` and the drive's new XML)."""
 
     action: str
+    xml: str | None = None
 
 
 class KeysIn(BaseModel):
@@ -173,15 +176,17 @@ def detach(
     return DeviceChangeOut(**change.to_json())
 
 
-@router.post("/api/v1/domains/{name}/media")
+@router.post("/api/v1/domains/{name}/media", response_model_exclude_none=True)
 def change_media(request: Request, name: str, body: MediaIn) -> MediaOut:
     """Eject, insert or replace a CD-ROM or floppy medium (``change-media``)."""
     daemon = daemon_of(request)
     dom = daemon.conn.domains.get(name)
     done = dom.change_media(
         body.target, body.source, action=body.action, force=body.force, live=body.live,
-        config=body.config, current=body.current,
+        config=body.config, current=body.current, print_xml=body.print_xml,
     )  # fmt: skip
+    if body.print_xml:
+        return MediaOut(action="print-xml", xml=done)
     if body.config or not dom.is_active():
         daemon.bus.publish("lifecycle", "domain", dom.name, "Defined", "Updated")
     return MediaOut(action=done)

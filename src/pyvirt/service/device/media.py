@@ -70,6 +70,7 @@ def change_media(
     live: bool = False,
     config: bool = False,
     current: bool = False,
+    print_xml: bool = False,
 ) -> str:
     """Eject, insert or update a drive's medium; returns virsh's word for what was done
     (``ejected``, ``inserted``, ``updated``).
@@ -78,6 +79,7 @@ def change_media(
     :param put_in: insert *source* into an empty drive (``--insert``); neither: *source*
         replaces the medium, and no *source* ejects it (``--update``)
     :param force: eject even if the guest locked the tray
+    :param print_xml: change nothing; return the drive's new ``<disk>`` XML (``--print-xml``)
     :raises InvalidStateError: insert into a drive with a medium, eject of an empty one
     """
     from pyvirt.service.domain import display  # lazy
@@ -102,6 +104,8 @@ def change_media(
     if take_out and not disk.source_path:
         raise InvalidStateError(f"the disk device '{disk.target_dev}' doesn't have media")
     new = media_xml(disk, None if take_out else source)
+    if print_xml:
+        return new
     display.update_device(mgr, name, new, live=live, config=config, current=current)
     if put_in:
         return "inserted"
