@@ -63,6 +63,33 @@ class DomainCheckpoints(DomainHandle):
         cp = DomainCheckpoint.from_xml(xml) if xml is not None else DomainCheckpoint()
         return str(create.create(self._domains, self._name, cp, redefine=redefine).name)
 
+    def checkpoint_edit(self, checkpoint: str, xml: str | bytes) -> str:
+        """Replace checkpoint *checkpoint*'s metadata with edited *xml* (``checkpoint-edit``):
+        its description may change; its name, parent and disks (the bitmaps in the images)
+        may not. Returns its name.
+
+        :raises InvalidConfigError: the edit renames it or changes what it tracks
+        """
+        from pyvirt.errors import InvalidConfigError  # lazy
+        from pyvirt.model.checkpoint import DomainCheckpoint  # lazy
+        from pyvirt.service.checkpoint import create  # lazy
+
+        store, _ = self._checkpoint_tree()
+        old = store.read(checkpoint)
+        new = DomainCheckpoint.from_xml(xml)
+        if new.name != old.name:
+            raise InvalidConfigError(
+                f"checkpoint-edit must not rename '{old.name}' to '{new.name}'",
+                hint="a checkpoint's name is its bitmaps' name in the disk images",
+            )
+        if new.parent != old.parent or new.bitmaps() != old.bitmaps():
+            raise InvalidConfigError(
+                f"checkpoint-edit of '{old.name}' must not change its parent or disks",
+                hint="only the description can change; create a new checkpoint instead",
+            )
+        new.creation_time = old.creation_time
+        return str(create.create(self._domains, self._name, new, redefine=True).name)
+
     @staticmethod
     def checkpoint_xml_for(
         name: str | None = None, description: str | None = None, diskspecs: Sequence[str] = ()

@@ -107,7 +107,8 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
     # checkpoints and backup (issue 12)
     "checkpoint": (
         "checkpoint-create", "checkpoint-create-as", "checkpoint-list", "checkpoint-info",
-        "checkpoint-dumpxml", "checkpoint-parent", "checkpoint-delete", "backup-begin",
+        "checkpoint-dumpxml", "checkpoint-edit", "checkpoint-parent", "checkpoint-delete",
+        "backup-begin",
         "backup-dumpxml", "backup-end",
     ),
     # save and restore (issue 12)

@@ -71,6 +71,16 @@ def test_shutoff_checkpoints(pyvirt: Pyvirt) -> None:
         "Children:       1\nDescendants:    1\n"
     )
     assert pyvirt("checkpoint-parent", "vm", "c3").out == "c2\n"
+    pyvirt.env["EDITOR"] = "sed -i -e s,</name>,</name><description>edited</description>,"
+    assert pyvirt("checkpoint-edit", "vm", "c2").out == (
+        "Checkpoint 'c2' XML configuration edited.\n\n"
+    )
+    assert "<description>edited</description>" in pyvirt("checkpoint-dumpxml", "vm", "c2").out
+    pyvirt.env["EDITOR"] = "sed -i -e s,<name>c2<,<name>c9<,"
+    res = pyvirt("checkpoint-edit", "vm", "c2", check=False)
+    assert res.rc == 1 and "must not rename 'c2' to 'c9'" in res.err
+    del pyvirt.env["EDITOR"]
+    assert pyvirt("checkpoint-list", "vm", "--name").out == "c1\nc2\nc3\n\n"
     dump = pyvirt("checkpoint-dumpxml", "vm", "c2").out
     assert "<parent>" in dump and "<domain" in dump.replace("<domaincheckpoint", "")
     res = pyvirt("checkpoint-dumpxml", "vm", "c2", "--size", check=False)

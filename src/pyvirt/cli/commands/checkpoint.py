@@ -219,6 +219,23 @@ def checkpoint_dumpxml(
     click.echo(xml.rstrip("\n"))
 
 
+@click.command("checkpoint-edit")
+@DOMAIN
+@CHECKPOINT
+@click.pass_context
+def checkpoint_edit(ctx: click.Context, domain: str, checkpointname: str) -> None:
+    """Edit XML for a checkpoint (its description)."""
+    from pyvirt.cli.editing import edit_loop
+
+    dom = _dom(ctx, domain)
+    name = dom.checkpoint_info(checkpointname).name
+
+    def apply(text: str) -> tuple[str, list[str]]:
+        return dom.checkpoint_edit(name, text), []
+
+    edit_loop("Checkpoint", name, dom.checkpoint_xml(name), apply)
+
+
 @click.command("checkpoint-parent")
 @DOMAIN
 @CHECKPOINT
