@@ -182,6 +182,18 @@ def test_synchronized_phase_then_pivot_finish_and_timeout(pyvirt: Pyvirt, tiny_i
     )
     assert done.exists() and f"<source file='{base}'/>" in pyvirt("dumpxml", "ph").out
     assert read_host(done, 512, 8, root) == b"MARKER-B"
+    # the destination as <disk> XML, with QEMU's mirror tuning (granularity, buf-size)
+    raw = root / "raw.img"
+    xml = root / "dest.xml"
+    xml.write_text(f"<disk type='file'><driver name='qemu' type='raw'/><source file='{raw}'/>"
+                   "</disk>")  # fmt: skip
+    out = pyvirt("blockcopy", "ph", "vda", "--xml", str(xml), "--granularity", "65536",
+                 "--buf-size", "1048576", "--finish").out  # fmt: skip
+    assert out.strip() == "Successfully copied"
+    assert read_host(raw, 512, 8, root) == b"MARKER-B"
+    res = pyvirt("blockcopy", "ph", "vda", "--xml", str(xml), "--granularity", "1000",
+                 check=False)  # fmt: skip
+    assert res.rc == 1 and "power of two" in res.err
     # --timeout aborts a throttled copy and removes its partial target
     guest(pyvirt, "ph", "dd if=/dev/urandom of=/dev/vda bs=1M seek=2 count=4 2>/dev/null; sync")
     slow = root / "slow.qcow2"

@@ -125,6 +125,9 @@ class DomainBlockJobs(DomainHandle):
         transient_job: bool = False,
         blockdev: bool = False,
         bandwidth: int | None = None,
+        granularity: int | None = None,
+        buf_size: int | None = None,
+        dest_xml: str | None = None,
         wait: bool = True,
         timeout: float | None = None,
         progress: Progress | None = None,
@@ -136,10 +139,17 @@ class DomainBlockJobs(DomainHandle):
 
         :raises InvalidStateError: not running, or a job runs on the disk
         :raises AlreadyExistsError: ``dest`` exists (without ``reuse_external``)
+        :param granularity: the mirror's dirty bitmap granularity (bytes, a power of two)
+        :param buf_size: the most data in flight (bytes)
+        :param dest_xml: a ``<disk>`` describing the destination (``--xml``): its source and
+            format replace ``dest`` and ``format``; ``type='block'`` means ``blockdev``
         :raises CancelledError: cancelled or timed out
         """
         from pyvirt.service.disk import blockjobs  # lazy
 
+        if dest_xml is not None:
+            dest, fmt, is_block = blockjobs.copy_dest_of(dest_xml)
+            format, blockdev = format or fmt, blockdev or is_block
         return blockjobs.copy(
             self._domains,
             self._name,
@@ -153,6 +163,8 @@ class DomainBlockJobs(DomainHandle):
             transient_job=transient_job,
             blockdev=blockdev,
             bandwidth=bandwidth,
+            granularity=granularity,
+            buf_size=buf_size,
             wait=wait,
             timeout=timeout,
             progress=progress,

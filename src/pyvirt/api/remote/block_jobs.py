@@ -126,6 +126,9 @@ class RemoteBlockJobs:
         transient_job: bool = False,
         blockdev: bool = False,
         bandwidth: int | None = None,
+        granularity: int | None = None,
+        buf_size: int | None = None,
+        dest_xml: str | None = None,
         wait: bool = True,
         timeout: float | None = None,
         progress: Progress | None = None,
@@ -135,6 +138,7 @@ class RemoteBlockJobs:
         body = {"dest": dest, "format": format, "pivot": pivot, "finish": finish,
                 "shallow": shallow, "reuse_external": reuse_external,
                 "transient_job": transient_job, "blockdev": blockdev, "bandwidth": bandwidth,
+                "granularity": granularity, "buf_size": buf_size, "dest_xml": dest_xml,
                 "timeout": timeout}  # fmt: skip
         return self._block_job(disk, "copy", "copy", body, wait=wait, progress=progress,
                                cancel=cancel)  # fmt: skip

@@ -251,6 +251,9 @@ def blockpull(
 @click.option("--finish", is_flag=True, help="implies --wait, quit when mirroring starts")
 @click.option("--transient-job", is_flag=True,
               help="the copy job is not kept in the definition after a pivot")  # fmt: skip
+@click.option("--xml", "xml_file", metavar="FILE", help="the destination as a <disk> XML")
+@click.option("--granularity", type=click.IntRange(512), help="the dirty bitmap granularity")
+@click.option("--buf-size", type=click.IntRange(1), help="maximum amount of in-flight data")
 @_common
 @click.pass_context
 def blockcopy(
@@ -266,6 +269,9 @@ def blockcopy(
     pivot: bool,
     finish: bool,
     transient_job: bool,
+    xml_file: str | None,
+    granularity: int | None,
+    buf_size: int | None,
     wait: bool,
     verbose: bool,
     timeout: int | None,
@@ -274,18 +280,24 @@ def blockcopy(
     in_bytes: bool,
 ) -> None:
     """Start a block copy operation."""
+    from pyvirt.cli.render import read_input
+
     exclusive(pivot=pivot, finish=finish)
     target = dest or dest_opt
-    if not target:
+    if target and xml_file:
+        raise InvalidConfigError("options --dest and --xml are mutually exclusive")
+    dest_xml = read_input(xml_file).decode() if xml_file else None
+    if not target and dest_xml is None:
         raise InvalidConfigError("command 'blockcopy' requires <dest> option")
     blocking = waiting(wait=wait, implied=pivot or finish, timeout=timeout, verbose=verbose,
                        async_=async_, names="--timeout, --wait, --pivot, --finish")  # fmt: skip
     speed = bandwidth_bytes(bandwidth, in_bytes=in_bytes)
     dom = api(ctx).domains.get(domain)
     _run(ctx, "copy", lambda: dom.block_copy(
-        disk, target, format=fmt, pivot=pivot, finish=finish, shallow=shallow,
+        disk, target or "", format=fmt, pivot=pivot, finish=finish, shallow=shallow,
         reuse_external=reuse_external, transient_job=transient_job, blockdev=blockdev,
-        bandwidth=speed, wait=blocking, timeout=float(timeout) if timeout else None,
+        bandwidth=speed, granularity=granularity, buf_size=buf_size, dest_xml=dest_xml,
+        wait=blocking, timeout=float(timeout) if timeout else None,
         progress=_printer("Block Copy", verbose),
     ))  # fmt: skip
 

@@ -76,6 +76,9 @@ class CopyBody(BaseModel):
     transient_job: bool = False
     blockdev: bool = False
     bandwidth: int | None = _BANDWIDTH
+    granularity: int | None = Field(None, ge=512, le=64 << 20, description="bytes, power of 2")
+    buf_size: int | None = Field(None, ge=1, le=1 << 30, description="bytes in flight")
+    dest_xml: str | None = Field(None, max_length=1 << 16, description="a <disk> destination")
     timeout: float | None = _TIMEOUT
 
 

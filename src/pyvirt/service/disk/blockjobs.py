@@ -320,6 +320,8 @@ def copy(
     transient_job: bool = False,
     blockdev: bool = False,
     bandwidth: int | None = None,
+    granularity: int | None = None,
+    buf_size: int | None = None,
     wait: bool = True,
     timeout: float | None = None,
     progress: Progress | None = None,
@@ -339,6 +341,14 @@ def copy(
     """
     if pivot and finish:
         raise InvalidConfigError("--pivot and --finish are mutually exclusive")
+    if granularity is not None and (
+        granularity < 512 or granularity > 64 << 20 or granularity & (granularity - 1)
+    ):
+        raise InvalidConfigError(
+            f"granularity {granularity} must be a power of two between 512 and 64 MiB"
+        )
+    if buf_size is not None and not 0 < buf_size <= 1 << 30:
+        raise InvalidConfigError(f"buf-size {buf_size} must be between 1 byte and 1 GiB")
     name = mgr.resolve(ident)
     if mgr.live_record(name, cleanup=True) is None:
         raise InvalidStateError(
@@ -369,8 +379,9 @@ def copy(
         try:
             _grant(mgr, name, dest)
             mon.drive_mirror(
-                live.target, live.root, dest, format=fmt, shallow=shallow, speed=bandwidth
-            )
+                live.target, live.root, dest, format=fmt, shallow=shallow, speed=bandwidth,
+                granularity=granularity, buf_size=buf_size,
+            )  # fmt: skip
         except BaseException:
             if created:
                 _remove(dest)
@@ -401,6 +412,28 @@ def copy(
         progress=progress,
         cancel=cancel,
     )
+
+
+def copy_dest_of(xml: str) -> tuple[str, str | None, bool]:
+    """``blockcopy --xml``: (path, format, is a block device) of the destination a
+    ``<disk>`` element describes.
+
+    :raises InvalidConfigError: not a ``<disk>`` with a local file or block source
+    """
+    from pyvirt.model.devices.disk import Disk  # lazy
+    from pyvirt.model.xmltree import parse_xml, tag_of  # lazy
+
+    el = parse_xml(xml, what="blockcopy --xml")
+    if tag_of(el) != "disk":
+        raise InvalidConfigError("blockcopy --xml needs a <disk> element")
+    disk = Disk(el)
+    path = disk.source_path
+    if disk.type not in ("file", "block") or not path:
+        raise InvalidConfigError(
+            "blockcopy --xml needs a <disk type='file'> or <disk type='block'> with a <source>",
+            hint="network destinations are not supported",
+        )
+    return path, disk.format, disk.type == "block"
 
 
 # -- public: the job controls --------------------------------------------------------------

@@ -113,9 +113,13 @@ class BlockJobCommands(Commands):
         format: str,
         shallow: bool = False,
         speed: int | None = None,
+        granularity: int | None = None,
+        buf_size: int | None = None,
     ) -> None:
         """Start mirroring ``device`` into the existing image ``target`` (of ``format``);
-        ``shallow``: the top image only (the target shares the backing chain)."""
+        ``shallow``: the top image only (the target shares the backing chain);
+        ``granularity``: the dirty bitmap's granularity (bytes, a power of two);
+        ``buf_size``: the most data in flight (bytes)."""
         self._call(
             "drive-mirror",
             {
@@ -126,6 +130,8 @@ class BlockJobCommands(Commands):
                 "sync": "top" if shallow else "full",
                 "mode": "existing",
                 "speed": speed or None,
+                "granularity": granularity,
+                "buf-size": buf_size,
                 "auto-dismiss": False,
             },
         )
