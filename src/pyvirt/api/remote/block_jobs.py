@@ -83,6 +83,7 @@ class RemoteBlockJobs:
         keep_overlay: bool = False,
         shallow: bool = False,
         delete: bool = False,
+        keep_relative: bool = False,
         bandwidth: int | None = None,
         wait: bool = True,
         timeout: float | None = None,
@@ -92,6 +93,7 @@ class RemoteBlockJobs:
         """``blockcommit`` as a daemon job (see :meth:`Domain.block_commit`)."""
         body = {"top": top, "base": base, "active": active, "pivot": pivot,
                 "keep_overlay": keep_overlay, "shallow": shallow, "delete": delete,
+                "keep_relative": keep_relative,
                 "bandwidth": bandwidth, "timeout": timeout}  # fmt: skip
         kind = "active-commit" if active else "commit"
         return self._block_job(disk, "commit", kind, body, wait=wait, progress=progress,

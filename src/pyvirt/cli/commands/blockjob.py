@@ -169,6 +169,7 @@ def _common(fn: click.decorators.FC) -> click.decorators.FC:
 @click.option("--top", help="path of top file to commit from (default top of chain)")
 @click.option("--active", is_flag=True, help="trigger two-stage active commit of top file")
 @click.option("--delete", is_flag=True, help="delete files that were successfully committed")
+@click.option("--keep-relative", is_flag=True, help="keep the backing chain relative")
 @click.option("--pivot", is_flag=True, help="implies --active --wait, pivot when commit ready")
 @click.option("--keep-overlay", is_flag=True,
               help="implies --active --wait, quit when commit ready")  # fmt: skip
@@ -183,6 +184,7 @@ def blockcommit(
     top: str | None,
     active: bool,
     delete: bool,
+    keep_relative: bool,
     pivot: bool,
     keep_overlay: bool,
     wait: bool,
@@ -204,7 +206,8 @@ def blockcommit(
     dom = api(ctx).domains.get(domain)
     _run(ctx, kind, lambda: dom.block_commit(
         disk, top=top, base=base, active=active, pivot=pivot, keep_overlay=keep_overlay,
-        shallow=shallow, delete=delete, bandwidth=speed, wait=blocking,
+        shallow=shallow, delete=delete, keep_relative=keep_relative, bandwidth=speed,
+        wait=blocking,
         timeout=float(timeout) if timeout else None, progress=_printer(LABELS[kind], verbose),
     ))  # fmt: skip
 

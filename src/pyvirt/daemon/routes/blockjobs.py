@@ -50,6 +50,7 @@ class CommitBody(BaseModel):
     keep_overlay: bool = False
     shallow: bool = False
     delete: bool = False
+    keep_relative: bool = False
     bandwidth: int | None = _BANDWIDTH
     timeout: float | None = _TIMEOUT
 

@@ -164,6 +164,7 @@ def commit(
     keep_overlay: bool = False,
     shallow: bool = False,
     delete: bool = False,
+    keep_relative: bool = False,
     bandwidth: int | None = None,
     wait: bool = True,
     timeout: float | None = None,
@@ -177,6 +178,8 @@ def commit(
 
     :param disk: the disk's target (``vda``) or source path
     :param delete: delete the committed images once done
+    :param keep_relative: the image above ``top`` names ``base`` by a path relative to its
+        own directory (``--keep-relative``; not for an active commit)
     :param bandwidth: bytes per second, at most
     :param wait: wait for the end (else return ``started``)
     :raises InvalidConfigError: contradicting options, or images not in the chain
@@ -187,6 +190,11 @@ def commit(
         raise InvalidConfigError("--pivot and --keep-overlay are mutually exclusive")
     if shallow and base:
         raise InvalidConfigError("Options --base and --shallow are mutually exclusive")
+    if keep_relative and top is None:
+        raise InvalidConfigError(
+            "--keep-relative applies to a commit below the active layer",
+            hint="give --top; an active commit leaves no image above the base",
+        )
     name = mgr.resolve(ident)
     if mgr.live_record(name, cleanup=True) is None:
         return _offline_commit(
@@ -200,6 +208,7 @@ def commit(
             keep_overlay=keep_overlay,
             shallow=shallow,
             delete=delete,
+            keep_relative=keep_relative,
             progress=progress,
             cancel=cancel,
         )
@@ -244,9 +253,13 @@ def commit(
             _grant(mgr, name, img.filename)
         kind = "active-commit" if top_i == 0 else "commit"
         doomed = [c.filename for c in chain[top_i:base_i]] if delete else []
-        mon.block_commit(
-            live.target, live.root, top_node=top_node, base_node=base_node, speed=bandwidth
+        backing = (
+            _relative(chain[base_i].filename, chain[top_i - 1].filename)
+            if keep_relative and top_i > 0
+            else None
         )
+        mon.block_commit(live.target, live.root, top_node=top_node, base_node=base_node,
+                         speed=bandwidth, backing_file=backing)  # fmt: skip
         _remember(mgr, name, live.target, {"kind": kind, "delete": doomed, "old": live.own_nodes()})
     if not wait:
         return BlockJobResult(live.target, kind, "started")
@@ -1042,6 +1055,11 @@ def _offline_disk(mgr: DomainManager, name: str, ident: str) -> tuple[Domain, Di
     return dom, disk, image_chain(disk.source_path)
 
 
+def _relative(base: str, above: str) -> str:
+    """*base*'s path relative to the directory of image *above* (``--keep-relative``)."""
+    return os.path.relpath(base, os.path.dirname(above))
+
+
 def _offline_commit(
     mgr: DomainManager,
     name: str,
@@ -1054,6 +1072,7 @@ def _offline_commit(
     keep_overlay: bool,
     shallow: bool,
     delete: bool,
+    keep_relative: bool,
     progress: Progress | None,
     cancel: CancelToken | None,
 ) -> BlockJobResult:
@@ -1107,7 +1126,7 @@ def _offline_commit(
                     "-f",
                     chain[top_i - 1][1],
                     "-b",
-                    base_path,
+                    _relative(base_path, above) if keep_relative else base_path,
                     "-F",
                     chain[base_i][1],
                     above,

@@ -74,9 +74,11 @@ class BlockJobCommands(Commands):
         top_node: str | None = None,
         base_node: str | None = None,
         speed: int | None = None,
+        backing_file: str | None = None,
     ) -> None:
         """Start committing ``top_node`` (default: the active layer) down into ``base_node``
-        (default: the bottom of the chain) of root node ``device``."""
+        (default: the bottom of the chain) of root node ``device``; ``backing_file``: the
+        name the image above ``top_node`` gets for its new backing image."""
         self._call(
             "block-commit",
             {
@@ -84,6 +86,7 @@ class BlockJobCommands(Commands):
                 "device": device,
                 "top-node": top_node,
                 "base-node": base_node,
+                "backing-file": backing_file,
                 "speed": speed or None,
                 "auto-dismiss": False,
             },
