@@ -201,6 +201,34 @@ class DomainSnapshots(DomainHandle):
         store.read(snapshot)
         store.set_current(snapshot)
 
+    def snapshot_edit(self, snapshot: str, xml: str | bytes, *, rename: bool = False) -> str:
+        """Replace snapshot *snapshot*'s metadata with edited *xml* (``snapshot-edit``); a
+        new ``<name>`` renames it with *rename* (:meth:`snapshot_rename`). Returns its name.
+
+        :raises InvalidConfigError: a new name without *rename*
+        """
+        from pyvirt.model.snapshot import DomainSnapshot  # lazy
+
+        new = DomainSnapshot.from_xml(xml).name
+        if new != snapshot:
+            if not rename:
+                raise InvalidConfigError(
+                    f"snapshot-edit must not rename '{snapshot}' to '{new}'", hint="use --rename"
+                )
+            return self.snapshot_rename(snapshot, xml)
+        current = self.current_snapshot() == snapshot
+        return self.snapshot_redefine(xml, current=current).name
+
+    def snapshot_rename(self, snapshot: str, xml: str | bytes) -> str:
+        """Store the edited *xml* of external snapshot *snapshot* under the new name it
+        gives (``snapshot-edit --rename``); its children and the current pointer follow.
+
+        :raises UnsupportedError: an internal snapshot (its name is a tag in the images)
+        """
+        from pyvirt.service.snapshot import rename  # lazy
+
+        return rename.rename(self._domains, self._name, snapshot, xml)
+
     def snapshot_redefine(self, xml: str | bytes, *, current: bool = False) -> SnapshotInfo:
         """Replace a snapshot's metadata with *xml* (``snapshot-edit``), or record a new one."""
         return self.snapshot_create(xml, redefine=True, current=current)

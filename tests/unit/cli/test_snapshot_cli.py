@@ -94,3 +94,33 @@ def test_print_xml_and_refusals(pyvirt: Pyvirt) -> None:
     assert pyvirt("snapshot-list", "vm").out.splitlines()[0].split() == [
         "Name", "Creation", "Time", "State",
     ]  # fmt: skip
+
+
+def test_edit_rename_external_snapshot(pyvirt: Pyvirt) -> None:
+    (pyvirt.root / "vm.xml").write_text(GOOD)
+    pyvirt("define", str(pyvirt.root / "vm.xml"))
+    for name, parent, t in (("x", None, 1000), ("y", "x", 2000)):
+        parent_xml = f"<parent><name>{parent}</name></parent>" if parent else ""
+        path = pyvirt.root / f"{name}.xml"
+        path.write_text(
+            f"<domainsnapshot><name>{name}</name><state>disk-snapshot</state>{parent_xml}"
+            f"<creationTime>{t}</creationTime><memory snapshot='no'/><disks>"
+            f"<disk name='vda' snapshot='external'><source file='/srv/{name}.qcow2'/></disk>"
+            "</disks></domainsnapshot>"
+        )
+        pyvirt("snapshot-create", "vm", str(path), "--redefine", "--current")
+    redefine(pyvirt, "i", "y", 3000)  # an internal one
+    pyvirt("snapshot-current", "vm", "x")
+    pyvirt.env["EDITOR"] = "sed -i -e s,<name>x<,<name>z<,"
+    res = pyvirt("snapshot-edit", "vm", "x", check=False)
+    assert res.rc == 1 and "must not rename 'x' to 'z'" in res.err
+    out = pyvirt("snapshot-edit", "vm", "x", "--rename").out
+    assert out == "Snapshot 'z' XML configuration edited.\n\n"
+    assert pyvirt("snapshot-list", "vm", "--tree").out == "z\n  |\n  +- y\n      |\n      +- i\n\n"
+    assert pyvirt("snapshot-current", "vm", "--name").out == "z\n"
+    pyvirt.env["EDITOR"] = "sed -i -e s,<name>i<,<name>j<,"
+    res = pyvirt("snapshot-edit", "vm", "i", "--rename", check=False)
+    assert res.rc == 1 and "snapshot 'i' is internal" in res.err
+    res = pyvirt("snapshot-edit", "vm", "y", "--clone", check=False)
+    assert res.rc == 1 and "--clone is not supported" in res.err
+    assert pyvirt("snapshot-list", "vm", "--name").out == "z\ny\ni\n\n"

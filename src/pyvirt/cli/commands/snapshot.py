@@ -381,22 +381,37 @@ def snapshot_parent(
 @DOMAIN
 @SNAP
 @CURRENT
+@click.option("--rename", is_flag=True, help="allow renaming an existing snapshot")
+@click.option("--clone", is_flag=True, help="allow cloning to a new name (refused: see docs)")
 @click.pass_context
-def snapshot_edit(ctx: click.Context, domain: str, snapshotname: str | None, current: bool) -> None:
+def snapshot_edit(
+    ctx: click.Context,
+    domain: str,
+    snapshotname: str | None,
+    current: bool,
+    rename: bool,
+    clone: bool,
+) -> None:
     """Edit XML for a snapshot."""
     from pyvirt.cli.editing import edit_loop
 
+    if rename and clone:
+        raise InvalidConfigError("options --rename and --clone are mutually exclusive")
+    if clone:
+        from pyvirt.errors import UnsupportedError
+
+        raise UnsupportedError(
+            "snapshot-edit --clone is not supported: two records would share one snapshot's "
+            "images, and deleting either would break the other",
+            hint="take a new snapshot instead",
+        )
     dom = _dom(ctx, domain)
-    info = dom.snapshot_info(_pick(dom, snapshotname, current))
-    is_current = info.current
+    name = dom.snapshot_info(_pick(dom, snapshotname, current)).name
 
     def apply(text: str) -> tuple[str, list[str]]:
-        new = dom.snapshot_redefine(text, current=is_current)
-        if new.name != info.name:
-            raise InvalidConfigError(f"snapshot-edit must not rename '{info.name}' to '{new.name}'")
-        return new.name, []
+        return dom.snapshot_edit(name, text, rename=rename), []
 
-    edit_loop("Snapshot", info.name, dom.snapshot_xml(info.name), apply)
+    edit_loop("Snapshot", name, dom.snapshot_xml(name), apply)
 
 
 @click.command("snapshot-revert")
