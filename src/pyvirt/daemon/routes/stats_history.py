@@ -82,6 +82,12 @@ def sample(daemon: Daemon, hist: StatsHistory, running: list[str]) -> int:
     return hist.add(records, time.time())
 
 
+def _round(daemon: Daemon, hist: StatsHistory, prune: bool) -> None:
+    running = running_domains(daemon, hist, prune)
+    if running:
+        sample(daemon, hist, running)
+
+
 def setup(daemon: Daemon) -> None:
     """Sample every interval while the daemon runs."""
     tasks: list[asyncio.Task[None]] = []
@@ -92,10 +98,10 @@ def setup(daemon: Daemon) -> None:
         while True:
             rounds += 1
             try:
-                # listed in the loop (cheap): no worker thread while no domain runs
-                running = running_domains(daemon, hist, rounds % _PRUNE_EVERY == 0)
-                if running:  # the request handlers' thread pool: no threads of its own
-                    await to_thread.run_sync(sample, daemon, hist, running)
+                # in the request handlers' thread pool, never in the event loop: listing
+                # reconciles states, and a domain whose QEMU died unwatched gets its stop
+                # work (hooks, netlink) right there
+                await to_thread.run_sync(_round, daemon, hist, rounds % _PRUNE_EVERY == 0)
             except PyvirtError as err:
                 log.warning("statistics history: %s", err)
             except Exception:  # never let the sampler die

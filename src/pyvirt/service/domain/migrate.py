@@ -29,7 +29,13 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pyvirt.errors import InvalidConfigError, InvalidStateError, MonitorError, OperationFailedError
+from pyvirt.errors import (
+    InvalidConfigError,
+    InvalidStateError,
+    MonitorError,
+    NotFoundError,
+    OperationFailedError,
+)
 from pyvirt.progress import CancelledError, CancelToken, Progress
 from pyvirt.service.domain.types import DomainStatus, Reason
 
@@ -282,6 +288,7 @@ def finish(
     from pyvirt.drivers.qemu.qmp import Monitor  # lazy
     from pyvirt.service.domain.types import State  # lazy
 
+    name = mgr.resolve(name)  # NotFoundError for a name that is nothing here
     with mgr.locked(name):
         rec = _incoming_record(mgr, name)
         with Monitor(rec.qmp_socket, name=name) as mon:
@@ -317,8 +324,9 @@ def finish(
 def _incoming_record(mgr: DomainManager, name: str) -> RuntimeRecord:
     rec = mgr.live_record(name, cleanup=True)
     if rec is None:
-        raise OperationFailedError(
-            f"the incoming QEMU of domain '{name}' is gone", hint="the guest runs on the source"
+        raise NotFoundError(
+            f"no incoming migration of domain '{name}' runs here",
+            hint="the guest runs on the source",
         )
     return rec
 
@@ -326,6 +334,7 @@ def _incoming_record(mgr: DomainManager, name: str) -> RuntimeRecord:
 def abort(mgr: DomainManager, name: str) -> None:
     """Stop the incoming QEMU of a failed or cancelled migration; nothing stays behind (a
     domain that was defined here before stays defined and shut off)."""
+    name = mgr.resolve(name)
     with mgr.locked(name):
         _stop_incoming(mgr, name)
 
@@ -502,18 +511,26 @@ def _wait_finished(mon: Monitor, timeout: float = 30.0) -> None:
 
 def confirm(mgr: DomainManager, name: str, *, undefine: bool = False) -> None:
     """Stop the source QEMU after a completed migration (``shut off (migrated)``); with
-    *undefine* remove the definition here too (``--undefinesource``)."""
+    *undefine* remove the definition here too (``--undefinesource``).
+
+    :raises InvalidStateError: no completed outgoing migration of *name* waits here
+    """
     from pyvirt.drivers.qemu import process  # lazy
     from pyvirt.drivers.qemu.qmp import Monitor  # lazy
 
+    name = mgr.resolve(name)
     with mgr.locked(name):
-        rec = mgr.record(name)
-        if rec is not None:
+        rec = mgr.live_record(name, cleanup=True)
+        if rec is None:
+            raise _no_migration(name)
+        with Monitor(rec.qmp_socket, name=name) as mon:
+            if mon.query_migrate().status != "completed":
+                raise _no_migration(name)
             mgr.rundir(name).mark_destroying()
-            with contextlib.suppress(MonitorError), Monitor(rec.qmp_socket, name=name) as mon:
+            with contextlib.suppress(MonitorError):
                 mon.quit()
-            process.terminate(rec.pid, rec.starttime, timeout=10.0)
-            mgr.reap(name, rec)
+        process.terminate(rec.pid, rec.starttime, timeout=10.0)
+        mgr.reap(name, rec)
         defined = mgr.store.exists(name)
         if defined:
             _set_last_reason(mgr, name, Reason.MIGRATED)
@@ -521,14 +538,25 @@ def confirm(mgr: DomainManager, name: str, *, undefine: bool = False) -> None:
         mgr.undefine(name, managed_save=True)
 
 
+def _no_migration(name: str) -> InvalidStateError:
+    return InvalidStateError(
+        f"domain '{name}' has no completed outgoing migration",
+        hint="confirm follows a completed perform step",
+    )
+
+
 def recover(mgr: DomainManager, name: str, *, running: bool = True) -> None:
-    """Run the source guest again after the destination could not take it over."""
+    """Run the source guest again after the destination could not take it over.
+
+    :raises InvalidStateError: it is not running here
+    """
     from pyvirt.drivers.qemu.qmp import Monitor  # lazy
 
+    name = mgr.resolve(name)
     with mgr.locked(name):
         rec = mgr.live_record(name, cleanup=True)
         if rec is None:
-            raise OperationFailedError(f"domain '{name}' is gone from the source")
+            raise InvalidStateError(f"domain '{name}' is not running on the source")
         with Monitor(rec.qmp_socket, name=name) as mon:
             if running and mon.query_status()[0] in ("paused", "postmigrate"):
                 mon.cont()
