@@ -29,9 +29,7 @@ __all__ = ["RemoteMigrationHost", "RemoteMigrationVerbs"]
 def _policy(policy: Policy | None) -> dict[str, Any] | None:
     if policy is None:
         return None
-    doc = asdict(policy)
-    doc.pop("extra_capabilities", None)
-    return doc
+    return asdict(policy)
 
 
 class RemoteMigrationVerbs:

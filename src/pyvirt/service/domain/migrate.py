@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.errors import (
@@ -40,7 +40,6 @@ from pyvirt.progress import CancelledError, CancelToken, Progress
 from pyvirt.service.domain.types import DomainStatus, Reason
 
 if TYPE_CHECKING:
-    from pyvirt.drivers.qemu.monitor.migration import MigrationStatus
     from pyvirt.drivers.qemu.qmp import Monitor
     from pyvirt.drivers.qemu.runtime import RuntimeRecord
     from pyvirt.service.domain.manager import DomainManager
@@ -113,42 +112,30 @@ class Policy:
     timeout_action: str = "suspend"
     #: pause the guest for the whole migration (not ``--live``)
     offline_copy: bool = False
-    extra_capabilities: dict[str, bool] = field(default_factory=dict)
 
     def capabilities(self) -> dict[str, bool]:
         """The migration capabilities this policy needs (set before ``migrate``)."""
-        caps = {
-            "auto-converge": self.auto_converge,
+        return {
+            "auto_converge": self.auto_converge,
             "xbzrle": self.compressed,
             "multifd": self.parallel is not None,
-            "postcopy-ram": self.postcopy,
-            "events": True,
+            "postcopy": self.postcopy,
         }
-        caps.update(self.extra_capabilities)
-        return caps
 
     def incoming_capabilities(self) -> dict[str, bool]:
         """The capabilities the destination QEMU needs too."""
-        return {
-            "multifd": self.parallel is not None,
-            "postcopy-ram": self.postcopy,
-            "events": True,
-        }
+        return {"multifd": self.parallel is not None, "postcopy": self.postcopy}
 
-    def parameters(self) -> dict[str, Any]:
-        """The migration parameters this policy sets before ``migrate``."""
-        params: dict[str, Any] = {}
-        if self.bandwidth is not None:
-            params["max-bandwidth"] = self.bandwidth
-        if self.downtime_ms is not None:
-            params["downtime-limit"] = self.downtime_ms
-        if self.parallel is not None:
-            params["multifd-channels"] = self.parallel
-        if self.auto_converge_initial is not None:
-            params["cpu-throttle-initial"] = self.auto_converge_initial
-        if self.auto_converge_increment is not None:
-            params["cpu-throttle-increment"] = self.auto_converge_increment
-        return params
+    def parameters(self) -> dict[str, int]:
+        """The migration parameters this policy sets before ``migrate`` (None left out)."""
+        params = {
+            "max_bandwidth": self.bandwidth,
+            "downtime_limit_ms": self.downtime_ms,
+            "multifd_channels": self.parallel,
+            "throttle_initial": self.auto_converge_initial,
+            "throttle_increment": self.auto_converge_increment,
+        }
+        return {k: v for k, v in params.items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -243,9 +230,9 @@ def prepare(
                     listen = f"unix:{scratch_dir(mgr, dom.name) / 'migrate-in.sock'}"
             try:
                 with Monitor(rec.qmp_socket, name=dom.name) as mon:
-                    mon.set_migration_capabilities((policy or Policy()).incoming_capabilities())
+                    mon.set_migration_capabilities(**(policy or Policy()).incoming_capabilities())
                     if policy is not None and policy.parallel is not None:
-                        mon.set_migration_parameters_raw({"multifd-channels": policy.parallel})
+                        mon.set_migration_parameters(multifd_channels=policy.parallel)
                     mon.migrate_incoming(listen)
                     uri = _listening_uri(mon, listen)
             except BaseException:
@@ -383,10 +370,10 @@ def perform(
         with Monitor(rec.qmp_socket, name=name) as mon:
             was_running = mon.query_status()[1]
             try:
-                mon.set_migration_capabilities(policy.capabilities())
+                mon.set_migration_capabilities(**policy.capabilities())
                 params = policy.parameters()
                 if params:
-                    mon.set_migration_parameters_raw(params)
+                    mon.set_migration_parameters(**params)
             except QmpCommandError as err:
                 raise OperationFailedError(
                     f"cannot migrate domain '{name}': {err.desc}",
@@ -419,8 +406,7 @@ def _follow(
     progress: Progress | None,
     cancel: CancelToken | None,
 ) -> MigrationResult:
-    """Follow a migration to its end, applying *policy*; the raw ``query-migrate`` reply
-    carries what the typed status leaves out (passes, downtime)."""
+    """Follow a migration to its end, applying *policy*."""
     started = time.monotonic()
     downtime = policy.downtime_ms or 300
     best_remaining: int | None = None
@@ -429,12 +415,10 @@ def _follow(
     in_postcopy = False
     suspended = False
     while True:
-        raw = mon.query_migrate_raw()
-        st = _status(raw)
+        st = mon.query_migrate()
         if st.finished:
             break
-        ram = raw.get("ram") or {}
-        passes = int(ram.get("dirty-sync-count", 0) or 0)
+        passes = st.passes
         if progress is not None and st.total:
             progress(st.total - st.remaining, st.total)
         if cancel is not None and cancel.cancelled:
@@ -451,7 +435,7 @@ def _follow(
                 in_postcopy = True
             elif stalled >= policy.stall_passes and downtime < policy.max_downtime_ms:
                 downtime = min(downtime * 2, policy.max_downtime_ms)
-                mon.set_migration_parameters_raw({"downtime-limit": downtime})
+                mon.set_migration_parameters(downtime_limit_ms=downtime)
                 log.info("migration of '%s': downtime limit raised to %d ms", name, downtime)
                 stalled = 0
             elif passes >= policy.max_passes:
@@ -486,21 +470,14 @@ def _follow(
         )
     if progress is not None:
         progress(st.total, st.total)
-    ram = raw.get("ram") or {}
     return MigrationResult(
-        total_time_ms=int(raw.get("total-time", 0) or 0),
-        downtime_ms=int(raw["downtime"]) if "downtime" in raw else None,
-        transferred=int(ram.get("transferred", 0) or 0),
-        passes=int(ram.get("dirty-sync-count", 0) or 0),
+        total_time_ms=st.total_time_ms,
+        downtime_ms=st.downtime_ms,
+        transferred=st.transferred,
+        passes=st.passes,
         downtime_limit_ms=downtime,
         postcopy=in_postcopy,
     )
-
-
-def _status(raw: dict[str, Any]) -> MigrationStatus:
-    from pyvirt.drivers.qemu.monitor.migration import MigrationStatus  # lazy
-
-    return MigrationStatus.from_wire(raw)
 
 
 def _wait_finished(mon: Monitor, timeout: float = 30.0) -> None:
