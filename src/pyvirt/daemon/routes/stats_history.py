@@ -66,7 +66,9 @@ def running_domains(daemon: Daemon, hist: StatsHistory, prune: bool = False) -> 
     """The names of the running domains (a directory listing, no file read per domain);
     marks the others stopped in ``hist`` and, with ``prune``, drops undefined ones."""
     rows = daemon.conn.domains.list(with_uuids=False)
-    running = [r.name for r in rows if str(r.state) in ("running", "paused")]
+    # paused ones are left out: nothing of theirs moves, and an incoming migration is paused
+    # while its QEMU's monitor answers slowly (a sample there would hold it)
+    running = [r.name for r in rows if str(r.state) == "running"]
     if prune:
         hist.keep_only(r.name for r in rows)
     hist.stopped(running)

@@ -124,7 +124,13 @@ class Policy:
 
     def incoming_capabilities(self) -> dict[str, bool]:
         """The capabilities the destination QEMU needs too."""
-        return {"multifd": self.parallel is not None, "postcopy": self.postcopy}
+        # the images stay the source's until the destination runs: a failed hand-over
+        # can still resume the guest at the source
+        return {
+            "multifd": self.parallel is not None,
+            "postcopy": self.postcopy,
+            "late_block_activate": True,
+        }
 
     def parameters(self) -> dict[str, int]:
         """The migration parameters this policy sets before ``migrate`` (None left out)."""

@@ -114,12 +114,15 @@ class MigrationCommands(Commands):
         multifd: bool = False,
         postcopy: bool = False,
         events: bool = True,
+        late_block_activate: bool = False,
     ) -> None:
         """Turn QEMU's migration capabilities on or off (only while no migration runs):
         vCPU throttling, XBZRLE compression of re-sent pages, several channels, post-copy,
-        and the ``MIGRATION`` events."""
+        and the ``MIGRATION`` events; ``late_block_activate`` (incoming side): take the disk
+        images over only at ``cont``, so the source can still resume if the hand-over fails."""
         caps = {"auto-converge": auto_converge, "xbzrle": xbzrle, "multifd": multifd,
-                "postcopy-ram": postcopy, "events": events}  # fmt: skip
+                "postcopy-ram": postcopy, "events": events,
+                "late-block-activate": late_block_activate}  # fmt: skip
         listed: Any = [{"capability": k, "state": v} for k, v in caps.items()]
         self._call("migrate-set-capabilities", {"capabilities": listed})
 
