@@ -165,8 +165,6 @@ def cpu_history(
     out: dict[str, Any] = {}
     for name in known:
         cols = hist.columns(name, since)
-        t, cpu = cols["t"], cols["cpu"]
-        if points is not None:
-            t, cpu = t[-points:], cpu[-points:]
-        out[name] = {"t": t, "cpu": cpu}
+        first = -points if points is not None else 0
+        out[name] = {key: cols[key][first:] for key in ("t", "cpu")}
     return out
