@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pyvirt.errors import InvalidConfigError, NotFoundError
+from pyvirt.errors import InvalidConfigError, NotFoundError, PyvirtError
 from tests.daemonhelp import InProcessDaemon
 
 MiB = 1024 * 1024
@@ -85,3 +85,26 @@ def test_history_of_a_domain_that_never_ran(pyvirtd: InProcessDaemon) -> None:
     assert c.json("GET", "/api/v1/stats/history/cpu") == {}
     with pytest.raises(NotFoundError):
         c.json("GET", "/api/v1/domains/nope/stats/history")
+
+
+def test_cpu_history_of_named_domains(pyvirtd: InProcessDaemon) -> None:
+    """The overview's one request: the named domains only, at most ``points`` samples."""
+    from pyvirt.daemon.routes.stats_history import history_of
+    from tests.unit.api.test_stats_history import record
+
+    hist = history_of(pyvirtd.daemon)
+    for i in range(6):
+        hist.add([record(n, i * k, 0, 0) for n, k in (("a", 0.5), ("b", 1.0), ("c", 0.1))],
+                 1000.0 + 5 * i)  # fmt: skip
+    c = pyvirtd.client()
+    try:
+        got = c.json("GET", "/api/v1/stats/history/cpu?domains=a,b,nope&points=2")
+        assert got == {"a": {"t": [1020.0, 1025.0], "cpu": [10.0, 10.0]},
+                       "b": {"t": [1020.0, 1025.0], "cpu": [20.0, 20.0]}}  # fmt: skip
+        got = c.json("GET", "/api/v1/stats/history/cpu?domains=c&since=1015")
+        assert got == {"c": {"t": [1020.0, 1025.0], "cpu": [2.0, 2.0]}}
+        assert set(c.json("GET", "/api/v1/stats/history/cpu")) == {"a", "b", "c"}
+        with pytest.raises(PyvirtError, match="points"):
+            c.json("GET", "/api/v1/stats/history/cpu?points=0")
+    finally:
+        hist.keep_only([])

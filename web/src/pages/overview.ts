@@ -1,6 +1,9 @@
 // The overview: host usage, and the VM table (virtualised: only the visible rows exist in the
 // DOM, so 1000 domains render as fast as 30), with filter, sort, multi-select actions and
-// live updates from the event stream.
+// live updates from the event stream. Events are handled in batches (one state request per
+// changed domain, one repaint per batch), and a repaint rebuilds only the rows whose figures
+// changed. CPU sparklines come from the daemon's statistics history: one request for all the
+// visible running rows, the last minutes at once, then the new samples.
 import { ApiError, enc, get, post } from "../api";
 import { notify } from "../app";
 import { clear, field, h } from "../dom";
@@ -20,7 +23,6 @@ interface DomainStatus {
 interface Stats {
   name: string;
   state: string;
-  cpu?: { time_ns: number };
   memory?: { current_kib: number; maximum_kib: number };
   vcpu?: { current: number; maximum: number };
 }
@@ -28,9 +30,9 @@ interface Stats {
 interface Detail {
   vcpus?: number;
   memKib?: number;
+  /** CPU % samples from the daemon's history (oldest first) and the time of the last one */
   cpu: number[];
-  lastNs?: number;
-  lastAt?: number;
+  cpuT?: number;
   ips?: string[];
   ipsAt?: number;
   fetchedAt?: number;
@@ -38,6 +40,8 @@ interface Detail {
 
 const ROW = 34; // px: fixed row height (app.css .vmtable tr)
 const OVERSCAN = 8;
+/** samples in a sparkline: 5 minutes at the daemon's 5 s interval */
+const SPARK_POINTS = 60;
 const SORTS = ["name", "state", "vcpus", "memory"] as const;
 type SortKey = (typeof SORTS)[number];
 
@@ -141,24 +145,30 @@ export function overview(root: HTMLElement): () => void {
     view = domains.filter((d) =>
       (!q || d.name.toLowerCase().includes(q)) &&
       (st === "all" || (st === "other" ? !["running", "paused", "shut off"].includes(d.state) : d.state === st)));
-    const val = (d: DomainStatus): number | string => {
-      const det = details.get(d.name);
-      switch (sortKey) {
-        case "state": return STATE_ORDER[d.state] ?? 9;
-        case "vcpus": return det?.vcpus ?? -1;
-        case "memory": return det?.memKib ?? -1;
-        default: return d.name;
+    if (sortKey !== "name") {
+      const keys = new Map<string, number>();
+      for (const d of view) {
+        const det = details.get(d.name);
+        keys.set(d.name, sortKey === "state" ? (STATE_ORDER[d.state] ?? 9)
+          : sortKey === "vcpus" ? (det?.vcpus ?? -1) : (det?.memKib ?? -1));
       }
-    };
-    view.sort((a, b) => {
-      const x = val(a);
-      const y = val(b);
-      const c = x < y ? -1 : x > y ? 1 : a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
-      return c * sortDir;
-    });
+      view.sort((a, b) => {
+        const x = keys.get(a.name)!;
+        const y = keys.get(b.name)!;
+        return (x !== y ? x - y : a.name < b.name ? -1 : a.name > b.name ? 1 : 0) * sortDir;
+      });
+    } else {
+      view.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0) * sortDir);
+    }
     count.textContent = `${view.length} of ${domains.length} VMs`;
     selectAll.checked = view.length > 0 && view.every((d) => selected.has(d.name));
     paint();
+  }
+
+  /** What a row shows: a row is rebuilt only when this changes. */
+  function signature(d: DomainStatus): string {
+    const det = details.get(d.name);
+    return [d.state, selected.has(d.name), det?.vcpus, det?.memKib, det?.cpuT, det?.cpu.length, det?.ips?.join()].join("|");
   }
 
   function row(d: DomainStatus): HTMLTableRowElement {
@@ -183,7 +193,16 @@ export function overview(root: HTMLElement): () => void {
 
   let first = -1;
   let last = -1;
-  function paint(force = true): void {
+  // the rows in the document by name, with the signature they were built with
+  let built = new Map<string, { tr: HTMLTableRowElement; sig: string }>();
+  const spacerCell = (): HTMLTableCellElement => h("td", { colSpan: 8 });
+  const topCell = spacerCell();
+  const bottomCell = spacerCell();
+  const topSpacer = h("tr", { class: "spacer", "aria-hidden": "true" }, topCell);
+  const bottomSpacer = h("tr", { class: "spacer", "aria-hidden": "true" }, bottomCell);
+  /** Show the rows in view; `fetch`: then load the details of rows that came into view
+   * (not after a load of details: that would poll in a loop). */
+  function paint(force = true, fetch = true): void {
     const top = scroller.scrollTop;
     const height = scroller.clientHeight || 600;
     const from = Math.max(0, Math.min(Math.floor(top / ROW), view.length - Math.ceil(height / ROW)) - OVERSCAN);
@@ -191,24 +210,79 @@ export function overview(root: HTMLElement): () => void {
     if (!force && from === first && to === last) return;
     first = from;
     last = to;
-    const spacer = (n: number): HTMLElement =>
-      h("tr", { class: "spacer", "aria-hidden": "true" }, h("td", { colSpan: 8, style: `height:${n * ROW}px` }));
-    const rows: HTMLElement[] = [spacer(from)];
-    for (let i = from; i < to; i++) rows.push(row(view[i]!));
-    rows.push(spacer(view.length - to));
-    body.replaceChildren(...rows);
-    scheduleDetails();
+    topCell.style.height = `${from * ROW}px`;
+    bottomCell.style.height = `${(view.length - to) * ROW}px`;
+    const next = new Map<string, { tr: HTMLTableRowElement; sig: string }>();
+    const rows: HTMLElement[] = [topSpacer];
+    for (let i = from; i < to; i++) {
+      const d = view[i]!;
+      const sig = signature(d);
+      const old = built.get(d.name);
+      const entry = old && old.sig === sig ? old : { tr: row(d), sig };
+      next.set(d.name, entry);
+      rows.push(entry.tr);
+    }
+    rows.push(bottomSpacer);
+    built = next;
+    // touch the document only where it differs: same rows in the same order → nothing
+    const have = body.children;
+    let same = have.length === rows.length;
+    for (let i = 0; same && i < rows.length; i++) same = have[i] === rows[i];
+    if (!same) body.replaceChildren(...rows);
+    if (fetch) scheduleDetails();
   }
 
-  // details (vCPUs, memory, CPU time, IPs) of the visible rows only
+  // details (vCPUs, memory, CPU history, IPs) of the visible rows only
   let detailTimer = 0;
   function scheduleDetails(delay = 150): void {
     window.clearTimeout(detailTimer);
     detailTimer = window.setTimeout(() => void loadDetails(), delay);
   }
 
+  /** One request for the CPU history of every visible running row: the last
+   * SPARK_POINTS samples of rows seen for the first time, the newer ones of the others. */
+  async function loadCpuHistory(names: string[]): Promise<void> {
+    if (!names.length) return;
+    const since = Math.min(...names.map((n) => details.get(n)?.cpuT ?? 0));
+    const qs = `domains=${names.map(enc).join(",")}&since=${since}&points=${SPARK_POINTS}`;
+    const hist = await get<Record<string, { t: number[]; cpu: (number | null)[] }>>(`/api/v1/stats/history/cpu?${qs}`);
+    for (const [name, cols] of Object.entries(hist)) {
+      const det = details.get(name) ?? { cpu: [] };
+      details.set(name, det);
+      cols.t.forEach((t, i) => {
+        if (det.cpuT !== undefined && t <= det.cpuT) return;
+        det.cpuT = t;
+        const v = cols.cpu[i];
+        if (v !== null && v !== undefined) det.cpu.push(Math.max(0, Math.min(100, v)));
+      });
+      if (det.cpu.length > SPARK_POINTS) det.cpu.splice(0, det.cpu.length - SPARK_POINTS);
+    }
+  }
+
+  // one load at a time; a call meanwhile (rows came into view) runs once it is done
+  let loading = false;
+  let again = false;
   async function loadDetails(): Promise<void> {
     if (disposed) return;
+    if (loading) {
+      again = true;
+      return;
+    }
+    loading = true;
+    try {
+      await loadVisible();
+    } finally {
+      loading = false;
+    }
+    if (disposed) return;
+    paint(true, false);
+    if (again) {
+      again = false;
+      scheduleDetails(0);
+    }
+  }
+
+  async function loadVisible(): Promise<void> {
     const now = Date.now();
     const visible = view.slice(first, last);
     const want = visible.filter((d) => {
@@ -218,24 +292,15 @@ export function overview(root: HTMLElement): () => void {
     if (want.length) {
       const qs = want.map((n) => `name=${enc(n)}`).join("&");
       try {
-        const stats = await get<Stats[]>(`/api/v1/stats/domains?${qs}&group=state&group=vcpu&group=balloon&group=cpu-total`);
-        const at = performance.now();
+        const stats = await get<Stats[]>(`/api/v1/stats/domains?${qs}&group=state&group=vcpu&group=balloon`);
         for (const s of stats) {
           const det = details.get(s.name) ?? { cpu: [] };
           det.vcpus = s.vcpu?.current ?? det.vcpus;
           det.memKib = s.memory?.current_kib ?? det.memKib;
           det.fetchedAt = now;
-          if (s.cpu && s.state === "running") {
-            if (det.lastNs !== undefined && det.lastAt !== undefined && at > det.lastAt) {
-              const usage = ((s.cpu.time_ns - det.lastNs) / 1e6 / (at - det.lastAt)) * 100 / Math.max(1, det.vcpus ?? 1);
-              det.cpu.push(Math.max(0, Math.min(100, usage)));
-              if (det.cpu.length > 30) det.cpu.shift();
-            }
-            det.lastNs = s.cpu.time_ns;
-            det.lastAt = at;
-          } else {
+          if (s.state !== "running" && s.state !== "paused") {
             det.cpu = [];
-            det.lastNs = det.lastAt = undefined;
+            det.cpuT = undefined;
           }
           details.set(s.name, det);
         }
@@ -243,7 +308,9 @@ export function overview(root: HTMLElement): () => void {
         if (!(err instanceof ApiError && err.code === "not_found")) throw err;
       }
     }
-    const needIps = visible.filter((d) => d.state === "running" && now - (details.get(d.name)?.ipsAt ?? 0) > 30_000);
+    const running = visible.filter((d) => d.state === "running" || d.state === "paused");
+    await loadCpuHistory(running.map((d) => d.name)).catch(() => undefined);
+    const needIps = running.filter((d) => now - (details.get(d.name)?.ipsAt ?? 0) > 30_000);
     await pool(needIps, 4, async (d) => {
       const det = details.get(d.name) ?? { cpu: [] };
       det.ipsAt = now;
@@ -255,7 +322,6 @@ export function overview(root: HTMLElement): () => void {
         det.ips = [];
       }
     });
-    if (!disposed) paint();
   }
 
   async function runOn(label: string, fn: (name: string) => Promise<unknown>): Promise<void> {
@@ -277,38 +343,57 @@ export function overview(root: HTMLElement): () => void {
     if (!failed) notify(`${label}: ${names.length} VM${names.length > 1 ? "s" : ""}`);
   }
 
-  // live updates
+  // live updates: events are collected and handled together at most every 100 ms (a burst
+  // of events from 10 starting guests is a few state requests and one repaint)
   const pending = new Set<string>();
   let pendingTimer = 0;
+  let flushing = false;
   let relist = false;
   function refreshSoon(name: string | null): void {
     if (name === null) relist = true;
     else pending.add(name);
-    window.clearTimeout(pendingTimer);
-    pendingTimer = window.setTimeout(() => void flush(), 100);
+    if (!pendingTimer && !flushing) pendingTimer = window.setTimeout(() => void flush(), 100);
   }
   async function flush(): Promise<void> {
-    if (relist) {
-      relist = false;
-      pending.clear();
-      domains = await get<DomainStatus[]>("domains?all=true&uuids=false");
-      recompute();
-      return;
-    }
-    const names = [...pending];
-    pending.clear();
-    await pool(names, 4, async (name) => {
-      try {
-        const st = await get<DomainStatus>(`domains/${enc(name)}/state`);
-        const i = domains.findIndex((d) => d.name === name);
-        if (i >= 0) domains[i] = { ...domains[i]!, state: st.state, reason: st.reason, id: st.id };
-        const det = details.get(name);
-        if (det) det.fetchedAt = 0;
-      } catch (err) {
-        if (err instanceof ApiError && err.code === "not_found") domains = domains.filter((d) => d.name !== name);
+    pendingTimer = 0;
+    flushing = true;
+    try {
+      if (relist) {
+        relist = false;
+        pending.clear();
+        domains = await get<DomainStatus[]>("domains?all=true&uuids=false");
+        recompute();
+        return;
       }
-    });
-    recompute();
+      const names = [...pending];
+      pending.clear();
+      let changed = false;
+      await pool(names, 4, async (name) => {
+        try {
+          const st = await get<DomainStatus>(`domains/${enc(name)}/state`);
+          const i = domains.findIndex((d) => d.name === name);
+          const old = domains[i];
+          if (old && (old.state !== st.state || old.reason !== st.reason || old.id !== st.id)) {
+            domains[i] = { ...old, state: st.state, reason: st.reason, id: st.id };
+            changed = true;
+          }
+          const det = details.get(name);
+          if (det) det.fetchedAt = 0;
+        } catch (err) {
+          if (err instanceof ApiError && err.code === "not_found") {
+            domains = domains.filter((d) => d.name !== name);
+            changed = true;
+          }
+        }
+      });
+      // the order or the filter's result only change with a state; else the rows follow
+      // with their details
+      if (changed) recompute();
+      else scheduleDetails();
+    } finally {
+      flushing = false;
+      if ((pending.size || relist) && !pendingTimer) pendingTimer = window.setTimeout(() => void flush(), 100);
+    }
   }
   const unsubscribe = subscribe((ev) => {
     if (ev.object !== "domain") return;

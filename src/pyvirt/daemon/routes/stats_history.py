@@ -10,8 +10,10 @@ domain for an hour.
   (none: the whole hour) as columns ``{"interval", "max_kib", "t": [...], "cpu": [...],
   "mem_current_kib", "mem_used_kib", "mem_rss_kib", "disk_rd_bps", "disk_wr_bps",
   "net_rx_bps", "net_tx_bps"}`` (``null`` where a figure is unknown).
-- ``GET /api/v1/stats/history/cpu?since=T``: ``{NAME: {"t": [...], "cpu": [...]}}`` of every
-  domain with a history (the overview's sparklines).
+- ``GET /api/v1/stats/history/cpu?domains=A,B&since=T&points=N``: ``{NAME: {"t": [...],
+  "cpu": [...]}}`` of the named domains with a history (none named: every one), at most the
+  last ``N`` samples of each: the overview's sparklines of its visible running rows, in one
+  request.
 """
 
 from __future__ import annotations
@@ -139,12 +141,30 @@ def domain_history(
     return history_of(daemon).columns(dom.name, since)
 
 
+_DOMAINS = Query(
+    description="comma-separated domain names (none: every domain with a history)",
+    max_length=65536,
+)
+_POINTS = Query(description="at most this many of the latest samples per domain", ge=1, le=721)
+
+
 @router.get("/api/v1/stats/history/cpu")
-def cpu_history(request: Request, since: Annotated[float, _SINCE] = 0.0) -> dict[str, Any]:
-    """Every sampled domain's CPU % column with its times."""
+def cpu_history(
+    request: Request,
+    since: Annotated[float, _SINCE] = 0.0,
+    domains: Annotated[str | None, _DOMAINS] = None,
+    points: Annotated[int | None, _POINTS] = None,
+) -> dict[str, Any]:
+    """The CPU % column with its times of the named (or every) sampled domain; names
+    without a history are left out."""
     hist = history_of(daemon_of(request))
+    known = hist.names()
+    if domains is not None:
+        wanted = {n for n in domains.split(",") if n}
+        known = [n for n in known if n in wanted]
     out: dict[str, Any] = {}
-    for name in hist.names():
+    for name in known:
         cols = hist.columns(name, since)
-        out[name] = {key: cols[key] for key in ("t", "cpu")}
+        first = -points if points is not None else 0
+        out[name] = {key: cols[key][first:] for key in ("t", "cpu")}
     return out
