@@ -21,6 +21,9 @@ __all__ = ["RemoteCheckpoints", "checkpoint_from_json"]
 
 XML = "application/xml"
 
+# lazy: function-local imports marked ``# lazy`` load the checkpoint value type only for these
+# verbs.
+
 
 def checkpoint_from_json(doc: dict[str, Any]) -> CheckpointInfo:
     """A :class:`CheckpointInfo` from its ``to_json()`` form."""
