@@ -38,7 +38,9 @@ def _job(fake: FakeQmp, error: str | None = None) -> None:
     fake.on("job-dismiss", {})
 
 
-def test_snapshot_jobs_send_tag_vmstate_and_devices(fake_qmp: FakeQmp, monitor_cls: type[Monitor]) -> None:
+def test_snapshot_jobs_send_tag_vmstate_and_devices(
+    fake_qmp: FakeQmp, monitor_cls: type[Monitor]
+) -> None:
     _job(fake_qmp)
     with monitor_cls(fake_qmp.path) as mon:
         mon.snapshot_save("s1", "virtio-disk0-format", ["virtio-disk0-format", "d1"])
@@ -54,21 +56,27 @@ def test_snapshot_jobs_send_tag_vmstate_and_devices(fake_qmp: FakeQmp, monitor_c
     assert fake_qmp.calls("job-dismiss") == [{"id": "pyvirt-snapshot"}] * 3
 
 
-def test_a_failed_job_raises_its_error_after_dismissing(fake_qmp: FakeQmp, monitor_cls: type[Monitor]) -> None:
+def test_a_failed_job_raises_its_error_after_dismissing(
+    fake_qmp: FakeQmp, monitor_cls: type[Monitor]
+) -> None:
     _job(fake_qmp, error="Device 'x' is writable but does not support snapshots")
     with monitor_cls(fake_qmp.path) as mon, pytest.raises(MonitorError, match="does not support"):
         mon.snapshot_save("s1", "x", ["x"])
     assert fake_qmp.calls("job-dismiss") == [{"id": "pyvirt-snapshot"}]
 
 
-def test_a_job_that_never_concludes_times_out(fake_qmp: FakeQmp, monitor_cls: type[Monitor]) -> None:
+def test_a_job_that_never_concludes_times_out(
+    fake_qmp: FakeQmp, monitor_cls: type[Monitor]
+) -> None:
     fake_qmp.on("snapshot-save", {})
     with monitor_cls(fake_qmp.path) as mon, pytest.raises(MonitorError, match="did not finish"):
         mon.snapshot_save("s1", "x", ["x"], timeout=0.05)
     assert fake_qmp.calls("job-dismiss") == []
 
 
-def test_active_images_and_overlay_transaction(fake_qmp: FakeQmp, monitor_cls: type[Monitor]) -> None:
+def test_active_images_and_overlay_transaction(
+    fake_qmp: FakeQmp, monitor_cls: type[Monitor]
+) -> None:
     fake_qmp.on("query-block", [
         {"device": "", "qdev": "ide0-1-0", "removable": True},
         {"device": "", "qdev": "virtio-disk0", "removable": False,
@@ -98,8 +106,10 @@ def test_sync_monitor_errors_are_the_monitors(fake_qmp: FakeQmp, tmp_path: Any) 
             with pytest.raises(QmpCommandError) as err:
                 mon.active_images()
             assert (str(err.value), err.value.error_class, err.value.command) == (
-                "QMP command 'query-block' failed: no block", "GenericError", "query-block"
+                "QMP command 'query-block' failed: no block",
+                "GenericError",
+                "query-block",
             )
             assert mon.query_status() == ("running", True)  # the session goes on
-    with pytest.raises(MonitorError, match="QMP 'connect' on .* failed"):
+    with pytest.raises(MonitorError, match=r"QMP 'connect' on .* failed"):
         SyncMonitor(tmp_path / "nothing.sock").connect()
