@@ -28,13 +28,19 @@ dominates create and varies with the host's page cache writeback: use ``--runs``
 shared machine. The CLI runs with its bytecode cache
 (``PYTHONDONTWRITEBYTECODE`` is dropped for the commands: else each compiles pyvirt).
 
-Medians are printed with the ratios to ``raw`` (and the CLI columns' to ``raw-proc``).
+Medians are printed with the ratios to ``raw`` (and the CLI columns' to ``raw-proc``), and,
+less noisy than the ratios, each way's **overhead beyond QEMU's job**: the command's wall time
+less the job's own time on QEMU's clock (its ``JOB_STATUS_CHANGE`` ``created`` to
+``concluded``, from the events pyvirtd logs to the domain's qemu.log): what the way itself
+costs (start-up, round trips, bookkeeping, metadata writes), whatever QEMU's job took.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
+import re
 import subprocess
 import sys
 import time
@@ -88,6 +94,33 @@ def raw_delete(sock: str, node: str, tag: str) -> None:
         q.job("snapshot-delete", f"bench-d{tag}", tag=tag, devices=[node])
 
 
+#: a job's status change as pyvirtd logs QEMU's events (QEMU's timestamp first)
+JOB_EVENT = re.compile(
+    r"^(\S+ \S+)Z: event JOB_STATUS_CHANGE \{\"id\": \"[^\"]+\", "
+    r"\"status\": \"(created|concluded)\""
+)
+
+
+def qemu_job_time(log: Path, offset: int) -> float | None:
+    """Seconds from the first job's ``created`` to its ``concluded`` on QEMU's clock, from
+    *log* past *offset* (waits a moment for pyvirtd to log them; None if it does not)."""
+    deadline = time.monotonic() + 2.0
+    while True:
+        seen: dict[str, float] = {}
+        with log.open() as f:
+            f.seek(offset)
+            for line in f:
+                m = JOB_EVENT.match(line)
+                if m:
+                    when = datetime.datetime.fromisoformat(m.group(1)).timestamp()
+                    seen.setdefault(m.group(2), when)
+        if "created" in seen and "concluded" in seen:
+            return seen["concluded"] - seen["created"]
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.01)
+
+
 def run(*argv: str) -> None:
     subprocess.run(argv, check=True, capture_output=True)
 
@@ -129,6 +162,10 @@ def main() -> None:
         create: dict[str, list[float]] = {k: [] for k in WAYS}
         revert: dict[str, list[float]] = {k: [] for k in WAYS}
         loads: list[float] = []
+        beyond: dict[str, dict[str, list[float]]] = {
+            "create": {k: [] for k in WAYS}, "revert": {k: [] for k in WAYS}
+        }  # fmt: skip
+        log = root / "log" / "qemu" / name / "qemu.log"
         raw_save(sock, node, "warm-up")
         raw_delete(sock, node, "warm-up")
         t_start = time.perf_counter()
@@ -136,10 +173,14 @@ def main() -> None:
             loads.append(os.getloadavg()[0])
             for way in WAYS if i % 2 == 0 else WAYS[::-1]:
                 tag = f"{way.replace('-', '')}{i}"
-                os.sync()  # no writeback of the last snapshot competes with this one
-                create[way].append(timed(lambda way=way, tag=tag: ways[way][0](tag)))
-                os.sync()
-                revert[way].append(timed(lambda way=way, tag=tag: ways[way][1](tag)))
+                for label, times, fn in (("create", create, ways[way][0]),
+                                         ("revert", revert, ways[way][1])):  # fmt: skip
+                    os.sync()  # no writeback of the last snapshot competes with this one
+                    offset = log.stat().st_size
+                    times[way].append(timed(lambda fn=fn, tag=tag: fn(tag)))
+                    job = qemu_job_time(log, offset)
+                    if job is not None:
+                        beyond[label][way].append(times[way][-1] - job)
                 # not timed: every create finds the image as the last one did (freed space)
                 if way.startswith("raw"):
                     raw_delete(sock, node, tag)
@@ -163,6 +204,8 @@ def main() -> None:
             runs = "  ".join(f"{k}=" + ",".join(f"{x * 1000:.0f}" for x in v)
                              for k, v in times.items())  # fmt: skip
             print(f"    runs (ms): {runs}")
+            over = "  ".join(f"{k}={median(v) * 1000:.1f}" for k, v in beyond[label].items() if v)
+            print(f"    overhead beyond QEMU's job, medians (ms): {over}")
         print("  target: pyvirt / raw QMP <= 1.2x (issue #12)")
 
 

@@ -70,11 +70,36 @@ class DomainSnapshots(DomainHandle):
         :raises AlreadyExistsError: the name is taken
         """
         from pyvirt.model.snapshot import DomainSnapshot  # lazy
-        from pyvirt.service.snapshot import create  # lazy
 
         if current and not redefine:
             raise InvalidConfigError("--current needs --redefine")
         snap = DomainSnapshot.from_xml(xml) if xml is not None else DomainSnapshot()
+        return self._take(
+            snap,
+            disk_only=disk_only,
+            atomic=atomic,
+            quiesce=quiesce,
+            live=live,
+            no_metadata=no_metadata,
+            redefine=redefine,
+            current=current,
+        )
+
+    def _take(
+        self,
+        snap: Any,
+        *,
+        disk_only: bool = False,
+        atomic: bool = False,
+        quiesce: bool = False,
+        live: bool = False,
+        no_metadata: bool = False,
+        redefine: bool = False,
+        current: bool = False,
+    ) -> SnapshotInfo:
+        """Take (or record) the ``DomainSnapshot`` document *snap*."""
+        from pyvirt.service.snapshot import create  # lazy
+
         flags = create.CreateFlags(
             disk_only=disk_only,
             atomic=atomic,
@@ -144,12 +169,15 @@ class DomainSnapshots(DomainHandle):
         no_metadata: bool = False,
     ) -> SnapshotInfo:
         """Take a snapshot from options, like ``snapshot-create-as`` (see
-        :meth:`snapshot_xml_for` and :meth:`snapshot_create`)."""
-        xml = self.snapshot_xml_for(
+        :meth:`snapshot_xml_for` and :meth:`snapshot_create`; the document built from the
+        options is taken as it is, not written out as XML and parsed again)."""
+        from pyvirt.service.snapshot import spec  # lazy
+
+        snap = spec.build(
             name, description, memspec=memspec, diskspecs=diskspecs, disk_only=disk_only
         )
-        return self.snapshot_create(
-            xml,
+        return self._take(
+            snap,
             disk_only=disk_only,
             atomic=atomic,
             quiesce=quiesce,

@@ -26,7 +26,9 @@ class LazyGroup(click.Group):
         cmd_name = ALIASES.get(cmd_name, cmd_name)
         if cmd_name == "help":
             from pyvirt.cli.help import help_
+            from pyvirt.cli.virsh_options import attach
 
+            attach("help", help_)
             return help_
         target = COMMANDS.get(cmd_name)
         if target is None:
@@ -35,6 +37,9 @@ class LazyGroup(click.Group):
         mod = importlib.import_module(f"pyvirt.cli.commands.{module}")
         command = getattr(mod, attr)
         assert isinstance(command, click.Command)
+        from pyvirt.cli.virsh_options import attach  # virsh's options it lacks: refused or added
+
+        attach(cmd_name, command)
         return command
 
 

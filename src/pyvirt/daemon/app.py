@@ -44,6 +44,7 @@ FEATURES: tuple[str, ...] = (
     "routes.blockjobs",
     "routes.backups",  # backup-begin as a daemon job (issue 12)
     "routes.snapshots",
+    "routes.checkpoints",  # checkpoint-* over REST (issue 12)
     "routes.saves",
     "routes.devupdate",
     "routes.consoles",

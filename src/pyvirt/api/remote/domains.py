@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode
 from pyvirt.api.domains import Domain, DomainCollection, DomainInfo, DomainStatus, Reason, State
 from pyvirt.api.remote.backups import RemoteBackups
 from pyvirt.api.remote.block_jobs import RemoteBlockJobs
+from pyvirt.api.remote.checkpoints import RemoteCheckpoints
 from pyvirt.api.remote.domain_verbs import RemoteDomainVerbs, RemoteSaveImages
 from pyvirt.api.remote.migration import RemoteMigrationHost, RemoteMigrationVerbs
 from pyvirt.api.remote.volume_jobs import DomainCloneMixin
@@ -151,9 +152,16 @@ class RemoteDomainCollection(
         return self._handle(str(resp.json()["name"]))
 
 
-class RemoteDomain(RemoteDomainVerbs, RemoteBlockJobs, RemoteBackups, RemoteMigrationVerbs, Domain):
+class RemoteDomain(
+    RemoteDomainVerbs,
+    RemoteBlockJobs,
+    RemoteBackups,
+    RemoteCheckpoints,
+    RemoteMigrationVerbs,
+    Domain,
+):
     """A :class:`~pyvirt.api.domains.Domain` whose lifecycle, inspection, snapshot, save,
-    device-XML, block job and backup verbs are requests to the daemon."""
+    device-XML, block job, checkpoint and backup verbs are requests to the daemon."""
 
     def __init__(self, service: ServiceConnection, name: str, client: Client) -> None:
         super().__init__(service, name)

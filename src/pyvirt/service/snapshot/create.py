@@ -25,7 +25,12 @@ from pyvirt.errors import (
     InvalidStateError,
     UnsupportedError,
 )
-from pyvirt.service.snapshot.disks import default_overlay, file_of, live_domain, snapshottable
+from pyvirt.service.snapshot.disks import (
+    default_overlay,
+    file_of,
+    live_domain_and_xml,
+    snapshottable,
+)
 from pyvirt.service.snapshot.store import SnapshotStore
 
 if TYPE_CHECKING:
@@ -210,7 +215,11 @@ def create(
         _refuse_taken(store, snap.name)  # again: another command may have taken it meanwhile
         rec = mgr.live_record(name, cleanup=True)
         running = rec is not None
-        dom = live_domain(mgr, name) if running else mgr.definition(name, inactive=True)
+        if running:
+            dom, dom_xml = live_domain_and_xml(mgr, name)
+        else:
+            dom = mgr.definition(name, inactive=True)
+            dom_xml = dom.to_xml()
         plans = plan(dom, snap, running=running, disk_only=flags.disk_only)
         if running:
             assert rec is not None
@@ -219,20 +228,27 @@ def create(
         else:
             snap.state = "shutoff"
         snap.parent = store.current()
-        snap.domain_xml = dom.to_xml()
-        if running and snap.memory == "external":
-            assert rec is not None
-            _running_with_memory(mgr, name, rec.qmp_socket, snap, plans, live=flags.live)
-        elif running:
-            assert rec is not None
-            _running(mgr, name, rec.qmp_socket, snap, plans, quiesce=flags.quiesce)
-        else:
-            _shutoff(str(snap.name), plans)
-        if plans[0].location == "external":
-            _switch_sources(mgr, name, plans, running=running)
-        if not flags.no_metadata:
-            store.write(snap)
-            store.set_current(snap.name)
+        snap.domain_xml = dom_xml
+        # the record is complete now: written and synced while QEMU works (one fsync off
+        # the critical path), put in place once the snapshot exists
+        staged = None if flags.no_metadata else store.stage(snap)
+        try:
+            if running and snap.memory == "external":
+                assert rec is not None
+                _running_with_memory(mgr, name, rec.qmp_socket, snap, plans, live=flags.live)
+            elif running:
+                assert rec is not None
+                _running(mgr, name, rec.qmp_socket, snap, plans, quiesce=flags.quiesce)
+            else:
+                _shutoff(str(snap.name), plans)
+            if plans[0].location == "external":
+                _switch_sources(mgr, name, plans, running=running)
+        except BaseException:
+            if staged is not None:
+                staged.discard()
+            raise
+        if staged is not None:
+            staged.commit()
     return snap
 
 
@@ -287,10 +303,12 @@ def _running(
     *,
     quiesce: bool,
 ) -> None:
-    from pyvirt.drivers.qemu.qmp import Monitor  # lazy
+    from pyvirt.drivers.qemu.qmp_sync import SyncMonitor  # lazy
     from pyvirt.service.domain import agent  # lazy
 
-    with Monitor(qmp, name=name) as mon:  # type: ignore[arg-type]
+    # a plain-socket session: an internal snapshot is a few commands, and qemu.qmp's event
+    # loop per session cost more CPU than pyvirt's whole bookkeeping (bench/snapshot.py)
+    with SyncMonitor(qmp, name=name) as mon:  # type: ignore[arg-type]
         if plans[0].location == "internal":
             nodes = [node_of(mon, p.path) for p in plans]
             mon.snapshot_save(str(snap.name), nodes[0], nodes)

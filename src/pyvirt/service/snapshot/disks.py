@@ -32,13 +32,23 @@ def live_domain(mgr: DomainManager, name: str) -> Domain:
 
     :raises InvalidStateError: it is not running
     """
+    return live_domain_and_xml(mgr, name)[0]
+
+
+def live_domain_and_xml(mgr: DomainManager, name: str) -> tuple[Domain, str]:
+    """:func:`live_domain` and its text as pyvirt wrote it (a snapshot embeds it: no
+    serialising of the parsed one again).
+
+    :raises InvalidStateError: it is not running
+    """
     from pyvirt.model.domain import Domain  # lazy
     from pyvirt.model.xmltree import parse_xml  # lazy
 
     try:
-        return Domain(parse_xml(mgr.rundir(name).live_xml(), what=Domain.WHAT))
+        data = mgr.rundir(name).live_xml()
     except NotFoundError:
         raise InvalidStateError(f"domain '{name}' is not running") from None
+    return Domain(parse_xml(data, what=Domain.WHAT)), data.decode()
 
 
 def snapshottable(dom: Domain) -> list[Disk]:

@@ -86,24 +86,51 @@ def test_store_writes_atomically_and_tracks_current(tmp_path: Path) -> None:
 def test_store_set_current_skips_an_unchanged_pointer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pyvirt.service.snapshot import store as store_mod
+    import os
 
     store = SnapshotStore(StatePaths.from_root(tmp_path), "vm")
     store.write(snap("a"))
     store.write(snap("b"))
-    writes: list[Path] = []
-    real = store_mod.atomic_write
-
-    def counting(path: Path, data: bytes, *args: object, **kw: bool) -> None:
-        writes.append(path)
-        real(path, data)
-
-    monkeypatch.setattr(store_mod, "atomic_write", counting)
-    store.set_current("a")
+    syncs: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (syncs.append(fd), real(fd))[1])
+    store.set_current("a")  # the pointer is a symlink: one fsync, of the directory
     store.set_current("a")  # a revert to the current snapshot: nothing to write
-    assert store.current() == "a" and len(writes) == 1
+    assert store.current() == "a" and len(syncs) == 1
     store.set_current("b")
-    assert store.current() == "b" and len(writes) == 2
+    assert store.current() == "b" and len(syncs) == 2
+
+
+def test_store_write_current_is_one_durable_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    store = SnapshotStore(StatePaths.from_root(tmp_path), "vm")
+    store.write(snap("a"))
+    store.set_current("a")
+    syncs: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (syncs.append(fd), real(fd))[1])
+    store.write_current(snap("b", parent="a"))
+    assert len(syncs) == 2  # the record's file, then the directory (record and pointer)
+    assert store.current() == "b" and store.read("b").parent == "a"
+    assert sorted(store.names()) == ["a", "b"]
+    assert not [p for p in store.dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_store_reads_a_pointer_file(tmp_path: Path) -> None:
+    """A ``.current`` written as a file (before it was a symlink) still names the current
+    snapshot, and the next change replaces it by a symlink."""
+    store = SnapshotStore(StatePaths.from_root(tmp_path), "vm")
+    store.write(snap("a"))
+    store.write(snap("b"))
+    (store.dir / ".current").write_text("a\n")
+    assert store.current() == "a"
+    store.set_current("b")
+    assert store.current() == "b" and (store.dir / ".current").is_symlink()
+    store.remove("b")
+    assert store.current() is None and not (store.dir / ".current").exists()
 
 
 def test_diskspec_and_memspec_build_libvirt_xml() -> None:
