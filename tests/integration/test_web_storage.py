@@ -7,6 +7,7 @@ and a delete."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,12 +55,15 @@ def test_add_pool_wizard_dir(web: Web) -> None:
     xml = dialog.get_by_label("Pool XML")
     xml.filter(has_text=f"<path>{target}</path>").wait_for()
     assert "<pool type='dir'>" in xml.inner_text() and "<name>pool2</name>" in xml.inner_text()
+    uuid = re.search(r"<uuid>([^<]+)</uuid>", xml.inner_text())
     web.shot("add-pool")
     dialog.get_by_role("button", name="Finish").click()
     row = page.get_by_role("row").filter(has=page.get_by_role("button", name="pool2"))
     row.filter(has_text="running").wait_for()
     assert target.is_dir()
-    assert web.daemon.request("GET", "/api/v1/pools/pool2").json()["state"] == "running"
+    info = web.daemon.request("GET", "/api/v1/pools/pool2").json()
+    assert info["state"] == "running"
+    assert uuid and info["uuid"] == uuid.group(1)  # exactly the XML shown was defined
 
 
 def test_add_pool_wizard_fs_refused_then_preview(web: Web) -> None:
@@ -88,6 +92,28 @@ def test_add_pool_wizard_fs_refused_then_preview(web: Web) -> None:
     names = [p["name"] for p in web.daemon.request("GET", "/api/v1/pools?all=true").json()]
     assert "fspool" not in names
     dialog.get_by_role("button", name="Cancel").click()
+
+
+def test_add_pool_wizard_iscsi_preview(web: Web) -> None:
+    """The iscsi fields (the seed's pool) previewed as pool-define-as makes them."""
+    iqn = "iqn.2017-10.com.cloud.www:storage001"
+    page = web.visit("#/storage", "storage-iscsi", ready="table.grid tbody tr")
+    page.get_by_role("button", name="Add Pool").click()
+    dialog = page.get_by_role("dialog", name="Add a New Storage Pool")
+    dialog.get_by_label("Name", exact=True).fill("storage01")
+    dialog.get_by_label("Type", exact=True).select_option("iscsi")
+    dialog.get_by_label("Host name").fill("192.168.2.20:3260")
+    dialog.get_by_label("Source path").fill(iqn)
+    dialog.get_by_label("Target path").fill("/dev/disk/by-path")
+    xml = dialog.get_by_label("Pool XML")
+    xml.filter(has_text="/dev/disk/by-path").wait_for()
+    text = xml.inner_text()
+    assert "<pool type='iscsi'>" in text and f"<device path='{iqn}'/>" in text
+    assert "<host name='192.168.2.20' port='3260'/>" in text
+    web.shot("add-pool-iscsi")
+    dialog.get_by_role("button", name="Cancel").click()
+    names = [p["name"] for p in web.daemon.request("GET", "/api/v1/pools?all=true").json()]
+    assert "storage01" not in names
 
 
 def test_upload_download_resize_delete(web: Web, tmp_path: Path) -> None:

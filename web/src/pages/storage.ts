@@ -1,11 +1,11 @@
 // Storage: the pools (start, stop, refresh, autostart, add a pool of any backend) and the
 // selected pool's volumes (create, resize, delete, upload and download). The add-pool wizard
 // sends its fields to the daemon, which makes the pool XML with pool-define-as's code (shown in
-// the wizard before Finish: POST /api/v1/pools/preview) and defines it (POST pools/define-as).
+// the wizard before Finish: POST /api/v1/pools/preview); Finish defines exactly that XML.
 // Uploads stream the chosen File with XMLHttpRequest (upload progress events) to
 // PUT .../content (the vol-upload job); downloads are a link to GET .../content (the session
 // cookie authenticates it; the browser shows the download's progress, Tasks the job's).
-import { API, ApiError, csrfToken, del, enc, get, post, put } from "../api";
+import { API, ApiError, csrfToken, del, enc, get, json, post, put } from "../api";
 import { notify } from "../app";
 import { field, h } from "../dom";
 import { subscribe } from "../events";
@@ -64,9 +64,11 @@ function addPool(done: () => void): void {
   // the XML comes from the daemon (pool-define-as's code and checks), shown before Finish
   let seq = 0;
   let timer = 0;
+  let shownFor = ""; // the fields the XML shown was made from
   const preview = async (): Promise<void> => {
     const mine = ++seq;
     const f = spec();
+    shownFor = "";
     if (!f.name) {
       xml.textContent = "";
       return;
@@ -75,6 +77,7 @@ function addPool(done: () => void): void {
       const doc = await post<{ xml: string }>("pools/preview", f);
       if (mine !== seq) return;
       xml.textContent = doc.xml;
+      shownFor = JSON.stringify(f);
       m.status.textContent = "";
       m.status.setAttribute("role", "status");
     } catch (err) {
@@ -102,8 +105,10 @@ function addPool(done: () => void): void {
     try {
       window.clearTimeout(timer);
       const f = spec();
-      await preview();
-      await post("pools/define-as", f);
+      if (JSON.stringify(f) !== shownFor) await preview();
+      const shown = xml.textContent ?? "";
+      if (!shown) throw new ApiError(m.status.textContent || "the pool needs a name", "invalid_config", null, 400);
+      await json("POST", "pools", { xml: shown }); // exactly the XML shown (its UUID too)
       try {
         if (build.checked) await post(`pools/${enc(f.name!)}/build`);
         await post(`pools/${enc(f.name!)}/start`);
