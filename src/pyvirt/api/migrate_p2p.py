@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Destination", "destination", "destination_from_settings", "migrate_p2p"]
 
+# lazy: function-local imports marked ``# lazy`` load the client's TLS settings, the remote
+# API and the migration code only for a migration.
+
 
 @dataclass(frozen=True)
 class Destination:
@@ -80,7 +83,11 @@ def destination(dest: Destination) -> Iterator[Connection]:
 
     target = resolve(dest.uri)
     if target.kind != "tls":
-        yield pyvirt.api.open(dest.uri)
+        plain = pyvirt.api.open(dest.uri)
+        try:
+            yield plain
+        finally:
+            _close(plain)
         return
     from pyvirt.api.remote.connection import RemoteConnection, service_for  # lazy
     from pyvirt.client.transport import Client  # lazy
@@ -105,9 +112,13 @@ def destination(dest: Destination) -> Iterator[Connection]:
             yield conn
         finally:
             client.headers.pop("Authorization", None)
-            close = getattr(conn, "close", None)
-            if close is not None:
-                close()
+            _close(conn)
+
+
+def _close(conn: Connection) -> None:
+    close = getattr(conn, "close", None)  # remote connections hold a socket
+    if close is not None:
+        close()
 
 
 def migrate_p2p(
