@@ -2,7 +2,7 @@
 halves of :func:`pyvirt.api.domain_migrate.migrate`, connecting to the destination itself.
 
 >>> dest = destination_from_settings("pyvirt+tls://kvm2:16514/")   # token, CA: this client's
->>> migrate_p2p(conn.domains.get("web1"), dest, persistent=True, undefine_source=True)
+>>> migrate_p2p(conn, "web1", dest, persistent=True, undefine_source=True)
 
 Through a connection to a pyvirtd, :func:`migrate_p2p` asks that daemon
 (``POST /api/v1/domains/{name}/migrate``: a ``domain-migrate`` job with progress, cancelled by
@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 if TYPE_CHECKING:
     from pyvirt.api.connection import Connection
-    from pyvirt.api.domain import Domain
+    from pyvirt.client.transport import Client
     from pyvirt.progress import CancelToken, Progress
     from pyvirt.service.domain.migrate import MigrationResult, Policy
 
@@ -122,7 +122,8 @@ def _close(conn: Connection) -> None:
 
 
 def migrate_p2p(
-    src: Domain,
+    conn: Connection,
+    name: str,
     dest: Destination,
     *,
     live: bool = True,
@@ -136,7 +137,8 @@ def migrate_p2p(
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
 ) -> MigrationResult | None:
-    """Move *src* to *dest*, driven by the source host (its daemon when *src* is remote).
+    """Move domain *name* of *conn* (the source host) to *dest*, driven by the source host:
+    its daemon when *conn* is remote, else this process.
 
     The options are :func:`pyvirt.api.domain_migrate.migrate`'s.
 
@@ -144,18 +146,19 @@ def migrate_p2p(
     :raises PyvirtError: the migration failed (the guest runs on at the source, nothing is
         left on the destination) or the destination refused the source's credentials
     """
-    from pyvirt.api.remote.domains import RemoteDomain  # lazy
+    from pyvirt.api.remote.connection import RemoteConnection  # lazy
 
-    if isinstance(src, RemoteDomain):
-        return _in_daemon(src, dest, progress=progress, cancel=cancel, body={
+    if isinstance(conn, RemoteConnection):
+        return _in_daemon(conn.client, name, dest, progress=progress, cancel=cancel, body={
             "live": live, "offline": offline, "persistent": persistent,
             "undefinesource": undefine_source, "suspend": suspend, "dname": dname,
             "migrate_uri": migrate_uri, "policy": _policy(policy),
         })  # fmt: skip
     from pyvirt.api.domain_migrate import migrate  # lazy
 
-    with destination(dest) as conn:
-        return migrate(src, conn, live=live, offline=offline, persistent=persistent,
+    src = conn.domains.get(name)
+    with destination(dest) as target:
+        return migrate(src, target, live=live, offline=offline, persistent=persistent,
                        undefine_source=undefine_source, suspend=suspend, dname=dname,
                        migrate_uri=migrate_uri, policy=policy, progress=progress,
                        cancel=cancel)  # fmt: skip
@@ -168,7 +171,8 @@ def _policy(policy: Policy | None) -> dict[str, Any] | None:
 
 
 def _in_daemon(
-    src: Any,
+    client: Client,
+    name: str,
     dest: Destination,
     *,
     body: dict[str, Any],
@@ -179,8 +183,7 @@ def _in_daemon(
     from pyvirt.client.transport import API  # lazy
     from pyvirt.service.domain.migrate import MigrationResult  # lazy
 
-    client = src._client
-    doc = client.json("POST", f"{API}/domains/{quote(src.name, safe='')}/migrate", {
+    doc = client.json("POST", f"{API}/domains/{quote(name, safe='')}/migrate", {
         **body, "dest_uri": dest.uri, "token": dest.token, "ca": dest.ca_pem,
         "insecure": dest.insecure,
     })  # fmt: skip

@@ -115,7 +115,6 @@ def migrate(
     uri = migrateuri_opt or migrateuri
     if listen_address and not uri:
         uri = f"tcp://{listen_address}"
-    src = api(ctx).domains.get(domain)
     progress = progress_printer("Migration") if verbose else None
     if p2p:
         from pyvirt.api.migrate_p2p import destination_from_settings, migrate_p2p  # lazy
@@ -123,10 +122,12 @@ def migrate(
         if xml_file or persistent_xml_file:
             raise UnsupportedError("--xml and --persistent-xml are not supported with --p2p yet",
                                    hint="migrate without --p2p")  # fmt: skip
-        migrate_p2p(src, destination_from_settings(desturi), live=live, offline=offline,
-                    persistent=persistent, undefine_source=undefinesource, suspend=suspend,
-                    dname=dname, migrate_uri=uri, policy=policy, progress=progress)  # fmt: skip
+        migrate_p2p(api(ctx), domain, destination_from_settings(desturi), live=live,
+                    offline=offline, persistent=persistent, undefine_source=undefinesource,
+                    suspend=suspend, dname=dname, migrate_uri=uri, policy=policy,
+                    progress=progress)  # fmt: skip
         return
+    src = api(ctx).domains.get(domain)
     run_migration(
         src,
         desturi,

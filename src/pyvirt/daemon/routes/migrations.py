@@ -224,14 +224,15 @@ def recover(request: Request, name: str) -> Response:
 )  # fmt: skip
 def migrate(request: Request, name: str, body: MigrateBody) -> JSONResponse:
     """Move the domain to another host, this daemon driving both halves (a job)."""
-    dom = daemon_of(request).conn.domains.get(name)
+    conn = daemon_of(request).conn
+    dom = conn.domains.get(name)
     dom.status()  # 404 now rather than in the job
     policy = body.policy.policy() if body.policy else None
     dest = body.destination()
 
     def work(job: Job) -> Any:
         result = migrate_p2p(
-            dom, dest, live=body.live, offline=body.offline, persistent=body.persistent,
+            conn, dom.name, dest, live=body.live, offline=body.offline, persistent=body.persistent,
             undefine_source=body.undefinesource, suspend=body.suspend, dname=body.dname,
             migrate_uri=body.migrate_uri, policy=policy, progress=job.report, cancel=job.token,
         )  # fmt: skip
