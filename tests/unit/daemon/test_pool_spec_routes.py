@@ -88,3 +88,6 @@ def test_define_as_defines_and_validates(client: TestClient, tmp_path: Path) -> 
         ).status_code
         == 400
     )
+    for nasty in ({"target": "/a\x00b"}, {"source_dev": "\x01"}, {"auth_username": "\x7f"}):
+        r = client.post("/api/v1/pools/preview", json={"name": "p4", "type": "dir", **nasty})
+        assert r.status_code == 422, r.text  # not lxml's ValueError as a 500

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from pyvirt.api.pool_spec import POOL_TYPES, PoolSpec, define_spec
 from pyvirt.api.pools import Pool, Volume
@@ -88,6 +88,13 @@ class PoolSpecBody(BaseModel):
     auth_type: str | None = Field(None, pattern="^(chap|ceph)$")
     auth_username: str | None = Field(None, max_length=255)
     secret_usage: str | None = Field(None, max_length=255)
+
+    @field_validator("*")
+    @classmethod
+    def _printable(cls, value: Any) -> Any:
+        if isinstance(value, str) and any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("control characters are not allowed")
+        return value
 
     def spec(self) -> PoolSpec:
         """The API's spec (empty strings as unset)."""
