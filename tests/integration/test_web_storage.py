@@ -1,10 +1,13 @@
-"""The Storage page in a real browser (issue 13): the add-pool wizard (a dir pool, built and
-started), a file uploaded as a new volume with progress and downloaded back byte for byte,
-an upload into an existing volume, a resize and a delete."""
+"""The Storage page in a real browser (issue 13): the add-pool wizard (its XML made by the
+daemon and shown before Finish; a dir pool built and started; an fs pool refused by
+pool-define-as's checks, then by its start, and taken back), a file uploaded as a new volume
+with progress and downloaded back byte for byte, an upload into an existing volume, a resize
+and a delete."""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,12 +51,69 @@ def test_add_pool_wizard_dir(web: Web) -> None:
         )
     dialog.get_by_label("Target path").fill(str(target))
     dialog.get_by_label("Build the pool (create the directory, format, make the VG)").check()
+    # the XML the daemon makes (pool-define-as's code) is shown before Finish
+    xml = dialog.get_by_label("Pool XML")
+    xml.filter(has_text=f"<path>{target}</path>").wait_for()
+    assert "<pool type='dir'>" in xml.inner_text() and "<name>pool2</name>" in xml.inner_text()
+    uuid = re.search(r"<uuid>([^<]+)</uuid>", xml.inner_text())
     web.shot("add-pool")
     dialog.get_by_role("button", name="Finish").click()
     row = page.get_by_role("row").filter(has=page.get_by_role("button", name="pool2"))
     row.filter(has_text="running").wait_for()
     assert target.is_dir()
-    assert web.daemon.request("GET", "/api/v1/pools/pool2").json()["state"] == "running"
+    info = web.daemon.request("GET", "/api/v1/pools/pool2").json()
+    assert info["state"] == "running"
+    assert uuid and info["uuid"] == uuid.group(1)  # exactly the XML shown was defined
+
+
+def test_add_pool_wizard_fs_refused_then_preview(web: Web) -> None:
+    """An fs pool: a relative target is refused by pool-define-as's check (shown in the
+    wizard, nothing defined); the fixed spec previews the fs XML with its device and format."""
+    page = web.visit("#/storage", "storage-fs", ready="table.grid tbody tr")
+    page.get_by_role("button", name="Add Pool").click()
+    dialog = page.get_by_role("dialog", name="Add a New Storage Pool")
+    dialog.get_by_label("Name", exact=True).fill("fspool")
+    dialog.get_by_label("Type", exact=True).select_option("fs")
+    assert dialog.get_by_label("Host name").is_hidden()
+    dialog.get_by_label("Source path").fill("/dev/pyvirt-no-such-disk")
+    dialog.get_by_label("Source format").fill("ext4")
+    dialog.get_by_label("Target path").fill("relative/dir")
+    dialog.get_by_role("alert").filter(has_text="is not an absolute path").wait_for()
+    dialog.get_by_label("Target path").fill("/mnt/fspool")
+    xml = dialog.get_by_label("Pool XML")
+    xml.filter(has_text="<path>/mnt/fspool</path>").wait_for()
+    text = xml.inner_text()
+    assert "<pool type='fs'>" in text and "/dev/pyvirt-no-such-disk" in text
+    assert "<format type='ext4'/>" in text
+    web.shot("add-pool-fs")
+    # Finish: defined, the start fails (no such device) and the definition is taken back
+    dialog.get_by_role("button", name="Finish").click()
+    dialog.get_by_role("alert").filter(has_text="pyvirt-no-such-disk").wait_for()
+    names = [p["name"] for p in web.daemon.request("GET", "/api/v1/pools?all=true").json()]
+    assert "fspool" not in names
+    dialog.get_by_role("button", name="Cancel").click()
+
+
+def test_add_pool_wizard_iscsi_preview(web: Web) -> None:
+    """The iscsi fields (the seed's pool) previewed as pool-define-as makes them."""
+    iqn = "iqn.2017-10.com.cloud.www:storage001"
+    page = web.visit("#/storage", "storage-iscsi", ready="table.grid tbody tr")
+    page.get_by_role("button", name="Add Pool").click()
+    dialog = page.get_by_role("dialog", name="Add a New Storage Pool")
+    dialog.get_by_label("Name", exact=True).fill("storage01")
+    dialog.get_by_label("Type", exact=True).select_option("iscsi")
+    dialog.get_by_label("Host name").fill("192.168.2.20:3260")
+    dialog.get_by_label("Source path").fill(iqn)
+    dialog.get_by_label("Target path").fill("/dev/disk/by-path")
+    xml = dialog.get_by_label("Pool XML")
+    xml.filter(has_text="/dev/disk/by-path").wait_for()
+    text = xml.inner_text()
+    assert "<pool type='iscsi'>" in text and f"<device path='{iqn}'/>" in text
+    assert "<host name='192.168.2.20' port='3260'/>" in text
+    web.shot("add-pool-iscsi")
+    dialog.get_by_role("button", name="Cancel").click()
+    names = [p["name"] for p in web.daemon.request("GET", "/api/v1/pools?all=true").json()]
+    assert "storage01" not in names
 
 
 def test_upload_download_resize_delete(web: Web, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,14 @@ __all__ = ["API", "Client", "Response", "UnixHTTPConnection"]
 
 #: the REST API's path prefix
 API = "/api/v1"
+
+
+def _closed_errors() -> tuple[type[BaseException], ...]:
+    """What a request on a connection the daemon closed while idle raises (over TLS, an
+    ``SSLEOFError``; ``ssl`` is loaded only once a TLS connection exists)."""
+    ssl = sys.modules.get("ssl")
+    eof: tuple[type[BaseException], ...] = (ssl.SSLEOFError,) if ssl is not None else ()
+    return (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected, *eof)
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
@@ -132,7 +141,7 @@ class Client:
             try:
                 self._conn.request(method, path, body=body, headers=hdrs)
                 raw = self._conn.getresponse()
-            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            except _closed_errors():
                 if not reused:
                     raise
                 # the daemon closed the idle kept-alive connection (its keep-alive timeout)

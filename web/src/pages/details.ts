@@ -1,4 +1,4 @@
-// A VM's page: the toolbar (Run, Shut Down, Reboot, Pause, Force Off, Console, Clone, Delete),
+// A VM's page: the toolbar (Run, Shut Down, Reboot, Pause, Force Off, Console, Clone, Migrate, Delete),
 // virt-manager's hardware list (Overview, CPUs, Memory, Boot Options, each Disk and NIC,
 // Display, Video, Serial) with Apply, Add Hardware and Remove. Everything goes through the
 // REST API: the definition is read with its ETag and written back with If-Match.
@@ -10,7 +10,7 @@ import { bytes } from "../format";
 import { cpusSection, memorySection } from "./cpus";
 import { performance } from "./graphs";
 import { addHardware } from "./hardware";
-import { cloneDialog, deleteDialog } from "./dialogs";
+import { cloneDialog, deleteDialog, migrateDialog } from "./dialogs";
 import { child, children, parseXml, serialize, setAttr, setText, text } from "./xmlutil";
 
 export interface Info {
@@ -79,9 +79,10 @@ export function details(root: HTMLElement, params: string[]): () => void {
   const off = verb("Force Off", "destroy");
   const consoleLink = h("a", { class: "button", href: `/ui/console.html?domain=${enc(name)}&kind=vnc`, target: "_blank", rel: "noopener" }, "Console");
   const clone = h("button", { type: "button", onclick: () => info && doc && cloneDialog(name, info.state, doc) }, "Clone");
+  const migrate = h("button", { type: "button", onclick: () => info && migrateDialog(name, info.state) }, "Migrate");
   const remove = h("button", { type: "button", class: "danger", onclick: () => info && doc && deleteDialog(name, info.state, doc) }, "Delete");
   const toolbar = h("div", { class: "toolbar", role: "toolbar", "aria-label": "VM actions" },
-    run, shut, reboot, pause, resume, off, consoleLink, clone, remove);
+    run, shut, reboot, pause, resume, off, consoleLink, clone, migrate, remove);
   const tabs = h("nav", { class: "tabs", "aria-label": "VM pages" },
     h("a", { href: `#/vm/${enc(name)}`, "aria-current": "page" }, "Details"),
     h("a", { href: `#/vm/${enc(name)}/snapshots` }, "Snapshots"));
@@ -120,6 +121,7 @@ export function details(root: HTMLElement, params: string[]): () => void {
     resume.hidden = !paused;
     pause.hidden = paused;
     off.disabled = !(up || paused);
+    migrate.disabled = !(up || paused);
     consoleLink.hidden = !(up || paused);
     note.hidden = !(up || paused);
   }

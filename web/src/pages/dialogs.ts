@@ -1,5 +1,5 @@
-// Modal dialogs: Clone and Delete (virt-manager's), and the helper the others use.
-import { ApiError, enc, get, post, request } from "../api";
+// Modal dialogs: Clone, Delete and Migrate (virt-manager's), and the helper the others use.
+import { ApiError, del, enc, get, post, request } from "../api";
 import { notify } from "../app";
 import { field, h, uid } from "../dom";
 import { child, children } from "./xmlutil";
@@ -11,19 +11,23 @@ export interface Modal {
   close: () => void;
 }
 
-/** A modal <dialog> named `title` with `buttons` (the last one is the default). */
-export function modal(title: string, buttons: HTMLButtonElement[]): Modal {
+/** A modal <dialog> named `title` with `buttons` (the last one is the default). `onCancel`
+ * (Cancel or Escape) may keep the dialog open by returning false. */
+export function modal(title: string, buttons: HTMLButtonElement[], onCancel?: () => boolean): Modal {
   const id = uid("dlg");
   const body = h("div", { class: "dlgbody" });
   const status = h("p", { class: "dlgstatus", role: "status" });
-  const cancel = h("button", { type: "button", onclick: () => close() }, "Cancel");
+  const cancel = h("button", { type: "button", onclick: () => { if (!onCancel || onCancel()) close(); } }, "Cancel");
   const dialog = h("dialog", { "aria-labelledby": id },
     h("h2", { id }, title), body, status, h("div", { class: "dlgbtns" }, cancel, ...buttons));
   const close = (): void => {
     dialog.close();
     dialog.remove();
   };
-  dialog.addEventListener("cancel", () => dialog.remove());
+  dialog.addEventListener("cancel", (ev) => {
+    if (onCancel && !onCancel()) ev.preventDefault();
+    else dialog.remove();
+  });
   document.body.append(dialog);
   dialog.showModal();
   return { dialog, body, status, close };
@@ -136,6 +140,80 @@ export function deleteDialog(name: string, state: string, doc: XMLDocument): voi
       m.close();
       window.location.hash = "#/";
     } catch (err) {
+      fail(m, err);
+      go.disabled = false;
+    }
+  })());
+}
+
+/** virt-manager's Migrate dialog: this host's daemon moves the VM to another pyvirtd
+ * (POST domains/NAME/migrate, a job: its progress shown, Cancel aborts it and the VM runs on
+ * here). The destination's token and CA go to this daemon for this migration only. */
+export function migrateDialog(name: string, state: string): void {
+  const go = h("button", { type: "button", class: "primary" }, "Migrate");
+  let jobId = "";
+  let ended = false;
+  const m = modal(`Migrate the virtual machine '${name}'`, [go], () => {
+    if (!jobId || ended) return true;
+    m.status.textContent = "Cancelling the migration…";
+    void del(`jobs/${enc(jobId)}`).catch((err) => fail(m, err));
+    return false; // closed once the job has ended (the VM runs on here)
+  });
+  const uri = h("input", { autocomplete: "off", placeholder: "pyvirt+tls://HOST:16514/" });
+  const token = h("input", { type: "password", autocomplete: "off" });
+  const ca = h("textarea", { rows: 3, placeholder: "-----BEGIN CERTIFICATE-----" });
+  const insecure = h("input", { type: "checkbox" });
+  const live = h("input", { type: "checkbox", checked: state !== "paused" });
+  const persistent = h("input", { type: "checkbox", checked: true });
+  const undefine = h("input", { type: "checkbox", checked: true });
+  const bandwidth = h("input", { type: "number", min: "1", step: "1" });
+  const bar = h("progress", { max: 100, value: 0, "aria-label": "Migration progress", hidden: true });
+  const check = (box: HTMLInputElement, text: string): HTMLElement => h("label", { class: "check" }, box, ` ${text}`);
+  m.body.append(
+    field("Destination URI", uri, "the other host's pyvirtd"),
+    field("Destination API token", token, "a token of the other host (pyvirt token-create); used for this migration only"),
+    field("Destination CA certificate", ca, "PEM; empty: this host's trust settings"),
+    check(insecure, "Do not verify the destination's certificate"),
+    check(live, "Live migration (the VM keeps running while its memory is copied)"),
+    check(persistent, "Define the VM on the destination (persistent)"),
+    check(undefine, "Undefine the VM on this host"),
+    field("Bandwidth (MiB/s)", bandwidth, "empty: QEMU's current limit"),
+    bar);
+  go.addEventListener("click", () => void (async () => {
+    go.disabled = true;
+    ended = false;
+    try {
+      const mib = Number(bandwidth.value);
+      const body = {
+        dest_uri: uri.value.trim(), token: token.value || null, ca: ca.value.trim() || null,
+        insecure: insecure.checked, live: live.checked, persistent: persistent.checked,
+        undefinesource: undefine.checked, policy: mib > 0 ? { bandwidth: Math.round(mib * 1024 * 1024) } : null,
+      };
+      const resp = await request("POST", `domains/${enc(name)}/migrate`, { body });
+      const { job } = (await resp.json()) as { job: Job };
+      jobId = job.id;
+      bar.hidden = false;
+      const j = await followJob(job, (x) => {
+        const p = x.progress;
+        bar.value = p.total ? Math.floor((100 * p.done) / p.total) : 0;
+        m.status.textContent = `Migrating: ${jobText(x)}`;
+      });
+      ended = true;
+      if (j.state === "cancelled") {
+        m.status.textContent = `Migration cancelled: ${name} runs on here`;
+        m.status.setAttribute("role", "alert");
+        bar.hidden = true;
+        jobId = "";
+        go.disabled = false;
+        return;
+      }
+      notify(`Migrated ${name} to ${body.dest_uri}`);
+      m.close();
+      window.location.hash = "#/";
+    } catch (err) {
+      ended = true;
+      jobId = "";
+      bar.hidden = true;
       fail(m, err);
       go.disabled = false;
     }

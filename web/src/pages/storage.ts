@@ -1,6 +1,7 @@
 // Storage: the pools (start, stop, refresh, autostart, add a pool of any backend) and the
-// selected pool's volumes (create, resize, delete, upload and download). Pool definitions are
-// built here as XML and sent to POST /api/v1/pools, as virt-manager's add-pool wizard does.
+// selected pool's volumes (create, resize, delete, upload and download). The add-pool wizard
+// sends its fields to the daemon, which makes the pool XML with pool-define-as's code (shown in
+// the wizard before Finish: POST /api/v1/pools/preview); Finish defines exactly that XML.
 // Uploads stream the chosen File with XMLHttpRequest (upload progress events) to
 // PUT .../content (the vol-upload job); downloads are a link to GET .../content (the session
 // cookie authenticates it; the browser shows the download's progress, Tasks the job's).
@@ -11,7 +12,6 @@ import { subscribe } from "../events";
 import { bytes } from "../format";
 import { select } from "./details";
 import { fail, modal } from "./dialogs";
-import { esc } from "./xmlutil";
 
 interface Pool { name: string; type: string; state: string; autostart: boolean; capacity: number; allocation: number; available: number; target: string | null }
 interface Volume { name: string; path: string; format: string; capacity: number; allocation: number }
@@ -21,60 +21,101 @@ const report = (err: unknown): void => {
   notify(e.message, "error", e.hint);
 };
 
-export function poolXml(f: Record<string, string>): string {
-  const src: string[] = [];
-  if (f.host) src.push(`<host name='${esc(f.host)}'/>`);
-  if (f.device) src.push(`<device path='${esc(f.device)}'/>`);
-  if (f.srcdir) src.push(`<dir path='${esc(f.srcdir)}'/>`);
-  if (f.srcname) src.push(`<name>${esc(f.srcname)}</name>`);
-  if (f.format) src.push(`<format type='${esc(f.format)}'/>`);
-  if (f.initiator) src.push(`<initiator><iqn name='${esc(f.initiator)}'/></initiator>`);
-  return `<pool type='${esc(f.type ?? "dir")}'><name>${esc(f.name ?? "")}</name>` +
-    (src.length ? `<source>${src.join("")}</source>` : "") +
-    (f.target ? `<target><path>${esc(f.target)}</path></target>` : "") + "</pool>";
-}
+/** The add-pool wizard's fields: pool-define-as's arguments (POST pools/preview, pools/define-as). */
+type PoolSpec = Record<string, string>;
 
 function addPool(done: () => void): void {
   const go = h("button", { type: "button", class: "primary" }, "Finish");
   const m = modal("Add a New Storage Pool", [go]);
-  const name = h("input", { autocomplete: "off" });
+  const input = (): HTMLInputElement => h("input", { autocomplete: "off" });
+  const name = input();
   const type = select([["dir", "dir: Filesystem Directory"], ["fs", "fs: Pre-Formatted Block Device"], ["netfs", "netfs: Network Exported Directory"],
     ["logical", "logical: LVM Volume Group"], ["disk", "disk: Physical Disk Device"], ["iscsi", "iscsi: iSCSI Target"]], "dir");
-  const target = h("input", { autocomplete: "off" });
-  const host = h("input", { autocomplete: "off" });
-  const device = h("input", { autocomplete: "off" });
-  const srcdir = h("input", { autocomplete: "off" });
-  const srcname = h("input", { autocomplete: "off" });
+  const target = input();
+  const host = input();
+  const device = input();
+  const srcdir = input();
+  const srcname = input();
+  const format = input();
+  const initiator = input();
   const build = h("input", { type: "checkbox" });
-  const fHost = field("Host name", host);
+  const xml = h("pre", { class: "xml", "aria-label": "Pool XML", tabindex: "0" });
+  const fHost = field("Host name", host, "HOST or HOST:PORT");
   const fDev = field("Source path", device, "a block device, or the iSCSI target's IQN");
   const fDir = field("Source directory", srcdir);
   const fName = field("Volume group name", srcname);
+  const fFormat = field("Source format", format, "fs: ext4, xfs...; netfs: nfs; disk: gpt, dos (empty: the default)");
+  const fInit = field("Initiator IQN", initiator, "empty: the host's own");
   const fTarget = field("Target path", target);
+  const shown: [HTMLElement, string, HTMLInputElement, (t: string) => boolean][] = [
+    [fTarget, "target", target, (t) => t !== "logical"],
+    [fHost, "source_host", host, (t) => t === "netfs" || t === "iscsi"],
+    [fDev, "source_dev", device, (t) => t === "fs" || t === "disk" || t === "iscsi" || t === "logical"],
+    [fDir, "source_path", srcdir, (t) => t === "netfs"],
+    [fName, "source_name", srcname, (t) => t === "logical"],
+    [fFormat, "source_format", format, (t) => t === "fs" || t === "netfs" || t === "disk"],
+    [fInit, "source_initiator", initiator, (t) => t === "iscsi"],
+  ];
+  const spec = (): PoolSpec => {
+    const f: PoolSpec = { name: name.value.trim(), type: type.value };
+    for (const [wrap, key, el] of shown) if (!wrap.hidden && el.value.trim()) f[key] = el.value.trim();
+    return f;
+  };
+  // the XML comes from the daemon (pool-define-as's code and checks), shown before Finish
+  let seq = 0;
+  let timer = 0;
+  let shownFor = ""; // the fields the XML shown was made from
+  const preview = async (): Promise<void> => {
+    const mine = ++seq;
+    const f = spec();
+    shownFor = "";
+    if (!f.name) {
+      xml.textContent = "";
+      return;
+    }
+    try {
+      const doc = await post<{ xml: string }>("pools/preview", f);
+      if (mine !== seq) return;
+      xml.textContent = doc.xml;
+      shownFor = JSON.stringify(f);
+      m.status.textContent = "";
+      m.status.setAttribute("role", "status");
+    } catch (err) {
+      if (mine !== seq) return;
+      xml.textContent = "";
+      fail(m, err);
+    }
+  };
+  const later = (): void => {
+    window.clearTimeout(timer);
+    timer = window.setTimeout(() => void preview(), 200);
+  };
   const sync = (): void => {
-    const t = type.value;
-    fHost.hidden = !(t === "netfs" || t === "iscsi");
-    fDev.hidden = !(t === "fs" || t === "disk" || t === "iscsi" || t === "logical");
-    fDir.hidden = t !== "netfs";
-    fName.hidden = t !== "logical";
-    fTarget.hidden = t === "logical" || t === "iscsi";
+    for (const [wrap, , , when] of shown) wrap.hidden = !when(type.value);
+    later();
   };
   type.addEventListener("change", sync);
+  m.body.addEventListener("input", later);
   sync();
-  m.body.append(field("Name", name), field("Type", type), fTarget, fHost, fDev, fDir, fName,
-    h("label", { class: "check" }, build, " Build the pool (create the directory, format, make the VG)"));
+  m.body.append(field("Name", name), field("Type", type), ...shown.map(([wrap]) => wrap),
+    h("label", { class: "check" }, build, " Build the pool (create the directory, format, make the VG)"),
+    h("h3", null, "XML"), xml);
   go.addEventListener("click", () => void (async () => {
     go.disabled = true;
     try {
-      const t = type.value;
-      const f: Record<string, string> = { name: name.value.trim(), type: t, target: fTarget.hidden ? "" : target.value.trim(),
-        host: fHost.hidden ? "" : host.value.trim(), srcdir: fDir.hidden ? "" : srcdir.value.trim(),
-        srcname: fName.hidden ? "" : srcname.value.trim() };
-      if (t === "iscsi") f.device = device.value.trim();
-      else if (!fDev.hidden) f.device = device.value.trim();
-      await json("POST", "pools", { xml: poolXml(f) });
-      if (build.checked) await post(`pools/${enc(f.name!)}/build`);
-      await post(`pools/${enc(f.name!)}/start`);
+      window.clearTimeout(timer);
+      const f = spec();
+      if (JSON.stringify(f) !== shownFor) await preview();
+      const shown = xml.textContent ?? "";
+      if (!shown) throw new ApiError(m.status.textContent || "the pool needs a name", "invalid_config", null, 400);
+      await json("POST", "pools", { xml: shown }); // exactly the XML shown (its UUID too)
+      try {
+        if (build.checked) await post(`pools/${enc(f.name!)}/build`);
+        await post(`pools/${enc(f.name!)}/start`);
+      } catch (err) {
+        await del(`pools/${enc(f.name!)}`).catch(() => undefined); // Finish can be tried again
+        throw err;
+      }
       notify(`Pool ${f.name} added`);
       m.close();
       done();

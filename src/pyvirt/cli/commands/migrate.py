@@ -23,7 +23,7 @@ _NOT_YET = {
 @click.argument("migrateuri", metavar="[MIGRATEURI]", required=False)
 @click.option("--live", is_flag=True, help="live migration (the guest keeps running)")
 @click.option("--offline", is_flag=True, help="move only the definition")
-@click.option("--p2p", is_flag=True, help="peer-to-peer: accepted; this process drives both")
+@click.option("--p2p", is_flag=True, help="peer-to-peer: the source host's daemon drives it")
 @click.option("--direct", is_flag=True, help="accepted for virsh compatibility")
 @click.option("--tunnelled", "--tunneled", "tunnelled", is_flag=True, help="not yet supported")
 @click.option("--persistent", is_flag=True, help="define the domain on the destination")
@@ -60,6 +60,7 @@ def migrate(
     migrateuri: str | None,
     live: bool,
     offline: bool,
+    p2p: bool,
     persistent: bool,
     undefinesource: bool,
     suspend: bool,
@@ -114,6 +115,18 @@ def migrate(
     uri = migrateuri_opt or migrateuri
     if listen_address and not uri:
         uri = f"tcp://{listen_address}"
+    progress = progress_printer("Migration") if verbose else None
+    if p2p:
+        from pyvirt.api.migrate_p2p import destination_from_settings, migrate_p2p  # lazy
+
+        if xml_file or persistent_xml_file:
+            raise UnsupportedError("--xml and --persistent-xml are not supported with --p2p yet",
+                                   hint="migrate without --p2p")  # fmt: skip
+        migrate_p2p(api(ctx), domain, destination_from_settings(desturi), live=live,
+                    offline=offline, persistent=persistent, undefine_source=undefinesource,
+                    suspend=suspend, dname=dname, migrate_uri=uri, policy=policy,
+                    progress=progress)  # fmt: skip
+        return
     src = api(ctx).domains.get(domain)
     run_migration(
         src,
@@ -128,5 +141,5 @@ def migrate(
         persistent_xml=read_input(persistent_xml_file).decode() if persistent_xml_file else None,
         migrate_uri=uri,
         policy=policy,
-        progress=progress_printer("Migration") if verbose else None,
+        progress=progress,
     )

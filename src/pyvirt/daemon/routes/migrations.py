@@ -16,6 +16,16 @@ The source host:
   result is what the migration measured;
 - ``POST /api/v1/domains/{name}/migration/confirm`` ``{"undefine"}`` (stop the source QEMU)
   and ``POST .../migration/recover`` (run the guest here again).
+
+Peer-to-peer (``migrate --p2p``, the web console's Migrate dialog): the source daemon drives
+both halves itself (:mod:`pyvirt.api.migrate_p2p`):
+
+- ``POST /api/v1/domains/{name}/migrate`` ``{"dest_uri", "token", "ca", "insecure", "live",
+  "persistent", "undefinesource", "suspend", "dname", "offline", "migrate_uri", "policy"}``:
+  202 job (``domain-migrate``, progress in RAM bytes; ``DELETE /api/v1/jobs/{id}`` cancels it,
+  the guest running on here and nothing left on the destination). ``token`` (the
+  destination's API token) and ``ca`` (its CA's PEM) are used for this migration only: not
+  logged, not in the job's record.
 """
 
 from __future__ import annotations
@@ -24,14 +34,15 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 import pyvirt.api
+from pyvirt.api.migrate_p2p import Destination, migrate_p2p
 from pyvirt.daemon.context import daemon_of
 from pyvirt.daemon.jobs import Job, registry_of
 from pyvirt.daemon.routes.jobs import JobAccepted, owner_of
 
-__all__ = ["PolicyBody", "router"]
+__all__ = ["MigrateBody", "PolicyBody", "router"]
 
 router = APIRouter(tags=["migration"])
 
@@ -107,6 +118,35 @@ class ConfirmBody(BaseModel):
     undefine: bool = False
 
 
+class MigrateBody(BaseModel):
+    """A peer-to-peer migration the source daemon drives (``migrate --p2p``)."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+    dest_uri: str = Field(min_length=1, max_length=4096, pattern=r"^pyvirt(\+\w+)?:/[^\s]*$",
+                          description="the destination's connection URI")  # fmt: skip
+    token: SecretStr | None = Field(None, max_length=4096, description="its API token")
+    ca: SecretStr | None = Field(None, max_length=1 << 16, description="its CA (PEM)")
+    insecure: bool = False
+    live: bool = True
+    offline: bool = False
+    persistent: bool = False
+    undefinesource: bool = False
+    suspend: bool = False
+    dname: str | None = Field(None, min_length=1, max_length=255)
+    migrate_uri: str | None = Field(None, min_length=5, max_length=4096,
+                                    pattern=r"^(tcp:|unix:/)[^\s]*$")  # fmt: skip
+    policy: PolicyBody | None = None
+
+    def destination(self) -> Destination:
+        """Where to, with which credentials."""
+        return Destination(
+            self.dest_uri,
+            token=self.token.get_secret_value() if self.token else None,
+            ca_pem=self.ca.get_secret_value() if self.ca else None,
+            insecure=self.insecure,
+        )
+
+
 # -- destination ---------------------------------------------------------------------------
 @router.post(
     "/api/v1/migrations/incoming", status_code=201, response_model=IncomingOut, responses=_ERRORS
@@ -176,3 +216,35 @@ def recover(request: Request, name: str) -> Response:
     """Run the guest here again after the destination could not take it over."""
     daemon_of(request).conn.domains.get(name).migration_recover()
     return Response(status_code=204)
+
+
+@router.post(
+    "/api/v1/domains/{name}/migrate", status_code=202, response_model=JobAccepted,
+    responses=_ERRORS,
+)  # fmt: skip
+def migrate(request: Request, name: str, body: MigrateBody) -> JSONResponse:
+    """Move the domain to another host, this daemon driving both halves (a job)."""
+    conn = daemon_of(request).conn
+    dom = conn.domains.get(name)
+    dom.status()  # 404 now rather than in the job
+    policy = body.policy.policy() if body.policy else None
+    dest = body.destination()
+
+    def work(job: Job) -> Any:
+        result = migrate_p2p(
+            conn, dom.name, dest, live=body.live, offline=body.offline, persistent=body.persistent,
+            undefine_source=body.undefinesource, suspend=body.suspend, dname=body.dname,
+            migrate_uri=body.migrate_uri, policy=policy, progress=job.report, cancel=job.token,
+        )  # fmt: skip
+        return {**(result.to_json() if result else {}), "destination": _public(dest.uri)}
+
+    reg = registry_of(daemon_of(request))
+    job = reg.start("domain-migrate", f"domain/{dom.name}", work, owner=owner_of(request))
+    return JSONResponse(
+        {"job": job.to_json()}, status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"}
+    )
+
+
+def _public(uri: str) -> str:
+    """The URI without its query (nothing secret is in it, but nothing is needed either)."""
+    return uri.split("?", 1)[0]

@@ -1,6 +1,8 @@
 """``/api/v1/pools``: storage pools and their volumes (virsh's ``pool-*``/``vol-*`` verbs)
 over ``conn.pools``.
 
+``POST /preview`` turns the add-pool wizard's fields (:class:`PoolSpecBody`, the arguments
+of ``pool-define-as``) into the pool XML, ``POST /define-as`` defines it (``pool-define-as``).
 Pool definitions carry an ``ETag`` (their revision); ``PUT .../xml`` with ``If-Match``
 refuses a lost update with 412. Pool changes publish ``pool-lifecycle`` events. Volume
 clone, upload, download and wipe run as jobs (``routes/jobs``), not here.
@@ -11,7 +13,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from pyvirt.api.pool_spec import POOL_TYPES, PoolSpec, define_spec
 from pyvirt.api.pools import Pool, Volume
 from pyvirt.daemon.context import daemon_of
 from pyvirt.daemon.models import (
@@ -65,7 +69,61 @@ def _event(request: Request, pool: Pool, event: str, detail: str = "") -> None:
     publish(request, EVENT, "pool", pool.name, event, detail)
 
 
+_PATHISH = Field(None, max_length=4096)
+
+
+class PoolSpecBody(BaseModel):
+    """A pool by its fields (``pool-define-as``'s arguments; empty strings mean unset)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=255)
+    type: str = Field(pattern="^(" + "|".join(POOL_TYPES) + ")$")
+    target: str | None = _PATHISH
+    source_host: str | None = Field(None, max_length=255, description="HOST[:PORT]")
+    source_path: str | None = _PATHISH
+    source_dev: str | None = _PATHISH
+    source_name: str | None = Field(None, max_length=255)
+    source_format: str | None = Field(None, max_length=32)
+    source_initiator: str | None = Field(None, max_length=255)
+    auth_type: str | None = Field(None, pattern="^(chap|ceph)$")
+    auth_username: str | None = Field(None, max_length=255)
+    secret_usage: str | None = Field(None, max_length=255)
+
+    @field_validator("*")
+    @classmethod
+    def _printable(cls, value: Any) -> Any:
+        if isinstance(value, str) and any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("control characters are not allowed")
+        return value
+
+    def spec(self) -> PoolSpec:
+        """The API's spec (empty strings as unset)."""
+        opt = {k: (v.strip() or None) if isinstance(v, str) else None
+               for k, v in self.model_dump(exclude={"name", "type"}).items()}  # fmt: skip
+        return PoolSpec(check_name(self.name.strip(), "pool"), self.type, **opt)
+
+
+class PoolPreview(BaseModel):
+    """The XML a spec makes."""
+
+    xml: str
+
+
 # -- pools --------------------------------------------------------------------------------
+@router.post("/preview", response_model=PoolPreview)
+def preview_pool(request: Request, body: PoolSpecBody) -> PoolPreview:
+    """``pool-define-as --print-xml``: the XML the fields make (validated, nothing stored)."""
+    return PoolPreview(xml=body.spec().xml(daemon_of(request).conn.pools))
+
+
+@router.post("/define-as", status_code=201, response_model=Created)
+def define_pool_as(request: Request, body: PoolSpecBody) -> Created:
+    """``pool-define-as``: define a pool from its fields."""
+    pool, warnings = define_spec(daemon_of(request).conn.pools, body.spec())
+    _event(request, pool, "Defined", "Added")
+    return Created(name=pool.name, uuid=pool.uuid, warnings=warnings)
+
+
 @router.get("", response_model=list[PoolStatusModel])  # type: ignore[valid-type]
 def list_pools(request: Request, all: bool = False, inactive: bool = False) -> list[dict[str, Any]]:
     """``pool-list``: active pools (``all``: every pool; ``inactive``: only inactive ones)."""
