@@ -3,8 +3,8 @@ shows it, and how long the whole move takes: pyvirt against the same migration d
 QMP commands (issue #15: downtime <= 300 ms and <= 1.2x raw; total <= 1.1x raw).
 
 The guest: the tiny image with a shell ticker run at boot (``pyvirt.run=``) printing ``TICK
-N`` to the serial console every 10 ms. A thread per console log polls it every 1 ms and
-keeps the host's arrival time of each line; the downtime is the longest interval between two
+N`` to the serial console every 10 ms. A watcher process polls the console logs every 1 ms
+and keeps the host's arrival time of each line; the downtime is the longest interval between two
 consecutive counters (the source's last line to the destination's first), the idle floor
 (the ticker's own jitter) printed beside it. Guest clocks stop while the VM is stopped, so
 only the host sees the pause.
@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import base64
 import itertools
-import os
 import shutil
 import subprocess
 import sys
@@ -106,17 +105,35 @@ class Tail(threading.Thread):
 
 
 def watched(fn: object, *logs: Path, after: float = 0.3) -> tuple[float, float]:
-    """(total seconds of ``fn()``, the guest's longest stall) with the consoles *logs*."""
-    tail = Tail(*logs)
-    tail.start()
+    """(total seconds of ``fn()``, the guest's longest stall) with the consoles *logs*,
+    watched by a process of its own (in this one, pyvirt's Python would hold the GIL
+    while the lines arrive and delay their reading)."""
+    watcher = subprocess.Popen(
+        [sys.executable, __file__, "--watch", *map(str, logs)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert watcher.stdout is not None and watcher.stdin is not None
+    watcher.stdout.readline()  # ready
     time.sleep(0.1)
     t0 = time.monotonic()
     fn()  # type: ignore[operator]
     total = time.monotonic() - t0
     time.sleep(after)
+    out, _ = watcher.communicate("stop\n", timeout=30)
+    return total, float(out.strip() or 0)
+
+
+def watch(logs: list[str]) -> None:
+    """``--watch LOG...``: tail the logs until a line on stdin, then print the gap."""
+    tail = Tail(*map(Path, logs))
+    tail.start()
+    print("ready", flush=True)
+    sys.stdin.readline()
     tail.stop = True
     tail.join()
-    return total, tail.gap()
+    print(tail.gap(), flush=True)
 
 
 # -- the raw QMP baseline -----------------------------------------------------------------------
@@ -126,6 +143,7 @@ class RawGuest:
     def __init__(self, argv: list[str], pyvirt_root: Path, where: Path) -> None:
         self.argv, self.pyvirt_root, self.where = argv, str(pyvirt_root), where
         self.proc: subprocess.Popen[bytes] | None = None
+        self.procs: list[subprocess.Popen[bytes]] = []
         self.side = "S"
 
     def _argv(self, side: str, incoming: bool) -> list[str]:
@@ -163,11 +181,14 @@ class RawGuest:
         sock, _ = self._paths(side)
         Path(sock).unlink(missing_ok=True)
         proc = subprocess.Popen(self._argv(side, incoming), stdin=subprocess.DEVNULL)
-        while not os.path.exists(sock):
+        self.procs.append(proc)
+        while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"raw QEMU exited with {proc.returncode}")
-            time.sleep(0.001)
-        return proc, RawQmp(sock)
+            try:
+                return proc, RawQmp(sock)
+            except (FileNotFoundError, ConnectionRefusedError):
+                time.sleep(0.001)
 
     def boot(self) -> None:
         self.proc, q = self._launch(self.side, incoming=False)
@@ -197,9 +218,10 @@ class RawGuest:
         self.proc, self.side = proc, dest_side
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
 
 
 def ticking(*logs: Path, timeout: float = 120.0) -> None:
@@ -241,6 +263,9 @@ def rounds(
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--watch"]:
+        watch(sys.argv[2:])
+        return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=3, help="rounds (4 moves each)")
     args = ap.parse_args()
