@@ -13,6 +13,7 @@ import pytest
 
 from pyvirt.drivers.qemu.qmp import Monitor, MonitorBusyError
 from tests.conftest import Pyvirt
+from tests.daemonhelp import pyvirtd
 from tests.integration.test_lifecycle import define
 
 pytestmark = pytest.mark.qemu
@@ -80,4 +81,33 @@ def test_sessions_take_turns_and_a_held_monitor_delays_a_verb(
         release.set()
         holder.join()
     assert pyvirt("domstate", "t1").out.strip() == "paused"
+    pyvirt("resume", "t1")
+
+    # through pyvirtd, whose statistics sampler (every 0.2 s) shares the monitor too: the
+    # migration tuning verbs answer, a held monitor delays them, the sampler never stalls
+    env = {"PYVIRTD_STATS_INTERVAL": "0.2"}
+    with pyvirtd(pyvirt.root, env=env) as d:
+        cli = ("-c", d.uri)
+        pyvirt(*cli, "migrate-setmaxdowntime", "t1", "--downtime", "450")
+        assert pyvirt(*cli, "migrate-getmaxdowntime", "t1").out == "450\n"
+        pyvirt(*cli, "migrate-setspeed", "t1", "--bandwidth", "64")
+        assert pyvirt(*cli, "migrate-getspeed", "t1").out == "64\n"
+        assert pyvirt(*cli, "migrate-compcache", "t1").out.startswith("Compression cache: ")
+        res = pyvirt(*cli, "migrate-postcopy", "t1", check=False)
+        assert res.rc == 1 and "no migration of domain 't1' is running" in res.err
+        assert pyvirt(*cli, "domjobinfo", "t1").out == "Job type:         None\n\n"
+        release.clear()
+        holder = threading.Thread(target=hold)
+        held.clear()
+        holder.start()
+        try:
+            assert held.wait(10)
+            threading.Timer(1.0, release.set).start()
+            t0 = time.monotonic()
+            assert pyvirt(*cli, "migrate-getmaxdowntime", "t1").out == "450\n"
+            assert time.monotonic() - t0 >= 0.8
+        finally:
+            release.set()
+            holder.join()
+        assert "statistics history" not in d.log_text()
     pyvirt("destroy", "t1")
