@@ -12,6 +12,7 @@ import itertools
 import re
 import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -24,6 +25,8 @@ import pytest
 import pyvirt.api as pyvirt_api
 from pyvirt.progress import CancelledError
 from tests.conftest import Pyvirt, kill_leftovers
+from tests.daemonhelp import free_port, pyvirtd
+from tests.integration.nethelp import NsPyvirt
 from tests.integration.test_disks import guest, serial_socket
 from tests.integration.test_lifecycle import (
     MARKER,
@@ -33,6 +36,7 @@ from tests.integration.test_lifecycle import (
     wait_for,
     wait_marker,
 )
+from tests.integration.test_migrate_hosts import ADDR_B, _token, hosts, roots  # noqa: F401
 from tests.integration.test_save_restore import _disk
 
 pytestmark = pytest.mark.qemu
@@ -230,3 +234,62 @@ def test_tuning_while_it_runs_then_cancel(pyvirt: Pyvirt, other: Pyvirt, tiny_im
     assert pyvirt("list", "--all", "--name").out.strip() == ""
     res = other("domjobabort", "t1", check=False)
     assert res.rc == 1 and "no job is active" in res.err
+
+
+def test_same_mac_and_ip_answer_in_the_destination_namespace(
+    hosts: tuple[str, str],  # noqa: F811  (test_migrate_hosts' fixtures)
+    roots: tuple[Path, Path],  # noqa: F811
+    tiny_image: Any,
+) -> None:
+    """Two hosts as network namespaces (pyvirtd in each, the stream over their veth), each
+    with a bridge on the same subnet: after the move the guest's NIC exchanges pings with
+    B's bridge on the same MAC and IP, and its ticker counts on."""
+    ns_a, ns_b = hosts
+    root_a, root_b = roots
+    for ns in hosts:
+        sh = ["ip", "netns", "exec", ns, "ip"]
+        # one subnet, and one gateway MAC as on a real network (the guest's ARP cache
+        # moves with it)
+        subprocess.run([*sh, "link", "add", "pvmig0", "address", BRIDGE_MAC, "type", "bridge"],
+                       check=True)  # fmt: skip
+        subprocess.run([*sh, "addr", "add", "10.232.9.1/24", "dev", "pvmig0"], check=True)
+        subprocess.run([*sh, "link", "set", "pvmig0", "up"], check=True)
+    port = free_port()
+    nic = ("<interface type='bridge'><source bridge='pvmig0'/>"
+           f"<mac address='{GUEST_MAC}'/><model type='virtio'/></interface>")  # fmt: skip
+    with (
+        pyvirtd(root_a, netns=ns_a),
+        pyvirtd(root_b, netns=ns_b, args=("--listen-tcp", f"{ADDR_B}:{port}")) as db,
+    ):
+        a, b = NsPyvirt(root_a, ns_a), NsPyvirt(root_b, ns_b)
+        define(a, tiny_image, extra_devices=nic)
+        a("start", "t1")
+        wait_marker(a, "t1")
+        guest(a, "t1", "ip addr add 10.232.9.2/24 dev eth0 && ip link set eth0 up")
+        _pings(a)
+        guest(a, "t1", TICKER)
+        ticks = Ticks()
+        ticks.follow(serial_socket(a, "t1"))
+        ticks.follow(serial_socket(b, "t1"))
+        wait_for(lambda: len(ticks.seen) > 20, 20, "the ticker")
+        a.env["PYVIRT_TOKEN"] = _token(db)
+        a("migrate", "--live", "t1", f"pyvirt+tls://{ADDR_B}:{port}/?ca={db.cert}")
+        last_src = max(t[1] for t in ticks.seen)
+        wait_for(lambda: max(t[1] for t in ticks.seen) > last_src + 20, 20, "ticks on B")
+        ticks.stop()
+        assert state(b, "t1") == "running (migrated)"
+        assert ticks.largest_gap() <= GAP_BOUND, f"stood still {ticks.largest_gap():.3f} s"
+        # it talks with B's bridge from the same MAC and IP (the host has no ping binary:
+        # the guest pings, and B's neighbour table shows who answered)
+        _pings(b)
+        assert GUEST_MAC in b.sh("ip neigh show 10.232.9.2")
+
+
+GUEST_MAC = "52:54:00:15:0b:02"
+BRIDGE_MAC = "02:00:00:15:0b:01"
+
+
+def _pings(pv: NsPyvirt) -> None:
+    """The guest and its host's bridge exchange an echo request and reply."""
+    guest(pv, "t1", "ping -c1 -W5 10.232.9.1 >/dev/null")
+    assert GUEST_MAC in pv.sh("ip neigh show 10.232.9.2")
