@@ -21,7 +21,13 @@ from pyvirt.errors import InvalidConfigError, InvalidStateError, PyvirtError
 if TYPE_CHECKING:
     from pyvirt.api.connection import Connection
     from pyvirt.progress import CancelToken, Progress
-    from pyvirt.service.domain.migrate import Incoming, MigrationResult, Policy
+    from pyvirt.service.domain.migrate import (
+        Incoming,
+        LiveStatus,
+        MigrationResult,
+        Policy,
+        Tuning,
+    )
     from pyvirt.service.domain.types import DomainStatus
 
 __all__ = ["DomainMigrate", "MigrationSource", "migrate"]
@@ -129,6 +135,46 @@ class DomainMigrate(DomainHandle):
         from pyvirt.service.domain import migrate as svc  # lazy
 
         svc.recover(self._domains, self._name)
+
+    # -- while it runs (migrate-setmaxdowntime, -setspeed, -compcache, -postcopy) ----------
+    def migration_tuning(self) -> Tuning:
+        """The downtime limit, bandwidth and compression cache of the running domain's
+        migration (running or next)."""
+        from pyvirt.service.domain import migrate as svc  # lazy
+
+        return svc.tuning(self._domains, self._name)
+
+    def set_migration_tuning(
+        self,
+        *,
+        downtime_ms: int | None = None,
+        bandwidth: int | None = None,
+        compcache: int | None = None,
+    ) -> Tuning:
+        """Change them (None: unchanged; bandwidth in bytes/s, cache in bytes), also while
+        a migration runs; a downtime set here wins over the convergence policy's."""
+        from pyvirt.service.domain import migrate as svc  # lazy
+
+        return svc.set_tuning(self._domains, self._name, downtime_ms=downtime_ms,
+                              bandwidth=bandwidth, compcache=compcache)  # fmt: skip
+
+    def migration_start_postcopy(self) -> None:
+        """Switch the running migration to post-copy (``migrate-postcopy``)."""
+        from pyvirt.service.domain import migrate as svc  # lazy
+
+        svc.start_postcopy(self._domains, self._name)
+
+    def migration_status(self) -> LiveStatus:
+        """Where the running (or last) outgoing migration is (``domjobinfo``)."""
+        from pyvirt.service.domain import migrate as svc  # lazy
+
+        return svc.live_status(self._domains, self._name)
+
+    def migration_cancel(self) -> None:
+        """Cancel the outgoing migration (``domjobabort``; refused in post-copy)."""
+        from pyvirt.service.domain import migrate as svc  # lazy
+
+        svc.cancel(self._domains, self._name)
 
 
 def migrate(

@@ -102,11 +102,14 @@ class DomainCollection:
         groups: Iterable[StatsGroup] | None = None,
         *,
         inactive_details: bool = True,
+        monitor_wait: bool = True,
     ) -> builtins.list[DomainStats]:
         """Statistics of the domains ``names`` (None: every domain), see :mod:`pyvirt.api.stats`.
 
         :param groups: the :class:`~pyvirt.api.stats.StatsGroup` values to collect (None: all)
         :param inactive_details: read shut-off domains' definitions (memory, vCPUs, disks)
+        :param monitor_wait: wait for a QEMU monitor another session holds (False: leave
+            the monitor's figures out for that domain)
         :raises NotFoundError: a name matches no domain
         """
         from pyvirt.api.stats import ALL_GROUPS, domain_stats  # lazy
@@ -116,6 +119,7 @@ class DomainCollection:
             None if names is None else builtins.list(names),
             ALL_GROUPS if groups is None else groups,
             inactive_details=inactive_details,
+            monitor_wait=monitor_wait,
         )
 
     def define(

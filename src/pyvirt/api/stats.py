@@ -90,6 +90,7 @@ def domain_stats(
     groups: Iterable[StatsGroup] = ALL_GROUPS,
     *,
     inactive_details: bool = True,
+    monitor_wait: bool = True,
 ) -> list[DomainStats]:
     """The implementation of :meth:`pyvirt.api.domains.DomainCollection.stats` (call that):
     statistics of the domains ``names`` (None: every domain)."""
@@ -103,6 +104,7 @@ def domain_stats(
         iothread=StatsGroup.IOTHREAD in wanted,
         perf=StatsGroup.PERF in wanted,
         dirtyrate=StatsGroup.DIRTYRATE in wanted,
+        monitor_wait=monitor_wait,
     )
     return collect(service.domains, names, flags, inactive_details=inactive_details)
 

@@ -118,7 +118,10 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
         "managedsave-edit",
     ),
     # live migration (issue 15)
-    "migrate": ("migrate",),
+    "migrate": (
+        "migrate", "migrate-setmaxdowntime", "migrate-getmaxdowntime", "migrate-setspeed",
+        "migrate-getspeed", "migrate-compcache", "migrate-postcopy",
+    ),
     # daemon jobs (issue 11)
     "job": ("job-list", "job-info", "job-cancel", "domjobinfo", "domjobabort"),
     # device XML, media, keys, descriptions (issue 12)

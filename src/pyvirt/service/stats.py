@@ -86,6 +86,9 @@ class Groups:
     iothread: bool = True
     dirtyrate: bool = True
     perf: bool = True
+    #: wait for a monitor another session holds (False: the figures from QEMU's monitor are
+    #: left out for a busy domain, as the daemon's sampler wants)
+    monitor_wait: bool = True
 
     @property
     def details(self) -> bool:
@@ -464,7 +467,13 @@ def _query_monitor(
     if not need:
         return out
     try:
-        with Monitor(rec.qmp_socket, timeout=5.0, name=name) as mon:
+        with Monitor(
+            rec.qmp_socket,
+            timeout=5.0,
+            name=name,
+            purpose="statistics",
+            wait=groups.monitor_wait,
+        ) as mon:
             if groups.balloon and has_balloon:
                 _balloon(mon, dom, out)
             if groups.vcpu:

@@ -18,7 +18,13 @@ if TYPE_CHECKING:
     from pyvirt.api.domain import Domain
     from pyvirt.client.transport import Client
     from pyvirt.progress import CancelToken, Progress
-    from pyvirt.service.domain.migrate import Incoming, MigrationResult, Policy
+    from pyvirt.service.domain.migrate import (
+        Incoming,
+        LiveStatus,
+        MigrationResult,
+        Policy,
+        Tuning,
+    )
 
 __all__ = ["RemoteMigrationHost", "RemoteMigrationVerbs"]
 
@@ -66,6 +72,39 @@ class RemoteMigrationVerbs:
     def migration_recover(self) -> None:
         """Run the guest on the source again."""
         self._client.request("POST", self._murl("recover"))
+
+    def migration_tuning(self) -> Tuning:
+        """The running domain's migration parameters."""
+        from pyvirt.service.domain.migrate import Tuning  # lazy
+
+        return Tuning(**self._client.json("GET", self._murl("tuning")))
+
+    def set_migration_tuning(
+        self,
+        *,
+        downtime_ms: int | None = None,
+        bandwidth: int | None = None,
+        compcache: int | None = None,
+    ) -> Tuning:
+        """Change them, also while a migration runs."""
+        from pyvirt.service.domain.migrate import Tuning  # lazy
+
+        body = {"downtime_ms": downtime_ms, "bandwidth": bandwidth, "compcache": compcache}
+        return Tuning(**self._client.json("PATCH", self._murl("tuning"), body))
+
+    def migration_start_postcopy(self) -> None:
+        """Switch the running migration to post-copy."""
+        self._client.request("POST", self._murl("postcopy"))
+
+    def migration_status(self) -> LiveStatus:
+        """Where the running (or last) outgoing migration is."""
+        from pyvirt.service.domain.migrate import LiveStatus  # lazy
+
+        return LiveStatus(**self._client.json("GET", self._murl("status")))
+
+    def migration_cancel(self) -> None:
+        """Cancel the outgoing migration (refused in post-copy)."""
+        self._client.request("POST", self._murl("cancel"))
 
 
 class RemoteMigrationHost:

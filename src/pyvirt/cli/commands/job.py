@@ -22,6 +22,7 @@ from pyvirt.cli.render import as_json, fields, table
 from pyvirt.errors import UnsupportedError
 
 if TYPE_CHECKING:
+    from pyvirt.api.domain import Domain
     from pyvirt.api.remote.jobs import JobInfo, Jobs
     from pyvirt.client.transport import Client
 
@@ -165,7 +166,10 @@ def domjobinfo(ctx: click.Context, domain: str, completed: bool) -> None:
     if client is None or completed:
         from pyvirt.cli.commands.checkpoint import backup_job_lines  # a backup job runs in QEMU
 
-        lines = backup_job_lines(api(ctx).domains.get(domain), completed=completed)
+        dom = api(ctx).domains.get(domain)
+        lines = backup_job_lines(dom, completed=completed)
+        if not lines and not completed:
+            lines = _migration_lines(dom)  # a migration driven by another pyvirt process
         click.echo("\n".join(lines or [_row("Job type:", "None")]) + "\n")
         return
     from urllib.parse import quote
@@ -178,6 +182,11 @@ def domjobinfo(ctx: click.Context, domain: str, completed: bool) -> None:
         click.echo(_row("Job type:", "None") + "\n")
         return
     job = JobInfo.from_json(doc["job"])
+    if job.kind == "domain-migrate":
+        mig = _migration_lines(api(ctx).domains.get(domain))
+        if mig:
+            click.echo("\n".join(mig) + "\n")
+            return
     lines = [
         _row("Job type:", "Unbounded"),
         _row("Operation:", "Backup" if job.kind == "backup" else job.kind),
@@ -191,6 +200,18 @@ def domjobinfo(ctx: click.Context, domain: str, completed: bool) -> None:
     click.echo("\n".join(lines) + "\n")
 
 
+def _migration_lines(dom: Domain) -> list[str]:
+    """``domjobinfo``'s lines of the domain's running outgoing migration ([]: none)."""
+    from pyvirt.cli.commands.migrate import migration_job_lines
+    from pyvirt.errors import InvalidStateError
+
+    try:
+        status = dom.migration_status()
+    except InvalidStateError:  # not running
+        return []
+    return migration_job_lines(status) if status.active else []
+
+
 @click.command("domjobabort")
 @click.argument("domain", metavar="DOMAIN")
 @click.pass_context
@@ -201,9 +222,12 @@ def domjobabort(ctx: click.Context, domain: str) -> None:
     client = _client(ctx)
     if client is None:
         dom = api(ctx).domains.get(domain)
-        if not dom.has_backup_job():
+        if dom.has_backup_job():
+            dom.backup_end()
+        elif _migration_lines(dom):
+            dom.migration_cancel()  # its perform step sees it and lets the guest run on
+        else:
             raise InvalidStateError(f"no job is active on domain '{domain}'")
-        dom.backup_end()
         return
     from urllib.parse import quote
 

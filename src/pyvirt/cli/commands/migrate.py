@@ -1,6 +1,10 @@
-"""``migrate``: move a running domain to another host, with virsh's options and messages."""
+"""``migrate``: move a running domain to another host, with virsh's options and messages;
+``migrate-setmaxdowntime``, ``-getmaxdowntime``, ``-setspeed``, ``-getspeed``, ``-compcache``
+and ``migrate-postcopy`` tune it while it runs."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import click
 
@@ -8,6 +12,9 @@ from pyvirt.cli.commands.save import progress_printer
 from pyvirt.cli.main import api
 from pyvirt.cli.render import read_input
 from pyvirt.errors import InvalidConfigError, UnsupportedError
+
+if TYPE_CHECKING:
+    from pyvirt.service.domain.migrate import LiveStatus
 
 _NOT_YET = {
     "tunnelled": "--tunnelled (the stream through the daemons' channel)",
@@ -143,3 +150,86 @@ def migrate(
         policy=policy,
         progress=progress,
     )
+
+
+# -- tuning a running migration (virsh's commands and output) --------------------------------
+@click.command("migrate-setmaxdowntime")
+@click.argument("domain", metavar="DOMAIN")
+@click.option("--downtime", type=click.IntRange(1), required=True, metavar="MS",
+              help="the longest pause the migration may end with")  # fmt: skip
+@click.pass_context
+def migrate_setmaxdowntime(ctx: click.Context, domain: str, downtime: int) -> None:
+    """Set the maximum downtime of the domain's migration (also while it runs)."""
+    api(ctx).domains.get(domain).set_migration_tuning(downtime_ms=downtime)
+
+
+@click.command("migrate-getmaxdowntime")
+@click.argument("domain", metavar="DOMAIN")
+@click.pass_context
+def migrate_getmaxdowntime(ctx: click.Context, domain: str) -> None:
+    """Print the maximum downtime of the domain's migration (ms)."""
+    click.echo(api(ctx).domains.get(domain).migration_tuning().downtime_ms)
+
+
+@click.command("migrate-setspeed")
+@click.argument("domain", metavar="DOMAIN")
+@click.option("--bandwidth", type=click.IntRange(0), required=True, metavar="MiB/s")
+@click.pass_context
+def migrate_setspeed(ctx: click.Context, domain: str, bandwidth: int) -> None:
+    """Set the bandwidth limit of the domain's migration (also while it runs)."""
+    api(ctx).domains.get(domain).set_migration_tuning(bandwidth=bandwidth << 20)
+
+
+@click.command("migrate-getspeed")
+@click.argument("domain", metavar="DOMAIN")
+@click.pass_context
+def migrate_getspeed(ctx: click.Context, domain: str) -> None:
+    """Print the bandwidth limit of the domain's migration (MiB/s)."""
+    click.echo(api(ctx).domains.get(domain).migration_tuning().bandwidth >> 20)
+
+
+@click.command("migrate-compcache")
+@click.argument("domain", metavar="DOMAIN")
+@click.option("--size", type=click.IntRange(0), metavar="BYTES", help="set the cache size")
+@click.pass_context
+def migrate_compcache(ctx: click.Context, domain: str, size: int | None) -> None:
+    """Get or set the XBZRLE compression cache of the domain's migration."""
+    dom = api(ctx).domains.get(domain)
+    t = dom.set_migration_tuning(compcache=size) if size is not None else dom.migration_tuning()
+    value, unit = float(t.compcache), "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            break
+        value /= 1024
+    click.echo(f"Compression cache: {value:.3f} {unit}")
+
+
+@click.command("migrate-postcopy")
+@click.argument("domain", metavar="DOMAIN")
+@click.pass_context
+def migrate_postcopy(ctx: click.Context, domain: str) -> None:
+    """Switch the domain's running migration to post-copy."""
+    api(ctx).domains.get(domain).migration_start_postcopy()
+
+
+def migration_job_lines(status: LiveStatus) -> list[str]:
+    """``domjobinfo``'s lines for a running outgoing migration (virsh's layout)."""
+    from pyvirt.api.values import format_bytes  # lazy
+
+    def row(key: str, value: str) -> str:
+        return f"{key:<17} {value:<12}".rstrip()
+
+    lines = [
+        row("Job type:", "Unbounded"),
+        row("Operation:", "Outgoing migration"),
+        row("Time elapsed:", f"{status.elapsed_ms:<12} ms"),
+        row("Data processed:", format_bytes(status.transferred)),
+        row("Data remaining:", format_bytes(status.remaining)),
+        row("Data total:", format_bytes(status.total)),
+        row("Memory bandwidth:", f"{format_bytes(status.rate)}/s"),
+        row("Dirty rate:", f"{format_bytes(status.dirty_rate)}/s"),
+        row("Iteration:", str(status.iteration)),
+    ]
+    if status.expected_downtime_ms is not None:
+        lines.append(row("Expected downtime:", f"{status.expected_downtime_ms:<12} ms"))
+    return lines

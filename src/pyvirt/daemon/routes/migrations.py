@@ -15,7 +15,11 @@ The source host:
   (``domain-migrate``, progress in RAM bytes; cancel leaves the guest running here); its
   result is what the migration measured;
 - ``POST /api/v1/domains/{name}/migration/confirm`` ``{"undefine"}`` (stop the source QEMU)
-  and ``POST .../migration/recover`` (run the guest here again).
+  and ``POST .../migration/recover`` (run the guest here again);
+- while it runs: ``GET``/``PATCH .../migration/tuning`` ``{"downtime_ms","bandwidth",
+  "compcache"}`` (``migrate-setmaxdowntime``, ``-setspeed``, ``-compcache``), ``POST
+  .../migration/postcopy``, ``GET .../migration/status`` (``domjobinfo``'s live figures) and
+  ``POST .../migration/cancel`` (refused with 409 in post-copy).
 
 Peer-to-peer (``migrate --p2p``, the web console's Migrate dialog): the source daemon drives
 both halves itself (:mod:`pyvirt.api.migrate_p2p`):
@@ -109,6 +113,39 @@ class PerformBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     uri: str = _URI
     policy: PolicyBody | None = None
+
+
+class TuningBody(BaseModel):
+    """Migration parameters to change (None: unchanged)."""
+
+    model_config = ConfigDict(extra="forbid")
+    downtime_ms: int | None = Field(None, ge=1, le=3_600_000)
+    bandwidth: int | None = Field(None, ge=0, le=1 << 62, description="bytes/s")
+    compcache: int | None = Field(None, ge=0, le=1 << 62, description="bytes")
+
+
+class TuningOut(BaseModel):
+    """The migration parameters now."""
+
+    downtime_ms: int
+    bandwidth: int
+    compcache: int
+
+
+class StatusOut(BaseModel):
+    """The running (or last) outgoing migration (:class:`pyvirt.service.domain.migrate.
+    LiveStatus`)."""
+
+    status: str
+    elapsed_ms: int
+    transferred: int
+    remaining: int
+    total: int
+    dirty_rate: int
+    iteration: int
+    expected_downtime_ms: int | None
+    rate: int
+    downtime_ms: int | None
 
 
 class ConfirmBody(BaseModel):
@@ -248,3 +285,41 @@ def migrate(request: Request, name: str, body: MigrateBody) -> JSONResponse:
 def _public(uri: str) -> str:
     """The URI without its query (nothing secret is in it, but nothing is needed either)."""
     return uri.split("?", 1)[0]
+
+
+# -- while it runs ---------------------------------------------------------------------------
+@router.get("/api/v1/domains/{name}/migration/tuning", responses=_ERRORS)
+def get_tuning(request: Request, name: str) -> TuningOut:
+    """The downtime limit, bandwidth and compression cache of the domain's migration."""
+    t = daemon_of(request).conn.domains.get(name).migration_tuning()
+    return TuningOut(**t.to_json())
+
+
+@router.patch("/api/v1/domains/{name}/migration/tuning", responses=_ERRORS)
+def set_tuning(request: Request, name: str, body: TuningBody) -> TuningOut:
+    """Change them, also while a migration runs (the user's downtime wins over the
+    policy's)."""
+    dom = daemon_of(request).conn.domains.get(name)
+    t = dom.set_migration_tuning(**body.model_dump())
+    return TuningOut(**t.to_json())
+
+
+@router.post("/api/v1/domains/{name}/migration/postcopy", status_code=204, responses=_ERRORS)
+def postcopy(request: Request, name: str) -> Response:
+    """Switch the running migration to post-copy."""
+    daemon_of(request).conn.domains.get(name).migration_start_postcopy()
+    return Response(status_code=204)
+
+
+@router.get("/api/v1/domains/{name}/migration/status", responses=_ERRORS)
+def status(request: Request, name: str) -> StatusOut:
+    """Where the running (or last) outgoing migration is."""
+    st = daemon_of(request).conn.domains.get(name).migration_status()
+    return StatusOut(**st.to_json())
+
+
+@router.post("/api/v1/domains/{name}/migration/cancel", status_code=204, responses=_ERRORS)
+def cancel(request: Request, name: str) -> Response:
+    """Cancel the outgoing migration; the guest runs on here (refused in post-copy)."""
+    daemon_of(request).conn.domains.get(name).migration_cancel()
+    return Response(status_code=204)

@@ -79,10 +79,14 @@ def running_domains(daemon: Daemon, hist: StatsHistory, prune: bool = False) -> 
 
 def sample(daemon: Daemon, hist: StatsHistory, running: list[str]) -> int:
     """Collect the statistics of ``running`` into ``hist``; returns the domains sampled."""
+    # a domain whose monitor is busy (a verb, a migration) is sampled without its figures
+    # from QEMU rather than queueing behind it
     try:
-        records = daemon.conn.domains.stats(running, history_groups())
+        records = daemon.conn.domains.stats(running, history_groups(), monitor_wait=False)
     except PyvirtError:  # one went away meanwhile: every domain, skipping the missing
-        records = daemon.conn.domains.stats(None, history_groups(), inactive_details=False)
+        records = daemon.conn.domains.stats(
+            None, history_groups(), inactive_details=False, monitor_wait=False
+        )
     return hist.add(records, time.time())
 
 

@@ -40,6 +40,7 @@ from pyvirt.progress import CancelledError, CancelToken, Progress
 from pyvirt.service.domain.types import DomainStatus, Reason
 
 if TYPE_CHECKING:
+    from pyvirt.drivers.qemu.monitor.migration import MigrationStatus
     from pyvirt.drivers.qemu.qmp import Monitor
     from pyvirt.drivers.qemu.runtime import RuntimeRecord
     from pyvirt.service.domain.manager import DomainManager
@@ -51,15 +52,22 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "Incoming",
+    "LiveStatus",
     "MigrationResult",
     "Policy",
+    "Tuning",
     "abort",
+    "cancel",
     "confirm",
     "finish",
+    "live_status",
     "perform",
     "prepare",
     "recover",
     "renamed_xml",
+    "set_tuning",
+    "start_postcopy",
+    "tuning",
 ]
 
 _POLL = 0.02
@@ -282,27 +290,23 @@ def finish(
     from pyvirt.service.domain.types import State  # lazy
 
     name = mgr.resolve(name)  # NotFoundError for a name that is nothing here
+    # the guest stands still from the source's switch-over until the ``cont`` here: one
+    # monitor session waits for QEMU's MIGRATION event and resumes it at once (after the
+    # definition, with --persistent: a failure before ``cont`` can still resume the source)
+    resumed = False
     with mgr.locked(name):
         rec = _incoming_record(mgr, name)
-        with Monitor(rec.qmp_socket, name=name) as mon:
-            deadline = time.monotonic() + timeout
-            while True:
-                st = mon.query_migrate()
-                if st.status == "completed":
-                    break
-                if st.status in ("failed", "cancelled") or time.monotonic() > deadline:
-                    raise OperationFailedError(
-                        f"the incoming migration of domain '{name}' {st.status}"
-                        + (f": {st.error}" if st.error else ""),
-                        hint="the guest runs on the source",
-                    )
-                time.sleep(_POLL)
+        with Monitor(rec.qmp_socket, name=name, purpose=_PURPOSE) as mon:
+            _wait_incoming(mon, name, timeout)
+            if not paused and persistent_xml is None:
+                mon.cont()
+                resumed = True
     if persistent_xml is not None:  # the namespace lock comes before a domain's lock
         mgr.define(persistent_xml)
     with mgr.locked(name):
         rec = _incoming_record(mgr, name)
         rec.transient = not mgr.store.exists(name)
-        if not paused:
+        if not paused and not resumed:
             with Monitor(rec.qmp_socket, name=name) as mon:
                 mon.cont()
         rec.paused = paused
@@ -312,6 +316,26 @@ def finish(
     if not paused:
         return replace(status, state=State.RUNNING, reason=Reason.MIGRATED)
     return status
+
+
+def _wait_incoming(mon: Monitor, name: str, timeout: float) -> None:
+    """Wait until the incoming migration completed (woken by QEMU's events).
+
+    :raises OperationFailedError: it failed, or did not complete in *timeout* seconds
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        st = mon.query_migrate()
+        if st.status == "completed":
+            return
+        left = deadline - time.monotonic()
+        if st.status in ("failed", "cancelled") or left <= 0:
+            raise OperationFailedError(
+                f"the incoming migration of domain '{name}' {st.status}"
+                + (f": {st.error}" if st.error else ""),
+                hint="the guest runs on the source",
+            )
+        mon.wait_event(_EVENTS, min(left, 0.25))
 
 
 def _incoming_record(mgr: DomainManager, name: str) -> RuntimeRecord:
@@ -347,6 +371,15 @@ def _stop_incoming(mgr: DomainManager, name: str) -> None:
 
 
 # -- source ----------------------------------------------------------------------------------
+#: seconds the perform loop holds the source's monitor at most before letting other sessions
+#: (verbs, the statistics sampler, the tuning verbs below) in for :data:`_GAP` seconds
+_HOLD = 0.25
+_GAP = 0.015
+#: QEMU's events that move a migration on (the loop wakes on them rather than sleeping)
+_EVENTS = ("MIGRATION", "MIGRATION_PASS")
+_PURPOSE = "migration"
+
+
 def perform(
     mgr: DomainManager,
     ident: str,
@@ -358,6 +391,11 @@ def perform(
 ) -> MigrationResult:
     """Send running domain *ident*'s state to the QEMU listening on *uri*; returns once it
     completed, with the source QEMU paused (``postmigrate``).
+
+    The loop that follows the migration holds the domain's monitor for at most
+    :data:`_HOLD` seconds at a time: the tuning verbs (:func:`set_tuning`,
+    :func:`start_postcopy`, :func:`live_status`, :func:`cancel`) and others get their turn
+    in between.
 
     :raises InvalidStateError: it is not running
     :raises CancelledError: cancelled (the guest runs on here)
@@ -373,89 +411,141 @@ def perform(
             raise InvalidStateError(
                 f"domain '{name}' is not running", hint="migrate a shut-off domain with --offline"
             )
-        with Monitor(rec.qmp_socket, name=name) as mon:
+        sock = rec.qmp_socket
+        with Monitor(sock, name=name, purpose=_PURPOSE) as mon:
             was_running = mon.query_status()[1]
             try:
                 mon.set_migration_capabilities(**policy.capabilities())
                 params = policy.parameters()
                 if params:
                     mon.set_migration_parameters(**params)
+                downtime = mon.query_migration_parameters().downtime_limit_ms
             except QmpCommandError as err:
                 raise OperationFailedError(
                     f"cannot migrate domain '{name}': {err.desc}",
                     hint="QEMU here does not support one of the options asked for",
                 ) from err
-            if policy.offline_copy and was_running:
-                mon.stop()
             try:
-                try:
-                    mon.migrate(uri)
-                except QmpCommandError as err:
+                if policy.offline_copy and was_running:
+                    mon.stop()
+                mon.migrate(uri)
+            except BaseException as err:
+                _cancel_quietly(mon, was_running)
+                if isinstance(err, QmpCommandError):
                     raise OperationFailedError(
                         f"cannot migrate domain '{name}': {err.desc}", hint="the guest runs on"
                     ) from err
-                return _follow(mon, name, policy, progress, cancel)
-            except BaseException:
-                with contextlib.suppress(MonitorError):
-                    if not mon.query_migrate().finished:
-                        mon.migrate_cancel()
-                        _wait_finished(mon)
-                    if was_running and mon.query_status()[0] in ("paused", "postmigrate"):
-                        mon.cont()
                 raise
+        try:
+            return _Follow(sock, name, policy, downtime, progress, cancel).run()
+        except BaseException:
+            with contextlib.suppress(MonitorError), Monitor(sock, name=name) as mon:
+                _cancel_quietly(mon, was_running)
+            raise
 
 
-def _follow(
-    mon: Monitor,
-    name: str,
-    policy: Policy,
-    progress: Progress | None,
-    cancel: CancelToken | None,
-) -> MigrationResult:
-    """Follow a migration to its end, applying *policy*."""
-    started = time.monotonic()
-    downtime = policy.downtime_ms or 300
-    best_remaining: int | None = None
-    stalled = 0
-    last_pass = 0
-    in_postcopy = False
-    suspended = False
-    while True:
-        st = mon.query_migrate()
-        if st.finished:
-            break
+def _cancel_quietly(mon: Monitor, was_running: bool) -> None:
+    """Cancel the outgoing migration if it runs and resume the guest here."""
+    with contextlib.suppress(MonitorError):
+        if not mon.query_migrate().finished:
+            mon.migrate_cancel()
+            _wait_finished(mon)
+        if was_running and mon.query_status()[0] in ("paused", "postmigrate"):
+            mon.cont()
+
+
+class _Follow:
+    """Follows one outgoing migration to its end, applying the policy (see :class:`Policy`).
+
+    The downtime limit the policy raises is its own as long as nobody else changed it: once
+    QEMU's limit differs from the last one the policy set (a user's
+    ``migrate-setmaxdowntime``), the user's value stays.
+    """
+
+    def __init__(
+        self,
+        sock: str,
+        name: str,
+        policy: Policy,
+        downtime: int,
+        progress: Progress | None,
+        cancel: CancelToken | None,
+    ) -> None:
+        self.sock = sock
+        self.name = name
+        self.policy = policy
+        self.downtime = downtime or 300
+        self.user_downtime = False
+        self.progress = progress
+        self.cancel = cancel
+        self.started = time.monotonic()
+        self.best_remaining: int | None = None
+        self.stalled = 0
+        self.last_pass = 0
+        self.in_postcopy = False
+        self.suspended = False
+        self.warned_cancel = False
+
+    def run(self) -> MigrationResult:
+        """Follow it in short monitor sessions until it finished."""
+        from pyvirt.drivers.qemu.qmp import Monitor  # lazy
+
+        while True:
+            with Monitor(self.sock, name=self.name, purpose=_PURPOSE) as mon:
+                until = time.monotonic() + _HOLD
+                while True:
+                    st = mon.query_migrate()
+                    if st.finished:
+                        return self._result(mon, st)
+                    self._step(mon, st)
+                    left = until - time.monotonic()
+                    if left <= 0:
+                        break
+                    mon.wait_event(_EVENTS, min(left, 0.1))
+            time.sleep(_GAP)
+
+    def _step(self, mon: Monitor, st: MigrationStatus) -> None:
+        policy, name = self.policy, self.name
+        if st.status.startswith("postcopy"):
+            self.in_postcopy = True  # also after a user's migrate-postcopy
+        if self.progress is not None and st.total:
+            self.progress(st.total - st.remaining, st.total)
+        if self.cancel is not None and self.cancel.cancelled:
+            if not self.in_postcopy:
+                raise CancelledError(
+                    f"migration of domain '{name}' cancelled; it runs on the source"
+                )
+            if not self.warned_cancel:  # the destination runs the guest already
+                log.warning("migration of '%s' is in post-copy: it cannot be cancelled", name)
+                self.warned_cancel = True
         passes = st.passes
-        if progress is not None and st.total:
-            progress(st.total - st.remaining, st.total)
-        if cancel is not None and cancel.cancelled:
-            raise CancelledError(f"migration of domain '{name}' cancelled; it runs on the source")
-        if st.status == "active" and passes > last_pass and not in_postcopy:
-            last_pass = passes
+        if st.status == "active" and passes > self.last_pass and not self.in_postcopy:
+            self.last_pass = passes
             remaining = st.remaining
-            if best_remaining is None or remaining < best_remaining * 0.9:
-                best_remaining, stalled = remaining, 0
+            if self.best_remaining is None or remaining < self.best_remaining * 0.9:
+                self.best_remaining, self.stalled = remaining, 0
             else:
-                stalled += 1
+                self.stalled += 1
             if policy.postcopy and passes >= (policy.postcopy_after_passes or 1 << 30):
                 mon.migrate_start_postcopy()
-                in_postcopy = True
-            elif stalled >= policy.stall_passes and downtime < policy.max_downtime_ms:
-                downtime = min(downtime * 2, policy.max_downtime_ms)
-                mon.set_migration_parameters(downtime_limit_ms=downtime)
-                log.info("migration of '%s': downtime limit raised to %d ms", name, downtime)
-                stalled = 0
+                self.in_postcopy = True
+            elif self.stalled >= policy.stall_passes and self._may_raise_downtime(mon):
+                self.downtime = min(self.downtime * 2, policy.max_downtime_ms)
+                mon.set_migration_parameters(downtime_limit_ms=self.downtime)
+                log.info("migration of '%s': downtime limit raised to %d ms", name, self.downtime)
+                self.stalled = 0
             elif passes >= policy.max_passes:
                 raise OperationFailedError(
                     f"migration of domain '{name}' did not converge after {passes} passes over "
-                    f"its memory (downtime limit {downtime} ms)",
+                    f"its memory (downtime limit {self.downtime} ms)",
                     hint="raise --bandwidth, allow --postcopy or --auto-converge, or migrate "
                     "while the guest is less busy; the guest runs on the source",
                 )
         if (
             policy.timeout is not None
-            and not suspended
-            and not in_postcopy
-            and time.monotonic() - started > policy.timeout
+            and not self.suspended
+            and not self.in_postcopy
+            and time.monotonic() - self.started > policy.timeout
         ):
             if policy.timeout_action == "abort":
                 raise OperationFailedError(
@@ -464,32 +554,236 @@ def _follow(
                 )
             if policy.timeout_action == "postcopy" and policy.postcopy:
                 mon.migrate_start_postcopy()
-                in_postcopy = True
+                self.in_postcopy = True
             else:
                 mon.stop()  # the rest goes at once; the destination runs it
-                suspended = True
-        time.sleep(_POLL)
-    if st.status != "completed":
-        raise OperationFailedError(
-            f"migration of domain '{name}' failed: {st.error or st.status}",
-            hint="the guest runs on the source",
+                self.suspended = True
+
+    def _may_raise_downtime(self, mon: Monitor) -> bool:
+        if self.user_downtime or self.downtime >= self.policy.max_downtime_ms:
+            return False
+        now = mon.query_migration_parameters().downtime_limit_ms
+        if now != self.downtime:
+            log.info("migration of '%s': downtime limit %d ms set by the user stays",
+                     self.name, now)  # fmt: skip
+            self.user_downtime = True
+            self.downtime = now
+            return False
+        return True
+
+    def _result(self, mon: Monitor, st: MigrationStatus) -> MigrationResult:
+        name = self.name
+        if st.status == "cancelled" and not (self.cancel and self.cancel.cancelled):
+            raise CancelledError(
+                f"migration of domain '{name}' cancelled (domjobabort); it runs on the source"
+            )
+        if st.status != "completed":
+            raise OperationFailedError(
+                f"migration of domain '{name}' failed: {st.error or st.status}",
+                hint="the guest runs on the source",
+            )
+        if self.progress is not None:
+            self.progress(st.total, st.total)
+        with contextlib.suppress(MonitorError):  # the limit it ended with (the user's, maybe)
+            self.downtime = mon.query_migration_parameters().downtime_limit_ms
+        # QEMU fills its figures in just after the event: rather than wait (the guest is
+        # stopped until the destination runs it) take the loop's own clock then
+        measured = st.total_time_ms > 0
+        return MigrationResult(
+            total_time_ms=st.total_time_ms
+            if measured
+            else int((time.monotonic() - self.started) * 1000),
+            downtime_ms=st.downtime_ms if measured else None,
+            transferred=st.transferred,
+            passes=st.passes,
+            downtime_limit_ms=self.downtime,
+            postcopy=self.in_postcopy,
         )
-    if progress is not None:
-        progress(st.total, st.total)
-    return MigrationResult(
-        total_time_ms=st.total_time_ms,
-        downtime_ms=st.downtime_ms,
-        transferred=st.transferred,
-        passes=st.passes,
-        downtime_limit_ms=downtime,
-        postcopy=in_postcopy,
-    )
 
 
 def _wait_finished(mon: Monitor, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not mon.query_migrate().finished and time.monotonic() < deadline:
         time.sleep(_POLL)
+
+
+# -- tuning a running migration (virsh migrate-setmaxdowntime ...) ---------------------------
+@dataclass(frozen=True)
+class Tuning:
+    """What may be tuned while a migration runs (``migrate-getmaxdowntime``,
+    ``migrate-getspeed``, ``migrate-compcache``)."""
+
+    downtime_ms: int
+    #: bytes/s
+    bandwidth: int
+    #: bytes of XBZRLE's page cache
+    compcache: int
+
+    def to_json(self) -> dict[str, int]:
+        """JSON-ready dict."""
+        return {"downtime_ms": self.downtime_ms, "bandwidth": self.bandwidth,
+                "compcache": self.compcache}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LiveStatus:
+    """A running (or the last) outgoing migration, as ``domjobinfo`` shows it."""
+
+    status: str
+    elapsed_ms: int
+    transferred: int
+    remaining: int
+    total: int
+    #: bytes the guest dirties per second
+    dirty_rate: int
+    #: passes over the guest's memory (``Iteration``)
+    iteration: int
+    expected_downtime_ms: int | None
+    #: bytes/s measured
+    rate: int
+    #: the downtime of a completed migration
+    downtime_ms: int | None
+
+    @property
+    def active(self) -> bool:
+        """Whether a migration runs."""
+        return self.status not in ("none", "completed", "failed", "cancelled")
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        from dataclasses import asdict  # lazy
+
+        return asdict(self)
+
+
+def tuning(mgr: DomainManager, ident: str) -> Tuning:
+    """The migration parameters of running domain *ident* now.
+
+    :raises InvalidStateError: it is not running
+    """
+    name, rec = mgr.running(ident)
+    return _tuning(_session(name, rec), name)
+
+
+def _session(name: str, rec: RuntimeRecord) -> Monitor:
+    from pyvirt.drivers.qemu.qmp import Monitor  # lazy
+
+    # no domain lock: the perform step holds it for the whole migration, and its loop
+    # lets monitor sessions in between its polls
+    return Monitor(rec.qmp_socket, name=name)
+
+
+def _tuning(mon: Monitor, name: str) -> Tuning:
+    with mon:
+        p = mon.query_migration_parameters()
+    return Tuning(p.downtime_limit_ms, p.max_bandwidth, p.xbzrle_cache_size)
+
+
+def set_tuning(
+    mgr: DomainManager,
+    ident: str,
+    *,
+    downtime_ms: int | None = None,
+    bandwidth: int | None = None,
+    compcache: int | None = None,
+) -> Tuning:
+    """Change the downtime limit (ms), the bandwidth (bytes/s) or XBZRLE's cache (bytes) of
+    running domain *ident*'s migration, running or next; None leaves one as it is. A downtime
+    set here wins over the convergence policy's (it stops raising it).
+
+    :raises InvalidConfigError: a value out of range
+    :raises InvalidStateError: it is not running
+    :returns: the parameters afterwards
+    """
+    from pyvirt.drivers.qemu.qmp import QmpCommandError  # lazy
+
+    for what, value, low in (("downtime", downtime_ms, 1), ("bandwidth", bandwidth, 0),
+                             ("compression cache", compcache, 0)):  # fmt: skip
+        if value is not None and not low <= value < 1 << 62:
+            raise InvalidConfigError(f"{what} {value} is out of range")
+    name, rec = mgr.running(ident)
+    mon = _session(name, rec)
+    try:
+        with mon:
+            mon.set_migration_parameters(
+                downtime_limit_ms=downtime_ms, max_bandwidth=bandwidth, xbzrle_cache_size=compcache
+            )
+    except QmpCommandError as err:
+        raise InvalidConfigError(
+            f"cannot tune the migration of domain '{name}': {err.desc}",
+            hint="QEMU refused the value",
+        ) from err
+    return _tuning(mon, name)
+
+
+def start_postcopy(mgr: DomainManager, ident: str) -> None:
+    """Switch running domain *ident*'s migration to post-copy (``migrate-postcopy``).
+
+    :raises InvalidStateError: no migration runs, or it was not started with post-copy
+        allowed
+    """
+    from pyvirt.drivers.qemu.qmp import QmpCommandError  # lazy
+
+    name, rec = mgr.running(ident)
+    with _session(name, rec) as mon:
+        if mon.query_migrate().status not in ("setup", "active"):
+            raise _no_running(name)
+        try:
+            mon.migrate_start_postcopy()
+        except QmpCommandError as err:
+            raise InvalidStateError(
+                f"cannot switch the migration of domain '{name}' to post-copy: {err.desc}",
+                hint="migrate with --postcopy to allow it",
+            ) from err
+
+
+def live_status(mgr: DomainManager, ident: str) -> LiveStatus:
+    """Where running domain *ident*'s outgoing migration is (``domjobinfo``); status
+    ``none`` when it never migrated.
+
+    :raises InvalidStateError: it is not running
+    """
+    name, rec = mgr.running(ident)
+    with _session(name, rec) as mon:
+        st = mon.query_migrate()
+    return LiveStatus(
+        status=st.status,
+        elapsed_ms=st.total_time_ms,
+        transferred=st.transferred,
+        remaining=st.remaining,
+        total=st.total,
+        dirty_rate=st.dirty_rate * st.page_size,
+        iteration=st.passes,
+        expected_downtime_ms=st.expected_downtime_ms,
+        rate=int(st.mbps * 1_000_000 / 8),
+        downtime_ms=st.downtime_ms,
+    )
+
+
+def cancel(mgr: DomainManager, ident: str) -> None:
+    """Cancel running domain *ident*'s outgoing migration (``domjobabort``); the guest runs
+    on here. A migration in post-copy is refused: the destination runs the guest already
+    and the source no longer has its whole memory.
+
+    :raises InvalidStateError: no migration runs, or it is in post-copy
+    """
+    name, rec = mgr.running(ident)
+    with _session(name, rec) as mon:
+        status = mon.query_migrate().status
+        if status.startswith("postcopy"):
+            raise InvalidStateError(
+                f"the migration of domain '{name}' is in post-copy and cannot be cancelled",
+                hint="the guest runs on the destination already; wait for it to finish",
+            )
+        if status not in ("setup", "active", "pre-switchover", "device"):
+            raise _no_running(name)
+        mon.migrate_cancel()
+
+
+def _no_running(name: str) -> InvalidStateError:
+    return InvalidStateError(
+        f"no migration of domain '{name}' is running", hint="start one with 'migrate'"
+    )
 
 
 def confirm(mgr: DomainManager, name: str, *, undefine: bool = False) -> None:

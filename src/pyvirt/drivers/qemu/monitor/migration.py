@@ -28,6 +28,11 @@ class MigrationStatus:
     :ivar passes: passes over the guest's memory so far (``dirty-sync-count``)
     :ivar total_time_ms: how long a finished migration took
     :ivar downtime_ms: how long the guest was paused at its end (once completed)
+    :ivar dirty_rate: pages the guest dirties per second (measured each pass)
+    :ivar page_size: bytes per page of :attr:`dirty_rate`
+    :ivar expected_downtime_ms: the pause QEMU expects if it switched over now
+    :ivar mbps: the measured throughput (megabits per second)
+    :ivar elapsed_ms: time since the migration started (``total-time`` while it runs)
     """
 
     status: str
@@ -40,6 +45,10 @@ class MigrationStatus:
     passes: int = field(default=0, compare=False)
     total_time_ms: int = field(default=0, compare=False)
     downtime_ms: int | None = field(default=None, compare=False)
+    dirty_rate: int = field(default=0, compare=False)
+    page_size: int = field(default=0, compare=False)
+    expected_downtime_ms: int | None = field(default=None, compare=False)
+    mbps: float = field(default=0.0, compare=False)
 
     @property
     def finished(self) -> bool:
@@ -66,6 +75,36 @@ class MigrationStatus:
             passes=int(ram.get("dirty-sync-count", 0) or 0),
             total_time_ms=int(data.get("total-time", 0) or 0),
             downtime_ms=int(data["downtime"]) if "downtime" in data else None,
+            dirty_rate=int(ram.get("dirty-pages-rate", 0) or 0),
+            page_size=int(ram.get("page-size", 0) or 0),
+            expected_downtime_ms=(
+                int(data["expected-downtime"]) if "expected-downtime" in data else None
+            ),
+            mbps=float(ram.get("mbps", 0) or 0),
+        )
+
+
+@dataclass(frozen=True)
+class MigrationParameters:
+    """``query-migrate-parameters``: what may be tuned while a migration runs.
+
+    :ivar max_bandwidth: bytes/s
+    :ivar downtime_limit_ms: the longest pause QEMU may end a pre-copy with
+    :ivar xbzrle_cache_size: bytes of XBZRLE's page cache (``migrate-compcache``)
+    """
+
+    max_bandwidth: int
+    downtime_limit_ms: int
+    xbzrle_cache_size: int
+
+    @classmethod
+    def from_wire(cls, reply: Any) -> MigrationParameters:
+        """Parse a ``query-migrate-parameters`` reply."""
+        data = reply if isinstance(reply, dict) else {}
+        return cls(
+            max_bandwidth=int(data.get("max-bandwidth", 0) or 0),
+            downtime_limit_ms=int(data.get("downtime-limit", 0) or 0),
+            xbzrle_cache_size=int(data.get("xbzrle-cache-size", 0) or 0),
         )
 
 
@@ -90,11 +129,14 @@ class MigrationCommands(Commands):
         multifd_channels: int | None = None,
         throttle_initial: int | None = None,
         throttle_increment: int | None = None,
+        xbzrle_cache_size: int | None = None,
     ) -> None:
         """Set the migration's bandwidth limit (bytes/s; QEMU's default of 128 MiB/s would
         slow a save to a local file down for nothing), the longest pause it may end with
         (ms; a long one ends a save after the first pass over the guest's memory), the
-        multifd channels and auto-converge's throttle steps (percent); None: unchanged."""
+        multifd channels, auto-converge's throttle steps (percent) and XBZRLE's cache
+        (bytes); None: unchanged. The bandwidth, downtime and cache may change while a
+        migration runs."""
         self._call(
             "migrate-set-parameters",
             {
@@ -103,8 +145,13 @@ class MigrationCommands(Commands):
                 "multifd-channels": multifd_channels,
                 "cpu-throttle-initial": throttle_initial,
                 "cpu-throttle-increment": throttle_increment,
+                "xbzrle-cache-size": xbzrle_cache_size,
             },
         )
+
+    def query_migration_parameters(self) -> MigrationParameters:
+        """The migration's tunable parameters now."""
+        return MigrationParameters.from_wire(self._call("query-migrate-parameters"))
 
     def set_migration_capabilities(
         self,

@@ -1,0 +1,303 @@
+"""bench/migrate_downtime: how long a live migration stops the guest, as the guest's ticker
+shows it, and how long the whole move takes: pyvirt against the same migration driven by raw
+QMP commands (issue #15: downtime <= 300 ms and <= 1.2x raw; total <= 1.1x raw).
+
+The guest: the tiny image with a shell ticker run at boot (``pyvirt.run=``) printing ``TICK
+N`` to the serial console every 10 ms. A watcher process polls the console logs every 1 ms
+and keeps the host's arrival time of each line; the downtime is the longest interval between two
+consecutive counters (the source's last line to the destination's first), the idle floor
+(the ticker's own jitter) printed beside it. Guest clocks stop while the VM is stopped, so
+only the host sees the pause.
+
+Two hosts are two state directories on this machine (``pyvirt:///embed?root=``; the stream
+goes over a unix socket, as between two hosts sharing one machine):
+
+* ``pyvirt``: ``Domain.migrate(dest)`` in this process (prepare, perform, finish, confirm),
+  A to B and back;
+* ``raw``: a second copy of the guest, its QEMU started from the same command line pyvirt
+  built (paths moved to another directory, ``-daemonize``/``-runas``/the event socket left
+  out); each move starts the destination QEMU with ``-S -incoming defer`` and runs
+  ``migrate-incoming``, ``migrate``, waits for the source's ``MIGRATION completed`` event,
+  ``cont`` on the destination (once its own ``MIGRATION completed`` came) and ``quit`` on
+  the source (bench/_qmp.py: one socket, no asyncio).
+
+The two guests run side by side; the moves are interleaved (pyvirt A->B, raw S->D, pyvirt
+B->A, raw D->S per round; a first round is not counted). Total time: from the start of
+the move to the source QEMU gone and the guest running at the destination.
+
+    sudo .venv/bin/python bench/migrate_downtime.py --runs 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import itertools
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import contextlib
+
+from _common import median, pv, state_root, tiny_image
+from _qmp import RawQmp
+
+TICKER = "i=0; while :; do echo TICK $i; i=$((i+1)); usleep 10000; done\n"
+
+
+def domain(name: str, kernel: Path, initrd: Path) -> str:
+    run = base64.b64encode(TICKER.encode()).decode()
+    return f"""<domain type='qemu'>
+  <name>{name}</name>
+  <memory unit='MiB'>128</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>{kernel}</kernel><initrd>{initrd}</initrd>
+    <cmdline>console=ttyS0 quiet pyvirt.run={run}</cmdline></os>
+  <features><acpi/></features>
+  <devices><serial type='pty'><target port='0'/></serial></devices>
+</domain>
+"""
+
+
+class Tail(threading.Thread):
+    """Polls console logs every 1 ms from their current ends; keeps (arrival, counter)."""
+
+    def __init__(self, *logs: Path) -> None:
+        super().__init__(daemon=True)
+        self.logs = logs
+        self.start_at = {log: log.stat().st_size if log.exists() else 0 for log in logs}
+        self.ticks: list[tuple[float, int]] = []
+        self.stop = False
+
+    def run(self) -> None:
+        files: dict[Path, object] = {}
+        bufs = dict.fromkeys(self.logs, b"")
+        while not self.stop:
+            for log in self.logs:
+                f = files.get(log)
+                if f is None:
+                    if not log.exists():
+                        continue
+                    f = files[log] = open(log, "rb")  # noqa: SIM115  (closed below)
+                    f.seek(self.start_at[log])  # type: ignore[attr-defined]
+                chunk = f.read()  # type: ignore[attr-defined]
+                if chunk:
+                    now = time.monotonic()
+                    *done, bufs[log] = (bufs[log] + chunk).split(b"\n")
+                    for line in done:
+                        parts = line.split()
+                        if len(parts) == 2 and parts[0] == b"TICK" and parts[1].isdigit():
+                            self.ticks.append((now, int(parts[1])))
+            time.sleep(0.001)
+        for f in files.values():
+            f.close()  # type: ignore[attr-defined]
+
+    def gap(self) -> float:
+        """The longest interval between consecutive counters (seconds)."""
+        ticks = sorted(self.ticks, key=lambda t: t[1])
+        return max((b[0] - a[0] for a, b in itertools.pairwise(ticks)), default=0.0)
+
+
+def watched(fn: object, *logs: Path, after: float = 0.3) -> tuple[float, float]:
+    """(total seconds of ``fn()``, the guest's longest stall) with the consoles *logs*,
+    watched by a process of its own (in this one, pyvirt's Python would hold the GIL
+    while the lines arrive and delay their reading)."""
+    watcher = subprocess.Popen(
+        [sys.executable, __file__, "--watch", *map(str, logs)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert watcher.stdout is not None and watcher.stdin is not None
+    watcher.stdout.readline()  # ready
+    time.sleep(0.1)
+    t0 = time.monotonic()
+    fn()  # type: ignore[operator]
+    total = time.monotonic() - t0
+    time.sleep(after)
+    out, _ = watcher.communicate("stop\n", timeout=30)
+    return total, float(out.strip() or 0)
+
+
+def watch(logs: list[str]) -> None:
+    """``--watch LOG...``: tail the logs until a line on stdin, then print the gap."""
+    tail = Tail(*map(Path, logs))
+    tail.start()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    tail.stop = True
+    tail.join()
+    print(tail.gap(), flush=True)
+
+
+# -- the raw QMP baseline -----------------------------------------------------------------------
+class RawGuest:
+    """A QEMU started from pyvirt's command line, moved between two directories by hand."""
+
+    def __init__(self, argv: list[str], pyvirt_root: Path, where: Path) -> None:
+        self.argv, self.pyvirt_root, self.where = argv, str(pyvirt_root), where
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.side = "S"
+
+    def _argv(self, side: str, incoming: bool) -> list[str]:
+        root = str(self.where / side)
+        out: list[str] = []
+        skip = 0
+        for i, arg in enumerate(self.argv):
+            if skip:
+                skip -= 1
+                continue
+            if arg == "-daemonize":
+                continue
+            if arg in ("-runas", "-D", "-pidfile"):
+                skip = 1
+                continue
+            if arg == "-qmp" and "events.sock" in self.argv[i + 1]:
+                skip = 1
+                continue
+            out.append(arg.replace(self.pyvirt_root, root))
+        if incoming:
+            out += ["-S", "-incoming", "defer"]
+        return out
+
+    def _paths(self, side: str) -> tuple[str, Path]:
+        run = self.where / side / "run" / "qemu" / "b1"
+        log = self.where / side / "log" / "qemu" / "b1"
+        run.mkdir(parents=True, exist_ok=True)
+        log.mkdir(parents=True, exist_ok=True)
+        return str(run / "qmp.sock"), log / "console.log"
+
+    def console(self, side: str) -> Path:
+        return self._paths(side)[1]
+
+    def _launch(self, side: str, incoming: bool) -> tuple[subprocess.Popen[bytes], RawQmp]:
+        sock, _ = self._paths(side)
+        Path(sock).unlink(missing_ok=True)
+        proc = subprocess.Popen(self._argv(side, incoming), stdin=subprocess.DEVNULL)
+        self.procs.append(proc)
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"raw QEMU exited with {proc.returncode}")
+            try:
+                return proc, RawQmp(sock)
+            except (FileNotFoundError, ConnectionRefusedError):
+                time.sleep(0.001)
+
+    def boot(self) -> None:
+        self.proc, q = self._launch(self.side, incoming=False)
+        q.close()
+
+    def move(self) -> None:
+        """Migrate to the other directory."""
+        assert self.proc is not None
+        dest_side = "D" if self.side == "S" else "S"
+        src = RawQmp(self._paths(self.side)[0])
+        proc, dst = self._launch(dest_side, incoming=True)
+        uri = f"unix:{self.where / dest_side / 'migrate.sock'}"
+        Path(uri[5:]).unlink(missing_ok=True)
+        caps = [{"capability": "events", "state": True}]
+        dst.cmd("migrate-set-capabilities", capabilities=caps)
+        src.cmd("migrate-set-capabilities", capabilities=caps)
+        dst.cmd("migrate-incoming", uri=uri)
+        src.cmd("migrate", uri=uri)
+        src.wait_event("MIGRATION", status="completed")
+        dst.wait_event("MIGRATION", status="completed")
+        dst.cmd("cont")
+        with contextlib.suppress(EOFError, OSError):
+            src.cmd("quit")
+        self.proc.wait(10)
+        src.close()
+        dst.close()
+        self.proc, self.side = proc, dest_side
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+
+
+def ticking(*logs: Path, timeout: float = 120.0) -> None:
+    """Wait until every console in *logs* shows the ticker (the guests booted)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(log.exists() and b"TICK" in log.read_bytes() for log in logs):
+            time.sleep(0.5)
+            return
+        time.sleep(0.1)
+    raise TimeoutError("the guests' tickers did not start")
+
+
+def rounds(
+    runs: int, a: Path, b: Path, raw: RawGuest
+) -> tuple[float, dict[str, list[tuple[float, float]]]]:
+    """The interleaved moves: (the idle floor, {kind: [(total, downtime)]})."""
+    import pyvirt.api
+
+    conns = {"A": pyvirt.api.open(f"pyvirt:///embed?root={a}"),
+             "B": pyvirt.api.open(f"pyvirt:///embed?root={b}")}  # fmt: skip
+    logs = {"A": a / "log/qemu/b1/console.log", "B": b / "log/qemu/b1/console.log"}
+    ticking(logs["A"], raw.console("S"))
+    _, floor = watched(lambda: time.sleep(1.0), logs["A"], raw.console("S"), after=0)
+    rows: dict[str, list[tuple[float, float]]] = {"pyvirt": [], "raw": []}
+    where = "A"
+    for i in range(runs * 2 + 2):  # the first round warms up (imports, caches)
+        to = "B" if where == "A" else "A"
+        dom = conns[where].domains.get("b1")
+        mine = watched(lambda d=dom, t=to: d.migrate(conns[t]), logs[where], logs[to])
+        where = to
+        theirs = watched(raw.move, raw.console("S"), raw.console("D"))
+        if i >= 2:
+            rows["pyvirt"].append(mine)
+            rows["raw"].append(theirs)
+    if where == "B":  # home again, so that A's clean-up finds it
+        conns["B"].domains.get("b1").migrate(conns["A"])
+    return floor, rows
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--watch"]:
+        watch(sys.argv[2:])
+        return
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=3, help="rounds (4 moves each)")
+    args = ap.parse_args()
+    kernel, initrd = tiny_image()
+    raw_dir = Path(tempfile.mkdtemp(prefix="pvraw", dir="/tmp"))
+    with state_root() as a:
+        xml = a / "b1.xml"
+        xml.write_text(domain("b1", kernel, initrd))
+        pv("define", str(xml))
+        pv("start", "b1")
+        pid = int((a / "run" / "qemu" / "b1" / "qemu.pid").read_text())
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")[:-1]
+        raw = RawGuest(argv, a, raw_dir)
+        try:
+            raw.boot()
+            with state_root() as b:  # the destination (its QEMUs destroyed on the way out)
+                floor, rows = rounds(args.runs, a, b, raw)
+        finally:
+            raw.stop()
+            shutil.rmtree(raw_dir, ignore_errors=True)
+    print(f"guest ticker idle floor (largest gap over 1 s): {floor * 1000:.0f} ms")
+    print(f"{'':8} {'downtime (median, max)':>24} {'total (median)':>16}   moves")
+    for kind, vals in rows.items():
+        gaps = [g for _, g in vals]
+        totals = [t for t, _ in vals]
+        print(f"{kind:8} {median(gaps) * 1000:10.0f} ms {max(gaps) * 1000:7.0f} ms "
+              f"{median(totals) * 1000:13.0f} ms   {len(vals)}")  # fmt: skip
+    p, r = rows["pyvirt"], rows["raw"]
+    down = median([g for _, g in p]) / median([g for _, g in r])
+    total = median([t for t, _ in p]) / median([t for t, _ in r])
+    print(f"pyvirt/raw: downtime {down:.2f}x (target <= 1.2x), total {total:.2f}x (<= 1.1x)")
+
+
+if __name__ == "__main__":
+    main()
