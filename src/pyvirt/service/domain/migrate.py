@@ -325,6 +325,7 @@ def finish(
 
     from pyvirt.drivers.qemu.qmp import Monitor  # lazy
     from pyvirt.service.domain import migrate_storage as storage  # lazy
+    from pyvirt.service.domain import migrate_tls  # lazy
     from pyvirt.service.domain.types import State  # lazy
 
     name = mgr.resolve(name)  # NotFoundError for a name that is nothing here
@@ -350,6 +351,7 @@ def finish(
         rec.transient = not mgr.store.exists(name)
         with Monitor(rec.qmp_socket, name=name) as mon:
             storage.stop_export(mon)
+            migrate_tls.drop_creds(mon)  # a later save (an fd migration) must be plain
             if not paused:
                 mon.cont()
         storage.created_of(mgr, name)  # the images are the domain's now
@@ -456,6 +458,8 @@ def perform(
                 if params:
                     mon.set_migration_parameters(**params)
             except QmpCommandError as err:
+                if tls is not None:
+                    migrate_tls.drop_creds(mon)
                 raise OperationFailedError(
                     f"cannot migrate domain '{name}': {err.desc}",
                     hint="QEMU here does not support one of the options asked for",
