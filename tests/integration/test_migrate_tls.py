@@ -11,6 +11,7 @@ import hashlib
 import json
 import ssl
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,20 @@ from tests.integration.test_migrate_hosts import ADDR_B, _token, hosts, roots  #
 from tests.integration.test_migrate_storage import _qcow2_disk, _read
 
 pytestmark = pytest.mark.qemu
+
+
+SNIFF = """
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((sys.argv[1], 0))
+s.settimeout(0.5)
+with open(sys.argv[2], "wb") as out:
+    while True:
+        try:
+            out.write(s.recv(65535))
+        except TimeoutError:
+            out.flush()
+"""
 
 
 def cert_fingerprint(cert: Path) -> str:
@@ -71,18 +86,35 @@ def test_tls_migration_with_copied_storage(
         )
         assert state(a, "t1") == "running (booted)"
         assert not (root_b / "run" / "qemu" / "t1").exists()
-        # the move, over TLS, the disk copied
+        # the move, over TLS, the disk copied; B's side of the wire is recorded meanwhile
         dest = f"pyvirt+tls://{ADDR_B}:{port}/?ca={db.cert}"
-        a("migrate", "--live", "--tls", "--copy-storage-all", "--xml", str(dest_xml),
-          "--persistent", "--undefinesource", "t1", dest)  # fmt: skip
+        wire = root_b.parent / f"{root_b.name}.wire"
+        sniffer = subprocess.Popen(
+            ["ip", "netns", "exec", ns_b, sys.executable, "-c", SNIFF, f"{ns_b}b", str(wire)]
+        )
+        try:
+            a("migrate", "--live", "--tls", "--copy-storage-all", "--xml", str(dest_xml),
+              "--persistent", "--undefinesource", "t1", dest)  # fmt: skip
+        finally:
+            sniffer.terminate()
+            sniffer.wait(10)
+        data = wire.read_bytes()
+        wire.unlink()
+        # the disk (16 MiB) crossed that wire; NBD negotiated in clear up to its STARTTLS, but
+        # neither QEMU's migration stream (its magic) nor the disk's data is there in clear
+        assert len(data) > 16 << 20
+        assert b"NBDMAGIC" in data
+        found = [m for m in (b"QEVM", b"sent-over-tls!") if m in data]
+        assert found == []
         assert state(b, "t1") == "running (migrated)"
         assert guest(b, "t1", "echo $KEEP").strip() == "tls-42"
         assert _read(dest_img, 4096, 14) == b"sent-over-tls!"
+        # the credentials are gone again: a later save (an fd migration) is plain
         with Monitor(_qmp(root_b), name="t1") as mon:
             params = mon.execute("query-migrate-parameters")
             objects = mon.execute("qom-list", path="/objects")
-        assert params["tls-creds"] == "migrate-tls"
-        assert any(o["name"] == "migrate-tls" for o in objects)
+        assert params["tls-creds"] == ""
+        assert not any(o["name"] == "migrate-tls" for o in objects)
         assert "tls" not in " ".join(p.name for p in (root_b / "run" / "qemu" / "t1").rglob("*"))
         assert a("list", "--all", "--name").out.strip() == ""
         # an embedded destination (no daemon certificate there) is refused with --tls

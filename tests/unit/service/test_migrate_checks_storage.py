@@ -112,3 +112,24 @@ def test_values_between_hosts() -> None:
                                                "port": "4711"}  # fmt: skip
     assert migrate_storage._server("unix:/run/x.sock") == {"type": "unix", "path": "/run/x.sock"}
     assert DiskCopy(**DiskCopy("vda", "qcow2", 5).to_json()) == DiskCopy("vda", "qcow2", 5)
+
+
+def test_tls_leaf_is_signed_by_the_daemons_self_signed_pair(tmp_path: Path) -> None:
+    """QEMU refuses a CA certificate as a server's: the destination QEMU gets a leaf for the
+    same names, signed by the daemon's key, that verifies against the daemon's certificate."""
+    from cryptography import x509
+
+    from pyvirt.daemon.tls import _self_signed
+    from pyvirt.service.domain import migrate_tls
+
+    cert, key = tmp_path / "server-cert.pem", tmp_path / "server-key.pem"
+    _self_signed(cert, key, "10.231.7.2", ())
+    assert migrate_tls._is_ca(cert.read_bytes())
+    files = migrate_tls._leaf(cert.read_bytes(), key.read_bytes())
+    ca = x509.load_pem_x509_certificate(cert.read_bytes())
+    leaf = x509.load_pem_x509_certificate(files["server-cert.pem"])
+    leaf.verify_directly_issued_by(ca)
+    assert not migrate_tls._is_ca(files["server-cert.pem"])
+    names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert "10.231.7.2" in {str(ip) for ip in names.get_values_for_type(x509.IPAddress)}
+    assert b"PRIVATE KEY" in files["server-key.pem"]
