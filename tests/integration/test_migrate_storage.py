@@ -7,6 +7,8 @@ no image there and the guest running on the source with its disk."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -139,7 +141,12 @@ def test_copy_storage_cancel_and_refusals_leave_the_destination_clean(
     assert state(pyvirt, "t1") == "running (booted)"
     write_pattern(pyvirt, "t1", "vda", "still-writable")
     assert _read(src_img, 4096, 14) == b"still-writable"
-    # the source QEMU can migrate again afterwards (nothing of the first attempt is left)
-    src.migrate(dest, xml=xml, copy_storage_all=True)
+    # the source QEMU can migrate again afterwards (nothing of the first attempt is left):
+    # -inc with the backing file there copies the top image only, on top of it
+    shutil.copy(base, other.root / "base.qcow2")
+    src.migrate(dest, xml=xml, copy_storage_inc=True)
     assert state(other, "t1") == "running (migrated)"
     assert _read(dest_img, 4096, 14) == b"still-writable"
+    info = subprocess.run(["qemu-img", "info", "-U", "--output=json", str(dest_img)],
+                          check=True, capture_output=True, text=True).stdout  # fmt: skip
+    assert json.loads(info)["backing-filename"] == "base.qcow2"
