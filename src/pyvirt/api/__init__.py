@@ -24,8 +24,20 @@ from pyvirt.api.connection import Connection
 if TYPE_CHECKING:
     from pyvirt.api.remote.connection import RemoteConnection
     from pyvirt.service.domain.migrate import Policy as MigrationPolicy
+    from pyvirt.service.domain.migrate_storage import DiskCopy as MigrationDisk
+    from pyvirt.service.domain.migrate_storage import StorageCopy as MigrationStorage
+    from pyvirt.service.domain.migrate_tls import TlsClient as MigrationTls
 
-__all__ = ["Connection", "MigrationPolicy", "RemoteConnection", "open", "open_embedded"]
+__all__ = [
+    "Connection",
+    "MigrationDisk",
+    "MigrationPolicy",
+    "MigrationStorage",
+    "MigrationTls",
+    "RemoteConnection",
+    "open",
+    "open_embedded",
+]
 
 # lazy: ``open`` loads the embedded service or the remote client only for its kind of URI. It
 # lives here, not in pyvirt.api.connection, because the remote classes subclass Connection.
@@ -67,4 +79,12 @@ def __getattr__(name: str) -> object:
         from pyvirt.service.domain.migrate import Policy  # lazy
 
         return Policy
+    if name in ("MigrationDisk", "MigrationStorage"):
+        from pyvirt.service.domain import migrate_storage  # lazy
+
+        return migrate_storage.DiskCopy if name == "MigrationDisk" else migrate_storage.StorageCopy
+    if name == "MigrationTls":
+        from pyvirt.service.domain.migrate_tls import TlsClient  # lazy
+
+        return TlsClient
     raise AttributeError(f"module 'pyvirt.api' has no attribute {name!r}")

@@ -13,10 +13,11 @@ described in :mod:`pyvirt.service.domain.migrate`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from pyvirt.api.domain_base import DomainHandle
-from pyvirt.errors import InvalidConfigError, InvalidStateError, PyvirtError
+from pyvirt.errors import InvalidConfigError, InvalidStateError, PyvirtError, UnsupportedError
 
 if TYPE_CHECKING:
     from pyvirt.api.connection import Connection
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
         Policy,
         Tuning,
     )
+    from pyvirt.service.domain.migrate_storage import DiskCopy, StorageCopy
+    from pyvirt.service.domain.migrate_tls import TlsClient
     from pyvirt.service.domain.types import DomainStatus
 
 __all__ = ["DomainMigrate", "MigrationSource", "migrate"]
@@ -53,7 +56,13 @@ class MigrationSource(Protocol):
         *,
         progress: Progress | None = None,
         cancel: CancelToken | None = None,
+        storage: StorageCopy | None = None,
+        tls: TlsClient | None = None,
     ) -> MigrationResult: ...
+
+    def migration_disks(
+        self, targets: Sequence[str] | None = None, *, incremental: bool = False
+    ) -> list[DiskCopy]: ...
 
     def migration_confirm(self, *, undefine: bool = False) -> None: ...
 
@@ -81,6 +90,11 @@ class DomainMigrate(DomainHandle):
         policy: Policy | None = None,
         progress: Progress | None = None,
         cancel: CancelToken | None = None,
+        copy_storage_all: bool = False,
+        copy_storage_inc: bool = False,
+        migrate_disks: Sequence[str] | None = None,
+        tls: bool = False,
+        on_warning: Callable[[str], None] | None = None,
     ) -> MigrationResult | None:
         """Move this domain to the host of *dest* (a connection or its URI; ``migrate``).
 
@@ -101,6 +115,11 @@ class DomainMigrate(DomainHandle):
             policy=policy,
             progress=progress,
             cancel=cancel,
+            copy_storage_all=copy_storage_all,
+            copy_storage_inc=copy_storage_inc,
+            migrate_disks=migrate_disks,
+            tls=tls,
+            on_warning=on_warning,
         )
 
     # -- the source half -------------------------------------------------------------------
@@ -111,17 +130,30 @@ class DomainMigrate(DomainHandle):
         *,
         progress: Progress | None = None,
         cancel: CancelToken | None = None,
+        storage: StorageCopy | None = None,
+        tls: TlsClient | None = None,
     ) -> MigrationResult:
         """Send the running guest's state to the QEMU listening on *uri* (QEMU's migration
         URI from the destination's ``migration_prepare``); returns when it completed, the
         source QEMU paused. A cancel or a failure leaves the guest running here.
 
-        :param progress: called with (RAM bytes sent, guest RAM bytes)
+        :param progress: called with (bytes sent, bytes to send: RAM and copied disks)
+        :param storage: mirror the copied disks to the destination's NBD exports first
+        :param tls: QEMU's TLS for the streams, trusting this CA (``--tls``)
         """
         from pyvirt.service.domain import migrate as svc  # lazy
 
         return svc.perform(self._domains, self._name, uri, policy, progress=progress,
-                           cancel=cancel)  # fmt: skip
+                           cancel=cancel, storage=storage, tls=tls)  # fmt: skip
+
+    def migration_disks(
+        self, targets: Sequence[str] | None = None, *, incremental: bool = False
+    ) -> list[DiskCopy]:
+        """The disks a ``--copy-storage-*`` migration copies (*targets*, or every writable
+        image disk) and what the destination creates for them."""
+        from pyvirt.service.domain import migrate as svc  # lazy
+
+        return svc.storage_plan(self._domains, self._name, targets, incremental=incremental)
 
     def migration_confirm(self, *, undefine: bool = False) -> None:
         """Stop the source QEMU after the destination took the guest over (``shut off
@@ -193,6 +225,11 @@ def migrate(
     policy: Policy | None = None,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
+    copy_storage_all: bool = False,
+    copy_storage_inc: bool = False,
+    migrate_disks: Sequence[str] | None = None,
+    tls: bool = False,
+    on_warning: Callable[[str], None] | None = None,
 ) -> MigrationResult | None:
     """Move domain *src* to the host of *dest*.
 
@@ -210,8 +247,20 @@ def migrate(
         a unix socket when both hosts are this machine
     :param policy: bandwidth, downtime, convergence (:class:`~pyvirt.service.domain.migrate.
         Policy`)
+    :param copy_storage_all: copy the disks to the destination (non-shared storage): images
+        made there, mirrored over NBD while the guest runs
+    :param copy_storage_inc: the same for the top images only (the destination has the
+        backing chain)
+    :param migrate_disks: the disk targets to copy (default: every writable image disk)
+    :param tls: QEMU's TLS channel for the streams (RAM and disks): the destination's QEMU
+        uses its pyvirtd's certificate, the source trusts the CA this client trusts for it;
+        needs a ``pyvirt+tls://`` destination
+    :param on_warning: called with what the destination's checks warn about
     :returns: what the migration measured; None for ``offline``
-    :raises InvalidStateError: it is not running (without ``offline``)
+    :raises InvalidStateError: it is not running (without ``offline``), or the destination
+        lacks the memory
+    :raises UnsupportedError: the destination's CPU lacks features the guest's CPU model
+        needs (named), or ``tls`` without a TLS identity on either side
     :raises CancelledError: cancelled; the guest runs on at the source
     :raises OperationFailedError: the migration failed; the guest runs on at the source and
         nothing is left on the destination
@@ -219,7 +268,14 @@ def migrate(
     from pyvirt.service.domain.migrate import Policy, renamed_xml  # lazy
     from pyvirt.service.domain.types import State  # lazy
 
+    if copy_storage_all and copy_storage_inc:
+        raise InvalidConfigError(
+            "options --copy-storage-all and --copy-storage-inc are mutually exclusive"
+        )
+    if migrate_disks and not (copy_storage_all or copy_storage_inc):
+        raise InvalidConfigError("--migrate-disks needs --copy-storage-all or --copy-storage-inc")
     target = _connection(dest)
+    trust = _tls_client(target) if tls else None
     new_name = dname or src.name
     status = src.status()
     if offline:
@@ -252,11 +308,19 @@ def migrate(
         )
         keep = renamed_xml(base, new_name)
     listen, tcp_host = _listen(migrate_uri, target)
+    copy: list[DiskCopy] = []
+    if copy_storage_all or copy_storage_inc:
+        copy = src.migration_disks(migrate_disks or None, incremental=copy_storage_inc)
     incoming: Incoming = target.domains.migration_prepare(
-        live_xml, listen=listen, tcp_host=tcp_host, policy=pol
-    )
+        live_xml, listen=listen, tcp_host=tcp_host, policy=pol, copy=copy,
+        incremental=copy_storage_inc, tls=tls,
+    )  # fmt: skip
+    for warning in incoming.warnings:
+        if on_warning is not None:
+            on_warning(warning)
     try:
-        result = src.migration_perform(incoming.uri, pol, progress=progress, cancel=cancel)
+        result = src.migration_perform(incoming.uri, pol, progress=progress, cancel=cancel,
+                                       storage=incoming.storage, tls=trust)  # fmt: skip
     except BaseException:
         _quietly(lambda: target.domains.migration_abort(incoming.name))
         raise
@@ -276,6 +340,41 @@ def _connection(dest: Connection | str) -> Connection:
 
         return pyvirt.api.open(dest)
     return dest
+
+
+def _tls_client(target: Connection) -> TlsClient:
+    """What the source QEMU trusts for ``--tls``: the CA this client trusts for the
+    destination's daemon, and the host name it reached it by.
+
+    :raises UnsupportedError: the destination is no ``pyvirt+tls://`` daemon, or the client
+        trusts it by fingerprint or not at all (no CA for QEMU)
+    """
+    import ssl  # lazy
+
+    from pyvirt.client.settings import settings_for  # lazy
+    from pyvirt.client.uri import resolve  # lazy
+    from pyvirt.service.domain.migrate_tls import TlsClient  # lazy
+
+    t = resolve(target.uri)
+    if t.kind != "tls" or not t.host:
+        raise UnsupportedError(
+            "--tls needs a pyvirt+tls:// destination (its daemon's certificate secures the "
+            "migration channel)",
+            hint="migrate to pyvirt+tls://HOST/, or without --tls on a private network",
+        )
+    settings = settings_for(t)
+    ca = settings.ca
+    if ca is None and not (settings.fingerprint or settings.insecure):
+        ca = ssl.get_default_verify_paths().cafile
+    if not ca:
+        raise UnsupportedError(
+            "--tls: this client has no CA for the destination's certificate (it trusts it "
+            "by fingerprint or not at all)",
+            hint="give the destination's CA (or its self-signed certificate) with ?ca=FILE",
+        )
+    from pathlib import Path  # lazy
+
+    return TlsClient(Path(ca).read_text(), t.host.strip("[]"))
 
 
 def _listen(migrate_uri: str | None, target: Connection) -> tuple[str | None, str | None]:

@@ -16,7 +16,7 @@ libvirt's "current", the running domain if it runs, else its definition).
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from pyvirt.progress import CancelToken, Progress
     from pyvirt.service.connection import Connection as ServiceConnection
     from pyvirt.service.domain.migrate import Incoming, Policy
+    from pyvirt.service.domain.migrate_storage import DiskCopy
 
 __all__ = [
     "Domain",
@@ -161,18 +162,31 @@ class DomainCollection:
         listen: str | None = None,
         tcp_host: str | None = None,
         policy: Policy | None = None,
+        copy: Sequence[DiskCopy] = (),
+        incremental: bool = False,
+        tls: bool = False,
+        tls_files: tuple[str, str, str | None] | None = None,
     ) -> Incoming:
         """Start a QEMU here waiting for the state of the domain *xml* describes (its live
-        XML on the source); returns the QEMU migration URI the source sends it to.
+        XML on the source), after checking this host can run it (CPU, memory, networks,
+        storage); returns the QEMU migration URI the source sends it to.
 
         :param listen: QEMU's listen URI (``tcp:HOST:PORT``, ``unix:PATH``)
         :param tcp_host: listen on this address with a port QEMU picks
+        :param copy: disks the source copies here (``--copy-storage-*``): made and exported
+        :param incremental: only their top images are copied
+        :param tls: QEMU's TLS for the streams (``--tls``) with *tls_files* (certificate,
+            key, CA) or the self-signed pair pyvirtd made in this state directory
         :raises InvalidStateError: a domain of that name runs here already
+        :raises UnsupportedError: this host's CPU lacks features of the guest's CPU model
         """
         from pyvirt.service.domain import migrate  # lazy
+        from pyvirt.service.domain.migrate_tls import TlsServer  # lazy
 
+        server: TlsServer | bool = TlsServer(*tls_files) if tls and tls_files else tls
         return migrate.prepare(self._service.domains, xml, listen=listen, tcp_host=tcp_host,
-                               policy=policy)  # fmt: skip
+                               policy=policy, copy=copy, incremental=incremental,
+                               tls=server)  # fmt: skip
 
     def migration_finish(
         self, name: str, *, paused: bool = False, persistent_xml: str | None = None

@@ -7,6 +7,7 @@ is the daemon's job, waited for with the caller's ``progress`` and cancelled on 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
         Policy,
         Tuning,
     )
+    from pyvirt.service.domain.migrate_storage import DiskCopy, StorageCopy
+    from pyvirt.service.domain.migrate_tls import TlsClient
 
 __all__ = ["RemoteMigrationHost", "RemoteMigrationVerbs"]
 
@@ -54,15 +57,31 @@ class RemoteMigrationVerbs:
         *,
         progress: Progress | None = None,
         cancel: CancelToken | None = None,
+        storage: StorageCopy | None = None,
+        tls: TlsClient | None = None,
     ) -> MigrationResult:
         """Send the guest's state to *uri* (a job of the source's daemon)."""
         from pyvirt.service.domain.migrate import MigrationResult  # lazy
 
-        doc = self._client.json("POST", self._murl("perform"),
-                                {"uri": uri, "policy": _policy(policy)})  # fmt: skip
+        body: dict[str, Any] = {"uri": uri, "policy": _policy(policy)}
+        if storage is not None:
+            body["storage"] = storage.to_json()
+        if tls is not None:
+            body["tls"] = tls.to_json()
+        doc = self._client.json("POST", self._murl("perform"), body)
         job = wait_for(self._client, JobInfo.from_json(doc["job"]), progress=progress,
                        cancel=cancel)  # fmt: skip
         return MigrationResult(**job.result)
+
+    def migration_disks(
+        self, targets: Sequence[str] | None = None, *, incremental: bool = False
+    ) -> list[DiskCopy]:
+        """The disks a ``--copy-storage-*`` migration copies, read by the source's daemon."""
+        from pyvirt.service.domain.migrate_storage import DiskCopy  # lazy
+
+        body = {"targets": list(targets) if targets else None, "incremental": incremental}
+        doc = self._client.json("POST", self._murl("disks"), body)
+        return [DiskCopy(**d) for d in doc["disks"]]
 
     def migration_confirm(self, *, undefine: bool = False) -> None:
         """Stop the source QEMU after the destination took the guest over."""
@@ -122,13 +141,29 @@ class RemoteMigrationHost:
         listen: str | None = None,
         tcp_host: str | None = None,
         policy: Policy | None = None,
+        copy: Sequence[DiskCopy] = (),
+        incremental: bool = False,
+        tls: bool = False,
+        tls_files: tuple[str, str, str | None] | None = None,
     ) -> Incoming:
-        """Start a QEMU on the daemon's host waiting for the state."""
+        """Start a QEMU on the daemon's host waiting for the state (after its checks); *tls*
+        with the daemon's own certificate (*tls_files* are the daemon's business)."""
         from pyvirt.service.domain.migrate import Incoming  # lazy
+        from pyvirt.service.domain.migrate_storage import StorageCopy  # lazy
 
-        body = {"xml": xml, "listen": listen, "tcp_host": tcp_host, "policy": _policy(policy)}
+        body: dict[str, Any] = {"xml": xml, "listen": listen, "tcp_host": tcp_host,
+                                "policy": _policy(policy)}  # fmt: skip
+        if copy:
+            body["disks"] = [c.to_json() for c in copy]
+            body["incremental"] = incremental
+        if tls:
+            body["tls"] = True
         doc = self._client.json("POST", f"{API}/migrations/incoming", body)
-        return Incoming(str(doc["name"]), str(doc["uri"]))
+        st = doc.get("storage")
+        storage = StorageCopy(str(st["nbd"]), {str(k): str(v) for k, v in st["exports"].items()},
+                              bool(st.get("incremental"))) if st else None  # fmt: skip
+        return Incoming(str(doc["name"]), str(doc["uri"]), storage,
+                        tuple(str(w) for w in doc.get("warnings") or ()))  # fmt: skip
 
     def migration_finish(
         self, name: str, *, paused: bool = False, persistent_xml: str | None = None

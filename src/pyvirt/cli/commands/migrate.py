@@ -18,9 +18,6 @@ if TYPE_CHECKING:
 
 _NOT_YET = {
     "tunnelled": "--tunnelled (the stream through the daemons' channel)",
-    "copy_storage_all": "--copy-storage-all (non-shared disks)",
-    "copy_storage_inc": "--copy-storage-inc (non-shared disks)",
-    "tls": "--tls (QEMU's TLS migration channel)",
 }
 
 
@@ -36,9 +33,10 @@ _NOT_YET = {
 @click.option("--persistent", is_flag=True, help="define the domain on the destination")
 @click.option("--undefinesource", is_flag=True, help="undefine the domain on the source")
 @click.option("--suspend", is_flag=True, help="leave the domain paused on the destination")
-@click.option("--copy-storage-all", is_flag=True, help="not yet supported")
-@click.option("--copy-storage-inc", is_flag=True, help="not yet supported")
-@click.option("--tls", is_flag=True, help="not yet supported")
+@click.option("--copy-storage-all", is_flag=True, help="copy the disks (non-shared storage)")
+@click.option("--copy-storage-inc", is_flag=True, help="copy the top images (backing there)")
+@click.option("--migrate-disks", metavar="TARGETS", help="the disks to copy (vda,vdb)")
+@click.option("--tls", is_flag=True, help="QEMU's TLS for the migration streams")
 @click.option("--postcopy", is_flag=True, help="allow switching to post-copy")
 @click.option("--postcopy-after-precopy", is_flag=True, help="switch after the first pass")
 @click.option("--auto-converge", is_flag=True, help="throttle the vCPUs to converge")
@@ -89,6 +87,10 @@ def migrate(
     migrateuri_opt: str | None,
     listen_address: str | None,
     verbose: bool,
+    copy_storage_all: bool,
+    copy_storage_inc: bool,
+    migrate_disks: str | None,
+    tls: bool,
     **unsupported: bool,
 ) -> None:
     """Migrate a domain to another host."""
@@ -99,7 +101,7 @@ def migrate(
         if unsupported.get(key):
             raise UnsupportedError(
                 f"{what} is not supported yet",
-                hint="use shared storage and the direct QEMU stream (the default)",
+                hint="use --tls, or the direct QEMU stream (the default) on a private network",
             )
     if offline and live:
         raise InvalidConfigError("options --live and --offline are mutually exclusive")
@@ -129,6 +131,12 @@ def migrate(
         if xml_file or persistent_xml_file:
             raise UnsupportedError("--xml and --persistent-xml are not supported with --p2p yet",
                                    hint="migrate without --p2p")  # fmt: skip
+        if copy_storage_all or copy_storage_inc or migrate_disks or tls:
+            raise UnsupportedError(
+                "--copy-storage-all/-inc, --migrate-disks and --tls are not supported with "
+                "--p2p yet",
+                hint="migrate without --p2p (the client then drives both hosts)",
+            )
         migrate_p2p(api(ctx), domain, destination_from_settings(desturi), live=live,
                     offline=offline, persistent=persistent, undefine_source=undefinesource,
                     suspend=suspend, dname=dname, migrate_uri=uri, policy=policy,
@@ -149,6 +157,11 @@ def migrate(
         migrate_uri=uri,
         policy=policy,
         progress=progress,
+        copy_storage_all=copy_storage_all,
+        copy_storage_inc=copy_storage_inc,
+        migrate_disks=[t for t in migrate_disks.split(",") if t] if migrate_disks else None,
+        tls=tls,
+        on_warning=lambda text: click.echo(f"warning: {text}", err=True),
     )
 
 

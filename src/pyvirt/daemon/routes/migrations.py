@@ -3,15 +3,19 @@
 
 The destination host:
 
-- ``POST /api/v1/migrations/incoming`` ``{"xml","listen","tcp_host","policy"}`` → 201
-  ``{"name","uri"}``: a QEMU waiting for the state, and the address the source sends it to;
+- ``POST /api/v1/migrations/incoming`` ``{"xml","listen","tcp_host","policy","disks",
+  "incremental"}`` → 201 ``{"name","uri","storage","warnings"}``: after the checks (CPU,
+  memory, networks, images), a QEMU waiting for the state, the address the source sends it
+  to, and the NBD exports of the copied disks;
 - ``POST /api/v1/migrations/incoming/{name}/finish`` ``{"paused","persistent_xml"}``: run it
   (``running (migrated)``); ``DELETE /api/v1/migrations/incoming/{name}``: abort (nothing
   stays).
 
 The source host:
 
-- ``POST /api/v1/domains/{name}/migration/perform`` ``{"uri","policy"}``: 202 job
+- ``POST /api/v1/domains/{name}/migration/disks`` ``{"targets","incremental"}``: the disks
+  a ``--copy-storage-*`` migration copies (sizes, formats, backing files);
+- ``POST /api/v1/domains/{name}/migration/perform`` ``{"uri","policy","storage"}``: 202 job
   (``domain-migrate``, progress in RAM bytes; cancel leaves the guest running here); its
   result is what the migration measured;
 - ``POST /api/v1/domains/{name}/migration/confirm`` ``{"undefine"}`` (stop the source QEMU)
@@ -82,6 +86,17 @@ class PolicyBody(BaseModel):
         return pyvirt.api.MigrationPolicy(**self.model_dump())
 
 
+class DiskCopyBody(BaseModel):
+    """One disk a ``--copy-storage-*`` migration copies (:class:`DiskCopy`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    target: str = Field(min_length=1, max_length=64, pattern=r"^[\w.-]+$")
+    format: str = Field(min_length=1, max_length=32, pattern=r"^[\w.-]+$")
+    capacity: int = Field(ge=0)
+    backing: str | None = Field(None, min_length=1, max_length=4096)
+    backing_format: str | None = Field(None, min_length=1, max_length=32, pattern=r"^[\w.-]+$")
+
+
 class PrepareBody(BaseModel):
     """The destination half's input."""
 
@@ -90,6 +105,22 @@ class PrepareBody(BaseModel):
     listen: str | None = _URI
     tcp_host: str | None = Field(None, min_length=1, max_length=255, pattern=r"^[\w.:\[\]-]+$")
     policy: PolicyBody | None = None
+    disks: list[DiskCopyBody] = Field(default_factory=list, max_length=256)
+    incremental: bool = False
+    tls: bool = Field(False, description="QEMU's TLS with this daemon's certificate")
+
+
+class StorageCopyBody(BaseModel):
+    """Where the source mirrors the copied disks: the destination's NBD server."""
+
+    model_config = ConfigDict(extra="forbid")
+    nbd: str = _URI
+    exports: dict[str, str] = Field(max_length=256)
+    incremental: bool = False
+
+    def storage(self) -> Any:
+        """The API's value."""
+        return pyvirt.api.MigrationStorage(self.nbd, dict(self.exports), self.incremental)
 
 
 class IncomingOut(BaseModel):
@@ -97,6 +128,22 @@ class IncomingOut(BaseModel):
 
     name: str
     uri: str
+    storage: StorageCopyBody | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class DisksBody(BaseModel):
+    """Which disks a ``--copy-storage-*`` migration copies."""
+
+    model_config = ConfigDict(extra="forbid")
+    targets: list[str] | None = Field(None, max_length=256)
+    incremental: bool = False
+
+
+class DisksOut(BaseModel):
+    """The disks to copy and what the destination makes for them."""
+
+    disks: list[DiskCopyBody]
 
 
 class FinishBody(BaseModel):
@@ -107,12 +154,22 @@ class FinishBody(BaseModel):
     persistent_xml: str | None = Field(None, max_length=1 << 20)
 
 
+class TlsBody(BaseModel):
+    """What the source QEMU trusts for ``--tls``."""
+
+    model_config = ConfigDict(extra="forbid")
+    ca_pem: str = Field(min_length=1, max_length=1 << 20, description="the destination's CA")
+    hostname: str = Field(min_length=1, max_length=255, pattern=r"^[\w.:-]+$")
+
+
 class PerformBody(BaseModel):
     """The source half's input."""
 
     model_config = ConfigDict(extra="forbid")
     uri: str = _URI
     policy: PolicyBody | None = None
+    storage: StorageCopyBody | None = None
+    tls: TlsBody | None = None
 
 
 class TuningBody(BaseModel):
@@ -190,14 +247,29 @@ class MigrateBody(BaseModel):
 )
 def prepare(request: Request, body: PrepareBody) -> IncomingOut:
     """Start a QEMU waiting for a migrating domain's state."""
-    conn = daemon_of(request).conn
+    daemon = daemon_of(request)
+    conn = daemon.conn
+    cfg = daemon.config
+    files = (cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca) if cfg.tls_cert and cfg.tls_key else None
     inc = conn.domains.migration_prepare(
         body.xml,
         listen=body.listen,
         tcp_host=body.tcp_host,
         policy=body.policy.policy() if body.policy else None,
+        copy=[pyvirt.api.MigrationDisk(**d.model_dump()) for d in body.disks],
+        incremental=body.incremental,
+        tls=body.tls,
+        tls_files=files,
     )
-    return IncomingOut(name=inc.name, uri=inc.uri)
+    st = inc.storage
+    return IncomingOut(
+        name=inc.name,
+        uri=inc.uri,
+        storage=StorageCopyBody(nbd=st.nbd, exports=st.exports, incremental=st.incremental)
+        if st
+        else None,
+        warnings=list(inc.warnings),
+    )
 
 
 @router.post("/api/v1/migrations/incoming/{name}/finish", status_code=204, responses=_ERRORS)
@@ -228,9 +300,12 @@ def perform(request: Request, name: str, body: PerformBody) -> JSONResponse:
     dom = daemon_of(request).conn.domains.get(name)
     dom.status()  # 404 now rather than in the job
     policy = (body.policy or PolicyBody.model_validate({})).policy()
+    storage = body.storage.storage() if body.storage else None
+    tls = pyvirt.api.MigrationTls(**body.tls.model_dump()) if body.tls else None
 
     def work(job: Job) -> Any:
-        result = dom.migration_perform(body.uri, policy, progress=job.report, cancel=job.token)
+        result = dom.migration_perform(body.uri, policy, progress=job.report, cancel=job.token,
+                                       storage=storage, tls=tls)  # fmt: skip
         return result.to_json()
 
     reg = registry_of(daemon_of(request))
@@ -238,6 +313,15 @@ def perform(request: Request, name: str, body: PerformBody) -> JSONResponse:
     return JSONResponse(
         {"job": job.to_json()}, status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"}
     )
+
+
+@router.post("/api/v1/domains/{name}/migration/disks", response_model=DisksOut, responses=_ERRORS)
+def disks(request: Request, name: str, body: DisksBody | None = None) -> DisksOut:
+    """The disks a ``--copy-storage-*`` migration of the running domain copies."""
+    opts = body or DisksBody(targets=None)
+    dom = daemon_of(request).conn.domains.get(name)
+    found = dom.migration_disks(opts.targets, incremental=opts.incremental)
+    return DisksOut(disks=[DiskCopyBody(**d.to_json()) for d in found])
 
 
 @router.post("/api/v1/domains/{name}/migration/confirm", status_code=204, responses=_ERRORS)

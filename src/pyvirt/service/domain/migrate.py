@@ -19,6 +19,10 @@ runs them in order over two connections, embedded or through the hosts' pyvirtd:
 
 Both QEMUs open the same disk images when the storage is shared: QEMU keeps the incoming
 side's images inactive (no writes, no write lock) until the source has let go of them.
+Non-shared disks are copied (:mod:`~pyvirt.service.domain.migrate_storage`), the
+destination checks it can run the guest before its QEMU starts
+(:mod:`~pyvirt.service.domain.migrate_checks`), and ``--tls`` puts both streams on QEMU's
+TLS (:mod:`~pyvirt.service.domain.migrate_tls`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +49,8 @@ if TYPE_CHECKING:
     from pyvirt.drivers.qemu.qmp import Monitor
     from pyvirt.drivers.qemu.runtime import RuntimeRecord
     from pyvirt.service.domain.manager import DomainManager
+    from pyvirt.service.domain.migrate_storage import DiskCopy, StorageCopy
+    from pyvirt.service.domain.migrate_tls import TlsClient, TlsServer
 
 # lazy: function-local imports marked ``# lazy``: QMP, the model and lxml load only when a
 # migration runs (``start`` and ``list`` never import this module).
@@ -67,6 +74,7 @@ __all__ = [
     "renamed_xml",
     "set_tuning",
     "start_postcopy",
+    "storage_plan",
     "tuning",
 ]
 
@@ -80,10 +88,19 @@ class Incoming:
     name: str
     #: QEMU's migration URI for the source (``tcp:HOST:PORT`` or ``unix:PATH``)
     uri: str
+    #: where the source mirrors the copied disks (``--copy-storage-*``), else None
+    storage: StorageCopy | None = None
+    #: what the destination's checks found worth saying (a host-model CPU...)
+    warnings: tuple[str, ...] = ()
 
-    def to_json(self) -> dict[str, str]:
+    def to_json(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        return {"name": self.name, "uri": self.uri}
+        return {
+            "name": self.name,
+            "uri": self.uri,
+            "storage": self.storage.to_json() if self.storage else None,
+            "warnings": list(self.warnings),
+        }
 
 
 @dataclass(frozen=True)
@@ -199,8 +216,12 @@ def prepare(
     listen: str | None = None,
     tcp_host: str | None = None,
     policy: Policy | None = None,
+    copy: Sequence[DiskCopy] = (),
+    incremental: bool = False,
+    tls: TlsServer | bool | None = None,
 ) -> Incoming:
-    """Start a QEMU waiting for the incoming state of the domain *xml* describes.
+    """Start a QEMU waiting for the incoming state of the domain *xml* describes, after the
+    checks of :mod:`~pyvirt.service.domain.migrate_checks` (nothing has moved yet).
 
     :param listen: QEMU's URI to listen on (``tcp:HOST:PORT``, port 0 for any, or
         ``unix:PATH``); None: ``tcp:`` on *tcp_host* with a port QEMU picks, or a unix
@@ -208,12 +229,19 @@ def prepare(
         this machine)
     :param tcp_host: the address of this host as the source reaches it
     :param policy: the source's policy (post-copy and multifd need the destination's side)
+    :param copy: the disks the source copies (``--copy-storage-*``): their images are made
+        here and exported over NBD (:mod:`~pyvirt.service.domain.migrate_storage`)
+    :param incremental: the source mirrors the top images only (``-inc``)
+    :param tls: listen with QEMU's TLS (``--tls``; :mod:`~pyvirt.service.domain.migrate_tls`)
+        with this identity (True: the daemon's self-signed pair of this state directory)
     :raises InvalidStateError: a domain of that name runs here
     :raises InvalidConfigError: the XML or the listen URI is not acceptable
     """
     from pyvirt.drivers.qemu.qmp import Monitor  # lazy
     from pyvirt.model.domain import Domain  # lazy
-    from pyvirt.service.domain import lifecycle  # lazy
+    from pyvirt.service.domain import lifecycle, migrate_tls  # lazy
+    from pyvirt.service.domain import migrate_storage as storage  # lazy
+    from pyvirt.service.domain.migrate_checks import check_destination  # lazy
     from pyvirt.state.names import check_new_name  # lazy
 
     dom = Domain.from_xml(xml)
@@ -222,6 +250,7 @@ def prepare(
         raise InvalidConfigError(
             f"unsupported migration listen URI '{listen}'", hint="use tcp:HOST:PORT or unix:PATH"
         )
+    server = migrate_tls.default_server(mgr) if tls is True else tls or None
     with mgr.namespace():
         mgr.check_unique(dom, allow_same_name=True)
         with mgr.locked(dom.name):
@@ -231,7 +260,14 @@ def prepare(
                     hint="a domain runs on one host at a time",
                 )
             lifecycle.refuse_lost(mgr, dom.name, dom.uuid)
-            lifecycle.launch_incoming(mgr, dom, transient=not mgr.store.exists(dom.name))
+            warnings = check_destination(mgr, dom, {c.target for c in copy})
+            created = storage.create_images(dom, copy)
+            try:
+                lifecycle.launch_incoming(mgr, dom, transient=not mgr.store.exists(dom.name))
+            except BaseException:
+                storage.remove_created(created)
+                raise
+            storage.save_created(mgr, dom.name, created)
             rec = mgr.record(dom.name)
             assert rec is not None
             if listen is None:
@@ -247,12 +283,21 @@ def prepare(
                     mon.set_migration_capabilities(**(policy or Policy()).incoming_capabilities())
                     if policy is not None and policy.parallel is not None:
                         mon.set_migration_parameters(multifd_channels=policy.parallel)
+                    if server is not None:
+                        migrate_tls.server_creds(mgr, dom.name, mon, server)
+                        mon.set_migration_parameters(tls_creds=migrate_tls.CREDS)
                     mon.migrate_incoming(listen)
                     uri = _listening_uri(mon, listen)
+                    copying = None
+                    if copy:
+                        nbd = storage.export(mgr, dom.name, mon, uri, copy, tls=server is not None)
+                        copying = storage.StorageCopy(
+                            nbd, {c.target: c.target for c in copy}, incremental
+                        )
             except BaseException:
                 _stop_incoming(mgr, dom.name)
                 raise
-    return Incoming(dom.name, uri)
+    return Incoming(dom.name, uri, copying, tuple(warnings))
 
 
 def _bracket(host: str) -> str:
@@ -287,6 +332,8 @@ def finish(
     from dataclasses import replace  # lazy
 
     from pyvirt.drivers.qemu.qmp import Monitor  # lazy
+    from pyvirt.service.domain import migrate_storage as storage  # lazy
+    from pyvirt.service.domain import migrate_tls  # lazy
     from pyvirt.service.domain.types import State  # lazy
 
     name = mgr.resolve(name)  # NotFoundError for a name that is nothing here
@@ -306,9 +353,12 @@ def finish(
     with mgr.locked(name):
         rec = _incoming_record(mgr, name)
         rec.transient = not mgr.store.exists(name)
-        if not paused and not resumed:
-            with Monitor(rec.qmp_socket, name=name) as mon:
+        with Monitor(rec.qmp_socket, name=name) as mon:
+            storage.stop_export(mon)
+            migrate_tls.drop_creds(mon)  # a later save (an fd migration) must be plain
+            if not paused and not resumed:
                 mon.cont()
+        storage.created_of(mgr, name)  # the images are the domain's now
         rec.paused = paused
         rec.reason = str(Reason.MIGRATED) if not paused else None
         mgr.rundir(name).save_record(rec)
@@ -358,14 +408,17 @@ def abort(mgr: DomainManager, name: str) -> None:
 
 def _stop_incoming(mgr: DomainManager, name: str) -> None:
     from pyvirt.drivers.qemu import process  # lazy
+    from pyvirt.service.domain import migrate_storage as storage  # lazy
 
     rec = mgr.record(name)
     if rec is None:
         return
     before = mgr.shutoff_reason(name)
+    created = storage.created_of(mgr, name)
     mgr.rundir(name).mark_destroying()
     process.terminate(rec.pid, rec.starttime, timeout=3.0)
     mgr.reap(name, rec)
+    storage.remove_created(created)  # a failed copy leaves no image behind
     if mgr.store.exists(name):
         _set_last_reason(mgr, name, before)
 
@@ -388,9 +441,17 @@ def perform(
     *,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
+    storage: StorageCopy | None = None,
+    tls: TlsClient | None = None,
 ) -> MigrationResult:
     """Send running domain *ident*'s state to the QEMU listening on *uri*; returns once it
     completed, with the source QEMU paused (``postmigrate``).
+
+    With *storage* (``--copy-storage-*``) the disks are mirrored to the destination's NBD
+    exports first; the RAM follows once every mirror is ready, and the mirrors end at
+    switch-over (:mod:`~pyvirt.service.domain.migrate_storage`). Progress counts both.
+    With *tls* both streams use QEMU's TLS, trusting the destination's CA
+    (:mod:`~pyvirt.service.domain.migrate_tls`).
 
     The loop that follows the migration holds the domain's monitor for at most
     :data:`_HOLD` seconds at a time: the tuning verbs (:func:`set_tuning`,
@@ -403,6 +464,8 @@ def perform(
         runs on here)
     """
     from pyvirt.drivers.qemu.qmp import Monitor, QmpCommandError  # lazy
+    from pyvirt.service.domain import migrate_storage as disks  # lazy
+    from pyvirt.service.domain import migrate_tls  # lazy
 
     name = mgr.resolve(ident)
     with mgr.locked(name):
@@ -412,15 +475,32 @@ def perform(
                 f"domain '{name}' is not running", hint="migrate a shut-off domain with --offline"
             )
         sock = rec.qmp_socket
+        jobs: list[str] = []  # the disk mirrors of --copy-storage-*
         with Monitor(sock, name=name, purpose=_PURPOSE) as mon:
+            if tls is not None:
+                try:
+                    migrate_tls.client_creds(mgr, name, mon, tls)
+                    mon.set_migration_parameters(
+                        tls_creds=migrate_tls.CREDS, tls_hostname=tls.hostname
+                    )
+                except QmpCommandError as err:
+                    migrate_tls.drop_creds(mon)
+                    raise OperationFailedError(
+                        f"cannot migrate domain '{name}' over TLS: {err.desc}",
+                        hint="check the destination's CA (?ca=FILE); the guest runs on",
+                    ) from err
             was_running = mon.query_status()[1]
             try:
-                mon.set_migration_capabilities(**policy.capabilities())
-                params = policy.parameters()
+                mon.set_migration_capabilities(
+                    **policy.capabilities(), pause_before_switchover=storage is not None
+                )
+                params: dict[str, Any] = dict(policy.parameters())
                 if params:
                     mon.set_migration_parameters(**params)
                 downtime = mon.query_migration_parameters().downtime_limit_ms
             except QmpCommandError as err:
+                if tls is not None:
+                    migrate_tls.drop_creds(mon)
                 raise OperationFailedError(
                     f"cannot migrate domain '{name}': {err.desc}",
                     hint="QEMU here does not support one of the options asked for",
@@ -428,28 +508,48 @@ def perform(
             try:
                 if policy.offline_copy and was_running:
                     mon.stop()
+                if storage is not None:
+                    creds = (migrate_tls.CREDS, tls.hostname) if tls is not None else None
+                    disks.start_mirrors(mgr, name, mon, storage, progress, cancel, jobs, creds)
                 mon.migrate(uri)
             except BaseException as err:
-                _cancel_quietly(mon, was_running)
+                _abandon(mon, was_running, policy, jobs, storage=storage, tls=tls)
                 if isinstance(err, QmpCommandError):
                     raise OperationFailedError(
                         f"cannot migrate domain '{name}': {err.desc}", hint="the guest runs on"
                     ) from err
                 raise
         try:
-            return _Follow(sock, name, policy, downtime, progress, cancel).run()
+            return _Follow(sock, name, policy, downtime, progress, cancel, jobs).run()
         except BaseException:
             with contextlib.suppress(MonitorError), Monitor(sock, name=name) as mon:
-                _cancel_quietly(mon, was_running)
+                _abandon(mon, was_running, policy, jobs, storage=storage, tls=tls)
             raise
 
 
-def _cancel_quietly(mon: Monitor, was_running: bool) -> None:
-    """Cancel the outgoing migration if it runs and resume the guest here."""
+def _abandon(
+    mon: Monitor,
+    was_running: bool,
+    policy: Policy,
+    jobs: Sequence[str],
+    *,
+    storage: StorageCopy | None,
+    tls: TlsClient | None,
+) -> None:
+    """Cancel the outgoing migration if it runs, drop the disk mirrors and the TLS settings
+    (a later save must neither pause nor encrypt) and resume the guest here."""
+    from pyvirt.service.domain import migrate_storage as disks  # lazy
+    from pyvirt.service.domain import migrate_tls  # lazy
+
     with contextlib.suppress(MonitorError):
-        if not mon.query_migrate().finished:
+        if mon.query_migrate().status not in ("none", "completed", "failed", "cancelled"):
             mon.migrate_cancel()
             _wait_finished(mon)
+        disks.drop_mirrors(mon, list(jobs))
+        if storage is not None:
+            mon.set_migration_capabilities(**policy.capabilities())
+        if tls is not None:
+            migrate_tls.drop_creds(mon)
         if was_running and mon.query_status()[0] in ("paused", "postmigrate"):
             mon.cont()
 
@@ -470,8 +570,11 @@ class _Follow:
         downtime: int,
         progress: Progress | None,
         cancel: CancelToken | None,
+        jobs: Sequence[str] = (),
     ) -> None:
         self.sock = sock
+        #: the disk mirrors (``--copy-storage-*``), ended at switch-over
+        self.jobs: Sequence[str] = jobs
         self.name = name
         self.policy = policy
         self.downtime = downtime or 300
@@ -505,11 +608,21 @@ class _Follow:
             time.sleep(_GAP)
 
     def _step(self, mon: Monitor, st: MigrationStatus) -> None:
+        from pyvirt.service.domain import migrate_storage as disks  # lazy
+
         policy, name = self.policy, self.name
+        if st.status == "pre-switchover":  # the vCPUs are stopped: the disks catch up
+            disks.complete_mirrors(mon, self.jobs, name)
+            mon.migrate_continue()
+            self.jobs = ()
+            return
         if st.status.startswith("postcopy"):
             self.in_postcopy = True  # also after a user's migrate-postcopy
         if self.progress is not None and st.total:
-            self.progress(st.total - st.remaining, st.total)
+            done, total, _ = (
+                disks.disk_progress(mon, self.jobs, name) if self.jobs else (0, 0, True)
+            )
+            self.progress(st.total - st.remaining + done, st.total + total)
         if self.cancel is not None and self.cancel.cancelled:
             if not self.in_postcopy:
                 raise CancelledError(
@@ -850,3 +963,27 @@ def _set_last_reason(mgr: DomainManager, name: str, reason: Reason) -> None:
         json.dumps({"state": "shut off", "reason": str(reason), "at": time.time()}).encode(),
         sync=False,
     )
+
+
+def storage_plan(
+    mgr: DomainManager, ident: str, targets: Sequence[str] | None, *, incremental: bool = False
+) -> list[DiskCopy]:
+    """Source side of ``--copy-storage-*``: the disks of running domain *ident* to copy
+    (*targets*, ``--migrate-disks``, or every writable image disk) and what the destination
+    must create for them.
+
+    :raises InvalidStateError: it is not running
+    :raises NotFoundError: a named disk is not the domain's
+    """
+    from pyvirt.drivers.qemu.qmp import Monitor  # lazy
+    from pyvirt.service.domain import migrate_storage as disks  # lazy
+
+    name = mgr.resolve(ident)
+    with mgr.locked(name):
+        rec = mgr.live_record(name, cleanup=True)
+        if rec is None:
+            raise InvalidStateError(
+                f"domain '{name}' is not running", hint="migrate a shut-off domain with --offline"
+            )
+        with Monitor(rec.qmp_socket, name=name) as mon:
+            return disks.plan(mgr, name, mon, targets, incremental)

@@ -131,31 +131,46 @@ class BackupCommands(Commands):
         """Cancel job *job_id* (any kind; a backup job ends without completing)."""
         self._call("job-cancel", {"id": job_id})
 
-    def nbd_server_start_unix(self, path: str) -> None:
-        """Start QEMU's NBD server on the unix socket *path*."""
+    def nbd_server_start_unix(self, path: str, *, tls_creds: str | None = None) -> None:
+        """Start QEMU's NBD server on the unix socket *path* (TLS with the ``tls-creds-x509``
+        object *tls_creds*)."""
         addr: JsonValue = {"type": "unix", "data": {"path": path}}  # SocketAddressLegacy
-        self._call("nbd-server-start", {"addr": addr})
+        self._call("nbd-server-start", {"addr": addr, "tls-creds": tls_creds})
 
     def nbd_server_start_tcp(self, host: str, port: int) -> None:
         """Start QEMU's NBD server on TCP *host*:*port*."""
         addr: JsonValue = {"type": "inet", "data": {"host": host, "port": str(port)}}
         self._call("nbd-server-start", {"addr": addr})
 
+    def nbd_server_start_fd(self, fdname: str, *, tls_creds: str | None = None) -> None:
+        """Start QEMU's NBD server on the listening socket passed as *fdname* (:meth:`getfd`):
+        the caller bound it, so it knows the port (no check-then-bind); TLS with the
+        ``tls-creds-x509`` object *tls_creds*."""
+        addr: JsonValue = {"type": "fd", "data": {"str": fdname}}
+        self._call("nbd-server-start", {"addr": addr, "tls-creds": tls_creds})
+
     def nbd_server_stop(self) -> None:
         """Stop QEMU's NBD server (its exports go with it)."""
         self._call("nbd-server-stop")
 
     def nbd_export_add(
-        self, export_id: str, node: str, name: str, *, bitmaps: Sequence[str] = ()
+        self,
+        export_id: str,
+        node: str,
+        name: str,
+        *,
+        bitmaps: Sequence[str] = (),
+        writable: bool = False,
     ) -> None:
-        """Export *node* read-only as NBD export *name*, with the (disabled) dirty bitmaps
-        *bitmaps* found on it or its backing chain as ``qemu:dirty-bitmap:NAME``."""
+        """Export *node* as NBD export *name* (read-only unless *writable*: the target of
+        a migration's disk mirror), with the (disabled) dirty bitmaps *bitmaps* found on it
+        or its backing chain as ``qemu:dirty-bitmap:NAME``."""
         args: dict[str, JsonValue] = {
             "type": "nbd",
             "id": export_id,
             "node-name": node,
             "name": name,
-            "writable": False,
+            "writable": writable,
         }
         if bitmaps:
             args["bitmaps"] = list(bitmaps)

@@ -64,7 +64,8 @@ def _chain(image: Mapping[str, Any] | None) -> list[ChainImage]:
 
 
 class BlockJobCommands(Commands):
-    """``block-commit``, ``block-stream``, ``drive-mirror`` and the block job controls."""
+    """``block-commit``, ``block-stream``, ``drive-mirror``, ``blockdev-mirror`` and the block
+    job controls."""
 
     def block_commit(
         self,
@@ -135,6 +136,20 @@ class BlockJobCommands(Commands):
                 "speed": speed or None,
                 "granularity": granularity,
                 "buf-size": buf_size,
+                "auto-dismiss": False,
+            },
+        )
+
+    def blockdev_mirror(self, job_id: str, device: str, target: str, *, shallow: bool) -> None:
+        """Start mirroring node *device* into the block node *target* (``blockdev-add``ed,
+        e.g. an NBD client of a migration's destination); ``shallow``: the top image only."""
+        self._call(
+            "blockdev-mirror",
+            {
+                "job-id": job_id,
+                "device": device,
+                "target": target,
+                "sync": "top" if shallow else "full",
                 "auto-dismiss": False,
             },
         )

@@ -110,7 +110,8 @@ class MigrationParameters:
 
 class MigrationCommands(Commands):
     """``getfd``, ``migrate``, ``migrate-incoming``, ``query-migrate``, ``migrate_cancel``,
-    the capabilities and parameters of a migration, ``migrate-start-postcopy``."""
+    the capabilities and parameters of a migration, ``migrate-start-postcopy``,
+    ``migrate-continue``."""
 
     def getfd(self, fd: int, name: str) -> None:
         """Pass open *fd* to QEMU under *name* (``SCM_RIGHTS``), for ``fd:NAME`` URIs."""
@@ -130,13 +131,16 @@ class MigrationCommands(Commands):
         throttle_initial: int | None = None,
         throttle_increment: int | None = None,
         xbzrle_cache_size: int | None = None,
+        tls_creds: str | None = None,
+        tls_hostname: str | None = None,
     ) -> None:
         """Set the migration's bandwidth limit (bytes/s; QEMU's default of 128 MiB/s would
         slow a save to a local file down for nothing), the longest pause it may end with
         (ms; a long one ends a save after the first pass over the guest's memory), the
-        multifd channels, auto-converge's throttle steps (percent) and XBZRLE's cache
-        (bytes); None: unchanged. The bandwidth, downtime and cache may change while a
-        migration runs."""
+        multifd channels, auto-converge's throttle steps (percent), XBZRLE's cache (bytes),
+        the ``tls-creds-x509`` object of a TLS migration and the host name its peer's
+        certificate must name (``""``: plain again); None: unchanged. The bandwidth, downtime
+        and cache may change while a migration runs."""
         self._call(
             "migrate-set-parameters",
             {
@@ -146,6 +150,8 @@ class MigrationCommands(Commands):
                 "cpu-throttle-initial": throttle_initial,
                 "cpu-throttle-increment": throttle_increment,
                 "xbzrle-cache-size": xbzrle_cache_size,
+                "tls-creds": tls_creds,
+                "tls-hostname": tls_hostname,
             },
         )
 
@@ -162,14 +168,18 @@ class MigrationCommands(Commands):
         postcopy: bool = False,
         events: bool = True,
         late_block_activate: bool = False,
+        pause_before_switchover: bool = False,
     ) -> None:
         """Turn QEMU's migration capabilities on or off (only while no migration runs):
         vCPU throttling, XBZRLE compression of re-sent pages, several channels, post-copy,
         and the ``MIGRATION`` events; ``late_block_activate`` (incoming side): take the disk
-        images over only at ``cont``, so the source can still resume if the hand-over fails."""
+        images over only at ``cont``, so the source can still resume if the hand-over fails;
+        ``pause_before_switchover`` (outgoing side): stop in ``pre-switchover`` with the vCPUs
+        paused until :meth:`migrate_continue` (the disk mirrors end there)."""
         caps = {"auto-converge": auto_converge, "xbzrle": xbzrle, "multifd": multifd,
                 "postcopy-ram": postcopy, "events": events,
-                "late-block-activate": late_block_activate}  # fmt: skip
+                "late-block-activate": late_block_activate,
+                "pause-before-switchover": pause_before_switchover}  # fmt: skip
         listed: Any = [{"capability": k, "state": v} for k, v in caps.items()]
         self._call("migrate-set-capabilities", {"capabilities": listed})
 
@@ -190,6 +200,10 @@ class MigrationCommands(Commands):
     def query_migrate(self) -> MigrationStatus:
         """The state of the current (or last) migration."""
         return MigrationStatus.from_wire(self._call("query-migrate"))
+
+    def migrate_continue(self) -> None:
+        """Let a migration stopped in ``pre-switchover`` (``pause_before_switchover``) end."""
+        self._call("migrate-continue", {"state": "pre-switchover"})
 
     def migrate_cancel(self) -> None:
         """Cancel the outgoing migration (QEMU keeps the machine)."""
