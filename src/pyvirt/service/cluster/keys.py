@@ -1,0 +1,26 @@
+"""pyvirt's keys in etcd, all under one prefix so a cluster can share etcd with others.
+
+::
+
+    /pyvirt/cluster              the cluster record (name, timings, created); written once
+    /pyvirt/hosts/NAME           a member's registration (capabilities, address); stays while
+                                 the host is a member, even when it is down
+    /pyvirt/alive/NAME           bound to the host's lease: present while the host is alive
+"""
+
+from __future__ import annotations
+
+PREFIX = "/pyvirt/"
+CLUSTER = PREFIX + "cluster"
+HOSTS = PREFIX + "hosts/"
+ALIVE = PREFIX + "alive/"
+
+
+def host(name: str) -> str:
+    """The registration key of host *name*."""
+    return HOSTS + name
+
+
+def alive(name: str) -> str:
+    """The liveness key of host *name* (bound to its lease)."""
+    return ALIVE + name
