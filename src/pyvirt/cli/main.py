@@ -119,6 +119,8 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
     ),
     # live migration (issue 15)
     "migrate": ("migrate",),
+    # the cluster on etcd (issue 16)
+    "cluster": ("cluster",),
     # daemon jobs (issue 11)
     "job": ("job-list", "job-info", "job-cancel", "domjobinfo", "domjobabort"),
     # device XML, media, keys, descriptions (issue 12)
