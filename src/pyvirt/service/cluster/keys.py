@@ -6,6 +6,10 @@
     /pyvirt/hosts/NAME           a member's registration (capabilities, address); stays while
                                  the host is a member, even when it is down
     /pyvirt/alive/NAME           bound to the host's lease: present while the host is alive
+    /pyvirt/domains/NAME         a cluster domain's definition (XML, HA flag); names are
+                                 unique in the cluster
+    /pyvirt/owners/NAME          the host that owns domain NAME, bound to that host's lease:
+                                 only the owner may run it
 """
 
 from __future__ import annotations
@@ -24,3 +28,17 @@ def host(name: str) -> str:
 def alive(name: str) -> str:
     """The liveness key of host *name* (bound to its lease)."""
     return ALIVE + name
+
+
+DOMAINS = PREFIX + "domains/"
+OWNERS = PREFIX + "owners/"
+
+
+def domain(name: str) -> str:
+    """The definition key of cluster domain *name*."""
+    return DOMAINS + name
+
+
+def owner(name: str) -> str:
+    """The ownership key of cluster domain *name* (bound to the owner's lease)."""
+    return OWNERS + name
