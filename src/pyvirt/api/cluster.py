@@ -13,12 +13,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pyvirt.service.cluster.config import DEFAULT_RENEW, DEFAULT_TTL, ClusterConfig
+from pyvirt.service.cluster.domains import ClusterDomain, DomainPlacementInfo
 from pyvirt.service.cluster.membership import (
     ClusterRecord,
     ClusterStatus,
     EtcdMemberStatus,
     HostStatus,
 )
+from pyvirt.service.cluster.placement import Candidate, Placement
 from pyvirt.service.cluster.records import HostRecord, Liveness
 
 if TYPE_CHECKING:
@@ -26,15 +28,19 @@ if TYPE_CHECKING:
     from pyvirt.service.connection import Connection as ServiceConnection
 
 __all__ = [
+    "Candidate",
     "Cluster",
     "ClusterAgent",
     "ClusterConfig",
+    "ClusterDomain",
     "ClusterRecord",
     "ClusterStatus",
+    "DomainPlacementInfo",
     "EtcdMemberStatus",
     "HostRecord",
     "HostStatus",
     "Liveness",
+    "Placement",
 ]
 
 
@@ -139,6 +145,93 @@ class Cluster:
         from pyvirt.service.cluster.membership import cluster_status  # lazy
 
         return cluster_status(self._service)
+
+    # cluster domains -----------------------------------------------------------------------
+
+    def define(self, xml: str | bytes, *, ha: bool = False) -> ClusterDomain:
+        """Define a domain for the whole cluster (no host owns it until it starts).
+
+        :raises AlreadyExistsError: the cluster has a domain of that name
+        """
+        from pyvirt.service.cluster import domains  # lazy
+
+        return domains.define(self._service, xml, ha=ha)
+
+    def undefine(self, name: str) -> None:
+        """Remove a cluster domain (refused while a host owns it)."""
+        from pyvirt.service.cluster import domains  # lazy
+
+        domains.undefine(self._service, name)
+
+    def domains(self) -> list[DomainPlacementInfo]:
+        """The cluster's domains with their owners."""
+        from pyvirt.service.cluster import domains  # lazy
+
+        return domains.list_domains(self._service)
+
+    def place(self, name: str, *, avoid: list[str] | None = None) -> Placement:
+        """Where cluster domain *name* would start now (and why), without starting it."""
+        from pyvirt.service.cluster import domains, placement  # lazy
+        from pyvirt.service.cluster.membership import list_hosts, open_etcd, require_config
+
+        config = require_config(self._service)
+        etcd = open_etcd(config)
+        try:
+            record = domains.get(etcd, name, cluster=config.cluster)
+            return placement.place(list_hosts(etcd), record.memory_kib, avoid=avoid or ())
+        finally:
+            etcd.close()
+
+    def start(self, name: str, *, host: str | None = None) -> str:
+        """Start cluster domain *name* on *host*, or on the host placement picks; the host.
+
+        The chosen host's pyvirtd defines the domain there as the cluster has it, claims its
+        ownership and starts it; another host owning it refuses.
+
+        :raises InvalidStateError: another host owns it, or no host fits
+        """
+        from pyvirt.service.cluster.membership import hosts, require_config  # lazy
+
+        config = require_config(self._service)
+        target = host or self.place(name).host
+        if target == config.host:
+            self.run_here(name)
+            return target
+        known = {h.name: h for h in hosts(self._service)}
+        if target not in known:
+            from pyvirt.errors import NotFoundError  # lazy
+
+            raise NotFoundError(
+                f"cluster has no host named {target!r}", hint="see 'pyvirt cluster list'"
+            )
+        address = known[target].record.address
+        if not address:
+            from pyvirt.errors import UnsupportedError  # lazy
+
+            raise UnsupportedError(
+                f"cluster host {target!r} published no address for its pyvirtd",
+                hint="join it with --address URI (its pyvirt+tls:// or pyvirt+unix:// URI)",
+            )
+        import pyvirt.api  # lazy
+
+        pyvirt.api.open(address).cluster.run_here(name)
+        return target
+
+    def run_here(self, name: str) -> None:
+        """Define cluster domain *name* on this host as the cluster has it and start it here
+        (ownership is claimed by the start)."""
+        from pyvirt.service.cluster import domains  # lazy
+
+        domains.adopt(self._service, name)
+        from pyvirt.api.domain import Domain  # lazy
+
+        Domain(self._service, name).start()
+
+    def release(self, name: str) -> bool:
+        """Give up this host's ownership of a shut-off cluster domain; whether it was ours."""
+        from pyvirt.service.cluster import domains  # lazy
+
+        return domains.release(self._service, name)
 
     def agent(self, on_change: Callable[[str], None] | None = None) -> ClusterAgent:
         """The heartbeat keeper for pyvirtd (call :meth:`ClusterAgent.reload` to start it)."""

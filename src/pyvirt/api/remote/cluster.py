@@ -6,7 +6,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pyvirt.api.cluster import Cluster, ClusterConfig, ClusterStatus, HostStatus
+from pyvirt.api.cluster import (
+    Candidate,
+    Cluster,
+    ClusterConfig,
+    ClusterDomain,
+    ClusterStatus,
+    DomainPlacementInfo,
+    HostStatus,
+    Placement,
+)
 from pyvirt.api.remote._resources import path
 
 if TYPE_CHECKING:
@@ -90,3 +99,45 @@ class RemoteCluster(Cluster):
     def status(self) -> ClusterStatus:
         """``cluster status`` as the daemon's host sees it."""
         return ClusterStatus.from_json(self._client.json("GET", path("cluster", "status")))
+
+    def define(self, xml: str | bytes, *, ha: bool = False) -> ClusterDomain:
+        """``cluster define`` through the daemon."""
+        text = xml.decode() if isinstance(xml, bytes) else xml
+        d = self._client.json("POST", path("cluster", "domains"), {"xml": text, "ha": ha})
+        return ClusterDomain(d["name"], d["uuid"], text, d["ha"], d["memory_kib"], d["vcpus"],
+                             d["defined"])  # fmt: skip
+
+    def undefine(self, name: str) -> None:
+        """``cluster undefine`` through the daemon."""
+        self._client.request("DELETE", path("cluster", "domains", name))
+
+    def domains(self) -> list[DomainPlacementInfo]:
+        """``cluster domains`` through the daemon (records without their XML)."""
+        out = []
+        for d in self._client.json("GET", path("cluster", "domains")):
+            record = ClusterDomain(d["name"], d["uuid"], "", d["ha"], d["memory_kib"],
+                                   d["vcpus"], 0.0)  # fmt: skip
+            out.append(DomainPlacementInfo(record, d["owner"]))
+        return out
+
+    def place(self, name: str, *, avoid: list[str] | None = None) -> Placement:
+        """``cluster place`` through the daemon."""
+        data = self._client.json("GET", path("cluster", "domains", name, "placement"))
+        return Placement(data["host"], tuple(Candidate(**c) for c in data["candidates"]))
+
+    def start(self, name: str, *, host: str | None = None) -> str:
+        """``cluster start`` through the daemon; the host it started on."""
+        body = {"host": host} if host else {}
+        return str(
+            self._client.json("POST", path("cluster", "domains", name, "start"), body)["host"]
+        )
+
+    def run_here(self, name: str) -> None:
+        """Define and start the domain on the daemon's host."""
+        self._client.request("POST", path("cluster", "domains", name, "run-here"))
+
+    def release(self, name: str) -> bool:
+        """Give up the daemon host's ownership of the domain."""
+        return bool(
+            self._client.json("POST", path("cluster", "domains", name, "release"))["released"]
+        )

@@ -7,7 +7,7 @@ import time
 import click
 
 from pyvirt.cli.main import api
-from pyvirt.cli.render import as_json, fields, table
+from pyvirt.cli.render import as_json, fields, read_input, table
 
 _ETCD_HELP = "etcd client URLs, comma-separated (http://HOST:2379,...)"
 
@@ -160,3 +160,74 @@ def cluster_status(ctx: click.Context, /, as_json_: bool) -> None:
                          f"{'yes' if healthy >= quorum else 'NO'})"),
         ("Lease", f"{st.cluster.ttl} s, renewed every {st.cluster.renew:g} s"),
     ])  # fmt: skip
+
+
+@cluster.command("define")
+@click.argument("file", metavar="FILE")
+@click.option("--ha", is_flag=True, help="restart it on another host when its host dies")
+@click.pass_context
+def cluster_define(ctx: click.Context, /, file: str, ha: bool) -> None:
+    """Define a domain for the whole cluster from an XML file ('-': standard input)."""
+    record = api(ctx).cluster.define(read_input(file), ha=ha)
+    click.echo(f"Domain '{record.name}' defined in the cluster" + (" (HA)" if ha else ""))
+
+
+@cluster.command("undefine")
+@click.argument("name", metavar="DOMAIN")
+@click.pass_context
+def cluster_undefine(ctx: click.Context, /, name: str) -> None:
+    """Remove a cluster domain (refused while a host owns it)."""
+    api(ctx).cluster.undefine(name)
+    click.echo(f"Domain '{name}' removed from the cluster")
+
+
+@cluster.command("domains")
+@click.option("--json", "as_json_", is_flag=True, help="JSON output")
+@click.pass_context
+def cluster_domains(ctx: click.Context, /, as_json_: bool) -> None:
+    """List the cluster's domains and the host owning each."""
+    infos = api(ctx).cluster.domains()
+    if as_json_:
+        as_json([i.to_json() for i in infos])
+        return
+    rows = [
+        [i.domain.name, i.owner or "-", "yes" if i.domain.ha else "no", str(i.domain.vcpus),
+         f"{i.domain.memory_kib // 1024} MiB"]
+        for i in infos
+    ]  # fmt: skip
+    table(["Name", "Owner", "HA", "vCPUs", "Memory"], rows)
+
+
+@cluster.command("start")
+@click.argument("name", metavar="DOMAIN")
+@click.option("--host", "host", metavar="HOST", help="start it there (default: placement)")
+@click.pass_context
+def cluster_start(ctx: click.Context, /, name: str, host: str | None) -> None:
+    """Start a cluster domain on a host (placement picks one unless --host)."""
+    where = api(ctx).cluster.start(name, host=host)
+    click.echo(f"Domain '{name}' started on {where}")
+
+
+@cluster.command("place")
+@click.argument("name", metavar="DOMAIN")
+@click.pass_context
+def cluster_place(ctx: click.Context, /, name: str) -> None:
+    """Show where a cluster domain would start now, and why."""
+    p = api(ctx).cluster.place(name)
+    rows = [
+        [c.host, "yes" if c.fits else "no", f"{c.score:.3f}" if c.fits else "-", c.why or "-"]
+        for c in p.candidates
+    ]
+    table(["Host", "Fits", "Score", "Why not"], rows)
+    click.echo(f"Chosen: {p.host}")
+
+
+@cluster.command("release")
+@click.argument("name", metavar="DOMAIN")
+@click.pass_context
+def cluster_release(ctx: click.Context, /, name: str) -> None:
+    """Give up this host's ownership of a shut-off cluster domain."""
+    if api(ctx).cluster.release(name):
+        click.echo(f"Domain '{name}' released")
+    else:
+        click.echo(f"Domain '{name}' was not owned by this host")

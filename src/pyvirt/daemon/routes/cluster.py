@@ -148,3 +148,74 @@ def setup(daemon: Daemon) -> None:
 
     daemon.on_startup.append(start)
     daemon.on_shutdown.append(stop)
+
+
+# cluster domains -----------------------------------------------------------------------------
+
+
+class DefineBody(BaseModel):
+    """``cluster define``: a domain for the whole cluster."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    xml: str = Field(min_length=1, max_length=1024 * 1024, description="the domain XML")
+    ha: bool = Field(False, description="restart it on another host when its host dies")
+
+
+class StartBody(BaseModel):
+    """``cluster start``: where to start it (placement decides when absent)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str | None = Field(None, pattern=_NAME)
+
+
+@router.get("/domains")
+def list_domains(request: Request) -> list[dict[str, Any]]:
+    """The cluster's domains with their owners."""
+    return [d.to_json() for d in daemon_of(request).conn.cluster.domains()]
+
+
+@router.post("/domains", status_code=201)
+def define(request: Request, body: DefineBody) -> dict[str, Any]:
+    """Define a domain for the whole cluster."""
+    d = daemon_of(request).conn.cluster.define(body.xml, ha=body.ha)
+    return {"name": d.name, "uuid": d.uuid, "ha": d.ha, "memory_kib": d.memory_kib,
+            "vcpus": d.vcpus, "defined": d.defined}  # fmt: skip
+
+
+@router.delete("/domains/{name}", status_code=204)
+def undefine(request: Request, name: str) -> None:
+    """Remove a cluster domain (refused while a host owns it)."""
+    daemon_of(request).conn.cluster.undefine(name)
+
+
+@router.get("/domains/{name}/placement")
+def placement(request: Request, name: str) -> dict[str, Any]:
+    """Where the domain would start now, and every host considered."""
+    p = daemon_of(request).conn.cluster.place(name)
+    return {
+        "host": p.host,
+        "candidates": [
+            {"host": c.host, "fits": c.fits, "score": c.score, "why": c.why} for c in p.candidates
+        ],
+    }
+
+
+@router.post("/domains/{name}/start")
+def start(request: Request, name: str, body: StartBody | None = None) -> dict[str, str]:
+    """Start the domain on the given host or where placement puts it; the host."""
+    host = daemon_of(request).conn.cluster.start(name, host=body.host if body else None)
+    return {"host": host}
+
+
+@router.post("/domains/{name}/run-here", status_code=204)
+def run_here(request: Request, name: str) -> None:
+    """Define the domain here as the cluster has it and start it here."""
+    daemon_of(request).conn.cluster.run_here(name)
+
+
+@router.post("/domains/{name}/release")
+def release(request: Request, name: str) -> dict[str, bool]:
+    """Give up this host's ownership of the (shut-off) domain."""
+    return {"released": daemon_of(request).conn.cluster.release(name)}
