@@ -19,6 +19,7 @@ import pytest
 
 from tests.daemonhelp import pyvirtd
 from tests.integration.etcdhelp import EtcdCluster, etcd_cluster
+from tests.integration.nethelp import guest_xml
 
 TTL = 8  # seconds: a dead host goes down quickly; a daemon restart (~3 s here) fits in it
 RENEW = 0.5
@@ -48,6 +49,12 @@ def wait_state(root: Path, host: str, state: str, timeout: float) -> float:
 @pytest.fixture
 def etcd(tmp_path: Path) -> Iterator[EtcdCluster]:
     with etcd_cluster(tmp_path / "etcd") as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def etcd1(tmp_path: Path) -> Iterator[EtcdCluster]:
+    with etcd_cluster(tmp_path / "etcd", size=1) as cluster:
         yield cluster
 
 
@@ -138,3 +145,73 @@ def test_bad_input(tmp_path: Path, etcd: EtcdCluster) -> None:
     res = cli(root, "cluster", "join", "--etcd", etcd.endpoints, check=False)
     assert res.returncode == 1 and "holds no pyvirt cluster" in res.stderr
     assert not (root / "lib" / "daemon" / "cluster.json").exists()
+
+
+@pytest.mark.qemu
+def test_a_cluster_domain_runs_on_its_owner_only(
+    tmp_path: Path, etcd1: EtcdCluster, tiny_image: Any
+) -> None:
+    ra, rb = tmp_path / "a", tmp_path / "b"
+    with pyvirtd(ra) as a, pyvirtd(rb) as b:
+        cli(ra, "cluster", "init", "--etcd", etcd1.endpoints, "--host", "ha",
+            "--address", a.uri, "--ttl", str(TTL), "--renew", str(RENEW))  # fmt: skip
+        cli(rb, "cluster", "join", "--etcd", etcd1.endpoints, "--host", "hb", "--address", b.uri)
+        xml = tmp_path / "c1.xml"
+        uuid = "<uuid>6f1b7c1e-3a1d-4c55-9d2e-0c1c0c1c0c11</uuid>"
+        xml.write_text(
+            guest_xml(tiny_image, "c1", "", dhcp=False).replace("<memory", uuid + "<memory")
+        )
+        assert (
+            "defined in the cluster (HA)" in cli(ra, "cluster", "define", str(xml), "--ha").stdout
+        )
+        res = cli(rb, "cluster", "define", str(xml), check=False)
+        assert res.returncode == 1 and "already has a domain named 'c1'" in res.stderr
+        domains = json.loads(cli(rb, "cluster", "domains", "--json").stdout)
+        assert [(d["name"], d["owner"], d["ha"], d["memory_kib"]) for d in domains] == [
+            ("c1", "", True, 128 * 1024)
+        ]
+        place = cli(ra, "cluster", "place", "c1").stdout
+        assert "Chosen: h" in place and "Why not" in place
+
+        # started on hb through hb's daemon: defined there from the cluster, owned by hb
+        assert cli(ra, "cluster", "start", "c1", "--host", "hb").stdout.strip() == (
+            "Domain 'c1' started on hb"
+        )
+        assert "running" in cli(rb, "domstate", "c1").stdout
+        assert json.loads(cli(ra, "cluster", "domains", "--json").stdout)[0]["owner"] == "hb"
+        # the same domain defined locally on ha cannot start there: hb owns it
+        cli(ra, "define", str(xml))
+        res = cli(ra, "start", "c1", check=False)
+        assert res.returncode == 1 and "owned by host 'hb'" in res.stderr, res.stderr
+        assert "shut off" in cli(ra, "domstate", "c1").stdout
+        res = cli(ra, "cluster", "start", "c1", "--host", "ha", check=False)
+        assert res.returncode == 1 and "owned by host 'hb'" in res.stderr
+        res = cli(ra, "cluster", "undefine", "c1", check=False)
+        assert res.returncode == 1 and "owned by host 'hb'" in res.stderr
+        # a running domain keeps its owner; once it is off and released, ha may take it
+        res = cli(rb, "cluster", "release", "c1", check=False)
+        assert res.returncode == 1 and "running on this host" in res.stderr
+        cli(rb, "destroy", "c1")
+        assert cli(rb, "cluster", "release", "c1").stdout.strip() == "Domain 'c1' released"
+        cli(ra, "start", "c1")
+        assert json.loads(cli(rb, "cluster", "domains", "--json").stdout)[0]["owner"] == "ha"
+        res = cli(rb, "start", "c1", check=False)
+        assert res.returncode == 1 and "owned by host 'ha'" in res.stderr
+        cli(ra, "destroy", "c1")
+        cli(ra, "cluster", "release", "c1")
+        # placement picks an up host; an unknown one is named
+        res = cli(ra, "cluster", "start", "c1", "--host", "nosuch", check=False)
+        assert res.returncode == 1 and "no host named 'nosuch'" in res.stderr
+        where = cli(rb, "cluster", "start", "c1").stdout.split()[-1]
+        assert where in ("ha", "hb")
+        owner_root = ra if where == "ha" else rb
+        assert "running" in cli(owner_root, "domstate", "c1").stdout
+        cli(owner_root, "destroy", "c1")
+        cli(owner_root, "cluster", "release", "c1")
+        cli(ra, "cluster", "undefine", "c1")
+        assert json.loads(cli(ra, "cluster", "domains", "--json").stdout) == []
+        # a domain of this host only is not the cluster's business
+        (tmp_path / "local.xml").write_text(guest_xml(tiny_image, "local1", "", dhcp=False))
+        cli(ra, "define", str(tmp_path / "local.xml"))
+        cli(ra, "start", "local1")
+        cli(ra, "destroy", "local1")
