@@ -16,7 +16,7 @@ from pyvirt.state.atomic import atomic_write
 from pyvirt.state.paths import StatePaths
 
 #: seconds a host's lease lives without renewal (etcd deletes its ``alive`` key then)
-DEFAULT_TTL = 6
+DEFAULT_TTL = 8
 #: seconds between renewals
 DEFAULT_RENEW = 1.0
 

@@ -25,6 +25,7 @@ from pyvirt.drivers.etcd import Etcd, EtcdUnavailableError
 from pyvirt.errors import PyvirtError
 from pyvirt.service.cluster import keys
 from pyvirt.service.cluster.config import ClusterConfig
+from pyvirt.service.cluster.fence import FENCE_MARGIN
 from pyvirt.service.cluster.records import Liveness, current_load
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ class Heartbeat:
         *,
         on_lost: Callable[[], None] | None = None,
         on_change: Callable[[str], None] | None = None,
+        on_fence: Callable[[], None] | None = None,
+        on_tick: Callable[[float | None], None] | None = None,
         host_root: Path = Path("/"),
         lease_file: Path | None = None,
     ) -> None:
@@ -58,6 +61,12 @@ class Heartbeat:
         self.config = config
         self.on_lost = on_lost
         self.on_change = on_change
+        #: kills this host's HA guests (called by the fence timer at the fence deadline)
+        self.on_fence = on_fence
+        #: called by the fence timer every tick with the fence deadline (None: no lease);
+        #: pyvirtd pets its watchdog process there
+        self.on_tick = on_tick
+        self._fenced_lease = 0
         self.host_root = host_root
         #: where the lease id is kept, so a restarted daemon goes on with a live lease
         self.lease_file = lease_file
@@ -69,6 +78,7 @@ class Heartbeat:
         self.last_error = ""
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._fencer: threading.Thread | None = None
         self._renewals = 0
 
     # lifecycle -----------------------------------------------------------------------------
@@ -81,6 +91,8 @@ class Heartbeat:
             target=self._run, name=f"cluster-heartbeat-{self.config.host}", daemon=True
         )
         self._thread.start()
+        self._fencer = threading.Thread(target=self._fence_timer, name="cluster-fence", daemon=True)
+        self._fencer.start()
 
     def stop(self, *, revoke: bool = True) -> None:
         """Stop renewing; with *revoke*, end the lease at once (the host shows ``down``)."""
@@ -88,6 +100,9 @@ class Heartbeat:
         if self._thread is not None:
             self._thread.join(timeout=self.etcd.timeout * len(self.etcd.endpoints) + 1)
             self._thread = None
+        if self._fencer is not None:
+            self._fencer.join(timeout=2)
+            self._fencer = None
         if revoke and self.lease:
             try:
                 self.etcd.lease_revoke(self.lease)
@@ -106,6 +121,39 @@ class Heartbeat:
                 return True
             time.sleep(0.02)
         return self.state == "up"
+
+    @property
+    def fence_deadline(self) -> float | None:
+        """Monotonic time at which this host fences its HA guests (None: holds no lease)."""
+        return self.expires_at - FENCE_MARGIN if self.lease and self.expires_at else None
+
+    # the fence timer -----------------------------------------------------------------------
+
+    def _fence_timer(self) -> None:
+        """Every 100 ms: past the fence deadline without a renewal, fence (once per lease);
+        hand the deadline to :attr:`on_tick` (the watchdog's pet)."""
+        while not self._stop.wait(0.1):
+            deadline = self.fence_deadline
+            if self.on_tick is not None:
+                try:
+                    self.on_tick(deadline)
+                except Exception:
+                    log.exception("cluster: fence tick failed")
+            if deadline is None or time.monotonic() < deadline:
+                continue
+            if self._fenced_lease == self.lease:
+                continue
+            self._fenced_lease = self.lease
+            log.warning(
+                "cluster: lease %x not renewed for %.1f s: fencing this host's HA guests",
+                self.lease,
+                self.config.ttl - FENCE_MARGIN,
+            )
+            if self.on_fence is not None:
+                try:
+                    self.on_fence()
+                except Exception:
+                    log.exception("cluster: fencing failed")
 
     # the loop ------------------------------------------------------------------------------
 
