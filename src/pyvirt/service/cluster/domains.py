@@ -26,6 +26,8 @@ from pyvirt.service.cluster.membership import open_etcd, require_config
 if TYPE_CHECKING:
     from pyvirt.service.connection import Connection
 
+# lazy: the domain model (lxml) and the name checks load only when a definition is parsed
+
 #: where pyvirtd keeps its lease id (written by the heartbeat)
 LEASE_FILE = "cluster-lease"
 
@@ -164,8 +166,8 @@ def undefine(conn: Connection, name: str) -> None:
                 f"cluster domain {name!r} is owned by host {owner!r}",
                 hint=f"stop it there first ('pyvirt cluster release {name}' on {owner})",
             )
-        if not etcd.transaction([unchanged(entry), absent(keys.owner(name))],
-                                [Delete(keys.domain(name))]):  # fmt: skip
+        gone = [Delete(keys.domain(name)), Delete(keys.placed(name))]
+        if not etcd.transaction([unchanged(entry), absent(keys.owner(name))], gone):
             raise InvalidStateError(f"cluster domain {name!r} changed meanwhile; try again")
     finally:
         etcd.close()
@@ -199,6 +201,11 @@ def live_lease(paths_run: Path, etcd: Etcd) -> int:
     return lease if etcd.lease_ttl(lease) > 0 else 0
 
 
+def placed_value(host: str, state: str) -> str:
+    """The ``/pyvirt/placed/NAME`` value: the host and the domain's state there."""
+    return json.dumps({"host": host, "state": state, "since": time.time()}, separators=(",", ":"))
+
+
 def claim(etcd: Etcd, config: ClusterConfig, name: str, lease: int) -> None:
     """Make this host the owner of cluster domain *name* (bound to *lease*).
 
@@ -206,14 +213,15 @@ def claim(etcd: Etcd, config: ClusterConfig, name: str, lease: int) -> None:
     """
     key = keys.owner(name)
     value = json.dumps({"host": config.host, "since": time.time()}, separators=(",", ":"))
-    if etcd.transaction([absent(key)], [Put(key, value, lease=lease)]):
+    where = Put(keys.placed(name), placed_value(config.host, "running"))
+    if etcd.transaction([absent(key)], [Put(key, value, lease=lease), where]):
         return
     entry = etcd.get(key)
     if entry is not None and json.loads(entry.value)["host"] == config.host:
         if entry.lease == lease:
             return
         # ours under an older lease of this host: move it to the live one
-        if etcd.transaction([unchanged(entry)], [Put(key, value, lease=lease)]):
+        if etcd.transaction([unchanged(entry)], [Put(key, value, lease=lease), where]):
             return
     holder = json.loads(entry.value)["host"] if entry is not None else "another host"
     raise InvalidStateError(
@@ -235,7 +243,9 @@ def release(conn: Connection, name: str) -> bool:
         entry = etcd.get(keys.owner(name))
         if entry is None or json.loads(entry.value)["host"] != config.host:
             return False
-        return etcd.transaction([unchanged(entry)], [Delete(keys.owner(name))])
+        return etcd.transaction(
+            [unchanged(entry)], [Delete(keys.owner(name)), Delete(keys.placed(name))]
+        )
     finally:
         etcd.close()
 

@@ -10,6 +10,9 @@
                                  unique in the cluster
     /pyvirt/owners/NAME          the host that owns domain NAME, bound to that host's lease:
                                  only the owner may run it
+    /pyvirt/placed/NAME          where domain NAME last ran and whether it was running (not
+                                 leased: what recovery reads once the owner's lease is gone)
+    /pyvirt/leader               the host whose recovery manager acts, bound to its lease
 """
 
 from __future__ import annotations
@@ -42,3 +45,12 @@ def domain(name: str) -> str:
 def owner(name: str) -> str:
     """The ownership key of cluster domain *name* (bound to the owner's lease)."""
     return OWNERS + name
+
+
+PLACED = PREFIX + "placed/"
+LEADER = PREFIX + "leader"
+
+
+def placed(name: str) -> str:
+    """Where cluster domain *name* last ran, and its state there."""
+    return PLACED + name
