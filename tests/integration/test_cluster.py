@@ -6,10 +6,13 @@ and says clearly when etcd has no quorum."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +47,19 @@ def wait_state(root: Path, host: str, state: str, timeout: float) -> float:
         assert time.monotonic() - began < timeout, f"{host} not {state} within {timeout} s"
         time.sleep(0.2)
     return time.monotonic() - began
+
+
+@pytest.fixture(autouse=True)
+def _no_watchdog_left(tmp_path: Path) -> Iterator[None]:
+    """pyvirtd's watchdog processes outlive their daemons (by design): end this test's."""
+    yield
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError):
+            if b"pyvirt.service.cluster.watchdog" not in (entry / "cmdline").read_bytes():
+                continue
+            env = (entry / "environ").read_bytes()
+            if f"PYVIRT_STATE_DIR={tmp_path}/".encode() in env:
+                os.kill(int(entry.name), signal.SIGKILL)
 
 
 @pytest.fixture
@@ -152,7 +168,11 @@ def test_a_cluster_domain_runs_on_its_owner_only(
     tmp_path: Path, etcd1: EtcdCluster, tiny_image: Any
 ) -> None:
     ra, rb = tmp_path / "a", tmp_path / "b"
-    with pyvirtd(ra) as a, pyvirtd(rb) as b:
+    with contextlib.ExitStack() as stack:
+        a = stack.enter_context(pyvirtd(ra))
+        b = stack.enter_context(pyvirtd(rb))
+        stack.callback(destroy_everywhere, {"a": ra, "b": rb}, "c1")
+        stack.callback(destroy_everywhere, {"a": ra}, "local1")
         cli(ra, "cluster", "init", "--etcd", etcd1.endpoints, "--host", "ha",
             "--address", a.uri, "--ttl", str(TTL), "--renew", str(RENEW))  # fmt: skip
         cli(rb, "cluster", "join", "--etcd", etcd1.endpoints, "--host", "hb", "--address", b.uri)
@@ -215,3 +235,163 @@ def test_a_cluster_domain_runs_on_its_owner_only(
         cli(ra, "define", str(tmp_path / "local.xml"))
         cli(ra, "start", "local1")
         cli(ra, "destroy", "local1")
+
+
+def _qemus(name: str, under: Path | None = None) -> list[tuple[int, str]]:
+    """(pid, pid file) of each live QEMU of guest *name* (whose pid file is *under* a test's
+    directory); the pid file names its host."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state == "Z" or not argv or b"qemu-system" not in argv[0]:
+            continue
+        if f"guest={name}".encode() not in b" ".join(argv) or b"-pidfile" not in argv:
+            continue
+        pidfile = argv[argv.index(b"-pidfile") + 1].decode()
+        if under is None or pidfile.startswith(f"{under}/"):
+            found.append((int(entry.name), pidfile))
+    return found
+
+
+def hosts_running(name: str, under: Path) -> int:
+    """On how many hosts guest *name* runs (QEMU's -daemonize parent and child are one)."""
+    return len({pidfile for _, pidfile in _qemus(name, under)})
+
+
+class Sampler:
+    """Counts, every 50 ms, the hosts running one guest (never more than one)."""
+
+    def __init__(self, name: str, under: Path) -> None:
+        self.name = name
+        self.under = under
+        self.most = 0
+        self.seen = ""  # when and where it first ran twice
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop.wait(0.05):
+            found = _qemus(self.name, self.under)
+            hosts = {pidfile for _, pidfile in found}
+            if len(hosts) > 1 and not self.seen:
+                self.seen = f"{time.strftime('%H:%M:%S')}: {found}"
+            self.most = max(self.most, len(hosts))
+
+    def __enter__(self) -> Sampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def owner_of(root: Path, name: str) -> str:
+    doms = {d["name"]: d for d in json.loads(cli(root, "cluster", "domains", "--json").stdout)}
+    return str(doms[name]["owner"])
+
+
+def wait_owner_running(roots: dict[str, Path], name: str, timeout: float, *,
+                       not_on: str = "") -> tuple[str, float]:  # fmt: skip
+    """Wait until a host other than *not_on* owns *name* and runs it; (host, seconds)."""
+    began = time.monotonic()
+    while True:
+        with contextlib.suppress(AssertionError):
+            owner = owner_of(next(r for h, r in roots.items() if h != not_on), name)
+            if owner and owner != not_on and "running" in cli(roots[owner], "domstate", name,
+                                                              check=False).stdout:  # fmt: skip
+                return owner, time.monotonic() - began
+        assert time.monotonic() - began < timeout, f"{name} not running elsewhere in {timeout} s"
+        time.sleep(0.2)
+
+
+@pytest.mark.qemu
+def test_ha_guest_fails_over_and_never_runs_twice(
+    tmp_path: Path, etcd: EtcdCluster, tiny_image: Any
+) -> None:
+    roots = {h: tmp_path / h for h in ("ha", "hb", "hc")}
+    disk = tmp_path / "shared.img"  # "shared storage": one file all hosts see
+    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(disk), "16M"], check=True)
+    disk_xml = (f"<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+                f"<source file='{disk}'/><target dev='vda' bus='virtio'/></disk>")  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        stack.callback(stop_watchdogs, list(roots.values()))  # after the daemons stopped
+        d = {h: stack.enter_context(pyvirtd(r)) for h, r in roots.items()}
+        cli(roots["ha"], "cluster", "init", "--etcd", etcd.endpoints, "--host", "ha",
+            "--address", d["ha"].uri)  # fmt: skip
+        for h in ("hb", "hc"):
+            cli(roots[h], "cluster", "join", "--etcd", etcd.endpoints, "--host", h,
+                "--address", d[h].uri)  # fmt: skip
+        xml = tmp_path / "h1.xml"
+        xml.write_text(guest_xml(tiny_image, "h1", disk_xml, dhcp=False))
+        cli(roots["ha"], "cluster", "define", str(xml), "--ha")
+        cli(roots["ha"], "cluster", "start", "h1", "--host", "hb")
+        assert "running" in cli(roots["hb"], "domstate", "h1").stdout
+        stack.callback(destroy_everywhere, roots, "h1")
+        with Sampler("h1", tmp_path) as sampler:
+            # a crashed host: its daemon, its watchdog and its QEMU die at once
+            crash = [pid for pid, _ in _qemus("h1", roots["hb"])]
+            d["hb"].kill()
+            kill_watchdog(roots["hb"])
+            for pid in crash:
+                os.kill(pid, 9)
+            host, took = wait_owner_running(roots, "h1", 40, not_on="hb")
+            print(f"failover: h1 running again on {host} {took:.1f} s after hb crashed")
+            assert took <= 15, f"failover took {took:.1f} s (target 15 s)"
+            # the crashed host comes back: it does not start h1 again
+            d["hb"].start()
+            wait_state(roots["ha"], "hb", "up", 30)
+            time.sleep(2)
+            assert "running" not in cli(roots["hb"], "domstate", "h1", check=False).stdout
+            assert hosts_running("h1", tmp_path) == 1
+
+            # a hung daemon (SIGSTOP): its watchdog fences h1 before the lease can expire,
+            # then h1 restarts on another host
+            fenced_host = host
+            os.kill(d[fenced_host].pid, signal.SIGSTOP)
+            try:
+                host2, took2 = wait_owner_running(roots, "h1", 40, not_on=fenced_host)
+                print(
+                    f"fencing: h1 fenced on {fenced_host}, running on {host2} after {took2:.1f} s"
+                )
+            finally:
+                os.kill(d[fenced_host].pid, signal.SIGCONT)
+            wait_state(roots[host2], fenced_host, "up", 30)
+            time.sleep(2)
+            assert "running" not in cli(roots[fenced_host], "domstate", "h1", check=False).stdout
+        assert sampler.most == 1, f"h1 ran on two hosts at once: {sampler.seen}"
+        log = (roots[fenced_host] / "log" / "cluster-watchdog.log").read_text()
+        assert "fencing ['h1']" in log, log
+
+
+def destroy_everywhere(roots: dict[str, Path], name: str) -> None:
+    for root in roots.values():
+        cli(root, "destroy", name, check=False)
+
+
+def stop_watchdogs(roots: list[Path]) -> None:
+    for root in roots:
+        kill_watchdog(root)
+
+
+def kill_watchdog(root: Path) -> None:
+    """Kill the watchdog process of the state directory *root* (a crashed host's)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes()
+            env = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"pyvirt.service.cluster.watchdog" in argv and (
+            f"PYVIRT_STATE_DIR={root}\0".encode() in env
+        ):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), 9)

@@ -9,9 +9,11 @@ so a host is shown ``up`` only while its daemon runs.
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from pyvirt.errors import PyvirtError
 from pyvirt.service.cluster.config import DEFAULT_RENEW, DEFAULT_TTL, ClusterConfig
 from pyvirt.service.cluster.domains import ClusterDomain, DomainPlacementInfo
 from pyvirt.service.cluster.membership import (
@@ -25,6 +27,7 @@ from pyvirt.service.cluster.records import HostRecord, Liveness
 
 if TYPE_CHECKING:
     from pyvirt.service.cluster.heartbeat import Heartbeat
+    from pyvirt.service.cluster.recovery import RecoveryManager
     from pyvirt.service.connection import Connection as ServiceConnection
 
 __all__ = [
@@ -172,7 +175,11 @@ class Cluster:
     def place(self, name: str, *, avoid: list[str] | None = None) -> Placement:
         """Where cluster domain *name* would start now (and why), without starting it."""
         from pyvirt.service.cluster import domains, placement  # lazy
-        from pyvirt.service.cluster.membership import list_hosts, open_etcd, require_config
+        from pyvirt.service.cluster.membership import (  # lazy
+            list_hosts,
+            open_etcd,
+            require_config,
+        )
 
         config = require_config(self._service)
         etcd = open_etcd(config)
@@ -233,57 +240,155 @@ class Cluster:
 
         return domains.release(self._service, name)
 
-    def agent(self, on_change: Callable[[str], None] | None = None) -> ClusterAgent:
-        """The heartbeat keeper for pyvirtd (call :meth:`ClusterAgent.reload` to start it)."""
-        return ClusterAgent(self._service, on_change)
+    def agent(
+        self,
+        on_change: Callable[[str], None] | None = None,
+        on_event: Callable[[str, str, str], None] | None = None,
+    ) -> ClusterAgent:
+        """pyvirtd's cluster work (call :meth:`ClusterAgent.reload` to start it)."""
+        return ClusterAgent(self._service, on_change, on_event)
 
 
 class ClusterAgent:
-    """pyvirtd's part in the cluster: keeps this host's lease alive while the daemon runs.
+    """pyvirtd's part in the cluster while the daemon runs: keeps this host's lease alive
+    (:class:`~pyvirt.service.cluster.heartbeat.Heartbeat`), fences its HA guests when the lease
+    cannot be renewed in time (itself, and through the watchdog process when the daemon is dead
+    or hung), and runs the recovery manager that restarts a dead host's HA guests elsewhere
+    (:mod:`pyvirt.service.cluster.recovery`).
 
     :param service: the daemon's embedded service connection
     :param on_change: called with ``"up"``/``"down"`` when the host's lease state changes
+    :param on_event: called with (event, domain, detail) for fencing and recoveries
     """
 
     def __init__(
-        self, service: ServiceConnection, on_change: Callable[[str], None] | None = None
+        self,
+        service: ServiceConnection,
+        on_change: Callable[[str], None] | None = None,
+        on_event: Callable[[str, str, str], None] | None = None,
     ) -> None:
         self._service = service
         self._on_change = on_change
+        self._on_event = on_event
         self._heartbeat: Heartbeat | None = None
+        self._recovery: RecoveryManager | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._spawned_at = 0.0
 
     @property
     def state(self) -> str:
         """``up``, ``down`` or ``none`` (not in a cluster)."""
         return self._heartbeat.state if self._heartbeat is not None else "none"
 
+    @property
+    def leader(self) -> bool:
+        """Whether this host's recovery manager leads."""
+        return self._recovery is not None and self._recovery.leader
+
     def reload(self) -> None:
-        """Start, restart or stop the heartbeat as the membership file now says."""
+        """Start, restart or stop the cluster work as the membership file now says."""
         from pyvirt.service.cluster.config import read_config  # lazy
         from pyvirt.service.cluster.heartbeat import Heartbeat  # lazy
         from pyvirt.service.cluster.membership import open_etcd  # lazy
+        from pyvirt.service.cluster.recovery import RecoveryManager  # lazy
 
         config = read_config(self._service.paths)
         if self._heartbeat is not None and config == self._heartbeat.config:
             return
         self.stop(revoke=config is None)
-        if config is not None:
-            self._heartbeat = Heartbeat(
-                open_etcd(config),
-                config,
-                on_change=self._on_change,
-                host_root=self._service.host.host_root,
-                lease_file=self._service.paths.run / "cluster-lease",
-            )
-            self._heartbeat.start()
+        if config is None:
+            return
+        heartbeat = Heartbeat(
+            open_etcd(config, fast=True),
+            config,
+            on_change=self._on_change,
+            on_fence=self._fence,
+            on_tick=self._tick,
+            host_root=self._service.host.host_root,
+            lease_file=self._service.paths.run / "cluster-lease",
+        )
+        self._heartbeat = heartbeat
+        self._recovery = RecoveryManager(
+            open_etcd(config),
+            config,
+            running=lambda: set(self._service.domains.running_names()),
+            start_on=self._start_on,
+            lease=lambda: heartbeat.lease if heartbeat.state == "up" else 0,
+            on_event=self._on_event,
+        )
+        self._stop.clear()
+        heartbeat.start()
+        self._thread = threading.Thread(target=self._rounds, name="cluster-recovery", daemon=True)
+        self._thread.start()
 
     def wait_up(self, timeout: float = 5.0) -> bool:
         """Wait until the host's lease is alive (after :meth:`reload`); whether it is."""
         return self._heartbeat.wait_up(timeout) if self._heartbeat is not None else False
 
     def stop(self, *, revoke: bool = True) -> None:
-        """Stop the heartbeat (revoking the lease: the host shows ``down`` at once)."""
+        """Stop the cluster work; with *revoke*, end the lease (the host shows ``down`` at
+        once) and the watchdog (leaving the cluster); without, a restarted daemon goes on."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
         if self._heartbeat is not None:
             self._heartbeat.stop(revoke=revoke)
             self._heartbeat.etcd.close()
             self._heartbeat = None
+        if self._recovery is not None:
+            self._recovery.etcd.close()
+            self._recovery = None
+        if revoke:
+            from pyvirt.service.cluster import watchdog  # lazy
+
+            watchdog.stop(self._service.paths)
+
+    # the threads' work ---------------------------------------------------------------------
+
+    def _rounds(self) -> None:
+        import logging  # lazy
+
+        log = logging.getLogger("pyvirt.cluster")
+        while not self._stop.is_set():
+            recovery, heartbeat = self._recovery, self._heartbeat
+            if recovery is None or heartbeat is None:
+                return
+            try:
+                recovery.round()
+            except PyvirtError as err:
+                log.warning("cluster: recovery round: %s", err.message)
+            except Exception:
+                log.exception("cluster: recovery round failed")
+            self._stop.wait(heartbeat.config.renew)
+
+    def _fence(self) -> None:
+        from pyvirt.service.cluster.fence import kill_now  # lazy
+
+        names = list(self._recovery.ha_here) if self._recovery is not None else []
+        killed = kill_now(self._service.paths, names)
+        for name in killed:
+            if self._on_event is not None:
+                self._on_event("Fenced", name, "lease not renewed in time")
+
+    def _tick(self, deadline: float | None) -> None:
+        """Pet the watchdog process (start one when none listens and the host holds a lease)."""
+        import time  # lazy
+
+        from pyvirt.service.cluster import watchdog  # lazy
+
+        names = list(self._recovery.ha_here) if self._recovery is not None else []
+        paths = self._service.paths
+        if watchdog.pet(paths, deadline or 0.0, names) or deadline is None:
+            return
+        if time.monotonic() - self._spawned_at > 5.0:
+            self._spawned_at = time.monotonic()
+            watchdog.spawn(paths)
+
+    def _start_on(self, name: str, host: str) -> None:
+        cluster = Cluster(self._service)
+        if self._heartbeat is not None and host == self._heartbeat.config.host:
+            cluster.run_here(name)
+        else:
+            cluster.start(name, host=host)

@@ -55,7 +55,13 @@ class JoinBody(_Etcd):
 
 def _agent(daemon: Daemon) -> ClusterAgent:
     if daemon.cluster_agent is None:
-        daemon.cluster_agent = daemon.conn.cluster.agent(lambda s: _publish(daemon, s))
+
+        def domain_event(event: str, name: str, detail: str) -> None:
+            daemon.bus.publish("cluster", "domain", name, event, detail)
+
+        daemon.cluster_agent = daemon.conn.cluster.agent(
+            lambda s: _publish(daemon, s), domain_event
+        )
     assert isinstance(daemon.cluster_agent, ClusterAgent)
     return daemon.cluster_agent
 
