@@ -13,6 +13,8 @@ PKGS=(qemu-system-x86 qemu-utils busybox-static cpio kmod xz-utils zstd python3-
       dnsmasq-base nftables iperf3
       # host tools
       numactl xorriso
+      # the cluster's store (issue 16; its tests start their own members)
+      etcd-server etcd-client
       # the crash-point test (fault injection at system calls)
       strace
       # install: El Torito test ISOs (isolinux), UEFI firmware for --boot uefi

@@ -11,6 +11,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from pyvirt.api.cluster import Cluster
     from pyvirt.api.domains import DomainCollection
     from pyvirt.api.host import Host
     from pyvirt.api.networks import NetworkCollection
@@ -77,3 +78,10 @@ class Connection:
         from pyvirt.api.host import Host  # lazy
 
         return Host(self._service)
+
+    @cached_property
+    def cluster(self) -> Cluster:
+        """The cluster this host belongs to, if any (``cluster-*``; issue 16)."""
+        from pyvirt.api.cluster import Cluster  # lazy
+
+        return Cluster(self._service)

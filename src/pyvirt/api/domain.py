@@ -82,6 +82,9 @@ class Domain(
         :param force_boot: discard a managed save image and boot
         :raises InvalidStateError: it is running already
         """
+        from pyvirt.service.cluster.guard import before_start  # lazy
+
+        before_start(self._service, self._name)  # a cluster domain runs on its owner only
         if force_boot:
             self.managed_save_remove()
         return self._domains.start(self._name, paused=paused)

@@ -14,6 +14,7 @@ __all__ = ["KINDS", "Event", "check_kinds"]
 #: the event kinds, as ``virsh event --list`` names them (plus network/pool lifecycle and jobs)
 KINDS: tuple[str, ...] = (
     "lifecycle", "device-added", "device-removed", "job", "network-lifecycle", "pool-lifecycle",
+    "cluster",
 )  # fmt: skip
 
 

@@ -122,6 +122,8 @@ _BY_MODULE: dict[str, tuple[str, ...]] = {
         "migrate", "migrate-setmaxdowntime", "migrate-getmaxdowntime", "migrate-setspeed",
         "migrate-getspeed", "migrate-compcache", "migrate-postcopy",
     ),
+    # the cluster on etcd (issue 16)
+    "cluster": ("cluster",),
     # daemon jobs (issue 11)
     "job": ("job-list", "job-info", "job-cancel", "domjobinfo", "domjobabort"),
     # device XML, media, keys, descriptions (issue 12)

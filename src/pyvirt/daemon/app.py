@@ -54,6 +54,7 @@ FEATURES: tuple[str, ...] = (
     "routes.stats_history",  # the last hour of statistics for the graphs (issue 13)
     "routes.install",  # the New VM wizard over pyvirt install (issue 13)
     "routes.migrations",  # live migration's halves (issue 15)
+    "routes.cluster",  # cluster membership and the host's etcd lease (issue 16)
     "web",  # the web console: pages, login, sessions (issue 13)
     "supervisor",
     "autostart",

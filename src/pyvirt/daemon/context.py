@@ -55,6 +55,8 @@ class Daemon:
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     #: coroutines run when the daemon stops, in reverse order
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    #: the heartbeat of this host's cluster membership (routes/cluster.py; issue 16)
+    cluster_agent: object | None = None
 
     def __post_init__(self) -> None:
         self.jobs = JobRegistry(self.bus.publish)

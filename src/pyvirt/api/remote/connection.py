@@ -35,6 +35,7 @@ from pyvirt.state.paths import StatePaths
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from pyvirt.api.remote.cluster import RemoteCluster
     from pyvirt.api.remote.domains import RemoteDomainCollection
     from pyvirt.api.remote.events import EventStream
     from pyvirt.api.remote.host import RemoteHost
@@ -109,6 +110,13 @@ class RemoteConnection(Connection):
         from pyvirt.api.remote.host import RemoteHost  # lazy
 
         return RemoteHost(self._client, self._local)
+
+    @cached_property
+    def cluster(self) -> RemoteCluster:
+        """The daemon host's cluster."""
+        from pyvirt.api.remote.cluster import RemoteCluster  # lazy
+
+        return RemoteCluster(self._client)
 
     @cached_property
     def jobs(self) -> Jobs:

@@ -1,0 +1,394 @@
+"""The cluster this host belongs to (issue 16): ``conn.cluster``.
+
+A cluster is opt-in: a host without a membership file (``pyvirt cluster init`` / ``join``
+writes it) works alone, as before. The cluster's shared state lives in etcd
+(:mod:`pyvirt.service.cluster`); pyvirtd keeps the host's lease alive (:class:`ClusterAgent`),
+so a host is shown ``up`` only while its daemon runs.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pyvirt.errors import PyvirtError
+from pyvirt.service.cluster.config import DEFAULT_RENEW, DEFAULT_TTL, ClusterConfig
+from pyvirt.service.cluster.domains import ClusterDomain, DomainPlacementInfo
+from pyvirt.service.cluster.membership import (
+    ClusterRecord,
+    ClusterStatus,
+    EtcdMemberStatus,
+    HostStatus,
+)
+from pyvirt.service.cluster.placement import Candidate, Placement
+from pyvirt.service.cluster.records import HostRecord, Liveness
+
+if TYPE_CHECKING:
+    from pyvirt.service.cluster.heartbeat import Heartbeat
+    from pyvirt.service.cluster.recovery import RecoveryManager
+    from pyvirt.service.connection import Connection as ServiceConnection
+
+__all__ = [
+    "Candidate",
+    "Cluster",
+    "ClusterAgent",
+    "ClusterConfig",
+    "ClusterDomain",
+    "ClusterRecord",
+    "ClusterStatus",
+    "DomainPlacementInfo",
+    "EtcdMemberStatus",
+    "HostRecord",
+    "HostStatus",
+    "Liveness",
+    "Placement",
+]
+
+
+# lazy: membership, heartbeat and etcd code load only when a cluster verb runs (a host that is
+# not in a cluster never imports etcd3gw and requests)
+
+
+def default_host_name() -> str:
+    """This machine's short host name (the default cluster host name)."""
+    return socket.gethostname().split(".")[0] or "localhost"
+
+
+class Cluster:
+    """This host's view of its cluster (``pyvirt cluster ...``)."""
+
+    def __init__(self, service: ServiceConnection) -> None:
+        self._service = service
+
+    def membership(self) -> ClusterConfig | None:
+        """This host's membership, or ``None`` when it is not in a cluster."""
+        from pyvirt.service.cluster.config import read_config  # lazy
+
+        return read_config(self._service.paths)
+
+    def init(
+        self,
+        etcd: str | list[str],
+        *,
+        name: str = "pyvirt",
+        host: str | None = None,
+        address: str = "",
+        ttl: int = DEFAULT_TTL,
+        renew: float = DEFAULT_RENEW,
+        etcd_ca: str | None = None,
+        etcd_cert: str | None = None,
+        etcd_key: str | None = None,
+    ) -> ClusterConfig:
+        """Create a cluster in *etcd* (client URLs) with this host as its first member.
+
+        :raises AlreadyExistsError: this host is in a cluster, or etcd already holds one
+        :raises EtcdUnavailableError: no etcd member answers
+        """
+        from pyvirt.service.cluster.membership import init_cluster  # lazy
+
+        return init_cluster(
+            self._service,
+            etcd,
+            name=name,
+            host=host or default_host_name(),
+            address=address,
+            ttl=ttl,
+            renew=renew,
+            etcd_ca=etcd_ca,
+            etcd_cert=etcd_cert,
+            etcd_key=etcd_key,
+        )
+
+    def join(
+        self,
+        etcd: str | list[str],
+        *,
+        host: str | None = None,
+        address: str = "",
+        etcd_ca: str | None = None,
+        etcd_cert: str | None = None,
+        etcd_key: str | None = None,
+    ) -> ClusterConfig:
+        """Join the cluster whose etcd is at *etcd* as *host* (default: this host's name).
+
+        :raises NotFoundError: etcd holds no pyvirt cluster
+        :raises AlreadyExistsError: this host is in a cluster, or the name is another machine's
+        """
+        from pyvirt.service.cluster.membership import join_cluster  # lazy
+
+        return join_cluster(
+            self._service,
+            etcd,
+            host=host or default_host_name(),
+            address=address,
+            etcd_ca=etcd_ca,
+            etcd_cert=etcd_cert,
+            etcd_key=etcd_key,
+        )
+
+    def leave(self, *, force: bool = False) -> None:
+        """Leave the cluster (with *force*, even when etcd cannot be reached).
+
+        :raises InvalidStateError: this host is not in a cluster
+        """
+        from pyvirt.service.cluster.membership import leave_cluster  # lazy
+
+        leave_cluster(self._service, force=force)
+
+    def hosts(self) -> list[HostStatus]:
+        """The cluster's hosts with their state (``up``/``down``), sorted by name."""
+        from pyvirt.service.cluster.membership import hosts  # lazy
+
+        return hosts(self._service)
+
+    def status(self) -> ClusterStatus:
+        """The cluster, its etcd members and hosts, as this host sees them."""
+        from pyvirt.service.cluster.membership import cluster_status  # lazy
+
+        return cluster_status(self._service)
+
+    # cluster domains -----------------------------------------------------------------------
+
+    def define(self, xml: str | bytes, *, ha: bool = False) -> ClusterDomain:
+        """Define a domain for the whole cluster (no host owns it until it starts).
+
+        :raises AlreadyExistsError: the cluster has a domain of that name
+        """
+        from pyvirt.service.cluster import domains  # lazy
+
+        return domains.define(self._service, xml, ha=ha)
+
+    def undefine(self, name: str) -> None:
+        """Remove a cluster domain (refused while a host owns it)."""
+        from pyvirt.service.cluster import domains  # lazy
+
+        domains.undefine(self._service, name)
+
+    def domains(self) -> list[DomainPlacementInfo]:
+        """The cluster's domains with their owners."""
+        from pyvirt.service.cluster import domains  # lazy
+
+        return domains.list_domains(self._service)
+
+    def place(self, name: str, *, avoid: list[str] | None = None) -> Placement:
+        """Where cluster domain *name* would start now (and why), without starting it."""
+        from pyvirt.service.cluster import domains, placement  # lazy
+        from pyvirt.service.cluster.membership import (  # lazy
+            list_hosts,
+            open_etcd,
+            require_config,
+        )
+
+        config = require_config(self._service)
+        etcd = open_etcd(config)
+        try:
+            record = domains.get(etcd, name, cluster=config.cluster)
+            return placement.place(list_hosts(etcd), record.memory_kib, avoid=avoid or ())
+        finally:
+            etcd.close()
+
+    def start(self, name: str, *, host: str | None = None) -> str:
+        """Start cluster domain *name* on *host*, or on the host placement picks; the host.
+
+        The chosen host's pyvirtd defines the domain there as the cluster has it, claims its
+        ownership and starts it; another host owning it refuses.
+
+        :raises InvalidStateError: another host owns it, or no host fits
+        """
+        from pyvirt.service.cluster.membership import hosts, require_config  # lazy
+
+        config = require_config(self._service)
+        target = host or self.place(name).host
+        if target == config.host:
+            self.run_here(name)
+            return target
+        known = {h.name: h for h in hosts(self._service)}
+        if target not in known:
+            from pyvirt.errors import NotFoundError  # lazy
+
+            raise NotFoundError(
+                f"cluster has no host named {target!r}", hint="see 'pyvirt cluster list'"
+            )
+        address = known[target].record.address
+        if not address:
+            from pyvirt.errors import UnsupportedError  # lazy
+
+            raise UnsupportedError(
+                f"cluster host {target!r} published no address for its pyvirtd",
+                hint="join it with --address URI (its pyvirt+tls:// or pyvirt+unix:// URI)",
+            )
+        import pyvirt.api  # lazy
+
+        pyvirt.api.open(address).cluster.run_here(name)
+        return target
+
+    def run_here(self, name: str) -> None:
+        """Define cluster domain *name* on this host as the cluster has it and start it here
+        (ownership is claimed by the start)."""
+        from pyvirt.service.cluster import domains  # lazy
+
+        domains.adopt(self._service, name)
+        from pyvirt.api.domain import Domain  # lazy
+
+        Domain(self._service, name).start()
+
+    def release(self, name: str) -> bool:
+        """Give up this host's ownership of a shut-off cluster domain; whether it was ours."""
+        from pyvirt.service.cluster import domains  # lazy
+
+        return domains.release(self._service, name)
+
+    def agent(
+        self,
+        on_change: Callable[[str], None] | None = None,
+        on_event: Callable[[str, str, str], None] | None = None,
+    ) -> ClusterAgent:
+        """pyvirtd's cluster work (call :meth:`ClusterAgent.reload` to start it)."""
+        return ClusterAgent(self._service, on_change, on_event)
+
+
+class ClusterAgent:
+    """pyvirtd's part in the cluster while the daemon runs: keeps this host's lease alive
+    (:class:`~pyvirt.service.cluster.heartbeat.Heartbeat`), fences its HA guests when the lease
+    cannot be renewed in time (itself, and through the watchdog process when the daemon is dead
+    or hung), and runs the recovery manager that restarts a dead host's HA guests elsewhere
+    (:mod:`pyvirt.service.cluster.recovery`).
+
+    :param service: the daemon's embedded service connection
+    :param on_change: called with ``"up"``/``"down"`` when the host's lease state changes
+    :param on_event: called with (event, domain, detail) for fencing and recoveries
+    """
+
+    def __init__(
+        self,
+        service: ServiceConnection,
+        on_change: Callable[[str], None] | None = None,
+        on_event: Callable[[str, str, str], None] | None = None,
+    ) -> None:
+        self._service = service
+        self._on_change = on_change
+        self._on_event = on_event
+        self._heartbeat: Heartbeat | None = None
+        self._recovery: RecoveryManager | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._spawned_at = 0.0
+
+    @property
+    def state(self) -> str:
+        """``up``, ``down`` or ``none`` (not in a cluster)."""
+        return self._heartbeat.state if self._heartbeat is not None else "none"
+
+    @property
+    def leader(self) -> bool:
+        """Whether this host's recovery manager leads."""
+        return self._recovery is not None and self._recovery.leader
+
+    def reload(self) -> None:
+        """Start, restart or stop the cluster work as the membership file now says."""
+        from pyvirt.service.cluster.config import read_config  # lazy
+        from pyvirt.service.cluster.heartbeat import Heartbeat  # lazy
+        from pyvirt.service.cluster.membership import open_etcd  # lazy
+        from pyvirt.service.cluster.recovery import RecoveryManager  # lazy
+
+        config = read_config(self._service.paths)
+        if self._heartbeat is not None and config == self._heartbeat.config:
+            return
+        self.stop(revoke=config is None)
+        if config is None:
+            return
+        heartbeat = Heartbeat(
+            open_etcd(config, fast=True),
+            config,
+            on_change=self._on_change,
+            on_fence=self._fence,
+            on_tick=self._tick,
+            host_root=self._service.host.host_root,
+            lease_file=self._service.paths.run / "cluster-lease",
+        )
+        self._heartbeat = heartbeat
+        self._recovery = RecoveryManager(
+            open_etcd(config),
+            config,
+            running=lambda: set(self._service.domains.running_names()),
+            start_on=self._start_on,
+            lease=lambda: heartbeat.lease if heartbeat.state == "up" else 0,
+            on_event=self._on_event,
+        )
+        self._stop.clear()
+        heartbeat.start()
+        self._thread = threading.Thread(target=self._rounds, name="cluster-recovery", daemon=True)
+        self._thread.start()
+
+    def wait_up(self, timeout: float = 5.0) -> bool:
+        """Wait until the host's lease is alive (after :meth:`reload`); whether it is."""
+        return self._heartbeat.wait_up(timeout) if self._heartbeat is not None else False
+
+    def stop(self, *, revoke: bool = True) -> None:
+        """Stop the cluster work; with *revoke*, end the lease (the host shows ``down`` at
+        once) and the watchdog (leaving the cluster); without, a restarted daemon goes on."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        if self._heartbeat is not None:
+            self._heartbeat.stop(revoke=revoke)
+            self._heartbeat.etcd.close()
+            self._heartbeat = None
+        if self._recovery is not None:
+            self._recovery.etcd.close()
+            self._recovery = None
+        if revoke:
+            from pyvirt.service.cluster import watchdog  # lazy
+
+            watchdog.stop(self._service.paths)
+
+    # the threads' work ---------------------------------------------------------------------
+
+    def _rounds(self) -> None:
+        import logging  # lazy
+
+        log = logging.getLogger("pyvirt.cluster")
+        while not self._stop.is_set():
+            recovery, heartbeat = self._recovery, self._heartbeat
+            if recovery is None or heartbeat is None:
+                return
+            try:
+                recovery.round()
+            except PyvirtError as err:
+                log.warning("cluster: recovery round: %s", err.message)
+            except Exception:
+                log.exception("cluster: recovery round failed")
+            self._stop.wait(heartbeat.config.renew)
+
+    def _fence(self) -> None:
+        from pyvirt.service.cluster.fence import kill_now  # lazy
+
+        names = list(self._recovery.ha_here) if self._recovery is not None else []
+        killed = kill_now(self._service.paths, names)
+        for name in killed:
+            if self._on_event is not None:
+                self._on_event("Fenced", name, "lease not renewed in time")
+
+    def _tick(self, deadline: float | None) -> None:
+        """Pet the watchdog process (start one when none listens and the host holds a lease)."""
+        import time  # lazy
+
+        from pyvirt.service.cluster import watchdog  # lazy
+
+        names = list(self._recovery.ha_here) if self._recovery is not None else []
+        paths = self._service.paths
+        if watchdog.pet(paths, deadline or 0.0, names) or deadline is None:
+            return
+        if time.monotonic() - self._spawned_at > 5.0:
+            self._spawned_at = time.monotonic()
+            watchdog.spawn(paths)
+
+    def _start_on(self, name: str, host: str) -> None:
+        cluster = Cluster(self._service)
+        if self._heartbeat is not None and host == self._heartbeat.config.host:
+            cluster.run_here(name)
+        else:
+            cluster.start(name, host=host)

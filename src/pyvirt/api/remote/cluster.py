@@ -1,0 +1,143 @@
+"""The cluster through a pyvirtd: :class:`RemoteCluster`, the same results as
+:mod:`pyvirt.api.cluster`. The daemon starts or stops its heartbeat as the membership changes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pyvirt.api.cluster import (
+    Candidate,
+    Cluster,
+    ClusterConfig,
+    ClusterDomain,
+    ClusterStatus,
+    DomainPlacementInfo,
+    HostStatus,
+    Placement,
+)
+from pyvirt.api.remote._resources import path
+
+if TYPE_CHECKING:
+    from pyvirt.client.transport import Client
+
+__all__ = ["RemoteCluster"]
+
+
+def _config(data: dict[str, Any]) -> ClusterConfig:
+    return ClusterConfig.from_json(data, source="the daemon's answer")
+
+
+class RemoteCluster(Cluster):
+    """``conn.cluster`` of a remote connection."""
+
+    def __init__(self, client: Client) -> None:
+        super().__init__(None)  # type: ignore[arg-type]
+        self._client = client
+
+    def membership(self) -> ClusterConfig | None:
+        """The daemon host's membership, or ``None``."""
+        data = self._client.json("GET", path("cluster", "membership"))
+        return _config(data) if data else None
+
+    def init(
+        self,
+        etcd: str | list[str],
+        *,
+        name: str = "pyvirt",
+        host: str | None = None,
+        address: str = "",
+        ttl: int = 6,
+        renew: float = 1.0,
+        etcd_ca: str | None = None,
+        etcd_cert: str | None = None,
+        etcd_key: str | None = None,
+    ) -> ClusterConfig:
+        """``cluster init`` on the daemon's host."""
+        body = {
+            "etcd": etcd if isinstance(etcd, str) else ",".join(etcd),
+            "name": name,
+            "host": host,
+            "address": address,
+            "ttl": ttl,
+            "renew": renew,
+            "etcd_ca": etcd_ca,
+            "etcd_cert": etcd_cert,
+            "etcd_key": etcd_key,
+        }
+        return _config(self._client.json("POST", path("cluster", "init"), body))
+
+    def join(
+        self,
+        etcd: str | list[str],
+        *,
+        host: str | None = None,
+        address: str = "",
+        etcd_ca: str | None = None,
+        etcd_cert: str | None = None,
+        etcd_key: str | None = None,
+    ) -> ClusterConfig:
+        """``cluster join`` on the daemon's host."""
+        body = {
+            "etcd": etcd if isinstance(etcd, str) else ",".join(etcd),
+            "host": host,
+            "address": address,
+            "etcd_ca": etcd_ca,
+            "etcd_cert": etcd_cert,
+            "etcd_key": etcd_key,
+        }
+        return _config(self._client.json("POST", path("cluster", "join"), body))
+
+    def leave(self, *, force: bool = False) -> None:
+        """``cluster leave`` on the daemon's host."""
+        self._client.request("POST", path("cluster", "leave") + ("?force=true" if force else ""))
+
+    def hosts(self) -> list[HostStatus]:
+        """``cluster list`` as the daemon's host sees it."""
+        return [HostStatus.from_json(h) for h in self._client.json("GET", path("cluster", "hosts"))]
+
+    def status(self) -> ClusterStatus:
+        """``cluster status`` as the daemon's host sees it."""
+        return ClusterStatus.from_json(self._client.json("GET", path("cluster", "status")))
+
+    def define(self, xml: str | bytes, *, ha: bool = False) -> ClusterDomain:
+        """``cluster define`` through the daemon."""
+        text = xml.decode() if isinstance(xml, bytes) else xml
+        d = self._client.json("POST", path("cluster", "domains"), {"xml": text, "ha": ha})
+        return ClusterDomain(d["name"], d["uuid"], text, d["ha"], d["memory_kib"], d["vcpus"],
+                             d["defined"])  # fmt: skip
+
+    def undefine(self, name: str) -> None:
+        """``cluster undefine`` through the daemon."""
+        self._client.request("DELETE", path("cluster", "domains", name))
+
+    def domains(self) -> list[DomainPlacementInfo]:
+        """``cluster domains`` through the daemon (records without their XML)."""
+        out = []
+        for d in self._client.json("GET", path("cluster", "domains")):
+            record = ClusterDomain(d["name"], d["uuid"], "", d["ha"], d["memory_kib"],
+                                   d["vcpus"], 0.0)  # fmt: skip
+            out.append(DomainPlacementInfo(record, d["owner"]))
+        return out
+
+    def place(self, name: str, *, avoid: list[str] | None = None) -> Placement:
+        """``cluster place`` through the daemon."""
+        data = self._client.json("GET", path("cluster", "domains", name, "placement"))
+        return Placement(data["host"], tuple(Candidate(**c) for c in data["candidates"]))
+
+    def start(self, name: str, *, host: str | None = None) -> str:
+        """``cluster start`` through the daemon; the host it started on."""
+        body = {"host": host} if host else {}
+        return str(
+            self._client.json("POST", path("cluster", "domains", name, "start"), body)["host"]
+        )
+
+    def run_here(self, name: str) -> None:
+        """Define and start the domain on the daemon's host."""
+        self._client.request("POST", path("cluster", "domains", name, "run-here"))
+
+    def release(self, name: str) -> bool:
+        """Give up the daemon host's ownership of the domain."""
+        return bool(
+            self._client.json("POST", path("cluster", "domains", name, "release"))["released"]
+        )

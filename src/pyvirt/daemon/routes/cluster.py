@@ -1,0 +1,227 @@
+"""``/api/v1/cluster``: this host's cluster membership (issue 16), and the heartbeat that
+keeps the host's etcd lease alive while the daemon runs (:class:`pyvirt.api.cluster.ClusterAgent`).
+
+``init``/``join`` start the heartbeat and answer once the host is ``up``; ``leave`` stops it
+and revokes the lease. A daemon that stops leaves its lease to expire (it is not revoked: the
+host's guests keep running, and a daemon restarted within the TTL goes on with the same lease).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from pyvirt.api.cluster import ClusterAgent, ClusterConfig
+from pyvirt.daemon.context import Daemon, daemon_of
+from pyvirt.daemon.models import ERRORS
+
+__all__ = ["router", "setup"]
+
+log = logging.getLogger("pyvirtd.cluster")
+
+router = APIRouter(prefix="/api/v1/cluster", tags=["cluster"], responses=ERRORS)
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+
+
+class _Etcd(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    etcd: str = Field(
+        min_length=1, max_length=4096, description="etcd client URLs, comma-separated"
+    )
+    host: str | None = Field(None, pattern=_NAME, description="this host's name in the cluster")
+    address: str = Field("", max_length=1024, description="this daemon's URI for other hosts")
+    etcd_ca: str | None = Field(None, max_length=4096)
+    etcd_cert: str | None = Field(None, max_length=4096)
+    etcd_key: str | None = Field(None, max_length=4096)
+
+
+class InitBody(_Etcd):
+    """``cluster init``: a new cluster in etcd with this host as its first member."""
+
+    name: str = Field("pyvirt", pattern=_NAME, description="the cluster's name")
+    ttl: int = Field(6, ge=2, le=300, description="seconds of a host's lease")
+    renew: float = Field(1.0, gt=0, le=100, description="seconds between renewals")
+
+
+class JoinBody(_Etcd):
+    """``cluster join``: join the cluster in etcd."""
+
+
+def _agent(daemon: Daemon) -> ClusterAgent:
+    if daemon.cluster_agent is None:
+
+        def domain_event(event: str, name: str, detail: str) -> None:
+            daemon.bus.publish("cluster", "domain", name, event, detail)
+
+        daemon.cluster_agent = daemon.conn.cluster.agent(
+            lambda s: _publish(daemon, s), domain_event
+        )
+    assert isinstance(daemon.cluster_agent, ClusterAgent)
+    return daemon.cluster_agent
+
+
+def _publish(daemon: Daemon, state: str) -> None:
+    config = daemon.conn.cluster.membership()
+    name = config.host if config is not None else ""
+    daemon.bus.publish("cluster", "host", name, "Up" if state == "up" else "Down")
+
+
+def _started(daemon: Daemon, config: ClusterConfig) -> dict[str, Any]:
+    agent = _agent(daemon)
+    agent.reload()
+    if not agent.wait_up(10.0):
+        log.warning("cluster: host %s joined but its lease is not up yet", config.host)
+    return config.to_json()
+
+
+@router.get("/membership")
+def membership(request: Request) -> dict[str, Any] | None:
+    """This host's membership file, or null when it is not in a cluster."""
+    config = daemon_of(request).conn.cluster.membership()
+    return config.to_json() if config is not None else None
+
+
+@router.post("/init")
+def init(request: Request, body: InitBody) -> dict[str, Any]:
+    """Create a cluster in etcd with this host as its first member; the heartbeat starts."""
+    daemon = daemon_of(request)
+    config = daemon.conn.cluster.init(
+        body.etcd,
+        name=body.name,
+        host=body.host,
+        address=body.address,
+        ttl=body.ttl,
+        renew=body.renew,
+        etcd_ca=body.etcd_ca,
+        etcd_cert=body.etcd_cert,
+        etcd_key=body.etcd_key,
+    )
+    return _started(daemon, config)
+
+
+@router.post("/join")
+def join(request: Request, body: JoinBody) -> dict[str, Any]:
+    """Join the cluster in etcd; the heartbeat starts."""
+    daemon = daemon_of(request)
+    config = daemon.conn.cluster.join(
+        body.etcd,
+        host=body.host,
+        address=body.address,
+        etcd_ca=body.etcd_ca,
+        etcd_cert=body.etcd_cert,
+        etcd_key=body.etcd_key,
+    )
+    return _started(daemon, config)
+
+
+@router.post("/leave", status_code=204)
+def leave(request: Request, force: bool = False) -> None:
+    """Leave the cluster: the heartbeat stops and the lease is revoked."""
+    daemon = daemon_of(request)
+    daemon.conn.cluster.leave(force=force)
+    _agent(daemon).reload()
+
+
+@router.get("/hosts")
+def hosts(request: Request) -> list[dict[str, Any]]:
+    """The cluster's hosts with their state."""
+    return [h.to_json() for h in daemon_of(request).conn.cluster.hosts()]
+
+
+@router.get("/status")
+def status(request: Request) -> dict[str, Any]:
+    """The cluster, its etcd members and hosts, as this host sees them."""
+    return daemon_of(request).conn.cluster.status().to_json()
+
+
+def setup(daemon: Daemon) -> None:
+    """Start the heartbeat when the daemon starts (if this host is in a cluster)."""
+
+    async def start() -> None:
+        try:
+            await asyncio.to_thread(_agent(daemon).reload)
+        except Exception as err:  # a broken membership file must not stop the daemon
+            log.error("cluster: cannot take part in the cluster: %s", err)
+
+    async def stop() -> None:
+        await asyncio.to_thread(_agent(daemon).stop, revoke=False)
+
+    daemon.on_startup.append(start)
+    daemon.on_shutdown.append(stop)
+
+
+# cluster domains -----------------------------------------------------------------------------
+
+
+class DefineBody(BaseModel):
+    """``cluster define``: a domain for the whole cluster."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    xml: str = Field(min_length=1, max_length=1024 * 1024, description="the domain XML")
+    ha: bool = Field(False, description="restart it on another host when its host dies")
+
+
+class StartBody(BaseModel):
+    """``cluster start``: where to start it (placement decides when absent)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str | None = Field(None, pattern=_NAME)
+
+
+@router.get("/domains")
+def list_domains(request: Request) -> list[dict[str, Any]]:
+    """The cluster's domains with their owners."""
+    return [d.to_json() for d in daemon_of(request).conn.cluster.domains()]
+
+
+@router.post("/domains", status_code=201)
+def define(request: Request, body: DefineBody) -> dict[str, Any]:
+    """Define a domain for the whole cluster."""
+    d = daemon_of(request).conn.cluster.define(body.xml, ha=body.ha)
+    return {"name": d.name, "uuid": d.uuid, "ha": d.ha, "memory_kib": d.memory_kib,
+            "vcpus": d.vcpus, "defined": d.defined}  # fmt: skip
+
+
+@router.delete("/domains/{name}", status_code=204)
+def undefine(request: Request, name: str) -> None:
+    """Remove a cluster domain (refused while a host owns it)."""
+    daemon_of(request).conn.cluster.undefine(name)
+
+
+@router.get("/domains/{name}/placement")
+def placement(request: Request, name: str) -> dict[str, Any]:
+    """Where the domain would start now, and every host considered."""
+    p = daemon_of(request).conn.cluster.place(name)
+    return {
+        "host": p.host,
+        "candidates": [
+            {"host": c.host, "fits": c.fits, "score": c.score, "why": c.why} for c in p.candidates
+        ],
+    }
+
+
+@router.post("/domains/{name}/start")
+def start(request: Request, name: str, body: StartBody | None = None) -> dict[str, str]:
+    """Start the domain on the given host or where placement puts it; the host."""
+    host = daemon_of(request).conn.cluster.start(name, host=body.host if body else None)
+    return {"host": host}
+
+
+@router.post("/domains/{name}/run-here", status_code=204)
+def run_here(request: Request, name: str) -> None:
+    """Define the domain here as the cluster has it and start it here."""
+    daemon_of(request).conn.cluster.run_here(name)
+
+
+@router.post("/domains/{name}/release")
+def release(request: Request, name: str) -> dict[str, bool]:
+    """Give up this host's ownership of the (shut-off) domain."""
+    return {"released": daemon_of(request).conn.cluster.release(name)}

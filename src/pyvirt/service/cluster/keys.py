@@ -1,0 +1,56 @@
+"""pyvirt's keys in etcd, all under one prefix so a cluster can share etcd with others.
+
+::
+
+    /pyvirt/cluster              the cluster record (name, timings, created); written once
+    /pyvirt/hosts/NAME           a member's registration (capabilities, address); stays while
+                                 the host is a member, even when it is down
+    /pyvirt/alive/NAME           bound to the host's lease: present while the host is alive
+    /pyvirt/domains/NAME         a cluster domain's definition (XML, HA flag); names are
+                                 unique in the cluster
+    /pyvirt/owners/NAME          the host that owns domain NAME, bound to that host's lease:
+                                 only the owner may run it
+    /pyvirt/placed/NAME          where domain NAME last ran and whether it was running (not
+                                 leased: what recovery reads once the owner's lease is gone)
+    /pyvirt/leader               the host whose recovery manager acts, bound to its lease
+"""
+
+from __future__ import annotations
+
+PREFIX = "/pyvirt/"
+CLUSTER = PREFIX + "cluster"
+HOSTS = PREFIX + "hosts/"
+ALIVE = PREFIX + "alive/"
+
+
+def host(name: str) -> str:
+    """The registration key of host *name*."""
+    return HOSTS + name
+
+
+def alive(name: str) -> str:
+    """The liveness key of host *name* (bound to its lease)."""
+    return ALIVE + name
+
+
+DOMAINS = PREFIX + "domains/"
+OWNERS = PREFIX + "owners/"
+
+
+def domain(name: str) -> str:
+    """The definition key of cluster domain *name*."""
+    return DOMAINS + name
+
+
+def owner(name: str) -> str:
+    """The ownership key of cluster domain *name* (bound to the owner's lease)."""
+    return OWNERS + name
+
+
+PLACED = PREFIX + "placed/"
+LEADER = PREFIX + "leader"
+
+
+def placed(name: str) -> str:
+    """Where cluster domain *name* last ran, and its state there."""
+    return PLACED + name

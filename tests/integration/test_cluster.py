@@ -1,0 +1,397 @@
+"""The cluster on etcd (issue 16): three pyvirtd (three state directories) and a real
+three-member etcd on loopback. Membership: init, join, list, status, leave; a host's lease
+follows its daemon (kill -9 → down within the TTL; a restart within the TTL goes on with the
+same lease); names are claimed atomically; the cluster keeps working with one etcd member down
+and says clearly when etcd has no quorum."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.daemonhelp import pyvirtd
+from tests.integration.etcdhelp import EtcdCluster, etcd_cluster
+from tests.integration.nethelp import guest_xml
+
+TTL = 8  # seconds: a dead host goes down quickly; a daemon restart (~3 s here) fits in it
+RENEW = 0.5
+
+
+def cli(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYVIRT_STATE_DIR": str(root)}
+    res = subprocess.run([sys.executable, "-m", "pyvirt.cli", *args], env=env,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    if check:
+        assert res.returncode == 0, f"pyvirt {' '.join(args)}: {res.stderr}"
+    return res
+
+
+def hosts(root: Path) -> dict[str, dict[str, Any]]:
+    return {h["name"]: h for h in json.loads(cli(root, "cluster", "list", "--json").stdout)}
+
+
+def wait_state(root: Path, host: str, state: str, timeout: float) -> float:
+    began = time.monotonic()
+    while hosts(root).get(host, {}).get("state") != state:
+        assert time.monotonic() - began < timeout, f"{host} not {state} within {timeout} s"
+        time.sleep(0.2)
+    return time.monotonic() - began
+
+
+@pytest.fixture(autouse=True)
+def _no_watchdog_left(tmp_path: Path) -> Iterator[None]:
+    """pyvirtd's watchdog processes outlive their daemons (by design): end this test's."""
+    yield
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError):
+            if b"pyvirt.service.cluster.watchdog" not in (entry / "cmdline").read_bytes():
+                continue
+            env = (entry / "environ").read_bytes()
+            if f"PYVIRT_STATE_DIR={tmp_path}/".encode() in env:
+                os.kill(int(entry.name), signal.SIGKILL)
+
+
+@pytest.fixture
+def etcd(tmp_path: Path) -> Iterator[EtcdCluster]:
+    with etcd_cluster(tmp_path / "etcd") as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def etcd1(tmp_path: Path) -> Iterator[EtcdCluster]:
+    with etcd_cluster(tmp_path / "etcd", size=1) as cluster:
+        yield cluster
+
+
+def test_membership_leases_and_quorum(tmp_path: Path, etcd: EtcdCluster) -> None:
+    roots = [tmp_path / n for n in ("a", "b", "c")]
+    with pyvirtd(roots[0]) as a, pyvirtd(roots[1]) as b, pyvirtd(roots[2]):
+        out = cli(roots[0], "cluster", "init", "--etcd", etcd.endpoints, "--host", "ha",
+                  "--name", "lab", "--ttl", str(TTL), "--renew", str(RENEW)).stdout  # fmt: skip
+        assert out.strip() == "Host ha created cluster lab"
+        # a second cluster in the same etcd is refused, naming the first
+        res = cli(roots[1], "cluster", "init", "--etcd", etcd.endpoints, "--host", "hb",
+                  check=False)  # fmt: skip
+        assert res.returncode == 1 and "already holds cluster 'lab'" in res.stderr
+        assert not (roots[1] / "lib" / "daemon" / "cluster.json").exists()
+        # another machine (state directory) cannot take a member's name
+        res = cli(roots[1], "cluster", "join", "--etcd", etcd.endpoints, "--host", "ha",
+                  check=False)  # fmt: skip
+        assert res.returncode == 1 and "registered by another machine" in res.stderr
+        cli(roots[1], "cluster", "join", "--etcd", etcd.endpoints, "--host", "hb")
+        cli(roots[2], "cluster", "join", "--etcd", etcd.endpoints.split(",")[2], "--host", "hc")
+        listed = hosts(roots[2])
+        assert {n: h["state"] for n, h in listed.items()} == {"ha": "up", "hb": "up", "hc": "up"}
+        assert listed["hb"]["cpus"] >= 1 and listed["hb"]["memory_kib"] > 0
+        assert listed["hb"]["free_kib"] > 0 and listed["hb"]["cpu_flags"]
+        table = cli(roots[0], "cluster", "list").stdout
+        assert table.splitlines()[0].split() == ["Host", "State", "Up", "CPUs", "Memory",
+                                                 "Free", "Address"]  # fmt: skip
+        status = json.loads(cli(roots[1], "cluster", "status", "--json").stdout)
+        assert status["cluster"]["name"] == "lab" and status["host"] == "hb"
+        assert status["cluster"]["ttl"] == TTL  # joined hosts take the cluster's timings
+        assert len(status["etcd"]) == 3 and all(m["healthy"] for m in status["etcd"])
+        # joining twice is refused
+        res = cli(roots[1], "cluster", "join", "--etcd", etcd.endpoints, check=False)
+        assert res.returncode == 1 and "already in cluster 'lab' as 'hb'" in res.stderr
+
+        # kill -9 hb's daemon: its lease expires, hb goes down within the TTL (+ a renewal)
+        since = hosts(roots[0])["hb"]["up_since"]
+        b.kill()
+        took = wait_state(roots[0], "hb", "down", TTL + 5)
+        print(f"hb down {took:.1f} s after its daemon was killed (TTL {TTL} s)")
+        b.start()
+        wait_state(roots[0], "hb", "up", 30)
+        assert hosts(roots[0])["hb"]["up_since"] > since  # a new lease
+        # a restart within the TTL goes on with the same lease: never seen down
+        since = hosts(roots[0])["hb"]["up_since"]
+        b.kill()
+        began = time.monotonic()
+        b.start()
+        wait_state(roots[0], "hb", "up", TTL)
+        print(f"hb's daemon restarted in {time.monotonic() - began:.1f} s")
+        assert hosts(roots[0])["hb"]["state"] == "up"
+        assert hosts(roots[0])["hb"]["up_since"] == since
+
+        # one etcd member lost: everything keeps working (quorum 2 of 3)
+        etcd.members[0].stop()
+        cli(roots[2], "cluster", "leave")
+        assert set(hosts(roots[0])) == {"ha", "hb"}
+        status = json.loads(cli(roots[0], "cluster", "status", "--json").stdout)
+        assert sorted(m["healthy"] for m in status["etcd"]) == [False, True, True]
+        assert "quorum 2: yes" in cli(roots[0], "cluster", "status").stdout
+        time.sleep(TTL + 1)
+        assert {h["state"] for h in hosts(roots[0]).values()} == {"up"}
+
+        # quorum lost: a clear error naming etcd; the daemons keep running
+        etcd.members[1].stop()
+        res = cli(roots[0], "cluster", "list", check=False)
+        assert res.returncode == 1 and "etcd" in res.stderr, res.stderr
+        assert a.proc.poll() is None and b.proc.poll() is None
+        # leaving anyway (--force) removes the local membership
+        cli(roots[1], "cluster", "leave", "--force")
+        assert not (roots[1] / "lib" / "daemon" / "cluster.json").exists()
+        res = cli(roots[1], "cluster", "status", check=False)
+        assert res.returncode == 1 and "not in a cluster" in res.stderr
+
+
+def test_bad_input(tmp_path: Path, etcd: EtcdCluster) -> None:
+    root = tmp_path / "x"
+    for args, message in [
+        (("--etcd", "not a url"), "is not a URL"),
+        (("--etcd", "http://127.0.0.1:1", "--host", "../x"), "invalid cluster host name"),
+        (("--etcd", etcd.endpoints, "--ttl", "6", "--renew", "5"), "out of range"),
+    ]:
+        res = cli(root, "cluster", "init", *args, check=False)
+        assert res.returncode == 1 and message in res.stderr, res.stderr
+        assert len(res.stderr.strip().splitlines()) <= 2  # error + hint, no traceback
+    res = cli(root, "cluster", "join", "--etcd", "http://127.0.0.1:1", check=False)
+    assert res.returncode == 1 and "etcd did not answer" in res.stderr
+    res = cli(root, "cluster", "join", "--etcd", etcd.endpoints, check=False)
+    assert res.returncode == 1 and "holds no pyvirt cluster" in res.stderr
+    assert not (root / "lib" / "daemon" / "cluster.json").exists()
+
+
+@pytest.mark.qemu
+def test_a_cluster_domain_runs_on_its_owner_only(
+    tmp_path: Path, etcd1: EtcdCluster, tiny_image: Any
+) -> None:
+    ra, rb = tmp_path / "a", tmp_path / "b"
+    with contextlib.ExitStack() as stack:
+        a = stack.enter_context(pyvirtd(ra))
+        b = stack.enter_context(pyvirtd(rb))
+        stack.callback(destroy_everywhere, {"a": ra, "b": rb}, "c1")
+        stack.callback(destroy_everywhere, {"a": ra}, "local1")
+        cli(ra, "cluster", "init", "--etcd", etcd1.endpoints, "--host", "ha",
+            "--address", a.uri, "--ttl", str(TTL), "--renew", str(RENEW))  # fmt: skip
+        cli(rb, "cluster", "join", "--etcd", etcd1.endpoints, "--host", "hb", "--address", b.uri)
+        xml = tmp_path / "c1.xml"
+        uuid = "<uuid>6f1b7c1e-3a1d-4c55-9d2e-0c1c0c1c0c11</uuid>"
+        xml.write_text(
+            guest_xml(tiny_image, "c1", "", dhcp=False).replace("<memory", uuid + "<memory")
+        )
+        assert (
+            "defined in the cluster (HA)" in cli(ra, "cluster", "define", str(xml), "--ha").stdout
+        )
+        res = cli(rb, "cluster", "define", str(xml), check=False)
+        assert res.returncode == 1 and "already has a domain named 'c1'" in res.stderr
+        domains = json.loads(cli(rb, "cluster", "domains", "--json").stdout)
+        assert [(d["name"], d["owner"], d["ha"], d["memory_kib"]) for d in domains] == [
+            ("c1", "", True, 128 * 1024)
+        ]
+        place = cli(ra, "cluster", "place", "c1").stdout
+        assert "Chosen: h" in place and "Why not" in place
+
+        # started on hb through hb's daemon: defined there from the cluster, owned by hb
+        assert cli(ra, "cluster", "start", "c1", "--host", "hb").stdout.strip() == (
+            "Domain 'c1' started on hb"
+        )
+        assert "running" in cli(rb, "domstate", "c1").stdout
+        assert json.loads(cli(ra, "cluster", "domains", "--json").stdout)[0]["owner"] == "hb"
+        # the same domain defined locally on ha cannot start there: hb owns it
+        cli(ra, "define", str(xml))
+        res = cli(ra, "start", "c1", check=False)
+        assert res.returncode == 1 and "owned by host 'hb'" in res.stderr, res.stderr
+        assert "shut off" in cli(ra, "domstate", "c1").stdout
+        res = cli(ra, "cluster", "start", "c1", "--host", "ha", check=False)
+        assert res.returncode == 1 and "owned by host 'hb'" in res.stderr
+        res = cli(ra, "cluster", "undefine", "c1", check=False)
+        assert res.returncode == 1 and "owned by host 'hb'" in res.stderr
+        # a running domain keeps its owner; once it is off and released, ha may take it
+        res = cli(rb, "cluster", "release", "c1", check=False)
+        assert res.returncode == 1 and "running on this host" in res.stderr
+        cli(rb, "destroy", "c1")
+        assert cli(rb, "cluster", "release", "c1").stdout.strip() == "Domain 'c1' released"
+        cli(ra, "start", "c1")
+        assert json.loads(cli(rb, "cluster", "domains", "--json").stdout)[0]["owner"] == "ha"
+        res = cli(rb, "start", "c1", check=False)
+        assert res.returncode == 1 and "owned by host 'ha'" in res.stderr
+        cli(ra, "destroy", "c1")
+        cli(ra, "cluster", "release", "c1")
+        # placement picks an up host; an unknown one is named
+        res = cli(ra, "cluster", "start", "c1", "--host", "nosuch", check=False)
+        assert res.returncode == 1 and "no host named 'nosuch'" in res.stderr
+        where = cli(rb, "cluster", "start", "c1").stdout.split()[-1]
+        assert where in ("ha", "hb")
+        owner_root = ra if where == "ha" else rb
+        assert "running" in cli(owner_root, "domstate", "c1").stdout
+        cli(owner_root, "destroy", "c1")
+        cli(owner_root, "cluster", "release", "c1")
+        cli(ra, "cluster", "undefine", "c1")
+        assert json.loads(cli(ra, "cluster", "domains", "--json").stdout) == []
+        # a domain of this host only is not the cluster's business
+        (tmp_path / "local.xml").write_text(guest_xml(tiny_image, "local1", "", dhcp=False))
+        cli(ra, "define", str(tmp_path / "local.xml"))
+        cli(ra, "start", "local1")
+        cli(ra, "destroy", "local1")
+
+
+def _qemus(name: str, under: Path | None = None) -> list[tuple[int, str]]:
+    """(pid, pid file) of each live QEMU of guest *name* (whose pid file is *under* a test's
+    directory); the pid file names its host."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state == "Z" or not argv or b"qemu-system" not in argv[0]:
+            continue
+        if f"guest={name}".encode() not in b" ".join(argv) or b"-pidfile" not in argv:
+            continue
+        pidfile = argv[argv.index(b"-pidfile") + 1].decode()
+        if under is None or pidfile.startswith(f"{under}/"):
+            found.append((int(entry.name), pidfile))
+    return found
+
+
+def hosts_running(name: str, under: Path) -> int:
+    """On how many hosts guest *name* runs (QEMU's -daemonize parent and child are one)."""
+    return len({pidfile for _, pidfile in _qemus(name, under)})
+
+
+class Sampler:
+    """Counts, every 50 ms, the hosts running one guest (never more than one)."""
+
+    def __init__(self, name: str, under: Path) -> None:
+        self.name = name
+        self.under = under
+        self.most = 0
+        self.seen = ""  # when and where it first ran twice
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop.wait(0.05):
+            found = _qemus(self.name, self.under)
+            hosts = {pidfile for _, pidfile in found}
+            if len(hosts) > 1 and not self.seen:
+                self.seen = f"{time.strftime('%H:%M:%S')}: {found}"
+            self.most = max(self.most, len(hosts))
+
+    def __enter__(self) -> Sampler:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def owner_of(root: Path, name: str) -> str:
+    doms = {d["name"]: d for d in json.loads(cli(root, "cluster", "domains", "--json").stdout)}
+    return str(doms[name]["owner"])
+
+
+def wait_owner_running(roots: dict[str, Path], name: str, timeout: float, *,
+                       not_on: str = "") -> tuple[str, float]:  # fmt: skip
+    """Wait until a host other than *not_on* owns *name* and runs it; (host, seconds)."""
+    began = time.monotonic()
+    while True:
+        with contextlib.suppress(AssertionError):
+            owner = owner_of(next(r for h, r in roots.items() if h != not_on), name)
+            if owner and owner != not_on and "running" in cli(roots[owner], "domstate", name,
+                                                              check=False).stdout:  # fmt: skip
+                return owner, time.monotonic() - began
+        assert time.monotonic() - began < timeout, f"{name} not running elsewhere in {timeout} s"
+        time.sleep(0.2)
+
+
+@pytest.mark.qemu
+def test_ha_guest_fails_over_and_never_runs_twice(
+    tmp_path: Path, etcd: EtcdCluster, tiny_image: Any
+) -> None:
+    roots = {h: tmp_path / h for h in ("ha", "hb", "hc")}
+    disk = tmp_path / "shared.img"  # "shared storage": one file all hosts see
+    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(disk), "16M"], check=True)
+    disk_xml = (f"<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+                f"<source file='{disk}'/><target dev='vda' bus='virtio'/></disk>")  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        stack.callback(stop_watchdogs, list(roots.values()))  # after the daemons stopped
+        d = {h: stack.enter_context(pyvirtd(r)) for h, r in roots.items()}
+        cli(roots["ha"], "cluster", "init", "--etcd", etcd.endpoints, "--host", "ha",
+            "--address", d["ha"].uri)  # fmt: skip
+        for h in ("hb", "hc"):
+            cli(roots[h], "cluster", "join", "--etcd", etcd.endpoints, "--host", h,
+                "--address", d[h].uri)  # fmt: skip
+        xml = tmp_path / "h1.xml"
+        xml.write_text(guest_xml(tiny_image, "h1", disk_xml, dhcp=False))
+        cli(roots["ha"], "cluster", "define", str(xml), "--ha")
+        cli(roots["ha"], "cluster", "start", "h1", "--host", "hb")
+        assert "running" in cli(roots["hb"], "domstate", "h1").stdout
+        stack.callback(destroy_everywhere, roots, "h1")
+        with Sampler("h1", tmp_path) as sampler:
+            # a crashed host: its daemon, its watchdog and its QEMU die at once
+            crash = [pid for pid, _ in _qemus("h1", roots["hb"])]
+            d["hb"].kill()
+            kill_watchdog(roots["hb"])
+            for pid in crash:
+                os.kill(pid, 9)
+            host, took = wait_owner_running(roots, "h1", 40, not_on="hb")
+            print(f"failover: h1 running again on {host} {took:.1f} s after hb crashed")
+            assert took <= 15, f"failover took {took:.1f} s (target 15 s)"
+            # the crashed host comes back: it does not start h1 again
+            d["hb"].start()
+            wait_state(roots["ha"], "hb", "up", 30)
+            time.sleep(2)
+            assert "running" not in cli(roots["hb"], "domstate", "h1", check=False).stdout
+            assert hosts_running("h1", tmp_path) == 1
+
+            # a hung daemon (SIGSTOP): its watchdog fences h1 before the lease can expire,
+            # then h1 restarts on another host
+            fenced_host = host
+            os.kill(d[fenced_host].pid, signal.SIGSTOP)
+            try:
+                host2, took2 = wait_owner_running(roots, "h1", 40, not_on=fenced_host)
+                print(
+                    f"fencing: h1 fenced on {fenced_host}, running on {host2} after {took2:.1f} s"
+                )
+            finally:
+                os.kill(d[fenced_host].pid, signal.SIGCONT)
+            wait_state(roots[host2], fenced_host, "up", 30)
+            time.sleep(2)
+            assert "running" not in cli(roots[fenced_host], "domstate", "h1", check=False).stdout
+        assert sampler.most == 1, f"h1 ran on two hosts at once: {sampler.seen}"
+        log = (roots[fenced_host] / "log" / "cluster-watchdog.log").read_text()
+        assert "fencing ['h1']" in log, log
+
+
+def destroy_everywhere(roots: dict[str, Path], name: str) -> None:
+    for root in roots.values():
+        cli(root, "destroy", name, check=False)
+
+
+def stop_watchdogs(roots: list[Path]) -> None:
+    for root in roots:
+        kill_watchdog(root)
+
+
+def kill_watchdog(root: Path) -> None:
+    """Kill the watchdog process of the state directory *root* (a crashed host's)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes()
+            env = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"pyvirt.service.cluster.watchdog" in argv and (
+            f"PYVIRT_STATE_DIR={root}\0".encode() in env
+        ):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), 9)
