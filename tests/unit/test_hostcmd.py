@@ -93,6 +93,8 @@ SUBPROCESS_ALLOWED = {
     "host/kvm.py": "runs the KVM probe child that is killed once its time budget is spent",
     "cli/editing.py": "runs the user's interactive editor on the terminal (no capture)",
     "client/ssh.py": "runs the ssh tunnel that lives as long as its client (pyvirt+ssh://)",
+    "service/cluster/watchdog.py": "spawns the fencing watchdog that outlives pyvirtd "
+    "(a session of its own)",
 }
 
 

@@ -5,7 +5,7 @@ pyvirtd's fence timer sends it, several times a second, a datagram on ``RUN/clus
 passes without a newer one — pyvirtd was killed, hangs, or could not renew its lease — it kills
 those guests (:func:`pyvirt.service.cluster.fence.kill_now`) and waits for the next pet. It
 runs in a session of its own, so a ``kill -9`` of the daemon (or of its process group) leaves
-it running; a restarted daemon pets the same watchdog. ``{"stop": true}`` ends it (``cluster
+it running; a restarted daemon pets the same watchdog. ``{"end": true}`` ends it (``cluster
 leave``). One per state directory (an ``flock`` on ``RUN/cluster-watchdog.lock``).
 
     python -m pyvirt.service.cluster.watchdog      # with PYVIRT_STATE_DIR set as for pyvirtd
@@ -46,7 +46,7 @@ def pet(paths: StatePaths, deadline: float, names: list[str]) -> bool:
 
 def stop(paths: StatePaths) -> bool:
     """Ask the watchdog to exit; whether it listened."""
-    return _send(paths, b'{"stop": true}')
+    return _send(paths, b'{"end": true}')
 
 
 def _send(paths: StatePaths, msg: bytes) -> bool:
@@ -104,7 +104,7 @@ def serve(paths: StatePaths) -> int:
                 msg = json.loads(data)
             except ValueError:
                 continue
-            if msg.get("stop"):
+            if msg.get("end"):
                 log.info("watchdog: stopped")
                 sock_path.unlink(missing_ok=True)
                 return 0
