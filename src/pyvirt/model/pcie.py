@@ -3,12 +3,15 @@
 :func:`complete_q35` adds to a ``q35`` definition what the guest needs and writes it into the
 XML: ``pcie-root`` (index 0), the ICH9 SATA controller at ``0x1f.2``, a ``qemu-xhci`` USB
 controller when the guest has none, the SCSI/virtio-serial controllers its devices need, one
-``pcie-root-port`` per PCIe device without an address (ports packed eight functions to a slot of
-``pcie.0``, ``chassis`` = index, ``port`` = slot * 8 + function), a ``pcie-to-pci-bridge`` (on its
-own root port) for legacy PCI devices, and one spare empty root port for hot-plug when none is
-left. Devices are placed in libvirt's order (filesystems, NICs, controllers, disks, host devices,
-balloon, RNG, watchdog, videos, inputs, PCI serials). Addresses already in the XML are kept;
-an address naming a bus the guest lacks is refused, naming the element.
+``pcie-root-port`` per PCIe device without an address (empty ports of the XML first; new ones
+packed eight functions to a slot of ``pcie.0``, ``chassis`` = index, ``port`` = slot * 8 +
+function), a ``pcie-to-pci-bridge`` (on its own root port) for legacy PCI devices, and, when the
+XML has no PCI controller but the root (libvirt made the whole topology), one spare empty root
+port for hot-plug. Switch ports without an address go where libvirt puts them (an upstream port
+in an empty root port, downstream ports on its slots). Devices are placed in libvirt's order
+(filesystems, NICs, controllers, disks, host devices, balloon, RNG, watchdog, videos, inputs,
+PCI serials). Addresses already in the XML are kept; an address naming a bus the guest lacks is
+refused, naming the element. Expander buses (pxb) are left to the argv builder.
 
 It is idempotent: a definition it completed is left unchanged.
 """
@@ -34,8 +37,7 @@ PCIE_PORT_MODELS = ("pcie-root-port", "pcie-switch-downstream-port")
 #: PCI controller models whose bus takes legacy (conventional) PCI devices, slots 1-31
 PCI_BRIDGE_MODELS = ("pci-bridge", "pcie-to-pci-bridge")
 #: controller models pyvirt does not place itself (the builder places them, or they are refused)
-_HANDS_OFF = ("pcie-switch-upstream-port", "pcie-switch-downstream-port", "pcie-expander-bus",
-              "pci-expander-bus")  # fmt: skip
+_HANDS_OFF = ("pcie-expander-bus", "pci-expander-bus")
 #: NIC models that are conventional PCI devices (libvirt puts them behind a PCI bridge on q35)
 LEGACY_NICS = ("e1000", "rtl8139", "ne2k_pci", "pcnet", "virtio-transitional", "i82551",
                "i82557b", "i82559er", "vmxnet3")  # fmt: skip
@@ -135,11 +137,11 @@ class _Topology:
         _set_address(ctl, 0, slot, fn)
         return index
 
-    def empty_port(self) -> int | None:
-        """The lowest-index hot-pluggable PCIe port with nothing in it."""
+    def empty_port(self, *, hotplug: bool = False) -> int | None:
+        """The lowest-index PCIe port with nothing in it (*hotplug*: one that hot-plugs)."""
         for index in sorted(self.buses):
             bus = self.buses[index]
-            if bus.model in PCIE_PORT_MODELS and bus.empty() and bus.hotplug:
+            if bus.model in PCIE_PORT_MODELS and bus.empty() and (bus.hotplug or not hotplug):
                 return index
         return None
 
@@ -353,6 +355,8 @@ def complete_q35(devices: Element, machine: str | None) -> bool:
         return etree.tostring(devices) != before
     topo = _Topology(devices)
     pci_ctls = [c for c in devices.iterchildren("controller") if c.get("type") == "pci"]
+    # libvirt leaves a spare root port only when it made the whole topology itself
+    auto_only = all(c.get("model") == "pcie-root" for c in pci_ctls)
     for c in pci_ctls:
         index = _num(c.get("index"))
         bus = _Bus(index, c.get("model") or ("pcie-root" if index == 0 else ""))
@@ -425,6 +429,15 @@ def complete_q35(devices: Element, machine: str | None) -> bool:
                 spot = (_pcie_spot(topo), 0)
             topo.buses[spot[0]].take(spot[1])
             _set_address(c, spot[0], spot[1], 0)
+        elif model == "pcie-switch-upstream-port":
+            port_bus = _pcie_spot(topo)
+            topo.buses[port_bus].take(0)
+            _set_address(c, port_bus, 0, 0)
+        elif model == "pcie-switch-downstream-port":
+            down = _downstream_spot(topo, c)
+            topo.buses[down[0]].take(down[1])
+            _set_address(c, down[0], down[1], 0)
+            _set_target(c, index, 0, down[1])
         elif model in ("pcie-to-pci-bridge", "dmi-to-pci-bridge"):
             port_bus = _pcie_spot(topo)
             topo.buses[port_bus].take(0)
@@ -456,8 +469,8 @@ def complete_q35(devices: Element, machine: str | None) -> bool:
                 spot = (index, 1)
             topo.buses[spot[0]].take(spot[1])
             _set_address(dev, spot[0], spot[1], 0)
-    if added_ports and topo.empty_port() is None:
-        topo.add_root_port()  # one spare for hot-plug, as libvirt leaves
+    if added_ports and auto_only and topo.empty_port(hotplug=True) is None:
+        topo.add_root_port()  # one spare for hot-plug, as libvirt leaves one
     _mark_multifunction(topo)
     # root ports given an address but no numbers
     for c in devices.iterchildren("controller"):
@@ -478,6 +491,21 @@ def complete_domain(domain: Domain) -> bool:
         return False
     devices.attach()
     return True
+
+
+def _downstream_spot(topo: _Topology, ctl: Element) -> tuple[int, int]:
+    """The first free slot of a switch's upstream port, for a downstream port."""
+    for index in sorted(topo.buses):
+        bus = topo.buses[index]
+        if bus.model == "pcie-switch-upstream-port":
+            free = [n for n in range(32) if n not in bus.used]
+            if free:
+                return index, free[0]
+    raise InvalidConfigError(
+        f"<controller type='pci' index='{ctl.get('index')}' "
+        "model='pcie-switch-downstream-port'>: no upstream port with a free slot to plug it into",
+        hint="add a pcie-switch-upstream-port controller or give it an <address>",
+    )
 
 
 def _pcie_spot(topo: _Topology) -> int:

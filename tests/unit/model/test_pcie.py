@@ -133,3 +133,23 @@ def test_argv_puts_devices_behind_root_ports() -> None:
     assert '"port":8' in port1 and '"chassis":1' in port1 and '"multifunction":true' in port1
     assert '"driver":"virtio-blk-pci","bus":"pci.3","addr":"0x0"' in argv
     assert '"driver":"qemu-xhci","id":"usb","bus":"pci.2","addr":"0x0"' in argv
+
+
+def test_switch_ports_placed_and_numbered_as_libvirt() -> None:
+    d = dom(
+        "<controller type='pci' model='pcie-root-port'/>"
+        "<controller type='pci' model='pcie-switch-upstream-port'/>"
+        "<controller type='pci' model='pcie-switch-downstream-port'/>"
+        "<controller type='pci' model='pcie-switch-downstream-port'/>"
+        "<disk type='file' device='disk'><source file='/tmp/a.img'/>"
+        "<target dev='vda' bus='virtio'/></disk>"
+    )
+    complete_domain(d)
+    by_model = {c.index: c for c in d.devices.controllers if c.type == "pci"}
+    assert by_model[2].model == "pcie-switch-upstream-port" and addr(by_model[2]) == (1, 0, 0)
+    assert [addr(by_model[i]) for i in (3, 4)] == [(2, 0, 0), (2, 1, 0)]
+    target = by_model[4].element.find("target")
+    assert target is not None and (target.get("chassis"), target.get("port")) == ("4", "0x1")
+    # the downstream ports are PCIe ports: the USB controller and the disk take them
+    assert addr(d.devices.disks[0])[0] == 4
+    assert len([c for c in d.devices.controllers if c.model == "pcie-root-port"]) == 1

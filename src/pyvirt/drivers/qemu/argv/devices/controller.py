@@ -180,7 +180,7 @@ def lower_spec(b: Build, spec: ControllerSpec, address: Address | None) -> list[
         elif driver == "pci-bridge":
             props["chassis_nr"] = spec.index
         elif driver == "xio3130-downstream":
-            props.update(port=spec.index, chassis=spec.index)
+            props.update(root_port_numbers(b, spec, address, downstream=True))
         if address is None and spec.model in (
             "pcie-switch-upstream-port",
             "pcie-switch-downstream-port",
@@ -205,10 +205,11 @@ def xml_controller(b: Build, spec: ControllerSpec) -> Controller | None:
 
 
 def root_port_numbers(
-    b: Build, spec: ControllerSpec, address: Address | None
+    b: Build, spec: ControllerSpec, address: Address | None, *, downstream: bool = False
 ) -> dict[str, JsonValue]:
-    """``port`` and ``chassis`` of a ``pcie-root-port``: its ``<target>``'s, else libvirt's
-    numbering (chassis = index, port = slot * 8 + function of its address)."""
+    """``port`` and ``chassis`` of a ``pcie-root-port`` (or a switch's downstream port): its
+    ``<target>``'s, else libvirt's numbering (chassis = index, port = slot * 8 + function of
+    its address; a downstream port's port is its slot)."""
     chassis: int | None = None
     port: int | None = None
     c = xml_controller(b, spec)
@@ -217,9 +218,9 @@ def root_port_numbers(
         port = parse_num(c.target_port) if c.target_port is not None else None
     if port is None:
         if address is not None and address.type == "pci" and address.slot is not None:
-            port = parse_num(address.slot) * 8 + parse_num(address.function)
+            port = parse_num(address.slot) * (1 if downstream else 8) + parse_num(address.function)
         else:
-            port = 0x10 + spec.index
+            port = spec.index if downstream else 0x10 + spec.index
     return {"port": port, "chassis": spec.index if chassis is None else chassis}
 
 
