@@ -443,6 +443,7 @@ def complete_q35(devices: Element, machine: str | None) -> bool:
             topo.buses[port_bus].take(0)
             _set_address(c, port_bus, 0, 0)
     added_ports = False
+    ich9_sets: dict[int, tuple[int, int]] = {}  # USB index -> (bus, slot) of its ICH9 set
     for dev in _in_order(devices):
         if dev.tag == "controller" and dev.get("type") == "pci":
             continue
@@ -457,6 +458,15 @@ def complete_q35(devices: Element, machine: str | None) -> bool:
             topo.buses[port].take(0)
             _set_address(dev, port, 0, 0)
         else:
+            fn = 0
+            ich9 = dev.tag == "controller" and dev.get("model") in _ICH9_USB_FUNCTIONS
+            if ich9:  # an ICH9 USB set shares one slot, each controller at its function
+                fn = _ICH9_USB_FUNCTIONS[dev.get("model") or ""]
+                set_slot = ich9_sets.get(_num(dev.get("index")))
+                if set_slot is not None and fn not in topo.buses[set_slot[0]].used[set_slot[1]]:
+                    topo.buses[set_slot[0]].take(set_slot[1], fn)
+                    _set_address(dev, set_slot[0], set_slot[1], fn)
+                    continue
             spot = topo.bridge_slot(PCI_BRIDGE_MODELS)
             if spot is None:
                 port = topo.empty_port()
@@ -467,8 +477,10 @@ def complete_q35(devices: Element, machine: str | None) -> bool:
                 index, bridge = topo.add_controller("pcie-to-pci-bridge", what="bridge")
                 _set_address(bridge, port, 0, 0)
                 spot = (index, 1)
-            topo.buses[spot[0]].take(spot[1])
-            _set_address(dev, spot[0], spot[1], 0)
+            topo.buses[spot[0]].take(spot[1], fn)
+            _set_address(dev, spot[0], spot[1], fn)
+            if ich9:
+                ich9_sets[_num(dev.get("index"))] = spot
     if added_ports and auto_only and topo.empty_port(hotplug=True) is None:
         topo.add_root_port()  # one spare for hot-plug, as libvirt leaves one
     _mark_multifunction(topo)
