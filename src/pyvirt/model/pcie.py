@@ -63,7 +63,12 @@ def _num(text: str | None, default: int = 0) -> int:
     if text is None:
         return default
     t = text.strip().lower()
-    return int(t, 16) if t.startswith("0x") else int(t)
+    try:
+        return int(t, 16) if t.startswith("0x") else int(t)
+    except ValueError:
+        raise InvalidConfigError(
+            f"'{text}' is not a number", hint="PCI addresses and indexes are decimal or 0x hex"
+        ) from None
 
 
 @dataclass
@@ -119,7 +124,7 @@ class _Topology:
             hint="use a PCIe switch or pcie-expander-bus and give devices addresses",
         )
 
-    def add_controller(self, model: str, *, what: str) -> tuple[int, Element]:
+    def add_controller(self, model: str) -> tuple[int, Element]:
         """Add ``<controller type='pci' model=...>`` with the next free index."""
         index = self.next_index()
         ctl = etree.Element("controller", type="pci", index=str(index), model=model)
@@ -129,7 +134,7 @@ class _Topology:
 
     def add_root_port(self) -> int:
         """Add a ``pcie-root-port`` on pcie.0; returns its index (its bus number)."""
-        index, ctl = self.add_controller("pcie-root-port", what="root port")
+        index, ctl = self.add_controller("pcie-root-port")
         slot, fn = self.root_port_spot()
         self.root.take(slot, fn)
         self.port_slots.add(slot)
@@ -474,7 +479,7 @@ def complete_q35(devices: Element, machine: str | None) -> bool:
                     port = topo.add_root_port()
                     added_ports = True
                 topo.buses[port].take(0)
-                index, bridge = topo.add_controller("pcie-to-pci-bridge", what="bridge")
+                index, bridge = topo.add_controller("pcie-to-pci-bridge")
                 _set_address(bridge, port, 0, 0)
                 spot = (index, 1)
             topo.buses[spot[0]].take(spot[1], fn)
