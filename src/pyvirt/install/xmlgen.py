@@ -18,10 +18,20 @@ from pyvirt.errors import InvalidConfigError
 from pyvirt.install.osinfo import OsVariant
 from pyvirt.install.spec import DiskSpec, InstallSpec, NicSpec
 from pyvirt.model.cpu import Cpu, CpuFeature, Topology
-from pyvirt.model.devices import Console, Disk, Graphics, Interface, Memballoon, Serial, Video
+from pyvirt.model.devices import (
+    Console,
+    Controller,
+    Disk,
+    Graphics,
+    Interface,
+    Memballoon,
+    Serial,
+    Video,
+)
 from pyvirt.model.domain import Domain
 from pyvirt.model.guestos import Loader
 from pyvirt.model.memory import HugePage, MemoryBacking, Numatune
+from pyvirt.model.pcie import is_q35
 from pyvirt.model.tune import Cputune, VcpuPin
 from pyvirt.model.xmltree import insert_element
 
@@ -285,7 +295,21 @@ def final_domain(inp: Inputs) -> Domain:
         )  # fmt: skip
         dom.devices.add(Video(model_type=inp.variant.video))
     dom.devices.add(Memballoon(model="virtio" if inp.variant.family == "linux" else "none"))
+    _pcie_root_ports(dom)
     return dom
+
+
+#: ``pcie-root-port``s virt-install gives a new q35 guest: the devices take some (define
+#: places them as libvirt does), the others stay empty for hot-plug
+Q35_ROOT_PORTS = 14
+
+
+def _pcie_root_ports(dom: Domain) -> None:
+    if not is_q35(dom.os.machine) or (dom.os.arch or "x86_64") != "x86_64":
+        return
+    dom.devices.add(Controller(type="pci", index=0, model="pcie-root"))
+    for _ in range(Q35_ROOT_PORTS):
+        dom.devices.add(Controller(type="pci", model="pcie-root-port"))
 
 
 def install_domain(final: Domain, inp: Inputs) -> Domain | None:

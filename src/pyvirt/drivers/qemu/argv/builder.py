@@ -21,10 +21,11 @@ from pyvirt.drivers.qemu.argv.devices import ORDER, chardev, controller, disk, g
 from pyvirt.drivers.qemu.argv.opts import JsonValue, qemu_opts
 from pyvirt.drivers.qemu.argv.registry import lowering_for
 from pyvirt.errors import InvalidConfigError
-from pyvirt.model import Address, Disk
+from pyvirt.model import Address, Controller, Disk
 from pyvirt.model.devices.base import Device
 from pyvirt.model.devices.controller import controller_indexes
 from pyvirt.model.domain import Domain
+from pyvirt.model.pcie import complete_domain
 
 SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
 #: QEMU 7.2 installs its seccomp filter before -daemonize forks and calls setsid(), so with
@@ -144,8 +145,8 @@ class Build:
                 "bus": self.bus_name(parse_num(address.bus)),
                 "addr": f"{slot:#x}" if fn == 0 else f"{slot:#x}.{fn:#x}",
             }
-            if address.multifunction == "on":
-                props["multifunction"] = True
+            if address.multifunction in ("on", "off"):
+                props["multifunction"] = address.multifunction == "on"
             return props
         if video and self._video_slot is not None:
             slot, self._video_slot = self._video_slot, None
@@ -280,8 +281,14 @@ def _boot_indexes(domain: Domain, disks: list[Disk]) -> dict[object, int]:
 
 def _device_sequence(b: Build) -> list[object]:
     devs = b.domain.devices
+
+    def pci_first(c: Controller) -> tuple[bool, int]:
+        # PCI controllers first, by index, so that every bus exists before a device uses it
+        return c.type != "pci", b.ctl_index[c] if c.type == "pci" else 0
+
+    ordered: list[Controller] = sorted(devs.controllers, key=pci_first)
     groups: dict[str, list[object]] = {
-        "controllers": list(devs.controllers),
+        "controllers": list(ordered),
         "disks": list(b.disks),
         "interfaces": list(devs.interfaces),
         "hostdevs": list(devs.hostdevs),
@@ -316,8 +323,9 @@ def passthrough_args(domain: Domain) -> list[str]:
 def build_argv(domain: Domain, ctx: ArgvContext) -> list[str]:
     """Return the QEMU command line (binary first) that runs *domain*.
 
-    Reads only *domain* and *ctx*, touches no file and runs nothing; the one thing it writes
-    is each device's alias (its QEMU id) into *domain*, for the live XML.
+    Reads only *domain* and *ctx*, touches no file and runs nothing; what it writes into
+    *domain* is each device's alias (its QEMU id), for the live XML, and on q35 what
+    :func:`pyvirt.model.pcie.complete_domain` completes (nothing for a stored definition).
 
     :param domain: the domain definition
     :param ctx: run paths and host facts
@@ -325,6 +333,7 @@ def build_argv(domain: Domain, ctx: ArgvContext) -> list[str]:
     :raises InvalidConfigError: the definition cannot be expressed (e.g. no free PCI slot)
     :raises UnsupportedError: it uses something pyvirt cannot lower yet
     """
+    complete_domain(domain)
     for bridges in range(MAX_AUTO_BRIDGES + 1):
         try:
             return _build_argv(domain, ctx, bridges)

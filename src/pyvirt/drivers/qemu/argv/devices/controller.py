@@ -17,6 +17,15 @@ from pyvirt.model import Address, Controller
 if TYPE_CHECKING:
     from pyvirt.drivers.qemu.argv.builder import Build, ControllerSpec
 
+
+def parse_num(text: str | None) -> int:
+    """An XML number, hex (``0x1f``) or decimal; ``None`` is 0."""
+    if text is None:
+        return 0
+    t = text.strip().lower()
+    return int(t, 16) if t.startswith("0x") else int(t)
+
+
 USB_MODELS = {
     "piix3-uhci": "piix3-usb-uhci",
     "piix4-uhci": "piix4-usb-uhci",
@@ -160,15 +169,18 @@ def lower_spec(b: Build, spec: ControllerSpec, address: Address | None) -> list[
         return ["-device", json_opts({"driver": "isa-fdc", "id": cid})]
     elif spec.type == "pci":
         driver = PCI_MODELS.get(spec.model or "")
+        xml_ctl = xml_controller(b, spec)
+        if driver == "pcie-root-port" and xml_ctl is not None:
+            driver = xml_ctl.model_name or driver  # e.g. ioh3420
         if driver is None:
             raise UnsupportedError(f"PCI controller model '{spec.model}' is not supported")
         props = {"driver": driver, "id": cid}
-        if driver == "pcie-root-port":
-            props.update(port=0x10 + spec.index, chassis=spec.index)
+        if spec.model == "pcie-root-port":
+            props.update(root_port_numbers(b, spec, address))
         elif driver == "pci-bridge":
             props["chassis_nr"] = spec.index
         elif driver == "xio3130-downstream":
-            props.update(port=spec.index, chassis=spec.index)
+            props.update(root_port_numbers(b, spec, address, downstream=True))
         if address is None and spec.model in (
             "pcie-switch-upstream-port",
             "pcie-switch-downstream-port",
@@ -182,6 +194,34 @@ def lower_spec(b: Build, spec: ControllerSpec, address: Address | None) -> list[
     else:
         props.update(b.pci(address))
     return ["-device", json_opts(props)]
+
+
+def xml_controller(b: Build, spec: ControllerSpec) -> Controller | None:
+    """The ``<controller>`` element behind *spec* (None for one pyvirt adds)."""
+    for c in b.domain.devices.controllers:
+        if c.type == spec.type and b.ctl_index[c] == spec.index and not is_companion(c):
+            return c
+    return None
+
+
+def root_port_numbers(
+    b: Build, spec: ControllerSpec, address: Address | None, *, downstream: bool = False
+) -> dict[str, JsonValue]:
+    """``port`` and ``chassis`` of a ``pcie-root-port`` (or a switch's downstream port): its
+    ``<target>``'s, else libvirt's numbering (chassis = index, port = slot * 8 + function of
+    its address; a downstream port's port is its slot)."""
+    chassis: int | None = None
+    port: int | None = None
+    c = xml_controller(b, spec)
+    if c is not None:
+        chassis = c.target_chassis
+        port = parse_num(c.target_port) if c.target_port is not None else None
+    if port is None:
+        if address is not None and address.type == "pci" and address.slot is not None:
+            port = parse_num(address.slot) * (1 if downstream else 8) + parse_num(address.function)
+        else:
+            port = spec.index if downstream else 0x10 + spec.index
+    return {"port": port, "chassis": spec.index if chassis is None else chassis}
 
 
 def switch_port_place(b: Build, spec: ControllerSpec) -> dict[str, JsonValue]:
