@@ -61,7 +61,22 @@ def smaps_mib(pid: int) -> dict[str, float]:
         key, _, rest = line.partition(":")
         fields[key] = int(rest.split()[0])
     uss = fields["Private_Clean"] + fields["Private_Dirty"]
-    return {"PSS": fields["Pss"] / 1024, "USS": uss / 1024}
+    return {"PSS": fields["Pss"] / 1024, "USS": uss / 1024, "anonymous": fields["Anonymous"] / 1024}
+
+
+def smaps_top(pid: int, count: int = 12) -> list[tuple[str, float]]:
+    """The ``count`` mappings (by file, or ``[heap]``/anonymous) with the most resident KiB,
+    in MiB."""
+    sizes: dict[str, int] = {}
+    name = ""
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and ":" not in head[0]:
+            name = head[5] if len(head) > 5 else "[anonymous]"
+        elif line.startswith("Rss:"):
+            sizes[name] = sizes.get(name, 0) + int(head[1])
+    top = sorted(sizes.items(), key=lambda kv: -kv[1])[:count]
+    return [(Path(n).name if n.startswith("/") else n, kib / 1024) for n, kib in top]
 
 
 def request(sock: Path, method: str, path: str, body: Any = None,
@@ -209,6 +224,7 @@ def main() -> None:
     )
     ap.add_argument("--no-workload", action="store_true", help="skip the realistic workload")
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    ap.add_argument("--smaps", action="store_true", help="also print the largest mappings")
     args = ap.parse_args()
 
     import pyvirt.api
@@ -220,6 +236,7 @@ def main() -> None:
     guests = names[: args.guests]
     figures: dict[str, float] = {}
     how = ""
+    top: list[tuple[str, float]] = []
     each: list[float] = []
     embedded = pyvirt.api.open(f"pyvirt:///embed?root={root}")
     try:
@@ -266,6 +283,8 @@ def main() -> None:
                                              args.settle).items():  # fmt: skip
                     figures[f"workload: {label}"] = value
             figures.update({f"{k} (smaps)": v for k, v in smaps_mib(proc.pid).items()})
+            if args.smaps:
+                top = smaps_top(proc.pid)
             figures["peak (VmHWM)"] = float(
                 next(int(line.split()[1]) for line in
                      Path(f"/proc/{proc.pid}/status").read_text().splitlines()
@@ -289,6 +308,8 @@ def main() -> None:
         print(f"  one start through the daemon: median {1000 * statistics.median(each):.0f} ms")
     for label, value in figures.items():
         print(f"  {label:<38} {value:7.1f} MiB")
+    for mapping, mib in top:
+        print(f"  mapping {mapping:<30} {mib:7.1f} MiB")
     final = figures["after list and /metrics"]
     verdict = "OK" if final <= TARGET_MIB else "MISSED"
     lo, hi = LIBVIRTD_MIB
