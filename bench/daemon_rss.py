@@ -18,7 +18,14 @@ settled: ``dominfo``, ``define`` of a new domain, an event stream client (``GET
 /api/v1/events``, kept open) while that domain is started and destroyed, ``list --all``,
 ``/metrics``, and a web console login (``POST /login`` as JSON on the unix socket: the same
 password check and session as on the TLS listener, without TLS) and its ``/api/v1/session``.
-Also USS/PSS (``/proc/PID/smaps_rollup``) at the end.
+Also USS/PSS/anonymous memory (``/proc/PID/smaps_rollup``) at the end, and with ``--smaps``
+the mappings with the most resident memory.
+
+``--baseline SRC --rounds N`` measures N daemons of this tree and N of another source tree
+(e.g. ``git archive BASE src``; the daemon runs with ``PYTHONPATH=SRC``), alternating, on the
+same defined domains, and prints the medians side by side with their differences. Compile
+both trees first (``python -m compileall -q SRC``): without ``.pyc`` files (e.g. under
+``PYTHONDONTWRITEBYTECODE``) every module is compiled at start-up, ~1.7 MiB more RSS.
 """
 
 from __future__ import annotations
