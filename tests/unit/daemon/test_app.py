@@ -95,3 +95,10 @@ def test_unknown_path_and_openapi_load_everything(client: TestClient) -> None:
     assert _pending(app) == []
     paths = client.get("/openapi.json").json()["paths"]
     assert "/api/v1/pools/{pool}/volumes" in paths and "/api/v1/domains/{name}/snapshots" in paths
+
+
+def test_a_websocket_loads_its_feature(client: TestClient) -> None:
+    """The consoles' WebSocket route is on demand too: the first connection reaches it."""
+    with client.websocket_connect("/api/v1/domains/nosuch/console/vnc?ticket=x") as ws:
+        msg = ws.receive()
+    assert msg["type"] == "websocket.close" and "ticket" in msg["reason"]
