@@ -4,6 +4,12 @@ Every error is ``{"error": MESSAGE, "hint": HINT or null, "code": CODE}`` with t
 of the :class:`~pyvirt.errors.PyvirtError` class (404 not found, 409 conflicts, 400 bad
 input ...); the messages are the CLI's. The OpenAPI document (``/openapi.json``) is generated
 from the routes and their pydantic models.
+
+Features in :data:`ON_DEMAND` are imported when a request first matches no loaded route (or
+when the OpenAPI document is asked for): a daemon that only runs guests never builds the
+routes and models of pools, snapshots, installs... (issue 11's memory target). Their routes
+take the place their line in :data:`FEATURES` gives them, so matching and ``/openapi.json``
+are the same as with every feature imported at start-up.
 """
 
 from __future__ import annotations
@@ -18,13 +24,15 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute, Match, NoMatchFound
+from starlette.types import Receive, Scope, Send
 
 from pyvirt import __version__
 from pyvirt.daemon.auth import AuthMiddleware
 from pyvirt.daemon.context import Daemon
 from pyvirt.errors import PyvirtError
 
-__all__ = ["FEATURES", "create_app", "error_body"]
+__all__ = ["FEATURES", "ON_DEMAND", "create_app", "error_body", "load_on_demand"]
 
 log = logging.getLogger("pyvirtd")
 
@@ -61,6 +69,29 @@ FEATURES: tuple[str, ...] = (
     "routes.domains",
     "memory",  # last: trims the heap once the others started
 )
+
+#: features imported on first use (see the module's docstring): route modules without
+#: ``setup`` whose paths no other feature's route matches (tests/unit/daemon/test_app.py
+#: checks both); a new feature is loaded at start-up unless named here
+ON_DEMAND: frozenset[str] = frozenset({
+    "routes.networks",
+    "routes.pools",
+    "routes.nodedevs",
+    "routes.host",
+    "routes.devices",
+    "routes.tokens",
+    "routes.blockjobs",
+    "routes.backups",
+    "routes.snapshots",
+    "routes.saves",
+    "routes.devupdate",
+    "routes.consoles",
+    "routes.users",
+    "routes.nics",
+    "routes.tuning",
+    "routes.install",
+    "routes.migrations",
+})  # fmt: skip
 
 
 def error_body(message: str, code: str, hint: str | None = None) -> dict[str, Any]:
@@ -133,6 +164,9 @@ def create_app(daemon: Daemon) -> FastAPI:
 
     install(app, daemon)
     for name in FEATURES:
+        if name in ON_DEMAND:
+            app.router.routes.append(_Pending(name))  # keeps the feature's place
+            continue
         mod = importlib.import_module(f"pyvirt.daemon.{name}")
         setup = getattr(mod, "setup", None)
         if setup is not None:
@@ -144,4 +178,80 @@ def create_app(daemon: Daemon) -> FastAPI:
     from pyvirt.daemon.web import WebMiddleware  # lazy
 
     app.add_middleware(WebMiddleware, daemon=daemon)  # outermost: browser sessions, CSRF
+    _defer(app)
     return app
+
+
+class _Pending(BaseRoute):
+    """The place of an on-demand feature not imported yet: matches nothing."""
+
+    def __init__(self, feature: str) -> None:
+        self.feature = feature
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        return Match.NONE, {}
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise AssertionError("a pending feature never matches")  # pragma: no cover
+
+    def __repr__(self) -> str:
+        return f"_Pending({self.feature!r})"
+
+
+def _import_pending(app: FastAPI) -> list[tuple[_Pending, Any]]:
+    """Import the modules of ``app``'s pending features: (place, router) pairs."""
+    return [
+        (route, importlib.import_module(f"pyvirt.daemon.{route.feature}").router)
+        for route in list(app.router.routes)
+        if isinstance(route, _Pending)
+    ]
+
+
+def _place(app: FastAPI, loaded: list[tuple[_Pending, Any]]) -> None:
+    """Include each imported router at its feature's place."""
+    routes = app.router.routes
+    for pending, router in loaded:
+        if pending not in routes:  # placed by a concurrent load
+            continue
+        app.include_router(router)
+        routes[routes.index(pending)] = routes.pop()
+        log.debug("feature %s loaded on demand", pending.feature)
+
+
+def load_on_demand(app: FastAPI) -> None:
+    """Import every pending on-demand feature of ``app`` now (in this thread)."""
+    _place(app, _import_pending(app))
+
+
+def _defer(app: FastAPI) -> None:
+    """Load the pending features on the first request no loaded route matches, then route it
+    again; and before the OpenAPI document is made."""
+    import asyncio  # lazy
+
+    router = app.router
+    not_found = router.default
+    lock: list[asyncio.Lock] = []
+
+    async def default(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or not any(
+            isinstance(r, _Pending) for r in router.routes
+        ):
+            await not_found(scope, receive, send)
+            return
+        if not lock:
+            lock.append(asyncio.Lock())
+        async with lock[0]:  # imports in a thread: the event loop keeps serving
+            _place(app, await asyncio.to_thread(_import_pending, app))
+        await router.app(scope, receive, send)
+
+    router.default = default
+    openapi = app.openapi
+
+    def openapi_all() -> dict[str, Any]:
+        load_on_demand(app)
+        return openapi()
+
+    app.openapi = openapi_all  # type: ignore[method-assign]

@@ -16,7 +16,6 @@ import uvicorn
 from pyvirt.daemon.app import create_app
 from pyvirt.daemon.context import Daemon
 from pyvirt.daemon.listeners import listener_config, serve_all
-from pyvirt.daemon.tls import tls_listener
 from pyvirt.errors import OperationFailedError
 
 __all__ = ["DaemonServer", "bind_unix", "serve", "single_instance"]
@@ -85,7 +84,11 @@ def serve(daemon: Daemon) -> None:
     try:
         app = create_app(daemon)
         # the TLS pair and port first: a bad one fails before the unix socket exists
-        tls = tls_listener(daemon, app) if daemon.config.listen_tcp else None
+        tls = None
+        if daemon.config.listen_tcp:
+            from pyvirt.daemon.tls import tls_listener  # lazy: only with a TLS listener
+
+            tls = tls_listener(daemon, app)
         sock = bind_unix(sock_path)
         servers = [(DaemonServer(listener_config(app, "unix", lifespan=True), daemon), [sock])]
         servers += [tls] if tls else []

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -28,7 +28,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
-import pyvirt.api.pools
 from pyvirt.daemon.context import Daemon, daemon_of
 from pyvirt.daemon.jobs import Job, JobRegistry, registry_of
 from pyvirt.errors import (
@@ -38,6 +37,9 @@ from pyvirt.errors import (
     NotFoundError,
     error_class,
 )
+
+if TYPE_CHECKING:  # the pools' API (and lxml) loads with the first volume job
+    import pyvirt.api.pools
 
 __all__ = ["router", "setup"]
 
