@@ -62,7 +62,8 @@ FEATURES: tuple[str, ...] = (
     "routes.stats_history",  # the last hour of statistics for the graphs (issue 13)
     "routes.install",  # the New VM wizard over pyvirt install (issue 13)
     "routes.migrations",  # live migration's halves (issue 15)
-    "routes.cluster",  # cluster membership and the host's etcd lease (issue 16)
+    "routes.cluster",  # cluster membership and the cluster's domains (issue 16)
+    "cluster_agent",  # a member's heartbeat, fencing and HA recovery (issue 16)
     "web",  # the web console: pages, login, sessions (issue 13)
     "supervisor",
     "autostart",
@@ -91,6 +92,8 @@ ON_DEMAND: frozenset[str] = frozenset({
     "routes.tuning",
     "routes.install",
     "routes.migrations",
+    "routes.checkpoints",
+    "routes.cluster",
 })  # fmt: skip
 
 

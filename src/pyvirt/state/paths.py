@@ -96,6 +96,11 @@ class StatePaths:
         return self.config / "daemon"
 
     @property
+    def cluster_membership(self) -> Path:
+        """This host's cluster membership file (present only on a cluster member; issue 16)."""
+        return self.daemon_config_dir / "cluster.json"
+
+    @property
     def daemon_log_dir(self) -> Path:
         """pyvirtd's logs: the daemon log and the audit log."""
         return self.log / "daemon"

@@ -1,5 +1,5 @@
-"""``/api/v1/cluster``: this host's cluster membership (issue 16), and the heartbeat that
-keeps the host's etcd lease alive while the daemon runs (:class:`pyvirt.api.cluster.ClusterAgent`).
+"""``/api/v1/cluster``: this host's cluster membership and the cluster's domains (issue 16).
+The heartbeat, fencing and recovery run in :mod:`pyvirt.daemon.cluster_agent`.
 
 ``init``/``join`` start the heartbeat and answer once the host is ``up``; ``leave`` stops it
 and revokes the lease. A daemon that stops leaves its lease to expire (it is not revoked: the
@@ -8,18 +8,18 @@ host's guests keep running, and a daemon restarted within the TTL goes on with t
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from pyvirt.api.cluster import ClusterAgent, ClusterConfig
+from pyvirt.api.cluster import ClusterConfig
+from pyvirt.daemon.cluster_agent import agent_of
 from pyvirt.daemon.context import Daemon, daemon_of
 from pyvirt.daemon.models import ERRORS
 
-__all__ = ["router", "setup"]
+__all__ = ["router"]
 
 log = logging.getLogger("pyvirtd.cluster")
 
@@ -53,27 +53,8 @@ class JoinBody(_Etcd):
     """``cluster join``: join the cluster in etcd."""
 
 
-def _agent(daemon: Daemon) -> ClusterAgent:
-    if daemon.cluster_agent is None:
-
-        def domain_event(event: str, name: str, detail: str) -> None:
-            daemon.bus.publish("cluster", "domain", name, event, detail)
-
-        daemon.cluster_agent = daemon.conn.cluster.agent(
-            lambda s: _publish(daemon, s), domain_event
-        )
-    assert isinstance(daemon.cluster_agent, ClusterAgent)
-    return daemon.cluster_agent
-
-
-def _publish(daemon: Daemon, state: str) -> None:
-    config = daemon.conn.cluster.membership()
-    name = config.host if config is not None else ""
-    daemon.bus.publish("cluster", "host", name, "Up" if state == "up" else "Down")
-
-
 def _started(daemon: Daemon, config: ClusterConfig) -> dict[str, Any]:
-    agent = _agent(daemon)
+    agent = agent_of(daemon)
     agent.reload()
     if not agent.wait_up(10.0):
         log.warning("cluster: host %s joined but its lease is not up yet", config.host)
@@ -125,7 +106,7 @@ def leave(request: Request, force: bool = False) -> None:
     """Leave the cluster: the heartbeat stops and the lease is revoked."""
     daemon = daemon_of(request)
     daemon.conn.cluster.leave(force=force)
-    _agent(daemon).reload()
+    agent_of(daemon).reload()
 
 
 @router.get("/hosts")
@@ -138,22 +119,6 @@ def hosts(request: Request) -> list[dict[str, Any]]:
 def status(request: Request) -> dict[str, Any]:
     """The cluster, its etcd members and hosts, as this host sees them."""
     return daemon_of(request).conn.cluster.status().to_json()
-
-
-def setup(daemon: Daemon) -> None:
-    """Start the heartbeat when the daemon starts (if this host is in a cluster)."""
-
-    async def start() -> None:
-        try:
-            await asyncio.to_thread(_agent(daemon).reload)
-        except Exception as err:  # a broken membership file must not stop the daemon
-            log.error("cluster: cannot take part in the cluster: %s", err)
-
-    async def stop() -> None:
-        await asyncio.to_thread(_agent(daemon).stop, revoke=False)
-
-    daemon.on_startup.append(start)
-    daemon.on_shutdown.append(stop)
 
 
 # cluster domains -----------------------------------------------------------------------------

@@ -107,7 +107,7 @@ def _opt(value: object) -> str | None:
 
 def config_path(paths: StatePaths) -> Path:
     """Where this host's membership file lives."""
-    return paths.daemon_config_dir / "cluster.json"
+    return paths.cluster_membership
 
 
 def read_config(paths: StatePaths) -> ClusterConfig | None:
