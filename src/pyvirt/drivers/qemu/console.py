@@ -46,7 +46,10 @@ def banner(name: str, escape: bytes = DEFAULT_ESCAPE) -> str:
 #: how often a session looks for a takeover mark (seconds)
 POLL = 0.25
 #: how long a new session waits for one that is ending to let go (seconds)
-CLOSING_WAIT = 1.0
+CLOSING_WAIT = 2.5
+#: QEMU notices a pty's reader within a second (its reconnect timer): a session that typed
+#: something stays open at least this long, so QEMU reads what it typed (seconds)
+LINGER = 1.2
 #: how long a forced session waits for the holder to let go (seconds)
 TAKEOVER_WAIT = 5.0
 
@@ -75,6 +78,8 @@ class PtySession:
     ) -> None:
         self.path = str(path)
         self.mark = mark_dir / f"console-takeover.{Path(path).name}" if mark_dir else None
+        self.opened = time.monotonic()
+        self.typed = False
         try:
             self.fd = os.open(self.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as err:
@@ -139,12 +144,18 @@ class PtySession:
 
     def write(self, data: bytes) -> None:
         """Send *data* to the guest (waits while the line is full)."""
+        self.typed = True
         _write_all(self.fd, data)
 
     def close(self) -> None:
-        """Let go of the console."""
+        """Let go of the console (after QEMU had the time to read what was typed)."""
+        if self.fd < 0:
+            return
+        if self.typed and not self.taken_over():
+            time.sleep(max(0.0, self.opened + LINGER - time.monotonic()))
+        fd, self.fd = self.fd, -1
         with contextlib.suppress(OSError):
-            os.close(self.fd)
+            os.close(fd)
 
     def __enter__(self) -> PtySession:
         return self
