@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import socket
 import subprocess
 import time
 import uuid
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import PYVIRT, Pyvirt, Result
+from tests.consolehelp import connect_serial
 from tests.integration.conftest import TINY_CMDLINE
 
 
@@ -133,10 +133,8 @@ def wait_for(pred: Any, timeout: float, what: str) -> None:
 
 def shell(pv: Pyvirt, name: str, cmd: str, timeout: float = 30.0) -> str:
     """Run ``cmd`` in the guest's serial root shell; returns its output."""
-    sock_path = pv.root / "run" / "qemu" / name / "serial0.sock"
     tag = uuid.uuid4().hex[:8]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.connect(str(sock_path))
+    with connect_serial(pv.root, name) as s:
         s.settimeout(0.5)
         s.sendall(f"\n{cmd}; echo END-{tag}-$?\n".encode())
         buf = b""

@@ -22,6 +22,7 @@ from websockets.exceptions import ConnectionClosed  # noqa: E402
 from websockets.sync.client import ClientConnection, unix_connect  # noqa: E402
 
 from tests.conftest import Pyvirt, kill_leftovers  # noqa: E402
+from tests.consolehelp import serial_path  # noqa: E402
 from tests.daemonhelp import RunningDaemon, pyvirtd  # noqa: E402
 from tests.integration.test_install import wait_console  # noqa: E402
 from tests.integration.test_screenshot import rfb, vnc_port  # noqa: E402
@@ -155,6 +156,13 @@ def test_serial_through_relay(setup: Setup) -> None:
         r.until(b"# ")
         ws.send(b"echo hello-relay-$((6*7))\n")
         assert b"\nhello-relay-42" in r.until(b"\nhello-relay-42")  # the output, not the echo
+        # the console is the domain's pty, one session at a time (as virsh)
+        assert str(serial_path(setup.pv.root, NAME)).startswith("/dev/pts/")
+        with connect(setup.daemon, ticket(setup.daemon, "serial")["url"]) as ws2:
+            with pytest.raises(ConnectionClosed) as info:
+                ws2.recv(timeout=10)
+            assert info.value.rcvd is not None
+            assert "active console session exists" in info.value.rcvd.reason
         # latency: one key through the relay to the guest's tty and its echo back
         ws.send(b"\x15")  # ^U: an empty line to type on
         time.sleep(0.3)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from tests.consolehelp import connect_serial
 from tests.daemonhelp import RunningDaemon, pyvirtd
 from tests.integration.nethelp import define, guest_xml, netns
 from tests.integration.test_eager_stop import NetOnlyPyvirt, _alive, _taps
@@ -79,8 +79,7 @@ def _reapers(root: Path) -> list[int]:
 
 def _poweroff_from_inside(pv: NetOnlyPyvirt, name: str) -> None:
     """Type ``poweroff -f`` on the guest's serial console (slowly: the UART is small)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.connect(str(pv.root / "run/qemu" / name / "serial0.sock"))
+    with connect_serial(pv.root, name) as s:
         for ch in b"\npoweroff -f\n":
             s.sendall(bytes([ch]))
             time.sleep(0.01)

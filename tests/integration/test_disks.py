@@ -15,6 +15,7 @@ import pytest
 
 from pyvirt.drivers.qemu import console
 from tests.conftest import Pyvirt
+from tests.consolehelp import serial_path
 from tests.integration.test_lifecycle import define, wait_for, wait_marker
 
 pytestmark = pytest.mark.qemu
@@ -24,7 +25,7 @@ _seq = itertools.count()
 
 
 def serial_socket(pv: Pyvirt, name: str) -> Path:
-    return pv.root / "run" / "qemu" / name / "serial0.sock"
+    return serial_path(pv.root, name)
 
 
 def guest(pv: Pyvirt, name: str, command: str, timeout: float = 30.0) -> str:

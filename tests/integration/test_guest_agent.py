@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import PYVIRT, Pyvirt
+from tests.consolehelp import connect_serial
 from tests.integration.test_debian_image import default_test_image
 from tests.integration.test_lifecycle import domain_xml as tiny_xml
 from tests.integration.test_lifecycle import wait_for, wait_marker
@@ -170,11 +171,10 @@ def test_domtime(guest: tuple[Pyvirt, float]) -> None:
 
 
 class Serial:
-    """The guest's serial console socket (pyvirt runs it as a listening unix socket)."""
+    """The guest's serial console (its pty, bridged to a socket)."""
 
-    def __init__(self, path: Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect(str(path))
+    def __init__(self, root: Path, name: str) -> None:
+        self.sock = connect_serial(root, name)
         self.sock.settimeout(0.5)
         self.seen = b""
 
@@ -195,7 +195,7 @@ def test_set_user_password_then_console_login(guest: tuple[Pyvirt, float]) -> No
     agent_ready(pv)
     res = pv("set-user-password", NAME, "root", "Pyv1rt-secret")
     assert res.out.strip() == f"Password set successfully for root in {NAME}"
-    console = Serial(pv.root / "run" / "qemu" / NAME / "serial0.sock")
+    console = Serial(pv.root, NAME)
     try:
         console.send("")
         console.expect(b"login:")

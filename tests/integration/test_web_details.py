@@ -6,7 +6,6 @@ new name and image name and start the clone, Add Hardware → Storage with an ex
 from __future__ import annotations
 
 import re
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 
 import pyvirt.api
+from tests.consolehelp import connect_serial
 from tests.webhelp import Web, screens_dir, web_console
 
 pytestmark = pytest.mark.qemu
@@ -49,11 +49,9 @@ def guest_xml(image: Any, name: str, disk: Path) -> str:
 
 def guest_shell(root: Path, name: str, cmd: str, timeout: float = 90.0) -> str:
     """Run ``cmd`` in the tiny guest's serial root shell; its output."""
-    sock_path = root / "run" / "qemu" / name / "serial0.sock"
     tag = uuid.uuid4().hex[:8]
     deadline = time.monotonic() + timeout
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.connect(str(sock_path))
+    with connect_serial(root, name) as s:
         s.settimeout(0.5)
         buf = b""
         sent = 0.0

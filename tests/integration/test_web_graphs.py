@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Any
 import pytest
 
 import pyvirt.api
+from tests.consolehelp import connect_serial
 from tests.webhelp import Web, screens_dir, web_console
 
 pytestmark = pytest.mark.qemu
@@ -91,8 +91,7 @@ def sectors(root: Path, dev: str, timeout: float = 90.0) -> int:
     through its serial root shell)."""
     tag = uuid.uuid4().hex[:8]
     deadline = time.monotonic() + timeout
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.connect(str(root / "run" / "qemu" / "g1" / "serial0.sock"))
+    with connect_serial(root, "g1") as s:
         s.settimeout(0.5)
         buf, sent = b"", 0.0
         while time.monotonic() < deadline:

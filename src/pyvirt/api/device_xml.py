@@ -127,6 +127,12 @@ def _disk_options(disk: Any) -> Any:
 
 
 def _nic_source(nic: Any) -> str:
+    if nic.type not in ("network", "bridge", "ethernet", "user"):
+        raise UnsupportedError(
+            f"interface type '{nic.type}' cannot be attached with attach-device",
+            hint="network, bridge, ethernet and user NICs can; "
+            "add this one to the definition (edit) and restart",
+        )
     source = {"network": nic.source_network, "bridge": nic.source_bridge}.get(nic.type or "")
     if nic.type == "ethernet":
         return str(nic.target_dev or "")

@@ -311,7 +311,8 @@ class Domain(
 
     # -- consoles -----------------------------------------------------------------------
     def console_socket(self) -> Path:
-        """The host unix socket of the running domain's serial console.
+        """The running domain's serial console on the host: its ``/dev/pts/N`` (or the unix
+        socket of a domain started by an older pyvirt).
 
         :raises InvalidStateError: it is not running or has no serial console
         """
@@ -320,14 +321,16 @@ class Domain(
         _, sock = lifecycle.console_socket(self._domains, self._name)
         return sock
 
-    def attach_console(self) -> str:
+    def attach_console(self, *, force: bool = False) -> str:
         """Connect this process's terminal to the serial console until ``^]`` or the end.
 
-        :returns: why it ended: ``"escape"``, ``"closed"`` or ``"eof"``
+        :param force: take the console over from another session (which ends)
+        :returns: why it ended: ``"escape"``, ``"closed"``, ``"eof"`` or ``"taken over"``
+        :raises OperationFailedError: another session holds the console (not ``force``)
         """
         from pyvirt.service.domain import lifecycle  # lazy
 
-        return lifecycle.attach_console(self._domains, self._name)
+        return lifecycle.attach_console(self._domains, self._name, force=force)
 
     def vnc_display(self) -> VncDisplay:
         """The running domain's VNC display.

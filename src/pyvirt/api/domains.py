@@ -231,10 +231,11 @@ class DomainCollection:
 
         :raises InvalidConfigError: invalid XML
         """
-        from pyvirt.service.domain import lifecycle  # lazy
+        from pyvirt.service.domain import defaults, lifecycle  # lazy
 
         mgr = self._service.domains
-        return lifecycle.native_argv(mgr, mgr.parse(xml))
+        dom = defaults.apply(mgr.paths, mgr.parse(xml), expand_machine=False)
+        return lifecycle.native_argv(mgr, dom)
 
     # -- save images (implemented in pyvirt.service.domain.save) ------------------------------
     def restore(

@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from pyvirt import hostcmd
 from pyvirt.errors import HostCommandError, NotFoundError, UnsupportedError
 
 #: Extra directories searched after ``$PATH`` (RHEL's ``qemu-kvm`` lives in /usr/libexec).
@@ -210,6 +209,8 @@ def run_command(argv: Sequence[str], *, timeout: float = COMMAND_TIMEOUT) -> str
     :raises NotFoundError: the program does not exist
     :raises HostCommandError: it failed, timed out or could not be executed
     """
+    from pyvirt import hostcmd  # subprocess: not for a cached probe (define's fast path)
+
     try:
         return hostcmd.run(argv, what=f"'{' '.join(argv)}'", timeout=timeout).stdout
     except UnsupportedError as err:  # hostcmd's answer to a missing program
@@ -259,6 +260,7 @@ def probe_binary(
     arch: str | None = None,
     cache_dir: Path | None = None,
     timeout: float = COMMAND_TIMEOUT,
+    cached_only: bool = False,
 ) -> QemuBinary:
     """Version, machines and accelerators of a QEMU binary, cached by its mtime.
 
@@ -266,6 +268,7 @@ def probe_binary(
     :param arch: QEMU target; taken from the file name when ``None``
     :param cache_dir: directory for an on-disk JSON cache (one file per binary path)
     :param timeout: seconds each query command may take
+    :param cached_only: answer from the caches only (``NotFoundError`` when they have nothing)
     :raises NotFoundError: the binary does not exist
     :raises HostCommandError: a query command failed
     """
@@ -288,6 +291,8 @@ def probe_binary(
                 return info
         except (OSError, ValueError, KeyError, TypeError, AssertionError):
             pass
+    if cached_only:
+        raise NotFoundError(f"QEMU binary '{binary}' has not been probed yet")
     if arch is None:
         match = _BINARY_RE.fullmatch(binary.name)
         arch = match.group(1) if match else "x86_64"

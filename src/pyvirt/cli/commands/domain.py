@@ -363,22 +363,22 @@ def autostart(ctx: click.Context, domain: str, disable: bool) -> None:
     click.echo(f"Domain '{dom.name}' {verb}\n")
 
 
-def _console(dom: Domain) -> None:
+def _console(dom: Domain, force: bool = False) -> None:
     """Attach the terminal to ``dom``'s serial console with virsh's banner."""
     dom.console_socket()  # refuse before the banner when there is no console
     click.echo(f"Connected to domain '{dom.name}'")
     click.echo("Escape character is ^] (Ctrl + ])")
-    dom.attach_console()
+    dom.attach_console(force=force)
     click.echo()
 
 
 @click.command()
 @DOMAIN
-@click.option("--force", is_flag=True, hidden=True)
+@click.option("--force", is_flag=True, help="take the console over from another session")
 @click.pass_context
 def console(ctx: click.Context, domain: str, force: bool) -> None:
     """Connect to the guest's serial console (escape with ^])."""
-    _console(api(ctx).domains.get(domain))
+    _console(api(ctx).domains.get(domain), force)
 
 
 @click.command()

@@ -73,6 +73,7 @@ class RuntimeRecord:
     argv: list[str]
     domain_id: int | None = None
     serial_sockets: list[str] = field(default_factory=list)
+    ptys: dict[str, str] = field(default_factory=dict)
     console_log: str | None = None
     vnc_display: int | None = None
     vnc_port: int | None = None

@@ -7,9 +7,11 @@ end is returned. No listener is involved: this works whatever the ``<graphics>``
 (TCP, loopback, a unix socket) and exposes no port. The display's password is skipped
 (``skipauth``): the caller authenticated the user already.
 
-Serial: a connection to the serial console's unix socket (``RUN_DIR/serial0.sock``). QEMU
-serves one client at a time there: while ``pyvirt console`` is attached, a second stream
-waits until it detaches.
+Serial: the serial console's pseudo-terminal (``<serial type='pty'>`` is ``-chardev pty``,
+as libvirt makes it; :mod:`pyvirt.service.domain.ptys` reads the ``/dev/pts/N`` back after the
+start), bridged to a socket by :func:`pyvirt.drivers.qemu.console.open_stream`. One session
+at a time, as virsh: a second one is refused unless forced, which ends the first. A domain
+started by an older pyvirt still has a unix socket (``RUN_DIR/serial0.sock``), used as is.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import secrets
 import socket
 from typing import TYPE_CHECKING
 
-from pyvirt.errors import InvalidConfigError, InvalidStateError, OperationFailedError
+from pyvirt.errors import InvalidConfigError, InvalidStateError
 
 if TYPE_CHECKING:
     from pyvirt.service.domain.manager import DomainManager
@@ -45,7 +47,7 @@ def check(mgr: DomainManager, ident: str, kind: str) -> str:
                 hint="add <graphics type='vnc'/> to its definition and restart it",
             )
     elif kind == "serial":
-        if not rec.serial_sockets:
+        if not rec.serial_sockets and not rec.ptys:
             raise InvalidStateError(
                 f"domain '{name}' has no serial console",
                 hint="add <serial type='pty'/> (or <console type='pty'/>) to its definition",
@@ -79,30 +81,21 @@ def open_vnc(mgr: DomainManager, ident: str) -> socket.socket:
     return ours
 
 
-def open_serial(mgr: DomainManager, ident: str) -> socket.socket:
+def open_serial(mgr: DomainManager, ident: str, *, force: bool = False) -> socket.socket:
     """A socket connected to the running domain's first serial console.
 
+    :param force: take the console over from the session holding it (which ends)
     :raises InvalidStateError: it is not running or has no serial console
-    :raises OperationFailedError: the console socket cannot be opened
+    :raises OperationFailedError: the console cannot be opened, or is in use (not ``force``)
     """
+    from pyvirt.drivers.qemu import console  # lazy
     from pyvirt.service.domain.lifecycle import console_socket  # lazy
 
     name, path = console_socket(mgr, ident)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-    sock.settimeout(5.0)
-    try:
-        sock.connect(str(path))
-    except OSError as err:
-        sock.close()
-        raise OperationFailedError(
-            f"cannot open the serial console of domain '{name}': {err.strerror or err}",
-            hint="is the domain still running?",
-        ) from err
-    sock.settimeout(None)
-    return sock
+    return console.open_stream(path, name=name, force=force, mark_dir=mgr.rundir(name).path)
 
 
-def open_stream(mgr: DomainManager, ident: str, kind: str) -> socket.socket:
+def open_stream(mgr: DomainManager, ident: str, kind: str, *, force: bool = False) -> socket.socket:
     """:func:`open_vnc` or :func:`open_serial` by ``kind`` (``vnc`` or ``serial``).
 
     :raises InvalidConfigError: another kind
@@ -110,5 +103,5 @@ def open_stream(mgr: DomainManager, ident: str, kind: str) -> socket.socket:
     if kind == "vnc":
         return open_vnc(mgr, ident)
     if kind == "serial":
-        return open_serial(mgr, ident)
+        return open_serial(mgr, ident, force=force)
     raise InvalidConfigError(f"unknown console kind '{kind}'", hint="use vnc or serial")

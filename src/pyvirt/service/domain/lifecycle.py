@@ -157,7 +157,7 @@ def _run(
     :param extra_argv: appended to the plan's argv (``-incoming defer`` for a restore)
     """
     from pyvirt.drivers.qemu import process, runtime  # lazy
-    from pyvirt.service.domain import reaper_spawn, supervise  # lazy
+    from pyvirt.service.domain import ptys, reaper_spawn, supervise  # lazy
 
     name = p.name
     run = mgr.rundir(name)
@@ -207,6 +207,9 @@ def _run(
         paused=paused,
         transient=transient,
     )
+    live_xml = ptys.record_ptys(rec, p.live_xml)
+    if live_xml is not p.live_xml:
+        run.write_live_xml(live_xml)
     run.save_record(rec)
     if not supervise.supervisor_alive(mgr.paths):  # else pyvirtd watches it, no reaper needed
         reaper_spawn.spawn(mgr.paths, name)
@@ -486,8 +489,13 @@ def qemu_status(mgr: DomainManager, ident: str) -> tuple[str, bool]:
 
 
 def console_socket(mgr: DomainManager, ident: str) -> tuple[str, Path]:
-    """Name and serial console socket of a running domain."""
+    """Name and serial console of a running domain: its first serial port's pseudo-terminal
+    (``/dev/pts/N``), or the unix socket of a domain started by an older pyvirt."""
     name, rec = mgr.running(ident)
+    for prefix in ("serial", "console"):
+        ports = [a for a in rec.ptys if a.startswith(prefix) and a[len(prefix) :].isdigit()]
+        if ports:
+            return name, Path(rec.ptys[min(ports, key=lambda a: int(a[len(prefix) :]))])
     if not rec.serial_sockets:
         raise InvalidStateError(
             f"domain '{name}' has no serial console",
@@ -496,15 +504,17 @@ def console_socket(mgr: DomainManager, ident: str) -> tuple[str, Path]:
     return name, Path(rec.serial_sockets[0])
 
 
-def attach_console(mgr: DomainManager, ident: str) -> str:
+def attach_console(mgr: DomainManager, ident: str, *, force: bool = False) -> str:
     """Attach this terminal to the domain's serial console until ^] or the guest closes it.
 
-    :returns: why it ended: "escape", "closed" or "eof"
+    :param force: take the console over from another session (which ends)
+    :returns: why it ended: "escape", "closed", "eof" or "taken over"
+    :raises OperationFailedError: another session holds the console (not ``force``)
     """
     from pyvirt.drivers.qemu import console  # lazy
 
-    _, sock = console_socket(mgr, ident)
-    return console.attach(str(sock))
+    name, sock = console_socket(mgr, ident)
+    return console.attach(str(sock), name=name, force=force, mark_dir=mgr.rundir(name).path)
 
 
 def cpu_time(pid: int) -> float:

@@ -632,12 +632,15 @@ class DomainManager:
         from pyvirt.host.hostpaths import refuse_risks  # lazy
         from pyvirt.model.domain import Domain  # lazy
         from pyvirt.model.pcie import complete_domain  # lazy
+        from pyvirt.service.domain import defaults, hostnodes  # lazy
         from pyvirt.service.tuning import advisor  # lazy
         from pyvirt.state.names import check_new_name  # lazy
 
         dom = Domain.from_xml(xml)
-        complete_domain(dom)  # q35: root ports, controllers and PCI addresses, as libvirt
         check_new_name(dom.name, paths=self.paths)
+        defaults.apply(self.paths, dom)  # stored as libvirt stores it: MACs, controllers...
+        complete_domain(dom)  # q35: root ports (the defaults' devices too) and PCI addresses
+        hostnodes.check_numatune(dom)
         advice = advisor.check_define(dom, force=force)  # raises for a refusal unless forced
         if not force:
             refuse_risks(f"domain '{dom.name}'", self.host_risks(dom))

@@ -15,19 +15,23 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
-from pyvirt.drivers.qemu.argv.devices.interface import nic_spec
+from pyvirt.drivers.qemu.argv.devices.interface import SOCKET_TYPES, nic_spec
 from pyvirt.drivers.qemu.qmp import Monitor
-from pyvirt.errors import MonitorError
+from pyvirt.errors import MonitorError, UnsupportedError
 from pyvirt.model.devices.interface import Interface
 from pyvirt.model.xmltree import copy_element
 from pyvirt.service.domain import dac
 from pyvirt.service.domain.hotplug import build_for, free_pci_slot
 from pyvirt.service.nic import hooks as nic_hooks
 from pyvirt.service.nic import ops as nics
-from pyvirt.service.nic.hooks import tap_name
+from pyvirt.service.nic.hooks import TAP_TYPES, tap_name
 
 if TYPE_CHECKING:
     from pyvirt.service.domain.manager import DomainManager
+
+
+#: NIC types QEMU takes live
+HOTPLUG_TYPES = (*TAP_TYPES, "user", *SOCKET_TYPES)
 
 
 def _free_index(dom_aliases: set[str], taps: set[str], uuid: str) -> int:
@@ -41,8 +45,27 @@ def _copy(iface: Interface) -> Interface:
     return Interface(copy_element(iface.element))
 
 
+def check_hotpluggable(iface: Interface) -> None:
+    """Refuse a NIC type QEMU cannot take live (naming it).
+
+    Tap types, ``user`` and the socket types (``server``/``client``/``mcast``/``udp``:
+    ``netdev_add type=socket``) plug live; ``vhostuser`` does not (its memory must be shared
+    from the start and its chardev added first): it goes into the definition for the next
+    start.
+
+    :raises UnsupportedError: another type
+    """
+    if iface.type not in HOTPLUG_TYPES:
+        raise UnsupportedError(
+            f"interface type '{iface.type}' cannot be hot-plugged",
+            hint="add it to the definition (--config) and restart the domain",
+        )
+
+
 def hotplug(dm: DomainManager, name: str, iface: Interface) -> None:
     """Plug ``iface`` into the running domain ``name``."""
+    check_hotpluggable(iface)
+    needs_tap = iface.type in TAP_TYPES
     name, rec = dm.running(name)
     with dm.locked(name):
         dom = dm.definition(name)
@@ -54,10 +77,10 @@ def hotplug(dm: DomainManager, name: str, iface: Interface) -> None:
         taps = {i.target_dev for i in dom.devices.interfaces if i.target_dev}
         k = _free_index(aliases, taps, dom.uuid)
         iface.alias = f"net{k}"
-        if iface.type != "user" and iface.target_dev is None:
+        if needs_tap and iface.target_dev is None:
             iface.target_dev = nic_hooks.tap_name(dom.uuid, k)
         entry = nic_hooks.nic_entry(iface)
-        if iface.type != "user":
+        if needs_tap:
             nic_hooks.plug(dm.paths, entry, owner=name)
         try:
             with Monitor(rec.qmp_socket, name=name) as mon:
@@ -76,12 +99,12 @@ def hotplug(dm: DomainManager, name: str, iface: Interface) -> None:
                         mon.netdev_del(str(spec.netdev["id"]))
                     raise
         except BaseException:
-            if iface.type != "user":
+            if needs_tap:
                 nic_hooks.unplug(dm.paths, entry)
             raise
         dom.devices.add(iface)
         nics.write_live(dm, name, dom)
-        if iface.type != "user":
+        if needs_tap:
             nics.update_hook_nics(dm, name, lambda old: [*old, entry])
 
 
@@ -103,7 +126,7 @@ def unplug_live(dm: DomainManager, name: str, iface: Interface) -> None:
             with contextlib.suppress(MonitorError):
                 mon.netdev_del(f"host{alias}")
         entry = nic_hooks.nic_entry(iface)
-        if iface.type != "user":
+        if iface.type in TAP_TYPES:
             nic_hooks.unplug(dm.paths, entry)
             tap = entry["tap"]
             nics.update_hook_nics(dm, name, lambda old: [n for n in old if n.get("tap") != tap])

@@ -34,9 +34,8 @@ class ArgvContext:
 
     * ``run_dir/qmp.sock``, ``run_dir/events.sock``: the two QMP sockets (QEMU creates them);
     * ``run_dir/qemu.pid``: ``-pidfile``;
-    * ``run_dir/serial<N>.sock`` / ``console<N>.sock`` / ``channel<N>.sock``: a ``pty``
-      character device becomes a listening UNIX socket, logged to ``log_dir/console.log``
-      (port 0) or ``log_dir/serial<N>.log``;
+    * ``log_dir/console.log`` (serial port 0) or ``log_dir/serial<N>.log``: the log of a
+      ``pty`` character device without a ``<log>`` (QEMU allocates the pty itself);
     * ``run_dir/vnc.sock``: VNC listening on a socket without a path;
     * ``run_dir/vnc<N>.secret``: the VNC password (see :func:`~.builder.required_files`).
 

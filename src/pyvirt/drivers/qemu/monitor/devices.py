@@ -75,6 +75,16 @@ class DeviceCommands(Commands):
         """Set property *prop* of the QOM object at *path* to a scalar *value*."""
         self._call("qom-set", {"path": path, "property": prop, "value": value})
 
+    # character devices ---------------------------------------------------------------------
+    def query_ptys(self) -> dict[str, str]:
+        """``query-chardev``'s pseudo-terminals: chardev id -> ``/dev/pts/N``."""
+        out: dict[str, str] = {}
+        for c in self._call("query-chardev"):
+            filename = str(c.get("filename", ""))
+            if filename.startswith("pty:"):
+                out[str(c["label"])] = filename[4:]
+        return out
+
     # PCI -----------------------------------------------------------------------------------
     def query_pci(self) -> list[PciBus]:
         """The PCI buses and the devices on them (bridges include theirs)."""

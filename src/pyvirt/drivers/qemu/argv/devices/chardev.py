@@ -1,9 +1,10 @@
 """Lowering of ``<serial>``, ``<console>`` and ``<channel>``: a ``-chardev`` backend and the
 guest-side ``-device`` (``isa-serial``, ``virtconsole``, ``virtserialport``).
 
-A ``pty`` backend becomes a listening UNIX socket in the run directory (pyvirt's console
-attaches to it), logged to the log directory, so the console works with a daemonized QEMU
-and its output is kept.
+A ``pty`` backend is ``-chardev pty`` as libvirt makes it: QEMU allocates a ``/dev/pts/N``
+(read back with ``query-chardev`` after the start and shown in the live XML), which
+``pyvirt console`` and pyvirtd's web console open. Without a ``<log>`` its output is also kept
+in the log directory (``logfile=``), so the console's history survives.
 """
 
 from __future__ import annotations
@@ -27,11 +28,6 @@ SERIAL_TARGETS = {
 }
 
 
-def socket_path(b: Build, alias: str) -> Path:
-    """Where a ``pty`` character device listens: ``RUN_DIR/<alias>.sock``."""
-    return b.ctx.run_dir / f"{alias}.sock"
-
-
 def log_path(b: Build, alias: str) -> Path:
     """Log of a ``pty`` device: ``console.log`` for the first serial port, else ``<alias>.log``."""
     return b.ctx.log_dir / ("console.log" if alias == "serial0" else f"{alias}.log")
@@ -45,11 +41,8 @@ def backend(b: Build, dev: Chardev, alias: str) -> str:
     t = dev.type
     if t == "pty":
         return qemu_opts(
-            "socket",
+            "pty",
             id=cid,
-            path=str(socket_path(b, alias)),
-            server=True,
-            wait=False,
             logfile=logfile or str(log_path(b, alias)),
             logappend=True if logappend is None else logappend,
         )
@@ -121,6 +114,9 @@ def _is_serial_alias_of_console(b: Build, dev: Chardev) -> bool:
 def lower_chardev(dev: Chardev, b: Build) -> list[str]:
     """Lower one ``<serial>``, ``<console>`` or ``<channel>``."""
     if _is_serial_alias_of_console(b, dev):
+        port = dev.target_port or 0
+        serial = next(s for s in b.domain.devices.serials if (s.target_port or 0) == port)
+        dev.alias = serial.alias or f"serial{port}"  # the same port, as libvirt names it
         return []
     if dev.kind == "serial" or (dev.kind == "console" and dev.target_type in (None, "serial")):
         index = dev.target_port if dev.target_port is not None else b.counter("serial-port")

@@ -284,6 +284,11 @@ def blockdev_nodes(disk: Disk, alias: str) -> tuple[list[dict[str, JsonValue]], 
     if disk.type != "network" and disk.source_path is None and disk.type != "volume":
         if disk.device in ("cdrom", "floppy"):
             return [], None
+        if disk.type in ("nvme", "vhostuser"):
+            raise UnsupportedError(
+                f"disk '{disk.target_dev}': <disk type='{disk.type}'> is not supported",
+                hint="give the disk as a file or block device",
+            )
         raise InvalidConfigError(f"disk '{disk.target_dev}' has no source")
     cache, _ = _cache(disk)
     storage = _storage_node(disk, f"{alias}-storage")
