@@ -34,9 +34,10 @@ def test_q35_root_ports_boot_and_hotplug(pyvirt: Pyvirt, tiny_image: Any) -> Non
         f"<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
         f"<source file='{img}'/><target dev='vda' bus='virtio'/></disk>"
         f"<interface type='user'><mac address='{MAC}'/><model type='virtio'/></interface>"
-        # five explicit root ports: the NIC, the USB controller and the disk take three
+        # six explicit root ports: the NIC, the USB controller, the disk and the balloon
+        # (a default, as in libvirt) take four
         + "<controller type='pci' model='pcie-root-port'/>"
-        * 5
+        * 6
     )
     xml = domain_xml(tiny_image, "q1", extra_devices=devices)
     xml = xml.replace("machine='pc'", "machine='q35'")
@@ -47,7 +48,7 @@ def test_q35_root_ports_boot_and_hotplug(pyvirt: Pyvirt, tiny_image: Any) -> Non
     # define wrote the topology: pcie-root, root ports with libvirt's numbers, addresses
     stored = pyvirt("dumpxml", "q1", "--inactive").out
     assert "<controller type='pci' index='0' model='pcie-root'/>" in stored
-    assert stored.count("model='pcie-root-port'") == 5  # enough already: none added
+    assert stored.count("model='pcie-root-port'") == 6  # enough already: none added
     assert "<target chassis='1' port='0x8'/>" in stored
     assert "<controller type='usb' index='0' model='qemu-xhci'>" in stored
     assert re.search(r"<target dev='vda' bus='virtio'/>\s*<address type='pci' domain='0x0000' "
@@ -55,11 +56,11 @@ def test_q35_root_ports_boot_and_hotplug(pyvirt: Pyvirt, tiny_image: Any) -> Non
 
     pyvirt("start", "q1")
     wait_marker(pyvirt, "q1")
-    # the guest sees the disk (its size), the NIC (its MAC) and the five root ports
+    # the guest sees the disk (its size), the NIC (its MAC) and the six root ports
     disks = guest_disks(pyvirt, "q1")
     assert disks.get("vda") == 11 * MiB
     assert MAC in macs(pyvirt)
-    assert int(guest(pyvirt, "q1", BRIDGES).strip()) == 5
+    assert int(guest(pyvirt, "q1", BRIDGES).strip()) == 6
     # vda sits behind a root port: two PCI functions on its sysfs path
     path_of_vda = guest(pyvirt, "q1", "readlink -f /sys/block/vda")
     assert len(re.findall(r"0000:0[0-9a-f]:[0-9a-f]{2}\.\d", path_of_vda)) >= 2, path_of_vda
@@ -74,7 +75,7 @@ def test_q35_root_ports_boot_and_hotplug(pyvirt: Pyvirt, tiny_image: Any) -> Non
     wait_for(lambda: HOT_MAC in macs(pyvirt), 40, "the hot-plugged NIC in the guest")
     live = pyvirt("dumpxml", "q1").out
     buses = re.findall(r"<address type='pci' domain='0x0000' bus='(0x0[1-9a-f])' slot='0x00'", live)
-    assert len(buses) == len(set(buses)) == 5, live  # five devices, five ports, no sharing
+    assert len(buses) == len(set(buses)) == 6, live  # six devices, six ports, no sharing
 
     # no empty port left: a third device is refused, with the hint
     extra = pyvirt.root / "vdc.raw"

@@ -244,7 +244,8 @@ def test_add_controller_and_devices(web: Web) -> None:
     add("serial", {})
     text = xml(web, "g2")
     assert re.search(r"<controller type='scsi' index='0' model='virtio-scsi'", text), text
-    assert re.search(r"<controller type='usb' index='0' model='qemu-xhci'", text), text
+    # a second USB controller next to the default one (index 0, as libvirt adds it)
+    assert re.search(r"<controller type='usb' index='1' model='qemu-xhci'", text), text
     assert "<input type='tablet' bus='usb'" in text
     assert re.search(r"<rng model='virtio'>", text)
     assert "<watchdog model='i6300esb' action='poweroff'" in text

@@ -99,7 +99,6 @@ TABLE: dict[str, dict[str, str]] = {
     },
     "console": {
         "--devname": "not in pyvirt yet: pyvirt attaches the first serial console",
-        "--force": "not in pyvirt yet",
         "--safe": "not in pyvirt yet",
     },
     "cpu-compare": {

@@ -78,7 +78,7 @@ def test_every_virsh_option_is_in_pyvirt_help(
         (["schedinfo", "d", "--weight", "5"], "Xen's credit scheduler"),
         (["start", "d", "--autodestroy"], "holds no connection"),
         (["snapshot-delete", "d", "--snapshotname", "s"], "positional argument (SNAPSHOT)"),
-        (["console", "d", "--force"], "not in pyvirt yet"),  # was silently ignored
+        (["console", "d", "--safe"], "not in pyvirt yet"),
         (["migrate", "d", "pyvirt+ssh://h/", "--postcopy-bandwidth", "9"], "issue #15"),
     ],
 )

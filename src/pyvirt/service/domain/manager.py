@@ -638,8 +638,9 @@ class DomainManager:
 
         dom = Domain.from_xml(xml)
         check_new_name(dom.name, paths=self.paths)
+        complete_domain(dom)  # q35: root ports, controllers and PCI addresses, as libvirt
         defaults.apply(self.paths, dom)  # stored as libvirt stores it: MACs, controllers...
-        complete_domain(dom)  # q35: root ports (the defaults' devices too) and PCI addresses
+        complete_domain(dom)  # q35 again: root ports for the devices the defaults added
         hostnodes.check_numatune(dom)
         advice = advisor.check_define(dom, force=force)  # raises for a refusal unless forced
         if not force:
