@@ -37,9 +37,15 @@ class SyncMonitor(Monitor):
     """
 
     def __init__(
-        self, socket_path: Path | str, timeout: float = DEFAULT_TIMEOUT, *, name: str | None = None
+        self,
+        socket_path: Path | str,
+        timeout: float = DEFAULT_TIMEOUT,
+        *,
+        name: str | None = None,
+        purpose: str = "command",
+        wait: bool = True,
     ) -> None:
-        super().__init__(socket_path, timeout, name=name)
+        super().__init__(socket_path, timeout, name=name, purpose=purpose, wait=wait)
         self._sock: socket.socket | None = None
         self._buf = b""
         self._events: list[dict[str, Any]] = []
@@ -53,13 +59,16 @@ class SyncMonitor(Monitor):
         """
         if self._sock is not None:
             return
+        deadline = time.monotonic() + self.timeout
+        self._take_lock(deadline)  # the monitor's flock, as Monitor's sessions take it
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         self._sock = sock
         try:
-            deadline = time.monotonic() + self.timeout
             sock.settimeout(self.timeout)
             sock.connect(str(self.socket_path))
             greeting = self._read(deadline, "connect")
+            while "event" in greeting:  # an event of the previous session may come first
+                greeting = self._read(deadline, "connect")
             if "QMP" not in greeting:
                 raise MonitorError(f"QMP 'connect' on '{self.socket_path}' failed: no greeting")
             self._command("qmp_capabilities", None)
@@ -77,6 +86,7 @@ class SyncMonitor(Monitor):
         self._buf = b""
         if sock is not None:
             sock.close()
+        self._release_lock()
 
     def __enter__(self) -> SyncMonitor:
         self.connect()

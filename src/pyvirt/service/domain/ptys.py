@@ -27,10 +27,10 @@ def record_ptys(rec: RuntimeRecord, live_xml: str) -> str:
     """
     if not any(a.startswith("pty,") for a in rec.argv):
         return live_xml
-    from pyvirt.drivers.qemu.qmp import Monitor  # lazy
+    from pyvirt.drivers.qemu.qmp_sync import SyncMonitor  # lazy: no asyncio on start's path
 
     try:
-        with Monitor(rec.qmp_socket, name=rec.name) as mon:
+        with SyncMonitor(rec.qmp_socket, name=rec.name) as mon:
             found = mon.query_ptys()
     except PyvirtError as err:
         log.warning("domain '%s': cannot read its pseudo-terminals: %s", rec.name, err)
