@@ -203,6 +203,11 @@ export function storage(root: HTMLElement): () => void {
     h("table", { class: "grid", "aria-label": "Volumes" },
       h("thead", null, h("tr", null, ...["Name", "Format", "Capacity", "Allocation", "Path", ""].map((t) => h("th", null, t)))), volBody));
 
+  // an inactive pool can be deleted (pool-undefine; its storage is left alone)
+  const remove = (pool: string): HTMLButtonElement => h("button", { type: "button", "aria-label": `Delete pool ${pool}`, onclick: () => {
+    if (!window.confirm(`Delete the pool ${pool}? Its volumes are left where they are.`)) return;
+    void del(`pools/${enc(pool)}`).then(() => { notify(`Pool ${pool} deleted`); return refresh(); }).catch(report);
+  } }, "Delete");
   const poolRow = (p: Pool): HTMLElement => {
     const up = p.state === "running";
     const auto = h("input", { type: "checkbox", checked: p.autostart, "aria-label": `Autostart ${p.name}`,
@@ -213,7 +218,7 @@ export function storage(root: HTMLElement): () => void {
       h("td", null, h("button", { type: "button", class: "link", onclick: () => { current = p.name; void refresh(); } }, p.name)),
       h("td", null, p.type), h("td", null, h("span", { class: `state ${up ? "running" : ""}` }, p.state)),
       h("td", null, up ? `${bytes(p.allocation)} of ${bytes(p.capacity)}` : ""), h("td", null, auto),
-      h("td", null, up ? act("Stop", "destroy") : act("Start", "start"), " ", up ? act("Refresh", "refresh") : null));
+      h("td", null, up ? act("Stop", "destroy") : act("Start", "start"), " ", up ? act("Refresh", "refresh") : remove(p.name)));
   };
 
   async function loadVolumes(): Promise<void> {
