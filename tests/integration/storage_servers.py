@@ -83,7 +83,7 @@ def _wait(check: Sequence[str], what: str, timeout: float = 20.0) -> None:
 class Target:
     """A running tgtd: its namespace, control port and target IQN."""
 
-    ns: str
+    ns: str | None
     control: int
     iqn: str
     workdir: Path
@@ -108,13 +108,14 @@ class Target:
 
 
 @contextmanager
-def tgtd(ns: str) -> Iterator[Target]:
-    """tgtd in ``ns`` on 127.0.0.1:3260 with one target and no LUNs yet."""
+def tgtd(ns: str | None, port: int = 3260) -> Iterator[Target]:
+    """tgtd in ``ns`` on 127.0.0.1:``port`` with one target and no LUNs yet (``ns`` None:
+    this machine's own loopback, so give a free ``port``)."""
     need("tgtd", "tgtadm")
     control = random.randrange(2000, 30000)
     workdir = Path(tempfile.mkdtemp(prefix="pvs2-tgt-", dir="/tmp"))
     iqn = f"iqn.2024-01.org.pyvirt.test:t{control}"
-    argv = ["tgtd", "-f", "-C", str(control), "--iscsi", "portal=127.0.0.1:3260"]
+    argv = ["tgtd", "-f", "-C", str(control), "--iscsi", f"portal=127.0.0.1:{port}"]
     proc = subprocess.Popen(in_ns(ns, argv), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     tgt = Target(ns, control, iqn, workdir)
     try:
