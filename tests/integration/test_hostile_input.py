@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -274,7 +275,11 @@ def test_full_state_disk(inodes: bool, tmp_path: Path) -> None:
         pv("net-define", _net(tmp_path))
         pv("pool-define-as", "p0", "dir", "--target", str(tmp_path / "p0"))
         redefine = tmp_path / "d2.xml"
-        redefine.write_text(pv("dumpxml", "d").out.replace(">65536<", ">131072<"))
+        # a changed definition: more memory (and its current memory with it)
+        changed = re.sub(r"<memory[^>]*>[^<]*</memory>", "<memory unit='KiB'>131072</memory>",
+                         pv("dumpxml", "d").out)  # fmt: skip
+        changed = re.sub(r"<currentMemory[^>]*>[^<]*</currentMemory>", "", changed)
+        redefine.write_text(changed)
         _fill(root, inodes=inodes)
         commands = [
             ("define", _xml_outside(tmp_path, "f")),

@@ -207,9 +207,11 @@ def _run(
         paused=paused,
         transient=transient,
     )
-    live_xml = ptys.record_ptys(rec, p.live_xml)
-    if live_xml is not p.live_xml:
-        run.write_live_xml(live_xml)
+    if ptys.has_ptys(rec):  # the live XML as the hooks left it (volume disks put back)
+        current = run.live_xml().decode()
+        live_xml = ptys.record_ptys(rec, current)
+        if live_xml is not current:
+            run.write_live_xml(live_xml)
     run.save_record(rec)
     if not supervise.supervisor_alive(mgr.paths):  # else pyvirtd watches it, no reaper needed
         reaper_spawn.spawn(mgr.paths, name)

@@ -12,11 +12,16 @@ from pyvirt.errors import PyvirtError
 if TYPE_CHECKING:
     from pyvirt.drivers.qemu.runtime import RuntimeRecord
 
-__all__ = ["record_ptys", "show_ptys"]
+__all__ = ["has_ptys", "record_ptys", "show_ptys"]
 
 log = logging.getLogger(__name__)
 
 # lazy: function-local imports marked ``# lazy``: QMP and lxml load only for a domain with a pty.
+
+
+def has_ptys(rec: RuntimeRecord) -> bool:
+    """Whether the domain's QEMU has ``pty`` chardevs (``-chardev pty,...``)."""
+    return any(a.startswith("pty,") for a in rec.argv)
 
 
 def record_ptys(rec: RuntimeRecord, live_xml: str) -> str:
@@ -25,7 +30,7 @@ def record_ptys(rec: RuntimeRecord, live_xml: str) -> str:
     ``tty=``), as virsh's live XML does. Nothing is asked when the argv has no ``-chardev pty``.
     A failure is logged: the domain runs, only its console is unknown.
     """
-    if not any(a.startswith("pty,") for a in rec.argv):
+    if not has_ptys(rec):
         return live_xml
     from pyvirt.drivers.qemu.qmp_sync import SyncMonitor  # lazy: no asyncio on start's path
 
