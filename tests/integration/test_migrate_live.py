@@ -23,11 +23,13 @@ from typing import Any
 import pytest
 
 import pyvirt.api as pyvirt_api
+from pyvirt.errors import PyvirtError
 from pyvirt.progress import CancelledError
 from tests.conftest import Pyvirt, kill_leftovers
+from tests.consolehelp import connect_serial
 from tests.daemonhelp import free_port, pyvirtd
 from tests.integration.nethelp import NsPyvirt
-from tests.integration.test_disks import guest, serial_socket
+from tests.integration.test_disks import guest
 from tests.integration.test_lifecycle import (
     MARKER,
     console_log,
@@ -61,20 +63,23 @@ class Ticks:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    def follow(self, path: Path) -> None:
-        """Read the console at *path* (waiting for it to appear) until :meth:`stop`."""
-        t = threading.Thread(target=self._read, args=(path,), daemon=True)
+    def follow(self, root: Path, name: str) -> None:
+        """Read domain *name*'s console under state root *root* (waiting for the domain to
+        run there) until :meth:`stop`."""
+        t = threading.Thread(target=self._read, args=(root, name), daemon=True)
         t.start()
         self._threads.append(t)
 
-    def _read(self, path: Path) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    def _read(self, root: Path, name: str) -> None:
+        sock: socket.socket | None = None
         while not self._stop.is_set():
-            try:
-                sock.connect(str(path))
+            try:  # its pty is known once the domain runs there (the runtime record)
+                sock = connect_serial(root, name)
                 break
-            except OSError:
+            except (OSError, ValueError, KeyError, IndexError, PyvirtError):
                 time.sleep(0.002)
+        if sock is None:
+            return
         sock.settimeout(0.05)
         buf = b""
         with sock:
@@ -154,8 +159,8 @@ def test_ticker_keeps_counting_on_the_destination(
 ) -> None:
     _ticking(pyvirt, tiny_image)
     ticks = Ticks()
-    ticks.follow(serial_socket(pyvirt, "t1"))
-    ticks.follow(serial_socket(other, "t1"))
+    ticks.follow(pyvirt.root, "t1")
+    ticks.follow(other.root, "t1")
     wait_for(lambda: len(ticks.seen) > 20, 20, "the ticker")
     src = pyvirt_api.open(_uri(pyvirt)).domains.get("t1")
     result = src.migrate(pyvirt_api.open(_uri(other)), persistent=True, undefine_source=True)
@@ -269,8 +274,8 @@ def test_same_mac_and_ip_answer_in_the_destination_namespace(
         _pings(a)
         guest(a, "t1", TICKER)
         ticks = Ticks()
-        ticks.follow(serial_socket(a, "t1"))
-        ticks.follow(serial_socket(b, "t1"))
+        ticks.follow(a.root, "t1")
+        ticks.follow(b.root, "t1")
         wait_for(lambda: len(ticks.seen) > 20, 20, "the ticker")
         a.env["PYVIRT_TOKEN"] = _token(db)
         a("migrate", "--live", "t1", f"pyvirt+tls://{ADDR_B}:{port}/?ca={db.cert}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import tempfile
 import time
 import uuid
@@ -22,6 +21,7 @@ from typing import Any
 import pytest
 
 import pyvirt.api
+from tests.consolehelp import connect_serial
 from tests.integration.conftest import TINY_CMDLINE
 from tests.webhelp import Web, screens_dir, web_console
 
@@ -76,8 +76,7 @@ def shell(web: Web, cmd: str, timeout: float = 90.0) -> str:
     line = f"\nprintf 'S-%s\\n' {tag}; {cmd}; printf 'E-%s\\n' {tag}\n".encode()
     pattern = re.compile(rf"S-{tag}\r?\n(.*?)E-{tag}", re.S)
     deadline = time.monotonic() + timeout
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.connect(str(web.daemon.root / "run" / "qemu" / "sn1" / "serial0.sock"))
+    with connect_serial(web.daemon.root, "sn1") as s:
         s.settimeout(0.5)
         buf, sent = b"", 0.0
         while time.monotonic() < deadline:
