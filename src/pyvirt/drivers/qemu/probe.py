@@ -23,7 +23,7 @@ from typing import Any
 
 from pyvirt import hostcmd
 from pyvirt.drivers.qemu.monitor.cpu_models import CpuDefinition, MachineInfo
-from pyvirt.errors import HostCommandError, NotFoundError, UnsupportedError
+from pyvirt.errors import HostCommandError, MonitorError, NotFoundError, UnsupportedError
 
 __all__ = ["QemuOffer", "clear_memory_cache", "probe"]
 
@@ -156,7 +156,18 @@ def _ask(binary: Path, accel: str) -> QemuOffer:
                     hint="check that QEMU runs ('qemu-system-x86_64 --version')",
                 )
             time.sleep(0.01)
-        with Monitor(sock, name=f"probe-{accel}") as mon:
+        mon = Monitor(sock, name=f"probe-{accel}")
+        while True:  # the socket exists once bound; QEMU may not listen on it yet
+            try:
+                mon.connect()
+                break
+            except MonitorError as err:
+                if "refused" not in str(err) or proc.poll() is not None:
+                    raise
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+        with mon:
             offer = _collect(mon, str(binary), accel)
             mon.quit()
         return offer
