@@ -27,6 +27,14 @@ PYVIRT = [sys.executable, "-m", "pyvirt.cli"]
 #: fixed names, storage servers on fixed ports, VNC ports (picked by probing), host tuning
 #: (hugepages, KSM, cgroups) or timing benchmarks. Under xdist they all run in one worker, one
 #: after another ("host" group); they may still run beside tests of other files.
+# A suite started in the background by a shell without job control inherits SIGINT ignored,
+# and Python then never raises KeyboardInterrupt: the tests that press Ctrl-C on a CLI (its
+# job is cancelled, its event loop ends) would see nothing. Handle SIGINT here, so that the
+# processes the tests start get the default disposition whatever launched the suite.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 HOST_FILES = frozenset({
     "test_affect.py", "test_api_docs.py", "test_api_docs_net.py", "test_argv_qemu.py",
     "test_clone.py", "test_daemon_fuzz.py", "test_daemon_resources.py",
