@@ -113,7 +113,14 @@ def _push(dom: Domain, job: Job) -> dict[str, Any]:
         with contextlib.suppress(CancelledError):
             job.report(done, total)
 
-    return dom.backup_wait(progress=report, cancel=job.token).to_json()
+    try:
+        return dom.backup_wait(progress=report, cancel=job.token).to_json()
+    except InvalidStateError:
+        # a backup that ended before the job's first look (another poller finished it)
+        info = dom.backup_job_info(completed=True)
+        if info is None:
+            raise
+        return info.to_json()
 
 
 def _pull(dom: Domain, job: Job) -> dict[str, Any] | None:

@@ -594,10 +594,14 @@ def wait(
     from pyvirt.progress import CancelledError  # lazy
 
     deadline = None if timeout is None else time.monotonic() + timeout
+    seen = False
     while True:
         info = poll(mgr, ident)
+        if info is None and seen:  # another poller (domjobinfo, statistics) finished it
+            info = completed(mgr, ident)
         if info is None:
             raise InvalidStateError(f"no backup job is active on domain '{mgr.resolve(ident)}'")
+        seen = True
         if progress is not None and info.total:
             progress(info.done, info.total)
         if info.state == "failed":
