@@ -336,11 +336,6 @@ class Etcd:
         out = self._post("a transaction", "/kv/txn", body)
         return bool(out.get("succeeded", False))
 
-    def revision(self) -> int:
-        """The store's current revision (a range on an empty key answers with it)."""
-        out = self._post("the revision", "/kv/range", {"key": _b64("\0"), "count_only": True})
-        return int((out.get("header") or {}).get("revision", 0))
-
     # leases --------------------------------------------------------------------------------
 
     def lease_grant(self, ttl: int) -> int:
