@@ -116,11 +116,14 @@ def test_keymap_and_nic(web: Web) -> None:
     page.get_by_label("Link state").select_option("down")
     web.shot("details-nic")
     page.get_by_role("button", name="Apply").click()
-    page.get_by_text("Changes applied").last.wait_for()
+    # the first apply's notice may still be on screen: wait for the definition itself
+    deadline = time.monotonic() + 30
+    wanted = ("<model type='virtio'/>", "<link state='down'/>")
+    while not all(w in (text := xml(web, "g1")) for w in wanted):
+        assert time.monotonic() < deadline, f"the NIC change did not reach the definition: {text}"
+        time.sleep(0.2)
     hardware(web, label)
     assert page.get_by_label("Device model").input_value() == "virtio"
-    text = xml(web, "g1")
-    assert "<model type='virtio'/>" in text and "<link state='down'/>" in text
 
 
 def test_clone_add_storage_force_off_delete(web: Web) -> None:

@@ -37,6 +37,7 @@ def _guest(image: Any, disk: Path) -> str:
   <vcpu>1</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type><kernel>{image.kernel}</kernel>
     <initrd>{image.initrd}</initrd><cmdline>{TINY_CMDLINE}</cmdline></os>
+  <features><acpi/></features>
   <devices>
     <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
       <source file='{disk}'/><target dev='vda' bus='virtio'/></disk>
@@ -129,7 +130,10 @@ def test_snapshots_tab(web: Web) -> None:
     assert r.status == 200, r.body
     # under TCG the TSC follows the host's clock; the HPET follows QEMU's virtual clock,
     # which the snapshot saves, so the uptime read through it goes back on revert
-    shell(web, "echo hpet >/sys/devices/system/clocksource/clocksource0/current_clocksource")
+    # (the HPET is found through ACPI: the definition has <acpi/>)
+    clock = "/sys/devices/system/clocksource/clocksource0/current_clocksource"
+    shell(web, f"echo hpet >{clock}")
+    assert shell(web, f"cat {clock}").strip() == "hpet"
     write_marker(web, "BEFORE-SNAP")
     assert read_marker(web).startswith("BEFORE-SNAP")
     page = web.visit("#/vm/sn1/snapshots", "snapshots-empty", ready="table.grid")

@@ -697,11 +697,17 @@ class _Follow:
             )
         if self.progress is not None:
             self.progress(st.total, st.total)
+        # QEMU can answer "completed" before its migration thread has stored the final
+        # figures (the status and the times are read apart; both times read 0, or the
+        # downtime is missing): they follow within a moment, and asking again costs well
+        # under a millisecond of the guest's pause
+        until = time.monotonic() + 0.05
+        while not _figures(st) and time.monotonic() < until:
+            with contextlib.suppress(MonitorError):
+                st = mon.query_migrate()
         with contextlib.suppress(MonitorError):  # the limit it ended with (the user's, maybe)
             self.downtime = mon.query_migration_parameters().downtime_limit_ms
-        # QEMU fills its figures in just after the event: rather than wait (the guest is
-        # stopped until the destination runs it) take the loop's own clock then
-        measured = st.total_time_ms > 0
+        measured = _figures(st)
         return MigrationResult(
             total_time_ms=st.total_time_ms
             if measured
@@ -712,6 +718,11 @@ class _Follow:
             downtime_limit_ms=self.downtime,
             postcopy=self.in_postcopy,
         )
+
+
+def _figures(st: MigrationStatus) -> bool:
+    """Whether a completed migration's status carries QEMU's final times."""
+    return st.total_time_ms > 0 and st.downtime_ms is not None
 
 
 def _wait_finished(mon: Monitor, timeout: float = 30.0) -> None:
