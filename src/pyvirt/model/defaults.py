@@ -25,7 +25,9 @@ libvirt's virtio balloon and Cirrus adapter):
   without a serial port gets one; serial targets become ``isa-serial`` with their port.
 
 The children of ``<domain>`` and ``<devices>`` are put in libvirt's order. Filling twice
-changes nothing (``define(dumpxml(define(x)))`` is stable). PCI addresses are not assigned here.
+changes nothing (``define(dumpxml(define(x)))`` is stable). On i440fx each device that goes
+on ``pci.0`` gets its slot as libvirt assigns it (:func:`pyvirt.model.pcie.complete_i440fx`);
+q35's topology is :func:`pyvirt.model.pcie.complete_domain`'s, which ``define`` runs around this.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from lxml import etree
 
 from pyvirt.model.devices import DEVICE_CLASSES, Chardev, Controller, Input, Memballoon
 from pyvirt.model.devices.base import DEVICE_ORDER
+from pyvirt.model.pcie import complete_i440fx
 from pyvirt.model.devices.controller import controller_indexes
 from pyvirt.model.domain import Domain
 from pyvirt.model.xmltree import insert_element
@@ -70,6 +73,7 @@ def fill_defaults(
     _chardevs(dom)
     _inputs_video_balloon(dom)
     _order(dom)
+    complete_i440fx(dom)  # i440fx: each device's slot of pci.0 (q35: model.pcie, at define)
 
 
 def _family(dom: Domain) -> str:

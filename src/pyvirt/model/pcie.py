@@ -270,9 +270,40 @@ _ORDER = ("filesystem", "interface", "sound", "controller", "disk", "hostdev", "
           "rng", "watchdog", "video", "input", "serial", "console")  # fmt: skip
 
 
-def _in_order(devices: Element) -> Iterator[Element]:
+def _in_order(devices: Element, *, sort_disks: bool = False) -> Iterator[Element]:
+    """*devices*' children in libvirt's placement order; with *sort_disks* the disks of one
+    bus by target name (``vda`` < ``vdb`` < ``vdaa``), the order libvirt keeps them in."""
     for tag in _ORDER:
-        yield from devices.iterchildren(tag)
+        if tag == "disk" and sort_disks:
+            yield from sorted(devices.iterchildren(tag), key=_disk_key)
+        else:
+            yield from devices.iterchildren(tag)
+
+
+def _disk_key(disk: Element) -> tuple[int, str]:
+    target = disk.find("target")
+    dev = (target.get("dev") if target is not None else None) or ""
+    return len(dev), dev
+
+
+def _add_virtio_serial(devices: Element) -> bool:
+    """Add the virtio-serial controllers the virtio consoles and channels use (an address's
+    ``controller``, else 0) and the XML lacks, as libvirt does; returns whether it added any."""
+    have = {_num(c.get("index")) for c in devices.iterchildren("controller")
+            if c.get("type") == "virtio-serial"}  # fmt: skip
+    wanted: set[int] = set()
+    for tag in ("console", "channel"):
+        for el in devices.iterchildren(tag):
+            target = el.find("target")
+            if target is None or target.get("type") != "virtio":
+                continue
+            addr = el.find("address")
+            serial = addr is not None and addr.get("type") == "virtio-serial"
+            wanted.add(_num(addr.get("controller")) if serial and addr is not None else 0)
+    for index in sorted(wanted - have):
+        ctl = etree.Element("controller", type="virtio-serial", index=str(index))
+        _insert_controller(devices, ctl)
+    return bool(wanted - have)
 
 
 def _add_default_controllers(devices: Element) -> None:
@@ -508,6 +539,74 @@ def complete_domain(domain: Domain) -> bool:
         return False
     devices.attach()
     return True
+
+
+def is_i440fx(machine: str | None, arch: str | None) -> bool:
+    """Whether *machine* (on *arch*) is an i440fx PC (``pc``, ``pc-i440fx-7.2``, ``pc-1.0``...)."""
+    machine = machine or "pc"
+    return (arch or "x86_64") in ("x86_64", "i686") and (
+        machine == "pc" or (machine.startswith("pc-") and not is_q35(machine))
+    )
+
+
+#: slots of pci.0 libvirt never hands out on i440fx: the host bridge and PIIX3
+_I440FX_FIXED = {0, 1}
+#: PIIX3's own functions on slot 1 (controller type -> function)
+_PIIX3_FUNCTIONS = {"ide": 1, "usb": 2}
+
+
+def complete_i440fx(domain: Domain) -> bool:
+    """Write a PCI address on every device of an i440fx definition that goes on ``pci.0``
+    and has none, as libvirt assigns them: slot 1 is PIIX3 (IDE ``0x1.0x1``, its UHCI USB
+    ``0x1.0x2``), the primary video card gets slot 2, the others the free slots from 2 in
+    libvirt's placement order (NICs before disks). Addresses in the XML are kept.
+
+    What does not fit on ``pci.0`` (or other USB controllers, bridges) is left without an
+    address: the argv builder places it at each start, adding pci-bridges as it needs.
+
+    :returns: whether the definition changed
+    """
+    if not is_i440fx(domain.os.machine, domain.os.arch):
+        return False
+    devices = domain.devices.element
+    changed = _add_virtio_serial(devices)
+    used = set(_I440FX_FIXED)
+    for el in devices:
+        addr = _pci_address(el) if isinstance(el.tag, str) else None
+        if addr is not None and _num(addr.get("bus")) == 0:
+            used.add(_num(addr.get("slot")))
+    videos = [v for v in devices.iterchildren("video") if _kind(v) is not None]
+    primary = next((v for v in videos if (m := v.find("model")) is not None
+                    and m.get("primary") == "yes"), videos[0] if videos else None)  # fmt: skip
+    if primary is not None and not _has_address(primary) and 2 not in used:
+        _set_address(primary, 0, 2, 0)
+        used.add(2)
+        changed = True
+    free = (n for n in range(2, 32) if n not in used)
+    for el in _in_order(devices, sort_disks=True):
+        if _has_address(el) or _kind(el) is None:
+            continue
+        if el.tag == "controller":
+            ctype = el.get("type") or ""
+            if ctype == "usb" and (el.get("model") != "piix3-uhci" or _num(el.get("index"))):
+                continue  # EHCI with companions, other models: the builder places them
+            if ctype in _PIIX3_FUNCTIONS and not _num(el.get("index")):
+                _set_address(el, 0, 1, _PIIX3_FUNCTIONS[ctype])
+                changed = True
+                continue
+        slot = next(free, None)
+        if slot is None:
+            break  # pci.0 is full: the builder adds bridges for the rest
+        _set_address(el, 0, slot, 0)
+        changed = True
+    ide = next((c for c in devices.iterchildren("controller") if c.get("type") == "ide"
+                and not _num(c.get("index")) and not _has_address(c)), None)  # fmt: skip
+    if ide is not None:
+        _set_address(ide, 0, 1, 1)
+        changed = True
+    if changed:
+        domain.devices.attach()
+    return changed
 
 
 def _downstream_spot(topo: _Topology, ctl: Element) -> tuple[int, int]:
