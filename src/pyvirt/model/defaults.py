@@ -19,7 +19,8 @@ libvirt's virtio balloon and Cirrus adapter):
   (``piix3-uhci``/``qemu-xhci``, its model filled in when missing), the IDE controller of
   i440fx when an IDE disk uses it, q35's SATA controller, the floppy controller for floppies;
 * x86's PS/2 mouse and keyboard, a Cirrus ``<video>`` with a display, a virtio
-  ``<memballoon>``;
+  ``<memballoon>``, a silent ``<audio id='1' type='none'/>`` backend (``-audiodev none``: what
+  the sound cards and the VNC display play through unless the XML has another);
 * serial ports and consoles paired as libvirt pairs them: a serial port gets a ``<console
   type=... ><target type='serial' port='N'/>`` twin (same source) and a serial console
   without a serial port gets one; serial targets become ``isa-serial`` with their port.
@@ -40,9 +41,9 @@ from lxml import etree
 
 from pyvirt.model.devices import DEVICE_CLASSES, Chardev, Controller, Input, Memballoon
 from pyvirt.model.devices.base import DEVICE_ORDER
-from pyvirt.model.pcie import complete_i440fx
 from pyvirt.model.devices.controller import controller_indexes
 from pyvirt.model.domain import Domain
+from pyvirt.model.pcie import complete_i440fx
 from pyvirt.model.xmltree import insert_element
 
 __all__ = ["fill_defaults"]
@@ -268,6 +269,10 @@ def _inputs_video_balloon(dom: Domain) -> None:
         balloon = Memballoon(etree.Element("memballoon"))
         balloon.model = "virtio"
         devs.add(balloon)
+    # an audio backend for the sound cards and the VNC display: libvirt's silent one
+    own_audio = {"spice", "sdl", "dbus"}  # displays that bring their own audio backend
+    if not devs.audios and not any(g.type in own_audio for g in devs.graphics):
+        devs.add(DEVICE_CLASSES["audio"](etree.Element("audio", id="1", type="none")))
 
 
 def _rank(order: tuple[str, ...], children: list[etree._Element]) -> list[etree._Element]:

@@ -259,6 +259,8 @@ def _kind(dev: Element) -> str | None:
         return "pcie" if model == "virtio" else "pci"
     if tag == "input":
         return "pcie" if dev.get("bus") == "virtio" else None
+    if tag == "sound":
+        return "pci" if dev.get("model") in ("es1370", "ac97", "ich6", "ich7", "ich9") else None
     if tag in ("serial", "console"):
         target = dev.find("target")
         return "pci" if target is not None and target.get("type") == "pci-serial" else None

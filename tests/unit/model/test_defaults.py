@@ -56,8 +56,8 @@ def test_what_libvirt_fills() -> None:
     tags = [str(c.tag) for c in dom.element]
     assert tags.index("os") < tags.index("cpu") < tags.index("clock") < tags.index("devices")
     kinds = [str(c.tag) for c in dom.devices.element]
-    rank = ["disk", "controller", "interface", "serial", "console", "input", "graphics", "video",
-            "memballoon"]  # fmt: skip
+    rank = ["disk", "controller", "interface", "serial", "console", "input", "graphics", "audio",
+            "video", "memballoon"]  # fmt: skip
     assert kinds == sorted(kinds, key=rank.index)
 
 

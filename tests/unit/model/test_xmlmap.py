@@ -97,7 +97,6 @@ def test_warnings_one_per_path() -> None:
         "<devices>/<disk>/<source>/<seclabel>: not understood by pyvirt; kept as is",
         "<devices>/<disk>/<iotune>: not understood by pyvirt; kept as is",
         "<devices>/<tpm>: not understood by pyvirt; kept as is",
-        "<devices>/<panic>: not understood by pyvirt; kept as is",
         "<seclabel>: not understood by pyvirt; kept as is",
         "<qemu:commandline>: not understood by pyvirt; kept as is",
     ]

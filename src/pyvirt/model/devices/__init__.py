@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from pyvirt.model.devices.base import DEVICE_CLASSES, DEVICE_ORDER, Address, Device, register_device
-from pyvirt.model.devices.chardev import Channel, Chardev, Console, Serial
+from pyvirt.model.devices.chardev import Channel, Chardev, Console, Parallel, Serial
 from pyvirt.model.devices.controller import Controller
 from pyvirt.model.devices.disk import Disk, DiskHost
 from pyvirt.model.devices.graphics import Graphics, Listen
 from pyvirt.model.devices.hostdev import Hostdev
 from pyvirt.model.devices.interface import Interface
-from pyvirt.model.devices.misc import Input, Memballoon, Rng
+from pyvirt.model.devices.misc import Hub, Input, Memballoon, Panic, Rng
+from pyvirt.model.devices.sound import Audio, Sound
 from pyvirt.model.devices.video import Video
 from pyvirt.model.devices.watchdog import Watchdog
 from pyvirt.model.xmlmap import XmlNode, child, children, insert_element, remove_element, text
@@ -19,6 +20,7 @@ from pyvirt.model.xmlmap import XmlNode, child, children, insert_element, remove
 __all__ = [
     "DEVICE_CLASSES",
     "Address",
+    "Audio",
     "Channel",
     "Chardev",
     "Console",
@@ -29,12 +31,16 @@ __all__ = [
     "DiskHost",
     "Graphics",
     "Hostdev",
+    "Hub",
     "Input",
     "Interface",
     "Listen",
     "Memballoon",
+    "Panic",
+    "Parallel",
     "Rng",
     "Serial",
+    "Sound",
     "Video",
     "Watchdog",
     "register_device",
@@ -61,6 +67,11 @@ class Devices(XmlNode):
     rngs = children("rng", Rng)
     hostdevs = children("hostdev", Hostdev)
     watchdogs = children("watchdog", Watchdog)
+    sounds = children("sound", Sound)
+    parallels = children("parallel", Parallel)
+    hubs = children("hub", Hub)
+    panics = children("panic", Panic)
+    audios = children("audio", Audio)
 
     def __iter__(self) -> Iterator[Device]:
         """Every understood device, in document order."""

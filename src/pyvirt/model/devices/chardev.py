@@ -44,7 +44,7 @@ class Chardev(Device):
 
     @property
     def kind(self) -> str:
-        """``serial``, ``console`` or ``channel``."""
+        """``serial``, ``console``, ``channel`` or ``parallel``."""
         return str(self.element.tag)
 
 
@@ -73,3 +73,12 @@ class Channel(Chardev):
     def __init__(self, element: Element | None = None, /, **values: object) -> None:
         values.pop("kind", None)
         super().__init__(element, kind="channel", **values)
+
+
+@register_device("parallel")
+class Parallel(Chardev):
+    """``<parallel>``: an ISA parallel port on a character device."""
+
+    def __init__(self, element: Element | None = None, /, **values: object) -> None:
+        values.pop("kind", None)
+        super().__init__(element, kind="parallel", **values)

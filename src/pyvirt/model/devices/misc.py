@@ -1,4 +1,4 @@
-"""Small devices: ``<input>``, ``<memballoon>`` and ``<rng>``."""
+"""Small devices: ``<input>``, ``<memballoon>``, ``<rng>``, ``<hub>`` and ``<panic>``."""
 
 from __future__ import annotations
 
@@ -40,3 +40,21 @@ class Rng(Device):
     backend_path = text("backend")
     rate_bytes = int_attr("bytes", "rate")
     rate_period = int_attr("period", "rate")
+
+
+@register_device("hub")
+class Hub(Device):
+    """``<hub type='usb'>``: a USB hub."""
+
+    ORDER = ("alias", "address")
+
+    type = attr("type", choices=("usb",))
+
+
+@register_device("panic")
+class Panic(Device):
+    """``<panic model>``: how the guest reports a kernel panic to the host."""
+
+    ORDER = ("alias", "address")
+
+    model = attr("model", choices=("isa", "pseries", "hyperv", "s390", "pvpanic"))

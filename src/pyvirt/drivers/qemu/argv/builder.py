@@ -20,7 +20,7 @@ from pyvirt.drivers.qemu.argv.context import DEFAULT_EMULATOR, ArgvContext
 from pyvirt.drivers.qemu.argv.devices import ORDER, chardev, controller, disk, graphics
 from pyvirt.drivers.qemu.argv.opts import JsonValue, qemu_opts
 from pyvirt.drivers.qemu.argv.registry import lowering_for
-from pyvirt.errors import InvalidConfigError
+from pyvirt.errors import InvalidConfigError, UnsupportedError
 from pyvirt.model import Address, Controller, Disk
 from pyvirt.model.devices.base import Device
 from pyvirt.model.devices.controller import controller_indexes
@@ -296,13 +296,33 @@ def _device_sequence(b: Build) -> list[object]:
         "consoles": list(devs.consoles),
         "channels": list(devs.channels),
         "inputs": list(devs.inputs),
+        "audios": list(devs.audios),
         "graphics": list(devs.graphics),
         "videos": list(devs.videos),
+        "sounds": list(devs.sounds),
         "memballoon": [devs.memballoon] if devs.memballoon is not None else [],
         "rngs": list(devs.rngs),
         "watchdogs": list(devs.watchdogs),
+        "parallels": list(devs.parallels),
+        "hubs": list(devs.hubs),
+        "panics": list(devs.panics),
     }
+    for el in devs.element:  # what pyvirt cannot run is refused, never left out silently
+        if isinstance(el.tag, str) and el.tag not in LOWERED:
+            raise UnsupportedError(
+                f"<{el.tag}> devices are not supported yet",
+                hint=f"remove the <{el.tag}> element from the definition "
+                "(docs/compatibility.md lists what pyvirt runs)",
+            )
     return [dev for name in ORDER for dev in groups[name]]
+
+
+#: ``<devices>`` children the builder lowers (or knows to need no argument)
+LOWERED = frozenset({
+    "emulator", "disk", "controller", "interface", "serial", "parallel", "console", "channel",
+    "input", "audio", "graphics", "video", "sound", "hostdev", "hub", "watchdog",
+    "memballoon", "rng", "panic",
+})  # fmt: skip
 
 
 #: libvirt's namespace for extra QEMU arguments (``<qemu:commandline><qemu:arg value/>``)

@@ -46,6 +46,10 @@ def machine(b: Build) -> list[str]:
         props[PFLASH_CODE] = f"{PFLASH_CODE}-format"
         if d.os.nvram:
             props[PFLASH_VARS] = f"{PFLASH_VARS}-format"
+    from pyvirt.drivers.qemu.argv.devices.sound import pcspk_audiodev
+
+    if (speaker := pcspk_audiodev(d)) is not None:
+        props["pcspk-audiodev"] = speaker
     props["acpi"] = d.features.has("acpi")
     mb = d.memory_backing
     if mb is not None and mb.nosharepages:

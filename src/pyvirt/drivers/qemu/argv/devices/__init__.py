@@ -16,14 +16,19 @@ ORDER = (
     "interfaces",
     "hostdevs",
     "serials",
+    "parallels",
     "consoles",
     "channels",
     "inputs",
+    "audios",
     "graphics",
     "videos",
+    "sounds",
+    "hubs",
+    "watchdogs",
     "memballoon",
     "rngs",
-    "watchdogs",
+    "panics",
 )
 
 for _mod in pkgutil.iter_modules(__path__):

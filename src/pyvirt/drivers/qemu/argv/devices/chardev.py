@@ -112,7 +112,16 @@ def _is_serial_alias_of_console(b: Build, dev: Chardev) -> bool:
 
 @lowers(Chardev)
 def lower_chardev(dev: Chardev, b: Build) -> list[str]:
-    """Lower one ``<serial>``, ``<console>`` or ``<channel>``."""
+    """Lower one ``<serial>``, ``<console>``, ``<channel>`` or ``<parallel>``."""
+    if dev.kind == "parallel":
+        index = dev.target_port if dev.target_port is not None else b.counter("parallel-port")
+        alias = b.alias(dev, "parallel", fixed=f"parallel{index}")
+        lpt: dict[str, JsonValue] = {
+            "driver": "isa-parallel",
+            "chardev": f"char{alias}",
+            "id": alias,
+        }
+        return ["-chardev", backend(b, dev, alias), "-device", json_opts(lpt)]
     if _is_serial_alias_of_console(b, dev):
         port = dev.target_port or 0
         serial = next(s for s in b.domain.devices.serials if (s.target_port or 0) == port)

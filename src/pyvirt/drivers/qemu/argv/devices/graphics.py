@@ -88,7 +88,12 @@ def lower_graphics(g: Graphics, b: Build) -> list[str]:
             "file": str(secret_path(b.ctx, index)),
         }
         args += ["-object", json_opts(obj)]
-    args += ["-vnc", qemu_opts(display, to=to, **{"password-secret": secret})]
+    from pyvirt.drivers.qemu.argv.devices.sound import audio_id
+
+    wanted = g.element.find("audio")
+    audiodev = audio_id(b.domain, int(wanted.get("id") or 0) if wanted is not None else None,
+                        g.xpath("audio"))  # fmt: skip
+    args += ["-vnc", qemu_opts(display, to=to, **{"password-secret": secret, "audiodev": audiodev})]
     if g.keymap:
         args += ["-k", g.keymap]
     return args
