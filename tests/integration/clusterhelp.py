@@ -100,6 +100,20 @@ class Lab:
                         "inet", PARTITION_TABLE], check=True)  # fmt: skip
         self.partitioned.discard(name)
 
+    def etcd_leader(self) -> str:
+        """The host whose etcd member leads etcd now ("" when no member says)."""
+        for h, member in zip(self.hosts.values(), self.etcd.members, strict=True):
+            out = subprocess.run(
+                ["ip", "netns", "exec", h.ns, "curl", "-sm2", "-d", "{}",
+                 member.client_url + "/v3/maintenance/status"],
+                capture_output=True, text=True, timeout=10,
+            ).stdout  # fmt: skip
+            with contextlib.suppress(ValueError, KeyError):
+                status = json.loads(out)
+                if status["leader"] == status["header"]["member_id"]:
+                    return h.name
+        return ""
+
     def wait_state(self, seen_from: str, host: str, state: str, timeout: float) -> float:
         """Wait until *seen_from* lists *host* in *state*; the seconds it took."""
         began = time.monotonic()

@@ -92,10 +92,11 @@ class RecoveryManager:
 
     def _publish(self, domains: dict[str, ClusterDomain], owners: dict[str, str],
                  placed: dict[str, Entry], lease: int) -> None:  # fmt: skip
+        # taken before looking at what runs: a guest fenced in between is seen stopped
+        fenced = take_fenced(self.fenced_file) if self.fenced_file is not None else set()
         running = self.running()
         mine = [n for n, h in owners.items() if h == self.config.host and n in domains]
         self.ha_here = sorted(n for n in mine if domains[n].ha and n in running)
-        fenced = take_fenced(self.fenced_file) if self.fenced_file is not None else set()
         try:
             handed = self._hand_back((fenced & set(mine)) - running, lease)
         except BaseException:
