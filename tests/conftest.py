@@ -52,6 +52,8 @@ HOST_FILES = frozenset({
     "test_web_iscsi.py",
     # a veth address in this machine's own namespace (10.231.9.1)
     "test_web_migrate.py",
+    # a bridge in this machine's own namespace; etcd members on fixed ports in namespaces
+    "test_cluster_partition.py",
 })  # fmt: skip
 #: Integration files whose tests are independent of each other (own state root, nothing
 #: host-wide, no module-scoped guest): spread test by test over the workers.

@@ -1,5 +1,6 @@
-"""A real etcd cluster for tests: Debian's ``etcd`` members on loopback, started and stopped
-by the test (issue 16)."""
+"""A real etcd cluster for tests: Debian's ``etcd`` members on loopback, or one member per
+network namespace on that namespace's address (``netns=``), started and stopped by the test
+(issue 16)."""
 
 from __future__ import annotations
 
@@ -28,17 +29,25 @@ class EtcdMember:
     data: Path
     log: Path
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    #: the address it listens on (its namespace's, when it runs in one)
+    address: str = "127.0.0.1"
+    #: the network namespace it runs in (None: this one)
+    netns: str | None = None
 
     @property
     def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"http://{self.address}:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
+        return f"http://{self.address}:{self.peer_port}"
 
     def healthy(self) -> bool:
         url = self.client_url + "/health"
+        if self.netns is not None:  # not reachable from here: ask from inside
+            out = subprocess.run(["ip", "netns", "exec", self.netns, "curl", "-sm1", url],
+                                 capture_output=True, timeout=10).stdout  # fmt: skip
+            return b'"health":"true"' in out
         with contextlib.suppress(OSError, ValueError), urllib.request.urlopen(url, timeout=1) as r:
             return b'"health":"true"' in r.read()
         return False
@@ -73,7 +82,11 @@ class EtcdCluster:
             "--initial-cluster-token", "pyvirt-test",
             # a loaded 2-core test machine: slower heartbeats than etcd's 100 ms default
             "--heartbeat-interval", "250", "--election-timeout", "2500",
+            # a member cut off and back must not depose the leader (etcd 3.5's default)
+            "--pre-vote",
         ]  # fmt: skip
+        if member.netns is not None:
+            argv = ["ip", "netns", "exec", member.netns, *argv]
         with member.log.open("ab") as out:
             member.proc = subprocess.Popen(
                 argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -96,14 +109,23 @@ class EtcdCluster:
 
 
 @contextlib.contextmanager
-def etcd_cluster(tmp: Path, size: int = 3) -> Iterator[EtcdCluster]:
-    """*size* etcd members on loopback until the block ends."""
+def etcd_cluster(
+    tmp: Path, size: int = 3, *, netns: list[tuple[str, str]] | None = None
+) -> Iterator[EtcdCluster]:
+    """*size* etcd members on loopback until the block ends; with *netns* (namespace,
+    address) pairs, one member in each namespace on its address (ports 2379 and 2380)."""
     if shutil.which("etcd") is None:
         pytest.skip("etcd is not installed (Debian's etcd-server; scripts/setup.sh installs it)")
-    members = [
-        EtcdMember(f"e{i}", free_port(), free_port(), tmp / f"etcd{i}", tmp / f"etcd{i}.log")
-        for i in range(size)
-    ]
+    if netns is not None:
+        members = [
+            EtcdMember(f"e{i}", 2379, 2380, tmp / f"e{i}", tmp / f"e{i}.log", address=ip, netns=ns)
+            for i, (ns, ip) in enumerate(netns)
+        ]
+    else:
+        members = [
+            EtcdMember(f"e{i}", free_port(), free_port(), tmp / f"etcd{i}", tmp / f"etcd{i}.log")
+            for i in range(size)
+        ]
     tmp.mkdir(parents=True, exist_ok=True)
     cluster = EtcdCluster(members)
     try:

@@ -289,6 +289,7 @@ class ClusterAgent:
     def reload(self) -> None:
         """Start, restart or stop the cluster work as the membership file now says."""
         from pyvirt.service.cluster.config import read_config  # lazy
+        from pyvirt.service.cluster.fence import FENCED_FILE  # lazy
         from pyvirt.service.cluster.heartbeat import Heartbeat  # lazy
         from pyvirt.service.cluster.membership import open_etcd  # lazy
         from pyvirt.service.cluster.recovery import RecoveryManager  # lazy
@@ -316,6 +317,7 @@ class ClusterAgent:
             start_on=self._start_on,
             lease=lambda: heartbeat.lease if heartbeat.state == "up" else 0,
             on_event=self._on_event,
+            fenced_file=self._service.paths.run / FENCED_FILE,
         )
         self._stop.clear()
         heartbeat.start()

@@ -6,12 +6,19 @@
 takes no domain lock (a long operation holding one must not delay the fence), reads each
 guest's runtime record and SIGKILLs its QEMU through a pidfd (a reused pid is never hit). The
 domain reads ``shut off (destroyed)`` afterwards; pyvirtd's supervisor does the stop work.
+
+Each guest killed is also noted in ``RUN/cluster-fenced`` (:data:`FENCED_FILE`): when the
+host's lease outlived the fence (etcd was only slow, e.g. electing a leader), the recovery
+manager hands those guests back to the cluster (:func:`take_fenced`) instead of leaving them
+stopped.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterable
+from pathlib import Path
 
 from pyvirt.drivers.qemu import process, runtime
 from pyvirt.errors import PyvirtError
@@ -21,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: seconds before the lease's expiry at which a host fences its HA guests
 FENCE_MARGIN = 2.0
+#: the file (in the state's RUN directory) naming the guests fenced, one a line
+FENCED_FILE = "cluster-fenced"
 
 
 def kill_now(paths: StatePaths, names: Iterable[str]) -> list[str]:
@@ -44,4 +53,33 @@ def kill_now(paths: StatePaths, names: Iterable[str]) -> list[str]:
         if outcome is process.Outcome.KILLED:
             log.warning("fence: killed HA guest %s (pid %d)", name, rec.pid)
             killed.append(name)
+    if killed:
+        note_fenced(paths.run / FENCED_FILE, killed)
     return killed
+
+
+def note_fenced(path: Path, names: Iterable[str]) -> None:
+    """Append *names* to the fenced file *path* (one ``write`` with ``O_APPEND``: both fencers
+    may write at once)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, "".join(f"{n}\n" for n in names).encode())
+        finally:
+            os.close(fd)
+    except OSError as err:
+        log.error("fence: cannot note the fenced guests in %s: %s", path, err)
+
+
+def take_fenced(path: Path) -> set[str]:
+    """The names noted in the fenced file *path*, which is emptied (renamed away first, so a
+    fencer's note written meanwhile is kept for the next call)."""
+    taken = path.with_name(path.name + ".taken")
+    try:
+        os.rename(path, taken)
+    except FileNotFoundError:
+        return set()
+    try:
+        return {n for n in taken.read_text().split() if n}
+    finally:
+        taken.unlink(missing_ok=True)

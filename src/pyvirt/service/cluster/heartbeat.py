@@ -66,7 +66,8 @@ class Heartbeat:
         #: called by the fence timer every tick with the fence deadline (None: no lease);
         #: pyvirtd pets its watchdog process there
         self.on_tick = on_tick
-        self._fenced_lease = 0
+        #: the fence deadline last acted on (a renewal moves the deadline: fence again)
+        self._fenced_deadline = 0.0
         self.host_root = host_root
         #: where the lease id is kept, so a restarted daemon goes on with a live lease
         self.lease_file = lease_file
@@ -130,7 +131,8 @@ class Heartbeat:
     # the fence timer -----------------------------------------------------------------------
 
     def _fence_timer(self) -> None:
-        """Every 100 ms: past the fence deadline without a renewal, fence (once per lease);
+        """Every 100 ms: past the fence deadline without a renewal, fence (once per deadline:
+        a lease that outlived a fence and is renewed, then lost again, is fenced again);
         hand the deadline to :attr:`on_tick` (the watchdog's pet)."""
         while not self._stop.wait(0.1):
             deadline = self.fence_deadline
@@ -141,9 +143,9 @@ class Heartbeat:
                     log.exception("cluster: fence tick failed")
             if deadline is None or time.monotonic() < deadline:
                 continue
-            if self._fenced_lease == self.lease:
+            if self._fenced_deadline == deadline:
                 continue
-            self._fenced_lease = self.lease
+            self._fenced_deadline = deadline
             log.warning(
                 "cluster: lease %x not renewed for %.1f s: fencing this host's HA guests",
                 self.lease,

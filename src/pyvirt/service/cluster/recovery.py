@@ -4,7 +4,10 @@ Every host's pyvirtd runs a :class:`RecoveryManager`; the one holding ``/pyvirt/
 key bound to its lease, taken by a transaction) acts. Each round (once per renewal interval):
 
 1. every host publishes where its own cluster domains run (``/pyvirt/placed/NAME``: ``running``
-   or ``stopped``) and remembers which HA guests it runs — what its fencer kills;
+   or ``stopped``) and remembers which HA guests it runs — what its fencer kills. An HA guest
+   its fencer killed while the lease lived on (etcd answered too late, but did not expire the
+   lease: a leader election) is handed back instead: its ownership is dropped and it stays
+   ``running`` in ``placed``, so the leader restarts it (step 3) rather than it staying off;
 2. the leader looks for HA domains that were ``running`` and have no owner any more: their
    owner's lease ended, so the owner fenced them (its fence deadline comes
    :data:`~pyvirt.service.cluster.fence.FENCE_MARGIN` seconds before its lease can expire);
@@ -22,12 +25,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from pyvirt.drivers.etcd import Compare, Entry, Etcd, Put, absent
+from pyvirt.drivers.etcd import Compare, Delete, Entry, Etcd, Put, absent
 from pyvirt.errors import PyvirtError
 from pyvirt.service.cluster import keys
 from pyvirt.service.cluster.config import ClusterConfig
 from pyvirt.service.cluster.domains import ClusterDomain, placed_value
+from pyvirt.service.cluster.fence import note_fenced, take_fenced
 from pyvirt.service.cluster.membership import list_hosts
 from pyvirt.service.cluster.placement import place
 
@@ -47,6 +52,8 @@ class RecoveryManager:
     :param start_on: starts domain NAME on host HOST (through that host's pyvirtd)
     :param lease: this host's lease now (0: none)
     :param on_event: called with (event, domain, detail) for recoveries
+    :param fenced_file: where the fencers note the guests they killed
+        (:data:`~pyvirt.service.cluster.fence.FENCED_FILE` in the state's RUN directory)
     """
 
     etcd: Etcd
@@ -55,6 +62,7 @@ class RecoveryManager:
     start_on: Callable[[str, str], None]
     lease: Callable[[], int]
     on_event: Callable[[str, str, str], None] | None = None
+    fenced_file: Path | None = None
     #: HA guests this host owns and runs (what the fencer kills)
     ha_here: list[str] = field(default_factory=list)
     leader: bool = False
@@ -84,10 +92,20 @@ class RecoveryManager:
 
     def _publish(self, domains: dict[str, ClusterDomain], owners: dict[str, str],
                  placed: dict[str, Entry], lease: int) -> None:  # fmt: skip
+        # taken before looking at what runs: a guest fenced in between is seen stopped
+        fenced = take_fenced(self.fenced_file) if self.fenced_file is not None else set()
         running = self.running()
         mine = [n for n, h in owners.items() if h == self.config.host and n in domains]
         self.ha_here = sorted(n for n in mine if domains[n].ha and n in running)
+        try:
+            handed = self._hand_back((fenced & set(mine)) - running, lease)
+        except BaseException:
+            assert self.fenced_file is not None
+            note_fenced(self.fenced_file, fenced)  # the next round tries again
+            raise
         for name in mine:
+            if name in handed:
+                continue
             state = "running" if name in running else "stopped"
             entry = placed.get(name)
             current = json.loads(entry.value) if entry is not None else {}
@@ -98,6 +116,21 @@ class RecoveryManager:
                 [Compare(keys.owner(name), "lease", "EQUAL", lease)],
                 [Put(keys.placed(name), placed_value(self.config.host, state))],
             )
+
+    def _hand_back(self, names: set[str], lease: int) -> set[str]:
+        """Drop this host's ownership of fenced guests *names* (still ``running`` in
+        ``placed``, so the leader restarts them); the names handed back."""
+        handed: set[str] = set()
+        for name in sorted(names):
+            if self.etcd.transaction(
+                [Compare(keys.owner(name), "lease", "EQUAL", lease)],
+                [Delete(keys.owner(name)),
+                 Put(keys.placed(name), placed_value(self.config.host, "running"))],
+            ):  # fmt: skip
+                log.warning("cluster: %s was fenced while the lease lived: handed back", name)
+                self._event("HandedBack", name, "fenced while the lease lived on")
+                handed.add(name)
+        return handed
 
     # the leader ----------------------------------------------------------------------------
 
