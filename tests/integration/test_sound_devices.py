@@ -51,3 +51,23 @@ def test_a_device_pyvirt_cannot_run_is_refused_by_name(pyvirt: Pyvirt, tiny_imag
     assert res.rc == 1 and "<filesystem> devices are not supported yet" in res.err, res.err
     assert len(res.err.strip().splitlines()) <= 2  # the error line and its hint
     assert state(pyvirt, "f1").startswith("shut off")
+
+
+def test_a_dimm_is_memory_the_guest_sees(pyvirt: Pyvirt, tiny_image: Any) -> None:
+    dimm = ("<memory model='dimm'><target><size unit='MiB'>128</size></target>"
+            "<address type='dimm' slot='1'/></memory>")  # fmt: skip
+    xml = domain_xml(tiny_image, "m1", extra_devices=dimm).replace(
+        "<memory unit='MiB'>160</memory>",
+        "<maxMemory slots='4' unit='MiB'>1024</maxMemory><memory unit='MiB'>288</memory>",
+    )
+    path = pyvirt.root / "m.xml"
+    path.write_text(xml)
+    pyvirt("define", str(path))
+    pyvirt("start", "m1")
+    try:
+        wait_marker(pyvirt, "m1")
+        # hot-pluggable memory starts at 4 GiB; memory blocks are 128 MiB on x86-64
+        out = shell(pyvirt, "m1", "ls /sys/devices/system/memory/")
+        assert "memory32" in out, out  # the DIMM's block, beside the boot RAM's
+    finally:
+        pyvirt("destroy", "m1")

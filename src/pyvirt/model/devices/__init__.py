@@ -11,6 +11,7 @@ from pyvirt.model.devices.disk import Disk, DiskHost
 from pyvirt.model.devices.graphics import Graphics, Listen
 from pyvirt.model.devices.hostdev import Hostdev
 from pyvirt.model.devices.interface import Interface
+from pyvirt.model.devices.memory import MemoryDevice
 from pyvirt.model.devices.misc import Hub, Input, Memballoon, Panic, Rng
 from pyvirt.model.devices.sound import Audio, Sound
 from pyvirt.model.devices.video import Video
@@ -36,6 +37,7 @@ __all__ = [
     "Interface",
     "Listen",
     "Memballoon",
+    "MemoryDevice",
     "Panic",
     "Parallel",
     "Rng",
@@ -71,6 +73,7 @@ class Devices(XmlNode):
     parallels = children("parallel", Parallel)
     hubs = children("hub", Hub)
     panics = children("panic", Panic)
+    memories = children("memory", MemoryDevice)
     audios = children("audio", Audio)
 
     def __iter__(self) -> Iterator[Device]:

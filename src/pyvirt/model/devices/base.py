@@ -60,6 +60,7 @@ class Address(XmlNode):
     target = attr("target")
     unit = attr("unit")
     port = attr("port")
+    base = attr("base")
 
 
 class Device(XmlNode):

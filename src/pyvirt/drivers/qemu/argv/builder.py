@@ -306,6 +306,7 @@ def _device_sequence(b: Build) -> list[object]:
         "parallels": list(devs.parallels),
         "hubs": list(devs.hubs),
         "panics": list(devs.panics),
+        "memories": list(devs.memories),
     }
     for el in devs.element:  # what pyvirt cannot run is refused, never left out silently
         if isinstance(el.tag, str) and el.tag not in LOWERED:
@@ -321,7 +322,7 @@ def _device_sequence(b: Build) -> list[object]:
 LOWERED = frozenset({
     "emulator", "disk", "controller", "interface", "serial", "parallel", "console", "channel",
     "input", "audio", "graphics", "video", "sound", "hostdev", "hub", "watchdog",
-    "memballoon", "rng", "panic",
+    "memballoon", "rng", "panic", "memory",
 })  # fmt: skip
 
 

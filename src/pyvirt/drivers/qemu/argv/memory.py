@@ -137,6 +137,20 @@ def _backend(b: Build, oid: str, size_kib: int, cell: NumaCell | None) -> dict[s
     return props
 
 
+def memory_backend(
+    b: Build, oid: str, size_kib: int, node: int | None, *, access: str | None = None
+) -> dict[str, JsonValue]:
+    """The backend object of a memory device on guest NUMA node *node*: backed as that
+    node's RAM (huge pages, access, host policy); *access* (``shared``/``private``) wins."""
+    cells = _cells(b)
+    cell = next((c for pos, c in enumerate(cells) if (c.id if c.id is not None else pos) == node),
+                None)  # fmt: skip
+    props = _backend(b, oid, size_kib, cell)
+    if access in ("shared", "private"):
+        props["share"] = access == "shared"
+    return props
+
+
 def _numa_policy(b: Build, nodeid: int | None) -> dict[str, JsonValue]:
     tune = b.domain.numatune
     if tune is None:

@@ -11,6 +11,7 @@ import pkgutil
 
 #: Device lists of ``Domain.devices`` in command-line order.
 ORDER = (
+    "memories",
     "controllers",
     "disks",
     "interfaces",
