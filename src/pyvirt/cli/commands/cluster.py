@@ -188,10 +188,8 @@ def _status_tables(st: ClusterStatus) -> None:
             f"{live.load:.2f}" if live is not None else "-",
             ", ".join(owned.get(h.name, [])) or "-",
         ])  # fmt: skip
-    click.echo()
-    table(["Host", "State", "Free", "Load", "Owns"], rows)
+    table(["Host", "State", "Free", "Load", "Owns"], rows)  # each block ends with a blank line
     if st.domains:
-        click.echo()
         table(["Domain", "Owner", "HA", "State"],
               [[d.domain.name, d.owner or "-", "yes" if d.domain.ha else "no", d.state or "-"]
                for d in st.domains])  # fmt: skip
