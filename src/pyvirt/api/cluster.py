@@ -401,7 +401,11 @@ class ClusterAgent:
 
         from pyvirt.service.cluster import watchdog  # lazy
 
-        for when, names in watchdog.take_fenced(self._service.paths):
+        try:
+            records = watchdog.take_fenced(self._service.paths)
+        except OSError:
+            return  # RUN unreadable: nothing to report (the watchdog's log has it)
+        for when, names in records:
             ago = max(0, int(time.time() - when))
             for name in names:
                 if self._on_event is not None:
