@@ -17,6 +17,7 @@ from pyvirt.api.cluster import (
     Placement,
 )
 from pyvirt.api.remote._resources import path
+from pyvirt.service.cluster.status import status_from_json  # the modules api.cluster loads
 
 if TYPE_CHECKING:
     from pyvirt.client.transport import Client
@@ -98,8 +99,6 @@ class RemoteCluster(Cluster):
 
     def status(self) -> ClusterStatus:
         """``cluster status`` as the daemon's host sees it."""
-        from pyvirt.service.cluster.status import status_from_json  # lazy
-
         return status_from_json(self._client.json("GET", path("cluster", "status")))
 
     def define(self, xml: str | bytes, *, ha: bool = False) -> ClusterDomain:
