@@ -83,7 +83,7 @@ def test_login_page_and_wrong_password(web: Web) -> None:
 def test_session_needs_csrf_for_changes(web: Web) -> None:
     page = web.page
     who = page.request.get(web.base + "/api/v1/session").json()
-    assert who == {"identity": f"user:{USER}", "user": USER}
+    assert who == {"identity": f"user:{USER}", "user": USER, "cluster": False}
     # the session's cookie alone does not change anything
     r = page.request.post(web.base + "/api/v1/pools/nope/start")
     assert r.status == 403 and "csrf" in r.json()["error"].lower()

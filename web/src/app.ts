@@ -8,6 +8,7 @@ import { storage } from "./pages/storage";
 import { networks } from "./pages/networks";
 import { newVm } from "./pages/newvm";
 import { snapshots } from "./pages/snapshots";
+import { cluster } from "./pages/cluster";
 
 export type Page = (root: HTMLElement, params: string[]) => void | (() => void) | Promise<void | (() => void)>;
 
@@ -58,6 +59,7 @@ function shell(): HTMLElement {
     h("a", { href: "#/storage" }, "Storage"),
     h("a", { href: "#/networks" }, "Networks"),
     h("a", { href: "#/tasks" }, "Tasks"),
+    h("a", { href: "#/cluster", id: "nav-cluster", hidden: true }, "Cluster"),
     h("span", { class: "spacer" }),
     h("span", { id: "whoami" }),
     h("button", { type: "button", onclick: () => void logout() }, "Log out"));
@@ -75,14 +77,17 @@ route(/^\/storage$/, (root) => storage(root));
 route(/^\/networks$/, (root) => networks(root));
 route(/^\/new$/, (root) => newVm(root));
 route(/^\/vm\/([^/]+)\/snapshots$/, (root, p) => snapshots(root, p));
+route(/^\/cluster$/, (root) => cluster(root));
 
 function start(): void {
   const app = document.getElementById("app")!;
   app.replaceChildren(shell());
   window.addEventListener("hashchange", () => void render());
   void request("GET", "/api/v1/session").then(async (r) => {
-    const who = (await r.json()) as { identity: string; user: string | null };
+    const who = (await r.json()) as { identity: string; user: string | null; cluster?: boolean };
     document.getElementById("whoami")!.textContent = who.user ?? who.identity;
+    // the Cluster page only on a cluster member
+    document.getElementById("nav-cluster")!.hidden = !who.cluster;
   }).catch(() => undefined);
   void render();
 }

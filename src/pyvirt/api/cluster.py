@@ -11,7 +11,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyvirt.errors import PyvirtError
 from pyvirt.service.cluster.config import DEFAULT_RENEW, DEFAULT_TTL, ClusterConfig
@@ -45,6 +45,14 @@ __all__ = [
     "Liveness",
     "Placement",
 ]
+
+
+#: ``on_watch(object, name, event, detail, data)``: a change seen in etcd (host ``Joined``,
+#: ``Left``, ``Down``, ``Up``, ``Maintenance``, ``Restored``; domain ``Claimed``, ``Released``)
+WatchCallback = Callable[[str, str, str, str, dict[str, Any]], None]
+#: ``run_job(kind, object, work)``: runs ``work()`` as a daemon job and waits for it; raises
+#: the job's error (a recovery runs as a ``cluster-recover`` job)
+JobRunner = Callable[[str, str, Callable[[], object]], None]
 
 
 # lazy: membership, heartbeat and etcd code load only when a cluster verb runs (a host that is
@@ -145,7 +153,7 @@ class Cluster:
 
     def status(self) -> ClusterStatus:
         """The cluster, its etcd members and hosts, as this host sees them."""
-        from pyvirt.service.cluster.membership import cluster_status  # lazy
+        from pyvirt.service.cluster.status import cluster_status  # lazy
 
         return cluster_status(self._service)
 
@@ -244,9 +252,12 @@ class Cluster:
         self,
         on_change: Callable[[str], None] | None = None,
         on_event: Callable[[str, str, str], None] | None = None,
+        *,
+        on_watch: WatchCallback | None = None,
+        run_job: JobRunner | None = None,
     ) -> ClusterAgent:
         """pyvirtd's cluster work (call :meth:`ClusterAgent.reload` to start it)."""
-        return ClusterAgent(self._service, on_change, on_event)
+        return ClusterAgent(self._service, on_change, on_event, on_watch=on_watch, run_job=run_job)
 
 
 class ClusterAgent:
@@ -259,6 +270,9 @@ class ClusterAgent:
     :param service: the daemon's embedded service connection
     :param on_change: called with ``"up"``/``"down"`` when the host's lease state changes
     :param on_event: called with (event, domain, detail) for fencing and recoveries
+    :param on_watch: called for each change of the cluster seen in etcd (see
+        :mod:`pyvirt.service.cluster.watch`), from the recovery thread
+    :param run_job: runs a recovery's start as a daemon job (see :data:`JobRunner`)
     """
 
     def __init__(
@@ -266,10 +280,15 @@ class ClusterAgent:
         service: ServiceConnection,
         on_change: Callable[[str], None] | None = None,
         on_event: Callable[[str, str, str], None] | None = None,
+        *,
+        on_watch: WatchCallback | None = None,
+        run_job: JobRunner | None = None,
     ) -> None:
         self._service = service
         self._on_change = on_change
         self._on_event = on_event
+        self._on_watch = on_watch
+        self._run_job = run_job
         self._heartbeat: Heartbeat | None = None
         self._recovery: RecoveryManager | None = None
         self._thread: threading.Thread | None = None
@@ -352,18 +371,48 @@ class ClusterAgent:
     def _rounds(self) -> None:
         import logging  # lazy
 
+        from pyvirt.service.cluster.watch import ClusterWatch  # lazy
+
         log = logging.getLogger("pyvirt.cluster")
+        watch: ClusterWatch | None = None
         while not self._stop.is_set():
             recovery, heartbeat = self._recovery, self._heartbeat
             if recovery is None or heartbeat is None:
                 return
+            self._report_watchdog()  # one rename attempt: ENOENT unless the watchdog fenced
             try:
                 recovery.round()
             except PyvirtError as err:
                 log.warning("cluster: recovery round: %s", err.message)
             except Exception:
                 log.exception("cluster: recovery round failed")
+            if self._on_watch is not None:
+                watch = watch or ClusterWatch(heartbeat.config.host)
+                try:
+                    for c in watch.poll(recovery.etcd):
+                        self._on_watch(c.object, c.name, c.event, c.detail, c.data)
+                except PyvirtError as err:
+                    log.debug("cluster: watch round: %s", err.message)
+                except Exception:
+                    log.exception("cluster: watch round failed")
             self._stop.wait(heartbeat.config.renew)
+
+    def _report_watchdog(self) -> None:
+        """Report what the watchdog fenced while this daemon was not running or hung."""
+        import time  # lazy
+
+        from pyvirt.service.cluster import watchdog  # lazy
+
+        try:
+            records = watchdog.take_fenced(self._service.paths)
+        except OSError:
+            return  # RUN unreadable: nothing to report (the watchdog's log has it)
+        for when, names in records:
+            ago = max(0, int(time.time() - when))
+            for name in names:
+                if self._on_event is not None:
+                    self._on_event("Fenced", name, f"by the watchdog {ago} s ago "
+                                   "(pyvirtd was not renewing the lease)")  # fmt: skip
 
     def _fence(self) -> None:
         from pyvirt.service.cluster.fence import kill_now  # lazy
@@ -390,7 +439,15 @@ class ClusterAgent:
 
     def _start_on(self, name: str, host: str) -> None:
         cluster = Cluster(self._service)
-        if self._heartbeat is not None and host == self._heartbeat.config.host:
-            cluster.run_here(name)
+
+        def work() -> object:
+            if self._heartbeat is not None and host == self._heartbeat.config.host:
+                cluster.run_here(name)
+            else:
+                cluster.start(name, host=host)
+            return {"domain": name, "host": host}
+
+        if self._run_job is None:
+            work()
         else:
-            cluster.start(name, host=host)
+            self._run_job("cluster-recover", f"domain/{name}", work)

@@ -3,6 +3,17 @@ heartbeat that keeps its etcd lease alive, the fencer and watchdog, and the reco
 (:class:`pyvirt.api.cluster.ClusterAgent`). A host outside any cluster pays one ``stat``: the
 cluster code is imported only for a member (or when ``/api/v1/cluster`` is first used).
 
+The cluster's changes are events of kind ``cluster`` on the daemon's event stream (the last
+:data:`~pyvirt.daemon.context.CLUSTER_EVENTS` are kept for ``GET /api/v1/cluster/events``):
+
+- ``host`` events: ``Up``/``Down`` of this host's own lease (from its heartbeat), and
+  ``Joined``, ``Left``, ``Down``, ``Up``, ``Maintenance``, ``Restored`` of the other hosts, as
+  the recovery thread sees them in etcd once per renewal interval;
+- ``domain`` events: ``Claimed``/``Released`` (its owner changed, seen in etcd), ``Fenced`` (on
+  the host that killed it: by pyvirtd's fence timer, or by the watchdog while pyvirtd was not
+  running, reported when it runs again), ``Recovering``, ``Recovered``, ``RecoveryFailed`` (on
+  the leader). A recovery's start is a ``cluster-recover`` job.
+
 A daemon that stops leaves its lease to expire (it is not revoked: the host's guests keep
 running, and a daemon restarted within the TTL goes on with the same lease).
 """
@@ -11,18 +22,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from pyvirt.daemon.context import Daemon
+from pyvirt.errors import OperationFailedError
 
 if TYPE_CHECKING:
     from pyvirt.api.cluster import ClusterAgent
 
-__all__ = ["agent_of", "setup"]
+__all__ = ["agent_of", "publish", "setup"]
 
 log = logging.getLogger("pyvirtd.cluster")
 
 # lazy: the cluster code (etcd's client, the membership records) loads only on a member
+
+
+def publish(daemon: Daemon, obj: str, name: str, event: str, detail: str = "",
+            **data: Any) -> None:  # fmt: skip
+    """Publish a ``cluster`` event and keep it among the recent ones; from any thread."""
+    daemon.cluster_events.append(daemon.bus.publish("cluster", obj, name, event, detail, **data))
+
+
+def _run_job(daemon: Daemon, kind: str, obj: str, work: Callable[[], object]) -> None:
+    """Run *work* as a daemon job and wait for it; its error is raised again."""
+    registry = daemon.jobs
+    job = registry.start(kind, obj, lambda _job: work(), unit="percent", total=100)
+    job = registry.wait(job.id)
+    if job.state != "completed":
+        error = job.error or {}
+        raise OperationFailedError(
+            str(error.get("error") or f"job {job.id} {job.state}"),
+            hint=error.get("hint") or f"see 'pyvirt job {job.id}'",
+        )
 
 
 def agent_of(daemon: Daemon) -> ClusterAgent:
@@ -31,15 +63,30 @@ def agent_of(daemon: Daemon) -> ClusterAgent:
 
     if daemon.cluster_agent is None:
 
-        def host_event(state: str) -> None:
+        def here() -> str:
             config = daemon.conn.cluster.membership()
-            name = config.host if config is not None else ""
-            daemon.bus.publish("cluster", "host", name, "Up" if state == "up" else "Down")
+            return config.host if config is not None else ""
+
+        def host_event(state: str) -> None:
+            name = here()
+            up = state == "up"
+            publish(daemon, "host", name, "Up" if up else "Down",
+                    "this host's lease is alive" if up else "this host cannot renew its lease",
+                    host=name, state=state)  # fmt: skip
 
         def domain_event(event: str, name: str, detail: str) -> None:
-            daemon.bus.publish("cluster", "domain", name, event, detail)
+            publish(daemon, "domain", name, event, detail, domain=name, host=here())
 
-        daemon.cluster_agent = daemon.conn.cluster.agent(host_event, domain_event)
+        def watch_event(obj: str, name: str, event: str, detail: str,
+                        data: dict[str, Any]) -> None:  # fmt: skip
+            publish(daemon, obj, name, event, detail, **data)
+
+        def run_job(kind: str, obj: str, work: Callable[[], object]) -> None:
+            _run_job(daemon, kind, obj, work)
+
+        daemon.cluster_agent = daemon.conn.cluster.agent(
+            host_event, domain_event, on_watch=watch_event, run_job=run_job
+        )
     assert isinstance(daemon.cluster_agent, ClusterAgent)
     return daemon.cluster_agent
 

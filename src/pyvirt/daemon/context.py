@@ -8,17 +8,21 @@ the per-object ``flock`` locks serialize them exactly as they serialize CLI proc
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
 
 import pyvirt.api
-from pyvirt.daemon.bus import EventBus
+from pyvirt.daemon.bus import Event, EventBus
 from pyvirt.daemon.jobs import JobRegistry
 from pyvirt.state.paths import StatePaths
 
 __all__ = ["Daemon", "DaemonConfig", "daemon_of"]
+
+#: cluster events a daemon keeps for the web console's Cluster page
+CLUSTER_EVENTS = 100
 
 
 @dataclass
@@ -57,6 +61,8 @@ class Daemon:
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     #: the heartbeat of this host's cluster membership (routes/cluster.py; issue 16)
     cluster_agent: object | None = None
+    #: the last cluster events (``cluster`` kind), for ``GET /api/v1/cluster/events``
+    cluster_events: deque[Event] = field(default_factory=lambda: deque(maxlen=CLUSTER_EVENTS))
 
     def __post_init__(self) -> None:
         self.jobs = JobRegistry(self.bus.publish)

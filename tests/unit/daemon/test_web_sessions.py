@@ -107,7 +107,7 @@ def test_login_session_csrf_logout(app: Any, paths: StatePaths) -> None:
         assert "HttpOnly" in session and "Secure" in session and "SameSite=strict" in session
         csrf = c.cookies["pyvirt_csrf"]
         r = await c.get("/api/v1/session")
-        assert r.json() == {"identity": "user:alice", "user": "alice"}
+        assert r.json() == {"identity": "user:alice", "user": "alice", "cluster": False}
         r = await c.post("/api/v1/pools/x/start")
         assert r.status_code == 403 and r.json()["code"] == "forbidden"
         r = await c.post("/logout", headers={"X-CSRF-Token": "wrong"})

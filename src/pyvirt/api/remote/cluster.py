@@ -17,6 +17,7 @@ from pyvirt.api.cluster import (
     Placement,
 )
 from pyvirt.api.remote._resources import path
+from pyvirt.service.cluster.status import status_from_json  # the modules api.cluster loads
 
 if TYPE_CHECKING:
     from pyvirt.client.transport import Client
@@ -98,7 +99,7 @@ class RemoteCluster(Cluster):
 
     def status(self) -> ClusterStatus:
         """``cluster status`` as the daemon's host sees it."""
-        return ClusterStatus.from_json(self._client.json("GET", path("cluster", "status")))
+        return status_from_json(self._client.json("GET", path("cluster", "status")))
 
     def define(self, xml: str | bytes, *, ha: bool = False) -> ClusterDomain:
         """``cluster define`` through the daemon."""
@@ -113,12 +114,8 @@ class RemoteCluster(Cluster):
 
     def domains(self) -> list[DomainPlacementInfo]:
         """``cluster domains`` through the daemon (records without their XML)."""
-        out = []
-        for d in self._client.json("GET", path("cluster", "domains")):
-            record = ClusterDomain(d["name"], d["uuid"], "", d["ha"], d["memory_kib"],
-                                   d["vcpus"], 0.0)  # fmt: skip
-            out.append(DomainPlacementInfo(record, d["owner"]))
-        return out
+        data = self._client.json("GET", path("cluster", "domains"))
+        return [DomainPlacementInfo.from_json(d) for d in data]
 
     def place(self, name: str, *, avoid: list[str] | None = None) -> Placement:
         """``cluster place`` through the daemon."""

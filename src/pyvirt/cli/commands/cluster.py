@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import click
 
 from pyvirt.cli.main import api
 from pyvirt.cli.render import as_json, fields, read_input, table
+
+if TYPE_CHECKING:
+    from pyvirt.api.cluster import ClusterStatus
 
 _ETCD_HELP = "etcd client URLs, comma-separated (http://HOST:2379,...)"
 
@@ -159,7 +163,36 @@ def cluster_status(ctx: click.Context, /, as_json_: bool) -> None:
         ("etcd members", f"{len(st.etcd)} ({healthy} healthy, quorum {quorum}: "
                          f"{'yes' if healthy >= quorum else 'NO'})"),
         ("Lease", f"{st.cluster.ttl} s, renewed every {st.cluster.renew:g} s"),
+        ("HA leader", st.leader or "none"),
+        ("Domains", f"{len(st.domains)} ({sum(1 for d in st.domains if d.domain.ha)} HA, "
+                    f"{sum(1 for d in st.domains if d.state == 'running')} running)"),
     ])  # fmt: skip
+    _status_tables(st)
+
+
+def _status_tables(st: ClusterStatus) -> None:
+    """``cluster status``'s hosts (with the domains each owns) and domains."""
+    owned: dict[str, list[str]] = {}
+    for d in st.domains:
+        if d.owner:
+            owned.setdefault(d.owner, []).append(d.domain.name)
+    rows = []
+    for h in st.hosts:
+        doc = h.to_json()
+        state = h.state + (" (maintenance)" if doc.get("maintenance") else "")
+        live = h.liveness
+        rows.append([
+            h.name + (" *" if h.name == st.host else ""),
+            state,
+            f"{live.free_kib // 1024} MiB" if live is not None else "-",
+            f"{live.load:.2f}" if live is not None else "-",
+            ", ".join(owned.get(h.name, [])) or "-",
+        ])  # fmt: skip
+    table(["Host", "State", "Free", "Load", "Owns"], rows)  # each block ends with a blank line
+    if st.domains:
+        table(["Domain", "Owner", "HA", "State"],
+              [[d.domain.name, d.owner or "-", "yes" if d.domain.ha else "no", d.state or "-"]
+               for d in st.domains])  # fmt: skip
 
 
 @cluster.command("define")

@@ -115,6 +115,13 @@ def hosts(request: Request) -> list[dict[str, Any]]:
     return [h.to_json() for h in daemon_of(request).conn.cluster.hosts()]
 
 
+@router.get("/events")
+def events(request: Request) -> list[dict[str, Any]]:
+    """The last cluster events this daemon published (oldest first; the event stream's
+    ``cluster`` kind has the new ones)."""
+    return [ev.to_json() for ev in list(daemon_of(request).cluster_events)]
+
+
 @router.get("/status")
 def status(request: Request) -> dict[str, Any]:
     """The cluster, its etcd members and hosts, as this host sees them."""

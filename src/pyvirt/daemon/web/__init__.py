@@ -287,11 +287,17 @@ class WhoAmI(BaseModel):
 
     identity: str
     user: str | None
+    #: this daemon's host is a cluster member (the console then shows its Cluster page)
+    cluster: bool = False
 
 
 @router.get("/api/v1/session", include_in_schema=True, tags=["web"])
 def whoami(request: Request) -> WhoAmI:
-    """Who the caller is (``user:NAME`` for a web console session)."""
+    """Who the caller is (``user:NAME`` for a web console session), and whether this
+    daemon's host is in a cluster (one ``stat``: the cluster code is not loaded for it)."""
     session = request.scope.get(SESSION)
+    daemon = request.app.state.daemon
+    member = isinstance(daemon, Daemon) and daemon.paths.cluster_membership.exists()
     return WhoAmI(identity=identity_of(request),
-                  user=session.user if isinstance(session, Session) else None)  # fmt: skip
+                  user=session.user if isinstance(session, Session) else None,
+                  cluster=member)  # fmt: skip

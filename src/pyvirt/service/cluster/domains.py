@@ -71,6 +71,8 @@ class DomainPlacementInfo:
 
     domain: ClusterDomain
     owner: str
+    #: ``running`` or ``stopped`` where it last ran (as its owner published it), or ''
+    state: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (without the XML)."""
@@ -82,7 +84,15 @@ class DomainPlacementInfo:
             "memory_kib": d.memory_kib,
             "vcpus": d.vcpus,
             "owner": self.owner,
+            "state": self.state,
         }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> DomainPlacementInfo:
+        """The info *d* (:meth:`to_json`'s output) describes (a record without its XML)."""
+        record = ClusterDomain(str(d["name"]), str(d["uuid"]), "", bool(d["ha"]),
+                               int(d["memory_kib"]), int(d["vcpus"]), 0.0)  # fmt: skip
+        return cls(record, str(d.get("owner") or ""), str(d.get("state") or ""))
 
 
 def _parse(xml: str | bytes) -> ClusterDomain:
@@ -178,18 +188,26 @@ def list_domains(conn: Connection) -> list[DomainPlacementInfo]:
     config = require_config(conn)
     etcd = open_etcd(config)
     try:
-        owners = {
-            e.key[len(keys.OWNERS) :]: json.loads(e.value)["host"]
-            for e in etcd.get_prefix(keys.OWNERS)
-        }
-        return [
-            DomainPlacementInfo(
-                ClusterDomain.decode(e.value), owners.get(e.key[len(keys.DOMAINS) :], "")
-            )
-            for e in etcd.get_prefix(keys.DOMAINS)
-        ]
+        return domain_infos(etcd)
     finally:
         etcd.close()
+
+
+def domain_infos(etcd: Etcd) -> list[DomainPlacementInfo]:
+    """The cluster's domains with their owners and last published states (three reads)."""
+    owners = {
+        e.key[len(keys.OWNERS) :]: json.loads(e.value)["host"] for e in etcd.get_prefix(keys.OWNERS)
+    }
+    states = {
+        e.key[len(keys.PLACED) :]: str(json.loads(e.value).get("state", ""))
+        for e in etcd.get_prefix(keys.PLACED)
+    }
+    out = []
+    for e in etcd.get_prefix(keys.DOMAINS):
+        name = e.key[len(keys.DOMAINS) :]
+        out.append(DomainPlacementInfo(ClusterDomain.decode(e.value), owners.get(name, ""),
+                                       states.get(name, "")))  # fmt: skip
+    return out
 
 
 def live_lease(paths_run: Path, etcd: Etcd) -> int:

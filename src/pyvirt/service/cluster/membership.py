@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.drivers.etcd import (
@@ -36,6 +36,7 @@ from pyvirt.service.cluster.config import (
 from pyvirt.service.cluster.records import HostRecord, Liveness, describe_host, host_id
 
 if TYPE_CHECKING:
+    from pyvirt.service.cluster.domains import DomainPlacementInfo
     from pyvirt.service.connection import Connection
 
 
@@ -355,11 +356,17 @@ class ClusterStatus:
     host: str
     hosts: list[HostStatus]
     etcd: list[EtcdMemberStatus]
+    #: the cluster's domains with their owners and states (:mod:`.status` fills them in)
+    domains: list[DomainPlacementInfo] = field(default_factory=list)
+    #: the host whose recovery manager leads HA recovery ('' when none; :mod:`.status`)
+    leader: str = ""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ClusterStatus:
-        """The status *data* (:meth:`to_json`'s output) describes."""
+        """The status *data* (:meth:`to_json`'s output) describes, without its domains
+        (:func:`pyvirt.service.cluster.status.status_from_json` adds them)."""
         return cls(
+            leader=str(data.get("leader") or ""),
             cluster=ClusterRecord(**data["cluster"]),
             host=str(data["host"]),
             hosts=[HostStatus.from_json(h) for h in data.get("hosts") or []],
@@ -379,6 +386,8 @@ class ClusterStatus:
                 {"name": m.name, "client_urls": list(m.client_urls), "healthy": m.healthy}
                 for m in self.etcd
             ],
+            "domains": [d.to_json() for d in self.domains],
+            "leader": self.leader,
         }
 
 

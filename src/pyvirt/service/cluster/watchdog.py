@@ -8,6 +8,9 @@ runs in a session of its own, so a ``kill -9`` of the daemon (or of its process 
 it running; a restarted daemon pets the same watchdog. ``{"end": true}`` ends it (``cluster
 leave``). One per state directory (an ``flock`` on ``RUN/cluster-watchdog.lock``).
 
+What it fenced is appended to ``RUN/cluster-fenced.jsonl`` (:func:`record_fenced`); pyvirtd
+turns those lines into ``Fenced`` events when it runs again (:func:`take_fenced`).
+
     python -m pyvirt.service.cluster.watchdog      # with PYVIRT_STATE_DIR set as for pyvirtd
 """
 
@@ -30,6 +33,7 @@ log = logging.getLogger(__name__)
 
 SOCKET = "cluster-watchdog.sock"
 LOCK = "cluster-watchdog.lock"
+FENCED = "cluster-fenced.jsonl"
 
 
 def socket_path(paths: StatePaths) -> Path:
@@ -56,6 +60,34 @@ def _send(paths: StatePaths, msg: bytes) -> bool:
         except OSError:
             return False
     return True
+
+
+def record_fenced(paths: StatePaths, names: list[str]) -> None:
+    """Append what the watchdog fenced (one JSON line) for pyvirtd to report."""
+    line = json.dumps({"time": time.time(), "domains": names}) + "\n"
+    with (paths.run / FENCED).open("a") as out:
+        out.write(line)
+
+
+def take_fenced(paths: StatePaths) -> list[tuple[float, list[str]]]:
+    """The watchdog's fencing records (when, which domains), removed as they are taken."""
+    path = paths.run / FENCED
+    taking = path.with_suffix(".taking")
+    try:
+        os.rename(path, taking)  # the watchdog appends to a new file from now on
+    except FileNotFoundError:
+        return []
+    out: list[tuple[float, list[str]]] = []
+    try:
+        for line in taking.read_text().splitlines():
+            try:
+                doc = json.loads(line)
+                out.append((float(doc["time"]), [str(n) for n in doc["domains"]]))
+            except (ValueError, KeyError, TypeError):
+                continue
+    finally:
+        taking.unlink(missing_ok=True)
+    return out
 
 
 def spawn(paths: StatePaths) -> None:
@@ -113,7 +145,12 @@ def serve(paths: StatePaths) -> int:
             continue
         if deadline is not None and time.monotonic() >= deadline:
             log.warning("watchdog: no pet before the fence deadline; fencing %s", names or "none")
-            kill_now(paths, names)
+            killed = kill_now(paths, names)
+            if killed:
+                try:
+                    record_fenced(paths, killed)
+                except OSError as err:
+                    log.error("watchdog: cannot record the fencing: %s", err)
             deadline = None
 
 
