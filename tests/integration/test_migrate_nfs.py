@@ -72,7 +72,9 @@ def _at(image: Path, sector: int, size: int) -> bytes:
 
 
 def test_live_migration_on_an_nfs_pool(
-    hosts: tuple[str, str], roots: tuple[Path, Path], tiny_image: Any
+    hosts: tuple[str, str],  # noqa: F811  (test_migrate_hosts' fixtures)
+    roots: tuple[Path, Path],  # noqa: F811
+    tiny_image: Any,
 ) -> None:
     need("qemu-img")
     ns_a, ns_b = hosts
@@ -124,6 +126,7 @@ def test_live_migration_on_an_nfs_pool(
         # no reboot; it counts on; the disk holds both writes, read back from NFS
         assert MARKER not in console_log(b, "t1").read_text(errors="replace")
         last_a = _last_tick(console_log(a, "t1"))
+        assert last_a > 0
         wait_for(lambda: _last_tick(console_log(b, "t1")) > last_a + 20, 20, "ticks on B")
         assert _read(b, 8) == "written-before"
         assert _read(b, 2048) == "written-during"
