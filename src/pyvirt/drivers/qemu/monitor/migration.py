@@ -200,6 +200,12 @@ class MigrationCommands(Commands):
         listed: Any = [{"capability": k, "state": v} for k, v in caps.items()]
         self._call("migrate-set-capabilities", {"capabilities": listed})
 
+    def query_migration_capabilities(self) -> dict[str, bool]:
+        """QEMU's migration capabilities now, by QEMU's name (``postcopy-ram``...)."""
+        reply = self._call("query-migrate-capabilities")
+        rows = reply if isinstance(reply, list) else []
+        return {str(r["capability"]): bool(r["state"]) for r in rows if isinstance(r, dict)}
+
     def migrate_start_postcopy(self) -> None:
         """Switch the running migration to post-copy (needs the ``postcopy-ram``
         capability on both sides)."""
