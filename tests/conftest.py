@@ -54,6 +54,10 @@ HOST_FILES = frozenset({
     "test_web_migrate.py",
     # a bridge in this machine's own namespace; etcd members on fixed ports in namespaces
     "test_cluster_partition.py",
+    # rpcbind's files in /run (nfs-ganesha serving both hosts' pool)
+    "test_migrate_nfs.py",
+    # vm.unprivileged_userfaultfd, allowed while post-copy runs
+    "test_migrate_postcopy.py",
 })  # fmt: skip
 #: Integration files whose tests are independent of each other (own state root, nothing
 #: host-wide, no module-scoped guest): spread test by test over the workers.

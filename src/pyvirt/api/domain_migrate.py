@@ -68,6 +68,12 @@ class MigrationSource(Protocol):
 
     def migration_recover(self) -> None: ...
 
+    def migration_status(self) -> LiveStatus: ...
+
+    def migration_resume(
+        self, uri: str, *, progress: Progress | None = None, cancel: CancelToken | None = None
+    ) -> MigrationResult: ...
+
     def undefine(self) -> list[str]: ...
 
 
@@ -95,6 +101,7 @@ class DomainMigrate(DomainHandle):
         migrate_disks: Sequence[str] | None = None,
         tls: bool = False,
         on_warning: Callable[[str], None] | None = None,
+        postcopy_resume: bool = False,
     ) -> MigrationResult | None:
         """Move this domain to the host of *dest* (a connection or its URI; ``migrate``).
 
@@ -120,6 +127,7 @@ class DomainMigrate(DomainHandle):
             migrate_disks=migrate_disks,
             tls=tls,
             on_warning=on_warning,
+            postcopy_resume=postcopy_resume,
         )
 
     # -- the source half -------------------------------------------------------------------
@@ -208,6 +216,22 @@ class DomainMigrate(DomainHandle):
 
         svc.cancel(self._domains, self._name)
 
+    def migration_pause_postcopy(self) -> None:
+        """Pause the outgoing migration in post-copy (``domjobabort --postcopy``): both
+        hosts wait until ``migrate --postcopy-resume``."""
+        from pyvirt.service.domain import migrate as svc  # lazy
+
+        svc.pause_postcopy(self._domains, self._name)
+
+    def migration_resume(
+        self, uri: str, *, progress: Progress | None = None, cancel: CancelToken | None = None
+    ) -> MigrationResult:
+        """Go on with the outgoing migration paused in post-copy, to the QEMU listening on
+        *uri* (the destination's ``migration_recover_incoming``); returns when it completed."""
+        from pyvirt.service.domain import migrate as svc  # lazy
+
+        return svc.resume(self._domains, self._name, uri, progress=progress, cancel=cancel)
+
 
 def migrate(
     src: MigrationSource,
@@ -230,6 +254,7 @@ def migrate(
     migrate_disks: Sequence[str] | None = None,
     tls: bool = False,
     on_warning: Callable[[str], None] | None = None,
+    postcopy_resume: bool = False,
 ) -> MigrationResult | None:
     """Move domain *src* to the host of *dest*.
 
@@ -256,6 +281,8 @@ def migrate(
         uses its pyvirtd's certificate, the source trusts the CA this client trusts for it;
         needs a ``pyvirt+tls://`` destination
     :param on_warning: called with what the destination's checks warn about
+    :param postcopy_resume: go on with a migration of *src* to *dest* paused in post-copy
+        (``domjobabort --postcopy`` or a broken network), then finish it as any other
     :returns: what the migration measured; None for ``offline``
     :raises InvalidStateError: it is not running (without ``offline``), or the destination
         lacks the memory
@@ -308,6 +335,19 @@ def migrate(
         )
         keep = renamed_xml(base, new_name)
     listen, tcp_host = _listen(migrate_uri, target)
+    if postcopy_resume:
+        if not _paused_in_postcopy(src):  # before asking the destination anything
+            raise InvalidStateError(
+                f"no post-copy migration of domain '{src.name}' is paused",
+                hint="'migrate --postcopy-resume' goes on with a post-copy migration paused "
+                "by 'domjobabort --postcopy' or a broken network",
+            )
+        uri = target.domains.migration_recover_incoming(new_name, listen=listen,
+                                                        tcp_host=tcp_host)  # fmt: skip
+        result = src.migration_resume(uri, progress=progress, cancel=cancel)
+        target.domains.migration_finish(new_name, paused=suspend, persistent_xml=keep)
+        src.migration_confirm(undefine=undefine_source)
+        return result
     copy: list[DiskCopy] = []
     if copy_storage_all or copy_storage_inc:
         copy = src.migration_disks(migrate_disks or None, incremental=copy_storage_inc)
@@ -322,7 +362,8 @@ def migrate(
         result = src.migration_perform(incoming.uri, pol, progress=progress, cancel=cancel,
                                        storage=incoming.storage, tls=trust)  # fmt: skip
     except BaseException:
-        _quietly(lambda: target.domains.migration_abort(incoming.name))
+        if not _paused_in_postcopy(src):  # else the destination holds part of the guest
+            _quietly(lambda: target.domains.migration_abort(incoming.name))
         raise
     try:
         target.domains.migration_finish(incoming.name, paused=suspend, persistent_xml=keep)
@@ -332,6 +373,13 @@ def migrate(
         raise
     src.migration_confirm(undefine=undefine_source)
     return result
+
+
+def _paused_in_postcopy(src: MigrationSource) -> bool:
+    try:
+        return src.migration_status().status == "postcopy-paused"
+    except PyvirtError:
+        return False
 
 
 def _connection(dest: Connection | str) -> Connection:

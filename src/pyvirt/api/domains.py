@@ -205,6 +205,16 @@ class DomainCollection:
 
         migrate.abort(self._service.domains, name)
 
+    def migration_recover_incoming(
+        self, name: str, *, listen: str | None = None, tcp_host: str | None = None
+    ) -> str:
+        """Let the incoming QEMU of *name*'s migration, paused in post-copy, listen again
+        (``migrate --postcopy-resume``); returns the URI the source resumes to."""
+        from pyvirt.service.domain import migrate  # lazy
+
+        return migrate.recover_incoming(self._service.domains, name, listen=listen,
+                                        tcp_host=tcp_host)  # fmt: skip
+
     def name_of(self, xml: str | bytes) -> str | None:
         """The name domain XML gives itself, read the way the definition reads it but with
         nothing else checked (``None``: not even well-formed); cheap next to :meth:`validate`,

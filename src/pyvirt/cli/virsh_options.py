@@ -135,9 +135,6 @@ TABLE: dict[str, dict[str, str]] = {
     "domif-setlink": {
         "--print-xml": "not in pyvirt yet",
     },
-    "domjobabort": {
-        "--postcopy": "migration's option (issue #15 adds it)",
-    },
     "domjobinfo": {
         "--anystats": "not in pyvirt yet",
         "--keep-completed": "not in pyvirt yet",
@@ -213,8 +210,6 @@ TABLE: dict[str, dict[str, str]] = {
         "--disks-uri": "migration's option (issue #15 adds it)",
         "--graphicsuri": "migration's option (issue #15 adds it)",
         "--migrate-disks": "migration's option (issue #15 adds it)",
-        "--postcopy-bandwidth": "migration's option (issue #15 adds it)",
-        "--postcopy-resume": "migration's option (issue #15 adds it)",
         "--rdma-pin-all": "migration's option (issue #15 adds it)",
         "--tls-destination": "migration's option (issue #15 adds it)",
         "--unsafe": "migration's option (issue #15 adds it)",
@@ -429,7 +424,6 @@ VALUED: frozenset[str] = frozenset(
         "migrate --disks-uri",
         "migrate --graphicsuri",
         "migrate --migrate-disks",
-        "migrate --postcopy-bandwidth",
         "migrate --tls-destination",
         "net-dumpxml --xpath",
         "net-update --parent-index",

@@ -125,6 +125,22 @@ class RemoteMigrationVerbs:
         """Cancel the outgoing migration (refused in post-copy)."""
         self._client.request("POST", self._murl("cancel"))
 
+    def migration_pause_postcopy(self) -> None:
+        """Pause the outgoing migration in post-copy (``domjobabort --postcopy``)."""
+        self._client.request("POST", self._murl("postcopy/pause"))
+
+    def migration_resume(
+        self, uri: str, *, progress: Progress | None = None, cancel: CancelToken | None = None
+    ) -> MigrationResult:
+        """Go on with the migration paused in post-copy, to *uri* (a job of the source's
+        daemon)."""
+        from pyvirt.service.domain.migrate import MigrationResult  # lazy
+
+        doc = self._client.json("POST", self._murl("resume"), {"uri": uri})
+        job = wait_for(self._client, JobInfo.from_json(doc["job"]), progress=progress,
+                       cancel=cancel)  # fmt: skip
+        return MigrationResult(**job.result)
+
 
 class RemoteMigrationHost:
     """The destination half of a migration, in the daemon of the destination host."""
@@ -177,6 +193,14 @@ class RemoteMigrationHost:
     def migration_abort(self, name: str) -> None:
         """Stop the incoming QEMU of a failed migration."""
         self._client.request("DELETE", f"{API}/migrations/incoming/{quote(name, safe='')}")
+
+    def migration_recover_incoming(
+        self, name: str, *, listen: str | None = None, tcp_host: str | None = None
+    ) -> str:
+        """Let the incoming QEMU of a migration paused in post-copy listen again; the URI."""
+        url = f"{API}/migrations/incoming/{quote(name, safe='')}/recover"
+        doc = self._client.json("POST", url, {"listen": listen, "tcp_host": tcp_host})
+        return str(doc["uri"])
 
 
 def _json(doc: dict[str, Any]) -> bytes:

@@ -214,11 +214,15 @@ def _migration_lines(dom: Domain) -> list[str]:
 
 @click.command("domjobabort")
 @click.argument("domain", metavar="DOMAIN")
+@click.option("--postcopy", is_flag=True, help="pause a migration in post-copy (resumable)")
 @click.pass_context
-def domjobabort(ctx: click.Context, domain: str) -> None:
+def domjobabort(ctx: click.Context, domain: str, postcopy: bool) -> None:
     """Abort the domain's running job."""
     from pyvirt.errors import InvalidStateError
 
+    if postcopy:  # both hosts wait; 'migrate --postcopy-resume' goes on
+        api(ctx).domains.get(domain).migration_pause_postcopy()
+        return
     client = _client(ctx)
     if client is None:
         dom = api(ctx).domains.get(domain)

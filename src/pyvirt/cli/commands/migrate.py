@@ -39,6 +39,9 @@ _NOT_YET = {
 @click.option("--tls", is_flag=True, help="QEMU's TLS for the migration streams")
 @click.option("--postcopy", is_flag=True, help="allow switching to post-copy")
 @click.option("--postcopy-after-precopy", is_flag=True, help="switch after the first pass")
+@click.option("--postcopy-bandwidth", type=click.IntRange(1), metavar="MiB/s",
+              help="bandwidth of post-copy's background transfer")  # fmt: skip
+@click.option("--postcopy-resume", is_flag=True, help="resume a paused post-copy migration")
 @click.option("--auto-converge", is_flag=True, help="throttle the vCPUs to converge")
 @click.option("--auto-converge-initial", type=click.IntRange(1, 99), metavar="PERCENT")
 @click.option("--auto-converge-increment", type=click.IntRange(1, 99), metavar="PERCENT")
@@ -91,6 +94,8 @@ def migrate(
     copy_storage_inc: bool,
     migrate_disks: str | None,
     tls: bool,
+    postcopy_resume: bool,
+    postcopy_bandwidth: int | None,
     **unsupported: bool,
 ) -> None:
     """Migrate a domain to another host."""
@@ -118,6 +123,7 @@ def migrate(
         parallel=(parallel_connections or 2) if parallel or parallel_connections else None,
         postcopy=postcopy or postcopy_after_precopy,
         postcopy_after_passes=1 if postcopy_after_precopy else None,
+        postcopy_bandwidth=postcopy_bandwidth << 20 if postcopy_bandwidth else None,
         timeout=float(timeout) if timeout else None,
         timeout_action="postcopy" if timeout_postcopy else "suspend",
     )
@@ -131,6 +137,9 @@ def migrate(
         if xml_file or persistent_xml_file:
             raise UnsupportedError("--xml and --persistent-xml are not supported with --p2p yet",
                                    hint="migrate without --p2p")  # fmt: skip
+        if postcopy_resume:
+            raise UnsupportedError("--postcopy-resume is not supported with --p2p yet",
+                                   hint="resume it without --p2p")  # fmt: skip
         if copy_storage_all or copy_storage_inc or migrate_disks or tls:
             raise UnsupportedError(
                 "--copy-storage-all/-inc, --migrate-disks and --tls are not supported with "
@@ -161,6 +170,7 @@ def migrate(
         copy_storage_inc=copy_storage_inc,
         migrate_disks=[t for t in migrate_disks.split(",") if t] if migrate_disks else None,
         tls=tls,
+        postcopy_resume=postcopy_resume,
         on_warning=lambda text: click.echo(f"warning: {text}", err=True),
     )
 

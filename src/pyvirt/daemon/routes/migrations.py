@@ -23,7 +23,11 @@ The source host:
 - while it runs: ``GET``/``PATCH .../migration/tuning`` ``{"downtime_ms","bandwidth",
   "compcache"}`` (``migrate-setmaxdowntime``, ``-setspeed``, ``-compcache``), ``POST
   .../migration/postcopy``, ``GET .../migration/status`` (``domjobinfo``'s live figures) and
-  ``POST .../migration/cancel`` (refused with 409 in post-copy).
+  ``POST .../migration/cancel`` (refused with 409 in post-copy);
+- post-copy recovery: ``POST .../migration/postcopy/pause`` (``domjobabort --postcopy``:
+  both QEMUs wait in ``postcopy-paused``), then ``POST /api/v1/migrations/incoming/{name}/
+  recover`` ``{"listen","tcp_host"}`` → ``{"uri"}`` on the destination and ``POST
+  .../migration/resume`` ``{"uri"}`` (202 job, as perform) on the source.
 
 Peer-to-peer (``migrate --p2p``, the web console's Migrate dialog): the source daemon drives
 both halves itself (:mod:`pyvirt.api.migrate_p2p`):
@@ -74,6 +78,7 @@ class PolicyBody(BaseModel):
     compressed: bool = False
     parallel: int | None = Field(None, ge=1, le=255)
     postcopy: bool = False
+    postcopy_bandwidth: int | None = Field(None, ge=1, description="bytes/s")
     postcopy_after_passes: int | None = Field(None, ge=1)
     stall_passes: int = Field(3, ge=1, le=1000)
     max_passes: int = Field(60, ge=1, le=100_000)
@@ -170,6 +175,27 @@ class PerformBody(BaseModel):
     policy: PolicyBody | None = None
     storage: StorageCopyBody | None = None
     tls: TlsBody | None = None
+
+
+class ResumeBody(BaseModel):
+    """Where the source resumes a migration paused in post-copy."""
+
+    model_config = ConfigDict(extra="forbid")
+    uri: str = _URI
+
+
+class RecoverBody(BaseModel):
+    """Where the destination listens again for a migration paused in post-copy."""
+
+    model_config = ConfigDict(extra="forbid")
+    listen: str | None = _URI
+    tcp_host: str | None = Field(None, min_length=1, max_length=255, pattern=r"^[\w.:\[\]-]+$")
+
+
+class UriOut(BaseModel):
+    """The URI the source resumes to."""
+
+    uri: str
 
 
 class TuningBody(BaseModel):
@@ -288,7 +314,38 @@ def abort(request: Request, name: str) -> Response:
     return Response(status_code=204)
 
 
+@router.post("/api/v1/migrations/incoming/{name}/recover", response_model=UriOut, responses=_ERRORS)
+def recover_incoming(request: Request, name: str, body: RecoverBody | None = None) -> UriOut:
+    """Listen again for the source of a migration paused in post-copy."""
+    opts = body or RecoverBody(listen=None, tcp_host=None)
+    conn = daemon_of(request).conn
+    uri = conn.domains.migration_recover_incoming(name, listen=opts.listen,
+                                                  tcp_host=opts.tcp_host)  # fmt: skip
+    return UriOut(uri=uri)
+
+
 # -- source ----------------------------------------------------------------------------------
+@router.post(
+    "/api/v1/domains/{name}/migration/resume",
+    status_code=202,
+    response_model=JobAccepted,
+    responses=_ERRORS,
+)
+def resume(request: Request, name: str, body: ResumeBody) -> JSONResponse:
+    """Go on with the migration paused in post-copy (a job, as perform)."""
+    dom = daemon_of(request).conn.domains.get(name)
+    dom.status()  # 404 now rather than in the job
+
+    def work(job: Job) -> Any:
+        return dom.migration_resume(body.uri, progress=job.report, cancel=job.token).to_json()
+
+    reg = registry_of(daemon_of(request))
+    job = reg.start("domain-migrate", f"domain/{dom.name}", work, owner=owner_of(request))
+    return JSONResponse(
+        {"job": job.to_json()}, status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"}
+    )
+
+
 @router.post(
     "/api/v1/domains/{name}/migration/perform",
     status_code=202,
@@ -406,4 +463,11 @@ def status(request: Request, name: str) -> StatusOut:
 def cancel(request: Request, name: str) -> Response:
     """Cancel the outgoing migration; the guest runs on here (refused in post-copy)."""
     daemon_of(request).conn.domains.get(name).migration_cancel()
+    return Response(status_code=204)
+
+
+@router.post("/api/v1/domains/{name}/migration/postcopy/pause", status_code=204, responses=_ERRORS)
+def pause_postcopy(request: Request, name: str) -> Response:
+    """Pause the outgoing migration in post-copy; both sides wait for a resume."""
+    daemon_of(request).conn.domains.get(name).migration_pause_postcopy()
     return Response(status_code=204)

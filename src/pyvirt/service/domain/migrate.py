@@ -40,12 +40,13 @@ from pyvirt.errors import (
     MonitorError,
     NotFoundError,
     OperationFailedError,
+    UnsupportedError,
 )
 from pyvirt.progress import CancelledError, CancelToken, Progress
 from pyvirt.service.domain.types import DomainStatus, Reason
 
 if TYPE_CHECKING:
-    from pyvirt.drivers.qemu.monitor.migration import MigrationStatus
+    from pyvirt.drivers.qemu.monitor.migration import MigrationParameters, MigrationStatus
     from pyvirt.drivers.qemu.qmp import Monitor
     from pyvirt.drivers.qemu.runtime import RuntimeRecord
     from pyvirt.service.domain.manager import DomainManager
@@ -68,10 +69,13 @@ __all__ = [
     "confirm",
     "finish",
     "live_status",
+    "pause_postcopy",
     "perform",
     "prepare",
     "recover",
+    "recover_incoming",
     "renamed_xml",
+    "resume",
     "set_tuning",
     "start_postcopy",
     "storage_plan",
@@ -128,6 +132,8 @@ class Policy:
     #: multifd channels (``--parallel --parallel-connections N``); None: one stream
     parallel: int | None = None
     postcopy: bool = False
+    #: bytes/s of post-copy's background transfer (``--postcopy-bandwidth``; None: unlimited)
+    postcopy_bandwidth: int | None = None
     #: switch to post-copy after this many passes (``--postcopy-after-precopy``: 1)
     postcopy_after_passes: int | None = None
     stall_passes: int = 3
@@ -165,6 +171,7 @@ class Policy:
             "multifd_channels": self.parallel,
             "throttle_initial": self.auto_converge_initial,
             "throttle_increment": self.auto_converge_increment,
+            "max_postcopy_bandwidth": self.postcopy_bandwidth,
         }
         return {k: v for k, v in params.items() if v is not None}
 
@@ -280,7 +287,7 @@ def prepare(
                     listen = f"unix:{scratch_dir(mgr, dom.name) / 'migrate-in.sock'}"
             try:
                 with Monitor(rec.qmp_socket, name=dom.name) as mon:
-                    mon.set_migration_capabilities(**(policy or Policy()).incoming_capabilities())
+                    _incoming_capabilities(mon, dom.name, policy or Policy())
                     if policy is not None and policy.parallel is not None:
                         mon.set_migration_parameters(multifd_channels=policy.parallel)
                     if server is not None:
@@ -298,6 +305,25 @@ def prepare(
                 _stop_incoming(mgr, dom.name)
                 raise
     return Incoming(dom.name, uri, copying, tuple(warnings))
+
+
+def _incoming_capabilities(mon: Monitor, name: str, policy: Policy) -> None:
+    """Set what the incoming side needs; post-copy needs userfaultfd for QEMU's user.
+
+    :raises UnsupportedError: this QEMU cannot take a post-copy migration
+    """
+    from pyvirt.drivers.qemu.qmp import QmpCommandError  # lazy
+
+    try:
+        mon.set_migration_capabilities(**policy.incoming_capabilities())
+    except QmpCommandError as err:
+        if not policy.postcopy:
+            raise
+        raise UnsupportedError(
+            f"the destination cannot take domain '{name}' in post-copy: {err.desc}",
+            hint="QEMU's user needs userfaultfd there (sysctl vm.unprivileged_userfaultfd=1); "
+            "or migrate without --postcopy",
+        ) from err
 
 
 def _bracket(host: str) -> str:
@@ -356,6 +382,8 @@ def finish(
         with Monitor(rec.qmp_socket, name=name) as mon:
             storage.stop_export(mon)
             migrate_tls.drop_creds(mon)  # a later save (an fd migration) must be plain
+            with contextlib.suppress(MonitorError):  # nor use multifd or post-copy
+                mon.set_migration_capabilities()
             if not paused and not resumed:
                 mon.cont()
         storage.created_of(mgr, name)  # the images are the domain's now
@@ -490,6 +518,9 @@ def perform(
                         hint="check the destination's CA (?ca=FILE); the guest runs on",
                     ) from err
             was_running = mon.query_status()[1]
+            # what the policy changes goes back when the migration ends here (a later save
+            # or migration must not inherit this one's bandwidth, downtime or capabilities)
+            before = mon.query_migration_parameters()
             try:
                 mon.set_migration_capabilities(
                     **policy.capabilities(), pause_before_switchover=storage is not None
@@ -499,6 +530,8 @@ def perform(
                     mon.set_migration_parameters(**params)
                 downtime = mon.query_migration_parameters().downtime_limit_ms
             except QmpCommandError as err:
+                with contextlib.suppress(MonitorError):
+                    _restore(mon, before)
                 if tls is not None:
                     migrate_tls.drop_creds(mon)
                 raise OperationFailedError(
@@ -513,45 +546,64 @@ def perform(
                     disks.start_mirrors(mgr, name, mon, storage, progress, cancel, jobs, creds)
                 mon.migrate(uri)
             except BaseException as err:
-                _abandon(mon, was_running, policy, jobs, storage=storage, tls=tls)
+                _abandon(mon, was_running, before, jobs, tls=tls)
                 if isinstance(err, QmpCommandError):
                     raise OperationFailedError(
                         f"cannot migrate domain '{name}': {err.desc}", hint="the guest runs on"
                     ) from err
                 raise
         try:
-            return _Follow(sock, name, policy, downtime, progress, cancel, jobs).run()
+            return _Follow(sock, name, policy, downtime, progress, cancel, jobs, before).run()
         except BaseException:
             with contextlib.suppress(MonitorError), Monitor(sock, name=name) as mon:
-                _abandon(mon, was_running, policy, jobs, storage=storage, tls=tls)
+                _abandon(mon, was_running, before, jobs, tls=tls)
             raise
 
 
 def _abandon(
     mon: Monitor,
     was_running: bool,
-    policy: Policy,
+    before: MigrationParameters,
     jobs: Sequence[str],
     *,
-    storage: StorageCopy | None,
     tls: TlsClient | None,
 ) -> None:
-    """Cancel the outgoing migration if it runs, drop the disk mirrors and the TLS settings
-    (a later save must neither pause nor encrypt) and resume the guest here."""
+    """Cancel the outgoing migration if it runs, drop the disk mirrors, the policy's
+    parameters and capabilities and the TLS settings (a later save or migration must neither
+    be throttled, pause nor encrypt) and resume the guest here. A migration paused in
+    post-copy stays as it is: the destination has part of the guest's state
+    (:func:`resume` goes on with it)."""
     from pyvirt.service.domain import migrate_storage as disks  # lazy
     from pyvirt.service.domain import migrate_tls  # lazy
 
     with contextlib.suppress(MonitorError):
-        if mon.query_migrate().status not in ("none", "completed", "failed", "cancelled"):
+        status = mon.query_migrate().status
+        if status.startswith("postcopy"):
+            return
+        if status not in ("none", "completed", "failed", "cancelled"):
             mon.migrate_cancel()
             _wait_finished(mon)
         disks.drop_mirrors(mon, list(jobs))
-        if storage is not None:
-            mon.set_migration_capabilities(**policy.capabilities())
+        _restore(mon, before)
         if tls is not None:
             migrate_tls.drop_creds(mon)
         if was_running and mon.query_status()[0] in ("paused", "postmigrate"):
             mon.cont()
+
+
+def _restore(mon: Monitor, before: MigrationParameters) -> None:
+    """Put back the migration parameters *before* a migration and turn its capabilities
+    off (a bandwidth limit left behind would throttle the next migration; multifd would
+    break a save)."""
+    mon.set_migration_parameters(
+        max_bandwidth=before.max_bandwidth,
+        downtime_limit_ms=before.downtime_limit_ms,
+        multifd_channels=before.multifd_channels,
+        throttle_initial=before.throttle_initial,
+        throttle_increment=before.throttle_increment,
+        max_postcopy_bandwidth=before.max_postcopy_bandwidth,
+    )
+    mon.set_migration_capabilities()
 
 
 class _Follow:
@@ -571,8 +623,11 @@ class _Follow:
         progress: Progress | None,
         cancel: CancelToken | None,
         jobs: Sequence[str] = (),
+        before: MigrationParameters | None = None,
     ) -> None:
         self.sock = sock
+        #: the parameters to put back once it completed (None: leave them)
+        self.before = before
         #: the disk mirrors (``--copy-storage-*``), ended at switch-over
         self.jobs: Sequence[str] = jobs
         self.name = name
@@ -618,6 +673,12 @@ class _Follow:
             return
         if st.status.startswith("postcopy"):
             self.in_postcopy = True  # also after a user's migrate-postcopy
+        if st.status == "postcopy-paused":  # domjobabort --postcopy, or the network broke
+            raise OperationFailedError(
+                f"migration of domain '{name}' is paused in post-copy",
+                hint="both hosts hold part of the guest; resume it with 'migrate "
+                "--postcopy-resume' to the same destination",
+            )
         if self.progress is not None and st.total:
             done, total, _ = (
                 disks.disk_progress(mon, self.jobs, name) if self.jobs else (0, 0, True)
@@ -708,6 +769,9 @@ class _Follow:
         with contextlib.suppress(MonitorError):  # the limit it ended with (the user's, maybe)
             self.downtime = mon.query_migration_parameters().downtime_limit_ms
         measured = _figures(st)
+        if self.before is not None:
+            with contextlib.suppress(MonitorError):  # if the destination fails, it runs here
+                _restore(mon, self.before)
         return MigrationResult(
             total_time_ms=st.total_time_ms
             if measured
@@ -897,11 +961,113 @@ def cancel(mgr: DomainManager, ident: str) -> None:
         if status.startswith("postcopy"):
             raise InvalidStateError(
                 f"the migration of domain '{name}' is in post-copy and cannot be cancelled",
-                hint="the guest runs on the destination already; wait for it to finish",
+                hint="the guest runs on the destination already; wait for it to finish, or "
+                "pause it with 'domjobabort --postcopy'",
             )
         if status not in ("setup", "active", "pre-switchover", "device"):
             raise _no_running(name)
         mon.migrate_cancel()
+
+
+def pause_postcopy(mgr: DomainManager, ident: str) -> None:
+    """Pause running domain *ident*'s outgoing migration in post-copy (``domjobabort
+    --postcopy``): QEMU breaks the stream off and both sides wait in ``postcopy-paused``
+    until :func:`resume` (``migrate --postcopy-resume``).
+
+    :raises InvalidStateError: no migration in post-copy runs
+    """
+    name, rec = mgr.running(ident)
+    with _session(name, rec) as mon:
+        status = mon.query_migrate().status
+        if status not in ("postcopy-active", "postcopy-recover"):
+            raise InvalidStateError(
+                f"the migration of domain '{name}' is not in post-copy",
+                hint="cancel it with 'domjobabort' (without --postcopy)"
+                if status in ("setup", "active", "pre-switchover", "device")
+                else "start one with 'migrate --postcopy'",
+            )
+        mon.migrate_pause()
+
+
+def recover_incoming(
+    mgr: DomainManager, name: str, *, listen: str | None = None, tcp_host: str | None = None
+) -> str:
+    """Destination side of ``migrate --postcopy-resume``: let the incoming QEMU of a
+    migration paused in post-copy listen again; returns the URI for :func:`resume`.
+
+    :param listen: as :func:`prepare`'s (None: ``tcp:`` on *tcp_host*, port 0, or a unix
+        socket in the domain's scratch directory)
+    :raises NotFoundError: no incoming migration of *name* is here
+    :raises InvalidStateError: it is not paused in post-copy
+    """
+    from pyvirt.drivers.qemu.qmp import Monitor  # lazy
+
+    name = mgr.resolve(name)
+    with mgr.locked(name):
+        rec = _incoming_record(mgr, name)
+        if listen is None:
+            if tcp_host:
+                listen = f"tcp:{_bracket(tcp_host)}:0"
+            else:
+                from pyvirt.service.domain.dac import scratch_dir  # lazy
+
+                sock = scratch_dir(mgr, name) / "migrate-resume.sock"
+                sock.unlink(missing_ok=True)  # a former attempt's
+                listen = f"unix:{sock}"
+        with Monitor(rec.qmp_socket, name=name) as mon:
+            status = mon.query_migrate().status
+            if status != "postcopy-paused":
+                raise InvalidStateError(
+                    f"the incoming migration of domain '{name}' is not paused in post-copy "
+                    f"({status})",
+                    hint="only a post-copy migration paused by 'domjobabort --postcopy' or a "
+                    "broken network can be resumed",
+                )
+            mon.migrate_recover(listen)
+            return _listening_uri(mon, listen)
+
+
+def resume(
+    mgr: DomainManager,
+    ident: str,
+    uri: str,
+    *,
+    progress: Progress | None = None,
+    cancel: CancelToken | None = None,
+) -> MigrationResult:
+    """Source side of ``migrate --postcopy-resume``: go on sending domain *ident*'s state,
+    paused in post-copy, to the QEMU listening on *uri* (:func:`recover_incoming`); returns
+    once it completed, as :func:`perform`.
+
+    :raises InvalidStateError: its migration is not paused in post-copy
+    :raises OperationFailedError: it failed or was paused again (resume again)
+    """
+    from pyvirt.drivers.qemu.qmp import Monitor, QmpCommandError  # lazy
+
+    name = mgr.resolve(ident)
+    with mgr.locked(name):
+        rec = mgr.live_record(name, cleanup=True)
+        if rec is None:
+            raise InvalidStateError(f"domain '{name}' is not running on the source")
+        sock = rec.qmp_socket
+        with Monitor(sock, name=name, purpose=_PURPOSE) as mon:
+            if mon.query_migrate().status != "postcopy-paused":
+                raise InvalidStateError(
+                    f"no post-copy migration of domain '{name}' is paused",
+                    hint="'migrate --postcopy-resume' goes on with a post-copy migration "
+                    "paused by 'domjobabort --postcopy' or a broken network",
+                )
+            downtime = mon.query_migration_parameters().downtime_limit_ms
+            try:
+                mon.migrate(uri, resume=True)
+            except QmpCommandError as err:
+                raise OperationFailedError(
+                    f"cannot resume the migration of domain '{name}': {err.desc}",
+                    hint="it stays paused in post-copy; try again",
+                ) from err
+        follow = _Follow(sock, name, Policy(postcopy=True), downtime, progress, cancel)
+        follow.in_postcopy = True
+        return follow.run()
 
 
 def _no_running(name: str) -> InvalidStateError:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pyvirt.drivers.qemu.monitor.migration import MigrationStatus
+from pyvirt.drivers.qemu.monitor.migration import MigrationParameters, MigrationStatus
 from pyvirt.drivers.qemu.qmp import Monitor
 from tests.fakeqmp import FakeQmp
 
@@ -24,6 +24,20 @@ CASES = [
     ("incoming", lambda m: m.migrate_incoming("fd:x"), "migrate-incoming", {"uri": "fd:x"},
      {}, None),
     ("cancel", lambda m: m.migrate_cancel(), "migrate_cancel", {}, {}, None),
+    ("resume", lambda m: m.migrate("unix:/r.sock", resume=True), "migrate",
+     {"uri": "unix:/r.sock", "resume": True}, {}, None),
+    ("pause", lambda m: m.migrate_pause(), "migrate-pause", {}, {}, None),
+    ("recover", lambda m: m.migrate_recover("tcp:h:0"), "migrate-recover", {"uri": "tcp:h:0"},
+     {}, None),
+    ("postcopy-bw", lambda m: m.set_migration_parameters(max_postcopy_bandwidth=7),
+     "migrate-set-parameters", {"max-postcopy-bandwidth": 7}, {}, None),
+    ("query-caps", lambda m: m.query_migration_capabilities(), "query-migrate-capabilities", {},
+     [{"capability": "xbzrle", "state": True}, {"capability": "multifd", "state": False}],
+     {"xbzrle": True, "multifd": False}),
+    ("query-params", lambda m: m.query_migration_parameters(), "query-migrate-parameters", {},
+     {"max-bandwidth": 9, "downtime-limit": 300, "xbzrle-cache-size": 1, "multifd-channels": 2,
+      "cpu-throttle-initial": 20, "cpu-throttle-increment": 10, "max-postcopy-bandwidth": 0},
+     MigrationParameters(9, 300, 1, 2, 20, 10, 0)),
     ("closefd", lambda m: m.closefd("x"), "closefd", {"fdname": "x"}, {}, None),
     ("query-active", lambda m: m.query_migrate(), "query-migrate", {}, ACTIVE,
      MigrationStatus("active", 1000, 4096, 3096)),

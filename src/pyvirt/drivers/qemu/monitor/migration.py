@@ -96,22 +96,36 @@ class MigrationParameters:
     max_bandwidth: int
     downtime_limit_ms: int
     xbzrle_cache_size: int
+    #: the multifd channels and auto-converge's throttle steps (None: not in the reply)
+    multifd_channels: int | None = None
+    throttle_initial: int | None = None
+    throttle_increment: int | None = None
+    #: bytes/s of post-copy's background transfer (0: unlimited)
+    max_postcopy_bandwidth: int | None = None
 
     @classmethod
     def from_wire(cls, reply: Any) -> MigrationParameters:
         """Parse a ``query-migrate-parameters`` reply."""
         data = reply if isinstance(reply, dict) else {}
+
+        def opt(key: str) -> int | None:
+            return int(data[key]) if data.get(key) is not None else None
+
         return cls(
             max_bandwidth=int(data.get("max-bandwidth", 0) or 0),
             downtime_limit_ms=int(data.get("downtime-limit", 0) or 0),
             xbzrle_cache_size=int(data.get("xbzrle-cache-size", 0) or 0),
+            multifd_channels=opt("multifd-channels"),
+            throttle_initial=opt("cpu-throttle-initial"),
+            throttle_increment=opt("cpu-throttle-increment"),
+            max_postcopy_bandwidth=opt("max-postcopy-bandwidth"),
         )
 
 
 class MigrationCommands(Commands):
     """``getfd``, ``migrate``, ``migrate-incoming``, ``query-migrate``, ``migrate_cancel``,
     the capabilities and parameters of a migration, ``migrate-start-postcopy``,
-    ``migrate-continue``."""
+    ``migrate-continue``, ``migrate-pause`` and ``migrate-recover``."""
 
     def getfd(self, fd: int, name: str) -> None:
         """Pass open *fd* to QEMU under *name* (``SCM_RIGHTS``), for ``fd:NAME`` URIs."""
@@ -133,13 +147,15 @@ class MigrationCommands(Commands):
         xbzrle_cache_size: int | None = None,
         tls_creds: str | None = None,
         tls_hostname: str | None = None,
+        max_postcopy_bandwidth: int | None = None,
     ) -> None:
         """Set the migration's bandwidth limit (bytes/s; QEMU's default of 128 MiB/s would
         slow a save to a local file down for nothing), the longest pause it may end with
         (ms; a long one ends a save after the first pass over the guest's memory), the
         multifd channels, auto-converge's throttle steps (percent), XBZRLE's cache (bytes),
         the ``tls-creds-x509`` object of a TLS migration and the host name its peer's
-        certificate must name (``""``: plain again); None: unchanged. The bandwidth, downtime
+        certificate must name (``""``: plain again) and post-copy's bandwidth (bytes/s, 0:
+        unlimited); None: unchanged. The bandwidth, downtime
         and cache may change while a migration runs."""
         self._call(
             "migrate-set-parameters",
@@ -152,6 +168,7 @@ class MigrationCommands(Commands):
                 "xbzrle-cache-size": xbzrle_cache_size,
                 "tls-creds": tls_creds,
                 "tls-hostname": tls_hostname,
+                "max-postcopy-bandwidth": max_postcopy_bandwidth,
             },
         )
 
@@ -183,15 +200,32 @@ class MigrationCommands(Commands):
         listed: Any = [{"capability": k, "state": v} for k, v in caps.items()]
         self._call("migrate-set-capabilities", {"capabilities": listed})
 
+    def query_migration_capabilities(self) -> dict[str, bool]:
+        """QEMU's migration capabilities now, by QEMU's name (``postcopy-ram``...)."""
+        reply = self._call("query-migrate-capabilities")
+        rows = reply if isinstance(reply, list) else []
+        return {str(r["capability"]): bool(r["state"]) for r in rows if isinstance(r, dict)}
+
     def migrate_start_postcopy(self) -> None:
         """Switch the running migration to post-copy (needs the ``postcopy-ram``
         capability on both sides)."""
         self._call("migrate-start-postcopy")
 
-    def migrate(self, uri: str) -> None:
+    def migrate(self, uri: str, *, resume: bool = False) -> None:
         """Start an outgoing migration to *uri* (``fd:NAME``); it runs in the background,
-        :meth:`query_migrate` follows it."""
-        self._call("migrate", {"uri": uri})
+        :meth:`query_migrate` follows it. *resume*: go on with a post-copy migration paused
+        in ``postcopy-paused`` (the destination listens again after :meth:`migrate_recover`)."""
+        self._call("migrate", {"uri": uri, "resume": True} if resume else {"uri": uri})
+
+    def migrate_pause(self) -> None:
+        """Break off a post-copy migration's stream: both sides wait in ``postcopy-paused``
+        (QEMU 3.0+; ``migrate --postcopy-resume`` goes on)."""
+        self._call("migrate-pause")
+
+    def migrate_recover(self, uri: str) -> None:
+        """Incoming side of a ``postcopy-paused`` migration: listen on *uri* for the source's
+        ``migrate`` with ``resume``."""
+        self._call("migrate-recover", {"uri": uri})
 
     def migrate_incoming(self, uri: str) -> None:
         """Start the incoming migration of a QEMU started with ``-incoming defer``."""
