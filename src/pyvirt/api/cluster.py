@@ -26,6 +26,8 @@ from pyvirt.service.cluster.placement import Candidate, Placement
 from pyvirt.service.cluster.records import HostRecord, Liveness
 
 if TYPE_CHECKING:
+    from pyvirt.api.cluster_evacuate import EvacuationReport
+    from pyvirt.progress import CancelToken, Progress
     from pyvirt.service.cluster.heartbeat import Heartbeat
     from pyvirt.service.cluster.recovery import RecoveryManager
     from pyvirt.service.connection import Connection as ServiceConnection
@@ -200,7 +202,7 @@ class Cluster:
         from pyvirt.service.cluster.membership import hosts, require_config  # lazy
 
         config = require_config(self._service)
-        target = host or self.place(name).host
+        target = host or self._owner(name) or self.place(name).host
         if target == config.host:
             self.run_here(name)
             return target
@@ -224,6 +226,18 @@ class Cluster:
         pyvirt.api.open(address).cluster.run_here(name)
         return target
 
+    def _owner(self, name: str) -> str:
+        """The host owning cluster domain *name* ('' when none does): a start without a
+        host goes there (any other host would be refused)."""
+        from pyvirt.service.cluster import domains  # lazy
+        from pyvirt.service.cluster.membership import open_etcd, require_config  # lazy
+
+        etcd = open_etcd(require_config(self._service))
+        try:
+            return domains.owner_of(etcd, name)
+        finally:
+            etcd.close()
+
     def run_here(self, name: str) -> None:
         """Define cluster domain *name* on this host as the cluster has it and start it here
         (ownership is claimed by the start)."""
@@ -239,6 +253,36 @@ class Cluster:
         from pyvirt.service.cluster import domains  # lazy
 
         return domains.release(self._service, name)
+
+    # maintenance ---------------------------------------------------------------------------
+
+    def evacuate(
+        self,
+        host: str,
+        *,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
+    ) -> EvacuationReport:
+        """Put *host* in maintenance and move every cluster domain it owns to the hosts
+        placement picks (running ones live); what happened to each
+        (:func:`pyvirt.api.cluster_evacuate.evacuate`).
+
+        :raises NotFoundError: the cluster has no such host
+        :raises InvalidStateError: it owns domains and no other host can take them
+        """
+        from pyvirt.api.cluster_evacuate import evacuate  # lazy
+
+        return evacuate(self._service, host, progress=progress, cancel=cancel)
+
+    def restore(self, host: str) -> bool:
+        """End *host*'s maintenance (no guest moves back by itself); whether it was in
+        maintenance.
+
+        :raises NotFoundError: the cluster has no such host
+        """
+        from pyvirt.api.cluster_evacuate import restore  # lazy
+
+        return restore(self._service, host)
 
     def agent(
         self,
@@ -366,11 +410,23 @@ class ClusterAgent:
     def _fence(self) -> None:
         from pyvirt.service.cluster.fence import kill_now  # lazy
 
-        names = list(self._recovery.ha_here) if self._recovery is not None else []
-        killed = kill_now(self._service.paths, names)
+        killed = kill_now(self._service.paths, self._fence_names())
         for name in killed:
             if self._on_event is not None:
                 self._on_event("Fenced", name, "lease not renewed in time")
+
+    def _fence_names(self) -> list[str]:
+        """The HA guests to kill at the fence deadline: those the last round saw owned here
+        and running, and every HA cluster domain running here now (a migration's destination
+        runs one before a round sees it owned here; a host runs no cluster domain it does not
+        own otherwise)."""
+        recovery = self._recovery
+        if recovery is None:
+            return []
+        here = set(recovery.ha_here)
+        if recovery.ha_known:
+            here.update(recovery.ha_known.intersection(self._service.domains.running_names()))
+        return sorted(here)
 
     def _tick(self, deadline: float | None) -> None:
         """Pet the watchdog process (start one when none listens and the host holds a lease)."""
@@ -378,7 +434,7 @@ class ClusterAgent:
 
         from pyvirt.service.cluster import watchdog  # lazy
 
-        names = list(self._recovery.ha_here) if self._recovery is not None else []
+        names = self._fence_names()
         paths = self._service.paths
         if watchdog.pet(paths, deadline or 0.0, names) or deadline is None:
             return

@@ -57,6 +57,10 @@ class RecoveryManager:
     on_event: Callable[[str, str, str], None] | None = None
     #: HA guests this host owns and runs (what the fencer kills)
     ha_here: list[str] = field(default_factory=list)
+    #: every HA cluster domain's name (as of the last round): the fencer kills those running
+    #: here at fence time, owned or not (a migration's destination runs one before the next
+    #: round sees it owned here)
+    ha_known: frozenset[str] = frozenset()
     leader: bool = False
     _missing_since: dict[str, float] = field(default_factory=dict)
 
@@ -85,6 +89,7 @@ class RecoveryManager:
     def _publish(self, domains: dict[str, ClusterDomain], owners: dict[str, str],
                  placed: dict[str, Entry], lease: int) -> None:  # fmt: skip
         running = self.running()
+        self.ha_known = frozenset(n for n, d in domains.items() if d.ha)
         mine = [n for n, h in owners.items() if h == self.config.host and n in domains]
         self.ha_here = sorted(n for n in mine if domains[n].ha and n in running)
         for name in mine:
