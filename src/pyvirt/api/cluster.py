@@ -372,15 +372,22 @@ class ClusterAgent:
 
     def stop(self, *, revoke: bool = True) -> None:
         """Stop the cluster work; with *revoke*, end the lease (the host shows ``down`` at
-        once) and the watchdog (leaving the cluster); without, a restarted daemon goes on."""
+        once) and the watchdog (leaving the cluster); without, a restarted daemon goes on
+        (and while HA guests run here, the watchdog renews the lease meanwhile)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
         if self._heartbeat is not None:
-            self._heartbeat.stop(revoke=revoke)
-            self._heartbeat.etcd.close()
+            heartbeat = self._heartbeat
+            lease, deadline, names = heartbeat.lease, heartbeat.fence_deadline, []
+            if not revoke and lease and deadline is not None:
+                names = self._fence_names()
+            heartbeat.stop(revoke=revoke)
+            heartbeat.etcd.close()
             self._heartbeat = None
+            if names and deadline is not None:
+                self._hold(lease, deadline, names)
         if self._recovery is not None:
             self._recovery.etcd.close()
             self._recovery = None
@@ -414,6 +421,26 @@ class ClusterAgent:
         for name in killed:
             if self._on_event is not None:
                 self._on_event("Fenced", name, "lease not renewed in time")
+
+    def _hold(self, lease: int, deadline: float, names: list[str]) -> None:
+        """A clean stop with HA guests running: the watchdog renews the lease for a while
+        (:func:`pyvirt.service.cluster.watchdog.hold`), so a restart does not fence them."""
+        import logging  # lazy
+
+        from pyvirt.service.cluster import watchdog  # lazy
+
+        log = logging.getLogger("pyvirt.cluster")
+        if watchdog.hold(self._service.paths, lease, deadline, names):
+            log.warning(
+                "cluster: pyvirtd stops with HA guests running (%s): its watchdog renews the "
+                "lease for up to %g s; restart pyvirtd by then, or they are fenced and "
+                "restarted elsewhere",
+                ", ".join(names),
+                watchdog.STOP_HOLD,
+            )
+        else:
+            log.error("cluster: no watchdog to hold the lease: HA guests %s will be fenced",
+                      ", ".join(names))  # fmt: skip
 
     def _fence_names(self) -> list[str]:
         """The HA guests to kill at the fence deadline: those the last round saw owned here

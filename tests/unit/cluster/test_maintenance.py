@@ -9,8 +9,8 @@ import pytest
 from pyvirt.errors import InvalidStateError, NotFoundError
 from pyvirt.service.cluster.domains import ClusterDomain
 from pyvirt.service.cluster.maintenance import (
-    EvacuationReport,
     Evacuated,
+    EvacuationReport,
     check_room,
     plan,
     require_host,
