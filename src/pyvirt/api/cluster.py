@@ -382,7 +382,8 @@ class ClusterAgent:
             heartbeat = self._heartbeat
             lease, deadline, names = heartbeat.lease, heartbeat.fence_deadline, []
             if not revoke and lease and deadline is not None:
-                names = self._fence_names()
+                running = set(self._service.domains.running_names())
+                names = [n for n in self._fence_names() if n in running]
             heartbeat.stop(revoke=revoke)
             heartbeat.etcd.close()
             self._heartbeat = None

@@ -233,7 +233,7 @@ def _live(
     except BaseException:
         _quietly(abort)
         try:
-            hand_over(etcd, name, target.name, source, state="running")
+            hand_over(etcd, name, target.name, source, state="running", back=True)
         except PyvirtError as err:
             raise InvalidStateError(
                 f"domain {name!r} could not run on {target.name!r}, and its ownership could "

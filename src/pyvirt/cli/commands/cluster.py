@@ -238,10 +238,14 @@ def cluster_release(ctx: click.Context, /, name: str) -> None:
 
 @cluster.command("evacuate")
 @click.argument("host", metavar="HOST")
+@click.option("--verbose", is_flag=True, help="display the progress")
 @click.pass_context
-def cluster_evacuate(ctx: click.Context, /, host: str) -> None:
+def cluster_evacuate(ctx: click.Context, /, host: str, verbose: bool) -> None:
     """Put a host in maintenance and move its cluster domains off it (running ones live)."""
-    report = api(ctx).cluster.evacuate(host)
+    from pyvirt.cli.commands.save import progress_printer  # lazy
+
+    progress = progress_printer("Evacuation") if verbose else None
+    report = api(ctx).cluster.evacuate(host, progress=progress)
     click.echo(f"Host {host} is in maintenance")
     if report.domains:
         table(["Domain", "Result"], [[d.name, d.describe()] for d in report.domains])

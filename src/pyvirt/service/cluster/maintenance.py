@@ -166,10 +166,13 @@ def unmark(etcd: Etcd, host: str) -> bool:
     return etcd.delete(keys.maintenance(host))
 
 
-def hand_over(etcd: Etcd, name: str, source: str, target: str, *, state: str) -> None:
+def hand_over(
+    etcd: Etcd, name: str, source: str, target: str, *, state: str, back: bool = False
+) -> None:
     """Move the ownership of domain *name* from *source* to *target* in one transaction: it
     succeeds only while *source* still owns it and *target* is alive (the new owner key is
-    bound to *target*'s live lease) and not in maintenance. *state*: ``running`` or
+    bound to *target*'s live lease) and not in maintenance — unless *back*: the ownership
+    returns to the host being evacuated after a failed move. *state*: ``running`` or
     ``stopped`` (what ``/pyvirt/placed/NAME`` says afterwards).
 
     :raises InvalidStateError: the ownership changed meanwhile, or *target* is down or in
@@ -186,12 +189,11 @@ def hand_over(etcd: Etcd, name: str, source: str, target: str, *, state: str) ->
         raise InvalidStateError(f"cluster host {target!r} is down", hint="choose another host")
     lease = alive.lease or Liveness.decode(alive.value).lease
     value = json.dumps({"host": target, "since": time.time()}, separators=(",", ":"))
+    conditions = [unchanged(owner), Compare(keys.alive(target), "lease", "EQUAL", lease)]
+    if not back:
+        conditions.append(absent(keys.maintenance(target)))
     ok = etcd.transaction(
-        [
-            unchanged(owner),
-            Compare(keys.alive(target), "lease", "EQUAL", lease),
-            absent(keys.maintenance(target)),
-        ],
+        conditions,
         [
             Put(keys.owner(name), value, lease=lease),
             Put(keys.placed(name), placed_value(target, state)),
