@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = ["RemoteCluster"]
 
+# lazy: the job-waiting code loads only for evacuate and restore
+
 
 def _config(data: dict[str, Any]) -> ClusterConfig:
     return ClusterConfig.from_json(data, source="the daemon's answer")

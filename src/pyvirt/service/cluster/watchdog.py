@@ -40,6 +40,8 @@ from pyvirt.state.paths import StatePaths
 
 log = logging.getLogger(__name__)
 
+# lazy: the membership and etcd's client load only when a stopped daemon's lease is held
+
 SOCKET = "cluster-watchdog.sock"
 LOCK = "cluster-watchdog.lock"
 #: seconds the watchdog keeps the lease alive after a clean stop of pyvirtd
