@@ -26,6 +26,8 @@ from pyvirt.service.cluster.placement import Candidate, Placement
 from pyvirt.service.cluster.records import HostRecord, Liveness
 
 if TYPE_CHECKING:
+    from pyvirt.api.cluster_evacuate import EvacuationReport
+    from pyvirt.progress import CancelToken, Progress
     from pyvirt.service.cluster.heartbeat import Heartbeat
     from pyvirt.service.cluster.recovery import RecoveryManager
     from pyvirt.service.connection import Connection as ServiceConnection
@@ -208,7 +210,7 @@ class Cluster:
         from pyvirt.service.cluster.membership import hosts, require_config  # lazy
 
         config = require_config(self._service)
-        target = host or self.place(name).host
+        target = host or self._owner(name) or self.place(name).host
         if target == config.host:
             self.run_here(name)
             return target
@@ -232,6 +234,18 @@ class Cluster:
         pyvirt.api.open(address).cluster.run_here(name)
         return target
 
+    def _owner(self, name: str) -> str:
+        """The host owning cluster domain *name* ('' when none does): a start without a
+        host goes there (any other host would be refused)."""
+        from pyvirt.service.cluster import domains  # lazy
+        from pyvirt.service.cluster.membership import open_etcd, require_config  # lazy
+
+        etcd = open_etcd(require_config(self._service))
+        try:
+            return domains.owner_of(etcd, name)
+        finally:
+            etcd.close()
+
     def run_here(self, name: str) -> None:
         """Define cluster domain *name* on this host as the cluster has it and start it here
         (ownership is claimed by the start)."""
@@ -247,6 +261,36 @@ class Cluster:
         from pyvirt.service.cluster import domains  # lazy
 
         return domains.release(self._service, name)
+
+    # maintenance ---------------------------------------------------------------------------
+
+    def evacuate(
+        self,
+        host: str,
+        *,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
+    ) -> EvacuationReport:
+        """Put *host* in maintenance and move every cluster domain it owns to the hosts
+        placement picks (running ones live); what happened to each
+        (:func:`pyvirt.api.cluster_evacuate.evacuate`).
+
+        :raises NotFoundError: the cluster has no such host
+        :raises InvalidStateError: it owns domains and no other host can take them
+        """
+        from pyvirt.api.cluster_evacuate import evacuate  # lazy
+
+        return evacuate(self._service, host, progress=progress, cancel=cancel)
+
+    def restore(self, host: str) -> bool:
+        """End *host*'s maintenance (no guest moves back by itself); whether it was in
+        maintenance.
+
+        :raises NotFoundError: the cluster has no such host
+        """
+        from pyvirt.api.cluster_evacuate import restore  # lazy
+
+        return restore(self._service, host)
 
     def agent(
         self,
@@ -349,15 +393,23 @@ class ClusterAgent:
 
     def stop(self, *, revoke: bool = True) -> None:
         """Stop the cluster work; with *revoke*, end the lease (the host shows ``down`` at
-        once) and the watchdog (leaving the cluster); without, a restarted daemon goes on."""
+        once) and the watchdog (leaving the cluster); without, a restarted daemon goes on
+        (and while HA guests run here, the watchdog renews the lease meanwhile)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
         if self._heartbeat is not None:
-            self._heartbeat.stop(revoke=revoke)
-            self._heartbeat.etcd.close()
+            heartbeat = self._heartbeat
+            lease, deadline, names = heartbeat.lease, heartbeat.fence_deadline, []
+            if not revoke and lease and deadline is not None:
+                running = set(self._service.domains.running_names())
+                names = [n for n in self._fence_names() if n in running]
+            heartbeat.stop(revoke=revoke)
+            heartbeat.etcd.close()
             self._heartbeat = None
+            if names and deadline is not None:
+                self._hold(lease, deadline, names)
         if self._recovery is not None:
             self._recovery.etcd.close()
             self._recovery = None
@@ -417,11 +469,43 @@ class ClusterAgent:
     def _fence(self) -> None:
         from pyvirt.service.cluster.fence import kill_now  # lazy
 
-        names = list(self._recovery.ha_here) if self._recovery is not None else []
-        killed = kill_now(self._service.paths, names)
+        killed = kill_now(self._service.paths, self._fence_names())
         for name in killed:
             if self._on_event is not None:
                 self._on_event("Fenced", name, "lease not renewed in time")
+
+    def _hold(self, lease: int, deadline: float, names: list[str]) -> None:
+        """A clean stop with HA guests running: the watchdog renews the lease for a while
+        (:func:`pyvirt.service.cluster.watchdog.hold`), so a restart does not fence them."""
+        import logging  # lazy
+
+        from pyvirt.service.cluster import watchdog  # lazy
+
+        log = logging.getLogger("pyvirt.cluster")
+        if watchdog.hold(self._service.paths, lease, deadline, names):
+            log.warning(
+                "cluster: pyvirtd stops with HA guests running (%s): its watchdog renews the "
+                "lease for up to %g s; restart pyvirtd by then, or they are fenced and "
+                "restarted elsewhere",
+                ", ".join(names),
+                watchdog.STOP_HOLD,
+            )
+        else:
+            log.error("cluster: no watchdog to hold the lease: HA guests %s will be fenced",
+                      ", ".join(names))  # fmt: skip
+
+    def _fence_names(self) -> list[str]:
+        """The HA guests to kill at the fence deadline: those the last round saw owned here
+        and running, and every HA cluster domain running here now (a migration's destination
+        runs one before a round sees it owned here; a host runs no cluster domain it does not
+        own otherwise)."""
+        recovery = self._recovery
+        if recovery is None:
+            return []
+        here = set(recovery.ha_here)
+        if recovery.ha_known:
+            here.update(recovery.ha_known.intersection(self._service.domains.running_names()))
+        return sorted(here)
 
     def _tick(self, deadline: float | None) -> None:
         """Pet the watchdog process (start one when none listens and the host holds a lease)."""
@@ -429,7 +513,7 @@ class ClusterAgent:
 
         from pyvirt.service.cluster import watchdog  # lazy
 
-        names = list(self._recovery.ha_here) if self._recovery is not None else []
+        names = self._fence_names()
         paths = self._service.paths
         if watchdog.pet(paths, deadline or 0.0, names) or deadline is None:
             return

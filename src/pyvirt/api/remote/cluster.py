@@ -16,13 +16,17 @@ from pyvirt.api.cluster import (
     HostStatus,
     Placement,
 )
+from pyvirt.api.cluster_evacuate import EvacuationReport
 from pyvirt.api.remote._resources import path
 from pyvirt.service.cluster.status import status_from_json  # the modules api.cluster loads
 
 if TYPE_CHECKING:
     from pyvirt.client.transport import Client
+    from pyvirt.progress import CancelToken, Progress
 
 __all__ = ["RemoteCluster"]
+
+# lazy: the job-waiting code loads only for evacuate and restore
 
 
 def _config(data: dict[str, Any]) -> ClusterConfig:
@@ -138,3 +142,28 @@ class RemoteCluster(Cluster):
         return bool(
             self._client.json("POST", path("cluster", "domains", name, "release"))["released"]
         )
+
+    def evacuate(
+        self,
+        host: str,
+        *,
+        progress: Progress | None = None,
+        cancel: CancelToken | None = None,
+    ) -> EvacuationReport:
+        """``cluster evacuate`` as the daemon's job (waited for, with its progress)."""
+        doc = self._client.json("POST", path("cluster", "hosts", host, "evacuate"))
+        return EvacuationReport.from_json(self._wait(doc, progress, cancel))
+
+    def restore(self, host: str) -> bool:
+        """``cluster restore`` as the daemon's job."""
+        doc = self._client.json("POST", path("cluster", "hosts", host, "restore"))
+        return bool(self._wait(doc, None, None)["restored"])
+
+    def _wait(
+        self, doc: dict[str, Any], progress: Progress | None, cancel: CancelToken | None
+    ) -> Any:
+        from pyvirt.api.remote.jobs import JobInfo, wait_for  # lazy
+
+        job = wait_for(self._client, JobInfo.from_json(doc["job"]), progress=progress,
+                       cancel=cancel)  # fmt: skip
+        return job.result

@@ -9,6 +9,7 @@ import click
 
 from pyvirt.cli.main import api
 from pyvirt.cli.render import as_json, fields, read_input, table
+from pyvirt.errors import OperationFailedError
 
 if TYPE_CHECKING:
     from pyvirt.api.cluster import ClusterStatus
@@ -41,7 +42,7 @@ def _said(ctx: click.Context, host: str, cluster: str, verb: str) -> None:
 
 @click.group("cluster")
 def cluster() -> None:
-    """Hosts sharing definitions through etcd: init, join, leave, list, status."""
+    """Hosts sharing definitions through etcd: init, join, leave, list, status, evacuate."""
 
 
 @cluster.command("init")
@@ -134,7 +135,7 @@ def cluster_list(ctx: click.Context, /, as_json_: bool) -> None:
         live = h.liveness
         rows.append([
             h.name,
-            h.state,
+            f"{h.state} (maintenance)" if h.maintenance else h.state,
             _ago(live.since) if live is not None else "-",
             str(h.record.cpus),
             f"{h.record.memory_kib // 1024} MiB",
@@ -156,10 +157,12 @@ def cluster_status(ctx: click.Context, /, as_json_: bool) -> None:
     up = sum(1 for h in st.hosts if h.state == "up")
     healthy = sum(1 for m in st.etcd if m.healthy)
     quorum = len(st.etcd) // 2 + 1
+    maint = [h.name for h in st.hosts if h.maintenance]
+    in_maint = f", in maintenance: {', '.join(maint)}" if maint else ""
     fields([
         ("Cluster", st.cluster.name),
         ("This host", st.host),
-        ("Hosts", f"{len(st.hosts)} ({up} up)"),
+        ("Hosts", f"{len(st.hosts)} ({up} up{in_maint})"),
         ("etcd members", f"{len(st.etcd)} ({healthy} healthy, quorum {quorum}: "
                          f"{'yes' if healthy >= quorum else 'NO'})"),
         ("Lease", f"{st.cluster.ttl} s, renewed every {st.cluster.renew:g} s"),
@@ -264,3 +267,36 @@ def cluster_release(ctx: click.Context, /, name: str) -> None:
         click.echo(f"Domain '{name}' released")
     else:
         click.echo(f"Domain '{name}' was not owned by this host")
+
+
+@cluster.command("evacuate")
+@click.argument("host", metavar="HOST")
+@click.option("--verbose", is_flag=True, help="display the progress")
+@click.pass_context
+def cluster_evacuate(ctx: click.Context, /, host: str, verbose: bool) -> None:
+    """Put a host in maintenance and move its cluster domains off it (running ones live)."""
+    from pyvirt.cli.commands.save import progress_printer  # lazy
+
+    progress = progress_printer("Evacuation") if verbose else None
+    report = api(ctx).cluster.evacuate(host, progress=progress)
+    click.echo(f"Host {host} is in maintenance")
+    if report.domains:
+        table(["Domain", "Result"], [[d.name, d.describe()] for d in report.domains])
+    else:
+        click.echo("It owned no cluster domains")
+    if report.failed:
+        raise OperationFailedError(
+            f"{len(report.failed)} of {len(report.domains)} domains could not leave host {host}",
+            hint="they stay where they were, owned there; fix the cause and evacuate again",
+        )
+
+
+@cluster.command("restore")
+@click.argument("host", metavar="HOST")
+@click.pass_context
+def cluster_restore(ctx: click.Context, /, host: str) -> None:
+    """End a host's maintenance (no guest moves back to it by itself)."""
+    if api(ctx).cluster.restore(host):
+        click.echo(f"Host {host} is out of maintenance (no guest moves back by itself)")
+    else:
+        click.echo(f"Host {host} was not in maintenance")

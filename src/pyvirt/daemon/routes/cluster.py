@@ -11,13 +11,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from pyvirt.api.cluster import ClusterConfig
 from pyvirt.daemon.cluster_agent import agent_of
 from pyvirt.daemon.context import Daemon, daemon_of
+from pyvirt.daemon.jobs import Job, registry_of
 from pyvirt.daemon.models import ERRORS
+from pyvirt.daemon.routes.jobs import JobAccepted, owner_of
 
 __all__ = ["router"]
 
@@ -197,3 +200,37 @@ def run_here(request: Request, name: str) -> None:
 def release(request: Request, name: str) -> dict[str, bool]:
     """Give up this host's ownership of the (shut-off) domain."""
     return {"released": daemon_of(request).conn.cluster.release(name)}
+
+
+# maintenance ---------------------------------------------------------------------------------
+
+
+def _job(request: Request, kind: str, host: str, work: Any) -> JSONResponse:
+    reg = registry_of(daemon_of(request))
+    job = reg.start(kind, f"host/{host}", work, owner=owner_of(request), unit="percent")
+    return JSONResponse(
+        {"job": job.to_json()}, status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"}
+    )
+
+
+@router.post("/hosts/{host}/evacuate", status_code=202, response_model=JobAccepted)
+def evacuate(request: Request, host: str = Path(pattern=_NAME)) -> JSONResponse:
+    """Put the host in maintenance and move its cluster domains off it (a job; its result
+    says what happened to each domain)."""
+    cluster = daemon_of(request).conn.cluster
+
+    def work(job: Job) -> Any:
+        return cluster.evacuate(host, progress=job.report, cancel=job.token).to_json()
+
+    return _job(request, "cluster-evacuate", host, work)
+
+
+@router.post("/hosts/{host}/restore", status_code=202, response_model=JobAccepted)
+def restore(request: Request, host: str = Path(pattern=_NAME)) -> JSONResponse:
+    """End the host's maintenance (a job; no guest moves back by itself)."""
+    cluster = daemon_of(request).conn.cluster
+
+    def work(job: Job) -> Any:
+        return {"host": host, "restored": cluster.restore(host)}
+
+    return _job(request, "cluster-restore", host, work)

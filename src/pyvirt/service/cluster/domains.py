@@ -227,20 +227,26 @@ def placed_value(host: str, state: str) -> str:
 def claim(etcd: Etcd, config: ClusterConfig, name: str, lease: int) -> None:
     """Make this host the owner of cluster domain *name* (bound to *lease*).
 
-    :raises InvalidStateError: another host owns it
+    :raises InvalidStateError: another host owns it, or this host is in maintenance
     """
     key = keys.owner(name)
+    free = absent(keys.maintenance(config.host))  # an evacuated host starts nothing
     value = json.dumps({"host": config.host, "since": time.time()}, separators=(",", ":"))
     where = Put(keys.placed(name), placed_value(config.host, "running"))
-    if etcd.transaction([absent(key)], [Put(key, value, lease=lease), where]):
+    if etcd.transaction([absent(key), free], [Put(key, value, lease=lease), where]):
         return
     entry = etcd.get(key)
-    if entry is not None and json.loads(entry.value)["host"] == config.host:
-        if entry.lease == lease:
-            return
-        # ours under an older lease of this host: move it to the live one
-        if etcd.transaction([unchanged(entry)], [Put(key, value, lease=lease), where]):
-            return
+    # ours (under this lease, or an older one of this host): bound to the live lease
+    ours = entry is not None and json.loads(entry.value)["host"] == config.host
+    move = [Put(key, value, lease=lease), where]
+    if ours and entry is not None and etcd.transaction([unchanged(entry), free], move):
+        return
+    if etcd.get(keys.maintenance(config.host)) is not None:
+        raise InvalidStateError(
+            f"cluster domain {name!r} cannot start: host {config.host!r} is in maintenance",
+            hint=f"start it on another host, or end the maintenance with "
+            f"'pyvirt cluster restore {config.host}'",
+        )
     holder = json.loads(entry.value)["host"] if entry is not None else "another host"
     raise InvalidStateError(
         f"cluster domain {name!r} is owned by host {holder!r}",

@@ -13,6 +13,9 @@
     /pyvirt/placed/NAME          where domain NAME last ran and whether it was running (not
                                  leased: what recovery reads once the owner's lease is gone)
     /pyvirt/leader               the host whose recovery manager acts, bound to its lease
+    /pyvirt/maintenance/NAME     host NAME is in maintenance (``cluster evacuate``): placement
+                                 and recovery never choose it, cluster domains do not start on
+                                 it; not leased (it outlives daemon restarts) until ``restore``
 """
 
 from __future__ import annotations
@@ -54,3 +57,11 @@ LEADER = PREFIX + "leader"
 def placed(name: str) -> str:
     """Where cluster domain *name* last ran, and its state there."""
     return PLACED + name
+
+
+MAINTENANCE = PREFIX + "maintenance/"
+
+
+def maintenance(name: str) -> str:
+    """The maintenance mark of host *name* (present while it is in maintenance)."""
+    return MAINTENANCE + name

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pyvirt.drivers.etcd import (
     DEFAULT_TIMEOUT,
     Delete,
+    Entry,
     Etcd,
     Put,
     absent,
@@ -74,11 +75,13 @@ class HostStatus:
     :ivar record: its registration
     :ivar state: ``up`` (its lease is alive) or ``down``
     :ivar liveness: its liveness record while it is up
+    :ivar maintenance: since when it is in maintenance (seconds since the epoch; 0: it is not)
     """
 
     record: HostRecord
     state: str
     liveness: Liveness | None = None
+    maintenance: float = 0.0
 
     @property
     def name(self) -> str:
@@ -99,7 +102,9 @@ class HostStatus:
                 free_kib=int(data.get("free_kib", 0)),
                 load=float(data.get("load", 0.0)),
             )
-        return cls(record=record, state=str(data.get("state", "down")), liveness=live)
+        since = float(data.get("maintenance_since") or 0.0) if data.get("maintenance") else 0.0
+        return cls(record=record, state=str(data.get("state", "down")), liveness=live,
+                   maintenance=since)  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (``cluster list --json``)."""
@@ -109,6 +114,9 @@ class HostStatus:
             out["free_kib"] = self.liveness.free_kib
             out["load"] = self.liveness.load
             out["up_since"] = self.liveness.since
+        out["maintenance"] = bool(self.maintenance)
+        if self.maintenance:
+            out["maintenance_since"] = self.maintenance
         return out
 
 
@@ -325,6 +333,7 @@ def leave_cluster(conn: Connection, *, force: bool = False) -> ClusterConfig | N
 def list_hosts(etcd: Etcd) -> list[HostStatus]:
     """Every registered host with its state, sorted by name."""
     alive = {e.key[len(keys.ALIVE) :]: e for e in etcd.get_prefix(keys.ALIVE)}
+    maint = {e.key[len(keys.MAINTENANCE) :]: e for e in etcd.get_prefix(keys.MAINTENANCE)}
     out: list[HostStatus] = []
     for entry in etcd.get_prefix(keys.HOSTS):
         record = HostRecord.decode(entry.value)
@@ -334,9 +343,20 @@ def list_hosts(etcd: Etcd) -> list[HostStatus]:
                 record=record,
                 state="up" if live is not None else "down",
                 liveness=Liveness.decode(live.value) if live is not None else None,
+                maintenance=_since(maint.get(record.name)),
             )
         )
     return out
+
+
+def _since(entry: Entry | None) -> float:
+    """When a maintenance mark was set (0.0: no mark)."""
+    if entry is None:
+        return 0.0
+    try:
+        return float(json.loads(entry.value).get("since", 0.0)) or 1.0
+    except (ValueError, AttributeError):
+        return 1.0  # a mark we cannot read is still a mark
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """Where a cluster domain should run: the up host with room for it, least loaded.
 
-A host fits when it is ``up`` and its free memory (MemAvailable, published with its lease)
-minus :data:`RESERVE_KIB` holds the domain's memory. Among those that fit, the score prefers
-the host left with the largest share of its memory free, minus its load per CPU (a busy host
-loses even with free memory). A host named in ``avoid`` (anti-affinity, or the host being
-evacuated) is skipped; ``prefer`` wins when it fits. Pure: it reads the host list it is given.
+A host fits when it is ``up``, not in maintenance (``cluster evacuate``), and its free memory
+(MemAvailable, published with its lease) minus :data:`RESERVE_KIB` holds the domain's memory.
+Among those that fit, the score prefers the host left with the largest share of its memory
+free, minus its load per CPU (a busy host loses even with free memory). A host named in
+``avoid`` (anti-affinity, or the host being evacuated) is skipped; ``prefer`` wins when it
+fits. Pure: it reads the host list it is given.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class Placement:
 def _consider(h: HostStatus, need_kib: int, avoid: set[str]) -> Candidate:
     if h.name in avoid:
         return Candidate(h.name, False, 0.0, "avoided")
+    if h.maintenance:
+        return Candidate(h.name, False, 0.0, "maintenance")
     if h.state != "up" or h.liveness is None:
         return Candidate(h.name, False, 0.0, "down")
     free_after = h.liveness.free_kib - RESERVE_KIB - need_kib

@@ -65,6 +65,10 @@ class RecoveryManager:
     fenced_file: Path | None = None
     #: HA guests this host owns and runs (what the fencer kills)
     ha_here: list[str] = field(default_factory=list)
+    #: every HA cluster domain's name (as of the last round): the fencer kills those running
+    #: here at fence time, owned or not (a migration's destination runs one before the next
+    #: round sees it owned here)
+    ha_known: frozenset[str] = frozenset()
     leader: bool = False
     _missing_since: dict[str, float] = field(default_factory=dict)
 
@@ -95,6 +99,7 @@ class RecoveryManager:
         # taken before looking at what runs: a guest fenced in between is seen stopped
         fenced = take_fenced(self.fenced_file) if self.fenced_file is not None else set()
         running = self.running()
+        self.ha_known = frozenset(n for n, d in domains.items() if d.ha)
         mine = [n for n, h in owners.items() if h == self.config.host and n in domains]
         self.ha_here = sorted(n for n in mine if domains[n].ha and n in running)
         try:

@@ -11,6 +11,15 @@ leave``). One per state directory (an ``flock`` on ``RUN/cluster-watchdog.lock``
 What it fenced is appended to ``RUN/cluster-fenced.jsonl`` (:func:`record_fenced`); pyvirtd
 turns those lines into ``Fenced`` events when it runs again (:func:`take_fenced`).
 
+**A clean stop** of pyvirtd with HA guests running sends ``{"hold": SECONDS, "lease": ID,
+"deadline": ..., "names": [...]}``: the watchdog then renews the host's lease itself for up to
+:data:`STOP_HOLD` seconds (:class:`Holder`), so the guests are neither fenced nor restarted
+elsewhere while the daemon restarts (an upgrade); the fence deadline still follows each
+successful renewal (the last one's start + TTL − margin), so a host cut off from etcd fences
+as before: never twice. The restarted daemon's first pet ends the hold; when the hold runs out
+without a daemon, the renewals stop and the guests are fenced at the deadline (and restarted
+elsewhere) — an HA guest does not stay unmanaged for long.
+
     python -m pyvirt.service.cluster.watchdog      # with PYVIRT_STATE_DIR set as for pyvirtd
 """
 
@@ -23,17 +32,24 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Protocol
 
-from pyvirt.service.cluster.fence import kill_now
+from pyvirt.errors import PyvirtError
+from pyvirt.service.cluster.fence import FENCE_MARGIN, kill_now
 from pyvirt.state.paths import StatePaths
 
 log = logging.getLogger(__name__)
 
+# lazy: the membership and etcd's client load only when a stopped daemon's lease is held
+
 SOCKET = "cluster-watchdog.sock"
 LOCK = "cluster-watchdog.lock"
 FENCED = "cluster-fenced.jsonl"
+#: seconds the watchdog keeps the lease alive after a clean stop of pyvirtd
+STOP_HOLD = 120.0
 
 
 def socket_path(paths: StatePaths) -> Path:
@@ -46,6 +62,93 @@ def pet(paths: StatePaths, deadline: float, names: list[str]) -> bool:
     listens."""
     msg = json.dumps({"deadline": deadline, "names": names}).encode()
     return _send(paths, msg)
+
+
+def hold(
+    paths: StatePaths, lease: int, deadline: float, names: list[str], seconds: float = STOP_HOLD
+) -> bool:
+    """After a clean stop of pyvirtd: ask the watchdog to renew *lease* itself for up to
+    *seconds* (see the module doc); whether it listens."""
+    msg = {"hold": seconds, "lease": lease, "deadline": deadline, "names": names}
+    return _send(paths, json.dumps(msg).encode())
+
+
+class Renewer(Protocol):
+    """What :class:`Holder` needs of etcd's client."""
+
+    def lease_keepalive(self, lease: int) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class Holder:
+    """Renews a stopped daemon's lease every *renew* seconds for up to *seconds*;
+    :attr:`deadline` (monotonic) is the fence deadline the renewals allow.
+
+    :param etcd: the cluster's etcd (closed when the holder ends)
+    :param deadline: the fence deadline when the hold starts (the daemon's last one)
+    """
+
+    def __init__(self, etcd: Renewer, lease: int, *, renew: float, seconds: float,
+                 deadline: float) -> None:  # fmt: skip
+        self.etcd = etcd
+        self.lease = lease
+        self.renew = renew
+        self.until = time.monotonic() + seconds
+        self.deadline = deadline
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="watchdog-hold", daemon=True)
+
+    def start(self) -> Holder:
+        """Start renewing (in a thread of its own: a slow etcd never delays the fence)."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop renewing (the daemon is back)."""
+        self._stop.set()
+
+    @property
+    def active(self) -> bool:
+        """Whether it still renews."""
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set() and time.monotonic() < self.until:
+                started = time.monotonic()
+                try:
+                    ttl = self.etcd.lease_keepalive(self.lease)
+                except PyvirtError as err:
+                    log.warning("watchdog: cannot renew lease %x: %s", self.lease, err.message)
+                else:
+                    if ttl <= 0:
+                        log.warning("watchdog: lease %x is gone", self.lease)
+                        return
+                    self.deadline = max(self.deadline, started + ttl - FENCE_MARGIN)
+                self._stop.wait(max(0.0, self.renew - (time.monotonic() - started)))
+            if not self._stop.is_set():
+                log.warning("watchdog: pyvirtd did not come back: the lease is no longer renewed")
+        finally:
+            self.etcd.close()
+
+
+def _holder(paths: StatePaths, msg: dict[str, object], deadline: float) -> Holder | None:
+    from pyvirt.service.cluster.config import read_config  # lazy
+    from pyvirt.service.cluster.membership import open_etcd  # lazy
+
+    try:
+        config = read_config(paths)
+        if config is None:
+            return None
+        etcd = open_etcd(config, fast=True)
+        lease = int(msg["lease"])  # type: ignore[call-overload]
+        seconds = float(msg["hold"])  # type: ignore[arg-type]
+    except (PyvirtError, KeyError, TypeError, ValueError) as err:
+        log.error("watchdog: cannot hold the lease: %s", err)
+        return None
+    log.info("watchdog: pyvirtd stopped; renewing lease %x for up to %g s", lease, seconds)
+    return Holder(etcd, lease, renew=config.renew, seconds=seconds, deadline=deadline).start()
 
 
 def stop(paths: StatePaths) -> bool:
@@ -120,8 +223,13 @@ def serve(paths: StatePaths) -> int:
     log.info("watchdog: listening on %s", sock_path)
     deadline: float | None = None
     names: list[str] = []
+    holder: Holder | None = None
     while True:
+        if holder is not None and deadline is not None:
+            deadline = holder.deadline  # what the renewals allow
         wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if holder is not None and holder.active:
+            wait = min(wait if wait is not None else 0.1, 0.1)
         sock.settimeout(wait)
         try:
             data = sock.recv(65536)
@@ -136,12 +244,17 @@ def serve(paths: StatePaths) -> int:
                 msg = json.loads(data)
             except ValueError:
                 continue
+            if holder is not None:  # the daemon is back (or leaving): it renews again
+                holder.stop()
+                holder = None
             if msg.get("end"):
                 log.info("watchdog: stopped")
                 sock_path.unlink(missing_ok=True)
                 return 0
             deadline = float(msg["deadline"]) if msg.get("deadline") else None
             names = [str(n) for n in msg.get("names") or []]
+            if msg.get("hold") and deadline is not None:
+                holder = _holder(paths, msg, deadline)
             continue
         if deadline is not None and time.monotonic() >= deadline:
             log.warning("watchdog: no pet before the fence deadline; fencing %s", names or "none")
@@ -152,6 +265,9 @@ def serve(paths: StatePaths) -> int:
                 except OSError as err:
                     log.error("watchdog: cannot record the fencing: %s", err)
             deadline = None
+            if holder is not None:
+                holder.stop()
+                holder = None
 
 
 def main() -> None:
