@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.drivers.etcd import Delete, Etcd, Put, absent, unchanged
-from pyvirt.errors import AlreadyExistsError, InvalidStateError, NotFoundError
+from pyvirt.errors import (
+    AlreadyExistsError,
+    InvalidConfigError,
+    InvalidStateError,
+    NotFoundError,
+)
 from pyvirt.service.cluster import keys
 from pyvirt.service.cluster.config import ClusterConfig, read_config
 from pyvirt.service.cluster.membership import open_etcd, require_config
@@ -43,6 +48,8 @@ class ClusterDomain:
     :ivar memory_kib: its memory (what placement needs free)
     :ivar vcpus: its vCPUs
     :ivar defined: when it was defined in the cluster (seconds since the epoch)
+    :ivar affinity: its affinity group: it goes where the group's other domains are ('')
+    :ivar anti_affinity: its anti-affinity group: never on a host with another of the group
     """
 
     name: str
@@ -52,6 +59,8 @@ class ClusterDomain:
     memory_kib: int
     vcpus: int
     defined: float
+    affinity: str = ""
+    anti_affinity: str = ""
 
     def encode(self) -> str:
         """The value stored in etcd."""
@@ -75,7 +84,7 @@ class DomainPlacementInfo:
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (without the XML)."""
         d = self.domain
-        return {
+        out: dict[str, Any] = {
             "name": d.name,
             "uuid": d.uuid,
             "ha": d.ha,
@@ -83,6 +92,11 @@ class DomainPlacementInfo:
             "vcpus": d.vcpus,
             "owner": self.owner,
         }
+        if d.affinity:
+            out["affinity"] = d.affinity
+        if d.anti_affinity:
+            out["anti_affinity"] = d.anti_affinity
+        return out
 
 
 def _parse(xml: str | bytes) -> ClusterDomain:
@@ -100,10 +114,17 @@ def _parse(xml: str | bytes) -> ClusterDomain:
     )
 
 
-def define(conn: Connection, xml: str | bytes, *, ha: bool = False) -> ClusterDomain:
-    """Define a domain for the whole cluster.
+def define(
+    conn: Connection,
+    xml: str | bytes,
+    *,
+    ha: bool = False,
+    affinity: str = "",
+    anti_affinity: str = "",
+) -> ClusterDomain:
+    """Define a domain for the whole cluster (in an affinity and/or anti-affinity group).
 
-    :raises InvalidConfigError: invalid XML
+    :raises InvalidConfigError: invalid XML or group name
     :raises AlreadyExistsError: the cluster has a domain of that name
     """
     from pyvirt.state.names import check_new_name  # lazy
@@ -111,7 +132,12 @@ def define(conn: Connection, xml: str | bytes, *, ha: bool = False) -> ClusterDo
     config = require_config(conn)
     record = _parse(xml)
     check_new_name(record.name, paths=conn.paths)
-    record = ClusterDomain(**{**asdict(record), "ha": ha})
+    for group in (affinity, anti_affinity):
+        if group:
+            check_group_name(group)
+    record = ClusterDomain(
+        **{**asdict(record), "ha": ha, "affinity": affinity, "anti_affinity": anti_affinity}
+    )
     etcd = open_etcd(config)
     try:
         key = keys.domain(record.name)
@@ -123,6 +149,20 @@ def define(conn: Connection, xml: str | bytes, *, ha: bool = False) -> ClusterDo
     finally:
         etcd.close()
     return record
+
+
+def check_group_name(group: str) -> None:
+    """Refuse an affinity group name that is not 1-63 letters, digits, '.', '_' or '-'.
+
+    :raises InvalidConfigError: a bad name
+    """
+    import re  # lazy
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", group):
+        raise InvalidConfigError(
+            f"invalid affinity group name {group!r}",
+            hint="use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        )
 
 
 def get(etcd: Etcd, name: str, *, cluster: str = "") -> ClusterDomain:

@@ -13,6 +13,11 @@
     /pyvirt/placed/NAME          where domain NAME last ran and whether it was running (not
                                  leased: what recovery reads once the owner's lease is gone)
     /pyvirt/leader               the host whose recovery manager acts, bound to its lease
+    /pyvirt/res/KIND/NAME        a cluster network (KIND ``network``) or shared pool
+                                 (``pool``): its XML, defined on every member
+    /pyvirt/inventory/NAME       bound to host NAME's lease: the networks and pools it can
+                                 use now, its NUMA nodes, and which cluster networks/pools its
+                                 running domains use (what placement and undefine read)
 """
 
 from __future__ import annotations
@@ -54,3 +59,17 @@ LEADER = PREFIX + "leader"
 def placed(name: str) -> str:
     """Where cluster domain *name* last ran, and its state there."""
     return PLACED + name
+
+
+RESOURCES = PREFIX + "res/"
+INVENTORY = PREFIX + "inventory/"
+
+
+def resource(kind: str, name: str) -> str:
+    """The key of cluster network or pool *name* (*kind*: ``network`` or ``pool``)."""
+    return f"{RESOURCES}{kind}/{name}"
+
+
+def inventory(name: str) -> str:
+    """Host *name*'s inventory key (bound to its lease)."""
+    return INVENTORY + name
