@@ -141,7 +141,8 @@ def define(
     etcd = open_etcd(config)
     try:
         key = keys.domain(record.name)
-        if not etcd.transaction([absent(key)], [Put(key, record.encode())]):
+        puts = [Put(key, record.encode())] + [Put(k, "") for k in _group_keys(record)]
+        if not etcd.transaction([absent(key)], puts):
             raise AlreadyExistsError(
                 f"cluster {config.cluster!r} already has a domain named {record.name!r}",
                 hint="choose another name, or 'pyvirt cluster undefine' the old one",
@@ -149,6 +150,16 @@ def define(
     finally:
         etcd.close()
     return record
+
+
+def _group_keys(record: ClusterDomain) -> list[str]:
+    """The group index keys of *record* (``/pyvirt/groups/...``)."""
+    out = []
+    if record.affinity:
+        out.append(keys.group_member("affinity", record.affinity, record.name))
+    if record.anti_affinity:
+        out.append(keys.group_member("anti-affinity", record.anti_affinity, record.name))
+    return out
 
 
 def check_group_name(group: str) -> None:
@@ -207,6 +218,7 @@ def undefine(conn: Connection, name: str) -> None:
                 hint=f"stop it there first ('pyvirt cluster release {name}' on {owner})",
             )
         gone = [Delete(keys.domain(name)), Delete(keys.placed(name))]
+        gone += [Delete(k) for k in _group_keys(ClusterDomain.decode(entry.value))]
         if not etcd.transaction([unchanged(entry), absent(keys.owner(name))], gone):
             raise InvalidStateError(f"cluster domain {name!r} changed meanwhile; try again")
     finally:

@@ -15,6 +15,9 @@
     /pyvirt/leader               the host whose recovery manager acts, bound to its lease
     /pyvirt/res/KIND/NAME        a cluster network (KIND ``network``) or shared pool
                                  (``pool``): its XML, defined on every member
+    /pyvirt/groups/KIND/GROUP/DOMAIN
+                                 cluster domain DOMAIN is in affinity group GROUP (KIND
+                                 ``affinity`` or ``anti-affinity``): placement reads one group
     /pyvirt/inventory/NAME       bound to host NAME's lease: the networks and pools it can
                                  use now, its NUMA nodes, and which cluster networks/pools its
                                  running domains use (what placement and undefine read)
@@ -73,3 +76,16 @@ def resource(kind: str, name: str) -> str:
 def inventory(name: str) -> str:
     """Host *name*'s inventory key (bound to its lease)."""
     return INVENTORY + name
+
+
+GROUPS = PREFIX + "groups/"
+
+
+def group(kind: str, name: str) -> str:
+    """The prefix of affinity group *name* (*kind*: ``affinity`` or ``anti-affinity``)."""
+    return f"{GROUPS}{kind}/{name}/"
+
+
+def group_member(kind: str, name: str, domain: str) -> str:
+    """The key saying cluster domain *domain* is in group *name* of *kind*."""
+    return group(kind, name) + domain

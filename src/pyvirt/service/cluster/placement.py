@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 #: a per-host rule: why the host cannot take the domain ('' when it can)
 Check = Callable[[HostStatus], str]
 
+# lazy: the domain model (lxml) and the rules load only when a cluster domain is placed
+
 #: KiB a host keeps free for itself beyond what its guests take
 RESERVE_KIB = 256 * 1024
 
@@ -99,18 +101,22 @@ def place(
 
 def domain_checks(etcd: Etcd, record: ClusterDomain) -> list[Check]:
     """The rules of :mod:`.rules` for cluster domain *record*, with what they need read from
-    etcd (inventories only for a domain needing networks, pools or NUMA; owners and groups
-    only for a domain in an affinity group)."""
+    etcd (inventories only for a domain needing networks, pools or NUMA; its groups' members
+    and the owners only for a domain in an affinity group)."""
     from pyvirt.model.domain import Domain  # lazy: lxml and the model
     from pyvirt.service.cluster import rules  # lazy
-    from pyvirt.service.cluster.domains import ClusterDomain  # lazy: domains imports us
 
     checks: list[Check] = []
     if record.affinity or record.anti_affinity:
-        groups = {
-            (d := ClusterDomain.decode(e.value)).name: (d.affinity, d.anti_affinity)
-            for e in etcd.get_prefix(keys.DOMAINS)
-        }
+        groups: dict[str, tuple[str, str]] = {}
+        for kind, group in (("affinity", record.affinity), ("anti-affinity", record.anti_affinity)):
+            if not group:
+                continue
+            prefix = keys.group(kind, group)
+            for e in etcd.get_prefix(prefix):
+                member = e.key[len(prefix) :]
+                aff, anti = groups.get(member, ("", ""))
+                groups[member] = (group, anti) if kind == "affinity" else (aff, group)
         owners = {
             e.key[len(keys.OWNERS) :]: str(json.loads(e.value)["host"])
             for e in etcd.get_prefix(keys.OWNERS)
@@ -127,12 +133,15 @@ def domain_checks(etcd: Etcd, record: ClusterDomain) -> list[Check]:
         }
         checks.append(lambda h: rules.resources_missing(needs, inventories.get(h.name)))
         if needs.numa:
+            fits: dict[object, str] = {}  # a cluster's hosts come in a few shapes
 
             def numa(h: HostStatus) -> str:
                 inv = inventories.get(h.name)
                 if inv is None or inv.shape is None:
                     return "no NUMA topology published"
-                return rules.numa_fit(dom, inv.shape)
+                if inv.shape not in fits:
+                    fits[inv.shape] = rules.numa_fit(dom, inv.shape)
+                return fits[inv.shape]
 
             checks.append(numa)
     return checks

@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# lazy: the network/pool models, the advisor and the inventory load only when used
+
 KINDS = ("network", "pool")
 #: pool types whose storage every host can see the same (a dir must be on shared storage)
 SHARED_POOL_TYPES = ("dir", "netfs", "iscsi", "iscsi-direct", "rbd", "gluster")

@@ -16,6 +16,7 @@ a host has it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,12 @@ from pyvirt.service.tuning.advisor import HostNode, HostShape, advise
 
 if TYPE_CHECKING:
     from pyvirt.model.domain import Domain
+
+
+@functools.lru_cache(maxsize=256)
+def _cpus(spec: str) -> tuple[int, ...]:
+    """The CPUs of a cpuset string, sorted (cached: a cluster's hosts repeat a few)."""
+    return tuple(sorted(parse_cpuset(spec))) if spec else ()
 
 
 @dataclass(frozen=True)
@@ -71,11 +78,7 @@ class Inventory:
         raw = data.get("shape")
         if isinstance(raw, dict):
             nodes = tuple(
-                HostNode(
-                    int(n["id"]),
-                    tuple(sorted(parse_cpuset(n["cpus"]))) if n.get("cpus") else (),
-                    int(n.get("memory_kib", 0)),
-                )
+                HostNode(int(n["id"]), _cpus(str(n.get("cpus") or "")), int(n.get("memory_kib", 0)))
                 for n in raw.get("nodes") or []
             )
             shape = HostShape(
