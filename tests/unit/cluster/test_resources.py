@@ -84,3 +84,14 @@ def test_a_local_network_of_another_uuid_is_left_alone(service: Any) -> None:
     assert sync(service, [net]).problems == []
     assert read_applied(service)["network"] == {"cnet": net.uuid}
     assert sync(service, []).removed == [("network", "cnet")]
+
+
+def test_idle_rounds_do_not_retry_starting_a_pool(service: Any, tmp_path: Path) -> None:
+    pool = parse_resource("pool", pool_xml("shared", tmp_path / "s"), autostart=True)
+    assert sync(service, [pool], start=False).defined == [("pool", "shared")]
+    assert service.pools.live("shared") is not None  # newly defined: started all the same
+    service.pools.destroy("shared")
+    sync(service, [pool], start=False)  # an idle round (no change in the cluster)
+    assert service.pools.live("shared") is None
+    sync(service, [pool])  # a round after a change
+    assert service.pools.live("shared") is not None

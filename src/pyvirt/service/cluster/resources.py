@@ -332,10 +332,14 @@ class SyncReport:
     problems: list[str]
 
 
-def sync(conn: Connection, wanted: list[ClusterResource]) -> SyncReport:
+def sync(conn: Connection, wanted: list[ClusterResource], *, start: bool = True) -> SyncReport:
     """Make this host's networks and pools follow the cluster's (*wanted*): define (and
     start) what is missing, undefine what the cluster removed unless a running domain uses
-    it. Errors of one network or pool are reported, not raised."""
+    it. Errors of one network or pool are reported, not raised.
+
+    :param start: also start autostart pools defined before that are not active (not on the
+        agent's idle rounds: a mount that fails is not retried every few seconds)
+    """
     applied = read_applied(conn)
     report = SyncReport([], [], [], [])
     want = {(r.kind, r.name): r for r in wanted}
@@ -355,7 +359,7 @@ def sync(conn: Connection, wanted: list[ClusterResource]) -> SyncReport:
                 continue
             elif name not in applied[kind]:
                 applied[kind][name] = res.uuid  # the same one, defined here before
-            if kind == "pool" and res.autostart:
+            if kind == "pool" and res.autostart and (start or (kind, name) in report.defined):
                 _start_pool(conn, res)
         except PyvirtError as err:
             report.problems.append(f"{_what(kind)} '{name}': {err.message}")
@@ -451,12 +455,13 @@ class ResourceAgent:
         self.etcd.close()
 
     def _run(self) -> None:
+        changed = True
         while not self._stop.is_set():
             try:
-                revision = self.round()
+                revision = self.round(start=changed)
                 if self._stop.is_set():
                     return
-                self.etcd.watch(keys.RESOURCES, revision + 1, idle=IDLE)
+                changed = self.etcd.watch(keys.RESOURCES, revision + 1, idle=IDLE)
             except PyvirtError as err:
                 log.warning("cluster: networks and pools: %s", err.message)
                 self._stop.wait(IDLE)
@@ -464,12 +469,12 @@ class ResourceAgent:
                 log.exception("cluster: networks and pools failed")
                 self._stop.wait(IDLE)
 
-    def round(self) -> int:
-        """Sync once and publish the inventory; the etcd revision the cluster's list was read
-        at (a watch goes on from the next one)."""
+    def round(self, *, start: bool = True) -> int:
+        """Sync once (*start*: see :func:`sync`) and publish the inventory; the etcd revision
+        the cluster's list was read at (a watch goes on from the next one)."""
         entries, revision = self.etcd.get_prefix_at(keys.RESOURCES)
         wanted = [ClusterResource.decode(e.value) for e in entries]
-        report = sync(self.conn, wanted)
+        report = sync(self.conn, wanted, start=start)
         for kind, name in report.defined:
             self._event("Defined", f"{kind}:{name}", "from the cluster")
         for kind, name in report.removed:
