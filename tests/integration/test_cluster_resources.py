@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 import pyvirt.api
+from pyvirt.drivers.etcd import Etcd
 from pyvirt.errors import AlreadyExistsError, InvalidStateError, NotFoundError, PyvirtError
 from tests.daemonhelp import pyvirtd
 from tests.integration.etcdhelp import EtcdCluster, etcd_cluster
@@ -187,3 +189,36 @@ def test_cluster_networks_pools_and_placement_rules(
             until("shared gone", lambda c=conn: "shared" not in pools(c, active=False))
         assert ca.cluster.resources() == []
         assert shared.is_dir()  # undefining a pool keeps its storage
+
+
+def test_the_watch_wakes_on_a_change_idles_and_aborts(etcd1: EtcdCluster) -> None:
+    """What the members' agents wait on: a long poll on etcd's watch stream."""
+    etcd, other = Etcd([etcd1.endpoints]), Etcd([etcd1.endpoints])
+    _, revision = etcd.get_prefix_at("/t/")
+    out: dict[str, Any] = {}
+
+    def watch() -> None:
+        began = time.monotonic()
+        out["changed"] = etcd.watch("/t/", revision + 1, idle=30)
+        out["took"] = time.monotonic() - began
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    time.sleep(0.5)
+    other.put("/t/a", "1")
+    thread.join(10)
+    assert out["changed"] is True and out["took"] < 5
+    # a change made before the watch starts is not missed (it goes on from the revision read)
+    assert etcd.watch("/t/", revision + 1, idle=1) is True
+    _, revision = etcd.get_prefix_at("/t/")
+    began = time.monotonic()
+    assert etcd.watch("/t/", revision + 1, idle=1) is False  # nothing changed
+    assert time.monotonic() - began < 5
+    thread = threading.Thread(target=watch)
+    thread.start()
+    time.sleep(0.5)
+    etcd.abort_watch()  # what a stopping daemon does
+    thread.join(5)
+    assert not thread.is_alive() and out["changed"] is False and out["took"] < 5
+    etcd.close()
+    other.close()
