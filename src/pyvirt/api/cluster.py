@@ -293,8 +293,9 @@ class ClusterAgent:
     """pyvirtd's part in the cluster while the daemon runs: keeps this host's lease alive
     (:class:`~pyvirt.service.cluster.heartbeat.Heartbeat`), fences its HA guests when the lease
     cannot be renewed in time (itself, and through the watchdog process when the daemon is dead
-    or hung), and runs the recovery manager that restarts a dead host's HA guests elsewhere
-    (:mod:`pyvirt.service.cluster.recovery`).
+    or hung), runs the recovery manager that restarts a dead host's HA guests elsewhere
+    (:mod:`pyvirt.service.cluster.recovery`), and keeps the host's networks and pools in step
+    with the cluster's, publishing its inventory (:mod:`pyvirt.service.cluster.resources`).
 
     :param service: the daemon's embedded service connection
     :param on_change: called with ``"up"``/``"down"`` when the host's lease state changes
