@@ -24,12 +24,14 @@ from pyvirt.service.cluster.membership import (
 )
 from pyvirt.service.cluster.placement import Candidate, Placement
 from pyvirt.service.cluster.records import HostRecord, Liveness
+from pyvirt.service.cluster.resources import ClusterResource
 
 if TYPE_CHECKING:
     from pyvirt.api.cluster_evacuate import EvacuationReport
     from pyvirt.progress import CancelToken, Progress
     from pyvirt.service.cluster.heartbeat import Heartbeat
     from pyvirt.service.cluster.recovery import RecoveryManager
+    from pyvirt.service.cluster.resources import ResourceAgent
     from pyvirt.service.connection import Connection as ServiceConnection
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "ClusterConfig",
     "ClusterDomain",
     "ClusterRecord",
+    "ClusterResource",
     "ClusterStatus",
     "DomainPlacementInfo",
     "EtcdMemberStatus",
@@ -161,14 +164,25 @@ class Cluster:
 
     # cluster domains -----------------------------------------------------------------------
 
-    def define(self, xml: str | bytes, *, ha: bool = False) -> ClusterDomain:
-        """Define a domain for the whole cluster (no host owns it until it starts).
+    def define(
+        self,
+        xml: str | bytes,
+        *,
+        ha: bool = False,
+        affinity: str = "",
+        anti_affinity: str = "",
+    ) -> ClusterDomain:
+        """Define a domain for the whole cluster (no host owns it until it starts); with
+        *anti_affinity*, never on a host with another domain of that group; with *affinity*,
+        on the host where the group's other domains are.
 
         :raises AlreadyExistsError: the cluster has a domain of that name
         """
         from pyvirt.service.cluster import domains  # lazy
 
-        return domains.define(self._service, xml, ha=ha)
+        return domains.define(
+            self._service, xml, ha=ha, affinity=affinity, anti_affinity=anti_affinity
+        )
 
     def undefine(self, name: str) -> None:
         """Remove a cluster domain (refused while a host owns it)."""
@@ -185,17 +199,13 @@ class Cluster:
     def place(self, name: str, *, avoid: list[str] | None = None) -> Placement:
         """Where cluster domain *name* would start now (and why), without starting it."""
         from pyvirt.service.cluster import domains, placement  # lazy
-        from pyvirt.service.cluster.membership import (  # lazy
-            list_hosts,
-            open_etcd,
-            require_config,
-        )
+        from pyvirt.service.cluster.membership import open_etcd, require_config  # lazy
 
         config = require_config(self._service)
         etcd = open_etcd(config)
         try:
             record = domains.get(etcd, name, cluster=config.cluster)
-            return placement.place(list_hosts(etcd), record.memory_kib, avoid=avoid or ())
+            return placement.place_domain(etcd, record, avoid=avoid or ())
         finally:
             etcd.close()
 
@@ -292,6 +302,36 @@ class Cluster:
 
         return restore(self._service, host)
 
+    # cluster networks and shared pools --------------------------------------------------------
+
+    def resource_define(self, kind: str, xml: str | bytes, *, autostart: bool = False
+                        ) -> ClusterResource:  # fmt: skip
+        """Define a network (*kind* ``network``) or shared pool (``pool``) for the whole
+        cluster; every member's pyvirtd defines it locally (and starts an autostart pool).
+
+        :raises AlreadyExistsError: the cluster has one of that name
+        :raises InvalidConfigError: bad XML, or a pool type hosts cannot share
+        """
+        from pyvirt.service.cluster import resources  # lazy
+
+        return resources.define(self._service, kind, xml, autostart=autostart)
+
+    def resource_undefine(self, kind: str, name: str) -> None:
+        """Remove a cluster network or pool (refused while a running domain uses it).
+
+        :raises NotFoundError: no such cluster network (pool)
+        :raises InvalidStateError: a domain uses it
+        """
+        from pyvirt.service.cluster import resources  # lazy
+
+        resources.undefine(self._service, kind, name)
+
+    def resources(self) -> list[ClusterResource]:
+        """The cluster's networks and shared pools."""
+        from pyvirt.service.cluster import resources  # lazy
+
+        return resources.resources(self._service)
+
     def agent(
         self,
         on_change: Callable[[str], None] | None = None,
@@ -308,8 +348,9 @@ class ClusterAgent:
     """pyvirtd's part in the cluster while the daemon runs: keeps this host's lease alive
     (:class:`~pyvirt.service.cluster.heartbeat.Heartbeat`), fences its HA guests when the lease
     cannot be renewed in time (itself, and through the watchdog process when the daemon is dead
-    or hung), and runs the recovery manager that restarts a dead host's HA guests elsewhere
-    (:mod:`pyvirt.service.cluster.recovery`).
+    or hung), runs the recovery manager that restarts a dead host's HA guests elsewhere
+    (:mod:`pyvirt.service.cluster.recovery`), and keeps the host's networks and pools in step
+    with the cluster's, publishing its inventory (:mod:`pyvirt.service.cluster.resources`).
 
     :param service: the daemon's embedded service connection
     :param on_change: called with ``"up"``/``"down"`` when the host's lease state changes
@@ -335,6 +376,7 @@ class ClusterAgent:
         self._run_job = run_job
         self._heartbeat: Heartbeat | None = None
         self._recovery: RecoveryManager | None = None
+        self._resources: ResourceAgent | None = None
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._spawned_at = 0.0
@@ -356,6 +398,7 @@ class ClusterAgent:
         from pyvirt.service.cluster.heartbeat import Heartbeat  # lazy
         from pyvirt.service.cluster.membership import open_etcd  # lazy
         from pyvirt.service.cluster.recovery import RecoveryManager  # lazy
+        from pyvirt.service.cluster.resources import ResourceAgent  # lazy
 
         config = read_config(self._service.paths)
         if self._heartbeat is not None and config == self._heartbeat.config:
@@ -382,8 +425,12 @@ class ClusterAgent:
             on_event=self._on_event,
             fenced_file=self._service.paths.run / FENCED_FILE,
         )
+        self._resources = ResourceAgent(
+            self._service, config, lambda: heartbeat.lease if heartbeat.state == "up" else 0
+        )
         self._stop.clear()
         heartbeat.start()
+        self._resources.start()
         self._thread = threading.Thread(target=self._rounds, name="cluster-recovery", daemon=True)
         self._thread.start()
 
@@ -413,6 +460,9 @@ class ClusterAgent:
         if self._recovery is not None:
             self._recovery.etcd.close()
             self._recovery = None
+        if self._resources is not None:
+            self._resources.stop()
+            self._resources = None
         if revoke:
             from pyvirt.service.cluster import watchdog  # lazy
 

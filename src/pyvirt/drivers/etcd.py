@@ -208,6 +208,7 @@ class Etcd:
         self.timeout = timeout
         self._clients: dict[str, Any] = {}
         self._current = 0
+        self._watching: Any = None
 
     def sibling(self, endpoints: Sequence[str], *, timeout: float | None = None) -> Etcd:
         """A client of *endpoints* with this one's TLS settings."""
@@ -308,6 +309,86 @@ class Etcd:
         }
         out = self._post(f"list {prefix}", "/kv/range", body)
         return [_entry(kv) for kv in out.get("kvs") or []]
+
+    def get_prefix_at(self, prefix: str) -> tuple[list[Entry], int]:
+        """Every entry under *prefix* (sorted by key) and the store's revision they were read
+        at: what a :meth:`watch` from the next revision goes on from without missing a change."""
+        body = {
+            "key": _b64(prefix),
+            "range_end": _prefix_end(prefix),
+            "sort_order": "ASCEND",
+            "sort_target": "KEY",
+        }
+        out = self._post(f"list {prefix}", "/kv/range", body)
+        revision = int((out.get("header") or {}).get("revision", 0))
+        return [_entry(kv) for kv in out.get("kvs") or []], revision
+
+    def watch(self, prefix: str, start_revision: int, *, idle: float) -> bool:
+        """Block until a key under *prefix* changes at or after *start_revision* (``True``),
+        or for *idle* seconds without a change (``False``). One long poll over etcd's watch
+        stream: nothing is polled in between. A compacted *start_revision* counts as a change
+        (the caller reads everything again).
+
+        :raises EtcdUnavailableError: no member accepts the watch
+        """
+        import json
+
+        import requests  # lazy: etcd3gw's transport
+
+        create = {
+            "key": _b64(prefix),
+            "range_end": _prefix_end(prefix),
+            "start_revision": max(1, start_revision),
+        }
+        errors: list[str] = []
+        for endpoint in self.endpoints:
+            client = self._client(endpoint)
+            try:
+                resp = client.session.post(
+                    client.get_url("/watch"),
+                    json={"create_request": create},
+                    stream=True,
+                    timeout=(self.timeout, idle),
+                )
+            except requests.RequestException as err:
+                errors.append(f"{endpoint}: {type(err).__name__}")
+                continue
+            self._watching = resp
+            try:
+                for line in resp.iter_lines():
+                    if not line.strip():
+                        continue
+                    result = json.loads(line).get("result") or {}
+                    if result.get("events") or result.get("canceled"):
+                        return True
+                    if int(result.get("compact_revision", 0) or 0):
+                        return True
+                return False  # the stream ended (member stopping; an abort): look again
+            except (requests.RequestException, ValueError, AttributeError):
+                return False  # idle: no change within *idle* seconds
+            finally:
+                self._watching = None
+                resp.close()
+        raise EtcdUnavailableError(
+            f"etcd did not accept a watch of {prefix}: " + "; ".join(errors),
+            hint="check that a quorum of the etcd members is up and reachable from this host",
+        )
+
+    def abort_watch(self) -> None:
+        """End a :meth:`watch` blocked in another thread (it returns ``False`` at once)."""
+        import socket
+
+        resp = self._watching
+        if resp is None:
+            return
+        try:
+            sock = socket.socket(fileno=resp.raw._fp.fileno())
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            finally:
+                sock.detach()
+        except (OSError, AttributeError, ValueError):
+            pass
 
     def put(self, key: str, value: str, *, lease: int = 0) -> None:
         """Set *key* (bound to *lease* when not 0: deleted when the lease expires)."""

@@ -11,6 +11,7 @@ from pyvirt.api.cluster import (
     Cluster,
     ClusterConfig,
     ClusterDomain,
+    ClusterResource,
     ClusterStatus,
     DomainPlacementInfo,
     HostStatus,
@@ -105,12 +106,25 @@ class RemoteCluster(Cluster):
         """``cluster status`` as the daemon's host sees it."""
         return status_from_json(self._client.json("GET", path("cluster", "status")))
 
-    def define(self, xml: str | bytes, *, ha: bool = False) -> ClusterDomain:
+    def define(
+        self,
+        xml: str | bytes,
+        *,
+        ha: bool = False,
+        affinity: str = "",
+        anti_affinity: str = "",
+    ) -> ClusterDomain:
         """``cluster define`` through the daemon."""
         text = xml.decode() if isinstance(xml, bytes) else xml
-        d = self._client.json("POST", path("cluster", "domains"), {"xml": text, "ha": ha})
+        body: dict[str, Any] = {"xml": text, "ha": ha}
+        if affinity:
+            body["affinity"] = affinity
+        if anti_affinity:
+            body["anti_affinity"] = anti_affinity
+        d = self._client.json("POST", path("cluster", "domains"), body)
         return ClusterDomain(d["name"], d["uuid"], text, d["ha"], d["memory_kib"], d["vcpus"],
-                             d["defined"])  # fmt: skip
+                             d["defined"], d.get("affinity", ""),
+                             d.get("anti_affinity", ""))  # fmt: skip
 
     def undefine(self, name: str) -> None:
         """``cluster undefine`` through the daemon."""
@@ -167,3 +181,23 @@ class RemoteCluster(Cluster):
         job = wait_for(self._client, JobInfo.from_json(doc["job"]), progress=progress,
                        cancel=cancel)  # fmt: skip
         return job.result
+
+    def resource_define(self, kind: str, xml: str | bytes, *, autostart: bool = False
+                        ) -> ClusterResource:  # fmt: skip
+        """``cluster net-define`` / ``pool-define`` through the daemon."""
+        text = xml.decode() if isinstance(xml, bytes) else xml
+        where = path("cluster", "networks" if kind == "network" else "pools")
+        d = self._client.json("POST", where, {"xml": text, "autostart": autostart})
+        return ClusterResource(**{**d, "xml": text})
+
+    def resource_undefine(self, kind: str, name: str) -> None:
+        """``cluster net-undefine`` / ``pool-undefine`` through the daemon."""
+        where = path("cluster", "networks" if kind == "network" else "pools", name)
+        self._client.request("DELETE", where)
+
+    def resources(self) -> list[ClusterResource]:
+        """``cluster resources`` through the daemon (records without their XML)."""
+        return [
+            ClusterResource(**{**d, "xml": ""})
+            for d in self._client.json("GET", path("cluster", "resources"))
+        ]

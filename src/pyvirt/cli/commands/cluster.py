@@ -201,10 +201,18 @@ def _status_tables(st: ClusterStatus) -> None:
 @cluster.command("define")
 @click.argument("file", metavar="FILE")
 @click.option("--ha", is_flag=True, help="restart it on another host when its host dies")
+@click.option("--affinity", "affinity", default="", metavar="GROUP",
+              help="run on the host where the group's other domains are")  # fmt: skip
+@click.option("--anti-affinity", "anti_affinity", default="", metavar="GROUP",
+              help="never on a host with another domain of the group")  # fmt: skip
 @click.pass_context
-def cluster_define(ctx: click.Context, /, file: str, ha: bool) -> None:
+def cluster_define(
+    ctx: click.Context, /, file: str, ha: bool, affinity: str, anti_affinity: str
+) -> None:
     """Define a domain for the whole cluster from an XML file ('-': standard input)."""
-    record = api(ctx).cluster.define(read_input(file), ha=ha)
+    record = api(ctx).cluster.define(
+        read_input(file), ha=ha, affinity=affinity, anti_affinity=anti_affinity
+    )
     click.echo(f"Domain '{record.name}' defined in the cluster" + (" (HA)" if ha else ""))
 
 
@@ -300,3 +308,43 @@ def cluster_restore(ctx: click.Context, /, host: str) -> None:
         click.echo(f"Host {host} is out of maintenance (no guest moves back by itself)")
     else:
         click.echo(f"Host {host} was not in maintenance")
+
+
+def _resource_verbs(prefix: str, kind: str, what: str) -> None:
+    """``cluster net-define|net-undefine`` or ``pool-define|pool-undefine``."""
+
+    @cluster.command(f"{prefix}-define", help=f"Define a {what} on every host of the cluster "
+                     "from an XML file ('-': standard input).")  # fmt: skip
+    @click.argument("file", metavar="FILE")
+    @click.option("--autostart", is_flag=True, help=f"start the {what} on every host")
+    @click.pass_context
+    def define(ctx: click.Context, /, file: str, autostart: bool) -> None:
+        record = api(ctx).cluster.resource_define(kind, read_input(file), autostart=autostart)
+        label = "Network" if kind == "network" else "Pool"
+        click.echo(f"{label} '{record.name}' defined in the cluster")
+
+    @cluster.command(f"{prefix}-undefine", help=f"Remove a cluster {what} from every host "
+                     "(refused while a domain uses it).")  # fmt: skip
+    @click.argument("name", metavar="NAME")
+    @click.pass_context
+    def undefine(ctx: click.Context, /, name: str) -> None:
+        api(ctx).cluster.resource_undefine(kind, name)
+        label = "Network" if kind == "network" else "Pool"
+        click.echo(f"{label} '{name}' removed from the cluster")
+
+
+_resource_verbs("net", "network", "network")
+_resource_verbs("pool", "pool", "shared storage pool")
+
+
+@cluster.command("resources")
+@click.option("--json", "as_json_", is_flag=True, help="JSON output")
+@click.pass_context
+def cluster_resources(ctx: click.Context, /, as_json_: bool) -> None:
+    """List the cluster's networks and shared pools."""
+    found = api(ctx).cluster.resources()
+    if as_json_:
+        as_json([r.to_json() for r in found])
+        return
+    rows = [[r.kind, r.name, r.type, "yes" if r.autostart else "no"] for r in found]
+    table(["Kind", "Name", "Type", "Autostart"], rows)

@@ -29,6 +29,7 @@ log = logging.getLogger("pyvirtd.cluster")
 router = APIRouter(prefix="/api/v1/cluster", tags=["cluster"], responses=ERRORS)
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+_GROUP = r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,62})?$"
 
 
 class _Etcd(BaseModel):
@@ -141,6 +142,8 @@ class DefineBody(BaseModel):
 
     xml: str = Field(min_length=1, max_length=1024 * 1024, description="the domain XML")
     ha: bool = Field(False, description="restart it on another host when its host dies")
+    affinity: str = Field("", pattern=_GROUP, description="its affinity group")
+    anti_affinity: str = Field("", pattern=_GROUP, description="its anti-affinity group")
 
 
 class StartBody(BaseModel):
@@ -160,9 +163,12 @@ def list_domains(request: Request) -> list[dict[str, Any]]:
 @router.post("/domains", status_code=201)
 def define(request: Request, body: DefineBody) -> dict[str, Any]:
     """Define a domain for the whole cluster."""
-    d = daemon_of(request).conn.cluster.define(body.xml, ha=body.ha)
+    d = daemon_of(request).conn.cluster.define(
+        body.xml, ha=body.ha, affinity=body.affinity, anti_affinity=body.anti_affinity
+    )
     return {"name": d.name, "uuid": d.uuid, "ha": d.ha, "memory_kib": d.memory_kib,
-            "vcpus": d.vcpus, "defined": d.defined}  # fmt: skip
+            "vcpus": d.vcpus, "defined": d.defined, "affinity": d.affinity,
+            "anti_affinity": d.anti_affinity}  # fmt: skip
 
 
 @router.delete("/domains/{name}", status_code=204)
@@ -234,3 +240,53 @@ def restore(request: Request, host: str = Path(pattern=_NAME)) -> JSONResponse:
         return {"host": host, "restored": cluster.restore(host)}
 
     return _job(request, "cluster-restore", host, work)
+
+
+# cluster networks and shared pools -----------------------------------------------------------
+
+
+class ResourceBody(BaseModel):
+    """``cluster net-define`` / ``pool-define``: a network or shared pool for every host."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    xml: str = Field(min_length=1, max_length=1024 * 1024, description="the network/pool XML")
+    autostart: bool = Field(False, description="start it on every host")
+
+
+@router.get("/resources")
+def list_resources(request: Request) -> list[dict[str, Any]]:
+    """The cluster's networks and shared pools."""
+    return [r.to_json() for r in daemon_of(request).conn.cluster.resources()]
+
+
+@router.post("/networks", status_code=201)
+def define_network(request: Request, body: ResourceBody) -> dict[str, Any]:
+    """Define a network on every host of the cluster."""
+    return (
+        daemon_of(request)
+        .conn.cluster.resource_define("network", body.xml, autostart=body.autostart)
+        .to_json()
+    )
+
+
+@router.delete("/networks/{name}", status_code=204)
+def undefine_network(request: Request, name: str) -> None:
+    """Remove a cluster network (refused while a domain uses it)."""
+    daemon_of(request).conn.cluster.resource_undefine("network", name)
+
+
+@router.post("/pools", status_code=201)
+def define_pool(request: Request, body: ResourceBody) -> dict[str, Any]:
+    """Define a shared pool on every host of the cluster."""
+    return (
+        daemon_of(request)
+        .conn.cluster.resource_define("pool", body.xml, autostart=body.autostart)
+        .to_json()
+    )
+
+
+@router.delete("/pools/{name}", status_code=204)
+def undefine_pool(request: Request, name: str) -> None:
+    """Remove a cluster pool (refused while a domain uses it)."""
+    daemon_of(request).conn.cluster.resource_undefine("pool", name)

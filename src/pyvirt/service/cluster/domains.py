@@ -18,7 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.drivers.etcd import Delete, Etcd, Put, absent, unchanged
-from pyvirt.errors import AlreadyExistsError, InvalidStateError, NotFoundError
+from pyvirt.errors import (
+    AlreadyExistsError,
+    InvalidConfigError,
+    InvalidStateError,
+    NotFoundError,
+)
 from pyvirt.service.cluster import keys
 from pyvirt.service.cluster.config import ClusterConfig, read_config
 from pyvirt.service.cluster.membership import open_etcd, require_config
@@ -43,6 +48,8 @@ class ClusterDomain:
     :ivar memory_kib: its memory (what placement needs free)
     :ivar vcpus: its vCPUs
     :ivar defined: when it was defined in the cluster (seconds since the epoch)
+    :ivar affinity: its affinity group: it goes where the group's other domains are ('')
+    :ivar anti_affinity: its anti-affinity group: never on a host with another of the group
     """
 
     name: str
@@ -52,6 +59,8 @@ class ClusterDomain:
     memory_kib: int
     vcpus: int
     defined: float
+    affinity: str = ""
+    anti_affinity: str = ""
 
     def encode(self) -> str:
         """The value stored in etcd."""
@@ -77,7 +86,7 @@ class DomainPlacementInfo:
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (without the XML)."""
         d = self.domain
-        return {
+        out: dict[str, Any] = {
             "name": d.name,
             "uuid": d.uuid,
             "ha": d.ha,
@@ -86,12 +95,19 @@ class DomainPlacementInfo:
             "owner": self.owner,
             "state": self.state,
         }
+        if d.affinity:
+            out["affinity"] = d.affinity
+        if d.anti_affinity:
+            out["anti_affinity"] = d.anti_affinity
+        return out
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> DomainPlacementInfo:
         """The info *d* (:meth:`to_json`'s output) describes (a record without its XML)."""
         record = ClusterDomain(str(d["name"]), str(d["uuid"]), "", bool(d["ha"]),
-                               int(d["memory_kib"]), int(d["vcpus"]), 0.0)  # fmt: skip
+                               int(d["memory_kib"]), int(d["vcpus"]), 0.0,
+                               str(d.get("affinity") or ""),
+                               str(d.get("anti_affinity") or ""))  # fmt: skip
         return cls(record, str(d.get("owner") or ""), str(d.get("state") or ""))
 
 
@@ -110,10 +126,17 @@ def _parse(xml: str | bytes) -> ClusterDomain:
     )
 
 
-def define(conn: Connection, xml: str | bytes, *, ha: bool = False) -> ClusterDomain:
-    """Define a domain for the whole cluster.
+def define(
+    conn: Connection,
+    xml: str | bytes,
+    *,
+    ha: bool = False,
+    affinity: str = "",
+    anti_affinity: str = "",
+) -> ClusterDomain:
+    """Define a domain for the whole cluster (in an affinity and/or anti-affinity group).
 
-    :raises InvalidConfigError: invalid XML
+    :raises InvalidConfigError: invalid XML or group name
     :raises AlreadyExistsError: the cluster has a domain of that name
     """
     from pyvirt.state.names import check_new_name  # lazy
@@ -121,11 +144,17 @@ def define(conn: Connection, xml: str | bytes, *, ha: bool = False) -> ClusterDo
     config = require_config(conn)
     record = _parse(xml)
     check_new_name(record.name, paths=conn.paths)
-    record = ClusterDomain(**{**asdict(record), "ha": ha})
+    for group in (affinity, anti_affinity):
+        if group:
+            check_group_name(group)
+    record = ClusterDomain(
+        **{**asdict(record), "ha": ha, "affinity": affinity, "anti_affinity": anti_affinity}
+    )
     etcd = open_etcd(config)
     try:
         key = keys.domain(record.name)
-        if not etcd.transaction([absent(key)], [Put(key, record.encode())]):
+        puts = [Put(key, record.encode())] + [Put(k, "") for k in _group_keys(record)]
+        if not etcd.transaction([absent(key)], puts):
             raise AlreadyExistsError(
                 f"cluster {config.cluster!r} already has a domain named {record.name!r}",
                 hint="choose another name, or 'pyvirt cluster undefine' the old one",
@@ -133,6 +162,30 @@ def define(conn: Connection, xml: str | bytes, *, ha: bool = False) -> ClusterDo
     finally:
         etcd.close()
     return record
+
+
+def _group_keys(record: ClusterDomain) -> list[str]:
+    """The group index keys of *record* (``/pyvirt/groups/...``)."""
+    out = []
+    if record.affinity:
+        out.append(keys.group_member("affinity", record.affinity, record.name))
+    if record.anti_affinity:
+        out.append(keys.group_member("anti-affinity", record.anti_affinity, record.name))
+    return out
+
+
+def check_group_name(group: str) -> None:
+    """Refuse an affinity group name that is not 1-63 letters, digits, '.', '_' or '-'.
+
+    :raises InvalidConfigError: a bad name
+    """
+    import re  # lazy
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", group):
+        raise InvalidConfigError(
+            f"invalid affinity group name {group!r}",
+            hint="use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        )
 
 
 def get(etcd: Etcd, name: str, *, cluster: str = "") -> ClusterDomain:
@@ -177,6 +230,7 @@ def undefine(conn: Connection, name: str) -> None:
                 hint=f"stop it there first ('pyvirt cluster release {name}' on {owner})",
             )
         gone = [Delete(keys.domain(name)), Delete(keys.placed(name))]
+        gone += [Delete(k) for k in _group_keys(ClusterDomain.decode(entry.value))]
         if not etcd.transaction([unchanged(entry), absent(keys.owner(name))], gone):
             raise InvalidStateError(f"cluster domain {name!r} changed meanwhile; try again")
     finally:

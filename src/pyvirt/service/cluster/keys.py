@@ -16,6 +16,14 @@
     /pyvirt/maintenance/NAME     host NAME is in maintenance (``cluster evacuate``): placement
                                  and recovery never choose it, cluster domains do not start on
                                  it; not leased (it outlives daemon restarts) until ``restore``
+    /pyvirt/res/KIND/NAME        a cluster network (KIND ``network``) or shared pool
+                                 (``pool``): its XML, defined on every member
+    /pyvirt/groups/KIND/GROUP/DOMAIN
+                                 cluster domain DOMAIN is in affinity group GROUP (KIND
+                                 ``affinity`` or ``anti-affinity``): placement reads one group
+    /pyvirt/inventory/NAME       bound to host NAME's lease: the networks and pools it can
+                                 use now, its NUMA nodes, and which cluster networks/pools its
+                                 running domains use (what placement and undefine read)
 """
 
 from __future__ import annotations
@@ -65,3 +73,30 @@ MAINTENANCE = PREFIX + "maintenance/"
 def maintenance(name: str) -> str:
     """The maintenance mark of host *name* (present while it is in maintenance)."""
     return MAINTENANCE + name
+
+
+RESOURCES = PREFIX + "res/"
+INVENTORY = PREFIX + "inventory/"
+
+
+def resource(kind: str, name: str) -> str:
+    """The key of cluster network or pool *name* (*kind*: ``network`` or ``pool``)."""
+    return f"{RESOURCES}{kind}/{name}"
+
+
+def inventory(name: str) -> str:
+    """Host *name*'s inventory key (bound to its lease)."""
+    return INVENTORY + name
+
+
+GROUPS = PREFIX + "groups/"
+
+
+def group(kind: str, name: str) -> str:
+    """The prefix of affinity group *name* (*kind*: ``affinity`` or ``anti-affinity``)."""
+    return f"{GROUPS}{kind}/{name}/"
+
+
+def group_member(kind: str, name: str, domain: str) -> str:
+    """The key saying cluster domain *domain* is in group *name* of *kind*."""
+    return group(kind, name) + domain

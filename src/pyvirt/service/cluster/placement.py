@@ -5,16 +5,31 @@ A host fits when it is ``up``, not in maintenance (``cluster evacuate``), and it
 Among those that fit, the score prefers the host left with the largest share of its memory
 free, minus its load per CPU (a busy host loses even with free memory). A host named in
 ``avoid`` (anti-affinity, or the host being evacuated) is skipped; ``prefer`` wins when it
-fits. Pure: it reads the host list it is given.
+fits. Extra per-host *checks* (the rules of :mod:`.rules`: networks and pools, NUMA fit,
+affinity groups) refuse a host with a reason. :func:`place` is pure: it reads the host list
+it is given; :func:`place_domain` reads what a cluster domain's placement needs from etcd and
+calls it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pyvirt.errors import InvalidStateError
-from pyvirt.service.cluster.membership import HostStatus
+from pyvirt.service.cluster import keys
+from pyvirt.service.cluster.membership import HostStatus, list_hosts
+
+if TYPE_CHECKING:
+    from pyvirt.drivers.etcd import Etcd
+    from pyvirt.service.cluster.domains import ClusterDomain
+
+#: a per-host rule: why the host cannot take the domain ('' when it can)
+Check = Callable[[HostStatus], str]
+
+# lazy: the domain model (lxml) and the rules load only when a cluster domain is placed
 
 #: KiB a host keeps free for itself beyond what its guests take
 RESERVE_KIB = 256 * 1024
@@ -38,13 +53,19 @@ class Placement:
     candidates: tuple[Candidate, ...]
 
 
-def _consider(h: HostStatus, need_kib: int, avoid: set[str]) -> Candidate:
+def _consider(
+    h: HostStatus, need_kib: int, avoid: set[str], checks: Sequence[Check] = ()
+) -> Candidate:
     if h.name in avoid:
         return Candidate(h.name, False, 0.0, "avoided")
     if h.maintenance:
         return Candidate(h.name, False, 0.0, "maintenance")
     if h.state != "up" or h.liveness is None:
         return Candidate(h.name, False, 0.0, "down")
+    for check in checks:
+        why = check(h)
+        if why:
+            return Candidate(h.name, False, 0.0, why)
     free_after = h.liveness.free_kib - RESERVE_KIB - need_kib
     if free_after < 0:
         return Candidate(h.name, False, 0.0, f"{h.liveness.free_kib // 1024} MiB free")
@@ -59,12 +80,15 @@ def place(
     *,
     avoid: Iterable[str] = (),
     prefer: str | None = None,
+    checks: Sequence[Check] = (),
 ) -> Placement:
     """The best host for a domain of *need_kib*.
 
+    :param checks: more rules; a host any of them refuses does not fit (its reason shown)
     :raises InvalidStateError: no host fits (each host's reason is named)
     """
-    candidates = tuple(_consider(h, need_kib, set(avoid)) for h in hosts)
+    avoided = set(avoid)
+    candidates = tuple(_consider(h, need_kib, avoided, checks) for h in hosts)
     fitting = [c for c in candidates if c.fits]
     if not fitting:
         reasons = ", ".join(f"{c.host}: {c.why}" for c in candidates) or "no hosts"
@@ -76,3 +100,63 @@ def place(
     if chosen is None:
         chosen = max(fitting, key=lambda c: (c.score, c.host))
     return Placement(chosen.host, candidates)
+
+
+def domain_checks(etcd: Etcd, record: ClusterDomain) -> list[Check]:
+    """The rules of :mod:`.rules` for cluster domain *record*, with what they need read from
+    etcd (inventories only for a domain needing networks, pools or NUMA; its groups' members
+    and the owners only for a domain in an affinity group)."""
+    from pyvirt.model.domain import Domain  # lazy: lxml and the model
+    from pyvirt.service.cluster import rules  # lazy
+
+    checks: list[Check] = []
+    if record.affinity or record.anti_affinity:
+        groups: dict[str, tuple[str, str]] = {}
+        for kind, group in (("affinity", record.affinity), ("anti-affinity", record.anti_affinity)):
+            if not group:
+                continue
+            prefix = keys.group(kind, group)
+            for e in etcd.get_prefix(prefix):
+                member = e.key[len(prefix) :]
+                aff, anti = groups.get(member, ("", ""))
+                groups[member] = (group, anti) if kind == "affinity" else (aff, group)
+        owners = {
+            e.key[len(keys.OWNERS) :]: str(json.loads(e.value)["host"])
+            for e in etcd.get_prefix(keys.OWNERS)
+        }
+        rule = rules.group_rules(record.name, record.affinity, record.anti_affinity, groups,
+                                 owners)  # fmt: skip
+        checks.append(lambda h: rule.why_not(h.name))
+    dom = Domain.from_xml(record.xml)
+    needs = rules.needs_of(dom)
+    if needs:
+        inventories = {
+            e.key[len(keys.INVENTORY) :]: rules.Inventory.from_json(json.loads(e.value))
+            for e in etcd.get_prefix(keys.INVENTORY)
+        }
+        checks.append(lambda h: rules.resources_missing(needs, inventories.get(h.name)))
+        if needs.numa:
+            fits: dict[object, str] = {}  # a cluster's hosts come in a few shapes
+
+            def numa(h: HostStatus) -> str:
+                inv = inventories.get(h.name)
+                if inv is None or inv.shape is None:
+                    return "no NUMA topology published"
+                if inv.shape not in fits:
+                    fits[inv.shape] = rules.numa_fit(dom, inv.shape)
+                return fits[inv.shape]
+
+            checks.append(numa)
+    return checks
+
+
+def place_domain(
+    etcd: Etcd, record: ClusterDomain, *, avoid: Iterable[str] = (), prefer: str | None = None
+) -> Placement:
+    """The best host for cluster domain *record*: memory and load, its networks and pools,
+    NUMA fit and its affinity groups.
+
+    :raises InvalidStateError: no host fits (each host's reason is named)
+    """
+    checks = domain_checks(etcd, record)
+    return place(list_hosts(etcd), record.memory_kib, avoid=avoid, prefer=prefer, checks=checks)

@@ -34,7 +34,7 @@ from pyvirt.service.cluster.config import ClusterConfig
 from pyvirt.service.cluster.domains import ClusterDomain, placed_value
 from pyvirt.service.cluster.fence import note_fenced, take_fenced
 from pyvirt.service.cluster.membership import list_hosts
-from pyvirt.service.cluster.placement import place
+from pyvirt.service.cluster.placement import domain_checks, place
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,9 @@ class RecoveryManager:
         hosts = list_hosts(self.etcd)
         down = {h.name for h in hosts if h.state != "up"}
         try:
-            target = place(hosts, dom.memory_kib, avoid=[last] if last in down else []).host
+            avoid = [last] if last in down else []
+            checks = domain_checks(self.etcd, dom)  # networks, pools, NUMA, affinity groups
+            target = place(hosts, dom.memory_kib, avoid=avoid, checks=checks).host
         except PyvirtError as err:
             log.error("cluster: cannot recover %s: %s", dom.name, err.message)
             self._event("RecoveryFailed", dom.name, err.message)
