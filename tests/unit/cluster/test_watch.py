@@ -98,7 +98,7 @@ def test_watch_rounds() -> None:
     etcd.host("b")
     watch = ClusterWatch("a")
     assert watch.poll(etcd) == []  # type: ignore[arg-type]  # the first round: a baseline
-    assert etcd.reads == 3  # hosts, alive, owners: no busy reading
+    assert etcd.reads == 4  # hosts, alive, maintenance marks, owners: no busy reading
     etcd.host("b", alive=False)
     etcd.kv[keys.owner("web")] = json.dumps({"host": "a"})
     got = [(c.name, c.event) for c in watch.poll(etcd)]  # type: ignore[arg-type]

@@ -56,9 +56,8 @@ class Snapshot:
 
 
 def _view(h: HostStatus) -> HostView:
-    doc = h.to_json()
-    maintenance = bool(doc.get("maintenance")) or h.state == "maintenance"
-    return HostView(state=h.state, address=h.record.address, maintenance=maintenance)
+    # h.maintenance: since when its maintenance mark is set (``cluster evacuate``), 0 if unset
+    return HostView(state=h.state, address=h.record.address, maintenance=bool(h.maintenance))
 
 
 def snapshot(etcd: Etcd) -> Snapshot:
