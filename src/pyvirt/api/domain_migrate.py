@@ -351,15 +351,19 @@ def migrate(
             raise tunnel.error from err  # the destination's reason, not QEMU's broken pipe
         raise
     try:
-        if tunnel is not None:
-            tunnel.finish()
+        if tunnel is not None:  # the rest of the stream flows while the destination waits
+            tunnel.release()
         target.domains.migration_finish(incoming.name, paused=suspend, persistent_xml=keep)
-    except BaseException:
+    except BaseException as err:
         if tunnel is not None:
             tunnel.abort()
         _quietly(src.migration_recover)
         _quietly(lambda: target.domains.migration_abort(incoming.name))
+        if tunnel is not None and tunnel.error is not None and isinstance(err, PyvirtError):
+            raise tunnel.error from err
         raise
+    if tunnel is not None:  # the destination runs it: the whole stream arrived
+        _quietly(tunnel.finish)
     src.migration_confirm(undefine=undefine_source)
     return result
 

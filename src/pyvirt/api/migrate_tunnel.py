@@ -7,9 +7,10 @@ port is opened for QEMU on either host.
    fd:``); a thread of this process reads the other and sends it as the chunked body of
    ``POST /api/v1/migrations/incoming/{name}/tunnel`` to the destination daemon (its TLS
    and token, or its unix socket), which writes it into its QEMU's socket.
-3. :meth:`Tunnel.finish` waits until the stream ended (QEMU closes its end once the
-   migration completed) and the destination answered; :meth:`Tunnel.abort` breaks it off
-   (the destination's QEMU then sees a broken stream and is stopped by the caller).
+3. Once the source QEMU completed, :meth:`Tunnel.release` lets the stream end (QEMU
+   closes its end) while the destination waits for the rest; :meth:`Tunnel.finish` waits
+   until the destination answered; :meth:`Tunnel.abort` breaks it off (the destination's
+   QEMU then sees a broken stream and is stopped by the caller).
 
 When the destination is an embedded connection (both hosts are this machine) QEMU gets a
 socket connected to the incoming QEMU's directly, with nothing to pump.
@@ -36,8 +37,11 @@ if TYPE_CHECKING:
 
 __all__ = ["CHUNK", "Tunnel", "open_tunnel"]
 
+# lazy: function-local imports marked ``# lazy`` load the HTTP client only for a tunnel to a
+# daemon.
+
 #: bytes read from QEMU's stream per chunk of the request body
-CHUNK = 256 * 1024
+CHUNK = 1 << 20
 
 
 class Tunnel:
@@ -62,6 +66,11 @@ class Tunnel:
     def error(self) -> PyvirtError | None:
         """Why the tunnel broke (the destination's own error when it answered one)."""
         return self._pump.error if self._pump is not None else None
+
+    def release(self) -> None:
+        """Close this process's copy of QEMU's end (QEMU has its own): the stream ends
+        when QEMU closes it."""
+        self._drop_qemu_end()
 
     def _drop_qemu_end(self) -> None:
         if self._qemu_end is not None:
@@ -128,6 +137,7 @@ def open_tunnel(target: Connection, name: str, uri: str) -> Tunnel:
         pump.close()
         raise
     qemu_end, ours = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    # (the kernel's default buffers: what is in them at switch-over lengthens the downtime)
     pump.source = ours
     pump.start()
     return Tunnel(qemu_end, pump)

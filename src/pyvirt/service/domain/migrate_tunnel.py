@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 __all__ = ["SOCKET", "incoming_socket"]
 
+# lazy: function-local imports marked ``# lazy`` load the run directory's helpers only for a
+# tunnelled migration.
+
 #: the incoming QEMU's listening socket, in its scratch directory
 SOCKET = "migrate-in.sock"
 
