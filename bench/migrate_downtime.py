@@ -26,6 +26,13 @@ B->A, raw D->S per round; a first round is not counted). Total time: from the st
 the move to the source QEMU gone and the guest running at the destination.
 
     sudo .venv/bin/python bench/migrate_downtime.py --runs 3
+
+``--tunnelled``: instead, both hosts get a pyvirtd with a TLS listener on loopback (a token
+each, their self-signed certificates as CAs), and the source daemon drives every move
+(``migrate --p2p``): ``direct`` (QEMU to QEMU over a TCP port on 127.0.0.1) against
+``tunnelled`` (the stream through the daemons: socket pair, chunked POST over the
+destination daemon's TLS, its incoming QEMU's unix socket), interleaved so that each kind
+moves both ways (direct A->B, tunnelled B->A, tunnelled A->B, direct B->A per round).
 """
 
 from __future__ import annotations
@@ -33,18 +40,22 @@ from __future__ import annotations
 import argparse
 import base64
 import itertools
+import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import contextlib
 
-from _common import median, pv, state_root, tiny_image
+from _common import PYVIRT, median, pv, state_root, tiny_image
 from _qmp import RawQmp
 
 TICKER = "i=0; while :; do echo TICK $i; i=$((i+1)); usleep 10000; done\n"
@@ -262,14 +273,114 @@ def rounds(
     return floor, rows
 
 
+# -- --tunnelled: direct against tunnelled, both driven by the source's pyvirtd ----------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def daemon(root: Path, port: int) -> Iterator[tuple[str, int]]:
+    """A pyvirtd on *root* with a TLS listener on 127.0.0.1:*port*; yields a token for it
+    and its pid."""
+    env = {**os.environ, "PYVIRT_STATE_DIR": str(root)}
+    log = (root / "pyvirtd.log").open("wb")
+    cmd = [sys.executable, "-m", "pyvirt.daemon", "--no-autostart",
+           "--listen-tcp", f"127.0.0.1:{port}"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"pyvirtd did not start: {(root / 'pyvirtd.log').read_text()}")
+            time.sleep(0.05)
+        made = subprocess.run([PYVIRT, "token-create", "bench"], env=env, capture_output=True,
+                              text=True, check=True)  # fmt: skip
+        yield made.stdout.strip(), proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def tunnel_rounds(
+    runs: int, a: Path, b: Path
+) -> tuple[float, dict[str, list[tuple[float, float]]]]:
+    """The interleaved moves of ``--tunnelled``: (idle floor, {kind: [(total, downtime)]})."""
+    import pyvirt.api
+    from pyvirt.api.migrate_p2p import Destination, migrate_p2p
+
+    ports = {"A": _free_port(), "B": _free_port()}
+    roots = {"A": a, "B": b}
+    logs = {"A": a / "log/qemu/b1/console.log", "B": b / "log/qemu/b1/console.log"}
+    rows: dict[str, list[tuple[float, float]]] = {"direct": [], "tunnelled": []}
+    #: {kind: [(the source daemon's CPU seconds, the destination's)]}
+    cpu: dict[str, list[tuple[float, float]]] = {"direct": [], "tunnelled": []}
+    with daemon(a, ports["A"]) as (tok_a, pid_a), daemon(b, ports["B"]) as (tok_b, pid_b):
+        tokens = {"A": tok_a, "B": tok_b}
+        pids = {"A": pid_a, "B": pid_b}
+        conns = {k: pyvirt.api.open(f"pyvirt+unix://{r}/run/pyvirtd.sock")
+                 for k, r in roots.items()}  # fmt: skip
+        dests = {k: Destination(f"pyvirt+tls://127.0.0.1:{ports[k]}/", token=tokens[k],
+                                ca_pem=(roots[k] / "lib/daemon/server-cert.pem").read_text())
+                 for k in roots}  # fmt: skip
+        ticking(logs["A"])
+        _, floor = watched(lambda: time.sleep(1.0), logs["A"], after=0)
+        where = "A"
+        for i in range(runs * 4 + 4):  # the first round warms up
+            to = "B" if where == "A" else "A"
+            kind = "direct" if i % 4 in (0, 3) else "tunnelled"
+            move = partial(migrate_p2p, conns[where], "b1", dests[to],
+                           tunnelled=kind == "tunnelled")  # fmt: skip
+            before = _cpu(pids[where]), _cpu(pids[to])
+            res = watched(move, logs[where], logs[to])
+            used = _cpu(pids[where]) - before[0], _cpu(pids[to]) - before[1]
+            where = to
+            if i >= 4:
+                rows[kind].append(res)
+                cpu[kind].append(used)
+        if where == "B":
+            migrate_p2p(conns["B"], "b1", dests["A"])
+    for kind, used in cpu.items():
+        print(f"{kind}: CPU per move (median) of the source daemon "
+              f"{median([u[0] for u in used]):.2f} s, of the destination's "
+              f"{median([u[1] for u in used]):.2f} s")  # fmt: skip
+    return floor, rows
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) process *pid* used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--watch"]:
         watch(sys.argv[2:])
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=3, help="rounds (4 moves each)")
+    ap.add_argument("--tunnelled", action="store_true",
+                    help="direct against tunnelled, through two pyvirtd")  # fmt: skip
     args = ap.parse_args()
     kernel, initrd = tiny_image()
+    if args.tunnelled:
+        with state_root() as a, state_root() as b:
+            xml = a / "b1.xml"
+            xml.write_text(domain("b1", kernel, initrd))
+            os.environ["PYVIRT_STATE_DIR"] = str(a)
+            pv("define", str(xml))
+            pv("start", "b1")
+            floor, rows = tunnel_rounds(args.runs, a, b)
+        report(floor, rows, "tunnelled", "direct", "")
+        return
     raw_dir = Path(tempfile.mkdtemp(prefix="pvraw", dir="/tmp"))
     with state_root() as a:
         xml = a / "b1.xml"
@@ -286,17 +397,25 @@ def main() -> None:
         finally:
             raw.stop()
             shutil.rmtree(raw_dir, ignore_errors=True)
+    report(floor, rows, "pyvirt", "raw", " (target <= 1.2x)")
+
+
+def report(
+    floor: float, rows: dict[str, list[tuple[float, float]]], mine: str, base: str, target: str
+) -> None:
+    """Print the table and the ratios of *mine* to *base*."""
     print(f"guest ticker idle floor (largest gap over 1 s): {floor * 1000:.0f} ms")
-    print(f"{'':8} {'downtime (median, max)':>24} {'total (median)':>16}   moves")
+    print(f"{'':9} {'downtime (median, max)':>24} {'total (median)':>16}   moves")
     for kind, vals in rows.items():
         gaps = [g for _, g in vals]
         totals = [t for t, _ in vals]
-        print(f"{kind:8} {median(gaps) * 1000:10.0f} ms {max(gaps) * 1000:7.0f} ms "
+        print(f"{kind:9} {median(gaps) * 1000:10.0f} ms {max(gaps) * 1000:7.0f} ms "
               f"{median(totals) * 1000:13.0f} ms   {len(vals)}")  # fmt: skip
-    p, r = rows["pyvirt"], rows["raw"]
+    p, r = rows[mine], rows[base]
     down = median([g for _, g in p]) / median([g for _, g in r])
     total = median([t for t, _ in p]) / median([t for t, _ in r])
-    print(f"pyvirt/raw: downtime {down:.2f}x (target <= 1.2x), total {total:.2f}x (<= 1.1x)")
+    print(f"{mine}/{base}: downtime {down:.2f}x{target}, total {total:.2f}x"
+          f"{' (<= 1.1x)' if target else ''}")  # fmt: skip
 
 
 if __name__ == "__main__":

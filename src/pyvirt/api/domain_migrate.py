@@ -21,6 +21,7 @@ from pyvirt.errors import InvalidConfigError, InvalidStateError, PyvirtError, Un
 
 if TYPE_CHECKING:
     from pyvirt.api.connection import Connection
+    from pyvirt.api.migrate_tunnel import Tunnel
     from pyvirt.progress import CancelToken, Progress
     from pyvirt.service.domain.migrate import (
         Incoming,
@@ -58,6 +59,7 @@ class MigrationSource(Protocol):
         cancel: CancelToken | None = None,
         storage: StorageCopy | None = None,
         tls: TlsClient | None = None,
+        tunnel_fd: int | None = None,
     ) -> MigrationResult: ...
 
     def migration_disks(
@@ -100,6 +102,7 @@ class DomainMigrate(DomainHandle):
         copy_storage_inc: bool = False,
         migrate_disks: Sequence[str] | None = None,
         tls: bool = False,
+        tunnelled: bool = False,
         on_warning: Callable[[str], None] | None = None,
         postcopy_resume: bool = False,
     ) -> MigrationResult | None:
@@ -126,6 +129,7 @@ class DomainMigrate(DomainHandle):
             copy_storage_inc=copy_storage_inc,
             migrate_disks=migrate_disks,
             tls=tls,
+            tunnelled=tunnelled,
             on_warning=on_warning,
             postcopy_resume=postcopy_resume,
         )
@@ -140,6 +144,7 @@ class DomainMigrate(DomainHandle):
         cancel: CancelToken | None = None,
         storage: StorageCopy | None = None,
         tls: TlsClient | None = None,
+        tunnel_fd: int | None = None,
     ) -> MigrationResult:
         """Send the running guest's state to the QEMU listening on *uri* (QEMU's migration
         URI from the destination's ``migration_prepare``); returns when it completed, the
@@ -148,11 +153,14 @@ class DomainMigrate(DomainHandle):
         :param progress: called with (bytes sent, bytes to send: RAM and copied disks)
         :param storage: mirror the copied disks to the destination's NBD exports first
         :param tls: QEMU's TLS for the streams, trusting this CA (``--tls``)
+        :param tunnel_fd: write the stream into this socket instead of *uri* (``--tunnelled``,
+            :mod:`pyvirt.api.migrate_tunnel`)
         """
         from pyvirt.service.domain import migrate as svc  # lazy
 
         return svc.perform(self._domains, self._name, uri, policy, progress=progress,
-                           cancel=cancel, storage=storage, tls=tls)  # fmt: skip
+                           cancel=cancel, storage=storage, tls=tls,
+                           tunnel_fd=tunnel_fd)  # fmt: skip
 
     def migration_disks(
         self, targets: Sequence[str] | None = None, *, incremental: bool = False
@@ -253,6 +261,7 @@ def migrate(
     copy_storage_inc: bool = False,
     migrate_disks: Sequence[str] | None = None,
     tls: bool = False,
+    tunnelled: bool = False,
     on_warning: Callable[[str], None] | None = None,
     postcopy_resume: bool = False,
 ) -> MigrationResult | None:
@@ -280,6 +289,9 @@ def migrate(
     :param tls: QEMU's TLS channel for the streams (RAM and disks): the destination's QEMU
         uses its pyvirtd's certificate, the source trusts the CA this client trusts for it;
         needs a ``pyvirt+tls://`` destination
+    :param tunnelled: send the stream through the destination daemon's own channel (its TLS
+        and token; :mod:`pyvirt.api.migrate_tunnel`) instead of QEMU to QEMU: no port is
+        opened for QEMU; *src* must be this process's (``--p2p``)
     :param on_warning: called with what the destination's checks warn about
     :param postcopy_resume: go on with a migration of *src* to *dest* paused in post-copy
         (``domjobabort --postcopy`` or a broken network), then finish it as any other
@@ -301,6 +313,9 @@ def migrate(
         )
     if migrate_disks and not (copy_storage_all or copy_storage_inc):
         raise InvalidConfigError("--migrate-disks needs --copy-storage-all or --copy-storage-inc")
+    if tunnelled:
+        _check_tunnelled(src, policy, tls=tls, migrate_uri=migrate_uri,
+                         copy=copy_storage_all or copy_storage_inc)  # fmt: skip
     target = _connection(dest)
     trust = _tls_client(target) if tls else None
     new_name = dname or src.name
@@ -334,8 +349,14 @@ def migrate(
             src.xml_desc(inactive=True, security_info=True) if status.persistent else live_xml
         )
         keep = renamed_xml(base, new_name)
-    listen, tcp_host = _listen(migrate_uri, target)
+    # tunnelled: the incoming QEMU listens on a unix socket its daemon connects the tunnel to
+    listen, tcp_host = (None, None) if tunnelled else _listen(migrate_uri, target)
     if postcopy_resume:
+        if tunnelled:
+            raise UnsupportedError(
+                "--postcopy-resume is not supported with --tunnelled",
+                hint="a tunnelled migration cannot be in post-copy",
+            )
         if not _paused_in_postcopy(src):  # before asking the destination anything
             raise InvalidStateError(
                 f"no post-copy migration of domain '{src.name}' is paused",
@@ -358,19 +379,37 @@ def migrate(
     for warning in incoming.warnings:
         if on_warning is not None:
             on_warning(warning)
+    tunnel: Tunnel | None = None
     try:
+        if tunnelled:
+            from pyvirt.api.migrate_tunnel import open_tunnel  # lazy
+
+            tunnel = open_tunnel(target, incoming.name, incoming.uri)
         result = src.migration_perform(incoming.uri, pol, progress=progress, cancel=cancel,
-                                       storage=incoming.storage, tls=trust)  # fmt: skip
-    except BaseException:
+                                       storage=incoming.storage, tls=trust,
+                                       tunnel_fd=tunnel.qemu_fd if tunnel else None)  # fmt: skip
+    except BaseException as err:
+        if tunnel is not None:
+            tunnel.abort()
         if not _paused_in_postcopy(src):  # else the destination holds part of the guest
             _quietly(lambda: target.domains.migration_abort(incoming.name))
+        if tunnel is not None and tunnel.error is not None and isinstance(err, PyvirtError):
+            raise tunnel.error from err  # the destination's reason, not QEMU's broken pipe
         raise
     try:
+        if tunnel is not None:  # the rest of the stream flows while the destination waits
+            tunnel.release()
         target.domains.migration_finish(incoming.name, paused=suspend, persistent_xml=keep)
-    except BaseException:
+    except BaseException as err:
+        if tunnel is not None:
+            tunnel.abort()
         _quietly(src.migration_recover)
         _quietly(lambda: target.domains.migration_abort(incoming.name))
+        if tunnel is not None and tunnel.error is not None and isinstance(err, PyvirtError):
+            raise tunnel.error from err
         raise
+    if tunnel is not None:  # the destination runs it: the whole stream arrived
+        _quietly(tunnel.finish)
     src.migration_confirm(undefine=undefine_source)
     return result
 
@@ -380,6 +419,48 @@ def _paused_in_postcopy(src: MigrationSource) -> bool:
         return src.migration_status().status == "postcopy-paused"
     except PyvirtError:
         return False
+
+
+def _check_tunnelled(
+    src: MigrationSource,
+    policy: Policy | None,
+    *,
+    tls: bool,
+    migrate_uri: str | None,
+    copy: bool,
+) -> None:
+    """Refuse what ``--tunnelled`` cannot do, before anything moves.
+
+    :raises InvalidConfigError: not driven by the source host (``--p2p``), or an option
+        that names QEMU's own channel
+    :raises UnsupportedError: post-copy, multifd or copied disks through the tunnel
+    """
+    if not isinstance(src, DomainMigrate):  # a daemon's domain: its socket is not ours
+        raise InvalidConfigError(
+            "--tunnelled requires --p2p",
+            hint="the source host's daemon carries the stream: add --p2p",
+        )
+    if tls:
+        raise InvalidConfigError(
+            "options --tls and --tunnelled are mutually exclusive",
+            hint="the tunnel runs in the destination daemon's TLS already",
+        )
+    if migrate_uri:
+        raise InvalidConfigError(
+            "--migrateuri and --listen-address do not apply to --tunnelled",
+            hint="the stream goes through the daemons' channel; QEMU listens on no address",
+        )
+    what = (
+        "--copy-storage-all/-inc" if copy
+        else "--postcopy" if policy is not None and policy.postcopy
+        else "--parallel" if policy is not None and policy.parallel is not None
+        else None
+    )  # fmt: skip
+    if what is not None:
+        raise UnsupportedError(
+            f"{what} is not supported with --tunnelled",
+            hint="migrate without --tunnelled, with --tls for an encrypted QEMU channel",
+        )
 
 
 def _connection(dest: Connection | str) -> Connection:

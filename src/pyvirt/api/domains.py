@@ -215,6 +215,16 @@ class DomainCollection:
         return migrate.recover_incoming(self._service.domains, name, listen=listen,
                                         tcp_host=tcp_host)  # fmt: skip
 
+    def migration_tunnel_socket(self, name: str) -> str:
+        """The unix socket the incoming QEMU of a tunnelled migration of *name* listens on
+        (the daemon writes the tunnel's stream into it).
+
+        :raises NotFoundError: no such incoming migration waits here
+        """
+        from pyvirt.service.domain.migrate_tunnel import incoming_socket  # lazy
+
+        return str(incoming_socket(self._service.domains, name))
+
     def name_of(self, xml: str | bytes) -> str | None:
         """The name domain XML gives itself, read the way the definition reads it but with
         nothing else checked (``None``: not even well-formed); cheap next to :meth:`validate`,

@@ -136,11 +136,13 @@ def migrate_p2p(
     policy: Policy | None = None,
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
+    tunnelled: bool = False,
 ) -> MigrationResult | None:
     """Move domain *name* of *conn* (the source host) to *dest*, driven by the source host:
     its daemon when *conn* is remote, else this process.
 
-    The options are :func:`pyvirt.api.domain_migrate.migrate`'s.
+    The options are :func:`pyvirt.api.domain_migrate.migrate`'s; *tunnelled* sends the
+    stream through the destination daemon's channel (:mod:`pyvirt.api.migrate_tunnel`).
 
     :raises CancelledError: cancelled; the guest runs on at the source
     :raises PyvirtError: the migration failed (the guest runs on at the source, nothing is
@@ -153,6 +155,7 @@ def migrate_p2p(
             "live": live, "offline": offline, "persistent": persistent,
             "undefinesource": undefine_source, "suspend": suspend, "dname": dname,
             "migrate_uri": migrate_uri, "policy": _policy(policy),
+            **({"tunnelled": True} if tunnelled else {}),
         })  # fmt: skip
     from pyvirt.api.domain_migrate import migrate  # lazy
 
@@ -161,7 +164,7 @@ def migrate_p2p(
         return migrate(src, target, live=live, offline=offline, persistent=persistent,
                        undefine_source=undefine_source, suspend=suspend, dname=dname,
                        migrate_uri=migrate_uri, policy=policy, progress=progress,
-                       cancel=cancel)  # fmt: skip
+                       cancel=cancel, tunnelled=tunnelled)  # fmt: skip
 
 
 def _policy(policy: Policy | None) -> dict[str, Any] | None:

@@ -50,8 +50,9 @@ def _too_large(limit: int) -> BodyTooLargeError:
 
 
 #: request paths whose bodies are data streams, not documents: not capped here (the volume
-#: upload job bounds its stream by the volume's size)
-UNCAPPED_SUFFIXES = ("/content",)
+#: upload job bounds its stream by the volume's size; a tunnelled migration's stream by its
+#: incoming QEMU)
+UNCAPPED_SUFFIXES = ("/content", "/tunnel")
 
 
 class BodyLimit:

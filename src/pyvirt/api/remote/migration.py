@@ -59,9 +59,17 @@ class RemoteMigrationVerbs:
         cancel: CancelToken | None = None,
         storage: StorageCopy | None = None,
         tls: TlsClient | None = None,
+        tunnel_fd: int | None = None,
     ) -> MigrationResult:
         """Send the guest's state to *uri* (a job of the source's daemon)."""
         from pyvirt.service.domain.migrate import MigrationResult  # lazy
+
+        if tunnel_fd is not None:  # a socket of this process: the daemon cannot write to it
+            from pyvirt.errors import InvalidConfigError  # lazy
+
+            raise InvalidConfigError(
+                "--tunnelled requires --p2p", hint="the source host's daemon carries the stream"
+            )
 
         body: dict[str, Any] = {"uri": uri, "policy": _policy(policy)}
         if storage is not None:

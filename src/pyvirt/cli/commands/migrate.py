@@ -16,10 +16,6 @@ from pyvirt.errors import InvalidConfigError, UnsupportedError
 if TYPE_CHECKING:
     from pyvirt.service.domain.migrate import LiveStatus
 
-_NOT_YET = {
-    "tunnelled": "--tunnelled (the stream through the daemons' channel)",
-}
-
 
 @click.command()
 @click.argument("domain", metavar="DOMAIN")
@@ -29,7 +25,13 @@ _NOT_YET = {
 @click.option("--offline", is_flag=True, help="move only the definition")
 @click.option("--p2p", is_flag=True, help="peer-to-peer: the source host's daemon drives it")
 @click.option("--direct", is_flag=True, help="accepted for virsh compatibility")
-@click.option("--tunnelled", "--tunneled", "tunnelled", is_flag=True, help="not yet supported")
+@click.option(
+    "--tunnelled",
+    "--tunneled",
+    "tunnelled",
+    is_flag=True,
+    help="the stream through the daemons' channel (with --p2p)",
+)
 @click.option("--persistent", is_flag=True, help="define the domain on the destination")
 @click.option("--undefinesource", is_flag=True, help="undefine the domain on the source")
 @click.option("--suspend", is_flag=True, help="leave the domain paused on the destination")
@@ -96,18 +98,18 @@ def migrate(
     tls: bool,
     postcopy_resume: bool,
     postcopy_bandwidth: int | None,
-    **unsupported: bool,
+    tunnelled: bool,
+    **_accepted: bool,
 ) -> None:
     """Migrate a domain to another host."""
     import pyvirt.api  # lazy
     from pyvirt.api.domain_migrate import migrate as run_migration  # lazy
 
-    for key, what in _NOT_YET.items():
-        if unsupported.get(key):
-            raise UnsupportedError(
-                f"{what} is not supported yet",
-                hint="use --tls, or the direct QEMU stream (the default) on a private network",
-            )
+    if tunnelled and not p2p:
+        raise InvalidConfigError(
+            "--tunnelled requires --p2p",
+            hint="the source host's daemon carries the stream: add --p2p",
+        )
     if offline and live:
         raise InvalidConfigError("options --live and --offline are mutually exclusive")
     if timeout_postcopy and not postcopy:
@@ -149,7 +151,7 @@ def migrate(
         migrate_p2p(api(ctx), domain, destination_from_settings(desturi), live=live,
                     offline=offline, persistent=persistent, undefine_source=undefinesource,
                     suspend=suspend, dname=dname, migrate_uri=uri, policy=policy,
-                    progress=progress)  # fmt: skip
+                    progress=progress, tunnelled=tunnelled)  # fmt: skip
         return
     src = api(ctx).domains.get(domain)
     run_migration(

@@ -9,7 +9,11 @@ The destination host:
   to, and the NBD exports of the copied disks;
 - ``POST /api/v1/migrations/incoming/{name}/finish`` ``{"paused","persistent_xml"}``: run it
   (``running (migrated)``); ``DELETE /api/v1/migrations/incoming/{name}``: abort (nothing
-  stays).
+  stays);
+- ``POST /api/v1/migrations/incoming/{name}/tunnel`` (``--tunnelled``): the body (chunked,
+  ``application/octet-stream``) is the migration stream, written into the incoming QEMU's
+  unix socket as it arrives (asyncio streams in the event loop, never a blocking call);
+  answers ``{"received"}`` once the stream ended.
 
 The source host:
 
@@ -35,28 +39,36 @@ both halves itself (:mod:`pyvirt.api.migrate_p2p`):
 - ``POST /api/v1/domains/{name}/migrate`` ``{"dest_uri", "token", "ca", "insecure", "live",
   "persistent", "undefinesource", "suspend", "dname", "offline", "migrate_uri", "policy"}``:
   202 job (``domain-migrate``, progress in RAM bytes; ``DELETE /api/v1/jobs/{id}`` cancels it,
-  the guest running on here and nothing left on the destination). ``token`` (the
+  the guest running on here and nothing left on the destination); ``"tunnelled": true``
+  sends the stream through the destination daemon's channel. ``token`` (the
   destination's API token) and ``ca`` (its CA's PEM) are used for this migration only: not
   logged, not in the job's record.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 import pyvirt.api
 from pyvirt.api.migrate_p2p import Destination, migrate_p2p
 from pyvirt.daemon.context import daemon_of
 from pyvirt.daemon.jobs import Job, registry_of
 from pyvirt.daemon.routes.jobs import JobAccepted, owner_of
+from pyvirt.errors import OperationFailedError
 
 __all__ = ["MigrateBody", "PolicyBody", "router"]
 
 router = APIRouter(tags=["migration"])
+log = logging.getLogger("pyvirtd.migrations")
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such domain"},
@@ -256,6 +268,7 @@ class MigrateBody(BaseModel):
     migrate_uri: str | None = Field(None, min_length=5, max_length=4096,
                                     pattern=r"^(tcp:|unix:/)[^\s]*$")  # fmt: skip
     policy: PolicyBody | None = None
+    tunnelled: bool = Field(False, description="the stream through the daemons' channel")
 
     def destination(self) -> Destination:
         """Where to, with which credentials."""
@@ -322,6 +335,55 @@ def recover_incoming(request: Request, name: str, body: RecoverBody | None = Non
     uri = conn.domains.migration_recover_incoming(name, listen=opts.listen,
                                                   tcp_host=opts.tcp_host)  # fmt: skip
     return UriOut(uri=uri)
+
+
+class TunnelOut(BaseModel):
+    """A tunnelled migration stream that ended."""
+
+    received: int = Field(description="bytes written into the incoming QEMU")
+
+
+@router.post(
+    "/api/v1/migrations/incoming/{name}/tunnel",
+    response_model=TunnelOut,
+    responses={**_ERRORS, 500: {"description": "the incoming QEMU closed the stream"}},
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}},
+)  # fmt: skip
+async def tunnel(request: Request, name: str) -> TunnelOut:
+    """Write the request body, a tunnelled migration's stream, into the incoming QEMU."""
+    domains = daemon_of(request).conn.domains
+    path = await run_in_threadpool(domains.migration_tunnel_socket, name)
+    try:
+        _, writer = await asyncio.open_unix_connection(path)
+    except OSError as err:
+        raise OperationFailedError(
+            f"cannot reach the incoming migration of domain '{name}': {err.strerror or err}",
+            hint="the guest runs on the source",
+        ) from None
+    received = 0
+    try:
+        async for chunk in request.stream():
+            writer.write(chunk)
+            received += len(chunk)
+            await writer.drain()  # the incoming QEMU's pace is the stream's
+        if writer.can_write_eof():
+            writer.write_eof()
+        await writer.drain()
+    except ClientDisconnect:  # the source broke it off: the incoming QEMU fails, is aborted
+        log.info("tunnelled migration of '%s' broken off by the source after %d bytes", name,
+                 received)  # fmt: skip
+    except OSError as err:
+        raise OperationFailedError(
+            f"the incoming QEMU of domain '{name}' closed the migration stream after "
+            f"{received} bytes: {err.strerror or err}",
+            hint="the guest runs on the source; the destination's domain log says why",
+        ) from None
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+    return TunnelOut(received=received)
 
 
 # -- source ----------------------------------------------------------------------------------
@@ -413,6 +475,7 @@ def migrate(request: Request, name: str, body: MigrateBody) -> JSONResponse:
             conn, dom.name, dest, live=body.live, offline=body.offline, persistent=body.persistent,
             undefine_source=body.undefinesource, suspend=body.suspend, dname=body.dname,
             migrate_uri=body.migrate_uri, policy=policy, progress=job.report, cancel=job.token,
+            tunnelled=body.tunnelled,
         )  # fmt: skip
         return {**(result.to_json() if result else {}), "destination": _public(dest.uri)}
 

@@ -459,6 +459,8 @@ _GAP = 0.015
 #: QEMU's events that move a migration on (the loop wakes on them rather than sleeping)
 _EVENTS = ("MIGRATION", "MIGRATION_PASS")
 _PURPOSE = "migration"
+#: the name of the socket a tunnelled migration's stream goes into (``getfd``)
+_TUNNEL_FD = "migrate-tunnel"
 
 
 def perform(
@@ -471,9 +473,14 @@ def perform(
     cancel: CancelToken | None = None,
     storage: StorageCopy | None = None,
     tls: TlsClient | None = None,
+    tunnel_fd: int | None = None,
 ) -> MigrationResult:
     """Send running domain *ident*'s state to the QEMU listening on *uri*; returns once it
     completed, with the source QEMU paused (``postmigrate``).
+
+    With *tunnel_fd* (``--tunnelled``) QEMU writes the stream into that connected socket
+    instead (passed to it as ``fd:``; *uri* is unused): the caller carries the bytes to the
+    destination (:mod:`pyvirt.api.migrate_tunnel`).
 
     With *storage* (``--copy-storage-*``) the disks are mirrored to the destination's NBD
     exports first; the RAM follows once every mirror is ready, and the mirrors end at
@@ -544,6 +551,9 @@ def perform(
                 if storage is not None:
                     creds = (migrate_tls.CREDS, tls.hostname) if tls is not None else None
                     disks.start_mirrors(mgr, name, mon, storage, progress, cancel, jobs, creds)
+                if tunnel_fd is not None:  # QEMU owns its copy; the caller closes its own
+                    mon.getfd(tunnel_fd, _TUNNEL_FD)
+                    uri = f"fd:{_TUNNEL_FD}"
                 mon.migrate(uri)
             except BaseException as err:
                 _abandon(mon, was_running, before, jobs, tls=tls)
