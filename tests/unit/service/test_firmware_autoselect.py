@@ -4,6 +4,7 @@ made from its template at start, and the argv of a secure loader."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -136,3 +137,29 @@ def test_pflash_formats_in_argv(tmp_path: Path) -> None:
     text = " ".join(argv)
     assert '"driver":"qcow2"' in text and "f_VARS.qcow2" in text
     assert "cfi.pflash01" not in text and "smm=" not in text
+
+
+def test_writable_loader_from_a_combined_image(tmp_path: Path) -> None:
+    (tmp_path / "10-combined.json").write_text(
+        json.dumps(
+            {
+                "interface-types": ["uefi"],
+                "mapping": {
+                    "device": "flash",
+                    "mode": "combined",
+                    "executable": {"filename": "/fw/OVMF.fd", "format": "raw"},
+                },
+                "targets": [{"architecture": "x86_64", "machines": ["pc-i440fx-*"]}],
+                "features": [],
+            }
+        )
+    )
+    d = dom("<loader readonly='no'/>", machine="pc")
+    desc = autoselect(d, tmp_path, load_descriptors([tmp_path]))
+    assert desc is not None and desc.mode == "combined"
+    loader = d.os.loader
+    assert loader is not None and loader.readonly is False and loader.path == "/fw/OVMF.fd"
+    assert d.os.nvram is None  # the variables live in the image itself
+    d = dom(machine="pc")  # without readonly='no' a combined image is writable as well
+    autoselect(d, tmp_path, load_descriptors([tmp_path]))
+    assert d.os.loader is not None and d.os.loader.readonly is False

@@ -115,7 +115,8 @@ def _write(dom: Domain, desc: Descriptor, nvram: Path) -> None:
         os_.loader = loader
         loader = os_.loader
         assert loader is not None
-    loader.readonly = True  # attributes in libvirt's order: readonly, secure, type
+    if loader.readonly is None:  # attributes in libvirt's order: readonly, secure, type
+        loader.readonly = desc.mode != "combined"  # a combined image holds the variables too
     if "requires-smm" in desc.features:
         loader.secure = True
     loader.type = "pflash"
