@@ -25,6 +25,7 @@ from lxml import etree
 
 from pyvirt.errors import InvalidConfigError
 from pyvirt.host.firmware import Descriptor, Wanted, load_descriptors, select
+from pyvirt.model.guestos import Loader, Os
 from pyvirt.model.xmltree import insert_element
 from pyvirt.service.hooks import HookResult, register_hook
 
@@ -90,8 +91,6 @@ def autoselect(
 
 
 def _write(dom: Domain, desc: Descriptor, nvram: Path) -> None:
-    from pyvirt.model.guestos import Loader, Os  # lazy
-
     os_ = dom.os
     os_el = os_.element
     fw = os_el.find("firmware")
