@@ -7,7 +7,8 @@ fixed default, and a domain without ``<memballoon>`` or with graphics but no ``<
 libvirt's virtio balloon and Cirrus adapter):
 
 * ``<currentMemory>``, ``<clock offset='utc'>``, ``<os><boot dev='hd'/>`` (without a boot
-  order elsewhere), and for a TCG domain without ``<cpu>`` QEMU's ``qemu64`` written out;
+  order elsewhere), and for a TCG domain without ``<cpu>`` QEMU's ``qemu64`` (``486`` on
+  ``isapc``) written out;
 * every controller's ``index`` (numbered as the argv builder numbers them);
 * ``<os><type arch machine>`` (``x86_64``, ``pc``; a machine alias expanded to the name it
   stands for, ``pc`` → ``pc-i440fx-7.2``, when the caller knows the emulator's aliases);
@@ -112,7 +113,9 @@ def _basics(dom: Domain) -> None:
         dom.os.boot_devs = ["hd"]
     if dom.type == "qemu" and dom.cpu is None and dom.os.arch in (None, *X86):
         cpu = etree.Element("cpu", mode="custom", match="exact", check="none")
-        etree.SubElement(cpu, "model", fallback="forbid").text = "qemu64"
+        # QEMU's default CPU of the machine: the ISA-only PC has a 486
+        model = "486" if dom.os.machine == "isapc" else "qemu64"
+        etree.SubElement(cpu, "model", fallback="forbid").text = model
         insert_element(dom.element, cpu, Domain.ORDER)
 
 

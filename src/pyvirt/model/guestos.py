@@ -14,6 +14,8 @@ class Loader(XmlNode):
     readonly = bool_attr("readonly")
     type = attr("type", choices=("rom", "pflash"))
     secure = bool_attr("secure")
+    stateless = bool_attr("stateless")
+    format = attr("format")
 
     @property
     def path(self) -> str | None:
@@ -30,6 +32,13 @@ class Os(XmlNode):
     """``<os>``; ``type`` is ``hvm`` unless told otherwise."""
 
     TAG = "os"
+    #: ``<firmware><feature enabled name/>``: what firmware autoselection must (not) offer
+    EXTRA_KNOWN = (
+        "firmware",
+        "firmware/feature",
+        "firmware/feature@enabled",
+        "firmware/feature@name",
+    )
     ORDER = (
         "type", "firmware", "loader", "nvram", "kernel", "initrd", "cmdline", "dtb", "boot",
         "bootmenu", "smbios", "bios",
@@ -47,6 +56,16 @@ class Os(XmlNode):
     loader = child("loader", Loader)
     nvram = text("nvram")
     nvram_template = attr("template", "nvram")
+    nvram_format = attr("format", "nvram")
+
+    def firmware_features(self) -> dict[str, bool]:
+        """``<firmware><feature name enabled>`` as name -> enabled."""
+        return {
+            str(f.get("name")): f.get("enabled") == "yes"
+            for f in self.element.findall("firmware/feature")
+            if f.get("name")
+        }
+
     bootmenu = bool_attr("enable", "bootmenu")
     bootmenu_timeout = attr("timeout", "bootmenu")
     bios_useserial = bool_attr("useserial", "bios")

@@ -65,6 +65,7 @@ HOOK_MODULES: dict[str, str] = {
     "hostdev": "pyvirt.service.nic.hostdev",
     "tuning": "pyvirt.service.tuning.hooks",
     "disks": "pyvirt.service.disk.hooks",
+    "nvram": "pyvirt.service.domain.firmware",  # firmware='efi' resolved; NVRAM from template
     "dac": "pyvirt.service.domain.dac",  # after disks: volumes are resolved to their files
     "network": "pyvirt.service.nic.hooks",
     "numa-advisor": "pyvirt.service.tuning.advisor",

@@ -8,20 +8,25 @@ from __future__ import annotations
 import collections
 import os
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
 from lxml import etree
 
 from pyvirt.errors import PyvirtError
+from pyvirt.host.firmware import load_descriptors
 from pyvirt.model.defaults import fill_defaults
 from pyvirt.model.domain import Domain
-from tests.unit.compat.test_libvirt_corpus import CORPUS, FLOORS
+from pyvirt.service.domain.firmware import autoselect
+from tests.unit.compat.test_libvirt_corpus import CORPUS, FIRMWARE, FLOORS
 
 pytestmark = pytest.mark.skipif(CORPUS is None, reason="libvirt corpus not found")
 
 #: QEMU 7.2's aliases, as define finds them in the emulator's cached facts
 ALIASES = {"pc": "pc-i440fx-7.2", "q35": "pc-q35-7.2"}
+DESCRIPTORS = load_descriptors([FIRMWARE])
+LIBVIRT_NVRAM = Path("/var/lib/libvirt/qemu/nvram")
 
 
 def facts(el: Any, path: str = "") -> collections.Counter[str]:
@@ -41,7 +46,8 @@ def facts(el: Any, path: str = "") -> collections.Counter[str]:
 
 
 def test_define_dumpxml_is_stable_and_close_to_libvirt() -> None:
-    """What ``define`` stores (parse, validate, fill the defaults: no host state involved)."""
+    """What ``define`` stores (parse, validate, choose the firmware among descriptors like
+    those of libvirt's mocked host, fill the defaults: no host state involved)."""
     assert CORPUS is not None
     unstable, matched, counted, cases = [], 0, 0, 0
     for corpus in ("public", "public-more"):
@@ -72,5 +78,6 @@ def test_define_dumpxml_is_stable_and_close_to_libvirt() -> None:
 def defined(xml: bytes) -> str:
     """The XML ``define`` stores for *xml* (MACs from a fixed seed)."""
     dom = Domain.from_xml(xml)
+    autoselect(dom, LIBVIRT_NVRAM, DESCRIPTORS)
     fill_defaults(dom, machine_aliases=ALIASES, rng=random.Random(1))
     return dom.to_xml()

@@ -42,6 +42,10 @@ class Disk(Device):
         "alias",
         "address",
     )
+    #: an RBD source's snapshot and ceph.conf, read by the argv builder
+    EXTRA_KNOWN = (
+        "source/snapshot", "source/snapshot@name", "source/config", "source/config@file",
+    )  # fmt: skip
 
     type = attr("type", choices=DISK_TYPES)
     device = attr("device", choices=DISK_DEVICES)

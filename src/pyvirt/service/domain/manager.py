@@ -632,12 +632,13 @@ class DomainManager:
         from pyvirt.host.hostpaths import refuse_risks  # lazy
         from pyvirt.model.domain import Domain  # lazy
         from pyvirt.model.pcie import complete_domain  # lazy
-        from pyvirt.service.domain import defaults, hostnodes  # lazy
+        from pyvirt.service.domain import defaults, firmware, hostnodes  # lazy
         from pyvirt.service.tuning import advisor  # lazy
         from pyvirt.state.names import check_new_name  # lazy
 
         dom = Domain.from_xml(xml)
         check_new_name(dom.name, paths=self.paths)
+        firmware.autoselect(dom, firmware.nvram_dir(self.paths))  # firmware='efi', as libvirt
         complete_domain(dom)  # q35: root ports, controllers and PCI addresses, as libvirt
         defaults.apply(self.paths, dom)  # stored as libvirt stores it: MACs, controllers...
         complete_domain(dom)  # q35 again: root ports for the devices the defaults added

@@ -2,7 +2,8 @@
 
 Sizes are rounded up to whole MiB, as QEMU wants for x86 RAM; with NUMA the machine size is
 the sum of the (rounded) node sizes. A node gets ``memory-backend-file`` on hugetlbfs when
-``<hugepages>`` covers it (``prealloc``), ``share`` from ``memAccess``/``<access mode>`` and
+``<hugepages>`` covers it (``prealloc``) or when ``memAccess``/``<access mode>`` sets ``share``
+(a file in the run directory, as libvirt does), and
 ``host-nodes``/``policy`` from ``<numatune>``.
 """
 
@@ -120,6 +121,10 @@ def _backend(b: Build, oid: str, size_kib: int, cell: NumaCell | None) -> dict[s
     elif mb is not None and mb.source_type == "memfd":
         props["qom-type"] = "memory-backend-memfd"
     access = (cell.mem_access if cell is not None else None) or (mb.access_mode if mb else None)
+    if access in ("shared", "private") and props["qom-type"] == "memory-backend-ram":
+        # as libvirt: a file in the domain's directory, so that shared RAM has an fd
+        # (vhost-user needs one; anonymous shared memory has none)
+        props.update({"qom-type": "memory-backend-file", "mem-path": str(b.ctx.run_dir)})
     if access in ("shared", "private"):
         props["share"] = access == "shared"
     discard = cell.discard if cell is not None and cell.discard is not None else None

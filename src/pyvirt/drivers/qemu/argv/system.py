@@ -4,7 +4,7 @@ clock, lifecycle actions and boot options.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from pyvirt.drivers.qemu.argv.opts import JsonValue, json_opts, qemu_opts, qemu_opts_from
@@ -51,6 +51,9 @@ def machine(b: Build) -> list[str]:
     if (speaker := pcspk_audiodev(d)) is not None:
         props["pcspk-audiodev"] = speaker
     props["acpi"] = d.features.has("acpi")
+    smm = d.element.find("features/smm")
+    if smm is not None:  # firmware that requires SMM (secure boot) gets <smm state='on'/>
+        props["smm"] = smm.get("state", "on") != "off"
     mb = d.memory_backing
     if mb is not None and mb.nosharepages:
         # keeps KSM away from guest RAM (memory backends inherit the machine's mem-merge)
@@ -74,7 +77,7 @@ def cpu(b: Build) -> list[str]:
     d = b.domain
     c = d.cpu
     props: dict[str, str | bool | None] = {}
-    name = "qemu64"
+    name = "486" if d.os.machine == "isapc" else "qemu64"  # QEMU's default for the machine
     if c is not None:
         if c.mode in ("host-passthrough", "host-model"):
             # TCG cannot pass the host CPU through; "max" is its closest equivalent
@@ -129,9 +132,15 @@ def firmware(b: Build) -> list[str]:
     loader = os_.loader
     if loader is not None and loader.path:
         if loader.type == "pflash":
-            args += _pflash(PFLASH_CODE, loader.path, readonly=loader.readonly is not False)
+            code_fmt = loader.format or "raw"
+            args += _pflash(
+                PFLASH_CODE, loader.path, readonly=loader.readonly is not False, driver=code_fmt
+            )
             if os_.nvram:
-                args += _pflash(PFLASH_VARS, os_.nvram, readonly=False)
+                vars_fmt = os_.nvram_format or code_fmt
+                args += _pflash(PFLASH_VARS, os_.nvram, readonly=False, driver=vars_fmt)
+            if loader.secure:  # only SMM code may write the flash (secure boot's variables)
+                args += ["-global", "driver=cfi.pflash01,property=secure,value=on"]
         else:
             args += ["-bios", loader.path]
     if os_.kernel:
@@ -143,7 +152,7 @@ def firmware(b: Build) -> list[str]:
     return args
 
 
-def _pflash(node: str, path: str, *, readonly: bool) -> list[str]:
+def _pflash(node: str, path: str, *, readonly: bool, driver: str = "raw") -> list[str]:
     storage: dict[str, JsonValue] = {
         "driver": "file",
         "filename": path,
@@ -152,7 +161,7 @@ def _pflash(node: str, path: str, *, readonly: bool) -> list[str]:
     fmt: dict[str, JsonValue] = {
         "node-name": f"{node}-format",
         "read-only": readonly,
-        "driver": "raw",
+        "driver": driver,
         "file": f"{node}-storage",
     }
     return ["-blockdev", json_opts(storage), "-blockdev", json_opts(fmt)]
@@ -164,6 +173,9 @@ def rtc(b: Build) -> list[str]:
     props: dict[str, str | None] = {}
     if clock.offset == "localtime":
         props["base"] = "localtime"
+    elif clock.offset == "absolute" and clock.start is not None:
+        when = datetime.fromtimestamp(int(clock.start), tz=UTC)
+        props["base"] = when.strftime("%Y-%m-%dT%H:%M:%S")
     elif clock.offset == "variable":
         now = b.ctx.now
         if clock.basis == "localtime":
@@ -202,9 +214,12 @@ def lifecycle(b: Build) -> list[str]:
 
 
 def boot(b: Build) -> list[str]:
-    """``-boot strict=on[,menu=on]``; the order itself is carried by ``bootindex`` properties."""
-    menu = True if b.domain.os.bootmenu else None
-    return ["-boot", qemu_opts(menu=menu, strict=True)]
+    """``-boot [menu=on,splash-time=MS,]strict=on``; the order itself is carried by
+    ``bootindex`` properties. The menu's ``timeout`` is how long the splash waits (ms)."""
+    os_ = b.domain.os
+    menu = True if os_.bootmenu else None
+    wait = os_.bootmenu_timeout if menu else None
+    return ["-boot", qemu_opts(menu=menu, **{"splash-time": wait}, strict=True)]
 
 
 #: libvirt's <sysinfo> entry names -> QEMU -smbios option names, per SMBIOS table type.

@@ -182,11 +182,17 @@ def _network_node(disk: Disk) -> dict[str, JsonValue]:
     if proto == "rbd":
         pool, _, image = name.partition("/")
         rbd: dict[str, JsonValue] = {"driver": "rbd", "pool": pool, "image": image}
+        snap = disk.element.find("source/snapshot")
+        if snap is not None and snap.get("name"):
+            rbd["snapshot"] = snap.get("name")
         if hosts:  # the monitors; without any, QEMU reads them from ceph.conf
             monitors: list[Mapping[str, JsonValue]] = [
                 {"host": h, "port": str(p or 6789)} for h, p in hosts
             ]
             rbd["server"] = cast(JsonValue, monitors)  # a JSON list of objects
+        conf = disk.element.find("source/config")
+        if conf is not None and conf.get("file"):
+            rbd["conf"] = conf.get("file")
         return rbd
     if proto == "nfs":
         nfs: dict[str, JsonValue] = {
@@ -242,6 +248,14 @@ def _gluster_servers(disk: Disk) -> list[Mapping[str, JsonValue]]:
 def _storage_node(disk: Disk, node: str) -> dict[str, JsonValue]:
     if disk.type == "network":
         props = _network_node(disk)
+    elif disk.type == "dir" and disk.source_dir:
+        # a host directory shown as a FAT disk (QEMU's vvfat), read-only unless told otherwise
+        props = {
+            "driver": "vvfat",
+            "dir": disk.source_dir,
+            "floppy": disk.device == "floppy",
+            "rw": not disk.readonly,
+        }
     elif disk.source_path is not None:
         driver = "host_device" if disk.type == "block" else "file"
         props = {"driver": driver, "filename": disk.source_path}
@@ -281,7 +295,9 @@ def blockdev_nodes(disk: Disk, alias: str) -> tuple[list[dict[str, JsonValue]], 
     Node names are ``ALIAS-storage``, ``ALIAS-slice`` (a byte range under a non-raw format),
     ``ALIAS-format`` and ``ALIAS-cor``. An empty CD-ROM/floppy drive has no node (``None``).
     """
-    if disk.type != "network" and disk.source_path is None and disk.type != "volume":
+    has_dir = disk.type == "dir" and bool(disk.source_dir)
+    no_source = disk.source_path is None and not has_dir
+    if disk.type not in ("network", "volume") and no_source:
         if disk.device in ("cdrom", "floppy"):
             return [], None
         if disk.type in ("nvme", "vhostuser"):
@@ -295,7 +311,7 @@ def blockdev_nodes(disk: Disk, alias: str) -> tuple[list[dict[str, JsonValue]], 
     if cache is not None:
         storage["cache"] = cache
     nodes = [storage]
-    fmt_name = disk.format if disk.format not in (None, "iso") else "raw"
+    fmt_name = disk.format if disk.format not in (None, "iso", "fat") else "raw"
     below = f"{alias}-storage"
     rng = source_slice(disk)
     if rng is not None:
@@ -411,7 +427,10 @@ def frontend(disk: Disk) -> str:
     driver = frontends[1] if disk.device == "cdrom" else frontends[0]
     if driver is None:
         raise InvalidConfigError(f"disk '{disk.target_dev}': bus '{bus}' cannot hold a CD-ROM")
-    if disk.device == "lun" and bus == "scsi" and disk.type == "block":
+    passthrough = disk.type == "block" or (
+        disk.type == "network" and disk.source_protocol == "iscsi"  # libiscsi passes SCSI too
+    )
+    if disk.device == "lun" and bus == "scsi" and passthrough:
         driver = "scsi-block"
     return driver
 
