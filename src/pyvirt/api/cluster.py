@@ -316,6 +316,7 @@ class ClusterAgent:
             start_on=self._start_on,
             lease=lambda: heartbeat.lease if heartbeat.state == "up" else 0,
             on_event=self._on_event,
+            paths=self._service.paths,
         )
         self._stop.clear()
         heartbeat.start()
@@ -366,7 +367,7 @@ class ClusterAgent:
     def _fence(self) -> None:
         from pyvirt.service.cluster.fence import kill_now  # lazy
 
-        names = list(self._recovery.ha_here) if self._recovery is not None else []
+        names = self._recovery.fence_names() if self._recovery is not None else []
         killed = kill_now(self._service.paths, names)
         for name in killed:
             if self._on_event is not None:
@@ -378,7 +379,14 @@ class ClusterAgent:
 
         from pyvirt.service.cluster import watchdog  # lazy
 
-        names = list(self._recovery.ha_here) if self._recovery is not None else []
+        if self._recovery is None:
+            return
+        # until the first round lists them, the watchdog keeps the names it has (a restarted
+        # daemon); without a lease, it keeps its deadline too
+        ready = self._recovery.ready
+        if not ready and deadline is None:
+            return
+        names = self._recovery.fence_names() if ready else None
         paths = self._service.paths
         if watchdog.pet(paths, deadline or 0.0, names) or deadline is None:
             return

@@ -30,6 +30,22 @@ if TYPE_CHECKING:
 
 #: where pyvirtd keeps its lease id (written by the heartbeat)
 LEASE_FILE = "cluster-lease"
+#: seconds an HA claim stays in :func:`recent_ha_claims` (several recovery rounds)
+RECENT_CLAIM = 10.0
+
+#: HA domains this process claimed lately: name -> monotonic time of the claim
+_recent_ha: dict[str, float] = {}
+
+
+def recent_ha_claims() -> set[str]:
+    """The HA cluster domains this process claimed (to start them here) in the last
+    :data:`RECENT_CLAIM` seconds: the fencers kill them too, before the next recovery round
+    lists them among the host's HA guests."""
+    now = time.monotonic()
+    for name, when in list(_recent_ha.items()):
+        if now - when > RECENT_CLAIM:
+            _recent_ha.pop(name, None)
+    return set(_recent_ha)
 
 
 @dataclass(frozen=True)
@@ -262,7 +278,8 @@ def claim_for_start(conn: Connection, name: str) -> None:
         return
     etcd = open_etcd(config)
     try:
-        if etcd.get(keys.domain(name)) is None:
+        entry = etcd.get(keys.domain(name))
+        if entry is None:
             return
         lease = live_lease(conn.paths.run, etcd)
         if not lease:
@@ -270,6 +287,8 @@ def claim_for_start(conn: Connection, name: str) -> None:
                 f"cluster domain {name!r} cannot start: this host holds no live cluster lease",
                 hint="start pyvirtd (it keeps the host's lease), then try again",
             )
+        if ClusterDomain.decode(entry.value).ha:
+            _recent_ha[name] = time.monotonic()  # before QEMU starts: fenced from then on
         claim(etcd, config, name, lease)
     finally:
         etcd.close()

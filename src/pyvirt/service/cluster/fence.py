@@ -6,12 +6,20 @@
 takes no domain lock (a long operation holding one must not delay the fence), reads each
 guest's runtime record and SIGKILLs its QEMU through a pidfd (a reused pid is never hit). The
 domain reads ``shut off (destroyed)`` afterwards; pyvirtd's supervisor does the stop work.
+
+Each guest is marked fenced (a file ``RUN/cluster-fenced/NAME``) before it is killed: when
+the host keeps its lease after all (a daemon hung or cut off from etcd for a little longer than
+the fence deadline but shorter than the TTL), the recovery manager gives the fenced guests'
+ownership up so that they are restarted; otherwise an HA guest would stay down for good.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import time
 from collections.abc import Iterable
+from pathlib import Path
 
 from pyvirt.drivers.qemu import process, runtime
 from pyvirt.errors import PyvirtError
@@ -21,6 +29,42 @@ log = logging.getLogger(__name__)
 
 #: seconds before the lease's expiry at which a host fences its HA guests
 FENCE_MARGIN = 2.0
+
+#: the directory (under RUN) of the fenced marks
+FENCED_DIR = "cluster-fenced"
+
+
+def _fenced_dir(paths: StatePaths) -> Path:
+    return paths.run / FENCED_DIR
+
+
+def fenced(paths: StatePaths) -> dict[str, float]:
+    """The guests marked fenced and not forgotten yet: name -> when (seconds since the
+    epoch)."""
+    found: dict[str, float] = {}
+    try:
+        entries = list(os.scandir(_fenced_dir(paths)))
+    except FileNotFoundError:
+        return found
+    for entry in entries:
+        try:
+            found[entry.name] = entry.stat().st_mtime
+        except OSError:
+            continue
+    return found
+
+
+def forget_fenced(paths: StatePaths, name: str) -> None:
+    """Remove guest *name*'s fenced mark."""
+    (_fenced_dir(paths) / name).unlink(missing_ok=True)
+
+
+def _mark_fenced(paths: StatePaths, name: str) -> None:
+    try:
+        _fenced_dir(paths).mkdir(parents=True, exist_ok=True)
+        (_fenced_dir(paths) / name).write_text(f"{time.time()}\n")
+    except OSError as err:
+        log.error("fence: cannot mark %s fenced: %s", name, err)
 
 
 def kill_now(paths: StatePaths, names: Iterable[str]) -> list[str]:
@@ -35,6 +79,7 @@ def kill_now(paths: StatePaths, names: Iterable[str]) -> list[str]:
             continue
         if rec is None:
             continue
+        _mark_fenced(paths, name)  # first: a recovery round that sees it dead sees the mark
         try:
             runtime.mark_destroying(run_dir)
             outcome = process.kill(rec.pid, rec.starttime, timeout=2.0)

@@ -4,7 +4,10 @@ Every host's pyvirtd runs a :class:`RecoveryManager`; the one holding ``/pyvirt/
 key bound to its lease, taken by a transaction) acts. Each round (once per renewal interval):
 
 1. every host publishes where its own cluster domains run (``/pyvirt/placed/NAME``: ``running``
-   or ``stopped``) and remembers which HA guests it runs — what its fencer kills;
+   or ``stopped``) and remembers which HA guests it runs — what its fencer kills, with those
+   it claimed since (:func:`~pyvirt.service.cluster.domains.recent_ha_claims`); an HA guest
+   it fenced while keeping its lease (see :mod:`~pyvirt.service.cluster.fence`) it gives up,
+   left ``running`` in ``placed``, so that the leader restarts it;
 2. the leader looks for HA domains that were ``running`` and have no owner any more: their
    owner's lease ended, so the owner fenced them (its fence deadline comes
    :data:`~pyvirt.service.cluster.fence.FENCE_MARGIN` seconds before its lease can expire);
@@ -22,19 +25,25 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from pyvirt.drivers.etcd import Compare, Entry, Etcd, Put, absent
+from pyvirt.drivers.etcd import Compare, Delete, Entry, Etcd, Put, absent
 from pyvirt.errors import PyvirtError
-from pyvirt.service.cluster import keys
+from pyvirt.service.cluster import fence, keys
 from pyvirt.service.cluster.config import ClusterConfig
-from pyvirt.service.cluster.domains import ClusterDomain, placed_value
+from pyvirt.service.cluster.domains import ClusterDomain, placed_value, recent_ha_claims
 from pyvirt.service.cluster.membership import list_hosts
 from pyvirt.service.cluster.placement import place
+
+if TYPE_CHECKING:
+    from pyvirt.state.paths import StatePaths
 
 log = logging.getLogger(__name__)
 
 #: seconds the leader waits after an HA domain lost its owner before restarting it elsewhere
 GRACE = 1.0
+#: seconds a fenced mark is kept while the guest still shows a run directory here
+FENCED_KEEP = 30.0
 
 
 @dataclass
@@ -47,6 +56,7 @@ class RecoveryManager:
     :param start_on: starts domain NAME on host HOST (through that host's pyvirtd)
     :param lease: this host's lease now (0: none)
     :param on_event: called with (event, domain, detail) for recoveries
+    :param paths: this host's state (where the fencers mark the guests they killed)
     """
 
     etcd: Etcd
@@ -55,9 +65,12 @@ class RecoveryManager:
     start_on: Callable[[str, str], None]
     lease: Callable[[], int]
     on_event: Callable[[str, str, str], None] | None = None
+    paths: StatePaths | None = None
     #: HA guests this host owns and runs (what the fencer kills)
     ha_here: list[str] = field(default_factory=list)
     leader: bool = False
+    #: whether a round has published (and :attr:`ha_here` is known) since this manager began
+    ready: bool = False
     _missing_since: dict[str, float] = field(default_factory=dict)
 
     def round(self) -> None:
@@ -80,11 +93,18 @@ class RecoveryManager:
         if self.leader:
             self._recover(domains, owners, placed)
 
+    def fence_names(self) -> list[str]:
+        """What the fencers kill: :attr:`ha_here` and the HA guests claimed here since the
+        last round (a guest started just now is not in :attr:`ha_here` yet)."""
+        return sorted(set(self.ha_here) | recent_ha_claims())
+
     # every host ----------------------------------------------------------------------------
 
     def _publish(self, domains: dict[str, ClusterDomain], owners: dict[str, str],
                  placed: dict[str, Entry], lease: int) -> None:  # fmt: skip
         running = self.running()
+        if self.paths is not None:
+            self._give_up_fenced(owners, running, lease)
         mine = [n for n, h in owners.items() if h == self.config.host and n in domains]
         self.ha_here = sorted(n for n in mine if domains[n].ha and n in running)
         for name in mine:
@@ -98,6 +118,29 @@ class RecoveryManager:
                 [Compare(keys.owner(name), "lease", "EQUAL", lease)],
                 [Put(keys.placed(name), placed_value(self.config.host, state))],
             )
+        self.ready = True
+
+    def _give_up_fenced(self, owners: dict[str, str], running: set[str], lease: int) -> None:
+        """Give up the HA guests fenced here while this host kept its lease: the fence
+        deadline passed but the lease lived on (a hang or an etcd outage between the two).
+        Their ``placed`` stays ``running``, so the leader restarts them."""
+        assert self.paths is not None
+        for name, when in fence.fenced(self.paths).items():
+            if name in running:  # not reaped yet (or started here again since)
+                if time.time() - when > FENCED_KEEP:
+                    fence.forget_fenced(self.paths, name)
+                continue
+            if owners.get(name) == self.config.host:
+                log.warning("cluster: giving up fenced HA domain %s for recovery", name)
+                if self.etcd.transaction(
+                    [Compare(keys.owner(name), "lease", "EQUAL", lease)],
+                    [
+                        Delete(keys.owner(name)),
+                        Put(keys.placed(name), placed_value(self.config.host, "running")),
+                    ],
+                ):
+                    del owners[name]
+            fence.forget_fenced(self.paths, name)
 
     # the leader ----------------------------------------------------------------------------
 
