@@ -45,7 +45,7 @@ def cluster() -> None:
 @click.option("--name", "name", default="pyvirt", show_default=True, help="the cluster's name")
 @click.option("--host", "host", metavar="NAME", help="this host's name (default: its hostname)")
 @_address_option
-@click.option("--ttl", type=click.IntRange(2, 300), default=6, show_default=True,
+@click.option("--ttl", type=click.IntRange(2, 300), default=8, show_default=True,
               metavar="SECONDS", help="a host's lease")  # fmt: skip
 @click.option("--renew", type=click.FloatRange(0.05, 100), default=1.0, show_default=True,
               metavar="SECONDS", help="between lease renewals")  # fmt: skip
