@@ -91,9 +91,22 @@ def test_a_fenced_guest_is_given_up_once_dead(tmp_path: Path) -> None:
 def test_a_stopped_guest_that_was_not_fenced_stays_owned(tmp_path: Path) -> None:
     etcd = FakeEtcd()
     _cluster_with(etcd, "g2")
-    manager = _manager(tmp_path, etcd, set())
+    running = {"g2"}
+    manager = _manager(tmp_path, etcd, running)
+    manager.round()
+    running.clear()  # stopped here (by its user) while the daemon runs
     manager.round()
     assert keys.owner("g2") in etcd.kv and _placed(etcd, "g2")["state"] == "stopped"
+
+
+def test_a_restarted_daemon_gives_up_an_ha_guest_that_does_not_run(tmp_path: Path) -> None:
+    """Published running here, owned here, not running at the daemon's first round: a start
+    the previous daemon did not finish (or a guest fenced while no daemon ran)."""
+    etcd = FakeEtcd()
+    _cluster_with(etcd, "g4")
+    manager = _manager(tmp_path, etcd, set())
+    manager.round()
+    assert keys.owner("g4") not in etcd.kv and _placed(etcd, "g4")["state"] == "running"
 
 
 def test_a_fresh_ha_claim_is_fenced_before_the_next_round(tmp_path: Path) -> None:

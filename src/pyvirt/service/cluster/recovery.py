@@ -103,6 +103,8 @@ class RecoveryManager:
     def _publish(self, domains: dict[str, ClusterDomain], owners: dict[str, str],
                  placed: dict[str, Entry], lease: int) -> None:  # fmt: skip
         running = self.running()
+        if not self.ready:
+            self._give_up_interrupted(domains, owners, placed, running, lease)
         if self.paths is not None:
             self._give_up_fenced(owners, running, lease)
         mine = [n for n, h in owners.items() if h == self.config.host and n in domains]
@@ -132,15 +134,35 @@ class RecoveryManager:
                 continue
             if owners.get(name) == self.config.host:
                 log.warning("cluster: giving up fenced HA domain %s for recovery", name)
-                if self.etcd.transaction(
-                    [Compare(keys.owner(name), "lease", "EQUAL", lease)],
-                    [
-                        Delete(keys.owner(name)),
-                        Put(keys.placed(name), placed_value(self.config.host, "running")),
-                    ],
-                ):
-                    del owners[name]
+                self._give_up(name, owners, lease)
             fence.forget_fenced(self.paths, name)
+
+    def _give_up_interrupted(self, domains: dict[str, ClusterDomain], owners: dict[str, str],
+                             placed: dict[str, Entry], running: set[str],
+                             lease: int) -> None:  # fmt: skip
+        """At a daemon's first round: give up the HA guests this host owns, published as
+        running here, that do not run — a start the previous daemon did not finish, or a guest
+        its watchdog fenced while no daemon ran."""
+        for name, host in list(owners.items()):
+            if host != self.config.host or name in running or name not in domains:
+                continue
+            entry = placed.get(name)
+            where = json.loads(entry.value) if entry is not None else {}
+            if domains[name].ha and (where.get("host"), where.get("state")) == (host, "running"):
+                log.warning("cluster: HA domain %s is not running here: giving it up", name)
+                self._give_up(name, owners, lease)
+
+    def _give_up(self, name: str, owners: dict[str, str], lease: int) -> None:
+        """Drop this host's ownership of *name*, leaving ``placed`` ``running`` (the leader
+        restarts it after the grace)."""
+        if self.etcd.transaction(
+            [Compare(keys.owner(name), "lease", "EQUAL", lease)],
+            [
+                Delete(keys.owner(name)),
+                Put(keys.placed(name), placed_value(self.config.host, "running")),
+            ],
+        ):
+            del owners[name]
 
     # the leader ----------------------------------------------------------------------------
 
