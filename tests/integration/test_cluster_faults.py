@@ -36,7 +36,9 @@ from tests.integration.etcdhelp import EtcdCluster, EtcdMember, etcd_cluster
 from tests.integration.nethelp import guest_xml
 from tests.integration.test_cluster import cli, kill_watchdog, stop_watchdogs
 
-pytestmark = pytest.mark.qemu
+FAULTS = int(os.environ.get("PYVIRT_FAULTS", "8"))
+BUDGET = float(os.environ.get("PYVIRT_FAULT_BUDGET", "600"))
+pytestmark = [pytest.mark.qemu, pytest.mark.timeout(int(BUDGET) + 300)]
 
 HOSTS = ("ha", "hb", "hc")
 GUESTS = ("f1", "f2", "f3")
@@ -65,7 +67,8 @@ class Sampler:
         self.under = under
         self.disks = {str(p): name for name, p in disks.items()}
         self.now: dict[str, set[str]] = {}  # guest -> hosts running it, at the last sample
-        self.since: dict[str, tuple[str, float]] = {}  # guest -> (its host, since when)
+        #: guest -> (its host, its QEMU's pid, since when)
+        self.since: dict[str, tuple[str, int, float]] = {}
         self.doubles: list[str] = []
         self.samples = 0
         self.lock = threading.Lock()
@@ -74,6 +77,7 @@ class Sampler:
 
     def sample(self) -> None:
         running: dict[str, set[str]] = {}
+        pids: dict[str, int] = {}
         opened: dict[str, set[str]] = {}
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
@@ -95,6 +99,7 @@ class Sampler:
                     "",
                 )
                 running.setdefault(name, set()).add(host)
+                pids[name] = min(pids.get(name, 1 << 30), int(entry.name))
                 for fd in os.listdir(f"/proc/{entry.name}/fd"):
                     with contextlib.suppress(OSError):
                         target = os.readlink(f"/proc/{entry.name}/fd/{fd}")
@@ -115,8 +120,8 @@ class Sampler:
             for name, where in running.items():
                 if len(where) == 1:
                     host = next(iter(where))
-                    if self.since.get(name, ("", 0.0))[0] != host:
-                        self.since[name] = (host, now)
+                    if self.since.get(name, ("", 0, 0.0))[:2] != (host, pids[name]):
+                        self.since[name] = (host, pids[name], now)
             self.now = running
 
     def run(self) -> None:
@@ -255,8 +260,7 @@ def etcd(tmp_path: Path) -> Iterator[EtcdCluster]:
 
 
 def test_random_faults(tmp_path: Path, etcd: EtcdCluster, tiny_image: Any) -> None:
-    count = int(os.environ.get("PYVIRT_FAULTS", "8"))
-    budget = float(os.environ.get("PYVIRT_FAULT_BUDGET", "600"))
+    count, budget = FAULTS, BUDGET
     seed = int(os.environ.get("PYVIRT_FAULT_SEED") or random.randrange(1 << 31))
     print(f"fault injection: seed {seed} (PYVIRT_FAULT_SEED={seed} replays it)")
     rng = random.Random(seed)
@@ -308,7 +312,7 @@ def _inject(c: Cluster, rng: random.Random, i: int) -> dict[str, Any]:
     kind = rng.choices(list(KINDS), weights=list(KINDS.values()))[0]
     busy = [h for h in HOSTS if c.guests_on(h)]
     host = rng.choice(busy if kind in ("crash", "restart-late", "hang") else list(HOSTS))
-    before = {n: next(iter(h)) for n, h in c.sampler.where().items()}
+    before = {n: (h, pid) for n, (h, pid, _) in c.sampler.since.items()}
     t0 = time.monotonic()
     detail = host
     if kind == "crash":
@@ -346,13 +350,13 @@ def _inject(c: Cluster, rng: random.Random, i: int) -> dict[str, Any]:
         detail = f"{member.name} {pause:.1f} s"
     settle = c.wait_settled(f"fault {i} ({kind} {detail})")
     moved = {}
-    for name, (where, since) in c.sampler.since.items():
-        if before.get(name) not in (None, where):
-            moved[name] = (where, since - t0)
+    for name, (where, pid, since) in c.sampler.since.items():
+        if before.get(name) not in (None, (where, pid)):
+            moved[name] = (where, since - t0)  # restarted: on another host, or on this one
     failover = max((s for _, s in moved.values()), default=None)
     took = time.monotonic() - t0
     print(f"fault {i:3d}: {kind:12s} {detail:18s} done in {took:5.1f} s"
-          + (f"; moved {', '.join(f'{n}->{h} {s:.1f} s' for n, (h, s) in moved.items())}"
+          + (f"; restarted {', '.join(f'{n}->{h} {s:.1f} s' for n, (h, s) in moved.items())}"
              if moved else ""))  # fmt: skip
     return {"kind": kind, "detail": detail, "settle": settle, "failover": failover}
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from pyvirt.errors import PyvirtError
 from pyvirt.service.cluster import fence, keys
 from pyvirt.service.cluster.config import ClusterConfig
 from pyvirt.service.cluster.domains import ClusterDomain, placed_value, recent_ha_claims
-from pyvirt.service.cluster.membership import list_hosts
+from pyvirt.service.cluster.membership import HostStatus, list_hosts
 from pyvirt.service.cluster.placement import place
 
 if TYPE_CHECKING:
@@ -178,6 +179,7 @@ class RecoveryManager:
                  placed: dict[str, Entry]) -> None:  # fmt: skip
         now = time.monotonic()
         wanted: set[str] = set()
+        due: list[tuple[ClusterDomain, str]] = []
         for name, dom in domains.items():
             entry = placed.get(name)
             if not dom.ha or name in owners or entry is None:
@@ -189,13 +191,26 @@ class RecoveryManager:
             first = self._missing_since.setdefault(name, now)
             if now - first < GRACE:
                 continue
-            self._restart(dom, str(where.get("host", "")))
+            due.append((dom, str(where.get("host", ""))))
         for name in list(self._missing_since):
             if name not in wanted:
                 del self._missing_since[name]
-
-    def _restart(self, dom: ClusterDomain, last: str) -> None:
+        if not due:
+            return
         hosts = list_hosts(self.etcd)
+        # the guests of a dead host start at once, each on its own thread (one after the
+        # other, the last of three waited for the first two starts)
+        threads = [
+            threading.Thread(target=self._restart, args=(dom, last, hosts),
+                             name=f"cluster-recover-{dom.name}", daemon=True)
+            for dom, last in due
+        ]  # fmt: skip
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def _restart(self, dom: ClusterDomain, last: str, hosts: list[HostStatus]) -> None:
         down = {h.name for h in hosts if h.state != "up"}
         try:
             target = place(hosts, dom.memory_kib, avoid=[last] if last in down else []).host
