@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
+
 from pyvirt.drivers.etcd import Compare, Delete, Entry, Etcd, Put
 from pyvirt.service.cluster import domains, fence, keys
 from pyvirt.service.cluster.config import ClusterConfig
@@ -113,10 +115,29 @@ def test_a_fresh_ha_claim_is_fenced_before_the_next_round(tmp_path: Path) -> Non
     etcd = FakeEtcd()
     manager = _manager(tmp_path, etcd, set())
     assert not manager.ready and manager.fence_names() == []
-    domains._recent_ha["g3"] = 0.0  # claimed long ago: forgotten
+    manager.round()  # a round lists the host's HA guests: claims before it began are in it
+    domains._recent_ha["g3"] = 0.0
     assert "g3" not in manager.fence_names()
     domains._recent_ha["g3"] = time.monotonic()
     try:
         assert manager.fence_names() == ["g3"]
     finally:
         domains._recent_ha.pop("g3", None)
+
+
+def test_an_ha_guest_running_here_that_another_host_owns_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start that went on after this host's lease ended while another host took over."""
+    etcd = FakeEtcd()
+    _cluster_with(etcd, "g5")
+    etcd.kv[keys.owner("g5")] = (json.dumps({"host": "hb"}), 0x77)
+    killed: list[list[str]] = []
+
+    def kill_now(paths: StatePaths, names: list[str]) -> list[str]:
+        killed.append(list(names))
+        return []
+
+    monkeypatch.setattr(fence, "kill_now", kill_now)
+    _manager(tmp_path, etcd, {"g5"}).round()
+    assert killed == [["g5"]]

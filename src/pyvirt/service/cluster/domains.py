@@ -30,22 +30,18 @@ if TYPE_CHECKING:
 
 #: where pyvirtd keeps its lease id (written by the heartbeat)
 LEASE_FILE = "cluster-lease"
-#: seconds an HA claim stays in :func:`recent_ha_claims` (several recovery rounds)
-RECENT_CLAIM = 10.0
-
-#: HA domains this process claimed lately: name -> monotonic time of the claim
+#: HA domains this process claimed (to start them here): name -> monotonic time of the claim
 _recent_ha: dict[str, float] = {}
 
 
-def recent_ha_claims() -> set[str]:
-    """The HA cluster domains this process claimed (to start them here) in the last
-    :data:`RECENT_CLAIM` seconds: the fencers kill them too, before the next recovery round
-    lists them among the host's HA guests."""
-    now = time.monotonic()
+def recent_ha_claims(since: float) -> set[str]:
+    """The HA cluster domains this process claimed at or after *since* (monotonic): the
+    fencers kill them too, until a recovery round that began after the claim lists them among
+    the host's HA guests (a frozen daemon's claims do not age)."""
     for name, when in list(_recent_ha.items()):
-        if now - when > RECENT_CLAIM:
+        if when < since - 600:
             _recent_ha.pop(name, None)
-    return set(_recent_ha)
+    return {name for name, when in list(_recent_ha.items()) if when >= since}
 
 
 @dataclass(frozen=True)

@@ -77,16 +77,37 @@ def kill_now(paths: StatePaths, names: Iterable[str]) -> list[str]:
         except PyvirtError as err:
             log.error("fence: cannot read %s's runtime record: %s", name, err.message)
             continue
-        if rec is None:
-            continue
+        if rec is not None:
+            pid, start = rec.pid, rec.starttime
+        else:  # a start still going on: QEMU runs, its record is not written yet
+            found = _launched(run_dir, name)
+            if found is None:
+                continue
+            pid, start = found
         _mark_fenced(paths, name)  # first: a recovery round that sees it dead sees the mark
         try:
-            runtime.mark_destroying(run_dir)
-            outcome = process.kill(rec.pid, rec.starttime, timeout=2.0)
+            if rec is not None:
+                runtime.mark_destroying(run_dir)
+            outcome = process.kill(pid, start, timeout=2.0)
         except (OSError, PyvirtError) as err:
-            log.error("fence: could not kill %s (pid %d): %s", name, rec.pid, err)
+            log.error("fence: could not kill %s (pid %d): %s", name, pid, err)
             continue
         if outcome is process.Outcome.KILLED:
-            log.warning("fence: killed HA guest %s (pid %d)", name, rec.pid)
+            log.warning("fence: killed HA guest %s (pid %d)", name, pid)
             killed.append(name)
     return killed
+
+
+def _launched(run_dir: Path, name: str) -> tuple[int, int | None] | None:
+    """(pid, start time) of the QEMU of *name* that wrote its pid file in *run_dir* and
+    runs, when its start has not written the runtime record yet."""
+    pidfile = run_dir / "qemu.pid"
+    try:
+        pid = int(pidfile.read_text().strip())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    if f"guest={name},".encode() not in b",".join(argv) + b"," or str(pidfile).encode() not in argv:
+        return None
+    return pid, process.starttime(pid)

@@ -72,14 +72,19 @@ class RecoveryManager:
     leader: bool = False
     #: whether a round has published (and :attr:`ha_here` is known) since this manager began
     ready: bool = False
+    #: when (monotonic) the last round that published began
+    _published: float = 0.0
     _missing_since: dict[str, float] = field(default_factory=dict)
 
     def round(self) -> None:
         """One round (see the module doc); etcd errors end it early, the next one retries."""
+        began = time.monotonic()
         lease = self.lease()
         if not lease:
             self.leader = False
             return
+        # before the owners: a guest running by now was claimed before they are read
+        running = self.running()
         domains = {
             e.key[len(keys.DOMAINS) :]: ClusterDomain.decode(e.value)
             for e in self.etcd.get_prefix(keys.DOMAINS)
@@ -89,7 +94,8 @@ class RecoveryManager:
             for e in self.etcd.get_prefix(keys.OWNERS)
         }
         placed = {e.key[len(keys.PLACED) :]: e for e in self.etcd.get_prefix(keys.PLACED)}
-        self._publish(domains, owners, placed, lease)
+        self._publish(domains, owners, placed, running, lease, began)
+        self._published = began
         self.leader = self._elect(lease)
         if self.leader:
             self._recover(domains, owners, placed)
@@ -97,13 +103,14 @@ class RecoveryManager:
     def fence_names(self) -> list[str]:
         """What the fencers kill: :attr:`ha_here` and the HA guests claimed here since the
         last round (a guest started just now is not in :attr:`ha_here` yet)."""
-        return sorted(set(self.ha_here) | recent_ha_claims())
+        return sorted(set(self.ha_here) | recent_ha_claims(self._published))
 
     # every host ----------------------------------------------------------------------------
 
     def _publish(self, domains: dict[str, ClusterDomain], owners: dict[str, str],
-                 placed: dict[str, Entry], lease: int) -> None:  # fmt: skip
-        running = self.running()
+                 placed: dict[str, Entry], running: set[str], lease: int,
+                 began: float) -> None:  # fmt: skip
+        self._kill_unowned(domains, owners, running, began)
         if not self.ready:
             self._give_up_interrupted(domains, owners, placed, running, lease)
         if self.paths is not None:
@@ -137,6 +144,24 @@ class RecoveryManager:
                 log.warning("cluster: giving up fenced HA domain %s for recovery", name)
                 self._give_up(name, owners, lease)
             fence.forget_fenced(self.paths, name)
+
+    def _kill_unowned(self, domains: dict[str, ClusterDomain], owners: dict[str, str],
+                      running: set[str], began: float) -> None:  # fmt: skip
+        """Kill the HA guests running here that this host does not own: a start that went on
+        after this host's lease ended (a daemon frozen in the middle of it), while another
+        host took the guest over. Not those claimed here since this round began."""
+        if self.paths is None:
+            return
+        fresh = recent_ha_claims(began)
+        stray = [
+            n for n in sorted(running)
+            if n in domains and domains[n].ha and owners.get(n) != self.config.host
+            and n not in fresh
+        ]  # fmt: skip
+        for name in fence.kill_now(self.paths, stray):
+            log.warning("cluster: killed HA domain %s: it runs here, but %s owns it", name,
+                        owners.get(name) or "no host")  # fmt: skip
+            fence.forget_fenced(self.paths, name)  # another host runs it, or will
 
     def _give_up_interrupted(self, domains: dict[str, ClusterDomain], owners: dict[str, str],
                              placed: dict[str, Entry], running: set[str],
