@@ -99,7 +99,7 @@ class Sampler:
                     "",
                 )
                 running.setdefault(name, set()).add(host)
-                pids[name] = min(pids.get(name, 1 << 30), int(entry.name))
+                pids[name] = max(pids.get(name, 0), int(entry.name))  # -daemonize's child
                 for fd in os.listdir(f"/proc/{entry.name}/fd"):
                     with contextlib.suppress(OSError):
                         target = os.readlink(f"/proc/{entry.name}/fd/{fd}")

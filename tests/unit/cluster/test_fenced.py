@@ -141,3 +141,20 @@ def test_an_ha_guest_running_here_that_another_host_owns_is_killed(
     monkeypatch.setattr(fence, "kill_now", kill_now)
     _manager(tmp_path, etcd, {"g5"}).round()
     assert killed == [["g5"]]
+
+
+def test_a_guest_claimed_here_and_still_starting_stays_published_running(
+    tmp_path: Path,
+) -> None:
+    """A round between the claim and QEMU's start must not publish it stopped: if the host
+    died then, the leader would never restart it."""
+    etcd = FakeEtcd()
+    _cluster_with(etcd, "g6")
+    manager = _manager(tmp_path, etcd, set())
+    manager.ready = True  # not a daemon's first round
+    domains._recent_ha["g6"] = time.monotonic()
+    try:
+        manager.round()
+    finally:
+        domains._recent_ha.pop("g6", None)
+    assert _placed(etcd, "g6")["state"] == "running" and keys.owner("g6") in etcd.kv

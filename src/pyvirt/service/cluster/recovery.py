@@ -45,6 +45,8 @@ log = logging.getLogger(__name__)
 GRACE = 1.0
 #: seconds a fenced mark is kept while the guest still shows a run directory here
 FENCED_KEEP = 30.0
+#: seconds after its claim during which a guest that does not run yet is still starting
+STARTING = 60.0
 
 
 @dataclass
@@ -117,8 +119,11 @@ class RecoveryManager:
             self._give_up_fenced(owners, running, lease)
         mine = [n for n, h in owners.items() if h == self.config.host and n in domains]
         self.ha_here = sorted(n for n in mine if domains[n].ha and n in running)
+        starting = recent_ha_claims(time.monotonic() - STARTING)
         for name in mine:
             state = "running" if name in running else "stopped"
+            if state == "stopped" and name in starting:
+                continue  # claimed here, QEMU not up yet: the claim said "running"
             entry = placed.get(name)
             current = json.loads(entry.value) if entry is not None else {}
             if current.get("host") == self.config.host and current.get("state") == state:
