@@ -394,7 +394,6 @@ class ClusterAgent:
     def reload(self) -> None:
         """Start, restart or stop the cluster work as the membership file now says."""
         from pyvirt.service.cluster.config import read_config  # lazy
-        from pyvirt.service.cluster.fence import FENCED_FILE  # lazy
         from pyvirt.service.cluster.heartbeat import Heartbeat  # lazy
         from pyvirt.service.cluster.membership import open_etcd  # lazy
         from pyvirt.service.cluster.recovery import RecoveryManager  # lazy
@@ -423,7 +422,7 @@ class ClusterAgent:
             start_on=self._start_on,
             lease=lambda: heartbeat.lease if heartbeat.state == "up" else 0,
             on_event=self._on_event,
-            fenced_file=self._service.paths.run / FENCED_FILE,
+            paths=self._service.paths,
         )
         self._resources = ResourceAgent(
             self._service, config, lambda: heartbeat.lease if heartbeat.state == "up" else 0
@@ -552,7 +551,7 @@ class ClusterAgent:
         recovery = self._recovery
         if recovery is None:
             return []
-        here = set(recovery.ha_here)
+        here = set(recovery.fence_names())  # owned and running, or claimed since the last round
         if recovery.ha_known:
             here.update(recovery.ha_known.intersection(self._service.domains.running_names()))
         return sorted(here)
@@ -563,7 +562,14 @@ class ClusterAgent:
 
         from pyvirt.service.cluster import watchdog  # lazy
 
-        names = self._fence_names()
+        if self._recovery is None:
+            return
+        # until the first round lists them, the watchdog keeps the names it has (a restarted
+        # daemon); without a lease, it keeps its deadline too
+        ready = self._recovery.ready
+        if not ready and deadline is None:
+            return
+        names = self._fence_names() if ready else None
         paths = self._service.paths
         if watchdog.pet(paths, deadline or 0.0, names) or deadline is None:
             return

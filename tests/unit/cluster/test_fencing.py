@@ -1,4 +1,4 @@
-"""Fencing bookkeeping without etcd or QEMU (issue 16): the fenced-guests file, the recovery
+"""Fencing bookkeeping without etcd or QEMU (issue 16): the fenced marks, the recovery
 manager handing back a guest fenced while its lease lived on, and the fence timer fencing
 again after a renewal moved its deadline."""
 
@@ -14,9 +14,10 @@ from pyvirt.drivers.etcd import Compare, Delete, Entry, Etcd, Put
 from pyvirt.service.cluster import keys
 from pyvirt.service.cluster.config import ClusterConfig
 from pyvirt.service.cluster.domains import ClusterDomain, placed_value
-from pyvirt.service.cluster.fence import FENCE_MARGIN, note_fenced, take_fenced
+from pyvirt.service.cluster.fence import FENCE_MARGIN, fenced, forget_fenced, mark_fenced
 from pyvirt.service.cluster.heartbeat import Heartbeat
 from pyvirt.service.cluster.recovery import RecoveryManager
+from pyvirt.state.paths import StatePaths
 
 CONFIG = ClusterConfig(cluster="lab", host="hb", endpoints=("http://127.0.0.1:1",))
 
@@ -55,11 +56,17 @@ class FakeEtcd:
         return True
 
 
+def _paths(tmp: Path) -> StatePaths:
+    return StatePaths.from_root(tmp)
+
+
 def _manager(etcd: FakeEtcd, tmp: Path, running: set[str], events: list[Any]) -> RecoveryManager:
-    return RecoveryManager(
+    manager = RecoveryManager(
         cast(Etcd, etcd), CONFIG, running=lambda: running, start_on=lambda n, h: None,
-        lease=lambda: 7, on_event=lambda *e: events.append(e), fenced_file=tmp / "fenced",
+        lease=lambda: 7, on_event=lambda *e: events.append(e), paths=_paths(tmp),
     )  # fmt: skip
+    manager.ready = True  # a later round (a daemon's first gives up interrupted starts)
+    return manager
 
 
 def _cluster_with_p1(etcd: FakeEtcd) -> None:
@@ -70,25 +77,27 @@ def _cluster_with_p1(etcd: FakeEtcd) -> None:
     etcd.kv[keys.LEADER] = (json.dumps({"host": "hc"}), 9)  # another host leads
 
 
-def test_the_fenced_file_is_taken_whole(tmp_path: Path) -> None:
-    path = tmp_path / "fenced"
-    assert take_fenced(path) == set()
-    note_fenced(path, ["a", "b"])
-    note_fenced(path, ["a"])
-    assert take_fenced(path) == {"a", "b"}
-    assert take_fenced(path) == set() and not path.exists()
+def test_the_fenced_marks(tmp_path: Path) -> None:
+    paths = _paths(tmp_path)
+    assert fenced(paths) == {}
+    mark_fenced(paths, "a")
+    mark_fenced(paths, "b")
+    mark_fenced(paths, "a")
+    assert sorted(fenced(paths)) == ["a", "b"]
+    forget_fenced(paths, "a")
+    assert sorted(fenced(paths)) == ["b"]
 
 
 def test_a_guest_fenced_while_the_lease_lived_is_handed_back(tmp_path: Path) -> None:
     etcd, events = FakeEtcd(), []  # type: list[Any]
     _cluster_with_p1(etcd)
-    note_fenced(tmp_path / "fenced", ["p1"])
+    mark_fenced(_paths(tmp_path), "p1")
     _manager(etcd, tmp_path, set(), events).round()
     # no owner any more, still "running" where it ran: the leader restarts it
     assert keys.owner("p1") not in etcd.kv
     assert json.loads(etcd.kv[keys.placed("p1")][0])["state"] == "running"
     assert events == [("HandedBack", "p1", "fenced while the lease lived on")]
-    assert not (tmp_path / "fenced").exists()
+    assert fenced(_paths(tmp_path)) == {}
 
 
 def test_a_guest_stopped_otherwise_stays_owned_and_stopped(tmp_path: Path) -> None:
@@ -103,11 +112,12 @@ def test_a_guest_stopped_otherwise_stays_owned_and_stopped(tmp_path: Path) -> No
 def test_a_fenced_guest_running_again_or_owned_elsewhere_is_left_alone(tmp_path: Path) -> None:
     etcd, events = FakeEtcd(), []  # type: list[Any]
     _cluster_with_p1(etcd)
-    note_fenced(tmp_path / "fenced", ["p1"])
+    mark_fenced(_paths(tmp_path), "p1")
     _manager(etcd, tmp_path, {"p1"}, events).round()
     assert etcd.kv[keys.owner("p1")][1] == 7 and events == []
     etcd.kv[keys.owner("p1")] = (json.dumps({"host": "hc"}), 9)
-    note_fenced(tmp_path / "fenced", ["p1"])
+    forget_fenced(_paths(tmp_path), "p1")
+    mark_fenced(_paths(tmp_path), "p1")
     _manager(etcd, tmp_path, set(), events).round()
     assert etcd.kv[keys.owner("p1")][1] == 9 and events == []
 

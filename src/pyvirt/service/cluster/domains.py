@@ -35,6 +35,18 @@ if TYPE_CHECKING:
 
 #: where pyvirtd keeps its lease id (written by the heartbeat)
 LEASE_FILE = "cluster-lease"
+#: HA domains this process claimed (to start them here): name -> monotonic time of the claim
+_recent_ha: dict[str, float] = {}
+
+
+def recent_ha_claims(since: float) -> set[str]:
+    """The HA cluster domains this process claimed at or after *since* (monotonic): the
+    fencers kill them too, until a recovery round that began after the claim lists them among
+    the host's HA guests (a frozen daemon's claims do not age)."""
+    for name, when in list(_recent_ha.items()):
+        if when < since - 600:
+            _recent_ha.pop(name, None)
+    return {name for name, when in list(_recent_ha.items()) if when >= since}
 
 
 @dataclass(frozen=True)
@@ -340,7 +352,8 @@ def claim_for_start(conn: Connection, name: str) -> None:
         return
     etcd = open_etcd(config)
     try:
-        if etcd.get(keys.domain(name)) is None:
+        entry = etcd.get(keys.domain(name))
+        if entry is None:
             return
         lease = live_lease(conn.paths.run, etcd)
         if not lease:
@@ -348,6 +361,8 @@ def claim_for_start(conn: Connection, name: str) -> None:
                 f"cluster domain {name!r} cannot start: this host holds no live cluster lease",
                 hint="start pyvirtd (it keeps the host's lease), then try again",
             )
+        if ClusterDomain.decode(entry.value).ha:
+            _recent_ha[name] = time.monotonic()  # before QEMU starts: fenced from then on
         claim(etcd, config, name, lease)
     finally:
         etcd.close()

@@ -7,16 +7,17 @@ takes no domain lock (a long operation holding one must not delay the fence), re
 guest's runtime record and SIGKILLs its QEMU through a pidfd (a reused pid is never hit). The
 domain reads ``shut off (destroyed)`` afterwards; pyvirtd's supervisor does the stop work.
 
-Each guest killed is also noted in ``RUN/cluster-fenced`` (:data:`FENCED_FILE`): when the
-host's lease outlived the fence (etcd was only slow, e.g. electing a leader), the recovery
-manager hands those guests back to the cluster (:func:`take_fenced`) instead of leaving them
-stopped.
+Each guest is marked fenced (a file ``RUN/cluster-fenced/NAME``) before it is killed: when
+the host keeps its lease after all (a daemon hung or cut off from etcd for a little longer than
+the fence deadline but shorter than the TTL), the recovery manager gives the fenced guests'
+ownership up so that they are restarted; otherwise an HA guest would stay down for good.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -28,8 +29,43 @@ log = logging.getLogger(__name__)
 
 #: seconds before the lease's expiry at which a host fences its HA guests
 FENCE_MARGIN = 2.0
-#: the file (in the state's RUN directory) naming the guests fenced, one a line
-FENCED_FILE = "cluster-fenced"
+
+#: the directory (under RUN) of the fenced marks
+FENCED_DIR = "cluster-fenced"
+
+
+def _fenced_dir(paths: StatePaths) -> Path:
+    return paths.run / FENCED_DIR
+
+
+def fenced(paths: StatePaths) -> dict[str, float]:
+    """The guests marked fenced and not forgotten yet: name -> when (seconds since the
+    epoch)."""
+    found: dict[str, float] = {}
+    try:
+        entries = list(os.scandir(_fenced_dir(paths)))
+    except FileNotFoundError:
+        return found
+    for entry in entries:
+        try:
+            found[entry.name] = entry.stat().st_mtime
+        except OSError:
+            continue
+    return found
+
+
+def forget_fenced(paths: StatePaths, name: str) -> None:
+    """Remove guest *name*'s fenced mark."""
+    (_fenced_dir(paths) / name).unlink(missing_ok=True)
+
+
+def mark_fenced(paths: StatePaths, name: str) -> None:
+    """Mark guest *name* fenced (before it is killed: a round that sees it dead sees the mark)."""
+    try:
+        _fenced_dir(paths).mkdir(parents=True, exist_ok=True)
+        (_fenced_dir(paths) / name).write_text(f"{time.time()}\n")
+    except OSError as err:
+        log.error("fence: cannot mark %s fenced: %s", name, err)
 
 
 def kill_now(paths: StatePaths, names: Iterable[str]) -> list[str]:
@@ -42,44 +78,37 @@ def kill_now(paths: StatePaths, names: Iterable[str]) -> list[str]:
         except PyvirtError as err:
             log.error("fence: cannot read %s's runtime record: %s", name, err.message)
             continue
-        if rec is None:
-            continue
+        if rec is not None:
+            pid, start = rec.pid, rec.starttime
+        else:  # a start still going on: QEMU runs, its record is not written yet
+            found = _launched(run_dir, name)
+            if found is None:
+                continue
+            pid, start = found
+        mark_fenced(paths, name)  # first: a recovery round that sees it dead sees the mark
         try:
-            runtime.mark_destroying(run_dir)
-            outcome = process.kill(rec.pid, rec.starttime, timeout=2.0)
+            if rec is not None:
+                runtime.mark_destroying(run_dir)
+            outcome = process.kill(pid, start, timeout=2.0)
         except (OSError, PyvirtError) as err:
-            log.error("fence: could not kill %s (pid %d): %s", name, rec.pid, err)
+            log.error("fence: could not kill %s (pid %d): %s", name, pid, err)
             continue
         if outcome is process.Outcome.KILLED:
-            log.warning("fence: killed HA guest %s (pid %d)", name, rec.pid)
+            log.warning("fence: killed HA guest %s (pid %d)", name, pid)
             killed.append(name)
-    if killed:
-        note_fenced(paths.run / FENCED_FILE, killed)
     return killed
 
 
-def note_fenced(path: Path, names: Iterable[str]) -> None:
-    """Append *names* to the fenced file *path* (one ``write`` with ``O_APPEND``: both fencers
-    may write at once)."""
+def _launched(run_dir: Path, name: str) -> tuple[int, int | None] | None:
+    """(pid, start time) of the QEMU of *name* that wrote its pid file in *run_dir* and
+    runs, when its start has not written the runtime record yet."""
+    pidfile = run_dir / "qemu.pid"
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, "".join(f"{n}\n" for n in names).encode())
-        finally:
-            os.close(fd)
-    except OSError as err:
-        log.error("fence: cannot note the fenced guests in %s: %s", path, err)
-
-
-def take_fenced(path: Path) -> set[str]:
-    """The names noted in the fenced file *path*, which is emptied (renamed away first, so a
-    fencer's note written meanwhile is kept for the next call)."""
-    taken = path.with_name(path.name + ".taken")
-    try:
-        os.rename(path, taken)
-    except FileNotFoundError:
-        return set()
-    try:
-        return {n for n in taken.read_text().split() if n}
-    finally:
-        taken.unlink(missing_ok=True)
+        pid = int(pidfile.read_text().strip())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    if f"guest={name},".encode() not in b",".join(argv) + b"," or str(pidfile).encode() not in argv:
+        return None
+    return pid, process.starttime(pid)

@@ -4,10 +4,10 @@ Every host's pyvirtd runs a :class:`RecoveryManager`; the one holding ``/pyvirt/
 key bound to its lease, taken by a transaction) acts. Each round (once per renewal interval):
 
 1. every host publishes where its own cluster domains run (``/pyvirt/placed/NAME``: ``running``
-   or ``stopped``) and remembers which HA guests it runs — what its fencer kills. An HA guest
-   its fencer killed while the lease lived on (etcd answered too late, but did not expire the
-   lease: a leader election) is handed back instead: its ownership is dropped and it stays
-   ``running`` in ``placed``, so the leader restarts it (step 3) rather than it staying off;
+   or ``stopped``) and remembers which HA guests it runs — what its fencer kills, with those
+   it claimed since (:func:`~pyvirt.service.cluster.domains.recent_ha_claims`); an HA guest
+   it fenced while keeping its lease (see :mod:`~pyvirt.service.cluster.fence`) it gives up,
+   left ``running`` in ``placed``, so that the leader restarts it;
 2. the leader looks for HA domains that were ``running`` and have no owner any more: their
    owner's lease ended, so the owner fenced them (its fence deadline comes
    :data:`~pyvirt.service.cluster.fence.FENCE_MARGIN` seconds before its lease can expire);
@@ -22,24 +22,31 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pyvirt.drivers.etcd import Compare, Delete, Entry, Etcd, Put, absent
 from pyvirt.errors import PyvirtError
-from pyvirt.service.cluster import keys
+from pyvirt.service.cluster import fence, keys
 from pyvirt.service.cluster.config import ClusterConfig
-from pyvirt.service.cluster.domains import ClusterDomain, placed_value
-from pyvirt.service.cluster.fence import note_fenced, take_fenced
-from pyvirt.service.cluster.membership import list_hosts
+from pyvirt.service.cluster.domains import ClusterDomain, placed_value, recent_ha_claims
+from pyvirt.service.cluster.membership import HostStatus, list_hosts
 from pyvirt.service.cluster.placement import domain_checks, place
+
+if TYPE_CHECKING:
+    from pyvirt.state.paths import StatePaths
 
 log = logging.getLogger(__name__)
 
 #: seconds the leader waits after an HA domain lost its owner before restarting it elsewhere
 GRACE = 1.0
+#: seconds a fenced mark is kept while the guest still shows a run directory here
+FENCED_KEEP = 30.0
+#: seconds after its claim during which a guest that does not run yet is still starting
+STARTING = 60.0
 
 
 @dataclass
@@ -52,8 +59,7 @@ class RecoveryManager:
     :param start_on: starts domain NAME on host HOST (through that host's pyvirtd)
     :param lease: this host's lease now (0: none)
     :param on_event: called with (event, domain, detail) for recoveries
-    :param fenced_file: where the fencers note the guests they killed
-        (:data:`~pyvirt.service.cluster.fence.FENCED_FILE` in the state's RUN directory)
+    :param paths: this host's state (where the fencers mark the guests they killed)
     """
 
     etcd: Etcd
@@ -62,7 +68,7 @@ class RecoveryManager:
     start_on: Callable[[str, str], None]
     lease: Callable[[], int]
     on_event: Callable[[str, str, str], None] | None = None
-    fenced_file: Path | None = None
+    paths: StatePaths | None = None
     #: HA guests this host owns and runs (what the fencer kills)
     ha_here: list[str] = field(default_factory=list)
     #: every HA cluster domain's name (as of the last round): the fencer kills those running
@@ -70,14 +76,21 @@ class RecoveryManager:
     #: round sees it owned here)
     ha_known: frozenset[str] = frozenset()
     leader: bool = False
+    #: whether a round has published (and :attr:`ha_here` is known) since this manager began
+    ready: bool = False
+    #: when (monotonic) the last round that published began
+    _published: float = 0.0
     _missing_since: dict[str, float] = field(default_factory=dict)
 
     def round(self) -> None:
         """One round (see the module doc); etcd errors end it early, the next one retries."""
+        began = time.monotonic()
         lease = self.lease()
         if not lease:
             self.leader = False
             return
+        # before the owners: a guest running by now was claimed before they are read
+        running = self.running()
         domains = {
             e.key[len(keys.DOMAINS) :]: ClusterDomain.decode(e.value)
             for e in self.etcd.get_prefix(keys.DOMAINS)
@@ -87,31 +100,35 @@ class RecoveryManager:
             for e in self.etcd.get_prefix(keys.OWNERS)
         }
         placed = {e.key[len(keys.PLACED) :]: e for e in self.etcd.get_prefix(keys.PLACED)}
-        self._publish(domains, owners, placed, lease)
+        self._publish(domains, owners, placed, running, lease, began)
+        self._published = began
         self.leader = self._elect(lease)
         if self.leader:
             self._recover(domains, owners, placed)
 
+    def fence_names(self) -> list[str]:
+        """What the fencers kill: :attr:`ha_here` and the HA guests claimed here since the
+        last round (a guest started just now is not in :attr:`ha_here` yet)."""
+        return sorted(set(self.ha_here) | recent_ha_claims(self._published))
+
     # every host ----------------------------------------------------------------------------
 
     def _publish(self, domains: dict[str, ClusterDomain], owners: dict[str, str],
-                 placed: dict[str, Entry], lease: int) -> None:  # fmt: skip
-        # taken before looking at what runs: a guest fenced in between is seen stopped
-        fenced = take_fenced(self.fenced_file) if self.fenced_file is not None else set()
-        running = self.running()
+                 placed: dict[str, Entry], running: set[str], lease: int,
+                 began: float) -> None:  # fmt: skip
         self.ha_known = frozenset(n for n, d in domains.items() if d.ha)
+        self._kill_unowned(domains, owners, running, began)
+        if not self.ready:
+            self._give_up_interrupted(domains, owners, placed, running, lease)
+        if self.paths is not None:
+            self._give_up_fenced(owners, running, lease)
         mine = [n for n, h in owners.items() if h == self.config.host and n in domains]
         self.ha_here = sorted(n for n in mine if domains[n].ha and n in running)
-        try:
-            handed = self._hand_back((fenced & set(mine)) - running, lease)
-        except BaseException:
-            assert self.fenced_file is not None
-            note_fenced(self.fenced_file, fenced)  # the next round tries again
-            raise
+        starting = recent_ha_claims(time.monotonic() - STARTING)
         for name in mine:
-            if name in handed:
-                continue
             state = "running" if name in running else "stopped"
+            if state == "stopped" and name in starting:
+                continue  # claimed here, QEMU not up yet: the claim said "running"
             entry = placed.get(name)
             current = json.loads(entry.value) if entry is not None else {}
             if current.get("host") == self.config.host and current.get("state") == state:
@@ -121,21 +138,68 @@ class RecoveryManager:
                 [Compare(keys.owner(name), "lease", "EQUAL", lease)],
                 [Put(keys.placed(name), placed_value(self.config.host, state))],
             )
+        self.ready = True
 
-    def _hand_back(self, names: set[str], lease: int) -> set[str]:
-        """Drop this host's ownership of fenced guests *names* (still ``running`` in
-        ``placed``, so the leader restarts them); the names handed back."""
-        handed: set[str] = set()
-        for name in sorted(names):
-            if self.etcd.transaction(
-                [Compare(keys.owner(name), "lease", "EQUAL", lease)],
-                [Delete(keys.owner(name)),
-                 Put(keys.placed(name), placed_value(self.config.host, "running"))],
-            ):  # fmt: skip
-                log.warning("cluster: %s was fenced while the lease lived: handed back", name)
+    def _give_up_fenced(self, owners: dict[str, str], running: set[str], lease: int) -> None:
+        """Give up the HA guests fenced here while this host kept its lease: the fence
+        deadline passed but the lease lived on (a hang or an etcd outage between the two).
+        Their ``placed`` stays ``running``, so the leader restarts them."""
+        assert self.paths is not None
+        for name, when in fence.fenced(self.paths).items():
+            if name in running:  # not reaped yet (or started here again since)
+                if time.time() - when > FENCED_KEEP:
+                    fence.forget_fenced(self.paths, name)
+                continue
+            if owners.get(name) == self.config.host:
+                log.warning("cluster: giving up fenced HA domain %s for recovery", name)
+                self._give_up(name, owners, lease)
                 self._event("HandedBack", name, "fenced while the lease lived on")
-                handed.add(name)
-        return handed
+            fence.forget_fenced(self.paths, name)
+
+    def _kill_unowned(self, domains: dict[str, ClusterDomain], owners: dict[str, str],
+                      running: set[str], began: float) -> None:  # fmt: skip
+        """Kill the HA guests running here that this host does not own: a start that went on
+        after this host's lease ended (a daemon frozen in the middle of it), while another
+        host took the guest over. Not those claimed here since this round began."""
+        if self.paths is None:
+            return
+        fresh = recent_ha_claims(began)
+        stray = [
+            n for n in sorted(running)
+            if n in domains and domains[n].ha and owners.get(n) != self.config.host
+            and n not in fresh
+        ]  # fmt: skip
+        for name in fence.kill_now(self.paths, stray):
+            log.warning("cluster: killed HA domain %s: it runs here, but %s owns it", name,
+                        owners.get(name) or "no host")  # fmt: skip
+            fence.forget_fenced(self.paths, name)  # another host runs it, or will
+
+    def _give_up_interrupted(self, domains: dict[str, ClusterDomain], owners: dict[str, str],
+                             placed: dict[str, Entry], running: set[str],
+                             lease: int) -> None:  # fmt: skip
+        """At a daemon's first round: give up the HA guests this host owns, published as
+        running here, that do not run — a start the previous daemon did not finish, or a guest
+        its watchdog fenced while no daemon ran."""
+        for name, host in list(owners.items()):
+            if host != self.config.host or name in running or name not in domains:
+                continue
+            entry = placed.get(name)
+            where = json.loads(entry.value) if entry is not None else {}
+            if domains[name].ha and (where.get("host"), where.get("state")) == (host, "running"):
+                log.warning("cluster: HA domain %s is not running here: giving it up", name)
+                self._give_up(name, owners, lease)
+
+    def _give_up(self, name: str, owners: dict[str, str], lease: int) -> None:
+        """Drop this host's ownership of *name*, leaving ``placed`` ``running`` (the leader
+        restarts it after the grace)."""
+        if self.etcd.transaction(
+            [Compare(keys.owner(name), "lease", "EQUAL", lease)],
+            [
+                Delete(keys.owner(name)),
+                Put(keys.placed(name), placed_value(self.config.host, "running")),
+            ],
+        ):
+            del owners[name]
 
     # the leader ----------------------------------------------------------------------------
 
@@ -151,6 +215,7 @@ class RecoveryManager:
                  placed: dict[str, Entry]) -> None:  # fmt: skip
         now = time.monotonic()
         wanted: set[str] = set()
+        due: list[tuple[ClusterDomain, str]] = []
         for name, dom in domains.items():
             entry = placed.get(name)
             if not dom.ha or name in owners or entry is None:
@@ -162,13 +227,26 @@ class RecoveryManager:
             first = self._missing_since.setdefault(name, now)
             if now - first < GRACE:
                 continue
-            self._restart(dom, str(where.get("host", "")))
+            due.append((dom, str(where.get("host", ""))))
         for name in list(self._missing_since):
             if name not in wanted:
                 del self._missing_since[name]
-
-    def _restart(self, dom: ClusterDomain, last: str) -> None:
+        if not due:
+            return
         hosts = list_hosts(self.etcd)
+        # the guests of a dead host start at once, each on its own thread (one after the
+        # other, the last of three waited for the first two starts)
+        threads = [
+            threading.Thread(target=self._restart, args=(dom, last, hosts),
+                             name=f"cluster-recover-{dom.name}", daemon=True)
+            for dom, last in due
+        ]  # fmt: skip
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def _restart(self, dom: ClusterDomain, last: str, hosts: list[HostStatus]) -> None:
         down = {h.name for h in hosts if h.state != "up"}
         try:
             avoid = [last] if last in down else []

@@ -1,7 +1,8 @@
 """The process watchdog: fences this host's HA guests when pyvirtd stops petting it.
 
 pyvirtd's fence timer sends it, several times a second, a datagram on ``RUN/cluster-watchdog.sock``:
-``{"deadline": CLOCK_MONOTONIC seconds, "names": [HA guests running here]}``. When the deadline
+``{"deadline": CLOCK_MONOTONIC seconds, "names": [HA guests running here]}`` (without
+``names``, a daemon just restarted, the names it had stay). When the deadline
 passes without a newer one — pyvirtd was killed, hangs, or could not renew its lease — it kills
 those guests (:func:`pyvirt.service.cluster.fence.kill_now`) and waits for the next pet. It
 runs in a session of its own, so a ``kill -9`` of the daemon (or of its process group) leaves
@@ -57,10 +58,13 @@ def socket_path(paths: StatePaths) -> Path:
     return paths.run / SOCKET
 
 
-def pet(paths: StatePaths, deadline: float, names: list[str]) -> bool:
-    """Tell the watchdog the new fence deadline (monotonic) and the HA guests; whether it
-    listens."""
-    msg = json.dumps({"deadline": deadline, "names": names}).encode()
+def pet(paths: StatePaths, deadline: float, names: list[str] | None) -> bool:
+    """Tell the watchdog the new fence deadline (monotonic) and the HA guests (None: the
+    ones it has); whether it listens."""
+    body: dict[str, object] = {"deadline": deadline}
+    if names is not None:
+        body["names"] = names
+    msg = json.dumps(body).encode()
     return _send(paths, msg)
 
 
@@ -252,7 +256,8 @@ def serve(paths: StatePaths) -> int:
                 sock_path.unlink(missing_ok=True)
                 return 0
             deadline = float(msg["deadline"]) if msg.get("deadline") else None
-            names = [str(n) for n in msg.get("names") or []]
+            if "names" in msg:  # a restarted daemon's first pets keep the names (see api)
+                names = [str(n) for n in msg["names"] or []]
             if msg.get("hold") and deadline is not None:
                 holder = _holder(paths, msg, deadline)
             continue

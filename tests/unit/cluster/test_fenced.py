@@ -1,0 +1,160 @@
+"""What a host does with the HA guests it fenced (issue 16): the fencers mark them, and a
+host that kept its lease after all gives their ownership up so the leader restarts them; the
+fencers' list includes an HA guest claimed here before the next round lists it."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from pyvirt.drivers.etcd import Compare, Delete, Entry, Etcd, Put
+from pyvirt.service.cluster import domains, fence, keys
+from pyvirt.service.cluster.config import ClusterConfig
+from pyvirt.service.cluster.domains import ClusterDomain
+from pyvirt.service.cluster.recovery import RecoveryManager
+from pyvirt.state.paths import StatePaths
+
+LEASE = 0x51
+
+
+class FakeEtcd:
+    """Keys in a dict; transactions check ``lease`` and ``create`` comparisons."""
+
+    def __init__(self) -> None:
+        self.kv: dict[str, tuple[str, int]] = {}
+
+    def get_prefix(self, prefix: str) -> list[Entry]:
+        return [
+            Entry(k, v, 1, 1, lease) for k, (v, lease) in sorted(self.kv.items())
+            if k.startswith(prefix)
+        ]  # fmt: skip
+
+    def get(self, key: str) -> Entry | None:
+        found = self.kv.get(key)
+        return Entry(key, found[0], 1, 1, found[1]) if found else None
+
+    def transaction(self, compare: list[Compare], success: list[Put | Delete]) -> bool:
+        for c in compare:
+            held = self.kv.get(c.key)
+            if c.target == "lease" and (held is None or held[1] != c.value):
+                return False
+            if c.target == "create" and held is not None:
+                return False
+        for op in success:
+            if isinstance(op, Put):
+                self.kv[op.key] = (op.value, op.lease)
+            else:
+                self.kv.pop(op.key, None)
+        return True
+
+
+def _manager(tmp_path: Path, etcd: FakeEtcd, running: set[str]) -> RecoveryManager:
+    config = ClusterConfig(cluster="lab", host="ha", endpoints=("http://127.0.0.1:2379",))
+    return RecoveryManager(
+        cast(Etcd, etcd), config, running=lambda: running, start_on=lambda n, h: None,
+        lease=lambda: LEASE, paths=StatePaths.from_root(tmp_path),
+    )  # fmt: skip
+
+
+def _cluster_with(etcd: FakeEtcd, name: str) -> None:
+    record = ClusterDomain(name, "u", "<domain/>", True, 1024, 1, 0.0)
+    etcd.kv[keys.domain(name)] = (record.encode(), 0)
+    etcd.kv[keys.owner(name)] = (json.dumps({"host": "ha"}), LEASE)
+    etcd.kv[keys.placed(name)] = (domains.placed_value("ha", "running"), 0)
+
+
+def _placed(etcd: FakeEtcd, name: str) -> Any:
+    return json.loads(etcd.kv[keys.placed(name)][0])
+
+
+def test_a_fenced_guest_is_given_up_once_dead(tmp_path: Path) -> None:
+    etcd = FakeEtcd()
+    _cluster_with(etcd, "g1")
+    paths = StatePaths.from_root(tmp_path)
+    running = {"g1"}
+    manager = _manager(tmp_path, etcd, running)
+    manager.round()
+    assert manager.ready and manager.ha_here == ["g1"]
+    fence.mark_fenced(paths, "g1")
+    assert set(fence.fenced(paths)) == {"g1"}
+    manager.round()  # still has a run directory: kept, nothing given up yet
+    assert keys.owner("g1") in etcd.kv and set(fence.fenced(paths)) == {"g1"}
+    running.clear()  # reaped
+    manager.round()
+    assert keys.owner("g1") not in etcd.kv  # the leader (this host here) may restart it
+    assert _placed(etcd, "g1")["state"] == "running"
+    assert fence.fenced(paths) == {}
+
+
+def test_a_stopped_guest_that_was_not_fenced_stays_owned(tmp_path: Path) -> None:
+    etcd = FakeEtcd()
+    _cluster_with(etcd, "g2")
+    running = {"g2"}
+    manager = _manager(tmp_path, etcd, running)
+    manager.round()
+    running.clear()  # stopped here (by its user) while the daemon runs
+    manager.round()
+    assert keys.owner("g2") in etcd.kv and _placed(etcd, "g2")["state"] == "stopped"
+
+
+def test_a_restarted_daemon_gives_up_an_ha_guest_that_does_not_run(tmp_path: Path) -> None:
+    """Published running here, owned here, not running at the daemon's first round: a start
+    the previous daemon did not finish (or a guest fenced while no daemon ran)."""
+    etcd = FakeEtcd()
+    _cluster_with(etcd, "g4")
+    manager = _manager(tmp_path, etcd, set())
+    manager.round()
+    assert keys.owner("g4") not in etcd.kv and _placed(etcd, "g4")["state"] == "running"
+
+
+def test_a_fresh_ha_claim_is_fenced_before_the_next_round(tmp_path: Path) -> None:
+    etcd = FakeEtcd()
+    manager = _manager(tmp_path, etcd, set())
+    assert not manager.ready and manager.fence_names() == []
+    manager.round()  # a round lists the host's HA guests: claims before it began are in it
+    domains._recent_ha["g3"] = 0.0
+    assert "g3" not in manager.fence_names()
+    domains._recent_ha["g3"] = time.monotonic()
+    try:
+        assert manager.fence_names() == ["g3"]
+    finally:
+        domains._recent_ha.pop("g3", None)
+
+
+def test_an_ha_guest_running_here_that_another_host_owns_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start that went on after this host's lease ended while another host took over."""
+    etcd = FakeEtcd()
+    _cluster_with(etcd, "g5")
+    etcd.kv[keys.owner("g5")] = (json.dumps({"host": "hb"}), 0x77)
+    killed: list[list[str]] = []
+
+    def kill_now(paths: StatePaths, names: list[str]) -> list[str]:
+        killed.append(list(names))
+        return []
+
+    monkeypatch.setattr(fence, "kill_now", kill_now)
+    _manager(tmp_path, etcd, {"g5"}).round()
+    assert killed == [["g5"]]
+
+
+def test_a_guest_claimed_here_and_still_starting_stays_published_running(
+    tmp_path: Path,
+) -> None:
+    """A round between the claim and QEMU's start must not publish it stopped: if the host
+    died then, the leader would never restart it."""
+    etcd = FakeEtcd()
+    _cluster_with(etcd, "g6")
+    manager = _manager(tmp_path, etcd, set())
+    manager.ready = True  # not a daemon's first round
+    domains._recent_ha["g6"] = time.monotonic()
+    try:
+        manager.round()
+    finally:
+        domains._recent_ha.pop("g6", None)
+    assert _placed(etcd, "g6")["state"] == "running" and keys.owner("g6") in etcd.kv
