@@ -144,12 +144,12 @@ def test_history_is_bounded_by_count_and_age() -> None:
 def test_running_jobs_are_never_pruned() -> None:
     reg = JobRegistry(keep=0, keep_seconds=0)
     gate = threading.Event()
-    job = reg.start("domain-clone", "domain/web", lambda j: gate.wait(5))
-    reg.wait(reg.start("vol-wipe", "volume/p/v", _copy(1)).id, 5)
-    assert reg.list() == [job]
+    job = reg.start("domain-clone", "domain/web", lambda j: gate.wait(60))
+    wipe = reg.wait(reg.start("vol-wipe", "volume/p/v", _copy(1)).id, 60)  # a loaded machine
+    assert not wipe.running and reg.list() == [job]
     assert reg.running_on("domain/web") is job and reg.running_on("domain/db") is None
     gate.set()
-    reg.wait(job.id, 5)
+    reg.wait(job.id, 60)
     assert reg.running_on("domain/web") is None
 
 
