@@ -128,7 +128,7 @@ def _fuzz(d: RunningDaemon, base: str) -> None:
     doc = d.request("GET", "/openapi.json").json()
     schema = schemathesis.openapi.from_dict(doc)
     problems: list[str] = []
-    counts = {"requests": 0, "2xx": 0, "4xx": 0}
+    counts = {"requests": 0, "2xx": 0, "4xx": 0, "dropped": 0}
     started = time.monotonic()
     waited = [0.0]
     snap = [0.0]
@@ -171,6 +171,12 @@ def _fuzz(d: RunningDaemon, base: str) -> None:
             try:
                 resp = case.call(base_url=base, timeout=SLOW)
             except OSError as err:  # requests' timeouts and connection errors: name the call
+                if "RemoteDisconnected" in repr(err) and d.request("GET", "/health").status == 200:
+                    # uvicorn's HTTP parser refused the bytes (it logs "Invalid HTTP request
+                    # received.") and, in some parser states, closes instead of answering
+                    # 400; the application never saw a request, and pyvirtd is well
+                    counts["dropped"] += 1
+                    return
                 problems.append(f"{case.method} {case.formatted_path}: {err!r}"[:400])
                 return
             took = time.monotonic() - t0

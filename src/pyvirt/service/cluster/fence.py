@@ -68,6 +68,23 @@ def mark_fenced(paths: StatePaths, name: str) -> None:
         log.error("fence: cannot mark %s fenced: %s", name, err)
 
 
+def incoming(paths: StatePaths, name: str) -> bool:
+    """Whether *name*'s QEMU here is the destination of a migration still going on (started
+    with ``-incoming`` and not resumed yet): it runs no guest code and holds its disks
+    inactive, and the migration moves the ownership at its hand-over."""
+    try:
+        rec = runtime.RuntimeRecord.load_or_none(paths.domain_run_dir(name))
+    except PyvirtError:
+        return False
+    if rec is None or not rec.paused:
+        return False
+    try:
+        with open(f"/proc/{rec.pid}/cmdline", "rb") as f:
+            return b"-incoming" in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
 def kill_now(paths: StatePaths, names: Iterable[str]) -> list[str]:
     """SIGKILL the QEMU of each running domain in *names*; the names killed."""
     killed: list[str] = []
