@@ -158,3 +158,23 @@ def test_a_guest_claimed_here_and_still_starting_stays_published_running(
     finally:
         domains._recent_ha.pop("g6", None)
     assert _placed(etcd, "g6")["state"] == "running" and keys.owner("g6") in etcd.kv
+
+
+def test_a_migrations_destination_is_incoming(tmp_path: Path) -> None:
+    """The round that kills unowned HA guests leaves a migration's destination alone: a QEMU
+    started with ``-incoming`` whose runtime record is not written yet (or says paused)."""
+    import subprocess
+    import sys
+
+    paths = StatePaths.from_root(tmp_path)
+    run_dir = paths.domain_run_dir("g1")
+    run_dir.mkdir(parents=True)
+    assert not fence.incoming(paths, "g1")  # nothing runs
+    for argv, want in (([], False), (["-incoming", "defer"], True)):
+        proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", *argv])
+        try:
+            (run_dir / "qemu.pid").write_text(f"{proc.pid}\n")
+            assert fence.incoming(paths, "g1") is want, argv
+        finally:
+            proc.kill()
+            proc.wait()

@@ -70,18 +70,21 @@ def mark_fenced(paths: StatePaths, name: str) -> None:
 
 def incoming(paths: StatePaths, name: str) -> bool:
     """Whether *name*'s QEMU here is the destination of a migration still going on (started
-    with ``-incoming`` and not resumed yet): it runs no guest code and holds its disks
-    inactive, and the migration moves the ownership at its hand-over."""
+    with ``-incoming`` and not resumed yet; or still starting, its runtime record not written):
+    it runs no guest code and holds its disks inactive, and the migration moves the ownership
+    at its hand-over."""
+    run_dir = paths.domain_run_dir(name)
     try:
-        rec = runtime.RuntimeRecord.load_or_none(paths.domain_run_dir(name))
+        rec = runtime.RuntimeRecord.load_or_none(run_dir)
     except PyvirtError:
         return False
-    if rec is None or not rec.paused:
+    if rec is not None and not rec.paused:
         return False
     try:
-        with open(f"/proc/{rec.pid}/cmdline", "rb") as f:
+        pid = rec.pid if rec is not None else int((run_dir / "qemu.pid").read_text().strip())
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
             return b"-incoming" in f.read().split(b"\0")
-    except OSError:
+    except (OSError, ValueError):
         return False
 
 
