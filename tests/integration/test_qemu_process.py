@@ -178,6 +178,12 @@ def test_monitor_error_when_socket_missing(tmp_path: Path) -> None:
 
 def test_destroy_with_intent_is_destroyed_and_fast(guest: Guest) -> None:
     launched = guest.launch()
+    # the watcher reads QEMU's SHUTDOWN event: let it connect first (on a loaded machine a
+    # QEMU terminated at once is gone before its watcher sees anything)
+    deadline = time.monotonic() + 30
+    while not ((w := runtime.read_watcher(guest.run_dir)) and w.connected):
+        assert time.monotonic() < deadline, "the watcher did not connect"
+        time.sleep(0.02)
     runtime.mark_destroying(guest.run_dir)
     t0 = time.perf_counter()
     outcome = process.terminate(launched.pid, launched.starttime, timeout=5)
