@@ -153,7 +153,8 @@ class RecoveryManager:
             if owners.get(name) == self.config.host:
                 log.warning("cluster: giving up fenced HA domain %s for recovery", name)
                 self._give_up(name, owners, lease)
-                self._event("HandedBack", name, "fenced while the lease lived on")
+                if name not in owners:  # the transaction took: no owner, placed "running"
+                    self._event("HandedBack", name, "fenced while the lease lived on")
             fence.forget_fenced(self.paths, name)
 
     def _kill_unowned(self, domains: dict[str, ClusterDomain], owners: dict[str, str],
