@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pyvirt.api.domain import Domain
 from pyvirt.daemon.context import daemon_of
 from pyvirt.daemon.jobs import Job, registry_of
-from pyvirt.daemon.routes.jobs import JobAccepted, owner_of
+from pyvirt.daemon.routes.jobs import JobAccepted, accepted, owner_of
 
 __all__ = ["router"]
 
@@ -128,9 +128,7 @@ def _start(request: Request, kind: str, dom: Domain, work: Any) -> JSONResponse:
 
     reg = registry_of(daemon_of(request))
     job = reg.start(kind, f"domain/{dom.name}", run, owner=owner_of(request))
-    return JSONResponse(
-        {"job": job.to_json()}, status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"}
-    )
+    return accepted(job)
 
 
 @router.post("/commit", status_code=202, response_model=JobAccepted)

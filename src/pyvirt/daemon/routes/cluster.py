@@ -20,7 +20,7 @@ from pyvirt.daemon.cluster_agent import agent_of
 from pyvirt.daemon.context import Daemon, daemon_of
 from pyvirt.daemon.jobs import Job, registry_of
 from pyvirt.daemon.models import ERRORS
-from pyvirt.daemon.routes.jobs import JobAccepted, owner_of
+from pyvirt.daemon.routes.jobs import JobAccepted, accepted, owner_of
 
 __all__ = ["router"]
 
@@ -214,9 +214,7 @@ def release(request: Request, name: str) -> dict[str, bool]:
 def _job(request: Request, kind: str, host: str, work: Any) -> JSONResponse:
     reg = registry_of(daemon_of(request))
     job = reg.start(kind, f"host/{host}", work, owner=owner_of(request), unit="percent")
-    return JSONResponse(
-        {"job": job.to_json()}, status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"}
-    )
+    return accepted(job)
 
 
 @router.post("/hosts/{host}/evacuate", status_code=202, response_model=JobAccepted)

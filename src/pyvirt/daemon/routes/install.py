@@ -34,7 +34,7 @@ from pyvirt.api.wizard import (
 from pyvirt.daemon.context import daemon_of
 from pyvirt.daemon.jobs import Job, registry_of
 from pyvirt.daemon.models import ERRORS
-from pyvirt.daemon.routes.jobs import JobAccepted, owner_of
+from pyvirt.daemon.routes.jobs import JobAccepted, accepted, owner_of
 from pyvirt.errors import InvalidConfigError, NotFoundError
 
 __all__ = ["router"]
@@ -100,12 +100,6 @@ class FetchBody(BaseModel):
     location: str = Field(min_length=1, max_length=4096)
 
 
-def _accepted(job: Job) -> JSONResponse:
-    return JSONResponse(
-        {"job": job.to_json()}, status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"}
-    )
-
-
 def _finish_install(plan: InstallJob, job: Job) -> bool:
     """Wait for the install phase to end, then boot the final definition; False when the
     job was cancelled first (the guest goes on)."""
@@ -144,7 +138,7 @@ def fetch(request: Request, body: FetchBody) -> JSONResponse:
         return {"location": body.location, "tree": tree}
 
     reg = registry_of(daemon)
-    return _accepted(reg.start("install-fetch", body.location, work, owner=owner_of(request)))
+    return accepted(reg.start("install-fetch", body.location, work, owner=owner_of(request)))
 
 
 @router.post("", status_code=202, response_model=JobAccepted)
@@ -177,7 +171,7 @@ def install(request: Request, body: WizardBody) -> JSONResponse:
 
     reg = registry_of(daemon)
     job = reg.start("install", f"domain/{body.name}", work, owner=owner_of(request))
-    return _accepted(job)
+    return accepted(job)
 
 
 @router.post("/{name}/begin", status_code=202, response_model=JobAccepted)
@@ -200,4 +194,4 @@ def begin(request: Request, name: str) -> JSONResponse:
         return {"name": name, "booted_final": _finish_install(plan, job)}
 
     reg = registry_of(daemon)
-    return _accepted(reg.start("install", f"domain/{name}", work, owner=owner_of(request)))
+    return accepted(reg.start("install", f"domain/{name}", work, owner=owner_of(request)))

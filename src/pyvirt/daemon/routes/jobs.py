@@ -140,7 +140,8 @@ def owner_of(request: Request) -> str:
     return "local"
 
 
-def _accepted(job: Job) -> JSONResponse:
+def accepted(job: Job) -> JSONResponse:
+    """The 202 answer of a route that started *job* (its document and ``Location``)."""
     return JSONResponse(
         {"job": job.to_json()}, status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"}
     )
@@ -215,7 +216,7 @@ def clone_volume(request: Request, pool: str, vol: str, body: VolumeCloneBody) -
     reg = registry_of(daemon_of(request))
     job = reg.start("vol-clone", f"volume/{src.pool_name}/{src.name}", work,
                     owner=owner_of(request), total=size, bandwidth=bandwidth)  # fmt: skip
-    return _accepted(job)
+    return accepted(job)
 
 
 @router.post("/pools/{pool}/volumes/{vol}/wipe", status_code=202, response_model=JobAccepted)
@@ -231,7 +232,7 @@ def wipe_volume(request: Request, pool: str, vol: str, body: VolumeWipeBody) -> 
     reg = registry_of(daemon_of(request))
     job = reg.start("vol-wipe", f"volume/{src.pool_name}/{src.name}", work,
                     owner=owner_of(request), total=size, bandwidth=body.bandwidth)  # fmt: skip
-    return _accepted(job)
+    return accepted(job)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -370,7 +371,7 @@ def clone_domain(request: Request, name: str, body: DomainCloneBody) -> JSONResp
 
     reg = registry_of(daemon_of(request))
     job = reg.start("domain-clone", f"domain/{orig.name}", work, owner=owner_of(request))
-    return _accepted(job)
+    return accepted(job)
 
 
 def _domain_job(request: Request, name: str) -> tuple[JobRegistry, Job | None]:

@@ -62,7 +62,7 @@ import pyvirt.api
 from pyvirt.api.migrate_p2p import Destination, migrate_p2p
 from pyvirt.daemon.context import daemon_of
 from pyvirt.daemon.jobs import Job, registry_of
-from pyvirt.daemon.routes.jobs import JobAccepted, owner_of
+from pyvirt.daemon.routes.jobs import JobAccepted, accepted, owner_of
 from pyvirt.errors import OperationFailedError
 
 __all__ = ["MigrateBody", "PolicyBody", "router"]
@@ -403,9 +403,7 @@ def resume(request: Request, name: str, body: ResumeBody) -> JSONResponse:
 
     reg = registry_of(daemon_of(request))
     job = reg.start("domain-migrate", f"domain/{dom.name}", work, owner=owner_of(request))
-    return JSONResponse(
-        {"job": job.to_json()}, status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"}
-    )
+    return accepted(job)
 
 
 @router.post(
@@ -429,9 +427,7 @@ def perform(request: Request, name: str, body: PerformBody) -> JSONResponse:
 
     reg = registry_of(daemon_of(request))
     job = reg.start("domain-migrate", f"domain/{dom.name}", work, owner=owner_of(request))
-    return JSONResponse(
-        {"job": job.to_json()}, status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"}
-    )
+    return accepted(job)
 
 
 @router.post("/api/v1/domains/{name}/migration/disks", response_model=DisksOut, responses=_ERRORS)
@@ -481,9 +477,7 @@ def migrate(request: Request, name: str, body: MigrateBody) -> JSONResponse:
 
     reg = registry_of(daemon_of(request))
     job = reg.start("domain-migrate", f"domain/{dom.name}", work, owner=owner_of(request))
-    return JSONResponse(
-        {"job": job.to_json()}, status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"}
-    )
+    return accepted(job)
 
 
 def _public(uri: str) -> str:

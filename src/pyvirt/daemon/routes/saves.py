@@ -30,7 +30,7 @@ from pyvirt.api.domain import Domain
 from pyvirt.daemon.context import daemon_of
 from pyvirt.daemon.jobs import Job, registry_of
 from pyvirt.daemon.routes._common import PreconditionFailedError, etag, if_match, xml_response
-from pyvirt.daemon.routes.jobs import JobAccepted, owner_of
+from pyvirt.daemon.routes.jobs import JobAccepted, accepted, owner_of
 from pyvirt.daemon.routes.snapshots import xml_revision
 
 __all__ = ["router"]
@@ -91,9 +91,7 @@ def _domain(request: Request, name: str) -> Domain:
 def _job(request: Request, kind: str, obj: str, work: Callable[[Job], Any]) -> JSONResponse:
     reg = registry_of(daemon_of(request))
     job = reg.start(kind, obj, work, owner=owner_of(request))
-    return JSONResponse(
-        {"job": job.to_json()}, status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"}
-    )
+    return accepted(job)
 
 
 def _check(request: Request, current_xml: str, what: str) -> None:

@@ -35,7 +35,7 @@ from pyvirt.api.domain import Domain
 from pyvirt.daemon.context import daemon_of
 from pyvirt.daemon.jobs import Job, registry_of
 from pyvirt.daemon.routes._common import PreconditionFailedError, etag, if_match, xml_response
-from pyvirt.daemon.routes.jobs import JobAccepted, owner_of
+from pyvirt.daemon.routes.jobs import JobAccepted, accepted, owner_of
 
 __all__ = ["SnapshotModel", "router", "xml_revision"]
 
@@ -258,9 +258,7 @@ def delete_snapshot(
 
     job = reg.start("snapshot-delete", f"domain/{dom.name}", merge, owner=owner_of(request),
                     unit="percent")  # fmt: skip
-    return JSONResponse(
-        {"job": job.to_json()}, status_code=202, headers={"Location": f"/api/v1/jobs/{job.id}"}
-    )
+    return accepted(job)
 
 
 def _merges(dom: Domain, info: Any, subtree: bool, only_children: bool) -> bool:
