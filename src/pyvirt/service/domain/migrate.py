@@ -457,6 +457,9 @@ def _stop_incoming(mgr: DomainManager, name: str) -> None:
 _HOLD = 0.25
 _GAP = 0.015
 #: QEMU's events that move a migration on (the loop wakes on them rather than sleeping)
+#: how long a resumed post-copy migration may take to connect to the destination again
+#: before a ``postcopy-paused`` it still reports means it paused again
+_RESUME_CONNECT = 15.0
 _EVENTS = ("MIGRATION", "MIGRATION_PASS")
 _PURPOSE = "migration"
 #: the name of the socket a tunnelled migration's stream goes into (``getfd``)
@@ -653,6 +656,9 @@ class _Follow:
         self.in_postcopy = False
         self.suspended = False
         self.warned_cancel = False
+        #: after ``migrate --postcopy-resume``: until when ``postcopy-paused`` is still the
+        #: old pause (QEMU reports it until its migration thread has connected again)
+        self.resuming_until = 0.0
 
     def run(self) -> MigrationResult:
         """Follow it in short monitor sessions until it finished."""
@@ -683,7 +689,11 @@ class _Follow:
             return
         if st.status.startswith("postcopy"):
             self.in_postcopy = True  # also after a user's migrate-postcopy
-        if st.status == "postcopy-paused":  # domjobabort --postcopy, or the network broke
+        if st.status != "postcopy-paused":
+            self.resuming_until = 0.0  # connected again: a pause from now on is a new one
+        elif time.monotonic() < self.resuming_until:
+            return  # the resumed stream is not connected yet
+        else:  # domjobabort --postcopy, or the network broke
             raise OperationFailedError(
                 f"migration of domain '{name}' is paused in post-copy",
                 hint="both hosts hold part of the guest; resume it with 'migrate "
@@ -1077,6 +1087,7 @@ def resume(
                 ) from err
         follow = _Follow(sock, name, Policy(postcopy=True), downtime, progress, cancel)
         follow.in_postcopy = True
+        follow.resuming_until = time.monotonic() + _RESUME_CONNECT
         return follow.run()
 
 
