@@ -13,4 +13,6 @@ echo "== import contracts"; .venv/bin/lint-imports --no-cache | sed -n '/^Contra
 jobs=${PYVIRT_TEST_JOBS:-2}
 parallel=()
 if [ "$jobs" -gt 1 ]; then parallel=(-n "$jobs" --dist loadgroup); fi
-echo "== pytest"; .venv/bin/python -m pytest -q -p no:cacheprovider "${parallel[@]}" "$@"
+# -r fER: the summary names failures, errors and reruns (a failed guest test runs once more,
+# see tests/conftest.py; a rerun is a race to chase even when the second run passed)
+echo "== pytest"; .venv/bin/python -m pytest -q -p no:cacheprovider -r fER "${parallel[@]}" "$@"

@@ -74,6 +74,30 @@ def pytest_configure(config: pytest.Config) -> None:
         config.add_cleanup(lambda: shutil.rmtree(config.option.basetemp, ignore_errors=True))
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A failed test that boots QEMU runs once more: on a loaded 2-core machine running
+    guests under TCG a timing race in a test (or in pyvirt) shows now and then. The run's
+    summary lists every rerun with its first failure (``-r R`` in scripts/test.sh), so that
+    each one is seen and chased; a test that fails twice fails the run."""
+    for item in items:
+        if item.get_closest_marker("qemu") and not item.get_closest_marker("flaky"):
+            item.add_marker(pytest.mark.flaky(reruns=1))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Why each rerun test failed the first time (its error lines), so that CI's log says
+    which race to chase."""
+    reports = terminalreporter.stats.get("rerun", [])
+    if not reports:
+        return
+    terminalreporter.section("first failures of the rerun tests")
+    for rep in reports:
+        lines = [ln for ln in rep.longreprtext.splitlines() if ln.startswith("E ")]
+        terminalreporter.write_line(f"{rep.nodeid}:")
+        for line in lines[:6] or rep.longreprtext.splitlines()[-3:]:
+            terminalreporter.write_line(f"    {line[:300]}")
+
+
 def xdist_scope(nodeid: str) -> str:
     """The group of a test under ``--dist loadgroup``: its tests run in one worker, in order.
 
