@@ -59,4 +59,18 @@ def test_efi_autoselected_boots_with_its_nvram(pyvirt: Pyvirt, tiny_image: Any) 
     pyvirt("destroy", "efi1")
     pyvirt("start", "efi1")  # a second start keeps the guest's variables
     assert vars_file.read_bytes() != template.read_bytes()
+
+    # undefine, as virsh: refused while the NVRAM file exists, unless --nvram / --keep-nvram
+    res = pyvirt("undefine", "efi1", check=False)
+    assert res.rc == 1 and "NVRAM file" in res.err and "--keep-nvram" in res.err, res.err
+    res = pyvirt("undefine", "--nvram", "efi1", check=False)  # QEMU still uses it
+    assert res.rc == 1 and "running" in res.err, res.err
+    assert vars_file.exists() and pyvirt("list", "--all", "--name").out.split() == ["efi1"]
     pyvirt("destroy", "efi1")
+    kept = vars_file.read_bytes()
+    pyvirt("undefine", "--keep-nvram", "efi1")
+    assert vars_file.read_bytes() == kept
+    pyvirt("define", str(path))  # the same name finds its variables again
+    pyvirt("undefine", "--nvram", "efi1")
+    assert not vars_file.exists()
+    assert pyvirt("list", "--all", "--name").out.strip() == ""

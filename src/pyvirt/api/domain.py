@@ -149,6 +149,8 @@ class Domain(
         snapshots_metadata: bool = False,
         managed_save: bool = False,
         checkpoints_metadata: bool = False,
+        nvram: bool = False,
+        keep_nvram: bool = False,
     ) -> list[str]:
         """Remove the persistent definition; a running domain becomes transient.
 
@@ -159,10 +161,17 @@ class Domain(
         :param snapshots_metadata: also drop its snapshots' metadata (refused without)
         :param checkpoints_metadata: also drop its checkpoints' metadata (refused without)
         :param managed_save: also discard its managed save image (refused without)
+        :param nvram: also delete its UEFI variables file (refused while one exists, unless
+            *nvram* or *keep_nvram*)
+        :param keep_nvram: keep its UEFI variables file
         :returns: the files (``/path``) and volumes (``POOL/VOLUME``) deleted
         :raises InvalidStateError: it is transient, has snapshots, or storage removal while
             it runs
         """
+        if nvram and keep_nvram:
+            raise InvalidConfigError(
+                "options --nvram and --keep-nvram are mutually exclusive", hint="give one of them"
+            )
         if force and self._domains.undefine_broken(self._name):
             return []
         from pyvirt.service.snapshot import delete as snapshots  # lazy
@@ -180,7 +189,10 @@ class Domain(
             pools = self._service.pools
             remove = functools.partial(remove_domain_storage, pools, only=storage)
         removed = self._domains.undefine(
-            self._name, remove_storage=remove, managed_save=managed_save
+            self._name,
+            remove_storage=remove,
+            managed_save=managed_save,
+            nvram=True if nvram else False if keep_nvram else None,
         )
         removed += snapshots.drop(self._domains, name, extra)
         checkpoints.drop(self._domains, name)

@@ -34,6 +34,9 @@ XPATH = "accepted:xpath"
 VALIDATE = "accepted: pyvirt always checks the XML against its model"
 
 #: command -> virsh option -> what pyvirt does with it (see the module's docstring)
+#: (the next start copies the template again when the file is gone)
+RESET_NVRAM = "not in pyvirt yet (delete the NVRAM file: the next start makes it again)"
+
 TABLE: dict[str, dict[str, str]] = {
     "attach-disk": {
         "--address": "not in pyvirt yet: pyvirt places devices itself",
@@ -107,7 +110,7 @@ TABLE: dict[str, dict[str, str]] = {
     "create": {
         "--autodestroy": "a pyvirt command holds no connection whose end could destroy the guest",
         "--pass-fds": "passing file descriptors is for LXC guests in libvirt; pyvirt runs QEMU",
-        "--reset-nvram": "pyvirt does not define UEFI NVRAM for its guests yet",
+        "--reset-nvram": RESET_NVRAM,
         "--validate": VALIDATE,
     },
     "define": {
@@ -280,7 +283,7 @@ TABLE: dict[str, dict[str, str]] = {
         "--mode": "not in pyvirt yet (pyvirt reboots through ACPI)",
     },
     "restore": {
-        "--reset-nvram": "pyvirt does not define UEFI NVRAM for its guests yet",
+        "--reset-nvram": RESET_NVRAM,
     },
     "save-image-dumpxml": {
         "--wrap": XPATH,
@@ -320,20 +323,18 @@ TABLE: dict[str, dict[str, str]] = {
         "--snapshotname": "pyvirt takes this value as a positional argument (SNAPSHOT)",
     },
     "snapshot-revert": {
-        "--reset-nvram": "pyvirt does not define UEFI NVRAM for its guests yet",
+        "--reset-nvram": RESET_NVRAM,
         "--snapshotname": "pyvirt takes this value as a positional argument (SNAPSHOT)",
     },
     "start": {
         "--autodestroy": "a pyvirt command holds no connection whose end could destroy the guest",
         "--bypass-cache": "not in pyvirt yet",
         "--pass-fds": "passing file descriptors is for LXC guests in libvirt; pyvirt runs QEMU",
-        "--reset-nvram": "pyvirt does not define UEFI NVRAM for its guests yet",
+        "--reset-nvram": RESET_NVRAM,
     },
     "undefine": {
         "--delete-storage-volume-snapshots": "not in pyvirt yet",
-        "--keep-nvram": "pyvirt does not define UEFI NVRAM for its guests yet",
         "--keep-tpm": "pyvirt has no emulated TPM yet",
-        "--nvram": "pyvirt does not define UEFI NVRAM for its guests yet",
         "--tpm": "pyvirt has no emulated TPM yet",
         "--wipe-storage": "not in pyvirt yet (use vol-wipe first)",
     },

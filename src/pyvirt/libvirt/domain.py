@@ -246,8 +246,12 @@ class virDomain:
     @wrap("domain", writes=True)
     def undefineFlags(self, flags: int = 0) -> int:
         """Remove the definition; ``UNDEFINE_MANAGED_SAVE``, ``_SNAPSHOTS_METADATA`` and
-        ``_CHECKPOINTS_METADATA`` also drop those (NVRAM and TPM flags change nothing)."""
+        ``_CHECKPOINTS_METADATA`` also drop those, ``_NVRAM`` deletes the UEFI variables file,
+        ``_KEEP_NVRAM`` keeps it (without either a domain with one is refused, as libvirt
+        does); the TPM flags change nothing."""
         self._dom.undefine(
+            nvram=bool(flags & c.VIR_DOMAIN_UNDEFINE_NVRAM),
+            keep_nvram=bool(flags & c.VIR_DOMAIN_UNDEFINE_KEEP_NVRAM),
             managed_save=bool(flags & c.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE),
             snapshots_metadata=bool(flags & c.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA),
             checkpoints_metadata=bool(flags & c.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA),

@@ -174,6 +174,11 @@ def test_a_migrations_destination_is_incoming(tmp_path: Path) -> None:
         proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", *argv])
         try:
             (run_dir / "qemu.pid").write_text(f"{proc.pid}\n")
+            cmdline = Path(f"/proc/{proc.pid}/cmdline")
+            for _ in range(500):  # until the child has exec'd (before, it shows our argv)
+                if b"time.sleep" in cmdline.read_bytes():
+                    break
+                time.sleep(0.01)
             assert fence.incoming(paths, "g1") is want, argv
         finally:
             proc.kill()

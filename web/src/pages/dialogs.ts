@@ -134,7 +134,8 @@ export function deleteDialog(name: string, state: string, doc: XMLDocument): voi
     try {
       if (state !== "shut off") await post(`domains/${enc(name)}/destroy`, {}).catch(() => undefined);
       const chosen = all.checked ? boxes.filter((b) => b.box.checked).map((b) => b.d.dev) : [];
-      const qs = chosen.map((dev) => `storage=${enc(dev)}`).join("&");
+      // as virt-manager: deleting a VM deletes its UEFI variables file too
+      const qs = [...chosen.map((dev) => `storage=${enc(dev)}`), "nvram=true"].join("&");
       const res = (await (await request("DELETE", `domains/${enc(name)}${qs ? `?${qs}` : ""}`)).json()) as { removed: string[] };
       notify(`Deleted ${name}${res.removed.length ? ` and ${res.removed.join(", ")}` : ""}`);
       m.close();

@@ -221,6 +221,8 @@ class RemoteDomain(
         snapshots_metadata: bool = False,
         managed_save: bool = False,
         checkpoints_metadata: bool = False,
+        nvram: bool = False,
+        keep_nvram: bool = False,
     ) -> builtins.list[str]:
         """Remove the persistent definition (see :meth:`Domain.undefine`)."""
         if checkpoints_metadata:
@@ -232,6 +234,8 @@ class RemoteDomain(
             force=force or None,
             snapshots_metadata=snapshots_metadata or None,
             managed_save=managed_save or None,
+            nvram=nvram or None,
+            keep_nvram=keep_nvram or None,
         )
         doc = self._client.json("DELETE", domain_path(self._name) + query)
         return [str(x) for x in doc["removed"]]

@@ -35,7 +35,8 @@ def define(ctx: click.Context, file: str, force: bool) -> None:
 @DOMAIN
 @click.option("--remove-all-storage", is_flag=True, help="also delete the domain's disk files")
 @click.option("--storage", metavar="vda,...", help="delete these disks (targets or paths)")
-@click.option("--nvram", is_flag=True, hidden=True)
+@click.option("--nvram", is_flag=True, help="also delete its UEFI variables file")
+@click.option("--keep-nvram", is_flag=True, help="keep its UEFI variables file")
 @click.option("--managed-save", is_flag=True, help="also remove its managed save image")
 @click.option("--force", is_flag=True, help="remove even a definition pyvirt cannot read")
 @click.option("--snapshots-metadata", is_flag=True, help="also remove its snapshots' metadata")
@@ -47,6 +48,7 @@ def undefine(
     remove_all_storage: bool,
     storage: str | None,
     nvram: bool,
+    keep_nvram: bool,
     managed_save: bool,
     force: bool,
     snapshots_metadata: bool,
@@ -62,6 +64,8 @@ def undefine(
         snapshots_metadata=snapshots_metadata,
         managed_save=managed_save,
         checkpoints_metadata=checkpoints_metadata,
+        nvram=nvram,
+        keep_nvram=keep_nvram,
     )
     for path in removed:
         click.echo(f"Volume '{path}' removed.")

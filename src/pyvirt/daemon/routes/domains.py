@@ -292,6 +292,12 @@ def undefine_domain(
     managed_save: Annotated[
         bool, Query(description="also discard the domain's managed save image")
     ] = False,
+    nvram: Annotated[bool, Query(description="also delete the domain's UEFI variables file")] = (
+        False
+    ),
+    keep_nvram: Annotated[bool, Query(description="keep the domain's UEFI variables file")] = (
+        False
+    ),
 ) -> m.Undefined:
     """Remove the persistent definition (a running domain becomes transient)."""
     daemon, dom = _domain(request, name)
@@ -301,6 +307,8 @@ def undefine_domain(
         force=force,
         snapshots_metadata=snapshots_metadata,
         managed_save=managed_save,
+        nvram=nvram,
+        keep_nvram=keep_nvram,
     )
     daemon.bus.publish("lifecycle", "domain", dom.name, "Undefined", "Removed")
     return m.Undefined(removed=removed)

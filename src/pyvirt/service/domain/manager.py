@@ -670,6 +670,7 @@ class DomainManager:
         *,
         remove_storage: Callable[[Domain], list[str]] | None = None,
         managed_save: bool = False,
+        nvram: bool | None = None,
     ) -> list[str]:
         """Remove a persistent definition. A running domain becomes transient (like virsh).
 
@@ -678,6 +679,9 @@ class DomainManager:
             runs
         :param managed_save: discard its managed save image too (refused while it has one
             otherwise, like virsh)
+        :param nvram: its UEFI variables file (``<os>/<nvram>``): True removes it, False
+            keeps it, None refuses while the file exists (like virsh: ``--nvram`` /
+            ``--keep-nvram``)
         :returns: what ``remove_storage`` removed
         """
         name = self.resolve(ident)
@@ -694,6 +698,17 @@ class DomainManager:
 
             if not managed_save:
                 save_image.refuse_undefine(self, name)
+            nvram_file = Path(dom.os.nvram) if dom.os.nvram else None
+            if nvram is None and nvram_file is not None and nvram_file.exists():
+                raise InvalidStateError(
+                    f"cannot undefine domain '{name}': it has the NVRAM file {nvram_file}",
+                    hint="add --nvram to delete the file too, or --keep-nvram to keep it",
+                )
+            if nvram and live and nvram_file is not None and nvram_file.exists():
+                raise InvalidStateError(
+                    f"domain '{name}' is running; its NVRAM file cannot be removed",
+                    hint="destroy it first, or undefine it with --keep-nvram",
+                )
             if remove_storage is not None:
                 if live:
                     raise InvalidStateError(
@@ -703,6 +718,8 @@ class DomainManager:
                 removed = remove_storage(dom)
             self.store.delete(name)
             save_image.managed_path(self, name).unlink(missing_ok=True)
+            if nvram and nvram_file is not None and nvram_file.exists():
+                nvram_file.unlink()
             self.store.unindex_uuid(dom.uuid)
             if not live:
                 self.paths.domain_last_state(name).unlink(missing_ok=True)

@@ -1122,8 +1122,8 @@ def confirm(mgr: DomainManager, name: str, *, undefine: bool = False) -> None:
         defined = mgr.store.exists(name)
         if defined:
             _set_last_reason(mgr, name, Reason.MIGRATED)
-    if undefine and defined:
-        mgr.undefine(name, managed_save=True)
+    if undefine and defined:  # the UEFI variables stay here (QEMU moved them in RAM only)
+        mgr.undefine(name, managed_save=True, nvram=False)
 
 
 def _no_migration(name: str) -> InvalidStateError:

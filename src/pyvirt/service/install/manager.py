@@ -284,8 +284,8 @@ class InstallManager:
                 else:
                     doms.create(first.to_xml())
         except BaseException:
-            if defined:
-                doms.undefine(plan.name)
+            if defined:  # with the NVRAM file its start made
+                doms.undefine(plan.name, nvram=True)
             for path in reversed(plan.created):
                 Path(path).unlink(missing_ok=True)
             for pool, vol in plan.created_volumes:
