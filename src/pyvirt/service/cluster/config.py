@@ -50,6 +50,8 @@ class ClusterConfig:
     :ivar etcd_ca: CA to verify ``https`` etcd members with
     :ivar etcd_cert: client certificate for etcd
     :ivar etcd_key: client key for etcd
+    :ivar kernel_watchdog: arm the kernel's watchdog (``/dev/watchdog``) while HA guests run
+        here (:mod:`pyvirt.service.cluster.kernel_watchdog`)
     """
 
     cluster: str
@@ -61,6 +63,7 @@ class ClusterConfig:
     etcd_ca: str | None = None
     etcd_cert: str | None = None
     etcd_key: str | None = None
+    kernel_watchdog: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
@@ -92,6 +95,7 @@ class ClusterConfig:
                 etcd_ca=_opt(data.get("etcd_ca")),
                 etcd_cert=_opt(data.get("etcd_cert")),
                 etcd_key=_opt(data.get("etcd_key")),
+                kernel_watchdog=bool(data.get("kernel_watchdog", True)),
                 extra={str(k): str(v) for k, v in extra.items()},
             )
         except (KeyError, TypeError, ValueError) as err:

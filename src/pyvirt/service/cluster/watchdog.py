@@ -9,6 +9,10 @@ runs in a session of its own, so a ``kill -9`` of the daemon (or of its process 
 it running; a restarted daemon pets the same watchdog. ``{"end": true}`` ends it (``cluster
 leave``). One per state directory (an ``flock`` on ``RUN/cluster-watchdog.lock``).
 
+While HA guests run here it also arms the kernel's watchdog (``/dev/watchdog``, see
+:mod:`pyvirt.service.cluster.kernel_watchdog`) and pets it, so that a host whose user space
+hangs — this process included — is reset before its lease can expire.
+
 What it fenced is appended to ``RUN/cluster-fenced.jsonl`` (:func:`record_fenced`); pyvirtd
 turns those lines into ``Fenced`` events when it runs again (:func:`take_fenced`).
 
@@ -40,6 +44,7 @@ from typing import Protocol
 
 from pyvirt.errors import PyvirtError
 from pyvirt.service.cluster.fence import FENCE_MARGIN, kill_now
+from pyvirt.service.cluster.kernel_watchdog import PET, KernelWatchdog
 from pyvirt.state.paths import StatePaths
 
 log = logging.getLogger(__name__)
@@ -211,8 +216,26 @@ def spawn(paths: StatePaths) -> None:
         )  # fmt: skip
 
 
-def serve(paths: StatePaths) -> int:
-    """The watchdog's loop; returns the exit status."""
+def _kernel(paths: StatePaths, device: Path | None) -> KernelWatchdog | None:
+    """The kernel's watchdog to arm, unless the host's cluster config turns it off."""
+    from pyvirt.service.cluster.config import read_config  # lazy
+
+    try:
+        config = read_config(paths)
+    except PyvirtError as err:
+        log.error("watchdog: %s", err.message)
+        config = None
+    if config is not None and not config.kernel_watchdog:
+        log.info("watchdog: the kernel's watchdog is off for this host")
+        return None
+    return KernelWatchdog(device) if device is not None else KernelWatchdog()
+
+
+def serve(paths: StatePaths, *, device: Path | None = None) -> int:
+    """The watchdog's loop; returns the exit status.
+
+    :param device: the kernel watchdog's device (default ``/dev/watchdog``)
+    """
     paths.run.mkdir(parents=True, exist_ok=True)
     lock = os.open(paths.run / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
@@ -228,12 +251,20 @@ def serve(paths: StatePaths) -> int:
     deadline: float | None = None
     names: list[str] = []
     holder: Holder | None = None
+    kernel = _kernel(paths, device)
     while True:
         if holder is not None and deadline is not None:
             deadline = holder.deadline  # what the renewals allow
+        if kernel is not None:  # armed while HA guests run here; petted before the deadline
+            if deadline is None or not names:
+                kernel.disarm()
+            elif time.monotonic() < deadline and kernel.arm():
+                kernel.pet()
         wait = None if deadline is None else max(0.0, deadline - time.monotonic())
         if holder is not None and holder.active:
             wait = min(wait if wait is not None else 0.1, 0.1)
+        if kernel is not None and kernel.armed:
+            wait = min(wait if wait is not None else PET, PET)
         sock.settimeout(wait)
         try:
             data = sock.recv(65536)
@@ -252,6 +283,8 @@ def serve(paths: StatePaths) -> int:
                 holder.stop()
                 holder = None
             if msg.get("end"):
+                if kernel is not None:
+                    kernel.disarm()
                 log.info("watchdog: stopped")
                 sock_path.unlink(missing_ok=True)
                 return 0
@@ -269,7 +302,7 @@ def serve(paths: StatePaths) -> int:
                     record_fenced(paths, killed)
                 except OSError as err:
                     log.error("watchdog: cannot record the fencing: %s", err)
-            deadline = None
+            deadline = None  # (the kernel's watchdog is disarmed at the loop's top)
             if holder is not None:
                 holder.stop()
                 holder = None
