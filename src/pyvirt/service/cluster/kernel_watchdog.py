@@ -17,8 +17,8 @@ resets the host, which is the point.
 
 Where ``/dev/watchdog`` is missing (no ``softdog`` module, as on the machines pyvirt's tests
 run on) or taken by another user (systemd's ``RuntimeWatchdogSec``), the process watchdog
-alone fences, and says so once in its log. ``cluster init|join --kernel-watchdog off`` turns it
-off for a host.
+alone fences, and says so once in its log. ``"kernel_watchdog": false`` in the host's
+``cluster.json`` turns it off.
 """
 
 from __future__ import annotations
