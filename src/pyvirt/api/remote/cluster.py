@@ -53,7 +53,7 @@ class RemoteCluster(Cluster):
         name: str = "pyvirt",
         host: str | None = None,
         address: str = "",
-        ttl: int = 6,
+        ttl: int = 8,
         renew: float = 1.0,
         etcd_ca: str | None = None,
         etcd_cert: str | None = None,

@@ -49,7 +49,7 @@ class InitBody(_Etcd):
     """``cluster init``: a new cluster in etcd with this host as its first member."""
 
     name: str = Field("pyvirt", pattern=_NAME, description="the cluster's name")
-    ttl: int = Field(6, ge=2, le=300, description="seconds of a host's lease")
+    ttl: int = Field(8, ge=2, le=300, description="seconds of a host's lease")
     renew: float = Field(1.0, gt=0, le=100, description="seconds between renewals")
 
 
