@@ -8,8 +8,6 @@ lists a value only when the QOM type (or command) behind it exists in this QEMU.
 
 from __future__ import annotations
 
-import fnmatch
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
 from pyvirt.host.cpu_features import VENDORS, Baseline
+from pyvirt.host.firmware import Descriptor, load_descriptors
 
 if TYPE_CHECKING:
     from pyvirt.drivers.qemu.probe import QemuOffer
@@ -27,55 +26,14 @@ def _attr(value: str) -> str:
     return "'" + escape(value, {"'": "&apos;"}) + "'"
 
 
-__all__ = ["Firmware", "HostFacts", "domain_capabilities", "read_firmware"]
-
-#: the standard firmware descriptor directories (QEMU's interop spec), lowest priority last
-FIRMWARE_DIRS = ("etc/qemu/firmware", "usr/share/qemu/firmware")
+__all__ = ["HostFacts", "domain_capabilities", "read_firmware"]
 
 
-@dataclass(frozen=True)
-class Firmware:
-    """One firmware descriptor: the code file, its interface and features."""
-
-    path: str
-    interface: str  # uefi, bios
-    device: str  # flash, memory
-    machines: tuple[str, ...]
-    architectures: tuple[str, ...]
-    features: tuple[str, ...]
-
-    def fits(self, arch: str, machine: str) -> bool:
-        """Whether it boots ``machine`` on ``arch`` (descriptors use globs: ``pc-q35-*``)."""
-        return arch in self.architectures and any(
-            fnmatch.fnmatch(machine, m) for m in self.machines
-        )
-
-
-def read_firmware(root: Path = Path("/")) -> list[Firmware]:
-    """The firmware descriptors under ``root`` (unreadable or malformed ones are skipped)."""
-    out: list[Firmware] = []
-    for d in FIRMWARE_DIRS:
-        directory = root / d
-        if not directory.is_dir():
-            continue
-        for path in sorted(directory.glob("*.json")):
-            try:
-                data = json.loads(path.read_text())
-                mapping = data["mapping"]
-                targets = data.get("targets") or []
-                out.append(
-                    Firmware(
-                        path=str(mapping["executable"]["filename"]),
-                        interface=str((data.get("interface-types") or ["bios"])[0]),
-                        device=str(mapping.get("device", "flash")),
-                        machines=tuple(m for t in targets for m in t.get("machines", ())),
-                        architectures=tuple(str(t.get("architecture")) for t in targets),
-                        features=tuple(str(f) for f in data.get("features") or ()),
-                    )
-                )
-            except (OSError, ValueError, KeyError, TypeError, IndexError):
-                continue
-    return out
+def read_firmware(root: Path = Path("/")) -> list[Descriptor]:
+    """The firmware descriptors of the host under ``root`` (QEMU's interop spec: a file in
+    ``/etc/qemu/firmware`` hides the one of the same name in ``/usr/share/qemu/firmware``;
+    unreadable or malformed ones are skipped), as the firmware autoselection reads them."""
+    return load_descriptors([root / "etc/qemu/firmware", root / "usr/share/qemu/firmware"])
 
 
 @dataclass(frozen=True)
@@ -86,7 +44,7 @@ class HostFacts:
     vfio: bool
     sev: bool
     host_model: Baseline | None
-    firmware: Sequence[Firmware] = ()
+    firmware: Sequence[Descriptor] = ()
 
 
 #: (enum value, QOM types of which one must exist); ``None``: always offered
@@ -182,15 +140,15 @@ def domain_capabilities(
     return "\n".join(out) + "\n"
 
 
-def _os(firmware: Sequence[Firmware], arch: str, machine: str) -> list[str]:
-    usable = [f for f in firmware if f.fits(arch, machine)]
-    uefi = [f for f in usable if f.interface == "uefi"]
+def _os(firmware: Sequence[Descriptor], arch: str, machine: str) -> list[str]:
+    usable = [f for f in firmware if f.boots(arch, machine)]
+    uefi = [f for f in usable if "uefi" in f.interfaces]
     kinds = ["bios"] + (["efi"] if uefi else [])
     loader_types = sorted({"pflash" if f.device == "flash" else "rom" for f in usable} | {"rom"})
     secure = ["no"] + (["yes"] if any("secure-boot" in f.features for f in uefi) else [])
     out = ["  <os supported='yes'>", *_enum("firmware", kinds, "    ")]
     out.append("    <loader supported='yes'>")
-    out += [f"      <value>{escape(p)}</value>" for p in dict.fromkeys(f.path for f in uefi)]
+    out += [f"      <value>{escape(p)}</value>" for p in dict.fromkeys(f.executable for f in uefi)]
     out += _enum("type", loader_types, "      ")
     out += _enum("readonly", ["yes", "no"], "      ")
     out += _enum("secure", secure, "      ")

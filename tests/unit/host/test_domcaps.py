@@ -112,7 +112,7 @@ def test_firmware_descriptors_fill_the_loader(tmp_path: Path) -> None:
     }))  # fmt: skip
     (fw / "70-broken.json").write_text("{")
     firmware = read_firmware(tmp_path)
-    assert [f.path for f in firmware] == ["/fw/CODE.secboot.fd", "/fw/CODE.fd"]
+    assert [f.executable for f in firmware] == ["/fw/CODE.secboot.fd", "/fw/CODE.fd"]
     facts = HostFacts(kvm=False, vfio=False, sev=False, host_model=None, firmware=firmware)
     q35 = etree.fromstring(
         domain_capabilities(OFFER, facts, virttype="qemu", arch="x86_64", machine="pc-q35-7.2")
