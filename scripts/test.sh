@@ -15,4 +15,4 @@ parallel=()
 if [ "$jobs" -gt 1 ]; then parallel=(-n "$jobs" --dist loadgroup); fi
 # -r fER: the summary names failures, errors and reruns (a failed guest test runs once more,
 # see tests/conftest.py; a rerun is a race to chase even when the second run passed)
-echo "== pytest"; .venv/bin/python -m pytest -q -p no:cacheprovider -r fER "${parallel[@]}" "$@"
+echo "== pytest"; .venv/bin/python -m pytest -q -p no:cacheprovider -r fER --durations=15 "${parallel[@]}" "$@"
