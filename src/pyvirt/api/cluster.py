@@ -28,6 +28,7 @@ from pyvirt.service.cluster.resources import ClusterResource
 
 if TYPE_CHECKING:
     from pyvirt.api.cluster_evacuate import EvacuationReport
+    from pyvirt.api.cluster_peers import PeerCheck
     from pyvirt.progress import CancelToken, Progress
     from pyvirt.service.cluster.heartbeat import Heartbeat
     from pyvirt.service.cluster.recovery import RecoveryManager
@@ -231,17 +232,15 @@ class Cluster:
             raise NotFoundError(
                 f"cluster has no host named {target!r}", hint="see 'pyvirt cluster list'"
             )
-        address = known[target].record.address
-        if not address:
-            from pyvirt.errors import UnsupportedError  # lazy
+        from pyvirt.api.cluster_peers import open_peer  # lazy
 
-            raise UnsupportedError(
-                f"cluster host {target!r} published no address for its pyvirtd",
-                hint="join it with --address URI (its pyvirt+tls:// or pyvirt+unix:// URI)",
-            )
-        import pyvirt.api  # lazy
-
-        pyvirt.api.open(address).cluster.run_here(name)
+        peer = open_peer(self._service, config.host, known[target].record)
+        try:
+            peer.cluster.run_here(name)
+        finally:
+            close = getattr(peer, "close", None)
+            if close is not None:
+                close()
         return target
 
     def _owner(self, name: str) -> str:
@@ -265,6 +264,13 @@ class Cluster:
         from pyvirt.api.domain import Domain  # lazy
 
         Domain(self._service, name).start()
+
+    def peer_verifier(self) -> PeerCheck:
+        """pyvirtd's check of the credentials the cluster's other hosts present
+        (:mod:`pyvirt.api.cluster_peers`)."""
+        from pyvirt.api.cluster_peers import peer_verifier  # lazy
+
+        return peer_verifier(self._service)
 
     def release(self, name: str) -> bool:
         """Give up this host's ownership of a shut-off cluster domain; whether it was ours."""
