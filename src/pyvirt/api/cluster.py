@@ -345,9 +345,12 @@ class Cluster:
         *,
         on_watch: WatchCallback | None = None,
         run_job: JobRunner | None = None,
+        tls_cert: str | None = None,
     ) -> ClusterAgent:
-        """pyvirtd's cluster work (call :meth:`ClusterAgent.reload` to start it)."""
-        return ClusterAgent(self._service, on_change, on_event, on_watch=on_watch, run_job=run_job)
+        """pyvirtd's cluster work (call :meth:`ClusterAgent.reload` to start it); *tls_cert*:
+        the certificate of its TLS listener, if it has one."""
+        return ClusterAgent(self._service, on_change, on_event, on_watch=on_watch,
+                            run_job=run_job, tls_cert=tls_cert)  # fmt: skip
 
 
 class ClusterAgent:
@@ -364,6 +367,8 @@ class ClusterAgent:
     :param on_watch: called for each change of the cluster seen in etcd (see
         :mod:`pyvirt.service.cluster.watch`), from the recovery thread
     :param run_job: runs a recovery's start as a daemon job (see :data:`JobRunner`)
+    :param tls_cert: the certificate of pyvirtd's TLS listener (None: it has none); its
+        fingerprint is kept in the host's registration for the other hosts to pin
     """
 
     def __init__(
@@ -374,8 +379,10 @@ class ClusterAgent:
         *,
         on_watch: WatchCallback | None = None,
         run_job: JobRunner | None = None,
+        tls_cert: str | None = None,
     ) -> None:
         self._service = service
+        self._tls_cert = tls_cert
         self._on_change = on_change
         self._on_event = on_event
         self._on_watch = on_watch
@@ -482,6 +489,7 @@ class ClusterAgent:
 
         log = logging.getLogger("pyvirt.cluster")
         watch: ClusterWatch | None = None
+        self._publish_certificate(log)
         while not self._stop.is_set():
             recovery, heartbeat = self._recovery, self._heartbeat
             if recovery is None or heartbeat is None:
@@ -503,6 +511,27 @@ class ClusterAgent:
                 except Exception:
                     log.exception("cluster: watch round failed")
             self._stop.wait(heartbeat.config.renew)
+
+    def _publish_certificate(self, log: Any) -> None:
+        """Keep the host's registration's certificate fingerprint that of pyvirtd's TLS
+        listener now (another certificate than at join, or a listener added since)."""
+        from pyvirt.service.cluster import peers  # lazy
+        from pyvirt.service.cluster.records import host_id  # lazy
+
+        recovery, heartbeat = self._recovery, self._heartbeat
+        if self._tls_cert is None or recovery is None or heartbeat is None:
+            return
+        config = heartbeat.config
+        fingerprint = peers.local_fingerprint(self._service.paths, config.address,
+                                              self._tls_cert or None)  # fmt: skip
+        if not fingerprint:
+            return
+        try:
+            if peers.publish_fingerprint(recovery.etcd, config.host, host_id(self._service),
+                                         fingerprint):  # fmt: skip
+                log.info("cluster: published this host's TLS certificate SHA256 %s", fingerprint)
+        except PyvirtError as err:
+            log.warning("cluster: cannot publish the TLS certificate: %s", err.message)
 
     def _report_watchdog(self) -> None:
         """Report what the watchdog fenced while this daemon was not running or hung."""

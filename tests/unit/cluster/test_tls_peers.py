@@ -158,3 +158,18 @@ def test_tls_failures_are_told_apart_from_a_dead_member() -> None:
     )
     assert "client certificate" in _tls_failure(chained(ssl.SSLEOFError(8, "EOF")))
     assert _tls_failure(chained(ConnectionRefusedError(111, "refused"))) == ""
+
+
+def test_the_daemon_republishes_its_certificate_fingerprint() -> None:
+    class Etcd(_FakeEtcd):
+        def transaction(self, compare: list[Any], success: list[Any]) -> bool:
+            self.records[success[0].key.rsplit("/", 1)[1]] = HostRecord.decode(success[0].value)
+            return True
+
+    etcd = Etcd({"ha": _record(tls_fingerprint="")})
+    assert peers.publish_fingerprint(etcd, "ha", "m:/x", "ab" * 32)  # type: ignore[arg-type]
+    assert etcd.records["ha"].tls_fingerprint == "ab" * 32
+    assert not peers.publish_fingerprint(etcd, "ha", "m:/x", "ab" * 32)  # type: ignore[arg-type]
+    # another machine's registration of the name is not touched
+    assert not peers.publish_fingerprint(etcd, "ha", "other:/y", "cd" * 32)  # type: ignore[arg-type]
+    assert not peers.publish_fingerprint(etcd, "zz", "m:/x", "cd" * 32)  # type: ignore[arg-type]

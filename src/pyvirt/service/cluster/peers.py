@@ -29,9 +29,10 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from pyvirt.drivers.etcd import Etcd
+from pyvirt.drivers.etcd import Etcd, Put, unchanged
 from pyvirt.errors import InvalidStateError, PyvirtError
 from pyvirt.service.cluster import keys
 from pyvirt.service.cluster.config import read_config
@@ -49,6 +50,7 @@ __all__ = [
     "local_fingerprint",
     "new_secret",
     "parse_credential",
+    "publish_fingerprint",
     "remove_secret",
     "secret_path",
 ]
@@ -129,6 +131,20 @@ def local_fingerprint(paths: StatePaths, address: str, cert: str | None = None) 
         return cert_fingerprint(path.read_bytes())
     except (OSError, ValueError):
         return ""
+
+
+def publish_fingerprint(etcd: Etcd, host: str, machine: str, fingerprint: str) -> bool:
+    """Set *fingerprint* in host *host*'s registration when it differs (pyvirtd started with
+    another certificate than the one seen at join); whether it changed. Only a registration
+    of this machine (*machine*: its ``host_id``) is touched."""
+    entry = etcd.get(keys.host(host))
+    if entry is None:
+        return False
+    record = HostRecord.decode(entry.value)
+    if record.host_id != machine or record.tls_fingerprint == fingerprint:
+        return False
+    new = replace(record, tls_fingerprint=fingerprint)
+    return etcd.transaction([unchanged(entry)], [Put(entry.key, new.encode())])
 
 
 class PeerVerifier:
