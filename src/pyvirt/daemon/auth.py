@@ -4,7 +4,9 @@
   identity is the peer's uid from ``SO_PEERCRED`` (``uid:0``).
 - **TLS**: every request but ``GET /health`` needs ``Authorization: Bearer TOKEN`` (a token of
   ``pyvirt token-create``; identity ``token:NAME``) or a client certificate signed by
-  ``--tls-client-ca`` (identity ``cert:CN``). Anything else gets 401 in the API's error shape,
+  ``--tls-client-ca`` (identity ``cert:CN``), or, from another host of this host's cluster,
+  ``Bearer pyvirt-peer:HOST:SECRET`` checked against HOST's registration in etcd (identity
+  ``peer:HOST``; :mod:`pyvirt.api.cluster_peers`). Anything else gets 401 in the API's error shape,
   a warning in the daemon log and a line in the audit log. After a few failures from one
   address, each further request from it waits before it is even checked, doubling per failure
   up to a cap (concurrent attempts queue behind each other); a success clears the address.
