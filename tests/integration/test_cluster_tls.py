@@ -4,8 +4,9 @@ client-certificate auth, two pyvirtd listening with TLS on loopback ports and pu
 a client with the wrong CA or without a certificate is refused in one line; ``cluster start``
 of a domain on the other host goes through its TLS address with this host's peer credential
 (pinned certificate, no token copied by hand), and the guest boots there; a forged or unknown
-host's credential is refused; an HA guest recovers on the other host after its host's daemon
-and QEMU are killed."""
+host's credential is refused; ``cluster evacuate`` live-migrates the guest back through the
+TLS address; an HA guest recovers on the other host after its host's daemon and QEMU are
+killed."""
 
 from __future__ import annotations
 
@@ -33,11 +34,16 @@ from tests.integration.test_cluster import (
 )
 
 
-def wait_booted(root: Path, name: str, timeout: float = 120) -> None:
-    """Wait for the tiny guest's boot marker on its serial console (on host *root*)."""
+def boots(root: Path, name: str) -> int:
+    """How many boot markers of the tiny guest host *root*'s console log of *name* has."""
     log = root / "log" / "qemu" / name / "console.log"
+    return log.read_text(errors="replace").count("PYVIRT-TINY-READY") if log.exists() else 0
+
+
+def wait_booted(root: Path, name: str, before: int = 0, timeout: float = 120) -> None:
+    """Wait for one more boot marker than *before* on *name*'s console on host *root*."""
     deadline = time.monotonic() + timeout
-    while not (log.exists() and "PYVIRT-TINY-READY" in log.read_text(errors="replace")):
+    while boots(root, name) <= before:
         assert time.monotonic() < deadline, f"{name} did not boot on {root.name}"
         time.sleep(0.25)
 
@@ -66,7 +72,13 @@ def test_cluster_over_tls(tmp_path: Path, tiny_image: Any) -> None:
     roots = {h: tmp_path / h for h in ("ha", "hb")}
     ports = {h: free_port() for h in roots}
     address = {h: f"pyvirt+tls://127.0.0.1:{ports[h]}/" for h in roots}
+    began = time.monotonic()
+
+    def phase(what: str) -> None:
+        print(f"{time.monotonic() - began:6.1f} s  {what}")
+
     with etcd_cluster(tmp_path / "etcd", tls=pki) as etcd, contextlib.ExitStack() as stack:
+        phase("etcd up")
         assert etcd.endpoints.startswith("https://")
         stack.callback(stop_watchdogs, list(roots.values()))  # after the daemons stopped
         d = {h: stack.enter_context(pyvirtd(r, tls_port=ports[h])) for h, r in roots.items()}
@@ -88,6 +100,7 @@ def test_cluster_over_tls(tmp_path: Path, tiny_image: Any) -> None:
         assert res.returncode == 1 and "needs its key" in res.stderr, res.stderr
         assert not (roots["ha"] / "lib" / "daemon" / "cluster.json").exists()
 
+        phase("daemons up, bad TLS refused")
         cli(roots["ha"], *init, *pki.cli_args(), "--address", address["ha"])
         cli(roots["hb"], "cluster", "join", "--etcd", first, "--host", "hb",
             *pki.cli_args(), "--address", address["hb"])  # fmt: skip
@@ -114,6 +127,7 @@ def test_cluster_over_tls(tmp_path: Path, tiny_image: Any) -> None:
         out = cli(roots["ha"], "cluster", "start", "t1", "--host", "hb").stdout
         assert out.strip() == "Domain 't1' started on hb"
         wait_booted(roots["hb"], "t1")
+        phase("t1 booted on hb")
         audit = [json.loads(line) for line in d["hb"].audit.read_text().splitlines()]
         assert any(a["identity"] == "peer:ha" and a["transport"] == "tls"
                    and a["path"] == "/api/v1/cluster/domains/t1/run-here" and a["status"] == 204
@@ -132,14 +146,28 @@ def test_cluster_over_tls(tmp_path: Path, tiny_image: Any) -> None:
             logs = [d[h].log_text(), d[h].audit.read_text()]
             assert not any(secret_a in text for text in logs)
 
-        # hb crashes (daemon, watchdog, QEMU): t1 recovers on ha and boots there
-        crash = [pid for pid, _ in _qemus("t1", roots["hb"])]
+        phase("forged peers refused")
+        # evacuate hb from ha: the live migration's calls to hb go over TLS too
+        out = cli(roots["ha"], "cluster", "evacuate", "hb").stdout
+        assert json.loads(cli(roots["hb"], "cluster", "domains", "--json").stdout)[0][
+            "owner"] == "ha", out  # fmt: skip
+        assert "running" in cli(roots["ha"], "domstate", "t1").stdout
+        assert "running" not in cli(roots["hb"], "domstate", "t1", check=False).stdout
+        audit = [json.loads(line) for line in d["hb"].audit.read_text().splitlines()]
+        assert any(a["identity"] == "peer:ha" and "/migration" in a["path"] for a in audit), audit
+        cli(roots["ha"], "cluster", "restore", "hb")
+        phase("evacuated")
+
+        # ha crashes (daemon, watchdog, QEMU): t1 recovers on hb and boots there again
+        booted = boots(roots["hb"], "t1")
+        crash = [pid for pid, _ in _qemus("t1", roots["ha"])]
         assert crash
-        d["hb"].kill()
-        kill_watchdog(roots["hb"])
+        d["ha"].kill()
+        kill_watchdog(roots["ha"])
         for pid in crash:
             os.kill(pid, 9)
-        host, took = wait_owner_running(roots, "t1", 45, not_on="hb")
-        print(f"failover over TLS: t1 running on {host} {took:.1f} s after hb crashed")
-        assert host == "ha"
-        wait_booted(roots["ha"], "t1")
+        host, took = wait_owner_running(roots, "t1", 45, not_on="ha")
+        print(f"failover over TLS: t1 running on {host} {took:.1f} s after ha crashed")
+        assert host == "hb"
+        wait_booted(roots["hb"], "t1", booted)
+        phase("t1 recovered and booted on hb")

@@ -274,7 +274,6 @@ class AuthMiddleware:
         }.get(reason, (reason, "use 'Authorization: Bearer TOKEN'"))
         if "cluster host" in reason or "peer credential" in reason:
             hint = "only the hosts of this host's cluster may call it ('pyvirt cluster list')"
-
         body = {"error": message, "hint": hint, "code": "unauthorized"}  # app.error_body's shape
         data = json.dumps(body).encode()
         await send({
