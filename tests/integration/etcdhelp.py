@@ -5,8 +5,11 @@ network namespace on that namespace's address (``netns=``), started and stopped 
 from __future__ import annotations
 
 import contextlib
+import datetime
+import ipaddress
 import shutil
 import signal
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -33,14 +36,20 @@ class EtcdMember:
     address: str = "127.0.0.1"
     #: the network namespace it runs in (None: this one)
     netns: str | None = None
+    #: TLS on its client and peer URLs, with client-certificate auth (None: plain HTTP)
+    tls: EtcdTLS | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
 
     @property
     def client_url(self) -> str:
-        return f"http://{self.address}:{self.client_port}"
+        return f"{self.scheme}://{self.address}:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://{self.address}:{self.peer_port}"
+        return f"{self.scheme}://{self.address}:{self.peer_port}"
 
     def healthy(self) -> bool:
         url = self.client_url + "/health"
@@ -48,7 +57,9 @@ class EtcdMember:
             out = subprocess.run(["ip", "netns", "exec", self.netns, "curl", "-sm1", url],
                                  capture_output=True, timeout=10).stdout  # fmt: skip
             return b'"health":"true"' in out
-        with contextlib.suppress(OSError, ValueError), urllib.request.urlopen(url, timeout=1) as r:
+        ctx = self.tls.client_context() if self.tls is not None else None
+        with (contextlib.suppress(OSError, ValueError),
+              urllib.request.urlopen(url, timeout=1, context=ctx) as r):  # fmt: skip
             return b'"health":"true"' in r.read()
         return False
 
@@ -85,6 +96,8 @@ class EtcdCluster:
             # a member cut off and back must not depose the leader (etcd 3.5's default)
             "--pre-vote",
         ]  # fmt: skip
+        if member.tls is not None:
+            argv += member.tls.etcd_args()
         if member.netns is not None:
             argv = ["ip", "netns", "exec", member.netns, *argv]
         with member.log.open("ab") as out:
@@ -110,10 +123,15 @@ class EtcdCluster:
 
 @contextlib.contextmanager
 def etcd_cluster(
-    tmp: Path, size: int = 3, *, netns: list[tuple[str, str]] | None = None
+    tmp: Path,
+    size: int = 3,
+    *,
+    netns: list[tuple[str, str]] | None = None,
+    tls: EtcdTLS | None = None,
 ) -> Iterator[EtcdCluster]:
     """*size* etcd members on loopback until the block ends; with *netns* (namespace,
-    address) pairs, one member in each namespace on its address (ports 2379 and 2380)."""
+    address) pairs, one member in each namespace on its address (ports 2379 and 2380); with
+    *tls*, https client and peer URLs and client-certificate auth (:func:`make_etcd_tls`)."""
     if shutil.which("etcd") is None:
         pytest.skip("etcd is not installed (Debian's etcd-server; scripts/setup.sh installs it)")
     if netns is not None:
@@ -123,7 +141,9 @@ def etcd_cluster(
         ]
     else:
         members = [
-            EtcdMember(f"e{i}", free_port(), free_port(), tmp / f"etcd{i}", tmp / f"etcd{i}.log")
+            EtcdMember(
+                f"e{i}", free_port(), free_port(), tmp / f"etcd{i}", tmp / f"etcd{i}.log", tls=tls
+            )
             for i in range(size)
         ]
     tmp.mkdir(parents=True, exist_ok=True)
@@ -138,3 +158,98 @@ def etcd_cluster(
         for m in members:
             if m.log.exists():
                 print(f"--- etcd {m.name} (last lines) ---\n{m.log.read_text()[-1500:]}")
+
+
+@dataclass
+class EtcdTLS:
+    """The certificates of a TLS etcd cluster: one CA, the members' certificate (server and
+    client use, for 127.0.0.1/localhost: client and peer URLs) and a client certificate."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+    def etcd_args(self) -> list[str]:
+        """etcd's flags: https on both sides, clients and peers must present a certificate."""
+        return [
+            "--trusted-ca-file", str(self.ca), "--cert-file", str(self.server_cert),
+            "--key-file", str(self.server_key), "--client-cert-auth",
+            "--peer-trusted-ca-file", str(self.ca), "--peer-cert-file", str(self.server_cert),
+            "--peer-key-file", str(self.server_key), "--peer-client-cert-auth",
+        ]  # fmt: skip
+
+    def client_context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(self.ca))
+        ctx.load_cert_chain(str(self.client_cert), str(self.client_key))
+        return ctx
+
+    def cli_args(self) -> list[str]:
+        """``cluster init|join``'s flags for this CA and client certificate."""
+        return ["--etcd-ca", str(self.ca), "--etcd-cert", str(self.client_cert),
+                "--etcd-key", str(self.client_key)]  # fmt: skip
+
+
+def make_etcd_tls(directory: Path) -> EtcdTLS:
+    """A throwaway CA (made with ``cryptography``) and the certificates :class:`EtcdTLS`
+    holds, written as PEM files (keys 0600) under *directory*."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.UTC)
+
+    def write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> Path:
+        path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+        path.chmod(0o600)
+        return path
+
+    def build(cn: str, issuer: x509.Name | None) -> x509.CertificateBuilder:
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer or subject)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+        )
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (
+        build("pyvirt test etcd CA", None)
+        .public_key(ca_key.public_key())
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    (directory / "ca.pem").write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    out: dict[str, tuple[Path, Path]] = {}
+    for cn, usage in (
+        ("etcd", [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+        ("client", [ExtendedKeyUsageOID.CLIENT_AUTH]),
+    ):
+        key = ec.generate_private_key(ec.SECP256R1())
+        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        cert = (
+            build(cn, ca.subject)
+            .public_key(key.public_key())
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        (directory / f"{cn}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        out[cn] = (directory / f"{cn}.pem", write_key(key, directory / f"{cn}.key"))
+    return EtcdTLS(directory / "ca.pem", *out["etcd"], *out["client"])

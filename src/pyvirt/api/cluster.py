@@ -28,6 +28,7 @@ from pyvirt.service.cluster.resources import ClusterResource
 
 if TYPE_CHECKING:
     from pyvirt.api.cluster_evacuate import EvacuationReport
+    from pyvirt.api.cluster_peers import PeerCheck
     from pyvirt.progress import CancelToken, Progress
     from pyvirt.service.cluster.heartbeat import Heartbeat
     from pyvirt.service.cluster.recovery import RecoveryManager
@@ -231,17 +232,15 @@ class Cluster:
             raise NotFoundError(
                 f"cluster has no host named {target!r}", hint="see 'pyvirt cluster list'"
             )
-        address = known[target].record.address
-        if not address:
-            from pyvirt.errors import UnsupportedError  # lazy
+        from pyvirt.api.cluster_peers import open_peer  # lazy
 
-            raise UnsupportedError(
-                f"cluster host {target!r} published no address for its pyvirtd",
-                hint="join it with --address URI (its pyvirt+tls:// or pyvirt+unix:// URI)",
-            )
-        import pyvirt.api  # lazy
-
-        pyvirt.api.open(address).cluster.run_here(name)
+        peer = open_peer(self._service, config.host, known[target].record)
+        try:
+            peer.cluster.run_here(name)
+        finally:
+            close = getattr(peer, "close", None)
+            if close is not None:
+                close()
         return target
 
     def _owner(self, name: str) -> str:
@@ -265,6 +264,13 @@ class Cluster:
         from pyvirt.api.domain import Domain  # lazy
 
         Domain(self._service, name).start()
+
+    def peer_verifier(self) -> PeerCheck:
+        """pyvirtd's check of the credentials the cluster's other hosts present
+        (:mod:`pyvirt.api.cluster_peers`)."""
+        from pyvirt.api.cluster_peers import peer_verifier  # lazy
+
+        return peer_verifier(self._service)
 
     def release(self, name: str) -> bool:
         """Give up this host's ownership of a shut-off cluster domain; whether it was ours."""
@@ -339,9 +345,12 @@ class Cluster:
         *,
         on_watch: WatchCallback | None = None,
         run_job: JobRunner | None = None,
+        tls_cert: str | None = None,
     ) -> ClusterAgent:
-        """pyvirtd's cluster work (call :meth:`ClusterAgent.reload` to start it)."""
-        return ClusterAgent(self._service, on_change, on_event, on_watch=on_watch, run_job=run_job)
+        """pyvirtd's cluster work (call :meth:`ClusterAgent.reload` to start it); *tls_cert*:
+        the certificate of its TLS listener, if it has one."""
+        return ClusterAgent(self._service, on_change, on_event, on_watch=on_watch,
+                            run_job=run_job, tls_cert=tls_cert)  # fmt: skip
 
 
 class ClusterAgent:
@@ -358,6 +367,8 @@ class ClusterAgent:
     :param on_watch: called for each change of the cluster seen in etcd (see
         :mod:`pyvirt.service.cluster.watch`), from the recovery thread
     :param run_job: runs a recovery's start as a daemon job (see :data:`JobRunner`)
+    :param tls_cert: the certificate of pyvirtd's TLS listener (None: it has none); its
+        fingerprint is kept in the host's registration for the other hosts to pin
     """
 
     def __init__(
@@ -368,8 +379,10 @@ class ClusterAgent:
         *,
         on_watch: WatchCallback | None = None,
         run_job: JobRunner | None = None,
+        tls_cert: str | None = None,
     ) -> None:
         self._service = service
+        self._tls_cert = tls_cert
         self._on_change = on_change
         self._on_event = on_event
         self._on_watch = on_watch
@@ -476,6 +489,7 @@ class ClusterAgent:
 
         log = logging.getLogger("pyvirt.cluster")
         watch: ClusterWatch | None = None
+        self._publish_certificate(log)
         while not self._stop.is_set():
             recovery, heartbeat = self._recovery, self._heartbeat
             if recovery is None or heartbeat is None:
@@ -497,6 +511,27 @@ class ClusterAgent:
                 except Exception:
                     log.exception("cluster: watch round failed")
             self._stop.wait(heartbeat.config.renew)
+
+    def _publish_certificate(self, log: Any) -> None:
+        """Keep the host's registration's certificate fingerprint that of pyvirtd's TLS
+        listener now (another certificate than at join, or a listener added since)."""
+        from pyvirt.service.cluster import peers  # lazy
+        from pyvirt.service.cluster.records import host_id  # lazy
+
+        recovery, heartbeat = self._recovery, self._heartbeat
+        if self._tls_cert is None or recovery is None or heartbeat is None:
+            return
+        config = heartbeat.config
+        fingerprint = peers.local_fingerprint(self._service.paths, config.address,
+                                              self._tls_cert or None)  # fmt: skip
+        if not fingerprint:
+            return
+        try:
+            if peers.publish_fingerprint(recovery.etcd, config.host, host_id(self._service),
+                                         fingerprint):  # fmt: skip
+                log.info("cluster: published this host's TLS certificate SHA256 %s", fingerprint)
+        except PyvirtError as err:
+            log.warning("cluster: cannot publish the TLS certificate: %s", err.message)
 
     def _report_watchdog(self) -> None:
         """Report what the watchdog fenced while this daemon was not running or hung."""

@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from pyvirt.errors import InvalidStateError, PyvirtError, UnsupportedError
+from pyvirt.errors import InvalidStateError, PyvirtError
 from pyvirt.service.cluster.maintenance import Evacuated, EvacuationReport
 
 if TYPE_CHECKING:
@@ -140,15 +140,11 @@ def _step(progress: Progress | None, i: int, n: int) -> Progress | None:
 def _connect(service: ServiceConnection, here: str, h: HostStatus) -> Connection:
     """A connection to host *h*'s pyvirtd (this process's own service when *h* is here)."""
     import pyvirt.api  # lazy
+    from pyvirt.api.cluster_peers import open_peer  # lazy
 
     if h.name == here:
         return pyvirt.api.Connection(service)
-    if not h.record.address:
-        raise UnsupportedError(
-            f"cluster host {h.name!r} published no address for its pyvirtd",
-            hint="join it with --address URI (its pyvirt+tls:// or pyvirt+unix:// URI)",
-        )
-    return pyvirt.api.open(h.record.address)
+    return open_peer(service, here, h.record)
 
 
 def _close(conn: Connection | None) -> None:

@@ -4,7 +4,9 @@
   identity is the peer's uid from ``SO_PEERCRED`` (``uid:0``).
 - **TLS**: every request but ``GET /health`` needs ``Authorization: Bearer TOKEN`` (a token of
   ``pyvirt token-create``; identity ``token:NAME``) or a client certificate signed by
-  ``--tls-client-ca`` (identity ``cert:CN``). Anything else gets 401 in the API's error shape,
+  ``--tls-client-ca`` (identity ``cert:CN``), or, from another host of this host's cluster,
+  ``Bearer pyvirt-peer:HOST:SECRET`` checked against HOST's registration in etcd (identity
+  ``peer:HOST``; :mod:`pyvirt.api.cluster_peers`). Anything else gets 401 in the API's error shape,
   a warning in the daemon log and a line in the audit log. After a few failures from one
   address, each further request from it waits before it is even checked, doubling per failure
   up to a cap (concurrent attempts queue behind each other); a success clears the address.
@@ -26,13 +28,19 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import HTTPConnection
 
 from pyvirt.api.tokens import TokenStore, tokens_file
 from pyvirt.daemon.context import Daemon
 from pyvirt.daemon.listeners import PEER, TRANSPORT, WEB_IDENTITY, ASGIApp, Scope
+
+if TYPE_CHECKING:
+    from pyvirt.api.cluster_peers import PeerCheck
+
+#: a bearer token of another cluster host (:mod:`pyvirt.api.cluster_peers`)
+PEER_PREFIX = "pyvirt-peer:"
 
 __all__ = ["AuditLog", "AuthMiddleware", "FailureThrottle", "identity_of", "is_local"]
 
@@ -155,6 +163,15 @@ class AuthMiddleware:
         self.tokens = TokenStore(tokens_file(daemon.paths))
         self.audit = AuditLog(daemon.paths.daemon_log_dir / "audit.log")
         self.throttle = FailureThrottle()
+        self.daemon = daemon
+        self._peer_check: PeerCheck | None = None
+
+    def _peers(self) -> PeerCheck:
+        """The cluster's peer-credential check (made on the first peer call: a host outside a
+        cluster never loads the cluster code)."""
+        if self._peer_check is None:
+            self._peer_check = self.daemon.conn.cluster.peer_verifier()
+        return self._peer_check
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -223,6 +240,9 @@ class AuthMiddleware:
             scheme, _, token = header.strip().partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 reason = "malformed authorization header"
+            elif token.strip().startswith(PEER_PREFIX):  # another host of this cluster
+                host, reason = await asyncio.to_thread(self._peers().verify, token.strip())
+                identity = f"peer:{host}" if host else None
             else:
                 name = self.tokens.verify(token.strip())
                 identity, reason = (f"token:{name}", "") if name else (None, "invalid token")
@@ -252,6 +272,8 @@ class AuthMiddleware:
             "no credentials": ("authentication required", _HINT_NONE),
             "invalid token": ("invalid or revoked API token", _HINT_BAD),
         }.get(reason, (reason, "use 'Authorization: Bearer TOKEN'"))
+        if "cluster host" in reason or "peer credential" in reason:
+            hint = "only the hosts of this host's cluster may call it ('pyvirt cluster list')"
         body = {"error": message, "hint": hint, "code": "unauthorized"}  # app.error_body's shape
         data = json.dumps(body).encode()
         await send({

@@ -84,8 +84,10 @@ def agent_of(daemon: Daemon) -> ClusterAgent:
         def run_job(kind: str, obj: str, work: Callable[[], object]) -> None:
             _run_job(daemon, kind, obj, work)
 
+        cfg = daemon.config  # the TLS listener's certificate ('' : the self-signed one)
+        tls_cert = (cfg.tls_cert or "") if cfg.listen_tcp else None
         daemon.cluster_agent = daemon.conn.cluster.agent(
-            host_event, domain_event, on_watch=watch_event, run_job=run_job
+            host_event, domain_event, on_watch=watch_event, run_job=run_job, tls_cert=tls_cert
         )
     assert isinstance(daemon.cluster_agent, ClusterAgent)
     return daemon.cluster_agent

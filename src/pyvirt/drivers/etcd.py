@@ -236,6 +236,9 @@ class Etcd:
                 timeout=self.timeout,
                 api_path="/v3/",  # etcd >= 3.4; skips a /version round trip per member
             )
+            # not the environment's: requests would let REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE
+            # override --etcd-ca (and send etcd's traffic through an HTTP(S)_PROXY)
+            client.session.trust_env = False
             self._clients[endpoint] = client
         return client
 
@@ -268,7 +271,14 @@ class Etcd:
             endpoint = self.endpoints[index]
             try:
                 result = fn(self._client(endpoint))
-            except ex.ConnectionFailedError:
+            except ex.ConnectionFailedError as err:
+                tls = _tls_failure(err)
+                if tls:  # a certificate problem does not go away by trying again
+                    raise OperationFailedError(
+                        f"TLS with etcd at {endpoint} failed: {tls}",
+                        hint="check --etcd-ca (the CA that signed etcd's certificate), "
+                        "--etcd-cert and --etcd-key (a client certificate etcd trusts)",
+                    ) from None
                 errors.append(f"{endpoint}: cannot connect")
                 continue
             except ex.ConnectionTimeoutError:
@@ -481,6 +491,27 @@ class Etcd:
         for client in self._clients.values():
             client.session.close()
         self._clients.clear()
+
+
+def _tls_failure(err: BaseException) -> str:
+    """What went wrong in the TLS handshake under a failed connection ('' when it was not
+    TLS: a member down, refused, unreachable)."""
+    import ssl
+
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"cannot verify its certificate ({cause.verify_message or cause.reason})"
+        if isinstance(cause, ssl.SSLEOFError):
+            return "it closed the connection in the handshake (it wants a client certificate?)"
+        if isinstance(cause, ssl.SSLError):
+            return f"handshake refused ({cause.reason or cause})"
+        args = getattr(cause, "args", ())
+        nested = next((a for a in args if isinstance(a, BaseException)), None)
+        cause = cause.__cause__ or cause.__context__ or nested
+    return "cannot verify its certificate" if "CERTIFICATE_VERIFY_FAILED" in str(err) else ""
 
 
 def _short(err: BaseException) -> str:

@@ -28,7 +28,12 @@ def _address_option(f: click.decorators.FC) -> click.decorators.FC:
 
 def _tls_options(f: click.decorators.FC) -> click.decorators.FC:
     for name, what in (("key", "client key"), ("cert", "client certificate"), ("ca", "CA bundle")):
-        f = click.option(f"--etcd-{name}", metavar="FILE", help=f"etcd {what} (PEM)")(f)
+        f = click.option(
+            f"--etcd-{name}",
+            metavar="FILE",
+            type=click.Path(dir_okay=False, resolve_path=True),  # absolute: pyvirtd reads it
+            help=f"etcd {what} (PEM)",
+        )(f)
     return f
 
 

@@ -36,6 +36,33 @@ def check_host_name(name: str) -> str:
     return name
 
 
+def check_tls_files(ca: str | None, cert: str | None, key: str | None) -> None:
+    """Refuse etcd TLS files that cannot be used: unreadable, or a certificate without its key
+    (or the other way round).
+
+    :raises InvalidConfigError: naming the file
+    """
+    if bool(cert) != bool(key):
+        raise InvalidConfigError(
+            "an etcd client certificate needs its key, and a key its certificate",
+            hint="give both --etcd-cert and --etcd-key",
+        )
+    for flag, path in (("--etcd-ca", ca), ("--etcd-cert", cert), ("--etcd-key", key)):
+        if not path:
+            continue
+        if not Path(path).is_absolute():
+            raise InvalidConfigError(f"{flag} {path!r} is not an absolute path",
+                                     hint="give the file's full path")  # fmt: skip
+        try:
+            with open(path, "rb") as f:
+                f.read(1)
+        except OSError as err:
+            raise InvalidConfigError(
+                f"cannot read {flag} {path}: {err.strerror or err}",
+                hint="the file must be readable by pyvirtd on this host",
+            ) from None
+
+
 @dataclass(frozen=True)
 class ClusterConfig:
     """How this host takes part in its cluster.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.drivers.etcd import (
@@ -24,12 +24,13 @@ from pyvirt.drivers.etcd import (
     unchanged,
 )
 from pyvirt.errors import AlreadyExistsError, InvalidConfigError, InvalidStateError, NotFoundError
-from pyvirt.service.cluster import keys
+from pyvirt.service.cluster import keys, peers
 from pyvirt.service.cluster.config import (
     DEFAULT_RENEW,
     DEFAULT_TTL,
     ClusterConfig,
     check_host_name,
+    check_tls_files,
     read_config,
     remove_config,
     write_config,
@@ -109,7 +110,9 @@ class HostStatus:
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict (``cluster list --json``)."""
         out: dict[str, Any] = {"name": self.name, "state": self.state}
-        out.update({k: v for k, v in self.record.to_json().items() if k != "name"})
+        # the peer secret's digest stays in etcd: only daemons check it
+        out.update({k: v for k, v in self.record.to_json().items()
+                    if k not in ("name", "peer_sha256")})  # fmt: skip
         if self.liveness is not None:
             out["free_kib"] = self.liveness.free_kib
             out["load"] = self.liveness.load
@@ -169,8 +172,13 @@ def read_cluster(etcd: Etcd) -> ClusterRecord:
 
 
 def _register(conn: Connection, etcd: Etcd, config: ClusterConfig) -> HostRecord:
-    """Register this host under its name; a name held by another machine is refused."""
-    record = describe_host(conn, config.host, config.address, time.time())
+    """Register this host under its name with a new peer secret's digest and its pyvirtd's
+    certificate (:mod:`.peers`); a name held by another machine is refused."""
+    record = replace(
+        describe_host(conn, config.host, config.address, time.time()),
+        tls_fingerprint=peers.local_fingerprint(conn.paths, config.address),
+        peer_sha256=peers.digest(peers.new_secret(conn.paths)),
+    )
     key = keys.host(config.host)
     if etcd.transaction([absent(key)], [Put(key, record.encode())]):
         return record
@@ -215,6 +223,7 @@ def init_cluster(
     _refuse_if_member(conn)
     check_host_name(host)
     check_host_name(name)
+    check_tls_files(etcd_ca, etcd_cert, etcd_key)
     if not 2 <= ttl <= 300 or not 0 < renew <= ttl / 3:
         raise InvalidConfigError(
             f"lease TTL {ttl} s with renewal every {renew:g} s is out of range",
@@ -273,6 +282,7 @@ def join_cluster(
     """
     _refuse_if_member(conn)
     check_host_name(host)
+    check_tls_files(etcd_ca, etcd_cert, etcd_key)
     probe = ClusterConfig(
         cluster="",
         host=host,
@@ -314,6 +324,7 @@ def leave_cluster(conn: Connection, *, force: bool = False) -> ClusterConfig | N
         if not force:
             raise
         remove_config(conn.paths)
+        _forget_secret(conn)
         return None
     etcd = open_etcd(config)
     try:
@@ -327,7 +338,12 @@ def leave_cluster(conn: Connection, *, force: bool = False) -> ClusterConfig | N
     finally:
         etcd.close()
     remove_config(conn.paths)
+    _forget_secret(conn)
     return config
+
+
+def _forget_secret(conn: Connection) -> None:
+    peers.remove_secret(conn.paths)
 
 
 def list_hosts(etcd: Etcd) -> list[HostStatus]:

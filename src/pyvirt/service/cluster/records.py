@@ -36,6 +36,9 @@ class HostRecord:
     :ivar numa_cells: NUMA nodes
     :ivar networks: active virtual networks
     :ivar pools: active storage pools
+    :ivar tls_fingerprint: hex SHA-256 of its pyvirtd's TLS certificate (other hosts pin it
+        when they call its ``pyvirt+tls`` address), or empty
+    :ivar peer_sha256: hex SHA-256 of its peer secret (:mod:`.peers`), or empty
     """
 
     name: str
@@ -51,6 +54,8 @@ class HostRecord:
     numa_cells: int
     networks: tuple[str, ...] = ()
     pools: tuple[str, ...] = ()
+    tls_fingerprint: str = ""
+    peer_sha256: str = ""
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready dict."""
