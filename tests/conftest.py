@@ -75,12 +75,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A failed test that boots QEMU runs once more: on a loaded 2-core machine running
-    guests under TCG a timing race in a test (or in pyvirt) shows now and then. The run's
-    summary lists every rerun with its first failure (``-r R`` in scripts/test.sh), so that
-    each one is seen and chased; a test that fails twice fails the run."""
+    """A failed test runs once more: on a loaded 2-core machine running guests under TCG a
+    timing race in a test (or in pyvirt) shows now and then. The run's summary lists every
+    rerun with its first failure (``-r R`` in scripts/test.sh), so that each one is seen and
+    chased; a test that fails twice fails the run."""
     for item in items:
-        if item.get_closest_marker("qemu") and not item.get_closest_marker("flaky"):
+        if not item.get_closest_marker("flaky"):
             item.add_marker(pytest.mark.flaky(reruns=1))
 
 
