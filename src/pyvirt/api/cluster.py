@@ -94,6 +94,7 @@ class Cluster:
         etcd_ca: str | None = None,
         etcd_cert: str | None = None,
         etcd_key: str | None = None,
+        kernel_watchdog: bool = True,
     ) -> ClusterConfig:
         """Create a cluster in *etcd* (client URLs) with this host as its first member.
 
@@ -113,6 +114,7 @@ class Cluster:
             etcd_ca=etcd_ca,
             etcd_cert=etcd_cert,
             etcd_key=etcd_key,
+            kernel_watchdog=kernel_watchdog,
         )
 
     def join(
@@ -124,6 +126,7 @@ class Cluster:
         etcd_ca: str | None = None,
         etcd_cert: str | None = None,
         etcd_key: str | None = None,
+        kernel_watchdog: bool = True,
     ) -> ClusterConfig:
         """Join the cluster whose etcd is at *etcd* as *host* (default: this host's name).
 
@@ -140,6 +143,7 @@ class Cluster:
             etcd_ca=etcd_ca,
             etcd_cert=etcd_cert,
             etcd_key=etcd_key,
+            kernel_watchdog=kernel_watchdog,
         )
 
     def leave(self, *, force: bool = False) -> None:

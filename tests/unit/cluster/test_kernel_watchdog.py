@@ -109,6 +109,9 @@ def test_turned_off_by_the_cluster_config(tmp_path: Path) -> None:
     config = ClusterConfig(cluster="c", host="h1", endpoints=("http://127.0.0.1:1",),
                            kernel_watchdog=False)  # fmt: skip
     write_config(paths, config)
+    assert ClusterConfig.from_json(config.to_json()).kernel_watchdog is False
+    older = {k: v for k, v in config.to_json().items() if k != "kernel_watchdog"}
+    assert ClusterConfig.from_json(older).kernel_watchdog is True  # a file from before: on
     s = Serving(tmp_path)
     try:
         watchdog.pet(s.paths, time.monotonic() + 30, ["g1"])

@@ -58,6 +58,7 @@ class RemoteCluster(Cluster):
         etcd_ca: str | None = None,
         etcd_cert: str | None = None,
         etcd_key: str | None = None,
+        kernel_watchdog: bool = True,
     ) -> ClusterConfig:
         """``cluster init`` on the daemon's host."""
         body = {
@@ -70,6 +71,7 @@ class RemoteCluster(Cluster):
             "etcd_ca": etcd_ca,
             "etcd_cert": etcd_cert,
             "etcd_key": etcd_key,
+            "kernel_watchdog": kernel_watchdog,
         }
         return _config(self._client.json("POST", path("cluster", "init"), body))
 
@@ -82,6 +84,7 @@ class RemoteCluster(Cluster):
         etcd_ca: str | None = None,
         etcd_cert: str | None = None,
         etcd_key: str | None = None,
+        kernel_watchdog: bool = True,
     ) -> ClusterConfig:
         """``cluster join`` on the daemon's host."""
         body = {
@@ -91,6 +94,7 @@ class RemoteCluster(Cluster):
             "etcd_ca": etcd_ca,
             "etcd_cert": etcd_cert,
             "etcd_key": etcd_key,
+            "kernel_watchdog": kernel_watchdog,
         }
         return _config(self._client.json("POST", path("cluster", "join"), body))
 

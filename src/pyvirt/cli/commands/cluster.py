@@ -37,6 +37,13 @@ def _tls_options(f: click.decorators.FC) -> click.decorators.FC:
     return f
 
 
+def _kernel_watchdog_option(f: click.decorators.FC) -> click.decorators.FC:
+    return click.option(
+        "--kernel-watchdog/--no-kernel-watchdog", default=True, show_default=True,
+        help="arm /dev/watchdog (softdog) while HA guests run here",
+    )(f)  # fmt: skip
+
+
 def _said(ctx: click.Context, host: str, cluster: str, verb: str) -> None:
     click.echo(f"Host {host} {verb} cluster {cluster}")
     if not api(ctx).uri.startswith(("pyvirt:///embed", "pyvirt:///session")):
@@ -60,6 +67,7 @@ def cluster() -> None:
 @click.option("--renew", type=click.FloatRange(0.05, 100), default=1.0, show_default=True,
               metavar="SECONDS", help="between lease renewals")  # fmt: skip
 @_tls_options
+@_kernel_watchdog_option
 @click.pass_context
 def cluster_init(
     ctx: click.Context,
@@ -73,11 +81,12 @@ def cluster_init(
     etcd_ca: str | None,
     etcd_cert: str | None,
     etcd_key: str | None,
+    kernel_watchdog: bool,
 ) -> None:
     """Create a cluster in etcd with this host as its first member."""
     config = api(ctx).cluster.init(
         etcd, name=name, host=host, address=address, ttl=ttl, renew=renew,
-        etcd_ca=etcd_ca, etcd_cert=etcd_cert, etcd_key=etcd_key,
+        etcd_ca=etcd_ca, etcd_cert=etcd_cert, etcd_key=etcd_key, kernel_watchdog=kernel_watchdog,
     )  # fmt: skip
     _said(ctx, config.host, config.cluster, "created")
 
@@ -87,6 +96,7 @@ def cluster_init(
 @click.option("--host", "host", metavar="NAME", help="this host's name (default: its hostname)")
 @_address_option
 @_tls_options
+@_kernel_watchdog_option
 @click.pass_context
 def cluster_join(
     ctx: click.Context,
@@ -97,11 +107,13 @@ def cluster_join(
     etcd_ca: str | None,
     etcd_cert: str | None,
     etcd_key: str | None,
+    kernel_watchdog: bool,
 ) -> None:
     """Join the cluster whose etcd is at --etcd."""
     config = api(ctx).cluster.join(
-        etcd, host=host, address=address, etcd_ca=etcd_ca, etcd_cert=etcd_cert, etcd_key=etcd_key
-    )
+        etcd, host=host, address=address, etcd_ca=etcd_ca, etcd_cert=etcd_cert,
+        etcd_key=etcd_key, kernel_watchdog=kernel_watchdog,
+    )  # fmt: skip
     _said(ctx, config.host, config.cluster, "joined")
 
 

@@ -43,6 +43,9 @@ class _Etcd(BaseModel):
     etcd_ca: str | None = Field(None, max_length=4096)
     etcd_cert: str | None = Field(None, max_length=4096)
     etcd_key: str | None = Field(None, max_length=4096)
+    kernel_watchdog: bool = Field(
+        True, description="arm /dev/watchdog (softdog) while HA guests run on this host"
+    )
 
 
 class InitBody(_Etcd):
@@ -86,6 +89,7 @@ def init(request: Request, body: InitBody) -> dict[str, Any]:
         etcd_ca=body.etcd_ca,
         etcd_cert=body.etcd_cert,
         etcd_key=body.etcd_key,
+        kernel_watchdog=body.kernel_watchdog,
     )
     return _started(daemon, config)
 
@@ -101,6 +105,7 @@ def join(request: Request, body: JoinBody) -> dict[str, Any]:
         etcd_ca=body.etcd_ca,
         etcd_cert=body.etcd_cert,
         etcd_key=body.etcd_key,
+        kernel_watchdog=body.kernel_watchdog,
     )
     return _started(daemon, config)
 

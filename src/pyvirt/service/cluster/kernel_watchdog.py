@@ -17,8 +17,8 @@ resets the host, which is the point.
 
 Where ``/dev/watchdog`` is missing (no ``softdog`` module, as on the machines pyvirt's tests
 run on) or taken by another user (systemd's ``RuntimeWatchdogSec``), the process watchdog
-alone fences, and says so once in its log. ``"kernel_watchdog": false`` in the host's
-``cluster.json`` turns it off.
+alone fences, and says so once in its log. ``cluster init|join --no-kernel-watchdog`` turns
+it off for a host (``"kernel_watchdog": false`` in its ``cluster.json``).
 """
 
 from __future__ import annotations

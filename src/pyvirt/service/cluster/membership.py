@@ -214,6 +214,7 @@ def init_cluster(
     etcd_ca: str | None = None,
     etcd_cert: str | None = None,
     etcd_key: str | None = None,
+    kernel_watchdog: bool = True,
 ) -> ClusterConfig:
     """Create a cluster in etcd and make this host its first member.
 
@@ -239,6 +240,7 @@ def init_cluster(
         etcd_ca=etcd_ca,
         etcd_cert=etcd_cert,
         etcd_key=etcd_key,
+        kernel_watchdog=kernel_watchdog,
     )
     etcd = open_etcd(config, fast=True)  # an unreachable etcd fails at once, not in 6 s
     try:
@@ -274,6 +276,7 @@ def join_cluster(
     etcd_ca: str | None = None,
     etcd_cert: str | None = None,
     etcd_key: str | None = None,
+    kernel_watchdog: bool = True,
 ) -> ClusterConfig:
     """Join the cluster whose etcd is at *endpoints* as *host*.
 
@@ -291,6 +294,7 @@ def join_cluster(
         etcd_ca=etcd_ca,
         etcd_cert=etcd_cert,
         etcd_key=etcd_key,
+        kernel_watchdog=kernel_watchdog,
     )
     etcd = open_etcd(probe, fast=True)  # an unreachable etcd fails at once, not in 6 s
     try:
