@@ -100,6 +100,9 @@ class PolicyBody(BaseModel):
     timeout: float | None = Field(None, gt=0)
     timeout_action: str = Field("suspend", pattern="^(suspend|postcopy|abort)$")
     offline_copy: bool = False
+    cluster_handover: bool = Field(
+        False, description="the caller moves a cluster domain's ownership (cluster evacuate)"
+    )
 
     def policy(self) -> Any:
         """The API's policy value."""

@@ -147,6 +147,9 @@ class Policy:
     timeout_action: str = "suspend"
     #: pause the guest for the whole migration (not ``--live``)
     offline_copy: bool = False
+    #: the caller moves a cluster domain's ownership at the switch (``cluster evacuate``);
+    #: else a cluster domain is refused (:func:`pyvirt.service.cluster.guard.before_migrate`)
+    cluster_handover: bool = False
 
     def capabilities(self) -> dict[str, bool]:
         """The migration capabilities this policy needs (set before ``migrate``)."""
@@ -564,6 +567,10 @@ def perform(
     from pyvirt.service.domain import migrate_tls  # lazy
 
     name = mgr.resolve(ident)
+    if not policy.cluster_handover:
+        from pyvirt.service.cluster.guard import before_migrate  # lazy
+
+        before_migrate(mgr.paths, name)
     with mgr.locked(name):
         rec = mgr.live_record(name, cleanup=True)
         if rec is None:
