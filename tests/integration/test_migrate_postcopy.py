@@ -129,3 +129,53 @@ def test_postcopy_paused_then_resumed(
     # nothing to resume any more
     res = other("migrate", "--postcopy-resume", "t1", _uri(pyvirt), check=False)
     assert res.rc == 1 and "no post-copy migration of domain 't1' is paused" in res.err, res.err
+
+
+def test_postcopy_runs_the_guest_on_the_destination(
+    pyvirt: Pyvirt,
+    other: Pyvirt,  # noqa: F811
+    tiny_image: Any,
+    userfaultfd: None,
+) -> None:
+    """The point of post-copy: from the switch on the destination runs the guest (its
+    ticker counts on there) while the rest of its memory still comes from the source."""
+    _ticking(pyvirt, tiny_image)
+    src = pyvirt_api.open(_uri(pyvirt)).domains.get("t1")
+    # post-copy's background transfer at 4 MiB/s: it lasts while the guest runs on B
+    policy = pyvirt_api.MigrationPolicy(
+        bandwidth=1 << 20, postcopy=True, postcopy_bandwidth=4 << 20
+    )
+    thread, out = _migrating(src, pyvirt_api.open(_uri(other)), policy=policy,
+                             persistent=True, undefine_source=True)  # fmt: skip
+    try:
+        wait_for(lambda: src.migration_status().transferred > 0 or bool(out), 30, "the start")
+        assert not out, out
+        pyvirt("migrate-postcopy", "t1")
+        wait_for(lambda: _domstate(other) == "running (post-copy)" or bool(out), 30,
+                 "the guest running on B")  # fmt: skip
+        assert not out, out
+        assert _domstate(pyvirt) == "paused (post-copy)"
+        t0 = time.monotonic()
+        # B's ticks go on while the source still sends the rest (the guest's first steps
+        # there fetch each page they touch)
+        last_a = _last_tick(console_log(pyvirt, "t1"))
+        while _last_tick(console_log(other, "t1")) <= last_a + 20:
+            assert src.migration_status().status == "postcopy-active", "it completed first"
+            assert time.monotonic() - t0 < 60, "no ticks on B"
+            time.sleep(0.1)
+        print(f"20 ticks on B {time.monotonic() - t0:.1f} s after it ran there")
+        assert src.migration_status().status == "postcopy-active"
+        assert _domstate(pyvirt) == "paused (post-copy)"
+        assert not out, out
+    finally:
+        thread.join(120)
+    assert not isinstance(out[0], BaseException), out
+    assert out[0].postcopy
+    assert state(other, "t1") == "running (migrated)"
+    assert pyvirt("list", "--all", "--name").out.strip() == ""
+    assert MARKER not in console_log(other, "t1").read_text(errors="replace")
+
+
+def _domstate(pv: Pyvirt) -> str:
+    """``domstate --reason`` of t1, empty while it is not there."""
+    return pv("domstate", "t1", "--reason", check=False).out.strip()

@@ -204,7 +204,7 @@ def _live(
     from pyvirt.service.domain.migrate import Policy  # lazy
 
     name = record.name
-    policy = Policy()
+    policy = Policy(cluster_handover=True)  # the ownership moves here, at the switch
     incoming = dst.domains.migration_prepare(
         dom.xml_desc(security_info=True), tcp_host=_tcp_host(target.record.address),
         policy=policy,

@@ -60,6 +60,7 @@ class MigrationSource(Protocol):
         storage: StorageCopy | None = None,
         tls: TlsClient | None = None,
         tunnel_fd: int | None = None,
+        on_postcopy: Callable[[], None] | None = None,
     ) -> MigrationResult: ...
 
     def migration_disks(
@@ -145,6 +146,7 @@ class DomainMigrate(DomainHandle):
         storage: StorageCopy | None = None,
         tls: TlsClient | None = None,
         tunnel_fd: int | None = None,
+        on_postcopy: Callable[[], None] | None = None,
     ) -> MigrationResult:
         """Send the running guest's state to the QEMU listening on *uri* (QEMU's migration
         URI from the destination's ``migration_prepare``); returns when it completed, the
@@ -155,12 +157,14 @@ class DomainMigrate(DomainHandle):
         :param tls: QEMU's TLS for the streams, trusting this CA (``--tls``)
         :param tunnel_fd: write the stream into this socket instead of *uri* (``--tunnelled``,
             :mod:`pyvirt.api.migrate_tunnel`)
+        :param on_postcopy: called once when it is in post-copy (the source paused for
+            good): the caller runs the guest at the destination
         """
         from pyvirt.service.domain import migrate as svc  # lazy
 
         return svc.perform(self._domains, self._name, uri, policy, progress=progress,
                            cancel=cancel, storage=storage, tls=tls,
-                           tunnel_fd=tunnel_fd)  # fmt: skip
+                           tunnel_fd=tunnel_fd, on_postcopy=on_postcopy)  # fmt: skip
 
     def migration_disks(
         self, targets: Sequence[str] | None = None, *, incremental: bool = False
@@ -380,6 +384,8 @@ def migrate(
         if on_warning is not None:
             on_warning(warning)
     tunnel: Tunnel | None = None
+    # post-copy: the destination runs the guest from the switch on (not --suspend)
+    run_there = None if suspend or not pol.postcopy else _postcopy_run(target, incoming.name)
     try:
         if tunnelled:
             from pyvirt.api.migrate_tunnel import open_tunnel  # lazy
@@ -387,7 +393,8 @@ def migrate(
             tunnel = open_tunnel(target, incoming.name, incoming.uri)
         result = src.migration_perform(incoming.uri, pol, progress=progress, cancel=cancel,
                                        storage=incoming.storage, tls=trust,
-                                       tunnel_fd=tunnel.qemu_fd if tunnel else None)  # fmt: skip
+                                       tunnel_fd=tunnel.qemu_fd if tunnel else None,
+                                       on_postcopy=run_there)  # fmt: skip
     except BaseException as err:
         if tunnel is not None:
             tunnel.abort()
@@ -403,6 +410,8 @@ def migrate(
     except BaseException as err:
         if tunnel is not None:
             tunnel.abort()
+        if result.postcopy:  # the destination has the only whole guest: it stays there
+            raise
         _quietly(src.migration_recover)
         _quietly(lambda: target.domains.migration_abort(incoming.name))
         if tunnel is not None and tunnel.error is not None and isinstance(err, PyvirtError):
@@ -412,6 +421,15 @@ def migrate(
         _quietly(tunnel.finish)
     src.migration_confirm(undefine=undefine_source)
     return result
+
+
+def _postcopy_run(target: Connection, name: str) -> Callable[[], None]:
+    """What the source calls at the switch to post-copy: the destination runs the guest."""
+
+    def run() -> None:
+        _quietly(lambda: target.domains.migration_postcopy_run(name))
+
+    return run
 
 
 def _paused_in_postcopy(src: MigrationSource) -> bool:

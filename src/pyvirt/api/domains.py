@@ -199,6 +199,13 @@ class DomainCollection:
         migrate.finish(self._service.domains, name, paused=paused, persistent_xml=persistent_xml)
         return Domain(self._service, name)
 
+    def migration_postcopy_run(self, name: str) -> None:
+        """Run the guest of *name*'s incoming migration once it switched to post-copy
+        (``running (post-copy)``): the source calls it at the switch."""
+        from pyvirt.service.domain import migrate  # lazy
+
+        migrate.run_postcopy(self._service.domains, name)
+
     def migration_abort(self, name: str) -> None:
         """Stop the incoming QEMU of a failed migration; nothing of it stays here."""
         from pyvirt.service.domain import migrate  # lazy

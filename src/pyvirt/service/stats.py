@@ -110,6 +110,8 @@ _REASON_CODES = {
     (State.PAUSED, Reason.USER): 1,
     (State.PAUSED, Reason.SHUTDOWN): 8,
     (State.PAUSED, Reason.STARTING_UP): 11,
+    (State.RUNNING, Reason.POSTCOPY): 10,
+    (State.PAUSED, Reason.POSTCOPY): 12,
     (State.SHUTOFF, Reason.SHUTDOWN): 1,
     (State.SHUTOFF, Reason.DESTROYED): 2,
     (State.SHUTOFF, Reason.CRASHED): 3,

@@ -167,6 +167,7 @@ export function migrateDialog(name: string, state: string): void {
   const live = h("input", { type: "checkbox", checked: state !== "paused" });
   const persistent = h("input", { type: "checkbox", checked: true });
   const undefine = h("input", { type: "checkbox", checked: true });
+  const tunnelled = h("input", { type: "checkbox" });
   const bandwidth = h("input", { type: "number", min: "1", step: "1" });
   const bar = h("progress", { max: 100, value: 0, "aria-label": "Migration progress", hidden: true });
   const check = (box: HTMLInputElement, text: string): HTMLElement => h("label", { class: "check" }, box, ` ${text}`);
@@ -178,6 +179,7 @@ export function migrateDialog(name: string, state: string): void {
     check(live, "Live migration (the VM keeps running while its memory is copied)"),
     check(persistent, "Define the VM on the destination (persistent)"),
     check(undefine, "Undefine the VM on this host"),
+    check(tunnelled, "Tunnelled (the stream goes through the destination daemon's TLS channel; no port opened for QEMU)"),
     field("Bandwidth (MiB/s)", bandwidth, "empty: QEMU's current limit"),
     bar);
   go.addEventListener("click", () => void (async () => {
@@ -188,7 +190,7 @@ export function migrateDialog(name: string, state: string): void {
       const body = {
         dest_uri: uri.value.trim(), token: token.value || null, ca: ca.value.trim() || null,
         insecure: insecure.checked, live: live.checked, persistent: persistent.checked,
-        undefinesource: undefine.checked, policy: mib > 0 ? { bandwidth: Math.round(mib * 1024 * 1024) } : null,
+        undefinesource: undefine.checked, tunnelled: tunnelled.checked, policy: mib > 0 ? { bandwidth: Math.round(mib * 1024 * 1024) } : null,
       };
       const resp = await request("POST", `domains/${enc(name)}/migrate`, { body });
       const { job } = (await resp.json()) as { job: Job };

@@ -7,7 +7,7 @@ is the daemon's job, waited for with the caller's ``progress`` and cancelled on 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -60,8 +60,10 @@ class RemoteMigrationVerbs:
         storage: StorageCopy | None = None,
         tls: TlsClient | None = None,
         tunnel_fd: int | None = None,
+        on_postcopy: Callable[[], None] | None = None,
     ) -> MigrationResult:
-        """Send the guest's state to *uri* (a job of the source's daemon)."""
+        """Send the guest's state to *uri* (a job of the source's daemon); *on_postcopy* is
+        called once the job's polls find it in post-copy."""
         from pyvirt.service.domain.migrate import MigrationResult  # lazy
 
         if tunnel_fd is not None:  # a socket of this process: the daemon cannot write to it
@@ -77,9 +79,34 @@ class RemoteMigrationVerbs:
         if tls is not None:
             body["tls"] = tls.to_json()
         doc = self._client.json("POST", self._murl("perform"), body)
+        if on_postcopy is not None:
+            progress = self._watch_postcopy(progress, on_postcopy)
         job = wait_for(self._client, JobInfo.from_json(doc["job"]), progress=progress,
                        cancel=cancel)  # fmt: skip
         return MigrationResult(**job.result)
+
+    def _watch_postcopy(
+        self, progress: Progress | None, on_postcopy: Callable[[], None]
+    ) -> Progress:
+        """*progress*, also asking between the job's polls (this connection serves one
+        request at a time) whether the migration is in post-copy: then *on_postcopy*."""
+        from pyvirt.errors import PyvirtError  # lazy
+
+        pending: list[Callable[[], None]] = [on_postcopy]
+
+        def report(done: int, total: int) -> None:
+            if progress is not None:
+                progress(done, total)
+            if not pending:
+                return
+            try:
+                status = self.migration_status().status
+            except PyvirtError:
+                return
+            if status == "postcopy-active":
+                pending.pop()()
+
+        return report
 
     def migration_disks(
         self, targets: Sequence[str] | None = None, *, incremental: bool = False
@@ -197,6 +224,11 @@ class RemoteMigrationHost:
         body = {"paused": paused, "persistent_xml": persistent_xml}
         self._client.request("POST", url, body=_json(body), content_type="application/json")
         return self._handle(name)
+
+    def migration_postcopy_run(self, name: str) -> None:
+        """Run the guest of the incoming migration, switched to post-copy, there."""
+        url = f"{API}/migrations/incoming/{quote(name, safe='')}/run"
+        self._client.request("POST", url)
 
     def migration_abort(self, name: str) -> None:
         """Stop the incoming QEMU of a failed migration."""

@@ -10,6 +10,9 @@ The destination host:
 - ``POST /api/v1/migrations/incoming/{name}/finish`` ``{"paused","persistent_xml"}``: run it
   (``running (migrated)``); ``DELETE /api/v1/migrations/incoming/{name}``: abort (nothing
   stays);
+- ``POST /api/v1/migrations/incoming/{name}/run``: in post-copy, run the guest here from the
+  switch on (``running (post-copy)``; the driver calls it once the source is in
+  ``postcopy-active``, before the migration completed);
 - ``POST /api/v1/migrations/incoming/{name}/tunnel`` (``--tunnelled``): the body (chunked,
   ``application/octet-stream``) is the migration stream, written into the incoming QEMU's
   unix socket as it arrives (asyncio streams in the event loop, never a blocking call);
@@ -97,6 +100,9 @@ class PolicyBody(BaseModel):
     timeout: float | None = Field(None, gt=0)
     timeout_action: str = Field("suspend", pattern="^(suspend|postcopy|abort)$")
     offline_copy: bool = False
+    cluster_handover: bool = Field(
+        False, description="the caller moves a cluster domain's ownership (cluster evacuate)"
+    )
 
     def policy(self) -> Any:
         """The API's policy value."""
@@ -317,6 +323,13 @@ def finish(request: Request, name: str, body: FinishBody | None = None) -> Respo
     opts = body or FinishBody(persistent_xml=None)
     conn = daemon_of(request).conn
     conn.domains.migration_finish(name, paused=opts.paused, persistent_xml=opts.persistent_xml)
+    return Response(status_code=204)
+
+
+@router.post("/api/v1/migrations/incoming/{name}/run", status_code=204, responses=_ERRORS)
+def postcopy_run(request: Request, name: str) -> Response:
+    """Run the guest of an incoming migration that switched to post-copy."""
+    daemon_of(request).conn.domains.migration_postcopy_run(name)
     return Response(status_code=204)
 
 

@@ -403,9 +403,10 @@ class DomainManager:
         autostart = persistent and self.store.autostart(name)
         if rec is not None:
             state = State.PAUSED if rec.paused else State.RUNNING
-            reason = (
-                Reason.USER if rec.paused else (Reason(rec.reason) if rec.reason else Reason.BOOTED)
-            )
+            if rec.paused:  # the source of a post-copy migration says so
+                reason = Reason.POSTCOPY if rec.reason == Reason.POSTCOPY else Reason.USER
+            else:
+                reason = Reason(rec.reason) if rec.reason else Reason.BOOTED
             return DomainStatus(
                 name, rec.uuid, rec.domain_id, state, reason, persistent, autostart, rec.pid
             )

@@ -11,7 +11,10 @@ runs them in order over two connections, embedded or through the hosts' pyvirtd:
    source QEMU ends paused in ``postmigrate``), under the convergence policy of
    :class:`Policy`; a cancel or a failure cancels it and the guest runs on at the source;
 3. destination :func:`finish`: wait until the destination QEMU has the whole state, make the
-   domain persistent if asked, run the vCPUs (``running (migrated)``);
+   domain persistent if asked, run the vCPUs (``running (migrated)``); in post-copy the
+   destination runs the guest earlier, at the switch (:func:`run_postcopy`, called back by
+   step 2 once the source is in ``postcopy-active``: ``running (post-copy)`` there,
+   ``paused (post-copy)`` here);
 4. source :func:`confirm`: stop the source QEMU (``shut off (migrated)``), undefine it if
    asked. A failure in step 3 runs :func:`recover` (source resumes) and :func:`abort`
    (destination QEMU stopped, nothing defined): a failed migration never leaves the guest
@@ -30,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +79,7 @@ __all__ = [
     "recover_incoming",
     "renamed_xml",
     "resume",
+    "run_postcopy",
     "set_tuning",
     "start_postcopy",
     "storage_plan",
@@ -143,6 +147,9 @@ class Policy:
     timeout_action: str = "suspend"
     #: pause the guest for the whole migration (not ``--live``)
     offline_copy: bool = False
+    #: the caller moves a cluster domain's ownership at the switch (``cluster evacuate``);
+    #: else a cluster domain is refused (:func:`pyvirt.service.cluster.guard.before_migrate`)
+    cluster_handover: bool = False
 
     def capabilities(self) -> dict[str, bool]:
         """The migration capabilities this policy needs (set before ``migrate``)."""
@@ -416,6 +423,54 @@ def _wait_incoming(mon: Monitor, name: str, timeout: float) -> None:
         mon.wait_event(_EVENTS, min(left, 0.25))
 
 
+def run_postcopy(mgr: DomainManager, name: str, *, timeout: float = 30.0) -> DomainStatus:
+    """Run the guest of an incoming migration that switched to post-copy (``running
+    (post-copy)``): the destination runs it from the switch on, QEMU fetching from the source
+    each page the guest touches before it arrived. Called once the source is in
+    ``postcopy-active``; waits until this QEMU has the devices' state. :func:`finish` follows
+    as for any migration (``running (migrated)``).
+
+    :raises NotFoundError: no incoming migration of *name* is here
+    :raises OperationFailedError: it failed, or did not reach post-copy in *timeout* seconds
+    """
+    from pyvirt.drivers.qemu.qmp import Monitor  # lazy
+
+    name = mgr.resolve(name)
+    with mgr.locked(name):
+        rec = _incoming_record(mgr, name)
+        with Monitor(rec.qmp_socket, name=name, purpose=_PURPOSE) as mon:
+            _wait_postcopy(mon, name, timeout)
+            mon.cont()
+        rec.paused = False
+        rec.reason = str(Reason.POSTCOPY)
+        mgr.rundir(name).save_record(rec)
+        return mgr.status(name)
+
+
+def _wait_postcopy(mon: Monitor, name: str, timeout: float) -> None:
+    """Wait until the incoming QEMU loaded the devices' state of a post-copy migration
+    (QEMU leaves ``inmigrate`` once it did; a ``cont`` before would only mark it to run).
+
+    :raises OperationFailedError: it failed, or did not get there in *timeout* seconds
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        st = mon.query_migrate()
+        left = deadline - time.monotonic()
+        if st.status in ("failed", "cancelled") or left <= 0:
+            raise OperationFailedError(
+                f"the incoming migration of domain '{name}' did not reach post-copy "
+                f"({st.status}" + (f": {st.error})" if st.error else ")"),
+                hint="it runs once the migration completed",
+            )
+        if st.status.startswith("postcopy") or st.status == "completed":
+            if mon.query_status()[0] != "inmigrate":
+                return
+            time.sleep(0.002)  # the devices' state is loading: no event says when it is done
+        else:
+            mon.wait_event(_EVENTS, min(left, 0.25))
+
+
 def _incoming_record(mgr: DomainManager, name: str) -> RuntimeRecord:
     rec = mgr.live_record(name, cleanup=True)
     if rec is None:
@@ -477,9 +532,15 @@ def perform(
     storage: StorageCopy | None = None,
     tls: TlsClient | None = None,
     tunnel_fd: int | None = None,
+    on_postcopy: Callable[[], None] | None = None,
 ) -> MigrationResult:
     """Send running domain *ident*'s state to the QEMU listening on *uri*; returns once it
     completed, with the source QEMU paused (``postmigrate``).
+
+    Once it is in post-copy (the policy's switch, ``migrate-postcopy``, a timeout's) the
+    source QEMU is paused for good (``paused (post-copy)``) and *on_postcopy* is called,
+    once, from the loop that follows it: the caller runs the guest at the destination then
+    (:func:`run_postcopy`); a failure of it is logged, the guest then runs at :func:`finish`.
 
     With *tunnel_fd* (``--tunnelled``) QEMU writes the stream into that connected socket
     instead (passed to it as ``fd:``; *uri* is unused): the caller carries the bytes to the
@@ -506,6 +567,10 @@ def perform(
     from pyvirt.service.domain import migrate_tls  # lazy
 
     name = mgr.resolve(ident)
+    if not policy.cluster_handover:
+        from pyvirt.service.cluster.guard import before_migrate  # lazy
+
+        before_migrate(mgr.paths, name)
     with mgr.locked(name):
         rec = mgr.live_record(name, cleanup=True)
         if rec is None:
@@ -565,12 +630,32 @@ def perform(
                         f"cannot migrate domain '{name}': {err.desc}", hint="the guest runs on"
                     ) from err
                 raise
+        follow = _Follow(sock, name, policy, downtime, progress, cancel, jobs, before)
+        follow.on_postcopy = lambda: _postcopy_began(mgr, name, on_postcopy)
         try:
-            return _Follow(sock, name, policy, downtime, progress, cancel, jobs, before).run()
+            return follow.run()
         except BaseException:
             with contextlib.suppress(MonitorError), Monitor(sock, name=name) as mon:
                 _abandon(mon, was_running, before, jobs, tls=tls)
             raise
+
+
+def _postcopy_began(mgr: DomainManager, name: str, then: Callable[[], None] | None) -> None:
+    """The source's half of the switch to post-copy (the caller holds the domain's lock):
+    its guest is ``paused (post-copy)`` from now on; then *then*, whose failure is logged
+    (the migration goes on: the destination runs the guest at :func:`finish` then)."""
+    rec = mgr.record(name)
+    if rec is not None:
+        rec.paused = True
+        rec.reason = str(Reason.POSTCOPY)
+        mgr.rundir(name).save_record(rec)
+    if then is None:
+        return
+    try:
+        then()
+    except Exception as err:  # a callback's error must not break a migration in post-copy
+        log.warning("migration of '%s': the destination did not run the guest at the switch "
+                    "to post-copy: %s", name, getattr(err, "message", err))  # fmt: skip
 
 
 def _abandon(
@@ -659,6 +744,8 @@ class _Follow:
         #: after ``migrate --postcopy-resume``: until when ``postcopy-paused`` is still the
         #: old pause (QEMU reports it until its migration thread has connected again)
         self.resuming_until = 0.0
+        #: called once when it is first seen in ``postcopy-active`` (see :func:`perform`)
+        self.on_postcopy: Callable[[], None] | None = None
 
     def run(self) -> MigrationResult:
         """Follow it in short monitor sessions until it finished."""
@@ -689,6 +776,9 @@ class _Follow:
             return
         if st.status.startswith("postcopy"):
             self.in_postcopy = True  # also after a user's migrate-postcopy
+        if st.status == "postcopy-active" and self.on_postcopy is not None:
+            began, self.on_postcopy = self.on_postcopy, None
+            began()  # the destination runs the guest from now on
         if st.status != "postcopy-paused":
             self.resuming_until = 0.0  # connected again: a pause from now on is a new one
         elif time.monotonic() < self.resuming_until:

@@ -33,6 +33,8 @@ class Reason(StrEnum):
     SAVED = "saved"
     #: moved to or from another host (`migrate`)
     MIGRATED = "migrated"
+    #: in a post-copy migration: paused on the source, running on the destination
+    POSTCOPY = "post-copy"
     UNKNOWN = "unknown"
 
 
