@@ -40,7 +40,7 @@ def test_only_lowered_9p_shares_are_checked() -> None:
 
 
 def test_missing_or_not_a_directory(tmp_path: Path) -> None:
-    with pytest.raises(NotFoundError, match="share 't': source dir '.*/nope' does not exist"):
+    with pytest.raises(NotFoundError, match=r"share 't': source dir '.*/nope' does not exist"):
         check(ME, {"dir": str(tmp_path / "nope"), "tag": "t", "ro": False})
     (tmp_path / "f").write_text("x")
     with pytest.raises(InvalidConfigError, match="is not a directory"):
