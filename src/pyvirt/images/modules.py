@@ -20,7 +20,8 @@ from pyvirt.hostcmd import run
 
 log = logging.getLogger(__name__)
 
-#: Modules the guest loads at boot, in this order: buses and disks, NICs, then the power button.
+#: Modules the guest loads at boot, in this order: buses and disks, 9p shares
+#: (``mount -t 9p -o trans=virtio TAG DIR``), NICs, then the power button.
 WANTED_MODULES: tuple[str, ...] = (
     "virtio_pci",
     "virtio_blk",
@@ -37,6 +38,11 @@ WANTED_MODULES: tuple[str, ...] = (
     "libahci",
     "ahci",
     "ata_piix",
+    "netfs",
+    "fscache",
+    "9pnet",
+    "9pnet_virtio",
+    "9p",
     "failover",
     "net_failover",
     "e1000",
