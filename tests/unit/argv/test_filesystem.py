@@ -118,8 +118,16 @@ def test_refused_in_one_line(xml: str, error: type[PyvirtError], words: str) -> 
     assert words in str(info.value) and "\n" not in str(info.value)
 
 
-def test_virtiofs_with_shared_memory_names_virtiofsd() -> None:
-    xml = "<filesystem><driver type='virtiofs'/><source dir='/s'/><target dir='t'/></filesystem>"
+def test_virtiofs_as_libvirt_writes_it() -> None:
+    xml = """<filesystem type='mount'><driver type='virtiofs' queue='1024'/>
+<source dir='/s'/><target dir='vfs'/><boot order='2'/></filesystem>"""
     head = "<memoryBacking><access mode='shared'/></memoryBacking>"
-    with pytest.raises(UnsupportedError, match="virtiofsd"):
-        argv(xml, head=head)
+    args = argv(xml, head=head)
+    sock = str(ArgvContext.for_domain("g").run_dir / "fs0-fs.sock")
+    i = args.index("-chardev", args.index("-boot"))
+    assert args[i + 1] == f"socket,id=chr-vu-fs0,path={sock}"
+    assert json.loads(args[i + 3]) == {
+        "driver": "vhost-user-fs-pci", "id": "fs0", "chardev": "chr-vu-fs0", "queue-size": 1024,
+        "tag": "vfs", "bootindex": 2, "bus": "pci.0", "addr": "0x2",
+    }  # fmt: skip
+    assert '"share":true' in " ".join(args)  # the guest's RAM, for virtiofsd to map

@@ -13,7 +13,7 @@ import pytest
 
 from pyvirt.errors import InvalidConfigError, NotFoundError
 from pyvirt.model.domain import Domain
-from pyvirt.service.domain.shares import can_use, check, shares
+from pyvirt.service.domain.shares import can_use, check, shares, virtiofsd
 from pyvirt.state.qemu_user import QemuIdentity
 
 ME = QemuIdentity(None, os.geteuid(), os.getegid())
@@ -33,10 +33,20 @@ def test_only_lowered_9p_shares_are_checked() -> None:
     xml = """<domain type='qemu'><name>g</name><memory>65536</memory><devices>
 <filesystem><source dir='/a'/><target dir='ta'/><readonly/></filesystem>
 <filesystem type='block'><source dev='/dev/x'/><target dir='tb'/></filesystem>
-<filesystem><driver type='virtiofs'/><source dir='/c'/><target dir='tc'/></filesystem>
+<filesystem><driver type='virtiofs'/><binary path='/opt/vfsd' xattr='on'><cache mode='always'/>
+</binary><source dir='/c'/><target dir='tc'/></filesystem>
 <filesystem><source dir='rel'/><target dir='td'/></filesystem>
 </devices></domain>"""
-    assert shares(Domain.from_xml(xml)) == [{"dir": "/a", "tag": "ta", "ro": True}]
+    assert shares(Domain.from_xml(xml)) == [
+        {"dir": "/a", "tag": "ta", "ro": True},
+        {"dir": "/c", "tag": "tc", "ro": False, "virtiofs": True, "alias": "fs2",
+         "binary": "/opt/vfsd", "cache": "always", "xattr": True, "sandbox": None},
+    ]  # fmt: skip
+
+
+def test_no_virtiofsd_is_one_line_naming_it() -> None:
+    with pytest.raises(NotFoundError, match="virtiofs needs virtiofsd, which is not installed"):
+        virtiofsd("/nonexistent/virtiofsd", "t")
 
 
 def test_missing_or_not_a_directory(tmp_path: Path) -> None:

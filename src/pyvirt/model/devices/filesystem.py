@@ -25,11 +25,10 @@ class Filesystem(Device):
     """
 
     ORDER = ("driver", "binary", "idmap", "source", "target", "readonly",
-             "space_hard_limit", "space_soft_limit", "alias", "address")  # fmt: skip
+             "space_hard_limit", "space_soft_limit", "boot", "alias", "address")  # fmt: skip
     #: virtiofsd settings and 9p's virtio options, read by the argv lowering
     EXTRA_KNOWN = (
-        "binary", "binary@path", "binary@xattr", "binary/cache", "binary/cache@mode",
-        "binary/sandbox", "binary/sandbox@mode", "binary/lock", "binary/lock@posix",
+        "binary/lock", "binary/lock@posix",
         "binary/lock@flock", "binary/thread_pool", "binary/thread_pool@size",
         "driver@iommu", "driver@ats", "driver@packed", "driver@page_per_vq",
         "source@socket", "source@file", "source@name",
@@ -48,6 +47,12 @@ class Filesystem(Device):
     source_dir = attr("dir", "source")
     target_dir = attr("dir", "target")
     readonly = flag("readonly")
+    boot_order = int_attr("order", "boot")
+    #: virtiofs: the virtiofsd to run (``<binary path>``), its cache mode, xattr, sandbox
+    binary_path = attr("path", "binary")
+    binary_xattr = attr("xattr", "binary", choices=("on", "off"))
+    cache_mode = attr("mode", "binary/cache", choices=("none", "always", "auto", "metadata"))
+    sandbox_mode = attr("mode", "binary/sandbox", choices=("namespace", "chroot"))
 
     @property
     def virtiofs(self) -> bool:

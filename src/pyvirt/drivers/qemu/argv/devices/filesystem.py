@@ -68,17 +68,28 @@ def shared_memory(dom: Domain) -> bool:
     return bool(cells) and all(c.get("memAccess") == "shared" for c in cells)
 
 
-def _refuse_virtiofs(dev: Filesystem, b: Build) -> None:
+def socket_name(alias: str) -> str:
+    """The vhost-user socket of virtiofs share ``alias`` in the domain's run directory."""
+    return f"{alias}-fs.sock"
+
+
+def _virtiofs(dev: Filesystem, b: Build, props: dict[str, JsonValue]) -> list[str]:
+    """``-chardev socket`` to the share's virtiofsd (started by the ``shares`` hook) and
+    ``vhost-user-fs-pci``."""
     where = dev.xpath()
     if not shared_memory(b.domain):
         raise InvalidConfigError(
             f"{where}: virtiofs needs the guest's memory shared",
             hint="add <memoryBacking><access mode='shared'/></memoryBacking>",
         )
-    raise UnsupportedError(
-        f"{where}: virtiofs shares are not supported yet (pyvirt does not run virtiofsd)",
-        hint="use a 9p share: <driver type='path'/> (or no <driver>)",
-    )
+    if dev.readonly:
+        raise InvalidConfigError(f"{where}: virtiofs cannot be read-only")
+    name = str(props["id"])
+    chardev = qemu_opts("socket", id=f"chr-vu-{name}", path=str(b.ctx.run_dir / socket_name(name)))
+    props.update({"chardev": f"chr-vu-{name}", "queue-size": dev.queue, "tag": dev.target_dir,
+                  "bootindex": dev.boot_order})  # fmt: skip
+    props.update(b.pci(dev.address))
+    return ["-chardev", chardev, "-device", json_opts(props)]
 
 
 @lowers(Filesystem)
@@ -91,10 +102,8 @@ def lower_filesystem(dev: Filesystem, b: Build) -> list[str]:
             f"{dev.xpath()}: filesystem type '{kind}' is not supported",
             hint="share a host directory with type='mount'",
         )
-    if dev.virtiofs:
-        _refuse_virtiofs(dev, b)
     driver = dev.driver_type or "path"
-    if driver != "path":
+    if driver not in ("path", "virtiofs"):
         raise UnsupportedError(
             f"{dev.xpath('driver')}: filesystem driver '{driver}' is not supported",
             hint="use <driver type='path'/> (QEMU's local 9p backend) or no <driver>",
@@ -105,6 +114,17 @@ def lower_filesystem(dev: Filesystem, b: Build) -> list[str]:
         raise InvalidConfigError(f"{dev.xpath('target')}: a share needs <target dir='TAG'/>")
     index = [f.element for f in b.domain.devices.filesystems].index(dev.element)
     name = b.alias(dev, "fs", fixed=f"fs{index}")
+    props: dict[str, JsonValue] = {
+        "driver": "vhost-user-fs-pci" if dev.virtiofs else DEVICES[dev.model or "virtio"]
+    }
+    drv = dev.element.find("driver")
+    for xml_name, prop in VIRTIO_OPTIONS:
+        value = drv.get(xml_name) if drv is not None else None
+        if value is not None:
+            props[prop] = value == "on"
+    props["id"] = name
+    if dev.virtiofs:
+        return _virtiofs(dev, b, props)
     fsdev = qemu_opts(
         "local",
         security_model=SECURITY_MODELS[dev.accessmode or "passthrough"],
@@ -116,12 +136,6 @@ def lower_filesystem(dev: Filesystem, b: Build) -> list[str]:
         path=path,
         readonly=True if dev.readonly else None,
     )
-    props: dict[str, JsonValue] = {"driver": DEVICES[dev.model or "virtio"]}
-    drv = dev.element.find("driver")
-    for xml_name, prop in VIRTIO_OPTIONS:
-        value = drv.get(xml_name) if drv is not None else None
-        if value is not None:
-            props[prop] = value == "on"
-    props.update({"id": name, "fsdev": f"fsdev-{name}", "mount_tag": tag})
+    props.update({"fsdev": f"fsdev-{name}", "mount_tag": tag})
     props.update(b.pci(dev.address))
     return ["-fsdev", fsdev, "-device", json_opts(props)]
