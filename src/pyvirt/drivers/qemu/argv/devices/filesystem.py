@@ -1,10 +1,12 @@
-"""Lowering of ``<filesystem type='mount'>``: a QEMU ``local`` 9p backend (``-fsdev``) and its
-``virtio-9p-pci`` device, as libvirt 9.0 writes them.
+"""Lowering of ``<filesystem type='mount'>``, as libvirt 9.0 writes it: a QEMU ``local`` 9p
+backend (``-fsdev``) and its ``virtio-9p-pci`` device, or for ``<driver type='virtiofs'>`` a
+``-chardev socket`` to the share's virtiofsd and ``vhost-user-fs-pci``.
 
-``accessmode`` picks the backend's ``security_model`` (``passthrough``, ``mapped`` -- owners and
-modes kept in ``user.virtfs.*`` xattrs -- or ``none`` for ``squash``); ``<readonly/>`` becomes
-``readonly=on``; ``wrpolicy='immediate'`` ``writeout=immediate``. virtiofs and the other
-filesystem types and drivers are refused, naming what is refused.
+``accessmode`` picks the 9p backend's ``security_model`` (``passthrough``, ``mapped`` -- owners
+and modes kept in ``user.virtfs.*`` xattrs -- or ``none`` for ``squash``); ``<readonly/>``
+becomes ``readonly=on``; ``wrpolicy='immediate'`` ``writeout=immediate``. The virtiofsd itself
+is run by the ``shares`` hook (:mod:`pyvirt.service.domain.shares`), which also refuses a
+start on a host without one. Other filesystem types and drivers are refused, naming them.
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ def _virtiofs(dev: Filesystem, b: Build, props: dict[str, JsonValue]) -> list[st
 @lowers(Filesystem)
 def lower_filesystem(dev: Filesystem, b: Build) -> list[str]:
     """Lower one ``<filesystem>`` to ``-fsdev local`` + ``virtio-9p-pci`` (ids ``fsN``,
-    ``fsdev-fsN``)."""
+    ``fsdev-fsN``), or virtiofs to ``-chardev`` (``chr-vu-fsN``) + ``vhost-user-fs-pci``."""
     kind = dev.type or "mount"
     if kind != "mount":
         raise UnsupportedError(
