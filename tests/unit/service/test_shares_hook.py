@@ -7,13 +7,21 @@ import os
 import pwd
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
 
-from pyvirt.errors import InvalidConfigError, NotFoundError
+from pyvirt.errors import InvalidConfigError, NotFoundError, OperationFailedError
 from pyvirt.model.domain import Domain
-from pyvirt.service.domain.shares import can_use, check, shares, virtiofsd
+from pyvirt.service.domain.shares import (
+    can_use,
+    check,
+    shares,
+    start_virtiofsd,
+    stop_virtiofsd,
+    virtiofsd,
+)
 from pyvirt.state.qemu_user import QemuIdentity
 
 ME = QemuIdentity(None, os.geteuid(), os.getegid())
@@ -86,3 +94,53 @@ def _reach(ident: QemuIdentity, top: Path, share: Path) -> None:
     os.chown(share, ident.uid, ident.gid)
     assert can_use(ident, str(share), readonly=False) == ""
     assert share.stat().st_mode & 0o777 == 0o755  # the check changed nothing
+
+
+class _Paths:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def domain_run_dir(self, name: str) -> Path:
+        return self.root / "run" / name
+
+    def domain_log_dir(self, name: str) -> Path:
+        return self.root / "log" / name
+
+
+class _Mgr:
+    def __init__(self, root: Path) -> None:
+        self.paths = _Paths(root)
+
+
+FAKE_VIRTIOFSD = """#!/bin/sh
+for a; do case "$a" in --socket-path=*) s="${a#--socket-path=}" ;; esac; done
+[ -n "$FAIL" ] && { echo "virtiofsd: cannot serve $FAIL" >&2; exit 1; }
+touch "$s"
+while :; do sleep 0.1; done
+"""
+
+
+def test_a_virtiofsd_is_started_waited_for_and_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    binary = tmp_path / "virtiofsd"
+    binary.write_text(FAKE_VIRTIOFSD)
+    binary.chmod(0o755)
+    mgr = _Mgr(tmp_path)
+    (tmp_path / "run" / "g").mkdir(parents=True)
+    share = {"dir": str(tmp_path), "tag": "t", "virtiofs": True, "alias": "fs0",
+             "binary": str(binary), "cache": "always", "xattr": True, "sandbox": None}  # fmt: skip
+    pid = start_virtiofsd(mgr, "g", share)  # type: ignore[arg-type]
+    sock = tmp_path / "run" / "g" / "fs0-fs.sock"
+    cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert sock.exists() and b"cache=always" in cmd and b"xattr" in cmd
+    stop_virtiofsd(pid, str(tmp_path / "other.sock"))  # not the one serving that socket: left alone
+    assert Path(f"/proc/{pid}").exists()
+    stop_virtiofsd(pid, str(sock))
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{pid}/cmdline").exists() and Path(f"/proc/{pid}/cmdline").read_bytes():
+        assert time.monotonic() < deadline, "virtiofsd still runs"
+        time.sleep(0.02)
+    monkeypatch.setenv("FAIL", "this")
+    with pytest.raises(OperationFailedError, match="virtiofsd did not start: virtiofsd: cannot"):
+        start_virtiofsd(mgr, "g", share)  # type: ignore[arg-type]

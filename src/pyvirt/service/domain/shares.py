@@ -104,7 +104,7 @@ def start_virtiofsd(mgr: DomainManager, name: str, share: dict[str, Any]) -> int
     deadline = time.monotonic() + VIRTIOFSD_TIMEOUT
     while not sock.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
-            _stop(proc.pid, str(sock))
+            stop_virtiofsd(proc.pid, str(sock))
             tail = _last_line(log)
             raise OperationFailedError(
                 f"share '{tag}': virtiofsd did not start{': ' + tail if tail else ''}",
@@ -122,7 +122,7 @@ def _last_line(path: Path) -> str:
     return lines[-1] if lines else ""
 
 
-def _stop(pid: int, sock: str) -> None:
+def stop_virtiofsd(pid: int, sock: str) -> None:
     """SIGTERM virtiofsd ``pid`` if it still is the one serving ``sock``."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -210,7 +210,7 @@ class SharesHook:
         """Stop the virtiofsd daemons (no owner or mode was changed)."""
         for entry in data.get("daemons", []):
             with contextlib.suppress(KeyError, ValueError, TypeError):
-                _stop(int(entry["pid"]), str(entry["sock"]))
+                stop_virtiofsd(int(entry["pid"]), str(entry["sock"]))
 
 
 hooks.register_hook(SharesHook())
