@@ -43,12 +43,12 @@ def test_sound_cards_on_their_stored_slots(pyvirt: Pyvirt, tiny_image: Any) -> N
 
 
 def test_a_device_pyvirt_cannot_run_is_refused_by_name(pyvirt: Pyvirt, tiny_image: Any) -> None:
-    fs = "<filesystem type='mount'><source dir='/tmp'/><target dir='share'/></filesystem>"
+    shmem = "<shmem name='shm0'><model type='ivshmem-plain'/></shmem>"
     path = pyvirt.root / "f.xml"
-    path.write_text(domain_xml(tiny_image, "f1", extra_devices=fs))
+    path.write_text(domain_xml(tiny_image, "f1", extra_devices=shmem))
     pyvirt("define", str(path))
     res = pyvirt("start", "f1", check=False)
-    assert res.rc == 1 and "<filesystem> devices are not supported yet" in res.err, res.err
+    assert res.rc == 1 and "<shmem> devices are not supported yet" in res.err, res.err
     assert len(res.err.strip().splitlines()) <= 2  # the error line and its hint
     assert state(pyvirt, "f1").startswith("shut off")
 

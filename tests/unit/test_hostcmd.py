@@ -95,6 +95,8 @@ SUBPROCESS_ALLOWED = {
     "client/ssh.py": "runs the ssh tunnel that lives as long as its client (pyvirt+ssh://)",
     "service/cluster/watchdog.py": "spawns the fencing watchdog that outlives pyvirtd "
     "(a session of its own)",
+    "service/domain/shares.py": "probes a shared directory as the QEMU user (user=/group=) and "
+    "spawns the virtiofsd that outlives the command (a session of its own)",
 }
 
 

@@ -20,7 +20,9 @@ from pyvirt.hostcmd import run
 
 log = logging.getLogger(__name__)
 
-#: Modules the guest loads at boot, in this order: buses and disks, NICs, then the power button.
+#: Modules the guest loads at boot, in this order: buses and disks, 9p and virtiofs shares
+#: (``mount -t 9p -o trans=virtio TAG DIR``, ``mount -t virtiofs TAG DIR``), NICs, then the
+#: power button.
 WANTED_MODULES: tuple[str, ...] = (
     "virtio_pci",
     "virtio_blk",
@@ -37,6 +39,13 @@ WANTED_MODULES: tuple[str, ...] = (
     "libahci",
     "ahci",
     "ata_piix",
+    "netfs",
+    "fscache",
+    "9pnet",
+    "9pnet_virtio",
+    "9p",
+    "fuse",
+    "virtiofs",
     "failover",
     "net_failover",
     "e1000",

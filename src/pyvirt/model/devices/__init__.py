@@ -8,6 +8,7 @@ from pyvirt.model.devices.base import DEVICE_CLASSES, DEVICE_ORDER, Address, Dev
 from pyvirt.model.devices.chardev import Channel, Chardev, Console, Parallel, Serial
 from pyvirt.model.devices.controller import Controller
 from pyvirt.model.devices.disk import Disk, DiskHost
+from pyvirt.model.devices.filesystem import Filesystem
 from pyvirt.model.devices.graphics import Graphics, Listen
 from pyvirt.model.devices.hostdev import Hostdev
 from pyvirt.model.devices.interface import Interface
@@ -30,6 +31,7 @@ __all__ = [
     "Devices",
     "Disk",
     "DiskHost",
+    "Filesystem",
     "Graphics",
     "Hostdev",
     "Hub",
@@ -75,6 +77,7 @@ class Devices(XmlNode):
     panics = children("panic", Panic)
     memories = children("memory", MemoryDevice)
     audios = children("audio", Audio)
+    filesystems = children("filesystem", Filesystem)
 
     def __iter__(self) -> Iterator[Device]:
         """Every understood device, in document order."""

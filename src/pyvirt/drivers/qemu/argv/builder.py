@@ -234,6 +234,7 @@ def _all_addresses(domain: Domain) -> Iterable[Address]:
         devs.interfaces,
         devs.hostdevs,
         devs.videos,
+        devs.filesystems,
         [devs.memballoon] if devs.memballoon is not None else [],
     ]
     for group in groups:
@@ -290,6 +291,7 @@ def _device_sequence(b: Build) -> list[object]:
     groups: dict[str, list[object]] = {
         "controllers": list(ordered),
         "disks": list(b.disks),
+        "filesystems": list(devs.filesystems),
         "interfaces": list(devs.interfaces),
         "hostdevs": list(devs.hostdevs),
         "serials": list(devs.serials),
@@ -323,6 +325,7 @@ LOWERED = frozenset({
     "emulator", "disk", "controller", "interface", "serial", "parallel", "console", "channel",
     "input", "audio", "graphics", "video", "sound", "hostdev", "hub", "watchdog",
     "memballoon", "rng", "panic", "memory",
+    "filesystem",
 })  # fmt: skip
 
 

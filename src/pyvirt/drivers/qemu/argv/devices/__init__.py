@@ -14,6 +14,7 @@ ORDER = (
     "memories",
     "controllers",
     "disks",
+    "filesystems",
     "interfaces",
     "hostdevs",
     "serials",
