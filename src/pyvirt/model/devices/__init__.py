@@ -14,6 +14,7 @@ from pyvirt.model.devices.interface import Interface
 from pyvirt.model.devices.memory import MemoryDevice
 from pyvirt.model.devices.misc import Hub, Input, Memballoon, Panic, Rng
 from pyvirt.model.devices.sound import Audio, Sound
+from pyvirt.model.devices.tpm import Tpm
 from pyvirt.model.devices.video import Video
 from pyvirt.model.devices.watchdog import Watchdog
 from pyvirt.model.xmlmap import XmlNode, child, children, insert_element, remove_element, text
@@ -43,6 +44,7 @@ __all__ = [
     "Rng",
     "Serial",
     "Sound",
+    "Tpm",
     "Video",
     "Watchdog",
     "register_device",
@@ -75,6 +77,7 @@ class Devices(XmlNode):
     panics = children("panic", Panic)
     memories = children("memory", MemoryDevice)
     audios = children("audio", Audio)
+    tpms = children("tpm", Tpm)
 
     def __iter__(self) -> Iterator[Device]:
         """Every understood device, in document order."""

@@ -21,6 +21,7 @@ ORDER = (
     "consoles",
     "channels",
     "inputs",
+    "tpms",
     "audios",
     "graphics",
     "videos",
