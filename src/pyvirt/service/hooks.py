@@ -67,6 +67,7 @@ HOOK_MODULES: dict[str, str] = {
     "disks": "pyvirt.service.disk.hooks",
     "nvram": "pyvirt.service.domain.firmware",  # firmware='efi' resolved; NVRAM from template
     "dac": "pyvirt.service.domain.dac",  # after disks: volumes are resolved to their files
+    "tpm": "pyvirt.service.domain.tpm",  # swtpm, as the QEMU user (after dac)
     "network": "pyvirt.service.nic.hooks",
     "numa-advisor": "pyvirt.service.tuning.advisor",
     "agent-channel": "pyvirt.service.domain.agent",
