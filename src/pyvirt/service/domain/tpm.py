@@ -263,6 +263,11 @@ class TpmHook:
             return HookResult(data={"passthrough": tpm.device_path or DEFAULT_HOST_TPM})
         if tpm.backend_type != "emulator":
             return None
+        if tpm.encryption_secret:  # the argv is the same; swtpm would need the key
+            raise UnsupportedError(
+                "encrypted TPM state (<encryption secret>) is not supported yet",
+                hint="remove the <encryption> element of the <tpm> backend",
+            )
         return HookResult(
             data={
                 "uuid": dom.uuid,

@@ -54,11 +54,6 @@ def check_tpm(dev: Tpm) -> str:
             raise InvalidConfigError(
                 "tpm model 'tpm-crb' needs a TPM 2.0", hint="use version='2.0' or model='tpm-tis'"
             )
-        if dev.encryption_secret:
-            raise UnsupportedError(
-                "encrypted TPM state (<encryption secret>) is not supported yet",
-                hint="remove the <encryption> element of the <tpm> backend",
-            )
     elif kind == "external":
         if (dev.source_type or "unix") != "unix" or not dev.source_path:
             raise InvalidConfigError(
