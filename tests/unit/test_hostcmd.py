@@ -95,6 +95,8 @@ SUBPROCESS_ALLOWED = {
     "client/ssh.py": "runs the ssh tunnel that lives as long as its client (pyvirt+ssh://)",
     "service/cluster/watchdog.py": "spawns the fencing watchdog that outlives pyvirtd "
     "(a session of its own)",
+    "service/domain/tpm.py": "spawns the domain's swtpm, detached, as the QEMU user, with its "
+    "log fd",
 }
 
 

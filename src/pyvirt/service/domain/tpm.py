@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 HOOK_NAME = "tpm"
 #: how long swtpm may take to create its socket
 START_TIMEOUT = 10.0
+#: how long swtpm_setup may take to make a TPM's state (an RSA key under load)
+SETUP_TIMEOUT = 120.0
 #: the file swtpm keeps a TPM 2.0's permanent state in
 TPM2_STATE_FILE = "tpm2-00.permall"
 #: the file of a TPM 1.2's permanent state
@@ -134,10 +136,17 @@ def prepare_state(
         argv.insert(1, "--tpm2")
         if banks:
             argv += ["--pcr-banks", ",".join(banks)]
-    done = subprocess.run(
-        argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, env=_env(sdir), cwd=sdir,
-        check=False, **_as_user(ident),
-    )  # fmt: skip
+    try:
+        done = subprocess.run(
+            argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=logf, env=_env(sdir), cwd=sdir,
+            check=False, timeout=SETUP_TIMEOUT, **_as_user(ident),
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise HostCommandError(
+            f"swtpm_setup took more than {SETUP_TIMEOUT:.0f} s to create the TPM state in {sdir}",
+            argv=argv,
+            hint="see swtpm.log in the domain's log directory",
+        ) from None
     if done.returncode != 0:
         raise HostCommandError(
             f"swtpm_setup could not create the TPM state in {sdir} (exit {done.returncode})",
