@@ -19,6 +19,8 @@ PKGS=(qemu-system-x86 qemu-utils busybox-static cpio kmod xz-utils zstd python3-
       strace
       # install: El Torito test ISOs (isolinux), UEFI firmware for --boot uefi
       isolinux syslinux-common ovmf
+      # <tpm> backend type='emulator' (issue 14)
+      swtpm swtpm-tools
       # the Debian guest image (pyvirt image build debian)
       debootstrap
       # QEMU block drivers for iscsi:// and nfs:// disks (libiscsi, libnfs)

@@ -97,6 +97,8 @@ SUBPROCESS_ALLOWED = {
     "(a session of its own)",
     "service/domain/shares.py": "probes a shared directory as the QEMU user (user=/group=) and "
     "spawns the virtiofsd that outlives the command (a session of its own)",
+    "service/domain/tpm.py": "spawns the domain's swtpm, detached, as the QEMU user, with its "
+    "log fd",
 }
 
 

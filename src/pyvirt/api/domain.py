@@ -151,6 +151,8 @@ class Domain(
         checkpoints_metadata: bool = False,
         nvram: bool = False,
         keep_nvram: bool = False,
+        tpm: bool = False,
+        keep_tpm: bool = False,
     ) -> list[str]:
         """Remove the persistent definition; a running domain becomes transient.
 
@@ -164,6 +166,8 @@ class Domain(
         :param nvram: also delete its UEFI variables file (refused while one exists, unless
             *nvram* or *keep_nvram*)
         :param keep_nvram: keep its UEFI variables file
+        :param tpm: delete its emulated TPM's state even with ``persistent_state='yes'``
+        :param keep_tpm: keep its emulated TPM's state (deleted by default)
         :returns: the files (``/path``) and volumes (``POOL/VOLUME``) deleted
         :raises InvalidStateError: it is transient, has snapshots, or storage removal while
             it runs
@@ -171,6 +175,10 @@ class Domain(
         if nvram and keep_nvram:
             raise InvalidConfigError(
                 "options --nvram and --keep-nvram are mutually exclusive", hint="give one of them"
+            )
+        if tpm and keep_tpm:
+            raise InvalidConfigError(
+                "options --tpm and --keep-tpm are mutually exclusive", hint="give one of them"
             )
         if force and self._domains.undefine_broken(self._name):
             return []
@@ -193,6 +201,7 @@ class Domain(
             remove_storage=remove,
             managed_save=managed_save,
             nvram=True if nvram else False if keep_nvram else None,
+            tpm=True if tpm else False if keep_tpm else None,
         )
         removed += snapshots.drop(self._domains, name, extra)
         checkpoints.drop(self._domains, name)

@@ -334,8 +334,6 @@ TABLE: dict[str, dict[str, str]] = {
     },
     "undefine": {
         "--delete-storage-volume-snapshots": "not in pyvirt yet",
-        "--keep-tpm": "pyvirt has no emulated TPM yet",
-        "--tpm": "pyvirt has no emulated TPM yet",
         "--wipe-storage": "not in pyvirt yet (use vol-wipe first)",
     },
     "update-device": {

@@ -248,10 +248,12 @@ class virDomain:
         """Remove the definition; ``UNDEFINE_MANAGED_SAVE``, ``_SNAPSHOTS_METADATA`` and
         ``_CHECKPOINTS_METADATA`` also drop those, ``_NVRAM`` deletes the UEFI variables file,
         ``_KEEP_NVRAM`` keeps it (without either a domain with one is refused, as libvirt
-        does); the TPM flags change nothing."""
+        does); ``_TPM`` deletes the TPM state even when persistent, ``_KEEP_TPM`` keeps it."""
         self._dom.undefine(
             nvram=bool(flags & c.VIR_DOMAIN_UNDEFINE_NVRAM),
             keep_nvram=bool(flags & c.VIR_DOMAIN_UNDEFINE_KEEP_NVRAM),
+            tpm=bool(flags & c.VIR_DOMAIN_UNDEFINE_TPM),
+            keep_tpm=bool(flags & c.VIR_DOMAIN_UNDEFINE_KEEP_TPM),
             managed_save=bool(flags & c.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE),
             snapshots_metadata=bool(flags & c.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA),
             checkpoints_metadata=bool(flags & c.VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA),

@@ -68,6 +68,7 @@ HOOK_MODULES: dict[str, str] = {
     "nvram": "pyvirt.service.domain.firmware",  # firmware='efi' resolved; NVRAM from template
     "dac": "pyvirt.service.domain.dac",  # after disks: volumes are resolved to their files
     "shares": "pyvirt.service.domain.shares",  # <filesystem> directories the QEMU user reaches
+    "tpm": "pyvirt.service.domain.tpm",  # swtpm, as the QEMU user (after dac)
     "network": "pyvirt.service.nic.hooks",
     "numa-advisor": "pyvirt.service.tuning.advisor",
     "agent-channel": "pyvirt.service.domain.agent",

@@ -96,7 +96,6 @@ def test_warnings_one_per_path() -> None:
         "<devices>/<disk>/<driver>@iothread: not understood by pyvirt; kept as is",
         "<devices>/<disk>/<source>/<seclabel>: not understood by pyvirt; kept as is",
         "<devices>/<disk>/<iotune>: not understood by pyvirt; kept as is",
-        "<devices>/<tpm>: not understood by pyvirt; kept as is",
         "<seclabel>: not understood by pyvirt; kept as is",
         "<qemu:commandline>: not understood by pyvirt; kept as is",
     ]

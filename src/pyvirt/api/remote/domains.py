@@ -223,6 +223,8 @@ class RemoteDomain(
         checkpoints_metadata: bool = False,
         nvram: bool = False,
         keep_nvram: bool = False,
+        tpm: bool = False,
+        keep_tpm: bool = False,
     ) -> builtins.list[str]:
         """Remove the persistent definition (see :meth:`Domain.undefine`)."""
         if checkpoints_metadata:
@@ -236,6 +238,8 @@ class RemoteDomain(
             managed_save=managed_save or None,
             nvram=nvram or None,
             keep_nvram=keep_nvram or None,
+            tpm=tpm or None,
+            keep_tpm=keep_tpm or None,
         )
         doc = self._client.json("DELETE", domain_path(self._name) + query)
         return [str(x) for x in doc["removed"]]

@@ -37,6 +37,8 @@ def define(ctx: click.Context, file: str, force: bool) -> None:
 @click.option("--storage", metavar="vda,...", help="delete these disks (targets or paths)")
 @click.option("--nvram", is_flag=True, help="also delete its UEFI variables file")
 @click.option("--keep-nvram", is_flag=True, help="keep its UEFI variables file")
+@click.option("--tpm", is_flag=True, help="delete its TPM state even if persistent_state='yes'")
+@click.option("--keep-tpm", is_flag=True, help="keep its emulated TPM's state")
 @click.option("--managed-save", is_flag=True, help="also remove its managed save image")
 @click.option("--force", is_flag=True, help="remove even a definition pyvirt cannot read")
 @click.option("--snapshots-metadata", is_flag=True, help="also remove its snapshots' metadata")
@@ -49,6 +51,8 @@ def undefine(
     storage: str | None,
     nvram: bool,
     keep_nvram: bool,
+    tpm: bool,
+    keep_tpm: bool,
     managed_save: bool,
     force: bool,
     snapshots_metadata: bool,
@@ -66,6 +70,8 @@ def undefine(
         checkpoints_metadata=checkpoints_metadata,
         nvram=nvram,
         keep_nvram=keep_nvram,
+        tpm=tpm,
+        keep_tpm=keep_tpm,
     )
     for path in removed:
         click.echo(f"Volume '{path}' removed.")

@@ -298,6 +298,8 @@ def undefine_domain(
     keep_nvram: Annotated[bool, Query(description="keep the domain's UEFI variables file")] = (
         False
     ),
+    tpm: Annotated[bool, Query(description="delete the TPM state even if persistent")] = False,
+    keep_tpm: Annotated[bool, Query(description="keep the domain's TPM state")] = False,
 ) -> m.Undefined:
     """Remove the persistent definition (a running domain becomes transient)."""
     daemon, dom = _domain(request, name)
@@ -309,6 +311,8 @@ def undefine_domain(
         managed_save=managed_save,
         nvram=nvram,
         keep_nvram=keep_nvram,
+        tpm=tpm,
+        keep_tpm=keep_tpm,
     )
     daemon.bus.publish("lifecycle", "domain", dom.name, "Undefined", "Removed")
     return m.Undefined(removed=removed)

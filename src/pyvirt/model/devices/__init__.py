@@ -15,6 +15,7 @@ from pyvirt.model.devices.interface import Interface
 from pyvirt.model.devices.memory import MemoryDevice
 from pyvirt.model.devices.misc import Hub, Input, Memballoon, Panic, Rng
 from pyvirt.model.devices.sound import Audio, Sound
+from pyvirt.model.devices.tpm import Tpm
 from pyvirt.model.devices.video import Video
 from pyvirt.model.devices.watchdog import Watchdog
 from pyvirt.model.xmlmap import XmlNode, child, children, insert_element, remove_element, text
@@ -45,6 +46,7 @@ __all__ = [
     "Rng",
     "Serial",
     "Sound",
+    "Tpm",
     "Video",
     "Watchdog",
     "register_device",
@@ -78,6 +80,7 @@ class Devices(XmlNode):
     memories = children("memory", MemoryDevice)
     audios = children("audio", Audio)
     filesystems = children("filesystem", Filesystem)
+    tpms = children("tpm", Tpm)
 
     def __iter__(self) -> Iterator[Device]:
         """Every understood device, in document order."""

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyvirt.errors import (
     AlreadyExistsError,
@@ -672,6 +672,7 @@ class DomainManager:
         remove_storage: Callable[[Domain], list[str]] | None = None,
         managed_save: bool = False,
         nvram: bool | None = None,
+        tpm: bool | None = None,
     ) -> list[str]:
         """Remove a persistent definition. A running domain becomes transient (like virsh).
 
@@ -683,6 +684,9 @@ class DomainManager:
         :param nvram: its UEFI variables file (``<os>/<nvram>``): True removes it, False
             keeps it, None refuses while the file exists (like virsh: ``--nvram`` /
             ``--keep-nvram``)
+        :param tpm: its emulated TPM's state (``LIB/swtpm/UUID``): True removes it, False keeps
+            it, None removes it unless ``persistent_state='yes'`` (virsh's ``--tpm`` /
+            ``--keep-tpm``); a running domain keeps it until it stops (then transient)
         :returns: what ``remove_storage`` removed
         """
         name = self.resolve(ident)
@@ -721,10 +725,32 @@ class DomainManager:
             save_image.managed_path(self, name).unlink(missing_ok=True)
             if nvram and nvram_file is not None and nvram_file.exists():
                 nvram_file.unlink()
+            self._undefine_tpm(name, dom, tpm, live=live)
             self.store.unindex_uuid(dom.uuid)
             if not live:
                 self.paths.domain_last_state(name).unlink(missing_ok=True)
         return removed
+
+    def _undefine_tpm(self, name: str, dom: Domain, tpm: bool | None, *, live: bool) -> None:
+        """Remove the TPM state of undefined ``dom`` as :meth:`undefine`'s ``tpm`` says (a
+        running domain's when it stops, as a transient domain's: ``--keep-tpm`` then keeps
+        it, ``--tpm`` removes it even if persistent)."""
+        tpms = dom.devices.tpms
+        pstate = bool(tpms) and tpms[0].persistent_state == "yes"
+        if live:
+            if tpms and tpm is not None:
+                keep = not tpm
+
+                def change(section: dict[str, Any]) -> dict[str, Any]:
+                    return {**section, "persistent_state": keep} if section else section
+
+                self.rundir(name).update_hooks("tpm", change)
+            return
+        if tpm is False or (tpm is None and pstate):
+            return
+        from pyvirt.service.domain import tpm as swtpm  # lazy
+
+        swtpm.remove_state(self.paths, dom.uuid)
 
     def undefine_broken(self, ident: str) -> bool:
         """Remove a definition that cannot be read (``undefine --force``).

@@ -309,6 +309,7 @@ def _device_sequence(b: Build) -> list[object]:
         "hubs": list(devs.hubs),
         "panics": list(devs.panics),
         "memories": list(devs.memories),
+        "tpms": list(devs.tpms),
     }
     for el in devs.element:  # what pyvirt cannot run is refused, never left out silently
         if isinstance(el.tag, str) and el.tag not in LOWERED:
@@ -326,6 +327,7 @@ LOWERED = frozenset({
     "input", "audio", "graphics", "video", "sound", "hostdev", "hub", "watchdog",
     "memballoon", "rng", "panic", "memory",
     "filesystem",
+    "tpm",
 })  # fmt: skip
 
 

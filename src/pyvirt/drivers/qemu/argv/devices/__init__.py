@@ -22,6 +22,7 @@ ORDER = (
     "consoles",
     "channels",
     "inputs",
+    "tpms",
     "audios",
     "graphics",
     "videos",
