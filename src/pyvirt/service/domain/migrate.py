@@ -46,6 +46,8 @@ from pyvirt.progress import CancelledError, CancelToken, Progress
 from pyvirt.service.domain.types import DomainStatus, Reason
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pyvirt.drivers.qemu.monitor.migration import MigrationParameters, MigrationStatus
     from pyvirt.drivers.qemu.qmp import Monitor
     from pyvirt.drivers.qemu.runtime import RuntimeRecord
@@ -283,8 +285,11 @@ def prepare(
             storage.save_created(mgr, dom.name, created)
             rec = mgr.record(dom.name)
             assert rec is not None
+            run_dir = mgr.rundir(dom.name).path
             if run_on_arrival:
-                (mgr.rundir(dom.name).path / RUN_ON_ARRIVAL_FILE).touch()
+                (run_dir / RUN_ON_ARRIVAL_FILE).touch()
+            if not copy and server is None:  # finish has no NBD export nor TLS to drop
+                (run_dir / _PLAIN_FILE).touch()
             if listen is None:
                 if tcp_host:
                     listen = f"tcp:{_bracket(tcp_host)}:0"
@@ -370,6 +375,7 @@ def finish(
     from pyvirt.service.domain.types import State  # lazy
 
     name = mgr.resolve(name)  # NotFoundError for a name that is nothing here
+    _await_arrival(mgr.rundir(name).path, min(timeout, _ARRIVAL_WAIT))
     # the guest stands still from the source's switch-over until the ``cont`` here: one
     # plain-socket monitor session (no event loop to set up) waits for QEMU's MIGRATION
     # event and resumes it at once, and the rest follows in the same session; with
@@ -397,6 +403,28 @@ def finish(
     return status
 
 
+#: prepare's note that the incoming QEMU has neither NBD exports nor TLS credentials
+_PLAIN_FILE = "migrate-plain"
+#: seconds finish waits for a connected watcher to run the guest on arrival before it asks
+#: QEMU itself
+_ARRIVAL_WAIT = 5.0
+
+
+def _await_arrival(run_dir: Path, timeout: float) -> None:
+    """Wait for the watcher to take the run-on-arrival flag (QEMU's incoming migration
+    completed and it sent ``cont``), if it is connected: a monitor session opened while the
+    destination loads the last of the state (in its main loop) would only slow that down."""
+    from pyvirt.drivers.qemu.runtime import RUN_ON_ARRIVAL_FILE, read_watcher  # lazy
+
+    flag = run_dir / RUN_ON_ARRIVAL_FILE
+    info = read_watcher(run_dir)
+    if not flag.exists() or info is None or not (info.connected and info.alive):
+        return
+    deadline = time.monotonic() + timeout
+    while flag.exists() and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
 def _settle(
     mgr: DomainManager,
     name: str,
@@ -414,8 +442,12 @@ def _settle(
     from pyvirt.service.domain import migrate_tls  # lazy
 
     rec.transient = not mgr.store.exists(name)
-    storage.stop_export(mon)
-    migrate_tls.drop_creds(mon)
+    plain = mgr.rundir(name).path / _PLAIN_FILE
+    if plain.exists():  # the guest runs already: no command it need not wait for
+        plain.unlink()
+    else:
+        storage.stop_export(mon)
+        migrate_tls.drop_creds(mon)
     with contextlib.suppress(MonitorError):
         mon.set_migration_capabilities()
     if not paused and not resumed:
@@ -571,7 +603,7 @@ def perform(
                 params: dict[str, Any] = dict(policy.parameters())
                 if params:
                     mon.set_migration_parameters(**params)
-                downtime = mon.query_migration_parameters().downtime_limit_ms
+                downtime = int(params.get("downtime_limit_ms", before.downtime_limit_ms))
             except QmpCommandError as err:
                 with contextlib.suppress(MonitorError):
                     _restore(mon, before)
