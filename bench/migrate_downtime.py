@@ -51,6 +51,7 @@ import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import contextlib
@@ -58,6 +59,10 @@ import contextlib
 from _common import PYVIRT, median, pv, state_root, tiny_image
 from _qmp import RawQmp
 
+#: the wall-clock arrivals of the last watched gap's two ticker lines
+GAP_ENDS: list[float] = [0.0, 0.0]
+#: {kind: [the PHASES of each move]}
+SWITCH: dict[str, list[dict[str, float]]] = {}
 TICKER = "i=0; while :; do echo TICK $i; i=$((i+1)); usleep 10000; done\n"
 
 
@@ -84,6 +89,8 @@ class Tail(threading.Thread):
         self.logs = logs
         self.start_at = {log: log.stat().st_size if log.exists() else 0 for log in logs}
         self.ticks: list[tuple[float, int]] = []
+        #: counter -> wall-clock arrival (to set the gap against QEMU's event times)
+        self.walls: dict[int, float] = {}
         self.stop = False
 
     def run(self) -> None:
@@ -99,20 +106,85 @@ class Tail(threading.Thread):
                     f.seek(self.start_at[log])  # type: ignore[attr-defined]
                 chunk = f.read()  # type: ignore[attr-defined]
                 if chunk:
-                    now = time.monotonic()
+                    now, wall = time.monotonic(), time.time()
                     *done, bufs[log] = (bufs[log] + chunk).split(b"\n")
                     for line in done:
                         parts = line.split()
                         if len(parts) == 2 and parts[0] == b"TICK" and parts[1].isdigit():
                             self.ticks.append((now, int(parts[1])))
+                            self.walls[int(parts[1])] = wall
             time.sleep(0.001)
         for f in files.values():
             f.close()  # type: ignore[attr-defined]
 
-    def gap(self) -> float:
-        """The longest interval between consecutive counters (seconds)."""
+    def gap(self) -> tuple[float, float, float]:
+        """The longest interval between consecutive counters (seconds), and the wall-clock
+        arrivals of its two lines."""
         ticks = sorted(self.ticks, key=lambda t: t[1])
-        return max((b[0] - a[0] for a, b in itertools.pairwise(ticks)), default=0.0)
+        pairs = list(itertools.pairwise(ticks))
+        if not pairs:
+            return 0.0, 0.0, 0.0
+        a, b = max(pairs, key=lambda p: p[1][0] - p[0][0])
+        return b[0] - a[0], self.walls[a[1]], self.walls[b[1]]
+
+
+#: the phases of a switch-over in QEMU's own event timestamps (ms): the source's STOP to its
+#: MIGRATION completed (what QEMU reports as downtime, roughly), that to the destination's
+#: completed (its load of the last part), that to its RESUME (the manager's ``cont``), and
+#: the source's STOP to the destination's RESUME (the guest's stop as QEMU sees it); then
+#: the ticker's last line before the gap to the STOP and the RESUME to its first line after
+#: (the host's wall clock against QEMU's: the guest's output path and its first steps)
+PHASES = ("stop>done", "done>in", "in>cont", "stop>cont", "tick>stop", "cont>tick")
+
+
+def phases(src: list[tuple[str, dict[str, Any], float]],
+           dst: list[tuple[str, dict[str, Any], float]]) -> dict[str, float] | None:  # fmt: skip
+    """The :data:`PHASES` of one move from each side's events (name, data, QEMU's time)."""
+
+    def at(events: list[tuple[str, dict[str, Any], float]], name: str, **match: str) -> float:
+        found = [
+            t for n, d, t in events if n == name and all(d.get(k) == v for k, v in match.items())
+        ]
+        if not found:
+            raise LookupError(name)
+        return found[-1]
+
+    try:
+        stop = at(src, "STOP")
+        done = at(src, "MIGRATION", status="completed")
+        came = at(dst, "MIGRATION", status="completed")
+        cont = at(dst, "RESUME")
+    except LookupError:
+        return None
+    last, first = GAP_ENDS  # the ticker's gap: its last line before, its first after
+    return {k: v * 1000 for k, v in zip(PHASES, (done - stop, came - done, cont - came,
+            cont - stop, stop - last, first - cont), strict=True)}  # fmt: skip
+
+
+def log_events(log: Path, start: int) -> list[tuple[str, dict[str, Any], float]]:
+    """The QMP events a watcher logged in domain log *log* from byte *start* on."""
+    import calendar
+    import json
+
+    out = []
+    with log.open("rb") as f:
+        f.seek(start)
+        for raw in f.read().decode(errors="replace").splitlines():
+            head, sep, rest = raw.partition("Z: event ")
+            if not sep:
+                continue
+            name, _, data = rest.partition(" ")
+            day, frac = head.split(".")
+            when = calendar.timegm(time.strptime(day, "%Y-%m-%d %H:%M:%S")) + float("0." + frac)
+            out.append((name, json.loads(data or "{}"), when))
+    return out
+
+
+def qmp_events(q: RawQmp) -> list[tuple[str, dict[str, Any], float]]:
+    """The events a raw session kept, with QEMU's timestamps."""
+    return [(e["event"], e.get("data", {}),
+             e["timestamp"]["seconds"] + e["timestamp"]["microseconds"] / 1e6)
+            for _, e in q.events]  # fmt: skip
 
 
 def watched(fn: object, *logs: Path, after: float = 0.3) -> tuple[float, float]:
@@ -133,7 +205,8 @@ def watched(fn: object, *logs: Path, after: float = 0.3) -> tuple[float, float]:
     total = time.monotonic() - t0
     time.sleep(after)
     out, _ = watcher.communicate("stop\n", timeout=30)
-    return total, float(out.strip() or 0)
+    gap, *GAP_ENDS[:] = map(float, out.split() or (0, 0, 0))
+    return total, gap
 
 
 def watch(logs: list[str]) -> None:
@@ -144,7 +217,7 @@ def watch(logs: list[str]) -> None:
     sys.stdin.readline()
     tail.stop = True
     tail.join()
-    print(tail.gap(), flush=True)
+    print(*tail.gap(), flush=True)
 
 
 # -- the raw QMP baseline -----------------------------------------------------------------------
@@ -156,6 +229,14 @@ class RawGuest:
         self.proc: subprocess.Popen[bytes] | None = None
         self.procs: list[subprocess.Popen[bytes]] = []
         self.side = "S"
+        #: the :data:`PHASES` of the last move
+        self.last: dict[str, float] | None = None
+        #: the last move's events (source's, destination's)
+        self.events: tuple[list[tuple[str, dict[str, Any], float]], ...] = ([], [])
+
+    def phases(self) -> dict[str, float] | None:
+        """The :data:`PHASES` of the last move (after its ticker gap was read)."""
+        return phases(*self.events)
 
     def _argv(self, side: str, incoming: bool) -> list[str]:
         root = str(self.where / side)
@@ -218,9 +299,12 @@ class RawGuest:
         src.cmd("migrate-set-capabilities", capabilities=caps)
         dst.cmd("migrate-incoming", uri=uri)
         src.cmd("migrate", uri=uri)
-        src.wait_event("MIGRATION", status="completed")
-        dst.wait_event("MIGRATION", status="completed")
+        done = src.wait_event("MIGRATION", status="completed")
+        came = dst.wait_event("MIGRATION", status="completed")
         dst.cmd("cont")
+        src.events.append((0.0, done))
+        dst.events.append((0.0, came))
+        self.events = qmp_events(src), qmp_events(dst)
         with contextlib.suppress(EOFError, OSError):
             src.cmd("quit")
         self.proc.wait(10)
@@ -257,17 +341,25 @@ def rounds(
     logs = {"A": a / "log/qemu/b1/console.log", "B": b / "log/qemu/b1/console.log"}
     ticking(logs["A"], raw.console("S"))
     _, floor = watched(lambda: time.sleep(1.0), logs["A"], raw.console("S"), after=0)
+    qlogs = {"A": a / "log/qemu/b1/qemu.log", "B": b / "log/qemu/b1/qemu.log"}
     rows: dict[str, list[tuple[float, float]]] = {"pyvirt": [], "raw": []}
     where = "A"
     for i in range(runs * 2 + 2):  # the first round warms up (imports, caches)
         to = "B" if where == "A" else "A"
         dom = conns[where].domains.get("b1")
+        sizes = {k: p.stat().st_size if p.exists() else 0 for k, p in qlogs.items()}
         mine = watched(lambda d=dom, t=to: d.migrate(conns[t]), logs[where], logs[to])
+        mine_phases = phases(log_events(qlogs[where], sizes[where]),
+                             log_events(qlogs[to], sizes[to]))  # fmt: skip
         where = to
         theirs = watched(raw.move, raw.console("S"), raw.console("D"))
+        raw.last = raw.phases()
         if i >= 2:
             rows["pyvirt"].append(mine)
             rows["raw"].append(theirs)
+            for kind, ph in (("pyvirt", mine_phases), ("raw", raw.last)):
+                if ph is not None:
+                    SWITCH.setdefault(kind, []).append(ph)
     if where == "B":  # home again, so that A's clean-up finds it
         conns["B"].domains.get("b1").migrate(conns["A"])
     return floor, rows
@@ -411,6 +503,10 @@ def report(
         totals = [t for t, _ in vals]
         print(f"{kind:9} {median(gaps) * 1000:10.0f} ms {max(gaps) * 1000:7.0f} ms "
               f"{median(totals) * 1000:13.0f} ms   {len(vals)}")  # fmt: skip
+    if SWITCH:
+        print("switch-over in QEMU's event times (medians, ms): " + ", ".join(PHASES))
+        for kind, moves in SWITCH.items():
+            print(f"{kind:9} " + " ".join(f"{median([m[k] for m in moves]):9.1f}" for k in PHASES))
     p, r = rows[mine], rows[base]
     down = median([g for _, g in p]) / median([g for _, g in r])
     total = median([t for t, _ in p]) / median([t for t, _ in r])

@@ -376,9 +376,12 @@ def migrate(
     copy: list[DiskCopy] = []
     if copy_storage_all or copy_storage_inc:
         copy = src.migration_disks(migrate_disks or None, incremental=copy_storage_inc)
+    # the destination runs the guest the moment its state is in (its watcher is connected
+    # already) unless it must stay paused or be defined first (a failure there can still
+    # resume the source): the guest's pause does not wait for the source's report
     incoming: Incoming = target.domains.migration_prepare(
         live_xml, listen=listen, tcp_host=tcp_host, policy=pol, copy=copy,
-        incremental=copy_storage_inc, tls=tls,
+        incremental=copy_storage_inc, tls=tls, run_on_arrival=not suspend and keep is None,
     )  # fmt: skip
     for warning in incoming.warnings:
         if on_warning is not None:

@@ -166,6 +166,7 @@ class DomainCollection:
         incremental: bool = False,
         tls: bool = False,
         tls_files: tuple[str, str, str | None] | None = None,
+        run_on_arrival: bool = False,
     ) -> Incoming:
         """Start a QEMU here waiting for the state of the domain *xml* describes (its live
         XML on the source), after checking this host can run it (CPU, memory, networks,
@@ -177,6 +178,9 @@ class DomainCollection:
         :param incremental: only their top images are copied
         :param tls: QEMU's TLS for the streams (``--tls``) with *tls_files* (certificate,
             key, CA) or the self-signed pair pyvirtd made in this state directory
+        :param run_on_arrival: run the guest as soon as its state is in, before
+            ``migration_finish`` (which then must not ask for ``paused`` nor
+            ``persistent_xml``)
         :raises InvalidStateError: a domain of that name runs here already
         :raises UnsupportedError: this host's CPU lacks features of the guest's CPU model
         """
@@ -186,7 +190,7 @@ class DomainCollection:
         server: TlsServer | bool = TlsServer(*tls_files) if tls and tls_files else tls
         return migrate.prepare(self._service.domains, xml, listen=listen, tcp_host=tcp_host,
                                policy=policy, copy=copy, incremental=incremental,
-                               tls=server)  # fmt: skip
+                               tls=server, run_on_arrival=run_on_arrival)  # fmt: skip
 
     def migration_finish(
         self, name: str, *, paused: bool = False, persistent_xml: str | None = None

@@ -196,6 +196,7 @@ class RemoteMigrationHost:
         incremental: bool = False,
         tls: bool = False,
         tls_files: tuple[str, str, str | None] | None = None,
+        run_on_arrival: bool = False,
     ) -> Incoming:
         """Start a QEMU on the daemon's host waiting for the state (after its checks); *tls*
         with the daemon's own certificate (*tls_files* are the daemon's business)."""
@@ -209,6 +210,8 @@ class RemoteMigrationHost:
             body["incremental"] = incremental
         if tls:
             body["tls"] = True
+        if run_on_arrival:
+            body["run_on_arrival"] = True
         doc = self._client.json("POST", f"{API}/migrations/incoming", body)
         st = doc.get("storage")
         storage = StorageCopy(str(st["nbd"]), {str(k): str(v) for k, v in st["exports"].items()},

@@ -131,6 +131,9 @@ class PrepareBody(BaseModel):
     disks: list[DiskCopyBody] = Field(default_factory=list, max_length=256)
     incremental: bool = False
     tls: bool = Field(False, description="QEMU's TLS with this daemon's certificate")
+    run_on_arrival: bool = Field(
+        False, description="run the guest as soon as its state is in, before finish"
+    )
 
 
 class StorageCopyBody(BaseModel):
@@ -304,6 +307,7 @@ def prepare(request: Request, body: PrepareBody) -> IncomingOut:
         copy=[pyvirt.api.MigrationDisk(**d.model_dump()) for d in body.disks],
         incremental=body.incremental,
         tls=body.tls,
+        run_on_arrival=body.run_on_arrival,
         tls_files=files,
     )
     st = inc.storage

@@ -218,3 +218,28 @@ class SyncMonitor(Monitor):
                 raise
             if "event" in msg and matches(msg):
                 return msg
+
+    def wait_event(self, names: tuple[str, ...], timeout: float) -> dict[str, Any] | None:
+        """Wait up to *timeout* seconds for one of the events *names* (also among those that
+        came with earlier replies; others are dropped), as :meth:`Monitor.wait_event`.
+
+        :returns: the event, or ``None`` if none came in time
+        """
+        if self._sock is None:
+            self.connect()
+        while self._events:
+            msg = self._events.pop(0)
+            if msg.get("event") in names:
+                return msg
+        deadline = time.monotonic() + timeout
+        while True:
+            if time.monotonic() >= deadline and b"\n" not in self._buf:
+                return None
+            try:
+                msg = self._read(deadline, "wait for " + "/".join(names))
+            except MonitorError:
+                if time.monotonic() >= deadline:
+                    return None
+                raise
+            if msg.get("event") in names:
+                return msg

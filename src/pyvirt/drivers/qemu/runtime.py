@@ -41,6 +41,9 @@ RUNTIME_FILE = "runtime.json"
 EXIT_FILE = "exit.json"
 DESTROY_INTENT_FILE = "destroying"
 POLICY_FILE = "policy.json"
+#: an incoming migration's destination runs the guest the moment its state is in: the
+#: watcher, already connected, sends ``cont`` on QEMU's MIGRATION completed (and removes it)
+RUN_ON_ARRIVAL_FILE = "run-on-arrival"
 PID_FILE = "qemu.pid"
 QMP_SOCKET = "qmp.sock"
 EVENTS_SOCKET = "events.sock"

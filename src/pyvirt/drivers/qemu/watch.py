@@ -8,6 +8,9 @@ Run as ``python -m pyvirt.drivers.qemu.watch RUN_DIR [--log LOG]`` by :func:`spa
 - appends every QMP event, with QEMU's timestamp, to the domain log (its stderr);
 - copies QEMU's stderr (``RUN_DIR/stderr.fifo``, QEMU's ``-D``; see
   :mod:`pyvirt.drivers.qemu.process`) into the domain log;
+- runs the guest of an incoming migration the moment its state is in, when the destination
+  asked for it (``RUN_DIR/run-on-arrival``): it is connected already, where a command would
+  first have to open a monitor session (the guest's pause would last that much longer);
 - applies the lifecycle policies of ``RUN_DIR/policy.json``. pyvirt starts every QEMU with
   ``-no-shutdown``, so QEMU stays alive (run state ``shutdown``) after a guest power-off
   and the watcher decides: ``on_poweroff=restart`` sends ``system_reset`` + ``cont``,
@@ -51,6 +54,7 @@ from pyvirt.drivers.qemu import process
 from pyvirt.drivers.qemu.runtime import (
     EVENTS_SOCKET,
     PID_FILE,
+    RUN_ON_ARRIVAL_FILE,
     WATCHER_FILE,
     ExitInfo,
     ExitReason,
@@ -338,9 +342,11 @@ class Watch:
 
     async def handle(self, client: Any, event: Mapping[str, Any]) -> None:
         """Log one event, apply the policies, tell ``on_event``."""
-        self._write((_event_line(event) + "\n").encode())
         name = event.get("event")
         data = event.get("data") or {}
+        if name == "MIGRATION" and data.get("status") == "completed":
+            await self.run_on_arrival(client)  # the guest stands still until then
+        self._write((_event_line(event) + "\n").encode())
         if name == "SHUTDOWN":
             if not (self.quitting and data.get("reason") == "host-qmp-quit"):
                 self.last_shutdown = dict(data)
@@ -355,6 +361,21 @@ class Watch:
                 self.on_event(event)
             except Exception:
                 log.exception("event callback failed")
+
+    async def run_on_arrival(self, client: Any) -> None:
+        """An incoming migration completed: ``cont`` if the destination asked for it. The
+        flag goes first (only one ``cont``, never for a later outgoing migration); the
+        destination's finish step sends ``cont`` too, a no-op on a running guest."""
+        from qemu.qmp import QMPError
+
+        try:
+            os.unlink(self.run_dir / RUN_ON_ARRIVAL_FILE)
+        except OSError:
+            return
+        try:
+            await client.execute("cont")
+        except QMPError as err:
+            log.warning("cont after the incoming migration failed: %s", err)
 
     async def apply_shutdown_policy(self, client: Any, cause: str) -> None:
         """After a SHUTDOWN: QEMU (``-no-shutdown``) waits; restart, preserve or quit it."""

@@ -49,6 +49,8 @@ from pyvirt.progress import CancelledError, CancelToken, Progress
 from pyvirt.service.domain.types import DomainStatus, Reason
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from pyvirt.drivers.qemu.monitor.migration import MigrationParameters, MigrationStatus
     from pyvirt.drivers.qemu.qmp import Monitor
     from pyvirt.drivers.qemu.runtime import RuntimeRecord
@@ -233,6 +235,7 @@ def prepare(
     copy: Sequence[DiskCopy] = (),
     incremental: bool = False,
     tls: TlsServer | bool | None = None,
+    run_on_arrival: bool = False,
 ) -> Incoming:
     """Start a QEMU waiting for the incoming state of the domain *xml* describes, after the
     checks of :mod:`~pyvirt.service.domain.migrate_checks` (nothing has moved yet).
@@ -248,10 +251,15 @@ def prepare(
     :param incremental: the source mirrors the top images only (``-inc``)
     :param tls: listen with QEMU's TLS (``--tls``; :mod:`~pyvirt.service.domain.migrate_tls`)
         with this identity (True: the daemon's self-signed pair of this state directory)
+    :param run_on_arrival: run the guest the moment its state is in, before :func:`finish`
+        (the domain's watcher sends ``cont``: the guest's pause does not wait for the source
+        to report, nor for finish's monitor session); for a finish without ``paused`` and
+        ``persistent_xml`` only
     :raises InvalidStateError: a domain of that name runs here
     :raises InvalidConfigError: the XML or the listen URI is not acceptable
     """
-    from pyvirt.drivers.qemu.qmp import Monitor  # lazy
+    from pyvirt.drivers.qemu.qmp_sync import SyncMonitor  # lazy
+    from pyvirt.drivers.qemu.runtime import RUN_ON_ARRIVAL_FILE  # lazy
     from pyvirt.model.domain import Domain  # lazy
     from pyvirt.service.domain import lifecycle, migrate_tls  # lazy
     from pyvirt.service.domain import migrate_storage as storage  # lazy
@@ -284,6 +292,11 @@ def prepare(
             storage.save_created(mgr, dom.name, created)
             rec = mgr.record(dom.name)
             assert rec is not None
+            run_dir = mgr.rundir(dom.name).path
+            if run_on_arrival:
+                (run_dir / RUN_ON_ARRIVAL_FILE).touch()
+            if not copy and server is None:  # finish has no NBD export nor TLS to drop
+                (run_dir / _PLAIN_FILE).touch()
             if listen is None:
                 if tcp_host:
                     listen = f"tcp:{_bracket(tcp_host)}:0"
@@ -293,7 +306,7 @@ def prepare(
                     # QEMU binds it as the QEMU user: in its scratch directory
                     listen = f"unix:{scratch_dir(mgr, dom.name) / 'migrate-in.sock'}"
             try:
-                with Monitor(rec.qmp_socket, name=dom.name) as mon:
+                with SyncMonitor(rec.qmp_socket, name=dom.name) as mon:
                     _incoming_capabilities(mon, dom.name, policy or Policy())
                     if policy is not None and policy.parallel is not None:
                         mon.set_migration_parameters(multifd_channels=policy.parallel)
@@ -364,43 +377,93 @@ def finish(
     """
     from dataclasses import replace  # lazy
 
-    from pyvirt.drivers.qemu.qmp import Monitor  # lazy
-    from pyvirt.service.domain import migrate_storage as storage  # lazy
-    from pyvirt.service.domain import migrate_tls  # lazy
+    from pyvirt.drivers.qemu.qmp_sync import SyncMonitor  # lazy
+    from pyvirt.drivers.qemu.runtime import RUN_ON_ARRIVAL_FILE  # lazy
     from pyvirt.service.domain.types import State  # lazy
 
     name = mgr.resolve(name)  # NotFoundError for a name that is nothing here
+    _await_arrival(mgr.rundir(name).path, min(timeout, _ARRIVAL_WAIT))
     # the guest stands still from the source's switch-over until the ``cont`` here: one
-    # monitor session waits for QEMU's MIGRATION event and resumes it at once (after the
-    # definition, with --persistent: a failure before ``cont`` can still resume the source)
-    resumed = False
+    # plain-socket monitor session (no event loop to set up) waits for QEMU's MIGRATION
+    # event and resumes it at once, and the rest follows in the same session; with
+    # --persistent the definition comes first (a failure before ``cont`` can still resume
+    # the source) and the namespace lock comes before a domain's lock
     with mgr.locked(name):
         rec = _incoming_record(mgr, name)
-        with Monitor(rec.qmp_socket, name=name, purpose=_PURPOSE) as mon:
+        with SyncMonitor(rec.qmp_socket, name=name, purpose=_PURPOSE) as mon:
             _wait_incoming(mon, name, timeout)
-            if not paused and persistent_xml is None:
-                mon.cont()
-                resumed = True
-    if persistent_xml is not None:  # the namespace lock comes before a domain's lock
+            # the watcher ran it already if prepare asked (and it was connected): the
+            # ``cont`` below is then a no-op; a later outgoing migration never runs it
+            (mgr.rundir(name).path / RUN_ON_ARRIVAL_FILE).unlink(missing_ok=True)
+            if persistent_xml is None:
+                if not paused:
+                    mon.cont()
+                status = _settle(mgr, name, rec, mon, paused=paused, resumed=not paused)
+    if persistent_xml is not None:
         mgr.define(persistent_xml)
-    with mgr.locked(name):
-        rec = _incoming_record(mgr, name)
-        rec.transient = not mgr.store.exists(name)
-        with Monitor(rec.qmp_socket, name=name) as mon:
-            storage.stop_export(mon)
-            migrate_tls.drop_creds(mon)  # a later save (an fd migration) must be plain
-            with contextlib.suppress(MonitorError):  # nor use multifd or post-copy
-                mon.set_migration_capabilities()
-            if not paused and not resumed:
-                mon.cont()
-        storage.created_of(mgr, name)  # the images are the domain's now
-        rec.paused = paused
-        rec.reason = str(Reason.MIGRATED) if not paused else None
-        mgr.rundir(name).save_record(rec)
-        status = mgr.status(name)
+        with mgr.locked(name):
+            rec = _incoming_record(mgr, name)
+            with SyncMonitor(rec.qmp_socket, name=name) as mon:
+                status = _settle(mgr, name, rec, mon, paused=paused, resumed=False)
     if not paused:
         return replace(status, state=State.RUNNING, reason=Reason.MIGRATED)
     return status
+
+
+#: prepare's note that the incoming QEMU has neither NBD exports nor TLS credentials
+_PLAIN_FILE = "migrate-plain"
+#: seconds finish waits for a connected watcher to run the guest on arrival before it asks
+#: QEMU itself
+_ARRIVAL_WAIT = 5.0
+
+
+def _await_arrival(run_dir: Path, timeout: float) -> None:
+    """Wait for the watcher to take the run-on-arrival flag (QEMU's incoming migration
+    completed and it sent ``cont``), if it is connected: a monitor session opened while the
+    destination loads the last of the state (in its main loop) would only slow that down."""
+    from pyvirt.drivers.qemu.runtime import RUN_ON_ARRIVAL_FILE, read_watcher  # lazy
+
+    flag = run_dir / RUN_ON_ARRIVAL_FILE
+    info = read_watcher(run_dir)
+    if not flag.exists() or info is None or not (info.connected and info.alive):
+        return
+    deadline = time.monotonic() + timeout
+    while flag.exists() and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+def _settle(
+    mgr: DomainManager,
+    name: str,
+    rec: RuntimeRecord,
+    mon: Monitor,
+    *,
+    paused: bool,
+    resumed: bool,
+) -> DomainStatus:
+    """The destination's work once the state is in (caller holds the domain lock): the NBD
+    exports, the TLS credentials and the capabilities go (a later save, an fd migration,
+    must be plain, without multifd or post-copy), the vCPUs run unless *paused* (or
+    *resumed* already), the runtime record says ``migrated``."""
+    from pyvirt.service.domain import migrate_storage as storage  # lazy
+    from pyvirt.service.domain import migrate_tls  # lazy
+
+    rec.transient = not mgr.store.exists(name)
+    plain = mgr.rundir(name).path / _PLAIN_FILE
+    if plain.exists():  # the guest runs already: no command it need not wait for
+        plain.unlink()
+    else:
+        storage.stop_export(mon)
+        migrate_tls.drop_creds(mon)
+    with contextlib.suppress(MonitorError):
+        mon.set_migration_capabilities()
+    if not paused and not resumed:
+        mon.cont()
+    storage.created_of(mgr, name)  # the images are the domain's now
+    rec.paused = paused
+    rec.reason = str(Reason.MIGRATED) if not paused else None
+    mgr.rundir(name).save_record(rec)
+    return mgr.status(name)
 
 
 def _wait_incoming(mon: Monitor, name: str, timeout: float) -> None:
@@ -562,7 +625,8 @@ def perform(
     :raises OperationFailedError: QEMU failed or the migration did not converge (the guest
         runs on here)
     """
-    from pyvirt.drivers.qemu.qmp import Monitor, QmpCommandError  # lazy
+    from pyvirt.drivers.qemu.qmp import QmpCommandError  # lazy
+    from pyvirt.drivers.qemu.qmp_sync import SyncMonitor  # lazy
     from pyvirt.service.domain import migrate_storage as disks  # lazy
     from pyvirt.service.domain import migrate_tls  # lazy
 
@@ -579,7 +643,7 @@ def perform(
             )
         sock = rec.qmp_socket
         jobs: list[str] = []  # the disk mirrors of --copy-storage-*
-        with Monitor(sock, name=name, purpose=_PURPOSE) as mon:
+        with SyncMonitor(sock, name=name, purpose=_PURPOSE) as mon:
             if tls is not None:
                 try:
                     migrate_tls.client_creds(mgr, name, mon, tls)
@@ -596,6 +660,7 @@ def perform(
             # what the policy changes goes back when the migration ends here (a later save
             # or migration must not inherit this one's bandwidth, downtime or capabilities)
             before = mon.query_migration_parameters()
+            _save_before(mgr, name, before)
             try:
                 mon.set_migration_capabilities(
                     **policy.capabilities(), pause_before_switchover=storage is not None
@@ -603,7 +668,7 @@ def perform(
                 params: dict[str, Any] = dict(policy.parameters())
                 if params:
                     mon.set_migration_parameters(**params)
-                downtime = mon.query_migration_parameters().downtime_limit_ms
+                downtime = int(params.get("downtime_limit_ms", before.downtime_limit_ms))
             except QmpCommandError as err:
                 with contextlib.suppress(MonitorError):
                     _restore(mon, before)
@@ -630,13 +695,19 @@ def perform(
                         f"cannot migrate domain '{name}': {err.desc}", hint="the guest runs on"
                     ) from err
                 raise
-        follow = _Follow(sock, name, policy, downtime, progress, cancel, jobs, before)
+        follow = _Follow(sock, name, policy, downtime, progress, cancel, jobs)
         follow.on_postcopy = lambda: _postcopy_began(mgr, name, on_postcopy)
         try:
             return follow.run()
-        except BaseException:
-            with contextlib.suppress(MonitorError), Monitor(sock, name=name) as mon:
-                _abandon(mon, was_running, before, jobs, tls=tls)
+        except BaseException as err:
+            with contextlib.suppress(MonitorError), SyncMonitor(sock, name=name) as mon:
+                st = _abandon(mon, was_running, before, jobs, tls=tls, sent=True)
+                if st is not None and isinstance(err, Exception):
+                    # too late to stop (a cancel as it ended): the destination has the whole
+                    # guest and may run it already (run_on_arrival); it is finished there
+                    log.warning("migration of '%s' completed despite: %s", name, err)
+                    return MigrationResult(st.total_time_ms, st.downtime_ms, st.transferred,
+                                           st.passes, None, postcopy=False)  # fmt: skip
             raise
 
 
@@ -665,28 +736,37 @@ def _abandon(
     jobs: Sequence[str],
     *,
     tls: TlsClient | None,
-) -> None:
+    sent: bool = False,
+) -> MigrationStatus | None:
     """Cancel the outgoing migration if it runs, drop the disk mirrors, the policy's
     parameters and capabilities and the TLS settings (a later save or migration must neither
     be throttled, pause nor encrypt) and resume the guest here. A migration paused in
     post-copy stays as it is: the destination has part of the guest's state
-    (:func:`resume` goes on with it)."""
+    (:func:`resume` goes on with it). With *sent* (``migrate`` was issued), one that
+    completed (a cancel too late) leaves the guest paused and is returned: the destination
+    has all of it and may run it already (``run_on_arrival``); the caller finishes it there
+    (or :func:`recover` resumes it here). Without, a ``completed`` is an earlier
+    migration's (QEMU reports an incoming one's too)."""
     from pyvirt.service.domain import migrate_storage as disks  # lazy
     from pyvirt.service.domain import migrate_tls  # lazy
 
     with contextlib.suppress(MonitorError):
-        status = mon.query_migrate().status
-        if status.startswith("postcopy"):
-            return
-        if status not in ("none", "completed", "failed", "cancelled"):
+        st = mon.query_migrate()
+        if st.status.startswith("postcopy"):
+            return None
+        if st.status not in ("none", "completed", "failed", "cancelled"):
             mon.migrate_cancel()
             _wait_finished(mon)
+            st = mon.query_migrate()
         disks.drop_mirrors(mon, list(jobs))
         _restore(mon, before)
         if tls is not None:
             migrate_tls.drop_creds(mon)
+        if sent and st.status == "completed":
+            return st
         if was_running and mon.query_status()[0] in ("paused", "postmigrate"):
             mon.cont()
+    return None
 
 
 def _restore(mon: Monitor, before: MigrationParameters) -> None:
@@ -702,6 +782,37 @@ def _restore(mon: Monitor, before: MigrationParameters) -> None:
         max_postcopy_bandwidth=before.max_postcopy_bandwidth,
     )
     mon.set_migration_capabilities()
+
+
+#: the source's migration parameters before the policy changed them (``RUN_DIR``)
+_BEFORE_FILE = "migrate-before.json"
+
+
+def _save_before(mgr: DomainManager, name: str, before: MigrationParameters) -> None:
+    """Keep *before* in the run directory: :func:`recover` puts it back after a migration
+    that completed here but that the destination could not take over."""
+    import json  # lazy
+    from dataclasses import asdict  # lazy
+
+    from pyvirt.state.atomic import atomic_write  # lazy
+
+    path = mgr.rundir(name).path / _BEFORE_FILE
+    atomic_write(path, json.dumps(asdict(before)).encode(), sync=False)
+
+
+def _load_before(mgr: DomainManager, name: str) -> MigrationParameters | None:
+    """What :func:`_save_before` kept (and forget it), None if nothing."""
+    import json  # lazy
+
+    from pyvirt.drivers.qemu.monitor.migration import MigrationParameters  # lazy
+
+    path = mgr.rundir(name).path / _BEFORE_FILE
+    try:
+        before = MigrationParameters(**json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    path.unlink(missing_ok=True)
+    return before
 
 
 class _Follow:
@@ -721,11 +832,8 @@ class _Follow:
         progress: Progress | None,
         cancel: CancelToken | None,
         jobs: Sequence[str] = (),
-        before: MigrationParameters | None = None,
     ) -> None:
         self.sock = sock
-        #: the parameters to put back once it completed (None: leave them)
-        self.before = before
         #: the disk mirrors (``--copy-storage-*``), ended at switch-over
         self.jobs: Sequence[str] = jobs
         self.name = name
@@ -749,10 +857,10 @@ class _Follow:
 
     def run(self) -> MigrationResult:
         """Follow it in short monitor sessions until it finished."""
-        from pyvirt.drivers.qemu.qmp import Monitor  # lazy
+        from pyvirt.drivers.qemu.qmp_sync import SyncMonitor  # lazy
 
-        while True:
-            with Monitor(self.sock, name=self.name, purpose=_PURPOSE) as mon:
+        while True:  # a plain-socket session: no event loop to set up every _HOLD
+            with SyncMonitor(self.sock, name=self.name, purpose=_PURPOSE) as mon:
                 until = time.monotonic() + _HOLD
                 while True:
                     st = mon.query_migrate()
@@ -879,9 +987,8 @@ class _Follow:
         with contextlib.suppress(MonitorError):  # the limit it ended with (the user's, maybe)
             self.downtime = mon.query_migration_parameters().downtime_limit_ms
         measured = _figures(st)
-        if self.before is not None:
-            with contextlib.suppress(MonitorError):  # if the destination fails, it runs here
-                _restore(mon, self.before)
+        # the parameters go back only if the guest runs here again (recover, from the copy
+        # _save_before kept): not while it stands still, the source QEMU quits at confirm
         return MigrationResult(
             total_time_ms=st.total_time_ms
             if measured
@@ -1194,21 +1301,24 @@ def confirm(mgr: DomainManager, name: str, *, undefine: bool = False) -> None:
     :raises InvalidStateError: no completed outgoing migration of *name* waits here
     """
     from pyvirt.drivers.qemu import process  # lazy
-    from pyvirt.drivers.qemu.qmp import Monitor  # lazy
+    from pyvirt.drivers.qemu.qmp_sync import SyncMonitor  # lazy
 
     name = mgr.resolve(name)
     with mgr.locked(name):
         rec = mgr.live_record(name, cleanup=True)
         if rec is None:
             raise _no_migration(name)
-        with Monitor(rec.qmp_socket, name=name) as mon:
+        run = mgr.rundir(name)
+        with SyncMonitor(rec.qmp_socket, name=name) as mon:
             if mon.query_migrate().status != "completed":
                 raise _no_migration(name)
-            mgr.rundir(name).mark_destroying()
+            run.mark_destroying()
             with contextlib.suppress(MonitorError):
                 mon.quit()
         process.terminate(rec.pid, rec.starttime, timeout=10.0)
-        mgr.reap(name, rec)
+        # this stop was asked for: no need to wait for the watcher to say why QEMU went
+        run.record_destroyed()
+        mgr.reap(name, rec, wait=0.0)
         defined = mgr.store.exists(name)
         if defined:
             _set_last_reason(mgr, name, Reason.MIGRATED)
@@ -1228,14 +1338,18 @@ def recover(mgr: DomainManager, name: str, *, running: bool = True) -> None:
 
     :raises InvalidStateError: it is not running here
     """
-    from pyvirt.drivers.qemu.qmp import Monitor  # lazy
+    from pyvirt.drivers.qemu.qmp_sync import SyncMonitor  # lazy
 
     name = mgr.resolve(name)
     with mgr.locked(name):
         rec = mgr.live_record(name, cleanup=True)
         if rec is None:
             raise InvalidStateError(f"domain '{name}' is not running on the source")
-        with Monitor(rec.qmp_socket, name=name) as mon:
+        with SyncMonitor(rec.qmp_socket, name=name) as mon:
+            before = _load_before(mgr, name)
+            if before is not None:  # what the completed migration's policy set goes
+                with contextlib.suppress(MonitorError):
+                    _restore(mon, before)
             if running and mon.query_status()[0] in ("paused", "postmigrate"):
                 mon.cont()
 

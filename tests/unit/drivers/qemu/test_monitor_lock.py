@@ -14,6 +14,7 @@ import pytest
 
 from pyvirt.drivers.qemu.monitor.migration import MigrationStatus
 from pyvirt.drivers.qemu.qmp import Monitor, MonitorBusyError
+from pyvirt.drivers.qemu.qmp_sync import SyncMonitor
 from tests.fakeqmp import FakeQmp
 
 
@@ -103,14 +104,15 @@ def test_live_figures_and_parameters(fake_qmp: FakeQmp) -> None:
     ]
 
 
-def test_wait_event_returns_the_named_event(fake_qmp: FakeQmp) -> None:
+@pytest.mark.parametrize("cls", [Monitor, SyncMonitor], ids=["qemu.qmp", "sync"])
+def test_wait_event_returns_the_named_event(fake_qmp: FakeQmp, cls: type[Monitor]) -> None:
     def status() -> dict[str, Any]:
         fake_qmp.event("MIGRATION_PASS", {"pass": 2})
         fake_qmp.event("MIGRATION", {"status": "completed"})
         return {"status": "running", "running": True}
 
     fake_qmp.on_call("query-status", lambda _args: status())
-    with Monitor(fake_qmp.path) as mon:
+    with cls(fake_qmp.path) as mon:
         mon.query_status()
         ev = mon.wait_event(("MIGRATION",), 2.0)
         assert ev is not None and ev["data"] == {"status": "completed"}

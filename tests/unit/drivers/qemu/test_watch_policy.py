@@ -118,3 +118,23 @@ def test_catch_up_leaves_an_exiting_qemu_alone(tmp_path: Path, devnull: int) -> 
     closing.runstate = Runstate.DISCONNECTING
     asyncio.run(w2.catch_up(closing))
     assert (closing.sent, seen2, w2.last_shutdown) == (["query-status"], [], None)
+
+
+def test_an_incoming_migration_runs_on_arrival_once_and_only_when_asked(
+    tmp_path: Path, devnull: int
+) -> None:
+    w, seen = _watch(tmp_path, devnull)
+    client = FakeClient(status="paused")
+    completed = {"event": "MIGRATION", "data": {"status": "completed"}}
+    asyncio.run(w.handle(client, {"event": "MIGRATION", "data": {"status": "active"}}))
+    asyncio.run(w.handle(client, completed))
+    assert client.sent == []  # not asked for (--suspend, --persistent, an outgoing one)
+    flag = tmp_path / runtime.RUN_ON_ARRIVAL_FILE
+    flag.touch()
+    asyncio.run(w.handle(client, {"event": "MIGRATION", "data": {"status": "active"}}))
+    assert client.sent == [] and flag.exists()
+    asyncio.run(w.handle(client, completed))
+    assert client.sent == ["cont"] and not flag.exists()
+    asyncio.run(w.handle(client, completed))  # a later outgoing migration: left alone
+    assert client.sent == ["cont"]
+    assert seen == ["MIGRATION"] * 5

@@ -1,0 +1,70 @@
+"""The migration's hot path: the destination runs the guest the moment its state is in (its
+watcher sends ``cont``, before the finish step), and the source's parameters go back only
+when the guest runs there again: a finish that fails (here: a definition the destination
+refuses) resumes the guest at the source with its bandwidth and downtime as before."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+import pyvirt.api as pyvirt_api
+from pyvirt.errors import PyvirtError
+from tests.conftest import Pyvirt
+from tests.integration.test_disks import guest
+from tests.integration.test_lifecycle import define, state, wait_marker
+from tests.integration.test_migrate_live import _uri, other  # noqa: F401
+
+pytestmark = pytest.mark.qemu
+
+BAD_XML = (
+    "<domain type='qemu'><name>t1</name><memory unit='MiB'>64</memory><vcpu>0</vcpu>"
+    "<os><type>hvm</type></os></domain>"
+)
+
+
+def _events(pv: Pyvirt, name: str) -> list[str]:
+    """The QMP events domain *name*'s watcher logged, with their data."""
+    log = (pv.root / "log" / "qemu" / name / "qemu.log").read_text()
+    return [line.split(": event ", 1)[1] for line in log.splitlines() if ": event " in line]
+
+
+def test_failed_finish_resumes_the_source_then_the_destination_runs_it_on_arrival(
+    pyvirt: Pyvirt,
+    other: Pyvirt,  # noqa: F811
+    tiny_image: Any,
+) -> None:
+    define(pyvirt, tiny_image)
+    pyvirt("start", "t1")
+    wait_marker(pyvirt, "t1")
+    guest(pyvirt, "t1", "export KEEP=arrival-$((6*7))")
+    speed = pyvirt("migrate-getspeed", "t1").out
+    downtime = pyvirt("migrate-getmaxdowntime", "t1").out
+    src = pyvirt_api.open(_uri(pyvirt)).domains.get("t1")
+    dest = pyvirt_api.open(_uri(other))
+    policy = pyvirt_api.MigrationPolicy(bandwidth=200 << 20, downtime_ms=150)
+
+    # the state moves, the destination refuses the definition: the source runs on, with
+    # the parameters it had (the policy's stayed while it stood still)
+    with pytest.raises(PyvirtError, match="count must be at least 1"):
+        src.migrate(dest, policy=policy, persistent=True, persistent_xml=BAD_XML)
+    assert state(pyvirt, "t1") == "running (booted)"
+    assert pyvirt("migrate-getspeed", "t1").out == speed
+    assert pyvirt("migrate-getmaxdowntime", "t1").out == downtime
+    assert not (other.root / "run" / "qemu" / "t1").exists()
+    assert not (pyvirt.root / "run" / "qemu" / "t1" / "migrate-before.json").exists()
+
+    # a plain live migration: the destination's watcher resumed it on QEMU's completion
+    result = src.migrate(dest, policy=policy)
+    assert result is not None and result.downtime_ms is not None
+    assert state(other, "t1") == "running (migrated)"
+    assert not (other.root / "run" / "qemu" / "t1" / "run-on-arrival").exists()
+    events = _events(other, "t1")
+    done = events.index('MIGRATION {"status": "completed"}')
+    assert "RESUME {}" in events[done:], events
+    rec = json.loads((other.root / "run" / "qemu" / "t1" / "runtime.json").read_text())
+    assert rec["reason"] == "migrated"
+    assert guest(other, "t1", "echo $KEEP").strip().endswith("arrival-42")
+    assert state(pyvirt, "t1") == "shut off (migrated)"
