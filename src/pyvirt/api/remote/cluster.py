@@ -140,16 +140,20 @@ class RemoteCluster(Cluster):
         data = self._client.json("GET", path("cluster", "domains", name, "placement"))
         return Placement(data["host"], tuple(Candidate(**c) for c in data["candidates"]))
 
-    def start(self, name: str, *, host: str | None = None) -> str:
+    def start(self, name: str, *, host: str | None = None, recovery: bool = False) -> str:
         """``cluster start`` through the daemon; the host it started on."""
-        body = {"host": host} if host else {}
+        body: dict[str, object] = {"host": host} if host else {}
+        if recovery:
+            body["recovery"] = True
         return str(
             self._client.json("POST", path("cluster", "domains", name, "start"), body)["host"]
         )
 
-    def run_here(self, name: str) -> None:
-        """Define and start the domain on the daemon's host."""
-        self._client.request("POST", path("cluster", "domains", name, "run-here"))
+    def run_here(self, name: str, *, recovery: bool = False) -> None:
+        """Define and start the domain on the daemon's host (a *recovery*'s failed start
+        gives the ownership back)."""
+        where = path("cluster", "domains", name, "run-here")
+        self._client.request("POST", where + ("?recovery=true" if recovery else ""))
 
     def release(self, name: str) -> bool:
         """Give up the daemon host's ownership of the domain."""

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from pyvirt.api.cluster import ClusterConfig
-from pyvirt.daemon.cluster_agent import agent_of
+from pyvirt.daemon.cluster_agent import agent_of, announce
 from pyvirt.daemon.context import Daemon, daemon_of
 from pyvirt.daemon.jobs import Job, registry_of
 from pyvirt.daemon.models import ERRORS
@@ -152,6 +152,8 @@ class StartBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str | None = Field(None, pattern=_NAME)
+    #: the leader's restart of an HA domain: a failed start gives the ownership back
+    recovery: bool = False
 
 
 @router.get("/domains")
@@ -192,14 +194,16 @@ def placement(request: Request, name: str) -> dict[str, Any]:
 @router.post("/domains/{name}/start")
 def start(request: Request, name: str, body: StartBody | None = None) -> dict[str, str]:
     """Start the domain on the given host or where placement puts it; the host."""
-    host = daemon_of(request).conn.cluster.start(name, host=body.host if body else None)
+    body = body or StartBody(host=None)
+    host = daemon_of(request).conn.cluster.start(name, host=body.host, recovery=body.recovery)
     return {"host": host}
 
 
 @router.post("/domains/{name}/run-here", status_code=204)
-def run_here(request: Request, name: str) -> None:
-    """Define the domain here as the cluster has it and start it here."""
-    daemon_of(request).conn.cluster.run_here(name)
+def run_here(request: Request, name: str, recovery: bool = False) -> None:
+    """Define the domain here as the cluster has it and start it here (*recovery*: the
+    leader's restart of an HA domain; a failed start gives the ownership back)."""
+    daemon_of(request).conn.cluster.run_here(name, recovery=recovery)
 
 
 @router.post("/domains/{name}/release")
@@ -221,10 +225,27 @@ def _job(request: Request, kind: str, host: str, work: Any) -> JSONResponse:
 def evacuate(request: Request, host: str = Path(pattern=_NAME)) -> JSONResponse:
     """Put the host in maintenance and move its cluster domains off it (a job; its result
     says what happened to each domain)."""
-    cluster = daemon_of(request).conn.cluster
+    daemon = daemon_of(request)
+    cluster = daemon.conn.cluster
 
     def work(job: Job) -> Any:
-        return cluster.evacuate(host, progress=job.report, cancel=job.token).to_json()
+        said = [-1]
+
+        def progress(done: int, total: int) -> None:
+            job.report(done, total)
+            quarter = 100 * done // max(1, total) // 25
+            if quarter > said[0]:  # every member's stream: at 0, 25, 50, 75 and 100 %
+                said[0] = quarter
+                announce(daemon, "host", host, "Evacuating", f"{quarter * 25} %", host=host,
+                         percent=quarter * 25)  # fmt: skip
+
+        progress(0, 100)
+        report = cluster.evacuate(host, progress=progress, cancel=job.token)
+        moved = len(report.domains) - len(report.failed)
+        announce(daemon, "host", host, "Evacuated",
+                 f"{moved} moved, {len(report.failed)} failed", host=host,
+                 moved=moved, failed=len(report.failed))  # fmt: skip
+        return report.to_json()
 
     return _job(request, "cluster-evacuate", host, work)
 

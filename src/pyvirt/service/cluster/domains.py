@@ -368,6 +368,26 @@ def claim_for_start(conn: Connection, name: str) -> None:
         etcd.close()
 
 
+def give_up_failed_start(conn: Connection, name: str) -> bool:
+    """After a recovery's start of HA cluster domain *name* failed here (after its claim, or
+    before): when it does not run here and this host owns it, drop the ownership and leave
+    ``placed`` ``running`` with this host, so the leader tries again (on another host, or here
+    after a back-off) instead of leaving it stopped; whether the ownership was given up."""
+    config = read_config(conn.paths)
+    _recent_ha.pop(name, None)  # not starting here any more: nothing for the fencers
+    if config is None or conn.domains.live_record(name, cleanup=True) is not None:
+        return False
+    etcd = open_etcd(config)
+    try:
+        entry = etcd.get(keys.owner(name))
+        if entry is None or json.loads(entry.value).get("host") != config.host:
+            return False
+        again = Put(keys.placed(name), placed_value(config.host, "running"))
+        return etcd.transaction([unchanged(entry)], [Delete(keys.owner(name)), again])
+    finally:
+        etcd.close()
+
+
 def adopt(conn: Connection, name: str) -> ClusterDomain:
     """Define cluster domain *name* on this host as the cluster has it (new or updated).
 
