@@ -355,6 +355,10 @@ class Cluster:
                             run_job=run_job, on_remote=on_remote)  # fmt: skip
 
 
+#: an event's own fields: not taken as a relayed event's data keys
+_EVENT_FIELDS = frozenset({"daemon", "kind", "obj", "object", "name", "event", "detail", "seq"})
+
+
 class ClusterAgent:
     """pyvirtd's part in the cluster while the daemon runs: keeps this host's lease alive
     (:class:`~pyvirt.service.cluster.heartbeat.Heartbeat`), fences its HA guests when the lease
@@ -511,8 +515,10 @@ class ClusterAgent:
 
     def _remote(self, ev: ClusterEvent) -> None:
         if self._on_remote is not None:
+            # never the event's own fields as data keys (an event of a newer daemon)
+            data = {k: v for k, v in ev.data.items() if k not in _EVENT_FIELDS}
             self._on_remote(ev.object, ev.name, ev.event, ev.detail,
-                            {**ev.data, "origin": ev.host, "at": ev.time})  # fmt: skip
+                            {**data, "origin": ev.host, "at": ev.time})  # fmt: skip
 
     # the threads' work ---------------------------------------------------------------------
 
