@@ -172,18 +172,19 @@ class Cluster:
         ha: bool = False,
         affinity: str = "",
         anti_affinity: str = "",
+        soft: bool = False,
     ) -> ClusterDomain:
         """Define a domain for the whole cluster (no host owns it until it starts); with
         *anti_affinity*, never on a host with another domain of that group; with *affinity*,
-        on the host where the group's other domains are.
+        on the host where the group's other domains are; with *soft*, those two are
+        preferences (placement breaks them rather than find no host).
 
         :raises AlreadyExistsError: the cluster has a domain of that name
         """
         from pyvirt.service.cluster import domains  # lazy
 
-        return domains.define(
-            self._service, xml, ha=ha, affinity=affinity, anti_affinity=anti_affinity
-        )
+        return domains.define(self._service, xml, ha=ha, affinity=affinity,
+                              anti_affinity=anti_affinity, soft=soft)  # fmt: skip
 
     def undefine(self, name: str) -> None:
         """Remove a cluster domain (refused while a host owns it)."""

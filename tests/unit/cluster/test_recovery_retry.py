@@ -49,7 +49,8 @@ def fits(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Placement over the hosts in the returned list (first not avoided wins)."""
     up = ["hb", "hc"]
 
-    def place(hosts: Any, need: int, *, avoid: Any = (), checks: Any = ()) -> Any:
+    def place(hosts: Any, need: int, *, avoid: Any = (), checks: Any = (),
+              preferences: Any = ()) -> Any:  # fmt: skip
         for h in up:
             if h not in avoid:
                 return SimpleNamespace(host=h)

@@ -113,6 +113,7 @@ class RemoteCluster(Cluster):
         ha: bool = False,
         affinity: str = "",
         anti_affinity: str = "",
+        soft: bool = False,
     ) -> ClusterDomain:
         """``cluster define`` through the daemon."""
         text = xml.decode() if isinstance(xml, bytes) else xml
@@ -121,10 +122,12 @@ class RemoteCluster(Cluster):
             body["affinity"] = affinity
         if anti_affinity:
             body["anti_affinity"] = anti_affinity
+        if soft:
+            body["soft"] = True
         d = self._client.json("POST", path("cluster", "domains"), body)
         return ClusterDomain(d["name"], d["uuid"], text, d["ha"], d["memory_kib"], d["vcpus"],
                              d["defined"], d.get("affinity", ""),
-                             d.get("anti_affinity", ""))  # fmt: skip
+                             d.get("anti_affinity", ""), bool(d.get("soft", False)))  # fmt: skip
 
     def undefine(self, name: str) -> None:
         """``cluster undefine`` through the daemon."""

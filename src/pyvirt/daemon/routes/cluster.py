@@ -144,6 +144,7 @@ class DefineBody(BaseModel):
     ha: bool = Field(False, description="restart it on another host when its host dies")
     affinity: str = Field("", pattern=_GROUP, description="its affinity group")
     anti_affinity: str = Field("", pattern=_GROUP, description="its anti-affinity group")
+    soft: bool = Field(False, description="its groups are preferences, not rules")
 
 
 class StartBody(BaseModel):
@@ -166,11 +167,12 @@ def list_domains(request: Request) -> list[dict[str, Any]]:
 def define(request: Request, body: DefineBody) -> dict[str, Any]:
     """Define a domain for the whole cluster."""
     d = daemon_of(request).conn.cluster.define(
-        body.xml, ha=body.ha, affinity=body.affinity, anti_affinity=body.anti_affinity
-    )
+        body.xml, ha=body.ha, affinity=body.affinity, anti_affinity=body.anti_affinity,
+        soft=body.soft,
+    )  # fmt: skip
     return {"name": d.name, "uuid": d.uuid, "ha": d.ha, "memory_kib": d.memory_kib,
             "vcpus": d.vcpus, "defined": d.defined, "affinity": d.affinity,
-            "anti_affinity": d.anti_affinity}  # fmt: skip
+            "anti_affinity": d.anti_affinity, "soft": d.soft}  # fmt: skip
 
 
 @router.delete("/domains/{name}", status_code=204)

@@ -39,7 +39,7 @@ from pyvirt.service.cluster import fence, keys
 from pyvirt.service.cluster.config import ClusterConfig
 from pyvirt.service.cluster.domains import ClusterDomain, placed_value, recent_ha_claims
 from pyvirt.service.cluster.membership import HostStatus, list_hosts
-from pyvirt.service.cluster.placement import domain_checks, place
+from pyvirt.service.cluster.placement import domain_checks, domain_preferences, place
 
 if TYPE_CHECKING:
     from pyvirt.state.paths import StatePaths
@@ -299,13 +299,16 @@ class RecoveryManager:
         try:
             avoid = [last] if last in down else []
             checks = domain_checks(self.etcd, dom)  # networks, pools, NUMA, affinity groups
+            soft = domain_preferences(self.etcd, dom)  # soft affinity groups
             failed = tried.avoid(now) if tried is not None else []
             try:  # first away from the hosts where its start failed lately
-                target = place(hosts, dom.memory_kib, avoid=avoid + failed, checks=checks).host
+                target = place(hosts, dom.memory_kib, avoid=avoid + failed, checks=checks,
+                               preferences=soft).host  # fmt: skip
             except PyvirtError:
                 if not failed:
                     raise
-                target = place(hosts, dom.memory_kib, avoid=avoid, checks=checks).host
+                target = place(hosts, dom.memory_kib, avoid=avoid, checks=checks,
+                               preferences=soft).host  # fmt: skip
         except PyvirtError as err:
             backoff = self._attempts.setdefault(dom.name, Attempts()).failed("", now)
             log.error("cluster: cannot recover %s: %s", dom.name, err.message)
