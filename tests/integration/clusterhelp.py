@@ -31,6 +31,8 @@ from tests.integration.nethelp import netns
 
 #: the hosts' subnet (a private /24 no other test uses); host i is SUBNET.(i + 1)
 SUBNET = "10.231.16"
+#: the bridge's address in the root namespace with ``cluster_lab(reach=True)``
+ROOT_ADDRESS = f"{SUBNET}.254"
 #: the nftables table a partition adds inside the host's namespace
 PARTITION_TABLE = "pyvirt_partition"
 
@@ -126,9 +128,13 @@ class Lab:
 
 
 @contextlib.contextmanager
-def cluster_lab(tmp: Path, names: tuple[str, ...] = ("ha", "hb", "hc")) -> Iterator[Lab]:
+def cluster_lab(
+    tmp: Path, names: tuple[str, ...] = ("ha", "hb", "hc"), *, reach: bool = False
+) -> Iterator[Lab]:
     """One namespace, etcd member and pyvirtd per name, on one bridge; the first host inits
-    the cluster (default timings), the others join it."""
+    the cluster (default timings), the others join it. With *reach*, the bridge gets the
+    address :data:`ROOT_ADDRESS`: the test itself (the root namespace) reaches the hosts' etcd
+    members (a partition, dropping in the host's namespace, cuts the test off it too)."""
     tag = uuid.uuid4().hex[:6]
     bridge = f"pvcb{tag}"
     with contextlib.ExitStack() as stack:
@@ -138,6 +144,8 @@ def cluster_lab(tmp: Path, names: tuple[str, ...] = ("ha", "hb", "hc")) -> Itera
         subprocess.run(["ip", "link", "set", bridge, "type", "bridge", "nf_call_iptables", "0"],
                        check=False, capture_output=True)  # fmt: skip
         subprocess.run(["ip", "link", "set", bridge, "up"], check=True)
+        if reach:
+            subprocess.run(["ip", "addr", "add", f"{ROOT_ADDRESS}/24", "dev", bridge], check=True)
         hosts: dict[str, Host] = {}
         for i, name in enumerate(names):
             ns = stack.enter_context(netns())

@@ -122,6 +122,16 @@ def test_evacuate_moves_guests_off_and_restore_ends_maintenance(
         assert rows == {"e1": "moved to hb", "e2": "owner moved to hb"}, out
         assert owners(roots["ha"]) == {"e1": "hb", "e2": "hb"}
         assert "running" in cli(roots["hb"], "domstate", "e1").stdout
+        # every member's event stream shows the evacuation hb's daemon ran (relayed by etcd)
+        seen: list[str] = []
+        for _ in range(100):
+            seen = [f"{e['event']} {e['detail']} {e['data'].get('origin', '')}"
+                    for e in d["ha"].get("/api/v1/cluster/events")
+                    if e["object"] == "host" and e["name"] == "ha"]  # fmt: skip
+            if "Evacuated 2 moved, 0 failed hb" in seen:
+                break
+            time.sleep(0.1)
+        assert "Evacuating 0 % hb" in seen and "Evacuated 2 moved, 0 failed hb" in seen, seen
         assert len({p for _, p in _qemus("e1", base)}) == 1
         # the same guest, never running on both hosts: the counter goes on at hb from where
         # it stopped at ha (no line counted on both, none lost to a reboot), uptime too

@@ -1,11 +1,13 @@
-"""Randomized fault injection on the cluster (issue 16): three pyvirtd (three state
-directories) on a real three-member etcd on loopback, three HA guests, and a seeded random
-loop of faults — a crashed host (pyvirtd, its watchdog and its QEMUs killed, the host back
-later), a daemon killed or stopped and restarted within the TTL or after it, a hung daemon
-(SIGSTOP, SIGCONT later) and a lost etcd member (restarted later). After each fault every HA
-guest must run exactly once again (within a bound) and every definition be in etcd. A sampler
-looks every 50 ms at all hosts' QEMUs and at the processes holding each guest's disk open:
-a guest on two hosts, or its disk open on two hosts, is a double run.
+"""Randomized fault injection on the cluster (issue 16): three hosts, each a network
+namespace with its etcd member and pyvirtd (tests/integration/clusterhelp.py), three HA
+guests, and a seeded random loop of faults — a crashed host (pyvirtd, its watchdog and its
+QEMUs killed, the host back later), a daemon killed or stopped and restarted within the TTL or
+after it, a hung daemon (SIGSTOP, SIGCONT later), a lost etcd member (restarted later) and a
+network partition (nftables drop inside the host's namespace: its pyvirtd and etcd member cut
+off; healed before the fence deadline, in the middle of the failover, or after it). After
+each fault every HA guest must run exactly once again (within a bound) and every definition
+be in etcd. A sampler looks every 50 ms at all hosts' QEMUs and at the processes holding each
+guest's disk open: a guest on two hosts, or its disk open on two hosts, is a double run.
 
     PYVIRT_FAULTS=100 PYVIRT_FAULT_BUDGET=3600 PYVIRT_FAULT_SEED=1234 pytest -s ...
 
@@ -31,10 +33,11 @@ from typing import Any
 import pytest
 
 from pyvirt.drivers.etcd import Etcd
-from tests.daemonhelp import RunningDaemon, pyvirtd
-from tests.integration.etcdhelp import EtcdCluster, EtcdMember, etcd_cluster
+from tests.daemonhelp import RunningDaemon
+from tests.integration.clusterhelp import Lab, cluster_lab
+from tests.integration.etcdhelp import EtcdMember
 from tests.integration.nethelp import guest_xml
-from tests.integration.test_cluster import cli, kill_watchdog, stop_watchdogs
+from tests.integration.test_cluster import kill_watchdog
 
 FAULTS = int(os.environ.get("PYVIRT_FAULTS", "8"))
 BUDGET = float(os.environ.get("PYVIRT_FAULT_BUDGET", "600"))
@@ -52,7 +55,11 @@ KINDS = {
     "sigterm": 2,  # SIGTERM of pyvirtd, restarted at once or after the TTL
     "hang": 2,  # SIGSTOP of pyvirtd for 1-12 s, then SIGCONT
     "etcd": 3,  # one etcd member killed for 2-8 s, then restarted
+    "partition": 3,  # a host cut off (nftables in its namespace), healed after a bounded time
 }
+#: how a partition ends: healed before the fence deadline (nothing moves), at a random time
+#: in the middle of the failover, or once its guests run elsewhere
+PARTITIONS = {"short": 1, "mid": 1, "long": 2}
 
 
 def _host_of(pidfile: str, under: Path) -> str:
@@ -144,13 +151,18 @@ class Sampler:
 class Cluster:
     """The three hosts, their daemons and etcd, with the faults the loop injects."""
 
-    def __init__(self, tmp: Path, etcd: EtcdCluster, daemons: dict[str, RunningDaemon],
-                 sampler: Sampler) -> None:  # fmt: skip
+    def __init__(self, tmp: Path, lab: Lab, sampler: Sampler) -> None:
         self.tmp = tmp
-        self.etcd = etcd
-        self.d = daemons
+        self.lab = lab
+        self.etcd = lab.etcd
+        self.d: dict[str, RunningDaemon] = {}
+        for h in HOSTS:
+            daemon = lab.hosts[h].daemon
+            assert daemon is not None
+            self.d[h] = daemon
         self.sampler = sampler
-        self.client = Etcd(etcd.endpoints.split(","), timeout=2.0, retry_for=5.0)
+        # from the root namespace, through the bridge's address (cluster_lab(reach=True))
+        self.client = Etcd(self.etcd.endpoints.split(","), timeout=1.0, retry_for=5.0)
 
     def root(self, host: str) -> Path:
         return self.tmp / host
@@ -254,31 +266,30 @@ def _summary(log: list[dict[str, Any]], doubles: list[str], seed: int, samples: 
 
 
 @pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[EtcdCluster]:
-    with etcd_cluster(tmp_path / "etcd") as cluster:
-        yield cluster
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    with cluster_lab(tmp_path, HOSTS, reach=True) as lab:
+        try:
+            yield lab
+        finally:
+            for h in lab.partitioned.copy():
+                lab.heal(h)
+            for host in lab.hosts.values():
+                if host.daemon is not None and host.daemon.proc.poll() is None:
+                    for guest in GUESTS:
+                        host.cli("destroy", guest, check=False)
 
 
-def test_random_faults(tmp_path: Path, etcd: EtcdCluster, tiny_image: Any) -> None:
+def test_random_faults(tmp_path: Path, lab: Lab, tiny_image: Any) -> None:
     count, budget = FAULTS, BUDGET
     seed = int(os.environ.get("PYVIRT_FAULT_SEED") or random.randrange(1 << 31))
     print(f"fault injection: seed {seed} (PYVIRT_FAULT_SEED={seed} replays it)")
     rng = random.Random(seed)
-    roots = {h: tmp_path / h for h in HOSTS}
     disks = {g: tmp_path / "shared" / f"{g}.img" for g in GUESTS}
     disks["f1"].parent.mkdir()
     for disk in disks.values():
         subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(disk), "4M"], check=True)
     log: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
-        stack.callback(stop_watchdogs, list(roots.values()))  # after the daemons stopped
-        d = {h: stack.enter_context(pyvirtd(r)) for h, r in roots.items()}
-        stack.callback(_destroy_all, roots)
-        cli(roots["ha"], "cluster", "init", "--etcd", etcd.endpoints, "--host", "ha",
-            "--address", d["ha"].uri)  # fmt: skip
-        for h in HOSTS[1:]:
-            cli(roots[h], "cluster", "join", "--etcd", etcd.endpoints, "--host", h,
-                "--address", d[h].uri)  # fmt: skip
         for guest, host in zip(GUESTS, HOSTS, strict=True):
             disk = (
                 "<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
@@ -286,10 +297,10 @@ def test_random_faults(tmp_path: Path, etcd: EtcdCluster, tiny_image: Any) -> No
             )
             xml = tmp_path / f"{guest}.xml"
             xml.write_text(guest_xml(tiny_image, guest, disk, dhcp=False))
-            cli(roots["ha"], "cluster", "define", str(xml), "--ha")
-            cli(roots["ha"], "cluster", "start", guest, "--host", host)
+            lab.hosts["ha"].cli("cluster", "define", str(xml), "--ha")
+            lab.hosts["ha"].cli("cluster", "start", guest, "--host", host)
         sampler = stack.enter_context(Sampler(tmp_path, disks))
-        c = Cluster(tmp_path, etcd, d, sampler)
+        c = Cluster(tmp_path, lab, sampler)
         c.wait_settled("start")
         began = time.monotonic()
         try:
@@ -297,7 +308,8 @@ def test_random_faults(tmp_path: Path, etcd: EtcdCluster, tiny_image: Any) -> No
                 if time.monotonic() - began > budget:
                     print(f"budget of {budget:.0f} s spent after {i} faults")
                     break
-                log.append(_inject(c, rng, i))
+                force = i == count - 2 and not any("partition" in f["kind"] for f in log)
+                log.append(_inject(c, rng, i, "partition" if force else ""))
         finally:
             print(_summary(log, sampler.doubles, seed, sampler.samples))
             for line in sampler.doubles[:20]:
@@ -307,11 +319,13 @@ def test_random_faults(tmp_path: Path, etcd: EtcdCluster, tiny_image: Any) -> No
     assert sampler.doubles == [], f"seed {seed}: double runs: {sampler.doubles[:5]}"
 
 
-def _inject(c: Cluster, rng: random.Random, i: int) -> dict[str, Any]:
-    """One random fault, then wait until everything is settled; what happened."""
-    kind = rng.choices(list(KINDS), weights=list(KINDS.values()))[0]
+def _inject(c: Cluster, rng: random.Random, i: int, kind: str = "") -> dict[str, Any]:
+    """One random fault (of *kind* when given), then wait until everything is settled; what
+    happened."""
+    kind = kind or rng.choices(list(KINDS), weights=list(KINDS.values()))[0]
     busy = [h for h in HOSTS if c.guests_on(h)]
-    host = rng.choice(busy if kind in ("crash", "restart-late", "hang") else list(HOSTS))
+    quiet = kind in ("restart", "sigterm", "etcd") or (kind == "partition" and rng.random() < 0.2)
+    host = rng.choice(list(HOSTS) if quiet or not busy else busy)
     before = {n: (h, pid) for n, (h, pid, _) in c.sampler.since.items()}
     t0 = time.monotonic()
     detail = host
@@ -341,6 +355,9 @@ def _inject(c: Cluster, rng: random.Random, i: int) -> dict[str, Any]:
         finally:
             os.kill(c.d[host].pid, signal.SIGCONT)
         detail += f" {pause:.1f} s"
+    elif kind == "partition":
+        how, detail = _partition(c, rng, host, i)
+        kind = f"partition-{how}"
     else:
         member = rng.choice(c.etcd.members)
         pause = rng.uniform(2.0, 8.0)
@@ -361,7 +378,21 @@ def _inject(c: Cluster, rng: random.Random, i: int) -> dict[str, Any]:
     return {"kind": kind, "detail": detail, "settle": settle, "failover": failover}
 
 
-def _destroy_all(roots: dict[str, Path]) -> None:
-    for root in roots.values():
-        for guest in GUESTS:
-            cli(root, "destroy", guest, check=False)
+def _partition(c: Cluster, rng: random.Random, host: str, i: int) -> tuple[str, str]:
+    """Cut *host* off (its pyvirtd and its etcd member) and heal it: before its fence deadline
+    (``short``), at a random time in the failover (``mid``) or once its guests run elsewhere
+    (``long``); how, and the partition's description."""
+    how = rng.choices(list(PARTITIONS), weights=list(PARTITIONS.values()))[0]
+    led = c.lab.etcd_leader() == host
+    cut = time.monotonic()
+    c.lab.partition(host)
+    try:
+        if how == "short":
+            time.sleep(rng.uniform(0.5, 4.0))
+        elif how == "mid":
+            time.sleep(rng.uniform(5.0, 14.0))
+        else:
+            c.wait_settled(f"fault {i} (partition {host}, until recovered)", down=host)
+    finally:
+        c.lab.heal(host)
+    return how, f"{host} {time.monotonic() - cut:.1f} s" + (" leader" if led else "")

@@ -163,6 +163,13 @@ def test_cluster_networks_pools_and_placement_rules(
         assert res.returncode == 1, res.stdout
         assert "anti-affinity group 'web': w1 there" in res.stderr
         assert "anti-affinity group 'web': w2 there" in res.stderr
+        # the same group as a preference (--soft): both hosts fit, each with the rule it breaks
+        (tmp_path / "w4.xml").write_text(guest_xml(tiny_image, "w4", "", dhcp=False))
+        cli(ra, "cluster", "define", str(tmp_path / "w4.xml"), "--anti-affinity", "web", "--soft")
+        why = {c.host: (c.fits, c.why) for c in cb.cluster.place("w4").candidates}
+        assert why == {first: (True, "soft anti-affinity group 'web': w1 there"),
+                       second: (True, "soft anti-affinity group 'web': w2 there")}, why  # fmt: skip
+        ca.cluster.undefine("w4")
 
         # the shared pool cannot go while a running domain uses it
         res = cli(rb, "cluster", "pool-undefine", "shared", check=False)

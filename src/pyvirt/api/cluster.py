@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from pyvirt.api.cluster_evacuate import EvacuationReport
     from pyvirt.api.cluster_peers import PeerCheck
     from pyvirt.progress import CancelToken, Progress
+    from pyvirt.service.cluster.events import ClusterEvent, EventRelay
     from pyvirt.service.cluster.heartbeat import Heartbeat
     from pyvirt.service.cluster.recovery import RecoveryManager
     from pyvirt.service.cluster.resources import ResourceAgent
@@ -176,18 +177,19 @@ class Cluster:
         ha: bool = False,
         affinity: str = "",
         anti_affinity: str = "",
+        soft: bool = False,
     ) -> ClusterDomain:
         """Define a domain for the whole cluster (no host owns it until it starts); with
         *anti_affinity*, never on a host with another domain of that group; with *affinity*,
-        on the host where the group's other domains are.
+        on the host where the group's other domains are; with *soft*, those two are
+        preferences (placement breaks them rather than find no host).
 
         :raises AlreadyExistsError: the cluster has a domain of that name
         """
         from pyvirt.service.cluster import domains  # lazy
 
-        return domains.define(
-            self._service, xml, ha=ha, affinity=affinity, anti_affinity=anti_affinity
-        )
+        return domains.define(self._service, xml, ha=ha, affinity=affinity,
+                              anti_affinity=anti_affinity, soft=soft)  # fmt: skip
 
     def undefine(self, name: str) -> None:
         """Remove a cluster domain (refused while a host owns it)."""
@@ -214,11 +216,12 @@ class Cluster:
         finally:
             etcd.close()
 
-    def start(self, name: str, *, host: str | None = None) -> str:
+    def start(self, name: str, *, host: str | None = None, recovery: bool = False) -> str:
         """Start cluster domain *name* on *host*, or on the host placement picks; the host.
 
         The chosen host's pyvirtd defines the domain there as the cluster has it, claims its
-        ownership and starts it; another host owning it refuses.
+        ownership and starts it; another host owning it refuses. A *recovery*'s failed start
+        gives the ownership back (see :meth:`run_here`).
 
         :raises InvalidStateError: another host owns it, or no host fits
         """
@@ -227,7 +230,7 @@ class Cluster:
         config = require_config(self._service)
         target = host or self._owner(name) or self.place(name).host
         if target == config.host:
-            self.run_here(name)
+            self.run_here(name, recovery=recovery)
             return target
         known = {h.name: h for h in hosts(self._service)}
         if target not in known:
@@ -240,7 +243,7 @@ class Cluster:
 
         peer = open_peer(self._service, config.host, known[target].record)
         try:
-            peer.cluster.run_here(name)
+            peer.cluster.run_here(name, recovery=recovery)
         finally:
             close = getattr(peer, "close", None)
             if close is not None:
@@ -259,15 +262,22 @@ class Cluster:
         finally:
             etcd.close()
 
-    def run_here(self, name: str) -> None:
+    def run_here(self, name: str, *, recovery: bool = False) -> None:
         """Define cluster domain *name* on this host as the cluster has it and start it here
-        (ownership is claimed by the start)."""
+        (ownership is claimed by the start). For a *recovery* (the leader restarting an HA
+        domain), a start that fails gives the ownership back, so that the leader tries again
+        (:func:`pyvirt.service.cluster.domains.give_up_failed_start`)."""
         from pyvirt.service.cluster import domains  # lazy
 
-        domains.adopt(self._service, name)
-        from pyvirt.api.domain import Domain  # lazy
+        try:
+            domains.adopt(self._service, name)
+            from pyvirt.api.domain import Domain  # lazy
 
-        Domain(self._service, name).start()
+            Domain(self._service, name).start()
+        except PyvirtError:
+            if recovery:
+                domains.give_up_failed_start(self._service, name)
+            raise
 
     def peer_verifier(self) -> PeerCheck:
         """pyvirtd's check of the credentials the cluster's other hosts present
@@ -350,11 +360,16 @@ class Cluster:
         on_watch: WatchCallback | None = None,
         run_job: JobRunner | None = None,
         tls_cert: str | None = None,
+        on_remote: WatchCallback | None = None,
     ) -> ClusterAgent:
         """pyvirtd's cluster work (call :meth:`ClusterAgent.reload` to start it); *tls_cert*:
         the certificate of its TLS listener, if it has one."""
         return ClusterAgent(self._service, on_change, on_event, on_watch=on_watch,
-                            run_job=run_job, tls_cert=tls_cert)  # fmt: skip
+                            run_job=run_job, tls_cert=tls_cert, on_remote=on_remote)  # fmt: skip
+
+
+#: an event's own fields: not taken as a relayed event's data keys
+_EVENT_FIELDS = frozenset({"daemon", "kind", "obj", "object", "name", "event", "detail", "seq"})
 
 
 class ClusterAgent:
@@ -373,6 +388,10 @@ class ClusterAgent:
     :param run_job: runs a recovery's start as a daemon job (see :data:`JobRunner`)
     :param tls_cert: the certificate of pyvirtd's TLS listener (None: it has none); its
         fingerprint is kept in the host's registration for the other hosts to pin
+    :param on_remote: called for each event of another host (its fencing, the leader's
+        recoveries, an evacuation's progress: :mod:`pyvirt.service.cluster.events`), with
+        the host it happened on in the data's ``origin``; this host's own events (those of
+        *on_event*, and :meth:`announce`'s) go to the others
     """
 
     def __init__(
@@ -384,6 +403,7 @@ class ClusterAgent:
         on_watch: WatchCallback | None = None,
         run_job: JobRunner | None = None,
         tls_cert: str | None = None,
+        on_remote: WatchCallback | None = None,
     ) -> None:
         self._service = service
         self._tls_cert = tls_cert
@@ -391,6 +411,8 @@ class ClusterAgent:
         self._on_event = on_event
         self._on_watch = on_watch
         self._run_job = run_job
+        self._on_remote = on_remote
+        self._relay: EventRelay | None = None
         self._heartbeat: Heartbeat | None = None
         self._recovery: RecoveryManager | None = None
         self._resources: ResourceAgent | None = None
@@ -438,9 +460,15 @@ class ClusterAgent:
             running=lambda: set(self._service.domains.running_names()),
             start_on=self._start_on,
             lease=lambda: heartbeat.lease if heartbeat.state == "up" else 0,
-            on_event=self._on_event,
+            on_event=self._domain_event,
             paths=self._service.paths,
         )
+        if self._on_remote is not None:
+            from pyvirt.service.cluster.events import EventRelay  # lazy
+
+            self._relay = EventRelay(open_etcd(config), open_etcd(config), config.host,
+                                     self._remote)  # fmt: skip
+            self._relay.start()
         self._resources = ResourceAgent(
             self._service, config, lambda: heartbeat.lease if heartbeat.state == "up" else 0
         )
@@ -479,10 +507,35 @@ class ClusterAgent:
         if self._resources is not None:
             self._resources.stop()
             self._resources = None
+        if self._relay is not None:
+            self._relay.stop()
+            self._relay = None
         if revoke:
             from pyvirt.service.cluster import watchdog  # lazy
 
             watchdog.stop(self._service.paths)
+
+    def announce(self, obj: str, name: str, event: str, detail: str = "",
+                 data: dict[str, Any] | None = None) -> None:  # fmt: skip
+        """Show an event of this host on the other members' event streams too (not on this
+        one's: the caller publishes it here); nothing outside a cluster."""
+        if self._relay is not None:
+            self._relay.announce(obj, name, event, detail, data)
+
+    def _domain_event(self, event: str, name: str, detail: str) -> None:
+        """A fencing or recovery event: here (``on_event``) and on the other members."""
+        if self._on_event is not None:
+            self._on_event(event, name, detail)
+        if self._relay is not None:
+            self._relay.announce("domain", name, event, detail,
+                                 {"domain": name, "host": self._relay.host})  # fmt: skip
+
+    def _remote(self, ev: ClusterEvent) -> None:
+        if self._on_remote is not None:
+            # never the event's own fields as data keys (an event of a newer daemon)
+            data = {k: v for k, v in ev.data.items() if k not in _EVENT_FIELDS}
+            self._on_remote(ev.object, ev.name, ev.event, ev.detail,
+                            {**data, "origin": ev.host, "at": ev.time})  # fmt: skip
 
     # the threads' work ---------------------------------------------------------------------
 
@@ -550,8 +603,7 @@ class ClusterAgent:
         for when, names in records:
             ago = max(0, int(time.time() - when))
             for name in names:
-                if self._on_event is not None:
-                    self._on_event("Fenced", name, f"by the watchdog {ago} s ago "
+                self._domain_event("Fenced", name, f"by the watchdog {ago} s ago "
                                    "(pyvirtd was not renewing the lease)")  # fmt: skip
 
     def _fence(self) -> None:
@@ -559,8 +611,7 @@ class ClusterAgent:
 
         killed = kill_now(self._service.paths, self._fence_names())
         for name in killed:
-            if self._on_event is not None:
-                self._on_event("Fenced", name, "lease not renewed in time")
+            self._domain_event("Fenced", name, "lease not renewed in time")
 
     def _hold(self, lease: int, deadline: float, names: list[str]) -> None:
         """A clean stop with HA guests running: the watchdog renews the lease for a while
@@ -621,9 +672,9 @@ class ClusterAgent:
 
         def work() -> object:
             if self._heartbeat is not None and host == self._heartbeat.config.host:
-                cluster.run_here(name)
+                cluster.run_here(name, recovery=True)
             else:
-                cluster.start(name, host=host)
+                cluster.start(name, host=host, recovery=True)
             return {"domain": name, "host": host}
 
         if self._run_job is None:

@@ -13,6 +13,12 @@ The cluster's changes are events of kind ``cluster`` on the daemon's event strea
   the host that killed it: by pyvirtd's fence timer, or by the watchdog while pyvirtd was not
   running, reported when it runs again), ``Recovering``, ``Recovered``, ``RecoveryFailed`` (on
   the leader). A recovery's start is a ``cluster-recover`` job.
+- ``host`` events ``Evacuating`` (its percent done) and ``Evacuated`` (what moved), from the
+  daemon running ``cluster evacuate``.
+
+``Fenced``, the recovery events and the evacuation's are cluster-wide: every member's stream
+shows them (:mod:`pyvirt.service.cluster.events`, relayed through etcd and watched), those of
+another host with its name in the data's ``origin``.
 
 A daemon that stops leaves its lease to expire (it is not revoked: the host's guests keep
 running, and a daemon restarted within the TTL goes on with the same lease).
@@ -31,7 +37,7 @@ from pyvirt.errors import OperationFailedError
 if TYPE_CHECKING:
     from pyvirt.api.cluster import ClusterAgent
 
-__all__ = ["agent_of", "publish", "setup"]
+__all__ = ["agent_of", "announce", "publish", "setup"]
 
 log = logging.getLogger("pyvirtd.cluster")
 
@@ -42,6 +48,14 @@ def publish(daemon: Daemon, obj: str, name: str, event: str, detail: str = "",
             **data: Any) -> None:  # fmt: skip
     """Publish a ``cluster`` event and keep it among the recent ones; from any thread."""
     daemon.cluster_events.append(daemon.bus.publish("cluster", obj, name, event, detail, **data))
+
+
+def announce(daemon: Daemon, obj: str, name: str, event: str, detail: str = "",
+             **data: Any) -> None:  # fmt: skip
+    """Publish a ``cluster`` event here and on every other member's event stream."""
+    publish(daemon, obj, name, event, detail, **data)
+    if daemon.cluster_agent is not None:
+        agent_of(daemon).announce(obj, name, event, detail, data)
 
 
 def _run_job(daemon: Daemon, kind: str, obj: str, work: Callable[[], object]) -> None:
@@ -87,8 +101,9 @@ def agent_of(daemon: Daemon) -> ClusterAgent:
         cfg = daemon.config  # the TLS listener's certificate ('' : the self-signed one)
         tls_cert = (cfg.tls_cert or "") if cfg.listen_tcp else None
         daemon.cluster_agent = daemon.conn.cluster.agent(
-            host_event, domain_event, on_watch=watch_event, run_job=run_job, tls_cert=tls_cert
-        )
+            host_event, domain_event, on_watch=watch_event, run_job=run_job, tls_cert=tls_cert,
+            on_remote=watch_event,
+        )  # fmt: skip
     assert isinstance(daemon.cluster_agent, ClusterAgent)
     return daemon.cluster_agent
 

@@ -117,6 +117,7 @@ class RemoteCluster(Cluster):
         ha: bool = False,
         affinity: str = "",
         anti_affinity: str = "",
+        soft: bool = False,
     ) -> ClusterDomain:
         """``cluster define`` through the daemon."""
         text = xml.decode() if isinstance(xml, bytes) else xml
@@ -125,10 +126,12 @@ class RemoteCluster(Cluster):
             body["affinity"] = affinity
         if anti_affinity:
             body["anti_affinity"] = anti_affinity
+        if soft:
+            body["soft"] = True
         d = self._client.json("POST", path("cluster", "domains"), body)
         return ClusterDomain(d["name"], d["uuid"], text, d["ha"], d["memory_kib"], d["vcpus"],
                              d["defined"], d.get("affinity", ""),
-                             d.get("anti_affinity", ""))  # fmt: skip
+                             d.get("anti_affinity", ""), bool(d.get("soft", False)))  # fmt: skip
 
     def undefine(self, name: str) -> None:
         """``cluster undefine`` through the daemon."""
@@ -144,16 +147,20 @@ class RemoteCluster(Cluster):
         data = self._client.json("GET", path("cluster", "domains", name, "placement"))
         return Placement(data["host"], tuple(Candidate(**c) for c in data["candidates"]))
 
-    def start(self, name: str, *, host: str | None = None) -> str:
+    def start(self, name: str, *, host: str | None = None, recovery: bool = False) -> str:
         """``cluster start`` through the daemon; the host it started on."""
-        body = {"host": host} if host else {}
+        body: dict[str, object] = {"host": host} if host else {}
+        if recovery:
+            body["recovery"] = True
         return str(
             self._client.json("POST", path("cluster", "domains", name, "start"), body)["host"]
         )
 
-    def run_here(self, name: str) -> None:
-        """Define and start the domain on the daemon's host."""
-        self._client.request("POST", path("cluster", "domains", name, "run-here"))
+    def run_here(self, name: str, *, recovery: bool = False) -> None:
+        """Define and start the domain on the daemon's host (a *recovery*'s failed start
+        gives the ownership back)."""
+        where = path("cluster", "domains", name, "run-here")
+        self._client.request("POST", where + ("?recovery=true" if recovery else ""))
 
     def release(self, name: str) -> bool:
         """Give up the daemon host's ownership of the domain."""

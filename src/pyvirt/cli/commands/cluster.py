@@ -222,13 +222,15 @@ def _status_tables(st: ClusterStatus) -> None:
               help="run on the host where the group's other domains are")  # fmt: skip
 @click.option("--anti-affinity", "anti_affinity", default="", metavar="GROUP",
               help="never on a host with another domain of the group")  # fmt: skip
+@click.option("--soft", is_flag=True,
+              help="the groups are preferences: broken rather than find no host")  # fmt: skip
 @click.pass_context
 def cluster_define(
-    ctx: click.Context, /, file: str, ha: bool, affinity: str, anti_affinity: str
+    ctx: click.Context, /, file: str, ha: bool, affinity: str, anti_affinity: str, soft: bool
 ) -> None:
     """Define a domain for the whole cluster from an XML file ('-': standard input)."""
     record = api(ctx).cluster.define(
-        read_input(file), ha=ha, affinity=affinity, anti_affinity=anti_affinity
+        read_input(file), ha=ha, affinity=affinity, anti_affinity=anti_affinity, soft=soft
     )
     click.echo(f"Domain '{record.name}' defined in the cluster" + (" (HA)" if ha else ""))
 

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from pyvirt.api.cluster import ClusterConfig
-from pyvirt.daemon.cluster_agent import agent_of
+from pyvirt.daemon.cluster_agent import agent_of, announce
 from pyvirt.daemon.context import Daemon, daemon_of
 from pyvirt.daemon.jobs import Job, registry_of
 from pyvirt.daemon.models import ERRORS
@@ -149,6 +149,7 @@ class DefineBody(BaseModel):
     ha: bool = Field(False, description="restart it on another host when its host dies")
     affinity: str = Field("", pattern=_GROUP, description="its affinity group")
     anti_affinity: str = Field("", pattern=_GROUP, description="its anti-affinity group")
+    soft: bool = Field(False, description="its groups are preferences, not rules")
 
 
 class StartBody(BaseModel):
@@ -157,6 +158,8 @@ class StartBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     host: str | None = Field(None, pattern=_NAME)
+    #: the leader's restart of an HA domain: a failed start gives the ownership back
+    recovery: bool = False
 
 
 @router.get("/domains")
@@ -169,11 +172,12 @@ def list_domains(request: Request) -> list[dict[str, Any]]:
 def define(request: Request, body: DefineBody) -> dict[str, Any]:
     """Define a domain for the whole cluster."""
     d = daemon_of(request).conn.cluster.define(
-        body.xml, ha=body.ha, affinity=body.affinity, anti_affinity=body.anti_affinity
-    )
+        body.xml, ha=body.ha, affinity=body.affinity, anti_affinity=body.anti_affinity,
+        soft=body.soft,
+    )  # fmt: skip
     return {"name": d.name, "uuid": d.uuid, "ha": d.ha, "memory_kib": d.memory_kib,
             "vcpus": d.vcpus, "defined": d.defined, "affinity": d.affinity,
-            "anti_affinity": d.anti_affinity}  # fmt: skip
+            "anti_affinity": d.anti_affinity, "soft": d.soft}  # fmt: skip
 
 
 @router.delete("/domains/{name}", status_code=204)
@@ -197,14 +201,16 @@ def placement(request: Request, name: str) -> dict[str, Any]:
 @router.post("/domains/{name}/start")
 def start(request: Request, name: str, body: StartBody | None = None) -> dict[str, str]:
     """Start the domain on the given host or where placement puts it; the host."""
-    host = daemon_of(request).conn.cluster.start(name, host=body.host if body else None)
+    body = body or StartBody(host=None)
+    host = daemon_of(request).conn.cluster.start(name, host=body.host, recovery=body.recovery)
     return {"host": host}
 
 
 @router.post("/domains/{name}/run-here", status_code=204)
-def run_here(request: Request, name: str) -> None:
-    """Define the domain here as the cluster has it and start it here."""
-    daemon_of(request).conn.cluster.run_here(name)
+def run_here(request: Request, name: str, recovery: bool = False) -> None:
+    """Define the domain here as the cluster has it and start it here (*recovery*: the
+    leader's restart of an HA domain; a failed start gives the ownership back)."""
+    daemon_of(request).conn.cluster.run_here(name, recovery=recovery)
 
 
 @router.post("/domains/{name}/release")
@@ -226,10 +232,27 @@ def _job(request: Request, kind: str, host: str, work: Any) -> JSONResponse:
 def evacuate(request: Request, host: str = Path(pattern=_NAME)) -> JSONResponse:
     """Put the host in maintenance and move its cluster domains off it (a job; its result
     says what happened to each domain)."""
-    cluster = daemon_of(request).conn.cluster
+    daemon = daemon_of(request)
+    cluster = daemon.conn.cluster
 
     def work(job: Job) -> Any:
-        return cluster.evacuate(host, progress=job.report, cancel=job.token).to_json()
+        said = [-1]
+
+        def progress(done: int, total: int) -> None:
+            job.report(done, total)
+            quarter = 100 * done // max(1, total) // 25
+            if quarter > said[0]:  # every member's stream: at 0, 25, 50, 75 and 100 %
+                said[0] = quarter
+                announce(daemon, "host", host, "Evacuating", f"{quarter * 25} %", host=host,
+                         percent=quarter * 25)  # fmt: skip
+
+        progress(0, 100)
+        report = cluster.evacuate(host, progress=progress, cancel=job.token)
+        moved = len(report.domains) - len(report.failed)
+        announce(daemon, "host", host, "Evacuated",
+                 f"{moved} moved, {len(report.failed)} failed", host=host,
+                 moved=moved, failed=len(report.failed))  # fmt: skip
+        return report.to_json()
 
     return _job(request, "cluster-evacuate", host, work)
 

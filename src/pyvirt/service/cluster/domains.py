@@ -62,6 +62,8 @@ class ClusterDomain:
     :ivar defined: when it was defined in the cluster (seconds since the epoch)
     :ivar affinity: its affinity group: it goes where the group's other domains are ('')
     :ivar anti_affinity: its anti-affinity group: never on a host with another of the group
+    :ivar soft: its affinity rules are preferences: placement breaks them rather than find no
+        host (it prefers a host keeping them, among those that fit)
     """
 
     name: str
@@ -73,6 +75,7 @@ class ClusterDomain:
     defined: float
     affinity: str = ""
     anti_affinity: str = ""
+    soft: bool = False
 
     def encode(self) -> str:
         """The value stored in etcd."""
@@ -111,6 +114,8 @@ class DomainPlacementInfo:
             out["affinity"] = d.affinity
         if d.anti_affinity:
             out["anti_affinity"] = d.anti_affinity
+        if d.soft:
+            out["soft"] = True
         return out
 
     @classmethod
@@ -119,7 +124,8 @@ class DomainPlacementInfo:
         record = ClusterDomain(str(d["name"]), str(d["uuid"]), "", bool(d["ha"]),
                                int(d["memory_kib"]), int(d["vcpus"]), 0.0,
                                str(d.get("affinity") or ""),
-                               str(d.get("anti_affinity") or ""))  # fmt: skip
+                               str(d.get("anti_affinity") or ""),
+                               bool(d.get("soft", False)))  # fmt: skip
         return cls(record, str(d.get("owner") or ""), str(d.get("state") or ""))
 
 
@@ -145,10 +151,12 @@ def define(
     ha: bool = False,
     affinity: str = "",
     anti_affinity: str = "",
+    soft: bool = False,
 ) -> ClusterDomain:
-    """Define a domain for the whole cluster (in an affinity and/or anti-affinity group).
+    """Define a domain for the whole cluster (in an affinity and/or anti-affinity group; with
+    *soft*, the groups are preferences).
 
-    :raises InvalidConfigError: invalid XML or group name
+    :raises InvalidConfigError: invalid XML or group name, or *soft* without a group
     :raises AlreadyExistsError: the cluster has a domain of that name
     """
     from pyvirt.state.names import check_new_name  # lazy
@@ -159,9 +167,15 @@ def define(
     for group in (affinity, anti_affinity):
         if group:
             check_group_name(group)
+    if soft and not (affinity or anti_affinity):
+        raise InvalidConfigError(
+            "soft affinity needs an affinity or anti-affinity group",
+            hint="add --affinity GROUP or --anti-affinity GROUP, or leave out --soft",
+        )
     record = ClusterDomain(
-        **{**asdict(record), "ha": ha, "affinity": affinity, "anti_affinity": anti_affinity}
-    )
+        **{**asdict(record), "ha": ha, "affinity": affinity, "anti_affinity": anti_affinity,
+           "soft": soft}
+    )  # fmt: skip
     etcd = open_etcd(config)
     try:
         key = keys.domain(record.name)
@@ -364,6 +378,26 @@ def claim_for_start(conn: Connection, name: str) -> None:
         if ClusterDomain.decode(entry.value).ha:
             _recent_ha[name] = time.monotonic()  # before QEMU starts: fenced from then on
         claim(etcd, config, name, lease)
+    finally:
+        etcd.close()
+
+
+def give_up_failed_start(conn: Connection, name: str) -> bool:
+    """After a recovery's start of HA cluster domain *name* failed here (after its claim, or
+    before): when it does not run here and this host owns it, drop the ownership and leave
+    ``placed`` ``running`` with this host, so the leader tries again (on another host, or here
+    after a back-off) instead of leaving it stopped; whether the ownership was given up."""
+    config = read_config(conn.paths)
+    _recent_ha.pop(name, None)  # not starting here any more: nothing for the fencers
+    if config is None or conn.domains.live_record(name, cleanup=True) is not None:
+        return False
+    etcd = open_etcd(config)
+    try:
+        entry = etcd.get(keys.owner(name))
+        if entry is None or json.loads(entry.value).get("host") != config.host:
+            return False
+        again = Put(keys.placed(name), placed_value(config.host, "running"))
+        return etcd.transaction([unchanged(entry)], [Delete(keys.owner(name)), again])
     finally:
         etcd.close()
 

@@ -24,6 +24,8 @@
     /pyvirt/inventory/NAME       bound to host NAME's lease: the networks and pools it can
                                  use now, its NUMA nodes, and which cluster networks/pools its
                                  running domains use (what placement and undefine read)
+    /pyvirt/events/HOST/SEQ      an event of host HOST for every member's event stream
+                                 (fencing, recovery, evacuation), bound to a short lease
 """
 
 from __future__ import annotations
@@ -100,3 +102,11 @@ def group(kind: str, name: str) -> str:
 def group_member(kind: str, name: str, domain: str) -> str:
     """The key saying cluster domain *domain* is in group *name* of *kind*."""
     return group(kind, name) + domain
+
+
+EVENTS = PREFIX + "events/"
+
+
+def event(host: str, seq: str) -> str:
+    """The key of host *host*'s relayed event *seq* (sortable: time and counter)."""
+    return f"{EVENTS}{host}/{seq}"

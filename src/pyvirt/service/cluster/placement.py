@@ -6,7 +6,8 @@ Among those that fit, the score prefers the host left with the largest share of 
 free, minus its load per CPU (a busy host loses even with free memory). A host named in
 ``avoid`` (anti-affinity, or the host being evacuated) is skipped; ``prefer`` wins when it
 fits. Extra per-host *checks* (the rules of :mod:`.rules`: networks and pools, NUMA fit,
-affinity groups) refuse a host with a reason. :func:`place` is pure: it reads the host list
+affinity groups) refuse a host with a reason; *preferences* (soft affinity groups) lower a
+fitting host's score, with the reason shown. :func:`place` is pure: it reads the host list
 it is given; :func:`place_domain` reads what a cluster domain's placement needs from etcd and
 calls it.
 """
@@ -25,9 +26,12 @@ from pyvirt.service.cluster.membership import HostStatus, list_hosts
 if TYPE_CHECKING:
     from pyvirt.drivers.etcd import Etcd
     from pyvirt.service.cluster.domains import ClusterDomain
+    from pyvirt.service.cluster.rules import GroupRules
 
 #: a per-host rule: why the host cannot take the domain ('' when it can)
 Check = Callable[[HostStatus], str]
+#: a per-host preference: the score the host loses and why ((0.0, '') when none)
+Preference = Callable[[HostStatus], tuple[float, str]]
 
 # lazy: the domain model (lxml) and the rules load only when a cluster domain is placed
 
@@ -37,7 +41,8 @@ RESERVE_KIB = 256 * 1024
 
 @dataclass(frozen=True)
 class Candidate:
-    """A host considered for a domain: whether it fits, its score, and why (when not)."""
+    """A host considered for a domain: whether it fits, its score, and why (when not, or
+    which soft rule it breaks)."""
 
     host: str
     fits: bool
@@ -54,7 +59,11 @@ class Placement:
 
 
 def _consider(
-    h: HostStatus, need_kib: int, avoid: set[str], checks: Sequence[Check] = ()
+    h: HostStatus,
+    need_kib: int,
+    avoid: set[str],
+    checks: Sequence[Check] = (),
+    preferences: Sequence[Preference] = (),
 ) -> Candidate:
     if h.name in avoid:
         return Candidate(h.name, False, 0.0, "avoided")
@@ -71,7 +80,13 @@ def _consider(
         return Candidate(h.name, False, 0.0, f"{h.liveness.free_kib // 1024} MiB free")
     share = free_after / max(1, h.record.memory_kib)
     busy = h.liveness.load / max(1, h.record.cpus)
-    return Candidate(h.name, True, share - busy, "")
+    score, whys = share - busy, []
+    for prefer in preferences:
+        lost, why = prefer(h)
+        score -= lost
+        if why:
+            whys.append(why)
+    return Candidate(h.name, True, score, "; ".join(whys))
 
 
 def place(
@@ -81,14 +96,16 @@ def place(
     avoid: Iterable[str] = (),
     prefer: str | None = None,
     checks: Sequence[Check] = (),
+    preferences: Sequence[Preference] = (),
 ) -> Placement:
     """The best host for a domain of *need_kib*.
 
     :param checks: more rules; a host any of them refuses does not fit (its reason shown)
+    :param preferences: soft rules; what a host breaks lowers its score
     :raises InvalidStateError: no host fits (each host's reason is named)
     """
     avoided = set(avoid)
-    candidates = tuple(_consider(h, need_kib, avoided, checks) for h in hosts)
+    candidates = tuple(_consider(h, need_kib, avoided, checks, preferences) for h in hosts)
     fitting = [c for c in candidates if c.fits]
     if not fitting:
         reasons = ", ".join(f"{c.host}: {c.why}" for c in candidates) or "no hosts"
@@ -110,22 +127,8 @@ def domain_checks(etcd: Etcd, record: ClusterDomain) -> list[Check]:
     from pyvirt.service.cluster import rules  # lazy
 
     checks: list[Check] = []
-    if record.affinity or record.anti_affinity:
-        groups: dict[str, tuple[str, str]] = {}
-        for kind, group in (("affinity", record.affinity), ("anti-affinity", record.anti_affinity)):
-            if not group:
-                continue
-            prefix = keys.group(kind, group)
-            for e in etcd.get_prefix(prefix):
-                member = e.key[len(prefix) :]
-                aff, anti = groups.get(member, ("", ""))
-                groups[member] = (group, anti) if kind == "affinity" else (aff, group)
-        owners = {
-            e.key[len(keys.OWNERS) :]: str(json.loads(e.value)["host"])
-            for e in etcd.get_prefix(keys.OWNERS)
-        }
-        rule = rules.group_rules(record.name, record.affinity, record.anti_affinity, groups,
-                                 owners)  # fmt: skip
+    if (record.affinity or record.anti_affinity) and not record.soft:
+        rule = _group_rules(etcd, record)
         checks.append(lambda h: rule.why_not(h.name))
     dom = Domain.from_xml(record.xml)
     needs = rules.needs_of(dom)
@@ -150,6 +153,40 @@ def domain_checks(etcd: Etcd, record: ClusterDomain) -> list[Check]:
     return checks
 
 
+def _group_rules(etcd: Etcd, record: ClusterDomain) -> GroupRules:
+    """*record*'s affinity groups, with their members' owners read from etcd."""
+    from pyvirt.service.cluster import rules  # lazy
+
+    groups: dict[str, tuple[str, str]] = {}
+    for kind, group in (("affinity", record.affinity), ("anti-affinity", record.anti_affinity)):
+        if not group:
+            continue
+        prefix = keys.group(kind, group)
+        for e in etcd.get_prefix(prefix):
+            member = e.key[len(prefix) :]
+            aff, anti = groups.get(member, ("", ""))
+            groups[member] = (group, anti) if kind == "affinity" else (aff, group)
+    owners = {
+        e.key[len(keys.OWNERS) :]: str(json.loads(e.value)["host"])
+        for e in etcd.get_prefix(keys.OWNERS)
+    }
+    return rules.group_rules(record.name, record.affinity, record.anti_affinity, groups,
+                             owners, soft=record.soft)  # fmt: skip
+
+
+def domain_preferences(etcd: Etcd, record: ClusterDomain) -> list[Preference]:
+    """The soft rules of cluster domain *record* (its groups when defined ``--soft``)."""
+    if not (record.soft and (record.affinity or record.anti_affinity)):
+        return []
+    rule = _group_rules(etcd, record)
+
+    def prefer(h: HostStatus) -> tuple[float, str]:
+        lost = rule.penalty(h.name)
+        return (lost, f"soft {rule.broken(h.name)}") if lost else (0.0, "")
+
+    return [prefer]
+
+
 def place_domain(
     etcd: Etcd, record: ClusterDomain, *, avoid: Iterable[str] = (), prefer: str | None = None
 ) -> Placement:
@@ -159,4 +196,5 @@ def place_domain(
     :raises InvalidStateError: no host fits (each host's reason is named)
     """
     checks = domain_checks(etcd, record)
-    return place(list_hosts(etcd), record.memory_kib, avoid=avoid, prefer=prefer, checks=checks)
+    return place(list_hosts(etcd), record.memory_kib, avoid=avoid, prefer=prefer, checks=checks,
+                 preferences=domain_preferences(etcd, record))  # fmt: skip

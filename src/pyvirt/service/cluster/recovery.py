@@ -13,7 +13,12 @@ key bound to its lease, taken by a transaction) acts. Each round (once per renew
    :data:`~pyvirt.service.cluster.fence.FENCE_MARGIN` seconds before its lease can expire);
 3. after :data:`GRACE` more seconds it places each (never on the host it ran on while that host
    is down) and has the chosen host's pyvirtd define and start it there; the start claims the
-   ownership by a transaction, so two leaders (or a user) can never both start it.
+   ownership by a transaction, so two leaders (or a user) can never both start it;
+4. a start that fails gives the ownership back (the chosen host does, when the guest does not
+   run there: :func:`~pyvirt.service.cluster.domains.give_up_failed_start`), and the leader
+   tries again after a back-off (:data:`BACKOFF` seconds, doubling up to :data:`BACKOFF_MAX`),
+   on another host while one fits (a host where it failed is avoided for
+   :data:`FAILED_AVOID` seconds), or on the same one.
 
 Without a quorum, etcd answers nothing: no leader, no recovery, no new owner anywhere.
 """
@@ -34,7 +39,7 @@ from pyvirt.service.cluster import fence, keys
 from pyvirt.service.cluster.config import ClusterConfig
 from pyvirt.service.cluster.domains import ClusterDomain, placed_value, recent_ha_claims
 from pyvirt.service.cluster.membership import HostStatus, list_hosts
-from pyvirt.service.cluster.placement import domain_checks, place
+from pyvirt.service.cluster.placement import domain_checks, domain_preferences, place
 
 if TYPE_CHECKING:
     from pyvirt.state.paths import StatePaths
@@ -47,6 +52,35 @@ GRACE = 1.0
 FENCED_KEEP = 30.0
 #: seconds after its claim during which a guest that does not run yet is still starting
 STARTING = 60.0
+#: seconds the leader waits before it retries a recovery whose start failed (doubling)
+BACKOFF = 2.0
+#: the longest back-off between two attempts
+BACKOFF_MAX = 30.0
+#: seconds a host where a recovery's start failed is avoided for that domain (while another fits)
+FAILED_AVOID = 60.0
+
+
+@dataclass
+class Attempts:
+    """A domain's failed recovery starts: how many, when to try again, and the hosts where
+    they failed (host → monotonic time)."""
+
+    count: int = 0
+    retry_at: float = 0.0
+    failed_on: dict[str, float] = field(default_factory=dict)
+
+    def failed(self, host: str, now: float) -> float:
+        """Count a failure on *host* at *now*; the back-off before the next attempt."""
+        self.count += 1
+        if host:
+            self.failed_on[host] = now
+        backoff: float = min(BACKOFF_MAX, BACKOFF * 2.0 ** (self.count - 1))
+        self.retry_at = now + backoff
+        return backoff
+
+    def avoid(self, now: float) -> list[str]:
+        """The hosts where a start failed within :data:`FAILED_AVOID` seconds."""
+        return sorted(h for h, t in self.failed_on.items() if now - t < FAILED_AVOID)
 
 
 @dataclass
@@ -81,6 +115,8 @@ class RecoveryManager:
     #: when (monotonic) the last round that published began
     _published: float = 0.0
     _missing_since: dict[str, float] = field(default_factory=dict)
+    #: the recoveries whose start failed (domain → :class:`Attempts`), until one succeeds
+    _attempts: dict[str, Attempts] = field(default_factory=dict)
 
     def round(self) -> None:
         """One round (see the module doc); etcd errors end it early, the next one retries."""
@@ -231,10 +267,16 @@ class RecoveryManager:
             first = self._missing_since.setdefault(name, now)
             if now - first < GRACE:
                 continue
+            tried = self._attempts.get(name)
+            if tried is not None and now < tried.retry_at:
+                continue  # its last start failed: wait for the back-off
             due.append((dom, str(where.get("host", ""))))
         for name in list(self._missing_since):
             if name not in wanted:
                 del self._missing_since[name]
+        for name in list(self._attempts):
+            if name not in wanted:
+                del self._attempts[name]  # running (or stopped by a user) since
         if not due:
             return
         hosts = list_hosts(self.etcd)
@@ -252,23 +294,39 @@ class RecoveryManager:
 
     def _restart(self, dom: ClusterDomain, last: str, hosts: list[HostStatus]) -> None:
         down = {h.name for h in hosts if h.state != "up"}
+        tried = self._attempts.get(dom.name)
+        now = time.monotonic()
         try:
             avoid = [last] if last in down else []
             checks = domain_checks(self.etcd, dom)  # networks, pools, NUMA, affinity groups
-            target = place(hosts, dom.memory_kib, avoid=avoid, checks=checks).host
+            soft = domain_preferences(self.etcd, dom)  # soft affinity groups
+            failed = tried.avoid(now) if tried is not None else []
+            try:  # first away from the hosts where its start failed lately
+                target = place(hosts, dom.memory_kib, avoid=avoid + failed, checks=checks,
+                               preferences=soft).host  # fmt: skip
+            except PyvirtError:
+                if not failed:
+                    raise
+                target = place(hosts, dom.memory_kib, avoid=avoid, checks=checks,
+                               preferences=soft).host  # fmt: skip
         except PyvirtError as err:
+            backoff = self._attempts.setdefault(dom.name, Attempts()).failed("", now)
             log.error("cluster: cannot recover %s: %s", dom.name, err.message)
-            self._event("RecoveryFailed", dom.name, err.message)
+            self._event("RecoveryFailed", dom.name, f"{err.message}; again in {backoff:g} s")
             return
         log.warning("cluster: recovering HA domain %s (was on %s) on %s", dom.name, last, target)
         self._event("Recovering", dom.name, f"{last} -> {target}")
         try:
             self.start_on(dom.name, target)
         except PyvirtError as err:
-            log.error("cluster: recovery of %s on %s failed: %s", dom.name, target, err.message)
-            self._event("RecoveryFailed", dom.name, f"{target}: {err.message}")
+            backoff = self._attempts.setdefault(dom.name, Attempts()).failed(target, now)
+            log.error("cluster: recovery of %s on %s failed: %s (again in %g s)", dom.name,
+                      target, err.message, backoff)  # fmt: skip
+            self._event("RecoveryFailed", dom.name,
+                        f"{target}: {err.message}; again in {backoff:g} s")  # fmt: skip
             return
         self._missing_since.pop(dom.name, None)
+        self._attempts.pop(dom.name, None)
         self._event("Recovered", dom.name, target)
 
     def _event(self, event: str, name: str, detail: str) -> None:

@@ -11,7 +11,10 @@ a host has it.
   advisor's own refusals (:func:`pyvirt.service.tuning.advisor.advise`) are reused.
 - **Affinity groups**: domains defined with the same ``--anti-affinity GROUP`` never share a
   host; domains with the same ``--affinity GROUP`` all go to the host where one of them
-  already is (is owned). Both are hard rules; refusals name the group and the domain.
+  already is (is owned). Both are hard rules; refusals name the group and the domain. A domain
+  defined with ``--soft`` takes its groups as preferences: no host is refused for them, but
+  each one broken costs the host :data:`SOFT_PENALTY` of placement score (more than any
+  difference of free memory and load), so a host keeping them wins whenever one fits.
 """
 
 from __future__ import annotations
@@ -202,6 +205,11 @@ def resources_missing(needs: Needs, inv: Inventory | None) -> str:
     return ""
 
 
+#: placement score a host loses for each soft rule it breaks: an anti-affinity group member
+#: there, or its affinity group's members elsewhere (scores of memory and load are in -1..1)
+SOFT_PENALTY = 2.0
+
+
 @dataclass(frozen=True)
 class GroupRules:
     """A domain's affinity groups and where the other members of each are.
@@ -211,6 +219,7 @@ class GroupRules:
     :ivar anti_affinity: its anti-affinity group ('' for none)
     :ivar affine: host -> the other members of its affinity group owned there
     :ivar anti: host -> the other members of its anti-affinity group owned there
+    :ivar soft: the rules are preferences (:meth:`penalty`), never refusals
     """
 
     name: str
@@ -218,9 +227,25 @@ class GroupRules:
     anti_affinity: str = ""
     affine: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     anti: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    soft: bool = False
 
     def why_not(self, host: str) -> str:
-        """Why *host* breaks a rule ('' when it does not)."""
+        """Why *host* breaks a hard rule ('' when it does not, or the rules are soft)."""
+        return "" if self.soft else self.broken(host)
+
+    def penalty(self, host: str) -> float:
+        """The score *host* loses for the soft rules it breaks (0 for hard rules: those
+        refuse it instead): :data:`SOFT_PENALTY` per anti-affinity member there, and once
+        when the affinity group's members are elsewhere."""
+        if not self.soft:
+            return 0.0
+        count = len(self.anti.get(host, ())) if self.anti_affinity else 0
+        if self.affinity and self.affine and host not in self.affine:
+            count += 1
+        return SOFT_PENALTY * count
+
+    def broken(self, host: str) -> str:
+        """The first rule *host* breaks, soft or hard ('' when none)."""
         if self.anti_affinity and host in self.anti:
             return f"anti-affinity group '{self.anti_affinity}': {', '.join(self.anti[host])} there"
         if self.affinity and self.affine and host not in self.affine:
@@ -235,9 +260,11 @@ def group_rules(
     anti_affinity: str,
     groups: Mapping[str, tuple[str, str]],
     owners: Mapping[str, str],
+    *,
+    soft: bool = False,
 ) -> GroupRules:
     """The rules for domain *name* given every cluster domain's ``(affinity,
-    anti_affinity)`` groups and the owner of each owned domain."""
+    anti_affinity)`` groups and the owner of each owned domain (*soft*: as preferences)."""
     affine: dict[str, list[str]] = {}
     anti: dict[str, list[str]] = {}
     for other, host in sorted(owners.items()):
@@ -254,4 +281,5 @@ def group_rules(
         anti_affinity,
         {h: tuple(v) for h, v in affine.items()},
         {h: tuple(v) for h, v in anti.items()},
+        soft,
     )
