@@ -44,6 +44,12 @@ POLICY_FILE = "policy.json"
 #: an incoming migration's destination runs the guest the moment its state is in: the
 #: watcher, already connected, sends ``cont`` on QEMU's MIGRATION completed (and removes it)
 RUN_ON_ARRIVAL_FILE = "run-on-arrival"
+#: a request to the watcher of a destination paused in post-copy: ``{"uri": URI}`` for
+#: ``migrate-recover``, which it sends out-of-band on its own connection (a new monitor
+#: session cannot even start while QEMU's main loop waits for a page that does not come)
+RECOVER_FILE = "postcopy-recover"
+#: the watcher's answer: ``{"ok": true}`` or ``{"error": MESSAGE}``
+RECOVER_DONE_FILE = "postcopy-recover.done"
 PID_FILE = "qemu.pid"
 QMP_SOCKET = "qmp.sock"
 EVENTS_SOCKET = "events.sock"

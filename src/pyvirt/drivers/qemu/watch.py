@@ -11,6 +11,10 @@ Run as ``python -m pyvirt.drivers.qemu.watch RUN_DIR [--log LOG]`` by :func:`spa
 - runs the guest of an incoming migration the moment its state is in, when the destination
   asked for it (``RUN_DIR/run-on-arrival``): it is connected already, where a command would
   first have to open a monitor session (the guest's pause would last that much longer);
+- while an incoming post-copy migration is paused (``postcopy-paused``), serves a
+  ``RUN_DIR/postcopy-recover`` request: ``migrate-recover`` sent out-of-band on its connection
+  (QEMU's main loop may wait for a page the paused stream does not bring: no new monitor
+  session could start), the answer in ``RUN_DIR/postcopy-recover.done``;
 - applies the lifecycle policies of ``RUN_DIR/policy.json``. pyvirt starts every QEMU with
   ``-no-shutdown``, so QEMU stays alive (run state ``shutdown``) after a guest power-off
   and the watcher decides: ``on_poweroff=restart`` sends ``system_reset`` + ``cont``,
@@ -54,6 +58,8 @@ from pyvirt.drivers.qemu import process
 from pyvirt.drivers.qemu.runtime import (
     EVENTS_SOCKET,
     PID_FILE,
+    RECOVER_DONE_FILE,
+    RECOVER_FILE,
     RUN_ON_ARRIVAL_FILE,
     WATCHER_FILE,
     ExitInfo,
@@ -257,6 +263,9 @@ class Watch:
         #: this watcher sent ``quit``: the SHUTDOWN it causes does not replace the real cause
         self.quitting = False
         self.qemu_pid, self.qemu_start = self._qemu_process()
+        #: the last MIGRATION status QEMU reported
+        self.migration = ""
+        self._recovering: Any = None  # the task serving postcopy-recover requests
 
     def _qemu_process(self) -> tuple[int, int | None]:
         """The QEMU watched: from the runtime record (saved before the watcher is spawned),
@@ -344,8 +353,14 @@ class Watch:
         """Log one event, apply the policies, tell ``on_event``."""
         name = event.get("event")
         data = event.get("data") or {}
-        if name == "MIGRATION" and data.get("status") == "completed":
-            await self.run_on_arrival(client)  # the guest stands still until then
+        if name == "MIGRATION":
+            self.migration = str(data.get("status", ""))
+            if self.migration == "completed":
+                await self.run_on_arrival(client)  # the guest stands still until then
+            elif self.migration == "postcopy-paused" and self._recovering is None:
+                import asyncio
+
+                self._recovering = asyncio.create_task(self.serve_recover(client))
         self._write((_event_line(event) + "\n").encode())
         if name == "SHUTDOWN":
             if not (self.quitting and data.get("reason") == "host-qmp-quit"):
@@ -376,6 +391,35 @@ class Watch:
             await client.execute("cont")
         except QMPError as err:
             log.warning("cont after the incoming migration failed: %s", err)
+
+    async def serve_recover(self, client: Any) -> None:
+        """While the migration is paused in post-copy: answer ``postcopy-recover`` requests
+        (see the module docstring); checks for one every 20 ms."""
+        import asyncio
+        import json
+
+        try:
+            while self.migration == "postcopy-paused":
+                request = self.run_dir / RECOVER_FILE
+                try:
+                    uri = str(json.loads(request.read_bytes())["uri"])
+                    request.unlink()
+                except (OSError, ValueError, KeyError, TypeError):
+                    await asyncio.sleep(0.02)
+                    continue
+                answer: dict[str, Any] = {"ok": True}
+                try:
+                    msg = client.make_execute_msg("migrate-recover", {"uri": uri}, oob=True)
+                    await asyncio.wait_for(client.execute_msg(msg), 10.0)
+                except Exception as err:  # the requester reports it
+                    answer = {"error": str(err) or type(err).__name__}
+                done = self.run_dir / RECOVER_DONE_FILE
+                tmp = done.with_suffix(".tmp")
+                tmp.write_text(json.dumps(answer))
+                os.replace(tmp, done)
+                await asyncio.sleep(0.02)
+        finally:
+            self._recovering = None
 
     async def apply_shutdown_policy(self, client: Any, cause: str) -> None:
         """After a SHUTDOWN: QEMU (``-no-shutdown``) waits; restart, preserve or quit it."""

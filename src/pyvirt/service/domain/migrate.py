@@ -1214,8 +1214,16 @@ def recover_incoming(
 
     :param listen: as :func:`prepare`'s (None: ``tcp:`` on *tcp_host*, port 0, or a unix
         socket in the domain's scratch directory)
+    The request goes to the domain's watcher (:data:`~pyvirt.drivers.qemu.runtime.
+    RECOVER_FILE`), which sends ``migrate-recover`` out-of-band on its own connection: the
+    guest runs here during post-copy, and QEMU's main loop may be waiting for a page the
+    paused stream does not bring, so that no new monitor session could even start. A
+    watcher that does not answer (none serves it: the migration is not paused) leaves it to
+    a monitor session, which says why.
+
     :raises NotFoundError: no incoming migration of *name* is here
     :raises InvalidStateError: it is not paused in post-copy
+    :raises OperationFailedError: QEMU refused to listen there
     """
     from pyvirt.drivers.qemu.qmp import Monitor  # lazy
 
@@ -1224,13 +1232,18 @@ def recover_incoming(
         rec = _incoming_record(mgr, name)
         if listen is None:
             if tcp_host:
-                listen = f"tcp:{_bracket(tcp_host)}:0"
+                listen = f"tcp:{_bracket(tcp_host)}:{_free_port(tcp_host)}"
             else:
                 from pyvirt.service.domain.dac import scratch_dir  # lazy
 
                 sock = scratch_dir(mgr, name) / "migrate-resume.sock"
                 sock.unlink(missing_ok=True)  # a former attempt's
                 listen = f"unix:{sock}"
+        elif listen.startswith("tcp:") and listen.endswith(":0"):
+            host = listen[4:].rsplit(":", 1)[0]
+            listen = f"tcp:{host}:{_free_port(host.strip('[]'))}"
+        if _recover_by_watcher(mgr, name, listen):
+            return listen
         with Monitor(rec.qmp_socket, name=name) as mon:
             status = mon.query_migrate().status
             if status != "postcopy-paused":
@@ -1242,6 +1255,55 @@ def recover_incoming(
                 )
             mon.migrate_recover(listen)
             return _listening_uri(mon, listen)
+
+
+#: how long :func:`recover_incoming` waits for the watcher's answer
+_RECOVER_ANSWER = 5.0
+
+
+def _recover_by_watcher(mgr: DomainManager, name: str, uri: str) -> bool:
+    """Ask *name*'s watcher for ``migrate-recover`` on *uri*; True once QEMU listens, False
+    when no watcher answered (the request is taken back).
+
+    :raises OperationFailedError: QEMU refused
+    """
+    import json  # lazy
+
+    from pyvirt.drivers.qemu.runtime import RECOVER_DONE_FILE, RECOVER_FILE  # lazy
+    from pyvirt.state.atomic import atomic_write  # lazy
+
+    run_dir = mgr.paths.domain_run_dir(name)
+    request, done = run_dir / RECOVER_FILE, run_dir / RECOVER_DONE_FILE
+    done.unlink(missing_ok=True)
+    atomic_write(request, json.dumps({"uri": uri}).encode(), sync=False)
+    deadline = time.monotonic() + _RECOVER_ANSWER
+    while time.monotonic() < deadline:
+        try:
+            answer = json.loads(done.read_bytes())
+        except (OSError, ValueError):
+            time.sleep(0.02)
+            continue
+        done.unlink(missing_ok=True)
+        if isinstance(answer, dict) and answer.get("error"):
+            raise OperationFailedError(
+                f"the destination cannot listen again for the migration of domain '{name}': "
+                f"{answer['error']}",
+                hint="it stays paused in post-copy; try again",
+            )
+        return True
+    request.unlink(missing_ok=True)
+    return False
+
+
+def _free_port(host: str) -> int:
+    """A TCP port free on *host* now (QEMU's own choice could not be asked for while its
+    main loop waits: :func:`recover_incoming`)."""
+    import socket  # lazy
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 def resume(
