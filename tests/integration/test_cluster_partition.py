@@ -98,10 +98,16 @@ def test_partitioned_host_fences_before_the_guest_runs_elsewhere(
             assert lab.hosts[where].runs("p1")
             assert a.owners() == {"p1": where}
             assert not [s for s in sampler.changes if s.at > healed and a.name in s.running]
-            # nobody else fenced anything (the heal did not disturb etcd's leader)
+            # nobody else fenced anything while etcd answered: a host fences when it cannot
+            # renew its lease, which a slow etcd election (the partitioned host held etcd's
+            # leader, a loaded CI machine) can cause for a moment; then its log says etcd
+            # did not answer at all
             for h in lab.hosts.values():
                 if h is not a and h.daemon is not None:
-                    assert "fencing this host's HA guests" not in h.daemon.log_text(), h.name
+                    log = h.daemon.log_text()
+                    if "fencing this host's HA guests" in log:
+                        assert "did not answer" in log, (h.name, log[-3000:])
+                        print(f"{h.name} fenced too: etcd did not answer it in time")
         print(f"sampler: {sampler.samples} looks, {len(sampler.changes)} changes")
         assert sampler.samples > 100
         assert sampler.most_hosts == 1 and sampler.most_open == 1, sampler.twice
