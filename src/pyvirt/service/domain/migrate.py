@@ -870,9 +870,7 @@ class _Follow:
                     left = until - time.monotonic()
                     if left <= 0:
                         break
-                    event = mon.wait_event(_EVENTS, min(left, 0.1))
-                    if _status_of(event) == "device":  # the switch-over: leave QEMU alone
-                        mon.wait_event(("MIGRATION",), _SWITCH_OVER_QUIET)
+                    mon.wait_event(_EVENTS, min(left, 0.1))
             time.sleep(_GAP)
 
     def _step(self, mon: Monitor, st: MigrationStatus) -> None:
@@ -1001,21 +999,6 @@ class _Follow:
             downtime_limit_ms=self.downtime,
             postcopy=self.in_postcopy,
         )
-
-
-#: seconds the follow loop asks QEMU nothing once the switch-over began (the ``device``
-#: status: the guest is stopped, its last pages and device state are being sent), unless
-#: the next MIGRATION event comes first. A ``query-migrate`` in that phase made QEMU's
-#: switch-over ~90 ms longer on a quiet 2-core machine (bench/migrate_downtime.py: the
-#: source's STOP to its MIGRATION completed, 100 ms against the raw copy's 8 ms).
-_SWITCH_OVER_QUIET = 2.0
-
-
-def _status_of(event: dict[str, Any] | None) -> str:
-    """The status of a ``MIGRATION`` event ('' for anything else)."""
-    if event is None or event.get("event") != "MIGRATION":
-        return ""
-    return str((event.get("data") or {}).get("status", ""))
 
 
 def _figures(st: MigrationStatus) -> bool:
