@@ -70,6 +70,14 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
                 w.daemon.request("POST", f"/api/v1/domains/{name}/destroy", {})
 
 
+def _forget(web: Web, name: str) -> None:
+    """Remove what an earlier attempt of a test left (a rerun after a failure starts clean)."""
+    web.daemon.request("POST", f"/api/v1/domains/{name}/destroy", {})
+    web.daemon.request("DELETE", f"/api/v1/domains/{name}?nvram=true")
+    seed = web.daemon.root / "lib" / "images" / "cloud-init" / f"{name}-cidata.iso"
+    seed.unlink(missing_ok=True)
+
+
 def _xml(web: Web, name: str, inactive: bool = True) -> str:
     path = f"/api/v1/domains/{name}/xml?inactive={'true' if inactive else 'false'}"
     return web.daemon.request("GET", path).body.decode()
@@ -85,6 +93,7 @@ def _preview(page: Any, text: str) -> str:
 
 
 def test_import_disk_with_os_defaults_boots(web: Web, tiny_image: Any) -> None:
+    _forget(web, "wz1")
     page = web.visit("#/new", "new-vm", ready="form.wizard")
     page.get_by_label("Name", exact=True).fill("wz1")
     assert page.get_by_label("Import existing disk image").is_checked()
@@ -119,6 +128,8 @@ def test_import_disk_with_os_defaults_boots(web: Web, tiny_image: Any) -> None:
 
 
 def test_network_install_fetches_the_tree(web: Web, tree_url: str) -> None:
+    _forget(web, "wz-net")
+    web.daemon.request("DELETE", "/api/v1/pools/wizpool/volumes/wz-net.qcow2")
     page = web.visit("#/new", "new-vm-net", ready="form.wizard")
     page.get_by_label("Name", exact=True).fill("wz-net")
     page.get_by_label("Network install (HTTP, HTTPS or FTP)").check()
@@ -160,6 +171,7 @@ def test_network_install_fetches_the_tree(web: Web, tree_url: str) -> None:
 
 
 def test_cloud_image_customized_before_install(web: Web) -> None:
+    _forget(web, "wz-cloud")
     page = web.visit("#/new", "new-vm-cloud", ready="form.wizard")
     page.get_by_label("Name", exact=True).fill("wz-cloud")
     page.get_by_label("Cloud image with cloud-init").check()
@@ -180,7 +192,7 @@ def test_cloud_image_customized_before_install(web: Web) -> None:
     bar = page.get_by_role("complementary", name="Customize before install")
     bar.wait_for()
     web.shot("new-vm-customize")
-    assert page.get_by_role("status", name="State").inner_text() == "shut off"
+    page.get_by_role("status", name="State").filter(has_text="shut off").wait_for(timeout=30_000)
     # the NoCloud seed holds the user, the password and the key
     seed = web.daemon.root / "lib" / "images" / "cloud-init" / "wz-cloud-cidata.iso"
     data = seed.read_bytes()
