@@ -5,6 +5,7 @@ transfer slowed down so it lasts); ``domjobabort --postcopy`` pauses it (both QE
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -77,16 +78,21 @@ def test_postcopy_refused_without_userfaultfd(
 DIRTY = "(while :; do dd if=/dev/urandom of=/dev/null bs=4M count=8 2>/dev/null; done) & echo ok"
 
 
-def test_postcopy_paused_then_resumed(
+def _into_postcopy(
     pyvirt: Pyvirt,
     other: Pyvirt,  # noqa: F811
     tiny_image: Any,
-    userfaultfd: None,
-) -> None:
+    *,
+    dirty: bool = False,
+) -> tuple[Any, threading.Thread, list[Any]]:
+    """Boot the ticking guest (*dirty*: dirtying its memory too), migrate it to *other*
+    (pre-copy at 1 MiB/s, then post-copy's background transfer at 4 MiB/s, so that it
+    lasts) and switch to post-copy once the transfer began; the source domain, the
+    migration's thread and its result list."""
     _ticking(pyvirt, tiny_image)
-    guest(pyvirt, "t1", DIRTY)
+    if dirty:
+        guest(pyvirt, "t1", DIRTY)
     src = pyvirt_api.open(_uri(pyvirt)).domains.get("t1")
-    # pre-copy at 1 MiB/s until migrate-postcopy, then post-copy at 4 MiB/s
     policy = pyvirt_api.MigrationPolicy(
         bandwidth=1 << 20, postcopy=True, postcopy_bandwidth=4 << 20
     )
@@ -96,6 +102,20 @@ def test_postcopy_paused_then_resumed(
         wait_for(lambda: src.migration_status().transferred > 0 or bool(out), 30, "the start")
         assert not out, out
         pyvirt("migrate-postcopy", "t1")
+    except BaseException:
+        thread.join(60)
+        raise
+    return src, thread, out
+
+
+def test_postcopy_paused_then_resumed(
+    pyvirt: Pyvirt,
+    other: Pyvirt,  # noqa: F811
+    tiny_image: Any,
+    userfaultfd: None,
+) -> None:
+    src, thread, out = _into_postcopy(pyvirt, other, tiny_image, dirty=True)
+    try:
         wait_for(lambda: src.migration_status().status == "postcopy-active" or bool(out), 30,
                  "post-copy")  # fmt: skip
         assert not out, out
@@ -139,18 +159,8 @@ def test_postcopy_runs_the_guest_on_the_destination(
 ) -> None:
     """The point of post-copy: from the switch on the destination runs the guest (its
     ticker counts on there) while the rest of its memory still comes from the source."""
-    _ticking(pyvirt, tiny_image)
-    src = pyvirt_api.open(_uri(pyvirt)).domains.get("t1")
-    # post-copy's background transfer at 4 MiB/s: it lasts while the guest runs on B
-    policy = pyvirt_api.MigrationPolicy(
-        bandwidth=1 << 20, postcopy=True, postcopy_bandwidth=4 << 20
-    )
-    thread, out = _migrating(src, pyvirt_api.open(_uri(other)), policy=policy,
-                             persistent=True, undefine_source=True)  # fmt: skip
+    src, thread, out = _into_postcopy(pyvirt, other, tiny_image)
     try:
-        wait_for(lambda: src.migration_status().transferred > 0 or bool(out), 30, "the start")
-        assert not out, out
-        pyvirt("migrate-postcopy", "t1")
         wait_for(lambda: _domstate(other) == "running (post-copy)" or bool(out), 30,
                  "the guest running on B")  # fmt: skip
         assert not out, out
