@@ -297,6 +297,8 @@ def prepare(
                 (run_dir / RUN_ON_ARRIVAL_FILE).touch()
             if not copy and server is None:  # finish has no NBD export nor TLS to drop
                 (run_dir / _PLAIN_FILE).touch()
+            if policy is not None and (policy.parallel is not None or policy.postcopy):
+                (run_dir / _CAPS_FILE).touch()  # finish turns them off again
             if listen is None:
                 if tcp_host:
                     listen = f"tcp:{_bracket(tcp_host)}:0"
@@ -412,6 +414,9 @@ def finish(
 
 #: prepare's note that the incoming QEMU has neither NBD exports nor TLS credentials
 _PLAIN_FILE = "migrate-plain"
+#: prepare's note that the incoming QEMU has multifd or post-copy on (a later save or
+#: outgoing migration must not inherit them; the others are incoming-only or the defaults)
+_CAPS_FILE = "migrate-caps"
 #: seconds finish waits for a connected watcher to run the guest on arrival before it asks
 #: QEMU itself
 _ARRIVAL_WAIT = 5.0
@@ -442,8 +447,9 @@ def _settle(
     resumed: bool,
 ) -> DomainStatus:
     """The destination's work once the state is in (caller holds the domain lock): the NBD
-    exports, the TLS credentials and the capabilities go (a later save, an fd migration,
-    must be plain, without multifd or post-copy), the vCPUs run unless *paused* (or
+    exports, the TLS credentials and multifd or post-copy go (a later save, an fd migration,
+    must be plain; each goes only if prepare set it up: QMP commands take QEMU's big lock
+    the resumed vCPUs want too), the vCPUs run unless *paused* (or
     *resumed* already), the runtime record says ``migrated``."""
     from pyvirt.service.domain import migrate_storage as storage  # lazy
     from pyvirt.service.domain import migrate_tls  # lazy
@@ -455,8 +461,11 @@ def _settle(
     else:
         storage.stop_export(mon)
         migrate_tls.drop_creds(mon)
-    with contextlib.suppress(MonitorError):
-        mon.set_migration_capabilities()
+    caps = mgr.rundir(name).path / _CAPS_FILE
+    if caps.exists():
+        with contextlib.suppress(MonitorError):
+            mon.set_migration_capabilities()
+        caps.unlink()
     if not paused and not resumed:
         mon.cont()
     storage.created_of(mgr, name)  # the images are the domain's now
