@@ -596,7 +596,7 @@ _TUNNEL_FD = "migrate-tunnel"
 def perform(
     mgr: DomainManager,
     ident: str,
-    uri: str,
+    uri: str | Callable[[], str],
     policy: Policy,
     *,
     progress: Progress | None = None,
@@ -608,6 +608,12 @@ def perform(
 ) -> MigrationResult:
     """Send running domain *ident*'s state to the QEMU listening on *uri*; returns once it
     completed, with the source QEMU paused (``postmigrate``).
+
+    *uri* may be a callable that waits for it: the caller's destination is still being
+    prepared meanwhile (its QEMU starting) while the source QEMU is set up here; it is called
+    once, after the set-up and before anything moves (the guest is paused for a non-live
+    migration only then); what it raises ends the migration as any failure before it
+    started (the guest runs on, the policy's settings go).
 
     Once it is in post-copy (the policy's switch, ``migrate-postcopy``, a timeout's) the
     source QEMU is paused for good (``paused (post-copy)``) and *on_postcopy* is called,
@@ -688,6 +694,8 @@ def perform(
                     hint="QEMU here does not support one of the options asked for",
                 ) from err
             try:
+                if callable(uri):  # the destination's prepare ran meanwhile
+                    uri = uri()
                 if policy.offline_copy and was_running:
                     mon.stop()
                 if storage is not None:
