@@ -159,10 +159,11 @@ class RunDir:
 
         The name goes at once: the directory is renamed to a ``.gone-*`` tombstone beside it
         (domain names never start with a dot, listings skip them), which a thread deletes
-        with every other tombstone there. A watcher that has not seen the run directory go
-        may still write ``exit.json`` into it through its directory descriptor (its last
-        write; a ``destroy`` or a migration's confirm does not wait for it): what it keeps
-        from going goes with the next removal's sweep; a next start never waits for it.
+        with every other tombstone there (a killed process leaves it to the next removal).
+        A watcher that has not seen the run directory go may still write ``exit.json`` into
+        it through its directory descriptor (its last write; a ``destroy`` or a migration's
+        confirm does not wait for it): what it keeps from going goes with the next
+        removal's sweep; a next start never waits for it.
         """
         import shutil  # local import: ~2 ms that commands reading a run directory skip
 
@@ -174,11 +175,11 @@ class RunDir:
         except OSError:  # not renamable here (a mount point?): delete it in place
             shutil.rmtree(self.path, ignore_errors=True)
             return
-        # the deletion (10-20 ms of unlinks under load) is off the caller's path: a migration's
-        # confirm, a destroy; a process that exits first leaves the rest to the next sweep
+        # the deletion (10-20 ms of unlinks under load) is off the caller's path (a migration's
+        # confirm, a destroy); not a daemon thread: a command finishes it before it exits
         import threading  # lazy
 
-        threading.Thread(target=_sweep_tombs, args=(self.path.parent,), daemon=True).start()
+        threading.Thread(target=_sweep_tombs, args=(self.path.parent,), name="rundir-sweep").start()
 
     # -- live XML ------------------------------------------------------------------------------
     def live_xml(self) -> bytes:
@@ -288,9 +289,10 @@ class RunDir:
         """The lifecycle policies the watcher honours (see :func:`runtime.write_policy`)."""
         runtime.write_policy(self.path, **policy)
 
-    def mark_destroying(self) -> None:
-        """Record the destroy intent before signalling QEMU."""
-        runtime.mark_destroying(self.path)
+    def mark_destroying(self, *, stop_work_here: bool = False) -> None:
+        """Record the destroy intent before signalling QEMU; *stop_work_here*: the caller
+        does the stop work itself (the reaper only if the caller dies first)."""
+        runtime.mark_destroying(self.path, stop_work_here=stop_work_here)
 
     def exit_info(self, wait: float = 0.5) -> ExitInfo:
         """Why QEMU went away (waits up to ``wait`` s for the watcher to record it)."""

@@ -1391,7 +1391,7 @@ def confirm(mgr: DomainManager, name: str, *, undefine: bool = False) -> None:
         with SyncMonitor(rec.qmp_socket, name=name) as mon:
             if mon.query_migrate().status != "completed":
                 raise _no_migration(name)
-            run.mark_destroying()
+            run.mark_destroying(stop_work_here=True)
             with contextlib.suppress(MonitorError):
                 mon.quit()
         process.terminate(rec.pid, rec.starttime, timeout=10.0)
