@@ -432,6 +432,7 @@ class ClusterAgent:
 
     def reload(self) -> None:
         """Start, restart or stop the cluster work as the membership file now says."""
+        from pyvirt.service.cluster import watchdog  # lazy
         from pyvirt.service.cluster.config import read_config  # lazy
         from pyvirt.service.cluster.heartbeat import Heartbeat  # lazy
         from pyvirt.service.cluster.membership import open_etcd  # lazy
@@ -452,6 +453,7 @@ class ClusterAgent:
             on_tick=self._tick,
             host_root=self._service.host.host_root,
             lease_file=self._service.paths.run / "cluster-lease",
+            held_file=self._service.paths.run / watchdog.HELD,
         )
         self._heartbeat = heartbeat
         self._recovery = RecoveryManager(
@@ -661,7 +663,9 @@ class ClusterAgent:
             return
         names = self._fence_names() if ready else None
         paths = self._service.paths
-        if watchdog.pet(paths, deadline or 0.0, names) or deadline is None:
+        heartbeat = self._heartbeat
+        lease = heartbeat.lease if heartbeat is not None and deadline is not None else 0
+        if watchdog.pet(paths, deadline or 0.0, names, lease) or deadline is None:
             return
         if time.monotonic() - self._spawned_at > 5.0:
             self._spawned_at = time.monotonic()

@@ -1,14 +1,21 @@
-"""The watchdog's hold after a clean stop of pyvirtd (issue 16): it renews the lease, moving
-the fence deadline only as far as each successful renewal allows, and stops renewing when the
-hold runs out, the lease is gone, or the daemon is back."""
+"""The watchdog's hold of the host's lease (issue 16): it renews the lease while pyvirtd pets
+and for a while after its last pet (a clean stop, a kill -9), moving the fence deadline only as
+far as each successful renewal allows, publishing it for pyvirtd, giving the recovery
+leadership up when pyvirtd is silent, and stopping when the hold runs out, the lease is gone,
+or it is stopped."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from typing import Any
 
-from pyvirt.drivers.etcd import EtcdUnavailableError
+import pytest
+
+from pyvirt.drivers.etcd import Compare, EtcdUnavailableError
+from pyvirt.service.cluster import keys, watchdog
 from pyvirt.service.cluster.fence import FENCE_MARGIN
-from pyvirt.service.cluster.watchdog import Holder
+from pyvirt.service.cluster.watchdog import Holder, read_held
 
 
 class FakeEtcd:
@@ -16,6 +23,7 @@ class FakeEtcd:
         self.ttls = ttls  # None: etcd does not answer
         self.calls = 0
         self.closed = False
+        self.txns: list[tuple[list[Compare], list[Any]]] = []
 
     def lease_keepalive(self, lease: int) -> int:
         assert lease == 0x42
@@ -24,6 +32,10 @@ class FakeEtcd:
         if ttl is None:
             raise EtcdUnavailableError("etcd did not answer")
         return ttl
+
+    def transaction(self, compare: list[Compare], success: list[Any]) -> bool:
+        self.txns.append((compare, success))
+        return True
 
     def close(self) -> None:
         self.closed = True
@@ -61,10 +73,47 @@ def test_a_lost_lease_ends_the_hold_at_once() -> None:
     assert etcd.calls == 2 and etcd.closed
 
 
-def test_the_daemon_coming_back_stops_it() -> None:
+def test_stop_ends_it() -> None:
     etcd = FakeEtcd([8])
     h = Holder(etcd, 0x42, renew=0.02, seconds=30.0, deadline=time.monotonic()).start()
     time.sleep(0.1)
     h.stop()
     wait_done(h, 1.0)
     assert etcd.closed
+
+
+def test_pets_keep_it_renewing_and_their_absence_ends_it() -> None:
+    etcd = FakeEtcd([8])
+    h = Holder(etcd, 0x42, renew=0.02, seconds=0.2, deadline=time.monotonic()).start()
+    for _ in range(10):  # 0.5 s of pets: longer than the hold
+        time.sleep(0.05)
+        h.petted(time.monotonic())
+        assert h.active
+    wait_done(h)  # no more pets: it ends 0.2 s after the last one
+    assert etcd.calls >= 20 and etcd.closed
+
+
+def test_the_deadline_is_published_for_its_lease(tmp_path: Path) -> None:
+    held = tmp_path / "cluster-lease-held"
+    h = Holder(FakeEtcd([8]), 0x42, renew=0.02, seconds=0.1, deadline=time.monotonic(),
+               held=held).start()  # fmt: skip
+    wait_done(h)
+    assert read_held(held, 0x42) == h.deadline
+    assert read_held(held, 0x43) is None  # another lease's deadline is not ours
+    assert read_held(tmp_path / "none", 0x42) is None
+
+
+def test_a_silent_daemon_gives_up_the_leadership_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(watchdog, "SILENT", 0.1)
+    etcd = FakeEtcd([8])
+    h = Holder(etcd, 0x42, renew=0.02, seconds=30.0, deadline=time.monotonic()).start()
+    time.sleep(0.3)
+    assert len(etcd.txns) == 1  # only when this host's lease holds the leader key
+    compare, success = etcd.txns[0]
+    assert compare == [Compare(keys.LEADER, "lease", "EQUAL", 0x42)]
+    assert [op.key for op in success] == [keys.LEADER]
+    h.petted(time.monotonic())  # the daemon is back, then silent again: once more
+    time.sleep(0.3)
+    h.stop()
+    wait_done(h)
+    assert len(etcd.txns) == 2
