@@ -58,7 +58,7 @@ def evacuate(
     :raises CancelledError: cancelled (the domains moved so far stay moved; the host stays
         in maintenance)
     """
-    from pyvirt.service.cluster import maintenance  # lazy
+    from pyvirt.service.cluster import maintenance, placement  # lazy
     from pyvirt.service.cluster.membership import list_hosts, open_etcd, require_config  # lazy
 
     config = require_config(service)
@@ -71,7 +71,11 @@ def evacuate(
         if maintenance.mark(etcd, host, by=config.host):
             log.warning("cluster: host %s is in maintenance (evacuated by %s)", host, config.host)
         owned = maintenance.owned_by(etcd, host)  # a start may have won the race to the mark
-        moves = maintenance.plan(list_hosts(etcd), owned, host)
+        moves = maintenance.plan(
+            list_hosts(etcd), owned, host,
+            groups=placement.group_members(etcd, owned), owners=placement.owners_of(etcd),
+            checks={d.name: placement.resource_checks(etcd, d) for d in owned},
+        )  # fmt: skip
         known = {h.name: h for h in hosts}
         done: list[Evacuated] = []
         src: Connection | None = None
