@@ -117,3 +117,63 @@ def test_a_silent_daemon_gives_up_the_leadership_once(monkeypatch: pytest.Monkey
     h.stop()
     wait_done(h)
     assert len(etcd.txns) == 2
+
+
+def test_pyvirtd_counts_the_deadline_the_watchdog_reached(tmp_path: Path) -> None:
+    from pyvirt.service.cluster.config import ClusterConfig
+    from pyvirt.service.cluster.heartbeat import Heartbeat
+
+    held = tmp_path / "cluster-lease-held"
+    config = ClusterConfig("lab", "ha", ("http://127.0.0.1:1",))
+    hb = Heartbeat(None, config, held_file=held)  # type: ignore[arg-type]
+    assert hb.fence_deadline is None  # no lease
+    now = time.monotonic()
+    hb.lease, hb.expires_at = 0x42, now + 8
+    assert hb.fence_deadline == now + 8 - FENCE_MARGIN
+    watchdog.write_held(held, 0x42, now + 20)  # the watchdog renewed later (pyvirtd hung)
+    assert hb.fence_deadline == now + 20
+    watchdog.write_held(held, 0x42, now + 1)  # an older one never moves the deadline back
+    assert hb.fence_deadline == now + 8 - FENCE_MARGIN
+    watchdog.write_held(held, 0x43, now + 30)  # another lease's
+    assert hb.fence_deadline == now + 8 - FENCE_MARGIN
+
+
+def test_pets_start_follow_and_end_the_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    made: list[Holder] = []
+
+    def holder(paths: object, lease: int, deadline: float, seconds: float) -> Holder:
+        h = Holder(FakeEtcd([8]) if lease == 0x42 else _Etcd43(), lease, renew=0.02,
+                   seconds=seconds, deadline=deadline).start()  # fmt: skip
+        made.append(h)
+        return h
+
+    monkeypatch.setattr(watchdog, "_holder", holder)
+    follow = watchdog._follow
+    soon = time.monotonic() + 5
+    assert follow(None, None, {"deadline": soon}, soon, ["g1"]) is None  # no lease: no hold
+    h = follow(None, None, {"deadline": soon, "lease": 0x42}, soon, ["g1"])
+    assert h is made[0] and h.seconds == watchdog.STOP_HOLD
+    h.last_pet -= 1.0
+    again = follow(None, h, {"deadline": soon + 1, "lease": 0x42}, soon + 1, ["g1"])
+    assert again is h and len(made) == 1 and time.monotonic() - h.last_pet < 0.5
+    assert h.deadline >= soon + 1
+    stop = follow(None, h, {"deadline": soon, "lease": 0x42, "hold": 30}, soon, ["g1"])
+    assert stop is h and h.seconds == 30  # a clean stop's hold
+    other = follow(None, h, {"deadline": soon, "lease": 0x43}, soon, ["g1"])  # a new lease
+    assert other is made[1]
+    wait_done(h)
+    assert follow(None, other, {"deadline": soon, "lease": 0x43}, soon, []) is None  # no guest
+    wait_done(other)
+    past = time.monotonic() - 1  # past the deadline: fenced, nothing to hold any more
+    assert follow(None, None, {"deadline": past, "lease": 0x42}, past, ["g1"]) is None
+    assert len(made) == 2
+
+
+class _Etcd43(FakeEtcd):
+    def __init__(self) -> None:
+        super().__init__([8])
+
+    def lease_keepalive(self, lease: int) -> int:
+        assert lease == 0x43
+        self.calls += 1
+        return 8
