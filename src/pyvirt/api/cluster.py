@@ -14,7 +14,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.errors import PyvirtError
-from pyvirt.service.cluster.config import DEFAULT_RENEW, DEFAULT_TTL, ClusterConfig
+from pyvirt.service.cluster.config import (
+    DEFAULT_DAEMON_HOLD,
+    DEFAULT_RENEW,
+    DEFAULT_TTL,
+    ClusterConfig,
+)
 from pyvirt.service.cluster.domains import ClusterDomain, DomainPlacementInfo
 from pyvirt.service.cluster.membership import (
     ClusterRecord,
@@ -96,6 +101,7 @@ class Cluster:
         etcd_cert: str | None = None,
         etcd_key: str | None = None,
         kernel_watchdog: bool = True,
+        daemon_hold: float = DEFAULT_DAEMON_HOLD,
     ) -> ClusterConfig:
         """Create a cluster in *etcd* (client URLs) with this host as its first member.
 
@@ -116,6 +122,7 @@ class Cluster:
             etcd_cert=etcd_cert,
             etcd_key=etcd_key,
             kernel_watchdog=kernel_watchdog,
+            daemon_hold=daemon_hold,
         )
 
     def join(
@@ -128,6 +135,7 @@ class Cluster:
         etcd_cert: str | None = None,
         etcd_key: str | None = None,
         kernel_watchdog: bool = True,
+        daemon_hold: float = DEFAULT_DAEMON_HOLD,
     ) -> ClusterConfig:
         """Join the cluster whose etcd is at *etcd* as *host* (default: this host's name).
 
@@ -145,6 +153,7 @@ class Cluster:
             etcd_cert=etcd_cert,
             etcd_key=etcd_key,
             kernel_watchdog=kernel_watchdog,
+            daemon_hold=daemon_hold,
         )
 
     def leave(self, *, force: bool = False) -> None:

@@ -177,3 +177,28 @@ class _Etcd43(FakeEtcd):
         assert lease == 0x43
         self.calls += 1
         return 8
+
+
+def test_the_daemon_hold_is_a_host_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyvirt.errors import InvalidConfigError
+    from pyvirt.service.cluster.config import ClusterConfig
+    from pyvirt.service.cluster.membership import _check_hold
+
+    base = {"cluster": "lab", "host": "ha", "endpoints": ["http://127.0.0.1:1"]}
+    assert ClusterConfig.from_json(base).daemon_hold == watchdog.STOP_HOLD  # older files
+    config = ClusterConfig.from_json({**base, "daemon_hold": 0})
+    assert config.daemon_hold == 0 and config.to_json()["daemon_hold"] == 0
+    _check_hold(0)
+    _check_hold(3600)
+    with pytest.raises(InvalidConfigError, match="daemon hold of -1 s is out of range"):
+        _check_hold(-1)
+    # no hold: pets never start one (the daemon's own renewals count alone) ...
+    monkeypatch.setattr(watchdog, "_holder", lambda *a: pytest.fail("no hold wanted"))
+    soon = time.monotonic() + 5
+    pet = {"deadline": soon, "lease": 0x42}
+    assert watchdog._follow(None, None, pet, soon, ["g1"], 0.0) is None  # type: ignore[arg-type]
+    # ... but a clean stop's hold is kept
+    made: list[float] = []
+    monkeypatch.setattr(watchdog, "_holder", lambda p, lease, d, seconds: made.append(seconds))
+    watchdog._follow(None, None, {**pet, "hold": 120}, soon, ["g1"], 0.0)  # type: ignore[arg-type]
+    assert made == [120.0]

@@ -13,10 +13,11 @@ those guests (:func:`pyvirt.service.cluster.fence.kill_now`) and waits for the n
 deadline is published in ``RUN/cluster-lease-held`` (:func:`read_held`), so that pyvirtd's own
 fence timer, after a hang, does not fence on a deadline the watchdog has since moved.
 
-It holds the lease for up to :data:`STOP_HOLD` seconds after pyvirtd's last pet: an HA guest
-does not stay unmanaged for long (a daemon that does not come back: the renewals stop, the
-guests are fenced at the deadline and restarted elsewhere). After :data:`SILENT` seconds
-without a pet it gives up the recovery leadership if it holds it, so the other hosts' HA
+It holds the lease for up to ``daemon_hold`` seconds after pyvirtd's last pet (the host's
+cluster config, ``cluster init|join --daemon-hold``, default :data:`STOP_HOLD`; 0: no hold):
+an HA guest does not stay unmanaged for long (a daemon that does not come back: the renewals
+stop, the guests are fenced at the deadline and restarted elsewhere). After :data:`SILENT`
+seconds without a pet it gives up the recovery leadership if it holds it, so the other hosts' HA
 guests are recovered meanwhile by another leader.
 
 It runs in a session of its own, so a ``kill -9`` of the daemon (or of its process group)
@@ -58,6 +59,7 @@ from pyvirt.state.paths import StatePaths
 
 if TYPE_CHECKING:
     from pyvirt.drivers.etcd import Compare
+    from pyvirt.service.cluster.config import ClusterConfig
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,8 @@ SOCKET = "cluster-watchdog.sock"
 LOCK = "cluster-watchdog.lock"
 FENCED = "cluster-fenced.jsonl"
 HELD = "cluster-lease-held"
-#: seconds the watchdog keeps the lease alive after pyvirtd's last pet (a clean stop, a kill)
+#: seconds the watchdog keeps the lease alive after a clean stop of pyvirtd, and by default
+#: after its last pet when it is killed or hangs (``cluster init|join --daemon-hold``)
 STOP_HOLD = 120.0
 #: seconds without a pet after which the watchdog gives up the recovery leadership
 SILENT = 2.0
@@ -312,15 +315,19 @@ def spawn(paths: StatePaths) -> None:
         )  # fmt: skip
 
 
-def _kernel(paths: StatePaths, device: Path | None) -> KernelWatchdog | None:
-    """The kernel's watchdog to arm, unless the host's cluster config turns it off."""
+def _config(paths: StatePaths) -> ClusterConfig | None:
+    """The host's cluster config (None: none, or unreadable: said in the log)."""
     from pyvirt.service.cluster.config import read_config  # lazy
 
     try:
-        config = read_config(paths)
+        return read_config(paths)
     except PyvirtError as err:
         log.error("watchdog: %s", err.message)
-        config = None
+        return None
+
+
+def _kernel(config: ClusterConfig | None, device: Path | None) -> KernelWatchdog | None:
+    """The kernel's watchdog to arm, unless the host's cluster config turns it off."""
     if config is not None and not config.kernel_watchdog:
         log.info("watchdog: the kernel's watchdog is off for this host")
         return None
@@ -347,7 +354,10 @@ def serve(paths: StatePaths, *, device: Path | None = None) -> int:
     deadline: float | None = None
     names: list[str] = []
     holder: Holder | None = None
-    kernel = _kernel(paths, device)
+    config = _config(paths)
+    kernel = _kernel(config, device)
+    #: seconds to hold the lease after pyvirtd went silent (0: fence at the deadline)
+    silent_hold = config.daemon_hold if config is not None else STOP_HOLD
     while True:
         if holder is not None and deadline is not None:
             deadline = max(deadline, holder.deadline)  # what the renewals allow
@@ -386,7 +396,7 @@ def serve(paths: StatePaths, *, device: Path | None = None) -> int:
             deadline = float(msg["deadline"]) if msg.get("deadline") else None
             if "names" in msg:  # a restarted daemon's first pets keep the names (see api)
                 names = [str(n) for n in msg["names"] or []]
-            holder = _follow(paths, holder, msg, deadline, names)
+            holder = _follow(paths, holder, msg, deadline, names, silent_hold)
             continue
         if deadline is not None and time.monotonic() >= deadline:
             log.warning("watchdog: the fence deadline passed without a renewal; fencing %s",
@@ -404,15 +414,16 @@ def serve(paths: StatePaths, *, device: Path | None = None) -> int:
 
 
 def _follow(paths: StatePaths, holder: Holder | None, msg: dict[str, Any],
-            deadline: float | None, names: list[str]) -> Holder | None:  # fmt: skip
+            deadline: float | None, names: list[str],
+            silent_hold: float = STOP_HOLD) -> Holder | None:  # fmt: skip
     """The holder after a pet: the same one petted, a new one for a new lease, or none (no
-    lease, or no HA guest here)."""
+    lease, no HA guest here, or no hold: *silent_hold* 0 and no clean stop's hold asked)."""
     try:
         lease = int(msg.get("lease") or 0)
         seconds = float(msg["hold"]) if msg.get("hold") else None
     except (TypeError, ValueError):
         lease, seconds = 0, None
-    if deadline is None or not lease or not names:
+    if deadline is None or not lease or not names or (seconds is None and silent_hold <= 0):
         if holder is not None:
             holder.stop()
         return None
@@ -425,7 +436,7 @@ def _follow(paths: StatePaths, holder: Holder | None, msg: dict[str, Any],
         holder.stop()
     if deadline <= time.monotonic():
         return None  # past: fenced, or fencing now (no renewal brings a fenced guest back)
-    return _holder(paths, lease, deadline, seconds if seconds is not None else STOP_HOLD)
+    return _holder(paths, lease, deadline, seconds if seconds is not None else silent_hold)
 
 
 def main() -> None:
