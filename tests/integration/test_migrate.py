@@ -111,6 +111,9 @@ def test_live_migration_moves_the_running_guest(
     assert proc.returncode == 0, err
     assert state(pyvirt, "t1") == "running (migrated)"
     assert state(other, "t1") == "shut off (migrated)"
+    info = other("domjobinfo", "--completed", "t1").out  # what it measured
+    assert info.startswith("Job type:         Completed\nOperation:        Outgoing migration")
+    assert "Total downtime:" in info and "Iteration:" in info
     assert guest(pyvirt, "t1", "echo $KEEP").strip() == "moved-42"
     # a host with another domain of that name (another UUID) refuses it, nothing changes
     clash = other.root / "clash.xml"

@@ -283,7 +283,8 @@ def test_same_mac_and_ip_answer_in_the_destination_namespace(
         ticks.follow(b.root, "t1")
         wait_for(lambda: len(ticks.seen) > 20, 20, "the ticker")
         a.env["PYVIRT_TOKEN"] = _token(db)
-        a("migrate", "--live", "t1", f"pyvirt+tls://{ADDR_B}:{port}/?ca={db.cert}")
+        a("migrate", "--live", "--listen-address", ADDR_B, "t1",
+          f"pyvirt+tls://{ADDR_B}:{port}/?ca={db.cert}")  # fmt: skip
         last_src = max(t[1] for t in ticks.seen)
         wait_for(lambda: max(t[1] for t in ticks.seen) > last_src + 20, 20, "ticks on B")
         ticks.stop()

@@ -17,7 +17,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from pyvirt.api.domain_base import DomainHandle
-from pyvirt.errors import InvalidConfigError, InvalidStateError, PyvirtError, UnsupportedError
+from pyvirt.errors import (
+    InvalidConfigError,
+    InvalidStateError,
+    NotFoundError,
+    PyvirtError,
+    UnsupportedError,
+)
 
 if TYPE_CHECKING:
     from pyvirt.api.connection import Connection
@@ -224,6 +230,13 @@ class DomainMigrate(DomainHandle):
         from pyvirt.service.domain import migrate as svc  # lazy
 
         return svc.live_status(self._domains, self._name)
+
+    def migration_completed(self) -> LiveStatus | None:
+        """What the last completed outgoing migration measured, while the domain stays
+        defined here (``domjobinfo --completed``); None: none since it last started."""
+        from pyvirt.service.domain import migrate as svc  # lazy
+
+        return svc.completed_status(self._domains, self._name)
 
     def migration_cancel(self) -> None:
         """Cancel the outgoing migration (``domjobabort``; refused in post-copy)."""
@@ -561,5 +574,7 @@ def _quietly(step: object) -> None:
 
     try:
         step()  # type: ignore[operator]
+    except NotFoundError:
+        pass  # already gone (the incoming QEMU quits when its stream breaks): nothing to clean
     except PyvirtError as err:
         logging.getLogger(__name__).warning("migration clean-up: %s", err.message)

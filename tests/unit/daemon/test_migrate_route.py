@@ -103,3 +103,17 @@ def test_migrate_options_reach_the_source_daemons_migration(
     assert done["state"] == "completed", done
     moved = pyvirt.api.open(dest).domains.get("web1").xml_desc(inactive=True)
     assert "<description>sent</description>" in moved
+
+
+def test_completed_migration_figures(http: TestClient, tmp_path: Path) -> None:
+    from pyvirt.service.domain import migrate as svc
+    from pyvirt.service.domain.manager import DomainManager
+    from pyvirt.service.domain.types import Reason
+
+    r = http.get("/api/v1/domains/web1/migration/completed")
+    assert r.status_code == 200 and r.json() is None  # never migrated
+    figures = svc.LiveStatus("completed", 812, 9 << 20, 0, 9 << 20, 0, 3, None, 1 << 20, 37)
+    mgr = DomainManager(StatePaths.from_root(tmp_path / "s"))
+    svc._set_last_reason(mgr, "web1", Reason.MIGRATED, figures.to_json())
+    assert http.get("/api/v1/domains/web1/migration/completed").json() == figures.to_json()
+    assert http.get("/api/v1/domains/web1").json()["reason"] == "migrated"

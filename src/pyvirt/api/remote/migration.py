@@ -161,6 +161,13 @@ class RemoteMigrationVerbs:
 
         return LiveStatus(**self._client.json("GET", self._murl("status")))
 
+    def migration_completed(self) -> LiveStatus | None:
+        """What the last completed outgoing migration measured (None: none)."""
+        from pyvirt.service.domain.migrate import LiveStatus  # lazy
+
+        doc = self._client.json("GET", self._murl("completed"))
+        return LiveStatus(**doc) if doc else None
+
     def migration_cancel(self) -> None:
         """Cancel the outgoing migration (refused in post-copy)."""
         self._client.request("POST", self._murl("cancel"))

@@ -246,15 +246,16 @@ def migrate_postcopy(ctx: click.Context, domain: str) -> None:
     api(ctx).domains.get(domain).migration_start_postcopy()
 
 
-def migration_job_lines(status: LiveStatus) -> list[str]:
-    """``domjobinfo``'s lines for a running outgoing migration (virsh's layout)."""
+def migration_job_lines(status: LiveStatus, *, completed: bool = False) -> list[str]:
+    """``domjobinfo``'s lines for a running outgoing migration, or with *completed* for the
+    last completed one (virsh's layout)."""
     from pyvirt.api.values import format_bytes  # lazy
 
     def row(key: str, value: str) -> str:
         return f"{key:<17} {value:<12}".rstrip()
 
     lines = [
-        row("Job type:", "Unbounded"),
+        row("Job type:", "Completed" if completed else "Unbounded"),
         row("Operation:", "Outgoing migration"),
         row("Time elapsed:", f"{status.elapsed_ms:<12} ms"),
         row("Data processed:", format_bytes(status.transferred)),
@@ -264,6 +265,9 @@ def migration_job_lines(status: LiveStatus) -> list[str]:
         row("Dirty rate:", f"{format_bytes(status.dirty_rate)}/s"),
         row("Iteration:", str(status.iteration)),
     ]
-    if status.expected_downtime_ms is not None:
+    if completed:
+        if status.downtime_ms is not None:
+            lines.append(row("Total downtime:", f"{status.downtime_ms:<12} ms"))
+    elif status.expected_downtime_ms is not None:
         lines.append(row("Expected downtime:", f"{status.expected_downtime_ms:<12} ms"))
     return lines

@@ -30,7 +30,8 @@ The source host:
 - while it runs: ``GET``/``PATCH .../migration/tuning`` ``{"downtime_ms","bandwidth",
   "compcache","postcopy_bandwidth"}`` (``migrate-setmaxdowntime``, ``-setspeed [--postcopy]``,
   ``-compcache``), ``POST
-  .../migration/postcopy``, ``GET .../migration/status`` (``domjobinfo``'s live figures) and
+  .../migration/postcopy``, ``GET .../migration/status`` (``domjobinfo``'s live figures; ``GET
+  .../migration/completed``: the last completed migration's, ``--completed``) and
   ``POST .../migration/cancel`` (refused with 409 in post-copy);
 - post-copy recovery: ``POST .../migration/postcopy/pause`` (``domjobabort --postcopy``:
   both QEMUs wait in ``postcopy-paused``), then ``POST /api/v1/migrations/incoming/{name}/
@@ -552,6 +553,14 @@ def status(request: Request, name: str) -> StatusOut:
     """Where the running (or last) outgoing migration is."""
     st = daemon_of(request).conn.domains.get(name).migration_status()
     return StatusOut(**st.to_json())
+
+
+@router.get("/api/v1/domains/{name}/migration/completed", responses=_ERRORS)
+def completed(request: Request, name: str) -> StatusOut | None:
+    """What the last completed outgoing migration measured (``domjobinfo --completed``;
+    null: none since the domain last started)."""
+    st = daemon_of(request).conn.domains.get(name).migration_completed()
+    return StatusOut(**st.to_json()) if st is not None else None
 
 
 @router.post("/api/v1/domains/{name}/migration/cancel", status_code=204, responses=_ERRORS)

@@ -1221,6 +1221,10 @@ def live_status(mgr: DomainManager, ident: str) -> LiveStatus:
     name, rec = mgr.running(ident)
     with _session(name, rec) as mon:
         st = mon.query_migrate()
+    return _live(st)
+
+
+def _live(st: MigrationStatus) -> LiveStatus:
     return LiveStatus(
         status=st.status,
         elapsed_ms=st.total_time_ms,
@@ -1443,7 +1447,8 @@ def confirm(mgr: DomainManager, name: str, *, undefine: bool = False) -> None:
             raise _no_migration(name)
         run = mgr.rundir(name)
         with SyncMonitor(rec.qmp_socket, name=name) as mon:
-            if mon.query_migrate().status != "completed":
+            done = mon.query_migrate()
+            if done.status != "completed":
                 raise _no_migration(name)
             # the destination's QEMU runs on the images it did not copy (shared storage):
             # this stop must not give them back to their owner, out of that QEMU's reach
@@ -1456,8 +1461,8 @@ def confirm(mgr: DomainManager, name: str, *, undefine: bool = False) -> None:
         run.record_destroyed()
         mgr.reap(name, rec, wait=0.0)
         defined = mgr.store.exists(name)
-        if defined:
-            _set_last_reason(mgr, name, Reason.MIGRATED)
+        if defined:  # with what it measured (domjobinfo --completed)
+            _set_last_reason(mgr, name, Reason.MIGRATED, _live(done).to_json())
     if undefine and defined:  # the UEFI variables stay here (QEMU moved them in RAM only)
         mgr.undefine(name, managed_save=True, nvram=False)
 
@@ -1490,17 +1495,32 @@ def recover(mgr: DomainManager, name: str, *, running: bool = True) -> None:
                 mon.cont()
 
 
-def _set_last_reason(mgr: DomainManager, name: str, reason: Reason) -> None:
+def _set_last_reason(
+    mgr: DomainManager, name: str, reason: Reason, migration: dict[str, Any] | None = None
+) -> None:
     import json  # lazy
 
     from pyvirt.state.atomic import atomic_write  # lazy
 
+    body: dict[str, Any] = {"state": "shut off", "reason": str(reason), "at": time.time()}
+    if migration is not None:
+        body["migration"] = migration
     mgr.paths.domain_run_root.mkdir(parents=True, exist_ok=True)
-    atomic_write(
-        mgr.paths.domain_last_state(name),
-        json.dumps({"state": "shut off", "reason": str(reason), "at": time.time()}).encode(),
-        sync=False,
-    )
+    atomic_write(mgr.paths.domain_last_state(name), json.dumps(body).encode(), sync=False)
+
+
+def completed_status(mgr: DomainManager, ident: str) -> LiveStatus | None:
+    """What the last outgoing migration of domain *ident* measured, once it completed and
+    the domain stayed defined here (``domjobinfo --completed``); None: none since its last
+    start."""
+    import json  # lazy
+
+    name = mgr.resolve(ident)
+    try:
+        data = json.loads(mgr.paths.domain_last_state(name).read_text())
+        return LiveStatus(**data["migration"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
 
 
 def storage_plan(
