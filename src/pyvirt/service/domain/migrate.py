@@ -140,7 +140,7 @@ class Policy:
     postcopy: bool = False
     #: bytes/s of post-copy's background transfer (``--postcopy-bandwidth``; None: unlimited)
     postcopy_bandwidth: int | None = None
-    #: switch to post-copy after this many passes (``--postcopy-after-precopy``: 1)
+    #: switch to post-copy once this many passes completed (``--postcopy-after-precopy``: 1)
     postcopy_after_passes: int | None = None
     stall_passes: int = 3
     max_passes: int = 60
@@ -977,7 +977,9 @@ class _Follow:
                 self.best_remaining, self.stalled = remaining, 0
             else:
                 self.stalled += 1
-            if policy.postcopy and passes >= (policy.postcopy_after_passes or 1 << 30):
+            # QEMU counts a pass when it begins (1 from the start): N passes are complete
+            # once the (N+1)th begins
+            if policy.postcopy and passes > (policy.postcopy_after_passes or 1 << 30):
                 mon.migrate_start_postcopy()
                 self.in_postcopy = True
             elif self.stalled >= policy.stall_passes and self._may_raise_downtime(mon):
