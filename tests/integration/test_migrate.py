@@ -125,8 +125,9 @@ def test_live_migration_moves_the_running_guest(
     assert res.err.splitlines()[0].startswith("error: domain 't1' already exists with uuid ")
     assert state(pyvirt, "t1") == "running (migrated)"
     assert _qemu_dirs(other) == []
-    # under another name there (--dname), left paused (--suspend)
-    pyvirt("migrate", "--live", "--suspend", "--dname", "t2", "t1", _uri(other))
+    # under another name there (--dname), left paused (--suspend), not live (the guest
+    # paused for the copy)
+    pyvirt("migrate", "--suspend", "--dname", "t2", "t1", _uri(other))
     assert state(other, "t2").startswith("paused")
     other("resume", "t2")
     assert guest(other, "t2", "echo $KEEP").strip() == "moved-42"
