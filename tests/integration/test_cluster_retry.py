@@ -2,8 +2,9 @@
 (issue 16): three pyvirtd on a real etcd on loopback and an HA guest on shared storage. Its
 host crashes while its disk is away: every start fails after the claim, the claim is given
 back and the leader tries again with a back-off (``RecoveryFailed`` … ``again in N s``); the
-disk back, the guest runs again — not left stopped. Then the host running it hangs: its
-watchdog fences the guest, which restarts elsewhere, and the hung daemon, resumed, reports
+disk back, the guest runs again — not left stopped. Then the host running it hangs (the
+hosts joined with ``--daemon-hold 0``: no hold of the lease): its watchdog fences the guest,
+which restarts elsewhere, and the hung daemon, resumed, reports
 ``Fenced``. Every daemon's event stream shows the leader's recovery events and the fenced
 host's ``Fenced``, with the host they happened on (``origin``)."""
 
@@ -80,11 +81,13 @@ def test_a_failed_recovery_is_retried_and_events_reach_every_host(
     with contextlib.ExitStack() as stack:
         stack.callback(stop_watchdogs, list(roots.values()))  # after the daemons stopped
         d = {h: stack.enter_context(pyvirtd(r)) for h, r in roots.items()}
+        # --daemon-hold 0: a hung daemon's watchdog does not hold the lease (the default
+        # holds it 2 minutes), so the hang below fences its guest, as a strict host wants
         cli(roots["ha"], "cluster", "init", "--etcd", etcd.endpoints, "--host", "ha",
-            "--address", d["ha"].uri)  # fmt: skip
+            "--address", d["ha"].uri, "--daemon-hold", "0")  # fmt: skip
         for h in HOSTS[1:]:
             cli(roots[h], "cluster", "join", "--etcd", etcd.endpoints, "--host", h,
-                "--address", d[h].uri)  # fmt: skip
+                "--address", d[h].uri, "--daemon-hold", "0")  # fmt: skip
         xml = tmp_path / "r1.xml"
         xml.write_text(guest_xml(tiny_image, "r1", disk_xml, dhcp=False))
         cli(roots["ha"], "cluster", "define", str(xml), "--ha")

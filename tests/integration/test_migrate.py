@@ -56,7 +56,12 @@ def _uri(pv: Pyvirt) -> str:
 
 def _qemu_dirs(pv: Pyvirt) -> list[str]:
     run = pv.root / "run" / "qemu"
-    return [p.name for p in run.iterdir() if p.is_dir()] if run.is_dir() else []
+    # a dot-name is a removed run directory's tombstone, not a domain
+    return (
+        [p.name for p in run.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        if run.is_dir()
+        else []
+    )
 
 
 def _booted(pyvirt: Pyvirt, tiny_image: Any, disk: Path | None = None) -> None:

@@ -52,7 +52,7 @@ class RemoteMigrationVerbs:
 
     def migration_perform(
         self,
-        uri: str,
+        uri: str | Callable[[], str],
         policy: Policy,
         *,
         progress: Progress | None = None,
@@ -73,6 +73,8 @@ class RemoteMigrationVerbs:
                 "--tunnelled requires --p2p", hint="the source host's daemon carries the stream"
             )
 
+        if callable(uri):  # the daemon sets the source up once it has the URI
+            uri = uri()
         body: dict[str, Any] = {"uri": uri, "policy": _policy(policy)}
         if storage is not None:
             body["storage"] = storage.to_json()

@@ -525,6 +525,31 @@ class Watch:
         return classify(self.last_shutdown, is_destroying(self.run_dir))
 
 
+#: the nice value of the watcher (and of its session's scheduling group)
+WATCHER_NICE = 10
+
+
+def lower_priority() -> None:
+    """Make this process yield the CPU to the guests: nice :data:`WATCHER_NICE`, and the
+    same for its session's autogroup. Where the kernel groups processes by session
+    (``kernel.sched_autogroup_enabled``, no CPU cgroup of their own), a nice value only
+    counts against the processes of the same session; the watcher has a session of its own,
+    so without the group's nice its start-up and its stop work would compete with each
+    QEMU's group at full weight."""
+    with contextlib.suppress(OSError):
+        os.nice(WATCHER_NICE)
+    with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as f:
+        f.write(str(WATCHER_NICE))
+
+
+def restore_priority() -> None:
+    """Undo :func:`lower_priority` where this process may (root may; else it stays)."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, 0)
+    with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as f:
+        f.write("0")
+
+
 def still_ours(run_dir: Path, pid: int, starttime: int | None) -> bool:
     """Whether ``run_dir`` still describes the QEMU this watcher followed (not cleaned up by
     someone else, nor reused by a new start of the domain)."""
@@ -545,8 +570,7 @@ def main(argv: list[str] | None = None, *, on_exit: ExitCallback | None = None) 
         logged); an entry module that wraps this one passes it
     """
     # supervision must never steal CPU from the guest it watches (TCG boots are CPU-bound)
-    with contextlib.suppress(OSError):
-        os.nice(10)
+    lower_priority()
     import argparse  # only the watcher process parses arguments; launchers just import us
     import asyncio
 
@@ -580,6 +604,7 @@ def main(argv: list[str] | None = None, *, on_exit: ExitCallback | None = None) 
     if not write_exit_at(dir_fd, info):
         return 0  # removed just now
     if on_exit is not None:
+        restore_priority()  # no guest to yield to: the stop work (taps, cgroups) is due now
         try:
             on_exit(run_dir, info, watcher.qemu_pid, watcher.qemu_start)
         except Exception:

@@ -405,7 +405,7 @@ def destroy(
                 return
             raise InvalidStateError(f"domain '{name}' is not running")
         run = mgr.rundir(name)
-        run.mark_destroying()
+        run.mark_destroying(stop_work_here=stop_work)
         # without the stop work, answer once QEMU has exited, not once the kernel has freed
         # its memory too: the watcher's stop work starts when QEMU's files are closed
         outcome = process.terminate(rec.pid, rec.starttime, timeout=10.0 if graceful else 3.0,

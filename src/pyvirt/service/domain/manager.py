@@ -524,7 +524,7 @@ class DomainManager:
             run = self.rundir(name)
             if run.has_live_xml():
                 with contextlib.suppress(NotFoundError):  # it stopped just now
-                    return Domain.from_xml(run.live_xml())
+                    return Domain.from_xml(run.live_xml(), validate=False)
         xml = self.store.read_bytes(name)
         if xml is None:
             raise NotFoundError(f"domain '{name}' not found")
@@ -902,7 +902,7 @@ class DomainManager:
         from pyvirt.model.domain import Domain  # lazy
 
         try:
-            return Domain.from_xml(self.rundir(name).live_xml())
+            return Domain.from_xml(self.rundir(name).live_xml(), validate=False)
         except NotFoundError:
             raise InvalidStateError(f"domain '{name}' is not running") from None
 

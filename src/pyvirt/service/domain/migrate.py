@@ -300,6 +300,8 @@ def prepare(
                 (run_dir / RUN_ON_ARRIVAL_FILE).touch()
             if not copy and server is None:  # finish has no NBD export nor TLS to drop
                 (run_dir / _PLAIN_FILE).touch()
+            if policy is not None and (policy.parallel is not None or policy.postcopy):
+                (run_dir / _CAPS_FILE).touch()  # finish turns them off again
             if listen is None:
                 if tcp_host:
                     listen = f"tcp:{_bracket(tcp_host)}:0"
@@ -415,6 +417,9 @@ def finish(
 
 #: prepare's note that the incoming QEMU has neither NBD exports nor TLS credentials
 _PLAIN_FILE = "migrate-plain"
+#: prepare's note that the incoming QEMU has multifd or post-copy on (a later save or
+#: outgoing migration must not inherit them; the others are incoming-only or the defaults)
+_CAPS_FILE = "migrate-caps"
 #: seconds finish waits for a connected watcher to run the guest on arrival before it asks
 #: QEMU itself
 _ARRIVAL_WAIT = 5.0
@@ -445,8 +450,9 @@ def _settle(
     resumed: bool,
 ) -> DomainStatus:
     """The destination's work once the state is in (caller holds the domain lock): the NBD
-    exports, the TLS credentials and the capabilities go (a later save, an fd migration,
-    must be plain, without multifd or post-copy), the vCPUs run unless *paused* (or
+    exports, the TLS credentials and multifd or post-copy go (a later save, an fd migration,
+    must be plain; each goes only if prepare set it up: QMP commands take QEMU's big lock
+    the resumed vCPUs want too), the vCPUs run unless *paused* (or
     *resumed* already), the runtime record says ``migrated``."""
     from pyvirt.service.domain import migrate_storage as storage  # lazy
     from pyvirt.service.domain import migrate_tls  # lazy
@@ -458,8 +464,11 @@ def _settle(
     else:
         storage.stop_export(mon)
         migrate_tls.drop_creds(mon)
-    with contextlib.suppress(MonitorError):
-        mon.set_migration_capabilities()
+    caps = mgr.rundir(name).path / _CAPS_FILE
+    if caps.exists():
+        with contextlib.suppress(MonitorError):
+            mon.set_migration_capabilities()
+        caps.unlink()
     if not paused and not resumed:
         mon.cont()
     storage.created_of(mgr, name)  # the images are the domain's now
@@ -590,7 +599,7 @@ _TUNNEL_FD = "migrate-tunnel"
 def perform(
     mgr: DomainManager,
     ident: str,
-    uri: str,
+    uri: str | Callable[[], str],
     policy: Policy,
     *,
     progress: Progress | None = None,
@@ -602,6 +611,12 @@ def perform(
 ) -> MigrationResult:
     """Send running domain *ident*'s state to the QEMU listening on *uri*; returns once it
     completed, with the source QEMU paused (``postmigrate``).
+
+    *uri* may be a callable that waits for it: the caller's destination is still being
+    prepared meanwhile (its QEMU starting) while the source QEMU is set up here; it is called
+    once, after the set-up and before anything moves (the guest is paused for a non-live
+    migration only then); what it raises ends the migration as any failure before it
+    started (the guest runs on, the policy's settings go).
 
     Once it is in post-copy (the policy's switch, ``migrate-postcopy``, a timeout's) the
     source QEMU is paused for good (``paused (post-copy)``) and *on_postcopy* is called,
@@ -683,6 +698,8 @@ def perform(
                     hint="QEMU here does not support one of the options asked for",
                 ) from err
             try:
+                if callable(uri):  # the destination's prepare ran meanwhile
+                    uri = uri()
                 if policy.offline_copy and was_running:
                     mon.stop()
                 if storage is not None:
@@ -1455,7 +1472,7 @@ def confirm(mgr: DomainManager, name: str, *, undefine: bool = False) -> None:
             # the destination's QEMU runs on the images it did not copy (shared storage):
             # this stop must not give them back to their owner, out of that QEMU's reach
             dac.hand_over(mgr, name, keep=_copied(mgr, name))
-            run.mark_destroying()
+            run.mark_destroying(stop_work_here=True)
             with contextlib.suppress(MonitorError):
                 mon.quit()
         process.terminate(rec.pid, rec.starttime, timeout=10.0)
