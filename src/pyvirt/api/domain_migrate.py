@@ -201,8 +201,8 @@ class DomainMigrate(DomainHandle):
 
     # -- while it runs (migrate-setmaxdowntime, -setspeed, -compcache, -postcopy) ----------
     def migration_tuning(self) -> Tuning:
-        """The downtime limit, bandwidth and compression cache of the running domain's
-        migration (running or next)."""
+        """The downtime limit, bandwidth, compression cache and post-copy bandwidth of the
+        running domain's migration (running or next)."""
         from pyvirt.service.domain import migrate as svc  # lazy
 
         return svc.tuning(self._domains, self._name)
@@ -213,13 +213,16 @@ class DomainMigrate(DomainHandle):
         downtime_ms: int | None = None,
         bandwidth: int | None = None,
         compcache: int | None = None,
+        postcopy_bandwidth: int | None = None,
     ) -> Tuning:
-        """Change them (None: unchanged; bandwidth in bytes/s, cache in bytes), also while
-        a migration runs; a downtime set here wins over the convergence policy's."""
+        """Change them (None: unchanged; bandwidths in bytes/s, post-copy's 0 for unlimited,
+        cache in bytes), also while a migration runs; a downtime set here wins over the
+        convergence policy's."""
         from pyvirt.service.domain import migrate as svc  # lazy
 
         return svc.set_tuning(self._domains, self._name, downtime_ms=downtime_ms,
-                              bandwidth=bandwidth, compcache=compcache)  # fmt: skip
+                              bandwidth=bandwidth, compcache=compcache,
+                              postcopy_bandwidth=postcopy_bandwidth)  # fmt: skip
 
     def migration_start_postcopy(self) -> None:
         """Switch the running migration to post-copy (``migrate-postcopy``)."""
@@ -232,6 +235,13 @@ class DomainMigrate(DomainHandle):
         from pyvirt.service.domain import migrate as svc  # lazy
 
         return svc.live_status(self._domains, self._name)
+
+    def migration_completed(self) -> LiveStatus | None:
+        """What the last completed outgoing migration measured, while the domain stays
+        defined here (``domjobinfo --completed``); None: none since it last started."""
+        from pyvirt.service.domain import migrate as svc  # lazy
+
+        return svc.completed_status(self._domains, self._name)
 
     def migration_cancel(self) -> None:
         """Cancel the outgoing migration (``domjobabort``; refused in post-copy)."""
@@ -583,7 +593,10 @@ def _tls_client(target: Connection) -> TlsClient:
     from pyvirt.client.uri import resolve  # lazy
     from pyvirt.service.domain.migrate_tls import TlsClient  # lazy
 
-    t = resolve(target.uri)
+    # a connection's own target: through --p2p its CA is the private copy the source made of
+    # the client's (pyvirt.api.migrate_p2p.destination), not in the URI's text
+    client = getattr(target, "client", None)  # a remote connection's
+    t = client.target if client is not None else resolve(target.uri)
     if t.kind != "tls" or not t.host:
         raise UnsupportedError(
             "--tls needs a pyvirt+tls:// destination (its daemon's certificate secures the "
@@ -633,5 +646,7 @@ def _quietly(step: object) -> None:
 
     try:
         step()  # type: ignore[operator]
+    except NotFoundError:
+        pass  # already gone (the incoming QEMU quits when its stream breaks): nothing to clean
     except PyvirtError as err:
         logging.getLogger(__name__).warning("migration clean-up: %s", err.message)
