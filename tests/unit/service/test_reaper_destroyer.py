@@ -75,3 +75,29 @@ def test_the_watcher_yields_in_its_scheduling_group_too() -> None:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_the_destination_watcher_yields_once_the_state_arrived(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watcher of an incoming migration runs at normal priority from its connection
+    (its ``cont`` on arrival is the guest's pause) and yields once the migration ended."""
+    import asyncio
+
+    from pyvirt.drivers.qemu import watch
+
+    calls: list[str] = []
+    monkeypatch.setattr(watch, "lower_priority", lambda: calls.append("lower"))
+    w = watch.Watch(tmp_path, yield_after_arrival=True)
+    monkeypatch.setattr(w, "_write", lambda data: None)
+    event = {"event": "MIGRATION", "data": {"status": "active"}}
+    asyncio.run(w.handle(None, event))
+    assert calls == []
+    event = {"event": "MIGRATION", "data": {"status": "completed"}}
+    asyncio.run(w.handle(None, event))  # no run-on-arrival flag here: no cont to send
+    asyncio.run(w.handle(None, {"event": "RESUME"}))
+    assert calls == ["lower"]  # once
+    plain = watch.Watch(tmp_path)
+    monkeypatch.setattr(plain, "_write", lambda data: None)
+    asyncio.run(plain.handle(None, {"event": "RESUME"}))
+    assert calls == ["lower"]  # a watcher that yields from its start is left as it is

@@ -153,8 +153,9 @@ def spawn_watcher(
     :param module: the entry module to run (``python -m MODULE``) instead of this one; it
         must end up in :func:`main` (with its ``on_exit``) and accept ``extra_args``
     :param extra_args: arguments for ``module`` (placed before the watcher's own)
-    :param incoming: QEMU waits for an incoming migration (the watcher yields the CPU only
-        once it ended: its ``cont`` on arrival is the guest's pause)
+    :param incoming: QEMU waits for an incoming migration (the watcher yields the CPU while
+        it starts and after the arrival, not in between: its ``cont`` on arrival is the
+        guest's pause)
     :returns: the watcher's pid
     """
     if log_path is None:
@@ -260,8 +261,8 @@ class Watch:
         yield_after_arrival: bool = False,
     ) -> None:
         self.run_dir = run_dir
-        #: this process runs at normal priority until the incoming migration ended (its
-        #: ``cont`` on arrival is the guest's pause), then yields (:func:`lower_priority`)
+        #: this process runs at normal priority from its connection until the incoming
+        #: migration ended (its ``cont`` on arrival is the guest's pause), then yields again
         self.yield_after_arrival = yield_after_arrival
         self.stderr_fd = stderr_fd
         self.out_fd = out_fd
@@ -514,6 +515,8 @@ class Watch:
             if await self.connect(client):
                 with contextlib.suppress(FileNotFoundError):  # the run dir went meanwhile
                     write_watcher(self.run_dir, connected=True)
+                if self.yield_after_arrival:  # started yielding; the cont on arrival won't
+                    restore_priority()
                 self.say(f"watching QEMU pid {self.qemu_pid}")
 
                 async def consume() -> None:
@@ -556,7 +559,7 @@ def lower_priority() -> None:
     so without the group's nice its start-up and its stop work would compete with each
     QEMU's group at full weight."""
     with contextlib.suppress(OSError):
-        os.nice(WATCHER_NICE)
+        os.setpriority(os.PRIO_PROCESS, 0, WATCHER_NICE)
     with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as f:
         f.write(str(WATCHER_NICE))
 
@@ -599,10 +602,10 @@ def main(argv: list[str] | None = None, *, on_exit: ExitCallback | None = None) 
         "--incoming", action="store_true", help="QEMU waits for a migration: yield after it"
     )
     args = parser.parse_args(argv)
-    # supervision must never steal CPU from the guest it watches (TCG boots are CPU-bound);
-    # the destination of a migration sends ``cont`` on arrival first: the guest's pause
-    if not args.incoming:
-        lower_priority()
+    # supervision must never steal CPU from the guest it watches (TCG boots are CPU-bound),
+    # nor its start-up from a migration's streams; the destination of one sends ``cont`` on
+    # arrival (the guest's pause): at normal priority from its connection to the arrival
+    lower_priority()
     run_dir: Path = args.run_dir
 
     handler = logging.StreamHandler(sys.stderr)
