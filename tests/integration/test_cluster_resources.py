@@ -21,11 +21,13 @@ import pyvirt.api
 from pyvirt.drivers.etcd import Etcd
 from pyvirt.errors import AlreadyExistsError, InvalidStateError, NotFoundError, PyvirtError
 from tests.daemonhelp import pyvirtd
-from tests.integration.etcdhelp import EtcdCluster, etcd_cluster
+from tests.integration.clusterhelp import cli, etcd1, no_watchdog_left
+from tests.integration.etcdhelp import EtcdCluster
 from tests.integration.nethelp import guest_xml
-from tests.integration.test_cluster import _no_watchdog_left, cli
 
-__all__ = ["_no_watchdog_left"]  # the autouse fixture: end this test's watchdog processes
+__all__ = ["etcd1", "no_watchdog_left"]  # fixtures
+
+pytestmark = pytest.mark.usefixtures("no_watchdog_left")  # end this test's watchdogs
 
 NET = """<network><name>{name}</name><bridge name='{bridge}'/>
 <ip address='{ip}' prefix='24'/></network>"""
@@ -64,12 +66,6 @@ def destroy_all(conns: list[Any], names: list[str]) -> None:
         for name in names:
             with contextlib.suppress(PyvirtError):
                 conn.domains.get(name).destroy()
-
-
-@pytest.fixture
-def etcd1(tmp_path: Path) -> Any:
-    with etcd_cluster(tmp_path / "etcd", size=1) as cluster:
-        yield cluster
 
 
 @pytest.mark.qemu

@@ -14,33 +14,30 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.daemonhelp import RunningDaemon, pyvirtd
-from tests.integration.etcdhelp import EtcdCluster, etcd_cluster
-from tests.integration.nethelp import guest_xml
-from tests.integration.test_cluster import (
-    _qemus,
+from tests.integration.clusterhelp import (
     cli,
+    crash,
     destroy_everywhere,
-    kill_watchdog,
+    etcd1,
+    form_cluster,
     stop_watchdogs,
     wait_owner_running,
 )
+from tests.integration.etcdhelp import EtcdCluster
+from tests.integration.nethelp import guest_xml
+
+__all__ = ["etcd1"]  # a fixture
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(300)]
 
 HOSTS = ("ha", "hb", "hc")
-
-
-@pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[EtcdCluster]:
-    with etcd_cluster(tmp_path / "etcd", size=1) as cluster:
-        yield cluster
 
 
 def _events(d: RunningDaemon) -> list[dict[str, Any]]:
@@ -69,7 +66,7 @@ def _leader(d: RunningDaemon) -> str:
 
 
 def test_a_failed_recovery_is_retried_and_events_reach_every_host(
-    tmp_path: Path, etcd: EtcdCluster, tiny_image: Any
+    tmp_path: Path, etcd1: EtcdCluster, tiny_image: Any
 ) -> None:
     roots = {h: tmp_path / h for h in HOSTS}
     disk = tmp_path / "shared.img"
@@ -80,11 +77,7 @@ def test_a_failed_recovery_is_retried_and_events_reach_every_host(
     with contextlib.ExitStack() as stack:
         stack.callback(stop_watchdogs, list(roots.values()))  # after the daemons stopped
         d = {h: stack.enter_context(pyvirtd(r)) for h, r in roots.items()}
-        cli(roots["ha"], "cluster", "init", "--etcd", etcd.endpoints, "--host", "ha",
-            "--address", d["ha"].uri)  # fmt: skip
-        for h in HOSTS[1:]:
-            cli(roots[h], "cluster", "join", "--etcd", etcd.endpoints, "--host", h,
-                "--address", d[h].uri)  # fmt: skip
+        form_cluster(roots, {h: d[h].uri for h in roots}, ["--etcd", etcd1.endpoints])
         xml = tmp_path / "r1.xml"
         xml.write_text(guest_xml(tiny_image, "r1", disk_xml, dhcp=False))
         cli(roots["ha"], "cluster", "define", str(xml), "--ha")
@@ -93,11 +86,7 @@ def test_a_failed_recovery_is_retried_and_events_reach_every_host(
         assert "running" in cli(roots["ha"], "domstate", "r1").stdout
 
         # ha crashes while r1's disk is away: the recovery's starts fail
-        crash = [pid for pid, _ in _qemus("r1", roots["ha"])]
-        d["ha"].kill()
-        kill_watchdog(roots["ha"])
-        for pid in crash:
-            os.kill(pid, signal.SIGKILL)
+        crash(d["ha"], roots["ha"], "r1")
         disk.rename(away)
         crashed = time.monotonic()
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import ssl
 import time
 from pathlib import Path
@@ -22,16 +21,16 @@ from typing import Any
 import pytest
 
 from tests.daemonhelp import free_port, pyvirtd
-from tests.integration.etcdhelp import etcd_cluster, make_etcd_tls
-from tests.integration.nethelp import guest_xml
-from tests.integration.test_cluster import (
-    _qemus,
+from tests.integration.clusterhelp import (
     cli,
+    crash,
     destroy_everywhere,
-    kill_watchdog,
+    form_cluster,
     stop_watchdogs,
     wait_owner_running,
 )
+from tests.integration.etcdhelp import etcd_cluster, make_etcd_tls
+from tests.integration.nethelp import guest_xml
 
 
 def boots(root: Path, name: str) -> int:
@@ -101,9 +100,8 @@ def test_cluster_over_tls(tmp_path: Path, tiny_image: Any) -> None:
         assert not (roots["ha"] / "lib" / "daemon" / "cluster.json").exists()
 
         phase("daemons up, bad TLS refused")
-        cli(roots["ha"], *init, *pki.cli_args(), "--address", address["ha"])
-        cli(roots["hb"], "cluster", "join", "--etcd", first, "--host", "hb",
-            *pki.cli_args(), "--address", address["hb"])  # fmt: skip
+        form_cluster(roots, address, ["--etcd", etcd.endpoints, "--name", "tls", *pki.cli_args()],
+                     ["--etcd", first, *pki.cli_args()])  # fmt: skip
         for root in roots.values():
             member = root / "lib" / "daemon" / "cluster.json"
             secret = root / "lib" / "daemon" / "cluster-peer.secret"
@@ -160,12 +158,7 @@ def test_cluster_over_tls(tmp_path: Path, tiny_image: Any) -> None:
 
         # ha crashes (daemon, watchdog, QEMU): t1 recovers on hb and boots there again
         booted = boots(roots["hb"], "t1")
-        crash = [pid for pid, _ in _qemus("t1", roots["ha"])]
-        assert crash
-        d["ha"].kill()
-        kill_watchdog(roots["ha"])
-        for pid in crash:
-            os.kill(pid, 9)
+        crash(d["ha"], roots["ha"], "t1")
         host, took = wait_owner_running(roots, "t1", 45, not_on="ha")
         print(f"failover over TLS: t1 running on {host} {took:.1f} s after ha crashed")
         assert host == "hb"

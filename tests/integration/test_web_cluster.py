@@ -20,14 +20,14 @@ import pytest
 
 from tests.conftest import kill_leftovers
 from tests.daemonhelp import RunningDaemon, pyvirtd
-from tests.integration.etcdhelp import etcd_cluster
-from tests.integration.nethelp import guest_xml
-from tests.integration.test_cluster import (
+from tests.integration.clusterhelp import (
     cli,
     destroy_everywhere,
     hosts_running,
     stop_watchdogs,
 )
+from tests.integration.etcdhelp import etcd_cluster
+from tests.integration.nethelp import guest_xml
 from tests.webhelp import screens_dir, web_console
 
 pytestmark = pytest.mark.qemu
