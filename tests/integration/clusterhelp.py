@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from tests.daemonhelp import RunningDaemon, pyvirtd
+from tests.daemonhelp import RunningDaemon, pyvirtds
 from tests.integration.etcdhelp import EtcdCluster, etcd_cluster
 from tests.integration.nethelp import netns
 
@@ -172,8 +172,10 @@ def cluster_lab(
         )
         # after the daemons stopped (callbacks run last-in first-out): their watchdogs
         stack.callback(kill_watchdogs, tmp)
+        roots = {n: h.root for n, h in hosts.items()}
+        daemons = stack.enter_context(pyvirtds(roots, netns={n: h.ns for n, h in hosts.items()}))
         for h in hosts.values():
-            h.daemon = stack.enter_context(pyvirtd(h.root, netns=h.ns))
+            h.daemon = daemons[h.name]
         first, *others = hosts.values()
         assert first.daemon is not None
         first.cli("cluster", "init", "--etcd", etcd.endpoints, "--host", first.name,

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import kill_leftovers
-from tests.daemonhelp import pyvirtd
+from tests.daemonhelp import pyvirtds
 from tests.integration.clusterhelp import (
     cli,
     destroy_everywhere,
@@ -84,7 +84,7 @@ def test_evacuate_moves_guests_off_and_restore_ends_maintenance(
     ticks = {h: Ticks() for h in roots}  # the ticker's lines from each host's console
     with contextlib.ExitStack() as stack:
         stack.callback(stop_watchdogs, list(roots.values()))  # after the daemons stopped
-        d = {h: stack.enter_context(pyvirtd(r)) for h, r in roots.items()}
+        d = stack.enter_context(pyvirtds(roots))
         stack.callback(destroy_everywhere, roots, "e1")
         stack.callback(destroy_everywhere, roots, "e2")
         for t in ticks.values():

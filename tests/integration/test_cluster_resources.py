@@ -20,7 +20,7 @@ import pytest
 import pyvirt.api
 from pyvirt.drivers.etcd import Etcd
 from pyvirt.errors import AlreadyExistsError, InvalidStateError, NotFoundError, PyvirtError
-from tests.daemonhelp import pyvirtd
+from tests.daemonhelp import pyvirtds
 from tests.integration.clusterhelp import cli, etcd1, no_watchdog_left
 from tests.integration.etcdhelp import EtcdCluster
 from tests.integration.nethelp import guest_xml
@@ -74,8 +74,7 @@ def test_cluster_networks_pools_and_placement_rules(
 ) -> None:
     ra, rb = tmp_path / "a", tmp_path / "b"
     with contextlib.ExitStack() as stack:
-        a = stack.enter_context(pyvirtd(ra))
-        b = stack.enter_context(pyvirtd(rb))
+        a, b = stack.enter_context(pyvirtds({"a": ra, "b": rb})).values()
         for name in ("needy", "w1", "w2"):
             stack.callback(lambda n=name: [cli(r, "destroy", n, check=False) for r in (ra, rb)])
         cli(ra, "cluster", "init", "--etcd", etcd1.endpoints, "--host", "ha",

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.daemonhelp import RunningDaemon, pyvirtd
+from tests.daemonhelp import RunningDaemon, pyvirtds
 from tests.integration.clusterhelp import (
     cli,
     crash,
@@ -76,7 +76,7 @@ def test_a_failed_recovery_is_retried_and_events_reach_every_host(
                 f"<source file='{disk}'/><target dev='vda' bus='virtio'/></disk>")  # fmt: skip
     with contextlib.ExitStack() as stack:
         stack.callback(stop_watchdogs, list(roots.values()))  # after the daemons stopped
-        d = {h: stack.enter_context(pyvirtd(r)) for h, r in roots.items()}
+        d = stack.enter_context(pyvirtds(roots))
         form_cluster(roots, {h: d[h].uri for h in roots}, ["--etcd", etcd1.endpoints])
         xml = tmp_path / "r1.xml"
         xml.write_text(guest_xml(tiny_image, "r1", disk_xml, dhcp=False))

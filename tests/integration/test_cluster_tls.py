@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.daemonhelp import free_port, pyvirtd
+from tests.daemonhelp import free_port, pyvirtds
 from tests.integration.clusterhelp import (
     cli,
     crash,
@@ -80,7 +80,7 @@ def test_cluster_over_tls(tmp_path: Path, tiny_image: Any) -> None:
         phase("etcd up")
         assert etcd.endpoints.startswith("https://")
         stack.callback(stop_watchdogs, list(roots.values()))  # after the daemons stopped
-        d = {h: stack.enter_context(pyvirtd(r, tls_port=ports[h])) for h, r in roots.items()}
+        d = stack.enter_context(pyvirtds(roots, tls_port=ports))
         init = ["cluster", "init", "--etcd", etcd.endpoints, "--host", "ha", "--name", "tls"]
 
         # the wrong CA: one line naming the member; no client certificate: refused
