@@ -34,7 +34,7 @@ import pytest
 
 from tests.daemonhelp import RunningDaemon, pyvirtds
 from tests.integration.etcdhelp import EtcdCluster, etcd_cluster
-from tests.integration.nethelp import netns
+from tests.integration.nethelp import guest_xml, netns
 
 #: the hosts' subnet (a private /24 no other test uses); host i is SUBNET.(i + 1)
 SUBNET = "10.231.16"
@@ -274,6 +274,30 @@ def form_cluster(roots: dict[str, Path], address: dict[str, str], init: list[str
     for h in others:
         cli(roots[h], "cluster", "join", *(init if join is None else join), "--host", h,
             "--address", address[h])  # fmt: skip
+
+
+def ha_cluster(stack: contextlib.ExitStack, tmp: Path, roots: dict[str, Path], etcd: str,
+               image: Any, name: str, on: str, size: str = "4M",
+               ) -> dict[str, RunningDaemon]:  # fmt: skip
+    """The HA set-up of the failover tests: a pyvirtd on each of *roots*, in one cluster on
+    *etcd*, and HA guest *name* (its disk ``tmp/shared.img``: one file all hosts see, the
+    "shared storage") defined and started on host *on*. The daemons stop, the guest is
+    destroyed everywhere and the watchdogs are killed when *stack* closes."""
+    disk = tmp / "shared.img"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(disk), size], check=True)
+    disk_xml = (f"<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+                f"<source file='{disk}'/><target dev='vda' bus='virtio'/></disk>")  # fmt: skip
+    stack.callback(stop_watchdogs, list(roots.values()))  # after the daemons stopped
+    d = stack.enter_context(pyvirtds(roots))
+    form_cluster(roots, {h: d[h].uri for h in roots}, ["--etcd", etcd])
+    xml = tmp / f"{name}.xml"
+    xml.write_text(guest_xml(image, name, disk_xml, dhcp=False))
+    first = next(iter(roots))
+    cli(roots[first], "cluster", "define", str(xml), "--ha")
+    cli(roots[first], "cluster", "start", name, "--host", on)
+    stack.callback(destroy_everywhere, roots, name)
+    assert "running" in cli(roots[on], "domstate", name).stdout
+    return d
 
 
 def qemus(name: str, under: Path | None = None) -> list[tuple[int, str]]:

@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -25,12 +24,11 @@ from tests.integration.clusterhelp import (
     destroy_everywhere,
     etcd,
     etcd1,
-    form_cluster,
+    ha_cluster,
     hosts,
     hosts_running,
     no_watchdog_left,
     qemus,
-    stop_watchdogs,
     wait_owner_running,
     wait_state,
 )
@@ -242,20 +240,8 @@ def test_ha_guest_fails_over_and_never_runs_twice(
     tmp_path: Path, etcd: EtcdCluster, tiny_image: Any
 ) -> None:
     roots = {h: tmp_path / h for h in ("ha", "hb", "hc")}
-    disk = tmp_path / "shared.img"  # "shared storage": one file all hosts see
-    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(disk), "16M"], check=True)
-    disk_xml = (f"<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
-                f"<source file='{disk}'/><target dev='vda' bus='virtio'/></disk>")  # fmt: skip
     with contextlib.ExitStack() as stack:
-        stack.callback(stop_watchdogs, list(roots.values()))  # after the daemons stopped
-        d = stack.enter_context(pyvirtds(roots))
-        form_cluster(roots, {h: d[h].uri for h in roots}, ["--etcd", etcd.endpoints])
-        xml = tmp_path / "h1.xml"
-        xml.write_text(guest_xml(tiny_image, "h1", disk_xml, dhcp=False))
-        cli(roots["ha"], "cluster", "define", str(xml), "--ha")
-        cli(roots["ha"], "cluster", "start", "h1", "--host", "hb")
-        assert "running" in cli(roots["hb"], "domstate", "h1").stdout
-        stack.callback(destroy_everywhere, roots, "h1")
+        d = ha_cluster(stack, tmp_path, roots, etcd.endpoints, tiny_image, "h1", "hb", "16M")
         with Sampler("h1", tmp_path) as sampler:
             # a crashed host: its daemon, its watchdog and its QEMU die at once
             crash(d["hb"], roots["hb"], "h1")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,18 +19,15 @@ from typing import Any
 
 import pytest
 
-from tests.daemonhelp import RunningDaemon, pyvirtds
+from tests.daemonhelp import RunningDaemon
 from tests.integration.clusterhelp import (
     cli,
     crash,
-    destroy_everywhere,
     etcd1,
-    form_cluster,
-    stop_watchdogs,
+    ha_cluster,
     wait_owner_running,
 )
 from tests.integration.etcdhelp import EtcdCluster
-from tests.integration.nethelp import guest_xml
 
 __all__ = ["etcd1"]  # a fixture
 
@@ -71,19 +67,8 @@ def test_a_failed_recovery_is_retried_and_events_reach_every_host(
     roots = {h: tmp_path / h for h in HOSTS}
     disk = tmp_path / "shared.img"
     away = tmp_path / "shared.img.away"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(disk), "4M"], check=True)
-    disk_xml = (f"<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
-                f"<source file='{disk}'/><target dev='vda' bus='virtio'/></disk>")  # fmt: skip
     with contextlib.ExitStack() as stack:
-        stack.callback(stop_watchdogs, list(roots.values()))  # after the daemons stopped
-        d = stack.enter_context(pyvirtds(roots))
-        form_cluster(roots, {h: d[h].uri for h in roots}, ["--etcd", etcd1.endpoints])
-        xml = tmp_path / "r1.xml"
-        xml.write_text(guest_xml(tiny_image, "r1", disk_xml, dhcp=False))
-        cli(roots["ha"], "cluster", "define", str(xml), "--ha")
-        cli(roots["ha"], "cluster", "start", "r1", "--host", "ha")
-        stack.callback(destroy_everywhere, roots, "r1")
-        assert "running" in cli(roots["ha"], "domstate", "r1").stdout
+        d = ha_cluster(stack, tmp_path, roots, etcd1.endpoints, tiny_image, "r1", "ha")
 
         # ha crashes while r1's disk is away: the recovery's starts fail
         crash(d["ha"], roots["ha"], "r1")
