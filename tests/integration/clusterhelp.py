@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -278,18 +278,20 @@ def form_cluster(roots: dict[str, Path], address: dict[str, str], init: list[str
 
 def ha_cluster(stack: contextlib.ExitStack, tmp: Path, roots: dict[str, Path], etcd: str,
                image: Any, name: str, on: str, size: str = "4M",
+               cluster_args: Sequence[str] = (),
                ) -> dict[str, RunningDaemon]:  # fmt: skip
     """The HA set-up of the failover tests: a pyvirtd on each of *roots*, in one cluster on
-    *etcd*, and HA guest *name* (its disk ``tmp/shared.img``: one file all hosts see, the
-    "shared storage") defined and started on host *on*. The daemons stop, the guest is
-    destroyed everywhere and the watchdogs are killed when *stack* closes."""
+    *etcd* (each host's ``cluster init``/``join`` given *cluster_args* too, e.g.
+    ``("--daemon-hold", "0")``), and HA guest *name* (its disk ``tmp/shared.img``: one file
+    all hosts see, the "shared storage") defined and started on host *on*. The daemons stop,
+    the guest is destroyed everywhere and the watchdogs are killed when *stack* closes."""
     disk = tmp / "shared.img"
     subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(disk), size], check=True)
     disk_xml = (f"<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
                 f"<source file='{disk}'/><target dev='vda' bus='virtio'/></disk>")  # fmt: skip
     stack.callback(stop_watchdogs, list(roots.values()))  # after the daemons stopped
     d = stack.enter_context(pyvirtds(roots))
-    form_cluster(roots, {h: d[h].uri for h in roots}, ["--etcd", etcd])
+    form_cluster(roots, {h: d[h].uri for h in roots}, ["--etcd", etcd, *cluster_args])
     xml = tmp / f"{name}.xml"
     xml.write_text(guest_xml(image, name, disk_xml, dhcp=False))
     first = next(iter(roots))

@@ -49,8 +49,8 @@ SETTLE = 60.0  # seconds a fault may take until every HA guest runs once again
 #: fault kinds and their weights: the quick ones (no failover) are the more frequent
 KINDS = {
     "crash": 2,  # pyvirtd, watchdog and QEMUs killed; the host comes back after the failover
-    "restart": 3,  # kill -9 of pyvirtd, restarted at once (within the TTL)
-    "restart-late": 1,  # kill -9 of pyvirtd, restarted after the TTL
+    "restart": 3,  # kill -9 of pyvirtd, restarted at once (its watchdog holds the lease)
+    "restart-late": 1,  # kill -9 of pyvirtd, restarted after the TTL (the same: nothing moves)
     "sigterm": 2,  # SIGTERM of pyvirtd, restarted at once or after the TTL
     "hang": 2,  # SIGSTOP of pyvirtd for 1-12 s, then SIGCONT
     "etcd": 3,  # one etcd member killed for 2-8 s, then restarted

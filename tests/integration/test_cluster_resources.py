@@ -165,12 +165,20 @@ def test_cluster_networks_pools_and_placement_rules(
         assert why == {first: (True, "soft anti-affinity group 'web': w1 there"),
                        second: (True, "soft anti-affinity group 'web': w2 there")}, why  # fmt: skip
         ca.cluster.undefine("w4")
+        # evacuation keeps the hard rule: w1 (shut off, owned by `first`) may not go to
+        # `second`, where w2 is: it stays there, the rule named, and the command fails
+        conns[first].domains.get("w1").destroy()
+        res = cli(ra, "cluster", "evacuate", first, check=False)
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert f"{second}: anti-affinity group 'web': w2 there" in res.stdout, res.stdout
+        assert next(i for i in cb.cluster.domains() if i.domain.name == "w1").owner == first
+        cli(ra, "cluster", "restore", first)
 
         # the shared pool cannot go while a running domain uses it
         res = cli(rb, "cluster", "pool-undefine", "shared", check=False)
         assert res.returncode == 1 and "cluster pool 'shared' is used by" in res.stderr
+        conns[second].domains.get("w2").destroy()
         for name, host in (("w1", first), ("w2", second)):
-            conns[host].domains.get(name).destroy()
             conns[host].cluster.release(name)
         for name in ("w1", "w2", "w3"):
             ca.cluster.undefine(name)

@@ -2,10 +2,11 @@
 (issue 16): three pyvirtd on a real etcd on loopback and an HA guest on shared storage. Its
 host crashes while its disk is away: every start fails after the claim, the claim is given
 back and the leader tries again with a back-off (``RecoveryFailed`` … ``again in N s``); the
-disk back, the guest runs again — not left stopped. Then the host running it hangs: its
-watchdog fences the guest, which restarts elsewhere, and the hung daemon, resumed, reports
-``Fenced``. Every daemon's event stream shows the leader's recovery events and the fenced
-host's ``Fenced``, with the host they happened on (``origin``)."""
+disk back, the guest runs again — not left stopped. Then the host running it hangs (the
+hosts joined with ``--daemon-hold 0``: no hold of the lease): its watchdog fences the guest,
+which restarts elsewhere, and the hung daemon, resumed, reports ``Fenced``. Every daemon's
+event stream shows the leader's recovery events and the fenced host's ``Fenced``, with the
+host they happened on (``origin``)."""
 
 from __future__ import annotations
 
@@ -68,7 +69,10 @@ def test_a_failed_recovery_is_retried_and_events_reach_every_host(
     disk = tmp_path / "shared.img"
     away = tmp_path / "shared.img.away"
     with contextlib.ExitStack() as stack:
-        d = ha_cluster(stack, tmp_path, roots, etcd1.endpoints, tiny_image, "r1", "ha")
+        # --daemon-hold 0: a hung daemon's watchdog does not hold the lease (the default
+        # holds it 2 minutes), so the hang below fences its guest, as a strict host wants
+        d = ha_cluster(stack, tmp_path, roots, etcd1.endpoints, tiny_image, "r1", "ha",
+                       cluster_args=("--daemon-hold", "0"))  # fmt: skip
 
         # ha crashes while r1's disk is away: the recovery's starts fail
         crash(d["ha"], roots["ha"], "r1")

@@ -13,13 +13,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import shutil
 import ssl
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import kill_leftovers
 from tests.daemonhelp import free_port, pyvirtds
 from tests.integration.clusterhelp import (
     cli,
@@ -65,10 +69,20 @@ def peer_call(port: int, cert_der: bytes, token: str) -> tuple[int, dict[str, An
         conn.close()
 
 
+@pytest.fixture
+def roots() -> Iterator[dict[str, Path]]:
+    """The hosts' state directories right under /tmp: the QEMU user must reach the TLS
+    credentials of a migration in its scratch directory (pytest's base is root's only)."""
+    made = {h: Path(tempfile.mkdtemp(prefix=f"pct{h}", dir="/tmp")) for h in ("ha", "hb")}
+    yield made
+    for root in made.values():
+        kill_leftovers(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.mark.qemu
-def test_cluster_over_tls(tmp_path: Path, tiny_image: Any) -> None:
+def test_cluster_over_tls(tmp_path: Path, tiny_image: Any, roots: dict[str, Path]) -> None:
     pki, wrong = make_etcd_tls(tmp_path / "pki"), make_etcd_tls(tmp_path / "wrong")
-    roots = {h: tmp_path / h for h in ("ha", "hb")}
     ports = {h: free_port() for h in roots}
     address = {h: f"pyvirt+tls://127.0.0.1:{ports[h]}/" for h in roots}
     began = time.monotonic()
@@ -153,6 +167,15 @@ def test_cluster_over_tls(tmp_path: Path, tiny_image: Any) -> None:
         assert "running" not in cli(roots["hb"], "domstate", "t1", check=False).stdout
         audit = [json.loads(line) for line in d["hb"].audit.read_text().splitlines()]
         assert any(a["identity"] == "peer:ha" and "/migration" in a["path"] for a in audit), audit
+        # the QEMUs' stream is TLS too: ha's QEMU was prepared through ha's own TLS listener
+        # (its daemon's identity, pinned by the published fingerprint), hb's trusted it
+        audit = [json.loads(line) for line in d["ha"].audit.read_text().splitlines()]
+        assert any(a["identity"] == "peer:ha" and a["transport"] == "tls"
+                   and a["path"] == "/api/v1/migrations/incoming" and a["status"] == 201
+                   for a in audit), audit  # fmt: skip
+        pin = listed["ha"]["tls_fingerprint"]
+        assert f"evacuating t1 to ha over QEMU's TLS (certificate SHA256 {pin})" in d[
+            "ha"].log_text()  # fmt: skip
         cli(roots["ha"], "cluster", "restore", "hb")
         phase("evacuated")
 

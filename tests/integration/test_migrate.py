@@ -1,12 +1,15 @@
 """Live migration between two pyvirt "hosts" on this machine (two state directories sharing
 the disk image's directory, as hosts sharing storage do): the guest continues on the
 destination (no second boot, its uptime keeps counting, a shell variable survives), the
-source has no QEMU left, the definition moves; a cancelled or failed migration leaves the
-guest running on the source and nothing on the destination."""
+source has no QEMU left, the definition moves (also under another name, ``--dname``, left
+paused, ``--suspend``; back with ``--timeout --timeout-suspend``); a cancelled or failed
+migration leaves the guest running on the source and nothing on the destination."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +20,16 @@ import pytest
 import pyvirt.api as pyvirt_api
 from pyvirt.errors import PyvirtError
 from pyvirt.progress import CancelledError, CancelToken
-from tests.conftest import Pyvirt, kill_leftovers
+from tests.conftest import PYVIRT, Pyvirt, kill_leftovers
 from tests.integration.test_disks import guest
-from tests.integration.test_lifecycle import MARKER, console_log, define, state, wait_marker
+from tests.integration.test_lifecycle import (
+    MARKER,
+    console_log,
+    define,
+    state,
+    wait_for,
+    wait_marker,
+)
 from tests.integration.test_save_restore import _disk, uptime
 
 pytestmark = pytest.mark.qemu
@@ -46,12 +56,18 @@ def _uri(pv: Pyvirt) -> str:
 
 def _qemu_dirs(pv: Pyvirt) -> list[str]:
     run = pv.root / "run" / "qemu"
-    return [p.name for p in run.iterdir() if p.is_dir()] if run.is_dir() else []
+    # a dot-name is a removed run directory's tombstone, not a domain
+    return (
+        [p.name for p in run.iterdir() if p.is_dir() and not p.name.startswith(".")]
+        if run.is_dir()
+        else []
+    )
 
 
-def _booted(pyvirt: Pyvirt, tiny_image: Any) -> None:
-    disk = pyvirt.root / "d.img"
-    disk.write_bytes(b"\0" * (1 << 20))
+def _booted(pyvirt: Pyvirt, tiny_image: Any, disk: Path | None = None) -> None:
+    if disk is None:
+        disk = pyvirt.root / "d.img"
+        disk.write_bytes(b"\0" * (1 << 20))
     define(pyvirt, tiny_image, extra_devices=_disk(disk))
     pyvirt("start", "t1")
     wait_marker(pyvirt, "t1")
@@ -82,9 +98,27 @@ def test_live_migration_moves_the_running_guest(
     back = pyvirt.root / "back.xml"
     back.write_text(other("dumpxml", "--inactive", "t1").out)
     pyvirt("define", str(back))
-    other("migrate", "--live", "t1", _uri(pyvirt))
+    # slowly (1 MiB/s), with --timeout 1 --timeout-suspend: after a second the guest stands
+    # still at B so that the rest goes at once (a bandwidth raised then lets it end)
+    proc = subprocess.Popen(
+        [*PYVIRT, "migrate", "--live", "--bandwidth", "1", "--timeout", "1", "--timeout-suspend",
+         "t1", _uri(pyvirt)], env=other.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: state(other, "t1") == "paused (migrating)", 30, "the timeout's pause")
+        other("migrate-setspeed", "t1", "--bandwidth", "4096")
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
     assert state(pyvirt, "t1") == "running (migrated)"
     assert state(other, "t1") == "shut off (migrated)"
+    info = other("domjobinfo", "--completed", "t1").out  # what it measured
+    assert info.startswith("Job type:         Completed\nOperation:        Outgoing migration")
+    assert "Total downtime:" in info and "Iteration:" in info
     assert guest(pyvirt, "t1", "echo $KEEP").strip() == "moved-42"
     # a host with another domain of that name (another UUID) refuses it, nothing changes
     clash = other.root / "clash.xml"
@@ -96,12 +130,33 @@ def test_live_migration_moves_the_running_guest(
     assert res.err.splitlines()[0].startswith("error: domain 't1' already exists with uuid ")
     assert state(pyvirt, "t1") == "running (migrated)"
     assert _qemu_dirs(other) == []
+    # under another name there (--dname), left paused (--suspend), not live (the guest
+    # paused for the copy)
+    pyvirt("migrate", "--suspend", "--dname", "t2", "t1", _uri(other))
+    assert state(other, "t2").startswith("paused")
+    other("resume", "t2")
+    assert guest(other, "t2", "echo $KEEP").strip() == "moved-42"
+    assert state(pyvirt, "t1") == "shut off (migrated)"
 
 
 def test_cancelled_and_failed_migrations_leave_the_guest_on_the_source(
     pyvirt: Pyvirt, other: Pyvirt, tiny_image: Any
 ) -> None:
-    _booted(pyvirt, tiny_image)
+    # its disk: 8 MiB, sparse, on a file system of 1 MiB (for --abort-on-error below)
+    small = pyvirt.root / "small"
+    small.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], check=True)
+    try:
+        disk = small / "d.img"
+        disk.touch()
+        os.truncate(disk, 8 << 20)
+        _booted(pyvirt, tiny_image, disk)
+        _cancelled_and_failed(pyvirt, other)
+    finally:
+        subprocess.run(["umount", "-l", str(small)], check=False)
+
+
+def _cancelled_and_failed(pyvirt: Pyvirt, other: Pyvirt) -> None:
     src = pyvirt_api.open(_uri(pyvirt)).domains.get("t1")
     dest = pyvirt_api.open(_uri(other))
     token = CancelToken()
@@ -129,6 +184,28 @@ def test_cancelled_and_failed_migrations_leave_the_guest_on_the_source(
         src.migrate(dest, xml=xml)
     assert "nope" in str(err.value)
     assert state(pyvirt, "t1") == "running (booted)"
+    assert _qemu_dirs(other) == []
+    # --abort-on-error: the guest stops on an I/O error (its disk's file system is full)
+    # while it moves: the migration is cancelled, it waits paused on the source
+    proc = subprocess.Popen(
+        [*PYVIRT, "migrate", "--live", "--abort-on-error", "--bandwidth", "1", "t1",
+         _uri(other)], env=pyvirt.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: src.migration_status().transferred > 0, 30, "the migration")
+        guest(pyvirt, "t1", "(sleep 1; dd if=/dev/urandom of=/dev/vda bs=1M count=4 "
+                            "conv=fsync 2>/dev/null) & echo started")  # fmt: skip
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 1
+    assert err.splitlines()[0] == (
+        "error: migration of domain 't1' aborted: the guest stopped on an I/O error of a disk "
+        "(--abort-on-error)"
+    )
+    assert state(pyvirt, "t1") == "paused (I/O error)"
     assert _qemu_dirs(other) == []
     # not running: a clear refusal
     pyvirt("destroy", "t1")

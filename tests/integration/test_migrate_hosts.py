@@ -7,6 +7,7 @@ survives, no second boot), A has no QEMU left, the definition moved."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -86,7 +87,9 @@ def test_live_migration_between_daemons_in_namespaces(
         guest(a, "t1", "export KEEP=hosts-$((6*7))")
         a.env["PYVIRT_TOKEN"] = _token(db)
         dest = f"pyvirt+tls://{ADDR_B}:{port}/?ca={db.cert}"
-        out = a("migrate", "--live", "--persistent", "--undefinesource", "--verbose", "t1", dest)
+        # (--migrateuri: B's QEMU listens on the address given, QEMU picking the port)
+        out = a("migrate", "--live", "--persistent", "--undefinesource", "--verbose",
+                "--migrateuri", f"tcp://{ADDR_B}", "t1", dest)  # fmt: skip
         assert out.err.endswith("Migration: [100 %]\n")
         assert state(b, "t1") == "running (migrated)"
         assert guest(b, "t1", "echo $KEEP").strip() == "hosts-42"
@@ -103,6 +106,10 @@ def test_live_migration_between_daemons_in_namespaces(
         assert state(a, "t1") == "running (migrated)"
         assert state(b, "t1") == "shut off (migrated)"
         assert guest(a, "t1", "echo $KEEP").strip() == "hosts-42"
+        # what it measured, through B's daemon
+        info = b("domjobinfo", "--completed", "t1").out
+        assert "Job type:         Completed" in info and "Outgoing migration" in info
+        assert re.search(r"Data processed:\s+\d", info) and "Total downtime:" in info
         # a wrong token for B: refused before anything moves
         a.env["PYVIRT_TOKEN"] = "pyvirt_wrong"
         res = a("migrate", "--live", "t1", dest, check=False)

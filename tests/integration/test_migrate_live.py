@@ -207,6 +207,11 @@ def test_tuning_while_it_runs_then_cancel(pyvirt: Pyvirt, other: Pyvirt, tiny_im
         wait_for(lambda: src.migration_status().transferred > 0, 30, "the migration")
         # the tuning commands work from other processes while the perform loop runs
         assert pyvirt("migrate-getspeed", "t1").out == "1\n"
+        # post-copy's own bandwidth (virsh's --postcopy flag): unlimited until set
+        assert pyvirt("migrate-getspeed", "--postcopy", "t1").out == "0\n"
+        pyvirt("migrate-setspeed", "t1", "--postcopy", "--bandwidth", "3")
+        assert pyvirt("migrate-getspeed", "--postcopy", "t1").out == "3\n"
+        assert pyvirt("migrate-getspeed", "t1").out == "1\n"
         pyvirt("migrate-setmaxdowntime", "t1", "--downtime", "777")
         assert pyvirt("migrate-getmaxdowntime", "t1").out == "777\n"
         res = pyvirt("migrate-compcache", "t1", "--size", str(32 << 20))
@@ -278,7 +283,8 @@ def test_same_mac_and_ip_answer_in_the_destination_namespace(
         ticks.follow(b.root, "t1")
         wait_for(lambda: len(ticks.seen) > 20, 20, "the ticker")
         a.env["PYVIRT_TOKEN"] = _token(db)
-        a("migrate", "--live", "t1", f"pyvirt+tls://{ADDR_B}:{port}/?ca={db.cert}")
+        a("migrate", "--live", "--listen-address", ADDR_B, "t1",
+          f"pyvirt+tls://{ADDR_B}:{port}/?ca={db.cert}")  # fmt: skip
         last_src = max(t[1] for t in ticks.seen)
         wait_for(lambda: max(t[1] for t in ticks.seen) > last_src + 20, 20, "ticks on B")
         ticks.stop()

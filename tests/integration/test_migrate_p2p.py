@@ -3,7 +3,9 @@ halves, connecting to the destination's daemon itself with the token and CA the 
 along. Two "hosts" are network namespaces joined by a veth pair (the fixtures of
 test_migrate_hosts.py), each with its own pyvirtd. A cancelled migration (a job of A's daemon,
 ``DELETE /jobs/ID``) leaves the guest running on A and nothing on B; then the CLI moves it
-for good. The destination's token is never in A's job records, log or audit log."""
+for good; B's daemon moves it back copying its disk (``--copy-storage-all --migrate-disks
+--xml --persistent-xml`` through the daemon). The destination's token is never in A's job
+records, log or audit log."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ import pytest
 from tests.conftest import Pyvirt
 from tests.daemonhelp import RunningDaemon, free_port, pyvirtd
 from tests.integration.nethelp import NsPyvirt
-from tests.integration.test_disks import guest
+from tests.integration.test_disks import guest, write_pattern
 from tests.integration.test_lifecycle import MARKER, console_log, define, state, wait_marker
 from tests.integration.test_migrate_hosts import ADDR_B, _token, hosts, roots  # noqa: F401
 from tests.integration.test_save_restore import _disk
@@ -54,6 +56,7 @@ def test_p2p_migration_driven_by_the_source_daemon(
         a("start", "t1")
         wait_marker(a, "t1")
         guest(a, "t1", "export KEEP=p2p-$((6*7))")
+        running_owner = disk.stat().st_uid  # the QEMU user's while a QEMU runs on it
         token = _token(db)
         dest = f"pyvirt+tls://{ADDR_B}:{port}/"
         # cancelled halfway (1 MiB/s): the guest runs on at A, B is clean
@@ -85,6 +88,9 @@ def test_p2p_migration_driven_by_the_source_daemon(
         assert MARKER not in console_log(b, "t1").read_text(errors="replace")
         assert a("list", "--all", "--name").out.strip() == ""
         assert not (root_a / "run" / "qemu" / "t1").exists()
+        # A's QEMU stopped, B's runs on the shared image: it stays the QEMU user's (B's QEMU
+        # reopens it for the disk mirror below; given back to root it crashed there)
+        assert disk.stat().st_uid == running_owner
         jobs = da.get("/api/v1/jobs")
         done = [j for j in jobs if j["kind"] == "domain-migrate" and j["state"] == "completed"]
         assert len(done) == 1 and done[0]["result"]["destination"] == dest
@@ -92,10 +98,26 @@ def test_p2p_migration_driven_by_the_source_daemon(
         # the secret stayed out of A's records
         for text in (json.dumps(jobs), da.log_text(), da.audit.read_text()):
             assert token not in text
-        # back to A, driven by B's daemon (A's by its socket path: no token needed)
-        NsPyvirt(root_b, ns_b)("migrate", "--p2p", "--live", "t1", f"pyvirt+unix://{da.sock}")
+        # back to A, driven by B's daemon (A's by its socket path: no token needed), the disk
+        # copied to another image (--xml names it) and defined from --persistent-xml: the
+        # documents travel as text to B's daemon
+        write_pattern(b, "t1", "vda", "p2p-disk-copy!")
+        copy = root_a / "d2.img"
+        live_xml, pers_xml = root_b / "back.xml", root_b / "back-persistent.xml"
+        live_xml.write_text(b("dumpxml", "t1").out.replace(str(disk), str(copy)))
+        inactive = b("dumpxml", "--inactive", "t1").out.replace(str(disk), str(copy))
+        pers_xml.write_text(inactive.replace("</name>", "</name><description>p2p</description>"))
+        NsPyvirt(root_b, ns_b)("migrate", "--p2p", "--live", "--copy-storage-all",
+                               "--migrate-disks", "vda", "--xml", str(live_xml), "--persistent",
+                               "--persistent-xml", str(pers_xml), "t1",
+                               f"pyvirt+unix://{da.sock}")  # fmt: skip
         assert state(a, "t1") == "running (migrated)"
         assert guest(a, "t1", "echo $KEEP").strip() == "p2p-42"
+        with copy.open("rb") as f:
+            f.seek(4096)
+            assert f.read(14) == b"p2p-disk-copy!"
+        assert str(copy) in a("domblklist", "t1").out
+        assert "<description>p2p</description>" in a("dumpxml", "--inactive", "t1").out
         # a wrong token for B: A's job fails with B's refusal, returned to the client
         a.env["PYVIRT_TOKEN"] = "pyvirt_wrong"
         res = a("migrate", "--p2p", "--live", "t1", dest, check=False)

@@ -1,7 +1,8 @@
 """Post-copy runs the guest at the destination in the daemons' drivers too: two pyvirtd on
 this machine (unix sockets), a ticking guest moved A → B by a client driving both halves (the
 source's perform a job of A's daemon, watched between its polls), then back B → A by B's
-daemon itself (``--p2p``). Each time, once the source is in ``postcopy-active`` the
+daemon itself (``--p2p``), paused in post-copy (``domjobabort --postcopy``) and resumed by B's
+daemon (``--p2p --postcopy-resume``). Each time, once the source is in ``postcopy-active`` the
 destination says ``running (post-copy)`` and the source ``paused (post-copy)``, before the
 migration completed; the guest counts on at the end."""
 
@@ -79,9 +80,10 @@ def test_postcopy_through_the_daemons(
 
         # back: B's daemon drives it (--p2p)
         back = pyvirt_api.open(db.uri).domains.get("t1")
+        slow = {**POLICY, "postcopy_bandwidth": 1 << 20}  # in post-copy until it is paused
         r = db.request("POST", "/api/v1/domains/t1/migrate",
                        {"dest_uri": da.uri, "persistent": True, "undefinesource": True,
-                        "policy": POLICY})  # fmt: skip
+                        "policy": slow})  # fmt: skip
         assert r.status == 202, r.body
         job_id = r.json()["job"]["id"]
 
@@ -90,11 +92,18 @@ def test_postcopy_through_the_daemons(
             return job if job["state"] in ("failed", "cancelled") else None
 
         _switch_and_watch(b, a, back.migration_status, job_failed)
-        wait_for(lambda: db.get(f"/api/v1/jobs/{job_id}")["state"] != "running", 120, "the end")
+        # paused in post-copy: B's job ends with that, both hosts wait; B's daemon goes on
+        # with it (--p2p --postcopy-resume), post-copy's bandwidth raised meanwhile
+        b("domjobabort", "--postcopy", "t1")
+        wait_for(lambda: db.get(f"/api/v1/jobs/{job_id}")["state"] != "running", 60, "the pause")
         job = db.get(f"/api/v1/jobs/{job_id}")
-        assert job["state"] == "completed", job
-        assert job["result"]["postcopy"] is True
+        assert job["state"] == "failed" and "paused in post-copy" in job["error"]["error"], job
+        b("migrate-setspeed", "t1", "--postcopy", "--bandwidth", "64")
+        assert b("migrate-getspeed", "--postcopy", "t1").out == "64\n"
+        b("migrate", "--p2p", "--postcopy-resume", "--persistent", "--undefinesource", "t1",
+          da.uri)  # fmt: skip
         assert state(a, "t1") == "running (migrated)"
+        assert b("list", "--all", "--name").out.strip() == ""
         # the same guest counts on (its counter beyond B's last tick: no reboot)
         last = max(_last_tick(console_log(a, "t1")), _last_tick(console_log(b, "t1")))
         wait_for(lambda: _last_tick(console_log(a, "t1")) > last + 20, 30, "ticks on A")

@@ -3,7 +3,7 @@ fixtures): B's QEMU listens with B's daemon certificate (its self-signed pair), 
 trusts the CA the client trusts for B (``?ca=``) and checks B's address in it. The RAM and
 the copied disk (``--copy-storage-all``, NBD over TLS too) arrive; a client that trusts B
 only by fingerprint, or a destination without a daemon certificate, is refused before
-anything moves."""
+anything moves. Then ``--p2p --tls`` moves it back, driven by B's daemon."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from tests.daemonhelp import free_port, pyvirtd
 from tests.integration.nethelp import NsPyvirt
 from tests.integration.test_disks import guest, write_pattern
 from tests.integration.test_lifecycle import define, state, wait_marker
-from tests.integration.test_migrate_hosts import ADDR_B, _token, hosts, roots  # noqa: F401
+from tests.integration.test_migrate_hosts import ADDR_A, ADDR_B, _token, hosts, roots  # noqa: F401
 from tests.integration.test_migrate_storage import _qcow2_disk, _read
 
 pytestmark = pytest.mark.qemu
@@ -60,9 +60,9 @@ def test_tls_migration_with_copied_storage(
 ) -> None:
     ns_a, ns_b = hosts
     root_a, root_b = roots
-    port = free_port()
+    port, port_a = free_port(), free_port()
     with (
-        pyvirtd(root_a, netns=ns_a),
+        pyvirtd(root_a, netns=ns_a, args=("--listen-tcp", f"{ADDR_A}:{port_a}")) as da,
         pyvirtd(root_b, netns=ns_b, args=("--listen-tcp", f"{ADDR_B}:{port}")) as db,
     ):
         a = NsPyvirt(root_a, ns_a)
@@ -126,3 +126,13 @@ def test_tls_migration_with_copied_storage(
             assert state(b, "t1") == "running (migrated)"
         finally:
             subprocess.run(["rm", "-rf", str(c)], check=False)
+        # back to A with --p2p: B's daemon drives it, its QEMU trusting the CA this client
+        # sent along for A (the image is on the storage both hosts see)
+        bd = NsPyvirt(root_b, ns_b)
+        bd.env["PYVIRT_TOKEN"] = _token(da)
+        bd("migrate", "--p2p", "--live", "--tls", "t1",
+           f"pyvirt+tls://{ADDR_A}:{port_a}/?ca={da.cert}")  # fmt: skip
+        assert state(a, "t1") == "running (migrated)"
+        assert guest(a, "t1", "echo $KEEP").strip() == "tls-42"
+        with Monitor(_qmp(root_a), name="t1") as mon:
+            assert mon.execute("query-migrate-parameters")["tls-creds"] == ""

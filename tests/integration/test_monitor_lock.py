@@ -92,6 +92,8 @@ def test_sessions_take_turns_and_a_held_monitor_delays_a_verb(
         assert pyvirt(*cli, "migrate-getmaxdowntime", "t1").out == "450\n"
         pyvirt(*cli, "migrate-setspeed", "t1", "--bandwidth", "64")
         assert pyvirt(*cli, "migrate-getspeed", "t1").out == "64\n"
+        pyvirt(*cli, "migrate-setspeed", "t1", "--postcopy", "--bandwidth", "5")
+        assert pyvirt(*cli, "migrate-getspeed", "--postcopy", "t1").out == "5\n"
         assert pyvirt(*cli, "migrate-compcache", "t1").out.startswith("Compression cache: ")
         res = pyvirt(*cli, "migrate-postcopy", "t1", check=False)
         assert res.rc == 1 and "no migration of domain 't1' is running" in res.err

@@ -1,8 +1,8 @@
 """The web console's Cluster page (issue 16 item 6), with a real two-member etcd and two
-pyvirtd: the page lists both hosts and an HA domain's owner; hb's daemon is killed (kill -9)
-and the page shows hb down, then the guest recovered on ha, live from the event stream; the
-recovery is a daemon job; hb's watchdog fenced the guest, which hb's daemon reports as an
-event when it runs again. The Cluster entry of the navigation shows only on a member."""
+pyvirtd: the page lists both hosts and an HA domain's owner; hb crashes (its daemon, watchdog
+and QEMU killed) and the page shows hb down, then the guest recovered on ha, live from the
+event stream; the recovery is a daemon job; hb back, it shows up again and does not run the
+guest. The Cluster entry of the navigation shows only on a member."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from tests.conftest import kill_leftovers
 from tests.daemonhelp import RunningDaemon, pyvirtd
 from tests.integration.clusterhelp import (
     cli,
+    crash,
     destroy_everywhere,
     hosts_running,
     stop_watchdogs,
@@ -99,10 +100,11 @@ def test_cluster_page_live(
         )
         web.shot("cluster")
 
-        # hb crashes (kill -9 of its daemon): its watchdog fences cw1 at the fence deadline,
-        # its lease expires, ha (now the only host) recovers cw1 — all shown live
+        # hb crashes (its daemon, its watchdog and cw1's QEMU die at once; a kill -9 of the
+        # daemon alone fences nothing: the watchdog holds the lease): its lease expires, ha
+        # (now the only host) recovers cw1 — all shown live
         print(f"set up and shown in {time.monotonic() - began:.1f} s")
-        b.kill()
+        crash(b, rb, "cw1")
         began = time.monotonic()
         expect(hosts.locator('tr[data-host="hb"]')).to_have_attribute(
             "data-state", "down", timeout=20_000
@@ -143,21 +145,14 @@ def test_cluster_page_live(
         recovered = [j for j in jobs if j["kind"] == "cluster-recover"]
         assert [(j["object"], j["state"]) for j in recovered] == [("domain/cw1", "completed")]
 
-        # hb's daemon runs again: it reports what its watchdog fenced meanwhile
+        # hb's daemon runs again: hb is up, cw1 stays on ha (nothing was fenced: it crashed)
         began = time.monotonic()
         b.start()
         expect(hosts.locator('tr[data-host="hb"]')).to_have_attribute(
             "data-state", "up", timeout=20_000
         )
-        fenced: list[dict[str, Any]] = []
-        for _ in range(50):
-            fenced = [e for e in b.get("/api/v1/cluster/events") if e["event"] == "Fenced"]
-            if fenced:
-                break
-            page.wait_for_timeout(200)
-        assert [(e["name"], e["data"]["host"]) for e in fenced] == [("cw1", "hb")], fenced
-        assert re.search(r"by the watchdog \d+ s ago", fenced[0]["detail"])
-        log = (rb / "log" / "cluster-watchdog.log").read_text()
-        assert "fencing ['cw1']" in log, log
-        print(f"hb back and its Fenced event reported in {time.monotonic() - began:.1f} s")
+        page.wait_for_timeout(2000)  # a recovery round of hb's daemon
+        assert hosts_running("cw1", ra) == 1 and hosts_running("cw1", rb) == 0
+        assert not [e for e in b.get("/api/v1/cluster/events") if e["event"] == "Fenced"]
+        print(f"hb back and shown up in {time.monotonic() - began:.1f} s")
         web.shot("cluster-hb-back")

@@ -14,7 +14,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from pyvirt.errors import PyvirtError
-from pyvirt.service.cluster.config import DEFAULT_RENEW, DEFAULT_TTL, ClusterConfig
+from pyvirt.service.cluster.config import (
+    DEFAULT_DAEMON_HOLD,
+    DEFAULT_RENEW,
+    DEFAULT_TTL,
+    ClusterConfig,
+)
 from pyvirt.service.cluster.domains import ClusterDomain, DomainPlacementInfo
 from pyvirt.service.cluster.membership import (
     ClusterRecord,
@@ -96,6 +101,7 @@ class Cluster:
         etcd_cert: str | None = None,
         etcd_key: str | None = None,
         kernel_watchdog: bool = True,
+        daemon_hold: float = DEFAULT_DAEMON_HOLD,
     ) -> ClusterConfig:
         """Create a cluster in *etcd* (client URLs) with this host as its first member.
 
@@ -116,6 +122,7 @@ class Cluster:
             etcd_cert=etcd_cert,
             etcd_key=etcd_key,
             kernel_watchdog=kernel_watchdog,
+            daemon_hold=daemon_hold,
         )
 
     def join(
@@ -128,6 +135,7 @@ class Cluster:
         etcd_cert: str | None = None,
         etcd_key: str | None = None,
         kernel_watchdog: bool = True,
+        daemon_hold: float = DEFAULT_DAEMON_HOLD,
     ) -> ClusterConfig:
         """Join the cluster whose etcd is at *etcd* as *host* (default: this host's name).
 
@@ -145,6 +153,7 @@ class Cluster:
             etcd_cert=etcd_cert,
             etcd_key=etcd_key,
             kernel_watchdog=kernel_watchdog,
+            daemon_hold=daemon_hold,
         )
 
     def leave(self, *, force: bool = False) -> None:
@@ -432,6 +441,7 @@ class ClusterAgent:
 
     def reload(self) -> None:
         """Start, restart or stop the cluster work as the membership file now says."""
+        from pyvirt.service.cluster import watchdog  # lazy
         from pyvirt.service.cluster.config import read_config  # lazy
         from pyvirt.service.cluster.heartbeat import Heartbeat  # lazy
         from pyvirt.service.cluster.membership import open_etcd  # lazy
@@ -452,6 +462,7 @@ class ClusterAgent:
             on_tick=self._tick,
             host_root=self._service.host.host_root,
             lease_file=self._service.paths.run / "cluster-lease",
+            held_file=self._service.paths.run / watchdog.HELD,
         )
         self._heartbeat = heartbeat
         self._recovery = RecoveryManager(
@@ -661,7 +672,9 @@ class ClusterAgent:
             return
         names = self._fence_names() if ready else None
         paths = self._service.paths
-        if watchdog.pet(paths, deadline or 0.0, names) or deadline is None:
+        heartbeat = self._heartbeat
+        lease = heartbeat.lease if heartbeat is not None and deadline is not None else 0
+        if watchdog.pet(paths, deadline or 0.0, names, lease) or deadline is None:
             return
         if time.monotonic() - self._spawned_at > 5.0:
             self._spawned_at = time.monotonic()

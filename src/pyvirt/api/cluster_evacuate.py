@@ -15,6 +15,12 @@ host's pyvirtd (reached at its published address), and moves the ownership betwe
    the ownership moves back first and then the source runs it again.
 
 At no moment do two hosts run the guest, and the owner is always the host that may run it.
+
+When the target's pyvirtd has a ``pyvirt+tls://`` address (the cluster runs TLS between its
+daemons), the QEMUs' migration stream is TLS too (the ``migrate --tls`` channel of
+:mod:`pyvirt.service.domain.migrate_tls`): the target's QEMU gets its daemon's identity, and
+the source's trusts the certificate that daemon's listener presents once its SHA-256 matches
+the fingerprint the host published in etcd.
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ if TYPE_CHECKING:
     from pyvirt.progress import CancelToken, Progress
     from pyvirt.service.cluster.domains import ClusterDomain
     from pyvirt.service.cluster.membership import HostStatus
+    from pyvirt.service.cluster.records import HostRecord
     from pyvirt.service.connection import Connection as ServiceConnection
+    from pyvirt.service.domain.migrate_tls import TlsClient
 
 __all__ = ["Evacuated", "EvacuationReport", "evacuate", "restore"]
 
@@ -58,7 +66,7 @@ def evacuate(
     :raises CancelledError: cancelled (the domains moved so far stay moved; the host stays
         in maintenance)
     """
-    from pyvirt.service.cluster import maintenance  # lazy
+    from pyvirt.service.cluster import maintenance, placement  # lazy
     from pyvirt.service.cluster.membership import list_hosts, open_etcd, require_config  # lazy
 
     config = require_config(service)
@@ -71,7 +79,11 @@ def evacuate(
         if maintenance.mark(etcd, host, by=config.host):
             log.warning("cluster: host %s is in maintenance (evacuated by %s)", host, config.host)
         owned = maintenance.owned_by(etcd, host)  # a start may have won the race to the mark
-        moves = maintenance.plan(list_hosts(etcd), owned, host)
+        moves = maintenance.plan(
+            list_hosts(etcd), owned, host,
+            groups=placement.group_members(etcd, owned), owners=placement.owners_of(etcd),
+            checks={d.name: placement.resource_checks(etcd, d) for d in owned},
+        )  # fmt: skip
         known = {h.name: h for h in hosts}
         done: list[Evacuated] = []
         src: Connection | None = None
@@ -179,9 +191,17 @@ def _move(
     if not running:
         hand_over(etcd, name, source, target.name, state="stopped")
         return Evacuated(name, "owner moved", target.name)
-    dst = _connect(service, here, target)
+    tls = _tls_trust(target.record)  # the daemons talk TLS: so do the QEMUs
+    # over TLS the destination's prepare goes through its daemon even when it is this host
+    # (that daemon gives its QEMU the listener's identity, which the fingerprint pins)
+    if tls is not None:
+        log.info("cluster: evacuating %s to %s over QEMU's TLS (certificate SHA256 %s)",
+                 name, target.name, target.record.tls_fingerprint)  # fmt: skip
+        dst = _open_peer_tls(service, here, target)
+    else:
+        dst = _connect(service, here, target)
     try:
-        _live(etcd, record, dom, dst, source, target, progress, cancel)
+        _live(etcd, record, dom, dst, source, target, progress, cancel, tls)
     finally:
         if dst is not src:
             _close(dst)
@@ -197,9 +217,11 @@ def _live(
     target: HostStatus,
     progress: Progress | None,
     cancel: CancelToken | None,
+    tls: TlsClient | None = None,
 ) -> None:
     """Live-migrate *dom* to *dst*, moving its ownership while the source is paused with
-    the whole state sent (the module doc's steps)."""
+    the whole state sent (the module doc's steps); with *tls*, the QEMUs' stream is TLS
+    (the destination's QEMU has its daemon's identity, the source trusts *tls*)."""
     from pyvirt.service.cluster.maintenance import hand_over  # lazy
     from pyvirt.service.domain.migrate import Policy  # lazy
 
@@ -207,14 +229,14 @@ def _live(
     policy = Policy(cluster_handover=True)  # the ownership moves here, at the switch
     incoming = dst.domains.migration_prepare(
         dom.xml_desc(security_info=True), tcp_host=_tcp_host(target.record.address),
-        policy=policy,
+        policy=policy, tls=tls is not None,
     )  # fmt: skip
 
     def abort() -> None:
         dst.domains.migration_abort(incoming.name)
 
     try:
-        dom.migration_perform(incoming.uri, policy, progress=progress, cancel=cancel)
+        dom.migration_perform(incoming.uri, policy, progress=progress, cancel=cancel, tls=tls)
     except BaseException:
         _quietly(abort)
         raise
@@ -239,6 +261,56 @@ def _live(
         _quietly(dom.migration_recover)
         raise
     _quietly(dom.migration_confirm)
+
+
+def _open_peer_tls(service: ServiceConnection, here: str, h: HostStatus) -> Connection:
+    """A connection to host *h*'s pyvirtd over its TLS address (this host's too)."""
+    from pyvirt.api.cluster_peers import open_peer  # lazy
+
+    return open_peer(service, here, h.record)
+
+
+def _tls_trust(record: HostRecord) -> TlsClient | None:
+    """What the source QEMU trusts for a migration to the host of *record* when its daemon
+    has a ``pyvirt+tls://`` address (None otherwise: a unix socket, on this machine): the
+    certificate its listener presents, checked against the fingerprint the host published
+    in etcd, and the address's host name.
+
+    :raises InvalidStateError: no fingerprint published, or the listener presents another
+        certificate (nothing moves)
+    """
+    import hashlib  # lazy
+    import ssl  # lazy
+
+    from pyvirt.client.uri import TLS_PORT, resolve  # lazy
+    from pyvirt.service.domain.migrate_tls import TlsClient  # lazy
+
+    t = resolve(record.address)
+    if t.kind != "tls" or not t.host:
+        return None
+    if not record.tls_fingerprint:
+        raise InvalidStateError(
+            f"cluster host {record.name!r} published no TLS certificate fingerprint: its "
+            "migration stream cannot be secured",
+            hint=f"restart pyvirtd on {record.name!r} (it publishes its certificate's)",
+        )
+    host = t.host.strip("[]")
+    try:
+        pem = ssl.get_server_certificate((host, t.port or TLS_PORT), timeout=10)
+    except OSError as err:
+        raise InvalidStateError(
+            f"cannot read the TLS certificate of cluster host {record.name!r} at "
+            f"{record.address}: {err}",
+            hint="check that its pyvirtd runs and listens there",
+        ) from None
+    got = hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
+    if got != record.tls_fingerprint:
+        raise InvalidStateError(
+            f"cluster host {record.name!r} presents another TLS certificate at "
+            f"{record.address} (SHA256 {got}) than it published ({record.tls_fingerprint})",
+            hint="restart its pyvirtd so that it publishes its certificate again",
+        )
+    return TlsClient(pem, host)
 
 
 def _tcp_host(address: str) -> str | None:

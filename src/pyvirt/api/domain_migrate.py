@@ -13,11 +13,19 @@ described in :mod:`pyvirt.service.domain.migrate`.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from functools import partial
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from pyvirt.api.domain_base import DomainHandle
-from pyvirt.errors import InvalidConfigError, InvalidStateError, PyvirtError, UnsupportedError
+from pyvirt.errors import (
+    InvalidConfigError,
+    InvalidStateError,
+    NotFoundError,
+    PyvirtError,
+    UnsupportedError,
+)
 
 if TYPE_CHECKING:
     from pyvirt.api.connection import Connection
@@ -36,6 +44,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DomainMigrate", "MigrationSource", "migrate"]
 
+T = TypeVar("T")
+
 # lazy: function-local imports marked ``# lazy``: the migration code (QMP, the model) loads
 # only for these verbs.
 
@@ -52,7 +62,7 @@ class MigrationSource(Protocol):
 
     def migration_perform(
         self,
-        uri: str,
+        uri: str | Callable[[], str],
         policy: Policy,
         *,
         progress: Progress | None = None,
@@ -138,7 +148,7 @@ class DomainMigrate(DomainHandle):
     # -- the source half -------------------------------------------------------------------
     def migration_perform(
         self,
-        uri: str,
+        uri: str | Callable[[], str],
         policy: Policy,
         *,
         progress: Progress | None = None,
@@ -149,8 +159,9 @@ class DomainMigrate(DomainHandle):
         on_postcopy: Callable[[], None] | None = None,
     ) -> MigrationResult:
         """Send the running guest's state to the QEMU listening on *uri* (QEMU's migration
-        URI from the destination's ``migration_prepare``); returns when it completed, the
-        source QEMU paused. A cancel or a failure leaves the guest running here.
+        URI from the destination's ``migration_prepare``; or a callable that waits for it
+        while the source QEMU is set up); returns when it completed, the source QEMU paused.
+        A cancel or a failure leaves the guest running here.
 
         :param progress: called with (bytes sent, bytes to send: RAM and copied disks)
         :param storage: mirror the copied disks to the destination's NBD exports first
@@ -190,8 +201,8 @@ class DomainMigrate(DomainHandle):
 
     # -- while it runs (migrate-setmaxdowntime, -setspeed, -compcache, -postcopy) ----------
     def migration_tuning(self) -> Tuning:
-        """The downtime limit, bandwidth and compression cache of the running domain's
-        migration (running or next)."""
+        """The downtime limit, bandwidth, compression cache and post-copy bandwidth of the
+        running domain's migration (running or next)."""
         from pyvirt.service.domain import migrate as svc  # lazy
 
         return svc.tuning(self._domains, self._name)
@@ -202,13 +213,16 @@ class DomainMigrate(DomainHandle):
         downtime_ms: int | None = None,
         bandwidth: int | None = None,
         compcache: int | None = None,
+        postcopy_bandwidth: int | None = None,
     ) -> Tuning:
-        """Change them (None: unchanged; bandwidth in bytes/s, cache in bytes), also while
-        a migration runs; a downtime set here wins over the convergence policy's."""
+        """Change them (None: unchanged; bandwidths in bytes/s, post-copy's 0 for unlimited,
+        cache in bytes), also while a migration runs; a downtime set here wins over the
+        convergence policy's."""
         from pyvirt.service.domain import migrate as svc  # lazy
 
         return svc.set_tuning(self._domains, self._name, downtime_ms=downtime_ms,
-                              bandwidth=bandwidth, compcache=compcache)  # fmt: skip
+                              bandwidth=bandwidth, compcache=compcache,
+                              postcopy_bandwidth=postcopy_bandwidth)  # fmt: skip
 
     def migration_start_postcopy(self) -> None:
         """Switch the running migration to post-copy (``migrate-postcopy``)."""
@@ -221,6 +235,13 @@ class DomainMigrate(DomainHandle):
         from pyvirt.service.domain import migrate as svc  # lazy
 
         return svc.live_status(self._domains, self._name)
+
+    def migration_completed(self) -> LiveStatus | None:
+        """What the last completed outgoing migration measured, while the domain stays
+        defined here (``domjobinfo --completed``); None: none since it last started."""
+        from pyvirt.service.domain import migrate as svc  # lazy
+
+        return svc.completed_status(self._domains, self._name)
 
     def migration_cancel(self) -> None:
         """Cancel the outgoing migration (``domjobabort``; refused in post-copy)."""
@@ -367,9 +388,9 @@ def migrate(
                 hint="'migrate --postcopy-resume' goes on with a post-copy migration paused "
                 "by 'domjobabort --postcopy' or a broken network",
             )
-        uri = target.domains.migration_recover_incoming(new_name, listen=listen,
-                                                        tcp_host=tcp_host)  # fmt: skip
-        result = src.migration_resume(uri, progress=progress, cancel=cancel)
+        again = target.domains.migration_recover_incoming(new_name, listen=listen,
+                                                          tcp_host=tcp_host)  # fmt: skip
+        result = src.migration_resume(again, progress=progress, cancel=cancel)
         target.domains.migration_finish(new_name, paused=suspend, persistent_xml=keep)
         src.migration_confirm(undefine=undefine_source)
         return result
@@ -379,33 +400,60 @@ def migrate(
     # the destination runs the guest the moment its state is in (its watcher is connected
     # already) unless it must stay paused or be defined first (a failure there can still
     # resume the source): the guest's pause does not wait for the source's report
-    incoming: Incoming = target.domains.migration_prepare(
-        live_xml, listen=listen, tcp_host=tcp_host, policy=pol, copy=copy,
-        incremental=copy_storage_inc, tls=tls, run_on_arrival=not suspend and keep is None,
+    prepare = partial(
+        target.domains.migration_prepare, live_xml, listen=listen, tcp_host=tcp_host,
+        policy=pol, copy=copy, incremental=copy_storage_inc, tls=tls,
+        run_on_arrival=not suspend and keep is None,
     )  # fmt: skip
-    for warning in incoming.warnings:
-        if on_warning is not None:
-            on_warning(warning)
+
+    def arrived(incoming: Incoming) -> Incoming:
+        for warning in incoming.warnings:
+            if on_warning is not None:
+                on_warning(warning)
+        return incoming
+
     tunnel: Tunnel | None = None
     # post-copy: the destination runs the guest from the switch on (not --suspend)
-    run_there = None if suspend or not pol.postcopy else _postcopy_run(target, incoming.name)
+    run_there = None if suspend or not pol.postcopy else _postcopy_run(target, new_name)
+    # the destination's QEMU starts while the source QEMU is set up (a thread prepares; the
+    # source asks for the URI once it is ready to send), unless the disks or the tunnel
+    # need the destination's answer first, or the name runs there (the source's own host)
+    incoming: Incoming | None = None
+    background: _Background[Incoming] | None = None
+    uri: str | Callable[[], str]
+    if copy or tunnelled or not _free_there(target, new_name):
+        incoming = arrived(prepare())
+        uri = incoming.uri
+    else:
+        preparing = background = _Background(prepare)
+
+        def when_prepared() -> str:
+            return arrived(preparing.result()).uri
+
+        uri = when_prepared
     try:
         if tunnelled:
             from pyvirt.api.migrate_tunnel import open_tunnel  # lazy
 
+            assert incoming is not None
             tunnel = open_tunnel(target, incoming.name, incoming.uri)
-        result = src.migration_perform(incoming.uri, pol, progress=progress, cancel=cancel,
-                                       storage=incoming.storage, tls=trust,
-                                       tunnel_fd=tunnel.qemu_fd if tunnel else None,
-                                       on_postcopy=run_there)  # fmt: skip
+        result = src.migration_perform(
+            uri, pol, progress=progress, cancel=cancel,
+            storage=incoming.storage if incoming is not None else None, tls=trust,
+            tunnel_fd=tunnel.qemu_fd if tunnel else None, on_postcopy=run_there,
+        )  # fmt: skip
     except BaseException as err:
         if tunnel is not None:
             tunnel.abort()
-        if not _paused_in_postcopy(src):  # else the destination holds part of the guest
-            _quietly(lambda: target.domains.migration_abort(incoming.name))
+        prepared = incoming is not None or (background is not None and background.succeeded())
+        if prepared and not _paused_in_postcopy(src):  # else it holds part of the guest
+            _quietly(lambda: target.domains.migration_abort(new_name))
         if tunnel is not None and tunnel.error is not None and isinstance(err, PyvirtError):
             raise tunnel.error from err  # the destination's reason, not QEMU's broken pipe
         raise
+    if incoming is None:
+        assert background is not None
+        incoming = background.result()
     try:
         if tunnel is not None:  # the rest of the stream flows while the destination waits
             tunnel.release()
@@ -424,6 +472,46 @@ def migrate(
         _quietly(tunnel.finish)
     src.migration_confirm(undefine=undefine_source)
     return result
+
+
+class _Background(Generic[T]):
+    """*fn* run in a thread of its own from now on; :meth:`result` waits for its outcome."""
+
+    def __init__(self, fn: Callable[[], T]) -> None:
+        self._value: list[T] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True,
+                                        name="migration-prepare")  # fmt: skip
+        self._thread.start()
+
+    def _run(self, fn: Callable[[], T]) -> None:
+        try:
+            self._value.append(fn())
+        except BaseException as err:  # handed to the caller by result()
+            self._error = err
+
+    def result(self) -> T:
+        """What *fn* returned (once it did); what it raised is raised here."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value[0]
+
+    def succeeded(self) -> bool:
+        """Whether *fn* returned (once it ended)."""
+        self._thread.join()
+        return self._error is None
+
+
+def _free_there(target: Connection, name: str) -> bool:
+    """Whether no domain *name* runs on *target* (else it is the source's own host: its
+    prepare must not wait for the domain's lock the source holds; it refuses the name)."""
+    from pyvirt.service.domain.types import State  # lazy
+
+    try:
+        return target.domains.get(name).status().state is State.SHUTOFF
+    except NotFoundError:
+        return True
 
 
 def _postcopy_run(target: Connection, name: str) -> Callable[[], None]:
@@ -505,7 +593,10 @@ def _tls_client(target: Connection) -> TlsClient:
     from pyvirt.client.uri import resolve  # lazy
     from pyvirt.service.domain.migrate_tls import TlsClient  # lazy
 
-    t = resolve(target.uri)
+    # a connection's own target: through --p2p its CA is the private copy the source made of
+    # the client's (pyvirt.api.migrate_p2p.destination), not in the URI's text
+    client = getattr(target, "client", None)  # a remote connection's
+    t = client.target if client is not None else resolve(target.uri)
     if t.kind != "tls" or not t.host:
         raise UnsupportedError(
             "--tls needs a pyvirt+tls:// destination (its daemon's certificate secures the "
@@ -555,5 +646,7 @@ def _quietly(step: object) -> None:
 
     try:
         step()  # type: ignore[operator]
+    except NotFoundError:
+        pass  # already gone (the incoming QEMU quits when its stream breaks): nothing to clean
     except PyvirtError as err:
         logging.getLogger(__name__).warning("migration clean-up: %s", err.message)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,12 +137,21 @@ def migrate_p2p(
     progress: Progress | None = None,
     cancel: CancelToken | None = None,
     tunnelled: bool = False,
+    xml: str | None = None,
+    persistent_xml: str | None = None,
+    copy_storage_all: bool = False,
+    copy_storage_inc: bool = False,
+    migrate_disks: Sequence[str] | None = None,
+    postcopy_resume: bool = False,
+    tls: bool = False,
 ) -> MigrationResult | None:
     """Move domain *name* of *conn* (the source host) to *dest*, driven by the source host:
     its daemon when *conn* is remote, else this process.
 
     The options are :func:`pyvirt.api.domain_migrate.migrate`'s; *tunnelled* sends the
     stream through the destination daemon's channel (:mod:`pyvirt.api.migrate_tunnel`).
+    *xml* and *persistent_xml* are the documents' text (the source host cannot read the
+    client's files); with *tls* the source QEMU trusts *dest*'s CA.
 
     :raises CancelledError: cancelled; the guest runs on at the source
     :raises PyvirtError: the migration failed (the guest runs on at the source, nothing is
@@ -156,6 +165,13 @@ def migrate_p2p(
             "undefinesource": undefine_source, "suspend": suspend, "dname": dname,
             "migrate_uri": migrate_uri, "policy": _policy(policy),
             **({"tunnelled": True} if tunnelled else {}),
+            # only what is asked: a daemon from before these options still takes the rest
+            **{k: v for k, v in (
+                ("xml", xml), ("persistent_xml", persistent_xml),
+                ("copy_storage_all", copy_storage_all), ("copy_storage_inc", copy_storage_inc),
+                ("migrate_disks", list(migrate_disks) if migrate_disks else None),
+                ("postcopy_resume", postcopy_resume), ("tls", tls),
+            ) if v},
         })  # fmt: skip
     from pyvirt.api.domain_migrate import migrate  # lazy
 
@@ -164,7 +180,10 @@ def migrate_p2p(
         return migrate(src, target, live=live, offline=offline, persistent=persistent,
                        undefine_source=undefine_source, suspend=suspend, dname=dname,
                        migrate_uri=migrate_uri, policy=policy, progress=progress,
-                       cancel=cancel, tunnelled=tunnelled)  # fmt: skip
+                       cancel=cancel, tunnelled=tunnelled, xml=xml,
+                       persistent_xml=persistent_xml, copy_storage_all=copy_storage_all,
+                       copy_storage_inc=copy_storage_inc, migrate_disks=migrate_disks,
+                       postcopy_resume=postcopy_resume, tls=tls)  # fmt: skip
 
 
 def _policy(policy: Policy | None) -> dict[str, Any] | None:

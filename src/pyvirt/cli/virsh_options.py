@@ -202,21 +202,27 @@ TABLE: dict[str, dict[str, str]] = {
         "--min-guarantee": "QEMU has no guaranteed minimum of memory (libvirt: VMware only)",
     },
     "migrate": {
-        "--change-protection": "migration's option (issue #15 adds it)",
-        "--comp-methods": "migration's option (issue #15 adds it)",
-        "--comp-mt-dthreads": "migration's option (issue #15 adds it)",
-        "--comp-mt-level": "migration's option (issue #15 adds it)",
-        "--comp-mt-threads": "migration's option (issue #15 adds it)",
-        "--comp-xbzrle-cache": "migration's option (issue #15 adds it)",
-        "--copy-storage-synchronous-writes": "migration's option (issue #15 adds it)",
-        "--disks-port": "migration's option (issue #15 adds it)",
-        "--disks-uri": "migration's option (issue #15 adds it)",
-        "--graphicsuri": "migration's option (issue #15 adds it)",
-        "--migrate-disks": "migration's option (issue #15 adds it)",
-        "--rdma-pin-all": "migration's option (issue #15 adds it)",
-        "--tls-destination": "migration's option (issue #15 adds it)",
-        "--unsafe": "migration's option (issue #15 adds it)",
-        "--zerocopy": "migration's option (issue #15 adds it)",
+        "--change-protection": "not in pyvirt (the source's definition is not locked while "
+        "it moves)",
+        "--comp-methods": "not in pyvirt: --compressed is XBZRLE (QEMU 7.2's multi-thread "
+        "compression is deprecated)",
+        "--comp-mt-dthreads": "not in pyvirt: --compressed is XBZRLE only",
+        "--comp-mt-level": "not in pyvirt: --compressed is XBZRLE only",
+        "--comp-mt-threads": "not in pyvirt: --compressed is XBZRLE only",
+        "--comp-xbzrle-cache": "not an option of pyvirt's migrate: set the cache with "
+        "'migrate-compcache DOM --size BYTES' before or while it runs",
+        "--copy-storage-synchronous-writes": "not in pyvirt (the disks' mirror copies in "
+        "the background)",
+        "--disks-port": "not in pyvirt: the disks' NBD export listens on a port it picks "
+        "on the migration's address",
+        "--disks-uri": "not in pyvirt: the disks' NBD export listens on the migration's "
+        "address (--migrateuri, --listen-address)",
+        "--graphicsuri": "not in pyvirt (graphics clients are not moved along)",
+        "--rdma-pin-all": "pyvirt migrates over TCP or unix sockets, no RDMA",
+        "--tls-destination": "not in pyvirt: the certificate must name the destination URI's host",
+        "--unsafe": "not in pyvirt (it does not refuse migrations for disk cache modes, so "
+        "there is nothing to force)",
+        "--zerocopy": "not in pyvirt (QEMU's zero-copy send needs locked guest memory)",
     },
     "net-create": {
         "--validate": VALIDATE,
@@ -422,7 +428,6 @@ VALUED: frozenset[str] = frozenset(
         "migrate --disks-port",
         "migrate --disks-uri",
         "migrate --graphicsuri",
-        "migrate --migrate-disks",
         "migrate --tls-destination",
         "net-dumpxml --xpath",
         "net-update --parent-index",

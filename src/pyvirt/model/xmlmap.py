@@ -611,9 +611,11 @@ class XmlDocument(XmlNode):
             self.uuid = str(uuidlib.uuid4())
 
     @classmethod
-    def from_xml(cls, data: str | bytes) -> Self:
+    def from_xml(cls, data: str | bytes, *, validate: bool = True) -> Self:
         """Parse and validate a document.
 
+        :param validate: False for a document pyvirt wrote itself after validating it (a
+            running domain's live XML): parsing is then all it needs
         :raises InvalidConfigError: malformed or refused XML, a wrong root element, or the
             ``.problems`` found by :meth:`validate`
         """
@@ -622,7 +624,7 @@ class XmlDocument(XmlNode):
             where = f"<{root.tag}>" if isinstance(root.tag, str) else "<?>"
             raise InvalidConfigError(problems=[Problem(where, f"root element must be <{cls.TAG}>")])
         doc = cls(root)
-        problems = doc.validate()
+        problems = doc.validate() if validate else []
         if problems:
             raise InvalidConfigError(problems=problems)
         return doc

@@ -14,7 +14,7 @@ import pytest
 
 from pyvirt.api.domain_migrate import migrate
 from pyvirt.api.remote.migration import RemoteMigrationVerbs
-from pyvirt.errors import OperationFailedError
+from pyvirt.errors import NotFoundError, OperationFailedError
 from pyvirt.service.domain.migrate import Incoming, LiveStatus, MigrationResult, Policy
 from pyvirt.service.domain.types import DomainStatus, Reason, State
 
@@ -80,6 +80,9 @@ class Domains:
 
     def migration_abort(self, name: str) -> None:
         self.log.append("destination abort")
+
+    def get(self, name: str) -> Any:
+        raise NotFoundError(f"domain '{name}' not found")  # not there yet
 
 
 class Target:

@@ -101,3 +101,75 @@ def test_host_status_json_carries_maintenance() -> None:
     plain = host("b", 4).to_json()
     assert plain["maintenance"] is False and "maintenance_since" not in plain
     assert HostStatus.from_json(plain).maintenance == 0.0
+
+
+def grouped(name: str, gib: float, *, aff: str = "", anti: str = "", soft: bool = False
+            ) -> ClusterDomain:  # fmt: skip
+    return ClusterDomain(name, "u-" + name, "<domain/>", False, int(gib * GIB), 1, 0.0,
+                         affinity=aff, anti_affinity=anti, soft=soft)  # fmt: skip
+
+
+def test_the_plan_keeps_hard_anti_affinity_and_refuses_naming_the_rule() -> None:
+    hosts = [host("src", 8), host("b", 8), host("c", 4)]
+    groups = {"w1": ("", "web"), "w2": ("", "web"), "w3": ("", "web")}
+    # w1 on src; w2 on b (the roomiest host): w1 must go to c
+    moves = plan(hosts, [grouped("w1", 1, anti="web")], "src", groups=groups,
+                 owners={"w1": "src", "w2": "b"})  # fmt: skip
+    assert [(d.name, t) for d, t, _ in moves] == [("w1", "c")]
+    # w3 on c too: no host satisfies the rule; refused, the rule and the member named
+    moves = plan(hosts, [grouped("w1", 1, anti="web")], "src", groups=groups,
+                 owners={"w1": "src", "w2": "b", "w3": "c"})  # fmt: skip
+    [(_, target, why)] = moves
+    assert target == ""
+    assert "b: anti-affinity group 'web': w2 there" in why, why
+    assert "c: anti-affinity group 'web': w3 there" in why, why
+
+
+def test_two_anti_affine_domains_evacuated_together_go_apart() -> None:
+    hosts = [host("src", 8), host("b", 8), host("c", 6)]
+    groups = {"w1": ("", "web"), "w2": ("", "web")}
+    # (a hard rule never lets them share src; a soft one may, and the plan parts them)
+    for soft in (False, True):
+        doms = [grouped("w1", 1, anti="web", soft=soft), grouped("w2", 1, anti="web", soft=soft)]
+        moves = plan(hosts, doms, "src", groups=groups, owners={"w1": "src", "w2": "src"})
+        assert sorted(t for _, t, _ in moves) == ["b", "c"], moves
+    # without the rules (the old plan) both went to b, the roomiest
+    assert {t for _, t, _ in plan(hosts, doms, "src")} == {"b"}
+
+
+def test_affinity_members_move_together_and_follow_members_elsewhere() -> None:
+    hosts = [host("src", 8), host("b", 8), host("c", 6)]
+    groups = {"a1": ("db", ""), "a2": ("db", ""), "a3": ("db", "")}
+    doms = [grouped("a1", 2, aff="db"), grouped("a2", 1, aff="db")]
+    # both on src: the first goes to the best host, the second follows it
+    moves = plan(hosts, doms, "src", groups=groups, owners={"a1": "src", "a2": "src"})
+    assert [(d.name, t) for d, t, _ in moves] == [("a1", "b"), ("a2", "b")]
+    # a3 runs on c: they join it there although b has more room
+    moves = plan(hosts, doms, "src", groups=groups,
+                 owners={"a1": "src", "a2": "src", "a3": "c"})  # fmt: skip
+    assert [(d.name, t) for d, t, _ in moves] == [("a1", "c"), ("a2", "c")]
+    # c has no room for a1: refused with the rule named (a hard rule is never broken)
+    small = [host("src", 8), host("b", 8), host("c", 1)]
+    moves = plan(small, doms[:1], "src", groups=groups, owners={"a1": "src", "a3": "c"})
+    [(_, target, why)] = moves
+    assert target == "" and "b: affinity group 'db': a3 is on c" in why, why
+
+
+def test_soft_rules_are_preferences_in_the_plan() -> None:
+    hosts = [host("src", 8), host("b", 8), host("c", 1.5)]
+    groups = {"a1": ("db", ""), "a3": ("db", "")}
+    soft = grouped("a1", 1, aff="db", soft=True)
+    # a3 on c, which has room: a1 prefers it over the roomier b
+    moves = plan(hosts, [soft], "src", groups=groups, owners={"a1": "src", "a3": "c"})
+    assert [t for _, t, _ in moves] == ["c"]
+    # c full: the soft rule is broken rather than leaving a1 nowhere
+    full = [host("src", 8), host("b", 8), host("c", 0.5)]
+    moves = plan(full, [soft], "src", groups=groups, owners={"a1": "src", "a3": "c"})
+    assert [(t, why) for _, t, why in moves] == [("b", "")]
+
+
+def test_more_checks_per_domain_refuse_hosts() -> None:
+    hosts = [host("src", 8), host("b", 8), host("c", 4)]
+    checks = {"n1": [lambda h: "network 'lan' missing" if h.name == "b" else ""]}
+    moves = plan(hosts, [dom("n1", 1)], "src", checks=checks)
+    assert [t for _, t, _ in moves] == ["c"]

@@ -77,3 +77,43 @@ def test_destination_from_the_clients_settings(
     assert (d.token, d.ca_pem) == (None, None)  # a unix socket needs neither
     with pytest.raises(pyvirt.errors.InvalidConfigError, match="cannot read the CA file"):
         destination_from_settings("pyvirt+tls://h:1/?ca=/nonexistent/ca.pem")
+
+
+def test_migrate_options_reach_the_source_daemons_migration(
+    http: TestClient, tmp_path: Path
+) -> None:
+    def job_of(body: dict[str, object]) -> dict[str, object]:
+        r = http.post("/api/v1/domains/web1/migrate", json=body)
+        assert r.status_code == 202, r.text
+        done: dict[str, object] = http.get(
+            f"/api/v1/jobs/{r.json()['job']['id']}", params={"wait": 10}
+        ).json()
+        return done
+
+    dest = f"pyvirt:///embed?root={tmp_path / 'b'}"
+    # the storage options are migrate's own, with its refusals
+    done = job_of({"dest_uri": dest, "copy_storage_all": True, "copy_storage_inc": True})
+    assert done["state"] == "failed"
+    assert "mutually exclusive" in str(done["error"])
+    done = job_of({"dest_uri": dest, "migrate_disks": ["vda"]})
+    assert "--migrate-disks needs --copy-storage-all" in str(done["error"])
+    # --offline --persistent-xml: the document sent along is what the destination defines
+    xml = domain_xml("web1").replace("</name>", "</name><description>sent</description>")
+    done = job_of({"dest_uri": dest, "offline": True, "persistent": True, "persistent_xml": xml})
+    assert done["state"] == "completed", done
+    moved = pyvirt.api.open(dest).domains.get("web1").xml_desc(inactive=True)
+    assert "<description>sent</description>" in moved
+
+
+def test_completed_migration_figures(http: TestClient, tmp_path: Path) -> None:
+    from pyvirt.service.domain import migrate as svc
+    from pyvirt.service.domain.manager import DomainManager
+    from pyvirt.service.domain.types import Reason
+
+    r = http.get("/api/v1/domains/web1/migration/completed")
+    assert r.status_code == 200 and r.json() is None  # never migrated
+    figures = svc.LiveStatus("completed", 812, 9 << 20, 0, 9 << 20, 0, 3, None, 1 << 20, 37)
+    mgr = DomainManager(StatePaths.from_root(tmp_path / "s"))
+    svc._set_last_reason(mgr, "web1", Reason.MIGRATED, figures.to_json())
+    assert http.get("/api/v1/domains/web1/migration/completed").json() == figures.to_json()
+    assert http.get("/api/v1/domains/web1").json()["reason"] == "migrated"

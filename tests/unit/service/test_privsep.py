@@ -163,6 +163,28 @@ def test_dac_shared_image_restored_by_the_last_domain(
     assert mgr.rundir("b").hooks().sections["dac"]["owned"] == []
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_dac_migration_hands_shared_images_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyvirt.service.domain import dac
+    from pyvirt.state.qemu_user import QemuIdentity
+
+    monkeypatch.setattr(dac, "identity", lambda mgr: QemuIdentity("nobody", 65534, 65534))
+    mgr = DomainManager(StatePaths.from_root(tmp_path / "s"))
+    shared, copied = tmp_path / "shared.img", tmp_path / "copied.img"
+    mgr.rundir("a").create()
+    for image in (shared, copied):
+        image.write_bytes(b"x")
+        os.chown(image, 0, 0)
+        dac.grant(mgr, "a", str(image))
+    # the migration copied one image; the destination's QEMU runs on the other
+    dac.hand_over(mgr, "a", keep=[str(tmp_path / "." / "copied.img")])
+    dac.DacHook().after_stop(mgr, "a", mgr.rundir("a").hooks().sections["dac"])
+    assert shared.stat().st_uid == 65534  # still the QEMU user's
+    assert copied.stat().st_uid == 0  # the source's own copy: given back
+
+
 def test_runas_spelling_follows_the_emulator(tmp_path: Path) -> None:
     from pyvirt.drivers.qemu.process import RUNAS_CACHE, runas_args
 

@@ -59,6 +59,7 @@ class RemoteCluster(Cluster):
         etcd_cert: str | None = None,
         etcd_key: str | None = None,
         kernel_watchdog: bool = True,
+        daemon_hold: float = 120.0,
     ) -> ClusterConfig:
         """``cluster init`` on the daemon's host."""
         body = {
@@ -72,6 +73,7 @@ class RemoteCluster(Cluster):
             "etcd_cert": etcd_cert,
             "etcd_key": etcd_key,
             "kernel_watchdog": kernel_watchdog,
+            "daemon_hold": daemon_hold,
         }
         return _config(self._client.json("POST", path("cluster", "init"), body))
 
@@ -85,6 +87,7 @@ class RemoteCluster(Cluster):
         etcd_cert: str | None = None,
         etcd_key: str | None = None,
         kernel_watchdog: bool = True,
+        daemon_hold: float = 120.0,
     ) -> ClusterConfig:
         """``cluster join`` on the daemon's host."""
         body = {
@@ -95,6 +98,7 @@ class RemoteCluster(Cluster):
             "etcd_cert": etcd_cert,
             "etcd_key": etcd_key,
             "kernel_watchdog": kernel_watchdog,
+            "daemon_hold": daemon_hold,
         }
         return _config(self._client.json("POST", path("cluster", "join"), body))
 

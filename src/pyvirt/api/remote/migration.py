@@ -52,7 +52,7 @@ class RemoteMigrationVerbs:
 
     def migration_perform(
         self,
-        uri: str,
+        uri: str | Callable[[], str],
         policy: Policy,
         *,
         progress: Progress | None = None,
@@ -73,6 +73,8 @@ class RemoteMigrationVerbs:
                 "--tunnelled requires --p2p", hint="the source host's daemon carries the stream"
             )
 
+        if callable(uri):  # the daemon sets the source up once it has the URI
+            uri = uri()
         body: dict[str, Any] = {"uri": uri, "policy": _policy(policy)}
         if storage is not None:
             body["storage"] = storage.to_json()
@@ -139,11 +141,16 @@ class RemoteMigrationVerbs:
         downtime_ms: int | None = None,
         bandwidth: int | None = None,
         compcache: int | None = None,
+        postcopy_bandwidth: int | None = None,
     ) -> Tuning:
         """Change them, also while a migration runs."""
         from pyvirt.service.domain.migrate import Tuning  # lazy
 
-        body = {"downtime_ms": downtime_ms, "bandwidth": bandwidth, "compcache": compcache}
+        body: dict[str, int | None] = {
+            "downtime_ms": downtime_ms, "bandwidth": bandwidth, "compcache": compcache,
+        }  # fmt: skip
+        if postcopy_bandwidth is not None:  # a daemon before it knew it still answers the rest
+            body["postcopy_bandwidth"] = postcopy_bandwidth
         return Tuning(**self._client.json("PATCH", self._murl("tuning"), body))
 
     def migration_start_postcopy(self) -> None:
@@ -155,6 +162,13 @@ class RemoteMigrationVerbs:
         from pyvirt.service.domain.migrate import LiveStatus  # lazy
 
         return LiveStatus(**self._client.json("GET", self._murl("status")))
+
+    def migration_completed(self) -> LiveStatus | None:
+        """What the last completed outgoing migration measured (None: none)."""
+        from pyvirt.service.domain.migrate import LiveStatus  # lazy
+
+        doc = self._client.json("GET", self._murl("completed"))
+        return LiveStatus(**doc) if doc else None
 
     def migration_cancel(self) -> None:
         """Cancel the outgoing migration (refused in post-copy)."""

@@ -44,6 +44,15 @@ def _kernel_watchdog_option(f: click.decorators.FC) -> click.decorators.FC:
     )(f)  # fmt: skip
 
 
+def _daemon_hold_option(f: click.decorators.FC) -> click.decorators.FC:
+    return click.option(
+        "--daemon-hold", type=click.FloatRange(0, 3600), default=120.0, show_default=True,
+        metavar="SECONDS",
+        help="how long the watchdog holds the lease (HA guests keep running) after pyvirtd is "
+        "killed or hangs; 0: fence them at the deadline",
+    )(f)  # fmt: skip
+
+
 def _said(ctx: click.Context, host: str, cluster: str, verb: str) -> None:
     click.echo(f"Host {host} {verb} cluster {cluster}")
     if not api(ctx).uri.startswith(("pyvirt:///embed", "pyvirt:///session")):
@@ -68,6 +77,7 @@ def cluster() -> None:
               metavar="SECONDS", help="between lease renewals")  # fmt: skip
 @_tls_options
 @_kernel_watchdog_option
+@_daemon_hold_option
 @click.pass_context
 def cluster_init(
     ctx: click.Context,
@@ -82,11 +92,13 @@ def cluster_init(
     etcd_cert: str | None,
     etcd_key: str | None,
     kernel_watchdog: bool,
+    daemon_hold: float,
 ) -> None:
     """Create a cluster in etcd with this host as its first member."""
     config = api(ctx).cluster.init(
         etcd, name=name, host=host, address=address, ttl=ttl, renew=renew,
         etcd_ca=etcd_ca, etcd_cert=etcd_cert, etcd_key=etcd_key, kernel_watchdog=kernel_watchdog,
+        daemon_hold=daemon_hold,
     )  # fmt: skip
     _said(ctx, config.host, config.cluster, "created")
 
@@ -97,6 +109,7 @@ def cluster_init(
 @_address_option
 @_tls_options
 @_kernel_watchdog_option
+@_daemon_hold_option
 @click.pass_context
 def cluster_join(
     ctx: click.Context,
@@ -108,11 +121,12 @@ def cluster_join(
     etcd_cert: str | None,
     etcd_key: str | None,
     kernel_watchdog: bool,
+    daemon_hold: float,
 ) -> None:
     """Join the cluster whose etcd is at --etcd."""
     config = api(ctx).cluster.join(
         etcd, host=host, address=address, etcd_ca=etcd_ca, etcd_cert=etcd_cert,
-        etcd_key=etcd_key, kernel_watchdog=kernel_watchdog,
+        etcd_key=etcd_key, kernel_watchdog=kernel_watchdog, daemon_hold=daemon_hold,
     )  # fmt: skip
     _said(ctx, config.host, config.cluster, "joined")
 

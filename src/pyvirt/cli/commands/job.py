@@ -170,6 +170,11 @@ def domjobinfo(ctx: click.Context, domain: str, completed: bool) -> None:
         lines = backup_job_lines(dom, completed=completed)
         if not lines and not completed:
             lines = _migration_lines(dom)  # a migration driven by another pyvirt process
+        elif not lines:  # the last completed outgoing migration, if it stayed defined here
+            from pyvirt.cli.commands.migrate import migration_job_lines
+
+            done = dom.migration_completed()
+            lines = migration_job_lines(done, completed=True) if done is not None else []
         click.echo("\n".join(lines or [_row("Job type:", "None")]) + "\n")
         return
     from urllib.parse import quote

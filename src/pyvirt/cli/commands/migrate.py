@@ -11,7 +11,7 @@ import click
 from pyvirt.cli.commands.save import progress_printer
 from pyvirt.cli.main import api
 from pyvirt.cli.render import read_input
-from pyvirt.errors import InvalidConfigError, UnsupportedError
+from pyvirt.errors import InvalidConfigError
 
 if TYPE_CHECKING:
     from pyvirt.service.domain.migrate import LiveStatus
@@ -54,7 +54,8 @@ if TYPE_CHECKING:
 @click.option("--timeout", type=click.IntRange(1), metavar="SECONDS")
 @click.option("--timeout-suspend", is_flag=True, help="on timeout pause the guest (default)")
 @click.option("--timeout-postcopy", is_flag=True, help="on timeout switch to post-copy")
-@click.option("--abort-on-error", is_flag=True, help="accepted (an I/O error aborts anyway)")
+@click.option("--abort-on-error", is_flag=True,
+              help="cancel it if the guest stops on a disk's I/O error")  # fmt: skip
 @click.option("--xml", "xml_file", metavar="FILE", help="the domain XML for the destination")
 @click.option("--persistent-xml", "persistent_xml_file", metavar="FILE")
 @click.option("--dname", metavar="NAME", help="the domain's name on the destination")
@@ -99,6 +100,7 @@ def migrate(
     postcopy_resume: bool,
     postcopy_bandwidth: int | None,
     tunnelled: bool,
+    abort_on_error: bool,
     **_accepted: bool,
 ) -> None:
     """Migrate a domain to another host."""
@@ -128,6 +130,7 @@ def migrate(
         postcopy_bandwidth=postcopy_bandwidth << 20 if postcopy_bandwidth else None,
         timeout=float(timeout) if timeout else None,
         timeout_action="postcopy" if timeout_postcopy else "suspend",
+        abort_on_error=abort_on_error,
     )
     uri = migrateuri_opt or migrateuri
     if listen_address and not uri:
@@ -136,22 +139,16 @@ def migrate(
     if p2p:
         from pyvirt.api.migrate_p2p import destination_from_settings, migrate_p2p  # lazy
 
-        if xml_file or persistent_xml_file:
-            raise UnsupportedError("--xml and --persistent-xml are not supported with --p2p yet",
-                                   hint="migrate without --p2p")  # fmt: skip
-        if postcopy_resume:
-            raise UnsupportedError("--postcopy-resume is not supported with --p2p yet",
-                                   hint="resume it without --p2p")  # fmt: skip
-        if copy_storage_all or copy_storage_inc or migrate_disks or tls:
-            raise UnsupportedError(
-                "--copy-storage-all/-inc, --migrate-disks and --tls are not supported with "
-                "--p2p yet",
-                hint="migrate without --p2p (the client then drives both hosts)",
-            )
         migrate_p2p(api(ctx), domain, destination_from_settings(desturi), live=live,
                     offline=offline, persistent=persistent, undefine_source=undefinesource,
                     suspend=suspend, dname=dname, migrate_uri=uri, policy=policy,
-                    progress=progress, tunnelled=tunnelled)  # fmt: skip
+                    progress=progress, tunnelled=tunnelled,
+                    xml=read_input(xml_file).decode() if xml_file else None,
+                    persistent_xml=read_input(persistent_xml_file).decode()
+                    if persistent_xml_file else None,
+                    copy_storage_all=copy_storage_all, copy_storage_inc=copy_storage_inc,
+                    migrate_disks=_targets(migrate_disks),
+                    postcopy_resume=postcopy_resume, tls=tls)  # fmt: skip
         return
     src = api(ctx).domains.get(domain)
     run_migration(
@@ -170,11 +167,16 @@ def migrate(
         progress=progress,
         copy_storage_all=copy_storage_all,
         copy_storage_inc=copy_storage_inc,
-        migrate_disks=[t for t in migrate_disks.split(",") if t] if migrate_disks else None,
+        migrate_disks=_targets(migrate_disks),
         tls=tls,
         postcopy_resume=postcopy_resume,
         on_warning=lambda text: click.echo(f"warning: {text}", err=True),
     )
+
+
+def _targets(migrate_disks: str | None) -> list[str] | None:
+    """``--migrate-disks vda,vdb``'s targets."""
+    return [t for t in migrate_disks.split(",") if t] if migrate_disks else None
 
 
 # -- tuning a running migration (virsh's commands and output) --------------------------------
@@ -199,18 +201,25 @@ def migrate_getmaxdowntime(ctx: click.Context, domain: str) -> None:
 @click.command("migrate-setspeed")
 @click.argument("domain", metavar="DOMAIN")
 @click.option("--bandwidth", type=click.IntRange(0), required=True, metavar="MiB/s")
+@click.option("--postcopy", is_flag=True, help="post-copy's bandwidth (0: unlimited)")
 @click.pass_context
-def migrate_setspeed(ctx: click.Context, domain: str, bandwidth: int) -> None:
+def migrate_setspeed(ctx: click.Context, domain: str, bandwidth: int, postcopy: bool) -> None:
     """Set the bandwidth limit of the domain's migration (also while it runs)."""
-    api(ctx).domains.get(domain).set_migration_tuning(bandwidth=bandwidth << 20)
+    dom = api(ctx).domains.get(domain)
+    if postcopy:
+        dom.set_migration_tuning(postcopy_bandwidth=bandwidth << 20)
+    else:
+        dom.set_migration_tuning(bandwidth=bandwidth << 20)
 
 
 @click.command("migrate-getspeed")
 @click.argument("domain", metavar="DOMAIN")
+@click.option("--postcopy", is_flag=True, help="post-copy's bandwidth (0: unlimited)")
 @click.pass_context
-def migrate_getspeed(ctx: click.Context, domain: str) -> None:
+def migrate_getspeed(ctx: click.Context, domain: str, postcopy: bool) -> None:
     """Print the bandwidth limit of the domain's migration (MiB/s)."""
-    click.echo(api(ctx).domains.get(domain).migration_tuning().bandwidth >> 20)
+    t = api(ctx).domains.get(domain).migration_tuning()
+    click.echo((t.postcopy_bandwidth if postcopy else t.bandwidth) >> 20)
 
 
 @click.command("migrate-compcache")
@@ -237,15 +246,16 @@ def migrate_postcopy(ctx: click.Context, domain: str) -> None:
     api(ctx).domains.get(domain).migration_start_postcopy()
 
 
-def migration_job_lines(status: LiveStatus) -> list[str]:
-    """``domjobinfo``'s lines for a running outgoing migration (virsh's layout)."""
+def migration_job_lines(status: LiveStatus, *, completed: bool = False) -> list[str]:
+    """``domjobinfo``'s lines for a running outgoing migration, or with *completed* for the
+    last completed one (virsh's layout)."""
     from pyvirt.api.values import format_bytes  # lazy
 
     def row(key: str, value: str) -> str:
         return f"{key:<17} {value:<12}".rstrip()
 
     lines = [
-        row("Job type:", "Unbounded"),
+        row("Job type:", "Completed" if completed else "Unbounded"),
         row("Operation:", "Outgoing migration"),
         row("Time elapsed:", f"{status.elapsed_ms:<12} ms"),
         row("Data processed:", format_bytes(status.transferred)),
@@ -255,6 +265,9 @@ def migration_job_lines(status: LiveStatus) -> list[str]:
         row("Dirty rate:", f"{format_bytes(status.dirty_rate)}/s"),
         row("Iteration:", str(status.iteration)),
     ]
-    if status.expected_downtime_ms is not None:
+    if completed:
+        if status.downtime_ms is not None:
+            lines.append(row("Total downtime:", f"{status.downtime_ms:<12} ms"))
+    elif status.expected_downtime_ms is not None:
         lines.append(row("Expected downtime:", f"{status.expected_downtime_ms:<12} ms"))
     return lines

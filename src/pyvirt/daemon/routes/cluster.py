@@ -46,6 +46,10 @@ class _Etcd(BaseModel):
     kernel_watchdog: bool = Field(
         True, description="arm /dev/watchdog (softdog) while HA guests run on this host"
     )
+    daemon_hold: float = Field(
+        120.0, ge=0, le=3600,
+        description="seconds the watchdog holds the lease after pyvirtd is killed or hangs",
+    )  # fmt: skip
 
 
 class InitBody(_Etcd):
@@ -90,6 +94,7 @@ def init(request: Request, body: InitBody) -> dict[str, Any]:
         etcd_cert=body.etcd_cert,
         etcd_key=body.etcd_key,
         kernel_watchdog=body.kernel_watchdog,
+        daemon_hold=body.daemon_hold,
     )
     return _started(daemon, config)
 
@@ -106,6 +111,7 @@ def join(request: Request, body: JoinBody) -> dict[str, Any]:
         etcd_cert=body.etcd_cert,
         etcd_key=body.etcd_key,
         kernel_watchdog=body.kernel_watchdog,
+        daemon_hold=body.daemon_hold,
     )
     return _started(daemon, config)
 

@@ -28,8 +28,10 @@ The source host:
 - ``POST /api/v1/domains/{name}/migration/confirm`` ``{"undefine"}`` (stop the source QEMU)
   and ``POST .../migration/recover`` (run the guest here again);
 - while it runs: ``GET``/``PATCH .../migration/tuning`` ``{"downtime_ms","bandwidth",
-  "compcache"}`` (``migrate-setmaxdowntime``, ``-setspeed``, ``-compcache``), ``POST
-  .../migration/postcopy``, ``GET .../migration/status`` (``domjobinfo``'s live figures) and
+  "compcache","postcopy_bandwidth"}`` (``migrate-setmaxdowntime``, ``-setspeed [--postcopy]``,
+  ``-compcache``), ``POST
+  .../migration/postcopy``, ``GET .../migration/status`` (``domjobinfo``'s live figures; ``GET
+  .../migration/completed``: the last completed migration's, ``--completed``) and
   ``POST .../migration/cancel`` (refused with 409 in post-copy);
 - post-copy recovery: ``POST .../migration/postcopy/pause`` (``domjobabort --postcopy``:
   both QEMUs wait in ``postcopy-paused``), then ``POST /api/v1/migrations/incoming/{name}/
@@ -43,7 +45,9 @@ both halves itself (:mod:`pyvirt.api.migrate_p2p`):
   "persistent", "undefinesource", "suspend", "dname", "offline", "migrate_uri", "policy"}``:
   202 job (``domain-migrate``, progress in RAM bytes; ``DELETE /api/v1/jobs/{id}`` cancels it,
   the guest running on here and nothing left on the destination); ``"tunnelled": true``
-  sends the stream through the destination daemon's channel. ``token`` (the
+  sends the stream through the destination daemon's channel; ``"xml"``, ``"persistent_xml"``
+  (the documents' text), ``"copy_storage_all"``, ``"copy_storage_inc"``,
+  ``"migrate_disks"``, ``"postcopy_resume"`` and ``"tls"`` are ``migrate``'s options. ``token`` (the
   destination's API token) and ``ca`` (its CA's PEM) are used for this migration only: not
   logged, not in the job's record.
 """
@@ -100,6 +104,7 @@ class PolicyBody(BaseModel):
     timeout: float | None = Field(None, gt=0)
     timeout_action: str = Field("suspend", pattern="^(suspend|postcopy|abort)$")
     offline_copy: bool = False
+    abort_on_error: bool = Field(False, description="cancel on a guest's disk I/O error")
     cluster_handover: bool = Field(
         False, description="the caller moves a cluster domain's ownership (cluster evacuate)"
     )
@@ -226,6 +231,9 @@ class TuningBody(BaseModel):
     downtime_ms: int | None = Field(None, ge=1, le=3_600_000)
     bandwidth: int | None = Field(None, ge=0, le=1 << 62, description="bytes/s")
     compcache: int | None = Field(None, ge=0, le=1 << 62, description="bytes")
+    postcopy_bandwidth: int | None = Field(
+        None, ge=0, le=1 << 62, description="bytes/s of post-copy's transfer (0: unlimited)"
+    )
 
 
 class TuningOut(BaseModel):
@@ -234,6 +242,7 @@ class TuningOut(BaseModel):
     downtime_ms: int
     bandwidth: int
     compcache: int
+    postcopy_bandwidth: int = Field(0, description="bytes/s (0: unlimited)")
 
 
 class StatusOut(BaseModel):
@@ -278,6 +287,16 @@ class MigrateBody(BaseModel):
                                     pattern=r"^(tcp:|unix:/)[^\s]*$")  # fmt: skip
     policy: PolicyBody | None = None
     tunnelled: bool = Field(False, description="the stream through the daemons' channel")
+    xml: str | None = Field(None, min_length=1, max_length=1 << 20,
+                            description="the domain XML for the destination (--xml)")  # fmt: skip
+    persistent_xml: str | None = Field(None, min_length=1, max_length=1 << 20,
+                                       description="the XML to define there")  # fmt: skip
+    copy_storage_all: bool = Field(False, description="copy the disks (non-shared storage)")
+    copy_storage_inc: bool = Field(False, description="copy the top images only")
+    migrate_disks: list[str] | None = Field(None, max_length=256,
+                                            description="the disk targets to copy")  # fmt: skip
+    postcopy_resume: bool = Field(False, description="resume a paused post-copy migration")
+    tls: bool = Field(False, description="QEMU's TLS for the streams, trusting ``ca``")
 
     def destination(self) -> Destination:
         """Where to, with which credentials."""
@@ -488,7 +507,10 @@ def migrate(request: Request, name: str, body: MigrateBody) -> JSONResponse:
             conn, dom.name, dest, live=body.live, offline=body.offline, persistent=body.persistent,
             undefine_source=body.undefinesource, suspend=body.suspend, dname=body.dname,
             migrate_uri=body.migrate_uri, policy=policy, progress=job.report, cancel=job.token,
-            tunnelled=body.tunnelled,
+            tunnelled=body.tunnelled, xml=body.xml, persistent_xml=body.persistent_xml,
+            copy_storage_all=body.copy_storage_all, copy_storage_inc=body.copy_storage_inc,
+            migrate_disks=body.migrate_disks, postcopy_resume=body.postcopy_resume,
+            tls=body.tls,
         )  # fmt: skip
         return {**(result.to_json() if result else {}), "destination": _public(dest.uri)}
 
@@ -531,6 +553,14 @@ def status(request: Request, name: str) -> StatusOut:
     """Where the running (or last) outgoing migration is."""
     st = daemon_of(request).conn.domains.get(name).migration_status()
     return StatusOut(**st.to_json())
+
+
+@router.get("/api/v1/domains/{name}/migration/completed", responses=_ERRORS)
+def completed(request: Request, name: str) -> StatusOut | None:
+    """What the last completed outgoing migration measured (``domjobinfo --completed``;
+    null: none since the domain last started)."""
+    st = daemon_of(request).conn.domains.get(name).migration_completed()
+    return StatusOut(**st.to_json()) if st is not None else None
 
 
 @router.post("/api/v1/domains/{name}/migration/cancel", status_code=204, responses=_ERRORS)

@@ -47,6 +47,9 @@ HOOKS_FILE = "hooks.json"
 #: leaves a trace the next command follows to the QEMU it may have started
 START_INTENT = "starting.json"
 
+#: the prefix of a removed run directory's tombstone (:meth:`RunDir.remove`)
+_TOMB = ".gone-"
+
 #: Version of ``hooks.json`` written by this pyvirt.
 HOOKS_VERSION = 1
 
@@ -113,6 +116,18 @@ def upgrade_hooks(data: Mapping[str, Any]) -> Json:
     return out
 
 
+def _sweep_tombs(root: Path) -> None:
+    """Delete what earlier removals left in their tombstones under *root*."""
+    import shutil  # lazy
+
+    try:
+        names = [n for n in os.listdir(root) if n.startswith(_TOMB)]
+    except OSError:
+        return
+    for n in names:
+        shutil.rmtree(root / n, ignore_errors=True)
+
+
 class RunDir:
     """The run directory of one domain; the only writer of its live XML, runtime record and
     hook data.
@@ -142,17 +157,29 @@ class RunDir:
     def remove(self) -> None:
         """Delete the directory and everything in it (idempotent).
 
-        Tried again when a file appears meanwhile: a watcher that has not seen the run
-        directory go may be writing ``exit.json`` into it (its last write; a ``destroy``
-        does not wait for it).
+        The name goes at once: the directory is renamed to a ``.gone-*`` tombstone beside it
+        (domain names never start with a dot, listings skip them), which a thread deletes
+        with every other tombstone there (a killed process leaves it to the next removal).
+        A watcher that has not seen the run directory go may still write ``exit.json`` into
+        it through its directory descriptor (its last write; a ``destroy`` or a migration's
+        confirm does not wait for it): what it keeps from going goes with the next
+        removal's sweep; a next start never waits for it.
         """
         import shutil  # local import: ~2 ms that commands reading a run directory skip
 
-        for _ in range(20):
+        tomb = self.path.with_name(f"{_TOMB}{os.getpid()}-{time.monotonic_ns()}")
+        try:
+            os.rename(self.path, tomb)
+        except FileNotFoundError:
+            return
+        except OSError:  # not renamable here (a mount point?): delete it in place
             shutil.rmtree(self.path, ignore_errors=True)
-            if not self.path.exists():
-                return
-            time.sleep(0.005)
+            return
+        # the deletion (10-20 ms of unlinks under load) is off the caller's path (a migration's
+        # confirm, a destroy); not a daemon thread: a command finishes it before it exits
+        import threading  # lazy
+
+        threading.Thread(target=_sweep_tombs, args=(self.path.parent,), name="rundir-sweep").start()
 
     # -- live XML ------------------------------------------------------------------------------
     def live_xml(self) -> bytes:
@@ -262,9 +289,10 @@ class RunDir:
         """The lifecycle policies the watcher honours (see :func:`runtime.write_policy`)."""
         runtime.write_policy(self.path, **policy)
 
-    def mark_destroying(self) -> None:
-        """Record the destroy intent before signalling QEMU."""
-        runtime.mark_destroying(self.path)
+    def mark_destroying(self, *, stop_work_here: bool = False) -> None:
+        """Record the destroy intent before signalling QEMU; *stop_work_here*: the caller
+        does the stop work itself (the reaper only if the caller dies first)."""
+        runtime.mark_destroying(self.path, stop_work_here=stop_work_here)
 
     def exit_info(self, wait: float = 0.5) -> ExitInfo:
         """Why QEMU went away (waits up to ``wait`` s for the watcher to record it)."""

@@ -281,14 +281,31 @@ def read_exit(run_dir: Path) -> ExitInfo | None:
         return None
 
 
-def mark_destroying(run_dir: Path) -> None:
-    """Record the intent to destroy, before signalling QEMU (the watcher reads it)."""
-    atomic_write(run_dir / DESTROY_INTENT_FILE, b"", 0o644, sync=False)
+def mark_destroying(run_dir: Path, *, stop_work_here: bool = False) -> None:
+    """Record the intent to destroy, before signalling QEMU (the watcher reads it).
+
+    :param stop_work_here: the caller does the stop work itself once QEMU is gone (a
+        reaper then leaves it to the caller unless the caller dies first)
+    """
+    atomic_write(run_dir / DESTROY_INTENT_FILE, _STOP_WORK_HERE if stop_work_here else b"",
+                 0o644, sync=False)  # fmt: skip
+
+
+#: the content of ``destroying`` when the destroying command does the stop work itself
+_STOP_WORK_HERE = b"stop-work-here\n"
 
 
 def is_destroying(run_dir: Path) -> bool:
     """Whether :func:`mark_destroying` was called for this run directory."""
     return (run_dir / DESTROY_INTENT_FILE).exists()
+
+
+def destroyer_does_stop_work(run_dir: Path) -> bool:
+    """Whether :func:`mark_destroying` said its caller does the stop work itself."""
+    try:
+        return (run_dir / DESTROY_INTENT_FILE).read_bytes() == _STOP_WORK_HERE
+    except OSError:
+        return False
 
 
 def fallback_exit(run_dir: Path) -> ExitInfo:

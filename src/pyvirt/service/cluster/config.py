@@ -19,6 +19,10 @@ from pyvirt.state.paths import StatePaths
 DEFAULT_TTL = 8
 #: seconds between renewals
 DEFAULT_RENEW = 1.0
+#: seconds the watchdog process holds the lease after pyvirtd went silent (killed, hung)
+DEFAULT_DAEMON_HOLD = 120.0
+#: the longest hold a host may ask for
+MAX_DAEMON_HOLD = 3600.0
 
 _HOST_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
@@ -79,6 +83,8 @@ class ClusterConfig:
     :ivar etcd_key: client key for etcd
     :ivar kernel_watchdog: arm the kernel's watchdog (``/dev/watchdog``) while HA guests run
         here (:mod:`pyvirt.service.cluster.kernel_watchdog`)
+    :ivar daemon_hold: seconds the watchdog process holds the lease after pyvirtd's last pet
+        when pyvirtd is killed or hangs (0: none, its HA guests are fenced at the deadline)
     """
 
     cluster: str
@@ -91,6 +97,7 @@ class ClusterConfig:
     etcd_cert: str | None = None
     etcd_key: str | None = None
     kernel_watchdog: bool = True
+    daemon_hold: float = DEFAULT_DAEMON_HOLD
     extra: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
@@ -123,6 +130,7 @@ class ClusterConfig:
                 etcd_cert=_opt(data.get("etcd_cert")),
                 etcd_key=_opt(data.get("etcd_key")),
                 kernel_watchdog=bool(data.get("kernel_watchdog", True)),
+                daemon_hold=float(data.get("daemon_hold", DEFAULT_DAEMON_HOLD)),  # type: ignore[arg-type]
                 extra={str(k): str(v) for k, v in extra.items()},
             )
         except (KeyError, TypeError, ValueError) as err:

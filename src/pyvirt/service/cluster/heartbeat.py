@@ -1,4 +1,4 @@
-"""The lease that says "this host is alive", kept by pyvirtd.
+"""The lease that says "this host is alive", kept by pyvirtd (and by its watchdog process).
 
 :class:`Heartbeat` grants a lease of the cluster's TTL, writes ``/pyvirt/alive/HOST`` bound
 to it and renews it every ``renew`` seconds from its own thread (a slow request handler or a
@@ -8,7 +8,9 @@ host's free memory and load (what placement reads).
 When etcd stops answering, the lease's own clock keeps running: :attr:`Heartbeat.expires_at`
 (monotonic) is the last moment the lease is known to live, counted from the *start* of the last
 successful renewal. That deadline is what fencing (a host stopping its HA guests before
-another host may restart them) is measured against. A lease found expired is replaced by a new
+another host may restart them) is measured against; the watchdog process renews the same
+lease while HA guests run here (:mod:`pyvirt.service.cluster.watchdog`), and the later of the
+two deadlines counts (:attr:`Heartbeat.fence_deadline`). A lease found expired is replaced by a new
 one (the host re-appears as ``up``) and :attr:`Heartbeat.on_lost` is called first.
 """
 
@@ -56,6 +58,7 @@ class Heartbeat:
         on_tick: Callable[[float | None], None] | None = None,
         host_root: Path = Path("/"),
         lease_file: Path | None = None,
+        held_file: Path | None = None,
     ) -> None:
         self.etcd = etcd
         self.config = config
@@ -71,6 +74,9 @@ class Heartbeat:
         self.host_root = host_root
         #: where the lease id is kept, so a restarted daemon goes on with a live lease
         self.lease_file = lease_file
+        #: where the watchdog process publishes the fence deadline its own renewals of the
+        #: lease reached (it renews too: see :mod:`pyvirt.service.cluster.watchdog`)
+        self.held_file = held_file
         self.lease = 0
         self.since = 0.0
         #: monotonic time until which the lease is known to live (0: no lease)
@@ -126,7 +132,15 @@ class Heartbeat:
     @property
     def fence_deadline(self) -> float | None:
         """Monotonic time at which this host fences its HA guests (None: holds no lease)."""
-        return self.expires_at - FENCE_MARGIN if self.lease and self.expires_at else None
+        if not self.lease or not self.expires_at:
+            return None
+        own = self.expires_at - FENCE_MARGIN
+        if self.held_file is None:
+            return own
+        from pyvirt.service.cluster.watchdog import read_held  # lazy
+
+        held = read_held(self.held_file, self.lease)  # after a hang: the watchdog renewed
+        return own if held is None else max(own, held)
 
     # the fence timer -----------------------------------------------------------------------
 

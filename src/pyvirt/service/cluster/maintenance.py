@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -24,8 +24,9 @@ from pyvirt.errors import InvalidStateError, NotFoundError, PyvirtError
 from pyvirt.service.cluster import keys
 from pyvirt.service.cluster.domains import ClusterDomain, placed_value
 from pyvirt.service.cluster.membership import HostStatus
-from pyvirt.service.cluster.placement import place
+from pyvirt.service.cluster.placement import Check, Preference, group_rule_for, place
 from pyvirt.service.cluster.records import Liveness
+from pyvirt.service.cluster.rules import group_rules
 
 
 @dataclass(frozen=True)
@@ -116,21 +117,49 @@ def check_room(hosts: Sequence[HostStatus], host: str, owned: Sequence[str]) -> 
 
 
 def plan(
-    hosts: Sequence[HostStatus], domains: Sequence[ClusterDomain], host: str
+    hosts: Sequence[HostStatus],
+    domains: Sequence[ClusterDomain],
+    host: str,
+    *,
+    groups: Mapping[str, tuple[str, str]] | None = None,
+    owners: Mapping[str, str] | None = None,
+    checks: Mapping[str, Sequence[Check]] | None = None,
 ) -> list[tuple[ClusterDomain, str, str]]:
     """Where each of *host*'s *domains* goes: ``(domain, target, why)`` with *target* ''
     and *why* placement's refusal when no host fits. Largest domains are placed first, and
     each placement takes its memory off the chosen host's free memory for the next (the
-    published figures are only refreshed every few seconds). Pure."""
+    published figures are only refreshed every few seconds). Pure.
+
+    The affinity groups are those of placement at start (:mod:`.rules`): hard ones refuse a
+    host (a domain no host satisfies is planned as failed, the rule named), ``--soft`` ones
+    lower its score. A domain being evacuated counts where the plan sends it, not on *host*
+    (the members of an affinity group on *host* go together, where the first one goes).
+
+    :param groups: the groups of the cluster's domains: domain -> ``(affinity,
+        anti_affinity)`` (:func:`~pyvirt.service.cluster.placement.group_members`)
+    :param owners: each owned cluster domain's owner
+    :param checks: more rules per domain name (networks, pools, NUMA fit)
+    """
     pool = list(hosts)
+    moving = {d.name for d in domains}
+    where = {n: h for n, h in (owners or {}).items() if n not in moving}
     out: list[tuple[ClusterDomain, str, str]] = []
     for dom in sorted(domains, key=lambda d: (-d.memory_kib, d.name)):
+        more = list((checks or {}).get(dom.name, ()))
+        prefs: list[Preference] = []
+        if dom.affinity or dom.anti_affinity:
+            rule = group_rules(dom.name, dom.affinity, dom.anti_affinity, groups or {}, where,
+                               soft=dom.soft)  # fmt: skip
+            hard, prefs = group_rule_for(rule)
+            more += hard
         try:
-            chosen = place(pool, dom.memory_kib, avoid=[host]).host
+            chosen = place(pool, dom.memory_kib, avoid=[host], checks=more,
+                           preferences=prefs).host  # fmt: skip
         except PyvirtError as err:
             out.append((dom, "", err.message))
             continue
         out.append((dom, chosen, ""))
+        where[dom.name] = chosen
         pool = [_minus(h, dom.memory_kib) if h.name == chosen else h for h in pool]
     return out
 

@@ -26,8 +26,10 @@ from pyvirt.drivers.etcd import (
 from pyvirt.errors import AlreadyExistsError, InvalidConfigError, InvalidStateError, NotFoundError
 from pyvirt.service.cluster import keys, peers
 from pyvirt.service.cluster.config import (
+    DEFAULT_DAEMON_HOLD,
     DEFAULT_RENEW,
     DEFAULT_TTL,
+    MAX_DAEMON_HOLD,
     ClusterConfig,
     check_host_name,
     check_tls_files,
@@ -215,6 +217,7 @@ def init_cluster(
     etcd_cert: str | None = None,
     etcd_key: str | None = None,
     kernel_watchdog: bool = True,
+    daemon_hold: float = DEFAULT_DAEMON_HOLD,
 ) -> ClusterConfig:
     """Create a cluster in etcd and make this host its first member.
 
@@ -223,6 +226,7 @@ def init_cluster(
     """
     _refuse_if_member(conn)
     check_host_name(host)
+    _check_hold(daemon_hold)
     check_host_name(name)
     check_tls_files(etcd_ca, etcd_cert, etcd_key)
     if not 2 <= ttl <= 300 or not 0 < renew <= ttl / 3:
@@ -241,6 +245,7 @@ def init_cluster(
         etcd_cert=etcd_cert,
         etcd_key=etcd_key,
         kernel_watchdog=kernel_watchdog,
+        daemon_hold=daemon_hold,
     )
     etcd = open_etcd(config, fast=True)  # an unreachable etcd fails at once, not in 6 s
     try:
@@ -257,6 +262,14 @@ def init_cluster(
         etcd.close()
     write_config(conn.paths, config)
     return config
+
+
+def _check_hold(seconds: float) -> None:
+    if not 0 <= seconds <= MAX_DAEMON_HOLD:
+        raise InvalidConfigError(
+            f"a daemon hold of {seconds:g} s is out of range",
+            hint=f"give 0-{MAX_DAEMON_HOLD:g} s (0: no hold; HA guests fenced when pyvirtd dies)",
+        )
 
 
 def _with_members(etcd: Etcd, config: ClusterConfig) -> ClusterConfig:
@@ -277,6 +290,7 @@ def join_cluster(
     etcd_cert: str | None = None,
     etcd_key: str | None = None,
     kernel_watchdog: bool = True,
+    daemon_hold: float = DEFAULT_DAEMON_HOLD,
 ) -> ClusterConfig:
     """Join the cluster whose etcd is at *endpoints* as *host*.
 
@@ -285,6 +299,7 @@ def join_cluster(
     """
     _refuse_if_member(conn)
     check_host_name(host)
+    _check_hold(daemon_hold)
     check_tls_files(etcd_ca, etcd_cert, etcd_key)
     probe = ClusterConfig(
         cluster="",
@@ -295,6 +310,7 @@ def join_cluster(
         etcd_cert=etcd_cert,
         etcd_key=etcd_key,
         kernel_watchdog=kernel_watchdog,
+        daemon_hold=daemon_hold,
     )
     etcd = open_etcd(probe, fast=True)  # an unreachable etcd fails at once, not in 6 s
     try:

@@ -123,13 +123,21 @@ def domain_checks(etcd: Etcd, record: ClusterDomain) -> list[Check]:
     """The rules of :mod:`.rules` for cluster domain *record*, with what they need read from
     etcd (inventories only for a domain needing networks, pools or NUMA; its groups' members
     and the owners only for a domain in an affinity group)."""
-    from pyvirt.model.domain import Domain  # lazy: lxml and the model
-    from pyvirt.service.cluster import rules  # lazy
-
     checks: list[Check] = []
     if (record.affinity or record.anti_affinity) and not record.soft:
         rule = _group_rules(etcd, record)
         checks.append(lambda h: rule.why_not(h.name))
+    return checks + resource_checks(etcd, record)
+
+
+def resource_checks(etcd: Etcd, record: ClusterDomain) -> list[Check]:
+    """The rules of :mod:`.rules` for cluster domain *record* other than its affinity
+    groups: the networks and pools it needs, NUMA fit (inventories read from etcd only when
+    it needs one of them)."""
+    from pyvirt.model.domain import Domain  # lazy: lxml and the model
+    from pyvirt.service.cluster import rules  # lazy
+
+    checks: list[Check] = []
     dom = Domain.from_xml(record.xml)
     needs = rules.needs_of(dom)
     if needs:
@@ -153,38 +161,55 @@ def domain_checks(etcd: Etcd, record: ClusterDomain) -> list[Check]:
     return checks
 
 
-def _group_rules(etcd: Etcd, record: ClusterDomain) -> GroupRules:
-    """*record*'s affinity groups, with their members' owners read from etcd."""
-    from pyvirt.service.cluster import rules  # lazy
-
+def group_members(etcd: Etcd, records: Iterable[ClusterDomain]) -> dict[str, tuple[str, str]]:
+    """The members of *records*' affinity groups: domain -> its ``(affinity,
+    anti_affinity)`` groups among those (read from etcd)."""
     groups: dict[str, tuple[str, str]] = {}
-    for kind, group in (("affinity", record.affinity), ("anti-affinity", record.anti_affinity)):
-        if not group:
-            continue
+    wanted = {("affinity", r.affinity) for r in records if r.affinity}
+    wanted |= {("anti-affinity", r.anti_affinity) for r in records if r.anti_affinity}
+    for kind, group in sorted(wanted):
         prefix = keys.group(kind, group)
         for e in etcd.get_prefix(prefix):
             member = e.key[len(prefix) :]
             aff, anti = groups.get(member, ("", ""))
             groups[member] = (group, anti) if kind == "affinity" else (aff, group)
-    owners = {
+    return groups
+
+
+def owners_of(etcd: Etcd) -> dict[str, str]:
+    """Every owned cluster domain's owner (read from etcd)."""
+    return {
         e.key[len(keys.OWNERS) :]: str(json.loads(e.value)["host"])
         for e in etcd.get_prefix(keys.OWNERS)
     }
-    return rules.group_rules(record.name, record.affinity, record.anti_affinity, groups,
-                             owners, soft=record.soft)  # fmt: skip
+
+
+def _group_rules(etcd: Etcd, record: ClusterDomain) -> GroupRules:
+    """*record*'s affinity groups, with their members' owners read from etcd."""
+    from pyvirt.service.cluster import rules  # lazy
+
+    return rules.group_rules(record.name, record.affinity, record.anti_affinity,
+                             group_members(etcd, [record]), owners_of(etcd),
+                             soft=record.soft)  # fmt: skip
+
+
+def group_rule_for(rule: GroupRules) -> tuple[list[Check], list[Preference]]:
+    """*rule* as placement's checks (hard rules) or preferences (``--soft``)."""
+    if rule.soft:
+
+        def prefer(h: HostStatus) -> tuple[float, str]:
+            lost = rule.penalty(h.name)
+            return (lost, f"soft {rule.broken(h.name)}") if lost else (0.0, "")
+
+        return [], [prefer]
+    return [lambda h: rule.why_not(h.name)], []
 
 
 def domain_preferences(etcd: Etcd, record: ClusterDomain) -> list[Preference]:
     """The soft rules of cluster domain *record* (its groups when defined ``--soft``)."""
     if not (record.soft and (record.affinity or record.anti_affinity)):
         return []
-    rule = _group_rules(etcd, record)
-
-    def prefer(h: HostStatus) -> tuple[float, str]:
-        lost = rule.penalty(h.name)
-        return (lost, f"soft {rule.broken(h.name)}") if lost else (0.0, "")
-
-    return [prefer]
+    return group_rule_for(_group_rules(etcd, record))[1]
 
 
 def place_domain(

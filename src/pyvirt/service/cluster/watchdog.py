@@ -1,13 +1,29 @@
-"""The process watchdog: fences this host's HA guests when pyvirtd stops petting it.
+"""The process watchdog: holds this host's lease while HA guests run here, and fences them
+when the host loses etcd.
 
 pyvirtd's fence timer sends it, several times a second, a datagram on ``RUN/cluster-watchdog.sock``:
-``{"deadline": CLOCK_MONOTONIC seconds, "names": [HA guests running here]}`` (without
-``names``, a daemon just restarted, the names it had stay). When the deadline
-passes without a newer one — pyvirtd was killed, hangs, or could not renew its lease — it kills
-those guests (:func:`pyvirt.service.cluster.fence.kill_now`) and waits for the next pet. It
-runs in a session of its own, so a ``kill -9`` of the daemon (or of its process group) leaves
-it running; a restarted daemon pets the same watchdog. ``{"end": true}`` ends it (``cluster
-leave``). One per state directory (an ``flock`` on ``RUN/cluster-watchdog.lock``).
+``{"deadline": CLOCK_MONOTONIC seconds, "lease": ID, "names": [HA guests running here]}``
+(without ``names``, a daemon just restarted, the names it had stay). While HA guests run here
+it renews that lease itself (:class:`Holder`, every renewal interval, beside pyvirtd's own
+renewals), so **the lease does not depend on the API daemon**: pyvirtd may be killed (``kill
+-9``), hang or restart (systemd) without its HA guests being fenced or restarted elsewhere. The
+fence deadline is the latest one either renewer reached (a successful renewal's start + TTL −
+margin); when it passes — the host cut off from etcd, or the lease gone — the watchdog kills
+those guests (:func:`pyvirt.service.cluster.fence.kill_now`) and waits for the next pet. Its
+deadline is published in ``RUN/cluster-lease-held`` (:func:`read_held`), so that pyvirtd's own
+fence timer, after a hang, does not fence on a deadline the watchdog has since moved.
+
+It holds the lease for up to ``daemon_hold`` seconds after pyvirtd's last pet (the host's
+cluster config, ``cluster init|join --daemon-hold``, default :data:`STOP_HOLD`; 0: no hold):
+an HA guest does not stay unmanaged for long (a daemon that does not come back: the renewals
+stop, the guests are fenced at the deadline and restarted elsewhere). After :data:`SILENT`
+seconds without a pet it gives up the recovery leadership if it holds it, so the other hosts' HA
+guests are recovered meanwhile by another leader.
+
+It runs in a session of its own, so a ``kill -9`` of the daemon (or of its process group)
+leaves it running; a restarted daemon pets the same watchdog and goes on with the same lease.
+``{"end": true}`` ends it (``cluster leave``). One per state directory (an ``flock`` on
+``RUN/cluster-watchdog.lock``).
 
 While HA guests run here it also arms the kernel's watchdog (``/dev/watchdog``, see
 :mod:`pyvirt.service.cluster.kernel_watchdog`) and pets it, so that a host whose user space
@@ -16,14 +32,8 @@ hangs — this process included — is reset before its lease can expire.
 What it fenced is appended to ``RUN/cluster-fenced.jsonl`` (:func:`record_fenced`); pyvirtd
 turns those lines into ``Fenced`` events when it runs again (:func:`take_fenced`).
 
-**A clean stop** of pyvirtd with HA guests running sends ``{"hold": SECONDS, "lease": ID,
-"deadline": ..., "names": [...]}``: the watchdog then renews the host's lease itself for up to
-:data:`STOP_HOLD` seconds (:class:`Holder`), so the guests are neither fenced nor restarted
-elsewhere while the daemon restarts (an upgrade); the fence deadline still follows each
-successful renewal (the last one's start + TTL − margin), so a host cut off from etcd fences
-as before: never twice. The restarted daemon's first pet ends the hold; when the hold runs out
-without a daemon, the renewals stop and the guests are fenced at the deadline (and restarted
-elsewhere) — an HA guest does not stay unmanaged for long.
+A clean stop of pyvirtd with HA guests running sends ``{"hold": SECONDS, ...}`` (a pet with
+its own hold time, see :func:`hold`).
 
     python -m pyvirt.service.cluster.watchdog      # with PYVIRT_STATE_DIR set as for pyvirtd
 """
@@ -40,22 +50,30 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pyvirt.errors import PyvirtError
 from pyvirt.service.cluster.fence import FENCE_MARGIN, kill_now
 from pyvirt.service.cluster.kernel_watchdog import PET, KernelWatchdog
 from pyvirt.state.paths import StatePaths
 
+if TYPE_CHECKING:
+    from pyvirt.drivers.etcd import Compare
+    from pyvirt.service.cluster.config import ClusterConfig
+
 log = logging.getLogger(__name__)
 
-# lazy: the membership and etcd's client load only when a stopped daemon's lease is held
+# lazy: the membership and etcd's client load only when the lease is held
 
 SOCKET = "cluster-watchdog.sock"
 LOCK = "cluster-watchdog.lock"
 FENCED = "cluster-fenced.jsonl"
-#: seconds the watchdog keeps the lease alive after a clean stop of pyvirtd
+HELD = "cluster-lease-held"
+#: seconds the watchdog keeps the lease alive after a clean stop of pyvirtd, and by default
+#: after its last pet when it is killed or hangs (``cluster init|join --daemon-hold``)
 STOP_HOLD = 120.0
+#: seconds without a pet after which the watchdog gives up the recovery leadership
+SILENT = 2.0
 
 
 def socket_path(paths: StatePaths) -> Path:
@@ -63,10 +81,17 @@ def socket_path(paths: StatePaths) -> Path:
     return paths.run / SOCKET
 
 
-def pet(paths: StatePaths, deadline: float, names: list[str] | None) -> bool:
-    """Tell the watchdog the new fence deadline (monotonic) and the HA guests (None: the
-    ones it has); whether it listens."""
+def held_path(paths: StatePaths) -> Path:
+    """Where the watchdog publishes the fence deadline its own renewals reached."""
+    return paths.run / HELD
+
+
+def pet(paths: StatePaths, deadline: float, names: list[str] | None, lease: int = 0) -> bool:
+    """Tell the watchdog the new fence deadline (monotonic), the host's *lease* (0: none)
+    and the HA guests (None: the ones it has); whether it listens."""
     body: dict[str, object] = {"deadline": deadline}
+    if lease:
+        body["lease"] = lease
     if names is not None:
         body["names"] = names
     msg = json.dumps(body).encode()
@@ -76,10 +101,29 @@ def pet(paths: StatePaths, deadline: float, names: list[str] | None) -> bool:
 def hold(
     paths: StatePaths, lease: int, deadline: float, names: list[str], seconds: float = STOP_HOLD
 ) -> bool:
-    """After a clean stop of pyvirtd: ask the watchdog to renew *lease* itself for up to
-    *seconds* (see the module doc); whether it listens."""
+    """After a clean stop of pyvirtd: ask the watchdog to renew *lease* for up to *seconds*
+    more (see the module doc); whether it listens."""
     msg = {"hold": seconds, "lease": lease, "deadline": deadline, "names": names}
     return _send(paths, json.dumps(msg).encode())
+
+
+def read_held(path: Path, lease: int) -> float | None:
+    """The fence deadline (monotonic) the watchdog's renewals of *lease* reached, from the
+    file it publishes (None: none, or another lease's)."""
+    try:
+        lease_text, deadline_text = path.read_text().split()
+        if int(lease_text, 16) != lease:
+            return None
+        return float(deadline_text)
+    except (OSError, ValueError):
+        return None
+
+
+def write_held(path: Path, lease: int, deadline: float) -> None:
+    """Publish the fence deadline the renewals of *lease* reached (atomically)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(f"{lease:x} {deadline}\n")
+    os.replace(tmp, path)
 
 
 class Renewer(Protocol):
@@ -87,24 +131,32 @@ class Renewer(Protocol):
 
     def lease_keepalive(self, lease: int) -> int: ...
 
+    def transaction(self, compare: list[Compare], success: list[Any]) -> bool: ...
+
     def close(self) -> None: ...
 
 
 class Holder:
-    """Renews a stopped daemon's lease every *renew* seconds for up to *seconds*;
-    :attr:`deadline` (monotonic) is the fence deadline the renewals allow.
+    """Renews the host's lease every *renew* seconds while pyvirtd pets, and for up to
+    *seconds* after its last pet; :attr:`deadline` (monotonic) is the fence deadline the
+    renewals (and the pets) allow.
 
     :param etcd: the cluster's etcd (closed when the holder ends)
     :param deadline: the fence deadline when the hold starts (the daemon's last one)
+    :param held: where the deadline is published for pyvirtd (None: nowhere)
     """
 
     def __init__(self, etcd: Renewer, lease: int, *, renew: float, seconds: float,
-                 deadline: float) -> None:  # fmt: skip
+                 deadline: float, held: Path | None = None) -> None:  # fmt: skip
         self.etcd = etcd
         self.lease = lease
         self.renew = renew
-        self.until = time.monotonic() + seconds
+        self.seconds = seconds
+        self.last_pet = time.monotonic()
         self.deadline = deadline
+        self.held = held
+        #: etcd said the lease is gone (no new holder for it)
+        self.gone = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="watchdog-hold", daemon=True)
 
@@ -114,8 +166,16 @@ class Holder:
         return self
 
     def stop(self) -> None:
-        """Stop renewing (the daemon is back)."""
+        """Stop renewing (the host left the cluster, took another lease or fenced)."""
         self._stop.set()
+
+    def petted(self, deadline: float, seconds: float | None = None) -> None:
+        """pyvirtd petted (with its own fence *deadline*): hold on for *seconds* (default:
+        as many as before) from now."""
+        self.last_pet = time.monotonic()
+        self.deadline = max(self.deadline, deadline)
+        if seconds is not None:
+            self.seconds = seconds
 
     @property
     def active(self) -> bool:
@@ -123,9 +183,15 @@ class Holder:
         return self._thread.is_alive()
 
     def _run(self) -> None:
+        dropped = False  # the leadership given up in this silence of pyvirtd
         try:
-            while not self._stop.is_set() and time.monotonic() < self.until:
+            while not self._stop.is_set():
                 started = time.monotonic()
+                silent = started - self.last_pet
+                if silent >= self.seconds:
+                    log.warning("watchdog: no pet from pyvirtd for %.0f s: the lease is no "
+                                "longer renewed", silent)  # fmt: skip
+                    return
                 try:
                     ttl = self.etcd.lease_keepalive(self.lease)
                 except PyvirtError as err:
@@ -133,16 +199,49 @@ class Holder:
                 else:
                     if ttl <= 0:
                         log.warning("watchdog: lease %x is gone", self.lease)
+                        self.gone = True
                         return
                     self.deadline = max(self.deadline, started + ttl - FENCE_MARGIN)
+                    self._publish()
+                    if silent < SILENT:
+                        dropped = False
+                    elif not dropped:
+                        log.warning("watchdog: no pet from pyvirtd for %.1f s: holding lease %x "
+                                    "for up to %g s after its last pet", silent, self.lease,
+                                    self.seconds)  # fmt: skip
+                        dropped = self._drop_leadership()
                 self._stop.wait(max(0.0, self.renew - (time.monotonic() - started)))
-            if not self._stop.is_set():
-                log.warning("watchdog: pyvirtd did not come back: the lease is no longer renewed")
         finally:
             self.etcd.close()
 
+    def _publish(self) -> None:
+        if self.held is None:
+            return
+        try:
+            write_held(self.held, self.lease, self.deadline)
+        except OSError as err:
+            log.error("watchdog: cannot publish the fence deadline: %s", err)
 
-def _holder(paths: StatePaths, msg: dict[str, object], deadline: float) -> Holder | None:
+    def _drop_leadership(self) -> bool:
+        """Give up the recovery leadership when this host's lease holds it (pyvirtd, which
+        leads, is silent); whether that was asked of etcd."""
+        from pyvirt.drivers.etcd import Compare, Delete  # lazy
+        from pyvirt.service.cluster import keys  # lazy
+
+        try:
+            dropped = self.etcd.transaction(
+                [Compare(keys.LEADER, "lease", "EQUAL", self.lease)], [Delete(keys.LEADER)]
+            )
+        except PyvirtError as err:
+            log.warning("watchdog: cannot give up the recovery leadership: %s", err.message)
+            return False
+        if dropped:
+            log.warning("watchdog: gave up the recovery leadership of silent pyvirtd "
+                        "(another host leads meanwhile)")  # fmt: skip
+        return True
+
+
+def _holder(paths: StatePaths, lease: int, deadline: float, seconds: float) -> Holder | None:
     from pyvirt.service.cluster.config import read_config  # lazy
     from pyvirt.service.cluster.membership import open_etcd  # lazy
 
@@ -151,13 +250,13 @@ def _holder(paths: StatePaths, msg: dict[str, object], deadline: float) -> Holde
         if config is None:
             return None
         etcd = open_etcd(config, fast=True)
-        lease = int(msg["lease"])  # type: ignore[call-overload]
-        seconds = float(msg["hold"])  # type: ignore[arg-type]
-    except (PyvirtError, KeyError, TypeError, ValueError) as err:
-        log.error("watchdog: cannot hold the lease: %s", err)
+    except PyvirtError as err:
+        log.error("watchdog: cannot hold the lease: %s", err.message)
         return None
-    log.info("watchdog: pyvirtd stopped; renewing lease %x for up to %g s", lease, seconds)
-    return Holder(etcd, lease, renew=config.renew, seconds=seconds, deadline=deadline).start()
+    log.info("watchdog: holding lease %x (for up to %g s after pyvirtd's last pet)",
+             lease, seconds)  # fmt: skip
+    return Holder(etcd, lease, renew=config.renew, seconds=seconds, deadline=deadline,
+                  held=held_path(paths)).start()  # fmt: skip
 
 
 def stop(paths: StatePaths) -> bool:
@@ -216,15 +315,19 @@ def spawn(paths: StatePaths) -> None:
         )  # fmt: skip
 
 
-def _kernel(paths: StatePaths, device: Path | None) -> KernelWatchdog | None:
-    """The kernel's watchdog to arm, unless the host's cluster config turns it off."""
+def _config(paths: StatePaths) -> ClusterConfig | None:
+    """The host's cluster config (None: none, or unreadable: said in the log)."""
     from pyvirt.service.cluster.config import read_config  # lazy
 
     try:
-        config = read_config(paths)
+        return read_config(paths)
     except PyvirtError as err:
         log.error("watchdog: %s", err.message)
-        config = None
+        return None
+
+
+def _kernel(config: ClusterConfig | None, device: Path | None) -> KernelWatchdog | None:
+    """The kernel's watchdog to arm, unless the host's cluster config turns it off."""
     if config is not None and not config.kernel_watchdog:
         log.info("watchdog: the kernel's watchdog is off for this host")
         return None
@@ -251,10 +354,13 @@ def serve(paths: StatePaths, *, device: Path | None = None) -> int:
     deadline: float | None = None
     names: list[str] = []
     holder: Holder | None = None
-    kernel = _kernel(paths, device)
+    config = _config(paths)
+    kernel = _kernel(config, device)
+    #: seconds to hold the lease after pyvirtd went silent (0: fence at the deadline)
+    silent_hold = config.daemon_hold if config is not None else STOP_HOLD
     while True:
         if holder is not None and deadline is not None:
-            deadline = holder.deadline  # what the renewals allow
+            deadline = max(deadline, holder.deadline)  # what the renewals allow
         if kernel is not None:  # armed while HA guests run here; petted before the deadline
             if deadline is None or not names:
                 kernel.disarm()
@@ -279,10 +385,9 @@ def serve(paths: StatePaths, *, device: Path | None = None) -> int:
                 msg = json.loads(data)
             except ValueError:
                 continue
-            if holder is not None:  # the daemon is back (or leaving): it renews again
-                holder.stop()
-                holder = None
             if msg.get("end"):
+                if holder is not None:
+                    holder.stop()
                 if kernel is not None:
                     kernel.disarm()
                 log.info("watchdog: stopped")
@@ -291,11 +396,11 @@ def serve(paths: StatePaths, *, device: Path | None = None) -> int:
             deadline = float(msg["deadline"]) if msg.get("deadline") else None
             if "names" in msg:  # a restarted daemon's first pets keep the names (see api)
                 names = [str(n) for n in msg["names"] or []]
-            if msg.get("hold") and deadline is not None:
-                holder = _holder(paths, msg, deadline)
+            holder = _follow(paths, holder, msg, deadline, names, silent_hold)
             continue
         if deadline is not None and time.monotonic() >= deadline:
-            log.warning("watchdog: no pet before the fence deadline; fencing %s", names or "none")
+            log.warning("watchdog: the fence deadline passed without a renewal; fencing %s",
+                        names or "none")  # fmt: skip
             killed = kill_now(paths, names)
             if killed:
                 try:
@@ -306,6 +411,32 @@ def serve(paths: StatePaths, *, device: Path | None = None) -> int:
             if holder is not None:
                 holder.stop()
                 holder = None
+
+
+def _follow(paths: StatePaths, holder: Holder | None, msg: dict[str, Any],
+            deadline: float | None, names: list[str],
+            silent_hold: float = STOP_HOLD) -> Holder | None:  # fmt: skip
+    """The holder after a pet: the same one petted, a new one for a new lease, or none (no
+    lease, no HA guest here, or no hold: *silent_hold* 0 and no clean stop's hold asked)."""
+    try:
+        lease = int(msg.get("lease") or 0)
+        seconds = float(msg["hold"]) if msg.get("hold") else None
+    except (TypeError, ValueError):
+        lease, seconds = 0, None
+    if deadline is None or not lease or not names or (seconds is None and silent_hold <= 0):
+        if holder is not None:
+            holder.stop()
+        return None
+    if seconds is not None:
+        log.info("watchdog: pyvirtd stopped; renewing lease %x for up to %g s", lease, seconds)
+    if holder is not None and holder.lease == lease and (holder.active or holder.gone):
+        holder.petted(deadline, seconds)
+        return holder
+    if holder is not None:
+        holder.stop()
+    if deadline <= time.monotonic():
+        return None  # past: fenced, or fencing now (no renewal brings a fenced guest back)
+    return _holder(paths, lease, deadline, seconds if seconds is not None else silent_hold)
 
 
 def main() -> None:

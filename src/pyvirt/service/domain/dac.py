@@ -16,7 +16,9 @@ handed over here:
     the same for a disk hot-plugged with ``attach-disk --live`` / ``detach-disk --live``;
 ``after_stop``
     every recorded file gets its owner back, unless another running domain still holds it (a
-    ``<shareable/>`` image): the last domain to stop restores it.
+    ``<shareable/>`` image): the last domain to stop restores it. After a migration
+    (:func:`hand_over`) the images the destination's QEMU took over on shared storage are no
+    longer recorded here: they stay the QEMU user's.
 
 Read-only images (CD-ROMs, ``<readonly/>`` disks, backing files) keep their owner: QEMU opened
 them as root and never needs to write them.
@@ -143,6 +145,23 @@ def release(mgr: DomainManager, name: str, path: str) -> None:
 
         if entries:
             mgr.rundir(name).update_hooks(HOOK_NAME, change)
+
+
+def hand_over(mgr: DomainManager, name: str, keep: Iterable[str]) -> None:
+    """Forget the images of domain ``name`` that a migration handed over to the destination's
+    QEMU (shared storage: every one but those in ``keep``, the copied disks' own images): the
+    stop of the source QEMU must not take them from the QEMU user while the destination's
+    QEMU runs on them (it reopens them for block jobs, media changes)."""
+    if not identity(mgr).separate:
+        return
+    kept = {os.path.realpath(p) for p in keep}
+    with file_lock(mgr.paths.lock_dir / "dac.lock", what="image ownership"):
+
+        def change(section: dict[str, Any]) -> dict[str, Any]:
+            owned = [e for e in section.get("owned", []) if e.get("path") in kept]
+            return {**section, "owned": owned}
+
+        mgr.rundir(name).update_hooks(HOOK_NAME, change)
 
 
 def pass_file(

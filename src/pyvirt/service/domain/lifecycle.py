@@ -214,7 +214,7 @@ def _run(
             run.write_live_xml(live_xml)
     run.save_record(rec)
     if not supervise.supervisor_alive(mgr.paths):  # else pyvirtd watches it, no reaper needed
-        reaper_spawn.spawn(mgr.paths, name)
+        reaper_spawn.spawn(mgr.paths, name, incoming="-incoming" in extra_argv)
     _after_launch(mgr, p, launched.pid, launched.starttime)
     supervise.notify_started(name)
     mgr.paths.domain_last_state(name).unlink(missing_ok=True)
@@ -405,7 +405,7 @@ def destroy(
                 return
             raise InvalidStateError(f"domain '{name}' is not running")
         run = mgr.rundir(name)
-        run.mark_destroying()
+        run.mark_destroying(stop_work_here=stop_work)
         # without the stop work, answer once QEMU has exited, not once the kernel has freed
         # its memory too: the watcher's stop work starts when QEMU's files are closed
         outcome = process.terminate(rec.pid, rec.starttime, timeout=10.0 if graceful else 3.0,

@@ -45,6 +45,8 @@ from pyvirt.state.paths import StatePaths
 
 #: the domain lock files this thread holds (:meth:`DomainManager.locked` is re-entrant)
 _HELD = threading.local()
+#: the reasons a paused domain's record may give (else: paused by the user)
+_PAUSED_BY = frozenset({Reason.POSTCOPY, Reason.MIGRATING, Reason.IOERROR})
 
 if TYPE_CHECKING:
     from pyvirt.drivers.qemu.rundir import RunDir
@@ -403,8 +405,8 @@ class DomainManager:
         autostart = persistent and self.store.autostart(name)
         if rec is not None:
             state = State.PAUSED if rec.paused else State.RUNNING
-            if rec.paused:  # the source of a post-copy migration says so
-                reason = Reason.POSTCOPY if rec.reason == Reason.POSTCOPY else Reason.USER
+            if rec.paused:  # a migration says why (post-copy, --timeout-suspend, I/O error)
+                reason = Reason(rec.reason) if rec.reason in _PAUSED_BY else Reason.USER
             else:
                 reason = Reason(rec.reason) if rec.reason else Reason.BOOTED
             return DomainStatus(
@@ -522,7 +524,7 @@ class DomainManager:
             run = self.rundir(name)
             if run.has_live_xml():
                 with contextlib.suppress(NotFoundError):  # it stopped just now
-                    return Domain.from_xml(run.live_xml())
+                    return Domain.from_xml(run.live_xml(), validate=False)
         xml = self.store.read_bytes(name)
         if xml is None:
             raise NotFoundError(f"domain '{name}' not found")
@@ -900,7 +902,7 @@ class DomainManager:
         from pyvirt.model.domain import Domain  # lazy
 
         try:
-            return Domain.from_xml(self.rundir(name).live_xml())
+            return Domain.from_xml(self.rundir(name).live_xml(), validate=False)
         except NotFoundError:
             raise InvalidStateError(f"domain '{name}' is not running") from None
 

@@ -140,7 +140,7 @@ class Policy:
     postcopy: bool = False
     #: bytes/s of post-copy's background transfer (``--postcopy-bandwidth``; None: unlimited)
     postcopy_bandwidth: int | None = None
-    #: switch to post-copy after this many passes (``--postcopy-after-precopy``: 1)
+    #: switch to post-copy once this many passes completed (``--postcopy-after-precopy``: 1)
     postcopy_after_passes: int | None = None
     stall_passes: int = 3
     max_passes: int = 60
@@ -149,6 +149,9 @@ class Policy:
     timeout_action: str = "suspend"
     #: pause the guest for the whole migration (not ``--live``)
     offline_copy: bool = False
+    #: cancel it when the guest stops on an I/O error of a disk (``--abort-on-error``; else
+    #: the paused guest migrates as it is)
+    abort_on_error: bool = False
     #: the caller moves a cluster domain's ownership at the switch (``cluster evacuate``);
     #: else a cluster domain is refused (:func:`pyvirt.service.cluster.guard.before_migrate`)
     cluster_handover: bool = False
@@ -297,6 +300,8 @@ def prepare(
                 (run_dir / RUN_ON_ARRIVAL_FILE).touch()
             if not copy and server is None:  # finish has no NBD export nor TLS to drop
                 (run_dir / _PLAIN_FILE).touch()
+            if policy is not None and (policy.parallel is not None or policy.postcopy):
+                (run_dir / _CAPS_FILE).touch()  # finish turns them off again
             if listen is None:
                 if tcp_host:
                     listen = f"tcp:{_bracket(tcp_host)}:0"
@@ -412,6 +417,9 @@ def finish(
 
 #: prepare's note that the incoming QEMU has neither NBD exports nor TLS credentials
 _PLAIN_FILE = "migrate-plain"
+#: prepare's note that the incoming QEMU has multifd or post-copy on (a later save or
+#: outgoing migration must not inherit them; the others are incoming-only or the defaults)
+_CAPS_FILE = "migrate-caps"
 #: seconds finish waits for a connected watcher to run the guest on arrival before it asks
 #: QEMU itself
 _ARRIVAL_WAIT = 5.0
@@ -442,8 +450,9 @@ def _settle(
     resumed: bool,
 ) -> DomainStatus:
     """The destination's work once the state is in (caller holds the domain lock): the NBD
-    exports, the TLS credentials and the capabilities go (a later save, an fd migration,
-    must be plain, without multifd or post-copy), the vCPUs run unless *paused* (or
+    exports, the TLS credentials and multifd or post-copy go (a later save, an fd migration,
+    must be plain; each goes only if prepare set it up: QMP commands take QEMU's big lock
+    the resumed vCPUs want too), the vCPUs run unless *paused* (or
     *resumed* already), the runtime record says ``migrated``."""
     from pyvirt.service.domain import migrate_storage as storage  # lazy
     from pyvirt.service.domain import migrate_tls  # lazy
@@ -455,8 +464,11 @@ def _settle(
     else:
         storage.stop_export(mon)
         migrate_tls.drop_creds(mon)
-    with contextlib.suppress(MonitorError):
-        mon.set_migration_capabilities()
+    caps = mgr.rundir(name).path / _CAPS_FILE
+    if caps.exists():
+        with contextlib.suppress(MonitorError):
+            mon.set_migration_capabilities()
+        caps.unlink()
     if not paused and not resumed:
         mon.cont()
     storage.created_of(mgr, name)  # the images are the domain's now
@@ -587,7 +599,7 @@ _TUNNEL_FD = "migrate-tunnel"
 def perform(
     mgr: DomainManager,
     ident: str,
-    uri: str,
+    uri: str | Callable[[], str],
     policy: Policy,
     *,
     progress: Progress | None = None,
@@ -599,6 +611,12 @@ def perform(
 ) -> MigrationResult:
     """Send running domain *ident*'s state to the QEMU listening on *uri*; returns once it
     completed, with the source QEMU paused (``postmigrate``).
+
+    *uri* may be a callable that waits for it: the caller's destination is still being
+    prepared meanwhile (its QEMU starting) while the source QEMU is set up here; it is called
+    once, after the set-up and before anything moves (the guest is paused for a non-live
+    migration only then); what it raises ends the migration as any failure before it
+    started (the guest runs on, the policy's settings go).
 
     Once it is in post-copy (the policy's switch, ``migrate-postcopy``, a timeout's) the
     source QEMU is paused for good (``paused (post-copy)``) and *on_postcopy* is called,
@@ -661,6 +679,7 @@ def perform(
             # or migration must not inherit this one's bandwidth, downtime or capabilities)
             before = mon.query_migration_parameters()
             _save_before(mgr, name, before)
+            _save_copied(mgr, name, storage)
             try:
                 mon.set_migration_capabilities(
                     **policy.capabilities(), pause_before_switchover=storage is not None
@@ -679,6 +698,8 @@ def perform(
                     hint="QEMU here does not support one of the options asked for",
                 ) from err
             try:
+                if callable(uri):  # the destination's prepare ran meanwhile
+                    uri = uri()
                 if policy.offline_copy and was_running:
                     mon.stop()
                 if storage is not None:
@@ -697,6 +718,8 @@ def perform(
                 raise
         follow = _Follow(sock, name, policy, downtime, progress, cancel, jobs)
         follow.on_postcopy = lambda: _postcopy_began(mgr, name, on_postcopy)
+        had: list[str | None] = []  # the record's reason before the policy paused the guest
+        follow.on_pause = lambda why: had.append(_mark_paused(mgr, name, True, str(why)))
         try:
             return follow.run()
         except BaseException as err:
@@ -708,6 +731,8 @@ def perform(
                     log.warning("migration of '%s' completed despite: %s", name, err)
                     return MigrationResult(st.total_time_ms, st.downtime_ms, st.transferred,
                                            st.passes, None, postcopy=False)  # fmt: skip
+                if had and follow.suspended:  # --timeout-suspend's pause: it runs on here
+                    _mark_paused(mgr, name, False, had[0])
             raise
 
 
@@ -727,6 +752,17 @@ def _postcopy_began(mgr: DomainManager, name: str, then: Callable[[], None] | No
     except Exception as err:  # a callback's error must not break a migration in post-copy
         log.warning("migration of '%s': the destination did not run the guest at the switch "
                     "to post-copy: %s", name, getattr(err, "message", err))  # fmt: skip
+
+
+def _mark_paused(mgr: DomainManager, name: str, paused: bool, reason: str | None) -> str | None:
+    """Record that the migration paused the guest (``domstate`` says why: ``migrating``, ``I/O
+    error``) or that it runs again; returns the reason the record gave before."""
+    rec = mgr.record(name)
+    if rec is None:
+        return None
+    was, rec.paused, rec.reason = rec.reason, paused, reason
+    mgr.rundir(name).save_record(rec)
+    return was
 
 
 def _abandon(
@@ -786,6 +822,8 @@ def _restore(mon: Monitor, before: MigrationParameters) -> None:
 
 #: the source's migration parameters before the policy changed them (``RUN_DIR``)
 _BEFORE_FILE = "migrate-before.json"
+#: the images an outgoing migration copies (``--copy-storage-*``), for :func:`confirm`
+_COPIED_FILE = "migrate-copied.json"
 
 
 def _save_before(mgr: DomainManager, name: str, before: MigrationParameters) -> None:
@@ -798,6 +836,32 @@ def _save_before(mgr: DomainManager, name: str, before: MigrationParameters) -> 
 
     path = mgr.rundir(name).path / _BEFORE_FILE
     atomic_write(path, json.dumps(asdict(before)).encode(), sync=False)
+
+
+def _save_copied(mgr: DomainManager, name: str, storage: StorageCopy | None) -> None:
+    """Note the images this migration copies (:func:`confirm` hands the others over)."""
+    import json  # lazy
+
+    from pyvirt.service.domain.migrate_storage import copied_paths  # lazy
+    from pyvirt.state.atomic import atomic_write  # lazy
+
+    path = mgr.rundir(name).path / _COPIED_FILE
+    if storage is None:  # every image shared (a migration's setup: no write for it)
+        path.unlink(missing_ok=True)
+        return
+    copied = copied_paths(mgr, name, storage.exports)
+    atomic_write(path, json.dumps(copied).encode(), sync=False)
+
+
+def _copied(mgr: DomainManager, name: str) -> list[str]:
+    """What :func:`_save_copied` noted ([]: nothing, every image shared)."""
+    import json  # lazy
+
+    try:
+        paths = json.loads((mgr.rundir(name).path / _COPIED_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    return [str(p) for p in paths] if isinstance(paths, list) else []
 
 
 def _load_before(mgr: DomainManager, name: str) -> MigrationParameters | None:
@@ -854,6 +918,9 @@ class _Follow:
         self.resuming_until = 0.0
         #: called once when it is first seen in ``postcopy-active`` (see :func:`perform`)
         self.on_postcopy: Callable[[], None] | None = None
+        #: called when the guest stands still for the policy (``--timeout-suspend``) or on an
+        #: I/O error (``--abort-on-error``), with the reason
+        self.on_pause: Callable[[Reason], None] | None = None
 
     def run(self) -> MigrationResult:
         """Follow it in short monitor sessions until it finished."""
@@ -902,6 +969,15 @@ class _Follow:
                 disks.disk_progress(mon, self.jobs, name) if self.jobs else (0, 0, True)
             )
             self.progress(st.total - st.remaining + done, st.total + total)
+        if policy.abort_on_error and not self.in_postcopy and mon.query_status()[0] == "io-error":
+            if self.on_pause is not None:
+                self.on_pause(Reason.IOERROR)
+            raise OperationFailedError(
+                f"migration of domain '{name}' aborted: the guest stopped on an I/O error of "
+                "a disk (--abort-on-error)",
+                hint="it stays paused on the source: fix its storage (e.g. free space), then "
+                "'resume' it",
+            )
         if self.cancel is not None and self.cancel.cancelled:
             if not self.in_postcopy:
                 raise CancelledError(
@@ -918,7 +994,9 @@ class _Follow:
                 self.best_remaining, self.stalled = remaining, 0
             else:
                 self.stalled += 1
-            if policy.postcopy and passes >= (policy.postcopy_after_passes or 1 << 30):
+            # QEMU counts a pass when it begins (1 from the start): N passes are complete
+            # once the (N+1)th begins
+            if policy.postcopy and passes > (policy.postcopy_after_passes or 1 << 30):
                 mon.migrate_start_postcopy()
                 self.in_postcopy = True
             elif self.stalled >= policy.stall_passes and self._may_raise_downtime(mon):
@@ -950,6 +1028,8 @@ class _Follow:
             else:
                 mon.stop()  # the rest goes at once; the destination runs it
                 self.suspended = True
+                if self.on_pause is not None:
+                    self.on_pause(Reason.MIGRATING)
 
     def _may_raise_downtime(self, mon: Monitor) -> bool:
         if self.user_downtime or self.downtime >= self.policy.max_downtime_ms:
@@ -1023,11 +1103,15 @@ class Tuning:
     bandwidth: int
     #: bytes of XBZRLE's page cache
     compcache: int
+    #: bytes/s of post-copy's background transfer (``migrate-getspeed --postcopy``; 0:
+    #: unlimited)
+    postcopy_bandwidth: int = 0
 
     def to_json(self) -> dict[str, int]:
         """JSON-ready dict."""
         return {"downtime_ms": self.downtime_ms, "bandwidth": self.bandwidth,
-                "compcache": self.compcache}  # fmt: skip
+                "compcache": self.compcache,
+                "postcopy_bandwidth": self.postcopy_bandwidth}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -1081,7 +1165,8 @@ def _session(name: str, rec: RuntimeRecord) -> Monitor:
 def _tuning(mon: Monitor, name: str) -> Tuning:
     with mon:
         p = mon.query_migration_parameters()
-    return Tuning(p.downtime_limit_ms, p.max_bandwidth, p.xbzrle_cache_size)
+    return Tuning(p.downtime_limit_ms, p.max_bandwidth, p.xbzrle_cache_size,
+                  p.max_postcopy_bandwidth or 0)  # fmt: skip
 
 
 def set_tuning(
@@ -1091,10 +1176,12 @@ def set_tuning(
     downtime_ms: int | None = None,
     bandwidth: int | None = None,
     compcache: int | None = None,
+    postcopy_bandwidth: int | None = None,
 ) -> Tuning:
-    """Change the downtime limit (ms), the bandwidth (bytes/s) or XBZRLE's cache (bytes) of
-    running domain *ident*'s migration, running or next; None leaves one as it is. A downtime
-    set here wins over the convergence policy's (it stops raising it).
+    """Change the downtime limit (ms), the bandwidth (bytes/s), XBZRLE's cache (bytes) or
+    post-copy's bandwidth (bytes/s, 0: unlimited; ``migrate-setspeed --postcopy``) of running
+    domain *ident*'s migration, running or next; None leaves one as it is. A downtime set
+    here wins over the convergence policy's (it stops raising it).
 
     :raises InvalidConfigError: a value out of range
     :raises InvalidStateError: it is not running
@@ -1103,7 +1190,8 @@ def set_tuning(
     from pyvirt.drivers.qemu.qmp import QmpCommandError  # lazy
 
     for what, value, low in (("downtime", downtime_ms, 1), ("bandwidth", bandwidth, 0),
-                             ("compression cache", compcache, 0)):  # fmt: skip
+                             ("compression cache", compcache, 0),
+                             ("post-copy bandwidth", postcopy_bandwidth, 0)):  # fmt: skip
         if value is not None and not low <= value < 1 << 62:
             raise InvalidConfigError(f"{what} {value} is out of range")
     name, rec = mgr.running(ident)
@@ -1111,8 +1199,9 @@ def set_tuning(
     try:
         with mon:
             mon.set_migration_parameters(
-                downtime_limit_ms=downtime_ms, max_bandwidth=bandwidth, xbzrle_cache_size=compcache
-            )
+                downtime_limit_ms=downtime_ms, max_bandwidth=bandwidth,
+                xbzrle_cache_size=compcache, max_postcopy_bandwidth=postcopy_bandwidth,
+            )  # fmt: skip
     except QmpCommandError as err:
         raise InvalidConfigError(
             f"cannot tune the migration of domain '{name}': {err.desc}",
@@ -1151,6 +1240,10 @@ def live_status(mgr: DomainManager, ident: str) -> LiveStatus:
     name, rec = mgr.running(ident)
     with _session(name, rec) as mon:
         st = mon.query_migrate()
+    return _live(st)
+
+
+def _live(st: MigrationStatus) -> LiveStatus:
     return LiveStatus(
         status=st.status,
         elapsed_ms=st.total_time_ms,
@@ -1364,6 +1457,7 @@ def confirm(mgr: DomainManager, name: str, *, undefine: bool = False) -> None:
     """
     from pyvirt.drivers.qemu import process  # lazy
     from pyvirt.drivers.qemu.qmp_sync import SyncMonitor  # lazy
+    from pyvirt.service.domain import dac  # lazy
 
     name = mgr.resolve(name)
     with mgr.locked(name):
@@ -1372,9 +1466,13 @@ def confirm(mgr: DomainManager, name: str, *, undefine: bool = False) -> None:
             raise _no_migration(name)
         run = mgr.rundir(name)
         with SyncMonitor(rec.qmp_socket, name=name) as mon:
-            if mon.query_migrate().status != "completed":
+            done = mon.query_migrate()
+            if done.status != "completed":
                 raise _no_migration(name)
-            run.mark_destroying()
+            # the destination's QEMU runs on the images it did not copy (shared storage):
+            # this stop must not give them back to their owner, out of that QEMU's reach
+            dac.hand_over(mgr, name, keep=_copied(mgr, name))
+            run.mark_destroying(stop_work_here=True)
             with contextlib.suppress(MonitorError):
                 mon.quit()
         process.terminate(rec.pid, rec.starttime, timeout=10.0)
@@ -1382,8 +1480,8 @@ def confirm(mgr: DomainManager, name: str, *, undefine: bool = False) -> None:
         run.record_destroyed()
         mgr.reap(name, rec, wait=0.0)
         defined = mgr.store.exists(name)
-        if defined:
-            _set_last_reason(mgr, name, Reason.MIGRATED)
+        if defined:  # with what it measured (domjobinfo --completed)
+            _set_last_reason(mgr, name, Reason.MIGRATED, _live(done).to_json())
     if undefine and defined:  # the UEFI variables stay here (QEMU moved them in RAM only)
         mgr.undefine(name, managed_save=True, nvram=False)
 
@@ -1416,17 +1514,32 @@ def recover(mgr: DomainManager, name: str, *, running: bool = True) -> None:
                 mon.cont()
 
 
-def _set_last_reason(mgr: DomainManager, name: str, reason: Reason) -> None:
+def _set_last_reason(
+    mgr: DomainManager, name: str, reason: Reason, migration: dict[str, Any] | None = None
+) -> None:
     import json  # lazy
 
     from pyvirt.state.atomic import atomic_write  # lazy
 
+    body: dict[str, Any] = {"state": "shut off", "reason": str(reason), "at": time.time()}
+    if migration is not None:
+        body["migration"] = migration
     mgr.paths.domain_run_root.mkdir(parents=True, exist_ok=True)
-    atomic_write(
-        mgr.paths.domain_last_state(name),
-        json.dumps({"state": "shut off", "reason": str(reason), "at": time.time()}).encode(),
-        sync=False,
-    )
+    atomic_write(mgr.paths.domain_last_state(name), json.dumps(body).encode(), sync=False)
+
+
+def completed_status(mgr: DomainManager, ident: str) -> LiveStatus | None:
+    """What the last outgoing migration of domain *ident* measured, once it completed and
+    the domain stayed defined here (``domjobinfo --completed``); None: none since its last
+    start."""
+    import json  # lazy
+
+    name = mgr.resolve(ident)
+    try:
+        data = json.loads(mgr.paths.domain_last_state(name).read_text())
+        return LiveStatus(**data["migration"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None
 
 
 def storage_plan(

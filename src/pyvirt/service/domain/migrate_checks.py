@@ -77,8 +77,11 @@ def _check_cpu(mgr: DomainManager, dom: Domain) -> list[str]:
 
     facts = CpuFacts(mgr.paths)
     kvm = dom.type == "kvm"
+    # the binary the domain names, if this host has it (as the start will use): no search
+    emulator = dom.devices.emulator
+    binary = emulator if emulator and os.path.isfile(emulator) else None
     try:
-        offer, _ = facts.offer("kvm" if kvm else "qemu")
+        offer, _ = facts.offer("kvm" if kvm else "qemu", emulatorbin=binary)
     except (UnsupportedError, NotFoundError) as err:
         raise UnsupportedError(
             f"this host cannot run domain '{dom.name}': {err.message}",

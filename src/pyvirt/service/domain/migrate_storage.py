@@ -23,7 +23,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -105,6 +105,13 @@ def _copyable(disk: Disk) -> bool:
         and not disk.readonly
         and not disk.shareable
     )
+
+
+def copied_paths(mgr: DomainManager, name: str, targets: Iterable[str]) -> list[str]:
+    """The images of running domain *name*'s disks *targets* (the ones a migration copies)."""
+    wanted = set(targets)
+    return [d.source_path for d in _live_dom(mgr, name).devices.disks
+            if d.target_dev in wanted and d.source_path is not None]  # fmt: skip
 
 
 def _live_dom(mgr: DomainManager, name: str) -> Domain:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from pathlib import Path
 
 from pyvirt.service.domain.reaper_spawn import parse_paths_arg
@@ -48,6 +49,30 @@ def _preload(run_dir: Path, now: threading.Event) -> None:
         logging.getLogger(__name__).exception("preloading the stop work failed")
 
 
+#: seconds a reaper gives the command that stopped its QEMU (a destroy, a migration's
+#: confirm) to do the stop work itself before it imports what the work needs
+DESTROYER_GRACE = 3.0
+
+
+def _done_by_destroyer(run_dir: Path, pid: int, starttime: int | None) -> bool:
+    """Whether the command that marked the QEMU's end as its own and said it does the stop
+    work (``destroying``: a destroy, a migration's confirm) did it within
+    :data:`DESTROYER_GRACE` seconds: then the reaper has nothing to do and spends no CPU on
+    importing the manager (the destination of a migration, where the guest just resumed,
+    shares this host). Else (that command died) the reaper does the work."""
+    from pyvirt.drivers.qemu.runtime import destroyer_does_stop_work  # lazy
+    from pyvirt.drivers.qemu.watch import still_ours  # lazy
+
+    if not destroyer_does_stop_work(run_dir):
+        return False
+    deadline = time.monotonic() + DESTROYER_GRACE
+    while still_ours(run_dir, pid, starttime):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``--paths JSON`` then the watcher's own arguments."""
     from pyvirt.drivers.qemu import watch  # lazy
@@ -68,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         loader.start()
 
     def on_exit(run_dir: Path, info: ExitInfo, pid: int, starttime: int | None) -> None:
+        if _done_by_destroyer(run_dir, pid, starttime):
+            return
         from pyvirt.service.domain.manager import DomainManager  # lazy
 
         now.set()  # QEMU is gone: nothing to share the CPU with any more

@@ -35,6 +35,10 @@ class Reason(StrEnum):
     MIGRATED = "migrated"
     #: in a post-copy migration: paused on the source, running on the destination
     POSTCOPY = "post-copy"
+    #: paused by a migration so that the rest goes at once (``--timeout-suspend``)
+    MIGRATING = "migrating"
+    #: paused on an I/O error of a disk (seen by ``migrate --abort-on-error``)
+    IOERROR = "I/O error"
     UNKNOWN = "unknown"
 
 

@@ -37,6 +37,10 @@ def _host_root() -> Path:
     return Path(os.environ.get("PYVIRT_HOST_ROOT") or "/")
 
 
+#: {(id(offer), usable_only): (offer, catalog)} (:meth:`CpuFacts.catalog`)
+_CATALOGS: dict[tuple[int, bool], tuple[QemuOffer, cf.Catalog]] = {}
+
+
 class CpuFacts:
     """What QEMU and the host offer about CPUs, for one connection."""
 
@@ -85,7 +89,19 @@ class CpuFacts:
         return probe(binary, accel, cache_dir=self.paths.cache / "host" / "qemu"), arch
 
     def catalog(self, offer: QemuOffer, *, usable_only: bool = False) -> cf.Catalog:
-        """The models of ``offer`` as feature sets."""
+        """The models of ``offer`` as feature sets (made once per probe in this process:
+        :func:`~pyvirt.drivers.qemu.probe.probe` keeps one offer per binary)."""
+        key = (id(offer), usable_only)
+        kept = _CATALOGS.get(key)
+        if kept is not None and kept[0] is offer:
+            return kept[1]
+        made = self._make_catalog(offer, usable_only)
+        if len(_CATALOGS) > 8:
+            _CATALOGS.clear()
+        _CATALOGS[key] = (offer, made)  # the offer stays referenced: its id is not reused
+        return made
+
+    def _make_catalog(self, offer: QemuOffer, usable_only: bool) -> cf.Catalog:
         return cf.Catalog(
             features={k: frozenset(v) for k, v in offer.features.items()},
             vendors=dict(offer.vendors),

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,41 @@ def test_live_xml_and_record(tmp_path: Path) -> None:
     run.remove()
     run.remove()
     assert not run.exists()
+
+
+def _swept(root: Path) -> bool:
+    """Whether the removal's thread has deleted every tombstone under *root* (in 5 s)."""
+    deadline = time.monotonic() + 5
+    while list(root.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return not list(root.iterdir())
+
+
+def test_remove_frees_the_name_at_once_and_sweeps_leftovers(tmp_path: Path) -> None:
+    """The name is free at once and the directory is deleted off the caller's path; a
+    watcher's late write through its descriptor of the old directory fails cleanly once it
+    is gone (the watcher expects that); a tombstone a write kept from going (a file made
+    while it was deleted) goes with the next removal."""
+    run = RunDir(tmp_path / "d")
+    run.create()
+    run.write_live_xml("<domain/>")
+    late = os.open(run.path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        run.remove()
+        assert not run.exists()
+        assert _swept(tmp_path)
+        with pytest.raises(FileNotFoundError):
+            os.open("exit.json", os.O_WRONLY | os.O_CREAT, 0o600, dir_fd=late)
+    finally:
+        os.close(late)
+    left = tmp_path / ".gone-1-2"
+    left.mkdir()
+    (left / "exit.json").write_text("{}")
+    run.create()
+    assert list(run.path.iterdir()) == []
+    run.remove()
+    assert _swept(tmp_path)  # the leftover tombstone went too
+    run.remove()  # removed already: nothing to do
 
 
 def test_hook_data_round_trip_and_update(tmp_path: Path) -> None:

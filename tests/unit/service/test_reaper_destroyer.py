@@ -1,0 +1,77 @@
+"""The reaper leaves the stop work to the command that stopped QEMU and said it does it (a
+destroy, a migration's confirm): no import burst on a host where a guest just resumed; if
+that command dies first, the reaper does the work after its grace."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pyvirt.drivers.qemu import runtime
+from pyvirt.drivers.qemu.watch import lower_priority, restore_priority, write_watcher
+from pyvirt.service.domain import reaper
+
+
+def _run_dir(tmp_path: Path) -> Path:
+    run = tmp_path / "d"
+    run.mkdir()
+    write_watcher(run, connected=True)  # this process plays the reaper
+    return run
+
+
+def test_a_plain_destroy_intent_leaves_the_work_to_the_reaper(tmp_path: Path) -> None:
+    run = _run_dir(tmp_path)
+    runtime.mark_destroying(run)  # a fence kills and leaves the stop work to the reaper
+    assert runtime.is_destroying(run) and not runtime.destroyer_does_stop_work(run)
+    started = time.monotonic()
+    assert not reaper._done_by_destroyer(run, 1, None)
+    assert time.monotonic() - started < 0.5  # no grace to wait for
+
+
+def test_the_destroyer_that_does_the_work_is_left_to_it(tmp_path: Path) -> None:
+    run = _run_dir(tmp_path)
+    runtime.mark_destroying(run, stop_work_here=True)
+    assert runtime.is_destroying(run) and runtime.destroyer_does_stop_work(run)
+    timer = threading.Timer(0.2, shutil.rmtree, args=(run,))  # the destroyer's reap
+    timer.start()
+    try:
+        assert reaper._done_by_destroyer(run, 1, None)
+    finally:
+        timer.join()
+
+
+def test_a_destroyer_that_died_leaves_the_work_to_the_reaper(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = _run_dir(tmp_path)
+    runtime.mark_destroying(run, stop_work_here=True)
+    monkeypatch.setattr(reaper, "DESTROYER_GRACE", 0.2)
+    assert not reaper._done_by_destroyer(run, 1, None)  # the run directory stayed
+
+
+def test_the_watcher_yields_in_its_scheduling_group_too() -> None:
+    """The nice value alone counts only within a session; the watcher's own session's
+    autogroup gets it too (where the kernel has autogroups); once QEMU is gone the stop
+    work runs at normal priority again (as root)."""
+    pid = os.fork()
+    if pid == 0:  # a child: this test process keeps its priority
+        code = 1
+        try:
+            os.setsid()
+            lower_priority()
+            group = Path("/proc/self/autogroup")
+            ok = os.nice(0) == 10 and (not group.exists() or "nice 10" in group.read_text())
+            restore_priority()
+            if os.geteuid() == 0:
+                ok = ok and os.nice(0) == 0
+                ok = ok and (not group.exists() or "nice 0" in group.read_text())
+            code = 0 if ok else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
