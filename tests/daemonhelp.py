@@ -105,10 +105,18 @@ class RunningDaemon:
 
     def start(self) -> None:
         """Run the daemon; return once it answers ``/health`` (and its TLS port listens)."""
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Run the daemon without waiting for it (then :meth:`wait_ready`)."""
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL,
                                          stdout=out, stderr=subprocess.STDOUT,
                                          start_new_session=True)  # fmt: skip
+
+    def wait_ready(self) -> None:
+        """Wait until the launched daemon answers ``/health`` (and its TLS port listens)."""
         deadline = time.monotonic() + self.timeout
         while not self._ready():
             if self.proc.poll() is not None:
@@ -241,6 +249,23 @@ def pyvirtd(
         print(f"--- pyvirtd log ({root}) ---\n{d.log_text()}")
         log.unlink(missing_ok=True)
     assert clean or not clean_stop, "pyvirtd did not stop on SIGTERM"
+
+
+@contextmanager
+def pyvirtds(roots: dict[str, Path], **kw: Any) -> Iterator[dict[str, RunningDaemon]]:
+    """One :func:`pyvirtd` per state root in *roots* (by the same keys), started side by side
+    (all launched, then each waited for); *kw* as for :func:`pyvirtd`, with ``tls_port`` and
+    ``netns`` also taken as a dict by key."""
+    with contextlib.ExitStack() as stack:
+        daemons = {}
+        for key, root in roots.items():
+            args = {k: (v[key] if isinstance(v, dict) else v) for k, v in kw.items()}
+            daemons[key] = stack.enter_context(pyvirtd(root, **args, started=False))
+        for d in daemons.values():
+            d.launch()
+        for d in daemons.values():
+            d.wait_ready()
+        yield daemons
 
 
 @pytest.fixture

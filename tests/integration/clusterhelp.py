@@ -7,6 +7,11 @@ address: the hosts' traffic stays among the namespaces. :meth:`Lab.partition` cu
 (an nftables table inside its namespace dropping everything in and out of its veth);
 :meth:`Lab.heal` deletes that table. :class:`Sampler` watches, every 50 ms over ``/proc``,
 which hosts run a guest's QEMU and which processes have its disk open.
+
+The loopback cluster tests (several pyvirtd on this machine, one etcd on loopback) share the
+rest: :func:`cli` on a state root, :func:`form_cluster` (init on the first host, join the
+others), :func:`crash` (a host's daemon, watchdog and guest QEMUs killed at once),
+:func:`wait_owner_running` (the failover wait) and the clean-up helpers.
 """
 
 from __future__ import annotations
@@ -20,14 +25,16 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.daemonhelp import RunningDaemon, pyvirtd
+import pytest
+
+from tests.daemonhelp import RunningDaemon, pyvirtds
 from tests.integration.etcdhelp import EtcdCluster, etcd_cluster
-from tests.integration.nethelp import netns
+from tests.integration.nethelp import guest_xml, netns
 
 #: the hosts' subnet (a private /24 no other test uses); host i is SUBNET.(i + 1)
 SUBNET = "10.231.16"
@@ -165,8 +172,10 @@ def cluster_lab(
         )
         # after the daemons stopped (callbacks run last-in first-out): their watchdogs
         stack.callback(kill_watchdogs, tmp)
+        roots = {n: h.root for n, h in hosts.items()}
+        daemons = stack.enter_context(pyvirtds(roots, netns={n: h.ns for n, h in hosts.items()}))
         for h in hosts.values():
-            h.daemon = stack.enter_context(pyvirtd(h.root, netns=h.ns))
+            h.daemon = daemons[h.name]
         first, *others = hosts.values()
         assert first.daemon is not None
         first.cli("cluster", "init", "--etcd", etcd.endpoints, "--host", first.name,
@@ -178,15 +187,181 @@ def cluster_lab(
         yield Lab(hosts, etcd)
 
 
-def kill_watchdogs(under: Path) -> None:
-    """SIGKILL every cluster watchdog process whose state directory is under *under* (they
-    outlive their daemons by design)."""
+def _kill_watchdogs(env_has: bytes) -> None:
+    """SIGKILL every cluster watchdog process whose environment contains *env_has*."""
     for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         with contextlib.suppress(OSError, ValueError):
             if b"pyvirt.service.cluster.watchdog" not in (entry / "cmdline").read_bytes():
                 continue
-            if f"PYVIRT_STATE_DIR={under}/".encode() in (entry / "environ").read_bytes():
+            if env_has in (entry / "environ").read_bytes():
                 os.kill(int(entry.name), signal.SIGKILL)
+
+
+def kill_watchdogs(under: Path) -> None:
+    """SIGKILL every cluster watchdog process whose state directory is under *under* (they
+    outlive their daemons by design)."""
+    _kill_watchdogs(f"PYVIRT_STATE_DIR={under}/".encode())
+
+
+def kill_watchdog(root: Path) -> None:
+    """SIGKILL the watchdog process of the state directory *root* (a crashed host's)."""
+    _kill_watchdogs(f"PYVIRT_STATE_DIR={root}\0".encode())
+
+
+def stop_watchdogs(roots: list[Path]) -> None:
+    for root in roots:
+        kill_watchdog(root)
+
+
+@pytest.fixture
+def no_watchdog_left(tmp_path: Path) -> Iterator[None]:
+    """pyvirtd's watchdog processes outlive their daemons (by design): end this test's (a
+    module makes it autouse with ``pytestmark = pytest.mark.usefixtures(...)``)."""
+    yield
+    kill_watchdogs(tmp_path)
+
+
+# -- the loopback cluster: pyvirtd on this machine's state roots, etcd on loopback ---------
+
+
+@pytest.fixture
+def etcd(tmp_path: Path) -> Iterator[EtcdCluster]:
+    """Three etcd members on loopback."""
+    with etcd_cluster(tmp_path / "etcd") as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def etcd1(tmp_path: Path) -> Iterator[EtcdCluster]:
+    """One etcd member on loopback."""
+    with etcd_cluster(tmp_path / "etcd", size=1) as cluster:
+        yield cluster
+
+
+def cli(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """``pyvirt ARGS`` on the state root *root*."""
+    env = {**os.environ, "PYVIRT_STATE_DIR": str(root)}
+    res = subprocess.run([sys.executable, "-m", "pyvirt.cli", *args], env=env,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    if check:
+        assert res.returncode == 0, f"pyvirt {' '.join(args)}: {res.stderr}"
+    return res
+
+
+def hosts(root: Path) -> dict[str, dict[str, Any]]:
+    """``cluster list --json`` as seen from *root*, by host name."""
+    return {h["name"]: h for h in json.loads(cli(root, "cluster", "list", "--json").stdout)}
+
+
+def wait_state(root: Path, host: str, state: str, timeout: float) -> float:
+    """Wait until *root* lists *host* in *state*; the seconds it took."""
+    began = time.monotonic()
+    while hosts(root).get(host, {}).get("state") != state:
+        assert time.monotonic() - began < timeout, f"{host} not {state} within {timeout} s"
+        time.sleep(0.2)
+    return time.monotonic() - began
+
+
+def form_cluster(roots: dict[str, Path], address: dict[str, str], init: list[str],
+                 join: list[str] | None = None) -> None:  # fmt: skip
+    """The first of *roots* runs ``cluster init INIT``, the others ``cluster join JOIN``
+    (*join* defaults to *init*), each as the host named by its key, published at
+    *address*."""
+    first, *others = roots
+    cli(roots[first], "cluster", "init", *init, "--host", first, "--address", address[first])
+    for h in others:
+        cli(roots[h], "cluster", "join", *(init if join is None else join), "--host", h,
+            "--address", address[h])  # fmt: skip
+
+
+def ha_cluster(stack: contextlib.ExitStack, tmp: Path, roots: dict[str, Path], etcd: str,
+               image: Any, name: str, on: str, size: str = "4M",
+               cluster_args: Sequence[str] = (),
+               ) -> dict[str, RunningDaemon]:  # fmt: skip
+    """The HA set-up of the failover tests: a pyvirtd on each of *roots*, in one cluster on
+    *etcd* (each host's ``cluster init``/``join`` given *cluster_args* too, e.g.
+    ``("--daemon-hold", "0")``), and HA guest *name* (its disk ``tmp/shared.img``: one file
+    all hosts see, the "shared storage") defined and started on host *on*. The daemons stop,
+    the guest is destroyed everywhere and the watchdogs are killed when *stack* closes."""
+    disk = tmp / "shared.img"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(disk), size], check=True)
+    disk_xml = (f"<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
+                f"<source file='{disk}'/><target dev='vda' bus='virtio'/></disk>")  # fmt: skip
+    stack.callback(stop_watchdogs, list(roots.values()))  # after the daemons stopped
+    d = stack.enter_context(pyvirtds(roots))
+    form_cluster(roots, {h: d[h].uri for h in roots}, ["--etcd", etcd, *cluster_args])
+    xml = tmp / f"{name}.xml"
+    xml.write_text(guest_xml(image, name, disk_xml, dhcp=False))
+    first = next(iter(roots))
+    cli(roots[first], "cluster", "define", str(xml), "--ha")
+    cli(roots[first], "cluster", "start", name, "--host", on)
+    stack.callback(destroy_everywhere, roots, name)
+    assert "running" in cli(roots[on], "domstate", name).stdout
+    return d
+
+
+def qemus(name: str, under: Path | None = None) -> list[tuple[int, str]]:
+    """(pid, pid file) of each live QEMU of guest *name* (whose pid file is *under* a test's
+    directory); the pid file names its host."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state == "Z" or not argv or b"qemu-system" not in argv[0]:
+            continue
+        if f"guest={name}".encode() not in b" ".join(argv) or b"-pidfile" not in argv:
+            continue
+        pidfile = argv[argv.index(b"-pidfile") + 1].decode()
+        if under is None or pidfile.startswith(f"{under}/"):
+            found.append((int(entry.name), pidfile))
+    return found
+
+
+def hosts_running(name: str, under: Path) -> int:
+    """On how many hosts guest *name* runs (QEMU's -daemonize parent and child are one)."""
+    return len({pidfile for _, pidfile in qemus(name, under)})
+
+
+def crash(daemon: RunningDaemon, root: Path, name: str) -> None:
+    """A crashed host: its daemon, its watchdog and guest *name*'s QEMU die at once."""
+    pids = [pid for pid, _ in qemus(name, root)]
+    assert pids, f"{name} does not run on {root.name}"
+    daemon.kill()
+    kill_watchdog(root)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def owner_of(root: Path, name: str) -> str:
+    doms = {d["name"]: d for d in json.loads(cli(root, "cluster", "domains", "--json").stdout)}
+    return str(doms[name]["owner"])
+
+
+def wait_owner_running(roots: dict[str, Path], name: str, timeout: float, *,
+                       not_on: str = "") -> tuple[str, float]:  # fmt: skip
+    """Wait until a host other than *not_on* owns *name* and runs it; (host, seconds)."""
+    began = time.monotonic()
+    while True:
+        with contextlib.suppress(AssertionError):
+            owner = owner_of(next(r for h, r in roots.items() if h != not_on), name)
+            if owner and owner != not_on and "running" in cli(roots[owner], "domstate", name,
+                                                              check=False).stdout:  # fmt: skip
+                return owner, time.monotonic() - began
+        assert time.monotonic() - began < timeout, f"{name} not running elsewhere in {timeout} s"
+        time.sleep(0.2)
+
+
+def destroy_everywhere(roots: dict[str, Path], name: str) -> None:
+    for root in roots.values():
+        cli(root, "destroy", name, check=False)
 
 
 @dataclass

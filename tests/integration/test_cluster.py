@@ -8,75 +8,44 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.daemonhelp import pyvirtd
-from tests.integration.etcdhelp import EtcdCluster, etcd_cluster
+from tests.daemonhelp import pyvirtds
+from tests.integration.clusterhelp import (
+    cli,
+    crash,
+    destroy_everywhere,
+    etcd,
+    etcd1,
+    ha_cluster,
+    hosts,
+    hosts_running,
+    no_watchdog_left,
+    owner_of,
+    qemus,
+    wait_owner_running,
+    wait_state,
+)
+from tests.integration.etcdhelp import EtcdCluster
 from tests.integration.nethelp import guest_xml
+
+__all__ = ["etcd", "etcd1", "no_watchdog_left"]  # fixtures
+
+pytestmark = pytest.mark.usefixtures("no_watchdog_left")
 
 TTL = 8  # seconds: a dead host goes down quickly; a daemon restart (~3 s here) fits in it
 RENEW = 0.5
 
 
-def cli(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYVIRT_STATE_DIR": str(root)}
-    res = subprocess.run([sys.executable, "-m", "pyvirt.cli", *args], env=env,
-                         capture_output=True, text=True, timeout=60)  # fmt: skip
-    if check:
-        assert res.returncode == 0, f"pyvirt {' '.join(args)}: {res.stderr}"
-    return res
-
-
-def hosts(root: Path) -> dict[str, dict[str, Any]]:
-    return {h["name"]: h for h in json.loads(cli(root, "cluster", "list", "--json").stdout)}
-
-
-def wait_state(root: Path, host: str, state: str, timeout: float) -> float:
-    began = time.monotonic()
-    while hosts(root).get(host, {}).get("state") != state:
-        assert time.monotonic() - began < timeout, f"{host} not {state} within {timeout} s"
-        time.sleep(0.2)
-    return time.monotonic() - began
-
-
-@pytest.fixture(autouse=True)
-def _no_watchdog_left(tmp_path: Path) -> Iterator[None]:
-    """pyvirtd's watchdog processes outlive their daemons (by design): end this test's."""
-    yield
-    for entry in Path("/proc").iterdir():
-        with contextlib.suppress(OSError, ValueError):
-            if b"pyvirt.service.cluster.watchdog" not in (entry / "cmdline").read_bytes():
-                continue
-            env = (entry / "environ").read_bytes()
-            if f"PYVIRT_STATE_DIR={tmp_path}/".encode() in env:
-                os.kill(int(entry.name), signal.SIGKILL)
-
-
-@pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[EtcdCluster]:
-    with etcd_cluster(tmp_path / "etcd") as cluster:
-        yield cluster
-
-
-@pytest.fixture
-def etcd1(tmp_path: Path) -> Iterator[EtcdCluster]:
-    with etcd_cluster(tmp_path / "etcd", size=1) as cluster:
-        yield cluster
-
-
 def test_membership_leases_and_quorum(tmp_path: Path, etcd: EtcdCluster) -> None:
     roots = [tmp_path / n for n in ("a", "b", "c")]
-    with pyvirtd(roots[0]) as a, pyvirtd(roots[1]) as b, pyvirtd(roots[2]):
+    with pyvirtds(dict(enumerate(roots))) as d:
+        a, b = d[0], d[1]
         out = cli(roots[0], "cluster", "init", "--etcd", etcd.endpoints, "--host", "ha",
                   "--name", "lab", "--ttl", str(TTL), "--renew", str(RENEW)).stdout  # fmt: skip
         assert out.strip() == "Host ha created cluster lab"
@@ -146,7 +115,8 @@ def test_membership_leases_and_quorum(tmp_path: Path, etcd: EtcdCluster) -> None
         assert res.returncode == 1 and "not in a cluster" in res.stderr
 
 
-def test_bad_input(tmp_path: Path, etcd: EtcdCluster) -> None:
+def test_bad_input(tmp_path: Path, etcd1: EtcdCluster) -> None:
+    etcd = etcd1  # one member: nothing here needs a quorum of three
     root = tmp_path / "x"
     for args, message in [
         (("--etcd", "not a url"), "is not a URL"),
@@ -169,8 +139,7 @@ def test_a_cluster_domain_runs_on_its_owner_only(
 ) -> None:
     ra, rb = tmp_path / "a", tmp_path / "b"
     with contextlib.ExitStack() as stack:
-        a = stack.enter_context(pyvirtd(ra))
-        b = stack.enter_context(pyvirtd(rb))
+        a, b = stack.enter_context(pyvirtds({"a": ra, "b": rb})).values()
         stack.callback(destroy_everywhere, {"a": ra, "b": rb}, "c1")
         stack.callback(destroy_everywhere, {"a": ra}, "local1")
         cli(ra, "cluster", "init", "--etcd", etcd1.endpoints, "--host", "ha",
@@ -237,33 +206,6 @@ def test_a_cluster_domain_runs_on_its_owner_only(
         cli(ra, "destroy", "local1")
 
 
-def _qemus(name: str, under: Path | None = None) -> list[tuple[int, str]]:
-    """(pid, pid file) of each live QEMU of guest *name* (whose pid file is *under* a test's
-    directory); the pid file names its host."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state == "Z" or not argv or b"qemu-system" not in argv[0]:
-            continue
-        if f"guest={name}".encode() not in b" ".join(argv) or b"-pidfile" not in argv:
-            continue
-        pidfile = argv[argv.index(b"-pidfile") + 1].decode()
-        if under is None or pidfile.startswith(f"{under}/"):
-            found.append((int(entry.name), pidfile))
-    return found
-
-
-def hosts_running(name: str, under: Path) -> int:
-    """On how many hosts guest *name* runs (QEMU's -daemonize parent and child are one)."""
-    return len({pidfile for _, pidfile in _qemus(name, under)})
-
-
 class Sampler:
     """Counts, every 50 ms, the hosts running one guest (never more than one)."""
 
@@ -277,7 +219,7 @@ class Sampler:
 
     def run(self) -> None:
         while not self.stop.wait(0.05):
-            found = _qemus(self.name, self.under)
+            found = qemus(self.name, self.under)
             hosts = {pidfile for _, pidfile in found}
             if len(hosts) > 1 and not self.seen:
                 self.seen = f"{time.strftime('%H:%M:%S')}: {found}"
@@ -292,55 +234,16 @@ class Sampler:
         self.thread.join()
 
 
-def owner_of(root: Path, name: str) -> str:
-    doms = {d["name"]: d for d in json.loads(cli(root, "cluster", "domains", "--json").stdout)}
-    return str(doms[name]["owner"])
-
-
-def wait_owner_running(roots: dict[str, Path], name: str, timeout: float, *,
-                       not_on: str = "") -> tuple[str, float]:  # fmt: skip
-    """Wait until a host other than *not_on* owns *name* and runs it; (host, seconds)."""
-    began = time.monotonic()
-    while True:
-        with contextlib.suppress(AssertionError):
-            owner = owner_of(next(r for h, r in roots.items() if h != not_on), name)
-            if owner and owner != not_on and "running" in cli(roots[owner], "domstate", name,
-                                                              check=False).stdout:  # fmt: skip
-                return owner, time.monotonic() - began
-        assert time.monotonic() - began < timeout, f"{name} not running elsewhere in {timeout} s"
-        time.sleep(0.2)
-
-
 @pytest.mark.qemu
 def test_ha_guest_fails_over_and_never_runs_twice(
     tmp_path: Path, etcd: EtcdCluster, tiny_image: Any
 ) -> None:
     roots = {h: tmp_path / h for h in ("ha", "hb", "hc")}
-    disk = tmp_path / "shared.img"  # "shared storage": one file all hosts see
-    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(disk), "16M"], check=True)
-    disk_xml = (f"<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
-                f"<source file='{disk}'/><target dev='vda' bus='virtio'/></disk>")  # fmt: skip
     with contextlib.ExitStack() as stack:
-        stack.callback(stop_watchdogs, list(roots.values()))  # after the daemons stopped
-        d = {h: stack.enter_context(pyvirtd(r)) for h, r in roots.items()}
-        cli(roots["ha"], "cluster", "init", "--etcd", etcd.endpoints, "--host", "ha",
-            "--address", d["ha"].uri)  # fmt: skip
-        for h in ("hb", "hc"):
-            cli(roots[h], "cluster", "join", "--etcd", etcd.endpoints, "--host", h,
-                "--address", d[h].uri)  # fmt: skip
-        xml = tmp_path / "h1.xml"
-        xml.write_text(guest_xml(tiny_image, "h1", disk_xml, dhcp=False))
-        cli(roots["ha"], "cluster", "define", str(xml), "--ha")
-        cli(roots["ha"], "cluster", "start", "h1", "--host", "hb")
-        assert "running" in cli(roots["hb"], "domstate", "h1").stdout
-        stack.callback(destroy_everywhere, roots, "h1")
+        d = ha_cluster(stack, tmp_path, roots, etcd.endpoints, tiny_image, "h1", "hb", "16M")
         with Sampler("h1", tmp_path) as sampler:
             # a crashed host: its daemon, its watchdog and its QEMU die at once
-            crash = [pid for pid, _ in _qemus("h1", roots["hb"])]
-            d["hb"].kill()
-            kill_watchdog(roots["hb"])
-            for pid in crash:
-                os.kill(pid, 9)
+            crash(d["hb"], roots["hb"], "h1")
             host, took = wait_owner_running(roots, "h1", 40, not_on="hb")
             print(f"failover: h1 running again on {host} {took:.1f} s after hb crashed")
             # the target (<= 15 s with the defaults) is measured on a quiet machine and
@@ -357,47 +260,20 @@ def test_ha_guest_fails_over_and_never_runs_twice(
             # pyvirtd killed (-9) and restarted later than the fence deadline (TTL - 2 s)
             # and the TTL: its watchdog holds the lease meanwhile, so h1 runs on, never
             # fenced, not restarted elsewhere: the same QEMU all along
-            pids = {pid for pid, _ in _qemus("h1", roots[host])}
+            pids = {pid for pid, _ in qemus("h1", roots[host])}
             host2 = next(h for h in roots if h != host)
             since = hosts(roots[host2])[host]["up_since"]
             d[host].kill()
             time.sleep(TTL + 2)
             assert hosts(roots[host2])[host]["state"] == "up"
             assert owner_of(roots[host2], "h1") == host
-            assert {pid for pid, _ in _qemus("h1", tmp_path)} == pids
+            assert {pid for pid, _ in qemus("h1", tmp_path)} == pids
             d[host].start()
             assert "running" in cli(roots[host], "domstate", "h1").stdout
             time.sleep(2)  # a recovery round of the restarted daemon
             assert hosts(roots[host2])[host]["up_since"] == since  # the same lease
             assert owner_of(roots[host2], "h1") == host
-            assert {pid for pid, _ in _qemus("h1", tmp_path)} == pids
+            assert {pid for pid, _ in qemus("h1", tmp_path)} == pids
         assert sampler.most == 1, f"h1 ran on two hosts at once: {sampler.seen}"
         log = (roots[host] / "log" / "cluster-watchdog.log").read_text()
         assert "no pet from pyvirtd" in log and "fencing" not in log, log
-
-
-def destroy_everywhere(roots: dict[str, Path], name: str) -> None:
-    for root in roots.values():
-        cli(root, "destroy", name, check=False)
-
-
-def stop_watchdogs(roots: list[Path]) -> None:
-    for root in roots:
-        kill_watchdog(root)
-
-
-def kill_watchdog(root: Path) -> None:
-    """Kill the watchdog process of the state directory *root* (a crashed host's)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes()
-            env = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if b"pyvirt.service.cluster.watchdog" in argv and (
-            f"PYVIRT_STATE_DIR={root}\0".encode() in env
-        ):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(entry.name), 9)

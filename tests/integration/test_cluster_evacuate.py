@@ -23,19 +23,20 @@ from typing import Any
 import pytest
 
 from tests.conftest import kill_leftovers
-from tests.daemonhelp import pyvirtd
-from tests.integration.nethelp import guest_xml
-from tests.integration.test_cluster import (  # noqa: F401  (fixtures)
-    RENEW,
-    TTL,
-    _qemus,
+from tests.daemonhelp import pyvirtds
+from tests.integration.clusterhelp import (
     cli,
     destroy_everywhere,
     etcd1,
     hosts,
+    qemus,
     stop_watchdogs,
 )
+from tests.integration.nethelp import guest_xml
+from tests.integration.test_cluster import RENEW, TTL
 from tests.integration.test_migrate_live import Ticks
+
+__all__ = ["etcd1"]  # a fixture
 
 pytestmark = pytest.mark.qemu
 
@@ -72,7 +73,7 @@ def wait_ticks(ticks: Ticks, above: int, timeout: float) -> None:
 
 def test_evacuate_moves_guests_off_and_restore_ends_maintenance(
     base: Path,
-    etcd1: Any,  # noqa: F811
+    etcd1: Any,
     tiny_image: Any,
 ) -> None:
     roots = {h: base / h for h in ("ha", "hb")}
@@ -83,7 +84,7 @@ def test_evacuate_moves_guests_off_and_restore_ends_maintenance(
     ticks = {h: Ticks() for h in roots}  # the ticker's lines from each host's console
     with contextlib.ExitStack() as stack:
         stack.callback(stop_watchdogs, list(roots.values()))  # after the daemons stopped
-        d = {h: stack.enter_context(pyvirtd(r)) for h, r in roots.items()}
+        d = stack.enter_context(pyvirtds(roots))
         stack.callback(destroy_everywhere, roots, "e1")
         stack.callback(destroy_everywhere, roots, "e2")
         for t in ticks.values():
@@ -132,7 +133,7 @@ def test_evacuate_moves_guests_off_and_restore_ends_maintenance(
                 break
             time.sleep(0.1)
         assert "Evacuating 0 % hb" in seen and "Evacuated 2 moved, 0 failed hb" in seen, seen
-        assert len({p for _, p in _qemus("e1", base)}) == 1
+        assert len({p for _, p in qemus("e1", base)}) == 1
         # the same guest, never running on both hosts: the counter goes on at hb from where
         # it stopped at ha (no line counted on both, none lost to a reboot), uptime too
         for t in ticks.values():
@@ -160,7 +161,7 @@ def test_evacuate_moves_guests_off_and_restore_ends_maintenance(
         assert "ha: maintenance" in res.stderr, res.stderr
         assert hosts(roots["ha"])["hb"]["maintenance"] is False
         assert owners(roots["ha"]) == {"e1": "hb", "e2": "hb"}
-        assert {pf for _, pf in _qemus("e1", base)} == {pf for _, pf in _qemus("e1", roots["hb"])}
+        assert {pf for _, pf in qemus("e1", base)} == {pf for _, pf in qemus("e1", roots["hb"])}
 
         # restore: ha is out of maintenance, nothing moves back
         out = cli(roots["ha"], "cluster", "restore", "ha").stdout
@@ -177,16 +178,16 @@ def test_evacuate_moves_guests_off_and_restore_ends_maintenance(
         # runs on hb, owned by hb, not restarted on ha (which leads recovery); the restarted
         # daemon goes on with the same lease
         since = hosts(roots["ha"])["hb"]["up_since"]
-        pids = {p for p, _ in _qemus("e1", roots["hb"])}
+        pids = {p for p, _ in qemus("e1", roots["hb"])}
         assert d["hb"].stop()
         time.sleep(TTL + 2)
         assert hosts(roots["ha"])["hb"]["state"] == "up"
         assert owners(roots["ha"])["e1"] == "hb"
-        assert {p for p, _ in _qemus("e1", base)} == pids
+        assert {p for p, _ in qemus("e1", base)} == pids
         watchdog_log = (roots["hb"] / "log" / "cluster-watchdog.log").read_text()
         assert "pyvirtd stopped; renewing lease" in watchdog_log, watchdog_log
         assert "fencing" not in watchdog_log
         d["hb"].start()
         assert "running" in cli(roots["hb"], "domstate", "e1").stdout
         assert hosts(roots["ha"])["hb"]["up_since"] == since
-        assert {p for p, _ in _qemus("e1", base)} == pids
+        assert {p for p, _ in qemus("e1", base)} == pids

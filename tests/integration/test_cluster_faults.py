@@ -34,10 +34,9 @@ import pytest
 
 from pyvirt.drivers.etcd import Etcd
 from tests.daemonhelp import RunningDaemon
-from tests.integration.clusterhelp import Lab, cluster_lab
+from tests.integration.clusterhelp import Lab, cluster_lab, kill_watchdog
 from tests.integration.etcdhelp import EtcdMember
 from tests.integration.nethelp import guest_xml
-from tests.integration.test_cluster import kill_watchdog
 
 FAULTS = int(os.environ.get("PYVIRT_FAULTS", "8"))
 BUDGET = float(os.environ.get("PYVIRT_FAULT_BUDGET", "600"))

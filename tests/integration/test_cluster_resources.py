@@ -20,12 +20,14 @@ import pytest
 import pyvirt.api
 from pyvirt.drivers.etcd import Etcd
 from pyvirt.errors import AlreadyExistsError, InvalidStateError, NotFoundError, PyvirtError
-from tests.daemonhelp import pyvirtd
-from tests.integration.etcdhelp import EtcdCluster, etcd_cluster
+from tests.daemonhelp import pyvirtds
+from tests.integration.clusterhelp import cli, etcd1, no_watchdog_left
+from tests.integration.etcdhelp import EtcdCluster
 from tests.integration.nethelp import guest_xml
-from tests.integration.test_cluster import _no_watchdog_left, cli
 
-__all__ = ["_no_watchdog_left"]  # the autouse fixture: end this test's watchdog processes
+__all__ = ["etcd1", "no_watchdog_left"]  # fixtures
+
+pytestmark = pytest.mark.usefixtures("no_watchdog_left")  # end this test's watchdogs
 
 NET = """<network><name>{name}</name><bridge name='{bridge}'/>
 <ip address='{ip}' prefix='24'/></network>"""
@@ -66,20 +68,13 @@ def destroy_all(conns: list[Any], names: list[str]) -> None:
                 conn.domains.get(name).destroy()
 
 
-@pytest.fixture
-def etcd1(tmp_path: Path) -> Any:
-    with etcd_cluster(tmp_path / "etcd", size=1) as cluster:
-        yield cluster
-
-
 @pytest.mark.qemu
 def test_cluster_networks_pools_and_placement_rules(
     tmp_path: Path, etcd1: EtcdCluster, tiny_image: Any
 ) -> None:
     ra, rb = tmp_path / "a", tmp_path / "b"
     with contextlib.ExitStack() as stack:
-        a = stack.enter_context(pyvirtd(ra))
-        b = stack.enter_context(pyvirtd(rb))
+        a, b = stack.enter_context(pyvirtds({"a": ra, "b": rb})).values()
         for name in ("needy", "w1", "w2"):
             stack.callback(lambda n=name: [cli(r, "destroy", n, check=False) for r in (ra, rb)])
         cli(ra, "cluster", "init", "--etcd", etcd1.endpoints, "--host", "ha",

@@ -4,44 +4,37 @@ host crashes while its disk is away: every start fails after the claim, the clai
 back and the leader tries again with a back-off (``RecoveryFailed`` … ``again in N s``); the
 disk back, the guest runs again — not left stopped. Then the host running it hangs (the
 hosts joined with ``--daemon-hold 0``: no hold of the lease): its watchdog fences the guest,
-which restarts elsewhere, and the hung daemon, resumed, reports
-``Fenced``. Every daemon's event stream shows the leader's recovery events and the fenced
-host's ``Fenced``, with the host they happened on (``origin``)."""
+which restarts elsewhere, and the hung daemon, resumed, reports ``Fenced``. Every daemon's
+event stream shows the leader's recovery events and the fenced host's ``Fenced``, with the
+host they happened on (``origin``)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.daemonhelp import RunningDaemon, pyvirtd
-from tests.integration.etcdhelp import EtcdCluster, etcd_cluster
-from tests.integration.nethelp import guest_xml
-from tests.integration.test_cluster import (
-    _qemus,
+from tests.daemonhelp import RunningDaemon
+from tests.integration.clusterhelp import (
     cli,
-    destroy_everywhere,
-    kill_watchdog,
-    stop_watchdogs,
+    crash,
+    etcd1,
+    ha_cluster,
     wait_owner_running,
 )
+from tests.integration.etcdhelp import EtcdCluster
+
+__all__ = ["etcd1"]  # a fixture
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(300)]
 
 HOSTS = ("ha", "hb", "hc")
-
-
-@pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[EtcdCluster]:
-    with etcd_cluster(tmp_path / "etcd", size=1) as cluster:
-        yield cluster
 
 
 def _events(d: RunningDaemon) -> list[dict[str, Any]]:
@@ -70,37 +63,19 @@ def _leader(d: RunningDaemon) -> str:
 
 
 def test_a_failed_recovery_is_retried_and_events_reach_every_host(
-    tmp_path: Path, etcd: EtcdCluster, tiny_image: Any
+    tmp_path: Path, etcd1: EtcdCluster, tiny_image: Any
 ) -> None:
     roots = {h: tmp_path / h for h in HOSTS}
     disk = tmp_path / "shared.img"
     away = tmp_path / "shared.img.away"
-    subprocess.run(["qemu-img", "create", "-q", "-f", "raw", str(disk), "4M"], check=True)
-    disk_xml = (f"<disk type='file' device='disk'><driver name='qemu' type='raw'/>"
-                f"<source file='{disk}'/><target dev='vda' bus='virtio'/></disk>")  # fmt: skip
     with contextlib.ExitStack() as stack:
-        stack.callback(stop_watchdogs, list(roots.values()))  # after the daemons stopped
-        d = {h: stack.enter_context(pyvirtd(r)) for h, r in roots.items()}
         # --daemon-hold 0: a hung daemon's watchdog does not hold the lease (the default
         # holds it 2 minutes), so the hang below fences its guest, as a strict host wants
-        cli(roots["ha"], "cluster", "init", "--etcd", etcd.endpoints, "--host", "ha",
-            "--address", d["ha"].uri, "--daemon-hold", "0")  # fmt: skip
-        for h in HOSTS[1:]:
-            cli(roots[h], "cluster", "join", "--etcd", etcd.endpoints, "--host", h,
-                "--address", d[h].uri, "--daemon-hold", "0")  # fmt: skip
-        xml = tmp_path / "r1.xml"
-        xml.write_text(guest_xml(tiny_image, "r1", disk_xml, dhcp=False))
-        cli(roots["ha"], "cluster", "define", str(xml), "--ha")
-        cli(roots["ha"], "cluster", "start", "r1", "--host", "ha")
-        stack.callback(destroy_everywhere, roots, "r1")
-        assert "running" in cli(roots["ha"], "domstate", "r1").stdout
+        d = ha_cluster(stack, tmp_path, roots, etcd1.endpoints, tiny_image, "r1", "ha",
+                       cluster_args=("--daemon-hold", "0"))  # fmt: skip
 
         # ha crashes while r1's disk is away: the recovery's starts fail
-        crash = [pid for pid, _ in _qemus("r1", roots["ha"])]
-        d["ha"].kill()
-        kill_watchdog(roots["ha"])
-        for pid in crash:
-            os.kill(pid, signal.SIGKILL)
+        crash(d["ha"], roots["ha"], "r1")
         disk.rename(away)
         crashed = time.monotonic()
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 import ssl
 import tempfile
@@ -25,17 +24,17 @@ from typing import Any
 import pytest
 
 from tests.conftest import kill_leftovers
-from tests.daemonhelp import free_port, pyvirtd
-from tests.integration.etcdhelp import etcd_cluster, make_etcd_tls
-from tests.integration.nethelp import guest_xml
-from tests.integration.test_cluster import (
-    _qemus,
+from tests.daemonhelp import free_port, pyvirtds
+from tests.integration.clusterhelp import (
     cli,
+    crash,
     destroy_everywhere,
-    kill_watchdog,
+    form_cluster,
     stop_watchdogs,
     wait_owner_running,
 )
+from tests.integration.etcdhelp import etcd_cluster, make_etcd_tls
+from tests.integration.nethelp import guest_xml
 
 
 def boots(root: Path, name: str) -> int:
@@ -95,7 +94,7 @@ def test_cluster_over_tls(tmp_path: Path, tiny_image: Any, roots: dict[str, Path
         phase("etcd up")
         assert etcd.endpoints.startswith("https://")
         stack.callback(stop_watchdogs, list(roots.values()))  # after the daemons stopped
-        d = {h: stack.enter_context(pyvirtd(r, tls_port=ports[h])) for h, r in roots.items()}
+        d = stack.enter_context(pyvirtds(roots, tls_port=ports))
         init = ["cluster", "init", "--etcd", etcd.endpoints, "--host", "ha", "--name", "tls"]
 
         # the wrong CA: one line naming the member; no client certificate: refused
@@ -115,9 +114,8 @@ def test_cluster_over_tls(tmp_path: Path, tiny_image: Any, roots: dict[str, Path
         assert not (roots["ha"] / "lib" / "daemon" / "cluster.json").exists()
 
         phase("daemons up, bad TLS refused")
-        cli(roots["ha"], *init, *pki.cli_args(), "--address", address["ha"])
-        cli(roots["hb"], "cluster", "join", "--etcd", first, "--host", "hb",
-            *pki.cli_args(), "--address", address["hb"])  # fmt: skip
+        form_cluster(roots, address, ["--etcd", etcd.endpoints, "--name", "tls", *pki.cli_args()],
+                     ["--etcd", first, *pki.cli_args()])  # fmt: skip
         for root in roots.values():
             member = root / "lib" / "daemon" / "cluster.json"
             secret = root / "lib" / "daemon" / "cluster-peer.secret"
@@ -183,12 +181,7 @@ def test_cluster_over_tls(tmp_path: Path, tiny_image: Any, roots: dict[str, Path
 
         # ha crashes (daemon, watchdog, QEMU): t1 recovers on hb and boots there again
         booted = boots(roots["hb"], "t1")
-        crash = [pid for pid, _ in _qemus("t1", roots["ha"])]
-        assert crash
-        d["ha"].kill()
-        kill_watchdog(roots["ha"])
-        for pid in crash:
-            os.kill(pid, 9)
+        crash(d["ha"], roots["ha"], "t1")
         host, took = wait_owner_running(roots, "t1", 45, not_on="ha")
         print(f"failover over TLS: t1 running on {host} {took:.1f} s after ha crashed")
         assert host == "hb"

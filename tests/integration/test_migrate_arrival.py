@@ -6,16 +6,17 @@ refuses) resumes the guest at the source with its bandwidth and downtime as befo
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
 import pyvirt.api as pyvirt_api
 from pyvirt.errors import PyvirtError
 from tests.conftest import Pyvirt
-from tests.integration.test_disks import guest
-from tests.integration.test_lifecycle import define, state, wait_marker
-from tests.integration.test_migrate_live import _uri, other  # noqa: F401
+from tests.integration.migratehelp import Before, kept, source
+from tests.integration.test_lifecycle import state
+from tests.integration.test_migrate_live import _uri, other
+
+__all__ = ["other", "source"]  # fixtures
 
 pytestmark = pytest.mark.qemu
 
@@ -32,16 +33,8 @@ def _events(pv: Pyvirt, name: str) -> list[str]:
 
 
 def test_failed_finish_resumes_the_source_then_the_destination_runs_it_on_arrival(
-    pyvirt: Pyvirt,
-    other: Pyvirt,  # noqa: F811
-    tiny_image: Any,
+    pyvirt: Pyvirt, other: Pyvirt, source: Before
 ) -> None:
-    define(pyvirt, tiny_image)
-    pyvirt("start", "t1")
-    wait_marker(pyvirt, "t1")
-    guest(pyvirt, "t1", "export KEEP=arrival-$((6*7))")
-    speed = pyvirt("migrate-getspeed", "t1").out
-    downtime = pyvirt("migrate-getmaxdowntime", "t1").out
     src = pyvirt_api.open(_uri(pyvirt)).domains.get("t1")
     dest = pyvirt_api.open(_uri(other))
     policy = pyvirt_api.MigrationPolicy(bandwidth=200 << 20, downtime_ms=150)
@@ -51,8 +44,8 @@ def test_failed_finish_resumes_the_source_then_the_destination_runs_it_on_arriva
     with pytest.raises(PyvirtError, match="count must be at least 1"):
         src.migrate(dest, policy=policy, persistent=True, persistent_xml=BAD_XML)
     assert state(pyvirt, "t1") == "running (booted)"
-    assert pyvirt("migrate-getspeed", "t1").out == speed
-    assert pyvirt("migrate-getmaxdowntime", "t1").out == downtime
+    assert pyvirt("migrate-getspeed", "t1").out == source.speed
+    assert pyvirt("migrate-getmaxdowntime", "t1").out == source.downtime
     assert not (other.root / "run" / "qemu" / "t1").exists()
     assert not (pyvirt.root / "run" / "qemu" / "t1" / "migrate-before.json").exists()
 
@@ -66,5 +59,5 @@ def test_failed_finish_resumes_the_source_then_the_destination_runs_it_on_arriva
     assert "RESUME {}" in events[done:], events
     rec = json.loads((other.root / "run" / "qemu" / "t1" / "runtime.json").read_text())
     assert rec["reason"] == "migrated"
-    assert guest(other, "t1", "echo $KEEP").strip().endswith("arrival-42")
+    assert kept(other)
     assert state(pyvirt, "t1") == "shut off (migrated)"

@@ -7,7 +7,6 @@ throttled nor changed."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
@@ -15,9 +14,11 @@ import pyvirt.api as pyvirt_api
 from pyvirt.drivers.qemu.qmp import Monitor
 from pyvirt.progress import CancelledError
 from tests.conftest import Pyvirt
-from tests.integration.test_disks import guest
-from tests.integration.test_lifecycle import define, state, wait_for, wait_marker
-from tests.integration.test_migrate_live import _migrating, _uri, other  # noqa: F401
+from tests.integration.migratehelp import Before, kept, source
+from tests.integration.test_lifecycle import state, wait_for
+from tests.integration.test_migrate_live import _migrating, _uri, other
+
+__all__ = ["other", "source"]  # fixtures
 
 pytestmark = pytest.mark.qemu
 
@@ -32,16 +33,8 @@ def _capabilities(pv: Pyvirt) -> dict[str, bool]:
 
 
 def test_a_cancelled_migration_leaves_no_setting_behind(
-    pyvirt: Pyvirt,
-    other: Pyvirt,  # noqa: F811
-    tiny_image: Any,
+    pyvirt: Pyvirt, other: Pyvirt, source: Before
 ) -> None:
-    define(pyvirt, tiny_image)
-    pyvirt("start", "t1")
-    wait_marker(pyvirt, "t1")
-    guest(pyvirt, "t1", "export KEEP=reset-$((6*7))")
-    speed = pyvirt("migrate-getspeed", "t1").out
-    downtime = pyvirt("migrate-getmaxdowntime", "t1").out
     assert _capabilities(pyvirt) == dict.fromkeys(CAPS, False)
 
     src = pyvirt_api.open(_uri(pyvirt)).domains.get("t1")
@@ -60,11 +53,11 @@ def test_a_cancelled_migration_leaves_no_setting_behind(
     assert isinstance(out[0], CancelledError), out
     assert state(pyvirt, "t1") == "running (booted)"
     # as before the migration
-    assert pyvirt("migrate-getspeed", "t1").out == speed
-    assert pyvirt("migrate-getmaxdowntime", "t1").out == downtime
+    assert pyvirt("migrate-getspeed", "t1").out == source.speed
+    assert pyvirt("migrate-getmaxdowntime", "t1").out == source.downtime
     assert _capabilities(pyvirt) == dict.fromkeys(CAPS, False)
     # a save works (multifd left on would break it) and the guest comes back
     image = pyvirt.root / "t1.save"
     pyvirt("save", "t1", str(image))
     pyvirt("restore", str(image))
-    assert guest(pyvirt, "t1", "echo $KEEP").strip().endswith("reset-42")
+    assert kept(pyvirt)

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
-import signal
 import tempfile
 import time
 from collections.abc import Iterator
@@ -22,16 +20,15 @@ import pytest
 
 from tests.conftest import kill_leftovers
 from tests.daemonhelp import RunningDaemon, pyvirtd
-from tests.integration.etcdhelp import etcd_cluster
-from tests.integration.nethelp import guest_xml
-from tests.integration.test_cluster import (
-    _qemus,
+from tests.integration.clusterhelp import (
     cli,
+    crash,
     destroy_everywhere,
     hosts_running,
-    kill_watchdog,
     stop_watchdogs,
 )
+from tests.integration.etcdhelp import etcd_cluster
+from tests.integration.nethelp import guest_xml
 from tests.webhelp import screens_dir, web_console
 
 pytestmark = pytest.mark.qemu
@@ -107,11 +104,7 @@ def test_cluster_page_live(
         # daemon alone fences nothing: the watchdog holds the lease): its lease expires, ha
         # (now the only host) recovers cw1 — all shown live
         print(f"set up and shown in {time.monotonic() - began:.1f} s")
-        crash = [pid for pid, _ in _qemus("cw1", rb)]
-        b.kill()
-        kill_watchdog(rb)
-        for pid in crash:
-            os.kill(pid, signal.SIGKILL)
+        crash(b, rb, "cw1")
         began = time.monotonic()
         expect(hosts.locator('tr[data-host="hb"]')).to_have_attribute(
             "data-state", "down", timeout=20_000

@@ -1,0 +1,41 @@
+"""What the migration tests of a running tiny guest share: :func:`source` boots ``t1`` on the
+test's state root, leaves a shell variable in the guest (to see the same guest, not a reboot,
+on the other side) and notes the migration settings it had before any migration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.conftest import Pyvirt
+from tests.integration.test_disks import guest
+from tests.integration.test_lifecycle import define, wait_marker
+
+#: what ``echo $KEEP`` prints in the guest :func:`source` booted
+KEPT = "kept-42"
+
+
+@dataclass
+class Before:
+    """The source guest's ``migrate-getspeed`` and ``migrate-getmaxdowntime`` before any
+    migration."""
+
+    speed: str
+    downtime: str
+
+
+@pytest.fixture
+def source(pyvirt: Pyvirt, tiny_image: Any) -> Before:
+    """``t1`` booted on ``pyvirt`` with ``KEEP`` set in its shell; its settings before."""
+    define(pyvirt, tiny_image)
+    pyvirt("start", "t1")
+    wait_marker(pyvirt, "t1")
+    guest(pyvirt, "t1", "export KEEP=kept-$((6*7))")
+    return Before(pyvirt("migrate-getspeed", "t1").out, pyvirt("migrate-getmaxdowntime", "t1").out)
+
+
+def kept(pv: Pyvirt) -> bool:
+    """Whether ``t1`` on *pv* is still the guest :func:`source` booted (its ``KEEP``)."""
+    return guest(pv, "t1", "echo $KEEP").strip().endswith(KEPT)
