@@ -68,6 +68,8 @@ def test_stopped_event_words() -> None:
     assert stopped_event("shutdown", "guest-shutdown").detail == "Shutdown"
     assert stopped_event("destroyed", "host-signal").detail == "Destroyed"
     assert stopped_event("crashed", "guest-panic").detail == "Crashed"
+    assert stopped_event("migrated", None).detail == "Migrated"  # the source after confirm
+    assert stopped_event("saved", None).detail == "Saved"
     assert stopped_event("crashed", "no-shutdown-event").detail == "Failed"  # killed QEMU
     assert stopped_event("crashed", None).detail == "Failed"
     assert stopped_event("shutdown", None).event == "Stopped"

@@ -209,6 +209,8 @@ def stopped_event(reason: str, detail: str | None) -> DomainEvent:
         return DomainEvent("lifecycle", "Stopped", "Shutdown")
     if reason == "destroyed":
         return DomainEvent("lifecycle", "Stopped", "Destroyed")
+    if reason in ("migrated", "saved"):  # a confirm or a save stopped it, as libvirt says
+        return DomainEvent("lifecycle", "Stopped", reason.capitalize())
     if reason == "crashed" and detail == "guest-panic":
         return DomainEvent("lifecycle", "Stopped", "Crashed")
     return DomainEvent("lifecycle", "Stopped", "Failed")
