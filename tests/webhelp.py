@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -38,7 +39,23 @@ def screens_dir(tmp_path_factory: pytest.TempPathFactory, module: str) -> Path:
         path = Path(env) / module
         path.mkdir(parents=True, exist_ok=True)
         return path
-    return tmp_path_factory.mktemp(f"screens-{module}", numbered=False)
+    path = tmp_path_factory.getbasetemp() / f"screens-{module}"
+    path.mkdir(exist_ok=True)  # a rerun of a failed test finds the first attempt's
+    return path
+
+
+def goto(page: Any, url: str) -> Any:
+    """``page.goto(url)``, again when chromium gives up with ``ERR_NETWORK_CHANGED``: it
+    cancels requests, loopback ones too, when an interface comes or goes on the host, and
+    other tests make taps, bridges and veth pairs all the time."""
+    for attempt in range(3):
+        try:
+            return page.goto(url)
+        except Exception as err:
+            if "ERR_NETWORK_CHANGED" not in str(err) or attempt == 2:
+                raise
+            time.sleep(0.5)
+    raise AssertionError("unreachable")
 
 
 def require_browser() -> None:
@@ -80,7 +97,7 @@ class Web:
         if self.page.url == url:
             self.page.reload()
         else:
-            self.page.goto(url)
+            goto(self.page, url)
         if ready:
             self.page.locator(ready).first.wait_for()
         self.shot(name or where.strip("#/") or "overview")
@@ -92,7 +109,7 @@ class Web:
 
     def login(self, page: Any, user: str = USER, password: str = PASSWORD) -> None:
         """Log in through the form."""
-        page.goto(self.base + "/login")
+        goto(page, self.base + "/login")
         page.get_by_label("User name").fill(user)
         page.get_by_label("Password").fill(password)
         page.get_by_role("button", name="Log in").click()

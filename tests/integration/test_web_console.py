@@ -72,7 +72,7 @@ def serial_text(page: Any) -> str:
 
 def test_graphical_and_serial_consoles(web: Any) -> None:
     page = web.page
-    page.goto(f"{web.base}/ui/console.html?domain={NAME}&kind=vnc")
+    webhelp.goto(page, f"{web.base}/ui/console.html?domain={NAME}&kind=vnc")
     page.locator("section[data-kind=vnc][data-state=connected]").wait_for(timeout=20_000)
     page.wait_for_function(f"() => ({CANVAS_STATS})('{VNC_CANVAS}')?.differ > 100",
                            timeout=20_000)  # fmt: skip
@@ -115,7 +115,7 @@ def test_serial_key_echo_latency(web: Any) -> None:
     """Key → echo on the serial console, measured in the page: keydown (performance.now())
     until xterm.js has the echoed character in its rows."""
     page = web.page
-    page.goto(f"{web.base}/ui/console.html?domain={NAME}&kind=serial")
+    webhelp.goto(page, f"{web.base}/ui/console.html?domain={NAME}&kind=serial")
     page.locator("section[data-kind=serial][data-state=connected]").wait_for(timeout=20_000)
     page.locator("section[data-kind=serial] .xterm").click()
     page.keyboard.press("Enter")  # a fresh prompt (not ^U: Ctrl+U is a browser shortcut)
@@ -168,7 +168,7 @@ TICKET = """async ([name, kind]) => {
 
 def test_console_websockets_refused(web: Any) -> None:
     page = web.page
-    page.goto(f"{web.base}/ui/console.html")
+    webhelp.goto(page, f"{web.base}/ui/console.html")
     wss = web.base.replace("https://", "wss://")
     got = page.evaluate(TICKET, [NAME, "vnc"])
     assert got["status"] == 201, got
@@ -194,7 +194,7 @@ def test_console_websockets_refused(web: Any) -> None:
     context = web.new_context()
     try:
         anon = context.new_page()
-        anon.goto(f"{web.base}/login")
+        webhelp.goto(anon, f"{web.base}/login")
         refused = anon.evaluate(WS_TRY, [wss + fresh, "binary"])
         assert refused["code"] == 1006, refused
     finally:
@@ -220,7 +220,7 @@ def test_send_ctrl_alt_del_reboots_the_guest(web: Any) -> None:
     reboots on it (its /init never turns that off): QEMU reports a guest reset."""
     page = web.page
     qemu_log = web.pv.root / "log" / "qemu" / NAME / "qemu.log"
-    page.goto(f"{web.base}/ui/console.html?domain={NAME}&kind=vnc")
+    webhelp.goto(page, f"{web.base}/ui/console.html?domain={NAME}&kind=vnc")
     page.locator("section[data-kind=vnc][data-state=connected]").wait_for(timeout=20_000)
     assert "event RESET" not in qemu_log.read_text()
     page.get_by_role("button", name="Send Ctrl+Alt+Del").click()

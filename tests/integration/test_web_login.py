@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PYVIRT
-from tests.webhelp import PASSWORD, USER, Web, screens_dir, web_console
+from tests.webhelp import PASSWORD, USER, Web, goto, screens_dir, web_console
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ def test_login_page_and_wrong_password(web: Web) -> None:
     context = web.new_context()
     try:
         page = context.new_page()
-        page.goto(web.base + "/")
+        goto(page, web.base + "/")
         assert page.url == web.base + "/login"
         web.shot("login", page)
         web.login(page, USER, "wrong password")
@@ -72,7 +72,7 @@ def test_login_page_and_wrong_password(web: Web) -> None:
         assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Strict"
         page.get_by_role("button", name="Log out").click()
         page.wait_for_url(web.base + "/login")
-        page.goto(web.base + "/")
+        goto(page, web.base + "/")
         assert page.url == web.base + "/login"  # the session is gone
         r = context.request.get(web.base + "/api/v1/session", max_redirects=0)
         assert r.status == 401

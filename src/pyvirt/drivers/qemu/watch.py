@@ -141,7 +141,6 @@ def spawn_watcher(
     log_path: Path | None = None,
     module: str | None = None,
     extra_args: Sequence[str] = (),
-    incoming: bool = False,
 ) -> int:
     """Start the watcher for ``run_dir`` detached (own session), unless one is running.
 
@@ -153,9 +152,6 @@ def spawn_watcher(
     :param module: the entry module to run (``python -m MODULE``) instead of this one; it
         must end up in :func:`main` (with its ``on_exit``) and accept ``extra_args``
     :param extra_args: arguments for ``module`` (placed before the watcher's own)
-    :param incoming: QEMU waits for an incoming migration (the watcher yields the CPU while
-        it starts and after the arrival, not in between: its ``cont`` on arrival is the
-        guest's pause)
     :returns: the watcher's pid
     """
     if log_path is None:
@@ -168,8 +164,6 @@ def spawn_watcher(
     argv = [sys.executable, "-m", module or __name__, *extra_args, str(run_dir)]
     if log_path is not None:
         argv += ["--log", str(log_path)]
-    if incoming:
-        argv.append("--incoming")
     stderr_fd = process.take_stderr_reader(run_dir)
     if stderr_fd is not None:
         argv += ["--stderr-fd", str(stderr_fd)]
@@ -258,12 +252,8 @@ class Watch:
         out_fd: int = 2,
         on_event: EventCallback | None = None,
         say: Callable[[str], None] | None = None,
-        yield_after_arrival: bool = False,
     ) -> None:
         self.run_dir = run_dir
-        #: this process runs at normal priority from its connection until the incoming
-        #: migration ended (its ``cont`` on arrival is the guest's pause), then yields again
-        self.yield_after_arrival = yield_after_arrival
         self.stderr_fd = stderr_fd
         self.out_fd = out_fd
         self.on_event = on_event
@@ -367,14 +357,10 @@ class Watch:
             self.migration = str(data.get("status", ""))
             if self.migration == "completed":
                 await self.run_on_arrival(client)  # the guest stands still until then
-            if self.migration in ("completed", "failed"):
-                self._yield_now()
             elif self.migration == "postcopy-paused" and self._recovering is None:
                 import asyncio
 
                 self._recovering = asyncio.create_task(self.serve_recover(client))
-        elif name == "RESUME":  # a restore's QEMU (without MIGRATION events) runs
-            self._yield_now()
         self._write((_event_line(event) + "\n").encode())
         if name == "SHUTDOWN":
             if not (self.quitting and data.get("reason") == "host-qmp-quit"):
@@ -390,12 +376,6 @@ class Watch:
                 self.on_event(event)
             except Exception:
                 log.exception("event callback failed")
-
-    def _yield_now(self) -> None:
-        """The incoming migration ended: from now on yield the CPU to the guest."""
-        if self.yield_after_arrival:
-            self.yield_after_arrival = False
-            lower_priority()
 
     async def run_on_arrival(self, client: Any) -> None:
         """An incoming migration completed: ``cont`` if the destination asked for it. The
@@ -515,8 +495,6 @@ class Watch:
             if await self.connect(client):
                 with contextlib.suppress(FileNotFoundError):  # the run dir went meanwhile
                     write_watcher(self.run_dir, connected=True)
-                if self.yield_after_arrival:  # started yielding; the cont on arrival won't
-                    restore_priority()
                 self.say(f"watching QEMU pid {self.qemu_pid}")
 
                 async def consume() -> None:
@@ -547,29 +525,29 @@ class Watch:
         return classify(self.last_shutdown, is_destroying(self.run_dir))
 
 
-#: the nice value of the watcher (and of its session's scheduling group)
+#: the nice value of the watcher
 WATCHER_NICE = 10
 
 
 def lower_priority() -> None:
-    """Make this process yield the CPU to the guests: nice :data:`WATCHER_NICE`, and the
-    same for its session's autogroup. Where the kernel groups processes by session
-    (``kernel.sched_autogroup_enabled``, no CPU cgroup of their own), a nice value only
-    counts against the processes of the same session; the watcher has a session of its own,
-    so without the group's nice its start-up and its stop work would compete with each
-    QEMU's group at full weight."""
+    """Make this process yield the CPU to the guests: nice :data:`WATCHER_NICE`.
+
+    Where the kernel shares CPU time by session (``kernel.sched_autogroup_enabled`` and no
+    CPU cgroup of the watcher's own), a nice value only counts against the processes of the
+    same session, and the watcher has a session of its own: there it competes with each
+    QEMU at full weight. Lowering its session group's nice too (``/proc/self/autogroup``)
+    was measured (stop 15) and left out: the slower start-up it gives the watcher on a
+    loaded host let a QEMU that quits at once exit before the watcher connected, and the
+    exit was then classified without its SHUTDOWN event.
+    """
     with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, 0, WATCHER_NICE)
-    with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as f:
-        f.write(str(WATCHER_NICE))
 
 
 def restore_priority() -> None:
     """Undo :func:`lower_priority` where this process may (root may; else it stays)."""
     with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, 0, 0)
-    with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as f:
-        f.write("0")
 
 
 def still_ours(run_dir: Path, pid: int, starttime: int | None) -> bool:
@@ -591,6 +569,8 @@ def main(argv: list[str] | None = None, *, on_exit: ExitCallback | None = None) 
     :param on_exit: called once QEMU is gone and ``exit.json`` is written (exceptions are
         logged); an entry module that wraps this one passes it
     """
+    # supervision must never steal CPU from the guest it watches (TCG boots are CPU-bound)
+    lower_priority()
     import argparse  # only the watcher process parses arguments; launchers just import us
     import asyncio
 
@@ -598,14 +578,7 @@ def main(argv: list[str] | None = None, *, on_exit: ExitCallback | None = None) 
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--log", type=Path, help="domain log (informational)")
     parser.add_argument("--stderr-fd", type=int, help="read end of QEMU's stderr FIFO")
-    parser.add_argument(
-        "--incoming", action="store_true", help="QEMU waits for a migration: yield after it"
-    )
     args = parser.parse_args(argv)
-    # supervision must never steal CPU from the guest it watches (TCG boots are CPU-bound),
-    # nor its start-up from a migration's streams; the destination of one sends ``cont`` on
-    # arrival (the guest's pause): at normal priority from its connection to the arrival
-    lower_priority()
     run_dir: Path = args.run_dir
 
     handler = logging.StreamHandler(sys.stderr)
@@ -623,7 +596,7 @@ def main(argv: list[str] | None = None, *, on_exit: ExitCallback | None = None) 
     # exit.json goes through this descriptor: a destroy removes the directory without waiting
     # for us, and the next start may make a new one of the same name meanwhile
     dir_fd = os.open(run_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    watcher = Watch(run_dir, args.stderr_fd, yield_after_arrival=args.incoming)
+    watcher = Watch(run_dir, args.stderr_fd)
     info = asyncio.run(watcher.run())
     log.info("QEMU gone: %s (%s)", info.reason, info.detail)
     if not still_ours(run_dir, watcher.qemu_pid, watcher.qemu_start):

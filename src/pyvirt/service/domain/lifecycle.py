@@ -214,7 +214,7 @@ def _run(
             run.write_live_xml(live_xml)
     run.save_record(rec)
     if not supervise.supervisor_alive(mgr.paths):  # else pyvirtd watches it, no reaper needed
-        reaper_spawn.spawn(mgr.paths, name, incoming="-incoming" in extra_argv)
+        reaper_spawn.spawn(mgr.paths, name)
     _after_launch(mgr, p, launched.pid, launched.starttime)
     supervise.notify_started(name)
     mgr.paths.domain_last_state(name).unlink(missing_ok=True)

@@ -37,9 +37,8 @@ def parse_paths_arg(text: str) -> StatePaths:
     )
 
 
-def spawn(paths: StatePaths, name: str, *, incoming: bool = False) -> int:
-    """Start the reaper of running domain ``name`` (detached; not waited for); *incoming*:
-    its QEMU waits for an incoming migration (:func:`~pyvirt.drivers.qemu.watch.spawn_watcher`).
+def spawn(paths: StatePaths, name: str) -> int:
+    """Start the reaper of running domain ``name`` (detached; not waited for).
 
     :returns: its pid
     """
@@ -48,9 +47,8 @@ def spawn(paths: StatePaths, name: str, *, incoming: bool = False) -> int:
 
     run_dir = paths.domain_run_dir(name)
     pid = watch.spawn_watcher(
-        run_dir, module=REAPER_MODULE, extra_args=["--paths", paths_arg(paths)],
-        incoming=incoming,
-    )  # fmt: skip
+        run_dir, module=REAPER_MODULE, extra_args=["--paths", paths_arg(paths)]
+    )
     # claim the watch at once (the reaper rewrites it when it runs): a command in between must
     # not take the domain for unwatched and spawn a second reaper
     stat = process.proc_stat(pid)
