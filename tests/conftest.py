@@ -170,6 +170,20 @@ class Pyvirt:
         return out
 
 
+@contextlib.contextmanager
+def in_background(argv: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """*argv* (a CLI verb that runs a while: a slow migration) started in the background,
+    its output captured; killed on the way out if the test left it running."""
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def kill_leftovers(root: Path) -> None:
     """SIGKILL every QEMU whose runtime record lives under ``root`` (a failed test's guests)."""
     for record in (root / "run" / "qemu").glob("*/runtime.json"):

@@ -20,7 +20,7 @@ import pytest
 import pyvirt.api as pyvirt_api
 from pyvirt.errors import PyvirtError
 from pyvirt.progress import CancelledError, CancelToken
-from tests.conftest import PYVIRT, Pyvirt, kill_leftovers
+from tests.conftest import PYVIRT, Pyvirt, in_background, kill_leftovers
 from tests.integration.test_disks import guest
 from tests.integration.test_lifecycle import (
     MARKER,
@@ -100,19 +100,11 @@ def test_live_migration_moves_the_running_guest(
     pyvirt("define", str(back))
     # slowly (1 MiB/s), with --timeout 1 --timeout-suspend: after a second the guest stands
     # still at B so that the rest goes at once (a bandwidth raised then lets it end)
-    proc = subprocess.Popen(
-        [*PYVIRT, "migrate", "--live", "--bandwidth", "1", "--timeout", "1", "--timeout-suspend",
-         "t1", _uri(pyvirt)], env=other.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
+    with in_background([*PYVIRT, "migrate", "--live", "--bandwidth", "1", "--timeout", "1",
+                        "--timeout-suspend", "t1", _uri(pyvirt)], other.env) as proc:  # fmt: skip
         wait_for(lambda: state(other, "t1") == "paused (migrating)", 30, "the timeout's pause")
         other("migrate-setspeed", "t1", "--bandwidth", "4096")
         _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 0, err
     assert state(pyvirt, "t1") == "running (migrated)"
     assert state(other, "t1") == "shut off (migrated)"
@@ -187,19 +179,12 @@ def _cancelled_and_failed(pyvirt: Pyvirt, other: Pyvirt) -> None:
     assert _qemu_dirs(other) == []
     # --abort-on-error: the guest stops on an I/O error (its disk's file system is full)
     # while it moves: the migration is cancelled, it waits paused on the source
-    proc = subprocess.Popen(
-        [*PYVIRT, "migrate", "--live", "--abort-on-error", "--bandwidth", "1", "t1",
-         _uri(other)], env=pyvirt.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
+    with in_background([*PYVIRT, "migrate", "--live", "--abort-on-error", "--bandwidth", "1",
+                        "t1", _uri(other)], pyvirt.env) as proc:  # fmt: skip
         wait_for(lambda: src.migration_status().transferred > 0, 30, "the migration")
         guest(pyvirt, "t1", "(sleep 1; dd if=/dev/urandom of=/dev/vda bs=1M count=4 "
                             "conv=fsync 2>/dev/null) & echo started")  # fmt: skip
         _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 1
     assert err.splitlines()[0] == (
         "error: migration of domain 't1' aborted: the guest stopped on an I/O error of a disk "

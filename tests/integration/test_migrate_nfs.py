@@ -8,7 +8,6 @@ during the migration; what it writes at the destination lands in the export."""
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -101,14 +100,11 @@ def test_live_migration_on_an_nfs_pool(
         a.env["PYVIRT_TOKEN"] = _token(db)
         dest = f"pyvirt+tls://{ADDR_B}:{port}/?ca={db.cert}"
         # 1 MiB/s: it is still running when the guest writes again
-        from tests.conftest import PYVIRT
+        from tests.conftest import PYVIRT, in_background
 
-        mig = subprocess.Popen(
-            ["ip", "netns", "exec", ns_a, *PYVIRT, "migrate", "--live", "--persistent",
-             "--undefinesource", "--bandwidth", "1", "t1", dest],
-            env=a.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        try:
+        with in_background(["ip", "netns", "exec", ns_a, *PYVIRT, "migrate", "--live",
+                            "--persistent", "--undefinesource", "--bandwidth", "1", "t1", dest],
+                           a.env) as mig:  # fmt: skip
             deadline = time.monotonic() + 30
             while "Outgoing migration" not in a("domjobinfo", "t1", check=False).out:
                 assert time.monotonic() < deadline, "the migration did not start"
@@ -116,10 +112,6 @@ def test_live_migration_on_an_nfs_pool(
             _write(a, 2048, "written-during")  # at 1 MiB
             a("migrate-setspeed", "t1", "--bandwidth", "1024")
             _, err = mig.communicate(timeout=90)
-        finally:
-            if mig.poll() is None:
-                mig.kill()
-                mig.wait()
         assert mig.returncode == 0, err
         assert state(b, "t1") == "running (migrated)"
         assert a("list", "--all", "--name").out.strip() == ""

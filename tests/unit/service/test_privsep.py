@@ -128,15 +128,23 @@ def test_vnc_warnings(graphics: str, expected: str | None) -> None:
         assert len(warnings) == 1 and expected in warnings[0]
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
-def test_dac_shared_image_restored_by_the_last_domain(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def nobody_mgr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DomainManager:
+    """A manager whose QEMU user is ``nobody`` (65534): what the DAC hook chowns images to."""
     from pyvirt.service.domain import dac
     from pyvirt.state.qemu_user import QemuIdentity
 
     monkeypatch.setattr(dac, "identity", lambda mgr: QemuIdentity("nobody", 65534, 65534))
-    mgr = DomainManager(StatePaths.from_root(tmp_path / "s"))
+    return DomainManager(StatePaths.from_root(tmp_path / "s"))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_dac_shared_image_restored_by_the_last_domain(
+    tmp_path: Path, nobody_mgr: DomainManager
+) -> None:
+    from pyvirt.service.domain import dac
+
+    mgr = nobody_mgr
     image = tmp_path / "shared.img"
     image.write_bytes(b"x")
     os.chown(image, 0, 0)
@@ -164,14 +172,10 @@ def test_dac_shared_image_restored_by_the_last_domain(
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
-def test_dac_migration_hands_shared_images_over(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_dac_migration_hands_shared_images_over(tmp_path: Path, nobody_mgr: DomainManager) -> None:
     from pyvirt.service.domain import dac
-    from pyvirt.state.qemu_user import QemuIdentity
 
-    monkeypatch.setattr(dac, "identity", lambda mgr: QemuIdentity("nobody", 65534, 65534))
-    mgr = DomainManager(StatePaths.from_root(tmp_path / "s"))
+    mgr = nobody_mgr
     shared, copied = tmp_path / "shared.img", tmp_path / "copied.img"
     mgr.rundir("a").create()
     for image in (shared, copied):
