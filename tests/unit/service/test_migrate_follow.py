@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from pyvirt.drivers.qemu.monitor.migration import MigrationStatus
+from pyvirt.drivers.qemu.monitor.migration import MigrationParameters, MigrationStatus
 from pyvirt.errors import OperationFailedError
-from pyvirt.service.domain.migrate import Policy, _Follow
+from pyvirt.service.domain.migrate import Policy, _Follow, starting_parameters
 from pyvirt.service.domain.types import Reason
 
 
@@ -76,3 +76,22 @@ def test_abort_on_error() -> None:
     f, mon = follow(), Mon("io-error")
     f._step(mon, active(1))  # type: ignore[arg-type]
     assert mon.calls == []
+
+
+def _before(downtime_ms: int) -> MigrationParameters:
+    return MigrationParameters(max_bandwidth=128 << 20, downtime_limit_ms=downtime_ms,
+                               xbzrle_cache_size=64 << 20)  # fmt: skip
+
+
+def test_the_policy_starts_from_a_low_downtime_limit() -> None:
+    """QEMU's default limit (300 ms) is replaced by the policy's starting one (100 ms)."""
+    assert starting_parameters(Policy(), _before(300)) == {"downtime_limit_ms": 100}
+    assert starting_parameters(Policy(initial_downtime_ms=50), _before(300)) == {
+        "downtime_limit_ms": 50
+    }
+
+
+def test_a_downtime_limit_someone_set_stays() -> None:
+    """One given to the migration wins; one set before it (migrate-setmaxdowntime) stays."""
+    assert starting_parameters(Policy(downtime_ms=700), _before(300)) == {"downtime_limit_ms": 700}
+    assert starting_parameters(Policy(bandwidth=1 << 20), _before(40)) == {"max_bandwidth": 1 << 20}

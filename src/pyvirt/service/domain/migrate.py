@@ -117,12 +117,14 @@ class Incoming:
 class Policy:
     """How the source drives a migration towards its end (virsh's ``migrate`` options).
 
-    Convergence: QEMU ends a pre-copy migration when what is left to send fits into
-    ``downtime_ms`` at the measured bandwidth. When the remaining RAM stops shrinking
-    (:attr:`stall_passes` passes over memory without a 10 % drop), the policy doubles the
-    allowed downtime up to :attr:`max_downtime_ms`; with :attr:`auto_converge` QEMU also
-    throttles the vCPUs; with :attr:`postcopy` it switches to post-copy after
-    :attr:`postcopy_after_passes` passes. After :attr:`max_passes` passes (or
+    Convergence: QEMU ends a pre-copy migration when what is left to send fits into the
+    downtime limit at the measured bandwidth. The policy starts low, at
+    :attr:`initial_downtime_ms` (``downtime_ms`` when given; the source QEMU's own limit when
+    a user changed it from QEMU's default before the migration). When the remaining RAM
+    stops shrinking (:attr:`stall_passes` passes over memory without a 10 % drop), the
+    policy doubles the allowed downtime up to :attr:`max_downtime_ms`; with
+    :attr:`auto_converge` QEMU also throttles the vCPUs; with :attr:`postcopy` it switches
+    to post-copy after :attr:`postcopy_after_passes` passes. After :attr:`max_passes` passes (or
     :attr:`timeout` seconds, whose action is :attr:`timeout_action`) it gives up, cancels and
     says why; the guest runs on at the source.
     """
@@ -130,6 +132,12 @@ class Policy:
     #: bytes/s (None: QEMU's default, 128 MiB/s)
     bandwidth: int | None = None
     downtime_ms: int | None = None
+    #: the downtime limit (ms) to start from when neither ``downtime_ms`` nor a
+    #: ``migrate-setmaxdowntime`` before the migration set one (Proxmox's default too).
+    #: Lower than QEMU's 300 ms: QEMU checks the limit as it goes, and with 300 ms it often
+    #: stops the guest in the middle of a 100 ms bandwidth window with 20-30 MB still to
+    #: send (docs/migration.md, "Performance")
+    initial_downtime_ms: int = 100
     max_downtime_ms: int = 2000
     auto_converge: bool = False
     auto_converge_initial: int | None = None
@@ -581,6 +589,20 @@ def _stop_incoming(mgr: DomainManager, name: str) -> None:
         _set_last_reason(mgr, name, before)
 
 
+#: QEMU's own ``downtime-limit`` (ms) until someone sets one
+QEMU_DEFAULT_DOWNTIME_MS = 300
+
+
+def starting_parameters(policy: Policy, before: MigrationParameters) -> dict[str, int]:
+    """The migration parameters perform sets before ``migrate``: the policy's, and its
+    :attr:`~Policy.initial_downtime_ms` unless a downtime limit was given or *before* (the
+    source QEMU's parameters) shows one a user set (``migrate-setmaxdowntime``)."""
+    params = policy.parameters()
+    if "downtime_limit_ms" not in params and before.downtime_limit_ms == QEMU_DEFAULT_DOWNTIME_MS:
+        params["downtime_limit_ms"] = policy.initial_downtime_ms
+    return params
+
+
 # -- source ----------------------------------------------------------------------------------
 #: seconds the perform loop holds the source's monitor at most before letting other sessions
 #: (verbs, the statistics sampler, the tuning verbs below) in for :data:`_GAP` seconds
@@ -684,7 +706,7 @@ def perform(
                 mon.set_migration_capabilities(
                     **policy.capabilities(), pause_before_switchover=storage is not None
                 )
-                params: dict[str, Any] = dict(policy.parameters())
+                params: dict[str, Any] = dict(starting_parameters(policy, before))
                 if params:
                     mon.set_migration_parameters(**params)
                 downtime = int(params.get("downtime_limit_ms", before.downtime_limit_ms))
@@ -902,7 +924,7 @@ class _Follow:
         self.jobs: Sequence[str] = jobs
         self.name = name
         self.policy = policy
-        self.downtime = downtime or 300
+        self.downtime = downtime or QEMU_DEFAULT_DOWNTIME_MS
         self.user_downtime = False
         self.progress = progress
         self.cancel = cancel
