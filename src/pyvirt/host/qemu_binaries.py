@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -174,15 +175,38 @@ def _is_executable(path: Path) -> bool:
     return path.is_file() and os.access(path, os.X_OK)
 
 
+#: {directories: (their modification times, what :func:`find_qemu_binaries` found)}
+_FOUND: dict[tuple[Path, ...], tuple[tuple[int, ...], dict[str, Path]]] = {}
+#: how long ago (ns) the last change to a directory must be for its scan to be kept
+_SETTLED_NS = 1_000_000_000
+
+
+def _mtimes(dirs: Sequence[Path]) -> tuple[int, ...]:
+    out = []
+    for d in dirs:
+        try:
+            out.append(os.stat(d).st_mtime_ns)
+        except OSError:
+            out.append(-1)
+    return tuple(out)
+
+
 def find_qemu_binaries(search_path: Sequence[Path] | None = None) -> dict[str, Path]:
     """Installed ``qemu-system-ARCH`` binaries by QEMU arch; the first in the path wins.
 
-    Variant builds such as ``qemu-system-x86_64-microvm`` are skipped.
+    Variant builds such as ``qemu-system-x86_64-microvm`` are skipped. The scan (a listing
+    of ``/usr/bin`` among others, ~6 ms) is kept while no directory's modification time
+    changed (a package installed or removed changes it).
 
     :param search_path: directories to scan; :func:`default_search_path` when ``None``
     """
+    dirs = tuple(default_search_path() if search_path is None else search_path)
+    stamp = _mtimes(dirs)
+    cached = _FOUND.get(dirs)
+    if cached is not None and cached[0] == stamp:
+        return dict(cached[1])
     found: dict[str, Path] = {}
-    for directory in default_search_path() if search_path is None else search_path:
+    for directory in dirs:
         try:
             names = sorted(os.listdir(directory))
         except OSError:
@@ -191,7 +215,12 @@ def find_qemu_binaries(search_path: Sequence[Path] | None = None) -> dict[str, P
             match = _BINARY_RE.fullmatch(name)
             if match and match.group(1) not in found and _is_executable(directory / name):
                 found[match.group(1)] = directory / name
-    return dict(sorted(found.items()))
+    result = dict(sorted(found.items()))
+    # a directory changed within the file system's timestamp granularity (a clock tick) may
+    # change again without its time moving: such a scan is not kept
+    if max(stamp) < time.time_ns() - _SETTLED_NS:
+        _FOUND[dirs] = (stamp, result)
+    return dict(result)
 
 
 def find_qemu_img(search_path: Sequence[Path] | None = None) -> Path | None:

@@ -84,6 +84,20 @@ def test_find_binaries(tmp_path: Path) -> None:
     assert qb.find_qemu_img([first]) is None
 
 
+def test_a_binary_installed_or_removed_later_is_seen(tmp_path: Path) -> None:
+    """The scan is kept between calls, but not past a change to one of its directories."""
+    bindir = tmp_path / "bin"
+    _exe(bindir / "qemu-system-x86_64")
+    assert set(qb.find_qemu_binaries([bindir])) == {"x86_64"}
+    found = qb.find_qemu_binaries([bindir])
+    found.clear()  # the caller's copy
+    assert set(qb.find_qemu_binaries([bindir])) == {"x86_64"}
+    _exe(bindir / "qemu-system-aarch64")
+    assert set(qb.find_qemu_binaries([bindir])) == {"aarch64", "x86_64"}
+    (bindir / "qemu-system-x86_64").unlink()
+    assert set(qb.find_qemu_binaries([bindir])) == {"aarch64"}
+
+
 def test_default_search_path_includes_libexec(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/x:/y:/x")
     assert qb.default_search_path() == [Path("/x"), Path("/y"), Path("/usr/libexec")]
@@ -156,3 +170,16 @@ def test_hanging_binary_times_out(fake_qemu: Callable[..., Path]) -> None:
 def test_run_command_missing_program(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError):
         qb.run_command([str(tmp_path / "nothing"), "--version"])
+
+
+def test_the_scan_of_settled_directories_is_kept(tmp_path: Path) -> None:
+    """No listing while the directories' times stay (the second binary, put in with the
+    directory's time set back, is not seen: the kept scan answered)."""
+    bindir = tmp_path / "bin"
+    _exe(bindir / "qemu-system-x86_64")
+    past = (1_000_000_000, 1_000_000_000)
+    os.utime(bindir, past)
+    assert set(qb.find_qemu_binaries([bindir])) == {"x86_64"}
+    _exe(bindir / "qemu-system-aarch64")
+    os.utime(bindir, past)
+    assert set(qb.find_qemu_binaries([bindir])) == {"x86_64"}
