@@ -218,7 +218,7 @@ def find_qemu_binaries(search_path: Sequence[Path] | None = None) -> dict[str, P
     result = dict(sorted(found.items()))
     # a directory changed within the file system's timestamp granularity (a clock tick) may
     # change again without its time moving: such a scan is not kept
-    if max(stamp) < time.time_ns() - _SETTLED_NS:
+    if max(stamp, default=0) < time.time_ns() - _SETTLED_NS:
         _FOUND[dirs] = (stamp, result)
     return dict(result)
 
