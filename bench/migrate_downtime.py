@@ -33,6 +33,16 @@ the root CPU cgroup), a QEMU alone in its session competes with every other sess
 weight; on a machine loaded by other sessions the two placements differ (measured: the raw
 copy's ticker gap 72-91 ms in the bench's session, 231 ms in its own; pyvirt's 205-238 ms).
 
+``--settle S``: wait S seconds before each move. A move's destination QEMU writes ~100 MB
+of guest RAM into memory it allocates as it goes; in a VM whose host backs memory on demand
+and takes back what the guest kernel reports free (virtio-balloon free page reporting,
+after ~2 s: this machine), memory freed in the last seconds is already backed and the rest
+costs a host fault per page, so the switch-over's last megabytes load 5-20 times slower
+from fresh memory. Interleaved back to back, each move inherits what the move before it (of
+the other column) freed and pays for what its own helpers allocate (pyvirt's watcher, ~13
+MB); ``--settle 3`` lets every move start from the same state (measured: a 40 MB allocation
+added to each raw move swapped the two columns' switch-over times, 12.5 / 28.8 ms).
+
 ``--tunnelled``: instead, both hosts get a pyvirtd with a TLS listener on loopback (a token
 each, their self-signed certificates as CAs), and the source daemon drives every move
 (``migrate --p2p``): ``direct`` (QEMU to QEMU over a TCP port on 127.0.0.1) against
@@ -342,7 +352,7 @@ def ticking(*logs: Path, timeout: float = 120.0) -> None:
 
 
 def rounds(
-    runs: int, a: Path, b: Path, raw: RawGuest
+    runs: int, a: Path, b: Path, raw: RawGuest, settle: float = 0.0
 ) -> tuple[float, dict[str, list[tuple[float, float]]]]:
     """The interleaved moves: (the idle floor, {kind: [(total, downtime)]})."""
     import pyvirt.api
@@ -359,10 +369,12 @@ def rounds(
         to = "B" if where == "A" else "A"
         dom = conns[where].domains.get("b1")
         sizes = {k: p.stat().st_size if p.exists() else 0 for k, p in qlogs.items()}
+        time.sleep(settle)
         mine = watched(lambda d=dom, t=to: d.migrate(conns[t]), logs[where], logs[to])
         mine_phases = phases(log_events(qlogs[where], sizes[where]),
                              log_events(qlogs[to], sizes[to]))  # fmt: skip
         where = to
+        time.sleep(settle)
         theirs = watched(raw.move, raw.console("S"), raw.console("D"))
         raw.last = raw.phases()
         if i >= 2:
@@ -473,6 +485,9 @@ def main() -> None:
     ap.add_argument("--raw-own-session", action="store_true",
                     help="each raw QEMU in a session of its own, as -daemonize puts pyvirt's "
                     "(the kernel's autogroups share CPU time by session)")  # fmt: skip
+    ap.add_argument("--settle", type=float, default=0.0, metavar="S",
+                    help="seconds to wait before each move (the host takes freed memory "
+                    "back after ~2 s: every move then starts from the same state)")  # fmt: skip
     ap.add_argument("--tunnelled", action="store_true",
                     help="direct against tunnelled, through two pyvirtd")  # fmt: skip
     args = ap.parse_args()
@@ -499,7 +514,7 @@ def main() -> None:
         try:
             raw.boot()
             with state_root() as b:  # the destination (its QEMUs destroyed on the way out)
-                floor, rows = rounds(args.runs, a, b, raw)
+                floor, rows = rounds(args.runs, a, b, raw, args.settle)
         finally:
             raw.stop()
             shutil.rmtree(raw_dir, ignore_errors=True)
