@@ -117,3 +117,15 @@ def test_completed_migration_figures(http: TestClient, tmp_path: Path) -> None:
     svc._set_last_reason(mgr, "web1", Reason.MIGRATED, figures.to_json())
     assert http.get("/api/v1/domains/web1/migration/completed").json() == figures.to_json()
     assert http.get("/api/v1/domains/web1").json()["reason"] == "migrated"
+
+
+def test_the_policy_body_has_every_field_of_the_policy() -> None:
+    """A client sends the whole policy (dataclasses.asdict): a field the daemon's body
+    lacks would be refused as an extra input, with the defaults the same on both sides."""
+    import dataclasses
+
+    from pyvirt.daemon.routes.migrations import PolicyBody
+
+    fields = {f.name: f.default for f in dataclasses.fields(pyvirt.api.MigrationPolicy)}
+    assert set(PolicyBody.model_fields) == set(fields)
+    assert PolicyBody.model_validate({}).policy() == pyvirt.api.MigrationPolicy()
