@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ import pytest
 from tests.conftest import Pyvirt, kill_leftovers
 from tests.daemonhelp import RunningDaemon, free_port, pyvirtd
 from tests.integration.nethelp import NsPyvirt, netns
+from tests.integration.test_daemon_events import event_cli
 from tests.integration.test_disks import guest
 from tests.integration.test_lifecycle import MARKER, console_log, define, state, wait_marker
 from tests.integration.test_save_restore import _disk
@@ -87,10 +89,24 @@ def test_live_migration_between_daemons_in_namespaces(
         guest(a, "t1", "export KEEP=hosts-$((6*7))")
         a.env["PYVIRT_TOKEN"] = _token(db)
         dest = f"pyvirt+tls://{ADDR_B}:{port}/?ca={db.cert}"
-        # (--migrateuri: B's QEMU listens on the address given, QEMU picking the port)
-        out = a("migrate", "--live", "--persistent", "--undefinesource", "--verbose",
-                "--migrateuri", f"tcp://{ADDR_B}", "t1", dest)  # fmt: skip
-        assert out.err.endswith("Migration: [100 %]\n")
+        # each daemon's events, in libvirt's words for a migration
+        listeners = [event_cli(pv, "--all", "--loop", "--timeout", "300")
+                     for pv in (Pyvirt(root_a), b)]  # fmt: skip
+        try:
+            # (--migrateuri: B's QEMU listens on the address given, QEMU picking the port)
+            out = a("migrate", "--live", "--persistent", "--undefinesource", "--verbose",
+                    "--migrateuri", f"tcp://{ADDR_B}", "t1", dest)  # fmt: skip
+            assert out.err.endswith("Migration: [100 %]\n")
+            (_, events_a), (_, events_b) = listeners
+            events_a.wait_for("event 'lifecycle' for domain 't1': Stopped Migrated")
+            events_b.wait_for("event 'lifecycle' for domain 't1': Resumed Migrated")
+            seen_b = [line.rsplit(": ", 1)[1] for line in events_b.lines if "'t1'" in line]
+            assert seen_b.index("Started Migrated") < seen_b.index("Resumed Migrated"), seen_b
+            assert not {"Started Booted", "Suspended Paused", "Resumed Unpaused"} & set(seen_b)
+        finally:
+            for proc, lines in listeners:
+                proc.send_signal(signal.SIGINT)
+                lines.finish(20)
         assert state(b, "t1") == "running (migrated)"
         assert guest(b, "t1", "echo $KEEP").strip() == "hosts-42"
         assert MARKER not in console_log(b, "t1").read_text(errors="replace")

@@ -110,6 +110,18 @@ class DomainWatch:
         return self._sup.paused
 
     @property
+    def started(self) -> DomainEvent:
+        """The ``Started`` event of the domain attached to: ``Booted``, or ``Migrated`` /
+        ``Restored`` for a QEMU started to take in a migration or a saved state."""
+        detail = {"migration": "Migrated", "restore": "Restored"}.get(self._sup.incoming or "")
+        return DomainEvent("lifecycle", "Started", detail or "Booted")
+
+    @property
+    def incoming(self) -> str | None:
+        """What the domain's QEMU was started to take in (``migration``, ``restore``)."""
+        return self._sup.incoming
+
+    @property
     def stopped(self) -> DomainEvent | None:
         """The ``Stopped`` event once the domain is known to have stopped."""
         return self._sup.stopped

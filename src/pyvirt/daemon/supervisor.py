@@ -9,9 +9,10 @@ meanwhile (QEMU waits in run state ``shutdown``, it was started with ``-no-shutd
 its ``on_poweroff`` policy. Guests started later are found at once when this process started
 them (a start listener), and within :data:`RESCAN_INTERVAL` otherwise (an embedded CLI).
 
-Lifecycle events go to the bus in virsh's words: ``Started Booted``, ``Suspended Paused``,
-``Resumed Unpaused``, ``Shutdown Finished``, ``Crashed Panicked``, ``Stopped Shutdown|
-Destroyed|Crashed|Failed``, and ``device-removed`` with the device alias.
+Lifecycle events go to the bus in virsh's words: ``Started Booted|Migrated|Restored``,
+``Suspended Paused``, ``Resumed Unpaused|Migrated``, ``Shutdown Finished``, ``Crashed
+Panicked``, ``Stopped Shutdown|Destroyed|Crashed|Failed|Migrated|Saved``, and
+``device-removed`` with the device alias.
 
 On a clean stop the daemon gives its guests back to reaper processes; killed, it leaves them
 running, and the next command (or the next daemon) takes them over.
@@ -176,9 +177,9 @@ class Supervisor:
             if w.stopped is not None:
                 self.publish(name, w.stopped)
             return
-        if started:
-            self.publish(name, DomainEvent("lifecycle", "Started", "Booted"))
-            if w.paused:
+        if started:  # an incoming QEMU waits paused: not a suspend
+            self.publish(name, w.started)
+            if w.paused and w.incoming is None:
                 self.publish(name, DomainEvent("lifecycle", "Suspended", "Paused"))
         self.watching[name] = w
         try:

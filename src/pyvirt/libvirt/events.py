@@ -297,7 +297,8 @@ class Poller:
         if old is None and new is not None and new[3]:
             yield ev("Defined", "Added")
         if was == "shut off" and now in ("running", "paused"):
-            yield ev("Started", "Restored" if new and new[2] == "restored" else "Booted")
+            how = {"restored": "Restored", "migrated": "Migrated"}.get(new[2] if new else "")
+            yield ev("Started", how or "Booted")
             if now == "paused":
                 yield ev("Suspended", "Paused")
         elif was == "running" and now == "paused":

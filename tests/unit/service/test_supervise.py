@@ -64,6 +64,18 @@ def test_panic_and_device_removed() -> None:
     assert _run(tr, "BLOCK_JOB_COMPLETED") == []
 
 
+def test_the_resume_that_ends_an_incoming_migration() -> None:
+    """libvirt's words on the destination: ``Resumed Migrated`` once, then as any other;
+    a restore's resume is part of its ``Started Restored``."""
+    tr = EventTranslator(paused=True, incoming="migration")
+    assert _run(tr, "RESUME") == ["lifecycle:Resumed Migrated"]
+    assert _run(tr, "STOP") == ["lifecycle:Suspended Paused"]
+    assert _run(tr, "RESUME") == ["lifecycle:Resumed Unpaused"]
+    tr = EventTranslator(paused=True, incoming="restore")
+    assert _run(tr, "RESUME") == []
+    assert EventTranslator(paused=False, incoming="migration").incoming is None  # it arrived
+
+
 def test_stopped_event_words() -> None:
     assert stopped_event("shutdown", "guest-shutdown").detail == "Shutdown"
     assert stopped_event("destroyed", "host-signal").detail == "Destroyed"

@@ -70,6 +70,8 @@ class RuntimeRecord:
     ``/proc/PID/stat`` (clock ticks since boot) and tells a live QEMU from an unrelated process
     that reused its pid; ``None`` only for records upgraded from version 0, which lacked it.
     ``paused`` and ``reason`` are the service's live state (virsh's running/paused reason).
+    ``incoming`` says what a QEMU started with ``-incoming defer`` waits for: ``migration``
+    or ``restore`` (its lifecycle events say ``Started Migrated`` or ``Started Restored``).
     """
 
     name: str
@@ -91,6 +93,7 @@ class RuntimeRecord:
     paused: bool = False
     reason: str | None = None
     transient: bool = False
+    incoming: str | None = None
     version: int = CURRENT_VERSION
 
     def to_dict(self) -> Json:

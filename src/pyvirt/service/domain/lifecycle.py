@@ -151,10 +151,13 @@ def _run(
     paused: bool,
     transient: bool,
     extra_argv: Sequence[str] = (),
+    incoming: str | None = None,
 ) -> DomainStatus:
     """Launch QEMU from a plan (caller holds the domain lock and checked it is not running).
 
     :param extra_argv: appended to the plan's argv (``-incoming defer`` for a restore)
+    :param incoming: what a QEMU started with ``-incoming defer`` waits for (the runtime
+        record's ``incoming``)
     """
     from pyvirt.drivers.qemu import process, runtime  # lazy
     from pyvirt.service.domain import ptys, reaper_spawn, supervise  # lazy
@@ -206,6 +209,7 @@ def _run(
         started_at=time.time(),
         paused=paused,
         transient=transient,
+        incoming=incoming,
     )
     if ptys.has_ptys(rec):  # the live XML as the hooks left it (volume disks put back)
         current = run.live_xml().decode()
@@ -280,12 +284,18 @@ def _after_launch(mgr: DomainManager, p: StartPlan, pid: int, starttime: int | N
             raise
 
 
-def launch_incoming(mgr: DomainManager, dom: Domain, *, transient: bool) -> DomainStatus:
+def launch_incoming(
+    mgr: DomainManager, dom: Domain, *, transient: bool, purpose: str = "migration"
+) -> DomainStatus:
     """Launch QEMU for ``dom`` paused and waiting for an incoming migration (``-incoming
     defer``: a restore feeds it the saved state). The caller holds the domain lock and
-    checked that it is not running (:func:`refuse_lost` too)."""
+    checked that it is not running (:func:`refuse_lost` too).
+
+    :param purpose: ``migration`` or ``restore`` (the runtime record's ``incoming``)
+    """
     compiled, _ = _compile(mgr, dom, key="")
-    return _run(mgr, compiled, paused=True, transient=transient, extra_argv=("-incoming", "defer"))
+    return _run(mgr, compiled, paused=True, transient=transient,
+                extra_argv=("-incoming", "defer"), incoming=purpose)  # fmt: skip
 
 
 def refuse_lost(mgr: DomainManager, name: str, uuid: str) -> None:

@@ -450,7 +450,7 @@ def _restore_locked(
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         os.lseek(fd, header.stream_offset, os.SEEK_SET)
-        status = lifecycle.launch_incoming(mgr, dom, transient=transient)
+        status = lifecycle.launch_incoming(mgr, dom, transient=transient, purpose="restore")
         rec = mgr.record(dom.name)
         assert rec is not None
         run = header.running if running is None else running

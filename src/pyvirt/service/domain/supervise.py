@@ -151,8 +151,9 @@ class DomainEvent:
     :ivar kind: ``lifecycle`` or ``device-removed``
     :ivar event: ``Started``, ``Suspended``, ``Resumed``, ``Stopped``, ``Shutdown``,
         ``Crashed`` (lifecycle); the device alias (device-removed)
-    :ivar detail: ``Booted``, ``Paused``, ``Unpaused``, ``Shutdown``, ``Destroyed``,
-        ``Crashed``, ``Failed``, ``Finished``, ``Panicked``
+    :ivar detail: ``Booted``, ``Migrated``, ``Restored``, ``Paused``, ``Unpaused``,
+        ``Shutdown``, ``Destroyed``, ``Saved``, ``Crashed``, ``Failed``, ``Finished``,
+        ``Panicked``
     """
 
     kind: str
@@ -165,11 +166,15 @@ class EventTranslator:
     guest power-off is not a suspend).
 
     :param paused: whether the domain is paused when the translation starts
+    :param incoming: what the paused QEMU waits for (``migration``, ``restore``; None:
+        nothing): the resume that ends an incoming migration is ``Resumed Migrated``, as
+        libvirt says it; a restore's is part of its ``Started Restored``
     """
 
-    def __init__(self, paused: bool = False) -> None:
+    def __init__(self, paused: bool = False, incoming: str | None = None) -> None:
         self.paused = paused
         self.shutting_down = False
+        self.incoming = incoming if paused else None
 
     def translate(self, event: Mapping[str, Any]) -> list[DomainEvent]:
         """The domain events one QMP event makes (often none)."""
@@ -185,7 +190,11 @@ class EventTranslator:
             if not self.paused:
                 return []
             self.paused = False
-            return [DomainEvent("lifecycle", "Resumed", "Unpaused")]
+            incoming, self.incoming = self.incoming, None
+            if incoming == "restore":
+                return []
+            return [DomainEvent("lifecycle", "Resumed",
+                                "Migrated" if incoming == "migration" else "Unpaused")]  # fmt: skip
         if name == "SHUTDOWN":
             self.shutting_down = True
             if data.get("guest"):
@@ -239,6 +248,8 @@ class DomainSupervision:
         self.pid = 0
         self.starttime: int | None = None
         self.paused = False
+        #: what the QEMU was started to take in (the runtime record's ``incoming``)
+        self.incoming: str | None = None
         self.info: ExitInfo | None = None
         self.stopped: DomainEvent | None = None
         self._log_fd: int | None = None
@@ -275,13 +286,14 @@ class DomainSupervision:
                 process.terminate(current.pid, current.starttime, timeout=2.0)
             watch.write_watcher(self.run_dir, connected=False)
             self.pid, self.starttime, self.paused = rec.pid, rec.starttime, rec.paused
+            self.incoming = rec.incoming
             return True
 
     async def watch(self) -> ExitInfo:
         """Follow QEMU's events until it is gone (cancel to stop watching; QEMU runs on)."""
         from pyvirt.drivers.qemu import process, watch  # lazy
 
-        translator = EventTranslator(self.paused)
+        translator = EventTranslator(self.paused, self.incoming)
 
         def on_qmp(event: Mapping[str, Any]) -> None:
             for ev in translator.translate(event):
