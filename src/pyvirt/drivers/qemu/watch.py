@@ -56,11 +56,13 @@ from typing import Any
 
 from pyvirt.drivers.qemu import process
 from pyvirt.drivers.qemu.runtime import (
+    ARRIVED_FILE,
     EVENTS_SOCKET,
     PID_FILE,
     RECOVER_DONE_FILE,
     RECOVER_FILE,
     RUN_ON_ARRIVAL_FILE,
+    RUN_ON_ARRIVAL_SENT_FILE,
     WATCHER_FILE,
     ExitInfo,
     ExitReason,
@@ -379,18 +381,25 @@ class Watch:
 
     async def run_on_arrival(self, client: Any) -> None:
         """An incoming migration completed: ``cont`` if the destination asked for it. The
-        flag goes first (only one ``cont``, never for a later outgoing migration); the
-        destination's finish step sends ``cont`` too, a no-op on a running guest."""
+        flag is taken first (renamed: only one ``cont``, never for a later outgoing
+        migration); once the guest runs it becomes :data:`ARRIVED_FILE`. Without that the
+        destination's finish step sends ``cont`` itself."""
         from qemu.qmp import QMPError
 
+        sent = self.run_dir / RUN_ON_ARRIVAL_SENT_FILE
         try:
-            os.unlink(self.run_dir / RUN_ON_ARRIVAL_FILE)
+            os.rename(self.run_dir / RUN_ON_ARRIVAL_FILE, sent)
         except OSError:
             return
         try:
             await client.execute("cont")
         except QMPError as err:
             log.warning("cont after the incoming migration failed: %s", err)
+            with contextlib.suppress(OSError):
+                sent.unlink()
+            return
+        with contextlib.suppress(OSError):
+            os.rename(sent, self.run_dir / ARRIVED_FILE)
 
     async def serve_recover(self, client: Any) -> None:
         """While the migration is paused in post-copy: answer ``postcopy-recover`` requests

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -152,12 +152,16 @@ def _run(
     transient: bool,
     extra_argv: Sequence[str] = (),
     incoming: str | None = None,
+    ready: Callable[[], None] | None = None,
 ) -> DomainStatus:
     """Launch QEMU from a plan (caller holds the domain lock and checked it is not running).
 
     :param extra_argv: appended to the plan's argv (``-incoming defer`` for a restore)
     :param incoming: what a QEMU started with ``-incoming defer`` waits for (the runtime
         record's ``incoming``)
+    :param ready: called once the record is saved and the hooks' ``after_launch`` ran, before
+        the watcher starts (whose start-up would compete with it for the CPU); if it raises,
+        it has stopped QEMU itself
     """
     from pyvirt.drivers.qemu import process, runtime  # lazy
     from pyvirt.service.domain import ptys, reaper_spawn, supervise  # lazy
@@ -217,9 +221,13 @@ def _run(
         if live_xml is not current:
             run.write_live_xml(live_xml)
     run.save_record(rec)
+    if ready is not None:
+        _after_launch(mgr, p, launched.pid, launched.starttime)
+        ready()
     if not supervise.supervisor_alive(mgr.paths):  # else pyvirtd watches it, no reaper needed
         reaper_spawn.spawn(mgr.paths, name)
-    _after_launch(mgr, p, launched.pid, launched.starttime)
+    if ready is None:
+        _after_launch(mgr, p, launched.pid, launched.starttime)
     supervise.notify_started(name)
     mgr.paths.domain_last_state(name).unlink(missing_ok=True)
     state = State.PAUSED if paused else State.RUNNING
@@ -285,17 +293,24 @@ def _after_launch(mgr: DomainManager, p: StartPlan, pid: int, starttime: int | N
 
 
 def launch_incoming(
-    mgr: DomainManager, dom: Domain, *, transient: bool, purpose: str = "migration"
+    mgr: DomainManager,
+    dom: Domain,
+    *,
+    transient: bool,
+    purpose: str = "migration",
+    ready: Callable[[], None] | None = None,
 ) -> DomainStatus:
     """Launch QEMU for ``dom`` paused and waiting for an incoming migration (``-incoming
     defer``: a restore feeds it the saved state). The caller holds the domain lock and
     checked that it is not running (:func:`refuse_lost` too).
 
     :param purpose: ``migration`` or ``restore`` (the runtime record's ``incoming``)
+    :param ready: sets the incoming side up before the domain's watcher starts (see
+        :func:`_run`); if it raises, it has stopped QEMU itself
     """
     compiled, _ = _compile(mgr, dom, key="")
     return _run(mgr, compiled, paused=True, transient=transient,
-                extra_argv=("-incoming", "defer"), incoming=purpose)  # fmt: skip
+                extra_argv=("-incoming", "defer"), incoming=purpose, ready=ready)  # fmt: skip
 
 
 def refuse_lost(mgr: DomainManager, name: str, uuid: str) -> None:

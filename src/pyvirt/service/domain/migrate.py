@@ -295,48 +295,59 @@ def prepare(
             lifecycle.refuse_lost(mgr, dom.name, dom.uuid)
             warnings = check_destination(mgr, dom, {c.target for c in copy})
             created = storage.create_images(dom, copy)
+            listening: list[tuple[str, StorageCopy | None]] = []
+
+            def ready() -> None:
+                """QEMU listens for the stream (before its watcher starts, whose start-up
+                would compete for the CPU with QEMU's and this process's)."""
+                storage.save_created(mgr, dom.name, created)
+                rec = mgr.record(dom.name)
+                assert rec is not None
+                run_dir = mgr.rundir(dom.name).path
+                where = listen
+                if where is None and tcp_host:
+                    where = f"tcp:{_bracket(tcp_host)}:0"
+                elif where is None:
+                    from pyvirt.service.domain.dac import scratch_dir  # lazy
+
+                    # QEMU binds it as the QEMU user: in its scratch directory (made at launch)
+                    where = f"unix:{scratch_dir(mgr, dom.name) / 'migrate-in.sock'}"
+                if run_on_arrival:
+                    (run_dir / RUN_ON_ARRIVAL_FILE).touch()
+                if not copy and server is None:  # finish has no NBD export nor TLS to drop
+                    (run_dir / _PLAIN_FILE).touch()
+                if policy is not None and (policy.parallel is not None or policy.postcopy):
+                    (run_dir / _CAPS_FILE).touch()  # finish turns them off again
+                try:
+                    with SyncMonitor(rec.qmp_socket, name=dom.name) as mon:
+                        _incoming_capabilities(mon, dom.name, policy or Policy())
+                        if policy is not None and policy.parallel is not None:
+                            mon.set_migration_parameters(multifd_channels=policy.parallel)
+                        if server is not None:
+                            migrate_tls.server_creds(mgr, dom.name, mon, server)
+                            mon.set_migration_parameters(tls_creds=migrate_tls.CREDS)
+                        mon.migrate_incoming(where)
+                        uri = _listening_uri(mon, where)
+                        copying = None
+                        if copy:
+                            nbd = storage.export(mgr, dom.name, mon, uri, copy,
+                                                 tls=server is not None)  # fmt: skip
+                            copying = storage.StorageCopy(
+                                nbd, {c.target: c.target for c in copy}, incremental
+                            )
+                        listening.append((uri, copying))
+                except BaseException:
+                    _stop_incoming(mgr, dom.name)
+                    raise
+
             try:
-                lifecycle.launch_incoming(mgr, dom, transient=not mgr.store.exists(dom.name))
+                lifecycle.launch_incoming(
+                    mgr, dom, transient=not mgr.store.exists(dom.name), ready=ready
+                )
             except BaseException:
                 storage.remove_created(created)
                 raise
-            storage.save_created(mgr, dom.name, created)
-            rec = mgr.record(dom.name)
-            assert rec is not None
-            run_dir = mgr.rundir(dom.name).path
-            if run_on_arrival:
-                (run_dir / RUN_ON_ARRIVAL_FILE).touch()
-            if not copy and server is None:  # finish has no NBD export nor TLS to drop
-                (run_dir / _PLAIN_FILE).touch()
-            if policy is not None and (policy.parallel is not None or policy.postcopy):
-                (run_dir / _CAPS_FILE).touch()  # finish turns them off again
-            if listen is None:
-                if tcp_host:
-                    listen = f"tcp:{_bracket(tcp_host)}:0"
-                else:
-                    from pyvirt.service.domain.dac import scratch_dir  # lazy
-
-                    # QEMU binds it as the QEMU user: in its scratch directory
-                    listen = f"unix:{scratch_dir(mgr, dom.name) / 'migrate-in.sock'}"
-            try:
-                with SyncMonitor(rec.qmp_socket, name=dom.name) as mon:
-                    _incoming_capabilities(mon, dom.name, policy or Policy())
-                    if policy is not None and policy.parallel is not None:
-                        mon.set_migration_parameters(multifd_channels=policy.parallel)
-                    if server is not None:
-                        migrate_tls.server_creds(mgr, dom.name, mon, server)
-                        mon.set_migration_parameters(tls_creds=migrate_tls.CREDS)
-                    mon.migrate_incoming(listen)
-                    uri = _listening_uri(mon, listen)
-                    copying = None
-                    if copy:
-                        nbd = storage.export(mgr, dom.name, mon, uri, copy, tls=server is not None)
-                        copying = storage.StorageCopy(
-                            nbd, {c.target: c.target for c in copy}, incremental
-                        )
-            except BaseException:
-                _stop_incoming(mgr, dom.name)
-                raise
+    uri, copying = listening[0]
     return Incoming(dom.name, uri, copying, tuple(warnings))
 
 
@@ -391,11 +402,12 @@ def finish(
     from dataclasses import replace  # lazy
 
     from pyvirt.drivers.qemu.qmp_sync import SyncMonitor  # lazy
-    from pyvirt.drivers.qemu.runtime import RUN_ON_ARRIVAL_FILE  # lazy
+    from pyvirt.drivers.qemu.runtime import ARRIVED_FILE, RUN_ON_ARRIVAL_FILE  # lazy
     from pyvirt.service.domain.types import State  # lazy
 
     name = mgr.resolve(name)  # NotFoundError for a name that is nothing here
-    _await_arrival(mgr.rundir(name).path, min(timeout, _ARRIVAL_WAIT))
+    run_dir = mgr.rundir(name).path
+    _await_arrival(run_dir, min(timeout, _ARRIVAL_WAIT))
     # the guest stands still from the source's switch-over until the ``cont`` here: one
     # plain-socket monitor session (no event loop to set up) waits for QEMU's MIGRATION
     # event and resumes it at once, and the rest follows in the same session; with
@@ -403,11 +415,17 @@ def finish(
     # the source) and the namespace lock comes before a domain's lock
     with mgr.locked(name):
         rec = _incoming_record(mgr, name)
+        if persistent_xml is None and not paused and _ran_on_arrival(run_dir):
+            # the watcher ran it (so the state is in) and nothing needs QEMU: no session
+            # beside a guest that just resumed
+            status = _settle(mgr, name, rec, None, paused=False, resumed=True)
+            return replace(status, state=State.RUNNING, reason=Reason.MIGRATED)
         with SyncMonitor(rec.qmp_socket, name=name, purpose=_PURPOSE) as mon:
             _wait_incoming(mon, name, timeout)
             # the watcher ran it already if prepare asked (and it was connected): the
             # ``cont`` below is then a no-op; a later outgoing migration never runs it
-            (mgr.rundir(name).path / RUN_ON_ARRIVAL_FILE).unlink(missing_ok=True)
+            for left in (RUN_ON_ARRIVAL_FILE, ARRIVED_FILE):
+                (run_dir / left).unlink(missing_ok=True)
             if persistent_xml is None:
                 if not paused:
                     mon.cont()
@@ -434,25 +452,39 @@ _ARRIVAL_WAIT = 5.0
 
 
 def _await_arrival(run_dir: Path, timeout: float) -> None:
-    """Wait for the watcher to take the run-on-arrival flag (QEMU's incoming migration
-    completed and it sent ``cont``), if it is connected: a monitor session opened while the
+    """Wait for the watcher to take the run-on-arrival flag and send ``cont`` (QEMU's
+    incoming migration completed), if it is connected: a monitor session opened while the
     destination loads the last of the state (in its main loop) would only slow that down."""
-    from pyvirt.drivers.qemu.runtime import RUN_ON_ARRIVAL_FILE, read_watcher  # lazy
+    from pyvirt.drivers.qemu import runtime  # lazy
 
-    flag = run_dir / RUN_ON_ARRIVAL_FILE
-    info = read_watcher(run_dir)
-    if not flag.exists() or info is None or not (info.connected and info.alive):
+    flag, sent = run_dir / runtime.RUN_ON_ARRIVAL_FILE, run_dir / runtime.RUN_ON_ARRIVAL_SENT_FILE
+    if not flag.exists() and not sent.exists():
+        return
+    info = runtime.read_watcher(run_dir)
+    if info is None or not (info.connected and info.alive):
         return
     deadline = time.monotonic() + timeout
-    while flag.exists() and time.monotonic() < deadline:
+    while (flag.exists() or sent.exists()) and time.monotonic() < deadline:
         time.sleep(0.001)
+
+
+def _ran_on_arrival(run_dir: Path) -> bool:
+    """Whether the watcher ran the guest on arrival and finish has nothing to ask QEMU (no
+    NBD export, TLS credentials, multifd or post-copy set up by prepare)."""
+    from pyvirt.drivers.qemu.runtime import ARRIVED_FILE  # lazy
+
+    arrived = run_dir / ARRIVED_FILE
+    if not arrived.exists():
+        return False
+    arrived.unlink(missing_ok=True)
+    return (run_dir / _PLAIN_FILE).exists() and not (run_dir / _CAPS_FILE).exists()
 
 
 def _settle(
     mgr: DomainManager,
     name: str,
     rec: RuntimeRecord,
-    mon: Monitor,
+    mon: Monitor | None,
     *,
     paused: bool,
     resumed: bool,
@@ -461,7 +493,8 @@ def _settle(
     exports, the TLS credentials and multifd or post-copy go (a later save, an fd migration,
     must be plain; each goes only if prepare set it up: QMP commands take QEMU's big lock
     the resumed vCPUs want too), the vCPUs run unless *paused* (or
-    *resumed* already), the runtime record says ``migrated``."""
+    *resumed* already), the runtime record says ``migrated``. *mon* may be None when
+    :func:`_ran_on_arrival` said there is nothing to ask."""
     from pyvirt.service.domain import migrate_storage as storage  # lazy
     from pyvirt.service.domain import migrate_tls  # lazy
 
@@ -470,14 +503,17 @@ def _settle(
     if plain.exists():  # the guest runs already: no command it need not wait for
         plain.unlink()
     else:
+        assert mon is not None
         storage.stop_export(mon)
         migrate_tls.drop_creds(mon)
     caps = mgr.rundir(name).path / _CAPS_FILE
     if caps.exists():
+        assert mon is not None
         with contextlib.suppress(MonitorError):
             mon.set_migration_capabilities()
         caps.unlink()
     if not paused and not resumed:
+        assert mon is not None
         mon.cont()
     storage.created_of(mgr, name)  # the images are the domain's now
     rec.paused = paused
