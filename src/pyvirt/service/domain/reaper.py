@@ -106,4 +106,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from pyvirt.drivers.qemu.watch import exit_now
+
+    exit_now(main())
