@@ -250,6 +250,8 @@ class DomainSupervision:
         self.paused = False
         #: what the QEMU was started to take in (the runtime record's ``incoming``)
         self.incoming: str | None = None
+        #: an outgoing migration of it completed (a migration's confirm then stopped it)
+        self.migrated_out = False
         self.info: ExitInfo | None = None
         self.stopped: DomainEvent | None = None
         self._log_fd: int | None = None
@@ -296,6 +298,10 @@ class DomainSupervision:
         translator = EventTranslator(self.paused, self.incoming)
 
         def on_qmp(event: Mapping[str, Any]) -> None:
+            data = event.get("data") or {}
+            if event.get("event") == "MIGRATION" and data.get("status") == "completed":
+                # not the completion of what this QEMU waited for (that ends with a RESUME)
+                self.migrated_out = self.migrated_out or translator.incoming is None
             for ev in translator.translate(event):
                 self.on_event(ev)
 
@@ -364,7 +370,11 @@ class DomainSupervision:
         if info is not None and ours:
             self.stopped = stopped_event(info.reason, info.detail)
         else:  # a command did the stop work: report what it recorded
-            reason = self.mgr.shutoff_reason(self.name)
+            reason: str = self.mgr.shutoff_reason(self.name)
+            if reason == "unknown" and self.migrated_out:
+                reason = "migrated"  # the confirm of a migration that undefined it here too
+            elif reason == "unknown" and info is not None:
+                reason = info.reason  # undefined meanwhile: what the watch saw
             same = info is not None and info.reason == reason
             self.stopped = stopped_event(reason, info.detail if same and info else None)
         return self.stopped
