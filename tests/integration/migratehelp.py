@@ -1,15 +1,20 @@
 """What the migration tests of a running tiny guest share: :func:`source` boots ``t1`` on the
 test's state root, leaves a shell variable in the guest (to see the same guest, not a reboot,
-on the other side) and notes the migration settings it had before any migration."""
+on the other side) and notes the migration settings it had before any migration; :func:`other`
+is the destination host's state root."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import Pyvirt
+from tests.conftest import Pyvirt, kill_leftovers
 from tests.integration.test_disks import guest
 from tests.integration.test_lifecycle import define, wait_marker
 
@@ -39,3 +44,18 @@ def source(pyvirt: Pyvirt, tiny_image: Any) -> Before:
 def kept(pv: Pyvirt) -> bool:
     """Whether ``t1`` on *pv* is still the guest :func:`source` booted (its ``KEEP``)."""
     return guest(pv, "t1", "echo $KEEP").strip().endswith(KEPT)
+
+
+@pytest.fixture
+def other() -> Iterator[Pyvirt]:
+    """The destination host: a second state directory."""
+    root = Path(tempfile.mkdtemp(prefix="pvd", dir="/tmp"))
+    runner = Pyvirt(root)
+    yield runner
+    run = root / "run" / "qemu"
+    if run.is_dir():
+        for entry in run.iterdir():
+            if entry.is_dir() and not entry.name.startswith("."):
+                runner("destroy", entry.name, check=False)
+    kill_leftovers(root)
+    shutil.rmtree(root, ignore_errors=True)

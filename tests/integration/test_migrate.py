@@ -8,10 +8,7 @@ migration leaves the guest running on the source and nothing on the destination.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,8 @@ import pytest
 import pyvirt.api as pyvirt_api
 from pyvirt.errors import PyvirtError
 from pyvirt.progress import CancelledError, CancelToken
-from tests.conftest import PYVIRT, Pyvirt, in_background, kill_leftovers
+from tests.conftest import PYVIRT, Pyvirt, in_background
+from tests.integration.migratehelp import other
 from tests.integration.test_disks import guest
 from tests.integration.test_lifecycle import (
     MARKER,
@@ -32,22 +30,9 @@ from tests.integration.test_lifecycle import (
 )
 from tests.integration.test_save_restore import _disk, uptime
 
+__all__ = ["other"]  # a fixture (tests take it by name)
+
 pytestmark = pytest.mark.qemu
-
-
-@pytest.fixture
-def other() -> Iterator[Pyvirt]:
-    """The destination host: a second state directory."""
-    root = Path(tempfile.mkdtemp(prefix="pvd", dir="/tmp"))
-    runner = Pyvirt(root)
-    yield runner
-    run = root / "run" / "qemu"
-    if run.is_dir():
-        for entry in run.iterdir():
-            if entry.is_dir() and not entry.name.startswith("."):
-                runner("destroy", entry.name, check=False)
-    kill_leftovers(root)
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def _uri(pv: Pyvirt) -> str:

@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import itertools
 import re
-import shutil
 import socket
 import subprocess
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +22,10 @@ import pytest
 import pyvirt.api as pyvirt_api
 from pyvirt.errors import PyvirtError
 from pyvirt.progress import CancelledError
-from tests.conftest import Pyvirt, kill_leftovers
+from tests.conftest import Pyvirt
 from tests.consolehelp import connect_serial
 from tests.daemonhelp import free_port, pyvirtd
+from tests.integration.migratehelp import other
 from tests.integration.nethelp import NsPyvirt
 from tests.integration.test_disks import guest
 from tests.integration.test_lifecycle import (
@@ -40,6 +38,8 @@ from tests.integration.test_lifecycle import (
 )
 from tests.integration.test_migrate_hosts import ADDR_B, _token, hosts, roots  # noqa: F401
 from tests.integration.test_save_restore import _disk
+
+__all__ = ["other"]  # a fixture (tests take it by name)
 
 pytestmark = pytest.mark.qemu
 
@@ -109,21 +109,6 @@ class Ticks:
         """The longest the host waited between two consecutive lines (seconds)."""
         ticks = sorted(self.seen, key=lambda t: t[1])
         return max((b[0] - a[0] for a, b in itertools.pairwise(ticks)), default=0.0)
-
-
-@pytest.fixture
-def other() -> Iterator[Pyvirt]:
-    """The destination host: a second state directory."""
-    root = Path(tempfile.mkdtemp(prefix="pvd", dir="/tmp"))
-    runner = Pyvirt(root)
-    yield runner
-    run = root / "run" / "qemu"
-    if run.is_dir():
-        for entry in run.iterdir():
-            if entry.is_dir() and not entry.name.startswith("."):
-                runner("destroy", entry.name, check=False)
-    kill_leftovers(root)
-    shutil.rmtree(root, ignore_errors=True)
 
 
 def _uri(pv: Pyvirt) -> str:
