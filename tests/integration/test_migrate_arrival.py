@@ -64,3 +64,42 @@ def test_failed_finish_resumes_the_source_then_the_destination_runs_it_on_arriva
     assert rec["reason"] == "migrated"
     assert kept(other)
     assert state(pyvirt, "t1") == "shut off (migrated)"
+
+
+def test_a_watcher_that_connects_after_the_state_came_still_runs_the_guest(
+    pyvirt: Pyvirt, other: Pyvirt, source: Before
+) -> None:
+    """The source sends as soon as the destination's QEMU listens, before that QEMU's watcher
+    is even spawned (a short migration can beat its start-up): a watcher that connects only
+    once the whole state is in asks QEMU, and runs the guest then."""
+    import os
+    import signal
+    import time
+
+    from pyvirt.drivers.qemu.runtime import read_watcher
+    from pyvirt.service.domain import reaper_spawn
+    from pyvirt.state.paths import StatePaths
+
+    src = pyvirt_api.open(_uri(pyvirt)).domains.get("t1")
+    dest = pyvirt_api.open(_uri(other))
+    incoming = dest.domains.migration_prepare(src.xml_desc(security_info=True),
+                                              run_on_arrival=True)  # fmt: skip
+    run = other.root / "run" / "qemu" / "t1"
+    first = read_watcher(run)
+    assert first is not None
+    os.kill(first.pid, signal.SIGKILL)  # no watcher while the state comes
+    src.migration_perform(incoming.uri, pyvirt_api.MigrationPolicy())
+    assert (run / "run-on-arrival").exists()  # nobody ran it yet
+
+    reaper_spawn.spawn(StatePaths.from_root(other.root), "t1")  # a late watcher
+    deadline = time.monotonic() + 30
+    while not (run / "arrived").exists():
+        assert time.monotonic() < deadline, "the late watcher did not run the guest"
+        time.sleep(0.05)
+    assert "RESUME {}" in _events(other, "t1")
+    dest.domains.migration_finish("t1")
+    src.migration_confirm()
+    assert state(other, "t1") == "running (migrated)"
+    assert not (run / "run-on-arrival").exists() and not (run / "arrived").exists()
+    assert kept(other)
+    assert state(pyvirt, "t1") == "shut off (migrated)"

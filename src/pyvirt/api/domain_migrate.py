@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol
 
 from pyvirt.api.domain_base import DomainHandle
 from pyvirt.errors import (
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DomainMigrate", "MigrationSource", "migrate"]
 
-T = TypeVar("T")
 
 # lazy: function-local imports marked ``# lazy``: the migration code (QMP, the model) loads
 # only for these verbs.
@@ -418,19 +417,16 @@ def migrate(
     # the destination's QEMU starts while the source QEMU is set up (a thread prepares; the
     # source asks for the URI once it is ready to send), unless the disks or the tunnel
     # need the destination's answer first, or the name runs there (the source's own host)
+    # (the source sends as soon as that QEMU listens; the rest of prepare goes on meanwhile)
     incoming: Incoming | None = None
-    background: _Background[Incoming] | None = None
+    background: _Preparing | None = None
     uri: str | Callable[[], str]
     if copy or tunnelled or not _free_there(target, new_name):
         incoming = arrived(prepare())
         uri = incoming.uri
     else:
-        preparing = background = _Background(prepare)
-
-        def when_prepared() -> str:
-            return arrived(preparing.result()).uri
-
-        uri = when_prepared
+        background = _Preparing(prepare)
+        uri = background.uri
     try:
         if tunnelled:
             from pyvirt.api.migrate_tunnel import open_tunnel  # lazy
@@ -445,16 +441,16 @@ def migrate(
     except BaseException as err:
         if tunnel is not None:
             tunnel.abort()
-        prepared = incoming is not None or (background is not None and background.succeeded())
+        prepared = incoming is not None or (background is not None and background.listened())
         if prepared and not _paused_in_postcopy(src):  # else it holds part of the guest
             _quietly(lambda: target.domains.migration_abort(new_name))
         if tunnel is not None and tunnel.error is not None and isinstance(err, PyvirtError):
             raise tunnel.error from err  # the destination's reason, not QEMU's broken pipe
         raise
-    if incoming is None:
-        assert background is not None
-        incoming = background.result()
     try:
+        if incoming is None:  # the rest of prepare (what failed there is undone below)
+            assert background is not None
+            incoming = arrived(background.result())
         if tunnel is not None:  # the rest of the stream flows while the destination waits
             tunnel.release()
         target.domains.migration_finish(incoming.name, paused=suspend, persistent_xml=keep)
@@ -464,7 +460,7 @@ def migrate(
         if result.postcopy:  # the destination has the only whole guest: it stays there
             raise
         _quietly(src.migration_recover)
-        _quietly(lambda: target.domains.migration_abort(incoming.name))
+        _quietly(lambda: target.domains.migration_abort(new_name))
         if tunnel is not None and tunnel.error is not None and isinstance(err, PyvirtError):
             raise tunnel.error from err
         raise
@@ -474,33 +470,53 @@ def migrate(
     return result
 
 
-class _Background(Generic[T]):
-    """*fn* run in a thread of its own from now on; :meth:`result` waits for its outcome."""
+class _Preparing:
+    """The destination's prepare, run in a thread of its own from now on: :meth:`uri` gives
+    the URI its QEMU listens on as soon as it does (prepare goes on meanwhile: the
+    pseudo-terminals, the watcher), :meth:`result` what prepare returned once it did."""
 
-    def __init__(self, fn: Callable[[], T]) -> None:
-        self._value: list[T] = []
+    def __init__(self, prepare: Callable[..., Incoming]) -> None:
+        self._value: list[Incoming] = []
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True,
+        self._uri: list[str] = []
+        self._news = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(prepare,), daemon=True,
                                         name="migration-prepare")  # fmt: skip
         self._thread.start()
 
-    def _run(self, fn: Callable[[], T]) -> None:
+    def _run(self, prepare: Callable[..., Incoming]) -> None:
         try:
-            self._value.append(fn())
-        except BaseException as err:  # handed to the caller by result()
+            self._value.append(prepare(on_listening=self._listening))
+        except BaseException as err:  # handed to the caller by uri() or result()
             self._error = err
+        finally:
+            self._news.set()
 
-    def result(self) -> T:
-        """What *fn* returned (once it did); what it raised is raised here."""
+    def _listening(self, uri: str) -> None:
+        self._uri.append(uri)
+        self._news.set()
+
+    def uri(self) -> str:
+        """The URI once the QEMU listens; what prepare raised before that is raised here."""
+        self._news.wait()
+        if self._uri:
+            return self._uri[0]
+        if self._error is not None:
+            raise self._error
+        return self._value[0].uri
+
+    def result(self) -> Incoming:
+        """What prepare returned (once it did); what it raised is raised here."""
         self._thread.join()
         if self._error is not None:
             raise self._error
         return self._value[0]
 
-    def succeeded(self) -> bool:
-        """Whether *fn* returned (once it ended)."""
+    def listened(self) -> bool:
+        """Whether prepare got as far as a listening QEMU (once it ended): then there is an
+        incoming QEMU to stop, whatever failed after."""
         self._thread.join()
-        return self._error is None
+        return bool(self._uri) or self._error is None
 
 
 def _free_there(target: Connection, name: str) -> bool:

@@ -16,7 +16,7 @@ libvirt's "current", the running domain if it runs, else its definition).
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -167,6 +167,7 @@ class DomainCollection:
         tls: bool = False,
         tls_files: tuple[str, str, str | None] | None = None,
         run_on_arrival: bool = False,
+        on_listening: Callable[[str], None] | None = None,
     ) -> Incoming:
         """Start a QEMU here waiting for the state of the domain *xml* describes (its live
         XML on the source), after checking this host can run it (CPU, memory, networks,
@@ -181,6 +182,9 @@ class DomainCollection:
         :param run_on_arrival: run the guest as soon as its state is in, before
             ``migration_finish`` (which then must not ask for ``paused`` nor
             ``persistent_xml``)
+        :param on_listening: called with the URI once the QEMU listens, before the rest of
+            the set-up here (without *copy*): the source may start sending then; a failure
+            of that rest raises here as any other
         :raises InvalidStateError: a domain of that name runs here already
         :raises UnsupportedError: this host's CPU lacks features of the guest's CPU model
         """
@@ -190,7 +194,8 @@ class DomainCollection:
         server: TlsServer | bool = TlsServer(*tls_files) if tls and tls_files else tls
         return migrate.prepare(self._service.domains, xml, listen=listen, tcp_host=tcp_host,
                                policy=policy, copy=copy, incremental=incremental,
-                               tls=server, run_on_arrival=run_on_arrival)  # fmt: skip
+                               tls=server, run_on_arrival=run_on_arrival,
+                               on_listening=on_listening)  # fmt: skip
 
     def migration_finish(
         self, name: str, *, paused: bool = False, persistent_xml: str | None = None

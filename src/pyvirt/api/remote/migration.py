@@ -211,9 +211,11 @@ class RemoteMigrationHost:
         tls: bool = False,
         tls_files: tuple[str, str, str | None] | None = None,
         run_on_arrival: bool = False,
+        on_listening: Callable[[str], None] | None = None,
     ) -> Incoming:
         """Start a QEMU on the daemon's host waiting for the state (after its checks); *tls*
-        with the daemon's own certificate (*tls_files* are the daemon's business)."""
+        with the daemon's own certificate (*tls_files* are the daemon's business);
+        *on_listening* is called with the URI once the daemon answered."""
         from pyvirt.service.domain.migrate import Incoming  # lazy
         from pyvirt.service.domain.migrate_storage import StorageCopy  # lazy
 
@@ -230,8 +232,11 @@ class RemoteMigrationHost:
         st = doc.get("storage")
         storage = StorageCopy(str(st["nbd"]), {str(k): str(v) for k, v in st["exports"].items()},
                               bool(st.get("incremental"))) if st else None  # fmt: skip
-        return Incoming(str(doc["name"]), str(doc["uri"]), storage,
-                        tuple(str(w) for w in doc.get("warnings") or ()))  # fmt: skip
+        incoming = Incoming(str(doc["name"]), str(doc["uri"]), storage,
+                            tuple(str(w) for w in doc.get("warnings") or ()))  # fmt: skip
+        if on_listening is not None and not copy:
+            on_listening(incoming.uri)
+        return incoming
 
     def migration_finish(
         self, name: str, *, paused: bool = False, persistent_xml: str | None = None

@@ -462,12 +462,23 @@ class Watch:
 
     async def catch_up(self, client: Any) -> None:
         """Ask QEMU what happened before this watcher connected (the previous watcher died,
-        or pyvirtd restarted): a guest that powered off meanwhile sits in run state
-        ``shutdown`` (``-no-shutdown``); apply ``on_poweroff`` to it now."""
+        or pyvirtd restarted, or it started late): an incoming migration that completed
+        already runs now if the destination asked for it (:meth:`run_on_arrival`; finish
+        waits for it once this watcher says it is connected); a guest that powered off
+        meanwhile sits in run state ``shutdown`` (``-no-shutdown``); apply ``on_poweroff``
+        to it now."""
         import asyncio
 
         from qemu.qmp import QMPError, Runstate
 
+        if (self.run_dir / RUN_ON_ARRIVAL_FILE).exists():
+            try:
+                incoming = await client.execute("query-migrate")
+            except QMPError as err:
+                log.warning("query-migrate failed: %s", err)
+            else:
+                if isinstance(incoming, dict) and incoming.get("status") == "completed":
+                    await self.run_on_arrival(client)
         try:
             status = await client.execute("query-status")
         except QMPError as err:

@@ -160,8 +160,9 @@ def _run(
     :param incoming: what a QEMU started with ``-incoming defer`` waits for (the runtime
         record's ``incoming``)
     :param ready: called once the record is saved and the hooks' ``after_launch`` ran, before
-        the watcher starts (whose start-up would compete with it for the CPU); if it raises,
-        it has stopped QEMU itself
+        the pseudo-terminals are read and the watcher starts (whose start-up would compete
+        with it for the CPU): an incoming QEMU listens as early as it can; if it raises, it
+        has stopped QEMU itself
     """
     from pyvirt.drivers.qemu import process, runtime  # lazy
     from pyvirt.service.domain import ptys, reaper_spawn, supervise  # lazy
@@ -215,15 +216,17 @@ def _run(
         transient=transient,
         incoming=incoming,
     )
+    if ready is not None:  # the incoming side first: the source may send once it listens
+        run.save_record(rec)  # (what a failed ready's clean-up finds)
+        _after_launch(mgr, p, launched.pid, launched.starttime)
+        ready()
     if ptys.has_ptys(rec):  # the live XML as the hooks left it (volume disks put back)
         current = run.live_xml().decode()
         live_xml = ptys.record_ptys(rec, current)
         if live_xml is not current:
             run.write_live_xml(live_xml)
-    run.save_record(rec)
-    if ready is not None:
-        _after_launch(mgr, p, launched.pid, launched.starttime)
-        ready()
+    if ready is None or rec.ptys:
+        run.save_record(rec)
     if not supervise.supervisor_alive(mgr.paths):  # else pyvirtd watches it, no reaper needed
         reaper_spawn.spawn(mgr.paths, name)
     if ready is None:

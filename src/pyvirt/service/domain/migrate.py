@@ -247,6 +247,7 @@ def prepare(
     incremental: bool = False,
     tls: TlsServer | bool | None = None,
     run_on_arrival: bool = False,
+    on_listening: Callable[[str], None] | None = None,
 ) -> Incoming:
     """Start a QEMU waiting for the incoming state of the domain *xml* describes, after the
     checks of :mod:`~pyvirt.service.domain.migrate_checks` (nothing has moved yet).
@@ -266,6 +267,10 @@ def prepare(
         (the domain's watcher sends ``cont``: the guest's pause does not wait for the source
         to report, nor for finish's monitor session); for a finish without ``paused`` and
         ``persistent_xml`` only
+    :param on_listening: called with the URI the moment QEMU listens (without *copy*), while
+        prepare goes on (the pseudo-terminals, the watcher): the source may send from then
+        on; if prepare fails afterwards, the caller aborts the migration as for any other
+        failure after it began
     :raises InvalidStateError: a domain of that name runs here
     :raises InvalidConfigError: the XML or the listen URI is not acceptable
     """
@@ -298,8 +303,9 @@ def prepare(
             listening: list[tuple[str, StorageCopy | None]] = []
 
             def ready() -> None:
-                """QEMU listens for the stream (before its watcher starts, whose start-up
-                would compete for the CPU with QEMU's and this process's)."""
+                """QEMU listens for the stream (before the pseudo-terminals are read and its
+                watcher starts, whose start-up would compete for the CPU with QEMU's and this
+                process's)."""
                 storage.save_created(mgr, dom.name, created)
                 rec = mgr.record(dom.name)
                 assert rec is not None
@@ -339,6 +345,8 @@ def prepare(
                 except BaseException:
                     _stop_incoming(mgr, dom.name)
                     raise
+                if on_listening is not None and not copy:
+                    on_listening(uri)
 
             try:
                 lifecycle.launch_incoming(
