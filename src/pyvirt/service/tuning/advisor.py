@@ -126,6 +126,25 @@ class HostShape:
         )
 
 
+#: seconds :func:`host_shape` reuses what it read (the shape changes only with CPU or memory
+#: hot-plug; a start and a migration's prepare read it on the way to QEMU, ~1.5 ms each)
+SHAPE_TTL = 5.0
+_shapes: dict[Path, tuple[float, HostShape]] = {}
+
+
+def host_shape(root: Path = Path("/")) -> HostShape:
+    """:func:`read_host`, reused for :data:`SHAPE_TTL` seconds."""
+    import time  # lazy
+
+    now = time.monotonic()
+    hit = _shapes.get(root)
+    if hit is not None and now - hit[0] < SHAPE_TTL:
+        return hit[1]
+    shape = read_host(root)
+    _shapes[root] = (now, shape)
+    return shape
+
+
 def read_host(root: Path = Path("/")) -> HostShape:
     """The shape of the host whose ``/proc`` and ``/sys`` are under ``root``."""
     from pyvirt.host.cpu import read_host_cpu  # lazy
@@ -397,7 +416,7 @@ class AdvisorHook:
     def compile(self, mgr: DomainManager, dom: Domain) -> HookResult | None:
         """Run the rules; refuse a transient domain above the vCPU limit."""
         try:
-            host = read_host()
+            host = host_shape()
         except OSError as err:  # pragma: no cover - sysfs unreadable
             _log().warning("warning: NUMA advice skipped: %s", err)
             return None
