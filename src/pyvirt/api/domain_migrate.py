@@ -14,6 +14,7 @@ described in :mod:`pyvirt.service.domain.migrate`.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Protocol
@@ -470,6 +471,10 @@ def migrate(
     return result
 
 
+#: seconds the prepare thread sleeps once its QEMU listens (see :meth:`_Preparing._listening`)
+_HAND_OVER = 0.001
+
+
 class _Preparing:
     """The destination's prepare, run in a thread of its own from now on: :meth:`uri` gives
     the URI its QEMU listens on as soon as it does (prepare goes on meanwhile: the
@@ -495,6 +500,9 @@ class _Preparing:
     def _listening(self, uri: str) -> None:
         self._uri.append(uri)
         self._news.set()
+        # the waiting source takes the interpreter's lock now, while this thread sleeps: else
+        # it waits for the rest of prepare's Python, up to the 5 ms switch interval
+        time.sleep(_HAND_OVER)
 
     def uri(self) -> str:
         """The URI once the QEMU listens; what prepare raised before that is raised here."""
