@@ -33,15 +33,21 @@ the root CPU cgroup), a QEMU alone in its session competes with every other sess
 weight; on a machine loaded by other sessions the two placements differ (measured: the raw
 copy's ticker gap 72-91 ms in the bench's session, 231 ms in its own; pyvirt's 205-238 ms).
 
-``--settle S``: wait S seconds before each move. A move's destination QEMU writes ~100 MB
-of guest RAM into memory it allocates as it goes; in a VM whose host backs memory on demand
-and takes back what the guest kernel reports free (virtio-balloon free page reporting,
-after ~2 s: this machine), memory freed in the last seconds is already backed and the rest
-costs a host fault per page, so the switch-over's last megabytes load 5-20 times slower
-from fresh memory. Interleaved back to back, each move inherits what the move before it (of
-the other column) freed and pays for what its own helpers allocate (pyvirt's watcher, ~13
-MB); ``--settle 3`` lets every move start from the same state (measured: a 40 MB allocation
-added to each raw move swapped the two columns' switch-over times, 12.5 / 28.8 ms).
+``--jitter J`` (default 2): wait a random 0-J seconds before each move (seeded: ``--seed``).
+A move's destination QEMU writes ~100 MB of guest RAM into memory it allocates as it goes
+(transparent huge pages, zeroed on first touch); in a VM whose host backs memory on demand
+and takes back what the guest kernel reports free (virtio-balloon free page reporting, a
+report every ~2 s: this machine), memory freed since the last report is still backed and
+the rest costs a host fault per page: the switch-over's last huge pages load 5-20 times
+slower from it. Back to back (``--jitter 0``), a round of two moves takes ~1.9 s, close to
+that 2 s cycle: the reports lock onto the rounds' rhythm and land in one column's moves
+more than the other's (measured: that column's ``stop>done`` 18-24 ms against 7-9 ms; a 40
+MB allocation added to each raw move swapped the columns; with transparent huge pages off,
+11.5 / 9.8 ms). The random wait spreads both columns' moves over the cycle alike (measured:
+``stop>done`` 20.2 / 20.8 ms over 16 moves each).
+
+``--settle S``: wait S seconds more before each move: every move then starts after a report
+(all freed memory taken back), the same state for both columns.
 
 ``--tunnelled``: instead, both hosts get a pyvirtd with a TLS listener on loopback (a token
 each, their self-signed certificates as CAs), and the source daemon drives every move
@@ -352,9 +358,19 @@ def ticking(*logs: Path, timeout: float = 120.0) -> None:
 
 
 def rounds(
-    runs: int, a: Path, b: Path, raw: RawGuest, settle: float = 0.0
+    runs: int,
+    a: Path,
+    b: Path,
+    raw: RawGuest,
+    settle: float = 0.0,
+    jitter: float = 0.0,
+    seed: int = 1,
 ) -> tuple[float, dict[str, list[tuple[float, float]]]]:
-    """The interleaved moves: (the idle floor, {kind: [(total, downtime)]})."""
+    """The interleaved moves: (the idle floor, {kind: [(total, downtime)]}); before each, a
+    wait of *settle* plus a random 0-*jitter* seconds."""
+    import random
+
+    rng = random.Random(seed)
     import pyvirt.api
 
     conns = {"A": pyvirt.api.open(f"pyvirt:///embed?root={a}"),
@@ -369,12 +385,12 @@ def rounds(
         to = "B" if where == "A" else "A"
         dom = conns[where].domains.get("b1")
         sizes = {k: p.stat().st_size if p.exists() else 0 for k, p in qlogs.items()}
-        time.sleep(settle)
+        time.sleep(settle + rng.uniform(0, jitter))
         mine = watched(lambda d=dom, t=to: d.migrate(conns[t]), logs[where], logs[to])
         mine_phases = phases(log_events(qlogs[where], sizes[where]),
                              log_events(qlogs[to], sizes[to]))  # fmt: skip
         where = to
-        time.sleep(settle)
+        time.sleep(settle + rng.uniform(0, jitter))
         theirs = watched(raw.move, raw.console("S"), raw.console("D"))
         raw.last = raw.phases()
         if i >= 2:
@@ -488,6 +504,10 @@ def main() -> None:
     ap.add_argument("--settle", type=float, default=0.0, metavar="S",
                     help="seconds to wait before each move (the host takes freed memory "
                     "back after ~2 s: every move then starts from the same state)")  # fmt: skip
+    ap.add_argument("--jitter", type=float, default=2.0, metavar="J",
+                    help="a random 0-J s wait before each move (0: back to back, in step "
+                    "with the host's ~2 s memory reports; see the docstring)")  # fmt: skip
+    ap.add_argument("--seed", type=int, default=1, help="of --jitter's waits")
     ap.add_argument("--tunnelled", action="store_true",
                     help="direct against tunnelled, through two pyvirtd")  # fmt: skip
     args = ap.parse_args()
@@ -514,7 +534,8 @@ def main() -> None:
         try:
             raw.boot()
             with state_root() as b:  # the destination (its QEMUs destroyed on the way out)
-                floor, rows = rounds(args.runs, a, b, raw, args.settle)
+                floor, rows = rounds(args.runs, a, b, raw, args.settle, args.jitter,
+                                     args.seed)  # fmt: skip
         finally:
             raw.stop()
             shutil.rmtree(raw_dir, ignore_errors=True)
