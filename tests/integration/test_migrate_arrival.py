@@ -103,3 +103,30 @@ def test_a_watcher_that_connects_after_the_state_came_still_runs_the_guest(
     assert not (run / "run-on-arrival").exists() and not (run / "arrived").exists()
     assert kept(other)
     assert state(pyvirt, "t1") == "shut off (migrated)"
+
+
+def test_a_finish_that_fails_once_the_guest_runs_there_never_resumes_the_source(
+    pyvirt: Pyvirt, other: Pyvirt, source: Before, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The destination's watcher ran the guest as its state came in; the finish step then
+    fails (here its answer is lost, as a broken connection to the destination's daemon
+    loses it): the source keeps the guest paused, never a second running copy, and the error
+    says where the guest runs."""
+    from pyvirt.api.domains import DomainCollection
+    from pyvirt.errors import OperationFailedError
+
+    real = DomainCollection.migration_finish
+
+    def lost(self: DomainCollection, name: str, **kwargs: object) -> object:
+        real(self, name, **kwargs)  # type: ignore[arg-type]
+        raise OperationFailedError("the connection to the destination broke")
+
+    monkeypatch.setattr(DomainCollection, "migration_finish", lost)
+    src = pyvirt_api.open(_uri(pyvirt)).domains.get("t1")
+    with pytest.raises(OperationFailedError, match="runs on the destination") as err:
+        src.migrate(pyvirt_api.open(_uri(other)))
+    assert "destroy the paused source" in str(err.value.hint)
+    assert state(other, "t1") == "running (migrated)"
+    assert state(pyvirt, "t1") == "paused (migrating)"
+    assert kept(other)
+    pyvirt("destroy", "t1")

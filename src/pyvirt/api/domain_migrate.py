@@ -24,6 +24,7 @@ from pyvirt.errors import (
     InvalidConfigError,
     InvalidStateError,
     NotFoundError,
+    OperationFailedError,
     PyvirtError,
     UnsupportedError,
 )
@@ -79,7 +80,7 @@ class MigrationSource(Protocol):
 
     def migration_confirm(self, *, undefine: bool = False) -> None: ...
 
-    def migration_recover(self) -> None: ...
+    def migration_recover(self, *, running: bool = True) -> None: ...
 
     def migration_status(self) -> LiveStatus: ...
 
@@ -193,11 +194,12 @@ class DomainMigrate(DomainHandle):
 
         svc.confirm(self._domains, self._name, undefine=undefine)
 
-    def migration_recover(self) -> None:
-        """Run the guest here again after the destination could not take it over."""
+    def migration_recover(self, *, running: bool = True) -> None:
+        """Run the guest here again after the destination could not take it over (*running*
+        False: keep it paused, ``paused (migrating)``: the destination may run it already)."""
         from pyvirt.service.domain import migrate as svc  # lazy
 
-        svc.recover(self._domains, self._name)
+        svc.recover(self._domains, self._name, running=running)
 
     # -- while it runs (migrate-setmaxdowntime, -setspeed, -compcache, -postcopy) ----------
     def migration_tuning(self) -> Tuning:
@@ -327,7 +329,9 @@ def migrate(
         needs (named), or ``tls`` without a TLS identity on either side
     :raises CancelledError: cancelled; the guest runs on at the source
     :raises OperationFailedError: the migration failed; the guest runs on at the source and
-        nothing is left on the destination
+        nothing is left on the destination; or (said so) it completed and the destination
+        runs the guest already (or cannot say it does not) but its finish step failed: the
+        source keeps it paused
     """
     from pyvirt.service.domain.migrate import Policy, renamed_xml  # lazy
     from pyvirt.service.domain.types import State  # lazy
@@ -400,10 +404,11 @@ def migrate(
     # the destination runs the guest the moment its state is in (its watcher is connected
     # already) unless it must stay paused or be defined first (a failure there can still
     # resume the source): the guest's pause does not wait for the source's report
+    on_arrival = not suspend and keep is None
     prepare = partial(
         target.domains.migration_prepare, live_xml, listen=listen, tcp_host=tcp_host,
         policy=pol, copy=copy, incremental=copy_storage_inc, tls=tls,
-        run_on_arrival=not suspend and keep is None,
+        run_on_arrival=on_arrival,
     )  # fmt: skip
 
     def arrived(incoming: Incoming) -> Incoming:
@@ -460,6 +465,19 @@ def migrate(
             tunnel.abort()
         if result.postcopy:  # the destination has the only whole guest: it stays there
             raise
+        if on_arrival and _running_there(target, new_name) is not False:
+            # its watcher ran the guest as its state came in (or nobody can say it did not:
+            # a finish whose answer was lost): the source must not run it a second time
+            _quietly(lambda: src.migration_recover(running=False))
+            if not isinstance(err, Exception):
+                raise
+            raise OperationFailedError(
+                f"migration of domain '{src.name}' completed but its finish step failed: "
+                f"{err}; the guest runs on the destination (or may: it cannot be asked), the "
+                "source keeps it paused",
+                hint=f"check domain '{new_name}' on the destination, then destroy the paused "
+                "source (never resume both)",
+            ) from err
         _quietly(src.migration_recover)
         _quietly(lambda: target.domains.migration_abort(new_name))
         if tunnel is not None and tunnel.error is not None and isinstance(err, PyvirtError):
@@ -536,6 +554,18 @@ def _free_there(target: Connection, name: str) -> bool:
         return target.domains.get(name).status().state is State.SHUTOFF
     except NotFoundError:
         return True
+
+
+def _running_there(target: Connection, name: str) -> bool | None:
+    """Whether domain *name* runs on *target* (None: it cannot be asked)."""
+    from pyvirt.service.domain.types import State  # lazy
+
+    try:
+        return target.domains.get(name).status().state is State.RUNNING
+    except NotFoundError:
+        return False
+    except Exception:  # the destination does not answer: assume the worst
+        return None
 
 
 def _postcopy_run(target: Connection, name: str) -> Callable[[], None]:

@@ -125,9 +125,10 @@ class RemoteMigrationVerbs:
         self._client.request("POST", self._murl("confirm"), body=_json({"undefine": undefine}),
                              content_type="application/json")  # fmt: skip
 
-    def migration_recover(self) -> None:
-        """Run the guest on the source again."""
-        self._client.request("POST", self._murl("recover"))
+    def migration_recover(self, *, running: bool = True) -> None:
+        """Run the guest on the source again (*running* False: keep it paused)."""
+        self._client.request("POST", self._murl("recover"), body=_json({"running": running}),
+                             content_type="application/json")  # fmt: skip
 
     def migration_tuning(self) -> Tuning:
         """The running domain's migration parameters."""

@@ -264,6 +264,14 @@ class StatusOut(BaseModel):
     downtime_ms: int | None
 
 
+class SourceRecoverBody(BaseModel):
+    """What the source does after the destination could not take the guest over."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: false: keep it paused (``paused (migrating)``): the destination may run it already
+    running: bool = True
+
+
 class ConfirmBody(BaseModel):
     """What the source does after the destination took the guest over."""
 
@@ -487,9 +495,11 @@ def confirm(request: Request, name: str, body: ConfirmBody | None = None) -> Res
 
 
 @router.post("/api/v1/domains/{name}/migration/recover", status_code=204, responses=_ERRORS)
-def recover(request: Request, name: str) -> Response:
-    """Run the guest here again after the destination could not take it over."""
-    daemon_of(request).conn.domains.get(name).migration_recover()
+def recover(request: Request, name: str, body: SourceRecoverBody | None = None) -> Response:
+    """Run the guest here again after the destination could not take it over (or keep it
+    paused: ``running`` false)."""
+    opts = body or SourceRecoverBody()
+    daemon_of(request).conn.domains.get(name).migration_recover(running=opts.running)
     return Response(status_code=204)
 
 

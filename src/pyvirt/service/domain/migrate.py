@@ -1560,7 +1560,9 @@ def _no_migration(name: str) -> InvalidStateError:
 
 
 def recover(mgr: DomainManager, name: str, *, running: bool = True) -> None:
-    """Run the source guest again after the destination could not take it over.
+    """Run the source guest again after the destination could not take it over; with
+    *running* False leave it paused and say so (``paused (migrating)``): the destination may
+    run the guest already (its finish failed after the guest ran there).
 
     :raises InvalidStateError: it is not running here
     """
@@ -1578,6 +1580,8 @@ def recover(mgr: DomainManager, name: str, *, running: bool = True) -> None:
                     _restore(mon, before)
             if running and mon.query_status()[0] in ("paused", "postmigrate"):
                 mon.cont()
+        if not running:
+            _mark_paused(mgr, name, True, str(Reason.MIGRATING))
 
 
 def _set_last_reason(
