@@ -103,6 +103,9 @@ def test_live_migration_between_daemons_in_namespaces(
             seen_b = [line.rsplit(": ", 1)[1] for line in events_b.lines if "'t1'" in line]
             assert seen_b.index("Started Migrated") < seen_b.index("Resumed Migrated"), seen_b
             assert not {"Started Booted", "Suspended Paused", "Resumed Unpaused"} & set(seen_b)
+            seen_a = [line.rsplit(": ", 1)[1] for line in events_a.lines if "'t1'" in line]
+            # the source's switch-over stop, then its end (libvirt's words)
+            assert seen_a.index("Suspended Migrated") < seen_a.index("Stopped Migrated"), seen_a
         finally:
             for proc, lines in listeners:
                 proc.send_signal(signal.SIGINT)

@@ -325,7 +325,7 @@ _DOMAIN_EVENTS: dict[str, tuple[int, dict[str, int]]] = {
     "undefined": (1, {"removed": 0, "renamed": 1}),
     "started": (2, {"booted": 0, "migrated": 1, "restored": 2, _SNAP: 3, "wakeup": 4}),
     "suspended": (3, {"paused": 0, "migrated": 1, "ioerror": 2, "watchdog": 3, "restored": 4,
-                      _SNAP: 5, "apierror": 6}),
+                      _SNAP: 5, "apierror": 6, "postcopy": 7}),
     "resumed": (4, {"unpaused": 0, "migrated": 1, _SNAP: 2}),
     "stopped": (5, {"shutdown": 0, "destroyed": 1, "crashed": 2, "migrated": 3, "saved": 4,
                     "failed": 5, _SNAP: 6}),

@@ -76,6 +76,29 @@ def test_the_resume_that_ends_an_incoming_migration() -> None:
     assert EventTranslator(paused=False, incoming="migration").incoming is None  # it arrived
 
 
+def test_the_source_of_a_migration_says_migrated() -> None:
+    """libvirt's words on the source: the switch-over's stop is ``Suspended Migrated``
+    (``PostCopy`` in post-copy); a failed migration's resume is ``Resumed Migrated``; after
+    it, a stop is a plain pause again."""
+    tr = EventTranslator()
+    assert _run(tr, "MIGRATION", status="setup") == []
+    assert _run(tr, "MIGRATION", status="active") == []
+    assert _run(tr, "STOP") == ["lifecycle:Suspended Migrated"]
+    assert _run(tr, "MIGRATION", status="failed") == []
+    assert _run(tr, "RESUME") == ["lifecycle:Resumed Migrated"]
+    assert _run(tr, "STOP") == ["lifecycle:Suspended Paused"]
+    assert _run(tr, "RESUME") == ["lifecycle:Resumed Unpaused"]
+    tr = EventTranslator()
+    _run(tr, "MIGRATION", status="active")
+    assert _run(tr, "MIGRATION", status="postcopy-active") == []
+    assert _run(tr, "STOP") == ["lifecycle:Suspended PostCopy"]
+    # the destination's own MIGRATION events (incoming) make no stop of it a migration's
+    tr = EventTranslator(paused=True, incoming="migration")
+    _run(tr, "MIGRATION", status="active")
+    assert _run(tr, "RESUME") == ["lifecycle:Resumed Migrated"]
+    assert _run(tr, "STOP") == ["lifecycle:Suspended Paused"]
+
+
 def test_stopped_event_words() -> None:
     assert stopped_event("shutdown", "guest-shutdown").detail == "Shutdown"
     assert stopped_event("destroyed", "host-signal").detail == "Destroyed"

@@ -151,7 +151,8 @@ class DomainEvent:
     :ivar kind: ``lifecycle`` or ``device-removed``
     :ivar event: ``Started``, ``Suspended``, ``Resumed``, ``Stopped``, ``Shutdown``,
         ``Crashed`` (lifecycle); the device alias (device-removed)
-    :ivar detail: ``Booted``, ``Migrated``, ``Restored``, ``Paused``, ``Unpaused``,
+    :ivar detail: ``Booted``, ``Migrated``, ``PostCopy``, ``Restored``, ``Paused``,
+        ``Unpaused``,
         ``Shutdown``, ``Destroyed``, ``Saved``, ``Crashed``, ``Failed``, ``Finished``,
         ``Panicked``
     """
@@ -159,6 +160,10 @@ class DomainEvent:
     kind: str
     event: str
     detail: str = ""
+
+
+#: the statuses of QEMU's ``MIGRATION`` event that end a migration (or start none)
+_MIGRATION_ENDED = frozenset({"none", "completed", "failed", "cancelled"})
 
 
 class EventTranslator:
@@ -169,32 +174,50 @@ class EventTranslator:
     :param incoming: what the paused QEMU waits for (``migration``, ``restore``; None:
         nothing): the resume that ends an incoming migration is ``Resumed Migrated``, as
         libvirt says it; a restore's is part of its ``Started Restored``
+
+    On the source of a migration (QEMU's ``MIGRATION`` events say one is under way), the
+    switch-over's stop is ``Suspended Migrated`` (``Suspended PostCopy`` in post-copy), and
+    the resume of a migration that failed after it ``Resumed Migrated``, as libvirt says.
     """
 
     def __init__(self, paused: bool = False, incoming: str | None = None) -> None:
         self.paused = paused
         self.shutting_down = False
         self.incoming = incoming if paused else None
+        #: the status of an outgoing migration under way (QEMU's ``MIGRATION`` events)
+        self.migration: str | None = None
+        #: the guest stands still for a migration (the resume then ends a failed one)
+        self.paused_by_migration = False
 
     def translate(self, event: Mapping[str, Any]) -> list[DomainEvent]:
         """The domain events one QMP event makes (often none)."""
         name = event.get("event")
         data = event.get("data") or {}
+        if name == "MIGRATION":
+            status = str(data.get("status", ""))
+            self.migration = None if status in _MIGRATION_ENDED or self.incoming else status
+            return []
         if name == "STOP":
             if self.shutting_down or self.paused:
                 return []
             self.paused = True
-            return [DomainEvent("lifecycle", "Suspended", "Paused")]
+            self.paused_by_migration = self.migration is not None
+            detail = "Paused"
+            if self.migration is not None:
+                detail = "PostCopy" if self.migration.startswith("postcopy") else "Migrated"
+            return [DomainEvent("lifecycle", "Suspended", detail)]
         if name == "RESUME":
             self.shutting_down = False
             if not self.paused:
                 return []
             self.paused = False
             incoming, self.incoming = self.incoming, None
+            by_migration, self.paused_by_migration = self.paused_by_migration, False
             if incoming == "restore":
                 return []
+            migrated = incoming == "migration" or by_migration
             return [DomainEvent("lifecycle", "Resumed",
-                                "Migrated" if incoming == "migration" else "Unpaused")]  # fmt: skip
+                                "Migrated" if migrated else "Unpaused")]  # fmt: skip
         if name == "SHUTDOWN":
             self.shutting_down = True
             if data.get("guest"):
