@@ -330,8 +330,8 @@ def migrate(
     :raises CancelledError: cancelled; the guest runs on at the source
     :raises OperationFailedError: the migration failed; the guest runs on at the source and
         nothing is left on the destination; or (said so) it completed and the destination
-        runs the guest already (or cannot say it does not) but its finish step failed: the
-        source keeps it paused
+        may run the guest already (its QEMU is there, or it cannot be asked) but its finish
+        step failed: the source keeps it paused
     """
     from pyvirt.service.domain.migrate import Policy, renamed_xml  # lazy
     from pyvirt.service.domain.types import State  # lazy
@@ -465,16 +465,17 @@ def migrate(
             tunnel.abort()
         if result.postcopy:  # the destination has the only whole guest: it stays there
             raise
-        if on_arrival and _running_there(target, new_name) is not False:
-            # its watcher ran the guest as its state came in (or nobody can say it did not:
-            # a finish whose answer was lost): the source must not run it a second time
+        if on_arrival and _held_there(target, new_name):
+            # its watcher may have run the guest as its state came in (its record says paused
+            # until finish notes it; or the destination cannot be asked: a finish whose
+            # answer was lost): the source must not run it a second time
             _quietly(lambda: src.migration_recover(running=False))
             if not isinstance(err, Exception):
                 raise
             raise OperationFailedError(
                 f"migration of domain '{src.name}' completed but its finish step failed: "
-                f"{err}; the guest runs on the destination (or may: it cannot be asked), the "
-                "source keeps it paused",
+                f"{err}; the guest may run on the destination already, so the source keeps "
+                "it paused",
                 hint=f"check domain '{new_name}' on the destination, then destroy the paused "
                 "source (never resume both)",
             ) from err
@@ -556,16 +557,17 @@ def _free_there(target: Connection, name: str) -> bool:
         return True
 
 
-def _running_there(target: Connection, name: str) -> bool | None:
-    """Whether domain *name* runs on *target* (None: it cannot be asked)."""
+def _held_there(target: Connection, name: str) -> bool:
+    """Whether *target* may hold a live guest *name* (a QEMU of it runs there, or *target*
+    cannot be asked); False only when it surely has none."""
     from pyvirt.service.domain.types import State  # lazy
 
     try:
-        return target.domains.get(name).status().state is State.RUNNING
+        return target.domains.get(name).status().state is not State.SHUTOFF
     except NotFoundError:
         return False
     except Exception:  # the destination does not answer: assume the worst
-        return None
+        return True
 
 
 def _postcopy_run(target: Connection, name: str) -> Callable[[], None]:
