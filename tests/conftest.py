@@ -206,14 +206,20 @@ def state_root() -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+def destroy_leftovers(runner: Pyvirt) -> None:
+    """Destroy every domain still running under *runner*'s state root, then kill what its
+    QEMUs left (a test's teardown)."""
+    run = runner.root / "run" / "qemu"
+    if run.is_dir():
+        for entry in run.iterdir():
+            if entry.is_dir() and not entry.name.startswith("."):
+                runner("destroy", entry.name, check=False)
+    kill_leftovers(runner.root)
+
+
 @pytest.fixture
 def pyvirt(state_root: Path) -> Iterator[Pyvirt]:
     """The CLI bound to a fresh state root; destroys leftover domains afterwards."""
     runner = Pyvirt(state_root)
     yield runner
-    run = state_root / "run" / "qemu"
-    if run.is_dir():
-        for entry in run.iterdir():
-            if entry.is_dir() and not entry.name.startswith("."):
-                runner("destroy", entry.name, check=False)
-    kill_leftovers(state_root)
+    destroy_leftovers(runner)

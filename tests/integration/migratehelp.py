@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Pyvirt, kill_leftovers
+from tests.conftest import Pyvirt, destroy_leftovers
 from tests.integration.test_disks import guest
 from tests.integration.test_lifecycle import define, wait_marker
 
@@ -52,10 +52,5 @@ def other() -> Iterator[Pyvirt]:
     root = Path(tempfile.mkdtemp(prefix="pvd", dir="/tmp"))
     runner = Pyvirt(root)
     yield runner
-    run = root / "run" / "qemu"
-    if run.is_dir():
-        for entry in run.iterdir():
-            if entry.is_dir() and not entry.name.startswith("."):
-                runner("destroy", entry.name, check=False)
-    kill_leftovers(root)
+    destroy_leftovers(runner)
     shutil.rmtree(root, ignore_errors=True)

@@ -37,6 +37,7 @@ from pyvirt.state.locks import file_lock
 
 if TYPE_CHECKING:
     from pyvirt.drivers.qemu.plan import StartPlan
+    from pyvirt.drivers.qemu.runtime import RuntimeRecord
     from pyvirt.model.domain import Domain
     from pyvirt.service.domain.manager import DomainManager
 
@@ -152,17 +153,17 @@ def _run(
     transient: bool,
     extra_argv: Sequence[str] = (),
     incoming: str | None = None,
-    ready: Callable[[], None] | None = None,
+    ready: Callable[[RuntimeRecord], None] | None = None,
 ) -> DomainStatus:
     """Launch QEMU from a plan (caller holds the domain lock and checked it is not running).
 
     :param extra_argv: appended to the plan's argv (``-incoming defer`` for a restore)
     :param incoming: what a QEMU started with ``-incoming defer`` waits for (the runtime
         record's ``incoming``)
-    :param ready: called once the record is saved and the hooks' ``after_launch`` ran, before
-        the pseudo-terminals are read and the watcher starts (whose start-up would compete
-        with it for the CPU): an incoming QEMU listens as early as it can; if it raises, it
-        has stopped QEMU itself
+    :param ready: called with the record once it is saved and the hooks' ``after_launch``
+        ran, before the pseudo-terminals are read and the watcher starts (whose start-up
+        would compete with it for the CPU): an incoming QEMU listens as early as it can; if
+        it raises, it has stopped QEMU itself
     """
     from pyvirt.drivers.qemu import process, runtime  # lazy
     from pyvirt.service.domain import ptys, reaper_spawn, supervise  # lazy
@@ -219,7 +220,7 @@ def _run(
     if ready is not None:  # the incoming side first: the source may send once it listens
         run.save_record(rec)  # (what a failed ready's clean-up finds)
         _after_launch(mgr, p, launched.pid, launched.starttime)
-        ready()
+        ready(rec)
     if ptys.has_ptys(rec):  # the live XML as the hooks left it (volume disks put back)
         current = run.live_xml().decode()
         live_xml = ptys.record_ptys(rec, current)
@@ -301,7 +302,7 @@ def launch_incoming(
     *,
     transient: bool,
     purpose: str = "migration",
-    ready: Callable[[], None] | None = None,
+    ready: Callable[[RuntimeRecord], None] | None = None,
 ) -> DomainStatus:
     """Launch QEMU for ``dom`` paused and waiting for an incoming migration (``-incoming
     defer``: a restore feeds it the saved state). The caller holds the domain lock and

@@ -302,13 +302,11 @@ def prepare(
             created = storage.create_images(dom, copy)
             listening: list[tuple[str, StorageCopy | None]] = []
 
-            def ready() -> None:
+            def ready(rec: RuntimeRecord) -> None:
                 """QEMU listens for the stream (before the pseudo-terminals are read and its
                 watcher starts, whose start-up would compete for the CPU with QEMU's and this
                 process's)."""
                 storage.save_created(mgr, dom.name, created)
-                rec = mgr.record(dom.name)
-                assert rec is not None
                 run_dir = mgr.rundir(dom.name).path
                 where = listen
                 if where is None and tcp_host:
