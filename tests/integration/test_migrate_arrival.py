@@ -130,3 +130,43 @@ def test_a_finish_that_fails_once_the_guest_runs_there_never_resumes_the_source(
     assert state(pyvirt, "t1") == "paused (migrating)"
     assert kept(other)
     pyvirt("destroy", "t1")
+
+
+def test_the_first_stage_runs_the_guest_then_the_full_watcher_takes_over(
+    pyvirt: Pyvirt, other: Pyvirt, source: Before
+) -> None:
+    """The destination's reaper starts with the plain-socket first stage (no asyncio while
+    the state streams in): it logs the arrival and runs the guest, then the full watcher
+    connects and follows the guest's later events."""
+    import time
+
+    from pyvirt.drivers.qemu.arrival import HAND_OVER
+    from pyvirt.drivers.qemu.runtime import read_watcher
+
+    src = pyvirt_api.open(_uri(pyvirt)).domains.get("t1")
+    src.migrate(pyvirt_api.open(_uri(other)))
+    assert state(other, "t1") == "running (migrated)"
+    run = other.root / "run" / "qemu" / "t1"
+    first = read_watcher(run)
+    assert first is not None
+    deadline = time.monotonic() + HAND_OVER + 15
+    while True:  # the same process, connected again once the full watcher runs
+        info = read_watcher(run)
+        log = (other.root / "log" / "qemu" / "t1" / "qemu.log").read_text()
+        if info is not None and info.connected and "watching QEMU pid" in log:
+            break
+        assert time.monotonic() < deadline, "the full watcher never connected"
+        time.sleep(0.05)
+    assert info.pid == first.pid
+    starting = log.rindex(": starting: ")
+    events = log[starting:]
+    resumed = events.index("event RESUME {}")
+    assert events.index('event MIGRATION {"status": "completed"}') < resumed
+    assert resumed < events.index("watching QEMU pid")  # the first stage ran it
+    other("suspend", "t1")  # the full watcher follows the guest from then on
+    deadline = time.monotonic() + 10
+    while "STOP {}" not in _events(other, "t1")[-3:]:
+        assert time.monotonic() < deadline, "the full watcher did not log the STOP"
+        time.sleep(0.05)
+    other("resume", "t1")
+    assert state(other, "t1") == "running (unpaused)"
