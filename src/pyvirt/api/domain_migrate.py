@@ -492,38 +492,25 @@ def migrate(
 
 #: seconds the prepare thread sleeps once its QEMU listens (see :meth:`_Preparing._listening`)
 _HAND_OVER = 0.001
-#: seconds at most the destination's QEMU waits for the source's set-up before it starts
-#: (see :meth:`_Preparing._source_first`)
-_SOURCE_FIRST = 0.05
 
 
 class _Preparing:
     """The destination's prepare, run in a thread of its own from now on: :meth:`uri` gives
     the URI its QEMU listens on as soon as it does (prepare goes on meanwhile: the
-    pseudo-terminals, the watcher), :meth:`result` what prepare returned once it did.
-
-    The source's set-up (its monitor session, the policy's capabilities and parameters, a
-    few ms) runs meanwhile in the caller's thread, until it asks for the URI. When the
-    destination is on this host its QEMU starts only then (at most :data:`_SOURCE_FIRST`
-    seconds later): the QEMU's start is what the transfer waits for, and with the set-up
-    beside it on this machine's two cores it took ~56 ms instead of ~42 (measured in
-    ``bench/migrate_downtime.py``; the set-up is done before prepare's own Python is)."""
+    pseudo-terminals, the watcher), :meth:`result` what prepare returned once it did."""
 
     def __init__(self, prepare: Callable[..., Incoming]) -> None:
         self._value: list[Incoming] = []
         self._error: BaseException | None = None
         self._uri: list[str] = []
         self._news = threading.Event()
-        self._asked = threading.Event()  # the source is set up and waits for the URI
         self._thread = threading.Thread(target=self._run, args=(prepare,), daemon=True,
                                         name="migration-prepare")  # fmt: skip
         self._thread.start()
 
     def _run(self, prepare: Callable[..., Incoming]) -> None:
         try:
-            self._value.append(
-                prepare(on_listening=self._listening, before_launch=self._source_first)
-            )
+            self._value.append(prepare(on_listening=self._listening))
         except BaseException as err:  # handed to the caller by uri() or result()
             self._error = err
         finally:
@@ -536,12 +523,8 @@ class _Preparing:
         # it waits for the rest of prepare's Python, up to the 5 ms switch interval
         time.sleep(_HAND_OVER)
 
-    def _source_first(self) -> None:
-        self._asked.wait(_SOURCE_FIRST)
-
     def uri(self) -> str:
         """The URI once the QEMU listens; what prepare raised before that is raised here."""
-        self._asked.set()
         self._news.wait()
         if self._uri:
             return self._uri[0]
@@ -559,7 +542,6 @@ class _Preparing:
     def listened(self) -> bool:
         """Whether prepare got as far as a listening QEMU (once it ended): then there is an
         incoming QEMU to stop, whatever failed after."""
-        self._asked.set()  # the source failed before it asked: nothing to wait for
         self._thread.join()
         return bool(self._uri) or self._error is None
 

@@ -168,7 +168,6 @@ class DomainCollection:
         tls_files: tuple[str, str, str | None] | None = None,
         run_on_arrival: bool = False,
         on_listening: Callable[[str], None] | None = None,
-        before_launch: Callable[[], None] | None = None,
     ) -> Incoming:
         """Start a QEMU here waiting for the state of the domain *xml* describes (its live
         XML on the source), after checking this host can run it (CPU, memory, networks,
@@ -186,10 +185,6 @@ class DomainCollection:
         :param on_listening: called with the URI once the QEMU listens, before the rest of
             the set-up here (without *copy*): the source may start sending then; a failure
             of that rest raises here as any other
-        :param before_launch: called right before the QEMU starts, once the checks passed
-            and its command line is built: a caller whose source runs on this host holds it
-            back there until the source's own set-up is done (the two compete for the CPU,
-            and only the QEMU's start delays the transfer)
         :raises InvalidStateError: a domain of that name runs here already
         :raises UnsupportedError: this host's CPU lacks features of the guest's CPU model
         """
@@ -200,8 +195,7 @@ class DomainCollection:
         return migrate.prepare(self._service.domains, xml, listen=listen, tcp_host=tcp_host,
                                policy=policy, copy=copy, incremental=incremental,
                                tls=server, run_on_arrival=run_on_arrival,
-                               on_listening=on_listening,
-                               before_launch=before_launch)  # fmt: skip
+                               on_listening=on_listening)  # fmt: skip
 
     def migration_finish(
         self, name: str, *, paused: bool = False, persistent_xml: str | None = None

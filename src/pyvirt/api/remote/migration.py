@@ -213,13 +213,10 @@ class RemoteMigrationHost:
         tls_files: tuple[str, str, str | None] | None = None,
         run_on_arrival: bool = False,
         on_listening: Callable[[str], None] | None = None,
-        before_launch: Callable[[], None] | None = None,
     ) -> Incoming:
         """Start a QEMU on the daemon's host waiting for the state (after its checks); *tls*
         with the daemon's own certificate (*tls_files* are the daemon's business);
-        *on_listening* is called with the URI once the daemon answered. *before_launch* is
-        not called: the QEMU starts on the daemon's host, where this process's source does
-        not compete with it (waiting would only delay the request)."""
+        *on_listening* is called with the URI once the daemon answered."""
         from pyvirt.service.domain.migrate import Incoming  # lazy
         from pyvirt.service.domain.migrate_storage import StorageCopy  # lazy
 

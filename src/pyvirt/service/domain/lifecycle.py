@@ -154,7 +154,6 @@ def _run(
     extra_argv: Sequence[str] = (),
     incoming: str | None = None,
     ready: Callable[[RuntimeRecord], None] | None = None,
-    before_launch: Callable[[], None] | None = None,
 ) -> DomainStatus:
     """Launch QEMU from a plan (caller holds the domain lock and checked it is not running).
 
@@ -165,8 +164,6 @@ def _run(
         ran, before the pseudo-terminals are read and the watcher starts (whose start-up
         would compete with it for the CPU): an incoming QEMU listens as early as it can; if
         it raises, it has stopped QEMU itself
-    :param before_launch: called once everything is ready, right before QEMU starts (a
-        migration's destination may wait there for its source's set-up on the same host)
     """
     from pyvirt.drivers.qemu import process, runtime  # lazy
     from pyvirt.service.domain import ptys, reaper_spawn, supervise  # lazy
@@ -192,8 +189,6 @@ def _run(
     active = _before_launch(mgr, p)
     fds = hooks.take_fds(name)
     try:
-        if before_launch is not None:
-            before_launch()
         launched = process.launch_detailed(
             argv, run_dir=run_dir, log_path=log_dir / "qemu.log", pass_fds=fds, run_as=_run_as(mgr)
         )
@@ -308,7 +303,6 @@ def launch_incoming(
     transient: bool,
     purpose: str = "migration",
     ready: Callable[[RuntimeRecord], None] | None = None,
-    before_launch: Callable[[], None] | None = None,
 ) -> DomainStatus:
     """Launch QEMU for ``dom`` paused and waiting for an incoming migration (``-incoming
     defer``: a restore feeds it the saved state). The caller holds the domain lock and
@@ -317,12 +311,10 @@ def launch_incoming(
     :param purpose: ``migration`` or ``restore`` (the runtime record's ``incoming``)
     :param ready: sets the incoming side up before the domain's watcher starts (see
         :func:`_run`); if it raises, it has stopped QEMU itself
-    :param before_launch: called right before QEMU starts (see :func:`_run`)
     """
     compiled, _ = _compile(mgr, dom, key="")
     return _run(mgr, compiled, paused=True, transient=transient,
-                extra_argv=("-incoming", "defer"), incoming=purpose, ready=ready,
-                before_launch=before_launch)  # fmt: skip
+                extra_argv=("-incoming", "defer"), incoming=purpose, ready=ready)  # fmt: skip
 
 
 def refuse_lost(mgr: DomainManager, name: str, uuid: str) -> None:

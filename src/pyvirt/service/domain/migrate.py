@@ -248,7 +248,6 @@ def prepare(
     tls: TlsServer | bool | None = None,
     run_on_arrival: bool = False,
     on_listening: Callable[[str], None] | None = None,
-    before_launch: Callable[[], None] | None = None,
 ) -> Incoming:
     """Start a QEMU waiting for the incoming state of the domain *xml* describes, after the
     checks of :mod:`~pyvirt.service.domain.migrate_checks` (nothing has moved yet).
@@ -272,9 +271,6 @@ def prepare(
         prepare goes on (the pseudo-terminals, the watcher): the source may send from then
         on; if prepare fails afterwards, the caller aborts the migration as for any other
         failure after it began
-    :param before_launch: called right before QEMU starts, once the checks passed and its
-        command line is built (the caller may hold it back: see
-        :meth:`pyvirt.api.domains.DomainCollection.migration_prepare`)
     :raises InvalidStateError: a domain of that name runs here
     :raises InvalidConfigError: the XML or the listen URI is not acceptable
     """
@@ -352,11 +348,7 @@ def prepare(
 
             try:
                 lifecycle.launch_incoming(
-                    mgr,
-                    dom,
-                    transient=not mgr.store.exists(dom.name),
-                    ready=ready,
-                    before_launch=before_launch,
+                    mgr, dom, transient=not mgr.store.exists(dom.name), ready=ready
                 )
             except BaseException:
                 storage.remove_created(created)
