@@ -32,27 +32,32 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pyvirt.drivers.qemu import runfiles
 from pyvirt.errors import NotFoundError, OperationFailedError
 from pyvirt.state.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
-# the run directory's names (their own module: see there)
-RUNTIME_FILE = runfiles.RUNTIME_FILE
-EXIT_FILE = runfiles.EXIT_FILE
-DESTROY_INTENT_FILE = runfiles.DESTROY_INTENT_FILE
-POLICY_FILE = runfiles.POLICY_FILE
-RUN_ON_ARRIVAL_FILE = runfiles.RUN_ON_ARRIVAL_FILE
-RUN_ON_ARRIVAL_SENT_FILE = runfiles.RUN_ON_ARRIVAL_SENT_FILE
-ARRIVED_FILE = runfiles.ARRIVED_FILE
-RECOVER_FILE = runfiles.RECOVER_FILE
-RECOVER_DONE_FILE = runfiles.RECOVER_DONE_FILE
-PID_FILE = runfiles.PID_FILE
-QMP_SOCKET = runfiles.QMP_SOCKET
-EVENTS_SOCKET = runfiles.EVENTS_SOCKET
-WATCHER_FILE = runfiles.WATCHER_FILE
-
+RUNTIME_FILE = "runtime.json"
+EXIT_FILE = "exit.json"
+DESTROY_INTENT_FILE = "destroying"
+POLICY_FILE = "policy.json"
+#: an incoming migration's destination runs the guest the moment its state is in: the
+#: watcher, already connected, sends ``cont`` on QEMU's MIGRATION completed (and removes it)
+RUN_ON_ARRIVAL_FILE = "run-on-arrival"
+#: the watcher took :data:`RUN_ON_ARRIVAL_FILE` (renamed it) and sends ``cont``
+RUN_ON_ARRIVAL_SENT_FILE = "run-on-arrival.sent"
+#: then its note that the ``cont`` succeeded: the guest runs (the destination's finish then
+#: needs no monitor session of its own)
+ARRIVED_FILE = "arrived"
+#: a request to the watcher of a destination paused in post-copy: ``{"uri": URI}`` for
+#: ``migrate-recover``, which it sends out-of-band on its own connection (a new monitor
+#: session cannot even start while QEMU's main loop waits for a page that does not come)
+RECOVER_FILE = "postcopy-recover"
+#: the watcher's answer: ``{"ok": true}`` or ``{"error": MESSAGE}``
+RECOVER_DONE_FILE = "postcopy-recover.done"
+PID_FILE = "qemu.pid"
+QMP_SOCKET = "qmp.sock"
+EVENTS_SOCKET = "events.sock"
 
 #: Version written by this pyvirt.
 CURRENT_VERSION = 1
@@ -316,6 +321,9 @@ def fallback_exit(run_dir: Path) -> ExitInfo:
     if is_destroying(run_dir):
         return ExitInfo("destroyed", "no-shutdown-event")
     return ExitInfo("crashed", "no-shutdown-event")
+
+
+WATCHER_FILE = "watch.json"
 
 
 @dataclass(frozen=True)

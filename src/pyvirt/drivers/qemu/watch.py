@@ -54,8 +54,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pyvirt.drivers.qemu import arrival, process
-from pyvirt.drivers.qemu.arrival import event_line
+from pyvirt.drivers.qemu import process
 from pyvirt.drivers.qemu.runtime import (
     ARRIVED_FILE,
     EVENTS_SOCKET,
@@ -64,6 +63,7 @@ from pyvirt.drivers.qemu.runtime import (
     RECOVER_FILE,
     RUN_ON_ARRIVAL_FILE,
     RUN_ON_ARRIVAL_SENT_FILE,
+    WATCHER_FILE,
     ExitInfo,
     ExitReason,
     RuntimeRecord,
@@ -74,6 +74,7 @@ from pyvirt.drivers.qemu.runtime import (
     write_exit_at,
 )
 from pyvirt.errors import PyvirtError
+from pyvirt.state.atomic import atomic_write
 
 __all__ = [
     "SHUTDOWN_REASONS",
@@ -126,7 +127,10 @@ def classify(last_shutdown: Mapping[str, Any] | None, destroying: bool) -> ExitI
 
 def write_watcher(run_dir: Path, connected: bool) -> None:
     """Record this process as the watcher of ``run_dir`` (``watch.json``)."""
-    arrival.write_watcher(str(run_dir), connected=connected)
+    stat = process.proc_stat(os.getpid())
+    assert stat is not None
+    data = {"pid": os.getpid(), "starttime": stat[1], "connected": connected}
+    atomic_write(run_dir / WATCHER_FILE, json.dumps(data).encode(), 0o644, sync=False)
 
 
 #: ``on_exit(run_dir, info, qemu_pid, qemu_starttime)``: called by the watcher once QEMU is gone.
@@ -205,6 +209,14 @@ def wait_watcher(run_dir: Path, timeout: float = 5.0) -> bool:
 
 
 # --- the watcher process -------------------------------------------------------------------
+
+
+def _event_line(event: Mapping[str, Any]) -> str:
+    stamp = event.get("timestamp") or {}
+    seconds = float(stamp.get("seconds", time.time())) + stamp.get("microseconds", 0) / 1e6
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(seconds))
+    data = json.dumps(event.get("data", {}), sort_keys=True)
+    return f"{when}.{int(seconds % 1 * 1e6):06d}Z: event {event.get('event')} {data}"
 
 
 #: ``on_event(event)``: called with every QMP event once the watcher has handled it.
@@ -351,7 +363,7 @@ class Watch:
                 import asyncio
 
                 self._recovering = asyncio.create_task(self.serve_recover(client))
-        self._write((event_line(event) + "\n").encode())
+        self._write((_event_line(event) + "\n").encode())
         if name == "SHUTDOWN":
             if not (self.quitting and data.get("reason") == "host-qmp-quit"):
                 self.last_shutdown = dict(data)
@@ -393,6 +405,7 @@ class Watch:
         """While the migration is paused in post-copy: answer ``postcopy-recover`` requests
         (see the module docstring); checks for one every 20 ms."""
         import asyncio
+        import json
 
         try:
             while self.migration == "postcopy-paused":

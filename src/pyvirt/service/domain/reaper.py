@@ -12,24 +12,20 @@ dropped), the shut-off reason recorded and the run directory removed.
 It lives in the service layer because the driver must not import the service: the driver
 offers the callback, the service fills it. The hook modules the domain uses are imported in
 a background thread while QEMU runs, so the stop work starts without import delay.
-
-The reaper of a migration's destination that runs the guest on arrival starts with the
-driver's first stage (:func:`pyvirt.drivers.qemu.arrival.follow`: a plain socket, no
-asyncio) and imports the watcher only once the guest runs: while the state streams in, the
-CPU is the two QEMUs'.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
+import threading
+import time
+from pathlib import Path
 
-# lazy: function-local imports marked ``# lazy`` let the watcher process start at once (and
-# the first stage of a migration's destination before any of them); the stop work's imports
-# (manager, hooks) load in a background thread while QEMU runs (see _preload).
-TYPE_CHECKING = False  # not typing's: see pyvirt.drivers.qemu.arrival
-if TYPE_CHECKING:
-    import threading
-    from pathlib import Path
+from pyvirt.service.domain.reaper_spawn import parse_paths_arg
+
+# lazy: function-local imports marked ``# lazy`` let the watcher process start at once; the stop
+# work's imports (manager, hooks) load in a background thread while QEMU runs (see _preload).
 
 __all__ = ["main"]
 
@@ -41,8 +37,6 @@ PRELOAD_DELAY = 5.0
 def _preload(run_dir: Path, now: threading.Event) -> None:
     """Import what the stop work needs (the manager, the domain's hook modules), once the
     guest had :data:`PRELOAD_DELAY` seconds to boot or as soon as ``now`` is set."""
-    import logging  # lazy
-
     now.wait(PRELOAD_DELAY)
     try:
         from pyvirt.drivers.qemu.rundir import RunDir  # lazy
@@ -66,8 +60,6 @@ def _done_by_destroyer(run_dir: Path, pid: int, starttime: int | None) -> bool:
     :data:`DESTROYER_GRACE` seconds: then the reaper has nothing to do and spends no CPU on
     importing the manager (the destination of a migration, where the guest just resumed,
     shares this host). Else (that command died) the reaper does the work."""
-    import time  # lazy
-
     from pyvirt.drivers.qemu.runtime import destroyer_does_stop_work  # lazy
     from pyvirt.drivers.qemu.watch import still_ours  # lazy
 
@@ -83,27 +75,17 @@ def _done_by_destroyer(run_dir: Path, pid: int, starttime: int | None) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``--paths JSON`` then the watcher's own arguments."""
+    from pyvirt.drivers.qemu import watch  # lazy
+    from pyvirt.drivers.qemu.runtime import ExitInfo  # lazy
+
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) < 2 or args[0] != "--paths":
         print("usage: python -m pyvirt.service.domain.reaper --paths JSON RUN_DIR ...",
               file=sys.stderr)  # fmt: skip
         return 2
-    rest = args[2:]
-    first = next((a for a in rest if not a.startswith("-")), None)
-    if first is not None:
-        from pyvirt.drivers.qemu.arrival import follow  # lazy
-
-        follow(first)
-
-    import threading  # lazy
-    from pathlib import Path  # lazy
-
-    from pyvirt.drivers.qemu import watch  # lazy
-    from pyvirt.drivers.qemu.runtime import ExitInfo  # lazy
-    from pyvirt.service.domain.reaper_spawn import parse_paths_arg  # lazy
-
     paths = parse_paths_arg(args[1])
-    run_dir = None if first is None else Path(first)
+    rest = args[2:]
+    run_dir = next((Path(a) for a in rest if not a.startswith("-")), None)
     loader = None
     now = threading.Event()
     if run_dir is not None:
@@ -124,7 +106,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    code = main()  # first: the first stage runs before the watcher is imported
     from pyvirt.drivers.qemu.watch import exit_now
 
-    exit_now(code)
+    exit_now(main())
