@@ -49,6 +49,15 @@ MB allocation added to each raw move swapped the columns; with transparent huge 
 ``--settle S``: wait S seconds more before each move: every move then starts after a report
 (all freed memory taken back), the same state for both columns.
 
+``--ab FILE``: an interleaved A/B of a variant of pyvirt inside one run. FILE is a Python
+file defining ``on()`` and ``off()``; the bench calls ``on()`` before the pyvirt moves of
+every other round (one move each way: the directions differ, A holding the definition) and
+``off()`` before the rest, and reports both arms (``pyvirt:on``, ``pyvirt:off``) beside
+the raw column, with the ratio of the two arms. A bench column's median moves by ±3% from
+run to run on this machine, which hides a change worth 5-10 ms; within one run both arms
+meet the same host state. The variant is whatever the functions switch: a monkeypatch of
+this process (pyvirt runs in it), an environment variable a spawned process reads.
+
 ``--tunnelled``: instead, both hosts get a pyvirtd with a TLS listener on loopback (a token
 each, their self-signed certificates as CAs), and the source daemon drives every move
 (``migrate --p2p``): ``direct`` (QEMU to QEMU over a TCP port on 127.0.0.1) against
@@ -365,9 +374,11 @@ def rounds(
     settle: float = 0.0,
     jitter: float = 0.0,
     seed: int = 1,
+    ab: Any = None,
 ) -> tuple[float, dict[str, list[tuple[float, float]]]]:
     """The interleaved moves: (the idle floor, {kind: [(total, downtime)]}); before each, a
-    wait of *settle* plus a random 0-*jitter* seconds."""
+    wait of *settle* plus a random 0-*jitter* seconds. With *ab* (a module with ``on()`` and
+    ``off()``), the pyvirt moves alternate between the two arms."""
     import random
 
     rng = random.Random(seed)
@@ -379,12 +390,17 @@ def rounds(
     ticking(logs["A"], raw.console("S"))
     _, floor = watched(lambda: time.sleep(1.0), logs["A"], raw.console("S"), after=0)
     qlogs = {"A": a / "log/qemu/b1/qemu.log", "B": b / "log/qemu/b1/qemu.log"}
-    rows: dict[str, list[tuple[float, float]]] = {"pyvirt": [], "raw": []}
+    arms = ["pyvirt:on", "pyvirt:off"] if ab is not None else ["pyvirt"]
+    rows: dict[str, list[tuple[float, float]]] = {arm: [] for arm in arms}
+    rows["raw"] = []
     where = "A"
     for i in range(runs * 2 + 2):  # the first round warms up (imports, caches)
         to = "B" if where == "A" else "A"
         dom = conns[where].domains.get("b1")
         sizes = {k: p.stat().st_size if p.exists() else 0 for k, p in qlogs.items()}
+        arm = arms[i // 2 % len(arms)]  # a round each: both directions in both arms
+        if ab is not None:
+            (ab.on if arm == "pyvirt:on" else ab.off)()
         time.sleep(settle + rng.uniform(0, jitter))
         mine = watched(lambda d=dom, t=to: d.migrate(conns[t]), logs[where], logs[to])
         mine_phases = phases(log_events(qlogs[where], sizes[where]),
@@ -394,9 +410,9 @@ def rounds(
         theirs = watched(raw.move, raw.console("S"), raw.console("D"))
         raw.last = raw.phases()
         if i >= 2:
-            rows["pyvirt"].append(mine)
+            rows[arm].append(mine)
             rows["raw"].append(theirs)
-            for kind, ph in (("pyvirt", mine_phases), ("raw", raw.last)):
+            for kind, ph in ((arm, mine_phases), ("raw", raw.last)):
                 if ph is not None:
                     SWITCH.setdefault(kind, []).append(ph)
     if where == "B":  # home again, so that A's clean-up finds it
@@ -508,6 +524,9 @@ def main() -> None:
                     help="a random 0-J s wait before each move (0: back to back, in step "
                     "with the host's ~2 s memory reports; see the docstring)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=1, help="of --jitter's waits")
+    ap.add_argument("--ab", type=Path, metavar="FILE",
+                    help="a Python file with on() and off(): pyvirt's moves alternate "
+                    "between the two by round (see the docstring)")  # fmt: skip
     ap.add_argument("--tunnelled", action="store_true",
                     help="direct against tunnelled, through two pyvirtd")  # fmt: skip
     args = ap.parse_args()
@@ -535,11 +554,31 @@ def main() -> None:
             raw.boot()
             with state_root() as b:  # the destination (its QEMUs destroyed on the way out)
                 floor, rows = rounds(args.runs, a, b, raw, args.settle, args.jitter,
-                                     args.seed)  # fmt: skip
+                                     args.seed, _load_ab(args.ab))  # fmt: skip
         finally:
             raw.stop()
             shutil.rmtree(raw_dir, ignore_errors=True)
+    if args.ab is not None:
+        report(floor, rows, "pyvirt:on", "pyvirt:off", "")
+        return
     report(floor, rows, "pyvirt", "raw", " (target <= 1.2x)")
+
+
+def _load_ab(path: Path | None) -> Any:
+    """The ``--ab`` file as a module (None without one)."""
+    if path is None:
+        return None
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pyvirt_bench_ab", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"--ab: cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name in ("on", "off"):
+        if not callable(getattr(module, name, None)):
+            raise SystemExit(f"--ab: {path} defines no {name}()")
+    return module
 
 
 def report(
