@@ -530,6 +530,9 @@ def main() -> None:
     ap.add_argument("--tunnelled", action="store_true",
                     help="direct against tunnelled, through two pyvirtd")  # fmt: skip
     args = ap.parse_args()
+    if args.ab is not None and args.tunnelled:
+        raise SystemExit("--ab compares pyvirt with itself: not with --tunnelled")
+    ab = _load_ab(args.ab)  # before anything starts: a bad file fails at once
     kernel, initrd = tiny_image()
     if args.tunnelled:
         with state_root() as a, state_root() as b:
@@ -554,7 +557,7 @@ def main() -> None:
             raw.boot()
             with state_root() as b:  # the destination (its QEMUs destroyed on the way out)
                 floor, rows = rounds(args.runs, a, b, raw, args.settle, args.jitter,
-                                     args.seed, _load_ab(args.ab))  # fmt: skip
+                                     args.seed, ab)  # fmt: skip
         finally:
             raw.stop()
             shutil.rmtree(raw_dir, ignore_errors=True)
@@ -568,6 +571,8 @@ def _load_ab(path: Path | None) -> Any:
     """The ``--ab`` file as a module (None without one)."""
     if path is None:
         return None
+    if not path.is_file():
+        raise SystemExit(f"--ab: no file {path}")
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("pyvirt_bench_ab", path)
