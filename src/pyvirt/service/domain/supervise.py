@@ -152,9 +152,8 @@ class DomainEvent:
     :ivar event: ``Started``, ``Suspended``, ``Resumed``, ``Stopped``, ``Shutdown``,
         ``Crashed`` (lifecycle); the device alias (device-removed)
     :ivar detail: ``Booted``, ``Migrated``, ``PostCopy``, ``Restored``, ``Paused``,
-        ``Unpaused``,
-        ``Shutdown``, ``Destroyed``, ``Saved``, ``Crashed``, ``Failed``, ``Finished``,
-        ``Panicked``
+        ``Unpaused``, ``Shutdown``, ``Destroyed``, ``Saved``, ``Crashed``, ``Failed``,
+        ``Finished``, ``Panicked``
     """
 
     kind: str
