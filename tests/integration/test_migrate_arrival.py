@@ -118,6 +118,7 @@ def test_a_finish_that_fails_once_the_guest_runs_there_never_resumes_the_source(
     real = DomainCollection.migration_finish
 
     def lost(self: DomainCollection, name: str, **kwargs: object) -> object:
+        kwargs.pop("on_running", None)  # a daemon's finish says so with its answer only
         real(self, name, **kwargs)  # type: ignore[arg-type]
         raise OperationFailedError("the connection to the destination broke")
 
@@ -130,3 +131,27 @@ def test_a_finish_that_fails_once_the_guest_runs_there_never_resumes_the_source(
     assert state(pyvirt, "t1") == "paused (migrating)"
     assert kept(other)
     pyvirt("destroy", "t1")
+
+
+def test_a_finish_that_fails_after_it_said_the_guest_runs_there_stops_the_source(
+    pyvirt: Pyvirt, other: Pyvirt, source: Before, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The source's confirm runs beside the destination's finish and stops its QEMU once
+    finish says the guest runs there; finish failing after that (its records) leaves the
+    guest running there and none here, and the error says so."""
+    from pyvirt.api.domains import DomainCollection
+    from pyvirt.errors import OperationFailedError
+
+    real = DomainCollection.migration_finish
+
+    def late(self: DomainCollection, name: str, **kwargs: object) -> object:
+        real(self, name, **kwargs)  # type: ignore[arg-type]
+        raise OperationFailedError("its records could not be written")
+
+    monkeypatch.setattr(DomainCollection, "migration_finish", late)
+    src = pyvirt_api.open(_uri(pyvirt)).domains.get("t1")
+    with pytest.raises(OperationFailedError, match="runs on the destination, but its finish"):
+        src.migrate(pyvirt_api.open(_uri(other)))
+    assert state(other, "t1") == "running (migrated)"
+    assert state(pyvirt, "t1") == "shut off (migrated)"
+    assert kept(other)

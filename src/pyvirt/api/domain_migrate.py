@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from pyvirt.api.domain_base import DomainHandle
 from pyvirt.errors import (
@@ -31,6 +31,7 @@ from pyvirt.errors import (
 
 if TYPE_CHECKING:
     from pyvirt.api.connection import Connection
+    from pyvirt.api.domain import Domain
     from pyvirt.api.migrate_tunnel import Tunnel
     from pyvirt.progress import CancelToken, Progress
     from pyvirt.service.domain.migrate import (
@@ -78,7 +79,9 @@ class MigrationSource(Protocol):
         self, targets: Sequence[str] | None = None, *, incremental: bool = False
     ) -> list[DiskCopy]: ...
 
-    def migration_confirm(self, *, undefine: bool = False) -> None: ...
+    def migration_confirm(
+        self, *, undefine: bool = False, when: Callable[[], None] | None = None
+    ) -> None: ...
 
     def migration_recover(self, *, running: bool = True) -> None: ...
 
@@ -187,12 +190,19 @@ class DomainMigrate(DomainHandle):
 
         return svc.storage_plan(self._domains, self._name, targets, incremental=incremental)
 
-    def migration_confirm(self, *, undefine: bool = False) -> None:
+    def migration_confirm(
+        self, *, undefine: bool = False, when: Callable[[], None] | None = None
+    ) -> None:
         """Stop the source QEMU after the destination took the guest over (``shut off
-        (migrated)``); *undefine* removes the definition here too."""
+        (migrated)``); *undefine* removes the definition here too.
+
+        :param when: waits until the destination runs the guest (its finish runs
+            meanwhile); called after the checks here, before anything changes: what it
+            raises is raised here, the source paused as it was
+        """
         from pyvirt.service.domain import migrate as svc  # lazy
 
-        svc.confirm(self._domains, self._name, undefine=undefine)
+        svc.confirm(self._domains, self._name, undefine=undefine, when=when)
 
     def migration_recover(self, *, running: bool = True) -> None:
         """Run the guest here again after the destination could not take it over (*running*
@@ -453,16 +463,35 @@ def migrate(
         if tunnel is not None and tunnel.error is not None and isinstance(err, PyvirtError):
             raise tunnel.error from err  # the destination's reason, not QEMU's broken pipe
         raise
+    finishing: _Finishing | None = None
     try:
         if incoming is None:  # the rest of prepare (what failed there is undone below)
             assert background is not None
             incoming = arrived(background.result())
         if tunnel is not None:  # the rest of the stream flows while the destination waits
             tunnel.release()
-        target.domains.migration_finish(incoming.name, paused=suspend, persistent_xml=keep)
+        finish = partial(target.domains.migration_finish, incoming.name, paused=suspend,
+                         persistent_xml=keep)  # fmt: skip
+        if on_arrival and tunnel is None and not result.postcopy:
+            # the guest runs there once its state is in: the source's confirm runs beside
+            # the destination's finish and stops its QEMU the moment finish says so (a
+            # failure of finish before that leaves the source as it was: handled below)
+            finishing = _Finishing(finish)
+            src.migration_confirm(undefine=undefine_source, when=finishing.running)
+            finishing.result()
+            return result
+        finish()
     except BaseException as err:
         if tunnel is not None:
             tunnel.abort()
+        if finishing is not None and finishing.said():  # it runs there; nothing to undo
+            if err is finishing.failure() and isinstance(err, Exception):
+                raise OperationFailedError(
+                    f"migration of domain '{src.name}' completed and the guest runs on the "
+                    f"destination, but its finish step failed there: {err}",
+                    hint=f"check domain '{new_name}' on the destination",
+                ) from err
+            raise  # the source's confirm failed: as after a finish
         if result.postcopy:  # the destination has the only whole guest: it stays there
             raise
         if on_arrival and _held_there(target, new_name):
@@ -490,60 +519,99 @@ def migrate(
     return result
 
 
-#: seconds the prepare thread sleeps once its QEMU listens (see :meth:`_Preparing._listening`)
+#: seconds a half run ahead in its thread sleeps once it said the other may go on (see
+#: :meth:`_Ahead._reached`)
 _HAND_OVER = 0.001
 
+_T = TypeVar("_T")
 
-class _Preparing:
-    """The destination's prepare, run in a thread of its own from now on: :meth:`uri` gives
-    the URI its QEMU listens on as soon as it does (prepare goes on meanwhile: the
-    pseudo-terminals, the watcher), :meth:`result` what prepare returned once it did."""
 
-    def __init__(self, prepare: Callable[..., Incoming]) -> None:
-        self._value: list[Incoming] = []
+class _Ahead(Generic[_T]):
+    """A step of one host run in a thread of its own that tells, before it ends, when the
+    other host may go on (through the hook it is given, a keyword argument): the other's
+    step runs meanwhile."""
+
+    def __init__(self, step: Callable[..., _T], hook: str, name: str) -> None:
+        self._value: list[_T] = []
         self._error: BaseException | None = None
-        self._uri: list[str] = []
+        #: what the hook was called with
+        self._said: list[tuple[object, ...]] = []
         self._news = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(prepare,), daemon=True,
-                                        name="migration-prepare")  # fmt: skip
+        self._thread = threading.Thread(target=self._run, args=(step, hook), daemon=True,
+                                        name=name)  # fmt: skip
         self._thread.start()
 
-    def _run(self, prepare: Callable[..., Incoming]) -> None:
+    def _run(self, step: Callable[..., _T], hook: str) -> None:
         try:
-            self._value.append(prepare(on_listening=self._listening))
-        except BaseException as err:  # handed to the caller by uri() or result()
+            self._value.append(step(**{hook: self._reached}))
+        except BaseException as err:  # handed to the caller by _wait() or result()
             self._error = err
         finally:
             self._news.set()
 
-    def _listening(self, uri: str) -> None:
-        self._uri.append(uri)
+    def _reached(self, *said: object) -> None:
+        self._said.append(said)
         self._news.set()
-        # the waiting source takes the interpreter's lock now, while this thread sleeps: else
-        # it waits for the rest of prepare's Python, up to the 5 ms switch interval
+        # the waiting caller takes the interpreter's lock now, while this thread sleeps:
+        # else it waits for the rest of the step's Python, up to the 5 ms switch interval
         time.sleep(_HAND_OVER)
 
-    def uri(self) -> str:
-        """The URI once the QEMU listens; what prepare raised before that is raised here."""
+    def _wait(self) -> tuple[object, ...] | None:
+        """What the hook said once it did (None: the step ended without it); what the step
+        raised before is raised here."""
         self._news.wait()
-        if self._uri:
-            return self._uri[0]
+        if self._said:
+            return self._said[0]
         if self._error is not None:
             raise self._error
-        return self._value[0].uri
+        return None
 
-    def result(self) -> Incoming:
-        """What prepare returned (once it did); what it raised is raised here."""
+    def result(self) -> _T:
+        """What the step returned (once it did); what it raised is raised here."""
         self._thread.join()
         if self._error is not None:
             raise self._error
         return self._value[0]
 
+    def said(self) -> bool:
+        """Whether the hook was called (once the step ended)."""
+        self._thread.join()
+        return bool(self._said)
+
+    def failure(self) -> BaseException | None:
+        """What the step raised (once it ended), if it did."""
+        self._thread.join()
+        return self._error
+
+
+class _Preparing(_Ahead["Incoming"]):
+    """The destination's prepare: :meth:`uri` gives the URI its QEMU listens on as soon as it
+    does (prepare goes on meanwhile: the pseudo-terminals, the watcher)."""
+
+    def __init__(self, prepare: Callable[..., Incoming]) -> None:
+        super().__init__(prepare, "on_listening", "migration-prepare")
+
+    def uri(self) -> str:
+        """The URI once the QEMU listens; what prepare raised before that is raised here."""
+        said = self._wait()
+        return str(said[0]) if said is not None else self.result().uri
+
     def listened(self) -> bool:
         """Whether prepare got as far as a listening QEMU (once it ended): then there is an
         incoming QEMU to stop, whatever failed after."""
-        self._thread.join()
-        return bool(self._uri) or self._error is None
+        return self.said() or self.failure() is None
+
+
+class _Finishing(_Ahead["Domain"]):
+    """The destination's finish: :meth:`running` returns once the guest runs there (finish
+    writes its records meanwhile)."""
+
+    def __init__(self, finish: Callable[..., Domain]) -> None:
+        super().__init__(finish, "on_running", "migration-finish")
+
+    def running(self) -> None:
+        """Once the guest runs on the destination; what finish raised before is raised here."""
+        self._wait()
 
 
 def _free_there(target: Connection, name: str) -> bool:

@@ -198,14 +198,25 @@ class DomainCollection:
                                on_listening=on_listening)  # fmt: skip
 
     def migration_finish(
-        self, name: str, *, paused: bool = False, persistent_xml: str | None = None
+        self,
+        name: str,
+        *,
+        paused: bool = False,
+        persistent_xml: str | None = None,
+        on_running: Callable[[], None] | None = None,
     ) -> Domain:
         """Run the migrated domain *name* once its whole state is here (``running
-        (migrated)``); *persistent_xml* defines it here too."""
+        (migrated)``); *persistent_xml* defines it here too.
+
+        :param on_running: called once the guest runs here for good, before the records are
+            written (the source may stop its QEMU meanwhile); a failure after it still
+            raises here
+        """
         from pyvirt.api.domain import Domain  # lazy
         from pyvirt.service.domain import migrate  # lazy
 
-        migrate.finish(self._service.domains, name, paused=paused, persistent_xml=persistent_xml)
+        migrate.finish(self._service.domains, name, paused=paused,
+                       persistent_xml=persistent_xml, on_running=on_running)  # fmt: skip
         return Domain(self._service, name)
 
     def migration_postcopy_run(self, name: str) -> None:

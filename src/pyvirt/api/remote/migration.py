@@ -120,8 +120,13 @@ class RemoteMigrationVerbs:
         doc = self._client.json("POST", self._murl("disks"), body)
         return [DiskCopy(**d) for d in doc["disks"]]
 
-    def migration_confirm(self, *, undefine: bool = False) -> None:
-        """Stop the source QEMU after the destination took the guest over."""
+    def migration_confirm(
+        self, *, undefine: bool = False, when: Callable[[], None] | None = None
+    ) -> None:
+        """Stop the source QEMU after the destination took the guest over (*when* is
+        called first, here)."""
+        if when is not None:
+            when()
         self._client.request("POST", self._murl("confirm"), body=_json({"undefine": undefine}),
                              content_type="application/json")  # fmt: skip
 
@@ -240,12 +245,20 @@ class RemoteMigrationHost:
         return incoming
 
     def migration_finish(
-        self, name: str, *, paused: bool = False, persistent_xml: str | None = None
+        self,
+        name: str,
+        *,
+        paused: bool = False,
+        persistent_xml: str | None = None,
+        on_running: Callable[[], None] | None = None,
     ) -> Domain:
-        """Run the migrated domain on the daemon's host."""
+        """Run the migrated domain on the daemon's host; *on_running* is called once the
+        daemon answered."""
         url = f"{API}/migrations/incoming/{quote(name, safe='')}/finish"
         body = {"paused": paused, "persistent_xml": persistent_xml}
         self._client.request("POST", url, body=_json(body), content_type="application/json")
+        if on_running is not None:
+            on_running()
         return self._handle(name)
 
     def migration_postcopy_run(self, name: str) -> None:

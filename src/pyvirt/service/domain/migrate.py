@@ -398,11 +398,16 @@ def finish(
     paused: bool = False,
     persistent_xml: str | None = None,
     timeout: float = 30.0,
+    on_running: Callable[[], None] | None = None,
 ) -> DomainStatus:
     """Run the migrated domain once QEMU has its whole state.
 
     :param paused: leave its vCPUs stopped (``--suspend``)
     :param persistent_xml: define it here with this XML (``--persistent``)
+    :param on_running: called once the guest runs here for good, before the records are
+        written (prepare's ``run_on_arrival``: the moment finish knows the watcher ran it;
+        else as finish returns): the caller's source may stop its QEMU meanwhile; a failure
+        after it still raises here
     :raises OperationFailedError: the incoming migration failed (the caller aborts)
     """
     from dataclasses import replace  # lazy
@@ -424,6 +429,8 @@ def finish(
         if persistent_xml is None and not paused and _ran_on_arrival(run_dir):
             # the watcher ran it (so the state is in) and nothing needs QEMU: no session
             # beside a guest that just resumed
+            if on_running is not None:
+                on_running()
             status = _settle(mgr, name, rec, None, paused=False, resumed=True)
             return replace(status, state=State.RUNNING, reason=Reason.MIGRATED)
         with SyncMonitor(rec.qmp_socket, name=name, purpose=_PURPOSE) as mon:
@@ -442,6 +449,8 @@ def finish(
             rec = _incoming_record(mgr, name)
             with SyncMonitor(rec.qmp_socket, name=name) as mon:
                 status = _settle(mgr, name, rec, mon, paused=paused, resumed=False)
+    if on_running is not None:
+        on_running()
     if not paused:
         return replace(status, state=State.RUNNING, reason=Reason.MIGRATED)
     return status
@@ -1514,10 +1523,19 @@ def _no_running(name: str) -> InvalidStateError:
     )
 
 
-def confirm(mgr: DomainManager, name: str, *, undefine: bool = False) -> None:
+def confirm(
+    mgr: DomainManager,
+    name: str,
+    *,
+    undefine: bool = False,
+    when: Callable[[], None] | None = None,
+) -> None:
     """Stop the source QEMU after a completed migration (``shut off (migrated)``); with
     *undefine* remove the definition here too (``--undefinesource``).
 
+    :param when: waits until the destination runs the guest (its finish runs meanwhile):
+        called once the checks here are done, before anything changes; what it raises is
+        raised here, the source left as it was (paused, ``postmigrate``)
     :raises InvalidStateError: no completed outgoing migration of *name* waits here
     """
     from pyvirt.drivers.qemu import process  # lazy
@@ -1534,6 +1552,8 @@ def confirm(mgr: DomainManager, name: str, *, undefine: bool = False) -> None:
             done = mon.query_migrate()
             if done.status != "completed":
                 raise _no_migration(name)
+            if when is not None:
+                when()
             # the destination's QEMU runs on the images it did not copy (shared storage):
             # this stop must not give them back to their owner, out of that QEMU's reach
             dac.hand_over(mgr, name, keep=_copied(mgr, name))
