@@ -95,3 +95,16 @@ def test_a_downtime_limit_someone_set_stays() -> None:
     """One given to the migration wins; one set before it (migrate-setmaxdowntime) stays."""
     assert starting_parameters(Policy(downtime_ms=700), _before(300)) == {"downtime_limit_ms": 700}
     assert starting_parameters(Policy(bandwidth=1 << 20), _before(40)) == {"max_bandwidth": 1 << 20}
+
+
+def test_the_loop_keeps_the_monitor_while_the_migration_may_end() -> None:
+    """No gap between two monitor sessions while the end may come within the next hold."""
+    f = follow()  # downtime limit 300 ms; a hold is 250 ms
+    mib = 1 << 20
+    rate = 128 * mib * 8 / 1e6  # QEMU's default bandwidth, in its mbps
+    assert f.may_end_soon(MigrationStatus("device", remaining=0))
+    assert f.may_end_soon(MigrationStatus("pre-switchover", remaining=500 * mib))
+    assert f.may_end_soon(MigrationStatus("active", remaining=60 * mib, mbps=rate))
+    assert not f.may_end_soon(MigrationStatus("active", remaining=80 * mib, mbps=rate))
+    assert not f.may_end_soon(MigrationStatus("active", remaining=mib))  # no rate yet
+    assert not f.may_end_soon(MigrationStatus("postcopy-active", remaining=0, mbps=rate))

@@ -659,6 +659,12 @@ def starting_parameters(policy: Policy, before: MigrationParameters) -> dict[str
 #: (verbs, the statistics sampler, the tuning verbs below) in for :data:`_GAP` seconds
 _HOLD = 0.25
 _GAP = 0.015
+#: holds the loop may add without a gap while the migration may complete within the next
+#: (:meth:`_Follow.may_end_soon`): its end is seen at once, not after a gap and a new
+#: session (a 128 MiB guest at QEMU's default 128 MiB/s ends ~2 holds in, in step with
+#: the gaps: 2 of 8 moves saw their end 15-20 ms late); bounded, so that a migration that
+#: hovers near its end still lets the others in every ~0.75 s
+_HOLD_MORE = 2
 #: QEMU's events that move a migration on (the loop wakes on them rather than sleeping)
 #: how long a resumed post-copy migration may take to connect to the destination again
 #: before a ``postcopy-paused`` it still reports means it paused again
@@ -1003,16 +1009,31 @@ class _Follow:
         while True:  # a plain-socket session: no event loop to set up every _HOLD
             with SyncMonitor(self.sock, name=self.name, purpose=_PURPOSE) as mon:
                 until = time.monotonic() + _HOLD
+                more = _HOLD_MORE
                 while True:
                     st = mon.query_migrate()
                     if st.finished:
                         return self._result(mon, st)
                     self._step(mon, st)
                     left = until - time.monotonic()
+                    if left <= 0 and more and self.may_end_soon(st):
+                        more -= 1
+                        until, left = until + _HOLD, _HOLD
                     if left <= 0:
                         break
                     mon.wait_event(_EVENTS, min(left, 0.1))
             time.sleep(_GAP)
+
+    def may_end_soon(self, st: MigrationStatus) -> bool:
+        """Whether the migration may complete within the next hold: QEMU sends the devices'
+        state (or waits for the disks' switch-over), or the RAM left goes within a hold
+        plus the downtime limit at the throughput QEMU measured (the last part goes while
+        the guest is paused)."""
+        if st.status in ("device", "pre-switchover"):
+            return True
+        if st.status != "active" or st.mbps <= 0:
+            return False
+        return st.remaining * 8 / (st.mbps * 1e6) <= _HOLD + self.downtime / 1000
 
     def _step(self, mon: Monitor, st: MigrationStatus) -> None:
         from pyvirt.service.domain import migrate_storage as disks  # lazy
