@@ -10,6 +10,12 @@ same messages.
 
 Events that arrive while a reply is awaited are kept (for :meth:`SyncMonitor._call_until`);
 passing file descriptors (``_send_fd``) works as with :class:`Monitor`.
+
+Round trips: ``qmp_capabilities`` goes out with the connection, before the greeting is read
+(QEMU reads it once it sent the greeting), and :meth:`SyncMonitor.pipelined` sends a block
+of commands at once (with the connection, if it is not open yet): each reply of QEMU's
+comes back through its monitor thread and its main loop, ~0.3-1.3 ms per command on a
+loaded host, where a block pays that once.
 """
 
 from __future__ import annotations
@@ -17,7 +23,8 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +57,8 @@ class SyncMonitor(Monitor):
         self._buf = b""
         self._events: list[dict[str, Any]] = []
         self._ids = 0
+        #: the commands of a :meth:`pipelined` block, sent when it ends
+        self._queue: list[dict[str, Any]] | None = None
 
     # connection ----------------------------------------------------------------------------
     def connect(self) -> None:
@@ -57,6 +66,11 @@ class SyncMonitor(Monitor):
 
         :raises MonitorError: the socket is missing, refuses, or QEMU does not answer in time
         """
+        self._connect([])
+
+    def _connect(self, then: list[dict[str, Any]]) -> None:
+        """Connect, sending ``qmp_capabilities`` and the messages *then* at once (their
+        replies are left to read)."""
         if self._sock is not None:
             return
         deadline = time.monotonic() + self.timeout
@@ -66,12 +80,14 @@ class SyncMonitor(Monitor):
         try:
             sock.settimeout(self.timeout)
             sock.connect(str(self.socket_path))
+            hello = self._message("qmp_capabilities", None)
+            sock.sendall(b"".join(_line(m) for m in (hello, *then)))
             greeting = self._read(deadline, "connect")
             while "event" in greeting:  # an event of the previous session may come first
                 greeting = self._read(deadline, "connect")
             if "QMP" not in greeting:
                 raise MonitorError(f"QMP 'connect' on '{self.socket_path}' failed: no greeting")
-            self._command("qmp_capabilities", None)
+            self._reply(hello)
         except OSError as err:
             self.close()
             detail = str(err) or type(err).__name__
@@ -127,22 +143,38 @@ class SyncMonitor(Monitor):
             raise MonitorError(f"QMP '{what}' on '{self.socket_path}': bad message") from err
         return msg
 
-    def _command(self, cmd: str, arguments: Mapping[str, Any] | None) -> Any:
-        """Send *cmd*, keep the events that come before its reply, return the reply.
-
-        :raises QmpCommandError: QEMU answered with an error
-        """
-        sock = self._sock
-        assert sock is not None, "SyncMonitor is not connected"
+    def _message(self, cmd: str, arguments: Mapping[str, Any] | None) -> dict[str, Any]:
         self._ids += 1
         msg: dict[str, Any] = {"execute": cmd, "id": f"pyvirt-{self._ids}"}
         if arguments:
             msg["arguments"] = dict(arguments)
+        return msg
+
+    def _command(self, cmd: str, arguments: Mapping[str, Any] | None) -> Any:
+        """Send *cmd*, keep the events that come before its reply, return the reply (in a
+        :meth:`pipelined` block: queue it, None).
+
+        :raises QmpCommandError: QEMU answered with an error
+        """
+        msg = self._message(cmd, arguments)
+        if self._queue is not None:
+            self._queue.append(msg)
+            return None
+        sock = self._sock
+        assert sock is not None, "SyncMonitor is not connected"
         try:
-            sock.sendall(json.dumps(msg).encode() + b"\n")
+            sock.sendall(_line(msg))
         except OSError as err:
             detail = str(err) or type(err).__name__
             raise MonitorError(f"QMP '{cmd}' on '{self.socket_path}' failed: {detail}") from err
+        return self._reply(msg)
+
+    def _reply(self, msg: dict[str, Any]) -> Any:
+        """The reply to *msg* (sent), keeping the events that come before it.
+
+        :raises QmpCommandError: QEMU answered with an error
+        """
+        cmd = str(msg["execute"])
         deadline = time.monotonic() + self.timeout
         while True:
             reply = self._read(deadline, cmd)
@@ -163,6 +195,45 @@ class SyncMonitor(Monitor):
             )
         return reply.get("return")
 
+    @contextmanager
+    def pipelined(self) -> Iterator[None]:
+        """Queue the commands run in this block and send them at once when it ends (with the
+        connection if it is not open yet), then read their replies: one round trip for
+        all; QEMU runs them in order. For commands whose result is not needed: they return
+        None here. If one fails, those after it ran too, and its error is raised once
+        every reply is in.
+
+        :raises QmpCommandError: the first command QEMU refused
+        :raises MonitorError: the connection failed or timed out
+        """
+        if self._queue is not None:  # nested: part of the outer block
+            yield
+            return
+        self._queue = []
+        try:
+            yield
+            queue = self._queue
+        finally:
+            self._queue = None
+        if not queue:
+            return
+        if self._sock is None:
+            self._connect(queue)
+        else:
+            try:
+                self._sock.sendall(b"".join(_line(m) for m in queue))
+            except OSError as err:
+                detail = str(err) or type(err).__name__
+                raise MonitorError(f"QMP on '{self.socket_path}' failed: {detail}") from err
+        failed: QmpCommandError | None = None
+        for msg in queue:
+            try:
+                self._reply(msg)
+            except QmpCommandError as err:
+                failed = failed or err
+        if failed is not None:
+            raise failed
+
     # commands ------------------------------------------------------------------------------
     def execute(self, cmd: str, args: Mapping[str, Any] | None = None, /, **kwargs: Any) -> Any:
         """Run QMP command ``cmd`` and return its ``return`` value (raw passthrough).
@@ -170,7 +241,7 @@ class SyncMonitor(Monitor):
         :raises QmpCommandError: QEMU answered with an error
         :raises MonitorError: the connection failed or timed out
         """
-        if self._sock is None:
+        if self._sock is None and self._queue is None:
             self.connect()
         arguments = {**(args or {}), **kwargs}
         return self._command(cmd, arguments or None)
@@ -243,3 +314,7 @@ class SyncMonitor(Monitor):
                 raise
             if msg.get("event") in names:
                 return msg
+
+
+def _line(msg: dict[str, Any]) -> bytes:
+    return json.dumps(msg).encode() + b"\n"

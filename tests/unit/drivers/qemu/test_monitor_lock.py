@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from pyvirt.drivers.qemu.monitor.migration import MigrationStatus
-from pyvirt.drivers.qemu.qmp import Monitor, MonitorBusyError
+from pyvirt.drivers.qemu.qmp import Monitor, MonitorBusyError, QmpCommandError
 from pyvirt.drivers.qemu.qmp_sync import SyncMonitor
 from tests.fakeqmp import FakeQmp
 
@@ -117,3 +117,28 @@ def test_wait_event_returns_the_named_event(fake_qmp: FakeQmp, cls: type[Monitor
         ev = mon.wait_event(("MIGRATION",), 2.0)
         assert ev is not None and ev["data"] == {"status": "completed"}
         assert mon.wait_event(("MIGRATION",), 0.05) is None
+
+
+def test_a_pipelined_block_goes_out_with_the_connection(fake_qmp: FakeQmp) -> None:
+    """The block's commands are queued until it ends (the connection too), then sent with
+    ``qmp_capabilities`` and run in order; a refused one raises once every reply is in (the
+    ones after it ran)."""
+    fake_qmp.on("migrate-set-capabilities", {})
+    fake_qmp.on("migrate-incoming", {})
+    fake_qmp.on("query-status", {"status": "inmigrate", "running": False})
+    mon = SyncMonitor(fake_qmp.path, name="d1")
+    try:
+        with mon.pipelined():
+            assert mon.execute("migrate-set-capabilities", capabilities=[]) is None
+            mon.migrate_incoming("unix:/x.sock")
+            assert fake_qmp.names() == []  # nothing sent yet, not even the connection
+        assert fake_qmp.names() == ["migrate-set-capabilities", "migrate-incoming"]
+        assert mon.query_status() == ("inmigrate", False)  # the session goes on as usual
+        fake_qmp.on("migrate-set-parameters", error=("GenericError", "no such parameter"))
+        with pytest.raises(QmpCommandError, match="no such parameter") as err, mon.pipelined():
+            mon.set_migration_parameters(downtime_limit_ms=10)
+            mon.migrate_incoming("unix:/y.sock")
+        assert err.value.command == "migrate-set-parameters"
+        assert fake_qmp.calls("migrate-incoming")[-1] == {"uri": "unix:/y.sock"}
+    finally:
+        mon.close()
