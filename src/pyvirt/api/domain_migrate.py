@@ -444,6 +444,11 @@ def migrate(
         background = _Preparing(prepare)
         uri = background.uri
     try:
+        if background is not None:
+            # the source's set-up (Python and QMP) after prepare's Python before the
+            # destination QEMU's start, not beside it: both would share the interpreter's
+            # lock, and that start is what the migration waits for
+            background.spawning(_SPAWN_WAIT)
         if tunnelled:
             from pyvirt.api.migrate_tunnel import open_tunnel  # lazy
 
@@ -519,6 +524,11 @@ def migrate(
     return result
 
 
+#: seconds at most the source's set-up waits for the destination's prepare to spawn its QEMU
+#: (:meth:`_Preparing.spawning`): prepare's checks, argv and records come first (~10 ms of
+#: Python here), then the source's set-up runs while that QEMU starts
+_SPAWN_WAIT = 0.05
+
 #: seconds a half run ahead in its thread sleeps once it said the other may go on (see
 #: :meth:`_Ahead._reached`)
 _HAND_OVER = 0.001
@@ -585,11 +595,24 @@ class _Ahead(Generic[_T]):
 
 
 class _Preparing(_Ahead["Incoming"]):
-    """The destination's prepare: :meth:`uri` gives the URI its QEMU listens on as soon as it
-    does (prepare goes on meanwhile: the pseudo-terminals, the watcher)."""
+    """The destination's prepare: :meth:`spawning` returns once its Python before its QEMU's
+    start is done, :meth:`uri` gives the URI that QEMU listens on as soon as it does
+    (prepare goes on meanwhile: the pseudo-terminals, the watcher)."""
 
     def __init__(self, prepare: Callable[..., Incoming]) -> None:
-        super().__init__(prepare, "on_listening", "migration-prepare")
+        self._spawning = threading.Event()
+
+        def step(**hooks: Callable[..., None]) -> Incoming:
+            try:
+                return prepare(on_spawning=self._spawning.set, **hooks)
+            finally:
+                self._spawning.set()
+
+        super().__init__(step, "on_listening", "migration-prepare")
+
+    def spawning(self, timeout: float) -> None:
+        """Wait, *timeout* seconds at most, until prepare spawns its QEMU (or ended)."""
+        self._spawning.wait(timeout)
 
     def uri(self) -> str:
         """The URI once the QEMU listens; what prepare raised before that is raised here."""

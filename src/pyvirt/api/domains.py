@@ -168,6 +168,7 @@ class DomainCollection:
         tls_files: tuple[str, str, str | None] | None = None,
         run_on_arrival: bool = False,
         on_listening: Callable[[str], None] | None = None,
+        on_spawning: Callable[[], None] | None = None,
     ) -> Incoming:
         """Start a QEMU here waiting for the state of the domain *xml* describes (its live
         XML on the source), after checking this host can run it (CPU, memory, networks,
@@ -185,6 +186,7 @@ class DomainCollection:
         :param on_listening: called with the URI once the QEMU listens, before the rest of
             the set-up here (without *copy*): the source may start sending then; a failure
             of that rest raises here as any other
+        :param on_spawning: called right before the QEMU is spawned, once the checks passed
         :raises InvalidStateError: a domain of that name runs here already
         :raises UnsupportedError: this host's CPU lacks features of the guest's CPU model
         """
@@ -195,7 +197,8 @@ class DomainCollection:
         return migrate.prepare(self._service.domains, xml, listen=listen, tcp_host=tcp_host,
                                policy=policy, copy=copy, incremental=incremental,
                                tls=server, run_on_arrival=run_on_arrival,
-                               on_listening=on_listening)  # fmt: skip
+                               on_listening=on_listening,
+                               on_spawning=on_spawning)  # fmt: skip
 
     def migration_finish(
         self,

@@ -218,10 +218,14 @@ class RemoteMigrationHost:
         tls_files: tuple[str, str, str | None] | None = None,
         run_on_arrival: bool = False,
         on_listening: Callable[[str], None] | None = None,
+        on_spawning: Callable[[], None] | None = None,
     ) -> Incoming:
         """Start a QEMU on the daemon's host waiting for the state (after its checks); *tls*
         with the daemon's own certificate (*tls_files* are the daemon's business);
-        *on_listening* is called with the URI once the daemon answered."""
+        *on_listening* is called with the URI once the daemon answered, *on_spawning* at
+        once (the daemon's work takes no lock of this process)."""
+        if on_spawning is not None:
+            on_spawning()
         from pyvirt.service.domain.migrate import Incoming  # lazy
         from pyvirt.service.domain.migrate_storage import StorageCopy  # lazy
 

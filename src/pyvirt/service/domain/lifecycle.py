@@ -154,6 +154,7 @@ def _run(
     extra_argv: Sequence[str] = (),
     incoming: str | None = None,
     ready: Callable[[RuntimeRecord], None] | None = None,
+    spawning: Callable[[], None] | None = None,
 ) -> DomainStatus:
     """Launch QEMU from a plan (caller holds the domain lock and checked it is not running).
 
@@ -164,6 +165,7 @@ def _run(
         ran, before the pseudo-terminals are read and the watcher starts (whose start-up
         would compete with it for the CPU): an incoming QEMU listens as early as it can; if
         it raises, it has stopped QEMU itself
+    :param spawning: called right before QEMU is spawned (the Python of this start is done)
     """
     from pyvirt.drivers.qemu import process, runtime  # lazy
     from pyvirt.service.domain import ptys, reaper_spawn, supervise  # lazy
@@ -188,6 +190,8 @@ def _run(
     domain_id = _next_id(mgr)
     active = _before_launch(mgr, p)
     fds = hooks.take_fds(name)
+    if spawning is not None:
+        spawning()
     try:
         launched = process.launch_detailed(
             argv, run_dir=run_dir, log_path=log_dir / "qemu.log", pass_fds=fds, run_as=_run_as(mgr)
@@ -303,6 +307,7 @@ def launch_incoming(
     transient: bool,
     purpose: str = "migration",
     ready: Callable[[RuntimeRecord], None] | None = None,
+    spawning: Callable[[], None] | None = None,
 ) -> DomainStatus:
     """Launch QEMU for ``dom`` paused and waiting for an incoming migration (``-incoming
     defer``: a restore feeds it the saved state). The caller holds the domain lock and
@@ -311,10 +316,12 @@ def launch_incoming(
     :param purpose: ``migration`` or ``restore`` (the runtime record's ``incoming``)
     :param ready: sets the incoming side up before the domain's watcher starts (see
         :func:`_run`); if it raises, it has stopped QEMU itself
+    :param spawning: called right before QEMU is spawned
     """
     compiled, _ = _compile(mgr, dom, key="")
     return _run(mgr, compiled, paused=True, transient=transient,
-                extra_argv=("-incoming", "defer"), incoming=purpose, ready=ready)  # fmt: skip
+                extra_argv=("-incoming", "defer"), incoming=purpose, ready=ready,
+                spawning=spawning)  # fmt: skip
 
 
 def refuse_lost(mgr: DomainManager, name: str, uuid: str) -> None:

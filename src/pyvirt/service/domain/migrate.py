@@ -248,6 +248,7 @@ def prepare(
     tls: TlsServer | bool | None = None,
     run_on_arrival: bool = False,
     on_listening: Callable[[str], None] | None = None,
+    on_spawning: Callable[[], None] | None = None,
 ) -> Incoming:
     """Start a QEMU waiting for the incoming state of the domain *xml* describes, after the
     checks of :mod:`~pyvirt.service.domain.migrate_checks` (nothing has moved yet).
@@ -271,6 +272,9 @@ def prepare(
         prepare goes on (the pseudo-terminals, the watcher): the source may send from then
         on; if prepare fails afterwards, the caller aborts the migration as for any other
         failure after it began
+    :param on_spawning: called once the checks passed and prepare's Python before QEMU's
+        start is done, right before QEMU is spawned (the caller's source may set its QEMU up
+        from then on, without taking the interpreter's lock from prepare)
     :raises InvalidStateError: a domain of that name runs here
     :raises InvalidConfigError: the XML or the listen URI is not acceptable
     """
@@ -356,8 +360,9 @@ def prepare(
 
             try:
                 lifecycle.launch_incoming(
-                    mgr, dom, transient=not mgr.store.exists(dom.name), ready=ready
-                )
+                    mgr, dom, transient=not mgr.store.exists(dom.name), ready=ready,
+                    spawning=on_spawning,
+                )  # fmt: skip
             except BaseException:
                 storage.remove_created(created)
                 raise
