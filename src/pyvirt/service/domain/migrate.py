@@ -33,7 +33,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -327,16 +327,12 @@ def prepare(
                 if policy is not None and (policy.parallel is not None or policy.postcopy):
                     (run_dir / _CAPS_FILE).touch()  # finish turns them off again
                 try:
+                    # one round trip with the connection; not for TLS (its files go once
+                    # QEMU read them) nor post-copy (a refusal is explained)
+                    plain = server is None and not (policy is not None and policy.postcopy)
                     with contextlib.closing(SyncMonitor(rec.qmp_socket, name=dom.name)) as mon:
-                        # one round trip with the connection (not for TLS: its files go
-                        # once QEMU read them)
-                        with (
-                            _incoming_errors(dom.name, policy),
-                            mon.pipelined() if server is None else contextlib.nullcontext(),
-                        ):
-                            mon.set_migration_capabilities(
-                                **(policy or Policy()).incoming_capabilities(), current={}
-                            )  # a QEMU just started: every capability is off
+                        with mon.pipelined() if plain else contextlib.nullcontext():
+                            _incoming_capabilities(mon, dom.name, policy or Policy())
                             if policy is not None and policy.parallel is not None:
                                 mon.set_migration_parameters(multifd_channels=policy.parallel)
                             if server is not None:
@@ -370,19 +366,17 @@ def prepare(
     return Incoming(dom.name, uri, copying, tuple(warnings))
 
 
-@contextlib.contextmanager
-def _incoming_errors(name: str, policy: Policy | None) -> Iterator[None]:
-    """Say why the incoming side's capabilities failed: post-copy needs userfaultfd for
-    QEMU's user.
+def _incoming_capabilities(mon: Monitor, name: str, policy: Policy) -> None:
+    """Set what the incoming side needs; post-copy needs userfaultfd for QEMU's user.
 
     :raises UnsupportedError: this QEMU cannot take a post-copy migration
     """
     from pyvirt.drivers.qemu.qmp import QmpCommandError  # lazy
 
-    try:
-        yield
+    try:  # a QEMU just started: every capability is off
+        mon.set_migration_capabilities(**policy.incoming_capabilities(), current={})
     except QmpCommandError as err:
-        if policy is None or not policy.postcopy or err.command != "migrate-set-capabilities":
+        if not policy.postcopy:
             raise
         raise UnsupportedError(
             f"the destination cannot take domain '{name}' in post-copy: {err.desc}",
