@@ -48,7 +48,11 @@ class Source:
             on_postcopy()
         return _result(policy.postcopy)
 
-    def migration_confirm(self, *, undefine: bool = False) -> None:
+    def migration_confirm(
+        self, *, undefine: bool = False, when: Callable[[], None] | None = None
+    ) -> None:
+        if when is not None:  # beside finish: once the guest runs there
+            when()
         self.log.append("confirm")
 
     def migration_recover(self) -> None:
@@ -73,10 +77,13 @@ class Domains:
         self.log.append("run there")
 
     def migration_finish(self, name: str, *, paused: bool = False,
-                         persistent_xml: str | None = None) -> None:  # fmt: skip
+                         persistent_xml: str | None = None,
+                         on_running: Callable[[], None] | None = None) -> None:  # fmt: skip
         self.log.append("finish paused" if paused else "finish")
         if self.finish_fails:
             raise OperationFailedError("cannot define it", hint="h")
+        if on_running is not None:
+            on_running()
 
     def migration_abort(self, name: str) -> None:
         self.log.append("destination abort")
