@@ -189,9 +189,9 @@ def _run(
     run.write_policy(**{k: v for k, v in p.policy.items() if k.startswith("on_")})
     domain_id = _next_id(mgr)
     active = _before_launch(mgr, p)
-    fds = hooks.take_fds(name)
     if spawning is not None:
         spawning()
+    fds = hooks.take_fds(name)  # closed below whatever happens: nothing may raise between
     try:
         launched = process.launch_detailed(
             argv, run_dir=run_dir, log_path=log_dir / "qemu.log", pass_fds=fds, run_as=_run_as(mgr)

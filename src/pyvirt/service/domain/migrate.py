@@ -674,10 +674,10 @@ _GAP = 0.015
 #: the gaps: 2 of 8 moves saw their end 15-20 ms late); bounded, so that a migration that
 #: hovers near its end still lets the others in every ~0.75 s
 _HOLD_MORE = 2
-#: QEMU's events that move a migration on (the loop wakes on them rather than sleeping)
 #: how long a resumed post-copy migration may take to connect to the destination again
 #: before a ``postcopy-paused`` it still reports means it paused again
 _RESUME_CONNECT = 15.0
+#: QEMU's events that move a migration on (the loop wakes on them rather than sleeping)
 _EVENTS = ("MIGRATION", "MIGRATION_PASS")
 _PURPOSE = "migration"
 #: the name of the socket a tunnelled migration's stream goes into (``getfd``)
