@@ -237,6 +237,7 @@ def test_daemon_runs_block_jobs_as_jobs(pyvirt: Pyvirt, tiny_image: Any) -> None
         assert done["state"] == "cancelled", done
         assert not slow.exists() and d.request("GET", f"{disk}/blockjob").json() == {"job": None}
         r = d.request("POST", f"{disk}/commit", {"active": True, "delete": True})
+        assert r.status == 202, r.body
         done = d.request("GET", f"/api/v1/jobs/{r.json()['job']['id']}?wait=30").json()
         assert done["state"] == "completed", done
         assert done["result"]["outcome"] == "pivoted" and done["result"]["source"] == str(base)

@@ -84,10 +84,10 @@ def _before(downtime_ms: int) -> MigrationParameters:
 
 
 def test_the_policy_starts_from_a_low_downtime_limit() -> None:
-    """QEMU's default limit (300 ms) is replaced by the policy's starting one (100 ms)."""
-    assert starting_parameters(Policy(), _before(300)) == {"downtime_limit_ms": 100}
-    assert starting_parameters(Policy(initial_downtime_ms=50), _before(300)) == {
-        "downtime_limit_ms": 50
+    """QEMU's default limit (300 ms) is replaced by the policy's starting one (50 ms)."""
+    assert starting_parameters(Policy(), _before(300)) == {"downtime_limit_ms": 50}
+    assert starting_parameters(Policy(initial_downtime_ms=100), _before(300)) == {
+        "downtime_limit_ms": 100
     }
 
 

@@ -91,7 +91,7 @@ class PolicyBody(BaseModel):
     bandwidth: int | None = Field(None, ge=1, description="bytes/s")
     downtime_ms: int | None = Field(None, ge=1, le=3_600_000)
     initial_downtime_ms: int = Field(
-        100, ge=1, le=3_600_000, description="the limit to start from when none was set"
+        50, ge=1, le=3_600_000, description="the limit to start from when none was set"
     )
     max_downtime_ms: int = Field(2000, ge=1, le=3_600_000)
     auto_converge: bool = False
