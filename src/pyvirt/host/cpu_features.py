@@ -174,7 +174,8 @@ def cpu_features(
 ) -> frozenset[str]:
     """The features ``cpu`` asks for (``host-passthrough``/``host-model``: ``host``'s).
 
-    :raises InvalidConfigError: a model QEMU does not know, or a host CPU mode without a host
+    :raises InvalidConfigError: a model QEMU does not know (unless the features are listed in
+        full), or a host CPU mode without a host
     """
     if cpu.mode in ("host-passthrough", "host-model", "maximum"):
         if host is None:
@@ -189,11 +190,8 @@ def cpu_features(
                 hint="'pyvirt cpu-models x86_64' lists the models",
             )
         base = known
-    if cpu.model and cpu.model not in catalog.features:
-        raise InvalidConfigError(
-            f"CPU model '{cpu.model}' is not known to QEMU",
-            hint="'pyvirt cpu-models x86_64' lists the models",
-        )
+    # a complete list (a host CPU as pyvirt's capabilities show it) is the whole truth: its
+    # model only names it, and may be one this QEMU predates (SapphireRapids and QEMU 7.2)
     named = {catalog.canonical(f): p for f, p in cpu.policies.items()}
     if catalog.known:  # cpuinfo-only flags (constant_tsc, nopl) are not CPU model features
         named = {f: p for f, p in named.items() if f in catalog.known}

@@ -145,6 +145,23 @@ def test_a_complete_host_list_is_not_added_to_its_guessed_model() -> None:
     assert not extras.complete and cpu_features(extras, CATALOG) == MID | {"avx"}
 
 
+def test_a_complete_host_list_may_name_a_model_qemu_predates() -> None:
+    # pyvirt's capabilities name the host's model from pyvirt's own table: on a Sapphire
+    # Rapids host with QEMU 7.2 that is a model QEMU does not define; the list still counts
+    xml = (
+        "<cpu><model>Newer</model><vendor>Intel</vendor><feature name='fpu'/>"
+        "<feature name='sse2'/><feature name='pni'/><feature name='sse4_1'/>"
+        "<feature name='sse4_2'/><feature name='popcnt'/></cpu>"
+    )
+    (host,) = cpus(xml)
+    assert cpu_features(host, CATALOG) == MID
+    assert baseline(cpus(xml), CATALOG).model == "Mid"
+    # a model named for its features is still checked
+    (named,) = cpus("<cpu><model>Newer</model><feature policy='require' name='avx'/></cpu>")
+    with pytest.raises(InvalidConfigError, match="CPU model 'Newer' is not known to QEMU"):
+        cpu_features(named, CATALOG)
+
+
 def test_catalog_spells_features_as_qemu_knows_them() -> None:
     cat = Catalog(features={}, known=frozenset({"avx512vnni", "cr8legacy", "lahf-lm"}))
     assert [cat.canonical(n) for n in ("avx512_vnni", "cr8_legacy", "lahf_lm", "nopl")] == [
