@@ -17,6 +17,7 @@ from pyvirt.service.cluster.config import ClusterConfig
 from pyvirt.service.cluster.domains import ClusterDomain
 from pyvirt.service.cluster.recovery import RecoveryManager
 from pyvirt.state.paths import StatePaths
+from tests.fakeqmp import FakeQmp
 
 LEASE = 0x51
 
@@ -143,6 +144,26 @@ def test_an_ha_guest_running_here_that_another_host_owns_is_killed(
     assert killed == [["g5"]]
 
 
+def test_a_migrations_source_another_host_owns_now_is_left_to_the_migration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``cluster evacuate`` moved the ownership at the switch-over: the paused source is the
+    migration's to stop (or to run again if the destination fails), not the round's."""
+    etcd = FakeEtcd()
+    _cluster_with(etcd, "g5")
+    etcd.kv[keys.owner("g5")] = (json.dumps({"host": "hb"}), 0x77)
+    killed: list[list[str]] = []
+
+    def kill_now(paths: StatePaths, names: list[str]) -> list[str]:
+        killed.append(list(names))
+        return []
+
+    monkeypatch.setattr(fence, "kill_now", kill_now)
+    monkeypatch.setattr(fence, "outgoing", lambda paths, name: name == "g5")
+    _manager(tmp_path, etcd, {"g5"}).round()
+    assert killed == [[]]
+
+
 def test_a_guest_claimed_here_and_still_starting_stays_published_running(
     tmp_path: Path,
 ) -> None:
@@ -183,3 +204,40 @@ def test_a_migrations_destination_is_incoming(tmp_path: Path) -> None:
         finally:
             proc.kill()
             proc.wait()
+
+
+def test_a_migrations_source_that_sent_its_state_is_outgoing(
+    tmp_path: Path, fake_qmp: FakeQmp
+) -> None:
+    """The same round leaves a migration's source alone once its state went out (QEMU
+    ``postmigrate``), while the migration is recent: ``cluster evacuate`` moves the
+    ownership before the destination resumes, and the confirm stops the source after
+    handing its shared images over; killed first, their owner came back under the
+    destination's QEMU (its ``cont``: "Permission denied")."""
+    import os
+
+    from pyvirt.drivers.qemu import runtime
+    from pyvirt.drivers.qemu.qmp_sync import SyncMonitor
+
+    paths = StatePaths.from_root(tmp_path)
+    run_dir = paths.domain_run_dir("g1")
+    run_dir.mkdir(parents=True)
+    assert not fence.outgoing(paths, "g1")  # nothing runs
+    rec = runtime.RuntimeRecord(name="g1", uuid="u", pid=os.getpid(), starttime=None,
+                                qmp_socket=str(fake_qmp.path), events_socket="",
+                                log_path="", argv=[])  # fmt: skip
+    rec.save(run_dir)
+    state = {"status": "postmigrate", "running": False}
+    fake_qmp.on_call("query-status", lambda _: dict(state))
+    assert not fence.outgoing(paths, "g1")  # no migration began here
+    before = run_dir / runtime.MIGRATE_BEFORE_FILE
+    before.write_text("{}")
+    assert fence.outgoing(paths, "g1")
+    state["status"] = "running"  # a migration that failed: the guest runs here
+    assert not fence.outgoing(paths, "g1")
+    state["status"] = "postmigrate"
+    with SyncMonitor(fake_qmp.path, name="g1"):  # the migration's confirm holds the monitor
+        assert fence.outgoing(paths, "g1")
+    old = time.time() - fence.HANDOVER_GRACE - 1  # a move that never ended: a stray again
+    os.utime(before, (old, old))
+    assert not fence.outgoing(paths, "g1")

@@ -55,6 +55,9 @@ ARRIVED_FILE = "arrived"
 RECOVER_FILE = "postcopy-recover"
 #: the watcher's answer: ``{"ok": true}`` or ``{"error": MESSAGE}``
 RECOVER_DONE_FILE = "postcopy-recover.done"
+#: an outgoing migration's source: its migration parameters before the policy changed them
+#: (written as the migration begins: its time is the migration's start)
+MIGRATE_BEFORE_FILE = "migrate-before.json"
 PID_FILE = "qemu.pid"
 QMP_SOCKET = "qmp.sock"
 EVENTS_SOCKET = "events.sock"

@@ -25,6 +25,9 @@ from pyvirt.drivers.qemu import process, runtime
 from pyvirt.errors import PyvirtError
 from pyvirt.state.paths import StatePaths
 
+# lazy: the monitor's client loads only when a round asks a migration's source (the
+# watchdog process imports this module for kill_now alone)
+
 log = logging.getLogger(__name__)
 
 #: seconds before the lease's expiry at which a host fences its HA guests
@@ -85,6 +88,41 @@ def incoming(paths: StatePaths, name: str) -> bool:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             return b"-incoming" in f.read().split(b"\0")
     except (OSError, ValueError):
+        return False
+
+
+#: seconds the round that kills unowned HA guests leaves a migration's paused source to the
+#: migration (its confirm stops it, its recover runs it again) after the migration began
+HANDOVER_GRACE = 60.0
+#: QEMU's run states of a source whose migration sent the whole state
+_SENT = ("finish-migrate", "postmigrate")
+
+
+def outgoing(paths: StatePaths, name: str) -> bool:
+    """Whether *name*'s QEMU here is the source of a migration that sent the whole state and
+    began less than :data:`HANDOVER_GRACE` seconds ago. ``cluster evacuate`` moves the
+    ownership then, before the destination runs the guest; the migration's confirm stops
+    this QEMU and hands its shared images over to the destination's QEMU first. Killed
+    before, the images would go back to their owner under that QEMU, whose ``cont`` could
+    not reopen them, and a destination that failed would leave no guest to resume here. A
+    monitor another session holds counts as such a source: the next round asks again."""
+    from pyvirt.drivers.qemu.qmp import MonitorBusyError  # lazy
+    from pyvirt.drivers.qemu.qmp_sync import SyncMonitor  # lazy
+
+    run_dir = paths.domain_run_dir(name)
+    try:
+        began = (run_dir / runtime.MIGRATE_BEFORE_FILE).stat().st_mtime
+        rec = runtime.RuntimeRecord.load_or_none(run_dir)
+    except (OSError, PyvirtError):
+        return False
+    if rec is None or time.time() - began > HANDOVER_GRACE:
+        return False
+    try:
+        with SyncMonitor(rec.qmp_socket, 2.0, name=name, purpose="cluster", wait=False) as mon:
+            return mon.query_status()[0] in _SENT
+    except MonitorBusyError:
+        return True
+    except PyvirtError:
         return False
 
 

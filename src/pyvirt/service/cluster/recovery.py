@@ -197,9 +197,9 @@ class RecoveryManager:
                       running: set[str], began: float) -> None:  # fmt: skip
         """Kill the HA guests running here that this host does not own: a start that went on
         after this host's lease ended (a daemon frozen in the middle of it), while another
-        host took the guest over. Not those claimed here since this round began, nor the
-        destination of a migration still going on (``cluster evacuate`` moves the ownership
-        at the hand-over, before this QEMU resumes)."""
+        host took the guest over. Not those claimed here since this round began, nor either
+        end of a migration still going on (``cluster evacuate`` moves the ownership at the
+        hand-over, before the destination's QEMU resumes and the source's is stopped)."""
         if self.paths is None:
             return
         fresh = recent_ha_claims(began)
@@ -208,6 +208,7 @@ class RecoveryManager:
             n for n in sorted(running)
             if n in domains and domains[n].ha and owners.get(n) != self.config.host
             and n not in fresh and not fence.incoming(paths, n)
+            and not fence.outgoing(paths, n)
         ]  # fmt: skip
         for name in fence.kill_now(self.paths, stray):
             log.warning("cluster: killed HA domain %s: it runs here, but %s owns it", name,

@@ -911,21 +911,21 @@ def _restore(mon: Monitor, before: MigrationParameters) -> None:
     mon.set_migration_capabilities()
 
 
-#: the source's migration parameters before the policy changed them (``RUN_DIR``)
-_BEFORE_FILE = "migrate-before.json"
 #: the images an outgoing migration copies (``--copy-storage-*``), for :func:`confirm`
 _COPIED_FILE = "migrate-copied.json"
 
 
 def _save_before(mgr: DomainManager, name: str, before: MigrationParameters) -> None:
     """Keep *before* in the run directory: :func:`recover` puts it back after a migration
-    that completed here but that the destination could not take over."""
+    that completed here but that the destination could not take over (its time is the
+    migration's start: :func:`pyvirt.service.cluster.fence.outgoing` reads it)."""
     import json  # lazy
     from dataclasses import asdict  # lazy
 
+    from pyvirt.drivers.qemu.runtime import MIGRATE_BEFORE_FILE  # lazy
     from pyvirt.state.atomic import atomic_write  # lazy
 
-    path = mgr.rundir(name).path / _BEFORE_FILE
+    path = mgr.rundir(name).path / MIGRATE_BEFORE_FILE
     atomic_write(path, json.dumps(asdict(before)).encode(), sync=False)
 
 
@@ -960,8 +960,9 @@ def _load_before(mgr: DomainManager, name: str) -> MigrationParameters | None:
     import json  # lazy
 
     from pyvirt.drivers.qemu.monitor.migration import MigrationParameters  # lazy
+    from pyvirt.drivers.qemu.runtime import MIGRATE_BEFORE_FILE  # lazy
 
-    path = mgr.rundir(name).path / _BEFORE_FILE
+    path = mgr.rundir(name).path / MIGRATE_BEFORE_FILE
     try:
         before = MigrationParameters(**json.loads(path.read_text()))
     except (OSError, ValueError, TypeError):
