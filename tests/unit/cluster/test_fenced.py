@@ -126,10 +126,8 @@ def test_a_fresh_ha_claim_is_fenced_before_the_next_round(tmp_path: Path) -> Non
         domains._recent_ha.pop("g3", None)
 
 
-def test_an_ha_guest_running_here_that_another_host_owns_is_killed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A start that went on after this host's lease ended while another host took over."""
+def _kills_of_a_round(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """What one round asks ``kill_now`` to kill while HA guest g5 runs here and hb owns it."""
     etcd = FakeEtcd()
     _cluster_with(etcd, "g5")
     etcd.kv[keys.owner("g5")] = (json.dumps({"host": "hb"}), 0x77)
@@ -141,7 +139,14 @@ def test_an_ha_guest_running_here_that_another_host_owns_is_killed(
 
     monkeypatch.setattr(fence, "kill_now", kill_now)
     _manager(tmp_path, etcd, {"g5"}).round()
-    assert killed == [["g5"]]
+    return killed
+
+
+def test_an_ha_guest_running_here_that_another_host_owns_is_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A start that went on after this host's lease ended while another host took over."""
+    assert _kills_of_a_round(tmp_path, monkeypatch) == [["g5"]]
 
 
 def test_a_migrations_source_another_host_owns_now_is_left_to_the_migration(
@@ -149,19 +154,8 @@ def test_a_migrations_source_another_host_owns_now_is_left_to_the_migration(
 ) -> None:
     """``cluster evacuate`` moved the ownership at the switch-over: the paused source is the
     migration's to stop (or to run again if the destination fails), not the round's."""
-    etcd = FakeEtcd()
-    _cluster_with(etcd, "g5")
-    etcd.kv[keys.owner("g5")] = (json.dumps({"host": "hb"}), 0x77)
-    killed: list[list[str]] = []
-
-    def kill_now(paths: StatePaths, names: list[str]) -> list[str]:
-        killed.append(list(names))
-        return []
-
-    monkeypatch.setattr(fence, "kill_now", kill_now)
     monkeypatch.setattr(fence, "outgoing", lambda paths, name: name == "g5")
-    _manager(tmp_path, etcd, {"g5"}).round()
-    assert killed == [[]]
+    assert _kills_of_a_round(tmp_path, monkeypatch) == [[]]
 
 
 def test_a_guest_claimed_here_and_still_starting_stays_published_running(
